@@ -1,0 +1,246 @@
+//! Typed generational arenas.
+//!
+//! Every simulated kernel object (mm, VMA, anon_vma, anon_vma_chain, page) lives in an
+//! [`Arena`] and is named by a small copyable handle: a slot index plus the slot's
+//! generation at allocation time. Freeing an object bumps the slot's generation, so a
+//! handle kept past the free no longer resolves: [`Arena::get`] returns `None` and
+//! [`Arena::freed_by`] tells which simulator operation freed it. That turns what would be
+//! a use-after-free in the kernel into a detected, reportable event here.
+
+use std::fmt;
+use std::marker::PhantomData;
+
+/// A generational handle to an object of type `T` in an [`Arena<T>`].
+pub struct Id<T> {
+    idx: u32,
+    gen: u32,
+    _t: PhantomData<fn() -> T>,
+}
+
+impl<T> Id<T> {
+    pub(crate) const fn new(idx: u32, gen: u32) -> Self {
+        Id {
+            idx,
+            gen,
+            _t: PhantomData,
+        }
+    }
+    /// Slot index (stable while the object lives; reused after free).
+    #[inline]
+    pub fn index(self) -> u32 {
+        self.idx
+    }
+    /// Generation of the slot when this object was allocated.
+    #[inline]
+    pub fn generation(self) -> u32 {
+        self.gen
+    }
+    /// The handle as one integer, `generation << 32 | index`: what Python sees.
+    #[inline]
+    pub fn to_u64(self) -> u64 {
+        ((self.gen as u64) << 32) | self.idx as u64
+    }
+    /// Inverse of [`Id::to_u64`]; the result may be stale or out of range, which
+    /// [`Arena::get`] detects.
+    #[inline]
+    pub fn from_u64(v: u64) -> Self {
+        Id::new(v as u32, (v >> 32) as u32)
+    }
+}
+
+impl<T> Clone for Id<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for Id<T> {}
+impl<T> PartialEq for Id<T> {
+    fn eq(&self, o: &Self) -> bool {
+        self.idx == o.idx && self.gen == o.gen
+    }
+}
+impl<T> Eq for Id<T> {}
+impl<T> std::hash::Hash for Id<T> {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.to_u64().hash(h)
+    }
+}
+impl<T> PartialOrd for Id<T> {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl<T> Ord for Id<T> {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        self.to_u64().cmp(&o.to_u64())
+    }
+}
+impl<T> fmt::Debug for Id<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}g{}", self.idx, self.gen)
+    }
+}
+
+/// Generations are kept below this bound (see [`crate::objects::Pte`]).
+pub const MAX_GENERATION: u32 = 1 << 29;
+
+struct Slot<T> {
+    gen: u32,
+    /// Operation number that freed the previous occupant (valid while `val` is `None`).
+    freed_by: u64,
+    val: Option<T>,
+}
+
+/// A slab of `T` with generational handles and a LIFO free list (like a kernel slab,
+/// the most recently freed slot is reused first).
+pub struct Arena<T> {
+    slots: Vec<Slot<T>>,
+    free: Vec<u32>,
+    live: usize,
+    allocs: u64,
+    frees: u64,
+}
+
+impl<T> Default for Arena<T> {
+    fn default() -> Self {
+        Arena {
+            slots: Vec::new(),
+            free: Vec::new(),
+            live: 0,
+            allocs: 0,
+            frees: 0,
+        }
+    }
+}
+
+impl<T> Arena<T> {
+    /// Place `val` in a slot and return its handle.
+    pub fn insert(&mut self, val: T) -> Id<T> {
+        self.live += 1;
+        self.allocs += 1;
+        if let Some(idx) = self.free.pop() {
+            let s = &mut self.slots[idx as usize];
+            s.val = Some(val);
+            Id::new(idx, s.gen)
+        } else {
+            let idx = self.slots.len() as u32;
+            self.slots.push(Slot {
+                gen: 0,
+                freed_by: 0,
+                val: Some(val),
+            });
+            Id::new(idx, 0)
+        }
+    }
+
+    /// Free the object; `op` is the simulator operation number doing it.
+    pub fn remove(&mut self, id: Id<T>, op: u64) -> Option<T> {
+        let s = self.slots.get_mut(id.idx as usize)?;
+        if s.gen != id.gen || s.val.is_none() {
+            return None;
+        }
+        let v = s.val.take();
+        s.gen = s.gen.wrapping_add(1);
+        s.freed_by = op;
+        // Generations stay below 2^29 so that a page handle packs into a PTE; a slot
+        // that reaches it is retired rather than reused.
+        if s.gen < MAX_GENERATION {
+            self.free.push(id.idx);
+        }
+        self.live -= 1;
+        self.frees += 1;
+        v
+    }
+
+    #[inline]
+    pub fn get(&self, id: Id<T>) -> Option<&T> {
+        match self.slots.get(id.idx as usize) {
+            Some(s) if s.gen == id.gen => s.val.as_ref(),
+            _ => None,
+        }
+    }
+
+    #[inline]
+    pub fn get_mut(&mut self, id: Id<T>) -> Option<&mut T> {
+        match self.slots.get_mut(id.idx as usize) {
+            Some(s) if s.gen == id.gen => s.val.as_mut(),
+            _ => None,
+        }
+    }
+
+    #[inline]
+    pub fn contains(&self, id: Id<T>) -> bool {
+        self.get(id).is_some()
+    }
+
+    /// If `id` names a slot whose object was freed, the operation number of the most
+    /// recent free of that slot (the free that made `id` stale, unless the slot was reused
+    /// and freed again since).
+    pub fn freed_by(&self, id: Id<T>) -> Option<u64> {
+        let s = self.slots.get(id.idx as usize)?;
+        if id.gen < s.gen {
+            Some(s.freed_by)
+        } else {
+            None
+        }
+    }
+
+    /// Live objects.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.live
+    }
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.live == 0
+    }
+    /// Allocations and frees since creation (for the accounting invariant).
+    pub fn alloc_free_counts(&self) -> (u64, u64) {
+        (self.allocs, self.frees)
+    }
+
+    /// Live objects in slot order (deterministic).
+    pub fn iter(&self) -> impl Iterator<Item = (Id<T>, &T)> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.val.as_ref().map(|v| (Id::new(i as u32, s.gen), v)))
+    }
+
+    /// Heap bytes held by the slot vector (not counting what `T` owns).
+    pub fn slot_bytes(&self) -> usize {
+        self.slots.capacity() * std::mem::size_of::<Slot<T>>()
+            + self.free.capacity() * std::mem::size_of::<u32>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stale_handles_are_detected_and_slots_reused() {
+        let mut a: Arena<&str> = Arena::default();
+        let x = a.insert("x");
+        assert_eq!(a.get(x), Some(&"x"));
+        assert_eq!(a.remove(x, 7), Some("x"));
+        assert!(a.get(x).is_none());
+        assert_eq!(a.freed_by(x), Some(7));
+        let y = a.insert("y");
+        assert_eq!(y.index(), x.index(), "LIFO reuse of the freed slot");
+        assert_ne!(y, x);
+        assert!(a.get(x).is_none(), "old handle stays stale after reuse");
+        assert_eq!(a.freed_by(y), None);
+        assert_eq!(a.remove(x, 8), None, "double free is refused");
+        assert_eq!(a.len(), 1);
+        assert_eq!(a.alloc_free_counts(), (2, 1));
+        assert_eq!(Id::<&str>::from_u64(y.to_u64()), y);
+    }
+
+    #[test]
+    fn out_of_range_handle_is_none() {
+        let a: Arena<u8> = Arena::default();
+        assert!(a.get(Id::new(5, 0)).is_none());
+        assert_eq!(a.freed_by(Id::new(5, 0)), None);
+    }
+}

@@ -1,0 +1,474 @@
+//! The invariants of SPEC §5, checked from scratch against a brute-force scan of every
+//! page table. Nothing here trusts the incremental bookkeeping it checks.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use crate::error::{Result, SimError};
+use crate::objects::*;
+use crate::policy::Linking;
+use crate::rmap::WalkMode;
+use crate::sim::Simulator;
+
+impl Simulator {
+    fn violation(&self, inv: u8, name: &str, detail: String) -> SimError {
+        SimError::InvariantViolation(format!(
+            "invariant {inv} ({name}) broken after operation #{} ({}): {detail}",
+            self.op, self.op_name
+        ))
+    }
+
+    /// Run every invariant; the first broken one is returned as `InvariantViolation`.
+    pub fn check(&self) -> Result<()> {
+        let truth = self.check_layout_and_scan()?;
+        self.check_pages(&truth)?;
+        self.check_links()?;
+        self.check_same_anon_vma_same_chain()?;
+        self.check_accounting()?;
+        self.check_merge_site()?;
+        Ok(())
+    }
+
+    /// Would the era's `vma_merge` rules merge these two adjacent VMAs?
+    pub(crate) fn mergeable_pair(&self, a: VmaId, b: VmaId) -> bool {
+        let (pv, v) = (self.vma(a), self.vma(b));
+        pv.end == v.start
+            && pv.prot == v.prot
+            && pv.flags == v.flags
+            && pv.pgoff + pv.pages() == v.pgoff
+            && Self::is_mergeable_anon_vma(pv.anon_vma, v.anon_vma)
+    }
+
+    /// Invariant 7, merge part: after an operation that merges, the VMA it produced is
+    /// not left mergeable with a neighbour. (Adjacent mergeable VMAs can legitimately
+    /// exist elsewhere: a munmap whose second split fails leaves its first split behind,
+    /// exactly as the kernel does.)
+    fn check_merge_site(&self) -> Result<()> {
+        let Some((mm, addr)) = self.merge_site else {
+            return Ok(());
+        };
+        let Some(v) = self.mms.get(mm).and_then(|_| self.find_vma(mm, addr)) else {
+            return Ok(());
+        };
+        for (a, b) in [(self.vma_prev(v), Some(v)), (Some(v), self.vma_next(v))] {
+            if let (Some(a), Some(b)) = (a, b) {
+                if self.mergeable_pair(a, b) {
+                    let (x, y) = (self.vma(a), self.vma(b));
+                    return Err(self.violation(7, "VMA layout", format!(
+                        "pid {}: adjacent VMAs [{:#x}, {:#x}) and [{:#x}, {:#x}) are mergeable but were left unmerged",
+                        self.mm(mm).pid, x.start, x.end, y.start, y.end
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Invariant 7 (VMA layout) and the brute-force oracle: every present entry of every
+    /// page table, grouped by page, as (pid, vma, addr). Also checks the entry maps a live
+    /// page at the right index (invariant 2).
+    fn check_layout_and_scan(&self) -> Result<HashMap<PageId, Vec<(u32, VmaId, u64)>>> {
+        let mut truth: HashMap<PageId, Vec<(u32, VmaId, u64)>> = HashMap::new();
+        for (&pid, proc_) in &self.procs {
+            let Some(mm) = self.mms.get(proc_.mm) else {
+                return Err(self.violation(6, "accounting", format!("pid {pid} has a freed mm")));
+            };
+            let mut prev: Option<VmaId> = None;
+            for (&key, &v) in &mm.vmas {
+                let Some(vma) = self.vmas.get(v) else {
+                    return Err(self.violation(
+                        6,
+                        "accounting",
+                        format!("pid {pid} lists freed VMA {v:?}"),
+                    ));
+                };
+                if vma.mm != proc_.mm || key != vma.start {
+                    return Err(self.violation(7, "VMA layout", format!("pid {pid}: VMA {v:?} filed under {key:#x} but starts at {:#x} or belongs to another mm", vma.start)));
+                }
+                if vma.start % PAGE_SIZE != 0 || vma.end % PAGE_SIZE != 0 || vma.start >= vma.end {
+                    return Err(self.violation(
+                        7,
+                        "VMA layout",
+                        format!(
+                            "pid {pid}: VMA [{:#x}, {:#x}) is empty or unaligned",
+                            vma.start, vma.end
+                        ),
+                    ));
+                }
+                if !vma.ptes.is_empty() && vma.ptes.len() as u64 != vma.pages() {
+                    return Err(self.violation(
+                        7,
+                        "VMA layout",
+                        format!(
+                            "pid {pid}: VMA [{:#x}, {:#x}) has {} page-table entries for {} pages",
+                            vma.start,
+                            vma.end,
+                            vma.ptes.len(),
+                            vma.pages()
+                        ),
+                    ));
+                }
+                if let Some(p) = prev {
+                    let pv = self.vma(p);
+                    if pv.end > vma.start {
+                        return Err(self.violation(
+                            7,
+                            "VMA layout",
+                            format!(
+                                "pid {pid}: VMAs [{:#x}, {:#x}) and [{:#x}, {:#x}) overlap",
+                                pv.start, pv.end, vma.start, vma.end
+                            ),
+                        ));
+                    }
+                }
+                prev = Some(v);
+                for (i, pte) in vma.ptes.iter().enumerate() {
+                    let Some(page) = pte.page() else { continue };
+                    let addr = vma.start + ((i as u64) << PAGE_SHIFT);
+                    let Some(pg) = self.pages.get(page) else {
+                        return Err(self.violation(
+                            2,
+                            "page state",
+                            format!(
+                                "pid {pid} addr {addr:#x} maps freed page {:#x}",
+                                page.to_u64()
+                            ),
+                        ));
+                    };
+                    if pg.index != vma.linear_page_index(addr) {
+                        return Err(self.violation(2, "page state", format!("page {:#x} has index {:#x} but is mapped at pid {pid} addr {addr:#x} (linear index {:#x})", page.to_u64(), pg.index, vma.linear_page_index(addr))));
+                    }
+                    truth.entry(page).or_default().push((pid, v, addr));
+                }
+            }
+        }
+        Ok(truth)
+    }
+
+    /// Invariants 1 and 2: mapcount equals the number of entries; `page->mapping` is live;
+    /// a full walk of each page finds exactly its true mappings.
+    fn check_pages(&self, truth: &HashMap<PageId, Vec<(u32, VmaId, u64)>>) -> Result<()> {
+        for (page, pg) in self.pages.iter() {
+            let mappers = truth.get(&page).map_or(&[][..], |v| &v[..]);
+            if pg.mapcount as usize != mappers.len() {
+                return Err(self.violation(
+                    2,
+                    "page state",
+                    format!(
+                        "page {:#x} has mapcount {} but {} page-table entries map it",
+                        page.to_u64(),
+                        pg.mapcount,
+                        mappers.len()
+                    ),
+                ));
+            }
+            if mappers.is_empty() {
+                return Err(self.violation(
+                    6,
+                    "accounting",
+                    format!(
+                        "page {:#x} is allocated but nothing maps it (leak)",
+                        page.to_u64()
+                    ),
+                ));
+            }
+            if !self.avs.contains(pg.mapping) {
+                return Err(self.violation(2, "page state", format!("page {:#x} points to anon_vma {:#x}, freed by operation #{} (dangling page->mapping)", page.to_u64(), pg.mapping.to_u64(), self.avs.freed_by(pg.mapping).unwrap_or(0))));
+            }
+            let mut hits: Vec<(VmaId, u64)> = Vec::with_capacity(mappers.len());
+            self.rmap_walk_one(page, WalkMode::Full, |v, a| hits.push((v, a)))?;
+            let found: HashSet<(VmaId, u64)> = hits.iter().copied().collect();
+            if found.len() != hits.len() {
+                return Err(self.violation(
+                    1,
+                    "rmap completeness",
+                    format!(
+                        "the walk of page {:#x} found the same mapping twice",
+                        page.to_u64()
+                    ),
+                ));
+            }
+            for &(pid, v, addr) in mappers {
+                if !found.contains(&(v, addr)) {
+                    return Err(self.violation(1, "rmap completeness", format!(
+                        "page {:#x} is mapped at pid {pid} addr {addr:#x}, but the rmap walk from its anon_vma {:#x} does not find that mapping",
+                        page.to_u64(), pg.mapping.to_u64()
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Invariant 3: each chain entry is in its VMA's chain and on its anon_vma's list
+    /// exactly once; `vma->anon_vma` is on the VMA's chain (legacy: the VMA is on its
+    /// anon_vma's list); no anon_vma has an empty list (it should have been freed).
+    fn check_links(&self) -> Result<()> {
+        for (c, avc) in self.avcs.iter() {
+            let Some(vma) = self.vmas.get(avc.vma) else {
+                return Err(self.violation(
+                    3,
+                    "chain/list symmetry",
+                    format!("anon_vma_chain {c:?} points to freed VMA {:?}", avc.vma),
+                ));
+            };
+            if vma.chain.iter().filter(|&&x| x == c).count() != 1 {
+                return Err(self.violation(
+                    3,
+                    "chain/list symmetry",
+                    format!("anon_vma_chain {c:?} is not exactly once on its VMA's chain"),
+                ));
+            }
+            let Some(av) = self.avs.get(avc.anon_vma) else {
+                return Err(self.violation(
+                    3,
+                    "chain/list symmetry",
+                    format!(
+                        "anon_vma_chain {c:?} points to freed anon_vma {:?}",
+                        avc.anon_vma
+                    ),
+                ));
+            };
+            if av.list.get(avc.pos)
+                != Some(ListEntry {
+                    avc: Some(c),
+                    vma: avc.vma,
+                })
+            {
+                return Err(self.violation(
+                    3,
+                    "chain/list symmetry",
+                    format!(
+                        "anon_vma_chain {c:?} is not at its recorded place on anon_vma {:?}'s list",
+                        avc.anon_vma
+                    ),
+                ));
+            }
+        }
+        let mut on_lists = 0usize;
+        for (a, av) in self.avs.iter() {
+            if av.list.is_empty() {
+                return Err(self.violation(
+                    6,
+                    "accounting",
+                    format!(
+                        "anon_vma {:#x} has an empty list but was not freed",
+                        a.to_u64()
+                    ),
+                ));
+            }
+            for (pos, e) in av.list.iter_pos() {
+                on_lists += 1;
+                match e.avc {
+                    Some(c) => match self.avcs.get(c) {
+                        Some(avc) if avc.anon_vma == a && avc.pos == pos && avc.vma == e.vma => {}
+                        _ => {
+                            return Err(self.violation(
+                                3,
+                                "chain/list symmetry",
+                                format!(
+                                    "anon_vma {:#x} lists a stale or foreign chain entry {c:?}",
+                                    a.to_u64()
+                                ),
+                            ))
+                        }
+                    },
+                    None => match self.vmas.get(e.vma) {
+                        Some(v)
+                            if self.policy.linking == Linking::Legacy
+                                && v.anon_vma == Some(a)
+                                && v.av_pos == pos => {}
+                        _ => {
+                            return Err(self.violation(
+                                3,
+                                "chain/list symmetry",
+                                format!(
+                                    "anon_vma {:#x} lists VMA {:?} that does not point back",
+                                    a.to_u64(),
+                                    e.vma
+                                ),
+                            ))
+                        }
+                    },
+                }
+            }
+        }
+        let expected = match self.policy.linking {
+            Linking::Chain => self.avcs.len(),
+            Linking::Legacy => self
+                .vmas
+                .iter()
+                .filter(|(_, v)| v.anon_vma.is_some())
+                .count(),
+        };
+        if on_lists != expected {
+            return Err(self.violation(
+                3,
+                "chain/list symmetry",
+                format!("{on_lists} entries on anon_vma lists, expected {expected}"),
+            ));
+        }
+        for (v, vma) in self.vmas.iter() {
+            let mut seen = BTreeSet::new();
+            for &c in &vma.chain {
+                let Some(avc) = self.avcs.get(c) else {
+                    return Err(self.violation(
+                        3,
+                        "chain/list symmetry",
+                        format!("VMA {v:?} chains a freed entry {c:?}"),
+                    ));
+                };
+                if avc.vma != v || !seen.insert(avc.anon_vma) {
+                    return Err(self.violation(
+                        3,
+                        "chain/list symmetry",
+                        format!("VMA {v:?}'s chain has a foreign or duplicate entry {c:?}"),
+                    ));
+                }
+            }
+            if let Some(av) = vma.anon_vma {
+                if !self.avs.contains(av) {
+                    return Err(self.violation(
+                        3,
+                        "chain/list symmetry",
+                        format!(
+                            "VMA [{:#x}, {:#x}) has freed anon_vma {:#x}",
+                            vma.start,
+                            vma.end,
+                            av.to_u64()
+                        ),
+                    ));
+                }
+                if self.policy.linking == Linking::Chain && !seen.contains(&av) {
+                    return Err(self.violation(
+                        3,
+                        "chain/list symmetry",
+                        format!(
+                            "VMA [{:#x}, {:#x})'s anon_vma {:#x} is not on its chain",
+                            vma.start,
+                            vma.end,
+                            av.to_u64()
+                        ),
+                    ));
+                }
+            } else if !vma.chain.is_empty() {
+                return Err(self.violation(
+                    3,
+                    "chain/list symmetry",
+                    format!(
+                        "VMA [{:#x}, {:#x}) has a chain but no anon_vma",
+                        vma.start, vma.end
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Invariant 4: within one mm, VMAs with the same `anon_vma` link the same set of
+    /// anon_vmas (CVE-2022-42703's invariant; 2.6.34-rc4's reason for the singular rule).
+    fn check_same_anon_vma_same_chain(&self) -> Result<()> {
+        if self.policy.linking != Linking::Chain {
+            return Ok(());
+        }
+        for (&pid, p) in &self.procs {
+            let mut by_av: HashMap<AnonVmaId, (VmaId, BTreeSet<AnonVmaId>)> = HashMap::new();
+            for &v in self.mm(p.mm).vmas.values() {
+                let vma = self.vma(v);
+                let Some(av) = vma.anon_vma else { continue };
+                let set: BTreeSet<AnonVmaId> = vma
+                    .chain
+                    .iter()
+                    .filter_map(|&c| self.avcs.get(c).map(|x| x.anon_vma))
+                    .collect();
+                match by_av.get(&av) {
+                    Some((other, s)) if *s != set => {
+                        let o = self.vma(*other);
+                        return Err(self.violation(4, "same anon_vma => same chain", format!(
+                            "pid {pid}: VMAs [{:#x}, {:#x}) and [{:#x}, {:#x}) share anon_vma {:#x} but link {} vs {} anon_vmas",
+                            o.start, o.end, vma.start, vma.end, av.to_u64(), s.len(), set.len()
+                        )));
+                    }
+                    Some(_) => {}
+                    None => {
+                        by_av.insert(av, (v, set));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Invariant 6: every live object is reachable from a live process (no leak), and the
+    /// running entry count agrees with a recount.
+    fn check_accounting(&self) -> Result<()> {
+        if self.mms.len() != self.procs.len() {
+            return Err(self.violation(
+                6,
+                "accounting",
+                format!(
+                    "{} mm objects for {} processes",
+                    self.mms.len(),
+                    self.procs.len()
+                ),
+            ));
+        }
+        let mut vmas = 0usize;
+        let mut avcs = 0usize;
+        let mut ptes = 0u64;
+        let mut avs: HashSet<AnonVmaId> = HashSet::new();
+        for p in self.procs.values() {
+            for &v in self.mm(p.mm).vmas.values() {
+                vmas += 1;
+                let vma = self.vma(v);
+                avcs += vma.chain.len();
+                avs.extend(vma.anon_vma);
+                avs.extend(
+                    vma.chain
+                        .iter()
+                        .filter_map(|&c| self.avcs.get(c).map(|x| x.anon_vma)),
+                );
+                ptes += vma.ptes.iter().filter(|p| !p.is_none()).count() as u64;
+            }
+        }
+        for (_, pg) in self.pages.iter() {
+            avs.insert(pg.mapping);
+        }
+        let checks = [
+            ("VMAs", vmas, self.vmas.len()),
+            ("anon_vma_chains", avcs, self.avcs.len()),
+            ("anon_vmas", avs.len(), self.avs.len()),
+        ];
+        for (what, reachable, live) in checks {
+            if reachable != live {
+                return Err(self.violation(6, "accounting", format!("{live} {what} allocated but {reachable} reachable from live processes (leak or lost object)")));
+            }
+        }
+        if ptes != self.ptes {
+            return Err(self.violation(
+                6,
+                "accounting",
+                format!("{} page-table entries counted, {ptes} present", self.ptes),
+            ));
+        }
+        for (what, (a, f), live) in [
+            ("mm", self.mms.alloc_free_counts(), self.mms.len()),
+            ("vma", self.vmas.alloc_free_counts(), self.vmas.len()),
+            ("anon_vma", self.avs.alloc_free_counts(), self.avs.len()),
+            (
+                "anon_vma_chain",
+                self.avcs.alloc_free_counts(),
+                self.avcs.len(),
+            ),
+            ("page", self.pages.alloc_free_counts(), self.pages.len()),
+        ] {
+            if a - f != live as u64 {
+                return Err(self.violation(
+                    6,
+                    "accounting",
+                    format!("{what}: {a} allocated - {f} freed != {live} live"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,55 @@
+//! The one error type of the simulator. Each variant maps to one Python exception.
+
+use std::fmt;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SimError {
+    /// Unknown or exited pid (Python: `NoSuchProcess`, a `LookupError`).
+    NoSuchProcess(i64),
+    /// Address not page aligned, outside the user address space, not mapped, or not
+    /// accessible for the requested access (Python: `BadAddress`, a `ValueError`).
+    BadAddress(String),
+    /// Any other bad argument: length, prot string, era name, count (Python:
+    /// `InvalidArgument`, a `ValueError`).
+    InvalidArgument(String),
+    /// A handle whose object was freed or never existed (Python: `StaleHandle`, an
+    /// `InvalidArgument`).
+    StaleHandle(String),
+    /// An allocation failed (injected ENOMEM, or no free address range) and the
+    /// operation unwound as the kernel's error path does (Python: `OutOfMemory`).
+    OutOfMemory(String),
+    /// `check()` found a broken invariant, or a walk met a dangling `page->mapping`
+    /// (Python: `InvariantViolation`, an `AssertionError`).
+    InvariantViolation(String),
+}
+
+impl SimError {
+    /// The Python exception class name for this error.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SimError::NoSuchProcess(_) => "NoSuchProcess",
+            SimError::BadAddress(_) => "BadAddress",
+            SimError::InvalidArgument(_) => "InvalidArgument",
+            SimError::StaleHandle(_) => "StaleHandle",
+            SimError::OutOfMemory(_) => "OutOfMemory",
+            SimError::InvariantViolation(_) => "InvariantViolation",
+        }
+    }
+}
+
+impl fmt::Display for SimError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SimError::NoSuchProcess(pid) => write!(f, "no such process: pid {pid}"),
+            SimError::BadAddress(m)
+            | SimError::InvalidArgument(m)
+            | SimError::StaleHandle(m)
+            | SimError::OutOfMemory(m)
+            | SimError::InvariantViolation(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for SimError {}
+
+pub type Result<T> = std::result::Result<T, SimError>;

@@ -1,0 +1,157 @@
+//! Page faults on private anonymous memory: `mm/memory.c` (`do_anonymous_page`,
+//! `do_wp_page`) and the rmap calls they make (`page_add_new_anon_rmap`,
+//! `page_move_anon_rmap`, `page_remove_rmap`).
+
+use crate::error::{Result, SimError};
+use crate::objects::*;
+use crate::sim::{AllocSite, Simulator};
+
+impl Simulator {
+    /// Check that `[addr, addr+len)` is entirely mapped in `mm` with a protection that
+    /// allows the access (x86: any of r/w/x allows a read; a write needs w).
+    fn check_access(&self, pid: i64, mm: MmId, addr: u64, len: u64, write: bool) -> Result<()> {
+        let end = Self::check_range(addr, len)?;
+        let mut cur = addr;
+        while cur < end {
+            let v = self.find_vma(mm, cur).ok_or_else(|| {
+                SimError::BadAddress(format!(
+                    "address {cur:#x} is not mapped in pid {pid} (SIGSEGV)"
+                ))
+            })?;
+            let vma = self.vma(v);
+            let ok = if write {
+                vma.prot & prot::WRITE != 0
+            } else {
+                vma.prot & prot::ALL != 0
+            };
+            if !ok {
+                return Err(SimError::BadAddress(format!(
+                    "{} fault at {cur:#x} in pid {pid}: VMA [{:#x}, {:#x}) has prot {} (SIGSEGV)",
+                    if write { "write" } else { "read" },
+                    vma.start,
+                    vma.end,
+                    Self::prot_string(vma.prot)
+                )));
+            }
+            cur = vma.end;
+        }
+        Ok(())
+    }
+
+    /// Fault in every page of `[addr, addr+len)` of `pid`, as reads or writes. The range
+    /// is validated first; an allocation failure part way leaves the pages faulted so far
+    /// in place (each fault is its own kernel event) and raises `OutOfMemory`.
+    pub fn touch(&mut self, pid: i64, addr: u64, len: u64, write: bool) -> Result<()> {
+        let mm = self.proc_mm(pid)?;
+        self.check_access(pid, mm, addr, len, write)?;
+        self.begin_op("touch");
+        self.touch_range(mm, addr, addr + len, write)
+    }
+
+    /// `touch` for several processes, in order; every pid and range is validated before
+    /// any fault happens.
+    pub fn touch_many(&mut self, pids: &[i64], addr: u64, len: u64, write: bool) -> Result<()> {
+        let mut mms = Vec::with_capacity(pids.len());
+        for &pid in pids {
+            let mm = self.proc_mm(pid)?;
+            self.check_access(pid, mm, addr, len, write)?;
+            mms.push(mm);
+        }
+        for mm in mms {
+            self.begin_op("touch");
+            self.touch_range(mm, addr, addr + len, write)?;
+        }
+        Ok(())
+    }
+
+    fn touch_range(&mut self, mm: MmId, addr: u64, end: u64, write: bool) -> Result<()> {
+        let mut cur = addr;
+        while cur < end {
+            // ok: check_access proved the whole range is mapped.
+            let v = self.find_vma(mm, cur).expect("validated range");
+            let stop = self.vma(v).end.min(end);
+            while cur < stop {
+                self.handle_pte_fault(v, cur, write)?;
+                cur += PAGE_SIZE;
+            }
+        }
+        Ok(())
+    }
+
+    /// `handle_pte_fault` for one page.
+    pub(crate) fn handle_pte_fault(&mut self, v: VmaId, addr: u64, write: bool) -> Result<()> {
+        let pte = self.vma(v).pte(addr);
+        if pte.is_none() {
+            return self.do_anonymous_page(v, addr, write);
+        }
+        if !write || pte.writable() {
+            return Ok(()); // only the accessed/dirty bits would change
+        }
+        self.do_wp_page(v, addr, pte)
+    }
+
+    /// `do_anonymous_page`: a read maps the shared zero page (no anon_vma needed); a write
+    /// prepares the anon_vma, allocates a page and maps it writable.
+    fn do_anonymous_page(&mut self, v: VmaId, addr: u64, write: bool) -> Result<()> {
+        if !write {
+            self.set_pte(v, addr, Pte::ZERO);
+            return Ok(());
+        }
+        self.anon_vma_prepare(v)?;
+        let page = self.alloc_anon_page(v, addr)?;
+        self.set_pte(v, addr, Pte::present(page, true));
+        Ok(())
+    }
+
+    /// `alloc_page` + `page_add_new_anon_rmap(page, vma, addr)`: the new page goes into
+    /// `vma->anon_vma` at the linear index of `addr`.
+    fn alloc_anon_page(&mut self, v: VmaId, addr: u64) -> Result<PageId> {
+        self.may_alloc(AllocSite::Page)?;
+        let vma = self.vma(v);
+        // ok: callers ran anon_vma_prepare first.
+        let mapping = vma.anon_vma.expect("anon_vma_prepare ran");
+        let index = vma.linear_page_index(addr);
+        Ok(self.pages.insert(Page {
+            mapping,
+            index,
+            mapcount: 1,
+        }))
+    }
+
+    /// `do_wp_page` (2.6.34): write to a write-protected entry. The zero page and shared
+    /// anon pages are copied; an anon page mapped only here (`reuse_swap_page`) is reused,
+    /// and in chain eras moved to this VMA's own anon_vma (`page_move_anon_rmap`).
+    fn do_wp_page(&mut self, v: VmaId, addr: u64, pte: Pte) -> Result<()> {
+        if let Some(old) = pte.page() {
+            let mapcount = self.pages.get(old).map_or(0, |p| p.mapcount);
+            if mapcount == 1 {
+                if self.policy.cow_reuse_moves_page {
+                    self.page_move_anon_rmap(old, v, addr);
+                }
+                self.set_pte(v, addr, Pte::present(old, true));
+                return Ok(());
+            }
+        }
+        self.anon_vma_prepare(v)?;
+        let new = self.alloc_anon_page(v, addr)?;
+        self.set_pte(v, addr, Pte::present(new, true));
+        if let Some(old) = pte.page() {
+            self.page_remove_rmap(old);
+        }
+        Ok(())
+    }
+
+    /// `page_move_anon_rmap(page, vma, address)` (2.6.34, seed thread patch 3): the page
+    /// belongs to this process alone after a COW fault, so point it at the VMA's own
+    /// anon_vma; rmap will then not search the parent or siblings for it.
+    pub(crate) fn page_move_anon_rmap(&mut self, page: PageId, v: VmaId, addr: u64) {
+        let vma = self.vma(v);
+        debug_assert_eq!(
+            self.pages.get(page).map(|p| p.index),
+            Some(vma.linear_page_index(addr))
+        );
+        if let (Some(av), Some(p)) = (vma.anon_vma, self.pages.get_mut(page)) {
+            p.mapping = av;
+        }
+    }
+}

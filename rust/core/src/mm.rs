@@ -1,0 +1,193 @@
+//! Process lifecycle: `kernel/fork.c` (`dup_mmap`), `mm/mmap.c` (`exit_mmap`) and exec's
+//! switch to a fresh mm.
+
+use std::collections::BTreeMap;
+
+use crate::error::{Result, SimError};
+use crate::objects::*;
+use crate::policy::Linking;
+use crate::sim::{AllocSite, Process, Simulator};
+
+impl Simulator {
+    /// `mm_alloc`: a new, empty address space.
+    fn mm_alloc(&mut self, pid: u32) -> Result<MmId> {
+        self.may_alloc(AllocSite::Mm)?;
+        Ok(self.mms.insert(Mm {
+            pid,
+            vmas: BTreeMap::new(),
+        }))
+    }
+
+    /// A new process with an empty address space (its parent is "pid 0").
+    pub fn spawn(&mut self) -> Result<u32> {
+        self.begin_op("spawn");
+        let pid = self.next_pid;
+        let mm = self.mm_alloc(pid)?;
+        self.next_pid += 1;
+        self.procs.insert(pid, Process { mm, parent: 0 });
+        Ok(pid)
+    }
+
+    /// `fork()`: `dup_mm` → `dup_mmap`. Returns the child's pid. On ENOMEM the half-built
+    /// child mm is torn down (`mmput` → `exit_mmap`) and no process is created.
+    pub fn fork(&mut self, pid: i64) -> Result<u32> {
+        let parent_mm = self.proc_mm(pid)?;
+        self.begin_op("fork");
+        let child = self.next_pid;
+        let mm = self.mm_alloc(child)?;
+        if let Err(e) = self.dup_mmap(mm, parent_mm) {
+            self.exit_mmap(mm);
+            self.mms.remove(mm, self.op);
+            return Err(e);
+        }
+        self.next_pid += 1;
+        self.procs.insert(
+            child,
+            Process {
+                mm,
+                parent: pid as u32,
+            },
+        );
+        Ok(child)
+    }
+
+    /// `n` forks of `pid`, in order. Stops at the first failure (the children created so
+    /// far stay, as they would in the kernel) and reports how many were made.
+    pub fn fork_many(&mut self, pid: i64, n: i64) -> Result<Vec<u32>> {
+        self.proc_mm(pid)?;
+        if n < 1 {
+            return Err(SimError::InvalidArgument(format!(
+                "fork_many needs n >= 1, got {n}"
+            )));
+        }
+        let mut out = Vec::with_capacity(n as usize);
+        for _ in 0..n {
+            match self.fork(pid) {
+                Ok(c) => out.push(c),
+                Err(SimError::OutOfMemory(m)) => {
+                    return Err(SimError::OutOfMemory(format!(
+                        "{m}; fork_many created {} of {n} children before failing: {:?}",
+                        out.len(),
+                        out
+                    )))
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+
+    /// `dup_mmap(mm, oldmm)` (2.6.33 / 2.6.34): copy each VMA not marked `DONTCOPY`, link
+    /// it to the anon rmap (`anon_vma_link` / `anon_vma_fork`), insert it, then copy its
+    /// page-table entries (`copy_page_range`).
+    fn dup_mmap(&mut self, mm: MmId, oldmm: MmId) -> Result<()> {
+        let parents: Vec<VmaId> = self.mm(oldmm).vmas.values().copied().collect();
+        for mpnt in parents {
+            let (start, end, pgoff, prot, flags, av) = {
+                let v = self.vma(mpnt);
+                (v.start, v.end, v.pgoff, v.prot, v.flags, v.anon_vma)
+            };
+            if flags & vmflags::DONTCOPY != 0 {
+                continue;
+            }
+            self.may_alloc(AllocSite::Vma)?;
+            let tmp = self.vmas.insert(Vma {
+                mm,
+                start,
+                end,
+                pgoff,
+                prot,
+                flags,
+                anon_vma: None,
+                chain: Vec::new(),
+                av_pos: 0,
+                ptes: Vec::new(),
+            });
+            let wipe = flags & vmflags::WIPEONFORK != 0;
+            if !wipe {
+                match self.policy.linking {
+                    Linking::Legacy => {
+                        self.vma_mut(tmp).anon_vma = av;
+                        self.anon_vma_link(tmp);
+                    }
+                    Linking::Chain => {
+                        if let Err(e) = self.anon_vma_fork(tmp, mpnt) {
+                            self.remove_vma(tmp);
+                            return Err(e);
+                        }
+                    }
+                }
+            }
+            self.mm_mut(mm).vmas.insert(start, tmp);
+            if !wipe {
+                self.copy_page_range(tmp, mpnt);
+            }
+        }
+        Ok(())
+    }
+
+    /// `copy_page_range(dst_vma, src_vma)`: nothing for a VMA without anon_vma (its
+    /// faults will fill it again); otherwise share every entry copy-on-write: present
+    /// pages are write-protected in both and gain a mapcount.
+    fn copy_page_range(&mut self, dst: VmaId, src: VmaId) {
+        if self.vma(src).anon_vma.is_none() || self.vma(src).ptes.is_empty() {
+            return;
+        }
+        let mut ptes = std::mem::take(&mut self.vma_mut(src).ptes);
+        let mut populated = 0u64;
+        for p in ptes.iter_mut() {
+            if p.is_none() {
+                continue;
+            }
+            populated += 1;
+            if let Some(page) = p.page() {
+                *p = p.write_protected();
+                if let Some(pg) = self.pages.get_mut(page) {
+                    pg.mapcount += 1;
+                }
+            }
+        }
+        self.vma_mut(dst).ptes = ptes.clone();
+        self.vma_mut(src).ptes = ptes;
+        self.ptes += populated;
+    }
+
+    /// `exit_mmap`: zap every VMA, unlink the anon rmap in address order
+    /// (`free_pgtables`), free the VMAs. The mm itself is left to the caller.
+    pub(crate) fn exit_mmap(&mut self, mm: MmId) {
+        let doomed: Vec<VmaId> = std::mem::take(&mut self.mm_mut(mm).vmas)
+            .into_values()
+            .collect();
+        self.unmap_region(&doomed);
+    }
+
+    /// `exit()`: tear the address space down and remove the process. Its children are
+    /// reparented to pid 0.
+    pub fn exit(&mut self, pid: i64) -> Result<()> {
+        let mm = self.proc_mm(pid)?;
+        self.begin_op("exit");
+        self.exit_mmap(mm);
+        self.mms.remove(mm, self.op);
+        self.procs.remove(&(pid as u32));
+        for p in self.procs.values_mut() {
+            if p.parent == pid as u32 {
+                p.parent = 0;
+            }
+        }
+        Ok(())
+    }
+
+    /// `execve()`: a fresh mm is allocated (`bprm_mm_init`), then the old one is torn
+    /// down (`exec_mmap` → `mmput`). The pid is kept; the new address space is empty.
+    pub fn exec(&mut self, pid: i64) -> Result<()> {
+        let old = self.proc_mm(pid)?;
+        self.begin_op("exec");
+        let mm = self.mm_alloc(pid as u32)?;
+        self.exit_mmap(old);
+        self.mms.remove(old, self.op);
+        if let Some(p) = self.procs.get_mut(&(pid as u32)) {
+            p.mm = mm;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,331 @@
+//! The simulated kernel objects: `mm_struct`, `vm_area_struct`, `anon_vma`,
+//! `anon_vma_chain`, anonymous `page`, and page-table entries.
+//!
+//! Locking notes name the kernel lock that protects the field in the era modelled; the
+//! simulator is single-threaded on the write side, so they document, not enforce.
+
+use std::collections::BTreeMap;
+
+use crate::arena::Id;
+
+pub type MmId = Id<Mm>;
+pub type VmaId = Id<Vma>;
+pub type AnonVmaId = Id<AnonVma>;
+pub type AvcId = Id<Avc>;
+pub type PageId = Id<Page>;
+
+pub const PAGE_SHIFT: u32 = 12;
+pub const PAGE_SIZE: u64 = 1 << PAGE_SHIFT;
+
+/// `PROT_READ` / `PROT_WRITE` / `PROT_EXEC` as the VMA's `VM_READ|VM_WRITE|VM_EXEC`.
+pub mod prot {
+    pub const READ: u8 = 1;
+    pub const WRITE: u8 = 2;
+    pub const EXEC: u8 = 4;
+    pub const ALL: u8 = READ | WRITE | EXEC;
+}
+
+/// Merge-relevant `vm_flags` bits other than protection (set by madvise).
+pub mod vmflags {
+    pub const RAND_READ: u32 = 1 << 0;
+    pub const SEQ_READ: u32 = 1 << 1;
+    pub const DONTCOPY: u32 = 1 << 2;
+    pub const WIPEONFORK: u32 = 1 << 3;
+}
+
+/// `mm_struct`: one address space.
+pub struct Mm {
+    pub pid: u32,
+    /// VMAs by start address (the kernel's VMA tree + list); protected by `mmap_sem`.
+    pub vmas: BTreeMap<u64, VmaId>,
+}
+
+/// `vm_area_struct`: a contiguous range of one address space with uniform attributes.
+pub struct Vma {
+    pub mm: MmId,
+    /// Byte addresses, page aligned, `start < end`.
+    pub start: u64,
+    pub end: u64,
+    /// Linear page offset of `start` (`vm_pgoff`); `start >> 12` when created by mmap.
+    pub pgoff: u64,
+    pub prot: u8,
+    pub flags: u32,
+    /// Where new anonymous pages of this VMA go (`vma->anon_vma`); protected by
+    /// `mmap_sem` + `page_table_lock`.
+    pub anon_vma: Option<AnonVmaId>,
+    /// `vma->anon_vma_chain`, stored **oldest first** (index 0 is the tail of the kernel
+    /// list, the last element its head). Empty in the legacy era.
+    pub chain: Vec<AvcId>,
+    /// Legacy era only: this VMA's position on `anon_vma->head` (`anon_vma_node`).
+    pub av_pos: ListPos,
+    /// The part of the mm's page table that covers this VMA, one entry per page; empty
+    /// until the first entry is populated.
+    pub ptes: Vec<Pte>,
+}
+
+impl Vma {
+    #[inline]
+    pub fn pages(&self) -> u64 {
+        (self.end - self.start) >> PAGE_SHIFT
+    }
+    /// `linear_page_index(vma, addr)`.
+    #[inline]
+    pub fn linear_page_index(&self, addr: u64) -> u64 {
+        self.pgoff + ((addr - self.start) >> PAGE_SHIFT)
+    }
+    /// `vma_address(page, vma)`: the address at which page index `index` would be mapped,
+    /// or `None` when it falls outside the VMA (the kernel's `-EFAULT`).
+    #[inline]
+    pub fn address_of(&self, index: u64) -> Option<u64> {
+        let off = index.wrapping_sub(self.pgoff);
+        if off < self.pages() {
+            Some(self.start + (off << PAGE_SHIFT))
+        } else {
+            None
+        }
+    }
+    #[inline]
+    pub fn pte(&self, addr: u64) -> Pte {
+        self.ptes
+            .get(((addr - self.start) >> PAGE_SHIFT) as usize)
+            .copied()
+            .unwrap_or(Pte::NONE)
+    }
+}
+
+/// `anon_vma`: the object `page->mapping` points at for anonymous pages.
+#[derive(Default)]
+pub struct AnonVma {
+    /// `anon_vma->head`: chain entries (legacy: VMAs) of every VMA that may map pages of
+    /// this anon_vma; protected by the anon_vma's lock.
+    pub list: AvList,
+}
+
+/// `anon_vma_chain`: links one VMA to one anon_vma.
+pub struct Avc {
+    pub vma: VmaId,
+    pub anon_vma: AnonVmaId,
+    /// Position on `anon_vma->head` (`same_anon_vma`).
+    pub pos: ListPos,
+}
+
+/// An anonymous page.
+pub struct Page {
+    /// `page->mapping` (an anon_vma). Protected by the page lock.
+    pub mapping: AnonVmaId,
+    /// `page->index`: the linear page offset the page was created at.
+    pub index: u64,
+    /// `page_mapcount`: present PTEs mapping this page.
+    pub mapcount: u32,
+}
+
+/// A page-table entry, packed in 8 bytes: kind in bits 0–1, write bit 2, the page handle's
+/// generation in bits 3–31 (arena generations are kept below 2^29) and index in 32–63.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct Pte(u64);
+
+const PTE_KIND_MASK: u64 = 3;
+const PTE_ZERO: u64 = 1;
+const PTE_PRESENT: u64 = 2;
+const PTE_WRITE: u64 = 4;
+
+impl Pte {
+    pub const NONE: Pte = Pte(0);
+    /// Read-only mapping of the shared zero page (not an anon page).
+    pub const ZERO: Pte = Pte(PTE_ZERO);
+
+    #[inline]
+    pub fn present(page: PageId, writable: bool) -> Pte {
+        Pte(((page.index() as u64) << 32)
+            | ((page.generation() as u64) << 3)
+            | if writable { PTE_WRITE } else { 0 }
+            | PTE_PRESENT)
+    }
+    #[inline]
+    pub fn is_none(self) -> bool {
+        self.0 == 0
+    }
+    #[inline]
+    pub fn is_zero(self) -> bool {
+        self.0 == PTE_ZERO
+    }
+    /// The anon page this entry maps, if present.
+    #[inline]
+    pub fn page(self) -> Option<PageId> {
+        if self.0 & PTE_KIND_MASK == PTE_PRESENT {
+            Some(Id::new(
+                (self.0 >> 32) as u32,
+                ((self.0 >> 3) & 0x1FFF_FFFF) as u32,
+            ))
+        } else {
+            None
+        }
+    }
+    /// Does this entry map `page` (present, either write state)?
+    #[inline]
+    pub fn maps(self, page: PageId) -> bool {
+        (self.0 & !PTE_WRITE) == (Pte::present(page, false).0)
+    }
+    #[inline]
+    pub fn writable(self) -> bool {
+        self.0 & PTE_WRITE != 0
+    }
+    #[inline]
+    pub fn write_protected(self) -> Pte {
+        Pte(self.0 & !PTE_WRITE)
+    }
+}
+
+/// Position on an [`AvList`]: `>= 0` indexes the tail part, `< 0` the head part.
+pub type ListPos = i32;
+
+/// One entry of `anon_vma->head`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ListEntry {
+    /// The chain entry (`None` in the legacy era, where VMAs sit on the list directly).
+    pub avc: Option<AvcId>,
+    pub vma: VmaId,
+}
+
+/// `anon_vma->head` as an order-preserving list with O(1) insertion at either end and
+/// O(1) removal by position (removal leaves a hole; holes are compacted in bulk).
+///
+/// Kernel order is: the head part in reverse insertion order, then the tail part in
+/// insertion order — exactly what `list_add` / `list_add_tail` produce.
+#[derive(Default)]
+pub struct AvList {
+    head: Vec<Option<ListEntry>>,
+    tail: Vec<Option<ListEntry>>,
+    holes: u32,
+}
+
+impl AvList {
+    pub fn len(&self) -> usize {
+        self.head.len() + self.tail.len() - self.holes as usize
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// `list_add_tail`.
+    pub fn push_tail(&mut self, e: ListEntry) -> ListPos {
+        self.tail.push(Some(e));
+        (self.tail.len() - 1) as ListPos
+    }
+    /// `list_add` (at the head).
+    pub fn push_head(&mut self, e: ListEntry) -> ListPos {
+        self.head.push(Some(e));
+        -(self.head.len() as ListPos)
+    }
+    pub fn get(&self, pos: ListPos) -> Option<ListEntry> {
+        if pos >= 0 {
+            self.tail.get(pos as usize).copied().flatten()
+        } else {
+            self.head.get((-pos - 1) as usize).copied().flatten()
+        }
+    }
+    /// `list_del`: remove the entry at `pos`.
+    pub fn remove(&mut self, pos: ListPos) -> Option<ListEntry> {
+        let slot = if pos >= 0 {
+            self.tail.get_mut(pos as usize)
+        } else {
+            self.head.get_mut((-pos - 1) as usize)
+        }?;
+        let e = slot.take();
+        if e.is_some() {
+            self.holes += 1;
+        }
+        e
+    }
+    /// Entries in kernel list order.
+    #[inline]
+    pub fn iter(&self) -> impl Iterator<Item = ListEntry> + '_ {
+        self.head
+            .iter()
+            .rev()
+            .chain(self.tail.iter())
+            .filter_map(|e| *e)
+    }
+    /// Entries with their positions, in kernel order.
+    pub fn iter_pos(&self) -> impl Iterator<Item = (ListPos, ListEntry)> + '_ {
+        let h = self
+            .head
+            .iter()
+            .enumerate()
+            .rev()
+            .filter_map(|(i, e)| e.map(|e| (-(i as ListPos) - 1, e)));
+        let t = self
+            .tail
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| e.map(|e| (i as ListPos, e)));
+        h.chain(t)
+    }
+    /// Should the caller compact (many holes)?
+    pub fn wants_compaction(&self) -> bool {
+        self.holes > 32 && self.holes as usize * 2 > self.head.len() + self.tail.len()
+    }
+    /// Rebuild without holes, all entries in the tail part in kernel order; returns each
+    /// entry's new position so the caller can update back-pointers.
+    pub fn compact(&mut self) -> Vec<(ListEntry, ListPos)> {
+        let entries: Vec<ListEntry> = self.iter().collect();
+        self.head.clear();
+        self.tail.clear();
+        self.holes = 0;
+        entries
+            .into_iter()
+            .map(|e| (e, self.push_tail(e)))
+            .collect()
+    }
+    pub fn heap_bytes(&self) -> usize {
+        (self.head.capacity() + self.tail.capacity()) * std::mem::size_of::<Option<ListEntry>>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn e(i: u32) -> ListEntry {
+        ListEntry {
+            avc: None,
+            vma: Id::new(i, 0),
+        }
+    }
+
+    #[test]
+    fn list_order_matches_list_add_and_list_add_tail() {
+        let mut l = AvList::default();
+        let a = l.push_tail(e(1));
+        l.push_head(e(2));
+        l.push_tail(e(3));
+        let d = l.push_head(e(4));
+        let order: Vec<u32> = l.iter().map(|x| x.vma.index()).collect();
+        assert_eq!(order, vec![4, 2, 1, 3]);
+        assert_eq!(l.remove(a), Some(e(1)));
+        assert_eq!(l.remove(a), None);
+        assert_eq!(l.remove(d), Some(e(4)));
+        assert_eq!(l.len(), 2);
+        let order: Vec<u32> = l.iter().map(|x| x.vma.index()).collect();
+        assert_eq!(order, vec![2, 3]);
+        let moved = l.compact();
+        assert_eq!(
+            moved
+                .iter()
+                .map(|(x, p)| (x.vma.index(), *p))
+                .collect::<Vec<_>>(),
+            vec![(2, 0), (3, 1)]
+        );
+    }
+
+    #[test]
+    fn pte_packing_round_trips() {
+        let p: PageId = Id::new(123_456, 0x1ABC_DEF0 & 0x1FFF_FFFF);
+        let w = Pte::present(p, true);
+        assert_eq!(w.page(), Some(p));
+        assert!(w.writable() && w.maps(p));
+        assert!(!w.write_protected().writable() && w.write_protected().maps(p));
+        assert!(!w.maps(Id::new(123_456, 1)));
+        assert_eq!(Pte::ZERO.page(), None);
+        assert!(Pte::NONE.is_none() && Pte::ZERO.is_zero());
+    }
+}

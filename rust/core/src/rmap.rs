@@ -1,0 +1,206 @@
+//! Reverse-map walks of anonymous pages: the read side of `mm/rmap.c`
+//! (`page_lock_anon_vma`, `page_referenced_anon`, `rmap_walk_anon`).
+//!
+//! A walk starts at `page->mapping`, takes that anon_vma's lock, enumerates its list
+//! (legacy: VMAs; chain eras: chain entries) and for every candidate computes
+//! `vma_address`; in-range candidates cost a page-table lookup. What each walk paid is
+//! returned as one row of [`ScanStats`].
+
+use crate::arena::Id;
+use crate::error::{Result, SimError};
+use crate::objects::*;
+use crate::policy::{LockKind, LockScope};
+use crate::sim::Simulator;
+
+/// How far a walk goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WalkMode {
+    /// `rmap_walk_anon` (migration's `remove_migration_ptes`, the checker): every
+    /// candidate is visited.
+    Full,
+    /// `page_referenced_anon`: stop as soon as `page_mapcount` mappings were found
+    /// (`if (!mapcount) break;`); an unmapped page is not walked at all.
+    UntilAllFound,
+}
+
+/// Lock modes recorded per walk.
+pub const LOCK_EXCLUSIVE: u8 = 0;
+pub const LOCK_SHARED: u8 = 1;
+
+/// Per-walk statistics, one row per walked page, column-oriented.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ScanStats {
+    pub page: Vec<u64>,
+    pub anon_vma: Vec<u64>,
+    /// Candidate VMAs enumerated (list entries visited).
+    pub vmas_visited: Vec<u32>,
+    /// Candidates whose range contains the page's index (`vma_address` succeeded).
+    pub vmas_in_range: Vec<u32>,
+    /// Page-table entries looked up.
+    pub ptes_checked: Vec<u32>,
+    /// Entries found mapping the page.
+    pub mappings_found: Vec<u32>,
+    /// `page_mapcount` at walk time (the truth).
+    pub mapcount: Vec<u32>,
+    /// Interval-tree nodes visited (0 in list eras).
+    pub tree_nodes_visited: Vec<u32>,
+    /// The lock taken (an anon_vma handle).
+    pub lock_id: Vec<u64>,
+    pub lock_mode: Vec<u8>,
+}
+
+impl ScanStats {
+    pub fn with_capacity(n: usize) -> ScanStats {
+        ScanStats {
+            page: Vec::with_capacity(n),
+            anon_vma: Vec::with_capacity(n),
+            vmas_visited: Vec::with_capacity(n),
+            vmas_in_range: Vec::with_capacity(n),
+            ptes_checked: Vec::with_capacity(n),
+            mappings_found: Vec::with_capacity(n),
+            mapcount: Vec::with_capacity(n),
+            tree_nodes_visited: Vec::with_capacity(n),
+            lock_id: Vec::with_capacity(n),
+            lock_mode: Vec::with_capacity(n),
+        }
+    }
+    pub fn len(&self) -> usize {
+        self.page.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.page.is_empty()
+    }
+    fn push(&mut self, w: &WalkResult) {
+        self.page.push(w.page);
+        self.anon_vma.push(w.anon_vma);
+        self.vmas_visited.push(w.vmas_visited);
+        self.vmas_in_range.push(w.vmas_in_range);
+        self.ptes_checked.push(w.ptes_checked);
+        self.mappings_found.push(w.mappings_found);
+        self.mapcount.push(w.mapcount);
+        self.tree_nodes_visited.push(0);
+        self.lock_id.push(w.lock_id);
+        self.lock_mode.push(w.lock_mode);
+    }
+}
+
+/// One walk's figures.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WalkResult {
+    pub page: u64,
+    pub anon_vma: u64,
+    pub vmas_visited: u32,
+    pub vmas_in_range: u32,
+    pub ptes_checked: u32,
+    pub mappings_found: u32,
+    pub mapcount: u32,
+    pub lock_id: u64,
+    pub lock_mode: u8,
+}
+
+impl Simulator {
+    /// `page_lock_anon_vma`: which lock a walk of a page in `av` takes, and how.
+    fn walk_lock(&self, av: AnonVmaId) -> (u64, u8) {
+        match (self.policy.lock_scope, self.policy.lock_kind) {
+            (LockScope::PerAnonVma, LockKind::Spin) => (av.to_u64(), LOCK_EXCLUSIVE),
+        }
+    }
+
+    /// Resolve `page->mapping`, reporting a dangling pointer as the use-after-free the
+    /// kernel would suffer.
+    pub(crate) fn page_anon_vma(&self, page: PageId) -> Result<AnonVmaId> {
+        let p = self.page_checked(page)?;
+        if self.avs.contains(p.mapping) {
+            Ok(p.mapping)
+        } else {
+            Err(SimError::InvariantViolation(format!(
+                "use-after-free: page {:#x} (index {:#x}) has page->mapping = anon_vma {:#x}, freed by operation #{}",
+                page.to_u64(),
+                p.index,
+                p.mapping.to_u64(),
+                self.avs.freed_by(p.mapping).unwrap_or(0)
+            )))
+        }
+    }
+
+    /// Walk one page's rmap; `on_hit(vma, addr)` is called for every mapping found.
+    pub fn rmap_walk_one(
+        &self,
+        page: PageId,
+        mode: WalkMode,
+        mut on_hit: impl FnMut(VmaId, u64),
+    ) -> Result<WalkResult> {
+        let av = self.page_anon_vma(page)?;
+        let p = self.page_checked(page)?;
+        let (lock_id, lock_mode) = self.walk_lock(av);
+        let mut w = WalkResult {
+            page: page.to_u64(),
+            anon_vma: av.to_u64(),
+            mapcount: p.mapcount,
+            lock_id,
+            lock_mode,
+            ..WalkResult::default()
+        };
+        if mode == WalkMode::UntilAllFound && p.mapcount == 0 {
+            return Ok(w);
+        }
+        let index = p.index;
+        let mut remaining = p.mapcount;
+        // ok: page_anon_vma proved it live.
+        let list = &self.avs.get(av).expect("live anon_vma").list;
+        for e in list.iter() {
+            w.vmas_visited += 1;
+            let Some(vma) = self.vmas.get(e.vma) else {
+                return Err(SimError::InvariantViolation(format!(
+                    "use-after-free: anon_vma {:#x} lists VMA {:#x}, freed by operation #{}",
+                    av.to_u64(),
+                    e.vma.to_u64(),
+                    self.vmas.freed_by(e.vma).unwrap_or(0)
+                )));
+            };
+            let Some(addr) = vma.address_of(index) else {
+                continue;
+            };
+            w.vmas_in_range += 1;
+            w.ptes_checked += 1;
+            if vma.pte(addr).maps(page) {
+                w.mappings_found += 1;
+                on_hit(e.vma, addr);
+                remaining = remaining.saturating_sub(1);
+                if mode == WalkMode::UntilAllFound && remaining == 0 {
+                    break;
+                }
+            }
+        }
+        Ok(w)
+    }
+
+    fn walk_batch(&self, pages: Option<&[u64]>, mode: WalkMode) -> Result<ScanStats> {
+        let ids: Vec<PageId> = match pages {
+            Some(ps) => {
+                let ids: Vec<PageId> = ps.iter().map(|&h| Id::from_u64(h)).collect();
+                for &id in &ids {
+                    self.page_checked(id)?;
+                }
+                ids
+            }
+            None => self.anon_pages(),
+        };
+        let mut out = ScanStats::with_capacity(ids.len());
+        for id in ids {
+            out.push(&self.rmap_walk_one(id, mode, |_, _| {})?);
+        }
+        Ok(out)
+    }
+
+    /// `page_referenced` on each page (all anon pages when `None`): kernel-faithful walks
+    /// that stop once every mapping was found.
+    pub fn page_referenced(&self, pages: Option<&[u64]>) -> Result<ScanStats> {
+        self.walk_batch(pages, WalkMode::UntilAllFound)
+    }
+
+    /// `rmap_walk` on each page: every candidate is visited.
+    pub fn rmap_walk(&self, pages: Option<&[u64]>) -> Result<ScanStats> {
+        self.walk_batch(pages, WalkMode::Full)
+    }
+}

@@ -1,0 +1,461 @@
+//! The simulator state, allocation accounting and failure injection, argument
+//! validation, and the read-only queries (`counts`, `memory`, `vmas`, `page_at`).
+//!
+//! The kernel paths live in sibling modules, each an `impl Simulator` block named after
+//! the kernel file it models: `mm` (fork.c / exit / exec), `vma` (mmap.c), `anon_vma`
+//! (rmap.c's linking half), `fault` (memory.c), `rmap` (rmap.c's walking half), `check`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use crate::arena::Arena;
+use crate::error::{Result, SimError};
+use crate::objects::*;
+use crate::policy::Policy;
+
+/// Lowest address a mapping may start at (`mmap_min_addr`, 64 KiB by default).
+pub const MMAP_MIN_ADDR: u64 = 0x1_0000;
+/// End of the user address space on x86-64 with 4-level paging (`TASK_SIZE`).
+pub const TASK_SIZE: u64 = 0x7fff_ffff_f000;
+/// Where top-down `mmap(addr=None)` searches start: a fixed, documented `mmap_base`
+/// (the kernel randomises it; the simulator must be deterministic).
+pub const MMAP_BASE: u64 = 0x7f00_0000_0000;
+
+/// Kinds of allocation, in the vocabulary of the kernel's slab caches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AllocSite {
+    Mm,
+    Vma,
+    AnonVma,
+    AnonVmaChain,
+    Page,
+}
+
+impl fmt::Display for AllocSite {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            AllocSite::Mm => "mm_struct",
+            AllocSite::Vma => "vm_area_struct",
+            AllocSite::AnonVma => "anon_vma",
+            AllocSite::AnonVmaChain => "anon_vma_chain",
+            AllocSite::Page => "page",
+        })
+    }
+}
+
+/// Allocation-failure injection (SPEC §5a).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Inject {
+    Off,
+    /// Fail the allocation this many attempts from now (1 = the next one).
+    Nth(u64),
+    /// Fail each allocation with this probability, from the seeded generator.
+    Rate(f64),
+}
+
+/// A live process.
+#[derive(Clone, Copy, Debug)]
+pub struct Process {
+    pub mm: MmId,
+    pub parent: u32,
+}
+
+/// Object counts, as `counts()` reports them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub mm: u64,
+    pub vma: u64,
+    pub anon_vma: u64,
+    pub anon_vma_chain: u64,
+    pub page: u64,
+    /// Populated page-table entries (anon pages and zero-page mappings).
+    pub pte: u64,
+}
+
+/// One VMA as `vmas(pid)` describes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VmaInfo {
+    pub start: u64,
+    pub end: u64,
+    pub pgoff: u64,
+    pub prot: u8,
+    pub flags: u32,
+    pub anon_vma: Option<u64>,
+    pub chain_len: usize,
+}
+
+/// The simulated machine: processes, their address spaces and the anon rmap of one era.
+pub struct Simulator {
+    pub(crate) policy: Policy,
+    pub(crate) seed: u64,
+    /// Number of the operation in progress (or last completed); 1-based.
+    pub(crate) op: u64,
+    pub(crate) op_name: &'static str,
+    pub(crate) procs: BTreeMap<u32, Process>,
+    pub(crate) next_pid: u32,
+    pub(crate) mms: Arena<Mm>,
+    pub(crate) vmas: Arena<Vma>,
+    pub(crate) avs: Arena<AnonVma>,
+    pub(crate) avcs: Arena<Avc>,
+    pub(crate) pages: Arena<Page>,
+    pub(crate) allocations: u64,
+    pub(crate) inject: Inject,
+    pub(crate) rng: u64,
+    /// Populated PTEs over every page table.
+    pub(crate) ptes: u64,
+    /// Where the last operation merged VMAs (mm, an address inside the result), for the
+    /// merge part of invariant 7; cleared when the next operation starts.
+    pub(crate) merge_site: Option<(MmId, u64)>,
+}
+
+impl Simulator {
+    pub fn new(policy: Policy, seed: u64) -> Simulator {
+        Simulator {
+            policy,
+            seed,
+            op: 0,
+            op_name: "init",
+            procs: BTreeMap::new(),
+            next_pid: 1,
+            mms: Arena::default(),
+            vmas: Arena::default(),
+            avs: Arena::default(),
+            avcs: Arena::default(),
+            pages: Arena::default(),
+            allocations: 0,
+            inject: Inject::Off,
+            rng: seed ^ 0x9E37_79B9_7F4A_7C15,
+            ptes: 0,
+            merge_site: None,
+        }
+    }
+
+    /// Build from a preset name.
+    pub fn with_era(era: &str, seed: u64) -> Result<Simulator> {
+        Policy::preset(era)
+            .map(|p| Simulator::new(p, seed))
+            .ok_or_else(|| {
+                SimError::InvalidArgument(format!(
+                    "unknown era {era:?}; known eras: {}",
+                    crate::policy::ERAS.join(", ")
+                ))
+            })
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+    /// Operations started so far.
+    pub fn op_count(&self) -> u64 {
+        self.op
+    }
+
+    pub(crate) fn begin_op(&mut self, name: &'static str) {
+        self.op += 1;
+        self.op_name = name;
+        self.merge_site = None;
+    }
+
+    // ----------------------------------------------------------------------------------
+    // Allocation accounting and failure injection
+    // ----------------------------------------------------------------------------------
+
+    /// Running count of allocation attempts (every slab allocation the kernel would make).
+    pub fn allocations(&self) -> u64 {
+        self.allocations
+    }
+
+    /// Set failure injection. `Nth(k)` fails the k-th allocation from now (k ≥ 1).
+    pub fn inject_enomem(&mut self, inject: Inject) -> Result<()> {
+        match inject {
+            Inject::Nth(0) => {
+                return Err(SimError::InvalidArgument(
+                    "nth must be >= 1 (1 = the next allocation), got 0".into(),
+                ))
+            }
+            Inject::Rate(p) if !(0.0..=1.0).contains(&p) || p.is_nan() => {
+                return Err(SimError::InvalidArgument(format!(
+                    "rate must be within [0, 1], got {p}"
+                )))
+            }
+            _ => {}
+        }
+        self.inject = inject;
+        Ok(())
+    }
+
+    fn next_random(&mut self) -> u64 {
+        // splitmix64: tiny, seedable, identical on every platform.
+        self.rng = self.rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.rng;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Every allocation site calls this first, in the order the kernel allocates. It
+    /// counts the attempt and fails it when injection says so.
+    pub(crate) fn may_alloc(&mut self, site: AllocSite) -> Result<()> {
+        self.allocations += 1;
+        let fail = match self.inject {
+            Inject::Off => false,
+            Inject::Nth(k) => {
+                if k <= 1 {
+                    self.inject = Inject::Off;
+                    true
+                } else {
+                    self.inject = Inject::Nth(k - 1);
+                    false
+                }
+            }
+            Inject::Rate(p) => ((self.next_random() >> 11) as f64 / (1u64 << 53) as f64) < p,
+        };
+        if fail {
+            Err(SimError::OutOfMemory(format!(
+                "allocation #{} ({site}) failed (injected ENOMEM) during op #{} ({})",
+                self.allocations, self.op, self.op_name
+            )))
+        } else {
+            Ok(())
+        }
+    }
+
+    // ----------------------------------------------------------------------------------
+    // Lookups and validation
+    // ----------------------------------------------------------------------------------
+
+    pub(crate) fn proc_mm(&self, pid: i64) -> Result<MmId> {
+        u32::try_from(pid)
+            .ok()
+            .and_then(|p| self.procs.get(&p))
+            .map(|p| p.mm)
+            .ok_or(SimError::NoSuchProcess(pid))
+    }
+
+    /// Live pids in increasing order.
+    pub fn pids(&self) -> Vec<u32> {
+        self.procs.keys().copied().collect()
+    }
+
+    pub fn parent_of(&self, pid: i64) -> Result<u32> {
+        self.proc_mm(pid)?;
+        Ok(self.procs[&(pid as u32)].parent)
+    }
+
+    #[inline]
+    pub(crate) fn vma(&self, id: VmaId) -> &Vma {
+        // ok: VMA handles held by live structures are live (check() verifies it).
+        self.vmas.get(id).expect("live vma")
+    }
+    #[inline]
+    pub(crate) fn vma_mut(&mut self, id: VmaId) -> &mut Vma {
+        // ok: as above.
+        self.vmas.get_mut(id).expect("live vma")
+    }
+    #[inline]
+    pub(crate) fn mm(&self, id: MmId) -> &Mm {
+        // ok: mm handles come from the live process table.
+        self.mms.get(id).expect("live mm")
+    }
+    #[inline]
+    pub(crate) fn mm_mut(&mut self, id: MmId) -> &mut Mm {
+        // ok: as above.
+        self.mms.get_mut(id).expect("live mm")
+    }
+
+    /// The VMA containing `addr`, if any.
+    pub(crate) fn find_vma(&self, mm: MmId, addr: u64) -> Option<VmaId> {
+        let (_, &v) = self.mm(mm).vmas.range(..=addr).next_back()?;
+        (self.vma(v).end > addr).then_some(v)
+    }
+    /// `find_vma`: the first VMA ending above `addr`.
+    pub(crate) fn find_vma_above(&self, mm: MmId, addr: u64) -> Option<VmaId> {
+        if let Some(v) = self.find_vma(mm, addr) {
+            return Some(v);
+        }
+        self.mm(mm).vmas.range(addr..).next().map(|(_, &v)| v)
+    }
+    pub(crate) fn vma_next(&self, v: VmaId) -> Option<VmaId> {
+        let vma = self.vma(v);
+        self.mm(vma.mm)
+            .vmas
+            .range(vma.start + 1..)
+            .next()
+            .map(|(_, &n)| n)
+    }
+    pub(crate) fn vma_prev(&self, v: VmaId) -> Option<VmaId> {
+        let vma = self.vma(v);
+        self.mm(vma.mm)
+            .vmas
+            .range(..vma.start)
+            .next_back()
+            .map(|(_, &n)| n)
+    }
+    /// VMAs of `mm` intersecting `[start, end)`, in address order.
+    pub(crate) fn vmas_in(&self, mm: MmId, start: u64, end: u64) -> Vec<VmaId> {
+        let mut out = Vec::new();
+        if let Some(v) = self.find_vma(mm, start) {
+            out.push(v);
+        }
+        for (_, &v) in self.mm(mm).vmas.range(start..end) {
+            if out.last() != Some(&v) {
+                out.push(v);
+            }
+        }
+        out
+    }
+
+    /// Validate a user range: page aligned, positive length, inside
+    /// `[MMAP_MIN_ADDR, TASK_SIZE)`.
+    pub(crate) fn check_range(addr: u64, len: u64) -> Result<u64> {
+        if addr % PAGE_SIZE != 0 {
+            return Err(SimError::BadAddress(format!(
+                "address {addr:#x} is not page aligned (4096)"
+            )));
+        }
+        if len == 0 {
+            return Err(SimError::InvalidArgument("length 0 is not positive".into()));
+        }
+        if len % PAGE_SIZE != 0 {
+            return Err(SimError::InvalidArgument(format!(
+                "length {len} is not a multiple of the page size (4096)"
+            )));
+        }
+        let end = addr
+            .checked_add(len)
+            .filter(|&e| addr >= MMAP_MIN_ADDR && e <= TASK_SIZE)
+            .ok_or_else(|| {
+                SimError::BadAddress(format!(
+                    "range {addr:#x}+{len:#x} is outside the user address space [{MMAP_MIN_ADDR:#x}, {TASK_SIZE:#x})"
+                ))
+            })?;
+        Ok(end)
+    }
+
+    /// Parse a prot string: letters from "rwx" in any order without repeats, or "" /
+    /// "none" for `PROT_NONE`.
+    pub fn parse_prot(s: &str) -> Result<u8> {
+        if s == "none" || s == "-" || s == "---" {
+            return Ok(0);
+        }
+        let mut p = 0u8;
+        for c in s.chars() {
+            let bit = match c {
+                'r' => prot::READ,
+                'w' => prot::WRITE,
+                'x' => prot::EXEC,
+                '-' => 0,
+                _ => {
+                    return Err(SimError::InvalidArgument(format!(
+                        "bad prot {s:?}: use letters from \"rwx\" (e.g. \"rw\"), or \"none\""
+                    )))
+                }
+            };
+            if bit != 0 && p & bit != 0 {
+                return Err(SimError::InvalidArgument(format!(
+                    "bad prot {s:?}: {c:?} given twice"
+                )));
+            }
+            p |= bit;
+        }
+        Ok(p)
+    }
+
+    pub fn prot_string(p: u8) -> String {
+        let mut s = String::with_capacity(3);
+        s.push(if p & prot::READ != 0 { 'r' } else { '-' });
+        s.push(if p & prot::WRITE != 0 { 'w' } else { '-' });
+        s.push(if p & prot::EXEC != 0 { 'x' } else { '-' });
+        s
+    }
+
+    // ----------------------------------------------------------------------------------
+    // Queries
+    // ----------------------------------------------------------------------------------
+
+    pub fn counts(&self) -> Counts {
+        Counts {
+            mm: self.mms.len() as u64,
+            vma: self.vmas.len() as u64,
+            anon_vma: self.avs.len() as u64,
+            anon_vma_chain: self.avcs.len() as u64,
+            page: self.pages.len() as u64,
+            pte: self.ptes,
+        }
+    }
+
+    /// Bytes of kernel memory the era's structs would take: (vm_area_struct, anon_vma,
+    /// anon_vma_chain).
+    pub fn memory(&self) -> (u64, u64, u64) {
+        let s = &self.policy.sizes;
+        (
+            self.vmas.len() as u64 * s.vm_area_struct as u64,
+            self.avs.len() as u64 * s.anon_vma as u64,
+            self.avcs.len() as u64 * s.anon_vma_chain as u64,
+        )
+    }
+
+    pub fn vmas_of(&self, pid: i64) -> Result<Vec<VmaInfo>> {
+        let mm = self.proc_mm(pid)?;
+        Ok(self
+            .mm(mm)
+            .vmas
+            .values()
+            .map(|&v| {
+                let vma = self.vma(v);
+                VmaInfo {
+                    start: vma.start,
+                    end: vma.end,
+                    pgoff: vma.pgoff,
+                    prot: vma.prot,
+                    flags: vma.flags,
+                    anon_vma: vma.anon_vma.map(|a| a.to_u64()),
+                    chain_len: vma.chain.len(),
+                }
+            })
+            .collect())
+    }
+
+    /// Live anon pages, in slot order.
+    pub fn anon_pages(&self) -> Vec<PageId> {
+        self.pages.iter().map(|(id, _)| id).collect()
+    }
+
+    /// The anon page mapped at `addr` in `pid` (`None` for no entry or the zero page).
+    pub fn page_at(&self, pid: i64, addr: u64) -> Result<Option<PageId>> {
+        let mm = self.proc_mm(pid)?;
+        if addr % PAGE_SIZE != 0 {
+            return Err(SimError::BadAddress(format!(
+                "address {addr:#x} is not page aligned (4096)"
+            )));
+        }
+        let v = self.find_vma(mm, addr).ok_or_else(|| {
+            SimError::BadAddress(format!("address {addr:#x} is not mapped in pid {pid}"))
+        })?;
+        Ok(self.vma(v).pte(addr).page())
+    }
+
+    /// Details of one live page: (mapping anon_vma, index, mapcount).
+    pub fn page_info(&self, page: PageId) -> Result<(u64, u64, u32)> {
+        let p = self.page_checked(page)?;
+        Ok((p.mapping.to_u64(), p.index, p.mapcount))
+    }
+
+    pub(crate) fn page_checked(&self, page: PageId) -> Result<&Page> {
+        self.pages
+            .get(page)
+            .ok_or_else(|| match self.pages.freed_by(page) {
+                Some(op) => SimError::StaleHandle(format!(
+                    "page handle {:#x} is stale: the page was freed by operation #{op}",
+                    page.to_u64()
+                )),
+                None => SimError::StaleHandle(format!(
+                    "page handle {:#x} does not name a page",
+                    page.to_u64()
+                )),
+            })
+    }
+}

@@ -1,0 +1,256 @@
+//! Scenario tests of the core, written from the kernel's rules.
+
+use crate::objects::prot;
+use crate::*;
+
+const PG: u64 = PAGE_SIZE;
+const RW: u8 = prot::READ | prot::WRITE;
+
+fn sim(era: &str) -> Simulator {
+    Simulator::with_era(era, 0).unwrap()
+}
+
+/// Parent maps and writes `p` pages, forks `n` children, each child writes every page.
+fn seed(era: &str, n: i64, p: u64) -> Simulator {
+    let mut s = sim(era);
+    let parent = s.spawn().unwrap() as i64;
+    let a = s.mmap(parent, p * PG, None, RW).unwrap();
+    s.touch(parent, a, p * PG, true).unwrap();
+    let kids: Vec<i64> = s
+        .fork_many(parent, n)
+        .unwrap()
+        .into_iter()
+        .map(i64::from)
+        .collect();
+    s.touch_many(&kids, a, p * PG, true).unwrap();
+    s.check().unwrap();
+    s
+}
+
+#[test]
+fn seed_scenario_full_walk_closed_forms() {
+    for &(n, p) in &[(1i64, 1u64), (3, 5), (10, 7), (40, 3)] {
+        // 2.6.33: one family anon_vma listing all N+1 VMAs; every walk visits all.
+        let s = seed("2.6.33", n, p);
+        let st = s.rmap_walk(None).unwrap();
+        assert_eq!(st.len() as u64, p * (n as u64 + 1));
+        assert!(st.vmas_visited.iter().all(|&v| v as i64 == n + 1));
+        assert!(st.mappings_found.iter().all(|&m| m == 1));
+        let c = s.counts();
+        assert_eq!((c.anon_vma, c.anon_vma_chain), (1, 0));
+
+        // 2.6.34: the parent's anon_vma lists parent + N children; a child's own lists 1.
+        let s = seed("2.6.34", n, p);
+        let st = s.rmap_walk(None).unwrap();
+        let total: u64 = st.vmas_visited.iter().map(|&v| v as u64).sum();
+        assert_eq!(total, p * (n as u64 + 1) + p * n as u64);
+        // mean = (2N+1)/(N+1)
+        assert_eq!(total * (n as u64 + 1), st.len() as u64 * (2 * n as u64 + 1));
+        let c = s.counts();
+        assert_eq!(
+            (c.anon_vma, c.anon_vma_chain),
+            (n as u64 + 1, 2 * n as u64 + 1)
+        );
+    }
+}
+
+#[test]
+fn page_referenced_stops_at_mapcount() {
+    // 2.6.33: list = parent, child1..childN (list_add_tail at prepare and fork). The page
+    // of child k is found at position k+1; parent pages at position 1.
+    let (n, p) = (6i64, 2u64);
+    let s = seed("2.6.33", n, p);
+    let st = s.page_referenced(None).unwrap();
+    let total: u64 = st.vmas_visited.iter().map(|&v| v as u64).sum();
+    let expect = p * 1 + p * (1..=n as u64).map(|k| k + 1).sum::<u64>();
+    assert_eq!(total, expect);
+    // 2.6.34: every page is found first on its anon_vma's list.
+    let s = seed("2.6.34", n, p);
+    let st = s.page_referenced(None).unwrap();
+    assert!(st.vmas_visited.iter().all(|&v| v == 1));
+}
+
+#[test]
+fn cow_reuse_moves_page_only_in_chain_era() {
+    for era in ERAS {
+        let mut s = sim(era);
+        let a = s.spawn().unwrap() as i64;
+        let addr = s.mmap(a, PG, None, RW).unwrap();
+        s.touch(a, addr, PG, true).unwrap();
+        let b = s.fork(a).unwrap() as i64;
+        let page = s.page_at(a, addr).unwrap().unwrap();
+        assert_eq!(s.page_at(b, addr).unwrap(), Some(page));
+        s.exit(a).unwrap();
+        // b is now the only mapper: the write reuses the page.
+        s.touch(b, addr, PG, true).unwrap();
+        assert_eq!(s.page_at(b, addr).unwrap(), Some(page));
+        let (mapping, _, mapcount) = s.page_info(page).unwrap();
+        assert_eq!(mapcount, 1);
+        let own = s.vmas_of(b).unwrap()[0].anon_vma.unwrap();
+        if *era == "2.6.34" {
+            assert_eq!(
+                mapping, own,
+                "page_move_anon_rmap moved it to the child's anon_vma"
+            );
+        }
+        s.check().unwrap();
+    }
+}
+
+#[test]
+fn munmap_middle_splits_and_keeps_chains() {
+    for era in ERAS {
+        let mut s = sim(era);
+        let a = s.spawn().unwrap() as i64;
+        let addr = s.mmap(a, 8 * PG, None, RW).unwrap();
+        s.touch(a, addr, 8 * PG, true).unwrap();
+        let b = s.fork(a).unwrap() as i64;
+        s.munmap(b, addr + 2 * PG, 3 * PG).unwrap();
+        let v = s.vmas_of(b).unwrap();
+        assert_eq!(v.len(), 2);
+        assert_eq!(
+            (v[0].start, v[0].end, v[0].pgoff),
+            (addr, addr + 2 * PG, addr / PG)
+        );
+        assert_eq!(
+            (v[1].start, v[1].end, v[1].pgoff),
+            (addr + 5 * PG, addr + 8 * PG, addr / PG + 5)
+        );
+        assert_eq!(v[0].anon_vma, v[1].anon_vma);
+        assert_eq!(v[0].chain_len, v[1].chain_len);
+        s.check().unwrap();
+        s.exit(a).unwrap();
+        s.exit(b).unwrap();
+        s.check().unwrap();
+        assert_eq!(s.counts(), Counts::default());
+    }
+}
+
+#[test]
+fn prepare_reuses_neighbour_only_with_singular_chain_in_2_6_34() {
+    for era in ERAS {
+        let mut s = sim(era);
+        let a = s.spawn().unwrap() as i64;
+        // X (rw) then Y (r) directly above it: different prot, so vma_merge keeps them
+        // apart, but anon_vma_compatible ignores prot.
+        let x = s.mmap(a, 2 * PG, Some(0x1000_0000), RW).unwrap();
+        s.touch(a, x, PG, true).unwrap();
+        let b = s.fork(a).unwrap() as i64; // b's X has a chain of 2 in 2.6.34
+        let y = s
+            .mmap(
+                b,
+                2 * PG,
+                Some(x + 2 * PG),
+                prot::READ | prot::WRITE | prot::EXEC,
+            )
+            .unwrap();
+        s.touch(b, y, PG, true).unwrap();
+        let v = s.vmas_of(b).unwrap();
+        assert_eq!(v.len(), 2);
+        if era == &"2.6.33" {
+            assert_eq!(
+                v[0].anon_vma, v[1].anon_vma,
+                "legacy reuses any compatible neighbour"
+            );
+        } else {
+            assert_ne!(
+                v[0].anon_vma, v[1].anon_vma,
+                "rc4 rule: neighbour chain is not singular"
+            );
+        }
+        // In the parent the neighbour's chain is singular: reuse in both eras.
+        let y2 = s
+            .mmap(
+                a,
+                2 * PG,
+                Some(x + 2 * PG),
+                prot::READ | prot::WRITE | prot::EXEC,
+            )
+            .unwrap();
+        s.touch(a, y2, PG, true).unwrap();
+        let v = s.vmas_of(a).unwrap();
+        assert_eq!(v[0].anon_vma, v[1].anon_vma);
+        s.check().unwrap();
+    }
+}
+
+#[test]
+fn mmap_merges_with_neighbours_and_fixed_replaces() {
+    for era in ERAS {
+        let mut s = sim(era);
+        let a = s.spawn().unwrap() as i64;
+        let base = 0x2000_0000;
+        s.mmap(a, 2 * PG, Some(base), RW).unwrap();
+        s.mmap(a, 2 * PG, Some(base + 4 * PG), RW).unwrap();
+        assert_eq!(s.vmas_of(a).unwrap().len(), 2);
+        s.mmap(a, 2 * PG, Some(base + 2 * PG), RW).unwrap(); // case 1: fills the hole
+        let v = s.vmas_of(a).unwrap();
+        assert_eq!(v.len(), 1);
+        assert_eq!(
+            (v[0].start, v[0].end, v[0].pgoff),
+            (base, base + 6 * PG, base / PG)
+        );
+        s.touch(a, base, 6 * PG, true).unwrap();
+        let pages = s.counts().page;
+        s.mmap(a, 2 * PG, Some(base + 2 * PG), prot::READ).unwrap(); // MAP_FIXED over pages
+        assert_eq!(s.counts().page, pages - 2);
+        assert_eq!(s.vmas_of(a).unwrap().len(), 3);
+        s.check().unwrap();
+    }
+}
+
+/// Fail every allocation of a fork/COW/munmap scenario in turn: each failure raises
+/// OutOfMemory, leaves every invariant intact, and after all processes exit nothing is
+/// left allocated.
+#[test]
+fn every_allocation_failure_unwinds_cleanly() {
+    for era in ERAS {
+        let scenario = |s: &mut Simulator| -> Result<()> {
+            let a = s.spawn()? as i64;
+            let addr = s.mmap(a, 6 * PG, Some(0x4000_0000), RW)?;
+            s.touch(a, addr, 6 * PG, true)?;
+            let b = s.fork(a)? as i64;
+            let c = s.fork(b)? as i64;
+            s.touch(c, addr, 3 * PG, true)?;
+            s.munmap(b, addr + 2 * PG, 2 * PG)?;
+            s.mmap(c, 2 * PG, Some(addr + 6 * PG), RW)?;
+            s.touch(c, addr + 6 * PG, 2 * PG, true)?;
+            s.exec(b)?;
+            Ok(())
+        };
+        let mut clean = sim(era);
+        scenario(&mut clean).unwrap();
+        let total = clean.allocations();
+        assert!(total > 20);
+        for k in 1..=total {
+            let mut s = sim(era);
+            s.inject_enomem(Inject::Nth(k)).unwrap();
+            let r = scenario(&mut s);
+            assert!(
+                matches!(r, Err(SimError::OutOfMemory(_))),
+                "{era} k={k}: {r:?}"
+            );
+            s.check().unwrap_or_else(|e| panic!("{era} k={k}: {e}"));
+            for pid in s.pids() {
+                s.exit(pid as i64).unwrap();
+            }
+            s.check().unwrap();
+            assert_eq!(s.counts(), Counts::default(), "{era} k={k}: leak");
+        }
+    }
+}
+
+#[test]
+fn stale_page_handle_is_reported() {
+    let mut s = sim("2.6.34");
+    let a = s.spawn().unwrap() as i64;
+    let addr = s.mmap(a, PG, None, RW).unwrap();
+    s.touch(a, addr, PG, true).unwrap();
+    let page = s.page_at(a, addr).unwrap().unwrap();
+    s.munmap(a, addr, PG).unwrap();
+    let e = s.page_referenced(Some(&[page.to_u64()])).unwrap_err();
+    assert!(
+        matches!(e, SimError::StaleHandle(ref m) if m.contains("freed by operation #4")),
+        "{e}"
+    );
+}

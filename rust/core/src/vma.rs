@@ -1,0 +1,542 @@
+//! VMA creation, merging, splitting and unmapping: `mm/mmap.c` of 2.6.33 / 2.6.34.
+//!
+//! Page-table entries are stored per VMA (`Vma::ptes`), so whenever VMA boundaries move
+//! the entries are handed to whichever VMA now covers their address; the union of the
+//! ranges involved never changes in `vma_adjust`, so no entry is lost.
+
+use crate::error::{Result, SimError};
+use crate::objects::*;
+use crate::policy::Linking;
+use crate::sim::{AllocSite, Simulator, MMAP_BASE, MMAP_MIN_ADDR};
+
+impl Simulator {
+    // ----------------------------------------------------------------------------------
+    // Page-table entry plumbing
+    // ----------------------------------------------------------------------------------
+
+    /// Install `pte` at `addr` in `vma` (growing its entry array on first use).
+    pub(crate) fn set_pte(&mut self, v: VmaId, addr: u64, pte: Pte) {
+        let vma = self.vma_mut(v);
+        let i = ((addr - vma.start) >> PAGE_SHIFT) as usize;
+        if vma.ptes.is_empty() {
+            if pte.is_none() {
+                return;
+            }
+            vma.ptes = vec![Pte::NONE; vma.pages() as usize];
+        }
+        let old = std::mem::replace(&mut vma.ptes[i], pte);
+        match (old.is_none(), pte.is_none()) {
+            (true, false) => self.ptes += 1,
+            (false, true) => self.ptes -= 1,
+            _ => {}
+        }
+    }
+
+    /// Populated entries of `v` with their addresses; leaves `v` with none.
+    fn take_ptes(&mut self, v: VmaId, out: &mut Vec<(u64, Pte)>) {
+        let vma = self.vma_mut(v);
+        let start = vma.start;
+        for (i, p) in std::mem::take(&mut vma.ptes).into_iter().enumerate() {
+            if !p.is_none() {
+                out.push((start + ((i as u64) << PAGE_SHIFT), p));
+            }
+        }
+    }
+
+    /// Hand each collected entry to the VMA among `targets` that now covers it.
+    fn place_ptes(&mut self, entries: Vec<(u64, Pte)>, targets: &[VmaId]) {
+        for (addr, pte) in entries {
+            let t = targets.iter().copied().find(|&t| {
+                let v = self.vma(t);
+                v.start <= addr && addr < v.end
+            });
+            debug_assert!(t.is_some(), "page-table entry at {addr:#x} lost its VMA");
+            if let Some(t) = t {
+                let vma = self.vma_mut(t);
+                if vma.ptes.is_empty() {
+                    vma.ptes = vec![Pte::NONE; vma.pages() as usize];
+                }
+                let i = ((addr - vma.start) >> PAGE_SHIFT) as usize;
+                vma.ptes[i] = pte;
+            }
+        }
+    }
+
+    /// `page_remove_rmap` for one present entry: drop a mapcount; a page nobody maps any
+    /// more is freed.
+    pub(crate) fn page_remove_rmap(&mut self, page: PageId) {
+        let Some(p) = self.pages.get_mut(page) else {
+            return;
+        };
+        p.mapcount = p.mapcount.saturating_sub(1);
+        if p.mapcount == 0 {
+            self.pages.remove(page, self.op);
+        }
+    }
+
+    /// `zap_page_range` over the whole VMA (`unmap_vmas`): clear every entry.
+    pub(crate) fn zap_vma(&mut self, v: VmaId) {
+        let ptes = std::mem::take(&mut self.vma_mut(v).ptes);
+        for p in ptes {
+            if p.is_none() {
+                continue;
+            }
+            self.ptes -= 1;
+            if let Some(page) = p.page() {
+                self.page_remove_rmap(page);
+            }
+        }
+    }
+
+    // ----------------------------------------------------------------------------------
+    // VMA objects
+    // ----------------------------------------------------------------------------------
+
+    /// Allocate a VMA object (not yet in any mm).
+    fn vma_alloc(
+        &mut self,
+        mm: MmId,
+        start: u64,
+        end: u64,
+        pgoff: u64,
+        prot: u8,
+        flags: u32,
+    ) -> Result<VmaId> {
+        self.may_alloc(AllocSite::Vma)?;
+        Ok(self.vmas.insert(Vma {
+            mm,
+            start,
+            end,
+            pgoff,
+            prot,
+            flags,
+            anon_vma: None,
+            chain: Vec::new(),
+            av_pos: 0,
+            ptes: Vec::new(),
+        }))
+    }
+
+    /// `__vma_link`: insert into the mm's VMA tree (and in the legacy era onto the
+    /// anon_vma list, `__anon_vma_link`).
+    fn vma_link(&mut self, v: VmaId, legacy_link_anon: bool) {
+        let (mm, start) = {
+            let vma = self.vma(v);
+            (vma.mm, vma.start)
+        };
+        self.mm_mut(mm).vmas.insert(start, v);
+        if legacy_link_anon && self.policy.linking == Linking::Legacy {
+            self.anon_vma_link(v);
+        }
+    }
+
+    /// Free a VMA that is out of its mm and unlinked from every anon_vma.
+    pub(crate) fn remove_vma(&mut self, v: VmaId) {
+        debug_assert!(self.vma(v).chain.is_empty());
+        self.vmas.remove(v, self.op);
+    }
+
+    fn set_vma_range(&mut self, v: VmaId, start: u64, end: u64, pgoff: u64) {
+        let (mm, old_start) = {
+            let vma = self.vma(v);
+            (vma.mm, vma.start)
+        };
+        if old_start != start {
+            let m = self.mm_mut(mm);
+            m.vmas.remove(&old_start);
+            m.vmas.insert(start, v);
+        }
+        let vma = self.vma_mut(v);
+        vma.start = start;
+        vma.end = end;
+        vma.pgoff = pgoff;
+    }
+
+    // ----------------------------------------------------------------------------------
+    // vma_adjust / vma_merge / split
+    // ----------------------------------------------------------------------------------
+
+    /// `vma_adjust(vma, start, end, pgoff, insert)` (mm/mmap.c, 2.6.34 with the rc4
+    /// importer/exporter fix; 2.6.33 links instead of cloning): change `vma`'s range,
+    /// and either insert the split-off `insert`, or shift the boundary with / remove the
+    /// next VMA. The only allocation (the importer's `anon_vma_clone`) happens before
+    /// anything changes, so a failure leaves the state untouched.
+    pub(crate) fn vma_adjust(
+        &mut self,
+        vma: VmaId,
+        start: u64,
+        end: u64,
+        pgoff: u64,
+        insert: Option<VmaId>,
+    ) -> Result<()> {
+        let target_end = end;
+        let mut end = end;
+        let mut next = self.vma_next(vma);
+        loop {
+            let mut remove_next = 0u8;
+            let mut adjust_next: i64 = 0;
+            if let (Some(n), None) = (next, insert) {
+                let (n_start, n_end) = (self.vma(n).start, self.vma(n).end);
+                let mut pair = None;
+                if end >= n_end {
+                    // vma expands over all of next (and perhaps the one after: case 6).
+                    remove_next = 1 + u8::from(end > n_end);
+                    end = n_end;
+                    pair = Some((vma, n));
+                } else if end > n_start {
+                    // vma expands over part of next: case 5 moves the boundary up.
+                    adjust_next = ((end - n_start) >> PAGE_SHIFT) as i64;
+                    pair = Some((vma, n));
+                } else if end < self.vma(vma).end {
+                    // vma shrinks and next grows: case 4 moves the boundary down.
+                    adjust_next = -(((self.vma(vma).end - end) >> PAGE_SHIFT) as i64);
+                    pair = Some((n, vma));
+                }
+                if let Some((importer, exporter)) = pair {
+                    self.import_anon_vma(importer, exporter)?;
+                }
+            }
+            // Nothing below can fail.
+            let mut entries = Vec::new();
+            self.take_ptes(vma, &mut entries);
+            if let Some(n) = next.filter(|_| remove_next > 0 || adjust_next != 0) {
+                self.take_ptes(n, &mut entries);
+            }
+            if let Some(ins) = insert {
+                self.take_ptes(ins, &mut entries);
+            }
+            self.set_vma_range(vma, start, end, pgoff);
+            let mut targets = vec![vma];
+            if let Some(n) = next {
+                if adjust_next != 0 {
+                    let (ns, ne, np) = {
+                        let nv = self.vma(n);
+                        (nv.start, nv.end, nv.pgoff)
+                    };
+                    let d = adjust_next * PAGE_SIZE as i64;
+                    self.set_vma_range(
+                        n,
+                        (ns as i64 + d) as u64,
+                        ne,
+                        (np as i64 + adjust_next) as u64,
+                    );
+                    targets.push(n);
+                }
+            }
+            if remove_next > 0 {
+                // ok: remove_next is only set when next is Some.
+                let n = next.expect("next");
+                let nstart = self.vma(n).start;
+                self.mm_mut(self.vma(vma).mm).vmas.remove(&nstart);
+                self.place_ptes(entries, &targets);
+                if self.vma(n).anon_vma.is_some() {
+                    self.anon_vma_merge(vma, n);
+                }
+                self.remove_vma(n);
+                if remove_next == 2 {
+                    next = self.vma_next(vma);
+                    end = target_end;
+                    continue;
+                }
+            } else {
+                if let Some(ins) = insert {
+                    self.vma_link(ins, true);
+                    targets.push(ins);
+                }
+                self.place_ptes(entries, &targets);
+            }
+            return Ok(());
+        }
+    }
+
+    /// `is_mergeable_anon_vma` (2.6.33 / 2.6.34): either side without anon_vma, or the
+    /// same anon_vma.
+    pub(crate) fn is_mergeable_anon_vma(a: Option<AnonVmaId>, b: Option<AnonVmaId>) -> bool {
+        a.is_none() || b.is_none() || a == b
+    }
+
+    /// `is_mergeable_vma`: same flags (protection included) and file (none here).
+    fn is_mergeable_vma(&self, v: VmaId, prot: u8, flags: u32) -> bool {
+        let vma = self.vma(v);
+        vma.prot == prot && vma.flags == flags
+    }
+
+    /// `can_vma_merge_after(prev, …, pgoff)`: the range may be appended to `prev`.
+    fn can_vma_merge_after(
+        &self,
+        prev: VmaId,
+        prot: u8,
+        flags: u32,
+        av: Option<AnonVmaId>,
+        pgoff: u64,
+    ) -> bool {
+        let p = self.vma(prev);
+        self.is_mergeable_vma(prev, prot, flags)
+            && Self::is_mergeable_anon_vma(av, p.anon_vma)
+            && p.pgoff + p.pages() == pgoff
+    }
+
+    /// `can_vma_merge_before(next, …, pgoff)`: the range may be prepended to `next`.
+    fn can_vma_merge_before(
+        &self,
+        next: VmaId,
+        prot: u8,
+        flags: u32,
+        av: Option<AnonVmaId>,
+        pgoff: u64,
+    ) -> bool {
+        self.is_mergeable_vma(next, prot, flags)
+            && Self::is_mergeable_anon_vma(av, self.vma(next).anon_vma)
+            && self.vma(next).pgoff == pgoff
+    }
+
+    /// `vma_merge(mm, prev, addr, end, vm_flags, anon_vma, pgoff)` (2.6.33 / 2.6.34): merge
+    /// the range `[addr, end)` — new (mmap) or an existing part of a VMA (mprotect,
+    /// madvise) — with `prev` and/or the following VMA when attributes, pgoff and
+    /// anon_vmas allow. Returns the VMA now covering the range, or `None` when no merge
+    /// applies. The eight cases are the kernel's.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn vma_merge(
+        &mut self,
+        mm: MmId,
+        prev: Option<VmaId>,
+        addr: u64,
+        end: u64,
+        prot: u8,
+        flags: u32,
+        av: Option<AnonVmaId>,
+        pgoff: u64,
+    ) -> Result<Option<VmaId>> {
+        let pglen = (end - addr) >> PAGE_SHIFT;
+        let mut next = match prev {
+            Some(p) => self.vma_next(p),
+            None => self.mm(mm).vmas.values().next().copied(),
+        };
+        let area = next;
+        if let Some(n) = next {
+            if self.vma(n).end == end {
+                // cases 6, 7, 8: the range is exactly an existing VMA.
+                next = self.vma_next(n);
+            }
+        }
+        if let Some(p) = prev {
+            if self.vma(p).end == addr && self.can_vma_merge_after(p, prot, flags, av, pgoff) {
+                let pv = self.vma(p);
+                let (ps, ppg) = (pv.start, pv.pgoff);
+                let with_next = next.filter(|&n| {
+                    end == self.vma(n).start
+                        && self.can_vma_merge_before(n, prot, flags, av, pgoff + pglen)
+                        && Self::is_mergeable_anon_vma(self.vma(p).anon_vma, self.vma(n).anon_vma)
+                });
+                match with_next {
+                    // cases 1, 6
+                    Some(n) => {
+                        let ne = self.vma(n).end;
+                        self.vma_adjust(p, ps, ne, ppg, None)?
+                    }
+                    // cases 2, 5, 7
+                    None => self.vma_adjust(p, ps, end, ppg, None)?,
+                }
+                return Ok(Some(p));
+            }
+        }
+        if let Some(n) = next {
+            if end == self.vma(n).start
+                && self.can_vma_merge_before(n, prot, flags, av, pgoff + pglen)
+            {
+                match prev {
+                    Some(p) if addr < self.vma(p).end => {
+                        // case 4
+                        let (ps, ppg) = (self.vma(p).start, self.vma(p).pgoff);
+                        self.vma_adjust(p, ps, addr, ppg, None)?;
+                    }
+                    _ => {
+                        // cases 3, 8
+                        // ok: area is Some whenever next is (next derives from it).
+                        let a = area.expect("area");
+                        let (ne, npg) = (self.vma(n).end, self.vma(n).pgoff);
+                        self.vma_adjust(a, addr, ne, npg - pglen, None)?;
+                    }
+                }
+                return Ok(area);
+            }
+        }
+        Ok(None)
+    }
+
+    /// `__split_vma(mm, vma, addr, new_below)` (2.6.34): split at `addr`; the new VMA
+    /// takes the part below `addr` when `new_below`, else the part above. In 2.6.34 the
+    /// new VMA clones the chain (can fail: the new VMA is freed and nothing changes).
+    pub(crate) fn split_vma(&mut self, v: VmaId, addr: u64, new_below: bool) -> Result<VmaId> {
+        let (mm, start, end, pgoff, prot, flags, av) = {
+            let x = self.vma(v);
+            (x.mm, x.start, x.end, x.pgoff, x.prot, x.flags, x.anon_vma)
+        };
+        debug_assert!(start < addr && addr < end);
+        let new = if new_below {
+            self.vma_alloc(mm, start, addr, pgoff, prot, flags)?
+        } else {
+            self.vma_alloc(
+                mm,
+                addr,
+                end,
+                pgoff + ((addr - start) >> PAGE_SHIFT),
+                prot,
+                flags,
+            )?
+        };
+        self.vma_mut(new).anon_vma = av;
+        if self.policy.linking == Linking::Chain {
+            if let Err(e) = self.anon_vma_clone(new, v) {
+                self.remove_vma(new);
+                return Err(e);
+            }
+        }
+        let r = if new_below {
+            self.vma_adjust(
+                v,
+                addr,
+                end,
+                pgoff + ((addr - start) >> PAGE_SHIFT),
+                Some(new),
+            )
+        } else {
+            self.vma_adjust(v, start, addr, pgoff, Some(new))
+        };
+        if let Err(e) = r {
+            self.unlink_anon_vmas(new);
+            self.remove_vma(new);
+            return Err(e);
+        }
+        Ok(new)
+    }
+
+    // ----------------------------------------------------------------------------------
+    // mmap / munmap
+    // ----------------------------------------------------------------------------------
+
+    /// `arch_get_unmapped_area_topdown`, simplified: the highest free gap below
+    /// `MMAP_BASE` that fits.
+    fn get_unmapped_area(&self, mm: MmId, len: u64) -> Result<u64> {
+        let mut ceiling = MMAP_BASE;
+        for (_, &v) in self.mm(mm).vmas.range(..MMAP_BASE).rev() {
+            let vma = self.vma(v);
+            if vma.end <= ceiling && ceiling - vma.end >= len {
+                return Ok(ceiling - len);
+            }
+            ceiling = ceiling.min(vma.start);
+        }
+        if ceiling >= MMAP_MIN_ADDR && ceiling - MMAP_MIN_ADDR >= len {
+            return Ok(ceiling - len);
+        }
+        Err(SimError::OutOfMemory(format!(
+            "no free range of {len:#x} bytes below mmap_base {MMAP_BASE:#x}"
+        )))
+    }
+
+    /// `mmap(addr, length, prot, MAP_PRIVATE|MAP_ANONYMOUS[|MAP_FIXED])`: `do_mmap_pgoff`
+    /// + `mmap_region`. With `addr`, MAP_FIXED: whatever is mapped there is unmapped first.
+    pub fn mmap(&mut self, pid: i64, len: u64, addr: Option<u64>, prot: u8) -> Result<u64> {
+        let mm = self.proc_mm(pid)?;
+        if prot & !prot::ALL != 0 {
+            return Err(SimError::InvalidArgument(format!(
+                "bad prot bits {prot:#x}"
+            )));
+        }
+        let addr = match addr {
+            Some(a) => {
+                Self::check_range(a, len)?;
+                a
+            }
+            None => {
+                Self::check_range(MMAP_MIN_ADDR, len)?;
+                self.get_unmapped_area(mm, len)?
+            }
+        };
+        self.begin_op("mmap");
+        self.mmap_region(mm, addr, len, prot, 0)
+    }
+
+    /// `mmap_region` for a private anonymous mapping.
+    pub(crate) fn mmap_region(
+        &mut self,
+        mm: MmId,
+        addr: u64,
+        len: u64,
+        prot: u8,
+        flags: u32,
+    ) -> Result<u64> {
+        let end = addr + len;
+        if !self.vmas_in(mm, addr, end).is_empty() {
+            self.do_munmap(mm, addr, len)?;
+        }
+        let pgoff = addr >> PAGE_SHIFT;
+        let prev = self.mm(mm).vmas.range(..addr).next_back().map(|(_, &v)| v);
+        if self
+            .vma_merge(mm, prev, addr, end, prot, flags, None, pgoff)?
+            .is_none()
+        {
+            let v = self.vma_alloc(mm, addr, end, pgoff, prot, flags)?;
+            self.vma_link(v, true);
+        }
+        self.merge_site = Some((mm, addr));
+        Ok(addr)
+    }
+
+    /// `munmap(addr, length)`. Unlike the kernel (which returns 0), a range containing
+    /// no mapping at all is refused with `BadAddress`, since it is almost always a
+    /// mistake in a simulation script.
+    pub fn munmap(&mut self, pid: i64, addr: u64, len: u64) -> Result<()> {
+        let mm = self.proc_mm(pid)?;
+        Self::check_range(addr, len)?;
+        if self.vmas_in(mm, addr, addr + len).is_empty() {
+            return Err(SimError::BadAddress(format!(
+                "nothing is mapped in [{addr:#x}, {:#x}) of pid {pid}",
+                addr + len
+            )));
+        }
+        self.begin_op("munmap");
+        self.do_munmap(mm, addr, len)
+    }
+
+    /// `do_munmap` (2.6.34): split at both ends as needed, then tear down every VMA in
+    /// the range — zap the entries (`unmap_region`), unlink the anon_vmas
+    /// (`free_pgtables`), free the VMAs (`remove_vma_list`).
+    pub(crate) fn do_munmap(&mut self, mm: MmId, start: u64, len: u64) -> Result<()> {
+        let end = start + len;
+        let Some(vma) = self.find_vma_above(mm, start) else {
+            return Ok(());
+        };
+        if self.vma(vma).start >= end {
+            return Ok(());
+        }
+        if start > self.vma(vma).start {
+            self.split_vma(vma, start, false)?;
+        }
+        if let Some(last) = self.find_vma(mm, end.saturating_sub(1)) {
+            if self.vma(last).end > end {
+                self.split_vma(last, end, true)?;
+            }
+        }
+        let doomed = self.vmas_in(mm, start, end);
+        for &v in &doomed {
+            let s = self.vma(v).start;
+            self.mm_mut(mm).vmas.remove(&s);
+        }
+        self.unmap_region(&doomed);
+        Ok(())
+    }
+
+    /// `unmap_region` + `remove_vma_list` for VMAs already detached from their mm.
+    pub(crate) fn unmap_region(&mut self, doomed: &[VmaId]) {
+        for &v in doomed {
+            self.zap_vma(v);
+        }
+        for &v in doomed {
+            self.unlink_anon_vmas(v);
+        }
+        for &v in doomed {
+            self.remove_vma(v);
+        }
+    }
+}
