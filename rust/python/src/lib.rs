@@ -1,1 +1,451 @@
-//! placeholder
+//! PyO3 bindings: argument validation, error mapping and numpy output only. All
+//! simulation lives in `rmapsim-core`.
+
+use numpy::{IntoPyArray, PyArray1};
+use pyo3::exceptions::PyRuntimeError;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList, PyString, PyType};
+
+use rmapsim_core::{Inject, ScanStats, SimError, Simulator as Core};
+
+/// Raise the `rmapsim` exception class matching `e` (defined in `rmapsim/errors.py`).
+fn to_py(py: Python<'_>, e: SimError) -> PyErr {
+    let msg = e.to_string();
+    match py
+        .import("rmapsim.errors")
+        .and_then(|m| m.getattr(e.kind()))
+        .and_then(|c| c.cast_into::<PyType>().map_err(PyErr::from))
+    {
+        Ok(cls) => PyErr::from_type(cls, msg),
+        Err(_) => PyRuntimeError::new_err(msg),
+    }
+}
+
+trait IntoPy<T> {
+    fn py(self, py: Python<'_>) -> PyResult<T>;
+}
+impl<T> IntoPy<T> for Result<T, SimError> {
+    fn py(self, py: Python<'_>) -> PyResult<T> {
+        self.map_err(|e| to_py(py, e))
+    }
+}
+
+fn repr(obj: &Bound<'_, PyAny>) -> String {
+    obj.repr()
+        .map(|r| r.to_string())
+        .unwrap_or_else(|_| "<unprintable>".into())
+}
+
+/// An integer argument as i128 (Python ints beyond that are reported by value).
+fn int_arg(obj: &Bound<'_, PyAny>, what: &str) -> Result<i128, SimError> {
+    if obj.is_instance_of::<pyo3::types::PyBool>() {
+        return Err(SimError::InvalidArgument(format!(
+            "{what} must be an int, got {}",
+            repr(obj)
+        )));
+    }
+    if let Ok(v) = obj.extract::<i128>() {
+        return Ok(v);
+    }
+    // numpy integer scalars and other objects with __index__
+    if let Ok(i) = obj.call_method0("__index__") {
+        return i.extract::<i128>().map_err(|_| {
+            SimError::InvalidArgument(format!("{what} {} is out of range", repr(obj)))
+        });
+    }
+    Err(SimError::InvalidArgument(format!(
+        "{what} must be an int, got {}",
+        repr(obj)
+    )))
+}
+
+fn pid_arg(obj: &Bound<'_, PyAny>) -> Result<i64, SimError> {
+    let v = int_arg(obj, "pid")?;
+    i64::try_from(v).map_err(|_| SimError::NoSuchProcess(if v < 0 { i64::MIN } else { i64::MAX }))
+}
+
+fn addr_arg(obj: &Bound<'_, PyAny>) -> Result<u64, SimError> {
+    let v = int_arg(obj, "address")?;
+    if v < 0 {
+        return Err(SimError::BadAddress(format!("address {v} is negative")));
+    }
+    u64::try_from(v).map_err(|_| {
+        SimError::BadAddress(format!("address {v:#x} is outside the user address space"))
+    })
+}
+
+fn len_arg(obj: &Bound<'_, PyAny>) -> Result<u64, SimError> {
+    let v = int_arg(obj, "length")?;
+    if v < 0 {
+        return Err(SimError::InvalidArgument(format!("length {v} is negative")));
+    }
+    u64::try_from(v).map_err(|_| SimError::InvalidArgument(format!("length {v} is too large")))
+}
+
+fn prot_arg(obj: &Bound<'_, PyAny>) -> Result<u8, SimError> {
+    match obj.cast::<PyString>() {
+        Ok(s) => Core::parse_prot(&s.to_string_lossy()),
+        Err(_) => Err(SimError::InvalidArgument(format!(
+            "bad prot {}: must be a string such as \"rw\"",
+            repr(obj)
+        ))),
+    }
+}
+
+fn stats_dict<'py>(py: Python<'py>, s: ScanStats) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("page", s.page.into_pyarray(py))?;
+    d.set_item("anon_vma", s.anon_vma.into_pyarray(py))?;
+    d.set_item("vmas_visited", s.vmas_visited.into_pyarray(py))?;
+    d.set_item("vmas_in_range", s.vmas_in_range.into_pyarray(py))?;
+    d.set_item("ptes_checked", s.ptes_checked.into_pyarray(py))?;
+    d.set_item("mappings_found", s.mappings_found.into_pyarray(py))?;
+    d.set_item("mapcount", s.mapcount.into_pyarray(py))?;
+    d.set_item("tree_nodes_visited", s.tree_nodes_visited.into_pyarray(py))?;
+    d.set_item("lock_id", s.lock_id.into_pyarray(py))?;
+    d.set_item("lock_mode", s.lock_mode.into_pyarray(py))?;
+    Ok(d)
+}
+
+/// The native simulator. Use `rmapsim.Simulator`, which wraps this class.
+#[pyclass(subclass, module = "rmapsim._core", name = "Simulator")]
+struct PySimulator {
+    inner: Core,
+}
+
+#[pymethods]
+impl PySimulator {
+    #[new]
+    #[pyo3(signature = (era = None, seed = None))]
+    fn new(
+        py: Python<'_>,
+        era: Option<&Bound<'_, PyAny>>,
+        seed: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
+        let era = match era {
+            None => "2.6.34".to_string(),
+            Some(e) => match e.cast::<PyString>() {
+                Ok(s) => s.to_string_lossy().into_owned(),
+                Err(_) => {
+                    return Err(to_py(
+                        py,
+                        SimError::InvalidArgument(format!("era must be a string, got {}", repr(e))),
+                    ))
+                }
+            },
+        };
+        let seed = match seed {
+            None => 0,
+            Some(s) => {
+                let v = int_arg(s, "seed").py(py)?;
+                u64::try_from(v)
+                    .map_err(|_| {
+                        SimError::InvalidArgument(format!("seed {v} must be within [0, 2**64)"))
+                    })
+                    .py(py)?
+            }
+        };
+        Ok(PySimulator {
+            inner: Core::with_era(&era, seed).py(py)?,
+        })
+    }
+
+    /// The era preset name.
+    #[getter]
+    fn era(&self) -> String {
+        self.inner.policy().name.clone()
+    }
+
+    #[getter]
+    fn seed(&self) -> u64 {
+        self.inner.seed()
+    }
+
+    fn spawn(&mut self, py: Python<'_>) -> PyResult<u32> {
+        self.inner.spawn().py(py)
+    }
+
+    fn fork(&mut self, py: Python<'_>, pid: &Bound<'_, PyAny>) -> PyResult<u32> {
+        let pid = pid_arg(pid).py(py)?;
+        self.inner.fork(pid).py(py)
+    }
+
+    fn fork_many<'py>(
+        &mut self,
+        py: Python<'py>,
+        pid: &Bound<'_, PyAny>,
+        n: &Bound<'_, PyAny>,
+    ) -> PyResult<Bound<'py, PyArray1<i64>>> {
+        let pid = pid_arg(pid).py(py)?;
+        let n = int_arg(n, "n").py(py)?;
+        let n = i64::try_from(n)
+            .map_err(|_| SimError::InvalidArgument(format!("n {n} is out of range")))
+            .py(py)?;
+        let inner = &mut self.inner;
+        let kids = py.detach(|| inner.fork_many(pid, n)).py(py)?;
+        Ok(kids
+            .into_iter()
+            .map(i64::from)
+            .collect::<Vec<_>>()
+            .into_pyarray(py))
+    }
+
+    fn exit(&mut self, py: Python<'_>, pid: &Bound<'_, PyAny>) -> PyResult<()> {
+        let pid = pid_arg(pid).py(py)?;
+        self.inner.exit(pid).py(py)
+    }
+
+    fn exec(&mut self, py: Python<'_>, pid: &Bound<'_, PyAny>) -> PyResult<()> {
+        let pid = pid_arg(pid).py(py)?;
+        self.inner.exec(pid).py(py)
+    }
+
+    #[pyo3(signature = (pid, length, addr = None, prot = None))]
+    fn mmap(
+        &mut self,
+        py: Python<'_>,
+        pid: &Bound<'_, PyAny>,
+        length: &Bound<'_, PyAny>,
+        addr: Option<&Bound<'_, PyAny>>,
+        prot: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<u64> {
+        let pid = pid_arg(pid).py(py)?;
+        let length = len_arg(length).py(py)?;
+        let addr = addr
+            .filter(|a| !a.is_none())
+            .map(addr_arg)
+            .transpose()
+            .py(py)?;
+        let prot = match prot {
+            Some(p) => prot_arg(p).py(py)?,
+            None => 3,
+        };
+        self.inner.mmap(pid, length, addr, prot).py(py)
+    }
+
+    fn munmap(
+        &mut self,
+        py: Python<'_>,
+        pid: &Bound<'_, PyAny>,
+        addr: &Bound<'_, PyAny>,
+        length: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let pid = pid_arg(pid).py(py)?;
+        let addr = addr_arg(addr).py(py)?;
+        let length = len_arg(length).py(py)?;
+        self.inner.munmap(pid, addr, length).py(py)
+    }
+
+    #[pyo3(signature = (pid, addr, length, write = true))]
+    fn touch(
+        &mut self,
+        py: Python<'_>,
+        pid: &Bound<'_, PyAny>,
+        addr: &Bound<'_, PyAny>,
+        length: &Bound<'_, PyAny>,
+        write: bool,
+    ) -> PyResult<()> {
+        let pid = pid_arg(pid).py(py)?;
+        let addr = addr_arg(addr).py(py)?;
+        let length = len_arg(length).py(py)?;
+        let inner = &mut self.inner;
+        py.detach(|| inner.touch(pid, addr, length, write)).py(py)
+    }
+
+    /// `pids` is a list of ints (the Python wrapper converts arrays and sequences).
+    #[pyo3(signature = (pids, addr, length, write = true))]
+    fn touch_many(
+        &mut self,
+        py: Python<'_>,
+        pids: &Bound<'_, PyList>,
+        addr: &Bound<'_, PyAny>,
+        length: &Bound<'_, PyAny>,
+        write: bool,
+    ) -> PyResult<()> {
+        let pids: Vec<i64> = pids
+            .iter()
+            .map(|p| pid_arg(&p))
+            .collect::<Result<_, _>>()
+            .py(py)?;
+        let addr = addr_arg(addr).py(py)?;
+        let length = len_arg(length).py(py)?;
+        let inner = &mut self.inner;
+        py.detach(|| inner.touch_many(&pids, addr, length, write))
+            .py(py)
+    }
+
+    fn anon_pages<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<u64>> {
+        self.inner
+            .anon_pages()
+            .into_iter()
+            .map(|p| p.to_u64())
+            .collect::<Vec<_>>()
+            .into_pyarray(py)
+    }
+
+    fn page_at(
+        &self,
+        py: Python<'_>,
+        pid: &Bound<'_, PyAny>,
+        addr: &Bound<'_, PyAny>,
+    ) -> PyResult<Option<u64>> {
+        let pid = pid_arg(pid).py(py)?;
+        let addr = addr_arg(addr).py(py)?;
+        Ok(self.inner.page_at(pid, addr).py(py)?.map(|p| p.to_u64()))
+    }
+
+    /// `{"anon_vma": handle, "index": page index, "mapcount": n}` of a live page.
+    fn page_info<'py>(
+        &self,
+        py: Python<'py>,
+        page: &Bound<'_, PyAny>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let h = int_arg(page, "page handle").py(py)?;
+        let h = u64::try_from(h)
+            .map_err(|_| SimError::StaleHandle(format!("page handle {h} does not name a page")))
+            .py(py)?;
+        let (av, index, mapcount) = self.inner.page_info(rmapsim_core::Id::from_u64(h)).py(py)?;
+        let d = PyDict::new(py);
+        d.set_item("anon_vma", av)?;
+        d.set_item("index", index)?;
+        d.set_item("mapcount", mapcount)?;
+        Ok(d)
+    }
+
+    /// Kernel-faithful `page_referenced` walks; `pages` is a list of handles or None.
+    #[pyo3(signature = (pages = None))]
+    fn _page_referenced<'py>(
+        &self,
+        py: Python<'py>,
+        pages: Option<Vec<u64>>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let inner = &self.inner;
+        let s = py
+            .detach(|| inner.page_referenced(pages.as_deref()))
+            .py(py)?;
+        stats_dict(py, s)
+    }
+
+    /// Full `rmap_walk`s; `pages` is a list of handles or None.
+    #[pyo3(signature = (pages = None))]
+    fn _rmap_walk<'py>(
+        &self,
+        py: Python<'py>,
+        pages: Option<Vec<u64>>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let inner = &self.inner;
+        let s = py.detach(|| inner.rmap_walk(pages.as_deref())).py(py)?;
+        stats_dict(py, s)
+    }
+
+    fn counts<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let c = self.inner.counts();
+        let d = PyDict::new(py);
+        d.set_item("mm", c.mm)?;
+        d.set_item("vma", c.vma)?;
+        d.set_item("anon_vma", c.anon_vma)?;
+        d.set_item("anon_vma_chain", c.anon_vma_chain)?;
+        d.set_item("page", c.page)?;
+        d.set_item("pte", c.pte)?;
+        Ok(d)
+    }
+
+    fn memory<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let (v, a, c) = self.inner.memory();
+        let d = PyDict::new(py);
+        d.set_item("vm_area_struct", v)?;
+        d.set_item("anon_vma", a)?;
+        d.set_item("anon_vma_chain", c)?;
+        d.set_item("total", v + a + c)?;
+        Ok(d)
+    }
+
+    fn vmas<'py>(&self, py: Python<'py>, pid: &Bound<'_, PyAny>) -> PyResult<Bound<'py, PyList>> {
+        let pid = pid_arg(pid).py(py)?;
+        let out = PyList::empty(py);
+        for v in self.inner.vmas_of(pid).py(py)? {
+            let d = PyDict::new(py);
+            d.set_item("start", v.start)?;
+            d.set_item("end", v.end)?;
+            d.set_item("pgoff", v.pgoff)?;
+            d.set_item("prot", Core::prot_string(v.prot).replace('-', ""))?;
+            d.set_item("anon_vma", v.anon_vma)?;
+            d.set_item("chain_len", v.chain_len)?;
+            out.append(d)?;
+        }
+        Ok(out)
+    }
+
+    fn check(&self, py: Python<'_>) -> PyResult<()> {
+        let inner = &self.inner;
+        py.detach(|| inner.check()).py(py)
+    }
+
+    fn pids<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<i64>> {
+        self.inner
+            .pids()
+            .into_iter()
+            .map(i64::from)
+            .collect::<Vec<_>>()
+            .into_pyarray(py)
+    }
+
+    fn parent(&self, py: Python<'_>, pid: &Bound<'_, PyAny>) -> PyResult<u32> {
+        let pid = pid_arg(pid).py(py)?;
+        self.inner.parent_of(pid).py(py)
+    }
+
+    /// Running count of allocation attempts.
+    fn allocations(&self) -> u64 {
+        self.inner.allocations()
+    }
+
+    /// Operations performed so far.
+    fn operations(&self) -> u64 {
+        self.inner.op_count()
+    }
+
+    #[pyo3(signature = (nth = None, rate = None))]
+    fn inject_enomem(
+        &mut self,
+        py: Python<'_>,
+        nth: Option<&Bound<'_, PyAny>>,
+        rate: Option<f64>,
+    ) -> PyResult<()> {
+        let inj = match (nth.filter(|n| !n.is_none()), rate) {
+            (Some(_), Some(_)) => {
+                return Err(to_py(
+                    py,
+                    SimError::InvalidArgument("give nth or rate, not both".into()),
+                ));
+            }
+            (Some(n), None) => {
+                let v = int_arg(n, "nth").py(py)?;
+                let v = u64::try_from(v)
+                    .map_err(|_| SimError::InvalidArgument(format!("nth must be >= 1, got {v}")))
+                    .py(py)?;
+                Inject::Nth(v)
+            }
+            (None, Some(p)) => Inject::Rate(p),
+            (None, None) => Inject::Off,
+        };
+        self.inner.inject_enomem(inj).py(py)
+    }
+}
+
+/// The list of era preset names, oldest first.
+#[pyfunction]
+fn eras() -> Vec<&'static str> {
+    rmapsim_core::ERAS.to_vec()
+}
+
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PySimulator>()?;
+    m.add_function(wrap_pyfunction!(eras, m)?)?;
+    m.add("PAGE_SIZE", rmapsim_core::PAGE_SIZE)?;
+    m.add("MMAP_BASE", rmapsim_core::MMAP_BASE)?;
+    m.add("MMAP_MIN_ADDR", rmapsim_core::MMAP_MIN_ADDR)?;
+    m.add("TASK_SIZE", rmapsim_core::TASK_SIZE)?;
+    Ok(())
+}

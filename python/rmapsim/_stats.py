@@ -1,0 +1,100 @@
+"""ScanStats: per-walk rmap statistics as numpy columns."""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Mapping
+
+import numpy as np
+
+COLUMNS = (
+    "page",
+    "anon_vma",
+    "vmas_visited",
+    "vmas_in_range",
+    "ptes_checked",
+    "mappings_found",
+    "mapcount",
+    "tree_nodes_visited",
+    "lock_id",
+    "lock_mode",
+)
+
+#: ``lock_mode`` values.
+LOCK_EXCLUSIVE = 0
+LOCK_SHARED = 1
+
+
+class ScanStats:
+    """One row per walked page; every column is a numpy array of the same length.
+
+    Columns: ``page`` and ``anon_vma`` (uint64 handles), ``vmas_visited`` (candidate VMAs
+    enumerated), ``vmas_in_range`` (candidates whose range covers the page),
+    ``ptes_checked`` (page-table lookups), ``mappings_found``, ``mapcount`` (the truth),
+    ``tree_nodes_visited`` (0 in list eras), ``lock_id`` (uint64) and ``lock_mode``
+    (uint8: 0 exclusive, 1 shared).
+    """
+
+    __slots__ = COLUMNS + ("kind",)
+
+    def __init__(self, columns: Mapping[str, np.ndarray], kind: str = "rmap_walk") -> None:
+        for c in COLUMNS:
+            object.__setattr__(self, c, np.asarray(columns[c]))
+        object.__setattr__(self, "kind", kind)
+
+    def __len__(self) -> int:
+        return int(self.page.shape[0])
+
+    def __repr__(self) -> str:
+        if len(self) == 0:
+            return f"ScanStats({self.kind}, 0 walks)"
+        return (
+            f"ScanStats({self.kind}, {len(self)} walks, vmas_visited mean {self.mean():.4g}, "
+            f"p50 {self.percentile(50):.4g}, max {int(self.vmas_visited.max())})"
+        )
+
+    def column(self, name: str) -> np.ndarray:
+        if name not in COLUMNS:
+            from .errors import InvalidArgument
+
+            raise InvalidArgument(f"unknown ScanStats column {name!r}; columns: {', '.join(COLUMNS)}")
+        return getattr(self, name)
+
+    def mean(self, column: str = "vmas_visited") -> float:
+        c = self.column(column)
+        return float(c.mean()) if len(c) else float("nan")
+
+    def total(self, column: str = "vmas_visited") -> int:
+        return int(self.column(column).sum(dtype=np.uint64))
+
+    def percentile(self, q: float, column: str = "vmas_visited") -> float:
+        c = self.column(column)
+        return float(np.percentile(c, q)) if len(c) else float("nan")
+
+    def histogram(self, column: str = "vmas_visited") -> Dict[int, int]:
+        """``{value: number of walks}`` for an integer column."""
+        values, counts = np.unique(self.column(column), return_counts=True)
+        return {int(v): int(n) for v, n in zip(values, counts)}
+
+    def summary(self) -> Dict[str, Any]:
+        """Walk count and the distribution of ``vmas_visited``, plus totals."""
+        n = len(self)
+        return {
+            "walks": n,
+            "mean": self.mean(),
+            "p50": self.percentile(50),
+            "p99": self.percentile(99),
+            "max": int(self.vmas_visited.max()) if n else 0,
+            "total_vmas_visited": self.total(),
+            "total_ptes_checked": self.total("ptes_checked"),
+            "total_mappings_found": self.total("mappings_found"),
+            "total_mapcount": self.total("mapcount"),
+        }
+
+    def to_pandas(self):  # type: ignore[no-untyped-def]
+        """A pandas DataFrame with one column per statistic (needs pandas)."""
+        import pandas as pd
+
+        return pd.DataFrame({c: getattr(self, c) for c in COLUMNS})
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("ScanStats is read-only")

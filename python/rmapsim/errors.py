@@ -1,0 +1,49 @@
+"""Exceptions raised by rmapsim.
+
+Every error derives from :class:`SimError`; each specific class also derives from the
+matching builtin, so ordinary ``except LookupError`` / ``except ValueError`` /
+``except MemoryError`` clauses work.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "SimError",
+    "NoSuchProcess",
+    "BadAddress",
+    "InvalidArgument",
+    "StaleHandle",
+    "OutOfMemory",
+    "InvariantViolation",
+]
+
+
+class SimError(Exception):
+    """Base class of every rmapsim error."""
+
+
+class NoSuchProcess(SimError, LookupError):
+    """The pid is unknown or the process has exited."""
+
+
+class BadAddress(SimError, ValueError):
+    """An address is unaligned, outside the user address space, unmapped, or not
+    accessible for the requested access (the kernel would return EINVAL or send SIGSEGV)."""
+
+
+class InvalidArgument(SimError, ValueError):
+    """Any other bad argument: length, prot string, era name, count, handle list."""
+
+
+class StaleHandle(InvalidArgument):
+    """A handle whose object was freed (a detected use-after-free) or never existed."""
+
+
+class OutOfMemory(SimError, MemoryError):
+    """An allocation failed (injected ENOMEM, or no free address range); the operation
+    unwound as the kernel's error path does."""
+
+
+class InvariantViolation(SimError, AssertionError):
+    """``check()`` found a broken invariant of SPEC §5, or a walk met a dangling
+    ``page->mapping``. The message names the invariant, the objects and the operation."""
