@@ -41,24 +41,15 @@ impl Simulator {
     /// `anon_vma_chain_link` (2.6.34): put `avc` at the head of `vma`'s chain and at the
     /// tail (or, for prepare in 2.6.34, the head) of `av`'s list.
     fn anon_vma_chain_link(&mut self, vma: VmaId, av: AnonVmaId, at_head: bool) {
-        let avc = self.avcs.insert(Avc {
-            vma,
-            anon_vma: av,
-            pos: 0,
-        });
-        let e = ListEntry {
-            avc: Some(avc),
-            vma,
-        };
-        // ok: callers pass a live anon_vma they just allocated or found on a live chain.
-        let a = self.avs.get_mut(av).expect("live anon_vma");
-        let pos = if at_head {
-            a.list.push_head(e)
-        } else {
-            a.list.push_tail(e)
-        };
-        if let Some(c) = self.avcs.get_mut(avc) {
-            c.pos = pos;
+        // Callers pass a live anon_vma they just allocated or found on a live chain.
+        debug_assert!(self.avs.contains(av));
+        let avc = self.avcs.insert(Avc { vma, anon_vma: av, pos: 0 });
+        let e = ListEntry { avc: Some(avc), vma };
+        if let Some(a) = self.avs.get_mut(av) {
+            let pos = if at_head { a.list.push_head(e) } else { a.list.push_tail(e) };
+            if let Some(c) = self.avcs.get_mut(avc) {
+                c.pos = pos;
+            }
         }
         self.vma_mut(vma).chain.push(avc);
     }
@@ -66,14 +57,10 @@ impl Simulator {
     /// `anon_vma_link` / `__anon_vma_link` (≤ 2.6.33): append the VMA to its anon_vma's
     /// list. Allocates nothing and cannot fail.
     pub(crate) fn anon_vma_link(&mut self, vma: VmaId) {
-        if let Some(av) = self.vma(vma).anon_vma {
-            // ok: vma->anon_vma of a live VMA is live (invariant 2/3).
-            let pos = self
-                .avs
-                .get_mut(av)
-                .expect("live anon_vma")
-                .list
-                .push_tail(ListEntry { avc: None, vma });
+        let Some(av) = self.vma(vma).anon_vma else { return };
+        // vma->anon_vma of a live VMA is live (invariant 3 checks it).
+        if let Some(a) = self.avs.get_mut(av) {
+            let pos = a.list.push_tail(ListEntry { avc: None, vma });
             self.vma_mut(vma).av_pos = pos;
         }
     }
@@ -170,8 +157,8 @@ impl Simulator {
             .vma(src)
             .chain
             .iter()
-            // ok: chain entries of a live VMA are live (invariant 3).
-            .map(|&c| self.avcs.get(c).expect("live avc").anon_vma)
+            // Chain entries of a live VMA are live (invariant 3 checks it).
+            .filter_map(|&c| self.avcs.get(c).map(|x| x.anon_vma))
             .collect();
         for av in src_avs {
             if let Err(e) = self.may_alloc(AllocSite::AnonVmaChain) {

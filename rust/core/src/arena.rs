@@ -19,11 +19,7 @@ pub struct Id<T> {
 
 impl<T> Id<T> {
     pub(crate) const fn new(idx: u32, gen: u32) -> Self {
-        Id {
-            idx,
-            gen,
-            _t: PhantomData,
-        }
+        Id { idx, gen, _t: PhantomData }
     }
     /// Slot index (stable while the object lives; reused after free).
     #[inline]
@@ -103,13 +99,7 @@ pub struct Arena<T> {
 
 impl<T> Default for Arena<T> {
     fn default() -> Self {
-        Arena {
-            slots: Vec::new(),
-            free: Vec::new(),
-            live: 0,
-            allocs: 0,
-            frees: 0,
-        }
+        Arena { slots: Vec::new(), free: Vec::new(), live: 0, allocs: 0, frees: 0 }
     }
 }
 
@@ -124,11 +114,7 @@ impl<T> Arena<T> {
             Id::new(idx, s.gen)
         } else {
             let idx = self.slots.len() as u32;
-            self.slots.push(Slot {
-                gen: 0,
-                freed_by: 0,
-                val: Some(val),
-            });
+            self.slots.push(Slot { gen: 0, freed_by: 0, val: Some(val) });
             Id::new(idx, 0)
         }
     }
@@ -201,16 +187,12 @@ impl<T> Arena<T> {
 
     /// Live objects in slot order (deterministic).
     pub fn iter(&self) -> impl Iterator<Item = (Id<T>, &T)> {
-        self.slots
-            .iter()
-            .enumerate()
-            .filter_map(|(i, s)| s.val.as_ref().map(|v| (Id::new(i as u32, s.gen), v)))
+        self.slots.iter().enumerate().filter_map(|(i, s)| s.val.as_ref().map(|v| (Id::new(i as u32, s.gen), v)))
     }
 
     /// Heap bytes held by the slot vector (not counting what `T` owns).
     pub fn slot_bytes(&self) -> usize {
-        self.slots.capacity() * std::mem::size_of::<Slot<T>>()
-            + self.free.capacity() * std::mem::size_of::<u32>()
+        self.slots.capacity() * std::mem::size_of::<Slot<T>>() + self.free.capacity() * std::mem::size_of::<u32>()
     }
 }
 

@@ -53,10 +53,14 @@ impl Simulator {
             if let (Some(a), Some(b)) = (a, b) {
                 if self.mergeable_pair(a, b) {
                     let (x, y) = (self.vma(a), self.vma(b));
-                    return Err(self.violation(7, "VMA layout", format!(
+                    return Err(self.violation(
+                        7,
+                        "VMA layout",
+                        format!(
                         "pid {}: adjacent VMAs [{:#x}, {:#x}) and [{:#x}, {:#x}) are mergeable but were left unmerged",
                         self.mm(mm).pid, x.start, x.end, y.start, y.end
-                    )));
+                    ),
+                    ));
                 }
             }
         }
@@ -75,23 +79,23 @@ impl Simulator {
             let mut prev: Option<VmaId> = None;
             for (&key, &v) in &mm.vmas {
                 let Some(vma) = self.vmas.get(v) else {
-                    return Err(self.violation(
-                        6,
-                        "accounting",
-                        format!("pid {pid} lists freed VMA {v:?}"),
-                    ));
+                    return Err(self.violation(6, "accounting", format!("pid {pid} lists freed VMA {v:?}")));
                 };
                 if vma.mm != proc_.mm || key != vma.start {
-                    return Err(self.violation(7, "VMA layout", format!("pid {pid}: VMA {v:?} filed under {key:#x} but starts at {:#x} or belongs to another mm", vma.start)));
+                    return Err(self.violation(
+                        7,
+                        "VMA layout",
+                        format!(
+                            "pid {pid}: VMA {v:?} filed under {key:#x} but starts at {:#x} or belongs to another mm",
+                            vma.start
+                        ),
+                    ));
                 }
                 if vma.start % PAGE_SIZE != 0 || vma.end % PAGE_SIZE != 0 || vma.start >= vma.end {
                     return Err(self.violation(
                         7,
                         "VMA layout",
-                        format!(
-                            "pid {pid}: VMA [{:#x}, {:#x}) is empty or unaligned",
-                            vma.start, vma.end
-                        ),
+                        format!("pid {pid}: VMA [{:#x}, {:#x}) is empty or unaligned", vma.start, vma.end),
                     ));
                 }
                 if !vma.ptes.is_empty() && vma.ptes.len() as u64 != vma.pages() {
@@ -128,10 +132,7 @@ impl Simulator {
                         return Err(self.violation(
                             2,
                             "page state",
-                            format!(
-                                "pid {pid} addr {addr:#x} maps freed page {:#x}",
-                                page.to_u64()
-                            ),
+                            format!("pid {pid} addr {addr:#x} maps freed page {:#x}", page.to_u64()),
                         ));
                     };
                     if pg.index != vma.linear_page_index(addr) {
@@ -165,14 +166,20 @@ impl Simulator {
                 return Err(self.violation(
                     6,
                     "accounting",
-                    format!(
-                        "page {:#x} is allocated but nothing maps it (leak)",
-                        page.to_u64()
-                    ),
+                    format!("page {:#x} is allocated but nothing maps it (leak)", page.to_u64()),
                 ));
             }
             if !self.avs.contains(pg.mapping) {
-                return Err(self.violation(2, "page state", format!("page {:#x} points to anon_vma {:#x}, freed by operation #{} (dangling page->mapping)", page.to_u64(), pg.mapping.to_u64(), self.avs.freed_by(pg.mapping).unwrap_or(0))));
+                return Err(self.violation(
+                    2,
+                    "page state",
+                    format!(
+                        "page {:#x} points to anon_vma {:#x}, freed by operation #{} (dangling page->mapping)",
+                        page.to_u64(),
+                        pg.mapping.to_u64(),
+                        self.avs.freed_by(pg.mapping).unwrap_or(0)
+                    ),
+                ));
             }
             let mut hits: Vec<(VmaId, u64)> = Vec::with_capacity(mappers.len());
             self.rmap_walk_one(page, WalkMode::Full, |v, a| hits.push((v, a)))?;
@@ -181,10 +188,7 @@ impl Simulator {
                 return Err(self.violation(
                     1,
                     "rmap completeness",
-                    format!(
-                        "the walk of page {:#x} found the same mapping twice",
-                        page.to_u64()
-                    ),
+                    format!("the walk of page {:#x} found the same mapping twice", page.to_u64()),
                 ));
             }
             for &(pid, v, addr) in mappers {
@@ -222,25 +226,14 @@ impl Simulator {
                 return Err(self.violation(
                     3,
                     "chain/list symmetry",
-                    format!(
-                        "anon_vma_chain {c:?} points to freed anon_vma {:?}",
-                        avc.anon_vma
-                    ),
+                    format!("anon_vma_chain {c:?} points to freed anon_vma {:?}", avc.anon_vma),
                 ));
             };
-            if av.list.get(avc.pos)
-                != Some(ListEntry {
-                    avc: Some(c),
-                    vma: avc.vma,
-                })
-            {
+            if av.list.get(avc.pos) != Some(ListEntry { avc: Some(c), vma: avc.vma }) {
                 return Err(self.violation(
                     3,
                     "chain/list symmetry",
-                    format!(
-                        "anon_vma_chain {c:?} is not at its recorded place on anon_vma {:?}'s list",
-                        avc.anon_vma
-                    ),
+                    format!("anon_vma_chain {c:?} is not at its recorded place on anon_vma {:?}'s list", avc.anon_vma),
                 ));
             }
         }
@@ -250,10 +243,7 @@ impl Simulator {
                 return Err(self.violation(
                     6,
                     "accounting",
-                    format!(
-                        "anon_vma {:#x} has an empty list but was not freed",
-                        a.to_u64()
-                    ),
+                    format!("anon_vma {:#x} has an empty list but was not freed", a.to_u64()),
                 ));
             }
             for (pos, e) in av.list.iter_pos() {
@@ -265,27 +255,18 @@ impl Simulator {
                             return Err(self.violation(
                                 3,
                                 "chain/list symmetry",
-                                format!(
-                                    "anon_vma {:#x} lists a stale or foreign chain entry {c:?}",
-                                    a.to_u64()
-                                ),
+                                format!("anon_vma {:#x} lists a stale or foreign chain entry {c:?}", a.to_u64()),
                             ))
                         }
                     },
                     None => match self.vmas.get(e.vma) {
                         Some(v)
-                            if self.policy.linking == Linking::Legacy
-                                && v.anon_vma == Some(a)
-                                && v.av_pos == pos => {}
+                            if self.policy.linking == Linking::Legacy && v.anon_vma == Some(a) && v.av_pos == pos => {}
                         _ => {
                             return Err(self.violation(
                                 3,
                                 "chain/list symmetry",
-                                format!(
-                                    "anon_vma {:#x} lists VMA {:?} that does not point back",
-                                    a.to_u64(),
-                                    e.vma
-                                ),
+                                format!("anon_vma {:#x} lists VMA {:?} that does not point back", a.to_u64(), e.vma),
                             ))
                         }
                     },
@@ -294,11 +275,7 @@ impl Simulator {
         }
         let expected = match self.policy.linking {
             Linking::Chain => self.avcs.len(),
-            Linking::Legacy => self
-                .vmas
-                .iter()
-                .filter(|(_, v)| v.anon_vma.is_some())
-                .count(),
+            Linking::Legacy => self.vmas.iter().filter(|(_, v)| v.anon_vma.is_some()).count(),
         };
         if on_lists != expected {
             return Err(self.violation(
@@ -330,12 +307,7 @@ impl Simulator {
                     return Err(self.violation(
                         3,
                         "chain/list symmetry",
-                        format!(
-                            "VMA [{:#x}, {:#x}) has freed anon_vma {:#x}",
-                            vma.start,
-                            vma.end,
-                            av.to_u64()
-                        ),
+                        format!("VMA [{:#x}, {:#x}) has freed anon_vma {:#x}", vma.start, vma.end, av.to_u64()),
                     ));
                 }
                 if self.policy.linking == Linking::Chain && !seen.contains(&av) {
@@ -354,10 +326,7 @@ impl Simulator {
                 return Err(self.violation(
                     3,
                     "chain/list symmetry",
-                    format!(
-                        "VMA [{:#x}, {:#x}) has a chain but no anon_vma",
-                        vma.start, vma.end
-                    ),
+                    format!("VMA [{:#x}, {:#x}) has a chain but no anon_vma", vma.start, vma.end),
                 ));
             }
         }
@@ -375,11 +344,8 @@ impl Simulator {
             for &v in self.mm(p.mm).vmas.values() {
                 let vma = self.vma(v);
                 let Some(av) = vma.anon_vma else { continue };
-                let set: BTreeSet<AnonVmaId> = vma
-                    .chain
-                    .iter()
-                    .filter_map(|&c| self.avcs.get(c).map(|x| x.anon_vma))
-                    .collect();
+                let set: BTreeSet<AnonVmaId> =
+                    vma.chain.iter().filter_map(|&c| self.avcs.get(c).map(|x| x.anon_vma)).collect();
                 match by_av.get(&av) {
                     Some((other, s)) if *s != set => {
                         let o = self.vma(*other);
@@ -405,11 +371,7 @@ impl Simulator {
             return Err(self.violation(
                 6,
                 "accounting",
-                format!(
-                    "{} mm objects for {} processes",
-                    self.mms.len(),
-                    self.procs.len()
-                ),
+                format!("{} mm objects for {} processes", self.mms.len(), self.procs.len()),
             ));
         }
         let mut vmas = 0usize;
@@ -422,11 +384,7 @@ impl Simulator {
                 let vma = self.vma(v);
                 avcs += vma.chain.len();
                 avs.extend(vma.anon_vma);
-                avs.extend(
-                    vma.chain
-                        .iter()
-                        .filter_map(|&c| self.avcs.get(c).map(|x| x.anon_vma)),
-                );
+                avs.extend(vma.chain.iter().filter_map(|&c| self.avcs.get(c).map(|x| x.anon_vma)));
                 ptes += vma.ptes.iter().filter(|p| !p.is_none()).count() as u64;
             }
         }
@@ -440,7 +398,13 @@ impl Simulator {
         ];
         for (what, reachable, live) in checks {
             if reachable != live {
-                return Err(self.violation(6, "accounting", format!("{live} {what} allocated but {reachable} reachable from live processes (leak or lost object)")));
+                return Err(self.violation(
+                    6,
+                    "accounting",
+                    format!(
+                        "{live} {what} allocated but {reachable} reachable from live processes (leak or lost object)"
+                    ),
+                ));
             }
         }
         if ptes != self.ptes {
@@ -454,11 +418,7 @@ impl Simulator {
             ("mm", self.mms.alloc_free_counts(), self.mms.len()),
             ("vma", self.vmas.alloc_free_counts(), self.vmas.len()),
             ("anon_vma", self.avs.alloc_free_counts(), self.avs.len()),
-            (
-                "anon_vma_chain",
-                self.avcs.alloc_free_counts(),
-                self.avcs.len(),
-            ),
+            ("anon_vma_chain", self.avcs.alloc_free_counts(), self.avcs.len()),
             ("page", self.pages.alloc_free_counts(), self.pages.len()),
         ] {
             if a - f != live as u64 {

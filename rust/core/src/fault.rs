@@ -14,16 +14,10 @@ impl Simulator {
         let mut cur = addr;
         while cur < end {
             let v = self.find_vma(mm, cur).ok_or_else(|| {
-                SimError::BadAddress(format!(
-                    "address {cur:#x} is not mapped in pid {pid} (SIGSEGV)"
-                ))
+                SimError::BadAddress(format!("address {cur:#x} is not mapped in pid {pid} (SIGSEGV)"))
             })?;
             let vma = self.vma(v);
-            let ok = if write {
-                vma.prot & prot::WRITE != 0
-            } else {
-                vma.prot & prot::ALL != 0
-            };
+            let ok = if write { vma.prot & prot::WRITE != 0 } else { vma.prot & prot::ALL != 0 };
             if !ok {
                 return Err(SimError::BadAddress(format!(
                     "{} fault at {cur:#x} in pid {pid}: VMA [{:#x}, {:#x}) has prot {} (SIGSEGV)",
@@ -67,8 +61,9 @@ impl Simulator {
     fn touch_range(&mut self, mm: MmId, addr: u64, end: u64, write: bool) -> Result<()> {
         let mut cur = addr;
         while cur < end {
-            // ok: check_access proved the whole range is mapped.
-            let v = self.find_vma(mm, cur).expect("validated range");
+            let Some(v) = self.find_vma(mm, cur) else {
+                return Err(SimError::BadAddress(format!("address {cur:#x} is not mapped (SIGSEGV)")));
+            };
             let stop = self.vma(v).end.min(end);
             while cur < stop {
                 self.handle_pte_fault(v, cur, write)?;
@@ -108,14 +103,14 @@ impl Simulator {
     fn alloc_anon_page(&mut self, v: VmaId, addr: u64) -> Result<PageId> {
         self.may_alloc(AllocSite::Page)?;
         let vma = self.vma(v);
-        // ok: callers ran anon_vma_prepare first.
-        let mapping = vma.anon_vma.expect("anon_vma_prepare ran");
+        let Some(mapping) = vma.anon_vma else {
+            return Err(SimError::InvariantViolation(format!(
+                "internal: VMA [{:#x}, {:#x}) has no anon_vma after anon_vma_prepare",
+                vma.start, vma.end
+            )));
+        };
         let index = vma.linear_page_index(addr);
-        Ok(self.pages.insert(Page {
-            mapping,
-            index,
-            mapcount: 1,
-        }))
+        Ok(self.pages.insert(Page { mapping, index, mapcount: 1 }))
     }
 
     /// `do_wp_page` (2.6.34): write to a write-protected entry. The zero page and shared
@@ -146,10 +141,7 @@ impl Simulator {
     /// anon_vma; rmap will then not search the parent or siblings for it.
     pub(crate) fn page_move_anon_rmap(&mut self, page: PageId, v: VmaId, addr: u64) {
         let vma = self.vma(v);
-        debug_assert_eq!(
-            self.pages.get(page).map(|p| p.index),
-            Some(vma.linear_page_index(addr))
-        );
+        debug_assert_eq!(self.pages.get(page).map(|p| p.index), Some(vma.linear_page_index(addr)));
         if let (Some(av), Some(p)) = (vma.anon_vma, self.pages.get_mut(page)) {
             p.mapping = av;
         }

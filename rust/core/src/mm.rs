@@ -12,10 +12,7 @@ impl Simulator {
     /// `mm_alloc`: a new, empty address space.
     fn mm_alloc(&mut self, pid: u32) -> Result<MmId> {
         self.may_alloc(AllocSite::Mm)?;
-        Ok(self.mms.insert(Mm {
-            pid,
-            vmas: BTreeMap::new(),
-        }))
+        Ok(self.mms.insert(Mm { pid, vmas: BTreeMap::new() }))
     }
 
     /// A new process with an empty address space (its parent is "pid 0").
@@ -41,13 +38,7 @@ impl Simulator {
             return Err(e);
         }
         self.next_pid += 1;
-        self.procs.insert(
-            child,
-            Process {
-                mm,
-                parent: pid as u32,
-            },
-        );
+        self.procs.insert(child, Process { mm, parent: pid as u32 });
         Ok(child)
     }
 
@@ -56,9 +47,7 @@ impl Simulator {
     pub fn fork_many(&mut self, pid: i64, n: i64) -> Result<Vec<u32>> {
         self.proc_mm(pid)?;
         if n < 1 {
-            return Err(SimError::InvalidArgument(format!(
-                "fork_many needs n >= 1, got {n}"
-            )));
+            return Err(SimError::InvalidArgument(format!("fork_many needs n >= 1, got {n}")));
         }
         let mut out = Vec::with_capacity(n as usize);
         for _ in 0..n {
@@ -155,9 +144,7 @@ impl Simulator {
     /// `exit_mmap`: zap every VMA, unlink the anon rmap in address order
     /// (`free_pgtables`), free the VMAs. The mm itself is left to the caller.
     pub(crate) fn exit_mmap(&mut self, mm: MmId) {
-        let doomed: Vec<VmaId> = std::mem::take(&mut self.mm_mut(mm).vmas)
-            .into_values()
-            .collect();
+        let doomed: Vec<VmaId> = std::mem::take(&mut self.mm_mut(mm).vmas).into_values().collect();
         self.unmap_region(&doomed);
     }
 

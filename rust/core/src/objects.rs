@@ -86,10 +86,7 @@ impl Vma {
     }
     #[inline]
     pub fn pte(&self, addr: u64) -> Pte {
-        self.ptes
-            .get(((addr - self.start) >> PAGE_SHIFT) as usize)
-            .copied()
-            .unwrap_or(Pte::NONE)
+        self.ptes.get(((addr - self.start) >> PAGE_SHIFT) as usize).copied().unwrap_or(Pte::NONE)
     }
 }
 
@@ -153,10 +150,7 @@ impl Pte {
     #[inline]
     pub fn page(self) -> Option<PageId> {
         if self.0 & PTE_KIND_MASK == PTE_PRESENT {
-            Some(Id::new(
-                (self.0 >> 32) as u32,
-                ((self.0 >> 3) & 0x1FFF_FFFF) as u32,
-            ))
+            Some(Id::new((self.0 >> 32) as u32, ((self.0 >> 3) & 0x1FFF_FFFF) as u32))
         } else {
             None
         }
@@ -225,11 +219,7 @@ impl AvList {
     }
     /// `list_del`: remove the entry at `pos`.
     pub fn remove(&mut self, pos: ListPos) -> Option<ListEntry> {
-        let slot = if pos >= 0 {
-            self.tail.get_mut(pos as usize)
-        } else {
-            self.head.get_mut((-pos - 1) as usize)
-        }?;
+        let slot = if pos >= 0 { self.tail.get_mut(pos as usize) } else { self.head.get_mut((-pos - 1) as usize) }?;
         let e = slot.take();
         if e.is_some() {
             self.holes += 1;
@@ -239,25 +229,12 @@ impl AvList {
     /// Entries in kernel list order.
     #[inline]
     pub fn iter(&self) -> impl Iterator<Item = ListEntry> + '_ {
-        self.head
-            .iter()
-            .rev()
-            .chain(self.tail.iter())
-            .filter_map(|e| *e)
+        self.head.iter().rev().chain(self.tail.iter()).filter_map(|e| *e)
     }
     /// Entries with their positions, in kernel order.
     pub fn iter_pos(&self) -> impl Iterator<Item = (ListPos, ListEntry)> + '_ {
-        let h = self
-            .head
-            .iter()
-            .enumerate()
-            .rev()
-            .filter_map(|(i, e)| e.map(|e| (-(i as ListPos) - 1, e)));
-        let t = self
-            .tail
-            .iter()
-            .enumerate()
-            .filter_map(|(i, e)| e.map(|e| (i as ListPos, e)));
+        let h = self.head.iter().enumerate().rev().filter_map(|(i, e)| e.map(|e| (-(i as ListPos) - 1, e)));
+        let t = self.tail.iter().enumerate().filter_map(|(i, e)| e.map(|e| (i as ListPos, e)));
         h.chain(t)
     }
     /// Should the caller compact (many holes)?
@@ -271,10 +248,7 @@ impl AvList {
         self.head.clear();
         self.tail.clear();
         self.holes = 0;
-        entries
-            .into_iter()
-            .map(|e| (e, self.push_tail(e)))
-            .collect()
+        entries.into_iter().map(|e| (e, self.push_tail(e))).collect()
     }
     pub fn heap_bytes(&self) -> usize {
         (self.head.capacity() + self.tail.capacity()) * std::mem::size_of::<Option<ListEntry>>()
@@ -286,10 +260,7 @@ mod tests {
     use super::*;
 
     fn e(i: u32) -> ListEntry {
-        ListEntry {
-            avc: None,
-            vma: Id::new(i, 0),
-        }
+        ListEntry { avc: None, vma: Id::new(i, 0) }
     }
 
     #[test]
@@ -308,13 +279,7 @@ mod tests {
         let order: Vec<u32> = l.iter().map(|x| x.vma.index()).collect();
         assert_eq!(order, vec![2, 3]);
         let moved = l.compact();
-        assert_eq!(
-            moved
-                .iter()
-                .map(|(x, p)| (x.vma.index(), *p))
-                .collect::<Vec<_>>(),
-            vec![(2, 0), (3, 1)]
-        );
+        assert_eq!(moved.iter().map(|(x, p)| (x.vma.index(), *p)).collect::<Vec<_>>(), vec![(2, 0), (3, 1)]);
     }
 
     #[test]

@@ -88,11 +88,7 @@ impl Policy {
                 prepare_links_at_head: false,
                 lock_scope: LockScope::PerAnonVma,
                 lock_kind: LockKind::Spin,
-                sizes: StructSizes {
-                    vm_area_struct: 176,
-                    anon_vma: 24,
-                    anon_vma_chain: 0,
-                },
+                sizes: StructSizes { vm_area_struct: 176, anon_vma: 24, anon_vma_chain: 0 },
             }),
             "2.6.34" => Some(Policy {
                 name: name.into(),
@@ -102,11 +98,7 @@ impl Policy {
                 prepare_links_at_head: true,
                 lock_scope: LockScope::PerAnonVma,
                 lock_kind: LockKind::Spin,
-                sizes: StructSizes {
-                    vm_area_struct: 176,
-                    anon_vma: 24,
-                    anon_vma_chain: 48,
-                },
+                sizes: StructSizes { vm_area_struct: 176, anon_vma: 24, anon_vma_chain: 48 },
             }),
             _ => None,
         }
@@ -132,13 +124,7 @@ mod tests {
             assert_eq!(Policy::preset(e).map(|p| p.name), Some(e.to_string()));
         }
         assert!(Policy::preset("2.6.32").is_none());
-        assert_eq!(
-            Policy::preset("2.6.33").map(|p| p.linking),
-            Some(Linking::Legacy)
-        );
-        assert_eq!(
-            Policy::preset("2.6.34").map(|p| p.linking),
-            Some(Linking::Chain)
-        );
+        assert_eq!(Policy::preset("2.6.33").map(|p| p.linking), Some(Linking::Legacy));
+        assert_eq!(Policy::preset("2.6.34").map(|p| p.linking), Some(Linking::Chain));
     }
 }

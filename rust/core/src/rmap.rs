@@ -146,9 +146,8 @@ impl Simulator {
         }
         let index = p.index;
         let mut remaining = p.mapcount;
-        // ok: page_anon_vma proved it live.
-        let list = &self.avs.get(av).expect("live anon_vma").list;
-        for e in list.iter() {
+        let Some(anon_vma) = self.avs.get(av) else { return Ok(w) };
+        for e in anon_vma.list.iter() {
             w.vmas_visited += 1;
             let Some(vma) = self.vmas.get(e.vma) else {
                 return Err(SimError::InvariantViolation(format!(

@@ -132,14 +132,9 @@ impl Simulator {
 
     /// Build from a preset name.
     pub fn with_era(era: &str, seed: u64) -> Result<Simulator> {
-        Policy::preset(era)
-            .map(|p| Simulator::new(p, seed))
-            .ok_or_else(|| {
-                SimError::InvalidArgument(format!(
-                    "unknown era {era:?}; known eras: {}",
-                    crate::policy::ERAS.join(", ")
-                ))
-            })
+        Policy::preset(era).map(|p| Simulator::new(p, seed)).ok_or_else(|| {
+            SimError::InvalidArgument(format!("unknown era {era:?}; known eras: {}", crate::policy::ERAS.join(", ")))
+        })
     }
 
     pub fn policy(&self) -> &Policy {
@@ -172,14 +167,10 @@ impl Simulator {
     pub fn inject_enomem(&mut self, inject: Inject) -> Result<()> {
         match inject {
             Inject::Nth(0) => {
-                return Err(SimError::InvalidArgument(
-                    "nth must be >= 1 (1 = the next allocation), got 0".into(),
-                ))
+                return Err(SimError::InvalidArgument("nth must be >= 1 (1 = the next allocation), got 0".into()))
             }
             Inject::Rate(p) if !(0.0..=1.0).contains(&p) || p.is_nan() => {
-                return Err(SimError::InvalidArgument(format!(
-                    "rate must be within [0, 1], got {p}"
-                )))
+                return Err(SimError::InvalidArgument(format!("rate must be within [0, 1], got {p}")))
             }
             _ => {}
         }
@@ -228,11 +219,7 @@ impl Simulator {
     // ----------------------------------------------------------------------------------
 
     pub(crate) fn proc_mm(&self, pid: i64) -> Result<MmId> {
-        u32::try_from(pid)
-            .ok()
-            .and_then(|p| self.procs.get(&p))
-            .map(|p| p.mm)
-            .ok_or(SimError::NoSuchProcess(pid))
+        u32::try_from(pid).ok().and_then(|p| self.procs.get(&p)).map(|p| p.mm).ok_or(SimError::NoSuchProcess(pid))
     }
 
     /// Live pids in increasing order.
@@ -247,23 +234,19 @@ impl Simulator {
 
     #[inline]
     pub(crate) fn vma(&self, id: VmaId) -> &Vma {
-        // ok: VMA handles held by live structures are live (check() verifies it).
-        self.vmas.get(id).expect("live vma")
+        self.vmas.get(id).expect("live vma") // ok: VMA handles in live structures are live (check() verifies)
     }
     #[inline]
     pub(crate) fn vma_mut(&mut self, id: VmaId) -> &mut Vma {
-        // ok: as above.
-        self.vmas.get_mut(id).expect("live vma")
+        self.vmas.get_mut(id).expect("live vma") // ok: as above
     }
     #[inline]
     pub(crate) fn mm(&self, id: MmId) -> &Mm {
-        // ok: mm handles come from the live process table.
-        self.mms.get(id).expect("live mm")
+        self.mms.get(id).expect("live mm") // ok: mm handles come from the live process table
     }
     #[inline]
     pub(crate) fn mm_mut(&mut self, id: MmId) -> &mut Mm {
-        // ok: as above.
-        self.mms.get_mut(id).expect("live mm")
+        self.mms.get_mut(id).expect("live mm") // ok: as above
     }
 
     /// The VMA containing `addr`, if any.
@@ -280,19 +263,11 @@ impl Simulator {
     }
     pub(crate) fn vma_next(&self, v: VmaId) -> Option<VmaId> {
         let vma = self.vma(v);
-        self.mm(vma.mm)
-            .vmas
-            .range(vma.start + 1..)
-            .next()
-            .map(|(_, &n)| n)
+        self.mm(vma.mm).vmas.range(vma.start + 1..).next().map(|(_, &n)| n)
     }
     pub(crate) fn vma_prev(&self, v: VmaId) -> Option<VmaId> {
         let vma = self.vma(v);
-        self.mm(vma.mm)
-            .vmas
-            .range(..vma.start)
-            .next_back()
-            .map(|(_, &n)| n)
+        self.mm(vma.mm).vmas.range(..vma.start).next_back().map(|(_, &n)| n)
     }
     /// VMAs of `mm` intersecting `[start, end)`, in address order.
     pub(crate) fn vmas_in(&self, mm: MmId, start: u64, end: u64) -> Vec<VmaId> {
@@ -312,26 +287,19 @@ impl Simulator {
     /// `[MMAP_MIN_ADDR, TASK_SIZE)`.
     pub(crate) fn check_range(addr: u64, len: u64) -> Result<u64> {
         if addr % PAGE_SIZE != 0 {
-            return Err(SimError::BadAddress(format!(
-                "address {addr:#x} is not page aligned (4096)"
-            )));
+            return Err(SimError::BadAddress(format!("address {addr:#x} is not page aligned (4096)")));
         }
         if len == 0 {
             return Err(SimError::InvalidArgument("length 0 is not positive".into()));
         }
         if len % PAGE_SIZE != 0 {
-            return Err(SimError::InvalidArgument(format!(
-                "length {len} is not a multiple of the page size (4096)"
-            )));
+            return Err(SimError::InvalidArgument(format!("length {len} is not a multiple of the page size (4096)")));
         }
-        let end = addr
-            .checked_add(len)
-            .filter(|&e| addr >= MMAP_MIN_ADDR && e <= TASK_SIZE)
-            .ok_or_else(|| {
-                SimError::BadAddress(format!(
-                    "range {addr:#x}+{len:#x} is outside the user address space [{MMAP_MIN_ADDR:#x}, {TASK_SIZE:#x})"
-                ))
-            })?;
+        let end = addr.checked_add(len).filter(|&e| addr >= MMAP_MIN_ADDR && e <= TASK_SIZE).ok_or_else(|| {
+            SimError::BadAddress(format!(
+                "range {addr:#x}+{len:#x} is outside the user address space [{MMAP_MIN_ADDR:#x}, {TASK_SIZE:#x})"
+            ))
+        })?;
         Ok(end)
     }
 
@@ -355,9 +323,7 @@ impl Simulator {
                 }
             };
             if bit != 0 && p & bit != 0 {
-                return Err(SimError::InvalidArgument(format!(
-                    "bad prot {s:?}: {c:?} given twice"
-                )));
+                return Err(SimError::InvalidArgument(format!("bad prot {s:?}: {c:?} given twice")));
             }
             p |= bit;
         }
@@ -428,13 +394,11 @@ impl Simulator {
     pub fn page_at(&self, pid: i64, addr: u64) -> Result<Option<PageId>> {
         let mm = self.proc_mm(pid)?;
         if addr % PAGE_SIZE != 0 {
-            return Err(SimError::BadAddress(format!(
-                "address {addr:#x} is not page aligned (4096)"
-            )));
+            return Err(SimError::BadAddress(format!("address {addr:#x} is not page aligned (4096)")));
         }
-        let v = self.find_vma(mm, addr).ok_or_else(|| {
-            SimError::BadAddress(format!("address {addr:#x} is not mapped in pid {pid}"))
-        })?;
+        let v = self
+            .find_vma(mm, addr)
+            .ok_or_else(|| SimError::BadAddress(format!("address {addr:#x} is not mapped in pid {pid}")))?;
         Ok(self.vma(v).pte(addr).page())
     }
 
@@ -445,17 +409,12 @@ impl Simulator {
     }
 
     pub(crate) fn page_checked(&self, page: PageId) -> Result<&Page> {
-        self.pages
-            .get(page)
-            .ok_or_else(|| match self.pages.freed_by(page) {
-                Some(op) => SimError::StaleHandle(format!(
-                    "page handle {:#x} is stale: the page was freed by operation #{op}",
-                    page.to_u64()
-                )),
-                None => SimError::StaleHandle(format!(
-                    "page handle {:#x} does not name a page",
-                    page.to_u64()
-                )),
-            })
+        self.pages.get(page).ok_or_else(|| match self.pages.freed_by(page) {
+            Some(op) => SimError::StaleHandle(format!(
+                "page handle {:#x} is stale: the page was freed by operation #{op}",
+                page.to_u64()
+            )),
+            None => SimError::StaleHandle(format!("page handle {:#x} does not name a page", page.to_u64())),
+        })
     }
 }

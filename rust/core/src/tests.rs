@@ -16,12 +16,7 @@ fn seed(era: &str, n: i64, p: u64) -> Simulator {
     let parent = s.spawn().unwrap() as i64;
     let a = s.mmap(parent, p * PG, None, RW).unwrap();
     s.touch(parent, a, p * PG, true).unwrap();
-    let kids: Vec<i64> = s
-        .fork_many(parent, n)
-        .unwrap()
-        .into_iter()
-        .map(i64::from)
-        .collect();
+    let kids: Vec<i64> = s.fork_many(parent, n).unwrap().into_iter().map(i64::from).collect();
     s.touch_many(&kids, a, p * PG, true).unwrap();
     s.check().unwrap();
     s
@@ -47,10 +42,7 @@ fn seed_scenario_full_walk_closed_forms() {
         // mean = (2N+1)/(N+1)
         assert_eq!(total * (n as u64 + 1), st.len() as u64 * (2 * n as u64 + 1));
         let c = s.counts();
-        assert_eq!(
-            (c.anon_vma, c.anon_vma_chain),
-            (n as u64 + 1, 2 * n as u64 + 1)
-        );
+        assert_eq!((c.anon_vma, c.anon_vma_chain), (n as u64 + 1, 2 * n as u64 + 1));
     }
 }
 
@@ -88,10 +80,7 @@ fn cow_reuse_moves_page_only_in_chain_era() {
         assert_eq!(mapcount, 1);
         let own = s.vmas_of(b).unwrap()[0].anon_vma.unwrap();
         if *era == "2.6.34" {
-            assert_eq!(
-                mapping, own,
-                "page_move_anon_rmap moved it to the child's anon_vma"
-            );
+            assert_eq!(mapping, own, "page_move_anon_rmap moved it to the child's anon_vma");
         }
         s.check().unwrap();
     }
@@ -108,14 +97,8 @@ fn munmap_middle_splits_and_keeps_chains() {
         s.munmap(b, addr + 2 * PG, 3 * PG).unwrap();
         let v = s.vmas_of(b).unwrap();
         assert_eq!(v.len(), 2);
-        assert_eq!(
-            (v[0].start, v[0].end, v[0].pgoff),
-            (addr, addr + 2 * PG, addr / PG)
-        );
-        assert_eq!(
-            (v[1].start, v[1].end, v[1].pgoff),
-            (addr + 5 * PG, addr + 8 * PG, addr / PG + 5)
-        );
+        assert_eq!((v[0].start, v[0].end, v[0].pgoff), (addr, addr + 2 * PG, addr / PG));
+        assert_eq!((v[1].start, v[1].end, v[1].pgoff), (addr + 5 * PG, addr + 8 * PG, addr / PG + 5));
         assert_eq!(v[0].anon_vma, v[1].anon_vma);
         assert_eq!(v[0].chain_len, v[1].chain_len);
         s.check().unwrap();
@@ -136,37 +119,17 @@ fn prepare_reuses_neighbour_only_with_singular_chain_in_2_6_34() {
         let x = s.mmap(a, 2 * PG, Some(0x1000_0000), RW).unwrap();
         s.touch(a, x, PG, true).unwrap();
         let b = s.fork(a).unwrap() as i64; // b's X has a chain of 2 in 2.6.34
-        let y = s
-            .mmap(
-                b,
-                2 * PG,
-                Some(x + 2 * PG),
-                prot::READ | prot::WRITE | prot::EXEC,
-            )
-            .unwrap();
+        let y = s.mmap(b, 2 * PG, Some(x + 2 * PG), prot::READ | prot::WRITE | prot::EXEC).unwrap();
         s.touch(b, y, PG, true).unwrap();
         let v = s.vmas_of(b).unwrap();
         assert_eq!(v.len(), 2);
         if era == &"2.6.33" {
-            assert_eq!(
-                v[0].anon_vma, v[1].anon_vma,
-                "legacy reuses any compatible neighbour"
-            );
+            assert_eq!(v[0].anon_vma, v[1].anon_vma, "legacy reuses any compatible neighbour");
         } else {
-            assert_ne!(
-                v[0].anon_vma, v[1].anon_vma,
-                "rc4 rule: neighbour chain is not singular"
-            );
+            assert_ne!(v[0].anon_vma, v[1].anon_vma, "rc4 rule: neighbour chain is not singular");
         }
         // In the parent the neighbour's chain is singular: reuse in both eras.
-        let y2 = s
-            .mmap(
-                a,
-                2 * PG,
-                Some(x + 2 * PG),
-                prot::READ | prot::WRITE | prot::EXEC,
-            )
-            .unwrap();
+        let y2 = s.mmap(a, 2 * PG, Some(x + 2 * PG), prot::READ | prot::WRITE | prot::EXEC).unwrap();
         s.touch(a, y2, PG, true).unwrap();
         let v = s.vmas_of(a).unwrap();
         assert_eq!(v[0].anon_vma, v[1].anon_vma);
@@ -186,10 +149,7 @@ fn mmap_merges_with_neighbours_and_fixed_replaces() {
         s.mmap(a, 2 * PG, Some(base + 2 * PG), RW).unwrap(); // case 1: fills the hole
         let v = s.vmas_of(a).unwrap();
         assert_eq!(v.len(), 1);
-        assert_eq!(
-            (v[0].start, v[0].end, v[0].pgoff),
-            (base, base + 6 * PG, base / PG)
-        );
+        assert_eq!((v[0].start, v[0].end, v[0].pgoff), (base, base + 6 * PG, base / PG));
         s.touch(a, base, 6 * PG, true).unwrap();
         let pages = s.counts().page;
         s.mmap(a, 2 * PG, Some(base + 2 * PG), prot::READ).unwrap(); // MAP_FIXED over pages
@@ -226,10 +186,7 @@ fn every_allocation_failure_unwinds_cleanly() {
             let mut s = sim(era);
             s.inject_enomem(Inject::Nth(k)).unwrap();
             let r = scenario(&mut s);
-            assert!(
-                matches!(r, Err(SimError::OutOfMemory(_))),
-                "{era} k={k}: {r:?}"
-            );
+            assert!(matches!(r, Err(SimError::OutOfMemory(_))), "{era} k={k}: {r:?}");
             s.check().unwrap_or_else(|e| panic!("{era} k={k}: {e}"));
             for pid in s.pids() {
                 s.exit(pid as i64).unwrap();
@@ -249,8 +206,5 @@ fn stale_page_handle_is_reported() {
     let page = s.page_at(a, addr).unwrap().unwrap();
     s.munmap(a, addr, PG).unwrap();
     let e = s.page_referenced(Some(&[page.to_u64()])).unwrap_err();
-    assert!(
-        matches!(e, SimError::StaleHandle(ref m) if m.contains("freed by operation #4")),
-        "{e}"
-    );
+    assert!(matches!(e, SimError::StaleHandle(ref m) if m.contains("freed by operation #4")), "{e}");
 }

@@ -93,15 +93,7 @@ impl Simulator {
     // ----------------------------------------------------------------------------------
 
     /// Allocate a VMA object (not yet in any mm).
-    fn vma_alloc(
-        &mut self,
-        mm: MmId,
-        start: u64,
-        end: u64,
-        pgoff: u64,
-        prot: u8,
-        flags: u32,
-    ) -> Result<VmaId> {
+    fn vma_alloc(&mut self, mm: MmId, start: u64, end: u64, pgoff: u64, prot: u8, flags: u32) -> Result<VmaId> {
         self.may_alloc(AllocSite::Vma)?;
         Ok(self.vmas.insert(Vma {
             mm,
@@ -214,18 +206,11 @@ impl Simulator {
                         (nv.start, nv.end, nv.pgoff)
                     };
                     let d = adjust_next * PAGE_SIZE as i64;
-                    self.set_vma_range(
-                        n,
-                        (ns as i64 + d) as u64,
-                        ne,
-                        (np as i64 + adjust_next) as u64,
-                    );
+                    self.set_vma_range(n, (ns as i64 + d) as u64, ne, (np as i64 + adjust_next) as u64);
                     targets.push(n);
                 }
             }
-            if remove_next > 0 {
-                // ok: remove_next is only set when next is Some.
-                let n = next.expect("next");
+            if let Some(n) = next.filter(|_| remove_next > 0) {
                 let nstart = self.vma(n).start;
                 self.mm_mut(self.vma(vma).mm).vmas.remove(&nstart);
                 self.place_ptes(entries, &targets);
@@ -262,14 +247,7 @@ impl Simulator {
     }
 
     /// `can_vma_merge_after(prev, …, pgoff)`: the range may be appended to `prev`.
-    fn can_vma_merge_after(
-        &self,
-        prev: VmaId,
-        prot: u8,
-        flags: u32,
-        av: Option<AnonVmaId>,
-        pgoff: u64,
-    ) -> bool {
+    fn can_vma_merge_after(&self, prev: VmaId, prot: u8, flags: u32, av: Option<AnonVmaId>, pgoff: u64) -> bool {
         let p = self.vma(prev);
         self.is_mergeable_vma(prev, prot, flags)
             && Self::is_mergeable_anon_vma(av, p.anon_vma)
@@ -277,14 +255,7 @@ impl Simulator {
     }
 
     /// `can_vma_merge_before(next, …, pgoff)`: the range may be prepended to `next`.
-    fn can_vma_merge_before(
-        &self,
-        next: VmaId,
-        prot: u8,
-        flags: u32,
-        av: Option<AnonVmaId>,
-        pgoff: u64,
-    ) -> bool {
+    fn can_vma_merge_before(&self, next: VmaId, prot: u8, flags: u32, av: Option<AnonVmaId>, pgoff: u64) -> bool {
         self.is_mergeable_vma(next, prot, flags)
             && Self::is_mergeable_anon_vma(av, self.vma(next).anon_vma)
             && self.vma(next).pgoff == pgoff
@@ -341,9 +312,7 @@ impl Simulator {
             }
         }
         if let Some(n) = next {
-            if end == self.vma(n).start
-                && self.can_vma_merge_before(n, prot, flags, av, pgoff + pglen)
-            {
+            if end == self.vma(n).start && self.can_vma_merge_before(n, prot, flags, av, pgoff + pglen) {
                 match prev {
                     Some(p) if addr < self.vma(p).end => {
                         // case 4
@@ -352,8 +321,7 @@ impl Simulator {
                     }
                     _ => {
                         // cases 3, 8
-                        // ok: area is Some whenever next is (next derives from it).
-                        let a = area.expect("area");
+                        let Some(a) = area else { return Ok(None) };
                         let (ne, npg) = (self.vma(n).end, self.vma(n).pgoff);
                         self.vma_adjust(a, addr, ne, npg - pglen, None)?;
                     }
@@ -376,14 +344,7 @@ impl Simulator {
         let new = if new_below {
             self.vma_alloc(mm, start, addr, pgoff, prot, flags)?
         } else {
-            self.vma_alloc(
-                mm,
-                addr,
-                end,
-                pgoff + ((addr - start) >> PAGE_SHIFT),
-                prot,
-                flags,
-            )?
+            self.vma_alloc(mm, addr, end, pgoff + ((addr - start) >> PAGE_SHIFT), prot, flags)?
         };
         self.vma_mut(new).anon_vma = av;
         if self.policy.linking == Linking::Chain {
@@ -393,13 +354,7 @@ impl Simulator {
             }
         }
         let r = if new_below {
-            self.vma_adjust(
-                v,
-                addr,
-                end,
-                pgoff + ((addr - start) >> PAGE_SHIFT),
-                Some(new),
-            )
+            self.vma_adjust(v, addr, end, pgoff + ((addr - start) >> PAGE_SHIFT), Some(new))
         } else {
             self.vma_adjust(v, start, addr, pgoff, Some(new))
         };
@@ -429,9 +384,7 @@ impl Simulator {
         if ceiling >= MMAP_MIN_ADDR && ceiling - MMAP_MIN_ADDR >= len {
             return Ok(ceiling - len);
         }
-        Err(SimError::OutOfMemory(format!(
-            "no free range of {len:#x} bytes below mmap_base {MMAP_BASE:#x}"
-        )))
+        Err(SimError::OutOfMemory(format!("no free range of {len:#x} bytes below mmap_base {MMAP_BASE:#x}")))
     }
 
     /// `mmap(addr, length, prot, MAP_PRIVATE|MAP_ANONYMOUS[|MAP_FIXED])`: `do_mmap_pgoff`
@@ -439,9 +392,7 @@ impl Simulator {
     pub fn mmap(&mut self, pid: i64, len: u64, addr: Option<u64>, prot: u8) -> Result<u64> {
         let mm = self.proc_mm(pid)?;
         if prot & !prot::ALL != 0 {
-            return Err(SimError::InvalidArgument(format!(
-                "bad prot bits {prot:#x}"
-            )));
+            return Err(SimError::InvalidArgument(format!("bad prot bits {prot:#x}")));
         }
         let addr = match addr {
             Some(a) => {
@@ -458,24 +409,14 @@ impl Simulator {
     }
 
     /// `mmap_region` for a private anonymous mapping.
-    pub(crate) fn mmap_region(
-        &mut self,
-        mm: MmId,
-        addr: u64,
-        len: u64,
-        prot: u8,
-        flags: u32,
-    ) -> Result<u64> {
+    pub(crate) fn mmap_region(&mut self, mm: MmId, addr: u64, len: u64, prot: u8, flags: u32) -> Result<u64> {
         let end = addr + len;
         if !self.vmas_in(mm, addr, end).is_empty() {
             self.do_munmap(mm, addr, len)?;
         }
         let pgoff = addr >> PAGE_SHIFT;
         let prev = self.mm(mm).vmas.range(..addr).next_back().map(|(_, &v)| v);
-        if self
-            .vma_merge(mm, prev, addr, end, prot, flags, None, pgoff)?
-            .is_none()
-        {
+        if self.vma_merge(mm, prev, addr, end, prot, flags, None, pgoff)?.is_none() {
             let v = self.vma_alloc(mm, addr, end, pgoff, prot, flags)?;
             self.vma_link(v, true);
         }

@@ -30,33 +30,40 @@ impl<T> IntoPy<T> for Result<T, SimError> {
     }
 }
 
+/// Run a core call, turning a panic (a bug in rmapsim) into `InvariantViolation` so no
+/// Rust panic reaches Python.
+fn catch<T>(f: impl FnOnce() -> Result<T, SimError>) -> Result<T, SimError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|p| {
+        let what = p
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        Err(SimError::InvariantViolation(format!(
+            "internal error in rmapsim (please report it): {what}; the simulator state may be inconsistent"
+        )))
+    })
+}
+
 fn repr(obj: &Bound<'_, PyAny>) -> String {
-    obj.repr()
-        .map(|r| r.to_string())
-        .unwrap_or_else(|_| "<unprintable>".into())
+    obj.repr().map(|r| r.to_string()).unwrap_or_else(|_| "<unprintable>".into())
 }
 
 /// An integer argument as i128 (Python ints beyond that are reported by value).
 fn int_arg(obj: &Bound<'_, PyAny>, what: &str) -> Result<i128, SimError> {
     if obj.is_instance_of::<pyo3::types::PyBool>() {
-        return Err(SimError::InvalidArgument(format!(
-            "{what} must be an int, got {}",
-            repr(obj)
-        )));
+        return Err(SimError::InvalidArgument(format!("{what} must be an int, got {}", repr(obj))));
     }
     if let Ok(v) = obj.extract::<i128>() {
         return Ok(v);
     }
     // numpy integer scalars and other objects with __index__
     if let Ok(i) = obj.call_method0("__index__") {
-        return i.extract::<i128>().map_err(|_| {
-            SimError::InvalidArgument(format!("{what} {} is out of range", repr(obj)))
-        });
+        return i
+            .extract::<i128>()
+            .map_err(|_| SimError::InvalidArgument(format!("{what} {} is out of range", repr(obj))));
     }
-    Err(SimError::InvalidArgument(format!(
-        "{what} must be an int, got {}",
-        repr(obj)
-    )))
+    Err(SimError::InvalidArgument(format!("{what} must be an int, got {}", repr(obj))))
 }
 
 fn pid_arg(obj: &Bound<'_, PyAny>) -> Result<i64, SimError> {
@@ -69,9 +76,7 @@ fn addr_arg(obj: &Bound<'_, PyAny>) -> Result<u64, SimError> {
     if v < 0 {
         return Err(SimError::BadAddress(format!("address {v} is negative")));
     }
-    u64::try_from(v).map_err(|_| {
-        SimError::BadAddress(format!("address {v:#x} is outside the user address space"))
-    })
+    u64::try_from(v).map_err(|_| SimError::BadAddress(format!("address {v:#x} is outside the user address space")))
 }
 
 fn len_arg(obj: &Bound<'_, PyAny>) -> Result<u64, SimError> {
@@ -85,10 +90,7 @@ fn len_arg(obj: &Bound<'_, PyAny>) -> Result<u64, SimError> {
 fn prot_arg(obj: &Bound<'_, PyAny>) -> Result<u8, SimError> {
     match obj.cast::<PyString>() {
         Ok(s) => Core::parse_prot(&s.to_string_lossy()),
-        Err(_) => Err(SimError::InvalidArgument(format!(
-            "bad prot {}: must be a string such as \"rw\"",
-            repr(obj)
-        ))),
+        Err(_) => Err(SimError::InvalidArgument(format!("bad prot {}: must be a string such as \"rw\"", repr(obj)))),
     }
 }
 
@@ -117,20 +119,13 @@ struct PySimulator {
 impl PySimulator {
     #[new]
     #[pyo3(signature = (era = None, seed = None))]
-    fn new(
-        py: Python<'_>,
-        era: Option<&Bound<'_, PyAny>>,
-        seed: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<Self> {
+    fn new(py: Python<'_>, era: Option<&Bound<'_, PyAny>>, seed: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
         let era = match era {
             None => "2.6.34".to_string(),
             Some(e) => match e.cast::<PyString>() {
                 Ok(s) => s.to_string_lossy().into_owned(),
                 Err(_) => {
-                    return Err(to_py(
-                        py,
-                        SimError::InvalidArgument(format!("era must be a string, got {}", repr(e))),
-                    ))
+                    return Err(to_py(py, SimError::InvalidArgument(format!("era must be a string, got {}", repr(e)))))
                 }
             },
         };
@@ -139,15 +134,11 @@ impl PySimulator {
             Some(s) => {
                 let v = int_arg(s, "seed").py(py)?;
                 u64::try_from(v)
-                    .map_err(|_| {
-                        SimError::InvalidArgument(format!("seed {v} must be within [0, 2**64)"))
-                    })
+                    .map_err(|_| SimError::InvalidArgument(format!("seed {v} must be within [0, 2**64)")))
                     .py(py)?
             }
         };
-        Ok(PySimulator {
-            inner: Core::with_era(&era, seed).py(py)?,
-        })
+        Ok(PySimulator { inner: Core::with_era(&era, seed).py(py)? })
     }
 
     /// The era preset name.
@@ -162,12 +153,12 @@ impl PySimulator {
     }
 
     fn spawn(&mut self, py: Python<'_>) -> PyResult<u32> {
-        self.inner.spawn().py(py)
+        catch(|| self.inner.spawn()).py(py)
     }
 
     fn fork(&mut self, py: Python<'_>, pid: &Bound<'_, PyAny>) -> PyResult<u32> {
         let pid = pid_arg(pid).py(py)?;
-        self.inner.fork(pid).py(py)
+        catch(|| self.inner.fork(pid)).py(py)
     }
 
     fn fork_many<'py>(
@@ -178,26 +169,20 @@ impl PySimulator {
     ) -> PyResult<Bound<'py, PyArray1<i64>>> {
         let pid = pid_arg(pid).py(py)?;
         let n = int_arg(n, "n").py(py)?;
-        let n = i64::try_from(n)
-            .map_err(|_| SimError::InvalidArgument(format!("n {n} is out of range")))
-            .py(py)?;
+        let n = i64::try_from(n).map_err(|_| SimError::InvalidArgument(format!("n {n} is out of range"))).py(py)?;
         let inner = &mut self.inner;
-        let kids = py.detach(|| inner.fork_many(pid, n)).py(py)?;
-        Ok(kids
-            .into_iter()
-            .map(i64::from)
-            .collect::<Vec<_>>()
-            .into_pyarray(py))
+        let kids = py.detach(|| catch(|| inner.fork_many(pid, n))).py(py)?;
+        Ok(kids.into_iter().map(i64::from).collect::<Vec<_>>().into_pyarray(py))
     }
 
     fn exit(&mut self, py: Python<'_>, pid: &Bound<'_, PyAny>) -> PyResult<()> {
         let pid = pid_arg(pid).py(py)?;
-        self.inner.exit(pid).py(py)
+        catch(|| self.inner.exit(pid)).py(py)
     }
 
     fn exec(&mut self, py: Python<'_>, pid: &Bound<'_, PyAny>) -> PyResult<()> {
         let pid = pid_arg(pid).py(py)?;
-        self.inner.exec(pid).py(py)
+        catch(|| self.inner.exec(pid)).py(py)
     }
 
     #[pyo3(signature = (pid, length, addr = None, prot = None))]
@@ -211,16 +196,12 @@ impl PySimulator {
     ) -> PyResult<u64> {
         let pid = pid_arg(pid).py(py)?;
         let length = len_arg(length).py(py)?;
-        let addr = addr
-            .filter(|a| !a.is_none())
-            .map(addr_arg)
-            .transpose()
-            .py(py)?;
+        let addr = addr.filter(|a| !a.is_none()).map(addr_arg).transpose().py(py)?;
         let prot = match prot {
             Some(p) => prot_arg(p).py(py)?,
             None => 3,
         };
-        self.inner.mmap(pid, length, addr, prot).py(py)
+        catch(|| self.inner.mmap(pid, length, addr, prot)).py(py)
     }
 
     fn munmap(
@@ -233,7 +214,7 @@ impl PySimulator {
         let pid = pid_arg(pid).py(py)?;
         let addr = addr_arg(addr).py(py)?;
         let length = len_arg(length).py(py)?;
-        self.inner.munmap(pid, addr, length).py(py)
+        catch(|| self.inner.munmap(pid, addr, length)).py(py)
     }
 
     #[pyo3(signature = (pid, addr, length, write = true))]
@@ -249,7 +230,7 @@ impl PySimulator {
         let addr = addr_arg(addr).py(py)?;
         let length = len_arg(length).py(py)?;
         let inner = &mut self.inner;
-        py.detach(|| inner.touch(pid, addr, length, write)).py(py)
+        py.detach(|| catch(|| inner.touch(pid, addr, length, write))).py(py)
     }
 
     /// `pids` is a list of ints (the Python wrapper converts arrays and sequences).
@@ -262,49 +243,30 @@ impl PySimulator {
         length: &Bound<'_, PyAny>,
         write: bool,
     ) -> PyResult<()> {
-        let pids: Vec<i64> = pids
-            .iter()
-            .map(|p| pid_arg(&p))
-            .collect::<Result<_, _>>()
-            .py(py)?;
+        let pids: Vec<i64> = pids.iter().map(|p| pid_arg(&p)).collect::<Result<_, _>>().py(py)?;
         let addr = addr_arg(addr).py(py)?;
         let length = len_arg(length).py(py)?;
         let inner = &mut self.inner;
-        py.detach(|| inner.touch_many(&pids, addr, length, write))
-            .py(py)
+        py.detach(|| catch(|| inner.touch_many(&pids, addr, length, write))).py(py)
     }
 
     fn anon_pages<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<u64>> {
-        self.inner
-            .anon_pages()
-            .into_iter()
-            .map(|p| p.to_u64())
-            .collect::<Vec<_>>()
-            .into_pyarray(py)
+        self.inner.anon_pages().into_iter().map(|p| p.to_u64()).collect::<Vec<_>>().into_pyarray(py)
     }
 
-    fn page_at(
-        &self,
-        py: Python<'_>,
-        pid: &Bound<'_, PyAny>,
-        addr: &Bound<'_, PyAny>,
-    ) -> PyResult<Option<u64>> {
+    fn page_at(&self, py: Python<'_>, pid: &Bound<'_, PyAny>, addr: &Bound<'_, PyAny>) -> PyResult<Option<u64>> {
         let pid = pid_arg(pid).py(py)?;
         let addr = addr_arg(addr).py(py)?;
-        Ok(self.inner.page_at(pid, addr).py(py)?.map(|p| p.to_u64()))
+        Ok(catch(|| self.inner.page_at(pid, addr)).py(py)?.map(|p| p.to_u64()))
     }
 
     /// `{"anon_vma": handle, "index": page index, "mapcount": n}` of a live page.
-    fn page_info<'py>(
-        &self,
-        py: Python<'py>,
-        page: &Bound<'_, PyAny>,
-    ) -> PyResult<Bound<'py, PyDict>> {
+    fn page_info<'py>(&self, py: Python<'py>, page: &Bound<'_, PyAny>) -> PyResult<Bound<'py, PyDict>> {
         let h = int_arg(page, "page handle").py(py)?;
         let h = u64::try_from(h)
             .map_err(|_| SimError::StaleHandle(format!("page handle {h} does not name a page")))
             .py(py)?;
-        let (av, index, mapcount) = self.inner.page_info(rmapsim_core::Id::from_u64(h)).py(py)?;
+        let (av, index, mapcount) = catch(|| self.inner.page_info(rmapsim_core::Id::from_u64(h))).py(py)?;
         let d = PyDict::new(py);
         d.set_item("anon_vma", av)?;
         d.set_item("index", index)?;
@@ -314,27 +276,17 @@ impl PySimulator {
 
     /// Kernel-faithful `page_referenced` walks; `pages` is a list of handles or None.
     #[pyo3(signature = (pages = None))]
-    fn _page_referenced<'py>(
-        &self,
-        py: Python<'py>,
-        pages: Option<Vec<u64>>,
-    ) -> PyResult<Bound<'py, PyDict>> {
+    fn _page_referenced<'py>(&self, py: Python<'py>, pages: Option<Vec<u64>>) -> PyResult<Bound<'py, PyDict>> {
         let inner = &self.inner;
-        let s = py
-            .detach(|| inner.page_referenced(pages.as_deref()))
-            .py(py)?;
+        let s = py.detach(|| catch(|| inner.page_referenced(pages.as_deref()))).py(py)?;
         stats_dict(py, s)
     }
 
     /// Full `rmap_walk`s; `pages` is a list of handles or None.
     #[pyo3(signature = (pages = None))]
-    fn _rmap_walk<'py>(
-        &self,
-        py: Python<'py>,
-        pages: Option<Vec<u64>>,
-    ) -> PyResult<Bound<'py, PyDict>> {
+    fn _rmap_walk<'py>(&self, py: Python<'py>, pages: Option<Vec<u64>>) -> PyResult<Bound<'py, PyDict>> {
         let inner = &self.inner;
-        let s = py.detach(|| inner.rmap_walk(pages.as_deref())).py(py)?;
+        let s = py.detach(|| catch(|| inner.rmap_walk(pages.as_deref()))).py(py)?;
         stats_dict(py, s)
     }
 
@@ -363,7 +315,7 @@ impl PySimulator {
     fn vmas<'py>(&self, py: Python<'py>, pid: &Bound<'_, PyAny>) -> PyResult<Bound<'py, PyList>> {
         let pid = pid_arg(pid).py(py)?;
         let out = PyList::empty(py);
-        for v in self.inner.vmas_of(pid).py(py)? {
+        for v in catch(|| self.inner.vmas_of(pid)).py(py)? {
             let d = PyDict::new(py);
             d.set_item("start", v.start)?;
             d.set_item("end", v.end)?;
@@ -378,21 +330,16 @@ impl PySimulator {
 
     fn check(&self, py: Python<'_>) -> PyResult<()> {
         let inner = &self.inner;
-        py.detach(|| inner.check()).py(py)
+        py.detach(|| catch(|| inner.check())).py(py)
     }
 
     fn pids<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<i64>> {
-        self.inner
-            .pids()
-            .into_iter()
-            .map(i64::from)
-            .collect::<Vec<_>>()
-            .into_pyarray(py)
+        self.inner.pids().into_iter().map(i64::from).collect::<Vec<_>>().into_pyarray(py)
     }
 
     fn parent(&self, py: Python<'_>, pid: &Bound<'_, PyAny>) -> PyResult<u32> {
         let pid = pid_arg(pid).py(py)?;
-        self.inner.parent_of(pid).py(py)
+        catch(|| self.inner.parent_of(pid)).py(py)
     }
 
     /// Running count of allocation attempts.
@@ -406,18 +353,10 @@ impl PySimulator {
     }
 
     #[pyo3(signature = (nth = None, rate = None))]
-    fn inject_enomem(
-        &mut self,
-        py: Python<'_>,
-        nth: Option<&Bound<'_, PyAny>>,
-        rate: Option<f64>,
-    ) -> PyResult<()> {
+    fn inject_enomem(&mut self, py: Python<'_>, nth: Option<&Bound<'_, PyAny>>, rate: Option<f64>) -> PyResult<()> {
         let inj = match (nth.filter(|n| !n.is_none()), rate) {
             (Some(_), Some(_)) => {
-                return Err(to_py(
-                    py,
-                    SimError::InvalidArgument("give nth or rate, not both".into()),
-                ));
+                return Err(to_py(py, SimError::InvalidArgument("give nth or rate, not both".into())));
             }
             (Some(n), None) => {
                 let v = int_arg(n, "nth").py(py)?;
@@ -429,7 +368,7 @@ impl PySimulator {
             (None, Some(p)) => Inject::Rate(p),
             (None, None) => Inject::Off,
         };
-        self.inner.inject_enomem(inj).py(py)
+        catch(|| self.inner.inject_enomem(inj)).py(py)
     }
 }
 
