@@ -11,12 +11,7 @@ fn seed(era: &str, n: i64, p: u64) -> Simulator {
     let parent = s.spawn().expect("spawn") as i64;
     let a = s.mmap(parent, p * PG, None, 3).expect("mmap");
     s.touch(parent, a, p * PG, true).expect("touch");
-    let kids: Vec<i64> = s
-        .fork_many(parent, n)
-        .expect("fork")
-        .into_iter()
-        .map(i64::from)
-        .collect();
+    let kids: Vec<i64> = s.fork_many(parent, n).expect("fork").into_iter().map(i64::from).collect();
     s.touch_many(&kids, a, p * PG, true).expect("touch");
     s
 }
@@ -25,17 +20,9 @@ fn bench_walk(c: &mut Criterion) {
     let mut g = c.benchmark_group("rmap_walk_per_candidate");
     for era in ["2.6.33", "2.6.34"] {
         let s = seed(era, 200, 200);
-        let visits: u64 = s
-            .rmap_walk(None)
-            .expect("walk")
-            .vmas_visited
-            .iter()
-            .map(|&v| v as u64)
-            .sum();
+        let visits: u64 = s.rmap_walk(None).expect("walk").vmas_visited.iter().map(|&v| v as u64).sum();
         g.throughput(Throughput::Elements(visits));
-        g.bench_with_input(BenchmarkId::from_parameter(era), &s, |b, s| {
-            b.iter(|| s.rmap_walk(None).expect("walk"))
-        });
+        g.bench_with_input(BenchmarkId::from_parameter(era), &s, |b, s| b.iter(|| s.rmap_walk(None).expect("walk")));
     }
     g.finish();
 }
