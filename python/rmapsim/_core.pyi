@@ -4,6 +4,9 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 import numpy.typing as npt
+from typing_extensions import disjoint_base
+
+__all__ = ["Simulator", "eras", "PAGE_SIZE", "MMAP_BASE", "MMAP_MIN_ADDR", "TASK_SIZE"]
 
 PAGE_SIZE: int
 MMAP_BASE: int
@@ -12,6 +15,7 @@ TASK_SIZE: int
 
 def eras() -> List[str]: ...
 
+@disjoint_base
 class Simulator:
     def __new__(cls, era: Optional[str] = None, seed: Optional[int] = None) -> "Simulator": ...
     @property
