@@ -79,19 +79,7 @@ impl Simulator {
             if flags & vmflags::DONTCOPY != 0 {
                 continue;
             }
-            self.may_alloc(AllocSite::Vma)?;
-            let tmp = self.vmas.insert(Vma {
-                mm,
-                start,
-                end,
-                pgoff,
-                prot,
-                flags,
-                anon_vma: None,
-                chain: Vec::new(),
-                av_pos: 0,
-                ptes: Vec::new(),
-            });
+            let tmp = self.vma_alloc(mm, start, end, pgoff, prot, flags)?;
             let wipe = flags & vmflags::WIPEONFORK != 0;
             if !wipe {
                 match self.policy.linking {

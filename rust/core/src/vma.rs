@@ -93,7 +93,15 @@ impl Simulator {
     // ----------------------------------------------------------------------------------
 
     /// Allocate a VMA object (not yet in any mm).
-    fn vma_alloc(&mut self, mm: MmId, start: u64, end: u64, pgoff: u64, prot: u8, flags: u32) -> Result<VmaId> {
+    pub(crate) fn vma_alloc(
+        &mut self,
+        mm: MmId,
+        start: u64,
+        end: u64,
+        pgoff: u64,
+        prot: u8,
+        flags: u32,
+    ) -> Result<VmaId> {
         self.may_alloc(AllocSite::Vma)?;
         Ok(self.vmas.insert(Vma {
             mm,
