@@ -123,7 +123,7 @@ impl Simulator {
                 let av = match self.find_mergeable_anon_vma(vma) {
                     Some(av) => av,
                     None => {
-                        self.may_alloc(AllocSite::AnonVma)?;
+                        self.may_alloc(AllocSite::AnonVmaPrepare)?;
                         self.anon_vma_alloc()
                     }
                 };
@@ -131,13 +131,13 @@ impl Simulator {
                 self.anon_vma_link(vma);
             }
             Linking::Chain => {
-                self.may_alloc(AllocSite::AnonVmaChain)?;
+                self.may_alloc(AllocSite::AvcPrepare)?;
                 let av = match self.find_mergeable_anon_vma(vma) {
                     Some(av) => av,
                     None => {
                         // On failure the kernel frees the chain entry it allocated: here
                         // nothing was inserted yet, so there is nothing to undo.
-                        self.may_alloc(AllocSite::AnonVma)?;
+                        self.may_alloc(AllocSite::AnonVmaPrepare)?;
                         self.anon_vma_alloc()
                     }
                 };
@@ -153,15 +153,20 @@ impl Simulator {
     /// oldest first (so `dst`'s chain has `src`'s order). On ENOMEM, unlink what was
     /// linked and fail.
     pub(crate) fn anon_vma_clone(&mut self, dst: VmaId, src: VmaId) -> Result<()> {
-        let src_avs: Vec<AnonVmaId> = self
+        let mut src_avs: Vec<AnonVmaId> = self
             .vma(src)
             .chain
             .iter()
             // Chain entries of a live VMA are live (invariant 3 checks it).
             .filter_map(|&c| self.avcs.get(c).map(|x| x.anon_vma))
             .collect();
+        if self.policy.clone_reverses_chain {
+            // The patch as posted walked the source newest first while adding each entry
+            // at the head of the destination: the clone comes out reversed.
+            src_avs.reverse();
+        }
         for av in src_avs {
-            if let Err(e) = self.may_alloc(AllocSite::AnonVmaChain) {
+            if let Err(e) = self.may_alloc(AllocSite::AvcClone) {
                 self.unlink_anon_vmas(dst);
                 return Err(e);
             }
@@ -178,14 +183,22 @@ impl Simulator {
             return Ok(());
         }
         self.anon_vma_clone(vma, pvma)?;
-        if let Err(e) = self.may_alloc(AllocSite::AnonVma) {
-            self.unlink_anon_vmas(vma);
+        // The patch as posted returned -ENOMEM here without unlinking the cloned chain
+        // (`fork_error_unlinks = false`): its entries leak, pointing at a VMA that
+        // dup_mmap is about to free.
+        let unlink = self.policy.fork_error_unlinks;
+        if let Err(e) = self.may_alloc(AllocSite::AnonVmaFork) {
+            if unlink {
+                self.unlink_anon_vmas(vma);
+            }
             return Err(e);
         }
         let av = self.anon_vma_alloc();
-        if let Err(e) = self.may_alloc(AllocSite::AnonVmaChain) {
+        if let Err(e) = self.may_alloc(AllocSite::AvcFork) {
             self.avs.remove(av, self.op);
-            self.unlink_anon_vmas(vma);
+            if unlink {
+                self.unlink_anon_vmas(vma);
+            }
             return Err(e);
         }
         self.anon_vma_chain_link(vma, av, false);
@@ -220,19 +233,22 @@ impl Simulator {
 
     /// Give `importer` (which has no anon_vma) the anon_vma and chain of `exporter`, the
     /// importer rule of `vma_adjust` ("Easily overlooked: when mprotect shifts the
-    /// boundary…"). 2.6.34 clones the chain and can fail; 2.6.33 only links.
-    pub(crate) fn import_anon_vma(&mut self, importer: VmaId, exporter: VmaId) -> Result<()> {
+    /// boundary…"); `adjusted` is the VMA `vma_adjust` was called on. 2.6.34 clones the
+    /// chain and can fail; 2.6.33 only links. The patch as posted cloned `adjusted`'s
+    /// chain instead of the exporter's — an empty chain when the importer is `adjusted`.
+    pub(crate) fn import_anon_vma(&mut self, importer: VmaId, exporter: VmaId, adjusted: VmaId) -> Result<()> {
         let av = self.vma(exporter).anon_vma;
         if av.is_none() || self.vma(importer).anon_vma.is_some() {
             return Ok(());
         }
+        let source = if self.policy.importer_clones_exporter { exporter } else { adjusted };
         match self.policy.linking {
             Linking::Legacy => {
                 self.vma_mut(importer).anon_vma = av;
                 self.anon_vma_link(importer);
             }
             Linking::Chain => {
-                self.anon_vma_clone(importer, exporter)?;
+                self.anon_vma_clone(importer, source)?;
                 self.vma_mut(importer).anon_vma = av;
             }
         }

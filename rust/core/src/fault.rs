@@ -93,15 +93,15 @@ impl Simulator {
             return Ok(());
         }
         self.anon_vma_prepare(v)?;
-        let page = self.alloc_anon_page(v, addr)?;
+        let page = self.alloc_anon_page(v, addr, AllocSite::PageAnonymous)?;
         self.set_pte(v, addr, Pte::present(page, true));
         Ok(())
     }
 
     /// `alloc_page` + `page_add_new_anon_rmap(page, vma, addr)`: the new page goes into
     /// `vma->anon_vma` at the linear index of `addr`.
-    fn alloc_anon_page(&mut self, v: VmaId, addr: u64) -> Result<PageId> {
-        self.may_alloc(AllocSite::Page)?;
+    fn alloc_anon_page(&mut self, v: VmaId, addr: u64, site: AllocSite) -> Result<PageId> {
+        self.may_alloc(site)?;
         let vma = self.vma(v);
         let Some(mapping) = vma.anon_vma else {
             return Err(SimError::InvariantViolation(format!(
@@ -110,7 +110,7 @@ impl Simulator {
             )));
         };
         let index = vma.linear_page_index(addr);
-        Ok(self.pages.insert(Page { mapping, index, mapcount: 1 }))
+        Ok(self.pages.insert(Page { mapping, index, mapcount: 1, swap: None }))
     }
 
     /// `do_wp_page` (2.6.34): write to a write-protected entry. The zero page and shared
@@ -128,7 +128,7 @@ impl Simulator {
             }
         }
         self.anon_vma_prepare(v)?;
-        let new = self.alloc_anon_page(v, addr)?;
+        let new = self.alloc_anon_page(v, addr, AllocSite::PageCow)?;
         self.set_pte(v, addr, Pte::present(new, true));
         if let Some(old) = pte.page() {
             self.page_remove_rmap(old);

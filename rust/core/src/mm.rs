@@ -10,8 +10,8 @@ use crate::sim::{AllocSite, Process, Simulator};
 
 impl Simulator {
     /// `mm_alloc`: a new, empty address space.
-    fn mm_alloc(&mut self, pid: u32) -> Result<MmId> {
-        self.may_alloc(AllocSite::Mm)?;
+    fn mm_alloc(&mut self, pid: u32, site: AllocSite) -> Result<MmId> {
+        self.may_alloc(site)?;
         Ok(self.mms.insert(Mm { pid, vmas: BTreeMap::new() }))
     }
 
@@ -19,7 +19,7 @@ impl Simulator {
     pub fn spawn(&mut self) -> Result<u32> {
         self.begin_op("spawn");
         let pid = self.next_pid;
-        let mm = self.mm_alloc(pid)?;
+        let mm = self.mm_alloc(pid, AllocSite::MmSpawn)?;
         self.next_pid += 1;
         self.procs.insert(pid, Process { mm, parent: 0 });
         Ok(pid)
@@ -31,7 +31,7 @@ impl Simulator {
         let parent_mm = self.proc_mm(pid)?;
         self.begin_op("fork");
         let child = self.next_pid;
-        let mm = self.mm_alloc(child)?;
+        let mm = self.mm_alloc(child, AllocSite::MmFork)?;
         if let Err(e) = self.dup_mmap(mm, parent_mm) {
             self.exit_mmap(mm);
             self.mms.remove(mm, self.op);
@@ -79,7 +79,7 @@ impl Simulator {
             if flags & vmflags::DONTCOPY != 0 {
                 continue;
             }
-            let tmp = self.vma_alloc(mm, start, end, pgoff, prot, flags)?;
+            let tmp = self.vma_alloc(AllocSite::VmaFork, mm, start, end, pgoff, prot, flags)?;
             let wipe = flags & vmflags::WIPEONFORK != 0;
             if !wipe {
                 match self.policy.linking {
@@ -157,7 +157,7 @@ impl Simulator {
     pub fn exec(&mut self, pid: i64) -> Result<()> {
         let old = self.proc_mm(pid)?;
         self.begin_op("exec");
-        let mm = self.mm_alloc(pid as u32)?;
+        let mm = self.mm_alloc(pid as u32, AllocSite::MmExec)?;
         self.exit_mmap(old);
         self.mms.remove(old, self.op);
         if let Some(p) = self.procs.get_mut(&(pid as u32)) {

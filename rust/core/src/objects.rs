@@ -114,6 +114,17 @@ pub struct Page {
     pub index: u64,
     /// `page_mapcount`: present PTEs mapping this page.
     pub mapcount: u32,
+    /// `PageSwapCache` + `page_private`: the swap slot this page caches, if any.
+    pub swap: Option<u32>,
+}
+
+/// One swap slot (`swap_map[offset]` plus the swap cache's radix-tree entry).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SwapSlot {
+    /// Swap entries in page tables referring to this slot (the swap count).
+    pub count: u32,
+    /// The page in the swap cache for this slot (`SWAP_HAS_CACHE`).
+    pub cache: Option<PageId>,
 }
 
 /// A page-table entry, packed in 8 bytes: kind in bits 0–1, write bit 2, the page handle's
@@ -124,6 +135,7 @@ pub struct Pte(u64);
 const PTE_KIND_MASK: u64 = 3;
 const PTE_ZERO: u64 = 1;
 const PTE_PRESENT: u64 = 2;
+const PTE_SWAP: u64 = 3;
 const PTE_WRITE: u64 = 4;
 
 impl Pte {
@@ -151,6 +163,20 @@ impl Pte {
     pub fn page(self) -> Option<PageId> {
         if self.0 & PTE_KIND_MASK == PTE_PRESENT {
             Some(Id::new((self.0 >> 32) as u32, ((self.0 >> 3) & 0x1FFF_FFFF) as u32))
+        } else {
+            None
+        }
+    }
+    /// A swap entry for slot `slot`.
+    #[inline]
+    pub fn swap(slot: u32) -> Pte {
+        Pte(((slot as u64) << 32) | PTE_SWAP)
+    }
+    /// The swap slot of a swap entry.
+    #[inline]
+    pub fn swap_slot(self) -> Option<u32> {
+        if self.0 & PTE_KIND_MASK == PTE_SWAP {
+            Some((self.0 >> 32) as u32)
         } else {
             None
         }
@@ -291,6 +317,9 @@ mod tests {
         assert!(!w.write_protected().writable() && w.write_protected().maps(p));
         assert!(!w.maps(Id::new(123_456, 1)));
         assert_eq!(Pte::ZERO.page(), None);
+        assert_eq!(Pte::swap(77).swap_slot(), Some(77));
+        assert_eq!(Pte::swap(77).page(), None);
+        assert_eq!(w.swap_slot(), None);
         assert!(Pte::NONE.is_none() && Pte::ZERO.is_zero());
     }
 }

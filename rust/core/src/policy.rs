@@ -30,6 +30,20 @@ pub enum PrepareReuse {
     SingularChain,
 }
 
+/// Which anon_vma a page gets when it is mapped for the first time by a swap-in fault
+/// (`__page_set_anon_rmap` called from `do_swap_page`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SwapinTarget {
+    /// The faulting VMA's own `vma->anon_vma` (2.6.33, where the family shares one; and
+    /// 2.6.34-rc1..rc3, where it is **the bug**: a page still mapped by the parent can end
+    /// up in a child's anon_vma, which the parent's VMA is not linked to).
+    VmaAnonVma,
+    /// The oldest anon_vma on the VMA's chain unless the fault maps the page exclusively
+    /// (2.6.34-rc4, ea90002b0fa7 "anonvma: when setting up page->mapping, we need to pick
+    /// the _oldest_ anonvma").
+    OldestUnlessExclusive,
+}
+
 /// Where a walk-side or link-side lock lives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LockScope {
@@ -68,13 +82,29 @@ pub struct Policy {
     /// (the 2.6.34 `list_add`), rather than the tail (2.6.33 `list_add_tail`). Only walk
     /// order, and so early-stopping walk cost, depends on it.
     pub prepare_links_at_head: bool,
+    pub swapin_target: SwapinTarget,
+    /// `anon_vma_clone` walks the source chain newest → oldest while adding each entry at
+    /// the head of the destination chain, so the clone comes out in reverse order (the
+    /// patch as posted; fixed in 2.6.34-rc4 by walking the source in reverse).
+    pub clone_reverses_chain: bool,
+    /// `vma_adjust`'s importer clones the chain of the *exporter* (the VMA whose pages
+    /// it absorbs). The patch as posted cloned `vma`'s own chain, which is empty when
+    /// `vma` is the importer (fixed in 2.6.34-rc4 by 287d97ac "vma_adjust: fix the
+    /// copying of anon_vma chains").
+    pub importer_clones_exporter: bool,
+    /// `anon_vma_fork` unlinks the chain it cloned when a later allocation fails. The
+    /// patch as posted returned -ENOMEM without unlinking, leaking the chain entries of a
+    /// VMA that `dup_mmap` then frees.
+    pub fork_error_unlinks: bool,
+    /// `MADV_WIPEONFORK` / `MADV_KEEPONFORK` exist (Linux 4.14+); otherwise EINVAL.
+    pub has_wipeonfork: bool,
     pub lock_scope: LockScope,
     pub lock_kind: LockKind,
     pub sizes: StructSizes,
 }
 
 /// Names of the presets, oldest first.
-pub const ERAS: &[&str] = &["2.6.33", "2.6.34"];
+pub const ERAS: &[&str] = &["2.6.33", "2.6.34-rc1", "2.6.34"];
 
 impl Policy {
     /// The named preset, or `None` for an unknown name.
@@ -86,9 +116,29 @@ impl Policy {
                 prepare_reuse: PrepareReuse::AnyCompatible,
                 cow_reuse_moves_page: false,
                 prepare_links_at_head: false,
+                swapin_target: SwapinTarget::VmaAnonVma,
+                clone_reverses_chain: false,
+                importer_clones_exporter: true,
+                fork_error_unlinks: true,
+                has_wipeonfork: false,
                 lock_scope: LockScope::PerAnonVma,
                 lock_kind: LockKind::Spin,
                 sizes: StructSizes { vm_area_struct: 176, anon_vma: 24, anon_vma_chain: 0 },
+            }),
+            "2.6.34-rc1" => Some(Policy {
+                name: name.into(),
+                linking: Linking::Chain,
+                prepare_reuse: PrepareReuse::AnyCompatible,
+                cow_reuse_moves_page: true,
+                prepare_links_at_head: true,
+                swapin_target: SwapinTarget::VmaAnonVma,
+                clone_reverses_chain: true,
+                importer_clones_exporter: false,
+                fork_error_unlinks: false,
+                has_wipeonfork: false,
+                lock_scope: LockScope::PerAnonVma,
+                lock_kind: LockKind::Spin,
+                sizes: StructSizes { vm_area_struct: 176, anon_vma: 24, anon_vma_chain: 48 },
             }),
             "2.6.34" => Some(Policy {
                 name: name.into(),
@@ -96,6 +146,11 @@ impl Policy {
                 prepare_reuse: PrepareReuse::SingularChain,
                 cow_reuse_moves_page: true,
                 prepare_links_at_head: true,
+                swapin_target: SwapinTarget::OldestUnlessExclusive,
+                clone_reverses_chain: false,
+                importer_clones_exporter: true,
+                fork_error_unlinks: true,
+                has_wipeonfork: false,
                 lock_scope: LockScope::PerAnonVma,
                 lock_kind: LockKind::Spin,
                 sizes: StructSizes { vm_area_struct: 176, anon_vma: 24, anon_vma_chain: 48 },

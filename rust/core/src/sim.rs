@@ -21,25 +21,86 @@ pub const TASK_SIZE: u64 = 0x7fff_ffff_f000;
 /// (the kernel randomises it; the simulator must be deterministic).
 pub const MMAP_BASE: u64 = 0x7f00_0000_0000;
 
-/// Kinds of allocation, in the vocabulary of the kernel's slab caches.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Every allocation site, named by the slab cache and the kernel function that
+/// allocates from it. `may_alloc` is called at each, in the order the kernel allocates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum AllocSite {
-    Mm,
-    Vma,
-    AnonVma,
-    AnonVmaChain,
-    Page,
+    /// `mm_struct` for `spawn` (`mm_alloc`).
+    MmSpawn,
+    /// `mm_struct` in `dup_mm` (fork).
+    MmFork,
+    /// `mm_struct` in `bprm_mm_init` (exec).
+    MmExec,
+    /// `vm_area_struct` in `mmap_region`.
+    VmaMmap,
+    /// `vm_area_struct` in `__split_vma`.
+    VmaSplit,
+    /// `vm_area_struct` in `dup_mmap`.
+    VmaFork,
+    /// `vm_area_struct` in `copy_vma` (mremap move).
+    VmaCopy,
+    /// `anon_vma` in `anon_vma_prepare`.
+    AnonVmaPrepare,
+    /// `anon_vma` in `anon_vma_fork`.
+    AnonVmaFork,
+    /// `anon_vma_chain` in `anon_vma_prepare`.
+    AvcPrepare,
+    /// `anon_vma_chain` in `anon_vma_clone`.
+    AvcClone,
+    /// `anon_vma_chain` in `anon_vma_fork`.
+    AvcFork,
+    /// page in `do_anonymous_page`.
+    PageAnonymous,
+    /// page in `do_wp_page` (COW copy).
+    PageCow,
+    /// page in `do_swap_page` (`read_swap_cache_async`).
+    PageSwapin,
+}
+
+impl AllocSite {
+    pub const ALL: [AllocSite; 15] = [
+        AllocSite::MmSpawn,
+        AllocSite::MmFork,
+        AllocSite::MmExec,
+        AllocSite::VmaMmap,
+        AllocSite::VmaSplit,
+        AllocSite::VmaFork,
+        AllocSite::VmaCopy,
+        AllocSite::AnonVmaPrepare,
+        AllocSite::AnonVmaFork,
+        AllocSite::AvcPrepare,
+        AllocSite::AvcClone,
+        AllocSite::AvcFork,
+        AllocSite::PageAnonymous,
+        AllocSite::PageCow,
+        AllocSite::PageSwapin,
+    ];
+
+    /// `"<slab cache>@<kernel function>"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            AllocSite::MmSpawn => "mm_struct@mm_alloc",
+            AllocSite::MmFork => "mm_struct@dup_mm",
+            AllocSite::MmExec => "mm_struct@bprm_mm_init",
+            AllocSite::VmaMmap => "vm_area_struct@mmap_region",
+            AllocSite::VmaSplit => "vm_area_struct@__split_vma",
+            AllocSite::VmaFork => "vm_area_struct@dup_mmap",
+            AllocSite::VmaCopy => "vm_area_struct@copy_vma",
+            AllocSite::AnonVmaPrepare => "anon_vma@anon_vma_prepare",
+            AllocSite::AnonVmaFork => "anon_vma@anon_vma_fork",
+            AllocSite::AvcPrepare => "anon_vma_chain@anon_vma_prepare",
+            AllocSite::AvcClone => "anon_vma_chain@anon_vma_clone",
+            AllocSite::AvcFork => "anon_vma_chain@anon_vma_fork",
+            AllocSite::PageAnonymous => "page@do_anonymous_page",
+            AllocSite::PageCow => "page@do_wp_page",
+            AllocSite::PageSwapin => "page@do_swap_page",
+        }
+    }
 }
 
 impl fmt::Display for AllocSite {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            AllocSite::Mm => "mm_struct",
-            AllocSite::Vma => "vm_area_struct",
-            AllocSite::AnonVma => "anon_vma",
-            AllocSite::AnonVmaChain => "anon_vma_chain",
-            AllocSite::Page => "page",
-        })
+        f.write_str(self.name())
     }
 }
 
@@ -99,6 +160,8 @@ pub struct Simulator {
     pub(crate) avcs: Arena<Avc>,
     pub(crate) pages: Arena<Page>,
     pub(crate) allocations: u64,
+    /// Allocation attempts per site (indexed like `AllocSite::ALL`).
+    pub(crate) site_allocs: [u64; 15],
     pub(crate) inject: Inject,
     pub(crate) rng: u64,
     /// Populated PTEs over every page table.
@@ -123,6 +186,7 @@ impl Simulator {
             avcs: Arena::default(),
             pages: Arena::default(),
             allocations: 0,
+            site_allocs: [0; 15],
             inject: Inject::Off,
             rng: seed ^ 0x9E37_79B9_7F4A_7C15,
             ptes: 0,
@@ -163,6 +227,11 @@ impl Simulator {
         self.allocations
     }
 
+    /// Allocation attempts so far at each site, by `AllocSite::name`.
+    pub fn allocation_sites(&self) -> Vec<(&'static str, u64)> {
+        AllocSite::ALL.iter().map(|&s| (s.name(), self.site_allocs[s as usize])).collect()
+    }
+
     /// Set failure injection. `Nth(k)` fails the k-th allocation from now (k ≥ 1).
     pub fn inject_enomem(&mut self, inject: Inject) -> Result<()> {
         match inject {
@@ -191,6 +260,7 @@ impl Simulator {
     /// counts the attempt and fails it when injection says so.
     pub(crate) fn may_alloc(&mut self, site: AllocSite) -> Result<()> {
         self.allocations += 1;
+        self.site_allocs[site as usize] += 1;
         let fail = match self.inject {
             Inject::Off => false,
             Inject::Nth(k) => {
