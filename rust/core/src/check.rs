@@ -43,9 +43,16 @@ impl Simulator {
     /// exist elsewhere: a munmap whose second split fails leaves its first split behind,
     /// exactly as the kernel does.)
     fn check_merge_site(&self) -> Result<()> {
-        let Some((mm, addr)) = self.merge_site else {
+        if self.merge_failed {
             return Ok(());
-        };
+        }
+        for &(mm, addr) in &self.merge_sites {
+            self.check_merged_at(mm, addr)?;
+        }
+        Ok(())
+    }
+
+    fn check_merged_at(&self, mm: MmId, addr: u64) -> Result<()> {
         let Some(v) = self.mms.get(mm).and_then(|_| self.find_vma(mm, addr)) else {
             return Ok(());
         };
@@ -72,6 +79,7 @@ impl Simulator {
     /// page at the right index (invariant 2).
     fn check_layout_and_scan(&self) -> Result<HashMap<PageId, Vec<(u32, VmaId, u64)>>> {
         let mut truth: HashMap<PageId, Vec<(u32, VmaId, u64)>> = HashMap::new();
+        let mut swap_refs: HashMap<u32, u32> = HashMap::new();
         for (&pid, proc_) in &self.procs {
             let Some(mm) = self.mms.get(proc_.mm) else {
                 return Err(self.violation(6, "accounting", format!("pid {pid} has a freed mm")));
@@ -126,8 +134,19 @@ impl Simulator {
                 }
                 prev = Some(v);
                 for (i, pte) in vma.ptes.iter().enumerate() {
-                    let Some(page) = pte.page() else { continue };
                     let addr = vma.start + ((i as u64) << PAGE_SHIFT);
+                    if let Some(slot) = pte.swap_slot() {
+                        if slot as usize >= self.swap.len() {
+                            return Err(self.violation(
+                                2,
+                                "page state",
+                                format!("pid {pid} addr {addr:#x} holds a swap entry for nonexistent slot {slot}"),
+                            ));
+                        }
+                        *swap_refs.entry(slot).or_default() += 1;
+                        continue;
+                    }
+                    let Some(page) = pte.page() else { continue };
                     let Some(pg) = self.pages.get(page) else {
                         return Err(self.violation(
                             2,
@@ -142,7 +161,51 @@ impl Simulator {
                 }
             }
         }
+        self.check_swap(&swap_refs)?;
         Ok(truth)
+    }
+
+    /// Swap slots: each slot's count equals the swap entries referring to it, its cached
+    /// page points back to it, and a slot is in use exactly when either is present.
+    fn check_swap(&self, refs: &HashMap<u32, u32>) -> Result<()> {
+        let mut used = 0u64;
+        for (i, s) in self.swap.iter().enumerate() {
+            let slot = i as u32;
+            let want = refs.get(&slot).copied().unwrap_or(0);
+            if s.count != want {
+                return Err(self.violation(
+                    2,
+                    "page state",
+                    format!("swap slot {slot} has count {} but {want} swap entries refer to it", s.count),
+                ));
+            }
+            if let Some(p) = s.cache {
+                match self.pages.get(p) {
+                    Some(pg) if pg.swap == Some(slot) => {}
+                    _ => {
+                        return Err(self.violation(
+                            2,
+                            "page state",
+                            format!(
+                                "swap slot {slot} caches page {:#x}, which is freed or does not point back",
+                                p.to_u64()
+                            ),
+                        ))
+                    }
+                }
+            }
+            if s.count > 0 || s.cache.is_some() {
+                used += 1;
+            }
+        }
+        if used != self.swap_used {
+            return Err(self.violation(
+                6,
+                "accounting",
+                format!("{} swap slots counted in use, {used} are", self.swap_used),
+            ));
+        }
+        Ok(())
     }
 
     /// Invariants 1 and 2: mapcount equals the number of entries; `page->mapping` is live;
@@ -162,11 +225,23 @@ impl Simulator {
                     ),
                 ));
             }
-            if mappers.is_empty() {
+            if let Some(slot) = pg.swap {
+                if self.swap.get(slot as usize).and_then(|s| s.cache) != Some(page) {
+                    return Err(self.violation(
+                        2,
+                        "page state",
+                        format!("page {:#x} claims swap slot {slot}, which does not cache it", page.to_u64()),
+                    ));
+                }
+            }
+            if mappers.is_empty() && !pg.swap.is_some_and(|s| self.swap[s as usize].count > 0) {
                 return Err(self.violation(
                     6,
                     "accounting",
-                    format!("page {:#x} is allocated but nothing maps it (leak)", page.to_u64()),
+                    format!(
+                        "page {:#x} is allocated but neither mapped nor reachable through a swap entry (leak)",
+                        page.to_u64()
+                    ),
                 ));
             }
             if !self.avs.contains(pg.mapping) {
@@ -180,6 +255,9 @@ impl Simulator {
                         self.avs.freed_by(pg.mapping).unwrap_or(0)
                     ),
                 ));
+            }
+            if mappers.is_empty() {
+                continue;
             }
             let mut hits: Vec<(VmaId, u64)> = Vec::with_capacity(mappers.len());
             self.rmap_walk_one(page, WalkMode::Full, |v, a| hits.push((v, a)))?;

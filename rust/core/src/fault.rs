@@ -4,6 +4,7 @@
 
 use crate::error::{Result, SimError};
 use crate::objects::*;
+use crate::policy::SwapinTarget;
 use crate::sim::{AllocSite, Simulator};
 
 impl Simulator {
@@ -79,6 +80,9 @@ impl Simulator {
         if pte.is_none() {
             return self.do_anonymous_page(v, addr, write);
         }
+        if let Some(slot) = pte.swap_slot() {
+            return self.do_swap_page(v, addr, slot, write);
+        }
         if !write || pte.writable() {
             return Ok(()); // only the accessed/dirty bits would change
         }
@@ -118,8 +122,7 @@ impl Simulator {
     /// and in chain eras moved to this VMA's own anon_vma (`page_move_anon_rmap`).
     fn do_wp_page(&mut self, v: VmaId, addr: u64, pte: Pte) -> Result<()> {
         if let Some(old) = pte.page() {
-            let mapcount = self.pages.get(old).map_or(0, |p| p.mapcount);
-            if mapcount == 1 {
+            if self.reuse_swap_page(old) {
                 if self.policy.cow_reuse_moves_page {
                     self.page_move_anon_rmap(old, v, addr);
                 }
@@ -134,6 +137,67 @@ impl Simulator {
             self.page_remove_rmap(old);
         }
         Ok(())
+    }
+
+    /// `do_swap_page` (2.6.33 / 2.6.34): fault on a swap entry. The page comes from the
+    /// swap cache, or is read into a new page that enters the swap cache. A write fault
+    /// that may take the page for itself (`reuse_swap_page`) maps it writable and
+    /// *exclusive*; otherwise it is mapped read-only and a write then goes through
+    /// `do_wp_page`. The page's first mapping decides `page->mapping` (the era's rule).
+    fn do_swap_page(&mut self, v: VmaId, addr: u64, slot: u32, write: bool) -> Result<()> {
+        self.swap_slot_checked(slot)?;
+        let Some(own) = self.vma(v).anon_vma else {
+            let vma = self.vma(v);
+            return Err(SimError::InvariantViolation(format!(
+                "internal: swap entry at {addr:#x} in VMA [{:#x}, {:#x}) without anon_vma",
+                vma.start, vma.end
+            )));
+        };
+        let page = match self.swap_cache_page(slot) {
+            Some(p) => p,
+            None => {
+                // read_swap_cache_async: a new page, added to the swap cache.
+                self.may_alloc(AllocSite::PageSwapin)?;
+                let vma = self.vma(v);
+                let (mapping, index) = (own, vma.linear_page_index(addr));
+                let p = self.pages.insert(Page { mapping, index, mapcount: 0, swap: Some(slot) });
+                self.swap[slot as usize].cache = Some(p);
+                p
+            }
+        };
+        let exclusive = write && self.reuse_swap_page(page);
+        self.set_pte(v, addr, Pte::present(page, exclusive));
+        self.page_add_anon_rmap(page, v, addr, exclusive);
+        self.swap_free(slot);
+        if write && !exclusive {
+            self.do_wp_page(v, addr, Pte::present(page, false))?;
+        }
+        Ok(())
+    }
+
+    /// `page_add_anon_rmap(page, vma, address)` with 2.6.34-rc4's `exclusive`: one more
+    /// mapping; on the page's first mapping `__page_set_anon_rmap` chooses its anon_vma —
+    /// `vma->anon_vma` (2.6.33, 2.6.34-rc1) or, unless exclusive, the oldest anon_vma on
+    /// the VMA's chain (2.6.34-rc4: "we need to pick the _oldest_ anonvma").
+    fn page_add_anon_rmap(&mut self, page: PageId, v: VmaId, addr: u64, exclusive: bool) {
+        let vma = self.vma(v);
+        let target = match self.policy.swapin_target {
+            SwapinTarget::VmaAnonVma => vma.anon_vma,
+            SwapinTarget::OldestUnlessExclusive if exclusive => vma.anon_vma,
+            SwapinTarget::OldestUnlessExclusive => {
+                vma.chain.first().and_then(|&c| self.avcs.get(c)).map(|c| c.anon_vma).or(vma.anon_vma)
+            }
+        };
+        let index = vma.linear_page_index(addr);
+        if let Some(p) = self.pages.get_mut(page) {
+            p.mapcount += 1;
+            if p.mapcount == 1 {
+                if let Some(t) = target {
+                    p.mapping = t;
+                }
+                p.index = index;
+            }
+        }
     }
 
     /// `page_move_anon_rmap(page, vma, address)` (2.6.34, seed thread patch 3): the page

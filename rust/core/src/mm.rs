@@ -122,6 +122,8 @@ impl Simulator {
                 if let Some(pg) = self.pages.get_mut(page) {
                     pg.mapcount += 1;
                 }
+            } else if let Some(slot) = p.swap_slot() {
+                self.swap[slot as usize].count += 1; // swap_duplicate
             }
         }
         self.vma_mut(dst).ptes = ptes.clone();

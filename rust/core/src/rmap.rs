@@ -70,7 +70,7 @@ impl ScanStats {
     pub fn is_empty(&self) -> bool {
         self.page.is_empty()
     }
-    fn push(&mut self, w: &WalkResult) {
+    pub(crate) fn push(&mut self, w: &WalkResult) {
         self.page.push(w.page);
         self.anon_vma.push(w.anon_vma);
         self.vmas_visited.push(w.vmas_visited);
@@ -130,20 +130,18 @@ impl Simulator {
         mode: WalkMode,
         mut on_hit: impl FnMut(VmaId, u64),
     ) -> Result<WalkResult> {
-        let av = self.page_anon_vma(page)?;
         let p = self.page_checked(page)?;
-        let (lock_id, lock_mode) = self.walk_lock(av);
-        let mut w = WalkResult {
-            page: page.to_u64(),
-            anon_vma: av.to_u64(),
-            mapcount: p.mapcount,
-            lock_id,
-            lock_mode,
-            ..WalkResult::default()
-        };
-        if mode == WalkMode::UntilAllFound && p.mapcount == 0 {
+        let mut w = WalkResult { page: page.to_u64(), anon_vma: p.mapping.to_u64(), ..WalkResult::default() };
+        // page_lock_anon_vma: an unmapped page (say, one left in the swap cache) is not
+        // walked; its page->mapping may legitimately be stale.
+        if p.mapcount == 0 {
             return Ok(w);
         }
+        let av = self.page_anon_vma(page)?;
+        let (lock_id, lock_mode) = self.walk_lock(av);
+        w.mapcount = p.mapcount;
+        w.lock_id = lock_id;
+        w.lock_mode = lock_mode;
         let index = p.index;
         let mut remaining = p.mapcount;
         let Some(anon_vma) = self.avs.get(av) else { return Ok(w) };

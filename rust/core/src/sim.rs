@@ -129,8 +129,12 @@ pub struct Counts {
     pub anon_vma: u64,
     pub anon_vma_chain: u64,
     pub page: u64,
-    /// Populated page-table entries (anon pages and zero-page mappings).
+    /// Populated page-table entries (anon pages, zero-page mappings, swap entries).
     pub pte: u64,
+    /// Swap slots in use.
+    pub swap_slot: u64,
+    /// Pages in the swap cache.
+    pub swap_cache: u64,
 }
 
 /// One VMA as `vmas(pid)` describes it.
@@ -168,7 +172,14 @@ pub struct Simulator {
     pub(crate) ptes: u64,
     /// Where the last operation merged VMAs (mm, an address inside the result), for the
     /// merge part of invariant 7; cleared when the next operation starts.
-    pub(crate) merge_site: Option<(MmId, u64)>,
+    pub(crate) merge_sites: Vec<(MmId, u64)>,
+    /// An allocation failure inside `vma_merge` was absorbed during this operation (the
+    /// kernel then leaves mergeable neighbours unmerged).
+    pub(crate) merge_failed: bool,
+    /// Swap slots (`swap_map` + swap cache), indexed by slot number.
+    pub(crate) swap: Vec<SwapSlot>,
+    pub(crate) swap_free: Vec<u32>,
+    pub(crate) swap_used: u64,
 }
 
 impl Simulator {
@@ -190,7 +201,11 @@ impl Simulator {
             inject: Inject::Off,
             rng: seed ^ 0x9E37_79B9_7F4A_7C15,
             ptes: 0,
-            merge_site: None,
+            merge_sites: Vec::new(),
+            merge_failed: false,
+            swap: Vec::new(),
+            swap_free: Vec::new(),
+            swap_used: 0,
         }
     }
 
@@ -215,7 +230,8 @@ impl Simulator {
     pub(crate) fn begin_op(&mut self, name: &'static str) {
         self.op += 1;
         self.op_name = name;
-        self.merge_site = None;
+        self.merge_sites.clear();
+        self.merge_failed = false;
     }
 
     // ----------------------------------------------------------------------------------
@@ -420,6 +436,8 @@ impl Simulator {
             anon_vma_chain: self.avcs.len() as u64,
             page: self.pages.len() as u64,
             pte: self.ptes,
+            swap_slot: self.swap_used,
+            swap_cache: self.swap.iter().filter(|s| s.cache.is_some()).count() as u64,
         }
     }
 
@@ -472,10 +490,11 @@ impl Simulator {
         Ok(self.vma(v).pte(addr).page())
     }
 
-    /// Details of one live page: (mapping anon_vma, index, mapcount).
-    pub fn page_info(&self, page: PageId) -> Result<(u64, u64, u32)> {
+    /// Details of one live page: (mapping anon_vma, index, mapcount, swap slot if in the
+    /// swap cache).
+    pub fn page_info(&self, page: PageId) -> Result<(u64, u64, u32, Option<u32>)> {
         let p = self.page_checked(page)?;
-        Ok((p.mapping.to_u64(), p.index, p.mapcount))
+        Ok((p.mapping.to_u64(), p.index, p.mapcount, p.swap))
     }
 
     pub(crate) fn page_checked(&self, page: PageId) -> Result<&Page> {

@@ -76,7 +76,7 @@ fn cow_reuse_moves_page_only_in_chain_era() {
         // b is now the only mapper: the write reuses the page.
         s.touch(b, addr, PG, true).unwrap();
         assert_eq!(s.page_at(b, addr).unwrap(), Some(page));
-        let (mapping, _, mapcount) = s.page_info(page).unwrap();
+        let (mapping, _, mapcount, _) = s.page_info(page).unwrap();
         assert_eq!(mapcount, 1);
         let own = s.vmas_of(b).unwrap()[0].anon_vma.unwrap();
         if *era == "2.6.34" {
@@ -183,9 +183,21 @@ fn every_allocation_failure_unwinds_cleanly() {
             s.mmap(c, 2 * PG, Some(addr + 6 * PG), RW)?;
             s.touch(c, addr + 6 * PG, 2 * PG, true)?;
             s.exec(b)?;
+            // VMA surgery and swap
+            s.mprotect(c, addr + PG, 2 * PG, prot::READ)?;
+            s.madvise(c, addr + 5 * PG, 2 * PG, crate::Advice::Random)?;
+            let d = s.fork(c)? as i64;
+            s.mremap(d, addr + 3 * PG, 2 * PG, 4 * PG, true, Some(0x5000_0000))?;
+            let pages: Vec<u64> = s.anon_pages().iter().map(|p| p.to_u64()).collect();
+            s.try_to_unmap(Some(&pages[..2]))?;
+            s.touch(d, 0x5000_0000, 4 * PG, true)?;
+            s.touch(c, addr + 6 * PG, 2 * PG, true)?;
+            s.mprotect(c, addr, 8 * PG, RW)?;
+            s.madvise(c, addr, 8 * PG, crate::Advice::Normal)?;
             Ok(())
         };
         let mut leaks_seen = 0;
+        let mut absorbed = 0;
         let mut clean = sim(era);
         scenario(&mut clean).unwrap();
         let total = clean.allocations();
@@ -194,7 +206,17 @@ fn every_allocation_failure_unwinds_cleanly() {
             let mut s = sim(era);
             s.inject_enomem(Inject::Nth(k)).unwrap();
             let r = scenario(&mut s);
-            let Err(SimError::OutOfMemory(msg)) = r else { panic!("{era} k={k}: {r:?}") };
+            let msg = match r {
+                Err(SimError::OutOfMemory(m)) => m,
+                // vma_merge absorbs its own ENOMEM (the kernel's `if (err) return NULL;`)
+                // and the operation goes on by splitting: no error reaches the caller.
+                Ok(()) => {
+                    absorbed += 1;
+                    s.check().unwrap_or_else(|e| panic!("{era} k={k} (absorbed): {e}"));
+                    String::new()
+                }
+                Err(e) => panic!("{era} k={k}: {e}"),
+            };
             if !s.policy().fork_error_unlinks && msg.contains("@anon_vma_fork") {
                 // The patch as posted leaks the cloned chain of the VMA dup_mmap frees:
                 // the checker must see the dangling entries.
@@ -210,9 +232,11 @@ fn every_allocation_failure_unwinds_cleanly() {
             s.check().unwrap();
             assert_eq!(s.counts(), Counts::default(), "{era} k={k}: leak");
         }
-        // Two forks with one faulted VMA each: two anon_vma + two chain allocations in
-        // anon_vma_fork can fail after the clone.
-        assert_eq!(leaks_seen, if era == &"2.6.34-rc1" { 4 } else { 0 }, "{era}");
+        // anon_vma_fork has two allocations after the clone (its anon_vma and its chain
+        // entry) per faulted parent VMA: fork b (1 VMA) + fork c (1) + fork d (5 VMAs:
+        // the mprotect and madvise splits) = 2 + 2 + 10 failure points that leak in rc1.
+        assert_eq!(leaks_seen, if era == &"2.6.34-rc1" { 14 } else { 0 }, "{era}");
+        eprintln!("{era}: {total} allocations failed in turn, {absorbed} absorbed by vma_merge");
     }
 }
 
@@ -226,4 +250,139 @@ fn stale_page_handle_is_reported() {
     s.munmap(a, addr, PG).unwrap();
     let e = s.page_referenced(Some(&[page.to_u64()])).unwrap_err();
     assert!(matches!(e, SimError::StaleHandle(ref m) if m.contains("freed by operation #4")), "{e}");
+}
+
+/// The "overly anonymous anon_vma" (LWN 2010-04-13): A writes a page, forks B, the page
+/// is swapped out and stays in the swap cache, B faults it in first, then A maps it
+/// from the swap cache. In the patch as posted the page lands in B's own anon_vma, which
+/// A's VMA is not linked to: rmap can no longer find A's mapping.
+#[test]
+fn swapin_by_child_first_loses_parent_mapping_only_in_rc1() {
+    for era in ERAS {
+        let mut s = sim(era);
+        let a = s.spawn().unwrap() as i64;
+        let addr = s.mmap(a, PG, None, RW).unwrap();
+        s.touch(a, addr, PG, true).unwrap();
+        let b = s.fork(a).unwrap() as i64;
+        let page = s.page_at(a, addr).unwrap().unwrap();
+        let st = s.try_to_unmap(Some(&[page.to_u64()])).unwrap();
+        assert_eq!(st.mappings_found, vec![2]);
+        assert_eq!(s.counts().swap_cache, 1);
+        s.check().unwrap();
+        s.touch(b, addr, PG, false).unwrap(); // B swaps it in first (read fault)
+        s.touch(a, addr, PG, false).unwrap(); // A maps it from the swap cache
+        assert_eq!(s.page_at(a, addr).unwrap(), Some(page));
+        assert_eq!(s.page_at(b, addr).unwrap(), Some(page));
+        let r = s.check();
+        if era == &"2.6.34-rc1" {
+            let e = r.unwrap_err().to_string();
+            assert!(e.contains("invariant 1") && e.contains(&format!("pid {a}")), "{e}");
+            // and once B exits, its anon_vma is freed under the page A still maps
+            s.exit(b).unwrap();
+            let e = s.check().unwrap_err().to_string();
+            assert!(e.contains("freed"), "{e}");
+        } else {
+            r.unwrap();
+            s.exit(b).unwrap();
+            s.check().unwrap();
+        }
+    }
+}
+
+#[test]
+fn swap_entries_are_shared_on_fork_and_freed_on_exit() {
+    for era in ERAS {
+        let mut s = sim(era);
+        let a = s.spawn().unwrap() as i64;
+        let addr = s.mmap(a, 4 * PG, None, RW).unwrap();
+        s.touch(a, addr, 4 * PG, true).unwrap();
+        s.try_to_unmap(None).unwrap();
+        assert_eq!(s.drop_swap_cache(None).unwrap(), 4);
+        let c = s.counts();
+        assert_eq!((c.page, c.swap_slot, c.pte), (0, 4, 4));
+        let b = s.fork(a).unwrap() as i64;
+        s.check().unwrap();
+        // a write swap-in by A: the slot is shared with B, so A cannot take the page
+        // exclusively: it reads it into the swap cache and copies it.
+        s.touch(a, addr, PG, true).unwrap();
+        let c = s.counts();
+        assert_eq!((c.page, c.swap_cache), (2, 1));
+        s.check().unwrap();
+        s.exit(b).unwrap();
+        s.exit(a).unwrap();
+        assert_eq!(s.counts(), Counts::default());
+    }
+}
+
+#[test]
+fn mprotect_splits_then_remerges() {
+    for era in ERAS {
+        let mut s = sim(era);
+        let a = s.spawn().unwrap() as i64;
+        let base = 0x3000_0000;
+        s.mmap(a, 10 * PG, Some(base), RW).unwrap();
+        s.touch(a, base, 10 * PG, true).unwrap();
+        s.mprotect(a, base + 3 * PG, 4 * PG, prot::READ).unwrap();
+        let v = s.vmas_of(a).unwrap();
+        assert_eq!(
+            v.iter().map(|x| (x.start, x.end)).collect::<Vec<_>>(),
+            vec![(base, base + 3 * PG), (base + 3 * PG, base + 7 * PG), (base + 7 * PG, base + 10 * PG)]
+        );
+        assert!(v.iter().all(|x| x.anon_vma == v[0].anon_vma));
+        s.check().unwrap();
+        s.mprotect(a, base + 3 * PG, 4 * PG, RW).unwrap(); // case 6: all three merge
+        let v = s.vmas_of(a).unwrap();
+        assert_eq!(v.len(), 1);
+        assert_eq!(s.counts().anon_vma_chain, if era == &"2.6.33" { 0 } else { 1 });
+        s.check().unwrap();
+    }
+}
+
+#[test]
+fn mremap_move_keeps_pgoff_and_pages() {
+    for era in ERAS {
+        let mut s = sim(era);
+        let a = s.spawn().unwrap() as i64;
+        let old = s.mmap(a, 4 * PG, Some(0x5000_0000), RW).unwrap();
+        s.touch(a, old, 4 * PG, true).unwrap();
+        let b = s.fork(a).unwrap() as i64;
+        let pages: Vec<_> = (0..4).map(|i| s.page_at(b, old + i * PG).unwrap()).collect();
+        let new = s.mremap(b, old, 4 * PG, 8 * PG, true, Some(0x6000_0000)).unwrap();
+        assert_eq!(new, 0x6000_0000);
+        let v = s.vmas_of(b).unwrap();
+        assert_eq!((v[0].start, v[0].end, v[0].pgoff), (new, new + 8 * PG, old / PG));
+        let moved: Vec<_> = (0..4).map(|i| s.page_at(b, new + i * PG).unwrap()).collect();
+        assert_eq!(moved, pages);
+        s.check().unwrap();
+        s.touch(b, new, 8 * PG, true).unwrap();
+        s.check().unwrap();
+        // shrink and grow in place
+        assert_eq!(s.mremap(a, old, 4 * PG, 2 * PG, false, None).unwrap(), old);
+        assert_eq!(s.mremap(a, old, 2 * PG, 6 * PG, false, None).unwrap(), old);
+        s.check().unwrap();
+    }
+}
+
+/// In the patch as posted, vma_adjust's importer cloned its own (empty) chain: filling
+/// the hole between an unfaulted VMA and a faulted one makes the merged VMA point at an
+/// anon_vma it is not linked to.
+#[test]
+fn importer_clone_bug_only_in_rc1() {
+    for era in ERAS {
+        let mut s = sim(era);
+        let a = s.spawn().unwrap() as i64;
+        let base = 0x7000_0000;
+        s.mmap(a, 2 * PG, Some(base), RW).unwrap();
+        s.mmap(a, 2 * PG, Some(base + 4 * PG), RW).unwrap();
+        s.touch(a, base + 4 * PG, 2 * PG, true).unwrap(); // only the upper VMA faulted
+        s.mmap(a, 2 * PG, Some(base + 2 * PG), RW).unwrap(); // case 1: prev imports next
+        assert_eq!(s.vmas_of(a).unwrap().len(), 1);
+        let r = s.check();
+        if era == &"2.6.34-rc1" {
+            let e = r.unwrap_err().to_string();
+            assert!(e.contains("freed") || e.contains("not on its chain"), "{e}");
+        } else {
+            r.unwrap();
+        }
+    }
 }

@@ -63,28 +63,27 @@ impl Simulator {
     }
 
     /// `page_remove_rmap` for one present entry: drop a mapcount; a page nobody maps any
-    /// more is freed.
+    /// more is freed unless the swap cache holds it.
     pub(crate) fn page_remove_rmap(&mut self, page: PageId) {
-        let Some(p) = self.pages.get_mut(page) else {
-            return;
-        };
+        let Some(p) = self.pages.get_mut(page) else { return };
         p.mapcount = p.mapcount.saturating_sub(1);
-        if p.mapcount == 0 {
-            self.pages.remove(page, self.op);
-        }
+        self.maybe_free_page(page);
     }
 
     /// `zap_page_range` over the whole VMA (`unmap_vmas`): clear every entry.
     pub(crate) fn zap_vma(&mut self, v: VmaId) {
-        let ptes = std::mem::take(&mut self.vma_mut(v).ptes);
-        for p in ptes {
-            if p.is_none() {
-                continue;
-            }
-            self.ptes -= 1;
-            if let Some(page) = p.page() {
-                self.page_remove_rmap(page);
-            }
+        for p in std::mem::take(&mut self.vma_mut(v).ptes) {
+            self.zap_pte(p);
+        }
+    }
+
+    /// `zap_page_range(vma, start, len)` for part of a VMA (MADV_DONTNEED).
+    pub(crate) fn zap_range(&mut self, v: VmaId, start: u64, end: u64) {
+        let base = self.vma(v).start;
+        for i in ((start - base) >> PAGE_SHIFT)..((end - base) >> PAGE_SHIFT) {
+            let Some(slot) = self.vma_mut(v).ptes.get_mut(i as usize) else { break };
+            let pte = std::mem::take(slot);
+            self.zap_pte(pte);
         }
     }
 
@@ -130,6 +129,11 @@ impl Simulator {
         if legacy_link_anon && self.policy.linking == Linking::Legacy {
             self.anon_vma_link(v);
         }
+    }
+
+    /// `vma_link` of a new VMA into its mm (and, legacy era, onto its anon_vma's list).
+    pub(crate) fn vma_link_new(&mut self, v: VmaId) {
+        self.vma_link(v, true);
     }
 
     /// Free a VMA that is out of its mm and unlinked from every anon_vma.
@@ -276,8 +280,32 @@ impl Simulator {
     /// madvise) — with `prev` and/or the following VMA when attributes, pgoff and
     /// anon_vmas allow. Returns the VMA now covering the range, or `None` when no merge
     /// applies. The eight cases are the kernel's.
+    ///
+    /// As in the kernel (`if (err) return NULL;`), a failure of the `vma_adjust` inside
+    /// (the importer's ENOMEM) is reported as "no merge"; the caller carries on.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn vma_merge(
+        &mut self,
+        mm: MmId,
+        prev: Option<VmaId>,
+        addr: u64,
+        end: u64,
+        prot: u8,
+        flags: u32,
+        av: Option<AnonVmaId>,
+        pgoff: u64,
+    ) -> Option<VmaId> {
+        match self.vma_merge_inner(mm, prev, addr, end, prot, flags, av, pgoff) {
+            Ok(v) => v,
+            Err(_) => {
+                self.merge_failed = true;
+                None
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn vma_merge_inner(
         &mut self,
         mm: MmId,
         prev: Option<VmaId>,
@@ -382,7 +410,7 @@ impl Simulator {
 
     /// `arch_get_unmapped_area_topdown`, simplified: the highest free gap below
     /// `MMAP_BASE` that fits.
-    fn get_unmapped_area(&self, mm: MmId, len: u64) -> Result<u64> {
+    pub(crate) fn get_unmapped_area(&self, mm: MmId, len: u64) -> Result<u64> {
         let mut ceiling = MMAP_BASE;
         for (_, &v) in self.mm(mm).vmas.range(..MMAP_BASE).rev() {
             let vma = self.vma(v);
@@ -426,11 +454,11 @@ impl Simulator {
         }
         let pgoff = addr >> PAGE_SHIFT;
         let prev = self.mm(mm).vmas.range(..addr).next_back().map(|(_, &v)| v);
-        if self.vma_merge(mm, prev, addr, end, prot, flags, None, pgoff)?.is_none() {
+        if self.vma_merge(mm, prev, addr, end, prot, flags, None, pgoff).is_none() {
             let v = self.vma_alloc(AllocSite::VmaMmap, mm, addr, end, pgoff, prot, flags)?;
             self.vma_link(v, true);
         }
-        self.merge_site = Some((mm, addr));
+        self.merge_sites.push((mm, addr));
         Ok(addr)
     }
 

@@ -266,7 +266,7 @@ impl PySimulator {
         let h = u64::try_from(h)
             .map_err(|_| SimError::StaleHandle(format!("page handle {h} does not name a page")))
             .py(py)?;
-        let (av, index, mapcount) = catch(|| self.inner.page_info(rmapsim_core::Id::from_u64(h))).py(py)?;
+        let (av, index, mapcount, swap) = catch(|| self.inner.page_info(rmapsim_core::Id::from_u64(h))).py(py)?;
         let d = PyDict::new(py);
         d.set_item("anon_vma", av)?;
         d.set_item("index", index)?;

@@ -1,0 +1,249 @@
+//! Attribute changes on existing ranges: `mm/mprotect.c` (`mprotect_fixup`) and
+//! `mm/madvise.c` (`madvise_behavior`, `madvise_dontneed`, and `MADV_PAGEOUT`'s reclaim).
+//! Both walk the range VMA by VMA and, for each piece, try `vma_merge` with the previous
+//! VMA before splitting off the piece.
+
+use crate::error::{Result, SimError};
+use crate::objects::*;
+use crate::rmap::ScanStats;
+use crate::sim::Simulator;
+
+/// `madvise` advice values the simulator models.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Advice {
+    Normal,
+    Random,
+    Sequential,
+    DontNeed,
+    DontFork,
+    DoFork,
+    WipeOnFork,
+    KeepOnFork,
+    PageOut,
+}
+
+impl Advice {
+    pub const NAMES: &'static [&'static str] =
+        &["normal", "random", "sequential", "dontneed", "dontfork", "dofork", "wipeonfork", "keeponfork", "pageout"];
+
+    pub fn parse(s: &str) -> Result<Advice> {
+        Ok(match s {
+            "normal" => Advice::Normal,
+            "random" => Advice::Random,
+            "sequential" => Advice::Sequential,
+            "dontneed" => Advice::DontNeed,
+            "dontfork" => Advice::DontFork,
+            "dofork" => Advice::DoFork,
+            "wipeonfork" => Advice::WipeOnFork,
+            "keeponfork" => Advice::KeepOnFork,
+            "pageout" => Advice::PageOut,
+            _ => {
+                return Err(SimError::InvalidArgument(format!(
+                    "unknown advice {s:?}; known: {}",
+                    Advice::NAMES.join(", ")
+                )))
+            }
+        })
+    }
+
+    /// The new `vm_flags` for the flag-changing advice, or `None` for the others.
+    fn new_flags(self, flags: u32) -> Option<u32> {
+        use vmflags::*;
+        Some(match self {
+            Advice::Normal => flags & !(RAND_READ | SEQ_READ),
+            Advice::Random => (flags & !SEQ_READ) | RAND_READ,
+            Advice::Sequential => (flags & !RAND_READ) | SEQ_READ,
+            Advice::DontFork => flags | DONTCOPY,
+            Advice::DoFork => flags & !DONTCOPY,
+            Advice::WipeOnFork => flags | WIPEONFORK,
+            Advice::KeepOnFork => flags & !WIPEONFORK,
+            Advice::DontNeed | Advice::PageOut => return None,
+        })
+    }
+}
+
+impl Simulator {
+    /// Refuse a range with a hole (the kernel changes the mapped part and then returns
+    /// ENOMEM; rmapsim refuses up front so bad input changes nothing).
+    pub(crate) fn check_mapped(&self, pid: i64, mm: MmId, addr: u64, end: u64) -> Result<()> {
+        let mut cur = addr;
+        while cur < end {
+            let v = self.find_vma(mm, cur).ok_or_else(|| {
+                SimError::BadAddress(format!("address {cur:#x} in [{addr:#x}, {end:#x}) is not mapped in pid {pid}"))
+            })?;
+            cur = self.vma(v).end;
+        }
+        Ok(())
+    }
+
+    /// The common part of `mprotect_fixup` and `madvise_behavior`: give `[start, end)` of
+    /// `vma` the attributes (`prot`, `flags`), merging with neighbours when possible and
+    /// splitting otherwise. Returns the VMA now covering the range (the new `prev`).
+    #[allow(clippy::too_many_arguments)]
+    fn vma_modify(
+        &mut self,
+        mm: MmId,
+        prev: Option<VmaId>,
+        vma: VmaId,
+        start: u64,
+        end: u64,
+        prot: u8,
+        flags: u32,
+    ) -> Result<VmaId> {
+        let (vstart, vpgoff, av) = {
+            let x = self.vma(vma);
+            if x.prot == prot && x.flags == flags {
+                return Ok(vma);
+            }
+            (x.start, x.pgoff, x.anon_vma)
+        };
+        let pgoff = vpgoff + ((start - vstart) >> PAGE_SHIFT);
+        let v = match self.vma_merge(mm, prev, start, end, prot, flags, av, pgoff) {
+            Some(m) => m,
+            None => {
+                if start != self.vma(vma).start {
+                    self.split_vma(vma, start, true)?;
+                }
+                if end != self.vma(vma).end {
+                    self.split_vma(vma, end, false)?;
+                }
+                vma
+            }
+        };
+        let x = self.vma_mut(v);
+        x.prot = prot;
+        x.flags = flags;
+        self.merge_sites.push((mm, start));
+        Ok(v)
+    }
+
+    /// Walk `[start, end)` piece by piece as `sys_mprotect` / `sys_madvise` do, calling
+    /// `fixup(prev, vma, piece_start, piece_end)` which returns the new `prev`.
+    fn for_each_piece(
+        &mut self,
+        mm: MmId,
+        start: u64,
+        end: u64,
+        mut fixup: impl FnMut(&mut Self, Option<VmaId>, VmaId, u64, u64) -> Result<VmaId>,
+    ) -> Result<()> {
+        // ok-by-validation: the range is fully mapped (check_mapped ran).
+        let Some(mut vma) = self.find_vma(mm, start) else { return Ok(()) };
+        let mut prev = if start > self.vma(vma).start { Some(vma) } else { self.vma_prev(vma) };
+        let mut nstart = start;
+        loop {
+            let tmp = self.vma(vma).end.min(end);
+            let p = fixup(self, prev, vma, nstart, tmp)?;
+            prev = Some(p);
+            nstart = tmp.max(self.vma(p).end.min(end));
+            if nstart >= end {
+                return Ok(());
+            }
+            match self.vma_next(p) {
+                Some(n) if self.vma(n).start == nstart => vma = n,
+                _ => {
+                    return Err(SimError::InvariantViolation(format!(
+                        "internal: hole at {nstart:#x} in a range validated as mapped"
+                    )))
+                }
+            }
+        }
+    }
+
+    /// `mprotect(addr, len, prot)`: `mprotect_fixup` on each VMA piece, then
+    /// `change_protection` — private anonymous entries become read-only, so the next write
+    /// faults (and reuses or copies the page).
+    pub fn mprotect(&mut self, pid: i64, addr: u64, len: u64, prot: u8) -> Result<()> {
+        let mm = self.proc_mm(pid)?;
+        if prot & !prot::ALL != 0 {
+            return Err(SimError::InvalidArgument(format!("bad prot bits {prot:#x}")));
+        }
+        let end = Self::check_range(addr, len)?;
+        self.check_mapped(pid, mm, addr, end)?;
+        self.begin_op("mprotect");
+        self.for_each_piece(mm, addr, end, |s, prev, vma, st, en| {
+            if s.vma(vma).prot == prot {
+                return Ok(vma);
+            }
+            let flags = s.vma(vma).flags;
+            let v = s.vma_modify(mm, prev, vma, st, en, prot, flags)?;
+            s.change_protection(v, st, en);
+            Ok(v)
+        })
+    }
+
+    /// `change_protection` for a private anonymous range: present entries lose write.
+    fn change_protection(&mut self, v: VmaId, start: u64, end: u64) {
+        let vma = self.vma_mut(v);
+        let (first, last) = (((start - vma.start) >> PAGE_SHIFT) as usize, ((end - vma.start) >> PAGE_SHIFT) as usize);
+        if let Some(ptes) = vma.ptes.get_mut(first..last) {
+            for p in ptes {
+                if p.page().is_some() {
+                    *p = p.write_protected();
+                }
+            }
+        }
+    }
+
+    /// `madvise(addr, len, advice)`. Flag advice (`normal`, `random`, `sequential`,
+    /// `dontfork`, `dofork`, `wipeonfork`, `keeponfork`) splits and re-merges VMAs like
+    /// mprotect; `dontneed` zaps the entries; `pageout` reclaims the pages this process maps
+    /// exclusively through their rmap walks (`try_to_unmap`), then frees them from the
+    /// swap cache. Returns the walks made (empty except for `pageout`).
+    pub fn madvise(&mut self, pid: i64, addr: u64, len: u64, advice: Advice) -> Result<ScanStats> {
+        let mm = self.proc_mm(pid)?;
+        let end = Self::check_range(addr, len)?;
+        if matches!(advice, Advice::WipeOnFork | Advice::KeepOnFork) && !self.policy.has_wipeonfork {
+            return Err(SimError::InvalidArgument(format!(
+                "advice {:?} is EINVAL in era {}: MADV_WIPEONFORK/KEEPONFORK arrived in Linux 4.14",
+                format!("{advice:?}").to_lowercase(),
+                self.policy.name
+            )));
+        }
+        self.check_mapped(pid, mm, addr, end)?;
+        self.begin_op("madvise");
+        let mut stats = ScanStats::default();
+        match advice {
+            Advice::DontNeed => {
+                for v in self.vmas_in(mm, addr, end) {
+                    let (s, e) = (self.vma(v).start.max(addr), self.vma(v).end.min(end));
+                    self.zap_range(v, s, e);
+                }
+            }
+            Advice::PageOut => {
+                let mut victims = Vec::new();
+                for v in self.vmas_in(mm, addr, end) {
+                    let vma = self.vma(v);
+                    let (s, e) = (vma.start.max(addr), vma.end.min(end));
+                    let mut a = s;
+                    while a < e {
+                        if let Some(p) = vma.pte(a).page() {
+                            // MADV_PAGEOUT leaves pages that may be shared alone.
+                            if self.pages.get(p).is_some_and(|pg| pg.mapcount == 1) {
+                                victims.push(p);
+                            }
+                        }
+                        a += PAGE_SIZE;
+                    }
+                }
+                for p in victims {
+                    self.try_to_unmap_one_page(p, &mut stats)?;
+                    if self.pages.get(p).is_some_and(|pg| pg.mapcount == 0) {
+                        self.delete_from_swap_cache(p);
+                    }
+                }
+            }
+            _ => {
+                self.for_each_piece(mm, addr, end, |s, prev, vma, st, en| {
+                    let flags = s.vma(vma).flags;
+                    let Some(nf) = advice.new_flags(flags) else { return Ok(vma) };
+                    if nf == flags {
+                        return Ok(vma);
+                    }
+                    let prot = s.vma(vma).prot;
+                    s.vma_modify(mm, prev, vma, st, en, prot, nf)
+                })?;
+            }
+        }
+        Ok(stats)
+    }
+}

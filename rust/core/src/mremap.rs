@@ -1,0 +1,161 @@
+//! `mm/mremap.c` of 2.6.34: shrink, expand in place, or move (`move_vma` → `copy_vma`,
+//! `move_page_tables`, `do_munmap` of the source).
+
+use crate::error::{Result, SimError};
+use crate::objects::*;
+use crate::policy::Linking;
+use crate::sim::{AllocSite, Simulator, TASK_SIZE};
+
+impl Simulator {
+    /// `mremap(old_addr, old_len, new_len, MREMAP_MAYMOVE?, [MREMAP_FIXED, new_addr])`.
+    /// Returns the address of the (possibly moved) mapping.
+    ///
+    /// rmapsim refuses up front what the kernel refuses (EINVAL / EFAULT): `new_addr`
+    /// without `may_move`, overlapping old and new ranges, an old range that is not inside
+    /// one VMA (when growing or moving) or has holes (when shrinking).
+    pub fn mremap(
+        &mut self,
+        pid: i64,
+        old_addr: u64,
+        old_len: u64,
+        new_len: u64,
+        may_move: bool,
+        new_addr: Option<u64>,
+    ) -> Result<u64> {
+        let mm = self.proc_mm(pid)?;
+        let old_end = Self::check_range(old_addr, old_len)?;
+        if new_len == 0 {
+            return Err(SimError::InvalidArgument("new_len 0 is not positive".into()));
+        }
+        if new_len % PAGE_SIZE != 0 {
+            return Err(SimError::InvalidArgument(format!(
+                "new_len {new_len} is not a multiple of the page size (4096)"
+            )));
+        }
+        if let Some(na) = new_addr {
+            if !may_move {
+                return Err(SimError::InvalidArgument(format!(
+                    "new_addr {na:#x} needs may_move=True (MREMAP_FIXED without MREMAP_MAYMOVE is EINVAL)"
+                )));
+            }
+            let ne = Self::check_range(na, new_len)?;
+            if na < old_end && old_addr < ne {
+                return Err(SimError::InvalidArgument(format!(
+                    "new range [{na:#x}, {ne:#x}) overlaps old range [{old_addr:#x}, {old_end:#x})"
+                )));
+            }
+        }
+        let shrink_in_place = new_addr.is_none() && new_len <= old_len;
+        if shrink_in_place {
+            self.check_mapped(pid, mm, old_addr, old_end)?;
+        } else {
+            let within = self.find_vma(mm, old_addr).is_some_and(|v| self.vma(v).end >= old_end);
+            if !within {
+                return Err(SimError::BadAddress(format!(
+                    "[{old_addr:#x}, {old_end:#x}) is not inside one VMA of pid {pid} (EFAULT)"
+                )));
+            }
+        }
+        if new_addr.is_none() && !shrink_in_place && !may_move && !self.vma_expandable(mm, old_addr, old_len, new_len) {
+            return Err(SimError::OutOfMemory(format!(
+                "cannot grow [{old_addr:#x}, {old_end:#x}) to {new_len:#x} bytes in place and may_move is False (ENOMEM)"
+            )));
+        }
+        self.begin_op("mremap");
+        if let Some(na) = new_addr {
+            // mremap_to
+            self.do_munmap(mm, na, new_len)?;
+            let mut old_len = old_len;
+            if old_len >= new_len {
+                if old_len > new_len {
+                    self.do_munmap(mm, old_addr + new_len, old_len - new_len)?;
+                }
+                old_len = new_len;
+            }
+            return self.move_vma(mm, old_addr, old_len, new_len, na);
+        }
+        if shrink_in_place {
+            if old_len > new_len {
+                self.do_munmap(mm, old_addr + new_len, old_len - new_len)?;
+            }
+            return Ok(old_addr);
+        }
+        if self.vma_expandable(mm, old_addr, old_len, new_len) {
+            // ok-by-validation: old range is inside one VMA.
+            let Some(v) = self.find_vma(mm, old_addr) else { return Ok(old_addr) };
+            let (s, pg) = (self.vma(v).start, self.vma(v).pgoff);
+            self.vma_adjust(v, s, old_addr + new_len, pg, None)?;
+            return Ok(old_addr);
+        }
+        let na = self.get_unmapped_area(mm, new_len)?;
+        self.move_vma(mm, old_addr, old_len, new_len, na)
+    }
+
+    /// `vma_expandable`: the old range ends its VMA and the VMA can grow by the difference
+    /// without meeting the next one.
+    fn vma_expandable(&self, mm: MmId, old_addr: u64, old_len: u64, new_len: u64) -> bool {
+        let Some(v) = self.find_vma(mm, old_addr) else { return false };
+        let vma = self.vma(v);
+        if old_addr + old_len != vma.end || new_len <= old_len {
+            return false;
+        }
+        let Some(end) = vma.end.checked_add(new_len - old_len).filter(|&e| e <= TASK_SIZE) else { return false };
+        self.vma_next(v).is_none_or(|n| self.vma(n).start >= end)
+    }
+
+    /// `move_vma`: copy the VMA to `new_addr` (`copy_vma`), move the page-table entries
+    /// (`move_page_tables`), unmap the old range. As in the kernel, a failure to unmap the
+    /// old range (a split hitting ENOMEM) is ignored: the old range stays mapped, empty.
+    fn move_vma(&mut self, mm: MmId, old_addr: u64, old_len: u64, new_len: u64, new_addr: u64) -> Result<u64> {
+        let Some(vma) = self.find_vma(mm, old_addr) else {
+            return Err(SimError::BadAddress(format!("address {old_addr:#x} is not mapped")));
+        };
+        let new_pgoff = self.vma(vma).pgoff + ((old_addr - self.vma(vma).start) >> PAGE_SHIFT);
+        let new_vma = self.copy_vma(mm, vma, new_addr, new_len, new_pgoff)?;
+        self.move_page_tables(mm, old_addr, new_vma, new_addr, old_len);
+        let _ = self.do_munmap(mm, old_addr, old_len);
+        Ok(new_addr)
+    }
+
+    /// `copy_vma` (2.6.34): the destination VMA for a move. An unfaulted anonymous VMA
+    /// takes the pgoff of its new address (to merge more easily); a faulted one keeps its
+    /// pgoff so page indices stay valid. Try `vma_merge` at the destination first;
+    /// otherwise allocate a VMA and clone the chain (can fail: nothing changes).
+    fn copy_vma(&mut self, mm: MmId, vma: VmaId, addr: u64, len: u64, pgoff: u64) -> Result<VmaId> {
+        let (prot, flags, av) = {
+            let v = self.vma(vma);
+            (v.prot, v.flags, v.anon_vma)
+        };
+        let pgoff = if av.is_none() { addr >> PAGE_SHIFT } else { pgoff };
+        let prev = self.mm(mm).vmas.range(..addr).next_back().map(|(_, &v)| v);
+        if let Some(merged) = self.vma_merge(mm, prev, addr, addr + len, prot, flags, av, pgoff) {
+            return Ok(merged);
+        }
+        let new = self.vma_alloc(AllocSite::VmaCopy, mm, addr, addr + len, pgoff, prot, flags)?;
+        self.vma_mut(new).anon_vma = av;
+        if self.policy.linking == Linking::Chain {
+            if let Err(e) = self.anon_vma_clone(new, vma) {
+                self.remove_vma(new);
+                return Err(e);
+            }
+        }
+        self.vma_link_new(new);
+        Ok(new)
+    }
+
+    /// `move_page_tables`: every entry of `[old_addr, old_addr+len)` moves, unchanged, to
+    /// the same offset from `new_addr` in `new_vma`.
+    fn move_page_tables(&mut self, mm: MmId, old_addr: u64, new_vma: VmaId, new_addr: u64, len: u64) {
+        let mut off = 0;
+        while off < len {
+            if let Some(src) = self.find_vma(mm, old_addr + off) {
+                let pte = self.vma(src).pte(old_addr + off);
+                if !pte.is_none() {
+                    self.set_pte(src, old_addr + off, Pte::NONE);
+                    self.set_pte(new_vma, new_addr + off, pte);
+                }
+            }
+            off += PAGE_SIZE;
+        }
+    }
+}

@@ -1,0 +1,198 @@
+//! Swap slots and the swap cache (`mm/swapfile.c`, `mm/swap_state.c`), the part of
+//! reclaim that unmaps pages (`try_to_unmap`, `mm/rmap.c`) and dropping unmapped pages
+//! from the swap cache (the end of `shrink_page_list`).
+//!
+//! A swap slot counts the swap entries in page tables that refer to it and may hold one
+//! page in the swap cache. A slot is free when both are gone. A page lives while it is
+//! mapped or in the swap cache.
+
+use crate::arena::Id;
+use crate::error::{Result, SimError};
+use crate::objects::*;
+use crate::rmap::{ScanStats, WalkMode};
+use crate::sim::Simulator;
+
+impl Simulator {
+    /// `get_swap_page`: take a free slot (lowest recently freed first).
+    fn get_swap_page(&mut self) -> u32 {
+        self.swap_used += 1;
+        match self.swap_free.pop() {
+            Some(s) => s,
+            None => {
+                self.swap.push(SwapSlot::default());
+                (self.swap.len() - 1) as u32
+            }
+        }
+    }
+
+    /// Free `slot` if no entry refers to it and no page caches it.
+    fn swap_release_if_unused(&mut self, slot: u32) {
+        let s = self.swap[slot as usize];
+        if s.count == 0 && s.cache.is_none() {
+            self.swap[slot as usize] = SwapSlot::default();
+            self.swap_free.push(slot);
+            self.swap_used -= 1;
+        }
+    }
+
+    /// Free a page nobody maps and the swap cache does not hold.
+    pub(crate) fn maybe_free_page(&mut self, page: PageId) {
+        if self.pages.get(page).is_some_and(|p| p.mapcount == 0 && p.swap.is_none()) {
+            self.pages.remove(page, self.op);
+        }
+    }
+
+    /// `add_to_swap`: give an anon page a swap slot and put it in the swap cache.
+    fn add_to_swap(&mut self, page: PageId) -> u32 {
+        let slot = self.get_swap_page();
+        self.swap[slot as usize].cache = Some(page);
+        if let Some(p) = self.pages.get_mut(page) {
+            p.swap = Some(slot);
+        }
+        slot
+    }
+
+    /// `delete_from_swap_cache`: the page leaves the swap cache (and is freed if
+    /// unmapped); the slot is freed if no entry refers to it.
+    pub(crate) fn delete_from_swap_cache(&mut self, page: PageId) {
+        let Some(slot) = self.pages.get_mut(page).and_then(|p| p.swap.take()) else { return };
+        self.swap[slot as usize].cache = None;
+        self.swap_release_if_unused(slot);
+        self.maybe_free_page(page);
+    }
+
+    /// `swap_duplicate`: one more page-table entry refers to `slot` (fork).
+    pub(crate) fn swap_duplicate(&mut self, slot: u32) {
+        self.swap[slot as usize].count += 1;
+    }
+
+    /// `swap_free`: one entry fewer refers to `slot`.
+    pub(crate) fn swap_free(&mut self, slot: u32) {
+        let s = &mut self.swap[slot as usize];
+        s.count = s.count.saturating_sub(1);
+        self.swap_release_if_unused(slot);
+    }
+
+    /// `free_swap_and_cache` (zap of a swap entry): drop the entry's reference; when no
+    /// entry refers to the slot any more, an unmapped swap-cache page goes too.
+    pub(crate) fn free_swap_and_cache(&mut self, slot: u32) {
+        let s = &mut self.swap[slot as usize];
+        s.count = s.count.saturating_sub(1);
+        if s.count == 0 {
+            if let Some(page) = s.cache {
+                if self.pages.get(page).is_some_and(|p| p.mapcount == 0) {
+                    self.delete_from_swap_cache(page);
+                    return;
+                }
+            }
+        }
+        self.swap_release_if_unused(slot);
+    }
+
+    /// Drop one page-table entry's reference to whatever it maps (zap).
+    pub(crate) fn zap_pte(&mut self, pte: Pte) {
+        if pte.is_none() {
+            return;
+        }
+        self.ptes -= 1;
+        if let Some(page) = pte.page() {
+            self.page_remove_rmap(page);
+        } else if let Some(slot) = pte.swap_slot() {
+            self.free_swap_and_cache(slot);
+        }
+    }
+
+    fn resolve_pages(&self, pages: Option<&[u64]>) -> Result<Vec<PageId>> {
+        match pages {
+            Some(ps) => {
+                let ids: Vec<PageId> = ps.iter().map(|&h| Id::from_u64(h)).collect();
+                for &id in &ids {
+                    self.page_checked(id)?;
+                }
+                Ok(ids)
+            }
+            None => Ok(self.anon_pages()),
+        }
+    }
+
+    /// `try_to_unmap` (`try_to_unmap_anon`, 2.6.33 / 2.6.34) on each page (every anon page
+    /// when `None`): put the page in the swap cache, then walk its rmap replacing every
+    /// entry found with a swap entry, stopping once the page is no longer mapped. A
+    /// mapping the walk cannot find stays mapped — the checker reports it.
+    pub fn try_to_unmap(&mut self, pages: Option<&[u64]>) -> Result<ScanStats> {
+        let ids = self.resolve_pages(pages)?;
+        self.begin_op("try_to_unmap");
+        let mut out = ScanStats::with_capacity(ids.len());
+        for id in ids {
+            self.try_to_unmap_one_page(id, &mut out)?;
+        }
+        Ok(out)
+    }
+
+    pub(crate) fn try_to_unmap_one_page(&mut self, page: PageId, out: &mut ScanStats) -> Result<()> {
+        let mapped = self.page_checked(page)?.mapcount > 0;
+        let slot = match self.page_checked(page)?.swap {
+            Some(s) => s,
+            None if mapped => self.add_to_swap(page),
+            None => 0,
+        };
+        let mut hits: Vec<(VmaId, u64)> = Vec::new();
+        let w = self.rmap_walk_one(page, WalkMode::UntilAllFound, |v, a| hits.push((v, a)))?;
+        out.push(&w);
+        for (v, addr) in hits {
+            self.set_pte(v, addr, Pte::swap(slot));
+            self.swap_duplicate(slot);
+            if let Some(p) = self.pages.get_mut(page) {
+                p.mapcount -= 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Drop each unmapped swap-cache page from the swap cache, freeing it (the end of
+    /// reclaim). Pages still mapped or not in the swap cache are left alone. Returns how
+    /// many were dropped.
+    pub fn drop_swap_cache(&mut self, pages: Option<&[u64]>) -> Result<u64> {
+        let ids = self.resolve_pages(pages)?;
+        self.begin_op("drop_swap_cache");
+        let mut n = 0;
+        for id in ids {
+            if self.pages.get(id).is_some_and(|p| p.mapcount == 0 && p.swap.is_some()) {
+                self.delete_from_swap_cache(id);
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// `reuse_swap_page(page)`: may the faulting process take the page for itself? Only
+    /// when it maps it at most once and no other swap entry refers to its slot; then the
+    /// page also leaves the swap cache (it is not freed: the caller maps it).
+    pub(crate) fn reuse_swap_page(&mut self, page: PageId) -> bool {
+        let Some(p) = self.pages.get(page) else { return false };
+        let mut count = p.mapcount as u64;
+        if count <= 1 {
+            if let Some(slot) = p.swap {
+                count += self.swap[slot as usize].count as u64;
+                if count == 1 {
+                    self.swap[slot as usize].cache = None;
+                    if let Some(p) = self.pages.get_mut(page) {
+                        p.swap = None;
+                    }
+                    self.swap_release_if_unused(slot);
+                }
+            }
+        }
+        count <= 1
+    }
+
+    pub(crate) fn swap_cache_page(&self, slot: u32) -> Option<PageId> {
+        self.swap.get(slot as usize).and_then(|s| s.cache)
+    }
+
+    pub(crate) fn swap_slot_checked(&self, slot: u32) -> Result<SwapSlot> {
+        self.swap.get(slot as usize).copied().ok_or_else(|| {
+            SimError::InvariantViolation(format!("swap entry refers to slot {slot}, which does not exist"))
+        })
+    }
+}
