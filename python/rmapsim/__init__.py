@@ -122,6 +122,27 @@ class Simulator(_core.Simulator):
         cost the 2010 thread's O(N) → 2 claim counts)."""
         return ScanStats(self._rmap_walk(self._pages(pages)), kind="rmap_walk")
 
+    def madvise(self, pid: int, addr: int, length: int, advice: str) -> ScanStats:
+        """``madvise(addr, length, advice)`` with advice ``normal``, ``random``,
+        ``sequential``, ``dontfork``, ``dofork`` (flag changes that split and re-merge
+        VMAs), ``wipeonfork`` / ``keeponfork`` (Linux 4.14+ eras only; EINVAL earlier),
+        ``dontneed`` (zap the pages) or ``pageout`` (reclaim the pages this process maps
+        exclusively through their rmap walks). Returns the walks made (``pageout`` only)."""
+        return ScanStats(self._madvise(pid, addr, length, advice), kind="try_to_unmap")
+
+    def try_to_unmap(self, pages: HandleArray = None) -> ScanStats:
+        """Reclaim's ``try_to_unmap`` on each page (every anon page when None): the page
+        enters the swap cache and every mapping its rmap walk finds becomes a swap entry;
+        the walk stops once the page is unmapped. A mapping the walk misses stays mapped,
+        and ``check()`` reports it."""
+        return ScanStats(self._try_to_unmap(self._pages(pages)), kind="try_to_unmap")
+
+    def drop_swap_cache(self, pages: HandleArray = None) -> int:
+        """Free unmapped swap-cache pages (the end of reclaim); a later fault reads a fresh
+        page from swap. Mapped pages and pages not in the swap cache are left alone.
+        Returns how many pages were dropped."""
+        return int(self._drop_swap_cache(self._pages(pages)))
+
     def __repr__(self) -> str:
         c = self.counts()
         return (

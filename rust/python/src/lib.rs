@@ -6,7 +6,7 @@ use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString, PyType};
 
-use rmapsim_core::{Inject, ScanStats, SimError, Simulator as Core};
+use rmapsim_core::{Advice, Inject, ScanStats, SimError, Simulator as Core};
 
 /// Raise the `rmapsim` exception class matching `e` (defined in `rmapsim/errors.py`).
 fn to_py(py: Python<'_>, e: SimError) -> PyErr {
@@ -91,6 +91,15 @@ fn prot_arg(obj: &Bound<'_, PyAny>) -> Result<u8, SimError> {
     match obj.cast::<PyString>() {
         Ok(s) => Core::parse_prot(&s.to_string_lossy()),
         Err(_) => Err(SimError::InvalidArgument(format!("bad prot {}: must be a string such as \"rw\"", repr(obj)))),
+    }
+}
+
+fn advice_arg(obj: &Bound<'_, PyAny>) -> Result<Advice, SimError> {
+    match obj.cast::<PyString>() {
+        Ok(s) => Advice::parse(&s.to_string_lossy()),
+        Err(_) => {
+            Err(SimError::InvalidArgument(format!("unknown advice {}; known: {}", repr(obj), Advice::NAMES.join(", "))))
+        }
     }
 }
 
@@ -250,6 +259,91 @@ impl PySimulator {
         py.detach(|| catch(|| inner.touch_many(&pids, addr, length, write))).py(py)
     }
 
+    fn mprotect(
+        &mut self,
+        py: Python<'_>,
+        pid: &Bound<'_, PyAny>,
+        addr: &Bound<'_, PyAny>,
+        length: &Bound<'_, PyAny>,
+        prot: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let pid = pid_arg(pid).py(py)?;
+        let addr = addr_arg(addr).py(py)?;
+        let length = len_arg(length).py(py)?;
+        let prot = prot_arg(prot).py(py)?;
+        catch(|| self.inner.mprotect(pid, addr, length, prot)).py(py)
+    }
+
+    /// Returns the walks `pageout` made (a dict of columns; empty for other advice).
+    fn _madvise<'py>(
+        &mut self,
+        py: Python<'py>,
+        pid: &Bound<'_, PyAny>,
+        addr: &Bound<'_, PyAny>,
+        length: &Bound<'_, PyAny>,
+        advice: &Bound<'_, PyAny>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let pid = pid_arg(pid).py(py)?;
+        let addr = addr_arg(addr).py(py)?;
+        let length = len_arg(length).py(py)?;
+        let advice = advice_arg(advice).py(py)?;
+        let s = catch(|| self.inner.madvise(pid, addr, length, advice)).py(py)?;
+        stats_dict(py, s)
+    }
+
+    #[pyo3(signature = (pid, old_addr, old_len, new_len, may_move = true, new_addr = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn mremap(
+        &mut self,
+        py: Python<'_>,
+        pid: &Bound<'_, PyAny>,
+        old_addr: &Bound<'_, PyAny>,
+        old_len: &Bound<'_, PyAny>,
+        new_len: &Bound<'_, PyAny>,
+        may_move: bool,
+        new_addr: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<u64> {
+        let pid = pid_arg(pid).py(py)?;
+        let old_addr = addr_arg(old_addr).py(py)?;
+        let old_len = len_arg(old_len).py(py)?;
+        let new_len = int_arg(new_len, "new_len").py(py)?;
+        if new_len < 0 {
+            return Err(to_py(py, SimError::InvalidArgument(format!("new_len {new_len} is negative"))));
+        }
+        let new_len = u64::try_from(new_len)
+            .map_err(|_| SimError::InvalidArgument(format!("new_len {new_len} is too large")))
+            .py(py)?;
+        let new_addr = new_addr.filter(|a| !a.is_none()).map(addr_arg).transpose().py(py)?;
+        catch(|| self.inner.mremap(pid, old_addr, old_len, new_len, may_move, new_addr)).py(py)
+    }
+
+    /// `try_to_unmap` on a list of page handles or None (every anon page).
+    #[pyo3(signature = (pages = None))]
+    fn _try_to_unmap<'py>(&mut self, py: Python<'py>, pages: Option<Vec<u64>>) -> PyResult<Bound<'py, PyDict>> {
+        let inner = &mut self.inner;
+        let s = py.detach(|| catch(|| inner.try_to_unmap(pages.as_deref()))).py(py)?;
+        stats_dict(py, s)
+    }
+
+    #[pyo3(signature = (pages = None))]
+    fn _drop_swap_cache(&mut self, py: Python<'_>, pages: Option<Vec<u64>>) -> PyResult<u64> {
+        catch(|| self.inner.drop_swap_cache(pages.as_deref())).py(py)
+    }
+
+    fn render_layout(&self, py: Python<'_>, pid: &Bound<'_, PyAny>) -> PyResult<String> {
+        let pid = pid_arg(pid).py(py)?;
+        catch(|| self.inner.render_layout(pid)).py(py)
+    }
+
+    /// Allocation attempts so far per site, `{"<slab>@<kernel function>": n}`.
+    fn allocation_sites<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        for (k, v) in self.inner.allocation_sites() {
+            d.set_item(k, v)?;
+        }
+        Ok(d)
+    }
+
     fn anon_pages<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<u64>> {
         self.inner.anon_pages().into_iter().map(|p| p.to_u64()).collect::<Vec<_>>().into_pyarray(py)
     }
@@ -271,6 +365,7 @@ impl PySimulator {
         d.set_item("anon_vma", av)?;
         d.set_item("index", index)?;
         d.set_item("mapcount", mapcount)?;
+        d.set_item("swap_slot", swap)?;
         Ok(d)
     }
 
@@ -299,6 +394,8 @@ impl PySimulator {
         d.set_item("anon_vma_chain", c.anon_vma_chain)?;
         d.set_item("page", c.page)?;
         d.set_item("pte", c.pte)?;
+        d.set_item("swap_slot", c.swap_slot)?;
+        d.set_item("swap_cache", c.swap_cache)?;
         Ok(d)
     }
 
@@ -323,6 +420,7 @@ impl PySimulator {
             d.set_item("prot", Core::prot_string(v.prot).replace('-', ""))?;
             d.set_item("anon_vma", v.anon_vma)?;
             d.set_item("chain_len", v.chain_len)?;
+            d.set_item("flags", flag_names(v.flags))?;
             out.append(d)?;
         }
         Ok(out)
@@ -370,6 +468,15 @@ impl PySimulator {
         };
         catch(|| self.inner.inject_enomem(inj)).py(py)
     }
+}
+
+fn flag_names(flags: u32) -> Vec<&'static str> {
+    use rmapsim_core::objects::vmflags::*;
+    [(RAND_READ, "rand"), (SEQ_READ, "seq"), (DONTCOPY, "dontcopy"), (WIPEONFORK, "wipeonfork")]
+        .iter()
+        .filter(|(b, _)| flags & b != 0)
+        .map(|&(_, n)| n)
+        .collect()
 }
 
 /// The list of era preset names, oldest first.
