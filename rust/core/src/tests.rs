@@ -386,3 +386,29 @@ fn importer_clone_bug_only_in_rc1() {
         }
     }
 }
+
+/// A latent defect the simulator exposes in the 2.6.33/2.6.34 code it models. `copy_vma`
+/// (mremap move) calls `vma_merge` with the source's anon_vma; `is_mergeable_anon_vma`
+/// of that time accepts a neighbour *without* anon_vma, so a faulted VMA moved back
+/// next to an unfaulted, pgoff-contiguous VMA is merged into it by `vma_adjust` case 2,
+/// which has no importer step for a new range. `move_page_tables` then moves the pages
+/// into a VMA with no anon_vma, and unmapping the source frees their anon_vma. Later
+/// kernels refuse this merge (`is_mergeable_anon_vma` gained the singular-chain test
+/// of "mmap: avoid merging cloned VMAs"); an unfaulted target has an empty chain.
+#[test]
+fn mremap_back_beside_unfaulted_prev_loses_the_anon_vma() {
+    for era in ERAS {
+        let mut s = sim(era);
+        let a = s.spawn().unwrap() as i64;
+        let home = 0x1000_0000;
+        s.mmap(a, 2 * PG, Some(home), RW).unwrap();
+        s.touch(a, home, 2 * PG, true).unwrap();
+        s.mremap(a, home, 2 * PG, 2 * PG, true, Some(0x2000_0000)).unwrap(); // pgoff kept
+        s.mmap(a, PG, Some(home - PG), RW).unwrap(); // unfaulted, pgoff contiguous
+        s.mremap(a, 0x2000_0000, 2 * PG, 2 * PG, true, Some(home)).unwrap();
+        let v = s.vmas_of(a).unwrap();
+        assert_eq!((v.len(), v[0].start, v[0].end, v[0].anon_vma), (1, home - PG, home + 2 * PG, None));
+        let e = s.check().unwrap_err().to_string();
+        assert!(e.contains("dangling page->mapping"), "{era}: {e}");
+    }
+}
