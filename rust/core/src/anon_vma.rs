@@ -1,18 +1,61 @@
-//! Linking VMAs to anon_vmas: the write side of `mm/rmap.c`.
+//! Linking VMAs to anon_vmas: the write side of `mm/rmap.c`, for every era.
 //!
 //! Legacy era (≤ 2.6.33): a VMA sits directly on its anon_vma's list.
-//! Chain era (2.6.34+): `anon_vma_chain` entries link each VMA to every anon_vma whose
+//! Chain eras (2.6.34+): `anon_vma_chain` entries link each VMA to every anon_vma whose
 //! pages it may map; `vma->anon_vma` is only where *new* pages go.
+//! Root eras (2.6.35+): every anon_vma records its fork tree's root, whose lock covers
+//! the tree; non-roots pin the root (refcount) so it is freed last.
+//! Index: a list (≤ 3.6) or an interval tree keyed by the VMA's pgoff range (3.7+).
+//! Fork reuse: 3.19's `degree` rule, 6.0's `num_children` / `num_active_vmas` rule.
 
 use crate::error::Result;
+use crate::itree;
 use crate::objects::*;
-use crate::policy::{Linking, PrepareReuse};
+use crate::policy::{AnonIndex, ForkReuse, Linking, LockScope, PrepareReuse};
 use crate::sim::{AllocSite, Simulator};
 
 impl Simulator {
-    /// `anon_vma_alloc` (after the caller's `may_alloc`).
+    /// `anon_vma_alloc` (after the caller's `may_alloc`): a new root of its own tree.
     fn anon_vma_alloc(&mut self) -> AnonVmaId {
-        self.avs.insert(AnonVma::default())
+        let av = self.avs.insert(AnonVma {
+            list: AvList::default(),
+            tree: None,
+            tree_len: 0,
+            root: crate::arena::Id::new(0, 0),
+            parent: crate::arena::Id::new(0, 0),
+            refcount: 1,
+            degree: 1,
+            num_children: 0,
+            num_active_vmas: 0,
+        });
+        if let Some(a) = self.avs.get_mut(av) {
+            a.root = av;
+            a.parent = av;
+        }
+        av
+    }
+
+    fn av(&mut self, av: AnonVmaId) -> Option<&mut AnonVma> {
+        self.avs.get_mut(av)
+    }
+
+    /// The lock a write-side operation on `av` takes (`anon_vma_lock_write`): the
+    /// anon_vma itself, or its root.
+    pub(crate) fn lock_of(&self, av: AnonVmaId) -> AnonVmaId {
+        match self.policy.lock_scope {
+            LockScope::PerAnonVma => av,
+            LockScope::Root => self.avs.get(av).map_or(av, |a| a.root),
+        }
+    }
+
+    /// Count a write-side lock acquisition unless `held` already holds that lock
+    /// (`lock_anon_vma_root` keeps the root locked across a loop).
+    fn lock_write(&mut self, av: AnonVmaId, held: &mut Option<AnonVmaId>) {
+        let l = self.lock_of(av);
+        if *held != Some(l) {
+            self.ws_cur.lock_acquire += 1;
+            *held = Some(l);
+        }
     }
 
     /// Remove one entry from `av`'s list and keep back-pointers valid across compaction.
@@ -38,26 +81,98 @@ impl Simulator {
         self.avs.get(av).is_some_and(|a| a.list.is_empty())
     }
 
-    /// `anon_vma_chain_link` (2.6.34): put `avc` at the head of `vma`'s chain and at the
-    /// tail (or, for prepare in 2.6.34, the head) of `av`'s list.
+    /// Insert `avc` into its anon_vma's index (list head/tail, or interval tree keyed by
+    /// the VMA's current range).
+    fn av_index_insert(&mut self, avc: AvcId, at_head: bool) {
+        let Some(c) = self.avcs.get(avc) else { return };
+        let (av, vma) = (c.anon_vma, c.vma);
+        self.ws_cur.index_insert += 1;
+        match self.policy.index {
+            AnonIndex::List => {
+                let e = ListEntry { avc: Some(avc), vma };
+                let Some(a) = self.avs.get_mut(av) else { return };
+                let pos = if at_head { a.list.push_head(e) } else { a.list.push_tail(e) };
+                if let Some(c) = self.avcs.get_mut(avc) {
+                    c.pos = pos;
+                }
+            }
+            AnonIndex::IntervalTree => {
+                let (start, last) = {
+                    let v = self.vma(vma);
+                    (v.pgoff, v.pgoff + v.pages() - 1)
+                };
+                if let Some(c) = self.avcs.get_mut(avc) {
+                    c.tree.start = start;
+                    c.tree.last = last;
+                }
+                self.tree_seq += 1;
+                let seq = self.tree_seq;
+                let root = self.avs.get(av).and_then(|a| a.tree);
+                let root = itree::insert(&mut self.avcs, root, avc, seq);
+                if let Some(a) = self.avs.get_mut(av) {
+                    a.tree = root;
+                    a.tree_len += 1;
+                }
+            }
+        }
+    }
+
+    /// Remove `avc` from its anon_vma's index; true when the index became empty.
+    fn av_index_remove(&mut self, avc: AvcId) -> bool {
+        let Some(c) = self.avcs.get(avc) else { return false };
+        let (av, pos) = (c.anon_vma, c.pos);
+        self.ws_cur.index_remove += 1;
+        match self.policy.index {
+            AnonIndex::List => self.av_list_del(av, pos),
+            AnonIndex::IntervalTree => {
+                let root = self.avs.get(av).and_then(|a| a.tree);
+                let root = itree::remove(&mut self.avcs, root, avc);
+                match self.avs.get_mut(av) {
+                    Some(a) => {
+                        a.tree = root;
+                        a.tree_len -= 1;
+                        a.tree_len == 0
+                    }
+                    None => false,
+                }
+            }
+        }
+    }
+
+    /// `anon_vma_interval_tree_pre_update_vma` + `post_update_vma`: `vma`'s range or pgoff
+    /// changed, so every chain entry is taken out of its tree and put back with the new
+    /// key. Nothing to do for list indexes.
+    pub(crate) fn rekey_vma(&mut self, vma: VmaId) {
+        if self.policy.index != AnonIndex::IntervalTree {
+            return;
+        }
+        let chain = self.vma(vma).chain.clone();
+        let mut held = None;
+        for &c in &chain {
+            if let Some(av) = self.avcs.get(c).map(|x| x.anon_vma) {
+                self.lock_write(av, &mut held);
+            }
+            self.av_index_remove(c);
+            self.av_index_insert(c, false);
+            self.ws_cur.tree_rekey += 1;
+        }
+    }
+
+    /// `anon_vma_chain_link`: a new entry linking `vma` to `av`, newest on the VMA's chain.
     fn anon_vma_chain_link(&mut self, vma: VmaId, av: AnonVmaId, at_head: bool) {
         // Callers pass a live anon_vma they just allocated or found on a live chain.
         debug_assert!(self.avs.contains(av));
-        let avc = self.avcs.insert(Avc { vma, anon_vma: av, pos: 0 });
-        let e = ListEntry { avc: Some(avc), vma };
-        if let Some(a) = self.avs.get_mut(av) {
-            let pos = if at_head { a.list.push_head(e) } else { a.list.push_tail(e) };
-            if let Some(c) = self.avcs.get_mut(avc) {
-                c.pos = pos;
-            }
-        }
+        let avc = self.avcs.insert(Avc { vma, anon_vma: av, pos: 0, tree: itree::TreeLinks::default() });
         self.vma_mut(vma).chain.push(avc);
+        self.av_index_insert(avc, at_head);
     }
 
     /// `anon_vma_link` / `__anon_vma_link` (≤ 2.6.33): append the VMA to its anon_vma's
     /// list. Allocates nothing and cannot fail.
     pub(crate) fn anon_vma_link(&mut self, vma: VmaId) {
         let Some(av) = self.vma(vma).anon_vma else { return };
+        self.ws_cur.lock_acquire += 1;
+        self.ws_cur.index_insert += 1;
         // vma->anon_vma of a live VMA is live (invariant 3 checks it).
         if let Some(a) = self.avs.get_mut(av) {
             let pos = a.list.push_tail(ListEntry { avc: None, vma });
@@ -69,6 +184,8 @@ impl Simulator {
     /// anon_vma when the list is empty.
     pub(crate) fn anon_vma_unlink(&mut self, vma: VmaId) {
         if let Some(av) = self.vma(vma).anon_vma {
+            self.ws_cur.lock_acquire += 1;
+            self.ws_cur.index_remove += 1;
             let pos = self.vma(vma).av_pos;
             if self.av_list_del(av, pos) {
                 self.avs.remove(av, self.op);
@@ -98,9 +215,8 @@ impl Simulator {
         }
     }
 
-    /// `find_mergeable_anon_vma` (mm/mmap.c, 2.6.33 and 2.6.34): try the next VMA, then
-    /// the previous one, for an anon_vma this VMA could share — one it might later be
-    /// merged with by mprotect.
+    /// `find_mergeable_anon_vma`: try the next VMA, then the previous one, for an
+    /// anon_vma this VMA could share — one it might later be merged with by mprotect.
     pub(crate) fn find_mergeable_anon_vma(&self, vma: VmaId) -> Option<AnonVmaId> {
         if let Some(next) = self.vma_next(vma) {
             if let Some(av) = self.reusable_anon_vma(next, vma, next) {
@@ -111,9 +227,11 @@ impl Simulator {
         self.reusable_anon_vma(prev, prev, vma)
     }
 
-    /// `anon_vma_prepare` (2.6.33 / 2.6.34): give `vma` an anon_vma before its first
-    /// anonymous page. 2.6.34 allocates the chain entry first, then reuses a neighbour's
-    /// anon_vma (only with a singular chain) or allocates a new one.
+    /// `anon_vma_prepare` (all eras): give `vma` an anon_vma before its first anonymous
+    /// page. Chain eras allocate the chain entry first, then reuse a neighbour's anon_vma
+    /// (era rule) or allocate a new root. 3.19 counts a degree for the VMA reference (and
+    /// for a new root, its self-parent link); 6.0 counts an active VMA (and a child for a
+    /// new root).
     pub(crate) fn anon_vma_prepare(&mut self, vma: VmaId) -> Result<()> {
         if self.vma(vma).anon_vma.is_some() {
             return Ok(());
@@ -132,26 +250,50 @@ impl Simulator {
             }
             Linking::Chain => {
                 self.may_alloc(AllocSite::AvcPrepare)?;
-                let av = match self.find_mergeable_anon_vma(vma) {
-                    Some(av) => av,
+                let (av, new_root) = match self.find_mergeable_anon_vma(vma) {
+                    Some(av) => (av, false),
                     None => {
                         // On failure the kernel frees the chain entry it allocated: here
                         // nothing was inserted yet, so there is nothing to undo.
                         self.may_alloc(AllocSite::AnonVmaPrepare)?;
-                        self.anon_vma_alloc()
+                        (self.anon_vma_alloc(), true)
                     }
                 };
+                self.lock_write(av, &mut None);
                 self.vma_mut(vma).anon_vma = Some(av);
                 let at_head = self.policy.prepare_links_at_head;
                 self.anon_vma_chain_link(vma, av, at_head);
+                if let Some(a) = self.av(av) {
+                    // 3.19: VMA reference or self-parent link for a new root.
+                    a.degree += 1;
+                    // 6.0: self-parent link for a new root; one more active VMA.
+                    if new_root {
+                        a.num_children += 1;
+                    }
+                    a.num_active_vmas += 1;
+                }
             }
         }
         Ok(())
     }
 
-    /// `anon_vma_clone(dst, src)` (2.6.34): link `dst` to every anon_vma on `src`'s chain,
-    /// oldest first (so `dst`'s chain has `src`'s order). On ENOMEM, unlink what was
-    /// linked and fail.
+    /// May `anon_vma_clone` hand `av` to a forked VMA instead of a new anon_vma? (3.19:
+    /// `degree < 2` and not the source's own; 6.0: no active VMA and fewer than two
+    /// children.)
+    fn fork_may_reuse(&self, av: AnonVmaId, src_av: Option<AnonVmaId>) -> bool {
+        let Some(a) = self.avs.get(av) else { return false };
+        match self.policy.fork_reuse {
+            ForkReuse::Never => false,
+            ForkReuse::Degree => Some(av) != src_av && a.degree < 2,
+            ForkReuse::ActiveVmas => a.num_children < 2 && a.num_active_vmas == 0,
+        }
+    }
+
+    /// `anon_vma_clone(dst, src)`: link `dst` to every anon_vma on `src`'s chain, oldest
+    /// first (the patch as posted reversed the order). From 3.19, when called from fork
+    /// (`dst` has no anon_vma yet), the first reusable anon_vma becomes `dst`'s; a
+    /// `dst->anon_vma` set on return counts one more degree / active VMA. On ENOMEM,
+    /// `dst->anon_vma` is cleared and what was linked is unlinked.
     pub(crate) fn anon_vma_clone(&mut self, dst: VmaId, src: VmaId) -> Result<()> {
         let mut src_avs: Vec<AnonVmaId> = self
             .vma(src)
@@ -165,24 +307,40 @@ impl Simulator {
             // at the head of the destination: the clone comes out reversed.
             src_avs.reverse();
         }
+        let src_av = self.vma(src).anon_vma;
+        let mut held = None;
         for av in src_avs {
             if let Err(e) = self.may_alloc(AllocSite::AvcClone) {
+                self.vma_mut(dst).anon_vma = None;
                 self.unlink_anon_vmas(dst);
                 return Err(e);
             }
+            self.lock_write(av, &mut held);
             self.anon_vma_chain_link(dst, av, false);
+            if self.vma(dst).anon_vma.is_none() && src_av.is_some() && self.fork_may_reuse(av, src_av) {
+                self.vma_mut(dst).anon_vma = Some(av);
+            }
+        }
+        if let Some(a) = self.vma(dst).anon_vma {
+            if let Some(a) = self.av(a) {
+                a.degree += 1;
+                a.num_active_vmas += 1;
+            }
         }
         Ok(())
     }
 
-    /// `anon_vma_fork(vma, pvma)` (2.6.34): attach the child VMA to the parent's anon_vmas
-    /// (so rmap finds not-yet-COWed pages in the child), then give it its own anon_vma
-    /// for the pages it will COW. On ENOMEM everything linked here is unlinked.
+    /// `anon_vma_fork(vma, pvma)`: attach the child VMA to the parent's anon_vmas (so
+    /// rmap finds not-yet-COWed pages in the child), then — unless the clone reused one
+    /// (3.19+) — give it its own anon_vma, a child of the parent VMA's, pinning the root.
+    /// On ENOMEM everything linked here is unlinked (not in the patch as posted).
     pub(crate) fn anon_vma_fork(&mut self, vma: VmaId, pvma: VmaId) -> Result<()> {
-        if self.vma(pvma).anon_vma.is_none() {
-            return Ok(());
-        }
+        let Some(pav) = self.vma(pvma).anon_vma else { return Ok(()) };
+        self.vma_mut(vma).anon_vma = None;
         self.anon_vma_clone(vma, pvma)?;
+        if self.vma(vma).anon_vma.is_some() {
+            return Ok(()); // an existing anon_vma was reused
+        }
         // The patch as posted returned -ENOMEM here without unlinking the cloned chain
         // (`fork_error_unlinks = false`): its entries leak, pointing at a VMA that
         // dup_mmap is about to free.
@@ -195,33 +353,92 @@ impl Simulator {
         }
         let av = self.anon_vma_alloc();
         if let Err(e) = self.may_alloc(AllocSite::AvcFork) {
-            self.avs.remove(av, self.op);
+            self.avs.remove(av, self.op); // put_anon_vma of a fresh anon_vma frees it
             if unlink {
                 self.unlink_anon_vmas(vma);
             }
             return Err(e);
         }
-        self.anon_vma_chain_link(vma, av, false);
+        if self.policy.track_root {
+            let root = self.avs.get(pav).map_or(pav, |p| p.root);
+            if let Some(a) = self.av(av) {
+                a.root = root;
+                a.parent = pav;
+                a.num_active_vmas = 1;
+            }
+            if let Some(r) = self.av(root) {
+                r.refcount += 1; // get_anon_vma(root)
+            }
+        }
         self.vma_mut(vma).anon_vma = Some(av);
+        self.lock_write(av, &mut None);
+        self.anon_vma_chain_link(vma, av, false);
+        if let Some(p) = self.av(pav) {
+            p.degree += 1;
+            p.num_children += 1;
+        }
         Ok(())
     }
 
-    /// `unlink_anon_vmas(vma)` (2.6.34), or `anon_vma_unlink` in the legacy era: remove
-    /// each chain entry, newest first, from its anon_vma's list; free an anon_vma whose
-    /// list becomes empty; free the entries.
+    /// `put_anon_vma`: drop one reference; at zero the anon_vma is freed and, for a
+    /// non-root, its pin on the root is dropped (so the root goes last).
+    fn put_anon_vma(&mut self, av: AnonVmaId) {
+        let Some(a) = self.av(av) else { return };
+        a.refcount = a.refcount.saturating_sub(1);
+        if a.refcount > 0 {
+            return;
+        }
+        let root = a.root;
+        self.avs.remove(av, self.op);
+        if root != av {
+            self.put_anon_vma(root);
+        }
+    }
+
+    /// `unlink_anon_vmas(vma)` (2.6.34+), or `anon_vma_unlink` in the legacy era: remove
+    /// each chain entry, newest first, from its anon_vma's index; an anon_vma whose index
+    /// becomes empty loses its parent's child count (3.19+) and is released — freed at
+    /// once (2.6.34), or through its refcount after the loop (2.6.35+, so the root, last
+    /// on the chain and pinned by its children, goes last). The VMA's own anon_vma loses a
+    /// degree / active VMA and, from 3.19, `vma->anon_vma` is cleared.
     pub(crate) fn unlink_anon_vmas(&mut self, vma: VmaId) {
         if self.policy.linking == Linking::Legacy {
             self.anon_vma_unlink(vma);
             return;
         }
         let chain = std::mem::take(&mut self.vma_mut(vma).chain);
+        let mut emptied = Vec::new();
+        let mut held = None;
         for &c in chain.iter().rev() {
-            let Some(avc) = self.avcs.remove(c, self.op) else {
+            let Some(av) = self.avcs.get(c).map(|x| x.anon_vma) else { continue };
+            self.lock_write(av, &mut held);
+            let empty = self.av_index_remove(c);
+            self.avcs.remove(c, self.op);
+            if !empty {
                 continue;
-            };
-            if self.av_list_del(avc.anon_vma, avc.pos) {
-                self.avs.remove(avc.anon_vma, self.op);
             }
+            if self.policy.track_root {
+                let parent = self.avs.get(av).map_or(av, |a| a.parent);
+                if let Some(p) = self.av(parent) {
+                    p.degree = p.degree.saturating_sub(1);
+                    p.num_children = p.num_children.saturating_sub(1);
+                }
+                emptied.push(av);
+            } else {
+                self.avs.remove(av, self.op);
+            }
+        }
+        if self.policy.fork_reuse != ForkReuse::Never {
+            if let Some(own) = self.vma(vma).anon_vma {
+                if let Some(a) = self.av(own) {
+                    a.degree = a.degree.saturating_sub(1);
+                    a.num_active_vmas = a.num_active_vmas.saturating_sub(1);
+                }
+                self.vma_mut(vma).anon_vma = None;
+            }
+        }
+        for av in emptied {
+            self.put_anon_vma(av);
         }
     }
 
@@ -233,9 +450,10 @@ impl Simulator {
 
     /// Give `importer` (which has no anon_vma) the anon_vma and chain of `exporter`, the
     /// importer rule of `vma_adjust` ("Easily overlooked: when mprotect shifts the
-    /// boundary…"); `adjusted` is the VMA `vma_adjust` was called on. 2.6.34 clones the
-    /// chain and can fail; 2.6.33 only links. The patch as posted cloned `adjusted`'s
-    /// chain instead of the exporter's — an empty chain when the importer is `adjusted`.
+    /// boundary…", `dup_anon_vma` in 6.x); `adjusted` is the VMA `vma_adjust` was called
+    /// on. 2.6.34+ clones the chain and can fail; 2.6.33 only links. The patch as posted
+    /// cloned `adjusted`'s chain instead of the exporter's — an empty chain when the
+    /// importer is `adjusted`.
     pub(crate) fn import_anon_vma(&mut self, importer: VmaId, exporter: VmaId, adjusted: VmaId) -> Result<()> {
         let av = self.vma(exporter).anon_vma;
         if av.is_none() || self.vma(importer).anon_vma.is_some() {
@@ -248,8 +466,8 @@ impl Simulator {
                 self.anon_vma_link(importer);
             }
             Linking::Chain => {
-                self.anon_vma_clone(importer, source)?;
                 self.vma_mut(importer).anon_vma = av;
+                self.anon_vma_clone(importer, source)?;
             }
         }
         Ok(())

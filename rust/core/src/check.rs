@@ -4,8 +4,9 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use crate::error::{Result, SimError};
+use crate::itree;
 use crate::objects::*;
-use crate::policy::Linking;
+use crate::policy::{AnonIndex, ForkReuse, Linking};
 use crate::rmap::WalkMode;
 use crate::sim::Simulator;
 
@@ -22,20 +23,11 @@ impl Simulator {
         let truth = self.check_layout_and_scan()?;
         self.check_pages(&truth)?;
         self.check_links()?;
+        self.check_roots_and_counters()?;
         self.check_same_anon_vma_same_chain()?;
         self.check_accounting()?;
         self.check_merge_site()?;
         Ok(())
-    }
-
-    /// Would the era's `vma_merge` rules merge these two adjacent VMAs?
-    pub(crate) fn mergeable_pair(&self, a: VmaId, b: VmaId) -> bool {
-        let (pv, v) = (self.vma(a), self.vma(b));
-        pv.end == v.start
-            && pv.prot == v.prot
-            && pv.flags == v.flags
-            && pv.pgoff + pv.pages() == v.pgoff
-            && Self::is_mergeable_anon_vma(pv.anon_vma, v.anon_vma)
     }
 
     /// Invariant 7, merge part: after an operation that merges, the VMA it produced is
@@ -307,7 +299,15 @@ impl Simulator {
                     format!("anon_vma_chain {c:?} points to freed anon_vma {:?}", avc.anon_vma),
                 ));
             };
-            if av.list.get(avc.pos) != Some(ListEntry { avc: Some(c), vma: avc.vma }) {
+            if self.policy.index == AnonIndex::IntervalTree {
+                let (s, l) = (vma.pgoff, vma.pgoff + vma.pages() - 1);
+                if (avc.tree.start, avc.tree.last) != (s, l) {
+                    return Err(self.violation(3, "chain/list symmetry", format!(
+                        "anon_vma_chain {c:?} is keyed [{:#x}, {:#x}] in the interval tree but its VMA covers pgoff [{s:#x}, {l:#x}]",
+                        avc.tree.start, avc.tree.last
+                    )));
+                }
+            } else if av.list.get(avc.pos) != Some(ListEntry { avc: Some(c), vma: avc.vma }) {
                 return Err(self.violation(
                     3,
                     "chain/list symmetry",
@@ -317,7 +317,41 @@ impl Simulator {
         }
         let mut on_lists = 0usize;
         for (a, av) in self.avs.iter() {
-            if av.list.is_empty() {
+            if self.policy.index == AnonIndex::IntervalTree {
+                let n = itree::validate(&self.avcs, av.tree).map_err(|e| {
+                    self.violation(3, "chain/list symmetry", format!("anon_vma {:#x}'s tree: {e}", a.to_u64()))
+                })?;
+                if n != av.tree_len as usize {
+                    return Err(self.violation(
+                        3,
+                        "chain/list symmetry",
+                        format!("anon_vma {:#x}'s tree holds {n} entries, counted {}", a.to_u64(), av.tree_len),
+                    ));
+                }
+                let mut foreign = None;
+                itree::for_each(&self.avcs, av.tree, &mut |c| {
+                    if self.avcs.get(c).is_none_or(|x| x.anon_vma != a) {
+                        foreign = Some(c);
+                    }
+                });
+                if let Some(c) = foreign {
+                    return Err(self.violation(
+                        3,
+                        "chain/list symmetry",
+                        format!("anon_vma {:#x}'s tree holds a foreign entry {c:?}", a.to_u64()),
+                    ));
+                }
+                on_lists += n;
+                if n == 0 && !self.pinned_root(a) {
+                    return Err(self.violation(
+                        6,
+                        "accounting",
+                        format!("anon_vma {:#x} has an empty tree but was not freed", a.to_u64()),
+                    ));
+                }
+                continue;
+            }
+            if av.list.is_empty() && !self.pinned_root(a) {
                 return Err(self.violation(
                     6,
                     "accounting",
@@ -411,6 +445,110 @@ impl Simulator {
         Ok(())
     }
 
+    /// An anon_vma with an empty index may live on only as a root pinned by children.
+    fn pinned_root(&self, a: AnonVmaId) -> bool {
+        self.policy.track_root && self.avs.iter().any(|(c, x)| c != a && x.root == a)
+    }
+
+    fn index_len(&self, av: &AnonVma) -> usize {
+        match self.policy.index {
+            AnonIndex::List => av.list.len(),
+            AnonIndex::IntervalTree => av.tree_len as usize,
+        }
+    }
+
+    /// Invariants 3 (one root per chain) and 5 (counters): every anon_vma of a chain shares
+    /// the chain's root; refcounts, `degree`, `num_children` and `num_active_vmas` equal a
+    /// recount from scratch.
+    fn check_roots_and_counters(&self) -> Result<()> {
+        if !self.policy.track_root {
+            return Ok(());
+        }
+        for (v, vma) in self.vmas.iter() {
+            let roots: BTreeSet<AnonVmaId> = vma
+                .chain
+                .iter()
+                .filter_map(|&c| self.avcs.get(c))
+                .filter_map(|c| self.avs.get(c.anon_vma))
+                .map(|a| a.root)
+                .collect();
+            if roots.len() > 1 {
+                return Err(self.violation(
+                    3,
+                    "chain/list symmetry",
+                    format!(
+                        "VMA {v:?} [{:#x}, {:#x}) links anon_vmas of {} different roots",
+                        vma.start,
+                        vma.end,
+                        roots.len()
+                    ),
+                ));
+            }
+        }
+        let mut active: HashMap<AnonVmaId, u32> = HashMap::new();
+        for (_, vma) in self.vmas.iter() {
+            if let Some(a) = vma.anon_vma {
+                *active.entry(a).or_default() += 1;
+            }
+        }
+        let mut pins: HashMap<AnonVmaId, u32> = HashMap::new();
+        let mut children: HashMap<AnonVmaId, u32> = HashMap::new();
+        for (c, x) in self.avs.iter() {
+            if !self.avs.contains(x.root) || self.avs.get(x.root).is_some_and(|r| r.root != x.root) {
+                return Err(self.violation(
+                    5,
+                    "counters",
+                    format!("anon_vma {:#x} has a freed or non-root root {:#x}", c.to_u64(), x.root.to_u64()),
+                ));
+            }
+            if x.root != c {
+                *pins.entry(x.root).or_default() += 1;
+            }
+            if self.index_len(x) > 0 {
+                *children.entry(x.parent).or_default() += 1; // the root counts itself
+            }
+        }
+        for (a, x) in self.avs.iter() {
+            let in_use = u32::from(self.index_len(x) > 0);
+            let refs = in_use + pins.get(&a).copied().unwrap_or(0);
+            if x.refcount != refs {
+                return Err(self.violation(
+                    5,
+                    "counters",
+                    format!("anon_vma {:#x} has refcount {} but a recount gives {refs}", a.to_u64(), x.refcount),
+                ));
+            }
+            let act = active.get(&a).copied().unwrap_or(0);
+            let kids = children.get(&a).copied().unwrap_or(0);
+            match self.policy.fork_reuse {
+                ForkReuse::Never => {}
+                ForkReuse::Degree => {
+                    if x.degree != act + kids {
+                        return Err(self.violation(
+                            5,
+                            "counters",
+                            format!(
+                                "anon_vma {:#x} has degree {} but a recount gives {} ({act} VMAs + {kids} children)",
+                                a.to_u64(),
+                                x.degree,
+                                act + kids
+                            ),
+                        ));
+                    }
+                }
+                ForkReuse::ActiveVmas => {
+                    if (x.num_active_vmas, x.num_children) != (act, kids) {
+                        return Err(self.violation(5, "counters", format!(
+                            "anon_vma {:#x} has num_active_vmas {} / num_children {} but a recount gives {act} / {kids}",
+                            a.to_u64(), x.num_active_vmas, x.num_children
+                        )));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Invariant 4: within one mm, VMAs with the same `anon_vma` link the same set of
     /// anon_vmas (CVE-2022-42703's invariant; 2.6.34-rc4's reason for the singular rule).
     fn check_same_anon_vma_same_chain(&self) -> Result<()> {
@@ -469,6 +607,8 @@ impl Simulator {
         for (_, pg) in self.pages.iter() {
             avs.insert(pg.mapping);
         }
+        let roots: Vec<AnonVmaId> = avs.iter().filter_map(|&a| self.avs.get(a).map(|x| x.root)).collect();
+        avs.extend(roots);
         let checks = [
             ("VMAs", vmas, self.vmas.len()),
             ("anon_vma_chains", avcs, self.avcs.len()),

@@ -114,7 +114,7 @@ impl Simulator {
             )));
         };
         let index = vma.linear_page_index(addr);
-        Ok(self.pages.insert(Page { mapping, index, mapcount: 1, swap: None }))
+        Ok(self.pages.insert(Page { mapping, index, mapcount: 1, swap: None, anon: true }))
     }
 
     /// `do_wp_page` (2.6.34): write to a write-protected entry. The zero page and shared
@@ -160,7 +160,7 @@ impl Simulator {
                 self.may_alloc(AllocSite::PageSwapin)?;
                 let vma = self.vma(v);
                 let (mapping, index) = (own, vma.linear_page_index(addr));
-                let p = self.pages.insert(Page { mapping, index, mapcount: 0, swap: Some(slot) });
+                let p = self.pages.insert(Page { mapping, index, mapcount: 0, swap: Some(slot), anon: false });
                 self.swap[slot as usize].cache = Some(p);
                 p
             }
@@ -176,26 +176,32 @@ impl Simulator {
     }
 
     /// `page_add_anon_rmap(page, vma, address)` with 2.6.34-rc4's `exclusive`: one more
-    /// mapping; on the page's first mapping `__page_set_anon_rmap` chooses its anon_vma —
-    /// `vma->anon_vma` (2.6.33, 2.6.34-rc1) or, unless exclusive, the oldest anon_vma on
-    /// the VMA's chain (2.6.34-rc4: "we need to pick the _oldest_ anonvma").
+    /// mapping. When the page is mapped for the first time (≤ 2.6.35), or is not yet
+    /// anonymous (3.0+: `if (PageAnon(page)) return;`), `__page_set_anon_rmap` chooses its
+    /// anon_vma: `vma->anon_vma` (2.6.33, 2.6.34-rc1), or unless exclusive the oldest on
+    /// the VMA's chain (2.6.34-rc4) / the root (2.6.35+).
     fn page_add_anon_rmap(&mut self, page: PageId, v: VmaId, addr: u64, exclusive: bool) {
         let vma = self.vma(v);
+        let own = vma.anon_vma;
         let target = match self.policy.swapin_target {
-            SwapinTarget::VmaAnonVma => vma.anon_vma,
-            SwapinTarget::OldestUnlessExclusive if exclusive => vma.anon_vma,
+            SwapinTarget::VmaAnonVma => own,
+            _ if exclusive => own,
             SwapinTarget::OldestUnlessExclusive => {
-                vma.chain.first().and_then(|&c| self.avcs.get(c)).map(|c| c.anon_vma).or(vma.anon_vma)
+                vma.chain.first().and_then(|&c| self.avcs.get(c)).map(|c| c.anon_vma).or(own)
             }
+            SwapinTarget::RootUnlessExclusive => own.and_then(|a| self.avs.get(a)).map(|a| a.root).or(own),
         };
         let index = vma.linear_page_index(addr);
+        let keeps = self.policy.swapin_keeps_anon_mapping;
         if let Some(p) = self.pages.get_mut(page) {
             p.mapcount += 1;
-            if p.mapcount == 1 {
+            let set = if keeps { !p.anon } else { p.mapcount == 1 };
+            if set {
                 if let Some(t) = target {
                     p.mapping = t;
                 }
                 p.index = index;
+                p.anon = true;
             }
         }
     }

@@ -25,6 +25,7 @@ pub mod arena;
 pub mod check;
 pub mod error;
 pub mod fault;
+pub mod itree;
 pub mod mm;
 pub mod mprotect;
 pub mod mremap;

@@ -98,7 +98,8 @@ impl Simulator {
             (x.start, x.pgoff, x.anon_vma)
         };
         let pgoff = vpgoff + ((start - vstart) >> PAGE_SHIFT);
-        let v = match self.vma_merge(mm, prev, start, end, prot, flags, av, pgoff) {
+        let ctx = crate::vma::MergeCtx { middle: Some(vma), copied_from: None };
+        let v = match self.vma_merge(mm, prev, start, end, prot, flags, av, pgoff, ctx) {
             Some(m) => m,
             None => {
                 if start != self.vma(vma).start {

@@ -3,7 +3,7 @@
 
 use crate::error::{Result, SimError};
 use crate::objects::*;
-use crate::policy::Linking;
+use crate::policy::{Linking, MergeAnonRule};
 use crate::sim::{AllocSite, Simulator, TASK_SIZE};
 
 impl Simulator {
@@ -128,7 +128,13 @@ impl Simulator {
         };
         let pgoff = if av.is_none() { addr >> PAGE_SHIFT } else { pgoff };
         let prev = self.mm(mm).vmas.range(..addr).next_back().map(|(_, &v)| v);
-        if let Some(merged) = self.vma_merge(mm, prev, addr, addr + len, prot, flags, av, pgoff) {
+        let ctx = crate::vma::MergeCtx { middle: None, copied_from: Some(vma) };
+        if let Some(merged) = self.vma_merge(mm, prev, addr, addr + len, prot, flags, av, pgoff, ctx) {
+            // 2025 rule: an unfaulted target inherits the source's anon_vma (dup_anon_vma).
+            if self.policy.merge_rule == MergeAnonRule::Case2025 && self.vma(merged).anon_vma.is_none() && av.is_some()
+            {
+                self.import_anon_vma(merged, vma, merged)?;
+            }
             return Ok(merged);
         }
         let new = self.vma_alloc(AllocSite::VmaCopy, mm, addr, addr + len, pgoff, prot, flags)?;

@@ -91,19 +91,39 @@ impl Vma {
 }
 
 /// `anon_vma`: the object `page->mapping` points at for anonymous pages.
-#[derive(Default)]
 pub struct AnonVma {
-    /// `anon_vma->head`: chain entries (legacy: VMAs) of every VMA that may map pages of
-    /// this anon_vma; protected by the anon_vma's lock.
+    /// `anon_vma->head` (≤ 3.6): chain entries (legacy: VMAs) of every VMA that may map
+    /// pages of this anon_vma; protected by the anon_vma's (root's, 2.6.35+) lock.
     pub list: AvList,
+    /// `anon_vma->rb_root` (3.7+): the same entries in an interval tree.
+    pub tree: Option<AvcId>,
+    /// Entries in `tree`.
+    pub tree_len: u32,
+    /// `anon_vma->root` (2.6.35+): the oldest anon_vma of the fork tree; its lock is
+    /// the lock of the whole tree. Self for a root (and in eras without roots).
+    pub root: AnonVmaId,
+    /// `anon_vma->parent` (3.19+): the anon_vma of the parent VMA at fork; self for a root.
+    pub parent: AnonVmaId,
+    /// `anon_vma->refcount` (2.6.35+ eras): 1 while in use, plus one per child anon_vma
+    /// pinning this root.
+    pub refcount: u32,
+    /// `anon_vma->degree` (3.19–5.19): VMAs using this as `->anon_vma` plus child
+    /// anon_vmas (the root counting itself).
+    pub degree: u32,
+    /// `anon_vma->num_children` (6.0+): anon_vmas whose parent this is (root: itself too).
+    pub num_children: u32,
+    /// `anon_vma->num_active_vmas` (6.0+): VMAs whose `->anon_vma` this is.
+    pub num_active_vmas: u32,
 }
 
 /// `anon_vma_chain`: links one VMA to one anon_vma.
 pub struct Avc {
     pub vma: VmaId,
     pub anon_vma: AnonVmaId,
-    /// Position on `anon_vma->head` (`same_anon_vma`).
+    /// Position on `anon_vma->head` (`same_anon_vma`), list eras.
     pub pos: ListPos,
+    /// Node in `anon_vma->rb_root` (`rb` + `rb_subtree_last`), interval-tree eras.
+    pub tree: crate::itree::TreeLinks,
 }
 
 /// An anonymous page.
@@ -116,6 +136,9 @@ pub struct Page {
     pub mapcount: u32,
     /// `PageSwapCache` + `page_private`: the swap slot this page caches, if any.
     pub swap: Option<u32>,
+    /// `PageAnon`: `mapping` has been set by a mapping. False only for a page read from
+    /// swap that has not been mapped yet.
+    pub anon: bool,
 }
 
 /// One swap slot (`swap_map[offset]` plus the swap cache's radix-tree entry).

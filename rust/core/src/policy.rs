@@ -42,6 +42,50 @@ pub enum SwapinTarget {
     /// (2.6.34-rc4, ea90002b0fa7 "anonvma: when setting up page->mapping, we need to pick
     /// the _oldest_ anonvma").
     OldestUnlessExclusive,
+    /// `anon_vma->root` unless exclusive (2.6.35+, "mm: always lock the root (oldest)
+    /// anon_vma").
+    RootUnlessExclusive,
+}
+
+/// The rmap index of an anon_vma: what a walk enumerates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AnonIndex {
+    /// `anon_vma->head` list: every entry is a candidate (≤ 3.6).
+    List,
+    /// `anon_vma->rb_root` interval tree keyed by the VMA's pgoff range: only entries
+    /// covering the page's index are candidates (3.7+, bf181b9f9d8d).
+    IntervalTree,
+}
+
+/// Whether `anon_vma_fork` may reuse an existing anon_vma instead of allocating one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ForkReuse {
+    /// Always allocate (2.6.34–3.18).
+    Never,
+    /// 3.19 (7a3ef208e662 "mm: prevent endless growth of anon_vma hierarchy"): the first
+    /// chain entry, oldest first, that is not the source's own and has `degree < 2` —
+    /// including the ambiguity that became CVE-2022-42703.
+    Degree,
+    /// 6.0 (2555283eb40d): the first entry with `num_active_vmas == 0 &&
+    /// num_children < 2`.
+    ActiveVmas,
+}
+
+/// `is_mergeable_anon_vma`: when may VMAs with these anon_vmas merge?
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MergeAnonRule {
+    /// Either side without an anon_vma, or the same one (≤ 2.6.39).
+    Simple,
+    /// "mmap: avoid merging cloned VMAs" (965f55dea0e3): a side without an anon_vma is
+    /// only accepted when the neighbour checked has a singular chain (3.0–6.14; this
+    /// also refused unfaulted-target / faulted-source merges, the "incorrectly disallowed"
+    /// merges of kernel-eras §8).
+    SingularChain,
+    /// "mm/vma: fix incorrectly disallowed anonymous VMA merges" (2025): decided by case —
+    /// unfaulted target + faulted source when the source has no uncowed parents (the
+    /// target then inherits the source's anon_vma); faulted target + unfaulted source when
+    /// the target has none; both faulted when they share the anon_vma.
+    Case2025,
 }
 
 /// Where a walk-side or link-side lock lives.
@@ -49,6 +93,8 @@ pub enum SwapinTarget {
 pub enum LockScope {
     /// The anon_vma's own lock (≤ 2.6.34).
     PerAnonVma,
+    /// The root anon_vma's lock, for the whole fork tree (2.6.35+).
+    Root,
 }
 
 /// Kind of the anon_vma lock.
@@ -56,6 +102,10 @@ pub enum LockScope {
 pub enum LockKind {
     /// `spinlock_t` (≤ 2.6.39): walks and updates are exclusive.
     Spin,
+    /// `struct mutex` (3.0–3.7): exclusive, sleeping.
+    Mutex,
+    /// `rw_semaphore` (3.8+): walks take it shared, updates exclusive.
+    RwSem,
 }
 
 /// Bytes per kernel object on x86-64, for [`crate::Simulator::memory`].
@@ -98,65 +148,137 @@ pub struct Policy {
     pub fork_error_unlinks: bool,
     /// `MADV_WIPEONFORK` / `MADV_KEEPONFORK` exist (Linux 4.14+); otherwise EINVAL.
     pub has_wipeonfork: bool,
+    /// anon_vmas record their fork tree's root, non-roots pin the root so it is freed
+    /// last, and anon_vmas are reference counted (2.6.35+).
+    pub track_root: bool,
+    /// A page that is already anonymous keeps `page->mapping` when it is mapped again from
+    /// the swap cache (`if (PageAnon(page)) return;` in `__page_set_anon_rmap`); before,
+    /// its first mapping chose again. On from 3.0 here (the exact release is unverified).
+    pub swapin_keeps_anon_mapping: bool,
+    pub index: AnonIndex,
+    pub fork_reuse: ForkReuse,
+    pub merge_rule: MergeAnonRule,
     pub lock_scope: LockScope,
     pub lock_kind: LockKind,
     pub sizes: StructSizes,
 }
 
 /// Names of the presets, oldest first.
-pub const ERAS: &[&str] = &["2.6.33", "2.6.34-rc1", "2.6.34"];
+pub const ERAS: &[&str] = &["2.6.33", "2.6.34-rc1", "2.6.34", "2.6.35", "3.0", "3.7", "3.8", "3.19", "6.0", "6.18"];
+
+/// The default era.
+pub const DEFAULT_ERA: &str = "6.18";
 
 impl Policy {
     /// The named preset, or `None` for an unknown name.
     pub fn preset(name: &str) -> Option<Policy> {
-        match name {
-            "2.6.33" => Some(Policy {
-                name: name.into(),
-                linking: Linking::Legacy,
-                prepare_reuse: PrepareReuse::AnyCompatible,
-                cow_reuse_moves_page: false,
-                prepare_links_at_head: false,
-                swapin_target: SwapinTarget::VmaAnonVma,
-                clone_reverses_chain: false,
-                importer_clones_exporter: true,
-                fork_error_unlinks: true,
-                has_wipeonfork: false,
-                lock_scope: LockScope::PerAnonVma,
-                lock_kind: LockKind::Spin,
-                sizes: StructSizes { vm_area_struct: 176, anon_vma: 24, anon_vma_chain: 0 },
-            }),
-            "2.6.34-rc1" => Some(Policy {
-                name: name.into(),
-                linking: Linking::Chain,
-                prepare_reuse: PrepareReuse::AnyCompatible,
-                cow_reuse_moves_page: true,
-                prepare_links_at_head: true,
-                swapin_target: SwapinTarget::VmaAnonVma,
-                clone_reverses_chain: true,
-                importer_clones_exporter: false,
-                fork_error_unlinks: false,
-                has_wipeonfork: false,
-                lock_scope: LockScope::PerAnonVma,
-                lock_kind: LockKind::Spin,
-                sizes: StructSizes { vm_area_struct: 176, anon_vma: 24, anon_vma_chain: 48 },
-            }),
-            "2.6.34" => Some(Policy {
-                name: name.into(),
-                linking: Linking::Chain,
-                prepare_reuse: PrepareReuse::SingularChain,
-                cow_reuse_moves_page: true,
-                prepare_links_at_head: true,
-                swapin_target: SwapinTarget::OldestUnlessExclusive,
-                clone_reverses_chain: false,
-                importer_clones_exporter: true,
-                fork_error_unlinks: true,
-                has_wipeonfork: false,
-                lock_scope: LockScope::PerAnonVma,
-                lock_kind: LockKind::Spin,
-                sizes: StructSizes { vm_area_struct: 176, anon_vma: 24, anon_vma_chain: 48 },
-            }),
-            _ => None,
+        // Each preset is the previous one plus the change its kernel release made.
+        let legacy = Policy {
+            name: "2.6.33".into(),
+            linking: Linking::Legacy,
+            prepare_reuse: PrepareReuse::AnyCompatible,
+            cow_reuse_moves_page: false,
+            prepare_links_at_head: false,
+            swapin_target: SwapinTarget::VmaAnonVma,
+            clone_reverses_chain: false,
+            importer_clones_exporter: true,
+            fork_error_unlinks: true,
+            has_wipeonfork: false,
+            track_root: false,
+            swapin_keeps_anon_mapping: false,
+            index: AnonIndex::List,
+            fork_reuse: ForkReuse::Never,
+            merge_rule: MergeAnonRule::Simple,
+            lock_scope: LockScope::PerAnonVma,
+            lock_kind: LockKind::Spin,
+            sizes: StructSizes { vm_area_struct: 176, anon_vma: 24, anon_vma_chain: 0 },
+        };
+        let rc1 = Policy {
+            name: "2.6.34-rc1".into(),
+            linking: Linking::Chain,
+            cow_reuse_moves_page: true,
+            prepare_links_at_head: true,
+            clone_reverses_chain: true,
+            importer_clones_exporter: false,
+            fork_error_unlinks: false,
+            sizes: StructSizes { anon_vma_chain: 48, ..legacy.sizes },
+            ..legacy.clone()
+        };
+        let v2634 = Policy {
+            name: "2.6.34".into(),
+            prepare_reuse: PrepareReuse::SingularChain,
+            swapin_target: SwapinTarget::OldestUnlessExclusive,
+            clone_reverses_chain: false,
+            importer_clones_exporter: true,
+            fork_error_unlinks: true,
+            ..rc1.clone()
+        };
+        let v2635 = Policy {
+            name: "2.6.35".into(),
+            track_root: true,
+            swapin_target: SwapinTarget::RootUnlessExclusive,
+            lock_scope: LockScope::Root,
+            // list_add_tail at prepare came with THP's ordering rule (2.6.38); kept at head here.
+            sizes: StructSizes { anon_vma: 32, ..v2634.sizes },
+            ..v2634.clone()
+        };
+        let v30 = Policy {
+            name: "3.0".into(),
+            lock_kind: LockKind::Mutex,
+            merge_rule: MergeAnonRule::SingularChain,
+            swapin_keeps_anon_mapping: true,
+            prepare_links_at_head: false,
+            sizes: StructSizes { anon_vma: 64, ..v2635.sizes },
+            ..v2635.clone()
+        };
+        let v37 = Policy {
+            name: "3.7".into(),
+            index: AnonIndex::IntervalTree,
+            sizes: StructSizes { vm_area_struct: 184, anon_vma: 56, anon_vma_chain: 64 },
+            ..v30.clone()
+        };
+        let v38 = Policy { name: "3.8".into(), lock_kind: LockKind::RwSem, ..v37.clone() };
+        let v319 = Policy {
+            name: "3.19".into(),
+            fork_reuse: ForkReuse::Degree,
+            sizes: StructSizes { vm_area_struct: 200, anon_vma: 72, anon_vma_chain: 64 },
+            ..v38.clone()
+        };
+        let v60 = Policy {
+            name: "6.0".into(),
+            fork_reuse: ForkReuse::ActiveVmas,
+            has_wipeonfork: true,
+            sizes: StructSizes { vm_area_struct: 200, anon_vma: 96, anon_vma_chain: 64 },
+            ..v319.clone()
+        };
+        let v618 = Policy {
+            name: "6.18".into(),
+            merge_rule: MergeAnonRule::Case2025,
+            sizes: StructSizes { vm_area_struct: 192, anon_vma: 96, anon_vma_chain: 64 },
+            ..v60.clone()
+        };
+        [legacy, rc1, v2634, v2635, v30, v37, v38, v319, v60, v618].into_iter().find(|p| p.name == name)
+    }
+
+    /// Refuse knob combinations the engine cannot run (each names the knob to fix).
+    pub fn validate(&self) -> Result<(), String> {
+        let chain = self.linking == Linking::Chain;
+        let checks: [(bool, &str); 5] = [
+            (chain || self.index == AnonIndex::List, "index=IntervalTree needs linking=Chain"),
+            (chain || self.fork_reuse == ForkReuse::Never, "fork_reuse needs linking=Chain"),
+            (self.track_root || self.lock_scope == LockScope::PerAnonVma, "lock_scope=Root needs track_root"),
+            (
+                self.track_root || self.swapin_target != SwapinTarget::RootUnlessExclusive,
+                "swapin_target=RootUnlessExclusive needs track_root",
+            ),
+            (self.track_root || self.fork_reuse == ForkReuse::Never, "fork_reuse needs track_root (parent/root links)"),
+        ];
+        for (ok, msg) in checks {
+            if !ok {
+                return Err(msg.to_string());
+            }
         }
+        Ok(())
     }
 
     pub fn is_chain(&self) -> bool {
@@ -173,6 +295,16 @@ impl fmt::Display for Policy {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[test]
+    fn every_preset_is_valid() {
+        for e in ERAS {
+            assert_eq!(Policy::preset(e).map(|p| p.validate()), Some(Ok(())), "{e}");
+        }
+        let mut p = Policy::preset("2.6.33").unwrap();
+        p.index = AnonIndex::IntervalTree;
+        assert!(p.validate().is_err());
+    }
+
     #[test]
     fn presets_exist_and_differ_in_linking() {
         for e in ERAS {

@@ -8,8 +8,9 @@
 
 use crate::arena::Id;
 use crate::error::{Result, SimError};
+use crate::itree;
 use crate::objects::*;
-use crate::policy::{LockKind, LockScope};
+use crate::policy::{AnonIndex, LockKind, LockScope};
 use crate::sim::Simulator;
 
 /// How far a walk goes.
@@ -78,7 +79,7 @@ impl ScanStats {
         self.ptes_checked.push(w.ptes_checked);
         self.mappings_found.push(w.mappings_found);
         self.mapcount.push(w.mapcount);
-        self.tree_nodes_visited.push(0);
+        self.tree_nodes_visited.push(w.tree_nodes_visited);
         self.lock_id.push(w.lock_id);
         self.lock_mode.push(w.lock_mode);
     }
@@ -94,16 +95,24 @@ pub struct WalkResult {
     pub ptes_checked: u32,
     pub mappings_found: u32,
     pub mapcount: u32,
+    pub tree_nodes_visited: u32,
     pub lock_id: u64,
     pub lock_mode: u8,
 }
 
 impl Simulator {
     /// `page_lock_anon_vma`: which lock a walk of a page in `av` takes, and how.
+    /// (`page_lock_anon_vma_read` from 3.8: the root's rwsem, shared.)
     fn walk_lock(&self, av: AnonVmaId) -> (u64, u8) {
-        match (self.policy.lock_scope, self.policy.lock_kind) {
-            (LockScope::PerAnonVma, LockKind::Spin) => (av.to_u64(), LOCK_EXCLUSIVE),
-        }
+        let id = match self.policy.lock_scope {
+            LockScope::PerAnonVma => av,
+            LockScope::Root => self.avs.get(av).map_or(av, |a| a.root),
+        };
+        let mode = match self.policy.lock_kind {
+            LockKind::Spin | LockKind::Mutex => LOCK_EXCLUSIVE,
+            LockKind::RwSem => LOCK_SHARED,
+        };
+        (id.to_u64(), mode)
     }
 
     /// Resolve `page->mapping`, reporting a dangling pointer as the use-after-free the
@@ -145,29 +154,51 @@ impl Simulator {
         let index = p.index;
         let mut remaining = p.mapcount;
         let Some(anon_vma) = self.avs.get(av) else { return Ok(w) };
-        for e in anon_vma.list.iter() {
+        // One candidate: vma_address, then the page-table lookup. Returns false to stop.
+        let mut bad: Option<SimError> = None;
+        let mut visit = |vma_id: VmaId, w: &mut WalkResult| -> bool {
             w.vmas_visited += 1;
-            let Some(vma) = self.vmas.get(e.vma) else {
-                return Err(SimError::InvariantViolation(format!(
-                    "use-after-free: anon_vma {:#x} lists VMA {:#x}, freed by operation #{}",
+            let Some(vma) = self.vmas.get(vma_id) else {
+                bad = Some(SimError::InvariantViolation(format!(
+                    "use-after-free: anon_vma {:#x} links VMA {:#x}, freed by operation #{}",
                     av.to_u64(),
-                    e.vma.to_u64(),
-                    self.vmas.freed_by(e.vma).unwrap_or(0)
+                    vma_id.to_u64(),
+                    self.vmas.freed_by(vma_id).unwrap_or(0)
                 )));
+                return false;
             };
-            let Some(addr) = vma.address_of(index) else {
-                continue;
-            };
+            let Some(addr) = vma.address_of(index) else { return true };
             w.vmas_in_range += 1;
             w.ptes_checked += 1;
             if vma.pte(addr).maps(page) {
                 w.mappings_found += 1;
-                on_hit(e.vma, addr);
+                on_hit(vma_id, addr);
                 remaining = remaining.saturating_sub(1);
                 if mode == WalkMode::UntilAllFound && remaining == 0 {
-                    break;
+                    return false;
                 }
             }
+            true
+        };
+        match self.policy.index {
+            AnonIndex::List => {
+                for e in anon_vma.list.iter() {
+                    if !visit(e.vma, &mut w) {
+                        break;
+                    }
+                }
+            }
+            AnonIndex::IntervalTree => {
+                let mut ww = w;
+                let nodes = itree::query(&self.avcs, anon_vma.tree, index, &mut |c| {
+                    self.avcs.get(c).is_none_or(|avc| visit(avc.vma, &mut ww))
+                });
+                w = ww;
+                w.tree_nodes_visited = nodes;
+            }
+        }
+        if let Some(e) = bad {
+            return Err(e);
         }
         Ok(w)
     }

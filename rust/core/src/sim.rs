@@ -114,6 +114,79 @@ pub enum Inject {
     Rate(f64),
 }
 
+/// Write-side work of the operations of one kind (SPEC §4's cost of building and
+/// tearing down the rmap, per era).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WriteStats {
+    /// Operations of this kind.
+    pub ops: u64,
+    pub anon_vma_alloc: u64,
+    pub anon_vma_free: u64,
+    pub avc_alloc: u64,
+    pub avc_free: u64,
+    pub vma_alloc: u64,
+    pub vma_free: u64,
+    pub page_alloc: u64,
+    pub page_free: u64,
+    /// Entries added to / removed from anon_vma lists or trees.
+    pub index_insert: u64,
+    pub index_remove: u64,
+    /// Chain entries re-keyed in interval trees because their VMA's range changed.
+    pub tree_rekey: u64,
+    /// Write-side anon_vma lock acquisitions (per anon_vma or per root, per era).
+    pub lock_acquire: u64,
+}
+
+impl WriteStats {
+    pub const FIELDS: [&'static str; 13] = [
+        "ops",
+        "anon_vma_alloc",
+        "anon_vma_free",
+        "avc_alloc",
+        "avc_free",
+        "vma_alloc",
+        "vma_free",
+        "page_alloc",
+        "page_free",
+        "index_insert",
+        "index_remove",
+        "tree_rekey",
+        "lock_acquire",
+    ];
+    pub fn values(&self) -> [u64; 13] {
+        [
+            self.ops,
+            self.anon_vma_alloc,
+            self.anon_vma_free,
+            self.avc_alloc,
+            self.avc_free,
+            self.vma_alloc,
+            self.vma_free,
+            self.page_alloc,
+            self.page_free,
+            self.index_insert,
+            self.index_remove,
+            self.tree_rekey,
+            self.lock_acquire,
+        ]
+    }
+    fn add(&mut self, o: &WriteStats) {
+        self.ops += o.ops;
+        self.anon_vma_alloc += o.anon_vma_alloc;
+        self.anon_vma_free += o.anon_vma_free;
+        self.avc_alloc += o.avc_alloc;
+        self.avc_free += o.avc_free;
+        self.vma_alloc += o.vma_alloc;
+        self.vma_free += o.vma_free;
+        self.page_alloc += o.page_alloc;
+        self.page_free += o.page_free;
+        self.index_insert += o.index_insert;
+        self.index_remove += o.index_remove;
+        self.tree_rekey += o.tree_rekey;
+        self.lock_acquire += o.lock_acquire;
+    }
+}
+
 /// A live process.
 #[derive(Clone, Copy, Debug)]
 pub struct Process {
@@ -180,6 +253,14 @@ pub struct Simulator {
     pub(crate) swap: Vec<SwapSlot>,
     pub(crate) swap_free: Vec<u32>,
     pub(crate) swap_used: u64,
+    /// Interval-tree insertion sequence (tie-break of equal keys).
+    pub(crate) tree_seq: u64,
+    /// Explicit write-side counters of the operation in progress.
+    pub(crate) ws_cur: WriteStats,
+    /// Arena (alloc, free) counters when the operation in progress started.
+    pub(crate) ws_snap: [(u64, u64); 4],
+    /// Totals per operation kind.
+    pub(crate) ws_totals: BTreeMap<&'static str, WriteStats>,
 }
 
 impl Simulator {
@@ -206,10 +287,20 @@ impl Simulator {
             swap: Vec::new(),
             swap_free: Vec::new(),
             swap_used: 0,
+            tree_seq: 0,
+            ws_cur: WriteStats::default(),
+            ws_snap: [(0, 0); 4],
+            ws_totals: BTreeMap::new(),
         }
     }
 
     /// Build from a preset name.
+    /// Build from a policy, refusing inconsistent knob combinations.
+    pub fn with_policy(policy: Policy, seed: u64) -> Result<Simulator> {
+        policy.validate().map_err(|m| SimError::InvalidArgument(format!("policy {}: {m}", policy.name)))?;
+        Ok(Simulator::new(policy, seed))
+    }
+
     pub fn with_era(era: &str, seed: u64) -> Result<Simulator> {
         Policy::preset(era).map(|p| Simulator::new(p, seed)).ok_or_else(|| {
             SimError::InvalidArgument(format!("unknown era {era:?}; known eras: {}", crate::policy::ERAS.join(", ")))
@@ -227,7 +318,40 @@ impl Simulator {
         self.op
     }
 
+    fn arena_counts(&self) -> [(u64, u64); 4] {
+        [
+            self.avs.alloc_free_counts(),
+            self.avcs.alloc_free_counts(),
+            self.vmas.alloc_free_counts(),
+            self.pages.alloc_free_counts(),
+        ]
+    }
+
+    /// Fold the operation in progress into the per-kind totals.
+    fn flush_write_stats(&mut self) {
+        if self.op == 0 {
+            return;
+        }
+        let now = self.arena_counts();
+        let d = |i: usize| (now[i].0 - self.ws_snap[i].0, now[i].1 - self.ws_snap[i].1);
+        let mut w = std::mem::take(&mut self.ws_cur);
+        (w.anon_vma_alloc, w.anon_vma_free) = d(0);
+        (w.avc_alloc, w.avc_free) = d(1);
+        (w.vma_alloc, w.vma_free) = d(2);
+        (w.page_alloc, w.page_free) = d(3);
+        self.ws_totals.entry(self.op_name).or_default().add(&w);
+        self.ws_snap = now;
+    }
+
+    /// Write-side work so far, per operation kind (`fork`, `mmap`, `exit`, …).
+    pub fn write_stats(&mut self) -> Vec<(&'static str, WriteStats)> {
+        self.flush_write_stats();
+        self.ws_totals.iter().map(|(k, v)| (*k, *v)).collect()
+    }
+
     pub(crate) fn begin_op(&mut self, name: &'static str) {
+        self.flush_write_stats();
+        self.ws_cur.ops = 1;
         self.op += 1;
         self.op_name = name;
         self.merge_sites.clear();

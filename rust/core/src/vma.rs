@@ -6,7 +6,16 @@
 
 use crate::error::{Result, SimError};
 use crate::objects::*;
-use crate::policy::Linking;
+use crate::policy::{Linking, MergeAnonRule};
+
+/// What a range being merged belongs to, for the 2025 merge rule.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct MergeCtx {
+    /// The VMA an existing range is part of (mprotect, madvise).
+    pub middle: Option<VmaId>,
+    /// The VMA an mremap copies from.
+    pub copied_from: Option<VmaId>,
+}
 use crate::sim::{AllocSite, Simulator, MMAP_BASE, MMAP_MIN_ADDR};
 
 impl Simulator {
@@ -153,9 +162,13 @@ impl Simulator {
             m.vmas.insert(start, v);
         }
         let vma = self.vma_mut(v);
+        let changed = (vma.start, vma.end, vma.pgoff) != (start, end, pgoff);
         vma.start = start;
         vma.end = end;
         vma.pgoff = pgoff;
+        if changed {
+            self.rekey_vma(v);
+        }
     }
 
     // ----------------------------------------------------------------------------------
@@ -248,10 +261,37 @@ impl Simulator {
         }
     }
 
-    /// `is_mergeable_anon_vma` (2.6.33 / 2.6.34): either side without anon_vma, or the
-    /// same anon_vma.
+    /// The pair rule of `vma_merge` for prev and next around a range (every era): not two
+    /// different anon_vmas.
     pub(crate) fn is_mergeable_anon_vma(a: Option<AnonVmaId>, b: Option<AnonVmaId>) -> bool {
         a.is_none() || b.is_none() || a == b
+    }
+
+    /// Did `v` inherit uncowed pages from ancestors (`vma_had_uncowed_parents`: a faulted
+    /// VMA whose chain is not singular)?
+    fn had_uncowed_parents(&self, v: Option<VmaId>) -> bool {
+        v.is_some_and(|v| {
+            let x = self.vma(v);
+            x.anon_vma.is_some() && x.chain.len() != 1
+        })
+    }
+
+    /// `is_mergeable_anon_vma` of the era: may a range whose anon_vma is `src_av` merge
+    /// into neighbour `tgt`? `ctx` names the VMA the range belongs to (existing-range
+    /// merges) or is copied from (mremap).
+    fn anon_mergeable(&self, tgt: VmaId, src_av: Option<AnonVmaId>, ctx: MergeCtx) -> bool {
+        let t = self.vma(tgt);
+        match self.policy.merge_rule {
+            MergeAnonRule::Simple => Self::is_mergeable_anon_vma(src_av, t.anon_vma),
+            MergeAnonRule::SingularChain => {
+                ((src_av.is_none() || t.anon_vma.is_none()) && t.chain.len() == 1) || src_av == t.anon_vma
+            }
+            MergeAnonRule::Case2025 => match (t.anon_vma, src_av) {
+                (None, Some(_)) => !self.had_uncowed_parents(ctx.middle) && !self.had_uncowed_parents(ctx.copied_from),
+                (Some(_), None) => !self.had_uncowed_parents(Some(tgt)),
+                (a, b) => a == b,
+            },
+        }
     }
 
     /// `is_mergeable_vma`: same flags (protection included) and file (none here).
@@ -261,18 +301,46 @@ impl Simulator {
     }
 
     /// `can_vma_merge_after(prev, …, pgoff)`: the range may be appended to `prev`.
-    fn can_vma_merge_after(&self, prev: VmaId, prot: u8, flags: u32, av: Option<AnonVmaId>, pgoff: u64) -> bool {
+    #[allow(clippy::too_many_arguments)]
+    fn can_vma_merge_after(
+        &self,
+        prev: VmaId,
+        prot: u8,
+        flags: u32,
+        av: Option<AnonVmaId>,
+        pgoff: u64,
+        ctx: MergeCtx,
+    ) -> bool {
         let p = self.vma(prev);
-        self.is_mergeable_vma(prev, prot, flags)
-            && Self::is_mergeable_anon_vma(av, p.anon_vma)
-            && p.pgoff + p.pages() == pgoff
+        self.is_mergeable_vma(prev, prot, flags) && self.anon_mergeable(prev, av, ctx) && p.pgoff + p.pages() == pgoff
     }
 
     /// `can_vma_merge_before(next, …, pgoff)`: the range may be prepended to `next`.
-    fn can_vma_merge_before(&self, next: VmaId, prot: u8, flags: u32, av: Option<AnonVmaId>, pgoff: u64) -> bool {
-        self.is_mergeable_vma(next, prot, flags)
-            && Self::is_mergeable_anon_vma(av, self.vma(next).anon_vma)
-            && self.vma(next).pgoff == pgoff
+    #[allow(clippy::too_many_arguments)]
+    fn can_vma_merge_before(
+        &self,
+        next: VmaId,
+        prot: u8,
+        flags: u32,
+        av: Option<AnonVmaId>,
+        pgoff: u64,
+        ctx: MergeCtx,
+    ) -> bool {
+        self.is_mergeable_vma(next, prot, flags) && self.anon_mergeable(next, av, ctx) && self.vma(next).pgoff == pgoff
+    }
+
+    /// Would the era merge `b` (an existing range) into the preceding VMA `a`?
+    pub(crate) fn mergeable_pair(&self, a: VmaId, b: VmaId) -> bool {
+        let (x, y) = (self.vma(a), self.vma(b));
+        x.end == y.start
+            && self.can_vma_merge_after(
+                a,
+                y.prot,
+                y.flags,
+                y.anon_vma,
+                y.pgoff,
+                MergeCtx { middle: Some(b), copied_from: None },
+            )
     }
 
     /// `vma_merge(mm, prev, addr, end, vm_flags, anon_vma, pgoff)` (2.6.33 / 2.6.34): merge
@@ -294,8 +362,9 @@ impl Simulator {
         flags: u32,
         av: Option<AnonVmaId>,
         pgoff: u64,
+        ctx: MergeCtx,
     ) -> Option<VmaId> {
-        match self.vma_merge_inner(mm, prev, addr, end, prot, flags, av, pgoff) {
+        match self.vma_merge_inner(mm, prev, addr, end, prot, flags, av, pgoff, ctx) {
             Ok(v) => v,
             Err(_) => {
                 self.merge_failed = true;
@@ -315,6 +384,7 @@ impl Simulator {
         flags: u32,
         av: Option<AnonVmaId>,
         pgoff: u64,
+        ctx: MergeCtx,
     ) -> Result<Option<VmaId>> {
         let pglen = (end - addr) >> PAGE_SHIFT;
         let mut next = match prev {
@@ -329,12 +399,12 @@ impl Simulator {
             }
         }
         if let Some(p) = prev {
-            if self.vma(p).end == addr && self.can_vma_merge_after(p, prot, flags, av, pgoff) {
+            if self.vma(p).end == addr && self.can_vma_merge_after(p, prot, flags, av, pgoff, ctx) {
                 let pv = self.vma(p);
                 let (ps, ppg) = (pv.start, pv.pgoff);
                 let with_next = next.filter(|&n| {
                     end == self.vma(n).start
-                        && self.can_vma_merge_before(n, prot, flags, av, pgoff + pglen)
+                        && self.can_vma_merge_before(n, prot, flags, av, pgoff + pglen, ctx)
                         && Self::is_mergeable_anon_vma(self.vma(p).anon_vma, self.vma(n).anon_vma)
                 });
                 match with_next {
@@ -350,7 +420,7 @@ impl Simulator {
             }
         }
         if let Some(n) = next {
-            if end == self.vma(n).start && self.can_vma_merge_before(n, prot, flags, av, pgoff + pglen) {
+            if end == self.vma(n).start && self.can_vma_merge_before(n, prot, flags, av, pgoff + pglen, ctx) {
                 match prev {
                     Some(p) if addr < self.vma(p).end => {
                         // case 4
@@ -454,7 +524,7 @@ impl Simulator {
         }
         let pgoff = addr >> PAGE_SHIFT;
         let prev = self.mm(mm).vmas.range(..addr).next_back().map(|(_, &v)| v);
-        if self.vma_merge(mm, prev, addr, end, prot, flags, None, pgoff).is_none() {
+        if self.vma_merge(mm, prev, addr, end, prot, flags, None, pgoff, MergeCtx::default()).is_none() {
             let v = self.vma_alloc(AllocSite::VmaMmap, mm, addr, end, pgoff, prot, flags)?;
             self.vma_link(v, true);
         }
