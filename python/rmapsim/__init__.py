@@ -19,6 +19,7 @@ import numpy as np
 
 from . import _core
 from ._stats import COLUMNS, LOCK_EXCLUSIVE, LOCK_SHARED, ScanStats
+from .policy import Knob, Policy, knobs, policy_overrides
 from .errors import (
     BadAddress,
     InvalidArgument,
@@ -36,8 +37,14 @@ MMAP_BASE: int = _core.MMAP_BASE
 MMAP_MIN_ADDR: int = _core.MMAP_MIN_ADDR
 TASK_SIZE: int = _core.TASK_SIZE
 
+DEFAULT_ERA: str = _core.DEFAULT_ERA
+
 __all__ = [
     "Simulator",
+    "Policy",
+    "Knob",
+    "knobs",
+    "DEFAULT_ERA",
     "ScanStats",
     "eras",
     "COLUMNS",
@@ -90,11 +97,23 @@ def _int_list(values: object, what: str) -> List[int]:
 class Simulator(_core.Simulator):
     """A simulated machine running one kernel era's anon rmap.
 
-    ``Simulator(era="2.6.34", seed=0)``; :func:`eras` lists the presets. Addresses and
-    lengths are bytes and must be page aligned (4096). Every call validates its input
-    and raises a :class:`SimError` subclass naming the bad value, leaving the state
-    unchanged.
+    ``Simulator(era="6.18", seed=0, policy=None)``; :func:`eras` lists the presets.
+    ``policy`` (a :class:`Policy` or a dict of knob overrides) changes knobs of the era
+    (a :class:`Policy` brings its own base era). Addresses and lengths are bytes and must
+    be page aligned (4096). Every call validates its input and raises a
+    :class:`SimError` subclass naming the bad value, leaving the state unchanged.
     """
+
+    def __new__(cls, era: Optional[str] = None, seed: Optional[int] = None, policy: object = None) -> "Simulator":
+        base, overrides = policy_overrides(policy)  # type: ignore[arg-type]
+        if base is not None:
+            if era is not None and era != base:
+                raise InvalidArgument(f"era {era!r} contradicts the policy's base era {base!r}")
+            era = base
+        return super().__new__(cls, era, seed, overrides)
+
+    def __init__(self, era: Optional[str] = None, seed: Optional[int] = None, policy: object = None) -> None:
+        pass
 
     def touch_many(self, pids: Iterable[int], addr: int, length: int, write: bool = True) -> None:
         """Fault ``[addr, addr+length)`` in each process of ``pids``, in order. All pids

@@ -1,12 +1,14 @@
 """Type stub for the native module ``rmapsim._core`` (kept honest by ``mypy.stubtest``)."""
 
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 import numpy.typing as npt
 from typing_extensions import disjoint_base
 
-__all__ = ["Simulator", "eras", "PAGE_SIZE", "MMAP_BASE", "MMAP_MIN_ADDR", "TASK_SIZE"]
+__all__ = ["Simulator", "eras", "preset", "knobs", "DEFAULT_ERA", "PAGE_SIZE", "MMAP_BASE", "MMAP_MIN_ADDR", "TASK_SIZE"]
+
+DEFAULT_ERA: str
 
 PAGE_SIZE: int
 MMAP_BASE: int
@@ -14,10 +16,16 @@ MMAP_MIN_ADDR: int
 TASK_SIZE: int
 
 def eras() -> List[str]: ...
+def preset(name: str) -> List[Tuple[str, str]]: ...
+def knobs() -> List[Tuple[str, str, str]]: ...
 
 @disjoint_base
 class Simulator:
-    def __new__(cls, era: Optional[str] = None, seed: Optional[int] = None) -> "Simulator": ...
+    def __new__(
+        cls, era: Optional[str] = None, seed: Optional[int] = None, policy: Optional[Dict[str, str]] = None
+    ) -> "Simulator": ...
+    def policy(self) -> Dict[str, str]: ...
+    def write_stats(self) -> Dict[str, Dict[str, int]]: ...
     @property
     def era(self) -> str: ...
     @property

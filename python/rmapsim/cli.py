@@ -8,8 +8,9 @@ import sys
 import time
 from typing import Any, Dict, List, Optional, Sequence
 
-from . import PAGE_SIZE, Simulator, eras
+from . import DEFAULT_ERA, PAGE_SIZE, Simulator, eras
 from .errors import SimError
+from .policy import Policy, knobs
 
 
 def seed_scenario(era: str, children: int, pages: int, seed: int = 0) -> Dict[str, Any]:
@@ -102,6 +103,34 @@ def format_table(rows: List[Dict[str, Any]]) -> str:
     return "\n".join(out)
 
 
+_ABBREV = {
+    "legacy": "legacy",
+    "chain": "chain",
+    "any_compatible": "any",
+    "singular_chain": "singular",
+    "vma_anon_vma": "vma",
+    "oldest_unless_exclusive": "oldest",
+    "root_unless_exclusive": "root",
+    "interval_tree": "itree",
+    "active_vmas": "active",
+    "case_2025": "2025",
+    "per_anon_vma": "own",
+    "true": "yes",
+    "false": "-",
+}
+
+
+def format_eras_table() -> str:
+    """Knobs (rows) by era preset (columns); the default era is marked with *."""
+    names = eras()
+    cols = [dict(Policy.preset(e).values) for e in names]
+    head = ["knob"] + [e + ("*" if e == DEFAULT_ERA else "") for e in names]
+    rows = [[k.name] + [_ABBREV.get(c[k.name], c[k.name]) for c in cols] for k in knobs()]
+    widths = [max(len(r[i]) for r in [head] + rows) for i in range(len(head))]
+    fmt = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()  # noqa: E731
+    return "\n".join([fmt(head), fmt(["-" * w for w in widths])] + [fmt(r) for r in rows])
+
+
 def _positive(s: str) -> int:
     try:
         v = int(s)
@@ -139,7 +168,13 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--pages", "-p", type=_positive, default=1000, metavar="P", help="pages in the parent's mapping (default 1000)")
     d.add_argument("--era", action="append", type=_era, metavar="E", help="era preset (repeatable; default: all)")
     d.add_argument("--json", action="store_true", help="print one JSON object per era instead of a table")
-    sub.add_parser("eras", help="list the era presets")
+    e = sub.add_parser(
+        "eras",
+        help="print the era presets and their knobs as a table",
+        description="Each era preset is a set of orthogonal knobs; this prints every preset's value of every knob.",
+    )
+    e.add_argument("--knobs", action="store_true", help="also describe each knob and the kernel change behind it")
+    e.add_argument("--names", action="store_true", help="print only the preset names, one per line")
     return p
 
 
@@ -150,8 +185,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.print_help()
         return 2
     if args.command == "eras":
-        for e in eras():
-            print(e)
+        if args.names:
+            print("\n".join(eras()))
+            return 0
+        print(format_eras_table())
+        if args.knobs:
+            print()
+            for k in knobs():
+                print(f"{k.name}: {k.meaning} [{k.kernel}]")
         return 0
     rows = []
     for era in args.era or eras():

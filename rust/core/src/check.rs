@@ -38,29 +38,35 @@ impl Simulator {
         if self.merge_failed {
             return Ok(());
         }
-        for &(mm, addr) in &self.merge_sites {
-            self.check_merged_at(mm, addr)?;
+        for &(mm, addr, new_range) in &self.merge_sites {
+            self.check_merged_at(mm, addr, new_range)?;
         }
         Ok(())
     }
 
-    fn check_merged_at(&self, mm: MmId, addr: u64) -> Result<()> {
+    /// The VMA covering the merge site, taken as the range `vma_merge` was asked about,
+    /// must not still be mergeable with a neighbour under the era's rules (checked in
+    /// the direction the kernel checks: the range after `prev`, before `next`).
+    fn check_merged_at(&self, mm: MmId, addr: u64, new_range: bool) -> Result<()> {
         let Some(v) = self.mms.get(mm).and_then(|_| self.find_vma(mm, addr)) else {
             return Ok(());
         };
-        for (a, b) in [(self.vma_prev(v), Some(v)), (Some(v), self.vma_next(v))] {
-            if let (Some(a), Some(b)) = (a, b) {
-                if self.mergeable_pair(a, b) {
-                    let (x, y) = (self.vma(a), self.vma(b));
-                    return Err(self.violation(
-                        7,
-                        "VMA layout",
-                        format!(
-                        "pid {}: adjacent VMAs [{:#x}, {:#x}) and [{:#x}, {:#x}) are mergeable but were left unmerged",
+        let (prev, next) = (self.vma_prev(v), self.vma_next(v));
+        let stuck = [
+            (prev, self.vma_prev(v).is_some_and(|p| self.range_mergeable_with(v, p, true, new_range))),
+            (next, self.vma_next(v).is_some_and(|n| self.range_mergeable_with(v, n, false, new_range))),
+        ];
+        for (other, bad) in stuck {
+            if let (Some(o), true) = (other, bad) {
+                let (x, y) = (self.vma(v), self.vma(o));
+                return Err(self.violation(
+                    7,
+                    "VMA layout",
+                    format!(
+                        "pid {}: VMA [{:#x}, {:#x}) is still mergeable with its neighbour [{:#x}, {:#x}) after the merge",
                         self.mm(mm).pid, x.start, x.end, y.start, y.end
                     ),
-                    ));
-                }
+                ));
             }
         }
         Ok(())

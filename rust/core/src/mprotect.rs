@@ -114,7 +114,7 @@ impl Simulator {
         let x = self.vma_mut(v);
         x.prot = prot;
         x.flags = flags;
-        self.merge_sites.push((mm, start));
+        self.merge_sites.push((mm, start, false));
         Ok(v)
     }
 

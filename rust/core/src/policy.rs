@@ -315,3 +315,146 @@ mod tests {
         assert_eq!(Policy::preset("2.6.34").map(|p| p.linking), Some(Linking::Chain));
     }
 }
+
+/// Every knob: (name, meaning, the kernel change that introduced its non-legacy value).
+pub const KNOBS: &[(&str, &str, &str)] = &[
+    ("linking", "legacy: VMAs sit on one family anon_vma; chain: anon_vma_chain links each VMA to every anon_vma it may map", "2.6.34 (5beb49305251)"),
+    ("prepare_reuse", "which neighbour anon_vma anon_vma_prepare may reuse: any_compatible, or singular_chain (neighbour's chain has one entry)", "2.6.34-rc4 (d0e9fe1758f2)"),
+    ("cow_reuse_moves_page", "a COW fault that reuses an exclusive page moves it to the VMA's own anon_vma (page_move_anon_rmap)", "2.6.34 (seed thread patch 3)"),
+    ("prepare_links_at_head", "anon_vma_prepare adds its chain entry at the head of the anon_vma list (list_add) instead of the tail", "2.6.34 (head); 2.6.38 back to tail"),
+    ("swapin_target", "anon_vma of a page first mapped by swap-in: vma_anon_vma, oldest_unless_exclusive, root_unless_exclusive", "2.6.34-rc4 (ea90002b0fa7); 2.6.35 root"),
+    ("clone_reverses_chain", "anon_vma_clone produces the source chain in reverse order (the patch as posted)", "fixed in 2.6.34-rc4"),
+    ("importer_clones_exporter", "vma_adjust's importer clones the exporter's chain (false: its own, the posted patch's bug)", "2.6.34-rc4 (287d97ac)"),
+    ("fork_error_unlinks", "anon_vma_fork unlinks the cloned chain when a later allocation fails (false: leak, the posted patch)", "2.6.34"),
+    ("has_wipeonfork", "MADV_WIPEONFORK / MADV_KEEPONFORK exist", "4.14"),
+    ("track_root", "anon_vmas record the root of their fork tree; non-roots pin it; anon_vmas are refcounted", "2.6.35 (Rik van Riel's root series)"),
+    ("swapin_keeps_anon_mapping", "a page that is already anonymous keeps page->mapping when mapped again from the swap cache", "3.0 here (exact release unverified)"),
+    ("index", "what a walk enumerates: list (every entry), or interval_tree (entries covering the page index)", "3.7 (bf181b9f9d8d)"),
+    ("fork_reuse", "anon_vma_fork reuse: never, degree (3.19, degree < 2 and not src's own), active_vmas (6.0)", "3.19 (7a3ef208e662); 6.0 (2555283eb40d)"),
+    ("merge_rule", "is_mergeable_anon_vma: simple, singular_chain (965f55dea0e3), case_2025 (fix of incorrectly disallowed merges)", "3.0; 2025"),
+    ("lock_scope", "lock of walks and updates: per_anon_vma, or root (one lock per fork tree)", "2.6.35"),
+    ("lock_kind", "spin, mutex (3.0), rwsem with shared walks (3.8, 5a505085f043)", "3.0; 3.8"),
+    ("size_vm_area_struct", "bytes per vm_area_struct for memory()", "per era"),
+    ("size_anon_vma", "bytes per anon_vma for memory()", "per era"),
+    ("size_anon_vma_chain", "bytes per anon_vma_chain for memory()", "per era"),
+];
+
+fn word<T: Copy + PartialEq>(v: T, names: &[(T, &'static str)]) -> &'static str {
+    names.iter().find(|(x, _)| *x == v).map_or("?", |(_, n)| n)
+}
+
+fn parse_word<T: Copy>(s: &str, names: &[(T, &'static str)], knob: &str) -> Result<T, String> {
+    names.iter().find(|(_, n)| *n == s).map(|(x, _)| *x).ok_or_else(|| {
+        let all: Vec<&str> = names.iter().map(|(_, n)| *n).collect();
+        format!("bad value {s:?} for knob {knob}: one of {}", all.join(", "))
+    })
+}
+
+const LINKING: &[(Linking, &str)] = &[(Linking::Legacy, "legacy"), (Linking::Chain, "chain")];
+const PREPARE: &[(PrepareReuse, &str)] =
+    &[(PrepareReuse::AnyCompatible, "any_compatible"), (PrepareReuse::SingularChain, "singular_chain")];
+const SWAPIN: &[(SwapinTarget, &str)] = &[
+    (SwapinTarget::VmaAnonVma, "vma_anon_vma"),
+    (SwapinTarget::OldestUnlessExclusive, "oldest_unless_exclusive"),
+    (SwapinTarget::RootUnlessExclusive, "root_unless_exclusive"),
+];
+const INDEX: &[(AnonIndex, &str)] = &[(AnonIndex::List, "list"), (AnonIndex::IntervalTree, "interval_tree")];
+const REUSE: &[(ForkReuse, &str)] =
+    &[(ForkReuse::Never, "never"), (ForkReuse::Degree, "degree"), (ForkReuse::ActiveVmas, "active_vmas")];
+const MERGE: &[(MergeAnonRule, &str)] = &[
+    (MergeAnonRule::Simple, "simple"),
+    (MergeAnonRule::SingularChain, "singular_chain"),
+    (MergeAnonRule::Case2025, "case_2025"),
+];
+const SCOPE: &[(LockScope, &str)] = &[(LockScope::PerAnonVma, "per_anon_vma"), (LockScope::Root, "root")];
+const KIND: &[(LockKind, &str)] = &[(LockKind::Spin, "spin"), (LockKind::Mutex, "mutex"), (LockKind::RwSem, "rwsem")];
+
+fn parse_bool(s: &str, knob: &str) -> Result<bool, String> {
+    match s {
+        "true" | "True" | "1" => Ok(true),
+        "false" | "False" | "0" => Ok(false),
+        _ => Err(format!("bad value {s:?} for knob {knob}: true or false")),
+    }
+}
+
+impl Policy {
+    /// Every knob's current value, as text, in `KNOBS` order.
+    pub fn knob_values(&self) -> Vec<(&'static str, String)> {
+        let b = |x: bool| x.to_string();
+        vec![
+            ("linking", word(self.linking, LINKING).into()),
+            ("prepare_reuse", word(self.prepare_reuse, PREPARE).into()),
+            ("cow_reuse_moves_page", b(self.cow_reuse_moves_page)),
+            ("prepare_links_at_head", b(self.prepare_links_at_head)),
+            ("swapin_target", word(self.swapin_target, SWAPIN).into()),
+            ("clone_reverses_chain", b(self.clone_reverses_chain)),
+            ("importer_clones_exporter", b(self.importer_clones_exporter)),
+            ("fork_error_unlinks", b(self.fork_error_unlinks)),
+            ("has_wipeonfork", b(self.has_wipeonfork)),
+            ("track_root", b(self.track_root)),
+            ("swapin_keeps_anon_mapping", b(self.swapin_keeps_anon_mapping)),
+            ("index", word(self.index, INDEX).into()),
+            ("fork_reuse", word(self.fork_reuse, REUSE).into()),
+            ("merge_rule", word(self.merge_rule, MERGE).into()),
+            ("lock_scope", word(self.lock_scope, SCOPE).into()),
+            ("lock_kind", word(self.lock_kind, KIND).into()),
+            ("size_vm_area_struct", self.sizes.vm_area_struct.to_string()),
+            ("size_anon_vma", self.sizes.anon_vma.to_string()),
+            ("size_anon_vma_chain", self.sizes.anon_vma_chain.to_string()),
+        ]
+    }
+
+    /// Set one knob from text (the names and values of `knob_values`).
+    pub fn set_knob(&mut self, knob: &str, value: &str) -> Result<(), String> {
+        let size = |v: &str| v.parse::<u32>().map_err(|_| format!("bad value {v:?} for knob {knob}: a byte count"));
+        match knob {
+            "linking" => self.linking = parse_word(value, LINKING, knob)?,
+            "prepare_reuse" => self.prepare_reuse = parse_word(value, PREPARE, knob)?,
+            "cow_reuse_moves_page" => self.cow_reuse_moves_page = parse_bool(value, knob)?,
+            "prepare_links_at_head" => self.prepare_links_at_head = parse_bool(value, knob)?,
+            "swapin_target" => self.swapin_target = parse_word(value, SWAPIN, knob)?,
+            "clone_reverses_chain" => self.clone_reverses_chain = parse_bool(value, knob)?,
+            "importer_clones_exporter" => self.importer_clones_exporter = parse_bool(value, knob)?,
+            "fork_error_unlinks" => self.fork_error_unlinks = parse_bool(value, knob)?,
+            "has_wipeonfork" => self.has_wipeonfork = parse_bool(value, knob)?,
+            "track_root" => self.track_root = parse_bool(value, knob)?,
+            "swapin_keeps_anon_mapping" => self.swapin_keeps_anon_mapping = parse_bool(value, knob)?,
+            "index" => self.index = parse_word(value, INDEX, knob)?,
+            "fork_reuse" => self.fork_reuse = parse_word(value, REUSE, knob)?,
+            "merge_rule" => self.merge_rule = parse_word(value, MERGE, knob)?,
+            "lock_scope" => self.lock_scope = parse_word(value, SCOPE, knob)?,
+            "lock_kind" => self.lock_kind = parse_word(value, KIND, knob)?,
+            "size_vm_area_struct" => self.sizes.vm_area_struct = size(value)?,
+            "size_anon_vma" => self.sizes.anon_vma = size(value)?,
+            "size_anon_vma_chain" => self.sizes.anon_vma_chain = size(value)?,
+            "name" => self.name = value.to_string(),
+            _ => {
+                let all: Vec<&str> = KNOBS.iter().map(|k| k.0).collect();
+                return Err(format!("unknown knob {knob:?}; knobs: {}", all.join(", ")));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod knob_tests {
+    use super::*;
+
+    #[test]
+    fn knobs_round_trip_through_text() {
+        for e in ERAS {
+            let p = Policy::preset(e).unwrap();
+            let mut q = Policy::preset("2.6.33").unwrap();
+            for (k, v) in p.knob_values() {
+                q.set_knob(k, &v).unwrap();
+            }
+            q.name = p.name.clone();
+            assert_eq!(p, q, "{e}");
+            assert_eq!(p.knob_values().len(), KNOBS.len());
+        }
+        let mut p = Policy::preset("6.18").unwrap();
+        assert!(p.set_knob("index", "btree").unwrap_err().contains("interval_tree"));
+        assert!(p.set_knob("nope", "1").unwrap_err().contains("unknown knob"));
+    }
+}

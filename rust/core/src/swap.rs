@@ -89,6 +89,19 @@ impl Simulator {
         self.swap_release_if_unused(slot);
     }
 
+    /// `free_swap_cache` (the mmu_gather's batch free after a zap): a swap-cache page that
+    /// is no longer mapped and that no swap entry refers to leaves the swap cache.
+    fn free_swap_cache(&mut self, page: PageId) {
+        let Some(p) = self.pages.get(page) else { return };
+        if p.mapcount == 0 {
+            if let Some(slot) = p.swap {
+                if self.swap[slot as usize].count == 0 {
+                    self.delete_from_swap_cache(page);
+                }
+            }
+        }
+    }
+
     /// Drop one page-table entry's reference to whatever it maps (zap).
     pub(crate) fn zap_pte(&mut self, pte: Pte) {
         if pte.is_none() {
@@ -97,6 +110,7 @@ impl Simulator {
         self.ptes -= 1;
         if let Some(page) = pte.page() {
             self.page_remove_rmap(page);
+            self.free_swap_cache(page);
         } else if let Some(slot) = pte.swap_slot() {
             self.free_swap_and_cache(slot);
         }

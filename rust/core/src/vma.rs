@@ -329,18 +329,17 @@ impl Simulator {
         self.is_mergeable_vma(next, prot, flags) && self.anon_mergeable(next, av, ctx) && self.vma(next).pgoff == pgoff
     }
 
-    /// Would the era merge `b` (an existing range) into the preceding VMA `a`?
-    pub(crate) fn mergeable_pair(&self, a: VmaId, b: VmaId) -> bool {
-        let (x, y) = (self.vma(a), self.vma(b));
-        x.end == y.start
-            && self.can_vma_merge_after(
-                a,
-                y.prot,
-                y.flags,
-                y.anon_vma,
-                y.pgoff,
-                MergeCtx { middle: Some(b), copied_from: None },
-            )
+    /// Would `vma_merge`, asked about range `r` (a whole VMA: an existing range, or a new
+    /// one when `new_range`), merge it with neighbour `o` (after it when `o_is_prev`)?
+    pub(crate) fn range_mergeable_with(&self, r: VmaId, o: VmaId, o_is_prev: bool, new_range: bool) -> bool {
+        let x = self.vma(r);
+        let ctx = MergeCtx { middle: (!new_range).then_some(r), copied_from: None };
+        if o_is_prev {
+            self.vma(o).end == x.start && self.can_vma_merge_after(o, x.prot, x.flags, x.anon_vma, x.pgoff, ctx)
+        } else {
+            x.end == self.vma(o).start
+                && self.can_vma_merge_before(o, x.prot, x.flags, x.anon_vma, x.pgoff + x.pages(), ctx)
+        }
     }
 
     /// `vma_merge(mm, prev, addr, end, vm_flags, anon_vma, pgoff)` (2.6.33 / 2.6.34): merge
@@ -528,7 +527,7 @@ impl Simulator {
             let v = self.vma_alloc(AllocSite::VmaMmap, mm, addr, end, pgoff, prot, flags)?;
             self.vma_link(v, true);
         }
-        self.merge_sites.push((mm, addr));
+        self.merge_sites.push((mm, addr, true));
         Ok(addr)
     }
 

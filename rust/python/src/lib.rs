@@ -6,6 +6,8 @@ use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString, PyType};
 
+use rmapsim_core::policy::{Policy, ERAS, KNOBS};
+use rmapsim_core::sim::WriteStats;
 use rmapsim_core::{Advice, Inject, ScanStats, SimError, Simulator as Core};
 
 /// Raise the `rmapsim` exception class matching `e` (defined in `rmapsim/errors.py`).
@@ -127,10 +129,15 @@ struct PySimulator {
 #[pymethods]
 impl PySimulator {
     #[new]
-    #[pyo3(signature = (era = None, seed = None))]
-    fn new(py: Python<'_>, era: Option<&Bound<'_, PyAny>>, seed: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
-        let era = match era {
-            None => "2.6.34".to_string(),
+    #[pyo3(signature = (era = None, seed = None, policy = None))]
+    fn new(
+        py: Python<'_>,
+        era: Option<&Bound<'_, PyAny>>,
+        seed: Option<&Bound<'_, PyAny>>,
+        policy: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<Self> {
+        let era = match era.filter(|e| !e.is_none()) {
+            None => rmapsim_core::policy::DEFAULT_ERA.to_string(),
             Some(e) => match e.cast::<PyString>() {
                 Ok(s) => s.to_string_lossy().into_owned(),
                 Err(_) => {
@@ -138,7 +145,7 @@ impl PySimulator {
                 }
             },
         };
-        let seed = match seed {
+        let seed = match seed.filter(|s| !s.is_none()) {
             None => 0,
             Some(s) => {
                 let v = int_arg(s, "seed").py(py)?;
@@ -147,7 +154,46 @@ impl PySimulator {
                     .py(py)?
             }
         };
-        Ok(PySimulator { inner: Core::with_era(&era, seed).py(py)? })
+        let Some(overrides) = policy else {
+            return Ok(PySimulator { inner: Core::with_era(&era, seed).py(py)? });
+        };
+        let mut p = Policy::preset(&era)
+            .ok_or_else(|| SimError::InvalidArgument(format!("unknown era {era:?}; known eras: {}", ERAS.join(", "))))
+            .py(py)?;
+        p.name = format!("{era}*");
+        for (k, v) in overrides.iter() {
+            let k: String = k.str()?.to_string();
+            let v = if v.is_instance_of::<pyo3::types::PyBool>() {
+                v.extract::<bool>()?.to_string()
+            } else {
+                v.str()?.to_string()
+            };
+            p.set_knob(&k, &v).map_err(SimError::InvalidArgument).py(py)?;
+        }
+        Ok(PySimulator { inner: Core::with_policy(p, seed).py(py)? })
+    }
+
+    /// The simulator's policy: `{knob: value as text}` plus `"name"`.
+    fn policy<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        d.set_item("name", &self.inner.policy().name)?;
+        for (k, v) in self.inner.policy().knob_values() {
+            d.set_item(k, v)?;
+        }
+        Ok(d)
+    }
+
+    /// Write-side work so far per operation kind: `{op: {counter: n}}`.
+    fn write_stats<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let out = PyDict::new(py);
+        for (op, w) in self.inner.write_stats() {
+            let d = PyDict::new(py);
+            for (k, v) in WriteStats::FIELDS.iter().zip(w.values()) {
+                d.set_item(*k, v)?;
+            }
+            out.set_item(op, d)?;
+        }
+        Ok(out)
     }
 
     /// The era preset name.
@@ -485,10 +531,28 @@ fn eras() -> Vec<&'static str> {
     rmapsim_core::ERAS.to_vec()
 }
 
+/// The knob values of a preset: `{knob: value as text}`.
+#[pyfunction]
+fn preset(py: Python<'_>, name: &str) -> PyResult<Vec<(&'static str, String)>> {
+    let p = Policy::preset(name)
+        .ok_or_else(|| SimError::InvalidArgument(format!("unknown era {name:?}; known eras: {}", ERAS.join(", "))))
+        .py(py)?;
+    Ok(p.knob_values())
+}
+
+/// `(name, meaning, kernel change)` of every policy knob.
+#[pyfunction]
+fn knobs() -> Vec<(&'static str, &'static str, &'static str)> {
+    KNOBS.to_vec()
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PySimulator>()?;
     m.add_function(wrap_pyfunction!(eras, m)?)?;
+    m.add_function(wrap_pyfunction!(preset, m)?)?;
+    m.add_function(wrap_pyfunction!(knobs, m)?)?;
+    m.add("DEFAULT_ERA", rmapsim_core::policy::DEFAULT_ERA)?;
     m.add("PAGE_SIZE", rmapsim_core::PAGE_SIZE)?;
     m.add("MMAP_BASE", rmapsim_core::MMAP_BASE)?;
     m.add("MMAP_MIN_ADDR", rmapsim_core::MMAP_MIN_ADDR)?;

@@ -1,0 +1,82 @@
+"""Era policies as data: :class:`Policy` and the knob catalogue.
+
+An era is a preset of orthogonal knobs (see :func:`knobs` for each knob's meaning and the
+kernel change that introduced it). Build a variant to ablate one design decision::
+
+    p = rmapsim.Policy.preset("6.0").replace(fork_reuse="never")
+    sim = rmapsim.Simulator(policy=p)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Dict, List, Mapping, NamedTuple, Tuple
+
+from . import _core
+from .errors import InvalidArgument
+
+
+class Knob(NamedTuple):
+    name: str
+    meaning: str
+    kernel: str
+
+
+def knobs() -> List[Knob]:
+    """Every policy knob: name, meaning, and the kernel change that introduced it."""
+    return [Knob(*k) for k in _core.knobs()]
+
+
+def _text(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return str(v)
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A preset (``base``) plus knob values. Immutable; :meth:`replace` makes variants."""
+
+    base: str
+    values: Tuple[Tuple[str, str], ...]
+
+    @classmethod
+    def preset(cls, name: str) -> "Policy":
+        """The knobs of an era preset (``rmapsim.eras()``)."""
+        if not isinstance(name, str):
+            raise InvalidArgument(f"era must be a string, got {name!r}")
+        return cls(base=name, values=tuple(_core.preset(name)))
+
+    def as_dict(self) -> Dict[str, str]:
+        return dict(self.values)
+
+    def __getitem__(self, knob: str) -> str:
+        d = self.as_dict()
+        if knob not in d:
+            raise InvalidArgument(f"unknown knob {knob!r}; knobs: {', '.join(d)}")
+        return d[knob]
+
+    def replace(self, **changes: Any) -> "Policy":
+        """A copy with some knobs changed (values as text, bools or ints)."""
+        d = self.as_dict()
+        for k, v in changes.items():
+            if k not in d:
+                raise InvalidArgument(f"unknown knob {k!r}; knobs: {', '.join(d)}")
+            d[k] = _text(v)
+        return Policy(base=self.base, values=tuple(d.items()))
+
+    def overrides(self) -> Dict[str, str]:
+        """Knobs that differ from the base preset."""
+        base = dict(_core.preset(self.base))
+        return {k: v for k, v in self.values if base.get(k) != v}
+
+
+def policy_overrides(policy: "Policy | Mapping[str, Any] | None") -> Tuple[str | None, Dict[str, str] | None]:
+    """(base era, knob overrides) for ``Simulator(policy=...)``."""
+    if policy is None:
+        return None, None
+    if isinstance(policy, Policy):
+        return policy.base, policy.as_dict()
+    if isinstance(policy, Mapping):
+        return None, {str(k): _text(v) for k, v in policy.items()}
+    raise InvalidArgument(f"policy must be a rmapsim.Policy or a dict of knobs, got {policy!r}")
