@@ -102,6 +102,15 @@ impl Simulator {
         let v = match self.vma_merge(mm, prev, start, end, prot, flags, av, pgoff, ctx) {
             Some(m) => m,
             None => {
+                // A merge that failed half way (2.6.3x's case 6: the second pass's importer
+                // clone hits ENOMEM after the first pass freed `vma`) leaves the caller
+                // holding a freed VMA — a use-after-free in those kernels.
+                if !self.vmas.contains(vma) {
+                    return Err(SimError::InvariantViolation(format!(
+                        "use-after-free: vma_merge failed after freeing the VMA at {start:#x} (case 6 second pass ENOMEM); {} goes on with it",
+                        self.op_name
+                    )));
+                }
                 if start != self.vma(vma).start {
                     self.split_vma(vma, start, true)?;
                 }

@@ -148,6 +148,10 @@ pub struct Policy {
     pub fork_error_unlinks: bool,
     /// `MADV_WIPEONFORK` / `MADV_KEEPONFORK` exist (Linux 4.14+); otherwise EINVAL.
     pub has_wipeonfork: bool,
+    /// `vma_adjust` chooses the VMA to import an anon_vma from before removing anything,
+    /// looking past an unfaulted `next` in case 6; earlier kernels found it only on the
+    /// second pass, after `next` was freed (a failed clone there is a use-after-free).
+    pub adjust_imports_upfront: bool,
     /// anon_vmas record their fork tree's root, non-roots pin the root so it is freed
     /// last, and anon_vmas are reference counted (2.6.35+).
     pub track_root: bool,
@@ -184,6 +188,7 @@ impl Policy {
             importer_clones_exporter: true,
             fork_error_unlinks: true,
             has_wipeonfork: false,
+            adjust_imports_upfront: false,
             track_root: false,
             swapin_keeps_anon_mapping: false,
             index: AnonIndex::List,
@@ -248,6 +253,7 @@ impl Policy {
             name: "6.0".into(),
             fork_reuse: ForkReuse::ActiveVmas,
             has_wipeonfork: true,
+            adjust_imports_upfront: true,
             sizes: StructSizes { vm_area_struct: 200, anon_vma: 96, anon_vma_chain: 64 },
             ..v319.clone()
         };
@@ -327,6 +333,7 @@ pub const KNOBS: &[(&str, &str, &str)] = &[
     ("importer_clones_exporter", "vma_adjust's importer clones the exporter's chain (false: its own, the posted patch's bug)", "2.6.34-rc4 (287d97ac)"),
     ("fork_error_unlinks", "anon_vma_fork unlinks the cloned chain when a later allocation fails (false: leak, the posted patch)", "2.6.34"),
     ("has_wipeonfork", "MADV_WIPEONFORK / MADV_KEEPONFORK exist", "4.14"),
+    ("adjust_imports_upfront", "vma_adjust picks the anon_vma exporter before removing anything (case 6 looks past an unfaulted next)", "4.x (release unverified); 6.x merge code dups first"),
     ("track_root", "anon_vmas record the root of their fork tree; non-roots pin it; anon_vmas are refcounted", "2.6.35 (Rik van Riel's root series)"),
     ("swapin_keeps_anon_mapping", "a page that is already anonymous keeps page->mapping when mapped again from the swap cache", "3.0 here (exact release unverified)"),
     ("index", "what a walk enumerates: list (every entry), or interval_tree (entries covering the page index)", "3.7 (bf181b9f9d8d)"),
@@ -391,6 +398,7 @@ impl Policy {
             ("importer_clones_exporter", b(self.importer_clones_exporter)),
             ("fork_error_unlinks", b(self.fork_error_unlinks)),
             ("has_wipeonfork", b(self.has_wipeonfork)),
+            ("adjust_imports_upfront", b(self.adjust_imports_upfront)),
             ("track_root", b(self.track_root)),
             ("swapin_keeps_anon_mapping", b(self.swapin_keeps_anon_mapping)),
             ("index", word(self.index, INDEX).into()),
@@ -417,6 +425,7 @@ impl Policy {
             "importer_clones_exporter" => self.importer_clones_exporter = parse_bool(value, knob)?,
             "fork_error_unlinks" => self.fork_error_unlinks = parse_bool(value, knob)?,
             "has_wipeonfork" => self.has_wipeonfork = parse_bool(value, knob)?,
+            "adjust_imports_upfront" => self.adjust_imports_upfront = parse_bool(value, knob)?,
             "track_root" => self.track_root = parse_bool(value, knob)?,
             "swapin_keeps_anon_mapping" => self.swapin_keeps_anon_mapping = parse_bool(value, knob)?,
             "index" => self.index = parse_word(value, INDEX, knob)?,

@@ -530,3 +530,33 @@ fn try_to_unmap_cost_depends_on_fork_order() {
         s.check().unwrap();
     }
 }
+
+/// mprotect case 6 (prev and next both absorb the middle) where only the VMA after the
+/// middle is faulted: 2.6.3x's vma_adjust finds the exporter on its second pass, after
+/// the middle was freed; an ENOMEM there leaves mprotect holding a freed VMA. Kernels
+/// that choose the exporter first fail before changing anything.
+#[test]
+fn case6_second_pass_enomem() {
+    for era in ["2.6.34", "3.19", "6.0", "6.18"] {
+        let mut s = sim(era);
+        let a = s.spawn().unwrap() as i64;
+        let base = 0x2000_0000;
+        s.mmap(a, 3 * PG, Some(base), prot::READ).unwrap(); // P, unfaulted
+        s.mmap(a, 3 * PG, Some(base + 7 * PG), RW).unwrap(); // N, faulted, then read-only
+        s.touch(a, base + 7 * PG, 3 * PG, true).unwrap();
+        s.mprotect(a, base + 7 * PG, 3 * PG, prot::READ).unwrap();
+        s.mmap(a, 4 * PG, Some(base + 3 * PG), RW).unwrap(); // V, unfaulted, in between
+        let v = s.vmas_of(a).unwrap();
+        assert_eq!((v.len(), v[1].anon_vma, v[2].anon_vma.is_some()), (3, None, true));
+        s.inject_enomem(Inject::Nth(1)).unwrap();
+        let r = s.mprotect(a, base + 3 * PG, 4 * PG, prot::READ);
+        if s.policy().adjust_imports_upfront {
+            r.unwrap(); // the merge is abandoned (absorbed ENOMEM) and V changes alone
+            assert_eq!(s.vmas_of(a).unwrap().len(), 3);
+        } else {
+            let e = r.unwrap_err().to_string();
+            assert!(e.contains("use-after-free"), "{era}: {e}");
+        }
+        s.check().unwrap_or_else(|e| panic!("{era}: {e}"));
+    }
+}

@@ -202,6 +202,14 @@ impl Simulator {
                     remove_next = 1 + u8::from(end > n_end);
                     end = n_end;
                     pair = Some((vma, n));
+                    // Later kernels pick the exporter before changing anything: when
+                    // next has no anon_vma, the one after it may (case 6), so a failed
+                    // clone cannot strike after the first VMA was already removed.
+                    if remove_next == 2 && self.vma(n).anon_vma.is_none() && self.policy.adjust_imports_upfront {
+                        if let Some(nn) = self.vma_next(n) {
+                            pair = Some((vma, nn));
+                        }
+                    }
                 } else if end > n_start {
                     // vma expands over part of next: case 5 moves the boundary up.
                     adjust_next = ((end - n_start) >> PAGE_SHIFT) as i64;
