@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+import rmapsim
 from rmapsim.cli import main
 
 
@@ -60,4 +61,9 @@ def test_help_and_no_command():
     assert "--children" in run("demo", "--help").stdout
     r = run()
     assert r.returncode == 2 and "demo" in r.stdout
-    assert run("eras").stdout.split() == ["2.6.33", "2.6.34"]
+    assert run("eras", "--names").stdout.split() == rmapsim.eras()
+    table = run("eras", "--knobs").stdout.splitlines()
+    assert table[0].split() == ["knob"] + [e + ("*" if e == rmapsim.DEFAULT_ERA else "") for e in rmapsim.eras()]
+    rows = {line.split()[0]: line.split()[1:] for line in table[2:] if line and not line.startswith(" ") and ":" not in line}
+    assert rows["index"][rmapsim.eras().index("3.7")] == "itree"
+    assert any(line.startswith("fork_reuse: ") for line in table)

@@ -1,5 +1,10 @@
 """Unit tests per operation and era.
 
+Every test runs in all three eras (conftest `sim`). 2.6.34-rc1 is the anon_vma_chain patch as
+first posted: where its rules differ from 2.6.34 (anon_vma_prepare reuses any compatible
+neighbour's anon_vma, with no singular-chain test), the test asserts rc1's own outcome, and
+where that outcome breaks an invariant, that check() reports it (_simutil.expect_broken).
+
 Every expected number below is derived by hand from what Linux 2.6.33 / 2.6.34 do
 (mm/mmap.c vma_merge / find_mergeable_anon_vma, mm/rmap.c anon_vma_prepare / anon_vma_fork /
 anon_vma_clone / unlink_anon_vmas, mm/memory.c do_anonymous_page / do_wp_page /
@@ -17,12 +22,14 @@ import pytest
 import rmapsim
 
 from _simutil import (
+    ALL_ERAS,
     MMAP_BASE,
     PAGE,
     PAGE_SHIFT,
     STRUCT_SIZES,
     anon_pages,
     counts,
+    expect_broken,
     is_chain_era,
     layout,
     norm_prot,
@@ -64,8 +71,9 @@ def pages_of(sim, pid, addr, npages):
 
 
 def test_eras_listed():
-    eras = list(rmapsim.eras())
-    assert "2.6.33" in eras and "2.6.34" in eras
+    # contract (Issue 3 additions): oldest first, the buggy rc1 between its neighbours
+    # (later issues add newer eras after them)
+    assert list(rmapsim.eras())[: len(ALL_ERAS)] == list(ALL_ERAS)
 
 
 def test_spawn_gives_empty_mm(sim):
@@ -80,6 +88,8 @@ def test_spawn_gives_empty_mm(sim):
         "anon_vma_chain": 0,
         "page": 0,
         "pte": 0,
+        "swap_slot": 0,
+        "swap_cache": 0,
     }
     assert anon_pages(sim) == []
 
@@ -117,6 +127,7 @@ def test_mmap_fresh_range(sim):
             "prot": RW,
             "anon_vma": None,
             "chain_len": 0,
+            "flags": frozenset(),
         }
     ]
     # mmap itself allocates no anon_vma, no chain, no page, no PTE
@@ -727,6 +738,8 @@ def test_exit_frees_everything(sim):
         "anon_vma_chain": 0,
         "page": 0,
         "pte": 0,
+        "swap_slot": 0,
+        "swap_cache": 0,
     }
     assert anon_pages(sim) == []
     assert pids(sim) == []
@@ -834,7 +847,7 @@ def test_prepare_reuse_in_forked_child_depends_on_era(sim, side):
     sim.touch(child, b, PAGE, write=True)
     a_v = [v for v in vmas(sim, child) if v["start"] == X][0]
     b_v = [v for v in vmas(sim, child) if v["start"] == b][0]
-    if is_chain_era(sim):
+    if sim.era == "2.6.34":
         # the neighbour's chain is [C, AP] (length 2): since 2.6.34-rc4 (d0e9fe1758f2) it is
         # not reused; prepare allocates a new anon_vma + one AVC
         assert a_v["chain_len"] == 2
@@ -843,6 +856,16 @@ def test_prepare_reuse_in_forked_child_depends_on_era(sim, side):
         assert b_v["chain_len"] == 1
         # AP, C, B's; AVCs: parent 1 + child's A 2 + B 1
         assert_counts(sim, anon_vma=3, anon_vma_chain=4)
+    elif sim.era == "2.6.34-rc1":
+        # the patch as posted reuses the neighbour's anon_vma C whatever its chain: B links
+        # only C (prepare adds one AVC), A links C and AP -- two VMAs share ->anon_vma with
+        # different chains (kernel-eras.md section 11, bug 3)
+        assert a_v["chain_len"] == 2
+        assert b_v["anon_vma"] == a_v["anon_vma"] != family_av
+        assert b_v["chain_len"] == 1
+        # AP, C; AVCs: parent 1 + child's A 2 + B 1
+        assert_counts(sim, anon_vma=2, anon_vma_chain=4)
+        expect_broken(sim, 4)
     else:
         # 2.6.33 reuses any compatible neighbour's anon_vma: the family one
         assert b_v["anon_vma"] == a_v["anon_vma"] == family_av
@@ -851,7 +874,8 @@ def test_prepare_reuse_in_forked_child_depends_on_era(sim, side):
 
 def test_prepare_reuse_still_refused_after_parent_exit(sim):
     """The child's chain keeps the parent's anon_vma after the parent exits (length 2), so
-    2.6.34 still refuses to share the child's anon_vma with a new neighbour."""
+    2.6.34 still refuses to share the child's anon_vma with a new neighbour (2.6.34-rc1, with
+    no singular-chain test, shares it and breaks invariant 4)."""
     parent = sim.spawn()
     sim.mmap(parent, 2 * PAGE, addr=X, prot="rw")
     write_all(sim, parent, X, 2)
@@ -860,10 +884,16 @@ def test_prepare_reuse_still_refused_after_parent_exit(sim):
     b = _place_neighbour(sim, child, "prev")
     sim.touch(child, b, PAGE, write=True)
     a_v, b_v = vmas(sim, child)
-    if is_chain_era(sim):
+    if sim.era == "2.6.34":
         assert a_v["chain_len"] == 2
         assert b_v["anon_vma"] != a_v["anon_vma"]
         assert_counts(sim, anon_vma=3, anon_vma_chain=3)
+    elif sim.era == "2.6.34-rc1":
+        # rc1 reuses the child's anon_vma: B's chain [C] differs from A's [C, AP]
+        assert (a_v["chain_len"], b_v["chain_len"]) == (2, 1)
+        assert b_v["anon_vma"] == a_v["anon_vma"]
+        assert_counts(sim, anon_vma=2, anon_vma_chain=3)
+        expect_broken(sim, 4)
     else:
         assert b_v["anon_vma"] == a_v["anon_vma"]
         assert_counts(sim, anon_vma=1, anon_vma_chain=0)
@@ -988,21 +1018,34 @@ def test_gap_fill_merge_in_forked_child_depends_on_era(sim):
     same): in a forked child, 2.6.33 gives B and D the family anon_vma shared with A, so
     filling the hole merges A, new and D; in 2.6.34 A has its own child anon_vma (chain of
     2, so B did not reuse it) and D reused B's, so prev and next anon_vmas differ and
-    vma_merge only extends prev (case 2)."""
+    vma_merge only extends prev (case 2). 2.6.34-rc1 reuses like 2.6.33 (A's own child
+    anon_vma), so it merges all three."""
     parent = sim.spawn()
     sim.mmap(parent, 2 * PAGE, addr=X, prot="rw")
     write_all(sim, parent, X, 2)
     child = sim.fork(parent)
     _build_a_b_d(sim, child)
+    a, d = vmas(sim, child)
+    if sim.era == "2.6.34-rc1":
+        # as posted, prepare let B reuse A's anon_vma C (A's chain [C, AP], B's [C]) and D
+        # reuse B's: A and D share C with different chains (bug 3, invariant 4) ...
+        assert a["anon_vma"] == d["anon_vma"]
+        assert (a["chain_len"], d["chain_len"]) == (2, 1)
+        expect_broken(sim, 4, mark=False)
     sim.mmap(child, PAGE, addr=X + 2 * PAGE, prot="rw")
     x = X >> PAGE_SHIFT
-    if is_chain_era(sim):
+    if sim.era == "2.6.34":
         assert layout(sim, child) == [
             (X, X + 3 * PAGE, x, RW),
             (X + 3 * PAGE, X + 4 * PAGE, x + 3, RW),
         ]
     else:
+        # 2.6.33, and rc1: prev and next carry the same anon_vma -> vma_merge case 1
         assert layout(sim, child) == [(X, X + 4 * PAGE, x, RW)]
+        # ... rc1: the merge kept A's chain and unlinked D's, which happens to restore
+        # invariant 4 (one VMA left); the fixture's teardown check() must pass again
+        [v] = vmas(sim, child)
+        assert v["chain_len"] == (2 if is_chain_era(sim) else 0)
 
 
 # --------------------------------------------------------------------------- API shapes
@@ -1036,3 +1079,382 @@ def test_array_types_follow_the_contract(sim):
         assert arr.shape == (2,)
     assert sim.era in rmapsim.eras()
     assert sim.check() is None
+
+
+# --------------------------------------------------------------------------- Issue 3 operations
+#
+# Each expectation below comes from the 2.6.33 / 2.6.34 source: mm/mprotect.c mprotect_fixup,
+# mm/madvise.c madvise_behavior, mm/mremap.c (vma_to_resize, vma_expandable, move_vma,
+# copy_vma), mm/memory.c do_swap_page / do_wp_page (reuse_swap_page), mm/rmap.c try_to_unmap,
+# mm/swapfile.c free_swap_and_cache / try_to_free_swap, mm/swap_state.c free_swap_cache.
+
+
+def flags_of(sim, pid):
+    return [(v["start"], v["end"], v["flags"]) for v in vmas(sim, pid)]
+
+
+def slot_of(sim, h):
+    return sim.page_info(h)["swap_slot"]
+
+
+def test_madvise_flag_advice_splits_and_remerges(sim):
+    pid = sim.spawn()
+    sim.mmap(pid, 4 * PAGE, addr=X)
+    write_all(sim, pid, X, 4)
+    hs = pages_of(sim, pid, X, 4)
+    none = frozenset()
+    # MADV_RANDOM on the middle two pages: VM_RAND_READ differs -> split at both ends
+    assert len(sim.madvise(pid, X + PAGE, 2 * PAGE, "random")) == 0
+    R_, S_, D_ = frozenset({"rand"}), frozenset({"seq"}), frozenset({"dontcopy"})
+    assert flags_of(sim, pid) == [
+        (X, X + PAGE, none), (X + PAGE, X + 3 * PAGE, R_), (X + 3 * PAGE, X + 4 * PAGE, none)
+    ]
+    # MADV_SEQUENTIAL: (flags & ~VM_RAND_READ) | VM_SEQ_READ
+    sim.madvise(pid, X + PAGE, PAGE, "sequential")
+    assert [f for _, _, f in flags_of(sim, pid)] == [none, S_, R_, none]
+    # MADV_DONTFORK adds VM_DONTCOPY and keeps the rest
+    sim.madvise(pid, X + PAGE, PAGE, "dontfork")
+    assert [f for _, _, f in flags_of(sim, pid)] == [none, S_ | D_, R_, none]
+    # MADV_DOFORK and MADV_NORMAL clear them again; every piece then has the flags (and the
+    # anon_vma) of its neighbours, and vma_merge puts the VMA back together
+    sim.madvise(pid, X + PAGE, PAGE, "dofork")
+    assert [f for _, _, f in flags_of(sim, pid)] == [none, S_, R_, none]
+    sim.madvise(pid, X, 4 * PAGE, "normal")
+    assert flags_of(sim, pid) == [(X, X + 4 * PAGE, none)]
+    assert layout(sim, pid) == [(X, X + 4 * PAGE, X >> PAGE_SHIFT, RW)]
+    # flag advice never touches the page tables
+    assert pages_of(sim, pid, X, 4) == hs
+    assert_counts(
+        sim, vma=1, anon_vma=1, anon_vma_chain=1 if is_chain_era(sim) else 0, page=4, pte=4
+    )
+
+
+def test_fork_skips_dontfork_vmas(sim):
+    parent = sim.spawn()
+    sim.mmap(parent, 3 * PAGE, addr=X)
+    write_all(sim, parent, X, 3)
+    hs = pages_of(sim, parent, X, 3)
+    sim.madvise(parent, X + PAGE, PAGE, "dontfork")
+    child = sim.fork(parent)
+    # dup_mmap: "if (mpnt->vm_flags & VM_DONTCOPY) continue;" -- no VMA, no PTEs there
+    assert [(s, e) for s, e, _ in flags_of(sim, child)] == [
+        (X, X + PAGE), (X + 2 * PAGE, X + 3 * PAGE)
+    ]
+    assert no_page_outside_vmas(sim, child, X + PAGE)
+    assert [page_at(sim, child, X), page_at(sim, child, X + 2 * PAGE)] == [hs[0], hs[2]]
+    assert walk_one(sim, hs[1])["mapcount"] == 1
+    assert_counts(sim, page=3, pte=5)
+
+
+def test_mprotect_splits_keeps_pages_and_remerges(sim):
+    pid = sim.spawn()
+    sim.mmap(pid, 4 * PAGE, addr=X)
+    write_all(sim, pid, X, 4)
+    hs = pages_of(sim, pid, X, 4)
+    av = vmas(sim, pid)[0]["anon_vma"]
+    sim.mprotect(pid, X + PAGE, 2 * PAGE, "r")
+    x = X >> PAGE_SHIFT
+    assert layout(sim, pid) == [
+        (X, X + PAGE, x, RW), (X + PAGE, X + 3 * PAGE, x + 1, R), (X + 3 * PAGE, X + 4 * PAGE, x + 3, RW)
+    ]
+    assert [v["anon_vma"] for v in vmas(sim, pid)] == [av] * 3
+    # change_protection write-protects PTEs; it does not unmap anything
+    assert pages_of(sim, pid, X, 4) == hs
+    with pytest.raises(rmapsim.BadAddress):
+        sim.touch(pid, X + PAGE, PAGE, write=True)
+    sim.touch(pid, X + PAGE, 2 * PAGE, write=False)
+    sim.mprotect(pid, X + PAGE, 2 * PAGE, "rw")
+    # vma_merge case 1: prev, the range and next have the same flags and anon_vma
+    assert layout(sim, pid) == [(X, X + 4 * PAGE, x, RW)]
+    # a write to the (write-protected, sole-mapped) page reuses it: same page
+    sim.touch(pid, X + PAGE, PAGE, write=True)
+    assert pages_of(sim, pid, X, 4) == hs
+    assert_counts(
+        sim, vma=1, anon_vma=1, anon_vma_chain=1 if is_chain_era(sim) else 0, page=4, pte=4
+    )
+
+
+def test_try_to_unmap_shared_page_then_swap_in_from_the_swap_cache(sim):
+    parent = sim.spawn()
+    sim.mmap(parent, 2 * PAGE, addr=X)
+    write_all(sim, parent, X, 2)
+    h = page_at(sim, parent, X)
+    child = sim.fork(parent)
+    row = scan_rows(sim.try_to_unmap([h]))[0]
+    # the walk finds both mappings; each becomes a swap entry of the page's new slot, and
+    # the page stays in the swap cache, unmapped
+    assert row["mappings_found"] == row["mapcount"] == 2
+    info = sim.page_info(h)
+    assert info["mapcount"] == 0 and info["swap_slot"] is not None
+    assert (page_at(sim, parent, X), page_at(sim, child, X)) == (None, None)
+    assert_counts(sim, page=2, pte=4, swap_slot=1, swap_cache=1)
+    assert "ws" in sim.render_layout(parent).splitlines()[3]
+    # a second try_to_unmap finds nothing to unmap
+    row = scan_rows(sim.try_to_unmap([h]))[0]
+    assert row["mappings_found"] == row["mapcount"] == 0
+    # read fault in the child: do_swap_page finds the page in the swap cache and maps it;
+    # a read fault never takes it out of the swap cache
+    parent_av, child_av = vmas(sim, parent)[0]["anon_vma"], vmas(sim, child)[0]["anon_vma"]
+    sim.touch(child, X, PAGE, write=False)
+    assert page_at(sim, child, X) == h
+    assert sim.page_info(h)["mapcount"] == 1 and slot_of(sim, h) == info["swap_slot"]
+    # page_add_anon_rmap, first mapping -> __page_set_anon_rmap: 2.6.33 the VMA's (family)
+    # anon_vma; 2.6.34 (not exclusive) the oldest anon_vma of the child's chain, the
+    # parent's; 2.6.34-rc1 the child's own vma->anon_vma
+    want = child_av if sim.era == "2.6.34-rc1" else parent_av
+    assert sim.page_info(h)["anon_vma"] == want
+    sim.touch(parent, X, PAGE, write=False)
+    assert page_at(sim, parent, X) == h
+    assert_counts(sim, page=2, pte=4, swap_slot=1, swap_cache=1)
+    if sim.era == "2.6.34-rc1":
+        # the parent's VMA does not link the child's anon_vma: rmap cannot find the
+        # parent's mapping any more (kernel-eras.md section 11, bug 2)
+        row = walk_one(sim, h)
+        assert (row["mappings_found"], row["mapcount"]) == (1, 2)
+        expect_broken(sim, 1, mark=False)
+    # write in the parent: do_wp_page, mapcount 2 -> copy; the page keeps its slot
+    sim.touch(parent, X, PAGE, write=True)
+    new = page_at(sim, parent, X)
+    assert new not in (None, h)
+    assert slot_of(sim, h) == info["swap_slot"] and slot_of(sim, new) is None
+    # write in the child: mapcount 1 and no swap entry left for the slot ->
+    # reuse_swap_page deletes it from the swap cache (slot freed) and reuses it
+    sim.touch(child, X, PAGE, write=True)
+    assert page_at(sim, child, X) == h and slot_of(sim, h) is None
+    assert_counts(sim, page=3, pte=4, swap_slot=0, swap_cache=0)
+    # (rc1: the parent no longer maps h, so its rmap is complete again: teardown passes)
+
+
+def test_write_swap_in(sim):
+    pid = sim.spawn()
+    sim.mmap(pid, 2 * PAGE, addr=X)
+    write_all(sim, pid, X, 2)
+    h0, h1 = pages_of(sim, pid, X, 2)
+    child = sim.fork(pid)
+    sim.try_to_unmap([h0, h1])
+    # parent and child hold swap entries of both slots. Write fault in the parent on page 0:
+    # another entry (the child's) refers to the slot -> map it, then copy
+    sim.touch(pid, X, PAGE, write=True)
+    c0 = page_at(sim, pid, X)
+    assert c0 not in (None, h0)
+    assert sim.page_info(h0)["mapcount"] == 0 and slot_of(sim, h0) is not None
+    # the child's write is now the only reference: do_swap_page's reuse_swap_page takes the
+    # page exclusively out of the swap cache
+    sim.touch(child, X, PAGE, write=True)
+    assert page_at(sim, child, X) == h0 and slot_of(sim, h0) is None
+    # do_page_add_anon_rmap(..., exclusive=1): the first mapping of an exclusive page goes
+    # to the faulting VMA's own anon_vma (2.6.33: the family's, which is the same)
+    assert sim.page_info(h0)["anon_vma"] == vmas(sim, child)[0]["anon_vma"]
+    # page 1: the child exits (free_swap_and_cache drops its entry); the parent's write is
+    # then exclusive too
+    sim.exit(child)
+    sim.touch(pid, X + PAGE, PAGE, write=True)
+    assert page_at(sim, pid, X + PAGE) == h1 and slot_of(sim, h1) is None
+    assert_counts(sim, page=2, pte=2, swap_slot=0, swap_cache=0)
+
+
+def test_drop_swap_cache_then_swap_in_reads_a_new_page(sim):
+    parent = sim.spawn()
+    sim.mmap(parent, PAGE, addr=X)
+    write_all(sim, parent, X, 1)
+    h = page_at(sim, parent, X)
+    index = sim.page_info(h)["index"]
+    child = sim.fork(parent)
+    sim.try_to_unmap([h])
+    slot = slot_of(sim, h)
+    # mapped swap-cache pages and pages not in the swap cache are left alone
+    assert sim.drop_swap_cache([h]) == 1
+    assert sim.drop_swap_cache() == 0
+    assert h not in anon_pages(sim)
+    assert_counts(sim, page=0, pte=2, swap_slot=1, swap_cache=0)
+    # the slot lives on (two entries): a fault reads a new page into the swap cache
+    sim.touch(child, X, PAGE, write=False)
+    new = page_at(sim, child, X)
+    assert new is not None and new != h
+    assert sim.page_info(new)["index"] == index and slot_of(sim, new) == slot
+    assert sim.drop_swap_cache() == 0  # mapped
+    # the parent's entry of the same slot finds that page in the swap cache
+    sim.touch(parent, X, PAGE, write=False)
+    assert page_at(sim, parent, X) == new
+    assert_counts(sim, page=1, pte=2, swap_slot=1, swap_cache=1)
+    if sim.era == "2.6.34":
+        # do_swap_page (2.6.34-rc4 ea90002b0fa7): a page read in non-exclusively goes to
+        # the oldest anon_vma of the VMA's chain -- the parent's, which both VMAs link
+        assert sim.page_info(new)["anon_vma"] == vmas(sim, parent)[0]["anon_vma"]
+    elif sim.era == "2.6.34-rc1":
+        # as posted: the faulting (child's) VMA's own anon_vma, which the parent's VMA does
+        # not link -> the parent's mapping is invisible to rmap (kernel-eras.md bug 2)
+        assert sim.page_info(new)["anon_vma"] == vmas(sim, child)[0]["anon_vma"]
+        assert walk_one(sim, new)["mappings_found"] == 1 < walk_one(sim, new)["mapcount"]
+        expect_broken(sim, 1)
+    else:
+        assert sim.page_info(new)["anon_vma"] == vmas(sim, parent)[0]["anon_vma"]
+
+
+def test_try_to_unmap_keeps_the_slot_of_a_swap_cache_page(sim):
+    parent = sim.spawn()
+    sim.mmap(parent, PAGE, addr=X)
+    write_all(sim, parent, X, 1)
+    h = page_at(sim, parent, X)
+    child = sim.fork(parent)
+    sim.try_to_unmap([h])
+    slot = slot_of(sim, h)
+    sim.touch(parent, X, PAGE, write=False)  # back from the swap cache, still in it
+    # add_to_swap is only for pages not in the swap cache: the child's entry and the
+    # parent's new one refer to the same slot
+    sim.try_to_unmap([h])
+    assert slot_of(sim, h) == slot
+    assert_counts(sim, page=1, pte=2, swap_slot=1, swap_cache=1)
+    assert sim.drop_swap_cache() == 1
+    # the parent reads first: its own anon_vma, which the child's chain links (even rc1)
+    sim.touch_many([parent, child], X, PAGE, write=False)
+    assert page_at(sim, parent, X) == page_at(sim, child, X) is not None
+
+
+def test_madvise_pageout_reclaims_pages_mapped_once(sim):
+    parent = sim.spawn()
+    sim.mmap(parent, 3 * PAGE, addr=X)
+    write_all(sim, parent, X, 3)
+    hs = pages_of(sim, parent, X, 3)
+    child = sim.fork(parent)
+    sim.touch(parent, X + 2 * PAGE, PAGE, write=True)  # page 2: the parent's own copy
+    own = page_at(sim, parent, X + 2 * PAGE)
+    stats = sim.madvise(parent, X, 3 * PAGE, "pageout")
+    rows = scan_rows(stats)
+    # page_mapcount == 1 only for the copy; the COW-shared pages stay mapped
+    assert [r["page"] for r in rows] == [own]
+    assert rows[0]["mappings_found"] == rows[0]["mapcount"] == 1
+    assert own not in anon_pages(sim)  # unmapped, then freed from the swap cache
+    assert pages_of(sim, parent, X, 2) == hs[:2]
+    assert "ssw" in sim.render_layout(parent).splitlines()[3]
+    assert_counts(sim, page=3, pte=6, swap_slot=1, swap_cache=0)
+    # the parent reads it back: a new page from swap
+    sim.touch(parent, X + 2 * PAGE, PAGE, write=False)
+    assert page_at(sim, parent, X + 2 * PAGE) not in (None, own)
+
+
+def test_madvise_dontneed_zaps_every_entry(sim):
+    parent = sim.spawn()
+    sim.mmap(parent, 4 * PAGE, addr=X)
+    write_all(sim, parent, X, 3)
+    sim.touch(parent, X + 3 * PAGE, PAGE, write=False)  # zero page
+    h = pages_of(sim, parent, X, 3)
+    child = sim.fork(parent)
+    sim.try_to_unmap([h[0]])
+    sim.madvise(parent, X, 4 * PAGE, "dontneed")
+    # zap_page_range: pages lose the parent's mapping, swap entries are freed; the VMA stays
+    assert pages_of(sim, parent, X, 4) == [None] * 4
+    assert layout(sim, parent) == [(X, X + 4 * PAGE, X >> PAGE_SHIFT, RW)]
+    assert sim.render_layout(parent).splitlines()[3].strip() == "...."
+    # the child's entries keep the slot and the page
+    assert pages_of(sim, child, X + PAGE, 2) == h[1:]
+    assert_counts(sim, page=3, pte=4, swap_slot=1, swap_cache=1)
+
+
+@pytest.mark.parametrize("how", ["munmap", "exit", "dontneed", "mmap_fixed"])
+def test_zap_frees_a_swap_cache_page_no_entry_refers_to(sim, how):
+    """zap_pte_range -> tlb_remove_page -> free_swap_cache: an unmapped swap-cache page
+    whose slot no swap entry refers to (try_to_free_swap: page_swapcount == 0) leaves the
+    swap cache and is freed; a still mapped one stays."""
+    parent = sim.spawn()
+    sim.mmap(parent, PAGE, addr=X)
+    write_all(sim, parent, X, 1)
+    h = page_at(sim, parent, X)
+    sim.try_to_unmap([h])
+    sim.touch(parent, X, PAGE, write=False)  # mapped, in the swap cache, no entry left
+    child = sim.fork(parent)
+    sim.exit(child)
+    # still mapped by the parent: free_swap_cache leaves it (!page_mapped)
+    assert slot_of(sim, h) is not None
+    assert_counts(sim, page=1, pte=1, swap_slot=1, swap_cache=1)
+    if how == "munmap":
+        sim.munmap(parent, X, PAGE)
+    elif how == "exit":
+        sim.exit(parent)
+    elif how == "dontneed":
+        sim.madvise(parent, X, PAGE, "dontneed")
+    else:
+        sim.mmap(parent, PAGE, addr=X, prot="r")
+    sim.check()
+    assert h not in anon_pages(sim)
+    assert_counts(sim, page=0, pte=0, swap_slot=0, swap_cache=0)
+
+
+def test_mremap_shrink_grow_and_move_keep_the_pages(sim):
+    pid = sim.spawn()
+    sim.mmap(pid, 4 * PAGE, addr=X)
+    write_all(sim, pid, X, 4)
+    hs = pages_of(sim, pid, X, 4)
+    index = [sim.page_info(h)["index"] for h in hs]
+    x = X >> PAGE_SHIFT
+    # shrink: do_munmap of the tail
+    assert sim.mremap(pid, X, 4 * PAGE, 3 * PAGE) == X
+    assert hs[3] not in anon_pages(sim)
+    # grow in place: nothing after the VMA; the new page has no entry
+    assert sim.mremap(pid, X, 3 * PAGE, 5 * PAGE, may_move=False) == X
+    assert layout(sim, pid) == [(X, X + 5 * PAGE, x, RW)]
+    assert pages_of(sim, pid, X, 5) == hs[:3] + [None, None]
+    # something in the way: move (copy_vma keeps a faulted VMA's pgoff; entries move as
+    # they are, the page's index with them)
+    sim.mmap(pid, PAGE, addr=X + 5 * PAGE, prot="r")
+    new = sim.mremap(pid, X, 5 * PAGE, 6 * PAGE)
+    # get_unmapped_area searches top-down below mmap_base (the mm has nothing up there)
+    assert new == MMAP_BASE - 6 * PAGE
+    v = [v for v in vmas(sim, pid) if v["start"] == new][0]
+    assert (v["end"], v["pgoff"]) == (new + 6 * PAGE, x)
+    assert pages_of(sim, pid, new, 6) == hs[:3] + [None] * 3
+    assert [sim.page_info(h)["index"] for h in hs[:3]] == index[:3]
+    with pytest.raises(rmapsim.BadAddress):
+        sim.page_at(pid, X)  # the old range is unmapped
+    # MREMAP_FIXED over a mapped range unmaps what was there first
+    sim.mmap(pid, 2 * PAGE, addr=X + 16 * PAGE)
+    write_all(sim, pid, X + 16 * PAGE, 2)
+    gone = pages_of(sim, pid, X + 16 * PAGE, 2)
+    assert sim.mremap(pid, new, 2 * PAGE, 2 * PAGE, new_addr=X + 16 * PAGE) == X + 16 * PAGE
+    assert pages_of(sim, pid, X + 16 * PAGE, 2) == hs[:2]
+    assert not set(gone) & set(anon_pages(sim))
+    # an unfaulted VMA moved gets pgoff = new_addr >> PAGE_SHIFT (copy_vma)
+    sim.mmap(pid, PAGE, addr=X + 30 * PAGE, prot="r")
+    assert sim.mremap(pid, X + 30 * PAGE, PAGE, PAGE, new_addr=X + 40 * PAGE) == X + 40 * PAGE
+    v = [v for v in vmas(sim, pid) if v["start"] == X + 40 * PAGE][0]
+    assert v["pgoff"] == x + 40 and v["anon_vma"] is None
+
+
+def test_merge_next_to_mremap_grown_vma(sim):
+    pid = sim.spawn()
+    sim.mmap(pid, 2 * PAGE, addr=X)
+    sim.mmap(pid, 2 * PAGE, addr=X + 4 * PAGE)
+    # 2.6.34 mremap: vma_expandable -> vma_adjust(vma, start, addr + new_len): no vma_merge,
+    # so [X, X+4P) and [X+4P, X+6P) stay two VMAs although they could merge
+    assert sim.mremap(pid, X, 2 * PAGE, 4 * PAGE, may_move=False) == X
+    x = X >> PAGE_SHIFT
+    assert layout(sim, pid) == [(X, X + 4 * PAGE, x, RW), (X + 4 * PAGE, X + 6 * PAGE, x + 4, RW)]
+    sim.check()
+    # mprotect_fixup -> vma_merge(prev=NULL, [X, X+P)): next is [X+P, X+4P) -> case 8, the
+    # range grows over it; [X+4P, X+6P) is no neighbour of the range and stays apart
+    sim.mprotect(pid, X, PAGE, "r")
+    sim.mprotect(pid, X, PAGE, "rw")
+    assert layout(sim, pid) == [(X, X + 4 * PAGE, x, RW), (X + 4 * PAGE, X + 6 * PAGE, x + 4, RW)]
+    sim.check()
+
+
+def test_render_layout_picture(sim):
+    pid = sim.spawn()
+    sim.mmap(pid, 4 * PAGE, addr=X)
+    write_all(sim, pid, X, 2)
+    sim.touch(pid, X + 2 * PAGE, PAGE, write=False)
+    child = sim.fork(pid)
+    sim.try_to_unmap([page_at(sim, pid, X + PAGE)])
+    sim.mprotect(pid, X + 3 * PAGE, PAGE, "r")
+    sim.mmap(pid, PAGE, addr=X + 6 * PAGE, prot="none")
+    lines = sim.render_layout(pid).splitlines()
+    assert lines[0].startswith(f"pid {pid}: 3 VMA(s) in [{X:#x}, {X + 7 * PAGE:#x})")
+    assert lines[1] == "  0123456"
+    assert lines[2] == "  AAAB  C"
+    # page 0 shared with the child, 1 swapped out, 2 zero page, 3 none; the "none" VMA empty
+    assert lines[3] == "  swz.  ."
+    assert lines[4].startswith(f"  A [{X:#x}, {X + 3 * PAGE:#x}) 3 pages pgoff {X >> PAGE_SHIFT:#x} rw-")
+    assert "r--" in lines[5] and "---" in lines[6]
+    assert sim.render_layout(child).splitlines()[3] == "  swz."
+    sim.exec(child)
+    assert sim.render_layout(child) == f"pid {child}: no VMAs\n"

@@ -38,36 +38,45 @@ impl Simulator {
         if self.merge_failed {
             return Ok(());
         }
-        for &(mm, addr, new_range) in &self.merge_sites {
-            self.check_merged_at(mm, addr, new_range)?;
+        for &(mm, start, end, new_range) in &self.merge_sites {
+            self.check_merged_at(mm, start, end, new_range)?;
         }
         Ok(())
     }
 
-    /// The VMA covering the merge site, taken as the range `vma_merge` was asked about,
-    /// must not still be mergeable with a neighbour under the era's rules (checked in
-    /// the direction the kernel checks: the range after `prev`, before `next`).
-    fn check_merged_at(&self, mm: MmId, addr: u64, new_range: bool) -> Result<()> {
-        let Some(v) = self.mms.get(mm).and_then(|_| self.find_vma(mm, addr)) else {
+    /// `vma_merge` was asked about the range `[start, end)`; it examined only the VMA
+    /// ending at `start` and the one starting at `end`. Where the range's VMA still has
+    /// such a boundary, the two sides must not be mergeable under the era's rules
+    /// (checked in the kernel's direction: the range after `prev`, before `next`).
+    fn check_merged_at(&self, mm: MmId, start: u64, end: u64, new_range: bool) -> Result<()> {
+        if self.mms.get(mm).is_none() {
             return Ok(());
-        };
-        let (prev, next) = (self.vma_prev(v), self.vma_next(v));
-        let stuck = [
-            (prev, self.vma_prev(v).is_some_and(|p| self.range_mergeable_with(v, p, true, new_range))),
-            (next, self.vma_next(v).is_some_and(|n| self.range_mergeable_with(v, n, false, new_range))),
-        ];
-        for (other, bad) in stuck {
-            if let (Some(o), true) = (other, bad) {
-                let (x, y) = (self.vma(v), self.vma(o));
-                return Err(self.violation(
-                    7,
-                    "VMA layout",
-                    format!(
-                        "pid {}: VMA [{:#x}, {:#x}) is still mergeable with its neighbour [{:#x}, {:#x}) after the merge",
-                        self.mm(mm).pid, x.start, x.end, y.start, y.end
-                    ),
-                ));
+        }
+        let mut stuck = None;
+        if let Some(v) = self.find_vma(mm, start).filter(|&v| self.vma(v).start == start) {
+            if let Some(p) = self.vma_prev(v).filter(|&p| self.range_mergeable_with(v, p, true, new_range)) {
+                stuck = Some((p, v));
             }
+        }
+        if let Some(v) = self.find_vma(mm, end - 1).filter(|&v| self.vma(v).end == end) {
+            if let Some(n) = self.vma_next(v).filter(|&n| self.range_mergeable_with(v, n, false, new_range)) {
+                stuck = Some((v, n));
+            }
+        }
+        if let Some((a, b)) = stuck {
+            let (x, y) = (self.vma(a), self.vma(b));
+            return Err(self.violation(
+                7,
+                "VMA layout",
+                format!(
+                    "pid {}: adjacent VMAs [{:#x}, {:#x}) and [{:#x}, {:#x}) are mergeable but were left unmerged",
+                    self.mm(mm).pid,
+                    x.start,
+                    x.end,
+                    y.start,
+                    y.end
+                ),
+            ));
         }
         Ok(())
     }

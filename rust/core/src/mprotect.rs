@@ -123,7 +123,7 @@ impl Simulator {
         let x = self.vma_mut(v);
         x.prot = prot;
         x.flags = flags;
-        self.merge_sites.push((mm, start, false));
+        self.merge_sites.push((mm, start, end, false));
         Ok(v)
     }
 

@@ -245,7 +245,7 @@ pub struct Simulator {
     pub(crate) ptes: u64,
     /// Where the last operation merged VMAs (mm, an address inside the result), for the
     /// merge part of invariant 7; cleared when the next operation starts.
-    pub(crate) merge_sites: Vec<(MmId, u64, bool)>,
+    pub(crate) merge_sites: Vec<(MmId, u64, u64, bool)>,
     /// An allocation failure inside `vma_merge` was absorbed during this operation (the
     /// kernel then leaves mergeable neighbours unmerged).
     pub(crate) merge_failed: bool,

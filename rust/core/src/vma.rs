@@ -535,7 +535,7 @@ impl Simulator {
             let v = self.vma_alloc(AllocSite::VmaMmap, mm, addr, end, pgoff, prot, flags)?;
             self.vma_link(v, true);
         }
-        self.merge_sites.push((mm, addr, true));
+        self.merge_sites.push((mm, addr, end, true));
         Ok(addr)
     }
 
