@@ -94,6 +94,31 @@ def _int_list(values: object, what: str) -> List[int]:
     return out
 
 
+class ApplyResult:
+    """Per-operation results of :meth:`Simulator.apply`: ``status`` (0 = ok, else
+    ``ERROR_KINDS.index(kind) + 1``), ``value`` (new process symbol, address, …) and
+    ``message`` (the error text, or "")."""
+
+    def __init__(self, status: np.ndarray, value: np.ndarray, message: list) -> None:
+        self.status, self.value, self.message = status, value, message
+
+    def __len__(self) -> int:
+        return len(self.status)
+
+    def errors(self) -> list:
+        """``(index, kind, message)`` of every failed operation."""
+        from .trace import ERROR_KINDS
+
+        return [(i, ERROR_KINDS[s - 1], self.message[i]) for i, s in enumerate(self.status.tolist()) if s]
+
+    def violation(self) -> Optional[str]:
+        """The invariant violation that stopped the batch, if any."""
+        for _, kind, msg in self.errors():
+            if kind == "InvariantViolation":
+                return msg
+        return None
+
+
 class Simulator(_core.Simulator):
     """A simulated machine running one kernel era's anon rmap.
 
@@ -161,6 +186,17 @@ class Simulator(_core.Simulator):
         page from swap. Mapped pages and pages not in the swap cache are left alone.
         Returns how many pages were dropped."""
         return int(self._drop_swap_cache(self._pages(pages)))
+
+    def apply(self, ops: object, check_each: bool = False) -> "ApplyResult":
+        """Run a batch of operations in one call: ``ops`` is trace text (version 1) or an
+        op array (:mod:`rmapsim.trace`). Every operation runs even if earlier ones fail;
+        with ``check_each``, ``check()`` runs after every operation and the batch stops at
+        the first invariant violation. Returns per-operation status, value and message."""
+        from . import trace
+
+        arr = trace.parse(ops) if isinstance(ops, str) else np.asarray(ops)
+        status, value, message = self._apply(trace.rows(arr), check_each)
+        return ApplyResult(np.frombuffer(bytes(status), dtype=np.uint8).copy(), np.asarray(value, dtype=np.uint64), list(message))
 
     def __repr__(self) -> str:
         c = self.counts()

@@ -168,6 +168,36 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--pages", "-p", type=_positive, default=1000, metavar="P", help="pages in the parent's mapping (default 1000)")
     d.add_argument("--era", action="append", type=_era, metavar="E", help="era preset (repeatable; default: all)")
     d.add_argument("--json", action="store_true", help="print one JSON object per era instead of a table")
+    r = sub.add_parser(
+        "replay",
+        help="replay a trace file and report the first invariant violation",
+        description=(
+            "Replay a version-1 trace (docs/fuzzing.md). With --check, check() runs after every "
+            "operation. Exit status: 0 no violation, 1 violation (the address space of every "
+            "process is drawn), 2 bad usage or malformed trace."
+        ),
+    )
+    r.add_argument("trace", metavar="FILE", help="trace file ('-' for standard input)")
+    r.add_argument("--era", type=_era, help="era preset (default: the trace's '# era' line, else the default era)")
+    r.add_argument("--check", action="store_true", help="check() after every operation (default: only at 'check' lines and at the end)")
+    f = sub.add_parser(
+        "fuzz",
+        help="fuzz an era with random operation sequences and shrink any violation",
+        description=(
+            "Random forks, exits, execs, mmaps, munmaps, faults, mprotects, madvises, mremaps, "
+            "reclaim and injected allocation failures over a few processes; structural checks "
+            "after every operation, the full rmap oracle every --full-check-every operations. "
+            "A violation is shrunk (delta debugging) to a minimal trace. Deterministic per seed "
+            "and --max-ops. Exit status: 1 violation found (trace written), 0 none, 2 bad usage."
+        ),
+    )
+    f.add_argument("--era", type=_era, default=DEFAULT_ERA, help=f"era preset (default {DEFAULT_ERA})")
+    f.add_argument("--seconds", type=float, default=10.0, help="time budget (default 10; 0 = no limit, needs --max-ops)")
+    f.add_argument("--max-ops", type=int, default=0, help="operation budget (0 = no limit)")
+    f.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    f.add_argument("--fail-rate", type=float, default=0.02, help="probability per operation of arming an allocation failure (default 0.02)")
+    f.add_argument("--full-check-every", type=int, default=16, help="full check() interval in operations (default 16)")
+    f.add_argument("--out", metavar="FILE", help="write the shrunk reproducer here (default: print it)")
     e = sub.add_parser(
         "eras",
         help="print the era presets and their knobs as a table",
@@ -178,12 +208,99 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def cmd_replay(args: argparse.Namespace) -> int:
+    from . import trace as tr
+    from .errors import InvalidArgument
+
+    try:
+        text = sys.stdin.read() if args.trace == "-" else open(args.trace).read()
+    except OSError as e:
+        print(f"rmapsim replay: cannot read {args.trace}: {e.strerror}", file=sys.stderr)
+        return 2
+    era = args.era
+    if era is None:
+        for line in text.splitlines():
+            if line.strip().startswith("# era "):
+                era = line.strip()[6:].strip().rstrip("*")
+                break
+    era = era or DEFAULT_ERA
+    try:
+        ops = tr.parse(text)
+    except InvalidArgument as e:
+        print(f"rmapsim replay: {args.trace}: {e}", file=sys.stderr)
+        return 2
+    sim = Simulator(era=era)
+    res = sim.apply(ops, check_each=args.check)
+    msg = res.violation()
+    if msg is None and len(res) == len(ops):
+        try:
+            sim.check()
+        except SimError as e:
+            msg = str(e)
+    errors = [e for e in res.errors() if e[1] != "InvariantViolation"]
+    print(f"replayed {len(res)} of {len(ops)} operations in era {era}; {len(errors)} returned errors")
+    for i, kind, m in errors[:20]:
+        print(f"  op {i + 1}: {kind}: {m}")
+    if msg is None:
+        print("no invariant violation")
+        return 0
+    print(f"VIOLATION after operation {len(res)}: {msg}")
+    for pid in sim.pids():
+        print(sim.render_layout(int(pid)))
+    return 1
+
+
+def cmd_fuzz(args: argparse.Namespace) -> int:
+    from . import _core
+
+    if args.seconds <= 0 and args.max_ops <= 0:
+        print("rmapsim fuzz: give --seconds > 0 or --max-ops > 0", file=sys.stderr)
+        return 2
+    if not 0 <= args.fail_rate <= 1:
+        print(f"rmapsim fuzz: --fail-rate {args.fail_rate} must be within [0, 1]", file=sys.stderr)
+        return 2
+    if args.seed < 0:
+        print(f"rmapsim fuzz: --seed {args.seed} must be >= 0", file=sys.stderr)
+        return 2
+    seconds = args.seconds if args.max_ops <= 0 else 0.0
+    if sys.stderr.isatty():
+        budget = f"{args.max_ops} ops" if args.max_ops > 0 else f"{seconds:g} s"
+        print(f"[fuzz] era {args.era}, seed {args.seed}, budget {budget} ...", file=sys.stderr, flush=True)
+    r = _core.fuzz(
+        args.era,
+        seed=args.seed,
+        max_ops=max(args.max_ops, 0),
+        seconds=seconds,
+        fail_rate=args.fail_rate,
+        full_check_every=args.full_check_every,
+    )
+    rate = r["ops"] / r["seconds"] if r["seconds"] > 0 else float("inf")
+    print(f"era {args.era}: {r['ops']:,} operations in {r['runs']:,} runs, {r['seconds']:.2f} s ({rate:,.0f} ops/s)")
+    if r["violation"] is None:
+        print("no violation found")
+        return 0
+    print(f"VIOLATION: {r['violation']}")
+    n = len([ln for ln in r["trace"].splitlines() if ln and not ln.startswith("#")])
+    print(f"shrunk from {r['unshrunk_len']} to {n} operations")
+    if args.out:
+        with open(args.out, "w") as fh:
+            fh.write(r["trace"])
+        print(f"reproducer written to {args.out} (replay: rmapsim replay {args.out} --check)")
+    else:
+        print(r["trace"], end="")
+    return 1
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return 2
+    if args.command == "replay":
+        return cmd_replay(args)
+    if args.command == "fuzz":
+        return cmd_fuzz(args)
     if args.command == "eras":
         if args.names:
             print("\n".join(eras()))

@@ -25,6 +25,7 @@ pub mod arena;
 pub mod check;
 pub mod error;
 pub mod fault;
+pub mod fuzz;
 pub mod itree;
 pub mod mm;
 pub mod mprotect;
@@ -35,6 +36,7 @@ pub mod render;
 pub mod rmap;
 pub mod sim;
 pub mod swap;
+pub mod trace;
 pub mod vma;
 
 pub use arena::Id;

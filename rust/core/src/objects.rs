@@ -280,6 +280,21 @@ impl AvList {
     pub fn iter(&self) -> impl Iterator<Item = ListEntry> + '_ {
         self.head.iter().rev().chain(self.tail.iter()).filter_map(|e| *e)
     }
+    /// Call `f` on each entry's VMA in kernel order until it returns false (two plain
+    /// loops: the rmap walk's hot path).
+    #[inline]
+    pub fn for_each_vma_while(&self, mut f: impl FnMut(VmaId) -> bool) {
+        for e in self.head.iter().rev().flatten() {
+            if !f(e.vma) {
+                return;
+            }
+        }
+        for e in self.tail.iter().flatten() {
+            if !f(e.vma) {
+                return;
+            }
+        }
+    }
     /// Entries with their positions, in kernel order.
     pub fn iter_pos(&self) -> impl Iterator<Item = (ListPos, ListEntry)> + '_ {
         let h = self.head.iter().enumerate().rev().filter_map(|(i, e)| e.map(|e| (-(i as ListPos) - 1, e)));

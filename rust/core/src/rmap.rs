@@ -181,13 +181,7 @@ impl Simulator {
             true
         };
         match self.policy.index {
-            AnonIndex::List => {
-                for e in anon_vma.list.iter() {
-                    if !visit(e.vma, &mut w) {
-                        break;
-                    }
-                }
-            }
+            AnonIndex::List => anon_vma.list.for_each_vma_while(|v| visit(v, &mut w)),
             AnonIndex::IntervalTree => {
                 let mut ww = w;
                 let nodes = itree::query(&self.avcs, anon_vma.tree, index, &mut |c| {

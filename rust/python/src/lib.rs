@@ -6,8 +6,10 @@ use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString, PyType};
 
+use rmapsim_core::fuzz::FuzzConfig;
 use rmapsim_core::policy::{Policy, ERAS, KNOBS};
 use rmapsim_core::sim::WriteStats;
+use rmapsim_core::trace::{self, Op, Outcome};
 use rmapsim_core::{Advice, Inject, ScanStats, SimError, Simulator as Core};
 
 /// Raise the `rmapsim` exception class matching `e` (defined in `rmapsim/errors.py`).
@@ -381,6 +383,38 @@ impl PySimulator {
         catch(|| self.inner.render_layout(pid)).py(py)
     }
 
+    /// Apply op rows in one call; returns `(status, value, messages)`: status 0 = ok
+    /// (value = result), otherwise the index+1 of the error kind in `ERROR_KINDS`, with its
+    /// message. With `check_each`, `check()` runs after every op; the run stops at the first
+    /// invariant violation (the rows after it are not applied).
+    #[pyo3(signature = (rows, check_each = false))]
+    fn _apply(&mut self, py: Python<'_>, rows: OpRows, check_each: bool) -> PyResult<(Vec<u8>, Vec<u64>, Vec<String>)> {
+        let ops = decode_rows(&rows).py(py)?;
+        let inner = &mut self.inner;
+        let out = py.detach(|| {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| trace::apply(inner, &ops, check_each))).map_err(
+                |_| SimError::InvariantViolation("internal error in rmapsim during apply (please report it)".into()),
+            )
+        });
+        let out = out.py(py)?;
+        let (mut st, mut val, mut msg) = (Vec::new(), Vec::new(), Vec::new());
+        for o in out {
+            match o {
+                Outcome::Ok(v) => {
+                    st.push(0);
+                    val.push(v);
+                    msg.push(String::new());
+                }
+                Outcome::Err(e) => {
+                    st.push(ERROR_KINDS.iter().position(|k| *k == e.kind()).map_or(255, |i| i as u8 + 1));
+                    val.push(0);
+                    msg.push(e.to_string());
+                }
+            }
+        }
+        Ok((st, val, msg))
+    }
+
     /// Allocation attempts so far per site, `{"<slab>@<kernel function>": n}`.
     fn allocation_sites<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let d = PyDict::new(py);
@@ -516,6 +550,10 @@ impl PySimulator {
     }
 }
 
+/// Error kinds as `_apply` numbers them (status = index + 1).
+const ERROR_KINDS: [&str; 6] =
+    ["NoSuchProcess", "BadAddress", "InvalidArgument", "StaleHandle", "OutOfMemory", "InvariantViolation"];
+
 fn flag_names(flags: u32) -> Vec<&'static str> {
     use rmapsim_core::objects::vmflags::*;
     [(RAND_READ, "rand"), (SEQ_READ, "seq"), (DONTCOPY, "dontcopy"), (WIPEONFORK, "wipeonfork")]
@@ -529,6 +567,79 @@ fn flag_names(flags: u32) -> Vec<&'static str> {
 #[pyfunction]
 fn eras() -> Vec<&'static str> {
     rmapsim_core::ERAS.to_vec()
+}
+
+type OpRows = Vec<[u64; 7]>;
+
+fn decode_rows(rows: &[[u64; 7]]) -> Result<Vec<Op>, SimError> {
+    rows.iter().enumerate().map(|(i, r)| Op::decode(*r, i)).collect()
+}
+
+/// Parse a version-1 trace into op rows `[code, p, a, b, c, d, e]`.
+#[pyfunction]
+fn parse_trace(py: Python<'_>, text: &str) -> PyResult<OpRows> {
+    let ops = catch(|| trace::parse(text)).py(py)?;
+    Ok(ops.iter().map(Op::encode).collect())
+}
+
+/// Render op rows as a version-1 trace.
+#[pyfunction]
+#[pyo3(signature = (rows, era = None))]
+fn format_trace(py: Python<'_>, rows: OpRows, era: Option<&str>) -> PyResult<String> {
+    let ops = decode_rows(&rows).py(py)?;
+    Ok(trace::format(&ops, era))
+}
+
+/// Run the native fuzzer; returns a dict (ops, runs, seconds, violation, trace, unshrunk_len).
+#[pyfunction]
+#[pyo3(signature = (era, seed = 0, max_ops = 0, seconds = 0.0, fail_rate = 0.0, run_len = 400, full_check_every = 16, policy = None))]
+#[allow(clippy::too_many_arguments)]
+fn fuzz<'py>(
+    py: Python<'py>,
+    era: &str,
+    seed: u64,
+    max_ops: u64,
+    seconds: f64,
+    fail_rate: f64,
+    run_len: u64,
+    full_check_every: u64,
+    policy: Option<&Bound<'_, PyDict>>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let mut p = Policy::preset(era)
+        .ok_or_else(|| SimError::InvalidArgument(format!("unknown era {era:?}; known eras: {}", ERAS.join(", "))))
+        .py(py)?;
+    if let Some(overrides) = policy {
+        p.name = format!("{era}*");
+        for (k, v) in overrides.iter() {
+            let (k, v): (String, String) = (k.str()?.to_string(), v.str()?.to_string());
+            p.set_knob(&k, &v).map_err(SimError::InvalidArgument).py(py)?;
+        }
+    }
+    if !(0.0..=1.0).contains(&fail_rate) {
+        return Err(to_py(py, SimError::InvalidArgument(format!("fail_rate must be within [0, 1], got {fail_rate}"))));
+    }
+    if max_ops == 0 && seconds <= 0.0 {
+        return Err(to_py(py, SimError::InvalidArgument("give max_ops > 0 or seconds > 0".into())));
+    }
+    let cfg = FuzzConfig { policy: p, seed, max_ops, seconds, fail_rate, run_len: run_len.max(1), full_check_every };
+    let name = cfg.policy.name.clone();
+    let r = py.detach(|| catch(|| rmapsim_core::fuzz::fuzz(&cfg))).py(py)?;
+    let d = PyDict::new(py);
+    d.set_item("ops", r.ops)?;
+    d.set_item("runs", r.runs)?;
+    d.set_item("seconds", r.seconds)?;
+    d.set_item("unshrunk_len", r.unshrunk_len)?;
+    match r.violation {
+        Some((m, ops)) => {
+            d.set_item("violation", m)?;
+            d.set_item("trace", trace::format(&ops, Some(&name)))?;
+        }
+        None => {
+            d.set_item("violation", py.None())?;
+            d.set_item("trace", py.None())?;
+        }
+    }
+    Ok(d)
 }
 
 /// The knob values of a preset: `{knob: value as text}`.
@@ -551,8 +662,12 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PySimulator>()?;
     m.add_function(wrap_pyfunction!(eras, m)?)?;
     m.add_function(wrap_pyfunction!(preset, m)?)?;
+    m.add_function(wrap_pyfunction!(parse_trace, m)?)?;
+    m.add_function(wrap_pyfunction!(format_trace, m)?)?;
+    m.add_function(wrap_pyfunction!(fuzz, m)?)?;
     m.add_function(wrap_pyfunction!(knobs, m)?)?;
     m.add("DEFAULT_ERA", rmapsim_core::policy::DEFAULT_ERA)?;
+    m.add("ERROR_KINDS", ERROR_KINDS.to_vec())?;
     m.add("PAGE_SIZE", rmapsim_core::PAGE_SIZE)?;
     m.add("MMAP_BASE", rmapsim_core::MMAP_BASE)?;
     m.add("MMAP_MIN_ADDR", rmapsim_core::MMAP_MIN_ADDR)?;

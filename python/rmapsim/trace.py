@@ -1,0 +1,61 @@
+"""Traces: the text form (version 1, documented in ``docs/fuzzing.md``) and the numpy
+op-array form of an operation sequence.
+
+The op array is a structured numpy array with fields ``code, p, a, b, c, d, e`` (uint64),
+one row per operation; ``p`` is a process symbol (1 = the first process created in the
+trace). :func:`parse` and :func:`format` convert between the forms; a malformed trace
+raises :class:`rmapsim.InvalidArgument` naming the line and what was expected.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional, Union
+
+import numpy as np
+
+from . import _core
+
+OP_DTYPE = np.dtype([(f, np.uint64) for f in ("code", "p", "a", "b", "c", "d", "e")])
+NONE = np.iinfo(np.uint64).max
+CODES = {
+    "spawn": 0,
+    "fork": 1,
+    "exit": 2,
+    "exec": 3,
+    "mmap": 4,
+    "munmap": 5,
+    "touch": 6,
+    "mprotect": 7,
+    "madvise": 8,
+    "mremap": 9,
+    "try_to_unmap": 10,
+    "drop_swap_cache": 11,
+    "enomem": 12,
+    "check": 13,
+}
+ERROR_KINDS = tuple(_core.ERROR_KINDS)
+
+
+def parse(text: str) -> np.ndarray:
+    """Parse a version-1 trace into an op array."""
+    rows = _core.parse_trace(text)
+    return np.array([tuple(r) for r in rows], dtype=OP_DTYPE)
+
+
+def load(path: Union[str, Path]) -> np.ndarray:
+    return parse(Path(path).read_text())
+
+
+def format(ops: np.ndarray, era: Optional[str] = None) -> str:  # noqa: A001 - mirrors parse
+    """Render an op array as version-1 trace text."""
+    return _core.format_trace(rows(ops), era)
+
+
+def rows(ops: np.ndarray) -> list:
+    arr = np.asarray(ops)
+    if arr.dtype != OP_DTYPE:
+        from .errors import InvalidArgument
+
+        raise InvalidArgument(f"op array must have dtype {OP_DTYPE}, got {arr.dtype}")
+    return [[int(x) for x in r] for r in arr.tolist()]

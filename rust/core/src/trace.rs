@@ -1,0 +1,501 @@
+//! Traces: a documented, versioned, line-oriented text form of an operation sequence, its
+//! parser and printer, and `apply`, which runs operations and reports each result.
+//!
+//! Format (version 1), one operation per line, `#` starts a comment:
+//!
+//! ```text
+//! # rmapsim trace v1
+//! spawn                                   # creates p1
+//! fork p1                                 # creates p2 (processes are numbered p1, p2, … in creation order)
+//! mmap p1 0x10000000 0x4000 rw            # address "-" lets the kernel choose
+//! touch p1 0x10000000 0x4000 w            # w = write fault, r = read fault
+//! munmap p1 0x10000000 0x1000
+//! mprotect p1 0x10001000 0x1000 r
+//! madvise p1 0x10002000 0x2000 random
+//! mremap p1 0x10002000 0x2000 0x4000 move 0x20000000   # "move"/"nomove", optional new address
+//! try_to_unmap p1 0x10003000              # the page mapped at that address of p1
+//! drop_swap_cache
+//! enomem 3                                # the 3rd allocation from now fails; "enomem off"
+//! exit p2
+//! exec p1
+//! check
+//! ```
+//!
+//! Numbers are decimal or `0x` hex. Processes are symbols, pages are named by (process,
+//! address): traces do not depend on handle values.
+
+use std::fmt;
+
+use crate::error::{Result, SimError};
+use crate::mprotect::Advice;
+use crate::sim::{Inject, Simulator};
+
+/// The header line every version-1 trace starts with.
+pub const HEADER: &str = "# rmapsim trace v1";
+
+/// One operation; `p` fields are process symbols (1 = p1).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Op {
+    Spawn,
+    Fork { p: u32 },
+    Exit { p: u32 },
+    Exec { p: u32 },
+    Mmap { p: u32, addr: Option<u64>, len: u64, prot: u8 },
+    Munmap { p: u32, addr: u64, len: u64 },
+    Touch { p: u32, addr: u64, len: u64, write: bool },
+    Mprotect { p: u32, addr: u64, len: u64, prot: u8 },
+    Madvise { p: u32, addr: u64, len: u64, advice: Advice },
+    Mremap { p: u32, addr: u64, old_len: u64, new_len: u64, may_move: bool, new_addr: Option<u64> },
+    TryToUnmap { p: u32, addr: u64 },
+    DropSwapCache,
+    Enomem { nth: Option<u64> },
+    Check,
+}
+
+fn advice_name(a: Advice) -> &'static str {
+    Advice::NAMES[[
+        Advice::Normal,
+        Advice::Random,
+        Advice::Sequential,
+        Advice::DontNeed,
+        Advice::DontFork,
+        Advice::DoFork,
+        Advice::WipeOnFork,
+        Advice::KeepOnFork,
+        Advice::PageOut,
+    ]
+    .iter()
+    .position(|&x| x == a)
+    .unwrap_or(0)]
+}
+
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let prot = |p: u8| Simulator::prot_string(p).replace('-', "");
+        let prot = |p: u8| if prot(p).is_empty() { "none".to_string() } else { prot(p) };
+        match self {
+            Op::Spawn => write!(f, "spawn"),
+            Op::Fork { p } => write!(f, "fork p{p}"),
+            Op::Exit { p } => write!(f, "exit p{p}"),
+            Op::Exec { p } => write!(f, "exec p{p}"),
+            Op::Mmap { p, addr, len, prot: pr } => match addr {
+                Some(a) => write!(f, "mmap p{p} {a:#x} {len:#x} {}", prot(*pr)),
+                None => write!(f, "mmap p{p} - {len:#x} {}", prot(*pr)),
+            },
+            Op::Munmap { p, addr, len } => write!(f, "munmap p{p} {addr:#x} {len:#x}"),
+            Op::Touch { p, addr, len, write } => {
+                write!(f, "touch p{p} {addr:#x} {len:#x} {}", if *write { "w" } else { "r" })
+            }
+            Op::Mprotect { p, addr, len, prot: pr } => write!(f, "mprotect p{p} {addr:#x} {len:#x} {}", prot(*pr)),
+            Op::Madvise { p, addr, len, advice } => {
+                write!(f, "madvise p{p} {addr:#x} {len:#x} {}", advice_name(*advice))
+            }
+            Op::Mremap { p, addr, old_len, new_len, may_move, new_addr } => {
+                write!(
+                    f,
+                    "mremap p{p} {addr:#x} {old_len:#x} {new_len:#x} {}",
+                    if *may_move { "move" } else { "nomove" }
+                )?;
+                if let Some(n) = new_addr {
+                    write!(f, " {n:#x}")?;
+                }
+                Ok(())
+            }
+            Op::TryToUnmap { p, addr } => write!(f, "try_to_unmap p{p} {addr:#x}"),
+            Op::DropSwapCache => write!(f, "drop_swap_cache"),
+            Op::Enomem { nth: Some(n) } => write!(f, "enomem {n}"),
+            Op::Enomem { nth: None } => write!(f, "enomem off"),
+            Op::Check => write!(f, "check"),
+        }
+    }
+}
+
+/// Render a trace (with its header; `era` as a comment when given).
+pub fn format(ops: &[Op], era: Option<&str>) -> String {
+    let mut s = String::from(HEADER);
+    s.push('\n');
+    if let Some(e) = era {
+        s.push_str(&std::format!("# era {e}\n"));
+    }
+    for op in ops {
+        s.push_str(&op.to_string());
+        s.push('\n');
+    }
+    s
+}
+
+fn bad(line: usize, msg: impl fmt::Display) -> SimError {
+    SimError::InvalidArgument(std::format!("trace line {line}: {msg}"))
+}
+
+fn num(tok: Option<&str>, line: usize, what: &str) -> Result<u64> {
+    let t = tok.ok_or_else(|| bad(line, std::format!("expected {what}, found end of line")))?;
+    let r = match t.strip_prefix("0x") {
+        Some(h) => u64::from_str_radix(h, 16),
+        None => t.parse::<u64>(),
+    };
+    r.map_err(|_| bad(line, std::format!("expected {what} (decimal or 0x hex), found {t:?}")))
+}
+
+fn sym(tok: Option<&str>, line: usize) -> Result<u32> {
+    let t = tok.ok_or_else(|| bad(line, "expected a process symbol like p1, found end of line"))?;
+    t.strip_prefix('p')
+        .and_then(|n| n.parse::<u32>().ok())
+        .filter(|&n| n >= 1)
+        .ok_or_else(|| bad(line, std::format!("expected a process symbol like p1, found {t:?}")))
+}
+
+fn prot(tok: Option<&str>, line: usize) -> Result<u8> {
+    let t = tok.ok_or_else(|| bad(line, "expected a prot like rw, found end of line"))?;
+    Simulator::parse_prot(t).map_err(|e| bad(line, e))
+}
+
+/// Parse a version-1 trace. Errors name the line number and what was expected; nothing
+/// is returned for a trace that does not parse completely.
+pub fn parse(text: &str) -> Result<Vec<Op>> {
+    let mut ops = Vec::new();
+    let mut seen_header = false;
+    for (i, raw) in text.lines().enumerate() {
+        let line = i + 1;
+        if !seen_header {
+            if raw.trim().is_empty() {
+                continue;
+            }
+            if raw.trim() != HEADER {
+                return Err(bad(line, std::format!("expected the header {HEADER:?}, found {:?}", raw.trim())));
+            }
+            seen_header = true;
+            continue;
+        }
+        let content = raw.split('#').next().unwrap_or("");
+        let mut t = content.split_whitespace();
+        let Some(word) = t.next() else { continue };
+        let op = match word {
+            "spawn" => Op::Spawn,
+            "fork" => Op::Fork { p: sym(t.next(), line)? },
+            "exit" => Op::Exit { p: sym(t.next(), line)? },
+            "exec" => Op::Exec { p: sym(t.next(), line)? },
+            "mmap" => {
+                let p = sym(t.next(), line)?;
+                let addr = match t.next() {
+                    Some("-") => None,
+                    a => Some(num(a, line, "an address or -")?),
+                };
+                Op::Mmap { p, addr, len: num(t.next(), line, "a length")?, prot: prot(t.next(), line)? }
+            }
+            "munmap" => Op::Munmap {
+                p: sym(t.next(), line)?,
+                addr: num(t.next(), line, "an address")?,
+                len: num(t.next(), line, "a length")?,
+            },
+            "touch" => {
+                let (p, addr, len) =
+                    (sym(t.next(), line)?, num(t.next(), line, "an address")?, num(t.next(), line, "a length")?);
+                let write = match t.next() {
+                    Some("w") => true,
+                    Some("r") => false,
+                    other => return Err(bad(line, std::format!("expected w or r, found {other:?}"))),
+                };
+                Op::Touch { p, addr, len, write }
+            }
+            "mprotect" => Op::Mprotect {
+                p: sym(t.next(), line)?,
+                addr: num(t.next(), line, "an address")?,
+                len: num(t.next(), line, "a length")?,
+                prot: prot(t.next(), line)?,
+            },
+            "madvise" => {
+                let (p, addr, len) =
+                    (sym(t.next(), line)?, num(t.next(), line, "an address")?, num(t.next(), line, "a length")?);
+                let a = t.next().ok_or_else(|| bad(line, "expected an advice, found end of line"))?;
+                Op::Madvise { p, addr, len, advice: Advice::parse(a).map_err(|e| bad(line, e))? }
+            }
+            "mremap" => {
+                let (p, addr, old_len, new_len) = (
+                    sym(t.next(), line)?,
+                    num(t.next(), line, "an address")?,
+                    num(t.next(), line, "the old length")?,
+                    num(t.next(), line, "the new length")?,
+                );
+                let may_move = match t.next() {
+                    Some("move") => true,
+                    Some("nomove") => false,
+                    other => return Err(bad(line, std::format!("expected move or nomove, found {other:?}"))),
+                };
+                let new_addr = match t.next() {
+                    None => None,
+                    a => Some(num(a, line, "a new address")?),
+                };
+                Op::Mremap { p, addr, old_len, new_len, may_move, new_addr }
+            }
+            "try_to_unmap" => Op::TryToUnmap { p: sym(t.next(), line)?, addr: num(t.next(), line, "an address")? },
+            "drop_swap_cache" => Op::DropSwapCache,
+            "enomem" => match t.next() {
+                Some("off") => Op::Enomem { nth: None },
+                n => Op::Enomem { nth: Some(num(n, line, "a count or off")?) },
+            },
+            "check" => Op::Check,
+            other => return Err(bad(line, std::format!("unknown operation {other:?}"))),
+        };
+        if let Some(extra) = t.next() {
+            return Err(bad(line, std::format!("unexpected {extra:?} after {word}")));
+        }
+        ops.push(op);
+    }
+    if !seen_header {
+        return Err(bad(1, std::format!("empty trace: expected the header {HEADER:?}")));
+    }
+    Ok(ops)
+}
+
+/// The outcome of one applied operation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Succeeded; the value is the new process symbol (spawn, fork), the address (mmap,
+    /// mremap), the pages dropped (drop_swap_cache), or 0.
+    Ok(u64),
+    /// Failed with this error; the state is as the kernel would leave it.
+    Err(SimError),
+}
+
+impl Outcome {
+    pub fn is_violation(&self) -> bool {
+        matches!(self, Outcome::Err(SimError::InvariantViolation(_)))
+    }
+}
+
+/// Runs ops against a simulator, mapping process symbols to pids.
+#[derive(Default)]
+pub struct Runner {
+    /// pid of symbol p(i+1).
+    pub pids: Vec<u32>,
+}
+
+impl Runner {
+    fn pid(&self, p: u32) -> Result<i64> {
+        self.pids
+            .get(p as usize - 1)
+            .map(|&x| x as i64)
+            .ok_or_else(|| SimError::InvalidArgument(std::format!("process p{p} was never created in this trace")))
+    }
+
+    /// Apply one operation.
+    pub fn apply(&mut self, sim: &mut Simulator, op: &Op) -> Outcome {
+        match self.apply_inner(sim, op) {
+            Ok(v) => Outcome::Ok(v),
+            Err(e) => Outcome::Err(e),
+        }
+    }
+
+    fn apply_inner(&mut self, sim: &mut Simulator, op: &Op) -> Result<u64> {
+        Ok(match *op {
+            Op::Spawn => {
+                let pid = sim.spawn()?;
+                self.pids.push(pid);
+                self.pids.len() as u64
+            }
+            Op::Fork { p } => {
+                let pid = sim.fork(self.pid(p)?)?;
+                self.pids.push(pid);
+                self.pids.len() as u64
+            }
+            Op::Exit { p } => {
+                sim.exit(self.pid(p)?)?;
+                0
+            }
+            Op::Exec { p } => {
+                sim.exec(self.pid(p)?)?;
+                0
+            }
+            Op::Mmap { p, addr, len, prot } => sim.mmap(self.pid(p)?, len, addr, prot)?,
+            Op::Munmap { p, addr, len } => {
+                sim.munmap(self.pid(p)?, addr, len)?;
+                0
+            }
+            Op::Touch { p, addr, len, write } => {
+                sim.touch(self.pid(p)?, addr, len, write)?;
+                0
+            }
+            Op::Mprotect { p, addr, len, prot } => {
+                sim.mprotect(self.pid(p)?, addr, len, prot)?;
+                0
+            }
+            Op::Madvise { p, addr, len, advice } => {
+                sim.madvise(self.pid(p)?, addr, len, advice)?;
+                0
+            }
+            Op::Mremap { p, addr, old_len, new_len, may_move, new_addr } => {
+                sim.mremap(self.pid(p)?, addr, old_len, new_len, may_move, new_addr)?
+            }
+            Op::TryToUnmap { p, addr } => {
+                let pid = self.pid(p)?;
+                match sim.page_at(pid, addr)? {
+                    Some(page) => {
+                        sim.try_to_unmap(Some(&[page.to_u64()]))?;
+                        1
+                    }
+                    None => 0,
+                }
+            }
+            Op::DropSwapCache => sim.drop_swap_cache(None)?,
+            Op::Enomem { nth } => {
+                sim.inject_enomem(nth.map_or(Inject::Off, Inject::Nth))?;
+                0
+            }
+            Op::Check => {
+                sim.check()?;
+                0
+            }
+        })
+    }
+}
+
+/// Apply `ops` on `sim`; with `check_each`, run `check()` after every operation that
+/// succeeded or failed cleanly and stop at the first violation (its outcome is the last).
+pub fn apply(sim: &mut Simulator, ops: &[Op], check_each: bool) -> Vec<Outcome> {
+    let mut r = Runner::default();
+    let mut out = Vec::with_capacity(ops.len());
+    for op in ops {
+        let o = r.apply(sim, op);
+        let stop = o.is_violation();
+        out.push(o);
+        if stop {
+            break;
+        }
+        if check_each {
+            if let Err(e) = sim.check() {
+                if let Some(last) = out.last_mut() {
+                    *last = Outcome::Err(e);
+                }
+                break;
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T: &str = "# rmapsim trace v1\n# era 6.18\nspawn\nmmap p1 0x10000000 0x4000 rw\ntouch p1 0x10000000 0x4000 w # fault\nfork p1\nmprotect p2 0x10001000 0x1000 r\nmadvise p2 0x10002000 0x2000 random\nmremap p2 0x10002000 0x2000 0x4000 move 0x20000000\ntry_to_unmap p1 0x10000000\ndrop_swap_cache\nenomem 3\nenomem off\nmmap p1 - 0x1000 none\nexit p2\nexec p1\ncheck\n";
+
+    #[test]
+    fn parse_format_round_trip() {
+        let ops = parse(T).unwrap();
+        assert_eq!(ops.len(), 15);
+        let text = format(&ops, Some("6.18"));
+        assert_eq!(parse(&text).unwrap(), ops);
+    }
+
+    #[test]
+    fn malformed_traces_name_the_line() {
+        for (t, want) in [
+            ("spawn\n", "line 1: expected the header"),
+            ("# rmapsim trace v1\nspawn\nfork q1\n", "line 3: expected a process symbol"),
+            ("# rmapsim trace v1\nmmap p1 0x1000 zz rw\n", "line 2: expected a length"),
+            ("# rmapsim trace v1\ntouch p1 0x1000 0x1000 x\n", "line 2: expected w or r"),
+            ("# rmapsim trace v1\nspawn p1\n", "line 2: unexpected"),
+            ("# rmapsim trace v1\nfly p1\n", "line 2: unknown operation"),
+            ("", "empty trace"),
+        ] {
+            let e = parse(t).unwrap_err().to_string();
+            assert!(e.contains(want), "{t:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn apply_runs_and_reports_each_result() {
+        let mut s = Simulator::with_era("6.18", 0).unwrap();
+        let out = apply(&mut s, &parse(T).unwrap(), true);
+        assert_eq!(out.len(), 15);
+        assert_eq!(out[0], Outcome::Ok(1));
+        assert_eq!(out[1], Outcome::Ok(0x1000_0000));
+        assert_eq!(out[3], Outcome::Ok(2));
+        assert_eq!(out[6], Outcome::Ok(0x2000_0000));
+        assert!(out.iter().all(|o| matches!(o, Outcome::Ok(_))), "{out:?}");
+    }
+}
+
+/// Sentinel for "none" in the op-array form.
+pub const NONE: u64 = u64::MAX;
+
+const ADVICES: [Advice; 9] = [
+    Advice::Normal,
+    Advice::Random,
+    Advice::Sequential,
+    Advice::DontNeed,
+    Advice::DontFork,
+    Advice::DoFork,
+    Advice::WipeOnFork,
+    Advice::KeepOnFork,
+    Advice::PageOut,
+];
+
+impl Op {
+    /// The op-array row `[code, p, a, b, c, d, e]` (see `python/rmapsim/trace.py`).
+    pub fn encode(&self) -> [u64; 7] {
+        let o = |x: Option<u64>| x.unwrap_or(NONE);
+        match *self {
+            Op::Spawn => [0, 0, 0, 0, 0, 0, 0],
+            Op::Fork { p } => [1, p as u64, 0, 0, 0, 0, 0],
+            Op::Exit { p } => [2, p as u64, 0, 0, 0, 0, 0],
+            Op::Exec { p } => [3, p as u64, 0, 0, 0, 0, 0],
+            Op::Mmap { p, addr, len, prot } => [4, p as u64, o(addr), len, prot as u64, 0, 0],
+            Op::Munmap { p, addr, len } => [5, p as u64, addr, len, 0, 0, 0],
+            Op::Touch { p, addr, len, write } => [6, p as u64, addr, len, write as u64, 0, 0],
+            Op::Mprotect { p, addr, len, prot } => [7, p as u64, addr, len, prot as u64, 0, 0],
+            Op::Madvise { p, addr, len, advice } => {
+                [8, p as u64, addr, len, ADVICES.iter().position(|&x| x == advice).unwrap_or(0) as u64, 0, 0]
+            }
+            Op::Mremap { p, addr, old_len, new_len, may_move, new_addr } => {
+                [9, p as u64, addr, old_len, new_len, may_move as u64, o(new_addr)]
+            }
+            Op::TryToUnmap { p, addr } => [10, p as u64, addr, 0, 0, 0, 0],
+            Op::DropSwapCache => [11, 0, 0, 0, 0, 0, 0],
+            Op::Enomem { nth } => [12, 0, o(nth), 0, 0, 0, 0],
+            Op::Check => [13, 0, 0, 0, 0, 0, 0],
+        }
+    }
+
+    /// Inverse of [`Op::encode`]; `row` names the row in errors.
+    pub fn decode(r: [u64; 7], row: usize) -> Result<Op> {
+        let bad = |m: &str| SimError::InvalidArgument(std::format!("op row {row}: {m} (row {r:?})"));
+        let p = || -> Result<u32> {
+            u32::try_from(r[1]).ok().filter(|&p| p >= 1).ok_or_else(|| bad("process symbol must be >= 1"))
+        };
+        let prot = |v: u64| -> Result<u8> {
+            u8::try_from(v).ok().filter(|&x| x & !7 == 0).ok_or_else(|| bad("prot must be a combination of 1|2|4"))
+        };
+        let opt = |v: u64| (v != NONE).then_some(v);
+        Ok(match r[0] {
+            0 => Op::Spawn,
+            1 => Op::Fork { p: p()? },
+            2 => Op::Exit { p: p()? },
+            3 => Op::Exec { p: p()? },
+            4 => Op::Mmap { p: p()?, addr: opt(r[2]), len: r[3], prot: prot(r[4])? },
+            5 => Op::Munmap { p: p()?, addr: r[2], len: r[3] },
+            6 => Op::Touch { p: p()?, addr: r[2], len: r[3], write: r[4] != 0 },
+            7 => Op::Mprotect { p: p()?, addr: r[2], len: r[3], prot: prot(r[4])? },
+            8 => Op::Madvise {
+                p: p()?,
+                addr: r[2],
+                len: r[3],
+                advice: *ADVICES.get(r[4] as usize).ok_or_else(|| bad("advice index out of range"))?,
+            },
+            9 => Op::Mremap {
+                p: p()?,
+                addr: r[2],
+                old_len: r[3],
+                new_len: r[4],
+                may_move: r[5] != 0,
+                new_addr: opt(r[6]),
+            },
+            10 => Op::TryToUnmap { p: p()?, addr: r[2] },
+            11 => Op::DropSwapCache,
+            12 => Op::Enomem { nth: opt(r[2]) },
+            13 => Op::Check,
+            _ => return Err(bad("unknown op code")),
+        })
+    }
+}
