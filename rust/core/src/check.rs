@@ -68,7 +68,10 @@ impl Simulator {
                 stuck = Some((p, v));
             }
         }
-        if let Some(v) = self.find_vma(mm, end - 1).filter(|&v| self.vma(v).end == end) {
+        // A boundary shared with the next piece of the same operation was decided by that
+        // piece's merge (the range after its prev), checked as that piece's left edge.
+        let inner = self.merge_sites.iter().any(|&(m, s, _, _)| m == mm && s == end);
+        if let Some(v) = self.find_vma(mm, end - 1).filter(|&v| !inner && self.vma(v).end == end) {
             if let Some(n) = self.vma_next(v).filter(|&n| self.range_mergeable_with(v, n, false, new_range)) {
                 stuck = Some((v, n));
             }
