@@ -23,6 +23,7 @@
 pub mod anon_vma;
 pub mod arena;
 pub mod check;
+pub mod contention;
 pub mod error;
 pub mod fault;
 pub mod fuzz;

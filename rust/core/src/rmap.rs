@@ -197,20 +197,58 @@ impl Simulator {
         Ok(w)
     }
 
-    fn walk_batch(&self, pages: Option<&[u64]>, mode: WalkMode) -> Result<ScanStats> {
-        let ids: Vec<PageId> = match pages {
+    pub(crate) fn resolve_page_ids(&self, pages: Option<&[u64]>) -> Result<Vec<PageId>> {
+        match pages {
             Some(ps) => {
                 let ids: Vec<PageId> = ps.iter().map(|&h| Id::from_u64(h)).collect();
                 for &id in &ids {
                     self.page_checked(id)?;
                 }
-                ids
+                Ok(ids)
             }
-            None => self.anon_pages(),
+            None => Ok(self.anon_pages()),
+        }
+    }
+
+    /// Walk every page, on `threads` worker threads (0 = all cores, 1 = this thread).
+    /// Walks are read-only and independent, and results are gathered in page order, so
+    /// the output is identical at any thread count.
+    pub(crate) fn walk_many(
+        &self,
+        ids: &[PageId],
+        mode: WalkMode,
+        threads: usize,
+        collect_hits: bool,
+    ) -> Result<Vec<(WalkResult, Vec<(VmaId, u64)>)>> {
+        let one = |id: PageId| {
+            let mut hits = Vec::new();
+            let w = self.rmap_walk_one(id, mode, |v, a| {
+                if collect_hits {
+                    hits.push((v, a))
+                }
+            })?;
+            Ok((w, hits))
         };
+        if threads == 1 || ids.len() < 2 {
+            return ids.iter().map(|&id| one(id)).collect();
+        }
+        use rayon::prelude::*;
+        let run = || ids.par_iter().with_min_len(256).map(|&id| one(id)).collect::<Result<Vec<_>>>();
+        if threads == 0 {
+            return run();
+        }
+        match rayon::ThreadPoolBuilder::new().num_threads(threads).build() {
+            Ok(pool) => pool.install(run),
+            Err(_) => ids.iter().map(|&id| one(id)).collect(),
+        }
+    }
+
+    fn walk_batch(&self, pages: Option<&[u64]>, mode: WalkMode, threads: usize) -> Result<ScanStats> {
+        let ids = self.resolve_page_ids(pages)?;
+        let res = self.walk_many(&ids, mode, threads, false)?;
         let mut out = ScanStats::with_capacity(ids.len());
-        for id in ids {
-            out.push(&self.rmap_walk_one(id, mode, |_, _| {})?);
+        for (w, _) in &res {
+            out.push(w);
         }
         Ok(out)
     }
@@ -218,11 +256,21 @@ impl Simulator {
     /// `page_referenced` on each page (all anon pages when `None`): kernel-faithful walks
     /// that stop once every mapping was found.
     pub fn page_referenced(&self, pages: Option<&[u64]>) -> Result<ScanStats> {
-        self.walk_batch(pages, WalkMode::UntilAllFound)
+        self.walk_batch(pages, WalkMode::UntilAllFound, 1)
+    }
+
+    /// `page_referenced` on `threads` threads (0 = all cores); same result as sequential.
+    pub fn page_referenced_par(&self, pages: Option<&[u64]>, threads: usize) -> Result<ScanStats> {
+        self.walk_batch(pages, WalkMode::UntilAllFound, threads)
+    }
+
+    /// `rmap_walk` on `threads` threads (0 = all cores); same result as sequential.
+    pub fn rmap_walk_par(&self, pages: Option<&[u64]>, threads: usize) -> Result<ScanStats> {
+        self.walk_batch(pages, WalkMode::Full, threads)
     }
 
     /// `rmap_walk` on each page: every candidate is visited.
     pub fn rmap_walk(&self, pages: Option<&[u64]>) -> Result<ScanStats> {
-        self.walk_batch(pages, WalkMode::Full)
+        self.walk_batch(pages, WalkMode::Full, 1)
     }
 }

@@ -6,7 +6,6 @@
 //! page in the swap cache. A slot is free when both are gone. A page lives while it is
 //! mapped or in the swap cache.
 
-use crate::arena::Id;
 use crate::error::{Result, SimError};
 use crate::objects::*;
 use crate::rmap::{ScanStats, WalkMode};
@@ -116,58 +115,79 @@ impl Simulator {
         }
     }
 
-    fn resolve_pages(&self, pages: Option<&[u64]>) -> Result<Vec<PageId>> {
-        match pages {
-            Some(ps) => {
-                let ids: Vec<PageId> = ps.iter().map(|&h| Id::from_u64(h)).collect();
-                for &id in &ids {
-                    self.page_checked(id)?;
-                }
-                Ok(ids)
-            }
-            None => Ok(self.anon_pages()),
-        }
-    }
-
     /// `try_to_unmap` (`try_to_unmap_anon`, 2.6.33 / 2.6.34) on each page (every anon page
     /// when `None`): put the page in the swap cache, then walk its rmap replacing every
     /// entry found with a swap entry, stopping once the page is no longer mapped. A
     /// mapping the walk cannot find stays mapped — the checker reports it.
     pub fn try_to_unmap(&mut self, pages: Option<&[u64]>) -> Result<ScanStats> {
-        let ids = self.resolve_pages(pages)?;
+        self.try_to_unmap_par(pages, 1)
+    }
+
+    /// `try_to_unmap` with the walks on `threads` threads (0 = all cores). The pages get
+    /// their swap slots first, in order; the walks (read-only: one page's walk never
+    /// looks at another page's entries) run in parallel; the unmapping is applied in page
+    /// order. The result is identical to the sequential one at any thread count.
+    pub fn try_to_unmap_par(&mut self, pages: Option<&[u64]>, threads: usize) -> Result<ScanStats> {
+        let ids = self.resolve_page_ids(pages)?;
         self.begin_op("try_to_unmap");
+        let mut slots = Vec::with_capacity(ids.len());
+        for &id in &ids {
+            let p = self.page_checked(id)?;
+            slots.push(match (p.swap, p.mapcount > 0) {
+                (Some(s), _) => Some(s),
+                (None, true) => Some(self.add_to_swap(id)),
+                (None, false) => None,
+            });
+        }
+        let walks = self.walk_many(&ids, WalkMode::UntilAllFound, threads, true)?;
         let mut out = ScanStats::with_capacity(ids.len());
-        for id in ids {
-            self.try_to_unmap_one_page(id, &mut out)?;
+        let mut seen = std::collections::HashSet::new();
+        for ((&id, slot), (w, hits)) in ids.iter().zip(slots).zip(walks) {
+            if seen.insert(id) {
+                out.push(&w);
+                if let Some(slot) = slot {
+                    self.unmap_hits(id, slot, &hits);
+                }
+            } else {
+                // the same page again: walk it now, as a sequential pass would
+                self.try_to_unmap_one_page(id, &mut out)?;
+            }
         }
         Ok(out)
     }
 
+    /// `try_to_unmap` of one page, now (MADV_PAGEOUT, repeated pages).
     pub(crate) fn try_to_unmap_one_page(&mut self, page: PageId, out: &mut ScanStats) -> Result<()> {
-        let mapped = self.page_checked(page)?.mapcount > 0;
-        let slot = match self.page_checked(page)?.swap {
-            Some(s) => s,
-            None if mapped => self.add_to_swap(page),
-            None => 0,
+        let p = self.page_checked(page)?;
+        let slot = match (p.swap, p.mapcount > 0) {
+            (Some(s), _) => Some(s),
+            (None, true) => Some(self.add_to_swap(page)),
+            (None, false) => None,
         };
         let mut hits: Vec<(VmaId, u64)> = Vec::new();
         let w = self.rmap_walk_one(page, WalkMode::UntilAllFound, |v, a| hits.push((v, a)))?;
         out.push(&w);
-        for (v, addr) in hits {
+        if let Some(slot) = slot {
+            self.unmap_hits(page, slot, &hits);
+        }
+        Ok(())
+    }
+
+    fn unmap_hits(&mut self, page: PageId, slot: u32, hits: &[(VmaId, u64)]) {
+        for &(v, addr) in hits {
             self.set_pte(v, addr, Pte::swap(slot));
             self.swap_duplicate(slot);
             if let Some(p) = self.pages.get_mut(page) {
                 p.mapcount -= 1;
             }
         }
-        Ok(())
     }
 
     /// Drop each unmapped swap-cache page from the swap cache, freeing it (the end of
     /// reclaim). Pages still mapped or not in the swap cache are left alone. Returns how
     /// many were dropped.
     pub fn drop_swap_cache(&mut self, pages: Option<&[u64]>) -> Result<u64> {
-        let ids = self.resolve_pages(pages)?;
+        let ids = self.resolve_page_ids(pages)?;
         self.begin_op("drop_swap_cache");
         let mut n = 0;
         for id in ids {

@@ -560,3 +560,53 @@ fn case6_second_pass_enomem() {
         s.check().unwrap_or_else(|e| panic!("{era}: {e}"));
     }
 }
+
+/// Batch walks give identical results at any thread count, and a parallel
+/// try_to_unmap leaves the same state as a sequential one (repeated pages included).
+#[test]
+fn parallel_walks_match_sequential() {
+    for era in ["2.6.33", "2.6.34", "6.18"] {
+        let s = seed(era, 12, 40);
+        let one = s.rmap_walk_par(None, 1).unwrap();
+        for t in [0, 2, 4] {
+            assert_eq!(s.rmap_walk_par(None, t).unwrap(), one, "{era} threads={t}");
+            assert_eq!(s.page_referenced_par(None, t).unwrap(), s.page_referenced(None).unwrap());
+        }
+        let mut pages: Vec<u64> = s.anon_pages().iter().map(|p| p.to_u64()).collect();
+        pages.extend(pages[..5].to_vec()); // repeats
+        let mut a = seed(era, 12, 40);
+        let mut b = seed(era, 12, 40);
+        let ra = a.try_to_unmap_par(Some(&pages), 1).unwrap();
+        let rb = b.try_to_unmap_par(Some(&pages), 4).unwrap();
+        assert_eq!(ra, rb, "{era}");
+        assert_eq!(a.counts(), b.counts());
+        a.check().unwrap();
+        assert_eq!(
+            format!("{:?}", a.page_referenced(None).unwrap()),
+            format!("{:?}", b.page_referenced(None).unwrap())
+        );
+    }
+}
+
+/// The contention picture of the 2010 thread, on 16 simulated CPUs: one family lock held
+/// for N+1 candidates per walk (2.6.33) keeps most CPUs waiting; per-anon_vma locks
+/// (2.6.34) and shared rwsem walks (3.8+) do not.
+#[test]
+fn contention_model_shows_the_family_lock() {
+    let m = crate::contention::ReclaimModel {
+        cpus: 16,
+        per_candidate: 1,
+        handoff: 1,
+        outside: 10,
+        writer_every: 0,
+        writer_hold: 0,
+    };
+    let waiting_share = |era: &str| {
+        let s = seed(era, 30, 20);
+        let r = s.contention(None, &m).unwrap();
+        r.wait_time as f64 / (r.makespan as f64 * 16.0)
+    };
+    let (old, chain, rw) = (waiting_share("2.6.33"), waiting_share("2.6.34"), waiting_share("3.8"));
+    assert!(old > 0.5, "2.6.33: {old}");
+    assert!(chain < 0.2 && rw < 0.05, "2.6.34 {chain}, 3.8 {rw}");
+}
