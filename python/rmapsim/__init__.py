@@ -94,6 +94,14 @@ def _int_list(values: object, what: str) -> List[int]:
     return out
 
 
+def _threads(threads: Optional[int]) -> int:
+    if threads is None:
+        return 0
+    if not isinstance(threads, (int, np.integer)) or isinstance(threads, bool) or threads < 1:
+        raise InvalidArgument(f"threads must be an int >= 1 or None (all cores), got {threads!r}")
+    return int(threads)
+
+
 class ApplyResult:
     """Per-operation results of :meth:`Simulator.apply`: ``status`` (0 = ok, else
     ``ERROR_KINDS.index(kind) + 1``), ``value`` (new process symbol, address, …) and
@@ -154,17 +162,33 @@ class Simulator(_core.Simulator):
                 raise StaleHandle(f"page handle {h} does not name a page")
         return out
 
-    def page_referenced(self, pages: HandleArray = None) -> ScanStats:
+    def page_referenced(self, pages: HandleArray = None, threads: Optional[int] = 1) -> ScanStats:
         """Kernel-faithful ``page_referenced`` walks (``page_referenced_anon``): each walk
         stops once it has found ``page_mapcount`` mappings. ``pages=None`` walks every
-        live anon page."""
-        return ScanStats(self._page_referenced(self._pages(pages)), kind="page_referenced")
+        live anon page. ``threads``: worker threads (None = all cores); results are
+        identical at any thread count."""
+        return ScanStats(self._page_referenced(self._pages(pages), _threads(threads)), kind="page_referenced")
 
-    def rmap_walk(self, pages: HandleArray = None) -> ScanStats:
+    def rmap_walk(self, pages: HandleArray = None, threads: Optional[int] = 1) -> ScanStats:
         """Full ``rmap_walk`` of each page: every candidate VMA on the page's anon_vma is
         visited (what migration's ``remove_migration_ptes`` and the checker do, and the
-        cost the 2010 thread's O(N) → 2 claim counts)."""
-        return ScanStats(self._rmap_walk(self._pages(pages)), kind="rmap_walk")
+        cost the 2010 thread's O(N) → 2 claim counts). ``threads`` as for
+        :meth:`page_referenced`."""
+        return ScanStats(self._rmap_walk(self._pages(pages), _threads(threads)), kind="rmap_walk")
+
+    def contention(self, pages: HandleArray = None, cpus: int = 16, per_candidate: int = 1, handoff: int = 1,
+                   outside: int = 10, writer_every: int = 0, writer_hold: int = 5) -> "ContentionResult":
+        """Replay the ``page_referenced`` walks on ``cpus`` simulated CPUs under the era's
+        locks (see :mod:`rmapsim.contention` for the cost model)."""
+        from .contention import ContentionResult
+
+        for name, v in (("cpus", cpus), ("per_candidate", per_candidate), ("handoff", handoff), ("outside", outside),
+                        ("writer_every", writer_every), ("writer_hold", writer_hold)):
+            if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < (1 if name == "cpus" else 0):
+                raise InvalidArgument(f"{name} must be an int >= {1 if name == 'cpus' else 0}, got {v!r}")
+        d = self._contention(self._pages(pages), int(cpus), int(per_candidate), int(handoff), int(outside),
+                             int(writer_every), int(writer_hold))
+        return ContentionResult(d, self.era)
 
     def madvise(self, pid: int, addr: int, length: int, advice: str) -> ScanStats:
         """``madvise(addr, length, advice)`` with advice ``normal``, ``random``,
@@ -174,12 +198,12 @@ class Simulator(_core.Simulator):
         exclusively through their rmap walks). Returns the walks made (``pageout`` only)."""
         return ScanStats(self._madvise(pid, addr, length, advice), kind="try_to_unmap")
 
-    def try_to_unmap(self, pages: HandleArray = None) -> ScanStats:
+    def try_to_unmap(self, pages: HandleArray = None, threads: Optional[int] = 1) -> ScanStats:
         """Reclaim's ``try_to_unmap`` on each page (every anon page when None): the page
         enters the swap cache and every mapping its rmap walk finds becomes a swap entry;
         the walk stops once the page is unmapped. A mapping the walk misses stays mapped,
         and ``check()`` reports it."""
-        return ScanStats(self._try_to_unmap(self._pages(pages)), kind="try_to_unmap")
+        return ScanStats(self._try_to_unmap(self._pages(pages), _threads(threads)), kind="try_to_unmap")
 
     def drop_swap_cache(self, pages: HandleArray = None) -> int:
         """Free unmapped swap-cache pages (the end of reclaim); a later fault reads a fresh

@@ -198,6 +198,25 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--fail-rate", type=float, default=0.02, help="probability per operation of arming an allocation failure (default 0.02)")
     f.add_argument("--full-check-every", type=int, default=16, help="full check() interval in operations (default 16)")
     f.add_argument("--out", metavar="FILE", help="write the shrunk reproducer here (default: print it)")
+    c = sub.add_parser(
+        "contention",
+        help="replay the fork storm's page_referenced walks on simulated CPUs under each era's locks",
+        description=(
+            "Builds the fork storm (--children, --pages), then replays one page_referenced walk per "
+            "anon page on --cpus simulated CPUs in virtual time (docs/contention.md: lock hold = "
+            "candidates visited, --outside units of lock-free work between walks). Prints, per era, "
+            "the share of CPU time spent waiting and the mean number of waiting CPUs; --plot writes "
+            "a figure of holding/waiting CPUs over time."
+        ),
+    )
+    c.add_argument("--children", "-n", type=_positive, default=200, metavar="N", help="children (default 200)")
+    c.add_argument("--pages", "-p", type=_positive, default=200, metavar="P", help="pages (default 200)")
+    c.add_argument("--cpus", type=_positive, default=16, help="simulated CPUs (default 16)")
+    c.add_argument("--outside", type=int, default=10, help="lock-free work between walks, in candidate-visits (default 10)")
+    c.add_argument("--writer-every", type=int, default=0, help="a write-side update (fork/exit) after every K-th walk (default 0: none)")
+    c.add_argument("--writer-hold", type=int, default=5, help="hold of each write-side update (default 5)")
+    c.add_argument("--era", action="append", type=_era, metavar="E", help="era preset (repeatable; default: all)")
+    c.add_argument("--plot", metavar="FILE", help="write a PNG/SVG figure (needs matplotlib)")
     e = sub.add_parser(
         "eras",
         help="print the era presets and their knobs as a table",
@@ -206,6 +225,44 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--knobs", action="store_true", help="also describe each knob and the kernel change behind it")
     e.add_argument("--names", action="store_true", help="print only the preset names, one per line")
     return p
+
+
+def cmd_contention(args: argparse.Namespace) -> int:
+    if args.outside < 0 or args.writer_every < 0 or args.writer_hold < 0:
+        print("rmapsim contention: --outside, --writer-every and --writer-hold must be >= 0", file=sys.stderr)
+        return 2
+    results = []
+    for era in args.era or eras():
+        sim = Simulator(era=era)
+        parent = sim.spawn()
+        length = args.pages * PAGE_SIZE
+        addr = sim.mmap(parent, length)
+        sim.touch(parent, addr, length)
+        sim.touch_many(sim.fork_many(parent, args.children), addr, length)
+        results.append(sim.contention(cpus=args.cpus, outside=args.outside, writer_every=args.writer_every, writer_hold=args.writer_hold))
+    print(f"fork storm N={args.children} P={args.pages}: one page_referenced walk per page on {args.cpus} CPUs")
+    print(f"{'era':<11} {'lock':<18} {'makespan':>10} {'waiting':>8} {'mean waiting CPUs':>18}")
+    for r in results:
+        pol = Simulator(era=r.era).policy()
+        lock = f"{pol['lock_scope']}/{pol['lock_kind']}"
+        s = r.summary()
+        print(f"{r.era:<11} {lock:<18} {s['makespan']:>10,} {100 * s['waiting_share']:>7.1f}% {s['mean_waiting_cpus']:>18.2f}")
+    if args.plot:
+        try:
+            import matplotlib
+
+            matplotlib.use("Agg")
+            import matplotlib.pyplot as plt
+        except ImportError:
+            print("rmapsim contention: --plot needs matplotlib (pip install matplotlib)", file=sys.stderr)
+            return 2
+        fig, axes = plt.subplots(len(results), 1, figsize=(8, 2.2 * len(results)), squeeze=False)
+        for r, ax in zip(results, axes[:, 0]):
+            r.plot(ax)
+        fig.tight_layout()
+        fig.savefig(args.plot)
+        print(f"plot written to {args.plot}")
+    return 0
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -297,6 +354,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    if args.command == "contention":
+        return cmd_contention(args)
     if args.command == "replay":
         return cmd_replay(args)
     if args.command == "fuzz":

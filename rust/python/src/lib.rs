@@ -6,6 +6,7 @@ use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString, PyType};
 
+use rmapsim_core::contention::ReclaimModel;
 use rmapsim_core::fuzz::FuzzConfig;
 use rmapsim_core::policy::{Policy, ERAS, KNOBS};
 use rmapsim_core::sim::WriteStats;
@@ -366,10 +367,15 @@ impl PySimulator {
     }
 
     /// `try_to_unmap` on a list of page handles or None (every anon page).
-    #[pyo3(signature = (pages = None))]
-    fn _try_to_unmap<'py>(&mut self, py: Python<'py>, pages: Option<Vec<u64>>) -> PyResult<Bound<'py, PyDict>> {
+    #[pyo3(signature = (pages = None, threads = 1))]
+    fn _try_to_unmap<'py>(
+        &mut self,
+        py: Python<'py>,
+        pages: Option<Vec<u64>>,
+        threads: usize,
+    ) -> PyResult<Bound<'py, PyDict>> {
         let inner = &mut self.inner;
-        let s = py.detach(|| catch(|| inner.try_to_unmap(pages.as_deref()))).py(py)?;
+        let s = py.detach(|| catch(|| inner.try_to_unmap_par(pages.as_deref(), threads))).py(py)?;
         stats_dict(py, s)
     }
 
@@ -449,20 +455,76 @@ impl PySimulator {
         Ok(d)
     }
 
-    /// Kernel-faithful `page_referenced` walks; `pages` is a list of handles or None.
-    #[pyo3(signature = (pages = None))]
-    fn _page_referenced<'py>(&self, py: Python<'py>, pages: Option<Vec<u64>>) -> PyResult<Bound<'py, PyDict>> {
+    /// Kernel-faithful `page_referenced` walks; `pages` is a list of handles or None;
+    /// `threads` 0 = all cores.
+    #[pyo3(signature = (pages = None, threads = 1))]
+    fn _page_referenced<'py>(
+        &self,
+        py: Python<'py>,
+        pages: Option<Vec<u64>>,
+        threads: usize,
+    ) -> PyResult<Bound<'py, PyDict>> {
         let inner = &self.inner;
-        let s = py.detach(|| catch(|| inner.page_referenced(pages.as_deref()))).py(py)?;
+        let s = py.detach(|| catch(|| inner.page_referenced_par(pages.as_deref(), threads))).py(py)?;
         stats_dict(py, s)
     }
 
-    /// Full `rmap_walk`s; `pages` is a list of handles or None.
-    #[pyo3(signature = (pages = None))]
-    fn _rmap_walk<'py>(&self, py: Python<'py>, pages: Option<Vec<u64>>) -> PyResult<Bound<'py, PyDict>> {
+    /// Full `rmap_walk`s; `pages` is a list of handles or None; `threads` 0 = all cores.
+    #[pyo3(signature = (pages = None, threads = 1))]
+    fn _rmap_walk<'py>(
+        &self,
+        py: Python<'py>,
+        pages: Option<Vec<u64>>,
+        threads: usize,
+    ) -> PyResult<Bound<'py, PyDict>> {
         let inner = &self.inner;
-        let s = py.detach(|| catch(|| inner.rmap_walk(pages.as_deref()))).py(py)?;
+        let s = py.detach(|| catch(|| inner.rmap_walk_par(pages.as_deref(), threads))).py(py)?;
         stats_dict(py, s)
+    }
+
+    /// The lock-contention model over the `page_referenced` walks of `pages`.
+    #[pyo3(signature = (pages = None, cpus = 16, per_candidate = 1, handoff = 1, outside = 10, writer_every = 0, writer_hold = 5))]
+    #[allow(clippy::too_many_arguments)]
+    fn _contention<'py>(
+        &self,
+        py: Python<'py>,
+        pages: Option<Vec<u64>>,
+        cpus: u32,
+        per_candidate: u64,
+        handoff: u64,
+        outside: u64,
+        writer_every: u64,
+        writer_hold: u64,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        if cpus == 0 {
+            return Err(to_py(py, SimError::InvalidArgument("cpus must be >= 1, got 0".into())));
+        }
+        let m = ReclaimModel { cpus, per_candidate, handoff, outside, writer_every, writer_hold };
+        let inner = &self.inner;
+        let r = py.detach(|| catch(|| inner.contention(pages.as_deref(), &m))).py(py)?;
+        let d = PyDict::new(py);
+        d.set_item("makespan", r.makespan)?;
+        d.set_item("hold_time", r.hold_time)?;
+        d.set_item("wait_time", r.wait_time)?;
+        d.set_item("outside_time", r.outside_time)?;
+        d.set_item("spinning", r.spinning)?;
+        d.set_item("cpus", cpus)?;
+        let (t, h, w): (Vec<u64>, Vec<u32>, Vec<u32>) =
+            r.timeline.iter().fold((vec![], vec![], vec![]), |mut acc, &(t, h, w)| {
+                acc.0.push(t);
+                acc.1.push(h);
+                acc.2.push(w);
+                acc
+            });
+        d.set_item("time", t.into_pyarray(py))?;
+        d.set_item("holding", h.into_pyarray(py))?;
+        d.set_item("waiting", w.into_pyarray(py))?;
+        let cols = |f: fn(&(u64, u64, u64, u64)) -> u64| r.locks.iter().map(f).collect::<Vec<u64>>();
+        d.set_item("lock_id", cols(|x| x.0).into_pyarray(py))?;
+        d.set_item("lock_acquisitions", cols(|x| x.1).into_pyarray(py))?;
+        d.set_item("lock_hold", cols(|x| x.2).into_pyarray(py))?;
+        d.set_item("lock_wait", cols(|x| x.3).into_pyarray(py))?;
+        Ok(d)
     }
 
     fn counts<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
