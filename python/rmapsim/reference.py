@@ -49,6 +49,7 @@ then sit in a VMA without anon_vma; ``copy_vma_defects`` counts how often that h
 from __future__ import annotations
 
 import itertools
+from collections import Counter
 from typing import Dict, Iterable, List, Optional
 
 from .errors import BadAddress, InvalidArgument, InvariantViolation, NoSuchProcess, OutOfMemory, StaleHandle
@@ -200,6 +201,7 @@ class ReferenceModel:
         self.anon_vmas: Dict[int, AnonVma] = {}  # live anon_vmas by id
         self.nr_avc = 0
         self.copy_vma_defects = 0  # times copy_vma merged faulted pages into an unfaulted VMA
+        self.events: Counter = Counter()  # kernel paths taken (coverage for the tests)
 
     # ------------------------------------------------------------------ object lifetimes
 
@@ -230,7 +232,7 @@ class ReferenceModel:
 
     def _maybe_free_slot(self, s: Slot):
         if s.count == 0 and s.cache is None:
-            del self.slots[s.id]
+            self.slots.pop(s.id, None)
 
     # ------------------------------------------------------------------ lookups
 
@@ -302,6 +304,8 @@ class ReferenceModel:
         av = self.find_mergeable_anon_vma(vma)
         if av is None:
             av = self._new_anon_vma()
+        else:
+            self.events["anon_vma_prepare reuses a neighbour's anon_vma"] += 1
         vma.anon_vma = av
         if self.chain:
             avc = Avc(vma, av)
@@ -372,6 +376,8 @@ class ReferenceModel:
         av = vma.anon_vma
         if self.chain and not exclusive:
             av = vma.chain[-1].anon_vma
+            if av is not vma.anon_vma:
+                self.events["swap-in maps to the oldest anon_vma, not vma->anon_vma"] += 1
         page.mapping = av
         page.index = vma.linear_page_index(addr)
 
@@ -444,6 +450,7 @@ class ReferenceModel:
     def vma_merge(self, mm: Mm, prev, addr, end, prot, flags, anon_vma, pgoff) -> Optional[Vma]:
         """vma_merge with its eight cases (see the kernel comment)."""
         pglen = (end - addr) >> PAGE_SHIFT
+        mapped = any(v.start < end and v.end > addr for v in mm.vmas)  # mprotect/madvise
         nxt = self._next(prev) if prev is not None else (mm.vmas[0] if mm.vmas else None)
         area = nxt
         if nxt is not None and nxt.end == end:  # cases 6, 7, 8
@@ -460,8 +467,11 @@ class ReferenceModel:
                 and self._can_vma_merge_before(nxt, prot, flags, anon_vma, pgoff + pglen)
                 and self._is_mergeable_anon_vma(prev.anon_vma, nxt.anon_vma)
             ):  # cases 1, 6
+                self.events[f"vma_merge case {6 if mapped else 1}"] += 1
                 self.vma_adjust(prev, prev.start, nxt.end, prev.pgoff)
             else:  # cases 2, 5, 7
+                case = (5 if area is not None and end < area.end else 7) if mapped else 2
+                self.events[f"vma_merge case {case}"] += 1
                 self.vma_adjust(prev, prev.start, end, prev.pgoff)
             return prev
 
@@ -471,8 +481,11 @@ class ReferenceModel:
             and self._can_vma_merge_before(nxt, prot, flags, anon_vma, pgoff + pglen)
         ):
             if prev is not None and addr < prev.end:  # case 4
+                self.events["vma_merge case 4"] += 1
                 self.vma_adjust(prev, prev.start, addr, prev.pgoff)
             else:  # cases 3, 8
+                self.events[f"vma_merge case {8 if mapped else 3}"] += 1
+                assert area is not None  # next, or (case 8) the VMA before it
                 self.vma_adjust(area, addr, nxt.end, nxt.pgoff - pglen)
             return area
         return None
@@ -484,11 +497,13 @@ class ReferenceModel:
         nxt = self._next(vma)
         again = False
         while True:
-            importer = exporter = None
+            importer: Optional[Vma] = None
+            exporter: Optional[Vma] = None
             remove_next = 0
             adjust_next = 0
             anon_vma33 = None
             if again or (nxt is not None and insert is None):
+                assert nxt is not None
                 if again or end >= nxt.end:
                     # vma expands over all of next (and maybe the one after: case 6)
                     remove_next = 1 + (end > nxt.end)
@@ -504,23 +519,27 @@ class ReferenceModel:
                     exporter, importer = vma, nxt
                 if importer is not None:
                     anon_vma33 = nxt.anon_vma
-                if self.chain:
-                    if exporter is not None and exporter.anon_vma is not None and importer.anon_vma is None:
+                if self.chain and exporter is not None and importer is not None:
+                    if exporter.anon_vma is not None and importer.anon_vma is None:
+                        self.events["vma_adjust importer clones the exporter" + (" (2nd pass)" if again else "")] += 1
                         self.anon_vma_clone(importer, exporter)
                         importer.anon_vma = exporter.anon_vma
             if not self.chain:
                 if vma.anon_vma is not None:
                     anon_vma33 = vma.anon_vma
                 if anon_vma33 is not None and importer is not None and importer.anon_vma is None:
+                    self.events["vma_adjust importer takes the anon_vma" + (" (2nd pass)" if again else "")] += 1
                     importer.anon_vma = anon_vma33
                     anon_vma33.head.append(importer)  # __anon_vma_link: list_add_tail
 
             vma.start, vma.end, vma.pgoff = start, end, pgoff
             if adjust_next:
+                assert nxt is not None
                 nxt.start += adjust_next << PAGE_SHIFT
                 nxt.pgoff += adjust_next
 
             if remove_next:
+                assert nxt is not None
                 self._unlink_vma(nxt)
                 self._anon_vma_merge(vma, nxt)
             elif insert is not None:
@@ -607,6 +626,7 @@ class ReferenceModel:
         _, prev = self._find_vma_prev(mm, addr)
         new_vma = self.vma_merge(mm, prev, addr, addr + length, vma.prot, vma.flags, vma.anon_vma, pgoff)
         if new_vma is not None:
+            self.events["copy_vma merges at the destination"] += 1
             if vma.anon_vma is not None and new_vma.anon_vma is None:
                 # the latent 2.6.3x defect (docs/bugs.md): faulted pages now sit in a VMA
                 # without anon_vma
@@ -664,7 +684,10 @@ class ReferenceModel:
     def _do_wp_page(self, mm: Mm, vma: Vma, addr: int, pte: Pte):
         old = pte.page if pte.kind == PRESENT else None
         if old is not None and self._reuse_swap_page(old):
+            self.events["do_wp_page reuses the page"] += 1
             if self.chain:
+                if old.mapping is not vma.anon_vma:
+                    self.events["page_move_anon_rmap moves the page"] += 1
                 old.mapping = vma.anon_vma  # page_move_anon_rmap
             pte.writable = True
             return
@@ -681,11 +704,13 @@ class ReferenceModel:
         s = pte.slot
         page = s.cache
         if page is None:  # read into the swap cache
+            self.events["do_swap_page reads a fresh page"] += 1
             page = self._new_page(None, None)
             page.slot = s
             s.cache = page
         writable = exclusive = False
         if write and self._reuse_swap_page(page):
+            self.events["do_swap_page takes the page exclusively"] += 1
             writable = exclusive = True
             write = False
         new = Pte(PRESENT, page, writable)
@@ -975,6 +1000,7 @@ class ReferenceModel:
                     self.do_munmap(mm, old_addr + new_len, old_len - new_len)
                 old_len = new_len
             vma = self._find_vma(mm, old_addr)
+            assert vma is not None and vma.start <= old_addr
             return self._move_vma(vma, old_addr, old_len, new_len, new_addr)
         if old_len >= new_len:
             self._check_no_hole(mm, old_addr, old_len)
@@ -987,6 +1013,7 @@ class ReferenceModel:
             raise BadAddress(f"[{old_addr:#x}, {old_end:#x}) is not inside one VMA (EFAULT)")
         if old_end == vma.end and self._vma_expandable(vma, new_len - old_len):
             # grow in place: vma_adjust only, no vma_merge with what follows
+            self.events["mremap grows in place"] += 1
             self.vma_adjust(vma, vma.start, old_addr + new_len, vma.pgoff)
             return old_addr
         if not may_move:
@@ -1069,6 +1096,7 @@ class ReferenceModel:
                 "prot": prot_str(v.prot),
                 "anon_vma": None if v.anon_vma is None else v.anon_vma.id,
                 "chain_len": len(v.chain),
+                "chain": [avc.anon_vma.id for avc in reversed(v.chain)],  # oldest first
                 "flags": sorted(v.flags),
             }
             for v in mm.vmas

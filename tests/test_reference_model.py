@@ -1,0 +1,858 @@
+"""Differential test: the Rust engine against the pure-Python reference model
+(python/rmapsim/reference.py, written from the 2.6.33 / 2.6.34 kernel rules), in lockstep.
+
+Every step applies one random operation to ``rmapsim.Simulator`` and to ``ReferenceModel``
+of the same era, then asserts that they agree on:
+
+* the return value, or the type of the exception raised;
+* ``counts()`` (mm, vma, anon_vma, anon_vma_chain, page, pte, swap_slot, swap_cache);
+* per pid the VMA list (start, end, pgoff, prot, flags, chain_len);
+* the partition of all VMAs (all processes) by anon_vma, and the identity of each
+  anon_vma over time (a bijection engine handle <-> model anon_vma, learnt and kept);
+* per (pid, page address) the page-table entry kind (none / zero page / anon page / swap
+  entry) and, for anon pages, which page it is (a bijection engine page handle <-> model
+  page, learnt and kept: this is the sharing partition, and page identity over time);
+* per live page: mapcount, page->index, whether it is in the swap cache, page->mapping;
+* per mapped page: the candidates its full rmap walk visits (``rmap_walk``'s
+  ``vmas_visited``), the mappings it finds, and the candidates ``page_referenced`` visits
+  before its early stop (which depends on the anon_vma list order);
+* for try_to_unmap / madvise(pageout): per page the walk's vmas_visited and mappings found.
+
+The known latent copy_vma defect (docs/bugs.md: mremap moving a faulted range beside an
+unfaulted, pgoff-contiguous neighbour) is modelled as the kernel has it; when a run reaches
+it, the step is compared like any other (layouts, counts, partitions) except the walks and
+page->mapping of the broken pages, and the run stops there (the kernel state is corrupt).
+
+Profiles: the default ("fast") runs a few seconds; RMAPSIM_HYPOTHESIS_PROFILE=slow runs the
+state machines longer, and ``-m slow`` adds seeded long runs (test_long_run).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import random
+import re
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, event, note, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+
+import rmapsim
+
+from _simutil import MMAP_BASE, PAGE, layout_states, norm_prot, scan_rows
+
+
+def _load_reference():
+    """The reference model from the source tree (python/rmapsim/reference.py), loaded as a
+    submodule of the installed package so that it raises the very exception classes the
+    engine raises (the installed copy of the package may predate it)."""
+    path = Path(__file__).resolve().parents[1] / "python" / "rmapsim" / "reference.py"
+    spec = importlib.util.spec_from_file_location("rmapsim.reference", path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["rmapsim.reference"] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+reference = _load_reference()
+ReferenceModel = reference.ReferenceModel
+
+ERAS = ("2.6.33", "2.6.34")
+WINDOW = 24  # pages of fixed-address playground right below mmap_base, where addr=None lands
+WIN_LO = MMAP_BASE - WINDOW * PAGE
+MAX_PROCS = 5
+PROTS = ("rw", "rw", "rw", "r", "rwx", "w", "x", "none")
+MPROTECT_PROTS = ("r", "rw", "rw", "none", "rwx")
+ADVICE = ("normal", "random", "sequential", "dontfork", "dofork", "dontneed", "pageout")
+STATE = {".": None, "z": "zero", "p": "page", "s": "page", "w": "swap"}
+
+STATS = Counter()  # printed by `pytest -s` (see test_long_run)
+
+
+# --------------------------------------------------------------------------- lockstep pair
+
+_VMA_LINE = re.compile(r"^  [A-Z] \[(0x[0-9a-f]+), 0x[0-9a-f]+\) .* chain \[([^\]]*)\]$", re.M)
+_LEGEND = re.compile(r"\b(av\d+)=(0x[0-9a-f]+)\b")
+
+
+def layout_chains(sim, pid):
+    """{VMA start: [engine anon_vma handles of its chain, oldest first]} from
+    render_layout(pid) (api-contract.md: "Chains are listed oldest first")."""
+    text = sim.render_layout(pid)
+    legend = {label: int(h, 16) for label, h in _LEGEND.findall(text)}
+    return {
+        int(start, 16): [legend[label] for label in chain.split()]
+        for start, chain in _VMA_LINE.findall(text)
+    }
+
+
+
+def _outcome(fn, *args, **kwargs):
+    try:
+        return ("ok", fn(*args, **kwargs))
+    except rmapsim.SimError as e:
+        return ("error", e)
+
+
+class Pair:
+    """An engine and a reference model of one era, driven in lockstep."""
+
+    def __init__(self, era, hypo=False):
+        self.era = era
+        self.hypo = hypo  # inside a hypothesis test: note() each operation
+        self.sim = rmapsim.Simulator(era=era, seed=0)
+        self.model = ReferenceModel(era)
+        self.page_fwd, self.page_back = {}, {}  # model page id <-> engine page handle
+        self.av_fwd, self.av_back = {}, {}  # model anon_vma id <-> engine anon_vma handle
+        self.stopped = None
+        self.failed = False  # a comparison failed: teardown must not mask it
+        self.steps = 0
+        self.ops = []  # for failure messages
+
+    # ---- identity maps
+
+    def _learn(self, fwd, back, m, e, what):
+        assert fwd.setdefault(m, e) == e, f"{what}: model {m} was engine {fwd[m]}, now {e}"
+        assert back.setdefault(e, m) == m, f"{what}: engine {e} was model {back[e]}, now {m}"
+
+    def to_engine_pages(self, pages):
+        return None if pages is None else [self.page_fwd[p] for p in pages]
+
+    def known_pages(self):
+        return sorted(p for p in self.model.pages if p in self.page_fwd)
+
+    # ---- one operation
+
+    def apply(self, op):
+        try:
+            self._apply(op)
+        except BaseException:
+            self.failed = True
+            raise
+
+    def compare(self):
+        try:
+            self._compare()
+        except BaseException:
+            self.failed = True
+            raise
+
+    def _apply(self, op):
+        name, args, kwargs = op
+        self.ops.append(op)
+        if self.hypo:
+            note(f"{self.era} #{len(self.ops)}: {name}{args} {kwargs}")
+        margs = args
+        eargs = args
+        if name in ("try_to_unmap", "drop_swap_cache"):
+            eargs = (self.to_engine_pages(args[0]),)
+        got = _outcome(getattr(self.sim, name), *eargs, **kwargs)
+        want = _outcome(getattr(self.model, name), *margs, **kwargs)
+        ctx = f"{self.era} {name}{args} {kwargs}"
+        if want[0] == "error" or got[0] == "error":
+            assert got[0] == want[0], f"{ctx}: engine {got[1]!r}, model {want[1]!r}"
+            assert type(got[1]) is type(want[1]), f"{ctx}: engine {got[1]!r}, model {want[1]!r}"
+            STATS[f"error {type(got[1]).__name__}"] += 1
+        else:
+            self._compare_result(name, got[1], want[1], ctx)
+        self.steps += 1
+        STATS[name] += 1
+
+    def _compare_rows(self, stats, rows, ctx, ordered):
+        erows = scan_rows(stats)
+        assert len(erows) == len(rows), f"{ctx}: {len(erows)} walks, model {len(rows)}"
+        cols = ("vmas_visited", "mappings_found", "mapcount")
+        if ordered:
+            for er, mr in zip(erows, rows):
+                assert self.page_fwd.get(mr["page"]) == er["page"], f"{ctx}: walk order {erows} vs {rows}"
+                assert tuple(er[c] for c in cols) == tuple(mr[c] for c in cols), f"{ctx}: {er} vs {mr}"
+            return
+        by_handle = {er["page"]: er for er in erows}
+        rest_e, rest_m = [], []
+        for mr in rows:
+            h = self.page_fwd.get(mr["page"])
+            if h is None:
+                rest_m.append(tuple(mr[c] for c in cols))
+                continue
+            er = by_handle.pop(h)
+            assert tuple(er[c] for c in cols) == tuple(mr[c] for c in cols), f"{ctx}: {er} vs {mr}"
+        rest_e = [tuple(er[c] for c in cols) for er in by_handle.values()]
+        assert sorted(rest_e) == sorted(rest_m), f"{ctx}: unpaired walks {rest_e} vs {rest_m}"
+
+    def _compare_result(self, name, got, want, ctx):
+        if name == "fork_many":
+            assert [int(x) for x in got] == want, f"{ctx}: {got} vs {want}"
+        elif name == "madvise":
+            self._compare_rows(got, want, ctx, ordered=True)
+        elif name == "try_to_unmap":
+            self._compare_rows(got, want, ctx, ordered=False)
+            found = sum(r["mappings_found"] for r in want)
+            STATS["try_to_unmap mappings"] += found
+        else:
+            assert (None if got is None else int(got)) == want, f"{ctx}: engine {got}, model {want}"
+
+    # ---- state comparison
+
+    def _compare(self):
+        sim, model = self.sim, self.model
+        live = [int(p) for p in sim.pids()]
+        assert sorted(live) == model.pids(), f"pids {live} vs {model.pids()}"
+        ec, mc = sim.counts(), model.counts()
+        ec = {k: int(ec[k]) for k in mc}
+        assert ec == mc, f"counts: engine {ec}\n model {mc}"
+
+        broken = None
+        try:
+            model.check()
+        except rmapsim.InvariantViolation as e:
+            # the model's own rmap broke: only the known copy_vma defect may do that
+            assert model.copy_vma_defects, f"the reference model broke by itself: {e}"
+            broken = str(e)
+
+        e_groups, m_groups = {}, {}
+        mapped = {}  # model page id -> (pid, addr) of one mapping
+        for pid in live:
+            ev, mv = sim.vmas(pid), model.vmas(pid)
+
+            def shape(v):
+                return (
+                    int(v["start"]),
+                    int(v["end"]),
+                    int(v["pgoff"]),
+                    norm_prot(v["prot"]),
+                    frozenset(v["flags"]),
+                    int(v["chain_len"]),
+                )
+
+            assert [shape(v) for v in ev] == [shape(v) for v in mv], (
+                f"pid {pid} VMAs:\n engine {[shape(v) for v in ev]}\n model  {[shape(v) for v in mv]}"
+            )
+            for e, m in zip(ev, mv):
+                assert (e["anon_vma"] is None) == (m["anon_vma"] is None), f"pid {pid} {e} vs {m}"
+                if m["anon_vma"] is not None:
+                    e_groups.setdefault(int(e["anon_vma"]), set()).add((pid, int(e["start"])))
+                    m_groups.setdefault(m["anon_vma"], set()).add((pid, m["start"]))
+                    self._learn(self.av_fwd, self.av_back, m["anon_vma"], int(e["anon_vma"]), "anon_vma")
+            # every VMA's anon_vma_chain, entry by entry, in order (2.6.34)
+            if model.chain:
+                chains = layout_chains(sim, pid)
+                assert sorted(chains) == [m["start"] for m in mv], f"pid {pid}: render_layout {chains}"
+                for m in mv:
+                    got = chains[m["start"]]
+                    assert len(got) == len(m["chain"]), f"pid {pid} {m['start']:#x}: chain {got} vs {m['chain']}"
+                    for mid, eh in zip(m["chain"], got):
+                        self._learn(self.av_fwd, self.av_back, mid, eh, f"pid {pid} {m['start']:#x} chain")
+            # page-table entries, page by page
+            states = layout_states(sim, pid)
+            for v in mv:
+                for a in range(v["start"], v["end"], PAGE):
+                    kind = model.entry_kind(pid, a)
+                    if a in states:  # render_layout shows up to 40 pages of a VMA
+                        assert STATE[states[a]] == kind, f"pid {pid} {a:#x}: engine {states[a]!r}, model {kind}"
+                    h = sim.page_at(pid, a)
+                    p = model.page_at(pid, a)
+                    assert (h is None) == (p is None), f"pid {pid} {a:#x}: engine page {h}, model {p}"
+                    if p is not None:
+                        self._learn(self.page_fwd, self.page_back, p, int(h), f"page at pid {pid} {a:#x}")
+                        mapped.setdefault(p, (pid, a))
+                        if a in states:
+                            mapcount = model.page_info(p)["mapcount"]
+                            assert (states[a] == "s") == (mapcount > 1), f"pid {pid} {a:#x}"
+        part = lambda groups: sorted(sorted(g) for g in groups.values())  # noqa: E731
+        assert part(e_groups) == part(m_groups), "VMAs share anon_vmas differently"
+
+        # live pages: identity, mapcount, index, swap cache, page->mapping
+        e_pages = sorted(int(h) for h in sim.anon_pages())
+        m_pages = model.anon_pages()
+        unknown_e = [h for h in e_pages if h not in self.page_back]
+        unknown_m = [p for p in m_pages if p not in self.page_fwd]
+        if len(unknown_e) == 1 and len(unknown_m) == 1:
+            # e.g. a page read from swap then copied by its write fault: never seen mapped
+            self._learn(self.page_fwd, self.page_back, unknown_m[0], unknown_e[0], "unmapped page")
+            unknown_e = unknown_m = []
+        for p in m_pages:
+            h = self.page_fwd.get(p)
+            if h is None:
+                continue
+            assert h in e_pages, f"model page {p} is alive, engine page {h} is not"
+            ei, mi = self.sim.page_info(h), model.page_info(p)
+            assert int(ei["mapcount"]) == mi["mapcount"], f"page {h}: {ei} vs {mi}"
+            assert int(ei["index"]) == mi["index"], f"page {h}: {ei} vs {mi}"
+            assert (ei["swap_slot"] is None) == (mi["swap_slot"] is None), f"page {h}: {ei} vs {mi}"
+            av = model.pages[p].mapping
+            if broken is None and av is not None and not av.freed:
+                if av.id in self.av_fwd or int(ei["anon_vma"]) not in self.av_back:
+                    self._learn(self.av_fwd, self.av_back, av.id, int(ei["anon_vma"]), f"page {h}->mapping")
+        assert len(unknown_e) == len(unknown_m), "live page sets differ"
+        STATS["unpaired pages"] += len(unknown_m)
+
+        # rmap walks of every mapped page
+        if broken is not None:
+            self.stopped = f"known copy_vma defect: {broken}"
+            STATS["stopped at the copy_vma defect"] += 1
+            return
+        if mapped:
+            pids_addrs = {p: mapped[p] for p in mapped}
+            handles = [self.page_fwd[p] for p in pids_addrs]
+            full = {r["page"]: r for r in scan_rows(sim.rmap_walk(handles))}
+            early = {r["page"]: r for r in scan_rows(sim.page_referenced(handles))}
+            for p, (pid, a) in pids_addrs.items():
+                h = self.page_fwd[p]
+                r, e = full[h], early[h]
+                mi = model.page_info(p)
+                want = model.rmap_walk_len(pid, a)
+                assert r["vmas_visited"] == want, f"page {h} at pid {pid} {a:#x}: walk visits {r['vmas_visited']}, model {want}"
+                assert r["mappings_found"] == r["mapcount"] == mi["mapcount"], f"page {h}: {r}"
+                assert self.av_fwd.get(mi["anon_vma"], r["anon_vma"]) == r["anon_vma"], f"page {h}: {r} vs {mi}"
+                want = model.page_referenced_len(pid, a)
+                assert e["vmas_visited"] == want, f"page {h}: page_referenced visits {e['vmas_visited']}, model {want}"
+                STATS[f"walk len {min(r['vmas_visited'], 4)}"] += 1
+
+    def teardown(self):
+        STATS.update(self.model.events)
+        STATS["steps"] += self.steps
+        if self.stopped or self.failed:
+            return
+        for pid in self.model.pids():
+            self.apply(("exit", (pid,), {}))
+        self.compare()
+        assert all(v == 0 for v in self.model.counts().values())
+
+
+# --------------------------------------------------------------------------- operations
+
+
+class HypoDraw:
+    def __init__(self, data):
+        self.data = data
+
+    def pick(self, seq):
+        return self.data.draw(st.sampled_from(list(seq)))
+
+    def int(self, lo, hi):
+        return self.data.draw(st.integers(lo, hi))
+
+    def bool(self):
+        return self.data.draw(st.booleans())
+
+
+class RandDraw:
+    def __init__(self, rng):
+        self.rng = rng
+
+    def pick(self, seq):
+        return self.rng.choice(list(seq))
+
+    def int(self, lo, hi):
+        return self.rng.randint(lo, hi)
+
+    def bool(self):
+        return self.rng.random() < 0.5
+
+
+KINDS = (
+    ["fork"] * 3
+    + ["fork_many", "exit", "exec", "dead_pid"]
+    + ["mmap"] * 4
+    + ["munmap"] * 3
+    + ["touch"] * 8
+    + ["touch_many", "touch_whole"]
+    + ["touch_swap"] * 3
+    + ["mprotect"] * 3
+    + ["madvise"] * 3
+    + ["mremap"] * 4
+    + ["try_to_unmap"] * 2
+    + ["reclaim_vma"] * 2
+    + ["drop_swap_cache"] * 2
+)
+
+
+def _window_range(draw):
+    slot = draw.int(0, WINDOW - 1)
+    return WIN_LO + slot * PAGE, min(draw.int(1, 4), WINDOW - slot)
+
+
+def _range(model, pid, draw):
+    """Mostly a piece of one VMA (sometimes all of it, sometimes running past its end into
+    the next VMA or a hole), else a range of the window."""
+    vs = model.vmas(pid)
+    if vs and draw.int(0, 7):
+        v = draw.pick(vs)
+        size = (v["end"] - v["start"]) // PAGE
+        if not draw.int(0, 3):
+            return v["start"], size
+        off = draw.int(0, size - 1)
+        n = draw.int(1, 4)
+        if draw.int(0, 5):
+            n = min(n, size - off)
+        return v["start"] + off * PAGE, n
+    return _window_range(draw)
+
+
+def _neighbour_prot(model, pid, addr, draw, choices):
+    """Often the prot of a VMA next to the one at addr (mprotect then merges, and
+    vma_adjust's importer rule comes into play), else a random one."""
+    vs = model.vmas(pid)
+    i = next((i for i, v in enumerate(vs) if v["start"] <= addr < v["end"]), None)
+    near = [] if i is None else [vs[j]["prot"] or "none" for j in (i - 1, i + 1) if 0 <= j < len(vs)]
+    if near and draw.bool():
+        return draw.pick(near)
+    return draw.pick(choices)
+
+
+def draw_op(pair, draw):
+    """One operation (name, args, kwargs), arguments chosen from the model's state. Page
+    arguments are model page ids the engine is known to name."""
+    model = pair.model
+    live = model.pids()
+    if not live:
+        return ("spawn", (), {})
+    kinds = list(KINDS)
+    if len(live) < MAX_PROCS:
+        kinds += ["spawn", "fork", "fork"]
+    kind = draw.pick(kinds)
+    if kind == "spawn":
+        return ("spawn", (), {})
+    if kind in ("try_to_unmap", "drop_swap_cache"):
+        known = pair.known_pages()
+        if not known or draw.bool():
+            return (kind, (None,), {})
+        n = draw.int(1, min(4, len(known)))
+        pages = []
+        for _ in range(n):
+            p = draw.pick(known)
+            if p not in pages:
+                pages.append(p)
+        return (kind, (pages,), {})
+    if kind == "dead_pid":
+        dead = model._next_pid  # never allocated yet, or an exited one
+        gone = [p for p in range(1, model._next_pid) if p not in model.mms]
+        if gone and draw.bool():
+            dead = draw.pick(gone)
+        return (draw.pick(["fork", "exit", "exec"]), (dead,), {})
+    pid = draw.pick(live)
+    busy = [p for p in live if model.mms[p].vmas]
+    if busy and kind not in ("exit", "exec") and draw.int(0, 7):
+        pid = draw.pick(busy)  # memory operations mostly where there is memory
+    if kind in ("fork", "fork_many"):
+        if len(live) >= MAX_PROCS:
+            return ("exit", (pid,), {})
+        if kind == "fork_many":
+            return ("fork_many", (pid, min(2, MAX_PROCS - len(live))), {})
+        return ("fork", (pid,), {})
+    if kind in ("exit", "exec"):
+        return (kind, (pid,), {})
+    if kind == "mmap":
+        prot = draw.pick(PROTS)
+        if draw.int(0, 2) == 0:
+            return ("mmap", (pid, draw.int(1, 4) * PAGE), {"prot": prot})
+        addr, n = _window_range(draw)
+        vs = model.vmas(pid)
+        if vs and draw.bool():
+            # right after or right before an existing VMA (pgoff contiguous: mergeable)
+            v = draw.pick(vs)
+            addr = v["end"] if draw.bool() else v["start"] - n * PAGE
+            if draw.bool():
+                prot = v["prot"] or "none"
+            if not WIN_LO <= addr <= MMAP_BASE - n * PAGE:
+                addr, n = _window_range(draw)
+        return ("mmap", (pid, n * PAGE), {"addr": addr, "prot": prot})
+    if kind == "touch_swap":
+        swapped = sorted(
+            (p, a) for p in live for a, pte in model.mms[p].ptes.items() if pte.kind == "swap"
+        )
+        if swapped:
+            p, a = draw.pick(swapped)
+            n = 1
+            while n < 3 and model.entry_kind(p, a + n * PAGE) == "swap" and draw.bool():
+                n += 1
+            return ("touch", (p, a, n * PAGE), {"write": draw.bool()})
+        kind = "touch"
+    if kind == "touch_whole":
+        vs = model.vmas(pid)
+        if vs:
+            v = draw.pick(vs)
+            return ("touch", (pid, v["start"], v["end"] - v["start"]), {"write": draw.bool()})
+        kind = "touch"
+    if kind == "touch_many":
+        vs = model.vmas(pid)
+        other = draw.pick(live)
+        if vs:
+            v = draw.pick(vs)
+            group = [pid] if other == pid else [pid, other]
+            return ("touch_many", (group, v["start"], v["end"] - v["start"]), {"write": draw.bool()})
+        kind = "touch"
+    if kind == "reclaim_vma":
+        vs = model.vmas(pid)
+        pages = []
+        if vs:
+            v = draw.pick(vs)
+            for a in range(v["start"], v["end"], PAGE):
+                p = model.page_at(pid, a)
+                if p is not None and p in pair.page_fwd and p not in pages:
+                    pages.append(p)
+        return ("try_to_unmap", (pages,), {})
+    addr, n = _range(model, pid, draw)
+    if kind == "munmap":
+        return ("munmap", (pid, addr, n * PAGE), {})
+    if kind == "touch":
+        v = next((v for v in model.vmas(pid) if v["start"] <= addr < v["end"]), None)
+        write = draw.int(0, 4) >= 2
+        if v is not None and write and "w" not in v["prot"] and draw.int(0, 3):
+            write = False  # mostly valid faults; sometimes the BadAddress of a write to r/o
+        return ("touch", (pid, addr, n * PAGE), {"write": write})
+    if kind == "mprotect":
+        return ("mprotect", (pid, addr, n * PAGE, _neighbour_prot(model, pid, addr, draw, MPROTECT_PROTS)), {})
+    if kind == "madvise":
+        advice = draw.pick(ADVICE + ("wipeonfork",) if not draw.int(0, 30) else ADVICE)
+        return ("madvise", (pid, addr, n * PAGE, advice), {})
+    assert kind == "mremap"
+    how = draw.pick(["shrink", "grow", "grow", "fixed", "fixed", "same"])
+    may_move = draw.int(0, 3) != 0
+    new_addr = None
+    if how == "shrink":
+        new_n = max(1, n - draw.int(1, 3))
+    elif how == "same":
+        new_n = n
+    elif how == "grow":
+        new_n = n + draw.int(1, 3)
+    else:
+        new_addr, new_n = _window_range(draw)
+        v = next((v for v in model.vmas(pid) if v["start"] <= addr < v["end"]), None)
+        if v is not None and draw.int(0, 2) == 0:
+            # where copy_vma's merges happen: right beside the source VMA, or back "home"
+            # (the address its pgoff says, where a faulted range came from -- and where an
+            # unfaulted neighbour mapped meanwhile meets the copy_vma defect)
+            new_n = n if draw.bool() else new_n
+            home = (v["pgoff"] << 12) + (addr - v["start"])
+            choices = [v["end"], v["start"] - new_n * PAGE]
+            if home != addr:
+                choices += [home, home]
+            new_addr = draw.pick(choices)
+            if not WIN_LO <= new_addr <= MMAP_BASE - new_n * PAGE:
+                new_addr, new_n = _window_range(draw)
+    return ("mremap", (pid, addr, n * PAGE, new_n * PAGE), {"may_move": may_move, "new_addr": new_addr})
+
+
+def first_ops(draw):
+    """Start from a process with one mapping, optionally written, forked and swapped out,
+    so that short runs exercise COW, swap, splits and merges."""
+    ops = [("spawn", (), {})]
+    slot = draw.int(0, WINDOW - 8)
+    n = draw.int(1, 8)
+    addr = WIN_LO + slot * PAGE
+    prot = draw.pick(["rw", "rw", "r"])
+    ops.append(("mmap", (1, n * PAGE), {"addr": addr, "prot": prot}))
+    if prot == "rw" and draw.bool():
+        ops.append(("touch", (1, addr, n * PAGE), {"write": True}))
+    if draw.bool():
+        ops.append(("fork", (1,), {}))
+    if draw.bool():
+        ops.append(("try_to_unmap", (None,), {}))
+    return ops
+
+
+# --------------------------------------------------------------------------- state machines
+
+
+class ReferenceMachine(RuleBasedStateMachine):
+    ERA = None
+
+    def __init__(self):
+        super().__init__()
+        self.pair = Pair(self.ERA, hypo=True)
+
+    @initialize(data=st.data())
+    def start(self, data):
+        for op in first_ops(HypoDraw(data)):
+            self.pair.apply(op)
+            self.pair.compare()
+
+    @rule(data=st.data())
+    def step(self, data):
+        if self.pair.stopped:
+            return
+        op = draw_op(self.pair, HypoDraw(data))
+        event(op[0])
+        self.pair.apply(op)
+
+    @invariant()
+    def agree(self):
+        if not self.pair.stopped:
+            self.pair.compare()
+
+    def teardown(self):
+        event(f"stopped: {'copy_vma defect' if self.pair.stopped else 'no'}")
+        self.pair.teardown()
+
+
+class Reference2633(ReferenceMachine):
+    ERA = "2.6.33"
+
+
+class Reference2634(ReferenceMachine):
+    ERA = "2.6.34"
+
+
+def _machine_settings():
+    base = settings.default
+    return settings(
+        base,
+        max_examples=max(base.max_examples, 60),
+        stateful_step_count=max(base.stateful_step_count, 50),
+        suppress_health_check=list(HealthCheck),
+    )
+
+
+Reference2633.TestCase.settings = _machine_settings()
+Reference2634.TestCase.settings = _machine_settings()
+TestReference2633 = Reference2633.TestCase
+TestReference2634 = Reference2634.TestCase
+
+
+# --------------------------------------------------------------------------- seeded runs
+
+
+def run_seeded(era, seed, steps):
+    rng = random.Random(f"{era}/{seed}")
+    draw = RandDraw(rng)
+    pair = Pair(era)
+    try:
+        for op in first_ops(draw):
+            pair.apply(op)
+            pair.compare()
+        for _ in range(steps):
+            if pair.stopped:
+                break
+            pair.apply(draw_op(pair, draw))
+            pair.compare()
+        pair.teardown()
+    except AssertionError as e:
+        trail = "\n".join(f"  #{i + 1} {n}{a} {k}" for i, (n, a, k) in enumerate(pair.ops))
+        raise AssertionError(f"{era} seed {seed}, after:\n{trail}\n{e}") from None
+    return pair
+
+
+@pytest.mark.parametrize("era", ERAS)
+def test_seeded_smoke(era):
+    """A few fixed seeds on every run (quick, and reproducible without hypothesis)."""
+    for seed in range(3):
+        run_seeded(era, seed, 60)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("era", ERAS)
+def test_long_run(era):
+    """Long seeded runs (``-m slow``): 40 seeds x 500 steps per era."""
+    before = Counter(STATS)
+    steps = 0
+    stopped = 0
+    for seed in range(40):
+        pair = run_seeded(era, seed, 500)
+        steps += pair.steps
+        stopped += bool(pair.stopped)
+    got = STATS - before
+    print(f"\n{era}: {steps} lockstep steps, {stopped} runs stopped at the copy_vma defect; {dict(sorted(got.items()))}")
+    assert steps > 40 * 300
+
+
+# --------------------------------------------------------------------------- pinned sequences
+
+
+def _pair_run(era, ops):
+    pair = Pair(era)
+    for op in ops:
+        pair.apply(op)
+        pair.compare()
+    return pair
+
+
+@pytest.mark.parametrize("era", ERAS)
+def test_copy_vma_defect_is_modelled_as_the_kernel_has_it(era):
+    """docs/bugs.md: a faulted VMA moved away, an unfaulted VMA mapped just below its old
+    place, the VMA moved back: copy_vma's vma_merge extends the unfaulted VMA over the
+    pages (case 2, no importer), and unmapping the source frees the anon_vma."""
+    X, Y = MMAP_BASE - 10 * PAGE, MMAP_BASE - 20 * PAGE
+    ops = [
+        ("spawn", (), {}),
+        ("mmap", (1, 2 * PAGE), {"addr": X}),
+        ("touch", (1, X, 2 * PAGE), {"write": True}),
+        ("mremap", (1, X, 2 * PAGE, 2 * PAGE), {"new_addr": Y}),
+        ("mmap", (1, PAGE), {"addr": X - PAGE}),
+        ("mremap", (1, Y, 2 * PAGE, 2 * PAGE), {"new_addr": X}),
+    ]
+    pair = _pair_run(era, ops)
+    assert pair.stopped and pair.model.copy_vma_defects == 1
+    # the engine reports the dangling page->mapping on a walk, as the model does
+    h = pair.sim.page_at(1, X)
+    with pytest.raises(rmapsim.InvariantViolation):
+        pair.sim.rmap_walk([h])
+    with pytest.raises(rmapsim.InvariantViolation):
+        pair.model.rmap_walk_len(1, X)
+
+
+@pytest.mark.parametrize("era", ERAS)
+def test_fork_cow_swap_walks(era):
+    """The seed scenario with swap: parent writes, forks twice, children COW half the
+    pages, everything is swapped out and read back in by a child first."""
+    A = MMAP_BASE - 8 * PAGE
+    ops = [
+        ("spawn", (), {}),
+        ("mmap", (1, 4 * PAGE), {"addr": A}),
+        ("touch", (1, A, 4 * PAGE), {"write": True}),
+        ("fork", (1,), {}),
+        ("fork", (1,), {}),
+        ("touch", (2, A, 2 * PAGE), {"write": True}),
+        ("touch", (3, A + 2 * PAGE, PAGE), {"write": True}),
+        ("try_to_unmap", (None,), {}),
+        ("touch", (3, A, 4 * PAGE), {"write": False}),
+        ("touch", (1, A, 4 * PAGE), {"write": False}),
+        ("touch", (2, A, 2 * PAGE), {"write": True}),
+        ("exit", (1,), {}),
+        ("touch", (3, A + 3 * PAGE, PAGE), {"write": True}),
+        ("mprotect", (3, A + PAGE, PAGE, "r"), {}),
+        ("mprotect", (3, A + PAGE, PAGE, "rw"), {}),
+    ]
+    _pair_run(era, ops).teardown()
+
+
+def _scenario(era, ops, *events):
+    """Run ops in lockstep (full comparison after each), then exit everything; the model
+    must have taken each named kernel path."""
+    pair = _pair_run(era, ops)
+    for ev in events:
+        assert pair.model.events[ev], f"{era}: scenario did not reach {ev!r}: {dict(pair.model.events)}"
+    pair.teardown()
+    return pair
+
+
+def _at(i):
+    return WIN_LO + i * PAGE
+
+
+def _importer(era):
+    return "vma_adjust importer clones the exporter" if era == "2.6.34" else "vma_adjust importer takes the anon_vma"
+
+
+@pytest.mark.parametrize("forked", [False, True])
+@pytest.mark.parametrize("era", ERAS)
+def test_case6_second_pass_importer(era, forked):
+    """mprotect case 6, prev and the middle unfaulted, next faulted:
+        0123456        0123456
+        PPANN    ->    PPPPP      (vma_adjust's second pass imports next's anon_vma)
+    forked: done in a child, so next's chain has two entries."""
+    ops = [
+        ("spawn", (), {}),
+        ("mmap", (1, 2 * PAGE), {"addr": _at(0), "prot": "rw"}),
+        ("mmap", (1, PAGE), {"addr": _at(2), "prot": "r"}),
+        ("mmap", (1, 2 * PAGE), {"addr": _at(3), "prot": "rw"}),
+        ("touch", (1, _at(3), 2 * PAGE), {"write": True}),
+    ]
+    pid = 1
+    if forked:
+        ops.append(("fork", (1,), {}))
+        pid = 2
+    ops += [
+        ("mprotect", (pid, _at(2), PAGE, "rw"), {}),
+        ("touch", (pid, _at(0), 5 * PAGE), {"write": True}),
+        ("try_to_unmap", (None,), {}),
+        ("touch", (pid, _at(0), 5 * PAGE), {"write": False}),
+    ]
+    _scenario(era, ops, "vma_merge case 6", _importer(era) + " (2nd pass)")
+
+
+@pytest.mark.parametrize("era", ERAS)
+def test_case4_case5_case8_importers(era):
+    """The boundary-shifting merges whose expanding VMA has no anon_vma:
+        case 5: PPVVV -> PPPVV (P unfaulted imports V's chain)
+        case 4: VVVNN -> VVNNN (N unfaulted imports V's chain)
+        case 8: AANN  -> AAAA  (A unfaulted absorbs faulted N)
+    all in a forked child (two-entry chains), then COW, swap and walks."""
+    ops = [
+        ("spawn", (), {}),
+        # case 5 material
+        ("mmap", (1, 3 * PAGE), {"addr": _at(2), "prot": "rw"}),
+        ("touch", (1, _at(2), 3 * PAGE), {"write": True}),
+        ("mprotect", (1, _at(2), 3 * PAGE, "r"), {}),
+        ("mmap", (1, 2 * PAGE), {"addr": _at(0), "prot": "rw"}),
+        # case 4 material
+        ("mmap", (1, 2 * PAGE), {"addr": _at(10), "prot": "r"}),
+        ("mprotect", (1, _at(10), 2 * PAGE, "rw"), {}),
+        ("touch", (1, _at(10), 2 * PAGE), {"write": True}),
+        ("mprotect", (1, _at(10), 2 * PAGE, "r"), {}),
+        ("mmap", (1, 2 * PAGE), {"addr": _at(12), "prot": "rw"}),
+        # case 8 material
+        ("mmap", (1, 2 * PAGE), {"addr": _at(18), "prot": "rw"}),
+        ("touch", (1, _at(18), 2 * PAGE), {"write": True}),
+        ("mmap", (1, 2 * PAGE), {"addr": _at(16), "prot": "r"}),
+        ("fork", (1,), {}),
+        ("mprotect", (2, _at(2), PAGE, "rw"), {}),  # case 5
+        ("mprotect", (2, _at(11), PAGE, "rw"), {}),  # case 4
+        ("mprotect", (2, _at(16), 2 * PAGE, "rw"), {}),  # case 8
+        ("touch", (2, _at(0), 4 * PAGE), {"write": True}),
+        ("touch", (2, _at(11), 3 * PAGE), {"write": True}),
+        ("touch", (2, _at(16), 4 * PAGE), {"write": True}),
+        ("try_to_unmap", (None,), {}),
+        ("exit", (1,), {}),
+        ("touch", (2, _at(0), 4 * PAGE), {"write": False}),
+    ]
+    _scenario(era, ops, "vma_merge case 4", "vma_merge case 5", "vma_merge case 8", _importer(era))
+
+
+@pytest.mark.parametrize("era", ERAS)
+def test_cow_reuse_and_swapin_anon_vma_choice(era):
+    """2.6.34: a child's COW reuse moves the page to the child's anon_vma
+    (page_move_anon_rmap); a non-exclusive swap-in maps the page to the oldest anon_vma of
+    the faulting VMA's chain; an exclusive one to vma->anon_vma. 2.6.33: one anon_vma."""
+    A = _at(4)
+    ops = [
+        ("spawn", (), {}),
+        ("mmap", (1, 4 * PAGE), {"addr": A}),
+        ("touch", (1, A, 4 * PAGE), {"write": True}),
+        ("fork", (1,), {}),
+        ("fork", (2,), {}),
+        ("exit", (1,), {}),
+        ("touch", (2, A, PAGE), {"write": True}),  # mapped twice still: copy
+        ("exit", (3,), {}),
+        ("touch", (2, A + PAGE, PAGE), {"write": True}),  # now alone: reuse (+ move)
+        ("try_to_unmap", (None,), {}),
+        ("touch", (2, A, 2 * PAGE), {"write": False}),  # swap-in read: not exclusive
+        ("touch", (2, A + 2 * PAGE, PAGE), {"write": True}),  # exclusive swap-in
+        ("fork", (2,), {}),
+        ("try_to_unmap", (None,), {}),
+        ("touch", (4, A + 3 * PAGE, PAGE), {"write": False}),
+        ("touch", (2, A + 3 * PAGE, PAGE), {"write": True}),  # slot still referenced: copy
+        ("drop_swap_cache", (None,), {}),
+        ("touch", (4, A, 3 * PAGE), {"write": True}),
+    ]
+    events = ["do_wp_page reuses the page", "do_swap_page takes the page exclusively"]
+    if era == "2.6.34":
+        events += ["page_move_anon_rmap moves the page", "swap-in maps to the oldest anon_vma, not vma->anon_vma"]
+    _scenario(era, ops, *events)
+
+
+@pytest.mark.parametrize("era", ERAS)
+def test_mremap_moves_and_merges(era):
+    """copy_vma merging at the destination (an unfaulted range moved right after its own
+    VMA merges back into it before the source is unmapped), grow in place, a faulted move
+    keeping its pgoff, and a move back home next to a faulted neighbour (case 1 import)."""
+    ops = [
+        ("spawn", (), {}),
+        ("mmap", (1, 4 * PAGE), {"addr": _at(0)}),
+        ("touch", (1, _at(0), PAGE), {"write": False}),
+        ("mremap", (1, _at(2), 2 * PAGE, 2 * PAGE), {"new_addr": _at(4)}),
+        ("mremap", (1, _at(4), 2 * PAGE, 4 * PAGE), {"may_move": False}),
+        ("touch", (1, _at(4), 2 * PAGE), {"write": True}),
+        ("mremap", (1, _at(4), 4 * PAGE, 4 * PAGE), {"new_addr": _at(12)}),
+        ("fork", (1,), {}),
+        ("mremap", (2, _at(12), 2 * PAGE, 2 * PAGE), {"new_addr": _at(4)}),
+        ("mremap", (2, _at(14), 2 * PAGE, 3 * PAGE), {}),
+        ("touch", (2, _at(4), 2 * PAGE), {"write": True}),
+        ("try_to_unmap", (None,), {}),
+        ("touch", (1, _at(12), 4 * PAGE), {"write": False}),
+    ]
+    _scenario(era, ops, "copy_vma merges at the destination", "mremap grows in place")
