@@ -217,6 +217,25 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--writer-hold", type=int, default=5, help="hold of each write-side update (default 5)")
     c.add_argument("--era", action="append", type=_era, metavar="E", help="era preset (repeatable; default: all)")
     c.add_argument("--plot", metavar="FILE", help="write a PNG/SVG figure (needs matplotlib)")
+    st = sub.add_parser(
+        "study",
+        help="sweep a workload over parameters and eras; write CSV, plots and a Markdown summary",
+        description=(
+            "Runs WORKLOAD for every combination of --param values and every --era, one tidy row "
+            "per run, and writes DIR/results.csv (and results.parquet with pyarrow), "
+            "DIR/cost.png and DIR/cost.svg (with matplotlib: --y against --x per era, log axes) "
+            "and DIR/summary.md. Workloads: fork_storm, fork_chain, prefork_server, "
+            "mprotect_split, aim7_like, mremap_churn (see rmapsim.workloads)."
+        ),
+    )
+    st.add_argument("workload", metavar="WORKLOAD")
+    st.add_argument("--param", action="append", default=[], metavar="K=V1,V2", help="parameter values (repeatable)")
+    st.add_argument("--era", action="append", type=_era, metavar="E", help="era preset (repeatable; default: all)")
+    st.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    st.add_argument("--jobs", type=_positive, default=1, help="local worker processes (default 1)")
+    st.add_argument("--scheduler", metavar="ADDRESS", help="run on a Dask scheduler ('local' starts a LocalCluster)")
+    st.add_argument("--x", help="parameter on the plot's x axis (default: the first --param)")
+    st.add_argument("--y", default="mean_vmas_visited", help="metric on the y axis (default mean_vmas_visited)")
     e = sub.add_parser(
         "eras",
         help="print the era presets and their knobs as a table",
@@ -225,6 +244,106 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--knobs", action="store_true", help="also describe each knob and the kernel change behind it")
     e.add_argument("--names", action="store_true", help="print only the preset names, one per line")
     return p
+
+
+def _parse_value(v: str) -> Any:
+    try:
+        return int(v, 0)
+    except ValueError:
+        return v
+
+
+def cmd_study(args: argparse.Namespace) -> int:
+    import csv
+    import os
+
+    from . import workloads
+    from .study import SweepInterrupted, dask_executor, progress_bar, sweep
+
+    try:
+        workloads.get(args.workload)
+    except SimError as e:
+        print(f"rmapsim study: {e}", file=sys.stderr)
+        return 2
+    grid: Dict[str, List[Any]] = {}
+    for p in args.param:
+        if "=" not in p:
+            print(f"rmapsim study: --param {p!r} must look like K=V1,V2", file=sys.stderr)
+            return 2
+        k, vs = p.split("=", 1)
+        grid[k] = [_parse_value(v) for v in vs.split(",") if v]
+    executor = None
+    try:
+        if args.scheduler:
+            executor = dask_executor(None if args.scheduler == "local" else args.scheduler)
+        elif args.jobs > 1:
+            from concurrent.futures import ProcessPoolExecutor
+
+            executor = ProcessPoolExecutor(args.jobs)
+        interrupted = False
+        try:
+            rows = sweep(args.workload, grid, args.era, executor=executor, progress=progress_bar())
+        except SweepInterrupted as e:
+            rows, interrupted = e.rows, True
+    except SimError as e:
+        print(f"rmapsim study: {e}", file=sys.stderr)
+        return 2
+    finally:
+        if executor is not None:
+            (getattr(executor, "close", None) or executor.shutdown)()
+    os.makedirs(args.out, exist_ok=True)
+    if rows:
+        with open(os.path.join(args.out, "results.csv"), "w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows(rows)
+        try:
+            import pandas as pd
+
+            pd.DataFrame(rows).to_parquet(os.path.join(args.out, "results.parquet"))
+        except Exception:  # noqa: BLE001 - parquet is optional (pyarrow)
+            pass
+    x = args.x or (next(iter(grid)) if grid else None)
+    plotted = _study_plot(rows, x, args.y, args.out) if rows and x else False
+    with open(os.path.join(args.out, "summary.md"), "w") as fh:
+        fh.write(f"# {args.workload}: {args.y} by {x}\n\n")
+        cols = ["era", *grid, args.y, "n_anon_vma", "n_anon_vma_chain", "wall_s"]
+        fh.write("| " + " | ".join(cols) + " |\n|" + "---|" * len(cols) + "\n")
+        for r in rows:
+            fh.write("| " + " | ".join(f"{r[c]:.4g}" if isinstance(r[c], float) else str(r[c]) for c in cols) + " |\n")
+        if plotted:
+            fh.write(f"\n![{args.y} by {x}](cost.png)\n")
+    print(f"{len(rows)} runs written to {args.out}/ (results.csv, summary.md{', cost.png, cost.svg' if plotted else ''})")
+    if interrupted:
+        print("interrupted: the rows finished so far were written", file=sys.stderr)
+        return 130
+    return 0
+
+
+def _study_plot(rows: List[Dict[str, Any]], x: str, y: str, out: str) -> bool:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    import os
+
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for era in dict.fromkeys(r["era"] for r in rows):
+        pts = sorted((r[x], r[y]) for r in rows if r["era"] == era)
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=era)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(x)
+    ax.set_ylabel(y)
+    ax.legend(fontsize="small", ncol=2)
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(os.path.join(out, "cost.png"), dpi=120)
+    fig.savefig(os.path.join(out, "cost.svg"))
+    return True
 
 
 def cmd_contention(args: argparse.Namespace) -> int:
@@ -354,6 +473,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    if args.command == "study":
+        return cmd_study(args)
     if args.command == "contention":
         return cmd_contention(args)
     if args.command == "replay":
