@@ -137,3 +137,13 @@ def test_study_cli_writes_table_plot_and_summary(tmp_path):
     assert "| era | children | pages | mean_vmas_visited" in (out / "summary.md").read_text()
     bad = subprocess.run([sys.executable, "-m", "rmapsim", "study", "nope", "--out", str(out)], capture_output=True, text=True)
     assert bad.returncode == 2 and "unknown workload" in bad.stderr
+
+
+def test_aim7_like_single_process_counts():
+    # processes=1: no fork (population cap) and no exit or exec (only the root is live),
+    # so all 4 operations are faults on the root's one VMA; the 4th triggers the reclaim
+    # pass, which unmaps every page (each mapped only by the root) and drops it from the
+    # swap cache: no page is left, every touched page is now a swap entry.
+    r = workloads.aim7_like("6.18", processes=1, pages=8, reclaim_every=4, seed=1)
+    assert (r["n_mm"], r["n_vma"], r["n_page"], r["n_swap_cache"]) == (1, 1, 0, 0)
+    assert r["n_pte"] == r["n_swap_slot"] > 0

@@ -245,9 +245,29 @@ impl Simulator {
 
     fn walk_batch(&self, pages: Option<&[u64]>, mode: WalkMode, threads: usize) -> Result<ScanStats> {
         let ids = self.resolve_page_ids(pages)?;
-        let res = self.walk_many(&ids, mode, threads, false)?;
         let mut out = ScanStats::with_capacity(ids.len());
-        for (w, _) in &res {
+        if threads == 1 || ids.len() < 2 {
+            for &id in &ids {
+                out.push(&self.rmap_walk_one(id, mode, |_, _| {})?);
+            }
+            return Ok(out);
+        }
+        use rayon::prelude::*;
+        let run = || {
+            ids.par_iter()
+                .with_min_len(256)
+                .map(|&id| self.rmap_walk_one(id, mode, |_, _| {}))
+                .collect::<Result<Vec<_>>>()
+        };
+        let res = if threads == 0 {
+            run()
+        } else {
+            match rayon::ThreadPoolBuilder::new().num_threads(threads).build() {
+                Ok(pool) => pool.install(run),
+                Err(_) => ids.iter().map(|&id| self.rmap_walk_one(id, mode, |_, _| {})).collect(),
+            }
+        }?;
+        for w in &res {
             out.push(w);
         }
         Ok(out)
