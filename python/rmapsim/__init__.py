@@ -13,7 +13,7 @@
 
 from __future__ import annotations
 
-from typing import Iterable, List, Optional, Union
+from typing import Any, Iterable, List, Optional, Union
 
 import numpy as np
 
@@ -221,6 +221,23 @@ class Simulator(_core.Simulator):
         arr = trace.parse(ops) if isinstance(ops, str) else np.asarray(ops)
         status, value, message = self._apply(trace.rows(arr), check_each)
         return ApplyResult(np.frombuffer(bytes(status), dtype=np.uint8).copy(), np.asarray(value, dtype=np.uint64), list(message))
+
+    def to_dot(self) -> str:
+        """Graphviz text of processes, VMAs, anon_vmas and chains (see :mod:`rmapsim.viz`)."""
+        from .viz import to_dot
+
+        return to_dot(self)
+
+    def plot_state(self, ax: Any = None) -> Any:
+        """A matplotlib drawing of the rmap object graph."""
+        from .viz import plot_state
+
+        return plot_state(self, ax)
+
+    def _repr_html_(self) -> str:
+        from .viz import sim_html
+
+        return sim_html(self)
 
     def __repr__(self) -> str:
         c = self.counts()

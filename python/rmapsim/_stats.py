@@ -90,6 +90,11 @@ class ScanStats:
             "total_mapcount": self.total("mapcount"),
         }
 
+    def _repr_html_(self) -> str:
+        from .viz import stats_html
+
+        return stats_html(self)
+
     def to_pandas(self):  # type: ignore[no-untyped-def]
         """A pandas DataFrame with one column per statistic (needs pandas)."""
         import pandas as pd

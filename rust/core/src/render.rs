@@ -127,3 +127,34 @@ impl Simulator {
         Ok(out)
     }
 }
+
+/// One VMA in [`Simulator::graph`]: (pid, start, end, pgoff, prot, anon_vma, chain oldest first).
+pub type GraphVma = (u32, u64, u64, u64, u8, Option<u64>, Vec<u64>);
+/// One anon_vma: (handle, root, parent, entries on its list or tree).
+pub type GraphAnonVma = (u64, u64, u64, usize);
+
+impl Simulator {
+    /// The rmap object graph, for drawing (`to_dot` in Python).
+    pub fn graph(&self) -> (Vec<GraphVma>, Vec<GraphAnonVma>) {
+        let mut vmas = Vec::new();
+        for (&pid, p) in &self.procs {
+            for &v in self.mm(p.mm).vmas.values() {
+                let x = self.vma(v);
+                let chain = x.chain.iter().filter_map(|&c| self.avcs.get(c)).map(|c| c.anon_vma.to_u64()).collect();
+                vmas.push((pid, x.start, x.end, x.pgoff, x.prot, x.anon_vma.map(|a| a.to_u64()), chain));
+            }
+        }
+        let avs = self
+            .avs
+            .iter()
+            .map(|(a, x)| {
+                let n = match self.policy.index {
+                    crate::policy::AnonIndex::List => x.list.len(),
+                    crate::policy::AnonIndex::IntervalTree => x.tree_len as usize,
+                };
+                (a.to_u64(), x.root.to_u64(), x.parent.to_u64(), n)
+            })
+            .collect();
+        (vmas, avs)
+    }
+}

@@ -421,6 +421,38 @@ impl PySimulator {
         Ok((st, val, msg))
     }
 
+    /// The rmap object graph: `{"vmas": [...], "anon_vmas": [...]}` for drawing. Each VMA:
+    /// pid, start, end, pgoff, prot, anon_vma, chain (anon_vma handles, oldest first);
+    /// each anon_vma: handle, root, parent, entries on its list/tree.
+    fn graph<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let g = self.inner.graph();
+        let d = PyDict::new(py);
+        let vl = PyList::empty(py);
+        for v in g.0 {
+            let x = PyDict::new(py);
+            x.set_item("pid", v.0)?;
+            x.set_item("start", v.1)?;
+            x.set_item("end", v.2)?;
+            x.set_item("pgoff", v.3)?;
+            x.set_item("prot", Core::prot_string(v.4).replace('-', ""))?;
+            x.set_item("anon_vma", v.5)?;
+            x.set_item("chain", v.6)?;
+            vl.append(x)?;
+        }
+        let al = PyList::empty(py);
+        for a in g.1 {
+            let x = PyDict::new(py);
+            x.set_item("anon_vma", a.0)?;
+            x.set_item("root", a.1)?;
+            x.set_item("parent", a.2)?;
+            x.set_item("entries", a.3)?;
+            al.append(x)?;
+        }
+        d.set_item("vmas", vl)?;
+        d.set_item("anon_vmas", al)?;
+        Ok(d)
+    }
+
     /// Allocation attempts so far per site, `{"<slab>@<kernel function>": n}`.
     fn allocation_sites<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let d = PyDict::new(py);
