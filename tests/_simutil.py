@@ -29,6 +29,57 @@ ERAS = ALL_ERAS  # what the `era` / `sim` fixtures run
 # 6 accounting (the fork error-path leak)
 RC1_INVARIANTS = (1, 2, 3, 4, 6)
 
+# Every preset of issue 4, oldest first (rmapsim.eras() must list exactly these).
+EVERY_ERA = ("2.6.33", "2.6.34-rc1", "2.6.34", "2.6.35", "3.0", "3.7", "3.8", "3.19", "6.0", "6.18")
+
+# The faithful buggy eras and the invariants their bugs may break (SPEC.md section 3, 5):
+# 2.6.34-rc1 as above; 3.19's degree-based fork reuse (kernel-eras.md section 6-7,
+# CVE-2022-42703) hands an anon_vma to a second VMA of one mm with a different chain, which
+# check() reports as invariant 4 at the fork that does it (check() after every operation);
+# a later merge that throws the richer chain away loses rmap mappings (1), and once the
+# anon_vma is freed page->mapping dangles (2). The randomised tests saw exactly these.
+BUGGY_BREAKS = {"2.6.34-rc1": RC1_INVARIANTS, "3.19": (1, 2, 4)}
+# ... and the invariant the *first* break names when check() runs after every operation
+# (None: any of the above)
+FIRST_BREAK = {"2.6.34-rc1": None, "3.19": 4}
+SOUND_ERAS = tuple(e for e in EVERY_ERA if e not in BUGGY_BREAKS)
+
+# Per-era rules the tests rely on, written from SPEC.md section 3 and kernel-eras.md
+# sections 1-8 (test_stateful checks that the presets agree):
+#   linking     legacy (one family anon_vma, VMAs on its list) | chain (anon_vma_chain)
+#   prepare     anon_vma_prepare's neighbour reuse: any compatible | singular chain only
+#   merge       is_mergeable_anon_vma: simple (either NULL or equal) | singular (965f55dea0e3:
+#               "either NULL" only when the VMA checked has a singular chain) | 2025 (case by case)
+#   index       what a walk enumerates: list | itree (entries covering the page index)
+#   lock_root   walks lock the root anon_vma of the fork tree (2.6.35+) instead of their own
+#   lock_shared walks take the lock shared (rwsem, 3.8+)
+#   fork_reuse  anon_vma_fork reuses an old anon_vma: never | degree (3.19) | active (6.0)
+#   wipeonfork  MADV_WIPEONFORK / MADV_KEEPONFORK exist (4.14+)
+#   mremap_merges_next  growing in place merges with the next VMA (ca3d76b0aa80, 6.1)
+#   swapin      anon_vma of a page read from swap and mapped shared: vma (vma->anon_vma) |
+#               oldest (the oldest on the VMA's chain, 2.6.34-rc4) | root (2.6.35)
+def _rules(linking="chain", prepare="singular", merge="simple", index="list", lock_root=True,
+           lock_shared=False, fork_reuse="never", wipeonfork=False, mremap_merges_next=False,
+           swapin="root"):
+    return dict(linking=linking, prepare=prepare, merge=merge, index=index, lock_root=lock_root,
+                lock_shared=lock_shared, fork_reuse=fork_reuse, wipeonfork=wipeonfork,
+                mremap_merges_next=mremap_merges_next, swapin=swapin)
+
+
+ERA_RULES = {
+    "2.6.33": _rules(linking="legacy", prepare="any", lock_root=False, swapin="vma"),
+    "2.6.34-rc1": _rules(prepare="any", lock_root=False, swapin="vma"),
+    "2.6.34": _rules(lock_root=False, swapin="oldest"),
+    "2.6.35": _rules(),
+    "3.0": _rules(merge="singular"),
+    "3.7": _rules(merge="singular", index="itree"),
+    "3.8": _rules(merge="singular", index="itree", lock_shared=True),
+    "3.19": _rules(merge="singular", index="itree", lock_shared=True, fork_reuse="degree"),
+    "6.0": _rules(merge="singular", index="itree", lock_shared=True, fork_reuse="active", wipeonfork=True),
+    "6.18": _rules(merge="2025", index="itree", lock_shared=True, fork_reuse="active", wipeonfork=True,
+                   mremap_merges_next=True),
+}
+
 COUNT_KEYS = ("mm", "vma", "anon_vma", "anon_vma_chain", "page", "pte", "swap_slot", "swap_cache")
 
 SCAN_COLUMNS = (
@@ -46,9 +97,19 @@ SCAN_COLUMNS = (
 
 # struct sizes on x86-64 per SPEC.md section 3
 STRUCT_SIZES = {
-    "2.6.33": {"vm_area_struct": 176, "anon_vma": 24, "anon_vma_chain": 0},
-    "2.6.34-rc1": {"vm_area_struct": 176, "anon_vma": 24, "anon_vma_chain": 48},
-    "2.6.34": {"vm_area_struct": 176, "anon_vma": 24, "anon_vma_chain": 48},
+    era: {"vm_area_struct": v, "anon_vma": a, "anon_vma_chain": c}
+    for era, v, a, c in (
+        ("2.6.33", 176, 24, 0),
+        ("2.6.34-rc1", 176, 24, 48),
+        ("2.6.34", 176, 24, 48),
+        ("2.6.35", 176, 32, 48),
+        ("3.0", 176, 64, 48),
+        ("3.7", 184, 56, 64),
+        ("3.8", 184, 56, 64),
+        ("3.19", 200, 72, 64),
+        ("6.0", 200, 96, 64),
+        ("6.18", 192, 96, 64),
+    )
 }
 
 ADVICE = ("normal", "random", "sequential", "dontfork", "dofork", "dontneed", "pageout")
@@ -289,3 +350,127 @@ def value_pattern(*values) -> str:
         else:
             alts.append(re.escape(str(v)))
     return "(?i)(" + "|".join(alts) + ")"
+
+
+# ---------------------------------------------------------------------------- issue 4 helpers
+
+_LEGEND = re.compile(r"^  (av\d+=0x[0-9a-f]+)( av\d+=0x[0-9a-f]+)*$")
+_VMA_LINE = re.compile(
+    r"^  [A-Z] \[(0x[0-9a-f]+), (0x[0-9a-f]+)\) \d+ pages pgoff 0x[0-9a-f]+ \S+(?: \S+)? "
+    r"anon_vma (\S+) chain \[([^\]]*)\]$",
+    re.M,
+)
+
+
+def vma_chains(sim, pid) -> dict:
+    """{VMA start: (anon_vma handle or None, [handles of its chain's anon_vmas, oldest first])}
+    read from render_layout(pid) (api-contract.md: chains are listed oldest first, labels
+    av0, av1, ... resolved by the last line). Cross-checked against vmas(pid)."""
+    text = sim.render_layout(pid)
+    lines = text.splitlines()
+    legend = {}
+    if lines and _LEGEND.match(lines[-1]):
+        for item in lines[-1].split():
+            label, h = item.split("=")
+            legend[label] = int(h, 16)
+    out = {}
+    for m in _VMA_LINE.finditer(text):
+        av = None if m.group(3) == "-" else legend[m.group(3)]
+        out[int(m.group(1), 16)] = (av, [legend[x] for x in m.group(4).split()])
+    vs = vmas(sim, pid)
+    assert sorted(out) == [v["start"] for v in vs], f"cannot parse render_layout({pid}):\n{text}"
+    for v in vs:
+        av, chain = out[v["start"]]
+        assert av == v["anon_vma"] and len(chain) == v["chain_len"], (v, out[v["start"]], text)
+    return out
+
+
+def merge_allowed(era, tgt, src) -> bool:
+    """is_mergeable_anon_vma of the era for merging a range of VMA `src` into its neighbour
+    `tgt` (vmas() dicts), anon_vma part only (kernel-eras.md section 8):
+    simple    either has none, or both have the same;
+    singular  (965f55dea0e3) "either NULL" only when the target's chain is singular;
+    2025      unfaulted target: the source has no uncowed parents (singular chain);
+              faulted target, unfaulted source: the target's chain is singular;
+              both faulted: the same anon_vma."""
+    rule = ERA_RULES[era]["merge"]
+    a, b = tgt["anon_vma"], src["anon_vma"]
+    if rule == "simple":
+        return a is None or b is None or a == b
+    if rule == "singular":
+        return ((a is None or b is None) and tgt["chain_len"] == 1) or a == b
+    assert rule == "2025", rule
+    if a is None and b is not None:
+        return src["chain_len"] == 1
+    if a is not None and b is None:
+        return tgt["chain_len"] == 1
+    return a == b
+
+
+def attrs_mergeable(a, b) -> bool:
+    """a and b (vmas() dicts, a below b) touch, have the same prot and flags and
+    contiguous pgoffs (is_mergeable_vma + the pgoff test of can_vma_merge_*)."""
+    return (
+        a["end"] == b["start"]
+        and a["prot"] == b["prot"]
+        and a["flags"] == b["flags"]
+        and a["pgoff"] + ((a["end"] - a["start"]) >> PAGE_SHIFT) == b["pgoff"]
+    )
+
+
+def mergeable_both_ways(era, a, b) -> bool:
+    """Adjacent a, b that vma_merge would join whichever of them was the range being
+    changed: such neighbours are never left apart by the operations the randomised tests
+    run. (Under the asymmetric singular-chain rule a pair mergeable in one direction only
+    is a legitimate result: say a madvise over [a, b) changed a first, while b's flags
+    still differed, then b, whose merge into unfaulted a is refused.)"""
+    return attrs_mergeable(a, b) and merge_allowed(era, a, b) and merge_allowed(era, b, a)
+
+
+# check()'s merge-site test (invariant 7) evaluates every vma_merge an operation made against
+# the layout at the end of the operation. An mprotect/madvise over several VMAs changes them
+# in address order, so a merge site examined early can face a neighbour that only became
+# compatible later in the same call, whose own vma_merge then tried the other direction.
+# Under the asymmetric singular-chain rule (3.0-6.0) that leaves an unfaulted VMA next to a
+# faulted, singular-chain one: the kernel's outcome, reported as "mergeable but left
+# unmerged". test_stateful.py pins it (test_check_merge_site_false_positive).
+_MERGE_SITE = re.compile(
+    r"invariant 7 \(VMA layout\) broken after operation #\d+ \((mprotect|madvise)\): pid (\d+): "
+    r"adjacent VMAs \[(0x[0-9a-f]+), 0x[0-9a-f]+\) and \[(0x[0-9a-f]+), 0x[0-9a-f]+\) are "
+    r"mergeable but were left unmerged"
+)
+KNOWN_FALSE_POSITIVES = {"invariant 7 after a multi-VMA mprotect/madvise": 0}
+
+
+def is_merge_site_false_positive(sim, era, exc) -> bool:
+    """Is InvariantViolation `exc` of sim (running `era`) the false positive described above?
+    The pair must be mergeable in exactly one direction: the unfaulted lower VMA into the
+    faulted upper one, not the other way round. check() runs the merge-site test last, so
+    every other invariant held."""
+    m = _MERGE_SITE.fullmatch(str(exc))
+    if not m or ERA_RULES[era]["merge"] != "singular":
+        return False
+    pid, lo, hi = int(m.group(2)), int(m.group(3), 16), int(m.group(4), 16)
+    by_start = {v["start"]: v for v in vmas(sim, pid)}
+    a, b = by_start.get(lo), by_start.get(hi)
+    return (
+        a is not None
+        and b is not None
+        and attrs_mergeable(a, b)
+        and a["anon_vma"] is None
+        and b["anon_vma"] is not None
+        and merge_allowed(era, b, a)
+        and not merge_allowed(era, a, b)
+    )
+
+
+def check_sim(sim, era=None):
+    """sim.check(), letting only the known merge-site false positive through (counted)."""
+    import rmapsim
+
+    try:
+        sim.check()
+    except rmapsim.InvariantViolation as e:
+        if not is_merge_site_false_positive(sim, era or sim.era.rstrip("*"), e):
+            raise
+        KNOWN_FALSE_POSITIVES["invariant 7 after a multi-VMA mprotect/madvise"] += 1

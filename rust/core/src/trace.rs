@@ -53,20 +53,7 @@ pub enum Op {
 }
 
 fn advice_name(a: Advice) -> &'static str {
-    Advice::NAMES[[
-        Advice::Normal,
-        Advice::Random,
-        Advice::Sequential,
-        Advice::DontNeed,
-        Advice::DontFork,
-        Advice::DoFork,
-        Advice::WipeOnFork,
-        Advice::KeepOnFork,
-        Advice::PageOut,
-    ]
-    .iter()
-    .position(|&x| x == a)
-    .unwrap_or(0)]
+    Advice::NAMES[ADVICES.iter().position(|&x| x == a).unwrap_or(0)]
 }
 
 impl fmt::Display for Op {
