@@ -13,6 +13,7 @@ Usage: python benches/bench_e2e.py [--children N] [--pages P] [--baseline-scale 
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from typing import Dict, List, Tuple
 
@@ -70,6 +71,8 @@ def main() -> None:
     ap.add_argument("--children", type=int, default=1000)
     ap.add_argument("--pages", type=int, default=1000)
     ap.add_argument("--baseline-scale", type=int, default=10, help="baseline runs at N/K children and P/K pages")
+    ap.add_argument("--save", metavar="FILE", help="save this run's figures (JSON) as a baseline for --compare")
+    ap.add_argument("--compare", metavar="FILE", help="compare with a saved run; exit 1 if any ns/visit or ns/fault is >20%% slower")
     args = ap.parse_args()
     n, p, k = args.children, args.pages, args.baseline_scale
     bn, bp = max(1, n // k), max(1, p // k)
@@ -109,6 +112,23 @@ def main() -> None:
     t33 = next(r for r in rows if r["era"] == "2.6.33")["demo s"]
     t34 = next(r for r in rows if r["era"] == "2.6.34")["demo s"]
     print(f"2.6.33 demo / 2.6.34 demo wall time: {t33 / t34:.1f}x")
+    if args.save:
+        with open(args.save, "w") as fh:
+            json.dump({"children": n, "pages": p, "rows": rows}, fh, indent=1)
+        print(f"saved to {args.save}")
+    if args.compare:
+        with open(args.compare) as fh:
+            old = {r["era"]: r for r in json.load(fh)["rows"]}
+        slow = []
+        for r in rows:
+            o = old.get(r["era"])
+            for k in ("ns/visit", "ns/fault"):
+                if o and r[k] > 1.2 * o[k]:
+                    slow.append(f"{r['era']} {k}: {o[k]:.2f} -> {r[k]:.2f} ({r[k] / o[k]:.2f}x)")
+        if slow:
+            print("REGRESSION (>20% slower than the saved run):\n  " + "\n  ".join(slow))
+            raise SystemExit(1)
+        print("no regression above 20% against", args.compare)
 
 
 if __name__ == "__main__":
