@@ -8,16 +8,19 @@
 //!
 //! ```
 //! use rmapsim_core::Simulator;
-//! let mut sim = Simulator::with_era("2.6.34", 0).unwrap();
-//! let parent = sim.spawn().unwrap();
-//! let addr = sim.mmap(parent as i64, 4 * 4096, None, 3).unwrap();
-//! sim.touch(parent as i64, addr, 4 * 4096, true).unwrap();
-//! let child = sim.fork(parent as i64).unwrap();
-//! sim.touch(child as i64, addr, 4 * 4096, true).unwrap();
-//! let stats = sim.rmap_walk(None).unwrap();
+//! # fn main() -> rmapsim_core::Result<()> {
+//! let mut sim = Simulator::with_era("2.6.34", 0)?;
+//! let parent = sim.spawn()? as i64;
+//! let addr = sim.mmap(parent, 4 * 4096, None, 3)?;
+//! sim.touch(parent, addr, 4 * 4096, true)?;
+//! let child = sim.fork(parent)? as i64;
+//! sim.touch(child, addr, 4 * 4096, true)?;
+//! let stats = sim.rmap_walk(None)?;
 //! // parent pages: 2 candidates (parent + child); child pages: 1.
 //! assert_eq!(stats.vmas_visited.iter().sum::<u32>(), 4 * 2 + 4 * 1);
-//! sim.check().unwrap();
+//! sim.check()?;
+//! # Ok(())
+//! # }
 //! ```
 
 pub mod anon_vma;
@@ -47,6 +50,3 @@ pub use objects::{PageId, PAGE_SIZE};
 pub use policy::{Policy, ERAS};
 pub use rmap::{ScanStats, WalkMode, WalkResult};
 pub use sim::{Counts, Inject, Simulator, VmaInfo, MMAP_BASE, MMAP_MIN_ADDR, TASK_SIZE};
-
-#[cfg(test)]
-mod tests;

@@ -1,7 +1,7 @@
-//! Scenario tests of the core, written from the kernel's rules.
+//! Scenario tests of the core (public API only), written from the kernel's rules.
 
-use crate::objects::prot;
-use crate::*;
+use rmapsim_core::objects::prot;
+use rmapsim_core::*;
 
 const PG: u64 = PAGE_SIZE;
 const RW: u8 = prot::READ | prot::WRITE;
@@ -130,7 +130,7 @@ fn prepare_reuses_neighbour_only_with_singular_chain_in_2_6_34() {
             assert!(e.contains("invariant 4"), "{e}");
             continue;
         }
-        if s.policy().prepare_reuse == crate::policy::PrepareReuse::AnyCompatible {
+        if s.policy().prepare_reuse == rmapsim_core::policy::PrepareReuse::AnyCompatible {
             assert_eq!(v[0].anon_vma, v[1].anon_vma, "2.6.33 and the patch as posted reuse any compatible neighbour");
         } else {
             assert_ne!(v[0].anon_vma, v[1].anon_vma, "rc4 rule: neighbour chain is not singular");
@@ -185,7 +185,7 @@ fn every_allocation_failure_unwinds_cleanly() {
             s.exec(b)?;
             // VMA surgery and swap
             s.mprotect(c, addr + PG, 2 * PG, prot::READ)?;
-            s.madvise(c, addr + 5 * PG, 2 * PG, crate::Advice::Random)?;
+            s.madvise(c, addr + 5 * PG, 2 * PG, rmapsim_core::Advice::Random)?;
             let d = s.fork(c)? as i64;
             s.mremap(d, addr + 3 * PG, 2 * PG, 4 * PG, true, Some(0x5000_0000))?;
             let pages: Vec<u64> = s.anon_pages().iter().map(|p| p.to_u64()).collect();
@@ -193,7 +193,7 @@ fn every_allocation_failure_unwinds_cleanly() {
             s.touch(d, 0x5000_0000, 4 * PG, true)?;
             s.touch(c, addr + 6 * PG, 2 * PG, true)?;
             s.mprotect(c, addr, 8 * PG, RW)?;
-            s.madvise(c, addr, 8 * PG, crate::Advice::Normal)?;
+            s.madvise(c, addr, 8 * PG, rmapsim_core::Advice::Normal)?;
             Ok(())
         };
         let mut leaks_seen = 0;
@@ -408,18 +408,18 @@ fn mremap_back_beside_unfaulted_prev_loses_the_anon_vma() {
         s.mremap(a, 0x2000_0000, 2 * PG, 2 * PG, true, Some(home)).unwrap();
         let v = s.vmas_of(a).unwrap();
         match s.policy().merge_rule {
-            crate::policy::MergeAnonRule::Simple => {
+            rmapsim_core::policy::MergeAnonRule::Simple => {
                 assert_eq!((v.len(), v[0].start, v[0].end, v[0].anon_vma), (1, home - PG, home + 2 * PG, None));
                 let e = s.check().unwrap_err().to_string();
                 assert!(e.contains("dangling page->mapping"), "{era}: {e}");
             }
             // 965f55dea0e3: an unfaulted target (empty chain) refuses the faulted range.
-            crate::policy::MergeAnonRule::SingularChain => {
+            rmapsim_core::policy::MergeAnonRule::SingularChain => {
                 assert_eq!(v.len(), 2, "{era}");
                 s.check().unwrap();
             }
             // 2025 rule: the merge is allowed and the target inherits the anon_vma.
-            crate::policy::MergeAnonRule::Case2025 => {
+            rmapsim_core::policy::MergeAnonRule::Case2025 => {
                 assert_eq!((v.len(), v[0].start, v[0].end), (1, home - PG, home + 2 * PG), "{era}");
                 assert!(v[0].anon_vma.is_some());
                 s.check().unwrap();
@@ -451,8 +451,8 @@ fn generation_chain_grows_only_without_fork_reuse() {
             let c = s.counts();
             let chain = s.vmas_of(p).unwrap()[0].chain_len as u64;
             let want = match s.policy().fork_reuse {
-                _ if s.policy().linking == crate::policy::Linking::Legacy => (1, 0),
-                crate::policy::ForkReuse::Never => (g + 1, g + 1),
+                _ if s.policy().linking == rmapsim_core::policy::Linking::Legacy => (1, 0),
+                rmapsim_core::policy::ForkReuse::Never => (g + 1, g + 1),
                 _ => (g.min(2) + 1, g.min(2) + 1),
             };
             assert_eq!((c.anon_vma, chain), want, "{era} G={g}");
@@ -484,11 +484,11 @@ fn interval_tree_visits_only_covering_pieces() {
         let (visited, in_range, found) = (st.vmas_visited[0] as u64, st.vmas_in_range[0] as u64, st.mappings_found[0]);
         assert_eq!((in_range, found), (n as u64 + 1, n as u32 + 1), "{era}");
         match s.policy().index {
-            crate::policy::AnonIndex::List if s.policy().linking == crate::policy::Linking::Legacy => {
+            rmapsim_core::policy::AnonIndex::List if s.policy().linking == rmapsim_core::policy::Linking::Legacy => {
                 assert_eq!(visited, k * (n as u64 + 1), "{era}")
             }
-            crate::policy::AnonIndex::List => assert_eq!(visited, k * (n as u64 + 1), "{era}"),
-            crate::policy::AnonIndex::IntervalTree => {
+            rmapsim_core::policy::AnonIndex::List => assert_eq!(visited, k * (n as u64 + 1), "{era}"),
+            rmapsim_core::policy::AnonIndex::IntervalTree => {
                 assert_eq!(visited, n as u64 + 1, "{era}");
                 assert!(st.tree_nodes_visited[0] as u64 >= n as u64 + 1);
             }
@@ -517,13 +517,13 @@ fn try_to_unmap_cost_depends_on_fork_order() {
         for &c in &kids {
             let c = c as i64;
             if c != first {
-                s.madvise(c, addr, PG, crate::Advice::DontNeed).unwrap();
+                s.madvise(c, addr, PG, rmapsim_core::Advice::DontNeed).unwrap();
             }
             if c != last {
-                s.madvise(c, addr + PG, PG, crate::Advice::DontNeed).unwrap();
+                s.madvise(c, addr + PG, PG, rmapsim_core::Advice::DontNeed).unwrap();
             }
         }
-        s.madvise(p, addr, 2 * PG, crate::Advice::DontNeed).unwrap();
+        s.madvise(p, addr, 2 * PG, rmapsim_core::Advice::DontNeed).unwrap();
         let st = s.try_to_unmap(Some(&[p0.to_u64(), p1.to_u64()])).unwrap();
         assert_eq!(st.mappings_found, vec![1, 1], "{era}");
         assert_eq!(st.vmas_visited, vec![2, n as u32 + 1], "{era}: first child at 2, last at N+1");
@@ -593,7 +593,7 @@ fn parallel_walks_match_sequential() {
 /// (2.6.34) and shared rwsem walks (3.8+) do not.
 #[test]
 fn contention_model_shows_the_family_lock() {
-    let m = crate::contention::ReclaimModel {
+    let m = rmapsim_core::contention::ReclaimModel {
         cpus: 16,
         per_candidate: 1,
         handoff: 1,
