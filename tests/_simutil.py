@@ -427,50 +427,6 @@ def mergeable_both_ways(era, a, b) -> bool:
     return attrs_mergeable(a, b) and merge_allowed(era, a, b) and merge_allowed(era, b, a)
 
 
-# check()'s merge-site test (invariant 7) evaluates every vma_merge an operation made against
-# the layout at the end of the operation. An mprotect/madvise over several VMAs changes them
-# in address order, so a merge site examined early can face a neighbour that only became
-# compatible later in the same call, whose own vma_merge then tried the other direction.
-# Under the asymmetric singular-chain rule (3.0-6.0) that leaves an unfaulted VMA next to a
-# faulted, singular-chain one: the kernel's outcome, reported as "mergeable but left
-# unmerged". test_stateful.py pins it (test_check_merge_site_false_positive).
-_MERGE_SITE = re.compile(
-    r"invariant 7 \(VMA layout\) broken after operation #\d+ \((mprotect|madvise)\): pid (\d+): "
-    r"adjacent VMAs \[(0x[0-9a-f]+), 0x[0-9a-f]+\) and \[(0x[0-9a-f]+), 0x[0-9a-f]+\) are "
-    r"mergeable but were left unmerged"
-)
-KNOWN_FALSE_POSITIVES = {"invariant 7 after a multi-VMA mprotect/madvise": 0}
-
-
-def is_merge_site_false_positive(sim, era, exc) -> bool:
-    """Is InvariantViolation `exc` of sim (running `era`) the false positive described above?
-    The pair must be mergeable in exactly one direction: the unfaulted lower VMA into the
-    faulted upper one, not the other way round. check() runs the merge-site test last, so
-    every other invariant held."""
-    m = _MERGE_SITE.fullmatch(str(exc))
-    if not m or ERA_RULES[era]["merge"] != "singular":
-        return False
-    pid, lo, hi = int(m.group(2)), int(m.group(3), 16), int(m.group(4), 16)
-    by_start = {v["start"]: v for v in vmas(sim, pid)}
-    a, b = by_start.get(lo), by_start.get(hi)
-    return (
-        a is not None
-        and b is not None
-        and attrs_mergeable(a, b)
-        and a["anon_vma"] is None
-        and b["anon_vma"] is not None
-        and merge_allowed(era, b, a)
-        and not merge_allowed(era, a, b)
-    )
-
-
-def check_sim(sim, era=None):
-    """sim.check(), letting only the known merge-site false positive through (counted)."""
-    import rmapsim
-
-    try:
-        sim.check()
-    except rmapsim.InvariantViolation as e:
-        if not is_merge_site_false_positive(sim, era or sim.era.rstrip("*"), e):
-            raise
-        KNOWN_FALSE_POSITIVES["invariant 7 after a multi-VMA mprotect/madvise"] += 1
+def mergeable_either_way(era, a, b) -> bool:
+    """Adjacent a, b that vma_merge would join in at least one direction."""
+    return attrs_mergeable(a, b) and (merge_allowed(era, a, b) or merge_allowed(era, b, a))
