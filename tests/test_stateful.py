@@ -79,9 +79,9 @@ by the Rust tests or below):
   fails) -- see copy_vma_into_unfaulted; 3.0+ refuse or handle that merge, so the machines
   of those eras run it and the differential goes on with them
   (test_differential_goes_past_the_copy_vma_defect);
-* mremap growing in place next to a mergeable VMA: no era merges them, while 6.1+
-  (ca3d76b0aa80, "mm: add merging after mremap resize") would in 6.18
-  (test_mremap_grow_merges_next_in_6_18): the machines keep clear of it.
+* mremap growing in place next to a mergeable VMA: eras before 6.1 leave them unmerged,
+  6.18 merges them (ca3d76b0aa80, "mm: add merging after mremap resize";
+  test_mremap_grow_merges_next_in_6_18): the machines keep clear of it.
 """
 
 from __future__ import annotations
@@ -1405,8 +1405,8 @@ class RmapMachine(RuleBasedStateMachine):
                 # a neighbour mergeable one way or both (test_ops.py::
                 # test_merge_next_to_mremap_grown_vma); a later anon_vma_prepare of the
                 # grown VMA can then reuse next's anon_vma, making them mergeable both ways
-                # with no merge to come. 6.1+ merge them (vma_merge_extend), 6.18 here does
-                # not (test_mremap_grow_merges_next_in_6_18) -- keep the machine clear of it
+                # with no merge to come. 6.1+ merge them (vma_merge_extend; see
+                # test_mremap_grow_merges_next_in_6_18) -- keep the machine clear of it
                 return
         if plan[0] in ("same", "shrink", "grow"):
             got = self.sim.mremap(*args, **kwargs)
@@ -2128,7 +2128,7 @@ def test_mremap_grow_merges_next_in_6_18():
     """mremap growing a VMA in place up to a mergeable next VMA: vma_adjust without
     vma_merge up to 6.0 (two VMAs); 6.1+ expand with vma_merge_extend ->
     vma_merge_new_range, which merges with next (ca3d76b0aa80, "mm: add merging after
-    mremap resize"), so 6.18 has one VMA. Marked xfail while 6.18 keeps two."""
+    mremap resize"), so 6.18 has one VMA."""
     x = WIN_LO
     got = {}
     for era in EVERY_ERA:
@@ -2139,10 +2139,10 @@ def test_mremap_grow_merges_next_in_6_18():
         assert sim.mremap(p, x, 2 * PAGE, 4 * PAGE, may_move=False) == x
         sim.check()
         got[era] = [(v["start"], v["end"]) for v in vmas(sim, p)]
-        if not ERA_RULES[era]["mremap_merges_next"]:
+        if ERA_RULES[era]["mremap_merges_next"]:
+            assert got[era] == [(x, x + 6 * PAGE)], era
+        else:
             assert got[era] == [(x, x + 4 * PAGE), (x + 4 * PAGE, x + 6 * PAGE)], era
-    if got["6.18"] != [(x, x + 6 * PAGE)]:
-        pytest.xfail(f"6.18 leaves {got['6.18']} unmerged after growing in place")
 
 
 # --------------------------------------------------------------------------- long runs

@@ -81,10 +81,22 @@ impl Simulator {
             return Ok(old_addr);
         }
         if self.vma_expandable(mm, old_addr, old_len, new_len) {
-            // ok-by-validation: old range is inside one VMA.
             let Some(v) = self.find_vma(mm, old_addr) else { return Ok(old_addr) };
-            let (s, pg) = (self.vma(v).start, self.vma(v).pgoff);
-            self.vma_adjust(v, s, old_addr + new_len, pg, None)?;
+            let (s, e, pg, pages, prot, flags, av) = {
+                let x = self.vma(v);
+                (x.start, x.end, x.pgoff, x.pages(), x.prot, x.flags, x.anon_vma)
+            };
+            let new_end = old_addr + new_len;
+            if self.policy.mremap_expand_merges {
+                // 6.1+ (ca3d76b0aa80): vma_merge_extend, the grown part as a new range after
+                // the VMA itself, so it also merges with a compatible next VMA.
+                let ctx = crate::vma::MergeCtx::default();
+                if self.vma_merge(mm, Some(v), e, new_end, prot, flags, av, pg + pages, ctx).is_some() {
+                    self.merge_sites.push((mm, e, new_end, true));
+                    return Ok(old_addr);
+                }
+            }
+            self.vma_adjust(v, s, new_end, pg, None)?;
             return Ok(old_addr);
         }
         let na = self.get_unmapped_area(mm, new_len)?;
