@@ -132,12 +132,7 @@ impl Simulator {
         self.begin_op("try_to_unmap");
         let mut slots = Vec::with_capacity(ids.len());
         for &id in &ids {
-            let p = self.page_checked(id)?;
-            slots.push(match (p.swap, p.mapcount > 0) {
-                (Some(s), _) => Some(s),
-                (None, true) => Some(self.add_to_swap(id)),
-                (None, false) => None,
-            });
+            slots.push(self.swap_slot_for_unmap(id)?);
         }
         let walks = self.walk_many(&ids, WalkMode::UntilAllFound, threads, true)?;
         let mut out = ScanStats::with_capacity(ids.len());
@@ -158,12 +153,7 @@ impl Simulator {
 
     /// `try_to_unmap` of one page, now (MADV_PAGEOUT, repeated pages).
     pub(crate) fn try_to_unmap_one_page(&mut self, page: PageId, out: &mut ScanStats) -> Result<()> {
-        let p = self.page_checked(page)?;
-        let slot = match (p.swap, p.mapcount > 0) {
-            (Some(s), _) => Some(s),
-            (None, true) => Some(self.add_to_swap(page)),
-            (None, false) => None,
-        };
+        let slot = self.swap_slot_for_unmap(page)?;
         let mut hits: Vec<(VmaId, u64)> = Vec::new();
         let w = self.rmap_walk_one(page, WalkMode::UntilAllFound, |v, a| hits.push((v, a)))?;
         out.push(&w);
@@ -171,6 +161,17 @@ impl Simulator {
             self.unmap_hits(page, slot, &hits);
         }
         Ok(())
+    }
+
+    /// The swap slot `try_to_unmap` turns the page's mappings into: its swap-cache slot,
+    /// a new one for a mapped page (`add_to_swap`), none for an unmapped page.
+    fn swap_slot_for_unmap(&mut self, page: PageId) -> Result<Option<u32>> {
+        let p = self.page_checked(page)?;
+        Ok(match (p.swap, p.mapcount > 0) {
+            (Some(s), _) => Some(s),
+            (None, true) => Some(self.add_to_swap(page)),
+            (None, false) => None,
+        })
     }
 
     fn unmap_hits(&mut self, page: PageId, slot: u32, hits: &[(VmaId, u64)]) {
