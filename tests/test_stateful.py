@@ -330,7 +330,9 @@ class Model:
     def mmap(self, pid, addr, n, prot):
         self._unmap(pid, self.addrs(addr, n))
         for i, a in enumerate(self.addrs(addr, n)):
-            self.procs[pid][a] = Pte(norm_prot(prot), frozenset(), (addr >> PAGE_SHIFT) + i)
+            # a private writable mapping is charged to the commit limit: VM_ACCOUNT
+            acct = frozenset({"account"}) if "w" in norm_prot(prot) else frozenset()
+            self.procs[pid][a] = Pte(norm_prot(prot), acct, (addr >> PAGE_SHIFT) + i)
 
     def munmap_ok(self, pid, addr, n):
         return not self.free_range(pid, addr, n)  # contract: a range with no mapping is refused
@@ -424,8 +426,11 @@ class Model:
 
     def mprotect(self, pid, addr, n, prot):
         for a in self.addrs(addr, n):
-            self.procs[pid][a].prot = norm_prot(prot)
-            self.procs[pid][a].wp = None  # change_protection: era dependent
+            e = self.procs[pid][a]
+            if e.prot != norm_prot(prot) and "w" in norm_prot(prot):
+                e.flags = e.flags | {"account"}  # mprotect_fixup charges it once; never uncharged
+            e.prot = norm_prot(prot)
+            e.wp = None  # change_protection: era dependent
 
     def madvise(self, pid, addr, n, advice):
         """Returns the model pages paged out (pageout), else []."""
@@ -699,7 +704,7 @@ def check_vma_rules(sim, pid, era=None, apart=None):
     apart = apart or {}
     now_apart = {}
     vs = vmas(sim, pid)
-    allowed = {"rand", "seq", "dontcopy"} | ({"wipeonfork"} if ERA_RULES[era]["wipeonfork"] else set())
+    allowed = {"rand", "seq", "dontcopy", "account"} | ({"wipeonfork"} if ERA_RULES[era]["wipeonfork"] else set())
     for v in vs:
         assert v["start"] % PAGE == 0 and v["end"] % PAGE == 0 and v["start"] < v["end"]
         assert v["flags"] <= allowed, v["flags"]
@@ -718,7 +723,10 @@ def check_vma_rules(sim, pid, era=None, apart=None):
         # one way only (mergeable_both_ways); a later write fault in the unfaulted one may
         # reuse its neighbour's anon_vma (anon_vma_prepare), and no merge is tried then: such
         # a pair stays legitimately apart as long as neither VMA changes.
-        sig = (_sig(a), _sig(b))
+        # what decides a merge at this boundary; munmap trimming A's head or B's tail keeps
+        # it (the kernel does not try to merge the pieces munmap leaves)
+        sig = (a["end"], a["prot"], a["flags"], b["prot"], b["flags"],
+               b["pgoff"] - a["pgoff"] - ((a["end"] - a["start"]) >> 12))
         if mergeable_both_ways(era, a, b):
             # dup_mmap copies VMAs without merging, and VM_WIPEONFORK leaves the child's
             # copies without the anon_vmas that kept the parent's apart
@@ -2104,7 +2112,7 @@ def test_madvise_over_unfaulted_and_faulted_vma():
         vs = vmas(sim, p)
         if ERA_RULES[era]["merge"] == "singular":
             assert [(v["start"], v["end"], v["flags"]) for v in vs] == [
-                (x, x + 2 * PAGE, frozenset()), (x + 2 * PAGE, x + 4 * PAGE, frozenset())
+                (x, x + 2 * PAGE, frozenset({"account"})), (x + 2 * PAGE, x + 4 * PAGE, frozenset({"account"}))
             ], era
             a, b = vs
             assert a["anon_vma"] is None and b["chain_len"] == 1

@@ -613,8 +613,10 @@ class ReferenceModel:
             self.do_munmap(mm, addr, length)
         _, prev = self._find_vma_prev(mm, addr)
         pgoff = addr >> PAGE_SHIFT
-        if self.vma_merge(mm, prev, addr, end, prot, frozenset(), None, pgoff) is None:
-            self._link_vma(mm, Vma(mm, addr, end, pgoff, prot, frozenset()))
+        # accountable_mapping: a private writable mapping gets VM_ACCOUNT
+        flags = frozenset({"account"}) if "w" in prot else frozenset()
+        if self.vma_merge(mm, prev, addr, end, prot, flags, None, pgoff) is None:
+            self._link_vma(mm, Vma(mm, addr, end, pgoff, prot, flags))
         return addr
 
     def copy_vma(self, vma: Vma, addr: int, length: int, pgoff: int) -> Vma:
@@ -910,7 +912,10 @@ class ReferenceModel:
         if newprot == vma.prot:
             return vma
         pgoff = vma.pgoff + ((start - vma.start) >> PAGE_SHIFT)
-        merged = self.vma_merge(vma.mm, prev, start, end, newprot, vma.flags, vma.anon_vma, pgoff)
+        # mprotect_fixup charges a range the first time it becomes writable (VM_ACCOUNT),
+        # and never uncharges it
+        newflags = vma.flags | {"account"} if "w" in newprot else vma.flags
+        merged = self.vma_merge(vma.mm, prev, start, end, newprot, newflags, vma.anon_vma, pgoff)
         if merged is not None:
             vma = merged
         else:
@@ -919,6 +924,7 @@ class ReferenceModel:
             if end != vma.end:
                 self.split_vma(vma, end, False)
         vma.prot = newprot
+        vma.flags = newflags
         # change_protection: a private mapping's PTEs are never writable after mprotect
         for a in range(start, end, PAGE):
             pte = vma.mm.ptes.get(a)

@@ -193,8 +193,8 @@ impl Simulator {
         }
     }
 
-    /// `anon_vma_compatible(a, b)`: `a` ends where `b` starts, same file (none: all our
-    /// mappings are anonymous), flags equal but for `VM_READ|VM_WRITE|VM_EXEC` (those
+    /// `anon_vma_compatible(a, b)`: `a` ends where `b` starts, same file (its identity
+    /// lives in the compared `flags` word), flags equal but for `VM_READ|VM_WRITE|VM_EXEC` (those
     /// may later be mprotected into each other), and contiguous `vm_pgoff`.
     fn anon_vma_compatible(&self, a: VmaId, b: VmaId) -> bool {
         let (a, b) = (self.vma(a), self.vma(b));

@@ -78,7 +78,7 @@ fn gen_op(r: &mut Rng, live: &[u32], fail_rate: f64) -> Op {
         10..=14 if live.len() > 1 => Op::Exit { p },
         10..=14 => Op::Fork { p },
         15 => Op::Exec { p },
-        16..=25 => Op::Mmap { p, addr: Some(addr), len, prot },
+        16..=25 => Op::Mmap { p, addr: Some(addr), len, prot, file: None },
         26..=30 => Op::Munmap { p, addr, len },
         31..=50 => Op::Touch { p, addr, len, write: true },
         51..=56 => Op::Touch { p, addr, len, write: false },
@@ -247,7 +247,9 @@ fn op_process(op: &mut Op) -> Option<&mut u32> {
         | Op::Mprotect { p, .. }
         | Op::Madvise { p, .. }
         | Op::Mremap { p, .. }
-        | Op::TryToUnmap { p, .. } => Some(p),
+        | Op::TryToUnmap { p, .. }
+        | Op::Brk { p, .. }
+        | Op::BrkBase { p, .. } => Some(p),
         Op::Spawn | Op::DropSwapCache | Op::Enomem { .. } | Op::Check => None,
     }
 }

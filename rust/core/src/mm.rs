@@ -12,7 +12,7 @@ impl Simulator {
     /// `mm_alloc`: a new, empty address space.
     fn mm_alloc(&mut self, pid: u32, site: AllocSite) -> Result<MmId> {
         self.may_alloc(site)?;
-        Ok(self.mms.insert(Mm { pid, vmas: BTreeMap::new() }))
+        Ok(self.mms.insert(Mm { pid, vmas: BTreeMap::new(), start_brk: 0, brk: 0 }))
     }
 
     /// A new process with an empty address space (its parent is "pid 0").
@@ -32,6 +32,9 @@ impl Simulator {
         self.begin_op("fork");
         let child = self.next_pid;
         let mm = self.mm_alloc(child, AllocSite::MmFork)?;
+        // dup_mm copies the mm_struct, heap bounds included.
+        let (sb, b) = (self.mm(parent_mm).start_brk, self.mm(parent_mm).brk);
+        (self.mm_mut(mm).start_brk, self.mm_mut(mm).brk) = (sb, b);
         if let Err(e) = self.dup_mmap(mm, parent_mm) {
             self.exit_mmap(mm);
             self.mms.remove(mm, self.op);

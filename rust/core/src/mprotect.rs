@@ -174,7 +174,7 @@ impl Simulator {
             if s.vma(vma).prot == prot {
                 return Ok(vma);
             }
-            let flags = s.vma(vma).flags;
+            let flags = s.vma(vma).flags | if prot & prot::WRITE != 0 { vmflags::ACCOUNT } else { 0 };
             let v = s.vma_modify(mm, prev, vma, st, en, prot, flags)?;
             s.change_protection(v, st, en);
             Ok(v)
@@ -210,6 +210,17 @@ impl Simulator {
             )));
         }
         self.check_mapped(pid, mm, addr, end)?;
+        if advice == Advice::WipeOnFork {
+            // madvise_behavior_valid + madvise_update_vma: only private anonymous memory.
+            if let Some(v) = self.vmas_in(mm, addr, end).into_iter().find(|&v| self.vma(v).file().is_some()) {
+                return Err(SimError::InvalidArgument(format!(
+                    "advice \"wipeonfork\" needs anonymous memory; [{:#x}, {:#x}) of pid {pid} maps file {}",
+                    self.vma(v).start,
+                    self.vma(v).end,
+                    self.vma(v).file().unwrap_or(0)
+                )));
+            }
+        }
         self.begin_op("madvise");
         let mut stats = ScanStats::default();
         match advice {

@@ -130,6 +130,7 @@ impl Simulator {
     }
 
     /// `copy_vma` (2.6.34): the destination VMA for a move. An unfaulted anonymous VMA
+    /// (`vma_is_anonymous`, so not a private file mapping)
     /// takes the pgoff of its new address (to merge more easily); a faulted one keeps its
     /// pgoff so page indices stay valid. Try `vma_merge` at the destination first;
     /// otherwise allocate a VMA and clone the chain (can fail: nothing changes).
@@ -138,7 +139,8 @@ impl Simulator {
             let v = self.vma(vma);
             (v.prot, v.flags, v.anon_vma)
         };
-        let pgoff = if av.is_none() { addr >> PAGE_SHIFT } else { pgoff };
+        let anonymous = flags >> crate::objects::vmflags::FILE_SHIFT == 0;
+        let pgoff = if av.is_none() && anonymous { addr >> PAGE_SHIFT } else { pgoff };
         let prev = self.mm(mm).vmas.range(..addr).next_back().map(|(_, &v)| v);
         let ctx = crate::vma::MergeCtx { middle: None, copied_from: Some(vma) };
         if let Some(merged) = self.vma_merge(mm, prev, addr, addr + len, prot, flags, av, pgoff, ctx) {

@@ -31,11 +31,29 @@ pub mod vmflags {
     pub const SEQ_READ: u32 = 1 << 1;
     pub const DONTCOPY: u32 = 1 << 2;
     pub const WIPEONFORK: u32 = 1 << 3;
+    /// `VM_ACCOUNT`: a private writable mapping is charged to the commit limit
+    /// (`accountable_mapping` at mmap, `mprotect_fixup` when it first becomes writable).
+    /// Never cleared by mprotect, so a once-writable range stops merging with a
+    /// never-writable neighbour of equal protection (the ELF loader's RELRO stays apart
+    /// from the read-only segment before it).
+    pub const ACCOUNT: u32 = 1 << 4;
+    /// Bits 8–31 hold the mapping's `vm_file` identity (0: anonymous). Every kernel rule
+    /// that compares `vm_flags` for merging (`is_mergeable_vma`, `anon_vma_compatible`)
+    /// also compares `vm_file`, so keeping the file in the compared word makes one
+    /// comparison do both.
+    pub const FILE_SHIFT: u32 = 8;
+    pub const FILE_MAX: u32 = (1 << 24) - 1;
+    /// The flag bits proper (madvise advice), without the file identity.
+    pub const ADVICE_MASK: u32 = (1 << FILE_SHIFT) - 1;
 }
 
 /// `mm_struct`: one address space.
 pub struct Mm {
     pub pid: u32,
+    /// `mm->start_brk` / `mm->brk`: the heap's base (set by the ELF loader; here by
+    /// `set_brk_base`) and current break. 0 until a base is set.
+    pub start_brk: u64,
+    pub brk: u64,
     /// VMAs by start address (the kernel's VMA tree + list); protected by `mmap_sem`.
     pub vmas: BTreeMap<u64, VmaId>,
 }
@@ -64,6 +82,12 @@ pub struct Vma {
 }
 
 impl Vma {
+    /// `vma->vm_file` identity: `None` for an anonymous mapping.
+    #[inline]
+    pub fn file(&self) -> Option<u32> {
+        let f = self.flags >> vmflags::FILE_SHIFT;
+        (f != 0).then_some(f)
+    }
     #[inline]
     pub fn pages(&self) -> u64 {
         (self.end - self.start) >> PAGE_SHIFT

@@ -217,7 +217,10 @@ pub struct VmaInfo {
     pub end: u64,
     pub pgoff: u64,
     pub prot: u8,
+    /// madvise flag bits (`vmflags`), without the file identity.
     pub flags: u32,
+    /// `vm_file` identity, `None` for anonymous memory.
+    pub file: Option<u32>,
     pub anon_vma: Option<u64>,
     pub chain_len: usize,
 }
@@ -589,7 +592,8 @@ impl Simulator {
                     end: vma.end,
                     pgoff: vma.pgoff,
                     prot: vma.prot,
-                    flags: vma.flags,
+                    flags: vma.flags & vmflags::ADVICE_MASK,
+                    file: vma.file(),
                     anon_vma: vma.anon_vma.map(|a| a.to_u64()),
                     chain_len: vma.chain.len(),
                 }

@@ -8,6 +8,9 @@
 //! spawn                                   # creates p1
 //! fork p1                                 # creates p2 (processes are numbered p1, p2, … in creation order)
 //! mmap p1 0x10000000 0x4000 rw            # address "-" lets the kernel choose
+//! mmap p1 0x400000 0x2000 rx file 3 0x0    # private file mapping: file identity 3, byte offset 0
+//! brkbase p1 0x555555560000              # the ELF loader's heap base (mm->start_brk)
+//! brk p1 0x555555581000                  # brk(2): grow or shrink the heap
 //! touch p1 0x10000000 0x4000 w            # w = write fault, r = read fault
 //! munmap p1 0x10000000 0x1000
 //! mprotect p1 0x10001000 0x1000 r
@@ -40,7 +43,7 @@ pub enum Op {
     Fork { p: u32 },
     Exit { p: u32 },
     Exec { p: u32 },
-    Mmap { p: u32, addr: Option<u64>, len: u64, prot: u8 },
+    Mmap { p: u32, addr: Option<u64>, len: u64, prot: u8, file: Option<(u32, u64)> },
     Munmap { p: u32, addr: u64, len: u64 },
     Touch { p: u32, addr: u64, len: u64, write: bool },
     Mprotect { p: u32, addr: u64, len: u64, prot: u8 },
@@ -50,6 +53,8 @@ pub enum Op {
     DropSwapCache,
     Enomem { nth: Option<u64> },
     Check,
+    Brk { p: u32, addr: u64 },
+    BrkBase { p: u32, addr: u64 },
 }
 
 fn advice_name(a: Advice) -> &'static str {
@@ -65,10 +70,18 @@ impl fmt::Display for Op {
             Op::Fork { p } => write!(f, "fork p{p}"),
             Op::Exit { p } => write!(f, "exit p{p}"),
             Op::Exec { p } => write!(f, "exec p{p}"),
-            Op::Mmap { p, addr, len, prot: pr } => match addr {
-                Some(a) => write!(f, "mmap p{p} {a:#x} {len:#x} {}", prot(*pr)),
-                None => write!(f, "mmap p{p} - {len:#x} {}", prot(*pr)),
-            },
+            Op::Mmap { p, addr, len, prot: pr, file } => {
+                match addr {
+                    Some(a) => write!(f, "mmap p{p} {a:#x} {len:#x} {}", prot(*pr))?,
+                    None => write!(f, "mmap p{p} - {len:#x} {}", prot(*pr))?,
+                }
+                if let Some((id, off)) = file {
+                    write!(f, " file {id} {off:#x}")?;
+                }
+                Ok(())
+            }
+            Op::Brk { p, addr } => write!(f, "brk p{p} {addr:#x}"),
+            Op::BrkBase { p, addr } => write!(f, "brkbase p{p} {addr:#x}"),
             Op::Munmap { p, addr, len } => write!(f, "munmap p{p} {addr:#x} {len:#x}"),
             Op::Touch { p, addr, len, write } => {
                 write!(f, "touch p{p} {addr:#x} {len:#x} {}", if *write { "w" } else { "r" })
@@ -168,8 +181,25 @@ pub fn parse(text: &str) -> Result<Vec<Op>> {
                     Some("-") => None,
                     a => Some(num(a, line, "an address or -")?),
                 };
-                Op::Mmap { p, addr, len: num(t.next(), line, "a length")?, prot: prot(t.next(), line)? }
+                let (len, pr) = (num(t.next(), line, "a length")?, prot(t.next(), line)?);
+                let file = match t.next() {
+                    None => None,
+                    Some("file") => {
+                        let id = num(t.next(), line, "a file identity")?;
+                        let id = u32::try_from(id)
+                            .ok()
+                            .filter(|&i| i >= 1)
+                            .ok_or_else(|| bad(line, std::format!("file identity must be 1..2^32, found {id}")))?;
+                        Some((id, num(t.next(), line, "a file offset")?))
+                    }
+                    Some(other) => {
+                        return Err(bad(line, std::format!("expected \"file\" or end of line, found {other:?}")))
+                    }
+                };
+                Op::Mmap { p, addr, len, prot: pr, file }
             }
+            "brk" => Op::Brk { p: sym(t.next(), line)?, addr: num(t.next(), line, "an address")? },
+            "brkbase" => Op::BrkBase { p: sym(t.next(), line)?, addr: num(t.next(), line, "an address")? },
             "munmap" => Op::Munmap {
                 p: sym(t.next(), line)?,
                 addr: num(t.next(), line, "an address")?,
@@ -294,7 +324,12 @@ impl Runner {
                 sim.exec(self.pid(p)?)?;
                 0
             }
-            Op::Mmap { p, addr, len, prot } => sim.mmap(self.pid(p)?, len, addr, prot)?,
+            Op::Mmap { p, addr, len, prot, file } => sim.mmap_file(self.pid(p)?, len, addr, prot, file)?,
+            Op::Brk { p, addr } => sim.brk(self.pid(p)?, addr)?,
+            Op::BrkBase { p, addr } => {
+                sim.set_brk_base(self.pid(p)?, addr)?;
+                0
+            }
             Op::Munmap { p, addr, len } => {
                 sim.munmap(self.pid(p)?, addr, len)?;
                 0
@@ -428,7 +463,10 @@ impl Op {
             Op::Fork { p } => [1, p as u64, 0, 0, 0, 0, 0],
             Op::Exit { p } => [2, p as u64, 0, 0, 0, 0, 0],
             Op::Exec { p } => [3, p as u64, 0, 0, 0, 0, 0],
-            Op::Mmap { p, addr, len, prot } => [4, p as u64, o(addr), len, prot as u64, 0, 0],
+            Op::Mmap { p, addr, len, prot, file } => match file {
+                None => [4, p as u64, o(addr), len, prot as u64, 0, 0],
+                Some((id, off)) => [4, p as u64, o(addr), len, prot as u64, id as u64, off],
+            },
             Op::Munmap { p, addr, len } => [5, p as u64, addr, len, 0, 0, 0],
             Op::Touch { p, addr, len, write } => [6, p as u64, addr, len, write as u64, 0, 0],
             Op::Mprotect { p, addr, len, prot } => [7, p as u64, addr, len, prot as u64, 0, 0],
@@ -442,6 +480,8 @@ impl Op {
             Op::DropSwapCache => [11, 0, 0, 0, 0, 0, 0],
             Op::Enomem { nth } => [12, 0, o(nth), 0, 0, 0, 0],
             Op::Check => [13, 0, 0, 0, 0, 0, 0],
+            Op::Brk { p, addr } => [14, p as u64, addr, 0, 0, 0, 0],
+            Op::BrkBase { p, addr } => [15, p as u64, addr, 0, 0, 0, 0],
         }
     }
 
@@ -460,7 +500,16 @@ impl Op {
             1 => Op::Fork { p: p()? },
             2 => Op::Exit { p: p()? },
             3 => Op::Exec { p: p()? },
-            4 => Op::Mmap { p: p()?, addr: opt(r[2]), len: r[3], prot: prot(r[4])? },
+            4 => Op::Mmap {
+                p: p()?,
+                addr: opt(r[2]),
+                len: r[3],
+                prot: prot(r[4])?,
+                file: match r[5] {
+                    0 => None,
+                    id => Some((u32::try_from(id).map_err(|_| bad("file identity must fit 32 bits"))?, r[6])),
+                },
+            },
             5 => Op::Munmap { p: p()?, addr: r[2], len: r[3] },
             6 => Op::Touch { p: p()?, addr: r[2], len: r[3], write: r[4] != 0 },
             7 => Op::Mprotect { p: p()?, addr: r[2], len: r[3], prot: prot(r[4])? },
@@ -482,6 +531,8 @@ impl Op {
             11 => Op::DropSwapCache,
             12 => Op::Enomem { nth: opt(r[2]) },
             13 => Op::Check,
+            14 => Op::Brk { p: p()?, addr: r[2] },
+            15 => Op::BrkBase { p: p()?, addr: r[2] },
             _ => return Err(bad("unknown op code")),
         })
     }

@@ -16,7 +16,7 @@ pub(crate) struct MergeCtx {
     /// The VMA an mremap copies from.
     pub copied_from: Option<VmaId>,
 }
-use crate::sim::{AllocSite, Simulator, MMAP_BASE, MMAP_MIN_ADDR};
+use crate::sim::{AllocSite, Simulator, MMAP_BASE, MMAP_MIN_ADDR, TASK_SIZE};
 
 impl Simulator {
     // ----------------------------------------------------------------------------------
@@ -302,7 +302,8 @@ impl Simulator {
         }
     }
 
-    /// `is_mergeable_vma`: same flags (protection included) and file (none here).
+    /// `is_mergeable_vma`: same flags (protection included) and same `vm_file` (part of
+    /// the flags word).
     fn is_mergeable_vma(&self, v: VmaId, prot: u8, flags: u32) -> bool {
         let vma = self.vma(v);
         vma.prot == prot && vma.flags == flags
@@ -505,9 +506,39 @@ impl Simulator {
     /// `mmap(addr, length, prot, MAP_PRIVATE|MAP_ANONYMOUS[|MAP_FIXED])`: `do_mmap_pgoff`
     /// + `mmap_region`. With `addr`, MAP_FIXED: whatever is mapped there is unmapped first.
     pub fn mmap(&mut self, pid: i64, len: u64, addr: Option<u64>, prot: u8) -> Result<u64> {
+        self.mmap_file(pid, len, addr, prot, None)
+    }
+
+    /// `mmap(addr, length, prot, MAP_PRIVATE[|MAP_ANONYMOUS][|MAP_FIXED], fd, offset)`
+    /// (`do_mmap` + `mmap_region`, every era). `file` is `(identity ≥ 1, byte offset)` for a
+    /// private file mapping, as the ELF loader makes for text and data: `vm_pgoff` is the
+    /// file page offset and the mapping merges only with the same file at the contiguous
+    /// offset. A read fault maps the page-cache page (not anonymous); the first write to a
+    /// page COWs it into an anonymous page of the VMA's anon_vma, as for anonymous memory.
+    pub fn mmap_file(
+        &mut self,
+        pid: i64,
+        len: u64,
+        addr: Option<u64>,
+        prot: u8,
+        file: Option<(u32, u64)>,
+    ) -> Result<u64> {
         let mm = self.proc_mm(pid)?;
         if prot & !prot::ALL != 0 {
             return Err(SimError::InvalidArgument(format!("bad prot bits {prot:#x}")));
+        }
+        if let Some((f, off)) = file {
+            if f == 0 || f > vmflags::FILE_MAX {
+                return Err(SimError::InvalidArgument(format!(
+                    "file identity must be in 1..={}, got {f}",
+                    vmflags::FILE_MAX
+                )));
+            }
+            if off % PAGE_SIZE != 0 || (off >> PAGE_SHIFT).checked_add(len >> PAGE_SHIFT).is_none_or(|e| e > 1 << 52) {
+                return Err(SimError::InvalidArgument(format!(
+                    "file offset must be page aligned and below 2^64, got {off:#x}"
+                )));
+            }
         }
         let addr = match addr {
             Some(a) => {
@@ -520,16 +551,29 @@ impl Simulator {
             }
         };
         self.begin_op("mmap");
-        self.mmap_region(mm, addr, len, prot, 0)
+        let account = if prot & prot::WRITE != 0 { vmflags::ACCOUNT } else { 0 };
+        match file {
+            None => self.mmap_region(mm, addr, len, prot, account, addr >> PAGE_SHIFT),
+            Some((f, off)) => {
+                self.mmap_region(mm, addr, len, prot, account | f << vmflags::FILE_SHIFT, off >> PAGE_SHIFT)
+            }
+        }
     }
 
-    /// `mmap_region` for a private anonymous mapping.
-    pub(crate) fn mmap_region(&mut self, mm: MmId, addr: u64, len: u64, prot: u8, flags: u32) -> Result<u64> {
+    /// `mmap_region`: unmap what is in the way, then merge with a neighbour or link a new VMA.
+    pub(crate) fn mmap_region(
+        &mut self,
+        mm: MmId,
+        addr: u64,
+        len: u64,
+        prot: u8,
+        flags: u32,
+        pgoff: u64,
+    ) -> Result<u64> {
         let end = addr + len;
         if !self.vmas_in(mm, addr, end).is_empty() {
             self.do_munmap(mm, addr, len)?;
         }
-        let pgoff = addr >> PAGE_SHIFT;
         let prev = self.mm(mm).vmas.range(..addr).next_back().map(|(_, &v)| v);
         if self.vma_merge(mm, prev, addr, end, prot, flags, None, pgoff, MergeCtx::default()).is_none() {
             let v = self.vma_alloc(AllocSite::VmaMmap, mm, addr, end, pgoff, prot, flags)?;
@@ -537,6 +581,70 @@ impl Simulator {
         }
         self.merge_sites.push((mm, addr, end, true));
         Ok(addr)
+    }
+
+    /// `set_brk_base`: where the heap starts (`mm->start_brk = mm->brk`), as the ELF loader
+    /// sets it after the bss. `addr` must be page aligned; the break must not be in use yet
+    /// (a base already set is refused, exec gives a fresh mm).
+    pub fn set_brk_base(&mut self, pid: i64, addr: u64) -> Result<()> {
+        let mm = self.proc_mm(pid)?;
+        Self::check_range(addr, PAGE_SIZE)?;
+        if self.mm(mm).start_brk != 0 {
+            return Err(SimError::InvalidArgument(format!(
+                "pid {pid} already has a brk base {:#x}",
+                self.mm(mm).start_brk
+            )));
+        }
+        let m = self.mm_mut(mm);
+        m.start_brk = addr;
+        m.brk = addr;
+        Ok(())
+    }
+
+    /// `(mm->start_brk, mm->brk)` of `pid` (0, 0 until a base is set).
+    pub fn brk_info(&self, pid: i64) -> Result<(u64, u64)> {
+        let mm = self.proc_mm(pid)?;
+        Ok((self.mm(mm).start_brk, self.mm(mm).brk))
+    }
+
+    /// `brk(new)` (mm/mmap.c `SYSCALL_DEFINE1(brk)`, 6.x): move the program break. Returns
+    /// the break afterwards; like the kernel, a request that cannot be met (below the
+    /// base, into another mapping, no base set) leaves it unchanged and returns the old
+    /// one. Shrinking unmaps `[PAGE_ALIGN(new), PAGE_ALIGN(old))`; growing maps
+    /// `[PAGE_ALIGN(old), PAGE_ALIGN(new))` read-write anonymous (`do_brk_flags`), which
+    /// expands the heap VMA when it can merge (`vma_merge_new_range`, so the heap's
+    /// anon_vma is reused) and otherwise allocates a VMA.
+    pub fn brk(&mut self, pid: i64, new: u64) -> Result<u64> {
+        let mm = self.proc_mm(pid)?;
+        let (start_brk, cur) = (self.mm(mm).start_brk, self.mm(mm).brk);
+        if start_brk == 0 || new < start_brk || new > TASK_SIZE {
+            return Ok(cur);
+        }
+        let align = |x: u64| (x + PAGE_SIZE - 1) & !(PAGE_SIZE - 1);
+        let (newbrk, oldbrk) = (align(new), align(cur));
+        self.begin_op("brk");
+        if newbrk == oldbrk {
+            self.mm_mut(mm).brk = new;
+            return Ok(new);
+        }
+        if new < cur {
+            self.do_munmap(mm, newbrk, oldbrk - newbrk)?;
+            self.mm_mut(mm).brk = new;
+            return Ok(new);
+        }
+        // Refuse to grow into (or within a guard page of) the next mapping.
+        if let Some((&s, _)) = self.mm(mm).vmas.range(oldbrk..).next() {
+            if newbrk + PAGE_SIZE > s {
+                return Ok(cur);
+            }
+        }
+        if self.vmas_in(mm, oldbrk, newbrk).is_empty() {
+            let rw = prot::READ | prot::WRITE;
+            self.mmap_region(mm, oldbrk, newbrk - oldbrk, rw, vmflags::ACCOUNT, oldbrk >> PAGE_SHIFT)?;
+            self.mm_mut(mm).brk = new;
+            return Ok(new);
+        }
+        Ok(cur)
     }
 
     /// `munmap(addr, length)`. Unlike the kernel (which returns 0), a range containing

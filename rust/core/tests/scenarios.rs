@@ -541,7 +541,9 @@ fn case6_second_pass_enomem() {
         let mut s = sim(era);
         let a = s.spawn().unwrap() as i64;
         let base = 0x2000_0000;
-        s.mmap(a, 3 * PG, Some(base), prot::READ).unwrap(); // P, unfaulted
+        // P, unfaulted, read-only but writable once (VM_ACCOUNT, like V and N below)
+        s.mmap(a, 3 * PG, Some(base), prot::ALL).unwrap();
+        s.mprotect(a, base, 3 * PG, prot::READ).unwrap();
         s.mmap(a, 3 * PG, Some(base + 7 * PG), RW).unwrap(); // N, faulted, then read-only
         s.touch(a, base + 7 * PG, 3 * PG, true).unwrap();
         s.mprotect(a, base + 7 * PG, 3 * PG, prot::READ).unwrap();

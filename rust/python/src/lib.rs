@@ -243,7 +243,8 @@ impl PySimulator {
         catch(|| self.inner.exec(pid)).py(py)
     }
 
-    #[pyo3(signature = (pid, length, addr = None, prot = None))]
+    #[pyo3(signature = (pid, length, addr = None, prot = None, file = None, offset = None))]
+    #[allow(clippy::too_many_arguments)]
     fn mmap(
         &mut self,
         py: Python<'_>,
@@ -251,6 +252,8 @@ impl PySimulator {
         length: &Bound<'_, PyAny>,
         addr: Option<&Bound<'_, PyAny>>,
         prot: Option<&Bound<'_, PyAny>>,
+        file: Option<&Bound<'_, PyAny>>,
+        offset: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<u64> {
         let pid = pid_arg(pid).py(py)?;
         let length = len_arg(length).py(py)?;
@@ -259,7 +262,48 @@ impl PySimulator {
             Some(p) => prot_arg(p).py(py)?,
             None => 3,
         };
-        catch(|| self.inner.mmap(pid, length, addr, prot)).py(py)
+        let file = file.filter(|f| !f.is_none());
+        let offset = offset.filter(|o| !o.is_none());
+        let file = match (file, offset) {
+            (None, None) => None,
+            (None, Some(_)) => {
+                return Err(SimError::InvalidArgument("offset given without file".into())).py(py);
+            }
+            (Some(f), o) => {
+                let f = int_arg(f, "file").py(py)?;
+                let f = u32::try_from(f)
+                    .ok()
+                    .filter(|&f| f >= 1)
+                    .ok_or_else(|| SimError::InvalidArgument(format!("file identity must be a positive int, got {f}")))
+                    .py(py)?;
+                let o = match o {
+                    Some(o) => int_arg(o, "offset").py(py)?,
+                    None => 0,
+                };
+                let o = u64::try_from(o)
+                    .map_err(|_| SimError::InvalidArgument(format!("offset must be >= 0, got {o}")))
+                    .py(py)?;
+                Some((f, o))
+            }
+        };
+        catch(|| self.inner.mmap_file(pid, length, addr, prot, file)).py(py)
+    }
+
+    fn set_brk_base(&mut self, py: Python<'_>, pid: &Bound<'_, PyAny>, addr: &Bound<'_, PyAny>) -> PyResult<()> {
+        let pid = pid_arg(pid).py(py)?;
+        let addr = addr_arg(addr).py(py)?;
+        catch(|| self.inner.set_brk_base(pid, addr)).py(py)
+    }
+
+    fn brk(&mut self, py: Python<'_>, pid: &Bound<'_, PyAny>, addr: &Bound<'_, PyAny>) -> PyResult<u64> {
+        let pid = pid_arg(pid).py(py)?;
+        let addr = addr_arg(addr).py(py)?;
+        catch(|| self.inner.brk(pid, addr)).py(py)
+    }
+
+    fn brk_info(&self, py: Python<'_>, pid: &Bound<'_, PyAny>) -> PyResult<(u64, u64)> {
+        let pid = pid_arg(pid).py(py)?;
+        catch(|| self.inner.brk_info(pid)).py(py)
     }
 
     fn munmap(
@@ -595,6 +639,7 @@ impl PySimulator {
             d.set_item("anon_vma", v.anon_vma)?;
             d.set_item("chain_len", v.chain_len)?;
             d.set_item("flags", flag_names(v.flags))?;
+            d.set_item("file", v.file)?;
             out.append(d)?;
         }
         Ok(out)
@@ -650,7 +695,7 @@ const ERROR_KINDS: [&str; 6] =
 
 fn flag_names(flags: u32) -> Vec<&'static str> {
     use rmapsim_core::objects::vmflags::*;
-    [(RAND_READ, "rand"), (SEQ_READ, "seq"), (DONTCOPY, "dontcopy"), (WIPEONFORK, "wipeonfork")]
+    [(RAND_READ, "rand"), (SEQ_READ, "seq"), (DONTCOPY, "dontcopy"), (WIPEONFORK, "wipeonfork"), (ACCOUNT, "account")]
         .iter()
         .filter(|(b, _)| flags & b != 0)
         .map(|&(_, n)| n)
