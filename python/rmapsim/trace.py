@@ -33,6 +33,8 @@ CODES = {
     "drop_swap_cache": 11,
     "enomem": 12,
     "check": 13,
+    "brk": 14,
+    "brkbase": 15,
 }
 ERROR_KINDS = tuple(_core.ERROR_KINDS)
 

@@ -1,0 +1,641 @@
+"""Ground truth from the live kernel: ``rmapsim validate-kernel``.
+
+Runs small scenarios for real with a static driver program (``kdriver/kdriver.c``), counts
+the slab allocations and frees of ``anon_vma``, ``anon_vma_chain`` and ``vm_area_struct``
+the kernel made for the driver's whole process tree, and compares them with what the
+simulator predicts for the same operation sequence (the driver's own mappings included).
+
+How the kernel side is counted: one ``perf_event_open`` counter per (tracepoint, cache) on
+the driver's pid with ``inherit`` set, so every process the driver forks is counted and
+nothing else on the machine is. The tracepoints are ``kmem:kmem_cache_alloc`` and
+``kmem:kmem_cache_free`` with a kernel event filter: ``name == "anon_vma"`` /
+``name == "vm_area_struct"`` for the caches of their own, and for ``anon_vma_chain``, whose
+cache SLUB merges with other 64-byte objects, the ``call_site`` range of the anon_vma code in
+``mm/rmap.c`` (from ``/proc/kallsyms``), excluding the anon_vma allocations made there.
+
+Frees are those made by live processes: the kernel detaches a task's perf counters before
+``exit_mm`` (``do_exit`` order since 2025), so exit's frees are invisible to the counters and
+left out of the prediction too (see :func:`_alloc_free`).
+
+Each scenario runs at several sizes; per-unit slopes are least-squares fits over the sizes,
+and the verdict compares slopes (the intercepts hold the driver's own start and exit, which
+both sides count too, and are shown for information).
+
+Needs Linux, root, tracefs (mounted here if it is not, and unmounted afterwards), readable
+kallsyms and a C compiler; :func:`probe` says which is missing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import hashlib
+import json
+import os
+import platform
+import shutil
+import struct
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from . import PAGE_SIZE, Simulator
+
+DRIVER_SOURCE = Path(__file__).with_name("kdriver") / "kdriver.c"
+REGION = 0x200000000000
+MOVED = 0x300000000000
+CACHES = ("anon_vma", "anon_vma_chain", "vm_area_struct")
+KINDS = ("alloc", "free")
+#: Exit status of ``validate-kernel`` when the live kernel cannot be used (automake's "skipped").
+EXIT_UNAVAILABLE = 77
+
+
+class KernelUnavailable(RuntimeError):
+    """The live kernel cannot be measured here; the message says why."""
+
+
+# ---------------------------------------------------------------------------------------
+# Scenarios: what the driver does, and the same operations in the simulator
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    unit: str
+    doc: str
+    sizes: Tuple[int, ...]
+    degree: int = 1
+
+
+SCENARIOS: Dict[str, Scenario] = {
+    s.name: s
+    for s in [
+        Scenario("fork", "child", "fork storm, no COW: N children of the driver, all alive", (1, 2, 4, 8, 16)),
+        Scenario("fork_cow", "child", "fork storm, each child writes every region page (COW)", (1, 2, 4, 8, 16)),
+        Scenario(
+            "chain_alive",
+            "generation",
+            "generation chain, every generation writes then forks the next; parents stay alive",
+            (1, 2, 3, 4, 6, 8),
+            degree=2,
+        ),
+        Scenario(
+            "chain_exit",
+            "generation",
+            "generation chain, each parent exits after forking (anon_vma reuse from N=2 on)",
+            (2, 4, 8, 16),
+        ),
+        Scenario("split_parent", "split", "driver forks 2 children, then mprotects N single pages (2 splits each)", (1, 2, 4, 8, 16)),
+        Scenario("split_children", "child", "each child writes, then mprotects one middle page (splits in children)", (1, 2, 4, 8, 16)),
+        Scenario("mremap_children", "child", "each child writes, then mremap-moves the region (copy_vma)", (1, 2, 4, 8, 16)),
+        Scenario("munmap_exit", "child", "each child munmaps the region's first page; all exit", (1, 2, 4, 8, 16)),
+        Scenario(
+            "pageout",
+            "child",
+            "N children; page 0 kept only by the first child, page 1 only by the last; both MADV_PAGEOUT",
+            (2, 4, 8, 16),
+        ),
+    ]
+}
+
+
+@dataclass
+class Mapping:
+    """One VMA of the driver at its start, from ``/proc/<pid>/smaps``."""
+
+    start: int
+    end: int
+    prot: str
+    offset: int
+    path: str
+    anonymous_kb: int
+
+    @property
+    def is_file(self) -> bool:
+        return self.path.startswith("/")
+
+    def to_json(self) -> Dict[str, Any]:
+        return {k: getattr(self, k) for k in ("start", "end", "prot", "offset", "path", "anonymous_kb")}
+
+
+def parse_smaps(text: str) -> List[Mapping]:
+    """The VMAs of an smaps file (``[vsyscall]`` is not a VMA and is dropped)."""
+    out: List[Mapping] = []
+    for line in text.splitlines():
+        head = line.split()
+        if not head:
+            continue
+        if "-" in head[0] and len(head) >= 5 and len(head[1]) == 4:
+            lo, hi = (int(x, 16) for x in head[0].split("-"))
+            path = " ".join(head[5:]) if len(head) > 5 else ""
+            out.append(Mapping(lo, hi, head[1][:3].replace("-", ""), int(head[2], 16), path, 0))
+        elif head[0] == "Anonymous:" and out:
+            out[-1].anonymous_kb = int(head[1])
+    return [m for m in out if m.path != "[vsyscall]"]
+
+
+def mirror(sim: Simulator, layout: Sequence[Mapping]) -> int:
+    """Build the driver's address space in ``sim``; returns the pid.
+
+    File mappings become private file mappings (one identity per path); special mappings
+    (``[vvar]``, ``[vdso]``) become mappings of their own identity, never written, so they
+    are copied at fork but have no anon_vma, as in the kernel. A mapping with anonymous
+    pages gets one write fault so it has an anon_vma; consecutive pieces of one file at
+    contiguous offsets that both hold anonymous pages are created as one mapping and then
+    split by mprotect, as the loader's RELRO ``mprotect`` did, so they share the anon_vma.
+    """
+    pid = sim.spawn()
+    ids: Dict[str, int] = {}
+    i = 0
+    while i < len(layout):
+        m = layout[i]
+        group = [m]
+        if m.is_file and m.anonymous_kb:
+            while i + len(group) < len(layout):
+                nxt = layout[i + len(group)]
+                last = group[-1]
+                if not (nxt.path == m.path and nxt.start == last.end and nxt.anonymous_kb
+                        and nxt.offset == last.offset + (last.end - last.start)):
+                    break
+                group.append(nxt)
+        start, end = group[0].start, group[-1].end
+        if m.path and not m.path.startswith("[heap") and not m.path.startswith("[stack"):
+            fid = ids.setdefault(m.path, len(ids) + 1)
+            sim.mmap(pid, end - start, start, "rw" if len(group) > 1 else (m.prot or "none"), file=fid, offset=m.offset)
+        else:
+            sim.mmap(pid, end - start, start, m.prot or "none")
+        if m.anonymous_kb:
+            sim.touch(pid, start, PAGE_SIZE, write=True)
+        for g in group:
+            if len(group) > 1:
+                sim.mprotect(pid, g.start, g.end - g.start, g.prot or "none")
+        i += len(group)
+    return pid
+
+
+def replay(sim: Simulator, drv: int, scenario: str, n: int, pages: int) -> Dict[str, Any]:
+    """The driver's scenario as simulator operations, in the driver's order. Ends with
+    every process exited, as the driver does. Returns scenario observations (pageout walks)."""
+    obs: Dict[str, Any] = {}
+    pg = PAGE_SIZE
+    if scenario == "split_parent":
+        length = (2 * n + 1) * pg
+        sim.mmap(drv, length, REGION, "rw")
+        sim.touch(drv, REGION, length, write=True)
+        kids = [sim.fork(drv) for _ in range(2)]
+        for k in range(n):
+            sim.mprotect(drv, REGION + (2 * k + 1) * pg, pg, "r")
+        for c in kids:
+            sim.exit(c)
+        sim.exit(drv)
+        return obs
+    length = pages * pg
+    sim.mmap(drv, length, REGION, "rw")
+    sim.touch(drv, REGION, length, write=True)
+    if scenario in ("chain_alive", "chain_exit"):
+        chain = [drv]
+        for g in range(n):
+            c = sim.fork(chain[-1])
+            if scenario == "chain_exit" and chain[-1] != drv:
+                sim.exit(chain.pop())
+            chain.append(c)
+            sim.touch(c, REGION, length, write=True)
+        for p in reversed(chain[1:]):
+            sim.exit(p)
+        sim.exit(drv)
+        return obs
+    if scenario == "pageout":
+        kids = [sim.fork(drv) for _ in range(n)]
+        sim.madvise(drv, REGION, 2 * pg, "dontneed")
+        keep = {kids[0]: 0, kids[-1]: 1}
+        for c in kids:
+            for p in (0, 1):
+                if keep.get(c) != p:
+                    sim.madvise(c, REGION + p * pg, pg, "dontneed")
+        walks = {}
+        for c in kids:
+            if c in keep:
+                st = sim.madvise(c, REGION + keep[c] * pg, pg, "pageout")
+                walks[keep[c]] = [int(x) for x in st.vmas_visited]
+                obs.setdefault("swapped", {})[keep[c]] = sim.page_at(c, REGION + keep[c] * pg) is None
+        obs["walks"] = walks
+        for c in kids:
+            sim.exit(c)
+        sim.exit(drv)
+        return obs
+    step: Callable[[int], None]
+    if scenario == "fork":
+        step = lambda c: None  # noqa: E731
+    elif scenario == "fork_cow":
+        step = lambda c: sim.touch(c, REGION, length, write=True)  # noqa: E731
+    elif scenario == "split_children":
+
+        def step(c: int) -> None:
+            sim.touch(c, REGION, length, write=True)
+            sim.mprotect(c, REGION + pg, pg, "r")
+
+    elif scenario == "mremap_children":
+
+        def step(c: int) -> None:
+            sim.touch(c, REGION, length, write=True)
+            sim.mremap(c, REGION, length, length, may_move=True, new_addr=MOVED)
+
+    elif scenario == "munmap_exit":
+        step = lambda c: sim.munmap(c, REGION, pg)  # noqa: E731
+    else:
+        raise ValueError(f"unknown scenario {scenario!r}; known: {', '.join(SCENARIOS)}")
+    kids = []
+    for _ in range(n):
+        c = sim.fork(drv)
+        step(c)
+        kids.append(c)
+    for c in kids:
+        sim.exit(c)
+    sim.exit(drv)
+    return obs
+
+
+def _alloc_free(sim: Simulator) -> Dict[str, int]:
+    """Allocations, and frees made by live processes (not by exit), per cache.
+
+    Exit's frees are left out on both sides: since 2025 (Linux 6.17/6.18) ``do_exit`` calls
+    ``perf_event_exit_task`` *before* ``exit_mm`` ("sampling can touch ->mm, stop
+    everything before we tear it down"), so a per-task inherited counter is detached
+    before ``exit_mmap`` frees anything."""
+    totals = {f"{c}_{k}": 0 for c in CACHES for k in KINDS}
+    names = {"anon_vma": "anon_vma", "avc": "anon_vma_chain", "vma": "vm_area_struct"}
+    for op, ws in sim.write_stats().items():
+        for short, cache in names.items():
+            totals[f"{cache}_alloc"] += int(ws[f"{short}_alloc"])
+            if op != "exit":
+                totals[f"{cache}_free"] += int(ws[f"{short}_free"])
+    return totals
+
+
+def predict(layout: Sequence[Mapping], scenario: str, n: int, pages: int, era: str = "6.18") -> Dict[str, Any]:
+    """Allocations and frees per cache the simulator predicts for one driver run, counted
+    from the moment the driver starts its scenario (its start-up mappings excluded)."""
+    sim = Simulator(era=era)
+    drv = mirror(sim, layout)
+    before = _alloc_free(sim)
+    obs = replay(sim, drv, scenario, n, pages)
+    sim.check()
+    after = _alloc_free(sim)
+    out: Dict[str, Any] = {k: after[k] - before[k] for k in after}
+    out["observed"] = obs
+    return out
+
+
+def fit(sizes: Sequence[int], values: Sequence[float], degree: int) -> List[float]:
+    """Least-squares polynomial coefficients, highest power first (per-unit slope last but one)."""
+    return [float(c) for c in np.polyfit(np.asarray(sizes, float), np.asarray(values, float), degree)]
+
+
+def compare(record: Dict[str, Any], era: str = "6.18") -> Dict[str, Any]:
+    """Compare one recorded scenario measurement with the era's prediction.
+
+    ``record``: ``{"scenario", "pages", "layout": [smaps mappings], "runs": {size: {cache_kind: count}}}``.
+    Returns rows per cache with measured and predicted coefficients and a verdict: agree
+    when every coefficient of allocs and frees matches to 1e-6.
+    """
+    scen = SCENARIOS[record["scenario"]]
+    layout = [Mapping(**m) for m in record["layout"]]
+    sizes = sorted(int(s) for s in record["runs"])
+    pred = {s: predict(layout, scen.name, s, record["pages"], era) for s in sizes}
+    rows = []
+    agree = True
+    for cache in CACHES:
+        for k in KINDS:
+            key = f"{cache}_{k}"
+            meas = [record["runs"][str(s)][key] if str(s) in record["runs"] else record["runs"][s][key] for s in sizes]
+            want = [pred[s][key] for s in sizes]
+            cm, cp = fit(sizes, meas, scen.degree), fit(sizes, want, scen.degree)
+            ok = all(abs(a - b) < 1e-6 for a, b in zip(cm, cp))
+            agree &= ok
+            rows.append({"cache": cache, "kind": k, "measured": cm, "predicted": cp, "agree": ok,
+                         "measured_counts": meas, "predicted_counts": want})
+    out = {"scenario": scen.name, "unit": scen.unit, "degree": scen.degree, "sizes": sizes, "rows": rows,
+           "agree": agree, "era": era}
+    obs = pred[sizes[-1]]["observed"]
+    if obs:
+        out["observed"] = {"size": sizes[-1], **obs}
+    if "kernel_observed" in record:
+        out["kernel_observed"] = record["kernel_observed"]
+    return out
+
+
+def format_comparison(results: Sequence[Dict[str, Any]]) -> str:
+    """The measured-vs-predicted table (slopes per unit; quadratic scenarios also show the
+    per-unit² coefficient)."""
+    lines = [f"{'scenario':<16} {'unit':<10} {'cache':<15} {'measured (alloc/free)':>24} "
+             f"{'predicted (alloc/free)':>24}  verdict"]
+
+    def coef(c: List[float], degree: int) -> str:
+        c = [round(x, 6) + 0.0 for x in c]  # no "-0.00"
+        if degree == 1:
+            return f"{c[0]:.2f}"
+        return f"{c[0]:.2f}n²+{c[1]:.2f}n"
+
+    for r in results:
+        first = True
+        for cache in CACHES:
+            a = next(x for x in r["rows"] if x["cache"] == cache and x["kind"] == "alloc")
+            f = next(x for x in r["rows"] if x["cache"] == cache and x["kind"] == "free")
+            m = f"{coef(a['measured'], r['degree'])} / {coef(f['measured'], r['degree'])}"
+            p = f"{coef(a['predicted'], r['degree'])} / {coef(f['predicted'], r['degree'])}"
+            verdict = "agree" if a["agree"] and f["agree"] else "DISAGREE"
+            lines.append(f"{r['scenario'] if first else '':<16} {r['unit'] if first else '':<10} {cache:<15} "
+                         f"{m:>24} {p:>24}  {verdict}")
+            first = False
+        if "observed" in r and "walks" in r["observed"]:
+            o = r["observed"]
+            w = o["walks"]
+            lines.append(f"{'':<16} {'':<10} pageout walk at N={o['size']}: page kept by the first child found after "
+                         f"{w[0][0]} VMAs, by the last child after {w[1][0]} (simulator)")
+            ko = r.get("kernel_observed")
+            if ko:
+                lines.append(f"{'':<16} {'':<10} kernel: both pages swapped out: "
+                             f"{'yes' if ko.get('swapped_all') else 'NO'} (pagemap swap bit in each keeper)")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------
+# The live kernel side
+# ---------------------------------------------------------------------------------------
+
+_PERF_TYPE_TRACEPOINT = 2
+_PERF_IOC_SET_FILTER = 0x40082406
+_NR_PERF_EVENT_OPEN = {"x86_64": 298, "aarch64": 241, "riscv64": 241}
+
+
+def _find_tracefs() -> Optional[Path]:
+    for p in (Path("/sys/kernel/tracing"), Path("/sys/kernel/debug/tracing")):
+        if (p / "events").is_dir():
+            return p
+    return None
+
+
+@contextlib.contextmanager
+def tracefs() -> Iterator[Path]:
+    """tracefs, mounted on a temporary directory (and unmounted after) when not mounted."""
+    found = _find_tracefs()
+    if found is not None:
+        yield found
+        return
+    tmp = Path(tempfile.mkdtemp(prefix="rmapsim-tracefs-"))
+    r = subprocess.run(["mount", "-t", "tracefs", "nodev", str(tmp)], capture_output=True, text=True)
+    if r.returncode != 0:
+        tmp.rmdir()
+        raise KernelUnavailable(f"cannot mount tracefs: {r.stderr.strip() or r.returncode}")
+    try:
+        yield tmp
+    finally:
+        subprocess.run(["umount", str(tmp)], capture_output=True)
+        with contextlib.suppress(OSError):
+            tmp.rmdir()
+
+
+def _kallsyms() -> List[Tuple[int, str]]:
+    syms = []
+    with open("/proc/kallsyms") as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) >= 3 and parts[1] in "tTwW":
+                syms.append((int(parts[0], 16), parts[2]))
+    syms.sort()
+    return syms
+
+
+def avc_call_site_range() -> Tuple[int, int]:
+    """The text range holding every ``anon_vma_chain`` allocation and free site: from the
+    first to past the last of ``__anon_vma_prepare``, ``anon_vma_clone``, ``anon_vma_fork``
+    and ``unlink_anon_vmas`` (``anon_vma_chain_alloc/free`` are inlined into them)."""
+    syms = _kallsyms()
+    want = ("__anon_vma_prepare", "anon_vma_clone", "anon_vma_fork", "unlink_anon_vmas")
+    addrs = {name: a for a, name in syms if name in want}
+    if len(addrs) != len(want) or min(addrs.values()) == 0:
+        raise KernelUnavailable("kallsyms does not show the anon_vma functions (kptr_restrict or no mm/rmap.c symbols)")
+    lo, last = min(addrs.values()), max(addrs.values())
+    hi = next((a for a, _ in syms if a > last), 0)
+    if not hi or hi - lo > 1 << 16:
+        raise KernelUnavailable("cannot bound the anon_vma code in kallsyms")
+    return lo, hi
+
+
+def _slab_merged(cache: str) -> bool:
+    return Path(f"/sys/kernel/slab/{cache}").is_symlink()
+
+
+def filters() -> Dict[str, str]:
+    """The tracepoint filter of each cache."""
+    lo, hi = avc_call_site_range()
+    for c in ("anon_vma", "vm_area_struct"):
+        if _slab_merged(c):
+            raise KernelUnavailable(f"slab cache {c} is merged with others here; its name does not identify it")
+    return {
+        "anon_vma": 'name == "anon_vma"',
+        "anon_vma_chain": f'call_site >= {lo:#x} && call_site < {hi:#x} && name != "anon_vma"',
+        "vm_area_struct": 'name == "vm_area_struct"',
+    }
+
+
+class Counters:
+    """Inherited per-process perf counters of the kmem tracepoints, one per cache and kind."""
+
+    def __init__(self, pid: int, ids: Dict[str, int], flt: Dict[str, str]) -> None:
+        nr = _NR_PERF_EVENT_OPEN.get(platform.machine())
+        if nr is None:
+            raise KernelUnavailable(f"perf_event_open syscall number unknown for {platform.machine()}")
+        self._libc = ctypes.CDLL(None, use_errno=True)
+        self.fds: Dict[str, int] = {}
+        try:
+            for cache in CACHES:
+                for kind in KINDS:
+                    attr = struct.pack("IIQQQQQIIQ", _PERF_TYPE_TRACEPOINT, 64, ids[kind], 0, 0, 0, 1 << 1, 0, 0, 0)
+                    buf = ctypes.create_string_buffer(attr, len(attr))
+                    fd = self._libc.syscall(nr, buf, pid, -1, -1, 0)
+                    if fd < 0:
+                        e = ctypes.get_errno()
+                        raise KernelUnavailable(f"perf_event_open(kmem_cache_{kind}) failed: {os.strerror(e)}")
+                    self.fds[f"{cache}_{kind}"] = fd
+                    if self._libc.ioctl(fd, _PERF_IOC_SET_FILTER, ctypes.c_char_p(flt[cache].encode())) != 0:
+                        e = ctypes.get_errno()
+                        raise KernelUnavailable(f"tracepoint filter {flt[cache]!r} refused: {os.strerror(e)}")
+        except BaseException:
+            self.close()
+            raise
+
+    def read(self) -> Dict[str, int]:
+        return {k: struct.unpack("Q", os.read(fd, 8))[0] for k, fd in self.fds.items()}
+
+    def close(self) -> None:
+        for fd in self.fds.values():
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self.fds = {}
+
+
+def probe() -> Optional[str]:
+    """Why the live kernel cannot be measured here, or ``None`` when it can."""
+    if platform.system() != "Linux":
+        return f"needs Linux (this is {platform.system()})"
+    if os.geteuid() != 0:
+        return "needs root (perf tracepoint counters and tracefs)"
+    if platform.machine() not in _NR_PERF_EVENT_OPEN:
+        return f"perf_event_open syscall number unknown for {platform.machine()}"
+    if not (shutil.which("cc") or shutil.which("gcc")):
+        return "needs a C compiler (cc) to build the driver"
+    try:
+        filters()
+        with tracefs() as tfs:
+            _event_ids(tfs)
+    except KernelUnavailable as e:
+        return str(e)
+    except OSError as e:
+        return f"{e}"
+    return None
+
+
+def _event_ids(tfs: Path) -> Dict[str, int]:
+    out = {}
+    for kind in KINDS:
+        p = tfs / "events" / "kmem" / f"kmem_cache_{kind}" / "id"
+        try:
+            out[kind] = int(p.read_text())
+        except OSError as e:
+            raise KernelUnavailable(f"tracepoint kmem:kmem_cache_{kind} not available: {e}") from e
+    return out
+
+
+def build_driver(cache_dir: Optional[Path] = None) -> Path:
+    """Compile the driver (static, -O2) into a cache directory keyed by its source hash."""
+    src = DRIVER_SOURCE.read_bytes()
+    tag = hashlib.sha256(src).hexdigest()[:16]
+    root = cache_dir or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "rmapsim"
+    exe = root / f"kdriver-{tag}"
+    if exe.exists():
+        return exe
+    root.mkdir(parents=True, exist_ok=True)
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        raise KernelUnavailable("needs a C compiler (cc) to build the driver")
+    tmp = exe.with_suffix(".tmp")
+    for static in (["-static"], []):
+        r = subprocess.run([cc, "-O2", *static, "-o", str(tmp), str(DRIVER_SOURCE)], capture_output=True, text=True)
+        if r.returncode == 0:
+            tmp.replace(exe)
+            return exe
+    raise KernelUnavailable(f"compiling the driver failed: {r.stderr.strip()[-400:]}")
+
+
+def run_driver(exe: Path, scenario: str, n: int, pages: int, ids: Dict[str, int],
+               flt: Dict[str, str], timeout: float = 120.0) -> Dict[str, Any]:
+    """Run one scenario for real; returns the counts, the driver's start layout and its output."""
+    proc = subprocess.Popen([str(exe), scenario, str(n), str(pages)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    counters = None
+    try:
+        assert proc.stdout is not None and proc.stdin is not None
+        first = proc.stdout.readline().decode()
+        if not first.startswith("ready"):
+            raise RuntimeError(f"driver did not start: {first!r} {proc.stderr.read().decode() if proc.stderr else ''}")
+        smaps = Path(f"/proc/{proc.pid}/smaps").read_text()
+        counters = Counters(proc.pid, ids, flt)
+        out, err = proc.communicate(input=b"g", timeout=timeout)
+        if proc.returncode != 0:
+            raise RuntimeError(f"driver {scenario} {n} failed (exit {proc.returncode}): {err.decode().strip()}")
+        counts = counters.read()
+    finally:
+        if counters is not None:
+            counters.close()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return {"counts": counts, "layout": parse_smaps(smaps), "stdout": out.decode()}
+
+
+@contextlib.contextmanager
+def swapfile(size_mb: int = 64) -> Iterator[Optional[str]]:
+    """A temporary swap file (``swapon``; ``swapoff`` and removed after) unless swap is already
+    on. Yields ``None`` on success, or why swap could not be enabled."""
+    try:
+        active = [line for line in Path("/proc/swaps").read_text().splitlines()[1:] if line.strip()]
+    except OSError:
+        active = []
+    if active:
+        yield None
+        return
+    path = Path(tempfile.gettempdir()) / f"rmapsim-swap-{os.getpid()}"
+    why: Optional[str] = None
+    try:
+        with open(path, "wb") as f:
+            f.write(b"\0" * (size_mb << 20))
+        os.chmod(path, 0o600)
+        for cmd in (["mkswap", str(path)], ["swapon", str(path)]):
+            r = subprocess.run(cmd, capture_output=True, text=True)
+            if r.returncode != 0:
+                why = f"{' '.join(cmd[:1])} failed: {r.stderr.strip()}"
+                break
+        yield why
+    finally:
+        if why is None:
+            subprocess.run(["swapoff", str(path)], capture_output=True)
+        with contextlib.suppress(OSError):
+            path.unlink()
+
+
+def measure(scenarios: Sequence[str], pages: int = 8, sizes: Optional[Dict[str, Sequence[int]]] = None,
+            progress: Optional[Callable[[str], None]] = None) -> List[Dict[str, Any]]:
+    """Run each scenario for real at its sizes; returns recorded measurements (see :func:`compare`)."""
+    why = probe()
+    if why:
+        raise KernelUnavailable(why)
+    exe = build_driver()
+    flt = filters()
+    records = []
+    with tracefs() as tfs, contextlib.ExitStack() as stack:
+        ids = _event_ids(tfs)
+        swap_why: Optional[str] = None
+        if "pageout" in scenarios:
+            swap_why = stack.enter_context(swapfile())
+        for name in scenarios:
+            scen = SCENARIOS[name]
+            runs: Dict[str, Dict[str, int]] = {}
+            layout: List[Mapping] = []
+            kobs: Dict[str, Any] = {}
+            for n in (sizes or {}).get(name, scen.sizes):
+                t0 = time.perf_counter()
+                r = run_driver(exe, name, n, pages, ids, flt)
+                runs[str(n)] = r["counts"]
+                if not layout:
+                    layout = r["layout"]
+                if name == "pageout":
+                    sw = [line.split() for line in r["stdout"].splitlines() if line.startswith("swapped")]
+                    kobs = {"swapped": {int(p): v == "1" for _, p, v in sw},
+                            "swapped_all": len(sw) == 2 and all(v == "1" for *_, v in sw)}
+                    if swap_why:
+                        kobs["swap_unavailable"] = swap_why
+                if progress:
+                    progress(f"  {name} N={n}: {r['counts']} ({time.perf_counter() - t0:.2f} s)")
+            rec: Dict[str, Any] = {"scenario": name, "pages": pages, "layout": [m.to_json() for m in layout],
+                                   "runs": runs, "kernel": platform.release()}
+            if kobs:
+                rec["kernel_observed"] = kobs
+            records.append(rec)
+    return records
+
+
+def save(records: Sequence[Dict[str, Any]], path: Path) -> None:
+    path.write_text(json.dumps(list(records), indent=1) + "\n")
+
+
+__all__ = [
+    "EXIT_UNAVAILABLE", "KernelUnavailable", "Mapping", "SCENARIOS", "Scenario", "build_driver", "compare",
+    "fit", "format_comparison", "measure", "mirror", "parse_smaps", "predict", "probe", "replay", "save",
+]

@@ -1,0 +1,159 @@
+"""Private file mappings (ELF text/data) and brk, the pieces real address spaces need."""
+
+from __future__ import annotations
+
+import pytest
+
+import rmapsim
+from rmapsim import trace
+
+PAGE = 4096
+ERAS = rmapsim.eras()
+
+
+@pytest.fixture(params=["2.6.33", "2.6.34", "3.19", "6.18"])
+def sim(request):
+    return rmapsim.Simulator(era=request.param)
+
+
+def spans(sim, pid):
+    return [(v["start"], v["end"], v["pgoff"], v["file"]) for v in sim.vmas(pid)]
+
+
+def test_file_mapping_pgoff_is_the_file_offset(sim):
+    p = sim.spawn()
+    sim.mmap(p, 2 * PAGE, 0x400000, "rx", file=7, offset=0x3000)
+    assert spans(sim, p) == [(0x400000, 0x402000, 3, 7)]
+
+
+def test_file_mappings_merge_only_with_the_same_file_at_the_next_offset(sim):
+    p = sim.spawn()
+    sim.mmap(p, PAGE, 0x400000, "r", file=1, offset=0)
+    sim.mmap(p, PAGE, 0x401000, "r", file=1, offset=PAGE)  # contiguous: merges
+    assert spans(sim, p) == [(0x400000, 0x402000, 0, 1)]
+    sim.mmap(p, PAGE, 0x402000, "r", file=1, offset=5 * PAGE)  # offset gap: apart
+    sim.mmap(p, PAGE, 0x403000, "r", file=2, offset=6 * PAGE)  # other file: apart
+    sim.mmap(p, PAGE, 0x404000, "r")  # anonymous: apart
+    assert [f for *_, f in spans(sim, p)] == [1, 1, 2, None]
+    sim.check()
+
+
+def test_write_to_a_private_file_page_makes_an_anon_page_at_the_file_index(sim):
+    p = sim.spawn()
+    sim.mmap(p, 4 * PAGE, 0x600000, "rw", file=3, offset=0x10000)
+    sim.touch(p, 0x600000, PAGE, write=False)  # read: the page-cache page, not anonymous
+    assert sim.page_at(p, 0x600000) is None and sim.counts()["page"] == 0
+    sim.touch(p, 0x601000, PAGE, write=True)  # COW into an anon page of the VMA's anon_vma
+    h = sim.page_at(p, 0x601000)
+    info = sim.page_info(h)
+    assert info["index"] == 0x10 + 1
+    assert info["anon_vma"] == sim.vmas(p)[0]["anon_vma"] is not None
+    c = sim.fork(p)
+    st = sim.rmap_walk([h])
+    assert int(st.mappings_found[0]) == 2
+    sim.exit(c)
+    sim.check()
+
+
+def test_file_argument_errors():
+    sim = rmapsim.Simulator()
+    p = sim.spawn()
+    with pytest.raises(rmapsim.InvalidArgument, match="file identity must be a positive int, got 0"):
+        sim.mmap(p, PAGE, 0x400000, "r", file=0)
+    with pytest.raises(rmapsim.InvalidArgument, match="offset given without file"):
+        sim.mmap(p, PAGE, 0x400000, "r", offset=0)
+    with pytest.raises(rmapsim.InvalidArgument, match="page aligned"):
+        sim.mmap(p, PAGE, 0x400000, "r", file=1, offset=100)
+    with pytest.raises(rmapsim.InvalidArgument, match="offset must be >= 0, got -4096"):
+        sim.mmap(p, PAGE, 0x400000, "r", file=1, offset=-PAGE)
+    with pytest.raises(rmapsim.InvalidArgument, match="file must be an int"):
+        sim.mmap(p, PAGE, 0x400000, "r", file="libc.so")
+    assert sim.vmas(p) == []
+
+
+def test_wipeonfork_needs_anonymous_memory():
+    sim = rmapsim.Simulator(era="6.18")
+    p = sim.spawn()
+    sim.mmap(p, PAGE, 0x400000, "rw", file=1)
+    with pytest.raises(rmapsim.InvalidArgument, match="maps file 1"):
+        sim.madvise(p, 0x400000, PAGE, "wipeonfork")
+    assert sim.vmas(p)[0]["flags"] == ["account"]
+
+
+def test_vm_account_keeps_a_once_writable_range_apart(sim):
+    """VM_ACCOUNT: rw -> r keeps the charge, so the range does not merge with a neighbour
+    mapped read-only from the start (they differ in vm_flags); two once-writable ranges do."""
+    p = sim.spawn()
+    sim.mmap(p, PAGE, 0x400000, "r")
+    sim.mmap(p, PAGE, 0x401000, "rw")
+    sim.mprotect(p, 0x401000, PAGE, "r")
+    assert len(sim.vmas(p)) == 2
+    sim.mmap(p, PAGE, 0x402000, "rw")
+    sim.mprotect(p, 0x402000, PAGE, "r")
+    assert [(v["start"], v["end"]) for v in sim.vmas(p)] == [(0x400000, 0x401000), (0x401000, 0x403000)]
+    sim.check()
+
+
+def test_brk_grows_by_expanding_the_heap_and_shrinks_by_unmapping(sim):
+    p = sim.spawn()
+    assert sim.brk(p, 0x700000) == 0  # no base yet: the break stays (0)
+    sim.set_brk_base(p, 0x600000)
+    assert sim.brk_info(p) == (0x600000, 0x600000)
+    assert sim.brk(p, 0x600800) == 0x600800  # unaligned break: one page mapped
+    assert spans(sim, p) == [(0x600000, 0x601000, 0x600, None)]
+    sim.touch(p, 0x600000, PAGE)
+    av = sim.vmas(p)[0]["anon_vma"]
+    a0 = sim.allocations()
+    assert sim.brk(p, 0x604000) == 0x604000
+    # do_brk_flags expands the heap VMA: no new VMA, anon_vma kept
+    assert sim.allocations() == a0
+    assert [(v["start"], v["end"], v["anon_vma"]) for v in sim.vmas(p)] == [(0x600000, 0x604000, av)]
+    sim.touch(p, 0x600000, 4 * PAGE)
+    assert sim.brk(p, 0x601000) == 0x601000
+    assert [(v["start"], v["end"]) for v in sim.vmas(p)] == [(0x600000, 0x601000)]
+    assert sim.counts()["page"] == 1
+    assert sim.brk(p, 0x5FF000) == 0x601000  # below the base: refused, old break returned
+    sim.check()
+
+
+def test_brk_refuses_to_grow_into_a_mapping(sim):
+    p = sim.spawn()
+    sim.set_brk_base(p, 0x600000)
+    sim.mmap(p, PAGE, 0x604000, "r")
+    # the heap must end at least a page below the next mapping
+    assert sim.brk(p, 0x603001) == 0x600000  # PAGE_ALIGN: would end right at the mapping
+    assert sim.brk(p, 0x603000) == 0x603000
+    assert sim.brk(p, 0x700000) == 0x603000
+    assert [(v["start"], v["end"]) for v in sim.vmas(p)] == [(0x600000, 0x603000), (0x604000, 0x605000)]
+
+
+def test_fork_copies_the_break_and_exec_resets_it(sim):
+    p = sim.spawn()
+    sim.set_brk_base(p, 0x600000)
+    sim.brk(p, 0x602000)
+    c = sim.fork(p)
+    assert sim.brk_info(c) == (0x600000, 0x602000)
+    sim.exec(c)
+    assert sim.brk_info(c) == (0, 0)
+    with pytest.raises(rmapsim.InvalidArgument, match="already has a brk base 0x600000"):
+        sim.set_brk_base(p, 0x800000)
+    with pytest.raises(rmapsim.NoSuchProcess):
+        sim.brk(99, 0x600000)
+
+
+def test_trace_ops_roundtrip_and_apply():
+    text = (
+        "# rmapsim trace v1\nspawn\nmmap p1 0x400000 0x2000 rx file 3 0x1000\n"
+        "brkbase p1 0x600000\nbrk p1 0x603000\ntouch p1 0x600000 0x3000 w\nfork p1\nbrk p2 0x601000\ncheck\n"
+    )
+    ops = trace.parse(text)
+    assert trace.format(ops).splitlines()[2] == "mmap p1 0x400000 0x2000 rx file 3 0x1000"
+    assert (trace.parse(trace.format(ops)) == ops).all()
+    sim = rmapsim.Simulator(era="6.18")
+    res = sim.apply(ops, check_each=True)
+    assert res.errors() == [] and res.violation() is None
+    assert [int(v) for v in res.value[3:5]] == [0x603000, 0]
+    assert sim.brk_info(2) == (0x600000, 0x601000)
+    assert sim.vmas(1)[0]["pgoff"] == 1 and sim.vmas(1)[0]["file"] == 3
+    with pytest.raises(rmapsim.InvalidArgument, match="line 2: expected \"file\" or end of line"):
+        trace.parse("# rmapsim trace v1\nmmap p1 0x400000 0x2000 rx fil 3 0\n")
