@@ -190,6 +190,15 @@ impl<T> Arena<T> {
         self.slots.iter().enumerate().filter_map(|(i, s)| s.val.as_ref().map(|v| (Id::new(i as u32, s.gen), v)))
     }
 
+    /// Bytes of one slot (the object, its generation and free bookkeeping).
+    pub const fn slot_size() -> usize {
+        std::mem::size_of::<Slot<T>>()
+    }
+    /// Slots ever created (live plus free); `slot_size() * slots()` bytes are in use.
+    pub fn slots(&self) -> usize {
+        self.slots.len()
+    }
+
     /// Heap bytes held by the slot vector (not counting what `T` owns).
     pub fn slot_bytes(&self) -> usize {
         self.slots.capacity() * std::mem::size_of::<Slot<T>>() + self.free.capacity() * std::mem::size_of::<u32>()

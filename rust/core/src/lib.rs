@@ -48,5 +48,5 @@ pub use error::{Result, SimError};
 pub use mprotect::Advice;
 pub use objects::{PageId, PAGE_SIZE};
 pub use policy::{Policy, ERAS};
-pub use rmap::{ScanStats, WalkMode, WalkResult};
+pub use rmap::{ScanStats, WalkMode, WalkResult, WalkTotals};
 pub use sim::{Counts, Inject, Simulator, VmaInfo, MMAP_BASE, MMAP_MIN_ADDR, TASK_SIZE};

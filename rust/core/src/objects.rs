@@ -314,6 +314,10 @@ impl AvList {
         self.holes = 0;
         entries.into_iter().map(|e| (e, self.push_tail(e))).collect()
     }
+    /// Entries and holes held (the length of both parts).
+    pub fn slots(&self) -> usize {
+        self.head.len() + self.tail.len()
+    }
     pub fn heap_bytes(&self) -> usize {
         (self.head.capacity() + self.tail.capacity()) * std::mem::size_of::<Option<ListEntry>>()
     }

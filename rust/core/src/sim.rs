@@ -210,6 +210,23 @@ pub struct Counts {
     pub swap_cache: u64,
 }
 
+/// Simulator memory of one object kind, as `memory_usage()` reports it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KindUsage {
+    pub kind: &'static str,
+    /// Live objects (for `pte`: populated entries).
+    pub live: u64,
+    /// Bytes of one arena slot (for `pte`: one entry).
+    pub slot_bytes: u64,
+    /// Slots in use, live or on the free list (for `pte`: entries allocated in the VMAs'
+    /// page-table slices, populated or not).
+    pub slots: u64,
+    /// `slots * slot_bytes` plus the heap the objects own (chains, lists), by length.
+    pub bytes: u64,
+    /// The same by allocated capacity (what the allocator holds).
+    pub capacity_bytes: u64,
+}
+
 /// One VMA as `vmas(pid)` describes it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VmaInfo {
@@ -563,6 +580,65 @@ impl Simulator {
             swap_slot: self.swap_used,
             swap_cache: self.swap.iter().filter(|s| s.cache.is_some()).count() as u64,
         }
+    }
+
+    /// The simulator's own memory per object kind (not the kernel's struct sizes, see
+    /// [`Simulator::memory`]): arena slots plus the heap each kind owns. `mm` counts the
+    /// VMA tree's entries (16 bytes each) as its heap, `vma` its chain vector, `anon_vma`
+    /// its list vectors; page-table entries are their own kind, `pte`.
+    pub fn memory_usage(&self) -> Vec<KindUsage> {
+        fn arena<T>(kind: &'static str, a: &crate::arena::Arena<T>, heap: (u64, u64)) -> KindUsage {
+            let sb = crate::arena::Arena::<T>::slot_size() as u64;
+            KindUsage {
+                kind,
+                live: a.len() as u64,
+                slot_bytes: sb,
+                slots: a.slots() as u64,
+                bytes: a.slots() as u64 * sb + heap.0,
+                capacity_bytes: a.slot_bytes() as u64 + heap.1,
+            }
+        }
+        let entry = std::mem::size_of::<(u64, VmaId)>() as u64;
+        let mm_heap = self.mms.iter().map(|(_, m)| m.vmas.len() as u64 * entry).sum::<u64>();
+        let avc = std::mem::size_of::<AvcId>() as u64;
+        let (mut chain, mut chain_cap, mut pte, mut pte_cap) = (0, 0, 0, 0);
+        for (_, v) in self.vmas.iter() {
+            chain += v.chain.len() as u64 * avc;
+            chain_cap += v.chain.capacity() as u64 * avc;
+            pte += v.ptes.len() as u64;
+            pte_cap += v.ptes.capacity() as u64;
+        }
+        let le = std::mem::size_of::<Option<ListEntry>>() as u64;
+        let (mut list, mut list_cap) = (0, 0);
+        for (_, a) in self.avs.iter() {
+            list += a.list.slots() as u64 * le;
+            list_cap += a.list.heap_bytes() as u64;
+        }
+        let pb = std::mem::size_of::<Pte>() as u64;
+        let sw = std::mem::size_of::<SwapSlot>() as u64;
+        vec![
+            arena("mm", &self.mms, (mm_heap, mm_heap)),
+            arena("vma", &self.vmas, (chain, chain_cap)),
+            arena("anon_vma", &self.avs, (list, list_cap)),
+            arena("anon_vma_chain", &self.avcs, (0, 0)),
+            arena("page", &self.pages, (0, 0)),
+            KindUsage {
+                kind: "pte",
+                live: self.ptes,
+                slot_bytes: pb,
+                slots: pte,
+                bytes: pte * pb,
+                capacity_bytes: pte_cap * pb,
+            },
+            KindUsage {
+                kind: "swap_slot",
+                live: self.swap_used,
+                slot_bytes: sw,
+                slots: self.swap.len() as u64,
+                bytes: self.swap.len() as u64 * sw,
+                capacity_bytes: (self.swap.capacity() * sw as usize + self.swap_free.capacity() * 4) as u64,
+            },
+        ]
     }
 
     /// Bytes of kernel memory the era's structs would take: (vm_area_struct, anon_vma,
