@@ -35,6 +35,7 @@ pub mod mm;
 pub mod mprotect;
 pub mod mremap;
 pub mod objects;
+pub mod pagestore;
 pub mod policy;
 pub mod render;
 pub mod rmap;

@@ -126,7 +126,8 @@ pub struct Avc {
     pub tree: crate::itree::TreeLinks,
 }
 
-/// An anonymous page.
+/// An anonymous page, as [`crate::pagestore::PageStore`] decodes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Page {
     /// `page->mapping` (an anon_vma). Protected by the page lock.
     pub mapping: AnonVmaId,

@@ -212,8 +212,7 @@ impl Simulator {
 
     /// Resolve `page->mapping`, reporting a dangling pointer as the use-after-free the
     /// kernel would suffer.
-    pub(crate) fn page_anon_vma(&self, page: PageId) -> Result<AnonVmaId> {
-        let p = self.page_checked(page)?;
+    pub(crate) fn page_anon_vma(&self, page: PageId, p: &Page) -> Result<AnonVmaId> {
         if self.avs.contains(p.mapping) {
             Ok(p.mapping)
         } else {
@@ -241,7 +240,7 @@ impl Simulator {
         if p.mapcount == 0 {
             return Ok(w);
         }
-        let av = self.page_anon_vma(page)?;
+        let av = self.page_anon_vma(page, &p)?;
         let (lock_id, lock_mode) = self.walk_lock(av);
         w.mapcount = p.mapcount;
         w.lock_id = lock_id;
@@ -398,7 +397,7 @@ impl Simulator {
             let mut acc = Acc::default();
             match pages {
                 None => {
-                    for (id, _) in self.pages.iter() {
+                    for id in self.pages.ids() {
                         acc.add(&self.rmap_walk_one(id, mode, |_, _| {})?);
                     }
                 }

@@ -11,6 +11,7 @@ use std::fmt;
 use crate::arena::Arena;
 use crate::error::{Result, SimError};
 use crate::objects::*;
+use crate::pagestore::{PageStore, Stale};
 use crate::policy::Policy;
 
 /// Lowest address a mapping may start at (`mmap_min_addr`, 64 KiB by default).
@@ -252,7 +253,7 @@ pub struct Simulator {
     pub(crate) vmas: Arena<Vma>,
     pub(crate) avs: Arena<AnonVma>,
     pub(crate) avcs: Arena<Avc>,
-    pub(crate) pages: Arena<Page>,
+    pub(crate) pages: PageStore,
     pub(crate) allocations: u64,
     /// Allocation attempts per site (indexed like `AllocSite::ALL`).
     pub(crate) site_allocs: [u64; 15],
@@ -293,7 +294,7 @@ impl Simulator {
             vmas: Arena::default(),
             avs: Arena::default(),
             avcs: Arena::default(),
-            pages: Arena::default(),
+            pages: PageStore::default(),
             allocations: 0,
             site_allocs: [0; 15],
             inject: Inject::Off,
@@ -621,7 +622,18 @@ impl Simulator {
             arena("vma", &self.vmas, (chain, chain_cap)),
             arena("anon_vma", &self.avs, (list, list_cap)),
             arena("anon_vma_chain", &self.avcs, (0, 0)),
-            arena("page", &self.pages, (0, 0)),
+            {
+                let (side, side_cap) = self.pages.side_bytes();
+                let sb = PageStore::SLOT_BYTES as u64;
+                KindUsage {
+                    kind: "page",
+                    live: self.pages.len() as u64,
+                    slot_bytes: sb,
+                    slots: self.pages.slots() as u64,
+                    bytes: self.pages.slots() as u64 * sb + side as u64,
+                    capacity_bytes: (self.pages.capacity_bytes() + side_cap) as u64,
+                }
+            },
             KindUsage {
                 kind: "pte",
                 live: self.ptes,
@@ -675,7 +687,7 @@ impl Simulator {
 
     /// Live anon pages, in slot order.
     pub fn anon_pages(&self) -> Vec<PageId> {
-        self.pages.iter().map(|(id, _)| id).collect()
+        self.pages.ids().collect()
     }
 
     /// The anon page mapped at `addr` in `pid` (`None` for no entry or the zero page).
@@ -697,13 +709,40 @@ impl Simulator {
         Ok((p.mapping.to_u64(), p.index, p.mapcount, p.swap))
     }
 
-    pub(crate) fn page_checked(&self, page: PageId) -> Result<&Page> {
-        self.pages.get(page).ok_or_else(|| match self.pages.freed_by(page) {
-            Some(op) => SimError::StaleHandle(format!(
+    pub(crate) fn page_checked(&self, page: PageId) -> Result<Page> {
+        self.page(page).ok_or_else(|| match self.pages.stale(page) {
+            Some(Stale::Freed(Some(op))) => SimError::StaleHandle(format!(
                 "page handle {:#x} is stale: the page was freed by operation #{op}",
                 page.to_u64()
             )),
-            None => SimError::StaleHandle(format!("page handle {:#x} does not name a page", page.to_u64())),
+            Some(Stale::Freed(None)) => SimError::StaleHandle(format!(
+                "page handle {:#x} is stale: the page was freed (its slot has been reused since)",
+                page.to_u64()
+            )),
+            _ => SimError::StaleHandle(format!("page handle {:#x} does not name a page", page.to_u64())),
         })
+    }
+
+    /// The page `id`, decoded, if live.
+    #[inline]
+    pub(crate) fn page(&self, id: PageId) -> Option<Page> {
+        self.pages.get(id, &self.avs)
+    }
+
+    /// Change a live page's fields through `f`; false if `id` is not live.
+    pub(crate) fn page_update(&mut self, id: PageId, f: impl FnOnce(&mut Page)) -> bool {
+        let Some(mut p) = self.page(id) else { return false };
+        f(&mut p);
+        self.pages.set(id, p, &mut self.avs)
+    }
+
+    /// `alloc_page` for an anonymous page with its fields set.
+    pub(crate) fn page_alloc(&mut self, p: Page) -> PageId {
+        self.pages.insert(p, &mut self.avs)
+    }
+
+    /// Free a page (`free_page`), recording this operation as the one that freed it.
+    pub(crate) fn page_free(&mut self, id: PageId) {
+        self.pages.remove(id, self.op, &mut self.avs);
     }
 }

@@ -36,8 +36,8 @@ impl Simulator {
 
     /// Free a page nobody maps and the swap cache does not hold.
     pub(crate) fn maybe_free_page(&mut self, page: PageId) {
-        if self.pages.get(page).is_some_and(|p| p.mapcount == 0 && p.swap.is_none()) {
-            self.pages.remove(page, self.op);
+        if self.page(page).is_some_and(|p| p.mapcount == 0 && p.swap.is_none()) {
+            self.page_free(page);
         }
     }
 
@@ -45,16 +45,15 @@ impl Simulator {
     fn add_to_swap(&mut self, page: PageId) -> u32 {
         let slot = self.get_swap_page();
         self.swap[slot as usize].cache = Some(page);
-        if let Some(p) = self.pages.get_mut(page) {
-            p.swap = Some(slot);
-        }
+        self.page_update(page, |p| p.swap = Some(slot));
         slot
     }
 
     /// `delete_from_swap_cache`: the page leaves the swap cache (and is freed if
     /// unmapped); the slot is freed if no entry refers to it.
     pub(crate) fn delete_from_swap_cache(&mut self, page: PageId) {
-        let Some(slot) = self.pages.get_mut(page).and_then(|p| p.swap.take()) else { return };
+        let Some(slot) = self.page(page).and_then(|p| p.swap) else { return };
+        self.page_update(page, |p| p.swap = None);
         self.swap[slot as usize].cache = None;
         self.swap_release_if_unused(slot);
         self.maybe_free_page(page);
@@ -79,7 +78,7 @@ impl Simulator {
         s.count = s.count.saturating_sub(1);
         if s.count == 0 {
             if let Some(page) = s.cache {
-                if self.pages.get(page).is_some_and(|p| p.mapcount == 0) {
+                if self.pages.mapcount(page) == Some(0) {
                     self.delete_from_swap_cache(page);
                     return;
                 }
@@ -91,7 +90,7 @@ impl Simulator {
     /// `free_swap_cache` (the mmu_gather's batch free after a zap): a swap-cache page that
     /// is no longer mapped and that no swap entry refers to leaves the swap cache.
     fn free_swap_cache(&mut self, page: PageId) {
-        let Some(p) = self.pages.get(page) else { return };
+        let Some(p) = self.page(page) else { return };
         if p.mapcount == 0 {
             if let Some(slot) = p.swap {
                 if self.swap[slot as usize].count == 0 {
@@ -178,9 +177,7 @@ impl Simulator {
         for &(v, addr) in hits {
             self.set_pte(v, addr, Pte::swap(slot));
             self.swap_duplicate(slot);
-            if let Some(p) = self.pages.get_mut(page) {
-                p.mapcount -= 1;
-            }
+            self.pages.add_mapcount(page, -1);
         }
     }
 
@@ -192,7 +189,7 @@ impl Simulator {
         self.begin_op("drop_swap_cache");
         let mut n = 0;
         for id in ids {
-            if self.pages.get(id).is_some_and(|p| p.mapcount == 0 && p.swap.is_some()) {
+            if self.page(id).is_some_and(|p| p.mapcount == 0 && p.swap.is_some()) {
                 self.delete_from_swap_cache(id);
                 n += 1;
             }
@@ -204,16 +201,14 @@ impl Simulator {
     /// when it maps it at most once and no other swap entry refers to its slot; then the
     /// page also leaves the swap cache (it is not freed: the caller maps it).
     pub(crate) fn reuse_swap_page(&mut self, page: PageId) -> bool {
-        let Some(p) = self.pages.get(page) else { return false };
+        let Some(p) = self.page(page) else { return false };
         let mut count = p.mapcount as u64;
         if count <= 1 {
             if let Some(slot) = p.swap {
                 count += self.swap[slot as usize].count as u64;
                 if count == 1 {
                     self.swap[slot as usize].cache = None;
-                    if let Some(p) = self.pages.get_mut(page) {
-                        p.swap = None;
-                    }
+                    self.page_update(page, |p| p.swap = None);
                     self.swap_release_if_unused(slot);
                 }
             }
