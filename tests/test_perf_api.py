@@ -116,3 +116,21 @@ def test_memory_usage_follows_the_state():
     freed = sim.memory_usage()
     # freed slots stay in the arena (on its free list), as a slab keeps its pages
     assert freed["page"]["live"] == 0 and freed["page"]["slots"] == 100
+
+
+@pytest.mark.parametrize("era", ["2.6.34", "6.18"])
+def test_aggregate_try_to_unmap_agrees_and_leaves_the_same_state(era):
+    a, b = world(era), world(era)
+    pages = list(a.anon_pages()[::2]) + list(a.anon_pages()[:3])  # with repeats
+    rows = a.try_to_unmap(pages)
+    agg = b.try_to_unmap(pages, aggregate=True)
+    s = rows.summary()
+    for k in ("walks", "max", "total_vmas_visited", "total_ptes_checked", "total_mappings_found", "total_mapcount"):
+        assert agg[k] == s[k], k
+    assert agg["histogram"] == rows.histogram() and agg["kind"] == "try_to_unmap"
+    assert a.counts() == b.counts()
+    assert [int(p) for p in a.anon_pages()] == [int(p) for p in b.anon_pages()]
+    a.check()
+    b.check()
+    with pytest.raises(rmapsim.InvalidArgument, match="'no'"):
+        b.try_to_unmap(aggregate="no")

@@ -252,12 +252,24 @@ class Simulator(_core.Simulator):
         exclusively through their rmap walks). Returns the walks made (``pageout`` only)."""
         return ScanStats(self._madvise(pid, addr, length, advice), kind="try_to_unmap")
 
-    def try_to_unmap(self, pages: HandleArray = None, threads: Optional[int] = 1) -> ScanStats:
+    @overload
+    def try_to_unmap(self, pages: HandleArray = ..., threads: Optional[int] = ...,
+                     aggregate: Literal[False] = ...) -> ScanStats: ...
+    @overload
+    def try_to_unmap(self, pages: HandleArray = ..., threads: Optional[int] = ..., *,
+                     aggregate: Literal[True]) -> Dict[str, Any]: ...
+
+    def try_to_unmap(self, pages: HandleArray = None, threads: Optional[int] = 1,
+                     aggregate: bool = False) -> Union[ScanStats, Dict[str, Any]]:
         """Reclaim's ``try_to_unmap`` on each page (every anon page when None): the page
         enters the swap cache and every mapping its rmap walk finds becomes a swap entry;
         the walk stops once the page is unmapped. A mapping the walk misses stays mapped,
-        and ``check()`` reports it."""
-        return ScanStats(self._try_to_unmap(self._pages(pages), _threads(threads)), kind="try_to_unmap")
+        and ``check()`` reports it. ``aggregate=True`` returns the walks' summary instead
+        of per-page rows (see :meth:`rmap_walk`)."""
+        pages_, threads_ = self._pages(pages), _threads(threads)
+        if _aggregate(aggregate):
+            return summary_from_totals(self._try_to_unmap_totals(pages_, threads_), "try_to_unmap")
+        return ScanStats(self._try_to_unmap(pages_, threads_), kind="try_to_unmap")
 
     def drop_swap_cache(self, pages: HandleArray = None) -> int:
         """Free unmapped swap-cache pages (the end of reclaim); a later fault reads a fresh

@@ -49,5 +49,5 @@ pub use error::{Result, SimError};
 pub use mprotect::Advice;
 pub use objects::{PageId, PAGE_SIZE};
 pub use policy::{Policy, ERAS};
-pub use rmap::{ScanStats, WalkMode, WalkResult, WalkTotals};
+pub use rmap::{ScanStats, TotalsSink, WalkMode, WalkResult, WalkSink, WalkTotals};
 pub use sim::{Counts, Inject, Simulator, VmaInfo, MMAP_BASE, MMAP_MIN_ADDR, TASK_SIZE};

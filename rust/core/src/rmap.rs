@@ -100,6 +100,34 @@ pub struct WalkResult {
     pub lock_mode: u8,
 }
 
+/// Where a batch of walks records each walk: per-page rows ([`ScanStats`]) or running
+/// totals ([`WalkTotals`] via [`TotalsSink`]).
+pub trait WalkSink {
+    fn record(&mut self, w: &WalkResult);
+}
+
+impl WalkSink for ScanStats {
+    fn record(&mut self, w: &WalkResult) {
+        self.push(w);
+    }
+}
+
+/// Accumulates [`WalkTotals`]; [`TotalsSink::finish`] gives them.
+#[derive(Default)]
+pub struct TotalsSink(Acc);
+
+impl WalkSink for TotalsSink {
+    fn record(&mut self, w: &WalkResult) {
+        self.0.add(w);
+    }
+}
+
+impl TotalsSink {
+    pub fn finish(self) -> WalkTotals {
+        self.0.finish()
+    }
+}
+
 /// Column totals of a batch of walks, without per-page rows: what a full walk of millions
 /// of pages needs when only the aggregate cost matters (no 49-byte row per page).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

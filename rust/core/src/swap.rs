@@ -8,7 +8,7 @@
 
 use crate::error::{Result, SimError};
 use crate::objects::*;
-use crate::rmap::{ScanStats, WalkMode};
+use crate::rmap::{ScanStats, WalkMode, WalkSink};
 use crate::sim::Simulator;
 
 impl Simulator {
@@ -127,35 +127,47 @@ impl Simulator {
     /// looks at another page's entries) run in parallel; the unmapping is applied in page
     /// order. The result is identical to the sequential one at any thread count.
     pub fn try_to_unmap_par(&mut self, pages: Option<&[u64]>, threads: usize) -> Result<ScanStats> {
+        let mut out = ScanStats::default();
+        self.try_to_unmap_into(pages, threads, &mut out)?;
+        Ok(out)
+    }
+
+    /// `try_to_unmap_par` recording each walk in `out` (rows or totals).
+    pub fn try_to_unmap_into(&mut self, pages: Option<&[u64]>, threads: usize, out: &mut impl WalkSink) -> Result<()> {
         let ids = self.resolve_page_ids(pages)?;
         self.begin_op("try_to_unmap");
         let mut slots = Vec::with_capacity(ids.len());
         for &id in &ids {
             slots.push(self.swap_slot_for_unmap(id)?);
         }
-        let walks = self.walk_many(&ids, WalkMode::UntilAllFound, threads, true)?;
-        let mut out = ScanStats::with_capacity(ids.len());
+        // Walks go in chunks so that memory stays bounded for millions of pages; a page's
+        // walk does not depend on other pages' unmapping, so chunking changes nothing.
+        const CHUNK: usize = 1 << 16;
+        let unique = pages.is_none(); // every live page once
         let mut seen = std::collections::HashSet::new();
-        for ((&id, slot), (w, hits)) in ids.iter().zip(slots).zip(walks) {
-            if seen.insert(id) {
-                out.push(&w);
-                if let Some(slot) = slot {
-                    self.unmap_hits(id, slot, &hits);
+        for (ids, slots) in ids.chunks(CHUNK).zip(slots.chunks(CHUNK)) {
+            let walks = self.walk_many(ids, WalkMode::UntilAllFound, threads, true)?;
+            for ((&id, &slot), (w, hits)) in ids.iter().zip(slots).zip(walks) {
+                if unique || seen.insert(id) {
+                    out.record(&w);
+                    if let Some(slot) = slot {
+                        self.unmap_hits(id, slot, &hits);
+                    }
+                } else {
+                    // the same page again: walk it now, as a sequential pass would
+                    self.try_to_unmap_one_page(id, out)?;
                 }
-            } else {
-                // the same page again: walk it now, as a sequential pass would
-                self.try_to_unmap_one_page(id, &mut out)?;
             }
         }
-        Ok(out)
+        Ok(())
     }
 
     /// `try_to_unmap` of one page, now (MADV_PAGEOUT, repeated pages).
-    pub(crate) fn try_to_unmap_one_page(&mut self, page: PageId, out: &mut ScanStats) -> Result<()> {
+    pub(crate) fn try_to_unmap_one_page(&mut self, page: PageId, out: &mut impl WalkSink) -> Result<()> {
         let slot = self.swap_slot_for_unmap(page)?;
         let mut hits: Vec<(VmaId, u64)> = Vec::new();
         let w = self.rmap_walk_one(page, WalkMode::UntilAllFound, |v, a| hits.push((v, a)))?;
-        out.push(&w);
+        out.record(&w);
         if let Some(slot) = slot {
             self.unmap_hits(page, slot, &hits);
         }
