@@ -145,25 +145,30 @@ impl PageStore {
     fn store(&mut self, i: u32, p: &Page, avs: &mut Arena<AnonVma>) {
         assert!(p.index < INDEX_LIMIT, "page->index {:#x} beyond 36 bits", p.index);
         let s = i as usize;
-        let mut w = self.word[s] & (LIVE | GEN_MASK);
+        let old = self.word[s];
+        let mut w = old & (LIVE | GEN_MASK);
         w |= ((p.index >> 32) as u32) << INDEX_HI_SHIFT;
         self.index_lo[s] = p.index as u32;
         if p.anon {
             w |= ANON;
         }
+        // The side maps are touched only when the slot has or had an entry there.
         match p.swap {
             Some(slot) => {
                 w |= SWAPCACHE;
                 self.swap.insert(i, slot);
             }
-            None => {
+            None if old & SWAPCACHE != 0 => {
                 self.swap.remove(&i);
             }
+            None => {}
         }
         if avs.contains(p.mapping) {
             avs.pin(p.mapping.index());
             self.mapping[s] = p.mapping.index();
-            self.odd_mapping.remove(&i);
+            if old & ODD_MAPPING != 0 {
+                self.odd_mapping.remove(&i);
+            }
         } else {
             w |= ODD_MAPPING;
             self.odd_mapping.insert(i, p.mapping);
@@ -215,8 +220,12 @@ impl PageStore {
         let s = i as usize;
         self.release_mapping(i, avs);
         self.set_mapcount(i, 0);
-        self.swap.remove(&i);
-        self.odd_mapping.remove(&i);
+        if self.word[s] & SWAPCACHE != 0 {
+            self.swap.remove(&i);
+        }
+        if self.word[s] & ODD_MAPPING != 0 {
+            self.odd_mapping.remove(&i);
+        }
         // A slot that has used up its generations is retired (kept free, never reused).
         let gen = ((self.word[s] & GEN_MASK) + 1).min(GEN_MASK);
         self.mapping[s] = (op >> 32) as u32;

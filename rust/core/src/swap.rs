@@ -36,7 +36,7 @@ impl Simulator {
 
     /// Free a page nobody maps and the swap cache does not hold.
     pub(crate) fn maybe_free_page(&mut self, page: PageId) {
-        if self.page(page).is_some_and(|p| p.mapcount == 0 && p.swap.is_none()) {
+        if self.pages.mapcount(page) == Some(0) && self.page(page).is_some_and(|p| p.swap.is_none()) {
             self.page_free(page);
         }
     }
@@ -213,6 +213,11 @@ impl Simulator {
     /// when it maps it at most once and no other swap entry refers to its slot; then the
     /// page also leaves the swap cache (it is not freed: the caller maps it).
     pub(crate) fn reuse_swap_page(&mut self, page: PageId) -> bool {
+        match self.pages.mapcount(page) {
+            None => return false,
+            Some(m) if m > 1 => return false, // shared: copy (the common COW case)
+            _ => {}
+        }
         let Some(p) = self.page(page) else { return false };
         let mut count = p.mapcount as u64;
         if count <= 1 {
