@@ -1,26 +1,47 @@
 #!/usr/bin/env python3
-"""End-to-end benchmark of the seed scenario, with every figure a ratio against a
-baseline measured in the same run.
+"""End-to-end benchmark of the seed scenario, every figure a ratio against a baseline
+measured in the same run.
 
-Baseline: a deliberately plain pure-Python model of the same workload (dicts for page
-tables, lists for anon_vma lists) that performs the identical candidate visits. It is
-run at a reduced size (it would take minutes at N = P = 1000) and compared per candidate
-visited / per fault, so the ratio is size-independent to first order.
+The seed scenario (the 2010 anon_vma_chain thread): a parent maps P pages and writes them,
+forks N children, each child COW-writes all P pages; then one full rmap walk of every page.
 
-Usage: python benches/bench_e2e.py [--children N] [--pages P] [--baseline-scale K]
+Baselines, all measured in this run:
+
+* plain: a deliberately plain pure-Python model of the same walk (dicts for page tables,
+  lists for anon_vma lists), run at N/K, P/K and compared per candidate and per fault;
+* reference: the pure-Python reference model (``rmapsim.reference``, 2.6.34 rules, the
+  fuzzing oracle) doing the same operations and a full walk of every page, at full size;
+* kernel: the real kernel running the scenario for real (``benches/seed_kernel.c``, built
+  here with ``cc -O2``): processes that fork, write, wait for each other and exit. The
+  simulator side does the same operations, a full walk of every page, and the exits.
+
+``--scale`` adds the 10,000-process x 1,000-page runs of ``fork_storm`` and ``aim7_like``
+in 6.18, each in its own process for a clean peak RSS, with the simulator's memory per
+object kind (``Simulator.memory_usage``) and bytes per PTE.
+
+``--save FILE`` stores the figures; ``--compare FILE`` flags every figure more than 20%
+worse than the saved run and exits 1 (times and memory higher, ratios lower).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
 import time
-from typing import Dict, List, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import rmapsim
-from rmapsim.cli import seed_scenario
 
 PAGE = 4096
+HERE = os.path.dirname(os.path.abspath(__file__))
+TOLERANCE = 1.2  # a figure 20% worse than the saved one is a regression
 
 
 class PlainModel:
@@ -37,7 +58,6 @@ class PlainModel:
         t0 = time.perf_counter()
         base = 0x7F0000000000 - p * PAGE
         pgoff = base >> 12
-        # parent: VMA = (start, pgoff, pages, page table dict)
         parent = {"start": base, "pgoff": pgoff, "pages": p, "pt": {}}
         parent_av: List[dict] = [parent]
         pages: List[Tuple[List[dict], int, int]] = []  # (anon_vma list, index, page id)
@@ -66,69 +86,269 @@ class PlainModel:
         return visits, t1 - t0, t2 - t1
 
 
+def sim_seed(era: str, n: int, p: int, reps: int, exits: bool = False) -> Dict[str, float]:
+    """The seed scenario on the simulator, best of ``reps``: build, full walk (aggregate),
+    and with ``exits`` every process exiting (as the kernel baseline's processes do)."""
+    best: Dict[str, float] = {}
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        sim = rmapsim.Simulator(era=era)
+        parent = sim.spawn()
+        a = sim.mmap(parent, p * PAGE)
+        sim.touch(parent, a, p * PAGE)
+        kids = sim.fork_many(parent, n)
+        sim.touch_many(kids, a, p * PAGE)
+        t1 = time.perf_counter()
+        walk = sim.rmap_walk(aggregate=True)
+        t2 = time.perf_counter()
+        if exits:
+            for k in kids.tolist():
+                sim.exit(k)
+            sim.exit(parent)
+        t3 = time.perf_counter()
+        for k, v in (("build_s", t1 - t0), ("walk_s", t2 - t1), ("exit_s", t3 - t2), ("total_s", t3 - t0)):
+            best[k] = min(best.get(k, v), v)
+        best["visits"] = walk["total_vmas_visited"]
+    return best
+
+
+def reference_seed(n: int, p: int, era: str = "2.6.34") -> Dict[str, float]:
+    """The same operations on the pure-Python reference model, then a full rmap walk of
+    every page in the model's own objects (rmap_walk_anon: every entry on the page's
+    anon_vma, vma_address, the page-table lookup)."""
+    from rmapsim.reference import PAGE_SHIFT, ReferenceModel
+
+    t0 = time.perf_counter()
+    m = ReferenceModel(era=era)
+    parent = m.spawn()
+    a = m.mmap(parent, p * PAGE)
+    m.touch(parent, a, p * PAGE)
+    m.touch_many(m.fork_many(parent, n), a, p * PAGE)
+    t1 = time.perf_counter()
+    visits = found = 0
+    for page in m.pages.values():
+        for entry in m._walk_target(page).head:
+            vma = m._entry_vma(entry)
+            visits += 1
+            addr = vma.start + ((page.index - vma.pgoff) << PAGE_SHIFT)
+            if vma.start <= addr < vma.end:
+                pte = vma.mm.ptes.get(addr)
+                found += pte is not None and pte.page is page
+    t2 = time.perf_counter()
+    assert found == len(m.pages) and visits == 2 * n * p + p, (found, visits)
+    return {"build_s": t1 - t0, "walk_s": t2 - t1, "total_s": t2 - t0, "visits": visits}
+
+
+def kernel_seed(n: int, p: int, reps: int) -> Optional[Dict[str, Any]]:
+    """Build and run benches/seed_kernel.c; best of ``reps`` wall times. None (with a
+    message) when there is no C compiler."""
+    cc = shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc")
+    if cc is None:
+        print("kernel baseline SKIPPED: no C compiler (cc/gcc) found; install gcc to measure it")
+        return None
+    with tempfile.TemporaryDirectory() as d:
+        exe = os.path.join(d, "seed_kernel")
+        subprocess.run([cc, "-O2", "-o", exe, os.path.join(HERE, "seed_kernel.c")], check=True)
+        times = []
+        for _ in range(reps):
+            out = subprocess.run([exe, str(n), str(p)], check=True, capture_output=True, text=True).stdout
+            times.append(float(out.split()[1]))
+    return {"total_s": min(times), "runs_s": times, "kernel": platform.release()}
+
+
+# ------------------------------------------------------------------------------ scale
+
+
+def scale_child(name: str) -> None:
+    """Run one scale workload in this process and print its figures as JSON."""
+    from rmapsim import workloads
+
+    captured: Dict[str, Any] = {}
+    measure = workloads.measure
+
+    def measure_and_account(sim: rmapsim.Simulator, t0: float) -> Dict[str, Any]:
+        captured["memory"] = sim.memory_usage()
+        captured["counts"] = sim.counts()
+        captured["build_s"] = time.perf_counter() - t0
+        return measure(sim, t0)
+
+    workloads.measure = measure_and_account  # type: ignore[assignment]
+    if name == "fork_storm":  # 1 parent + 9,999 children = 10,000 processes
+        row = workloads.fork_storm("6.18", children=9_999, pages=1_000)
+    else:
+        row = workloads.aim7_like("6.18", processes=10_000, pages=1_000, reclaim_every=3_000)
+    print(json.dumps({"row": row, "peak_rss": peak_rss(), **captured}))
+
+
+def peak_rss() -> int:
+    """This process's peak RSS in bytes: VmHWM, which starts afresh at exec (ru_maxrss
+    would carry over the bench parent's peak through fork + exec)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def run_scale() -> Dict[str, Dict[str, Any]]:
+    out = {}
+    for name in ("fork_storm", "aim7_like"):
+        r = subprocess.run([sys.executable, os.path.abspath(__file__), "--scale-child", name],
+                           check=True, capture_output=True, text=True)
+        out[name] = json.loads(r.stdout.strip().splitlines()[-1])
+    return out
+
+
+def print_scale(scale: Dict[str, Dict[str, Any]]) -> Dict[str, float]:
+    figs: Dict[str, float] = {}
+    print("\nscale: 10,000 processes x 1,000 pages in 6.18, each workload in its own process")
+    print(f"{'workload':<11} {'wall s':>7} {'build s':>8} {'walks':>11} {'PTEs':>11} {'pages':>11}"
+          f" {'peak RSS':>9} {'sim MiB':>8} {'B/PTE':>6} {'cap B/PTE':>9} {'RSS B/PTE':>9}")
+    for name, s in scale.items():
+        m, row = s["memory"], s["row"]
+        ptes = m["pte"]["live"]
+        mib = 1 << 20
+        print(f"{name:<11} {row['wall_s']:>7.2f} {s['build_s']:>8.2f} {row['walks']:>11,} {ptes:>11,}"
+              f" {m['page']['live']:>11,} {s['peak_rss'] / mib:>5.0f} MiB {m['total']['bytes'] / mib:>8.1f}"
+              f" {m['bytes_per_pte']:>6.1f} {m['total']['capacity_bytes'] / ptes:>9.1f} {s['peak_rss'] / ptes:>9.1f}")
+        figs[f"scale {name} wall_s"] = row["wall_s"]
+        figs[f"scale {name} peak_rss_mib"] = s["peak_rss"] / mib
+        figs[f"scale {name} bytes_per_pte"] = m["bytes_per_pte"]
+    for name, s in scale.items():
+        m = s["memory"]
+        print(f"\nsimulator memory per object kind, {name} (memory_usage(); bytes = slots x slot bytes + owned heap)")
+        print(f"{'kind':<15} {'live':>11} {'slot B':>7} {'bytes':>13} {'B/object':>9} {'capacity':>13}")
+        for kind, u in m.items():
+            if kind in ("total", "bytes_per_pte"):
+                continue
+            per = u["bytes"] / u["live"] if u["live"] else float("nan")
+            print(f"{kind:<15} {u['live']:>11,} {u['slot_bytes']:>7} {u['bytes']:>13,} {per:>9.1f} {u['capacity_bytes']:>13,}")
+        print(f"{'total':<15} {'':>11} {'':>7} {m['total']['bytes']:>13,} {'':>9} {m['total']['capacity_bytes']:>13,}")
+    return figs
+
+
+# ------------------------------------------------------------------- regression guard
+
+#: figures where higher is better (ratios); every other figure is a time or a size
+def higher_is_better(key: str) -> bool:
+    return "speedup" in key or key.endswith(" x")
+
+
+def regressions(old: Dict[str, Any], new: Dict[str, Any], tolerance: float = TOLERANCE) -> List[str]:
+    """Figures of ``new`` more than ``tolerance`` worse than in ``old``: per-era ns/visit
+    and ns/fault, and every entry of ``figures`` present in both (times and memory: higher
+    is worse; ratios: lower is worse). The kernel's own time is not guarded (it is the
+    machine's, not ours); the simulator's side of each ratio is."""
+    out = []
+    old_rows = {r["era"]: r for r in old.get("rows", [])}
+    for r in new.get("rows", []):
+        o = old_rows.get(r["era"])
+        for k in ("ns/visit", "ns/fault"):
+            if o and k in o and r[k] > tolerance * o[k]:
+                out.append(f"{r['era']} {k}: {o[k]:.2f} -> {r[k]:.2f} ({r[k] / o[k]:.2f}x)")
+    of, nf = old.get("figures", {}), new.get("figures", {})
+    for k, v in nf.items():
+        if k not in of or not isinstance(v, (int, float)) or not of[k] or k.startswith("vs kernel"):
+            continue
+        worse = v * tolerance < of[k] if higher_is_better(k) else v > tolerance * of[k]
+        if worse:
+            out.append(f"{k}: {of[k]:.3g} -> {v:.3g}")
+    return out
+
+
+# ----------------------------------------------------------------------------- main
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--children", type=int, default=1000)
     ap.add_argument("--pages", type=int, default=1000)
-    ap.add_argument("--baseline-scale", type=int, default=10, help="baseline runs at N/K children and P/K pages")
+    ap.add_argument("--baseline-scale", type=int, default=10, help="plain model runs at N/K children and P/K pages")
+    ap.add_argument("--reps", type=int, default=3, help="simulator and kernel runs: best of this many")
+    ap.add_argument("--no-kernel", action="store_true", help="skip the real-kernel baseline")
+    ap.add_argument("--no-reference", action="store_true", help="skip the reference-model baseline")
+    ap.add_argument("--scale", action="store_true", help="also run the 10,000 x 1,000 fork_storm and aim7_like")
     ap.add_argument("--save", metavar="FILE", help="save this run's figures (JSON) as a baseline for --compare")
-    ap.add_argument("--compare", metavar="FILE", help="compare with a saved run; exit 1 if any ns/visit or ns/fault is >20%% slower")
+    ap.add_argument("--compare", metavar="FILE", help="compare with a saved run; exit 1 if a figure is >20%% worse")
+    ap.add_argument("--scale-child", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.scale_child:
+        scale_child(args.scale_child)
+        return
     n, p, k = args.children, args.pages, args.baseline_scale
     bn, bp = max(1, n // k), max(1, p // k)
+    print(f"rmapsim bench, {platform.node()} ({os.cpu_count()} CPUs, Linux {platform.release()}), Python {platform.python_version()}")
 
-    rows: List[Dict[str, object]] = []
+    rows: List[Dict[str, Any]] = []
+    figs: Dict[str, float] = {}
+    sims: Dict[str, Dict[str, float]] = {}
     for era in rmapsim.eras():
-        r = seed_scenario(era, n, p)
-        plain = PlainModel(chain=era != "2.6.33")
-        visits, b_build, b_walk = plain.run(bn, bp)
-        faults = bp * (bn + 1)
-        sim_ns_visit = r["walk_s"] / r["total_vmas_visited"] * 1e9
-        base_ns_visit = b_walk / visits * 1e9
-        sim_ns_fault = r["build_s"] / (p * (n + 1)) * 1e9
-        base_ns_fault = b_build / faults * 1e9
-        rows.append(
-            {
-                "era": era,
-                "visits": r["total_vmas_visited"],
-                "ns/visit": sim_ns_visit,
-                "plain ns/visit": base_ns_visit,
-                "walk speedup": base_ns_visit / sim_ns_visit,
-                "ns/fault": sim_ns_fault,
-                "plain ns/fault": base_ns_fault,
-                "build speedup": base_ns_fault / sim_ns_fault,
-                "demo s": r["wall_s"],
-            }
-        )
-    print(f"seed scenario N={n} P={p}; plain-Python baseline at N={bn} P={bp}, same process")
+        r = sim_seed(era, n, p, 1 if era == "2.6.33" else args.reps)
+        sims[era] = r
+        visits, b_build, b_walk = PlainModel(chain=era != "2.6.33").run(bn, bp)
+        ns_visit, ns_fault = r["walk_s"] / r["visits"] * 1e9, r["build_s"] / (p * (n + 1)) * 1e9
+        base_visit, base_fault = b_walk / visits * 1e9, b_build / (bp * (bn + 1)) * 1e9
+        rows.append({
+            "era": era, "visits": int(r["visits"]), "build s": r["build_s"], "walk s": r["walk_s"],
+            "ns/visit": ns_visit, "ns/fault": ns_fault,
+            "plain ns/visit": base_visit, "walk speedup": base_visit / ns_visit,
+            "plain ns/fault": base_fault, "build speedup": base_fault / ns_fault,
+        })
+    print(f"\nseed scenario N={n} P={p}: build = mmap, parent writes, fork N, children write;"
+          f" walk = full rmap_walk of every page\n(plain-Python model at N={bn} P={bp}, per visit / per fault, same process)")
     head = list(rows[0].keys())
     print("  ".join(f"{h:>14}" for h in head))
     for row in rows:
-        cells = []
-        for h in head:
-            v = row[h]
-            cells.append(f"{v:>14,}" if isinstance(v, int) else f"{v:>14.3f}" if isinstance(v, float) else f"{v:>14}")
-        print("  ".join(cells))
-    t33 = next(r for r in rows if r["era"] == "2.6.33")["demo s"]
-    t34 = next(r for r in rows if r["era"] == "2.6.34")["demo s"]
-    print(f"2.6.33 demo / 2.6.34 demo wall time: {t33 / t34:.1f}x")
+        print("  ".join(f"{v:>14,}" if isinstance(v, int) else f"{v:>14.3f}" if isinstance(v, float) else f"{v:>14}"
+                        for v in row.values()))
+    r33 = sims["2.6.33"]
+    print(f"\nwalk cost, 2.6.33 (one list per family): {r33['walk_s'] / r33['visits'] * 1e9:.2f} ns per candidate VMA"
+          f" over {int(r33['visits']):,} candidates (single thread)")
+
+    print(f"\nbaselines at full size N={n} P={p}, same run")
+    if not args.no_reference:
+        ref = reference_seed(n, p)
+        print(f"  reference model (pure Python, 2.6.34 rules): build {ref['build_s']:.2f} s + walk {ref['walk_s']:.2f} s"
+              f" = {ref['total_s']:.2f} s")
+        for era in ("2.6.34", "6.18"):
+            s = sims[era]
+            x = ref["total_s"] / (s["build_s"] + s["walk_s"])
+            print(f"    simulator {era:<7} build {s['build_s']:.3f} s + walk {s['walk_s']:.3f} s"
+                  f" = {s['build_s'] + s['walk_s']:.3f} s  ->  {x:,.0f}x faster than the reference model")
+            figs[f"vs reference {era} x"] = x
+            figs[f"seed {era} build+walk s"] = s["build_s"] + s["walk_s"]
+    if not args.no_kernel:
+        kern = kernel_seed(n, p, args.reps)
+        if kern:
+            s = sim_seed("6.18", n, p, args.reps, exits=True)
+            x = kern["total_s"] / s["total_s"]
+            runs = ", ".join(f"{t:.2f}" for t in kern["runs_s"])
+            print(f"  real kernel (Linux {kern['kernel']}, seed_kernel.c: mmap, write, fork, COW writes, all alive, exit):"
+                  f" {kern['total_s']:.2f} s (best of {runs})")
+            print(f"    simulator 6.18 same operations + full walk of every page + exits: build {s['build_s']:.3f} s"
+                  f" + walk {s['walk_s']:.3f} s + exits {s['exit_s']:.3f} s = {s['total_s']:.3f} s"
+                  f"  ->  {x:,.0f}x faster than the kernel")
+            figs["vs kernel 6.18 x"] = x
+            figs["seed 6.18 ops+walk+exit s"] = s["total_s"]
+    if args.scale:
+        figs.update(print_scale(run_scale()))
+
+    new = {"children": n, "pages": p, "rows": rows, "figures": figs}
     if args.save:
         with open(args.save, "w") as fh:
-            json.dump({"children": n, "pages": p, "rows": rows}, fh, indent=1)
-        print(f"saved to {args.save}")
+            json.dump(new, fh, indent=1)
+        print(f"\nsaved to {args.save}")
     if args.compare:
         with open(args.compare) as fh:
-            old = {r["era"]: r for r in json.load(fh)["rows"]}
-        slow = []
-        for r in rows:
-            o = old.get(r["era"])
-            for k in ("ns/visit", "ns/fault"):
-                if o and r[k] > 1.2 * o[k]:
-                    slow.append(f"{r['era']} {k}: {o[k]:.2f} -> {r[k]:.2f} ({r[k] / o[k]:.2f}x)")
+            old = json.load(fh)
+        slow = regressions(old, new)
         if slow:
-            print("REGRESSION (>20% slower than the saved run):\n  " + "\n  ".join(slow))
+            print("\nREGRESSION (>20% worse than the saved run):\n  " + "\n  ".join(slow))
             raise SystemExit(1)
-        print("no regression above 20% against", args.compare)
+        print(f"\nno regression above 20% against {args.compare}")
 
 
 if __name__ == "__main__":

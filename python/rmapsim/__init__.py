@@ -13,12 +13,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterable, List, Optional, Union
+from typing import Any, Dict, Iterable, List, Literal, Optional, Union, overload
 
 import numpy as np
 
 from . import _core
-from ._stats import COLUMNS, LOCK_EXCLUSIVE, LOCK_SHARED, ScanStats
+from ._stats import COLUMNS, LOCK_EXCLUSIVE, LOCK_SHARED, ScanStats, summary_from_totals
 from .policy import Knob, Policy, knobs, policy_overrides
 from .errors import (
     BadAddress,
@@ -94,6 +94,12 @@ def _int_list(values: object, what: str) -> List[int]:
     return out
 
 
+def _aggregate(aggregate: object) -> bool:
+    if not isinstance(aggregate, (bool, np.bool_)):
+        raise InvalidArgument(f"aggregate must be True or False, got {aggregate!r}")
+    return bool(aggregate)
+
+
 def _threads(threads: Optional[int]) -> int:
     if threads is None:
         return 0
@@ -162,19 +168,67 @@ class Simulator(_core.Simulator):
                 raise StaleHandle(f"page handle {h} does not name a page")
         return out
 
-    def page_referenced(self, pages: HandleArray = None, threads: Optional[int] = 1) -> ScanStats:
+    @overload
+    def page_referenced(self, pages: HandleArray = ..., threads: Optional[int] = ...,
+                        aggregate: Literal[False] = ...) -> ScanStats: ...
+    @overload
+    def page_referenced(self, pages: HandleArray = ..., threads: Optional[int] = ..., *,
+                        aggregate: Literal[True]) -> Dict[str, Any]: ...
+
+    def page_referenced(self, pages: HandleArray = None, threads: Optional[int] = 1,
+                        aggregate: bool = False) -> Union[ScanStats, Dict[str, Any]]:
         """Kernel-faithful ``page_referenced`` walks (``page_referenced_anon``): each walk
         stops once it has found ``page_mapcount`` mappings. ``pages=None`` walks every
         live anon page. ``threads``: worker threads (None = all cores); results are
-        identical at any thread count."""
-        return ScanStats(self._page_referenced(self._pages(pages), _threads(threads)), kind="page_referenced")
+        identical at any thread count. ``aggregate=True`` returns only the summary (see
+        :meth:`rmap_walk`)."""
+        return self._walk("page_referenced", pages, threads, aggregate)
 
-    def rmap_walk(self, pages: HandleArray = None, threads: Optional[int] = 1) -> ScanStats:
+    @overload
+    def rmap_walk(self, pages: HandleArray = ..., threads: Optional[int] = ...,
+                  aggregate: Literal[False] = ...) -> ScanStats: ...
+    @overload
+    def rmap_walk(self, pages: HandleArray = ..., threads: Optional[int] = ..., *,
+                  aggregate: Literal[True]) -> Dict[str, Any]: ...
+
+    def rmap_walk(self, pages: HandleArray = None, threads: Optional[int] = 1,
+                  aggregate: bool = False) -> Union[ScanStats, Dict[str, Any]]:
         """Full ``rmap_walk`` of each page: every candidate VMA on the page's anon_vma is
         visited (what migration's ``remove_migration_ptes`` and the checker do, and the
         cost the 2010 thread's O(N) → 2 claim counts). ``threads`` as for
-        :meth:`page_referenced`."""
-        return ScanStats(self._rmap_walk(self._pages(pages), _threads(threads)), kind="rmap_walk")
+        :meth:`page_referenced`.
+
+        ``aggregate=True`` makes the same walks but keeps no per-page rows: it returns the
+        dict of :meth:`ScanStats.summary` (walks, mean, p50, p99, max, total_*) plus
+        ``total_vmas_in_range``, ``total_tree_nodes_visited``, ``histogram``
+        (``{vmas_visited: walks}``) and ``kind``. Its memory does not grow with the number
+        of pages (a ScanStats holds 49 bytes per walked page)."""
+        return self._walk("rmap_walk", pages, threads, aggregate)
+
+    def _walk(self, kind: str, pages: HandleArray, threads: Optional[int],
+              aggregate: bool) -> Union[ScanStats, Dict[str, Any]]:
+        pages_, threads_ = self._pages(pages), _threads(threads)
+        if _aggregate(aggregate):
+            return summary_from_totals(self._walk_totals(pages_, kind == "rmap_walk", threads_), kind)
+        rows = self._rmap_walk if kind == "rmap_walk" else self._page_referenced
+        return ScanStats(rows(pages_, threads_), kind=kind)
+
+    def memory_usage(self) -> Dict[str, Dict[str, int]]:
+        """The simulator's own memory (not the kernel's struct sizes, see :meth:`memory`),
+        per object kind: ``mm``, ``vma``, ``anon_vma``, ``anon_vma_chain``, ``page``,
+        ``pte`` and ``swap_slot``, each ``{live, slot_bytes, slots, bytes,
+        capacity_bytes}``: live objects (``pte``: populated entries), the bytes of one
+        arena slot, slots in use (live or free; ``pte``: entries allocated), ``bytes`` =
+        slots x slot_bytes + heap the objects own (by length), and ``capacity_bytes``
+        (by allocated capacity). A ``"total"`` entry sums ``bytes`` and
+        ``capacity_bytes``, and ``"bytes_per_pte"`` is total bytes / populated PTEs."""
+        d: Dict[str, Any] = dict(self._memory_usage())
+        total = sum(v["bytes"] for v in d.values())
+        cap = sum(v["capacity_bytes"] for v in d.values())
+        d["total"] = {"bytes": total, "capacity_bytes": cap}
+        ptes = d["pte"]["live"]
+        d["bytes_per_pte"] = total / ptes if ptes else float("nan")
+        return d
 
     def contention(self, pages: HandleArray = None, cpus: int = 16, per_candidate: int = 1, handoff: int = 1,
                    outside: int = 10, writer_every: int = 0, writer_hold: int = 5) -> "ContentionResult":
@@ -198,12 +252,24 @@ class Simulator(_core.Simulator):
         exclusively through their rmap walks). Returns the walks made (``pageout`` only)."""
         return ScanStats(self._madvise(pid, addr, length, advice), kind="try_to_unmap")
 
-    def try_to_unmap(self, pages: HandleArray = None, threads: Optional[int] = 1) -> ScanStats:
+    @overload
+    def try_to_unmap(self, pages: HandleArray = ..., threads: Optional[int] = ...,
+                     aggregate: Literal[False] = ...) -> ScanStats: ...
+    @overload
+    def try_to_unmap(self, pages: HandleArray = ..., threads: Optional[int] = ..., *,
+                     aggregate: Literal[True]) -> Dict[str, Any]: ...
+
+    def try_to_unmap(self, pages: HandleArray = None, threads: Optional[int] = 1,
+                     aggregate: bool = False) -> Union[ScanStats, Dict[str, Any]]:
         """Reclaim's ``try_to_unmap`` on each page (every anon page when None): the page
         enters the swap cache and every mapping its rmap walk finds becomes a swap entry;
         the walk stops once the page is unmapped. A mapping the walk misses stays mapped,
-        and ``check()`` reports it."""
-        return ScanStats(self._try_to_unmap(self._pages(pages), _threads(threads)), kind="try_to_unmap")
+        and ``check()`` reports it. ``aggregate=True`` returns the walks' summary instead
+        of per-page rows (see :meth:`rmap_walk`)."""
+        pages_, threads_ = self._pages(pages), _threads(threads)
+        if _aggregate(aggregate):
+            return summary_from_totals(self._try_to_unmap_totals(pages_, threads_), "try_to_unmap")
+        return ScanStats(self._try_to_unmap(pages_, threads_), kind="try_to_unmap")
 
     def drop_swap_cache(self, pages: HandleArray = None) -> int:
         """Free unmapped swap-cache pages (the end of reclaim); a later fault reads a fresh

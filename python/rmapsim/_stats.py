@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, Dict, Mapping
 
 import numpy as np
@@ -103,3 +104,39 @@ class ScanStats:
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError("ScanStats is read-only")
+
+
+def _hist_percentile(values: np.ndarray, cum: np.ndarray, n: int, q: float) -> float:
+    """``np.percentile(column, q)`` (linear method) from a histogram: ``values`` sorted,
+    ``cum`` the cumulative walk counts."""
+    pos = (n - 1) * (q / 100.0)
+    lo = math.floor(pos)
+    hi = min(lo + 1, n - 1)
+    a = float(values[int(np.searchsorted(cum, lo, side="right"))])
+    b = float(values[int(np.searchsorted(cum, hi, side="right"))])
+    t = pos - lo
+    d = b - a
+    return b - d * (1 - t) if t >= 0.5 else a + d * t
+
+
+def summary_from_totals(d: Mapping[str, Any], kind: str) -> Dict[str, Any]:
+    """The dict an aggregate-only walk returns: the keys of :meth:`ScanStats.summary`
+    (computed from column totals and the ``vmas_visited`` histogram) plus
+    ``total_vmas_in_range``, ``total_tree_nodes_visited``, ``histogram`` and ``kind``."""
+    n = int(d["walks"])
+    values = np.asarray(d["hist_values"])
+    counts = np.asarray(d["hist_counts"])
+    cum = np.cumsum(counts)
+    out: Dict[str, Any] = {
+        "walks": n,
+        "mean": d["total_vmas_visited"] / n if n else float("nan"),
+        "p50": _hist_percentile(values, cum, n, 50) if n else float("nan"),
+        "p99": _hist_percentile(values, cum, n, 99) if n else float("nan"),
+        "max": int(values[-1]) if n else 0,
+    }
+    for k in ("total_vmas_visited", "total_ptes_checked", "total_mappings_found", "total_mapcount",
+              "total_vmas_in_range", "total_tree_nodes_visited"):
+        out[k] = int(d[k])
+    out["histogram"] = {int(v): int(c) for v, c in zip(values.tolist(), counts.tolist())}
+    out["kind"] = kind
+    return out

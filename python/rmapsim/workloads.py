@@ -26,19 +26,19 @@ def _positive(name: str, v: Any, minimum: int = 1) -> int:
 
 def measure(sim: Simulator, t0: float) -> Dict[str, Any]:
     """The standard measurements of a finished scenario."""
-    full = sim.rmap_walk()
-    ref = sim.page_referenced()
+    full = sim.rmap_walk(aggregate=True)  # summaries only: no per-page rows at any scale
+    ref = sim.page_referenced(aggregate=True)
     c = sim.counts()
     m = sim.memory()
     w = sim.write_stats()
     row: Dict[str, Any] = {
-        "walks": len(full),
-        "mean_vmas_visited": full.mean() if len(full) else 0.0,
-        "p50_vmas_visited": full.percentile(50) if len(full) else 0.0,
-        "max_vmas_visited": int(full.vmas_visited.max()) if len(full) else 0,
-        "total_vmas_visited": full.total(),
-        "mean_tree_nodes_visited": full.mean("tree_nodes_visited") if len(full) else 0.0,
-        "page_referenced_mean": ref.mean() if len(ref) else 0.0,
+        "walks": full["walks"],
+        "mean_vmas_visited": full["mean"] if full["walks"] else 0.0,
+        "p50_vmas_visited": full["p50"] if full["walks"] else 0.0,
+        "max_vmas_visited": full["max"],
+        "total_vmas_visited": full["total_vmas_visited"],
+        "mean_tree_nodes_visited": full["total_tree_nodes_visited"] / full["walks"] if full["walks"] else 0.0,
+        "page_referenced_mean": ref["mean"] if ref["walks"] else 0.0,
     }
     row.update({f"n_{k}": v for k, v in c.items()})
     row.update({f"bytes_{k}": v for k, v in m.items()})
@@ -154,7 +154,7 @@ def aim7_like(era: str, processes: int = 200, pages: int = 32, reclaim_every: in
             k = rng.randrange(1, pages + 1)
             sim.touch(p, a, k * P, write=rng.random() < 0.7)
         if (i + 1) % reclaim_every == 0:
-            sim.try_to_unmap()
+            sim.try_to_unmap(aggregate=True)
             sim.drop_swap_cache()
     row = measure(sim, t0)
     row["processes_live"] = len(live)

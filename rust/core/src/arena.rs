@@ -92,6 +92,9 @@ struct Slot<T> {
 pub struct Arena<T> {
     slots: Vec<Slot<T>>,
     free: Vec<u32>,
+    /// Per slot: references from outside that name the slot by index alone (see
+    /// [`Arena::pin`]); empty for arenas that never pin.
+    pins: Vec<u32>,
     live: usize,
     allocs: u64,
     frees: u64,
@@ -99,7 +102,7 @@ pub struct Arena<T> {
 
 impl<T> Default for Arena<T> {
     fn default() -> Self {
-        Arena { slots: Vec::new(), free: Vec::new(), live: 0, allocs: 0, frees: 0 }
+        Arena { slots: Vec::new(), free: Vec::new(), pins: Vec::new(), live: 0, allocs: 0, frees: 0 }
     }
 }
 
@@ -130,12 +133,46 @@ impl<T> Arena<T> {
         s.freed_by = op;
         // Generations stay below 2^29 so that a page handle packs into a PTE; a slot
         // that reaches it is retired rather than reused.
-        if s.gen < MAX_GENERATION {
+        if s.gen < MAX_GENERATION && self.pins.get(id.idx as usize).is_none_or(|&n| n == 0) {
             self.free.push(id.idx);
         }
         self.live -= 1;
         self.frees += 1;
         v
+    }
+
+    /// Count one reference to slot `idx` held by index alone (a page's `page->mapping`):
+    /// until every pin is dropped, a freed slot is not reused, so the index keeps naming
+    /// the object it was taken for, live or freed ([`Arena::handle_at`]).
+    pub fn pin(&mut self, idx: u32) {
+        if self.pins.len() <= idx as usize {
+            self.pins.resize(idx as usize + 1, 0);
+        }
+        self.pins[idx as usize] += 1;
+    }
+
+    /// Drop a pin; the last pin of a freed slot makes it reusable.
+    pub fn unpin(&mut self, idx: u32) {
+        let Some(n) = self.pins.get_mut(idx as usize) else { return };
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            if let Some(s) = self.slots.get(idx as usize) {
+                if s.val.is_none() && s.gen < MAX_GENERATION {
+                    self.free.push(idx);
+                }
+            }
+        }
+    }
+
+    /// The handle of slot `idx`'s object: the live one, or the one freed last (for a
+    /// pinned slot, the object the pin was taken for).
+    #[inline]
+    pub fn handle_at(&self, idx: u32) -> Option<Id<T>> {
+        let s = self.slots.get(idx as usize)?;
+        match s.val {
+            Some(_) => Some(Id::new(idx, s.gen)),
+            None => Some(Id::new(idx, s.gen.checked_sub(1)?)),
+        }
     }
 
     #[inline]
@@ -190,9 +227,19 @@ impl<T> Arena<T> {
         self.slots.iter().enumerate().filter_map(|(i, s)| s.val.as_ref().map(|v| (Id::new(i as u32, s.gen), v)))
     }
 
+    /// Bytes of one slot (the object, its generation and free bookkeeping).
+    pub const fn slot_size() -> usize {
+        std::mem::size_of::<Slot<T>>()
+    }
+    /// Slots ever created (live plus free); `slot_size() * slots()` bytes are in use.
+    pub fn slots(&self) -> usize {
+        self.slots.len()
+    }
+
     /// Heap bytes held by the slot vector (not counting what `T` owns).
     pub fn slot_bytes(&self) -> usize {
-        self.slots.capacity() * std::mem::size_of::<Slot<T>>() + self.free.capacity() * std::mem::size_of::<u32>()
+        self.slots.capacity() * std::mem::size_of::<Slot<T>>()
+            + (self.free.capacity() + self.pins.capacity()) * std::mem::size_of::<u32>()
     }
 }
 

@@ -167,7 +167,7 @@ impl Simulator {
                         continue;
                     }
                     let Some(page) = pte.page() else { continue };
-                    let Some(pg) = self.pages.get(page) else {
+                    let Some(pg) = self.page(page) else {
                         return Err(self.violation(
                             2,
                             "page state",
@@ -200,7 +200,7 @@ impl Simulator {
                 ));
             }
             if let Some(p) = s.cache {
-                match self.pages.get(p) {
+                match self.page(p) {
                     Some(pg) if pg.swap == Some(slot) => {}
                     _ => {
                         return Err(self.violation(
@@ -231,7 +231,7 @@ impl Simulator {
     /// Invariants 1 and 2: mapcount equals the number of entries; `page->mapping` is live;
     /// a full walk of each page finds exactly its true mappings.
     fn check_pages(&self, truth: &HashMap<PageId, Vec<(u32, VmaId, u64)>>, walks: bool) -> Result<()> {
-        for (page, pg) in self.pages.iter() {
+        for (page, pg) in self.pages.ids().filter_map(|id| Some((id, self.page(id)?))) {
             let mappers = truth.get(&page).map_or(&[][..], |v| &v[..]);
             if pg.mapcount as usize != mappers.len() {
                 return Err(self.violation(
@@ -632,7 +632,7 @@ impl Simulator {
                 ptes += vma.ptes.iter().filter(|p| !p.is_none()).count() as u64;
             }
         }
-        for (_, pg) in self.pages.iter() {
+        for pg in self.pages.ids().filter_map(|id| self.page(id)) {
             avs.insert(pg.mapping);
         }
         let roots: Vec<AnonVmaId> = avs.iter().filter_map(|&a| self.avs.get(a).map(|x| x.root)).collect();

@@ -114,7 +114,7 @@ impl Simulator {
             )));
         };
         let index = vma.linear_page_index(addr);
-        Ok(self.pages.insert(Page { mapping, index, mapcount: 1, swap: None, anon: true }))
+        Ok(self.page_alloc(Page { mapping, index, mapcount: 1, swap: None, anon: true }))
     }
 
     /// `do_wp_page` (2.6.34): write to a write-protected entry. The zero page and shared
@@ -160,7 +160,7 @@ impl Simulator {
                 self.may_alloc(AllocSite::PageSwapin)?;
                 let vma = self.vma(v);
                 let (mapping, index) = (own, vma.linear_page_index(addr));
-                let p = self.pages.insert(Page { mapping, index, mapcount: 0, swap: Some(slot), anon: false });
+                let p = self.page_alloc(Page { mapping, index, mapcount: 0, swap: Some(slot), anon: false });
                 self.swap[slot as usize].cache = Some(p);
                 p
             }
@@ -193,7 +193,7 @@ impl Simulator {
         };
         let index = vma.linear_page_index(addr);
         let keeps = self.policy.swapin_keeps_anon_mapping;
-        if let Some(p) = self.pages.get_mut(page) {
+        self.page_update(page, |p| {
             p.mapcount += 1;
             let set = if keeps { !p.anon } else { p.mapcount == 1 };
             if set {
@@ -203,7 +203,7 @@ impl Simulator {
                 p.index = index;
                 p.anon = true;
             }
-        }
+        });
     }
 
     /// `page_move_anon_rmap(page, vma, address)` (2.6.34, seed thread patch 3): the page
@@ -211,9 +211,9 @@ impl Simulator {
     /// anon_vma; rmap will then not search the parent or siblings for it.
     pub(crate) fn page_move_anon_rmap(&mut self, page: PageId, v: VmaId, addr: u64) {
         let vma = self.vma(v);
-        debug_assert_eq!(self.pages.get(page).map(|p| p.index), Some(vma.linear_page_index(addr)));
-        if let (Some(av), Some(p)) = (vma.anon_vma, self.pages.get_mut(page)) {
-            p.mapping = av;
+        debug_assert_eq!(self.page(page).map(|p| p.index), Some(vma.linear_page_index(addr)));
+        if let Some(av) = vma.anon_vma {
+            self.page_update(page, |p| p.mapping = av);
         }
     }
 }

@@ -122,9 +122,7 @@ impl Simulator {
             populated += 1;
             if let Some(page) = p.page() {
                 *p = p.write_protected();
-                if let Some(pg) = self.pages.get_mut(page) {
-                    pg.mapcount += 1;
-                }
+                self.pages.add_mapcount(page, 1);
             } else if let Some(slot) = p.swap_slot() {
                 self.swap[slot as usize].count += 1; // swap_duplicate
             }

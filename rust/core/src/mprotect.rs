@@ -239,7 +239,7 @@ impl Simulator {
                     while a < e {
                         if let Some(p) = vma.pte(a).page() {
                             // MADV_PAGEOUT leaves pages that may be shared alone.
-                            if self.pages.get(p).is_some_and(|pg| pg.mapcount == 1) {
+                            if self.pages.mapcount(p) == Some(1) {
                                 victims.push(p);
                             }
                         }
@@ -248,7 +248,7 @@ impl Simulator {
                 }
                 for p in victims {
                     self.try_to_unmap_one_page(p, &mut stats)?;
-                    if self.pages.get(p).is_some_and(|pg| pg.mapcount == 0) {
+                    if self.pages.mapcount(p) == Some(0) {
                         self.delete_from_swap_cache(p);
                     }
                 }

@@ -150,7 +150,8 @@ pub struct Avc {
     pub tree: crate::itree::TreeLinks,
 }
 
-/// An anonymous page.
+/// An anonymous page, as [`crate::pagestore::PageStore`] decodes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Page {
     /// `page->mapping` (an anon_vma). Protected by the page lock.
     pub mapping: AnonVmaId,
@@ -337,6 +338,10 @@ impl AvList {
         self.tail.clear();
         self.holes = 0;
         entries.into_iter().map(|e| (e, self.push_tail(e))).collect()
+    }
+    /// Entries and holes held (the length of both parts).
+    pub fn slots(&self) -> usize {
+        self.head.len() + self.tail.len()
     }
     pub fn heap_bytes(&self) -> usize {
         (self.head.capacity() + self.tail.capacity()) * std::mem::size_of::<Option<ListEntry>>()

@@ -74,7 +74,7 @@ impl Simulator {
                 } else if pte.swap_slot().is_some() {
                     'w'
                 } else if let Some(p) = pte.page() {
-                    if self.pages.get(p).is_some_and(|pg| pg.mapcount > 1) {
+                    if self.pages.mapcount(p).is_some_and(|m| m > 1) {
                         's'
                     } else {
                         'p'

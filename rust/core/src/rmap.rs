@@ -100,6 +100,129 @@ pub struct WalkResult {
     pub lock_mode: u8,
 }
 
+/// Where a batch of walks records each walk: per-page rows ([`ScanStats`]) or running
+/// totals ([`WalkTotals`] via [`TotalsSink`]).
+pub trait WalkSink {
+    fn record(&mut self, w: &WalkResult);
+}
+
+impl WalkSink for ScanStats {
+    fn record(&mut self, w: &WalkResult) {
+        self.push(w);
+    }
+}
+
+/// Accumulates [`WalkTotals`]; [`TotalsSink::finish`] gives them.
+#[derive(Default)]
+pub struct TotalsSink(Acc);
+
+impl WalkSink for TotalsSink {
+    fn record(&mut self, w: &WalkResult) {
+        self.0.add(w);
+    }
+}
+
+impl TotalsSink {
+    pub fn finish(self) -> WalkTotals {
+        self.0.finish()
+    }
+}
+
+/// Column totals of a batch of walks, without per-page rows: what a full walk of millions
+/// of pages needs when only the aggregate cost matters (no 49-byte row per page).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WalkTotals {
+    pub walks: u64,
+    pub vmas_visited: u64,
+    pub vmas_in_range: u64,
+    pub ptes_checked: u64,
+    pub mappings_found: u64,
+    pub mapcount: u64,
+    pub tree_nodes_visited: u64,
+    /// `vmas_visited` histogram: `(value, walks)` in increasing value order.
+    pub histogram: Vec<(u32, u64)>,
+}
+
+/// Histogram accumulator: dense below `DENSE`, sparse above.
+#[derive(Default)]
+struct Hist {
+    dense: Vec<u64>,
+    sparse: std::collections::BTreeMap<u32, u64>,
+}
+
+impl Hist {
+    const DENSE: u32 = 4096;
+    #[inline]
+    fn add(&mut self, v: u32, n: u64) {
+        if v < Self::DENSE {
+            if self.dense.len() <= v as usize {
+                self.dense.resize(v as usize + 1, 0);
+            }
+            self.dense[v as usize] += n;
+        } else {
+            *self.sparse.entry(v).or_insert(0) += n;
+        }
+    }
+    fn merge(mut self, o: Hist) -> Hist {
+        for (v, &n) in o.dense.iter().enumerate() {
+            if n != 0 {
+                self.add(v as u32, n);
+            }
+        }
+        for (v, n) in o.sparse {
+            self.add(v, n);
+        }
+        self
+    }
+}
+
+/// Running totals plus histogram while walking.
+#[derive(Default)]
+struct Acc {
+    t: WalkTotals,
+    h: Hist,
+}
+
+impl Acc {
+    #[inline]
+    fn add(&mut self, w: &WalkResult) {
+        let t = &mut self.t;
+        t.walks += 1;
+        t.vmas_visited += w.vmas_visited as u64;
+        t.vmas_in_range += w.vmas_in_range as u64;
+        t.ptes_checked += w.ptes_checked as u64;
+        t.mappings_found += w.mappings_found as u64;
+        t.mapcount += w.mapcount as u64;
+        t.tree_nodes_visited += w.tree_nodes_visited as u64;
+        self.h.add(w.vmas_visited, 1);
+    }
+    fn merge(mut self, o: Acc) -> Acc {
+        let (t, u) = (&mut self.t, &o.t);
+        t.walks += u.walks;
+        t.vmas_visited += u.vmas_visited;
+        t.vmas_in_range += u.vmas_in_range;
+        t.ptes_checked += u.ptes_checked;
+        t.mappings_found += u.mappings_found;
+        t.mapcount += u.mapcount;
+        t.tree_nodes_visited += u.tree_nodes_visited;
+        self.h = std::mem::take(&mut self.h).merge(o.h);
+        self
+    }
+    fn finish(self) -> WalkTotals {
+        let mut t = self.t;
+        t.histogram = self
+            .h
+            .dense
+            .iter()
+            .enumerate()
+            .filter(|(_, &n)| n != 0)
+            .map(|(v, &n)| (v as u32, n))
+            .chain(self.h.sparse)
+            .collect();
+        t
+    }
+}
+
 impl Simulator {
     /// `page_lock_anon_vma`: which lock a walk of a page in `av` takes, and how.
     /// (`page_lock_anon_vma_read` from 3.8: the root's rwsem, shared.)
@@ -117,8 +240,7 @@ impl Simulator {
 
     /// Resolve `page->mapping`, reporting a dangling pointer as the use-after-free the
     /// kernel would suffer.
-    pub(crate) fn page_anon_vma(&self, page: PageId) -> Result<AnonVmaId> {
-        let p = self.page_checked(page)?;
+    pub(crate) fn page_anon_vma(&self, page: PageId, p: &Page) -> Result<AnonVmaId> {
         if self.avs.contains(p.mapping) {
             Ok(p.mapping)
         } else {
@@ -146,7 +268,7 @@ impl Simulator {
         if p.mapcount == 0 {
             return Ok(w);
         }
-        let av = self.page_anon_vma(page)?;
+        let av = self.page_anon_vma(page, &p)?;
         let (lock_id, lock_mode) = self.walk_lock(av);
         w.mapcount = p.mapcount;
         w.lock_id = lock_id;
@@ -292,5 +414,48 @@ impl Simulator {
     /// `rmap_walk` on each page: every candidate is visited.
     pub fn rmap_walk(&self, pages: Option<&[u64]>) -> Result<ScanStats> {
         self.walk_batch(pages, WalkMode::Full, 1)
+    }
+
+    /// The same walks as [`Simulator::rmap_walk_par`] / [`Simulator::page_referenced_par`]
+    /// (by `mode`), keeping only column totals and the `vmas_visited` histogram: memory
+    /// stays constant in the number of pages walked. With `pages = None` the live pages
+    /// are walked straight from the page arena, in slot order.
+    pub fn walk_totals(&self, pages: Option<&[u64]>, mode: WalkMode, threads: usize) -> Result<WalkTotals> {
+        if threads == 1 {
+            let mut acc = Acc::default();
+            match pages {
+                None => {
+                    for id in self.pages.ids() {
+                        acc.add(&self.rmap_walk_one(id, mode, |_, _| {})?);
+                    }
+                }
+                Some(_) => {
+                    for id in self.resolve_page_ids(pages)? {
+                        acc.add(&self.rmap_walk_one(id, mode, |_, _| {})?);
+                    }
+                }
+            }
+            return Ok(acc.finish());
+        }
+        let ids = self.resolve_page_ids(pages)?;
+        use rayon::prelude::*;
+        let run = || {
+            ids.par_iter()
+                .with_min_len(4096)
+                .try_fold(Acc::default, |mut acc, &id| {
+                    acc.add(&self.rmap_walk_one(id, mode, |_, _| {})?);
+                    Ok::<Acc, SimError>(acc)
+                })
+                .try_reduce(Acc::default, |a, b| Ok(a.merge(b)))
+        };
+        let acc = if threads == 0 {
+            run()
+        } else {
+            match rayon::ThreadPoolBuilder::new().num_threads(threads).build() {
+                Ok(pool) => pool.install(run),
+                Err(_) => return self.walk_totals(pages, mode, 1),
+            }
+        }?;
+        Ok(acc.finish())
     }
 }

@@ -11,6 +11,7 @@ use std::fmt;
 use crate::arena::Arena;
 use crate::error::{Result, SimError};
 use crate::objects::*;
+use crate::pagestore::{PageStore, Stale};
 use crate::policy::Policy;
 
 /// Lowest address a mapping may start at (`mmap_min_addr`, 64 KiB by default).
@@ -210,6 +211,23 @@ pub struct Counts {
     pub swap_cache: u64,
 }
 
+/// Simulator memory of one object kind, as `memory_usage()` reports it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KindUsage {
+    pub kind: &'static str,
+    /// Live objects (for `pte`: populated entries).
+    pub live: u64,
+    /// Bytes of one arena slot (for `pte`: one entry).
+    pub slot_bytes: u64,
+    /// Slots in use, live or on the free list (for `pte`: entries allocated in the VMAs'
+    /// page-table slices, populated or not).
+    pub slots: u64,
+    /// `slots * slot_bytes` plus the heap the objects own (chains, lists), by length.
+    pub bytes: u64,
+    /// The same by allocated capacity (what the allocator holds).
+    pub capacity_bytes: u64,
+}
+
 /// One VMA as `vmas(pid)` describes it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VmaInfo {
@@ -238,7 +256,7 @@ pub struct Simulator {
     pub(crate) vmas: Arena<Vma>,
     pub(crate) avs: Arena<AnonVma>,
     pub(crate) avcs: Arena<Avc>,
-    pub(crate) pages: Arena<Page>,
+    pub(crate) pages: PageStore,
     pub(crate) allocations: u64,
     /// Allocation attempts per site (indexed like `AllocSite::ALL`).
     pub(crate) site_allocs: [u64; 15],
@@ -279,7 +297,7 @@ impl Simulator {
             vmas: Arena::default(),
             avs: Arena::default(),
             avcs: Arena::default(),
-            pages: Arena::default(),
+            pages: PageStore::default(),
             allocations: 0,
             site_allocs: [0; 15],
             inject: Inject::Off,
@@ -568,6 +586,76 @@ impl Simulator {
         }
     }
 
+    /// The simulator's own memory per object kind (not the kernel's struct sizes, see
+    /// [`Simulator::memory`]): arena slots plus the heap each kind owns. `mm` counts the
+    /// VMA tree's entries (16 bytes each) as its heap, `vma` its chain vector, `anon_vma`
+    /// its list vectors; page-table entries are their own kind, `pte`.
+    pub fn memory_usage(&self) -> Vec<KindUsage> {
+        fn arena<T>(kind: &'static str, a: &crate::arena::Arena<T>, heap: (u64, u64)) -> KindUsage {
+            let sb = crate::arena::Arena::<T>::slot_size() as u64;
+            KindUsage {
+                kind,
+                live: a.len() as u64,
+                slot_bytes: sb,
+                slots: a.slots() as u64,
+                bytes: a.slots() as u64 * sb + heap.0,
+                capacity_bytes: a.slot_bytes() as u64 + heap.1,
+            }
+        }
+        let entry = std::mem::size_of::<(u64, VmaId)>() as u64;
+        let mm_heap = self.mms.iter().map(|(_, m)| m.vmas.len() as u64 * entry).sum::<u64>();
+        let avc = std::mem::size_of::<AvcId>() as u64;
+        let (mut chain, mut chain_cap, mut pte, mut pte_cap) = (0, 0, 0, 0);
+        for (_, v) in self.vmas.iter() {
+            chain += v.chain.len() as u64 * avc;
+            chain_cap += v.chain.capacity() as u64 * avc;
+            pte += v.ptes.len() as u64;
+            pte_cap += v.ptes.capacity() as u64;
+        }
+        let le = std::mem::size_of::<Option<ListEntry>>() as u64;
+        let (mut list, mut list_cap) = (0, 0);
+        for (_, a) in self.avs.iter() {
+            list += a.list.slots() as u64 * le;
+            list_cap += a.list.heap_bytes() as u64;
+        }
+        let pb = std::mem::size_of::<Pte>() as u64;
+        let sw = std::mem::size_of::<SwapSlot>() as u64;
+        vec![
+            arena("mm", &self.mms, (mm_heap, mm_heap)),
+            arena("vma", &self.vmas, (chain, chain_cap)),
+            arena("anon_vma", &self.avs, (list, list_cap)),
+            arena("anon_vma_chain", &self.avcs, (0, 0)),
+            {
+                let (side, side_cap) = self.pages.side_bytes();
+                let sb = PageStore::SLOT_BYTES as u64;
+                KindUsage {
+                    kind: "page",
+                    live: self.pages.len() as u64,
+                    slot_bytes: sb,
+                    slots: self.pages.slots() as u64,
+                    bytes: self.pages.slots() as u64 * sb + side as u64,
+                    capacity_bytes: (self.pages.capacity_bytes() + side_cap) as u64,
+                }
+            },
+            KindUsage {
+                kind: "pte",
+                live: self.ptes,
+                slot_bytes: pb,
+                slots: pte,
+                bytes: pte * pb,
+                capacity_bytes: pte_cap * pb,
+            },
+            KindUsage {
+                kind: "swap_slot",
+                live: self.swap_used,
+                slot_bytes: sw,
+                slots: self.swap.len() as u64,
+                bytes: self.swap.len() as u64 * sw,
+                capacity_bytes: (self.swap.capacity() * sw as usize + self.swap_free.capacity() * 4) as u64,
+            },
+        ]
+    }
+
     /// Bytes of kernel memory the era's structs would take: (vm_area_struct, anon_vma,
     /// anon_vma_chain).
     pub fn memory(&self) -> (u64, u64, u64) {
@@ -603,7 +691,7 @@ impl Simulator {
 
     /// Live anon pages, in slot order.
     pub fn anon_pages(&self) -> Vec<PageId> {
-        self.pages.iter().map(|(id, _)| id).collect()
+        self.pages.ids().collect()
     }
 
     /// The anon page mapped at `addr` in `pid` (`None` for no entry or the zero page).
@@ -625,13 +713,40 @@ impl Simulator {
         Ok((p.mapping.to_u64(), p.index, p.mapcount, p.swap))
     }
 
-    pub(crate) fn page_checked(&self, page: PageId) -> Result<&Page> {
-        self.pages.get(page).ok_or_else(|| match self.pages.freed_by(page) {
-            Some(op) => SimError::StaleHandle(format!(
+    pub(crate) fn page_checked(&self, page: PageId) -> Result<Page> {
+        self.page(page).ok_or_else(|| match self.pages.stale(page) {
+            Some(Stale::Freed(Some(op))) => SimError::StaleHandle(format!(
                 "page handle {:#x} is stale: the page was freed by operation #{op}",
                 page.to_u64()
             )),
-            None => SimError::StaleHandle(format!("page handle {:#x} does not name a page", page.to_u64())),
+            Some(Stale::Freed(None)) => SimError::StaleHandle(format!(
+                "page handle {:#x} is stale: the page was freed (its slot has been reused since)",
+                page.to_u64()
+            )),
+            _ => SimError::StaleHandle(format!("page handle {:#x} does not name a page", page.to_u64())),
         })
+    }
+
+    /// The page `id`, decoded, if live.
+    #[inline]
+    pub(crate) fn page(&self, id: PageId) -> Option<Page> {
+        self.pages.get(id, &self.avs)
+    }
+
+    /// Change a live page's fields through `f`; false if `id` is not live.
+    pub(crate) fn page_update(&mut self, id: PageId, f: impl FnOnce(&mut Page)) -> bool {
+        let Some(mut p) = self.page(id) else { return false };
+        f(&mut p);
+        self.pages.set(id, p, &mut self.avs)
+    }
+
+    /// `alloc_page` for an anonymous page with its fields set.
+    pub(crate) fn page_alloc(&mut self, p: Page) -> PageId {
+        self.pages.insert(p, &mut self.avs)
+    }
+
+    /// Free a page (`free_page`), recording this operation as the one that freed it.
+    pub(crate) fn page_free(&mut self, id: PageId) {
+        self.pages.remove(id, self.op, &mut self.avs);
     }
 }

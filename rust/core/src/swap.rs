@@ -8,7 +8,7 @@
 
 use crate::error::{Result, SimError};
 use crate::objects::*;
-use crate::rmap::{ScanStats, WalkMode};
+use crate::rmap::{ScanStats, WalkMode, WalkSink};
 use crate::sim::Simulator;
 
 impl Simulator {
@@ -36,8 +36,8 @@ impl Simulator {
 
     /// Free a page nobody maps and the swap cache does not hold.
     pub(crate) fn maybe_free_page(&mut self, page: PageId) {
-        if self.pages.get(page).is_some_and(|p| p.mapcount == 0 && p.swap.is_none()) {
-            self.pages.remove(page, self.op);
+        if self.pages.mapcount(page) == Some(0) && self.page(page).is_some_and(|p| p.swap.is_none()) {
+            self.page_free(page);
         }
     }
 
@@ -45,16 +45,15 @@ impl Simulator {
     fn add_to_swap(&mut self, page: PageId) -> u32 {
         let slot = self.get_swap_page();
         self.swap[slot as usize].cache = Some(page);
-        if let Some(p) = self.pages.get_mut(page) {
-            p.swap = Some(slot);
-        }
+        self.page_update(page, |p| p.swap = Some(slot));
         slot
     }
 
     /// `delete_from_swap_cache`: the page leaves the swap cache (and is freed if
     /// unmapped); the slot is freed if no entry refers to it.
     pub(crate) fn delete_from_swap_cache(&mut self, page: PageId) {
-        let Some(slot) = self.pages.get_mut(page).and_then(|p| p.swap.take()) else { return };
+        let Some(slot) = self.page(page).and_then(|p| p.swap) else { return };
+        self.page_update(page, |p| p.swap = None);
         self.swap[slot as usize].cache = None;
         self.swap_release_if_unused(slot);
         self.maybe_free_page(page);
@@ -79,7 +78,7 @@ impl Simulator {
         s.count = s.count.saturating_sub(1);
         if s.count == 0 {
             if let Some(page) = s.cache {
-                if self.pages.get(page).is_some_and(|p| p.mapcount == 0) {
+                if self.pages.mapcount(page) == Some(0) {
                     self.delete_from_swap_cache(page);
                     return;
                 }
@@ -91,7 +90,7 @@ impl Simulator {
     /// `free_swap_cache` (the mmu_gather's batch free after a zap): a swap-cache page that
     /// is no longer mapped and that no swap entry refers to leaves the swap cache.
     fn free_swap_cache(&mut self, page: PageId) {
-        let Some(p) = self.pages.get(page) else { return };
+        let Some(p) = self.page(page) else { return };
         if p.mapcount == 0 {
             if let Some(slot) = p.swap {
                 if self.swap[slot as usize].count == 0 {
@@ -128,35 +127,47 @@ impl Simulator {
     /// looks at another page's entries) run in parallel; the unmapping is applied in page
     /// order. The result is identical to the sequential one at any thread count.
     pub fn try_to_unmap_par(&mut self, pages: Option<&[u64]>, threads: usize) -> Result<ScanStats> {
+        let mut out = ScanStats::default();
+        self.try_to_unmap_into(pages, threads, &mut out)?;
+        Ok(out)
+    }
+
+    /// `try_to_unmap_par` recording each walk in `out` (rows or totals).
+    pub fn try_to_unmap_into(&mut self, pages: Option<&[u64]>, threads: usize, out: &mut impl WalkSink) -> Result<()> {
         let ids = self.resolve_page_ids(pages)?;
         self.begin_op("try_to_unmap");
         let mut slots = Vec::with_capacity(ids.len());
         for &id in &ids {
             slots.push(self.swap_slot_for_unmap(id)?);
         }
-        let walks = self.walk_many(&ids, WalkMode::UntilAllFound, threads, true)?;
-        let mut out = ScanStats::with_capacity(ids.len());
+        // Walks go in chunks so that memory stays bounded for millions of pages; a page's
+        // walk does not depend on other pages' unmapping, so chunking changes nothing.
+        const CHUNK: usize = 1 << 16;
+        let unique = pages.is_none(); // every live page once
         let mut seen = std::collections::HashSet::new();
-        for ((&id, slot), (w, hits)) in ids.iter().zip(slots).zip(walks) {
-            if seen.insert(id) {
-                out.push(&w);
-                if let Some(slot) = slot {
-                    self.unmap_hits(id, slot, &hits);
+        for (ids, slots) in ids.chunks(CHUNK).zip(slots.chunks(CHUNK)) {
+            let walks = self.walk_many(ids, WalkMode::UntilAllFound, threads, true)?;
+            for ((&id, &slot), (w, hits)) in ids.iter().zip(slots).zip(walks) {
+                if unique || seen.insert(id) {
+                    out.record(&w);
+                    if let Some(slot) = slot {
+                        self.unmap_hits(id, slot, &hits);
+                    }
+                } else {
+                    // the same page again: walk it now, as a sequential pass would
+                    self.try_to_unmap_one_page(id, out)?;
                 }
-            } else {
-                // the same page again: walk it now, as a sequential pass would
-                self.try_to_unmap_one_page(id, &mut out)?;
             }
         }
-        Ok(out)
+        Ok(())
     }
 
     /// `try_to_unmap` of one page, now (MADV_PAGEOUT, repeated pages).
-    pub(crate) fn try_to_unmap_one_page(&mut self, page: PageId, out: &mut ScanStats) -> Result<()> {
+    pub(crate) fn try_to_unmap_one_page(&mut self, page: PageId, out: &mut impl WalkSink) -> Result<()> {
         let slot = self.swap_slot_for_unmap(page)?;
         let mut hits: Vec<(VmaId, u64)> = Vec::new();
         let w = self.rmap_walk_one(page, WalkMode::UntilAllFound, |v, a| hits.push((v, a)))?;
-        out.push(&w);
+        out.record(&w);
         if let Some(slot) = slot {
             self.unmap_hits(page, slot, &hits);
         }
@@ -178,9 +189,7 @@ impl Simulator {
         for &(v, addr) in hits {
             self.set_pte(v, addr, Pte::swap(slot));
             self.swap_duplicate(slot);
-            if let Some(p) = self.pages.get_mut(page) {
-                p.mapcount -= 1;
-            }
+            self.pages.add_mapcount(page, -1);
         }
     }
 
@@ -192,7 +201,7 @@ impl Simulator {
         self.begin_op("drop_swap_cache");
         let mut n = 0;
         for id in ids {
-            if self.pages.get(id).is_some_and(|p| p.mapcount == 0 && p.swap.is_some()) {
+            if self.page(id).is_some_and(|p| p.mapcount == 0 && p.swap.is_some()) {
                 self.delete_from_swap_cache(id);
                 n += 1;
             }
@@ -204,16 +213,19 @@ impl Simulator {
     /// when it maps it at most once and no other swap entry refers to its slot; then the
     /// page also leaves the swap cache (it is not freed: the caller maps it).
     pub(crate) fn reuse_swap_page(&mut self, page: PageId) -> bool {
-        let Some(p) = self.pages.get(page) else { return false };
+        match self.pages.mapcount(page) {
+            None => return false,
+            Some(m) if m > 1 => return false, // shared: copy (the common COW case)
+            _ => {}
+        }
+        let Some(p) = self.page(page) else { return false };
         let mut count = p.mapcount as u64;
         if count <= 1 {
             if let Some(slot) = p.swap {
                 count += self.swap[slot as usize].count as u64;
                 if count == 1 {
                     self.swap[slot as usize].cache = None;
-                    if let Some(p) = self.pages.get_mut(page) {
-                        p.swap = None;
-                    }
+                    self.page_update(page, |p| p.swap = None);
                     self.swap_release_if_unused(slot);
                 }
             }

@@ -74,9 +74,9 @@ impl Simulator {
     /// `page_remove_rmap` for one present entry: drop a mapcount; a page nobody maps any
     /// more is freed unless the swap cache holds it.
     pub(crate) fn page_remove_rmap(&mut self, page: PageId) {
-        let Some(p) = self.pages.get_mut(page) else { return };
-        p.mapcount = p.mapcount.saturating_sub(1);
-        self.maybe_free_page(page);
+        if self.pages.add_mapcount(page, -1).is_some() {
+            self.maybe_free_page(page);
+        }
     }
 
     /// `zap_page_range` over the whole VMA (`unmap_vmas`): clear every entry.

@@ -11,7 +11,7 @@ use rmapsim_core::fuzz::FuzzConfig;
 use rmapsim_core::policy::{Policy, ERAS, KNOBS};
 use rmapsim_core::sim::WriteStats;
 use rmapsim_core::trace::{self, Op, Outcome};
-use rmapsim_core::{Advice, Inject, ScanStats, SimError, Simulator as Core};
+use rmapsim_core::{Advice, Inject, ScanStats, SimError, Simulator as Core, TotalsSink, WalkMode, WalkTotals};
 
 /// Raise the `rmapsim` exception class matching `e` (defined in `rmapsim/errors.py`).
 fn to_py(py: Python<'_>, e: SimError) -> PyErr {
@@ -120,6 +120,21 @@ fn stats_dict<'py>(py: Python<'py>, s: ScanStats) -> PyResult<Bound<'py, PyDict>
     d.set_item("tree_nodes_visited", s.tree_nodes_visited.into_pyarray(py))?;
     d.set_item("lock_id", s.lock_id.into_pyarray(py))?;
     d.set_item("lock_mode", s.lock_mode.into_pyarray(py))?;
+    Ok(d)
+}
+
+fn totals_dict(py: Python<'_>, t: WalkTotals) -> PyResult<Bound<'_, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("walks", t.walks)?;
+    d.set_item("total_vmas_visited", t.vmas_visited)?;
+    d.set_item("total_vmas_in_range", t.vmas_in_range)?;
+    d.set_item("total_ptes_checked", t.ptes_checked)?;
+    d.set_item("total_mappings_found", t.mappings_found)?;
+    d.set_item("total_mapcount", t.mapcount)?;
+    d.set_item("total_tree_nodes_visited", t.tree_nodes_visited)?;
+    let (v, n): (Vec<u32>, Vec<u64>) = t.histogram.into_iter().unzip();
+    d.set_item("hist_values", v.into_pyarray(py))?;
+    d.set_item("hist_counts", n.into_pyarray(py))?;
     Ok(d)
 }
 
@@ -423,6 +438,27 @@ impl PySimulator {
         stats_dict(py, s)
     }
 
+    /// `try_to_unmap` keeping only walk totals (a dict as `_walk_totals` returns).
+    #[pyo3(signature = (pages = None, threads = 1))]
+    fn _try_to_unmap_totals<'py>(
+        &mut self,
+        py: Python<'py>,
+        pages: Option<Vec<u64>>,
+        threads: usize,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let inner = &mut self.inner;
+        let t = py
+            .detach(|| {
+                catch(|| {
+                    let mut sink = TotalsSink::default();
+                    inner.try_to_unmap_into(pages.as_deref(), threads, &mut sink)?;
+                    Ok(sink.finish())
+                })
+            })
+            .py(py)?;
+        totals_dict(py, t)
+    }
+
     #[pyo3(signature = (pages = None))]
     fn _drop_swap_cache(&mut self, py: Python<'_>, pages: Option<Vec<u64>>) -> PyResult<u64> {
         catch(|| self.inner.drop_swap_cache(pages.as_deref())).py(py)
@@ -556,6 +592,38 @@ impl PySimulator {
         let inner = &self.inner;
         let s = py.detach(|| catch(|| inner.rmap_walk_par(pages.as_deref(), threads))).py(py)?;
         stats_dict(py, s)
+    }
+
+    /// Column totals and the `vmas_visited` histogram of full (`full=True`) or
+    /// `page_referenced` walks, without per-page rows.
+    #[pyo3(signature = (pages = None, full = true, threads = 1))]
+    fn _walk_totals<'py>(
+        &self,
+        py: Python<'py>,
+        pages: Option<Vec<u64>>,
+        full: bool,
+        threads: usize,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let inner = &self.inner;
+        let mode = if full { WalkMode::Full } else { WalkMode::UntilAllFound };
+        let t = py.detach(|| catch(|| inner.walk_totals(pages.as_deref(), mode, threads))).py(py)?;
+        totals_dict(py, t)
+    }
+
+    /// The simulator's own memory per object kind: `{kind: {live, slot_bytes, slots,
+    /// bytes, capacity_bytes}}` for mm, vma, anon_vma, anon_vma_chain, page, pte, swap_slot.
+    fn _memory_usage<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        for k in self.inner.memory_usage() {
+            let x = PyDict::new(py);
+            x.set_item("live", k.live)?;
+            x.set_item("slot_bytes", k.slot_bytes)?;
+            x.set_item("slots", k.slots)?;
+            x.set_item("bytes", k.bytes)?;
+            x.set_item("capacity_bytes", k.capacity_bytes)?;
+            d.set_item(k.kind, x)?;
+        }
+        Ok(d)
     }
 
     /// The lock-contention model over the `page_referenced` walks of `pages`.
