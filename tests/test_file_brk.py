@@ -157,3 +157,61 @@ def test_trace_ops_roundtrip_and_apply():
     assert sim.vmas(1)[0]["pgoff"] == 1 and sim.vmas(1)[0]["file"] == 3
     with pytest.raises(rmapsim.InvalidArgument, match="line 2: expected \"file\" or end of line"):
         trace.parse("# rmapsim trace v1\nmmap p1 0x400000 0x2000 rx fil 3 0\n")
+
+
+# ------------------------------------------------------------------ random sequences
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_BASE = 0x40000000
+_op = st.one_of(
+    st.tuples(st.just("mmap"), st.integers(0, 15), st.integers(1, 4), st.sampled_from(["r", "rw", "rx", "none"]),
+              st.sampled_from([None, 1, 2]), st.integers(0, 6)),
+    st.tuples(st.just("touch"), st.integers(0, 15), st.integers(1, 4)),
+    st.tuples(st.just("mprotect"), st.integers(0, 15), st.integers(1, 4), st.sampled_from(["r", "rw", "none"])),
+    st.tuples(st.just("munmap"), st.integers(0, 15), st.integers(1, 4)),
+    st.tuples(st.just("brk"), st.integers(0, 8)),
+    st.tuples(st.just("fork"),),
+    st.tuples(st.just("exit"),),
+    st.tuples(st.just("mremap"), st.integers(0, 15), st.integers(1, 3), st.integers(1, 5), st.integers(16, 30)),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(era=st.sampled_from(["2.6.33", "2.6.34", "3.8", "6.18"]), ops=st.lists(_op, min_size=1, max_size=40))
+def test_random_file_and_brk_sequences_keep_every_invariant(era, ops):
+    """File mappings, brk and the VMA operations mixed at random: every call either
+    succeeds or raises a documented rmapsim error, and check() (the brute-force rmap oracle
+    included) holds after each one."""
+    sim = rmapsim.Simulator(era=era)
+    procs = [sim.spawn()]
+    sim.set_brk_base(procs[0], _BASE + 0x100000)
+    for op in ops:
+        p = procs[-1]
+        try:
+            if op[0] == "mmap":
+                _, slot, n, prot, f, off = op
+                if f is None:
+                    sim.mmap(p, n * PAGE, _BASE + slot * PAGE, prot)
+                else:
+                    sim.mmap(p, n * PAGE, _BASE + slot * PAGE, prot, file=f, offset=(off + slot) * PAGE)
+            elif op[0] == "touch":
+                sim.touch(p, _BASE + op[1] * PAGE, op[2] * PAGE, write=True)
+            elif op[0] == "mprotect":
+                sim.mprotect(p, _BASE + op[1] * PAGE, op[2] * PAGE, op[3])
+            elif op[0] == "munmap":
+                sim.munmap(p, _BASE + op[1] * PAGE, op[2] * PAGE)
+            elif op[0] == "brk":
+                sim.brk(p, _BASE + 0x100000 + op[1] * PAGE)
+                sim.touch(p, _BASE + 0x100000, PAGE, write=True)
+            elif op[0] == "fork":
+                procs.append(sim.fork(p))
+            elif op[0] == "exit" and len(procs) > 1:
+                sim.exit(procs.pop())
+            elif op[0] == "mremap":
+                _, slot, old, new, dst = op
+                sim.mremap(p, _BASE + slot * PAGE, old * PAGE, new * PAGE, may_move=True, new_addr=_BASE + dst * PAGE)
+        except rmapsim.SimError as e:
+            assert not isinstance(e, rmapsim.InvariantViolation), e
+        sim.check()

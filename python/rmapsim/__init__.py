@@ -108,6 +108,13 @@ def _threads(threads: Optional[int]) -> int:
     return int(threads)
 
 
+#: Columns of :attr:`ApplyResult.samples`: operations applied, live processes, VMAs, anon_vmas,
+#: anon_vma_chains, anon pages, then bytes of vm_area_struct, anon_vma, anon_vma_chain.
+SAMPLE_FIELDS = ("ops", "processes", "vma", "anon_vma", "anon_vma_chain", "page",
+                 "vma_bytes", "anon_vma_bytes", "anon_vma_chain_bytes")
+SAMPLE_DTYPE = np.dtype([(f, np.uint64) for f in SAMPLE_FIELDS])
+
+
 class ApplyResult:
     """Per-operation results of :meth:`Simulator.apply`: ``status`` (0 = ok, else
     ``ERROR_KINDS.index(kind) + 1``), ``value`` (new process symbol, address, …) and
@@ -115,6 +122,7 @@ class ApplyResult:
 
     def __init__(self, status: np.ndarray, value: np.ndarray, message: list) -> None:
         self.status, self.value, self.message = status, value, message
+        self.samples = np.zeros(0, dtype=SAMPLE_DTYPE)
 
     def __len__(self) -> int:
         return len(self.status)
@@ -277,16 +285,22 @@ class Simulator(_core.Simulator):
         Returns how many pages were dropped."""
         return int(self._drop_swap_cache(self._pages(pages)))
 
-    def apply(self, ops: object, check_each: bool = False) -> "ApplyResult":
+    def apply(self, ops: object, check_each: bool = False, sample_every: int = 0) -> "ApplyResult":
         """Run a batch of operations in one call: ``ops`` is trace text (version 1) or an
         op array (:mod:`rmapsim.trace`). Every operation runs even if earlier ones fail;
         with ``check_each``, ``check()`` runs after every operation and the batch stops at
-        the first invariant violation. Returns per-operation status, value and message."""
+        the first invariant violation. Returns per-operation status, value and message.
+        With ``sample_every`` = K > 0, the result's ``samples`` holds object counts and bytes
+        after every K-th operation and after the last (:data:`SAMPLE_FIELDS`)."""
         from . import trace
 
+        if isinstance(sample_every, bool) or not isinstance(sample_every, (int, np.integer)) or sample_every < 0:
+            raise InvalidArgument(f"sample_every must be an int >= 0, got {sample_every!r}")
         arr = trace.parse(ops) if isinstance(ops, str) else np.asarray(ops)
-        status, value, message = self._apply(trace.rows(arr), check_each)
-        return ApplyResult(np.frombuffer(bytes(status), dtype=np.uint8).copy(), np.asarray(value, dtype=np.uint64), list(message))
+        status, value, message, samples = self._apply(trace.rows(arr), check_each, int(sample_every))
+        res = ApplyResult(np.frombuffer(bytes(status), dtype=np.uint8).copy(), np.asarray(value, dtype=np.uint64), list(message))
+        res.samples = np.array([tuple(s) for s in samples], dtype=SAMPLE_DTYPE)
+        return res
 
     def to_dot(self) -> str:
         """Graphviz text of processes, VMAs, anon_vmas and chains (see :mod:`rmapsim.viz`)."""

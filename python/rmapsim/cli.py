@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 import time
+from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
 from . import DEFAULT_ERA, PAGE_SIZE, Simulator, eras
@@ -96,6 +97,11 @@ def format_table(rows: List[Dict[str, Any]]) -> str:
         ]
         for r in rows
     ]
+    return render_table(head, body)
+
+
+def render_table(head: List[str], body: List[List[str]]) -> str:
+    """A plain text table: first column left-aligned, the others right-aligned."""
     widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(head)]
     line = lambda cells: "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))  # noqa: E731
     out = [line(head), line(["-" * w for w in widths])]
@@ -180,6 +186,27 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("trace", metavar="FILE", help="trace file ('-' for standard input)")
     r.add_argument("--era", type=_era, help="era preset (default: the trace's '# era' line, else the default era)")
     r.add_argument("--check", action="store_true", help="check() after every operation (default: only at 'check' lines and at the end)")
+    r.add_argument("--memory", action="store_true",
+                   help="instead: replay in every era (or --era) and report objects and bytes over time, and the "
+                        "anon_vma_chain/vm_area_struct byte ratio (next to the live kernel's, for a recorded trace)")
+    r.add_argument("--every", type=_positive, default=None, metavar="K", help="--memory: sample every K operations (default: 200 samples)")
+    r.add_argument("--csv", metavar="FILE", help="--memory: write every sample of every era here")
+    rec = sub.add_parser(
+        "record",
+        help="run a program under strace and convert its process and memory syscalls into a trace",
+        description=(
+            "Runs COMMAND under 'strace -f' with address randomisation off and converts its fork/vfork/clone/"
+            "execve/exit/mmap/munmap/mprotect/mremap/brk/madvise calls into a version-1 trace (docs/replay.md). "
+            "strace cannot see page faults: --writes picks the assumption (touched: the first page of every "
+            "private writable mapping is written when mapped; all: every page; none). With --kernel-ratio "
+            "(root, Linux) the live kernel's anon_vma_chain/vm_area_struct memory is sampled during the same run "
+            "and written into the trace header, for 'rmapsim replay --memory' to show next to each era's."
+        ),
+    )
+    rec.add_argument("--out", required=True, metavar="TRACE", help="trace file to write")
+    rec.add_argument("--writes", choices=["touched", "all", "none"], default="touched", help="which pages are assumed written (default touched)")
+    rec.add_argument("--kernel-ratio", action="store_true", help="also sample the live kernel's slab objects during the run")
+    rec.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- COMMAND ...")
     f = sub.add_parser(
         "fuzz",
         help="fuzz an era with random operation sequences and shrink any violation",
@@ -407,8 +434,6 @@ def cmd_contention(args: argparse.Namespace) -> int:
 
 
 def cmd_validate_kernel(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from . import kernel
 
     if args.list:
@@ -458,15 +483,85 @@ def cmd_validate_kernel(args: argparse.Namespace) -> int:
     return 0 if agree else 1
 
 
+def cmd_record(args: argparse.Namespace) -> int:
+    from . import kernel, record
+
+    cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
+    if not cmd:
+        print("rmapsim record: no command given (usage: rmapsim record --out TRACE -- COMMAND ...)", file=sys.stderr)
+        return 2
+    try:
+        summary = record.record(cmd, Path(args.out), writes=args.writes, kernel_ratio=args.kernel_ratio,
+                                progress=lambda m: print(m, file=sys.stderr))
+    except FileNotFoundError as e:
+        print(f"rmapsim record: {e}", file=sys.stderr)
+        return 2
+    except kernel.KernelUnavailable as e:
+        print(f"rmapsim record: --kernel-ratio: the live kernel cannot be measured here: {e}", file=sys.stderr)
+        return kernel.EXIT_UNAVAILABLE
+    print(f"{args.out}: {summary['ops']} operations, {summary['processes']} processes, {summary['files']} files "
+          f"(command exit status {summary['exit_status']})")
+    if summary["skipped"]:
+        print("skipped: " + ", ".join(f"{k} x{v}" for k, v in sorted(summary["skipped"].items())))
+    k = summary.get("kernel")
+    if k and "ratio_at_peak" in k:
+        print(f"live kernel during the run: anon_vma_chain/vm_area_struct bytes {k['ratio_at_peak']:.3f} at the VMA peak "
+              f"(mean {k['ratio_mean']:.3f}); peak {k['peak']}")
+    return 0
+
+
+def cmd_replay_memory(args: argparse.Namespace, text: str) -> int:
+    from . import record
+    from .errors import InvalidArgument
+
+    era_list = [args.era] if args.era else eras()
+    try:
+        rows = record.memory_report(text, era_list, args.every or 0)
+    except InvalidArgument as e:
+        print(f"rmapsim replay: {args.trace}: {e}", file=sys.stderr)
+        return 2
+    n = rows[0]["ops"] if rows else 0
+    print(f"{args.trace}: {n} operations replayed in {len(rows)} era(s); peak = the sample with the most VMA bytes")
+    head = ["era", "errors", "procs", "VMAs", "anon_vmas", "chains", "VMA bytes", "chain bytes", "chain/VMA@peak",
+            "mean", "replay s"]
+    body = [[r["era"], str(r["errors"]), str(r["peak"]["processes"]), f"{r['peak']['vma']:,}",
+             f"{r['peak']['anon_vma']:,}", f"{r['peak']['anon_vma_chain']:,}", _fmt_bytes(r["peak"]["vma_bytes"]),
+             _fmt_bytes(r["peak"]["anon_vma_chain_bytes"]), f"{r['ratio_at_peak']:.3f}", f"{r['ratio_mean']:.3f}",
+             f"{r['replay_s']:.2f}"] for r in rows]
+    print(render_table(head, body))
+    k = record.kernel_line(text)
+    if k:
+        print(f"live kernel during the recorded run: {k}")
+    last = rows[-1]
+    s = last["samples"]
+    if len(s):
+        print(f"over time ({last['era']}): ops -> VMAs / anon_vmas / chains")
+        for j in sorted({int(x) for x in (len(s) - 1) * __import__('numpy').linspace(0, 1, 9)}):
+            print(f"  {int(s['ops'][j]):>8}  {int(s['vma'][j]):>7} / {int(s['anon_vma'][j]):>6} / {int(s['anon_vma_chain'][j]):>7}")
+    if args.csv:
+        import csv
+
+        with open(args.csv, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["era", *s.dtype.names])
+            for r in rows:
+                for smp in r["samples"].tolist():
+                    w.writerow([r["era"], *smp])
+        print(f"samples written to {args.csv}")
+    return 0
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
     from . import trace as tr
     from .errors import InvalidArgument
 
     try:
-        text = sys.stdin.read() if args.trace == "-" else open(args.trace).read()
+        text = sys.stdin.read() if args.trace == "-" else Path(args.trace).read_text()
     except OSError as e:
         print(f"rmapsim replay: cannot read {args.trace}: {e.strerror}", file=sys.stderr)
         return 2
+    if args.memory:
+        return cmd_replay_memory(args, text)
     era = args.era
     if era is None:
         for line in text.splitlines():
@@ -555,6 +650,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return cmd_replay(args)
     if args.command == "fuzz":
         return cmd_fuzz(args)
+    if args.command == "record":
+        return cmd_record(args)
     if args.command == "validate-kernel":
         return cmd_validate_kernel(args)
     if args.command == "eras":

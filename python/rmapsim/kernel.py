@@ -446,38 +446,42 @@ def filters() -> Dict[str, str]:
 
 
 class Counters:
-    """Inherited per-process perf counters of the kmem tracepoints, one per cache and kind."""
+    """perf counters of the kmem tracepoints, one per cache and kind: inherited over a
+    process tree (``pid``), or machine-wide when ``pid`` is -1 (one per CPU, summed)."""
 
     def __init__(self, pid: int, ids: Dict[str, int], flt: Dict[str, str]) -> None:
         nr = _NR_PERF_EVENT_OPEN.get(platform.machine())
         if nr is None:
             raise KernelUnavailable(f"perf_event_open syscall number unknown for {platform.machine()}")
         self._libc = ctypes.CDLL(None, use_errno=True)
-        self.fds: Dict[str, int] = {}
+        self.fds: Dict[str, List[int]] = {}
+        targets = [(pid, -1, 1 << 1)] if pid != -1 else [(-1, c, 0) for c in sorted(os.sched_getaffinity(0))]
         try:
             for cache in CACHES:
                 for kind in KINDS:
-                    attr = struct.pack("IIQQQQQIIQ", _PERF_TYPE_TRACEPOINT, 64, ids[kind], 0, 0, 0, 1 << 1, 0, 0, 0)
-                    buf = ctypes.create_string_buffer(attr, len(attr))
-                    fd = self._libc.syscall(nr, buf, pid, -1, -1, 0)
-                    if fd < 0:
-                        e = ctypes.get_errno()
-                        raise KernelUnavailable(f"perf_event_open(kmem_cache_{kind}) failed: {os.strerror(e)}")
-                    self.fds[f"{cache}_{kind}"] = fd
-                    if self._libc.ioctl(fd, _PERF_IOC_SET_FILTER, ctypes.c_char_p(flt[cache].encode())) != 0:
-                        e = ctypes.get_errno()
-                        raise KernelUnavailable(f"tracepoint filter {flt[cache]!r} refused: {os.strerror(e)}")
+                    for tpid, cpu, flags in targets:
+                        attr = struct.pack("IIQQQQQIIQ", _PERF_TYPE_TRACEPOINT, 64, ids[kind], 0, 0, 0, flags, 0, 0, 0)
+                        buf = ctypes.create_string_buffer(attr, len(attr))
+                        fd = self._libc.syscall(nr, buf, tpid, cpu, -1, 0)
+                        if fd < 0:
+                            e = ctypes.get_errno()
+                            raise KernelUnavailable(f"perf_event_open(kmem_cache_{kind}) failed: {os.strerror(e)}")
+                        self.fds.setdefault(f"{cache}_{kind}", []).append(fd)
+                        if self._libc.ioctl(fd, _PERF_IOC_SET_FILTER, ctypes.c_char_p(flt[cache].encode())) != 0:
+                            e = ctypes.get_errno()
+                            raise KernelUnavailable(f"tracepoint filter {flt[cache]!r} refused: {os.strerror(e)}")
         except BaseException:
             self.close()
             raise
 
     def read(self) -> Dict[str, int]:
-        return {k: struct.unpack("Q", os.read(fd, 8))[0] for k, fd in self.fds.items()}
+        return {k: sum(struct.unpack("Q", os.read(fd, 8))[0] for fd in fds) for k, fds in self.fds.items()}
 
     def close(self) -> None:
-        for fd in self.fds.values():
-            with contextlib.suppress(OSError):
-                os.close(fd)
+        for fds in self.fds.values():
+            for fd in fds:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
         self.fds = {}
 
 

@@ -375,6 +375,40 @@ impl Runner {
 /// Apply `ops` on `sim`; with `check_each`, run `check()` after every operation that
 /// succeeded or failed cleanly and stop at the first violation (its outcome is the last).
 pub fn apply(sim: &mut Simulator, ops: &[Op], check_each: bool) -> Vec<Outcome> {
+    apply_sampled(sim, ops, check_each, 0).0
+}
+
+/// One sample of [`apply_sampled`]: operations applied so far, then live processes, VMAs,
+/// anon_vmas, anon_vma_chains and anon pages, then the bytes of VMAs, anon_vmas and
+/// chains at the era's struct sizes.
+pub type Sample = [u64; 9];
+
+/// [`apply`], sampling object counts and bytes after every `every`-th operation and after
+/// the last (never when `every` is 0): the memory of a replay over time.
+pub fn apply_sampled(sim: &mut Simulator, ops: &[Op], check_each: bool, every: usize) -> (Vec<Outcome>, Vec<Sample>) {
+    let mut samples = Vec::new();
+    let sample = |sim: &Simulator, n: usize| {
+        let c = sim.counts();
+        let (v, a, ch) = sim.memory();
+        [n as u64, sim.pids().len() as u64, c.vma, c.anon_vma, c.anon_vma_chain, c.page, v, a, ch]
+    };
+    let out = apply_inner(sim, ops, check_each, |sim, n| {
+        if every > 0 && n % every == 0 {
+            samples.push(sample(sim, n));
+        }
+    });
+    if every > 0 && out.len() % every != 0 {
+        samples.push(sample(sim, out.len()));
+    }
+    (out, samples)
+}
+
+fn apply_inner(
+    sim: &mut Simulator,
+    ops: &[Op],
+    check_each: bool,
+    mut after: impl FnMut(&Simulator, usize),
+) -> Vec<Outcome> {
     let mut r = Runner::default();
     let mut out = Vec::with_capacity(ops.len());
     for op in ops {
@@ -384,6 +418,7 @@ pub fn apply(sim: &mut Simulator, ops: &[Op], check_each: bool) -> Vec<Outcome> 
         if stop {
             break;
         }
+        after(sim, out.len());
         if check_each {
             if let Err(e) = sim.check() {
                 if let Some(last) = out.last_mut() {

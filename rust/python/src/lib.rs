@@ -472,17 +472,28 @@ impl PySimulator {
     /// Apply op rows in one call; returns `(status, value, messages)`: status 0 = ok
     /// (value = result), otherwise the index+1 of the error kind in `ERROR_KINDS`, with its
     /// message. With `check_each`, `check()` runs after every op; the run stops at the first
-    /// invariant violation (the rows after it are not applied).
-    #[pyo3(signature = (rows, check_each = false))]
-    fn _apply(&mut self, py: Python<'_>, rows: OpRows, check_each: bool) -> PyResult<(Vec<u8>, Vec<u64>, Vec<String>)> {
+    /// invariant violation (the rows after it are not applied). `every` > 0 also samples
+    /// counts and bytes after every `every`-th op and the last (`trace::Sample`).
+    #[pyo3(signature = (rows, check_each = false, every = 0))]
+    #[allow(clippy::type_complexity)]
+    fn _apply(
+        &mut self,
+        py: Python<'_>,
+        rows: OpRows,
+        check_each: bool,
+        every: usize,
+    ) -> PyResult<(Vec<u8>, Vec<u64>, Vec<String>, Vec<trace::Sample>)> {
         let ops = decode_rows(&rows).py(py)?;
         let inner = &mut self.inner;
         let out = py.detach(|| {
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| trace::apply(inner, &ops, check_each))).map_err(
-                |_| SimError::InvariantViolation("internal error in rmapsim during apply (please report it)".into()),
-            )
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                trace::apply_sampled(inner, &ops, check_each, every)
+            }))
+            .map_err(|_| {
+                SimError::InvariantViolation("internal error in rmapsim during apply (please report it)".into())
+            })
         });
-        let out = out.py(py)?;
+        let (out, samples) = out.py(py)?;
         let (mut st, mut val, mut msg) = (Vec::new(), Vec::new(), Vec::new());
         for o in out {
             match o {
@@ -498,7 +509,7 @@ impl PySimulator {
                 }
             }
         }
-        Ok((st, val, msg))
+        Ok((st, val, msg, samples))
     }
 
     /// The rmap object graph: `{"vmas": [...], "anon_vmas": [...]}` for drawing. Each VMA:

@@ -1,0 +1,205 @@
+"""rmapsim record / replay --memory: strace logs to traces, ELF images, memory over time."""
+
+from __future__ import annotations
+
+import ctypes
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import rmapsim
+from rmapsim import record
+from rmapsim.cli import main
+
+EXE = sys.executable
+
+
+def log(*lines: str) -> str:
+    return "\n".join(lines) + "\n"
+
+
+BASIC = log(
+    f'100 execve("{EXE}", ["python"], 0x7ffe /* 3 vars */) = 0',
+    "100 brk(NULL)                         = 0x555555600000",
+    "100 brk(0x555555621000)               = 0x555555621000",
+    "100 mmap(NULL, 8192, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS, -1, 0) = 0x7ffff7f00000",
+    "100 mmap(NULL, 10000, PROT_READ, MAP_PRIVATE, 3</usr/lib/libfoo.so>, 0) = 0x7ffff7e00000",
+    "100 mmap(NULL, 4096, PROT_READ|PROT_WRITE, MAP_SHARED|MAP_ANONYMOUS, -1, 0) = 0x7ffff7d00000",
+    "100 mmap(NULL, 1048576, PROT_READ, MAP_PRIVATE|MAP_ANONYMOUS, -1, 0) = -1 ENOMEM (Cannot allocate memory)",
+    "100 clone(child_stack=NULL, flags=CLONE_CHILD_CLEARTID|CLONE_CHILD_SETTID|SIGCHLD, child_tidptr=0x7f) = 101",
+    "101 mprotect(0x7ffff7f00000, 4096, PROT_READ) = 0",
+    "100 clone3({flags=CLONE_VM|CLONE_FS|CLONE_FILES|CLONE_SIGHAND|CLONE_THREAD|CLONE_SYSVSEM, stack=0x7f}, 88) = 102",
+    "102 madvise(0x7ffff7f00000, 8192, MADV_DONTNEED) = 0",
+    "102 madvise(0x7ffff7f00000, 8192, MADV_HUGEPAGE) = 0",
+    "100 vfork( <unfinished ...>",
+    '103 execve("/nonexistent/tool", ["tool"], 0x5555 /* 3 vars */) = -1 ENOENT (No such file or directory)',
+    f'103 execve("{EXE}", ["python"], 0x5555 /* 3 vars */ <unfinished ...>',
+    "100 <... vfork resumed>)              = 103",
+    "103 <... execve resumed>)             = 0",
+    "103 mmap(NULL, 4096, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS, -1, 0) = 0x7ffff7b00000",
+    "103 mremap(0x7ffff7b00000, 4096, 8192, MREMAP_MAYMOVE) = 0x7ffff7a00000",
+    "103 exit_group(0)                     = ?",
+    "103 +++ exited with 0 +++",
+    "102 +++ exited with 0 +++",
+    "101 munmap(0x7ffff7e00000, 10000)       = 0",
+    "101 +++ exited with 0 +++",
+    "100 +++ exited with 0 +++",
+)
+
+
+def ops_of(text: str, writes: str = "touched"):
+    ops, stats = record.convert_log(text, writes)
+    return ops, stats
+
+
+def test_processes_threads_and_vfork():
+    ops, stats = ops_of(BASIC)
+    heads = [o for o in ops if o.split()[0] in ("spawn", "fork", "exec", "exit")]
+    # p1: the command; p2: its fork; the thread 102 shares p1; the vfork child 103 borrows
+    # p1's mm until its (second, successful) execve, which makes p3
+    assert heads == ["spawn", "exec p1", "fork p1", "spawn", "exit p3", "exit p2", "exit p1"]
+    assert stats["processes"] == 3
+    assert "mprotect p2 0x7ffff7f00000 0x1000 r" in ops  # the fork child's call is its own
+    assert "madvise p1 0x7ffff7f00000 0x2000 dontneed" in ops  # the thread's call is p1's
+    assert stats["skipped"]["madvise MADV_HUGEPAGE (no rmap effect modelled)"] == 1
+    assert stats["skipped"]["mmap failed"] == 1
+    assert stats["skipped"]["execve failed"] if "execve failed" in stats["skipped"] else True
+    assert "mremap p3 0x7ffff7b00000 0x1000 0x2000 move 0x7ffff7a00000" in ops
+
+
+def test_mappings_files_and_brk():
+    ops, stats = ops_of(BASIC)
+    assert ops.index("brkbase p1 0x555555600000") < ops.index("brk p1 0x555555621000")
+    assert "mmap p1 0x7ffff7f00000 0x2000 rw" in ops
+    assert "touch p1 0x7ffff7f00000 0x1000 w" in ops  # writes=touched: first page
+    libfoo = [o for o in ops if o.startswith("mmap p1 0x7ffff7e00000")]
+    assert len(libfoo) == 1 and libfoo[0].startswith("mmap p1 0x7ffff7e00000 0x3000 r file ")
+    shared = [o for o in ops if o.startswith("mmap p1 0x7ffff7d00000")]
+    assert len(shared) == 1 and " file " in shared[0]  # shared memory: never anonymous rmap
+    assert not any(o.startswith("touch p1 0x7ffff7d00000") for o in ops)
+    assert "munmap p2 0x7ffff7e00000 0x3000" in ops
+
+
+def test_writes_assumption():
+    none, _ = ops_of(BASIC, "none")
+    assert not any(o.startswith("touch") for o in none)
+    allw, _ = ops_of(BASIC, "all")
+    assert "touch p1 0x7ffff7f00000 0x2000 w" in allw
+    with pytest.raises(rmapsim.InvalidArgument, match="writes must be one of touched, all, none, got 'some'"):
+        record.convert_log(BASIC, "some")
+
+
+def test_converted_trace_replays_cleanly_in_every_era():
+    ops, _ = ops_of(BASIC)
+    text = "# rmapsim trace v1\n" + "\n".join(ops) + "\n"
+    for era in rmapsim.eras():
+        sim = rmapsim.Simulator(era=era)
+        res = sim.apply(text, check_each=True)
+        assert res.violation() is None, era
+        assert res.errors() == [], (era, res.errors())
+        assert sim.counts()["vma"] == 0 and sim.counts()["anon_vma"] == 0  # everyone exited
+
+
+def _maps_no_aslr(path: str) -> str:
+    def no_aslr():
+        ctypes.CDLL(None).personality(record.ADDR_NO_RANDOMIZE)
+
+    return subprocess.run([path, "/proc/self/maps"], capture_output=True, text=True, preexec_fn=no_aslr).stdout
+
+
+@pytest.mark.skipif(shutil.which("cat") is None, reason="no cat binary to compare with")
+def test_elf_image_matches_the_kernels_layout():
+    """Oracle: the file-backed mappings execve + ld.so make for `cat` without randomisation,
+    read from its own /proc/self/maps, start with what image_for rebuilds from the ELF
+    headers: same ranges for the executable, its interpreter and vvar/vdso."""
+    cat = shutil.which("cat")
+    real = {}
+    for line in _maps_no_aslr(cat).splitlines():
+        f = line.split()
+        lo, hi = (int(x, 16) for x in f[0].split("-"))
+        name = f[5] if len(f) > 5 else ""
+        real[lo] = (hi, name)
+    img = record.image_for(cat)
+    named = [s for s in img if s.file]
+    assert named, "no file segments rebuilt"
+    for s in named:
+        assert s.start in real, f"{s} not at a mapping start of the real process"
+        hi, name = real[s.start]
+        assert hi == s.end or name.startswith("/"), (s, hi, name)  # RELRO may split a data segment later
+        if s.file.startswith("["):
+            assert name == s.file
+    stack = [s for s in img if s.start == record.STACK[0]]
+    assert stack and any(name == "[stack]" for _, name in real.values())
+
+
+def test_apply_sampling():
+    sim = rmapsim.Simulator(era="6.18")
+    text = "# rmapsim trace v1\nspawn\nmmap p1 0x10000000 0x4000 rw\ntouch p1 0x10000000 0x4000 w\nfork p1\nfork p1\nexit p2\nexit p3\n"
+    res = sim.apply(text, sample_every=3)
+    s = res.samples
+    assert s.dtype.names == rmapsim.SAMPLE_FIELDS
+    assert list(s["ops"]) == [3, 6, 7]
+    assert list(s["processes"]) == [1, 2, 1]
+    assert list(s["vma"]) == [1, 2, 1] and list(s["anon_vma"]) == [1, 2, 1]
+    assert list(s["anon_vma_chain"]) == [1, 3, 1]
+    sizes = rmapsim.Simulator(era="6.18").memory()
+    assert sizes["vm_area_struct"] == 0
+    assert int(s["vma_bytes"][1]) == 2 * int(s["vma_bytes"][0])
+    assert len(sim.apply(text).samples) == 0
+    with pytest.raises(rmapsim.InvalidArgument, match="sample_every must be an int >= 0, got -1"):
+        sim.apply(text, sample_every=-1)
+
+
+def test_memory_report_ratio():
+    text = "# rmapsim trace v1\nspawn\nmmap p1 0x10000000 0x4000 rw\ntouch p1 0x10000000 0x4000 w\nfork p1\nfork p1\nexit p2\nexit p3\nexit p1\n"
+    (r,) = record.memory_report(text, ["6.18"], every=1)
+    s = r["samples"]
+    i = int(np.argmax(s["vma_bytes"]))
+    assert r["peak"]["vma"] == 3 and r["peak"]["anon_vma_chain"] == 5
+    assert r["ratio_at_peak"] == pytest.approx(s["anon_vma_chain_bytes"][i] / s["vma_bytes"][i])
+    (old,) = record.memory_report(text, ["2.6.33"], every=1)
+    assert old["ratio_at_peak"] == 0.0  # no anon_vma_chain objects before 2.6.34
+
+
+def test_summarize_kernel():
+    sizes = {"anon_vma": 104, "anon_vma_chain": 64, "vm_area_struct": 192}
+    samples = [{"anon_vma": 1, "anon_vma_chain": 2, "vm_area_struct": 3},
+               {"anon_vma": 5, "anon_vma_chain": 30, "vm_area_struct": 60},
+               {"anon_vma": 0, "anon_vma_chain": 0, "vm_area_struct": 0}]
+    k = record.summarize_kernel(samples, sizes)
+    assert k["peak"]["vm_area_struct"] == 60
+    assert k["ratio_at_peak"] == pytest.approx(30 * 64 / (60 * 192))
+    assert k["ratio_mean"] == pytest.approx((2 * 64 / (3 * 192) + 30 * 64 / (60 * 192)) / 2)
+
+
+def test_cli_replay_memory(tmp_path, capsys):
+    ops, _ = ops_of(BASIC)
+    t = tmp_path / "t.trace"
+    t.write_text("# rmapsim trace v1\n# kernel-live: peak vm_area_struct 9 anon_vma_chain 3 anon_vma 2; chain/VMA bytes at peak 0.1111 mean 0.1\n" + "\n".join(ops) + "\n")
+    csv = tmp_path / "s.csv"
+    assert main(["replay", str(t), "--memory", "--csv", str(csv)]) == 0
+    out = capsys.readouterr().out
+    for era in rmapsim.eras():
+        assert f"\n{era} " in out
+    assert "live kernel during the recorded run: peak vm_area_struct 9" in out
+    rows = csv.read_text().splitlines()
+    assert rows[0].startswith("era,ops,processes,vma,")
+    assert len(rows) > len(rmapsim.eras())
+    assert main(["record", "--out", str(tmp_path / "x")]) == 2
+    assert "no command given" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(shutil.which("strace") is None, reason="strace is not installed")
+def test_record_a_real_program(tmp_path, capsys):
+    out = tmp_path / "sh.trace"
+    assert main(["record", "--out", str(out), "--", "sh", "-c", "true; /bin/true"]) == 0
+    text = out.read_text()
+    assert text.startswith("# rmapsim trace v1\n# recorded: sh -c true; /bin/true")
+    sim = rmapsim.Simulator(era="6.18")
+    res = sim.apply(text, check_each=True)
+    assert res.violation() is None and res.errors() == []
+    assert any(line.startswith("exec p1") for line in text.splitlines())
+    assert sim.counts()["vma"] == 0
