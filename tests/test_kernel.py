@@ -158,3 +158,17 @@ def test_live_kernel_small_scenario():
     assert res["agree"], [(r["cache"], r["kind"], r["measured_counts"], r["predicted_counts"]) for r in res["rows"]]
     av = next(r for r in res["rows"] if r["cache"] == "anon_vma" and r["kind"] == "alloc")
     assert av["measured"][0] >= 1  # every child allocates anon_vmas: the counters count
+
+
+def test_recorded_pageout_timing_shows_the_fork_order_walk():
+    """The live kernel's MADV_PAGEOUT of pages only the last-forked child maps gets slower
+    linearly with the number of children before it (the walk visits them first), while
+    the first child's pages cost the same at any N: the order the simulator's walk
+    reports (2 visits vs N + 1)."""
+    t = BY_NAME["pageout"]["kernel_observed"]["timing"]
+    assert t["all_swapped"]
+    assert t["last_r2"] > 0.95
+    assert t["last_slope_ns_per_child"] > 20 * abs(t["first_slope_ns_per_child"])
+    assert t["last_ns_per_page"][-1] > 5 * t["first_ns_per_page"][-1]
+    text = kernel.format_comparison([kernel.compare(BY_NAME["pageout"])])
+    assert "ns per extra VMA before it in fork order" in text

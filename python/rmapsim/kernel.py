@@ -98,7 +98,8 @@ SCENARIOS: Dict[str, Scenario] = {
         Scenario(
             "pageout",
             "child",
-            "N children; page 0 kept only by the first child, page 1 only by the last; both MADV_PAGEOUT",
+            "N children; page 0 kept only by the first child, page 1 only by the last; both MADV_PAGEOUT "
+            "(then timed at N = 2..1024)",
             (2, 4, 8, 16),
         ),
     ]
@@ -362,6 +363,15 @@ def format_comparison(results: Sequence[Dict[str, Any]]) -> str:
             if ko:
                 lines.append(f"{'':<16} {'':<10} kernel: both pages swapped out: "
                              f"{'yes' if ko.get('swapped_all') else 'NO'} (pagemap swap bit in each keeper)")
+            t = (ko or {}).get("timing")
+            if t:
+                sz = ", ".join(str(s) for s in t["sizes"])
+                fmt = lambda v: ", ".join(f"{x / 1000:.1f}" for x in v)  # noqa: E731
+                lines.append(f"{'':<16} {'':<10} kernel MADV_PAGEOUT, us per page at N = {sz}: first child's "
+                             f"{fmt(t['first_ns_per_page'])}; last child's {fmt(t['last_ns_per_page'])}")
+                lines.append(f"{'':<16} {'':<10} -> last child's pages: +{t['last_slope_ns_per_child']:.0f} ns per "
+                             f"extra VMA before it in fork order (R² {t['last_r2']:.3f}); first child's: "
+                             f"{t['first_slope_ns_per_child']:+.1f} ns per child")
     return "\n".join(lines)
 
 
@@ -564,6 +574,46 @@ def run_driver(exe: Path, scenario: str, n: int, pages: int, ids: Dict[str, int]
     return {"counts": counts, "layout": parse_smaps(smaps), "stdout": out.decode()}
 
 
+def run_plain(exe: Path, scenario: str, n: int, pages: int, timeout: float = 300.0) -> str:
+    """Run one driver scenario without counters; returns its standard output."""
+    r = subprocess.run([str(exe), scenario, str(n), str(pages)], input=b"g", capture_output=True, timeout=timeout)
+    if r.returncode != 0:
+        raise RuntimeError(f"driver {scenario} {n} failed (exit {r.returncode}): {r.stderr.decode().strip()}")
+    return r.stdout.decode()
+
+
+#: Children and pages per keeper of the pageout timing run.
+TIMING_SIZES = (2, 128, 512, 1024)
+TIMING_PAGES = 128
+
+
+def pageout_timing(exe: Path, sizes: Sequence[int] = TIMING_SIZES, pages: int = TIMING_PAGES,
+                   reps: int = 3) -> Dict[str, Any]:
+    """Time MADV_PAGEOUT of pages only the first-forked / only the last-forked child maps,
+    for several numbers of children (best of ``reps``). The kernel's try_to_unmap walks the
+    parent's anon_vma in fork order, so the last child's pages should cost a time linear in
+    N and the first child's a constant; the slope is the kernel's cost per VMA visited."""
+    first, last, swapped = [], [], True
+    for n in sizes:
+        best = {"first": float("inf"), "last": float("inf")}
+        for _ in range(reps):
+            for line in run_plain(exe, "pageout_time", n, pages).splitlines():
+                f = line.split()
+                if f[:1] == ["pageout_ns"]:
+                    best[f[1]] = min(best[f[1]], int(f[2]) / pages)
+                    swapped &= int(f[3]) == pages
+        first.append(best["first"])
+        last.append(best["last"])
+    x = np.asarray(sizes, float)
+    fit_last = np.polyfit(x, last, 1)
+    pred = np.polyval(fit_last, x)
+    ss = float(((np.asarray(last) - np.mean(last)) ** 2).sum())
+    r2 = 1 - float(((np.asarray(last) - pred) ** 2).sum()) / ss if ss else 0.0
+    return {"sizes": list(sizes), "pages": pages, "first_ns_per_page": first, "last_ns_per_page": last,
+            "first_slope_ns_per_child": float(np.polyfit(x, first, 1)[0]),
+            "last_slope_ns_per_child": float(fit_last[0]), "last_r2": r2, "all_swapped": bool(swapped)}
+
+
 @contextlib.contextmanager
 def swapfile(size_mb: int = 64) -> Iterator[Optional[str]]:
     """A temporary swap file (``swapon``; ``swapoff`` and removed after) unless swap is already
@@ -627,6 +677,10 @@ def measure(scenarios: Sequence[str], pages: int = 8, sizes: Optional[Dict[str, 
                         kobs["swap_unavailable"] = swap_why
                 if progress:
                     progress(f"  {name} N={n}: {r['counts']} ({time.perf_counter() - t0:.2f} s)")
+            if name == "pageout" and not swap_why:
+                kobs["timing"] = pageout_timing(exe)
+                if progress:
+                    progress(f"  pageout timing: {kobs['timing']}")
             rec: Dict[str, Any] = {"scenario": name, "pages": pages, "layout": [m.to_json() for m in layout],
                                    "runs": runs, "kernel": platform.release()}
             if kobs:

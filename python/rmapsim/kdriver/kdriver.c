@@ -26,6 +26,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef MAP_FIXED_NOREPLACE
@@ -269,6 +270,71 @@ static void pageout(long n) {
     reap_all();
 }
 
+/*
+ * Pageout timing: the driver writes 2*PAGES pages and forks n children. Pages [0, PAGES)
+ * are then kept only by the first child, [PAGES, 2*PAGES) only by the last (everyone else
+ * drops them). Each keeper times MADV_PAGEOUT of its pages and prints
+ * "pageout_ns first|last <ns> <swapped pages>". The kernel's try_to_unmap walks the
+ * driver's anon_vma in fork order and stops at the only mapping, so the last child's pages
+ * cost n - 1 more VMA visits each than the first child's.
+ */
+static long now_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1000000000L + t.tv_nsec;
+}
+
+static void pageout_time(long n) {
+    int done[2], release[2];
+    if (n < 2 || pipe(done) || pipe(release))
+        die("pageout_time needs N >= 2");
+    int *gos = calloc((size_t)n, sizeof(int));
+    for (long i = 0; i < n; i++) {
+        int go[2];
+        if (pipe(go))
+            die("pipe");
+        if (xfork() == 0) {
+            close(release[1]);
+            send_byte(done[1]);
+            long keep = i == 0 ? 0 : (i == n - 1 ? 1 : -1);
+            wait_byte(go[0]);
+            for (long half = 0; half < 2; half++)
+                if (half != keep && madvise(REGION + half * pages * PG, pages * PG, MADV_DONTNEED))
+                    die("madvise dontneed");
+            send_byte(done[1]);
+            wait_byte(go[0]);
+            if (keep >= 0) {
+                char *base = REGION + keep * pages * PG;
+                long t0 = now_ns();
+                if (madvise(base, pages * PG, MADV_PAGEOUT))
+                    die("madvise pageout");
+                long dt = now_ns() - t0;
+                long sw = 0;
+                for (long p = 0; p < pages; p++)
+                    sw += swapped(base + p * PG);
+                printf("pageout_ns %s %ld %ld\n", keep == 0 ? "first" : "last", dt, sw);
+            }
+            send_byte(done[1]);
+            char c;
+            while (read(release[0], &c, 1) > 0) {
+            }
+            _exit(0);
+        }
+        close(go[0]);
+        gos[i] = go[1];
+        wait_byte(done[0]);
+    }
+    if (madvise(REGION, 2 * pages * PG, MADV_DONTNEED))
+        die("madvise dontneed");
+    for (long step = 0; step < 2; step++)
+        for (long i = 0; i < n; i++) {
+            send_byte(gos[i]);
+            wait_byte(done[0]);
+        }
+    close(release[1]);
+    reap_all();
+}
+
 int main(int argc, char **argv) {
     if (argc != 4) {
         fprintf(stderr, "usage: kdriver SCENARIO N PAGES\n");
@@ -291,6 +357,12 @@ int main(int argc, char **argv) {
         pages = 2 * n + 1;
         write_pages(REGION, 0, pages);
         storm(2, NULL, parent_splits);
+        return 0;
+    }
+    if (!strcmp(scen, "pageout_time")) {
+        map_region(2 * pages);
+        write_pages(REGION, 0, 2 * pages);
+        pageout_time(n);
         return 0;
     }
     map_region(pages);
