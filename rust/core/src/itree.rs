@@ -135,23 +135,25 @@ fn remove_rec(a: &mut Arena<Avc>, root: Option<AvcId>, n: AvcId, k: (u64, u64)) 
 /// `anon_vma_interval_tree_foreach(avc, root, pgoff, pgoff)`: call `f` for every node whose
 /// interval contains `point`, in order; returns the number of tree nodes examined. `f`
 /// returns false to stop the walk early (`rwc->done`).
-pub fn query(a: &Arena<Avc>, root: Option<AvcId>, point: u64, f: &mut impl FnMut(AvcId) -> bool) -> u32 {
+pub fn query(a: &Arena<Avc>, root: Option<AvcId>, point: u64, f: &mut impl FnMut(AvcId, &Avc) -> bool) -> u32 {
     let mut visited = 0;
     query_rec(a, root, point, f, &mut visited);
     visited
 }
 
-/// Returns false when `f` asked to stop.
+/// Returns false when `f` asked to stop. Each node is looked up once and handed to `f`
+/// (the walk's hot path: no second lookup, no copy of the links).
 fn query_rec(
     a: &Arena<Avc>,
     n: Option<AvcId>,
     point: u64,
-    f: &mut impl FnMut(AvcId) -> bool,
+    f: &mut impl FnMut(AvcId, &Avc) -> bool,
     visited: &mut u32,
 ) -> bool {
     let Some(n) = n else { return true };
     *visited += 1;
-    let t = links(a, n);
+    let Some(c) = a.get(n) else { return true };
+    let t = &c.tree;
     if t.subtree_last < point {
         return true;
     }
@@ -161,7 +163,7 @@ fn query_rec(
     if t.start > point {
         return true;
     }
-    if t.last >= point && !f(n) {
+    if t.last >= point && !f(n, c) {
         return false;
     }
     query_rec(a, t.right, point, f, visited)
@@ -265,7 +267,7 @@ mod tests {
         for p in 0..80 {
             let want: Vec<AvcId> = all.iter().filter(|e| e.0 <= p && p <= e.2).map(|e| e.3).collect();
             let mut got = Vec::new();
-            let visited = query(&a, root, p, &mut |n| {
+            let visited = query(&a, root, p, &mut |n, _| {
                 got.push(n);
                 true
             });
@@ -274,7 +276,7 @@ mod tests {
         }
         // early stop
         let mut n = 0;
-        query(&a, root, 10, &mut |_| {
+        query(&a, root, 10, &mut |_, _| {
             n += 1;
             n < 2
         });

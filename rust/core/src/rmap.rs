@@ -306,9 +306,7 @@ impl Simulator {
             AnonIndex::List => anon_vma.list.for_each_vma_while(|v| visit(v, &mut w)),
             AnonIndex::IntervalTree => {
                 let mut ww = w;
-                let nodes = itree::query(&self.avcs, anon_vma.tree, index, &mut |c| {
-                    self.avcs.get(c).is_none_or(|avc| visit(avc.vma, &mut ww))
-                });
+                let nodes = itree::query(&self.avcs, anon_vma.tree, index, &mut |_, avc| visit(avc.vma, &mut ww));
                 w = ww;
                 w.tree_nodes_visited = nodes;
             }
