@@ -190,6 +190,8 @@ def test_cli_replay_memory(tmp_path, capsys):
     assert len(rows) > len(rmapsim.eras())
     assert main(["record", "--out", str(tmp_path / "x")]) == 2
     assert "no command given" in capsys.readouterr().err
+    assert main(["record", "--out", str(tmp_path / "no" / "x"), "--", "true"]) == 2
+    assert "does not exist" in capsys.readouterr().err
 
 
 @pytest.mark.skipif(shutil.which("strace") is None, reason="strace is not installed")
@@ -203,3 +205,5 @@ def test_record_a_real_program(tmp_path, capsys):
     assert res.violation() is None and res.errors() == []
     assert any(line.startswith("exec p1") for line in text.splitlines())
     assert sim.counts()["vma"] == 0
+    assert main(["record", "--out", str(tmp_path / "f.trace"), "--", "sh", "-c", "exit 3"]) == 1
+    assert "exited with status 3" in capsys.readouterr().err

@@ -200,7 +200,9 @@ def build_parser() -> argparse.ArgumentParser:
             "strace cannot see page faults: --writes picks the assumption (touched: the first page of every "
             "private writable mapping is written when mapped; all: every page; none). With --kernel-ratio "
             "(root, Linux) the live kernel's anon_vma_chain/vm_area_struct memory is sampled during the same run "
-            "and written into the trace header, for 'rmapsim replay --memory' to show next to each era's."
+            "and written into the trace header, for 'rmapsim replay --memory' to show next to each era's. "
+            "Exit status: 0 recorded, 1 the command failed (the trace is still written), 2 bad usage or no strace, "
+            "77 --kernel-ratio where the live kernel cannot be measured."
         ),
     )
     rec.add_argument("--out", required=True, metavar="TRACE", help="trace file to write")
@@ -490,6 +492,10 @@ def cmd_record(args: argparse.Namespace) -> int:
     if not cmd:
         print("rmapsim record: no command given (usage: rmapsim record --out TRACE -- COMMAND ...)", file=sys.stderr)
         return 2
+    out_dir = Path(args.out).resolve().parent
+    if not out_dir.is_dir():
+        print(f"rmapsim record: --out {args.out}: directory {out_dir} does not exist", file=sys.stderr)
+        return 2
     try:
         summary = record.record(cmd, Path(args.out), writes=args.writes, kernel_ratio=args.kernel_ratio,
                                 progress=lambda m: print(m, file=sys.stderr))
@@ -507,6 +513,10 @@ def cmd_record(args: argparse.Namespace) -> int:
     if k and "ratio_at_peak" in k:
         print(f"live kernel during the run: anon_vma_chain/vm_area_struct bytes {k['ratio_at_peak']:.3f} at the VMA peak "
               f"(mean {k['ratio_mean']:.3f}); peak {k['peak']}")
+    if summary["exit_status"] != 0:
+        print(f"rmapsim record: the command exited with status {summary['exit_status']} (trace written anyway)",
+              file=sys.stderr)
+        return 1
     return 0
 
 
