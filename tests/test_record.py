@@ -207,3 +207,16 @@ def test_record_a_real_program(tmp_path, capsys):
     assert sim.counts()["vma"] == 0
     assert main(["record", "--out", str(tmp_path / "f.trace"), "--", "sh", "-c", "exit 3"]) == 1
     assert "exited with status 3" in capsys.readouterr().err
+
+
+def test_a_script_maps_its_interpreter(tmp_path):
+    """binfmt_script: execve of a #! script loads the interpreter's ELF image."""
+    script = tmp_path / "s.sh"
+    script.write_text(f"#!{EXE} -u\nprint(1)\n")
+    assert record.script_interpreter(str(script)) == EXE
+    assert [(s.start, s.end, s.prot) for s in record.image_for(str(script))] == [
+        (s.start, s.end, s.prot) for s in record.image_for(EXE)]
+    plain = tmp_path / "notelf"
+    plain.write_text("hello\n")
+    with pytest.raises(ValueError, match="not a 64-bit ELF file"):
+        record.image_for(str(plain))

@@ -159,9 +159,23 @@ def elf_image(path: str, base: Optional[int] = None) -> Tuple[List[Segment], Opt
     return segs, interp, end
 
 
+def script_interpreter(path: str, depth: int = 0) -> str:
+    """The ELF file execve really loads for ``path``: a ``#!`` script's interpreter
+    (binfmt_script, up to 4 levels as the kernel allows), else ``path`` itself."""
+    with open(path, "rb") as f:
+        head = f.read(256)
+    if not head.startswith(b"#!") or depth >= 4:
+        return path
+    words = head[2:].split(b"\n", 1)[0].split()
+    if not words:
+        raise ValueError(f"{path}: empty #! line")
+    return script_interpreter(words[0].decode(), depth + 1)
+
+
 def image_for(path: str) -> List[Segment]:
-    """Everything execve maps for ``path`` without randomisation (see the module doc)."""
-    segs, interp, _ = elf_image(path)
+    """Everything execve maps for ``path`` without randomisation (see the module doc). A
+    ``#!`` script maps its interpreter."""
+    segs, interp, _ = elf_image(script_interpreter(path))
     top = MMAP_BASE_NORANDOM
     if interp:
         _, _, span = elf_image(interp, base=0)
