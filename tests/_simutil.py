@@ -58,12 +58,14 @@ SOUND_ERAS = tuple(e for e in EVERY_ERA if e not in BUGGY_BREAKS)
 #   mremap_merges_next  growing in place merges with the next VMA (ca3d76b0aa80, 6.1)
 #   swapin      anon_vma of a page read from swap and mapped shared: vma (vma->anon_vma) |
 #               oldest (the oldest on the VMA's chain, 2.6.34-rc4) | root (2.6.35)
+#   unaccount   mprotect to non-writable drops VM_ACCOUNT from an anonymous VMA without
+#               anon_vma (6.7+)
 def _rules(linking="chain", prepare="singular", merge="simple", index="list", lock_root=True,
            lock_shared=False, fork_reuse="never", wipeonfork=False, mremap_merges_next=False,
-           swapin="root"):
+           swapin="root", unaccount=False):
     return dict(linking=linking, prepare=prepare, merge=merge, index=index, lock_root=lock_root,
                 lock_shared=lock_shared, fork_reuse=fork_reuse, wipeonfork=wipeonfork,
-                mremap_merges_next=mremap_merges_next, swapin=swapin)
+                mremap_merges_next=mremap_merges_next, swapin=swapin, unaccount=unaccount)
 
 
 ERA_RULES = {
@@ -77,7 +79,7 @@ ERA_RULES = {
     "3.19": _rules(merge="singular", index="itree", lock_shared=True, fork_reuse="degree"),
     "6.0": _rules(merge="singular", index="itree", lock_shared=True, fork_reuse="active", wipeonfork=True),
     "6.18": _rules(merge="2025", index="itree", lock_shared=True, fork_reuse="active", wipeonfork=True,
-                   mremap_merges_next=True),
+                   mremap_merges_next=True, unaccount=True),
 }
 
 COUNT_KEYS = ("mm", "vma", "anon_vma", "anon_vma_chain", "page", "pte", "swap_slot", "swap_cache")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import os
 import shutil
 import subprocess
 import sys
@@ -220,3 +221,89 @@ def test_a_script_maps_its_interpreter(tmp_path):
     plain.write_text("hello\n")
     with pytest.raises(ValueError, match="not a 64-bit ELF file"):
         record.image_for(str(plain))
+
+
+def test_thread_execve_pid_change_clone_vm_child_and_pid_reuse():
+    text = log(
+        f'300 execve("{EXE}", ["python"], 0x7ffe /* 3 vars */) = 0',
+        # a thread (CLONE_THREAD) execs: strace reports the pid change to the leader
+        "300 clone(child_stack=0x7f, flags=CLONE_VM|CLONE_FS|CLONE_FILES|CLONE_SIGHAND|CLONE_THREAD|CLONE_SYSVSEM) = 301",
+        "301 mmap(NULL, 4096, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS, -1, 0) = 0x7ffff7f00000",
+        f'301 execve("{EXE}", ["python"], 0x7ffe /* 3 vars */ <pid changed to 300 ...>',
+        "300 +++ superseded by execve in pid 301 +++",
+        "300 <... execve resumed>)             = 0",
+        # a CLONE_VM child that is not a thread borrows the mm until it execs
+        "300 clone(child_stack=0x7f, flags=CLONE_VM|SIGCHLD) = 302",
+        f'302 execve("{EXE}", ["python"], 0x7ffe /* 3 vars */) = 0',
+        "302 +++ exited with 0 +++",
+        "300 mmap(NULL, 8192, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS, -1, 0) = 0x7ffff7e00000",
+        # pid reuse: a thread 303 exits, then 303 is a forked process
+        "300 clone3({flags=CLONE_VM|CLONE_FS|CLONE_FILES|CLONE_SIGHAND|CLONE_THREAD|CLONE_SYSVSEM}, 88) = 303",
+        "303 +++ exited with 0 +++",
+        "300 clone(child_stack=NULL, flags=SIGCHLD) = 303",
+        "303 munmap(0x7ffff7e00000, 8192)       = 0",
+        "303 +++ exited with 0 +++",
+        "300 +++ exited with 0 +++",
+    )
+    ops, stats = ops_of(text)
+    heads = [o for o in ops if o.split()[0] in ("spawn", "fork", "exec", "exit")]
+    assert heads == ["spawn", "exec p1", "exec p1", "spawn", "exit p2", "fork p1", "exit p3", "exit p1"]
+    assert "munmap p3 0x7ffff7e00000 0x2000" in ops
+    tr = "# rmapsim trace v1\n" + "\n".join(ops) + "\n"
+    sim = rmapsim.Simulator(era="6.18")
+    res = sim.apply(tr, check_each=True)
+    assert res.errors() == [] and res.violation() is None
+
+
+def test_relative_execve_follows_chdir(tmp_path):
+    text = log(
+        f'400 execve("{EXE}", ["python"], 0x7ffe /* 3 vars */) = 0',
+        f'400 chdir("{os.path.dirname(EXE)}") = 0',
+        f'400 execve("./{os.path.basename(EXE)}", ["python"], 0x7ffe /* 3 vars */) = 0',
+        "400 +++ exited with 0 +++",
+    )
+    ops, stats = record.convert_log(text, cwd="/")
+    assert "execve of an unreadable or non-ELF image (stack only)" not in stats["skipped"]
+    assert sum(o.startswith("mmap p1 ") and " file " in o for o in ops) >= 2 * 2
+
+
+def test_brk_growth_and_mprotect_to_writable_are_touched():
+    text = log(
+        f'500 execve("{EXE}", ["python"], 0x7ffe /* 3 vars */) = 0',
+        "500 brk(NULL)                         = 0x555555600000",
+        "500 brk(0x555555621000)               = 0x555555621000",
+        "500 mmap(NULL, 65536, PROT_NONE, MAP_PRIVATE|MAP_ANONYMOUS|MAP_STACK, -1, 0) = 0x7ffff7000000",
+        "500 mprotect(0x7ffff7001000, 61440, PROT_READ|PROT_WRITE) = 0",
+        "500 +++ exited with 0 +++",
+    )
+    ops, _ = ops_of(text)
+    assert "touch p1 0x555555600000 0x1000 w" in ops
+    assert "touch p1 0x7ffff7001000 0x1000 w" in ops
+    assert not any(o.startswith("touch p1 0x7ffff7000000") for o in ops)  # PROT_NONE: not written
+
+
+def test_mmap_base_follows_the_stack_rlimit():
+    assert record.mmap_base_for(None) == 0x7FFFF7FFF000  # 8 MiB stack: the 128 MiB minimum gap
+    assert record.mmap_base_for(1 << 62) == 0x155555556000  # unlimited: 5/6 of TASK_SIZE
+    assert record.mmap_base_for(1 << 30) == 0x7FFFFFFFF000 - (1 << 30) - (1 << 20)
+
+
+@pytest.mark.skipif(shutil.which("cc") is None, reason="no C compiler")
+def test_static_pie_goes_below_mmap_base(tmp_path):
+    """An ET_DYN without PT_INTERP is mapped top-down below mmap_base, not at
+    ELF_ET_DYN_BASE: checked against the real process's maps."""
+    src = tmp_path / "p.c"
+    src.write_text('#include <stdio.h>\nint main(void){FILE*f=fopen("/proc/self/maps","r");int c;'
+                   "while((c=fgetc(f))!=EOF)putchar(c);return 0;}\n")
+    exe = tmp_path / "p"
+    r = subprocess.run(["cc", "-O2", "-static-pie", "-o", str(exe), str(src)], capture_output=True)
+    if r.returncode != 0:
+        pytest.skip(f"cc -static-pie failed: {r.stderr.decode()[-200:]}")
+    real = {}
+    for line in _maps_no_aslr(str(exe)).splitlines():
+        f = line.split()
+        lo, hi = (int(x, 16) for x in f[0].split("-"))
+        real[lo] = (hi, f[5] if len(f) > 5 else "")
+    segs = [s for s in record.image_for(str(exe)) if s.file == str(exe)]
+    assert segs and all(s.start in real for s in segs), (segs, sorted(real))
+    assert segs[0].start > 0x7F0000000000

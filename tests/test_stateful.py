@@ -193,6 +193,7 @@ class Model:
         self.slots = {}  # live slot id -> page id in the swap cache, or None
         self.index = {}  # page id -> page->index: the linear pgoff it was faulted in at
         self.swapins = 0  # statistics only
+        self.unaccount = False  # the era's mprotect_unaccounts (6.7+), set by the machine
         self.next_pid = 1
         self._ids = itertools.count(1)
 
@@ -424,11 +425,15 @@ class Model:
 
     # ---- mprotect / madvise
 
-    def mprotect(self, pid, addr, n, prot):
+    def mprotect(self, pid, addr, n, prot, unfaulted=frozenset()):
+        """unfaulted: the pages whose VMA has no anon_vma before the call (read from the
+        simulator; 6.7+ uncharges such an anonymous VMA made non-writable)."""
         for a in self.addrs(addr, n):
             e = self.procs[pid][a]
             if e.prot != norm_prot(prot) and "w" in norm_prot(prot):
-                e.flags = e.flags | {"account"}  # mprotect_fixup charges it once; never uncharged
+                e.flags = e.flags | {"account"}  # mprotect_fixup charges it once
+            elif e.prot != norm_prot(prot) and self.unaccount and a in unfaulted:
+                e.flags = e.flags - {"account"}
             e.prot = norm_prot(prot)
             e.wp = None  # change_protection: era dependent
 
@@ -850,7 +855,8 @@ def page_level_state(sim, full=True):
     full=False leaves out what the merge rule decides besides VMA boundaries: whether the
     VMA of a page has an anon_vma (an unfaulted neighbour merged into a faulted VMA has
     one), hence zero-page entries (fork copies them only from VMAs with an anon_vma) and
-    the PTE count that includes them."""
+    the PTE count that includes them, and VM_ACCOUNT (from 6.7 mprotect uncharges a VMA
+    only while it has no anon_vma)."""
     live = pids(sim)
     c = counts(sim)
     kinds = entry_kinds(sim)
@@ -858,7 +864,8 @@ def page_level_state(sim, full=True):
     keys = ("mm", "page", "pte", "swap_slot", "swap_cache")
     if not full:
         kinds = {k: v for k, v in kinds.items() if v != ZERO}
-        pages = {p: {a: v[:3] for a, v in lay.items()} for p, lay in pages.items()}
+        pages = {p: {a: (v[0], frozenset(v[1]) - {"account"}, v[2]) for a, v in lay.items()}
+                 for p, lay in pages.items()}
         keys = keys[:2] + keys[3:]
     return {
         "pids": live,
@@ -1027,6 +1034,7 @@ class RmapMachine(RuleBasedStateMachine):
             self.sim = sim
         self.raw = sim
         self.model = Model()
+        self.model.unaccount = ERA_RULES[self.ERA]["unaccount"]
         self.ids = Ids()
         # why the machine stopped driving the simulator (a buggy era broke; or, in a "simple"
         # merge era, the known copy_vma defect was hit by an mremap whose destination could
@@ -1320,8 +1328,10 @@ class RmapMachine(RuleBasedStateMachine):
         pid = self.pick(i)
         addr, n = self._range(pid, j, off, npages, clip)
         if self.model.all_mapped(pid, addr, n):
+            unfaulted = {a for v in vmas(self.sim, pid) if v["anon_vma"] is None
+                         for a in range(v["start"], v["end"], PAGE)}
             assert self.sim.mprotect(pid, addr, n * PAGE, prot) is None
-            self.model.mprotect(pid, addr, n, prot)
+            self.model.mprotect(pid, addr, n, prot, unfaulted)
         else:
             # contract strictness: a range with a hole is refused and nothing changes
             self.expect_bad_address(self.sim.mprotect, pid, addr, n * PAGE, prot)
@@ -1554,8 +1564,10 @@ class RmapMachine(RuleBasedStateMachine):
                 return
             for a, e in sorted(self.model.procs[pid].items()):
                 if not e.prot:
+                    unfaulted = {x for v in vmas(self.sim, pid) if v["anon_vma"] is None
+                                 for x in range(v["start"], v["end"], PAGE)}
                     self.sim.mprotect(pid, a, PAGE, "r")
-                    self.model.mprotect(pid, a, 1, "r")
+                    self.model.mprotect(pid, a, 1, "r", unfaulted)
             swapped = [a for a, e in self.model.procs[pid].items() if e.kind == SWAP]
             for a in sorted(swapped):
                 self._touch(pid, a, 1, False)

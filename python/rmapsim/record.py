@@ -30,8 +30,10 @@ reconstruction missed) are counted by ``replay`` and do not stop it.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import ctypes
+import os
 import platform
 import re
 import shutil
@@ -47,7 +49,17 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 PAGE = 4096
 WRITES = ("touched", "all", "none")
 ELF_ET_DYN_BASE = 0x555555554000
-MMAP_BASE_NORANDOM = 0x7FFFFFFFF000 - (128 << 20)
+TASK_SIZE = 0x7FFFFFFFF000
+MMAP_BASE_NORANDOM = TASK_SIZE - (128 << 20)
+
+
+def mmap_base_for(stack_rlimit: Optional[int]) -> int:
+    """x86-64 ``mmap_base()`` without randomisation: TASK_SIZE minus the stack rlimit plus
+    the 1 MiB stack guard gap, clamped to [128 MiB, 5/6 TASK_SIZE] (an unlimited stack
+    takes the upper clamp). ``None``: the default 8 MiB rlimit."""
+    gap = (8 << 20 if stack_rlimit is None else stack_rlimit) + (256 * PAGE)
+    gap = min(max(gap, 128 << 20), (TASK_SIZE // 6) * 5)
+    return (TASK_SIZE - gap + PAGE - 1) & ~(PAGE - 1)
 STACK = (0x7FFFFFFDE000, 0x7FFFFFFFF000)
 VDSO_PAGES = (("[vvar]", 4, "r"), ("[vvar_vclock]", 2, "r"), ("[vdso]", 2, "rx"))
 ADDR_NO_RANDOMIZE = 0x0040000
@@ -57,6 +69,7 @@ _CALL = re.compile(r"^(\w+)\((.*)\)\s+=\s+(-?\w+)(.*)$")
 _RESUMED = re.compile(r"^<\.\.\. (\w+) resumed>(.*)$")
 _EXIT = re.compile(r"^\+\+\+ (exited with \d+|killed by \w+.*) \+\+\+$")
 _FD_PATH = re.compile(r"^-?\d+<(.*)>$")
+_PID_CHANGED = re.compile(r"<pid changed to (\d+) \.\.\.>$")
 
 _ADVICE = {
     "MADV_NORMAL": "normal", "MADV_RANDOM": "random", "MADV_SEQUENTIAL": "sequential",
@@ -172,11 +185,21 @@ def script_interpreter(path: str, depth: int = 0) -> str:
     return script_interpreter(words[0].decode(), depth + 1)
 
 
-def image_for(path: str) -> List[Segment]:
+def _elf_type(path: str) -> int:
+    with open(path, "rb") as f:
+        return struct.unpack("<H", f.read(18)[16:18])[0]
+
+
+def image_for(path: str, mmap_base: int = MMAP_BASE_NORANDOM) -> List[Segment]:
     """Everything execve maps for ``path`` without randomisation (see the module doc). A
-    ``#!`` script maps its interpreter."""
-    segs, interp, _ = elf_image(script_interpreter(path))
-    top = MMAP_BASE_NORANDOM
+    ``#!`` script maps its interpreter; an ET_DYN file without PT_INTERP (a static PIE,
+    ld.so run directly) goes top-down below ``mmap_base`` like an interpreter."""
+    real = script_interpreter(path)
+    segs, interp, span = elf_image(real)
+    top = mmap_base
+    if not interp and segs and segs[0].start == ELF_ET_DYN_BASE and _elf_type(real) == 3:
+        segs, _, _ = elf_image(real, base=top - (span - ELF_ET_DYN_BASE))
+        top -= span - ELF_ET_DYN_BASE
     if interp:
         _, _, span = elf_image(interp, base=0)
         base = top - span
@@ -204,16 +227,26 @@ class Converter:
     shared_ids: int = 0
     skipped: Dict[str, int] = field(default_factory=dict)
     seen: Dict[str, int] = field(default_factory=dict)
-    creators: Dict[int, Tuple[int, str]] = field(default_factory=dict)  # child -> (parent pid, kind)
+    # child pid -> queue of (parent pid, kind), in log order (pids get reused)
+    creators: Dict[int, Any] = field(default_factory=lambda: collections.defaultdict(collections.deque))
+    started: bool = False  # the traced command's process exists (later unknown tasks are not it)
+    cwd: Dict[int, str] = field(default_factory=dict)  # pid -> working directory
+    start_cwd: str = field(default_factory=os.getcwd)
+    mmap_base: int = MMAP_BASE_NORANDOM
     based: set = field(default_factory=set)  # symbols whose mm has a brk base
+    base_of: Dict[int, int] = field(default_factory=dict)  # symbol -> its brk base
+    brk_seen: Dict[int, int] = field(default_factory=dict)  # symbol -> highest break so far
 
     def _skip(self, why: str) -> None:
         self.skipped[why] = self.skipped.get(why, 0) + 1
 
     def _file_id(self, key: str) -> int:
+        if key.startswith("/"):
+            key = os.path.realpath(key)  # python3 -> python3.11, /lib64/ld-linux... -> /usr/lib/...
         return self.files.setdefault(key, len(self.files) + 1)
 
     def _new_proc(self, pid: int, op: str) -> int:
+        self.started = True
         self.ops.append(op)
         self.nproc += 1
         self.sym[pid] = self.nproc
@@ -239,20 +272,22 @@ class Converter:
             return self.sym[pid]
         if pid in self.borrowed:
             return self.borrowed[pid]
-        made = self.creators.get(pid)
-        if made is None:
-            if not self.sym:  # the traced command itself
+        queue = self.creators.get(pid)
+        if not queue:
+            if not self.started:  # the traced command itself
+                self.cwd[pid] = self.start_cwd
                 return self._new_proc(pid, "spawn")
             return None
-        ppid, kind = made
+        ppid, kind = queue.popleft()
         parent = self._ensure(ppid)
         if parent is None:
             return None
+        self.cwd[pid] = self.cwd.get(ppid, self.start_cwd)
         if kind == "thread":
             self.sym[pid] = parent
             self.members[parent].add(pid)
             return parent
-        if kind == "vfork":
+        if kind == "vfork":  # vfork, or CLONE_VM without CLONE_THREAD: the parent's mm until exec
             self.borrowed[pid] = parent
             return parent
         child = self._new_proc(pid, f"fork p{parent}")
@@ -275,8 +310,10 @@ class Converter:
 
     def _execve(self, pid: int, args: List[str]) -> None:
         path = args[0].strip('"') if args else ""
+        if path and not path.startswith("/"):
+            path = os.path.normpath(os.path.join(self.cwd.get(pid, self.start_cwd), path))
         try:
-            image = image_for(path)
+            image = image_for(path, self.mmap_base)
         except (OSError, ValueError, struct.error):
             image = [Segment(STACK[0], STACK[1], "rw", 0, None, True)]
             self._skip("execve of an unreadable or non-ELF image (stack only)")
@@ -313,6 +350,15 @@ class Converter:
             return
         if name in ("fork", "vfork", "clone", "clone3"):
             return  # children are created on their first line (creators)
+        if name == "chdir":
+            base = self.cwd.get(pid, self.start_cwd)
+            self.cwd[pid] = os.path.normpath(os.path.join(base, args[0].strip('"')))
+            return
+        if name == "fchdir":
+            m = _FD_PATH.match(args[0])
+            if m:
+                self.cwd[pid] = m.group(1)
+            return
         if name == "mmap":
             addr, length, prot, flags, fd, off = (args + [""] * 6)[:6]
             start, length = _num(ret), _num(length)
@@ -333,6 +379,8 @@ class Converter:
         elif name == "mprotect" or name == "pkey_mprotect":
             length = (_num(args[1]) + PAGE - 1) & ~(PAGE - 1)
             self.ops.append(f"mprotect p{p} {_num(args[0]):#x} {length:#x} {_prot(args[2])}")
+            if "PROT_WRITE" in args[2]:  # made writable to be used (glibc's thread stacks, arenas)
+                self._touch(p, _num(args[0]), _num(args[0]) + length)
         elif name == "mremap":
             old, oldlen, newlen = _num(args[0]), _num(args[1]), _num(args[2])
             up = lambda x: (x + PAGE - 1) & ~(PAGE - 1)  # noqa: E731
@@ -347,8 +395,13 @@ class Converter:
             if p not in self.based:  # glibc's first brk(NULL) after exec: the loader's base
                 self.ops.append(f"brkbase p{p} {cur:#x}")
                 self.based.add(p)
+                self.base_of[p] = cur
+                self.brk_seen[p] = cur
             if _num(args[0]) != 0:
                 self.ops.append(f"brk p{p} {cur:#x}")
+                if cur > self.brk_seen.get(p, 0):  # grown: malloc writes what it got
+                    self._touch(p, (self.brk_seen.get(p, 0) or self.base_of.get(p, cur)) & ~(PAGE - 1), cur)
+            self.brk_seen[p] = max(self.brk_seen.get(p, 0), cur)
         elif name == "madvise":
             adv = _ADVICE.get(args[2].strip())
             if adv is None:
@@ -369,6 +422,10 @@ class Converter:
             if rest.endswith("<unfinished ...>"):
                 pending[pid] = rest[: -len("<unfinished ...>")].rstrip()
                 continue
+            changed = _PID_CHANGED.search(rest)
+            if changed:  # execve by a non-leader thread: it resumes as the leader
+                pending[int(changed.group(1))] = rest[: changed.start()].rstrip()
+                continue
             r = _RESUMED.match(rest)
             if r:
                 rest = pending.pop(pid, r.group(1) + "(") + r.group(2)
@@ -386,13 +443,13 @@ class Converter:
                 continue
             a = c.group(2)
             name = c.group(1)
-            if name == "vfork" or ("CLONE_VM" in a and "CLONE_VFORK" in a):
-                kind = "vfork"
-            elif "CLONE_VM" in a:
+            if "CLONE_THREAD" in a:
                 kind = "thread"
+            elif name == "vfork" or "CLONE_VM" in a:
+                kind = "vfork"
             else:
                 kind = "fork"
-            self.creators[child] = (pid, kind)
+            self.creators[child].append((pid, kind))
         for pid, rest in events:
             if _EXIT.match(rest):
                 self._ensure(pid)
@@ -411,13 +468,18 @@ class Converter:
         return self.ops
 
 
-def convert_log(text: str, writes: str = "touched") -> Tuple[List[str], Dict[str, Any]]:
-    """Trace lines (without header) and conversion statistics for an ``strace -f`` log."""
+def convert_log(text: str, writes: str = "touched", cwd: Optional[str] = None,
+                mmap_base: int = MMAP_BASE_NORANDOM) -> Tuple[List[str], Dict[str, Any]]:
+    """Trace lines (without header) and conversion statistics for an ``strace -f`` log.
+    ``cwd``: where the command started (relative execve paths); ``mmap_base``: see
+    :func:`mmap_base_for`."""
     if writes not in WRITES:
         from .errors import InvalidArgument
 
         raise InvalidArgument(f"writes must be one of {', '.join(WRITES)}, got {writes!r}")
-    c = Converter(writes=writes)
+    c = Converter(writes=writes, mmap_base=mmap_base)
+    if cwd is not None:
+        c.start_cwd = cwd
     ops = c.convert(text.splitlines())
     return ops, {"processes": c.nproc, "files": len(c.files), "syscalls": c.seen, "skipped": c.skipped}
 
@@ -517,12 +579,17 @@ def record(command: Sequence[str], out: Path, writes: str = "touched", kernel_ra
         log = Path(tmp) / "strace.log"
         t0 = time.perf_counter()
         try:
-            rc = subprocess.run([strace, "-f", "-q", "-y", "-e", "trace=%process,%memory", "-e", "signal=none",
+            rc = subprocess.run([strace, "-f", "-q", "-y", "-e", "trace=%process,%memory,chdir,fchdir", "-e", "signal=none",
                                  "-o", str(log), "--", *command], preexec_fn=_no_aslr).returncode
         finally:
             ksum = sampler.stop() if sampler else None
         wall = time.perf_counter() - t0
-        ops, stats = convert_log(log.read_text(errors="replace"), writes)
+        import resource
+
+        rl = resource.getrlimit(resource.RLIMIT_STACK)[0]
+        base = mmap_base_for(None if rl == resource.RLIM_INFINITY else rl) if rl != resource.RLIM_INFINITY \
+            else mmap_base_for(1 << 62)
+        ops, stats = convert_log(log.read_text(errors="replace"), writes, cwd=os.getcwd(), mmap_base=base)
     header = ["# rmapsim trace v1", f"# recorded: {' '.join(command)}", f"# exit status {rc}, {wall:.1f} s under strace",
               f"# writes: {writes}", f"# kernel: {platform.release()}"]
     if ksum and "ratio_at_peak" in ksum:

@@ -174,7 +174,13 @@ impl Simulator {
             if s.vma(vma).prot == prot {
                 return Ok(vma);
             }
-            let flags = s.vma(vma).flags | if prot & prot::WRITE != 0 { vmflags::ACCOUNT } else { 0 };
+            let x = s.vma(vma);
+            let mut flags = x.flags;
+            if prot & prot::WRITE != 0 {
+                flags |= vmflags::ACCOUNT;
+            } else if s.policy.mprotect_unaccounts && x.file().is_none() && x.anon_vma.is_none() {
+                flags &= !vmflags::ACCOUNT;
+            }
             let v = s.vma_modify(mm, prev, vma, st, en, prot, flags)?;
             s.change_protection(v, st, en);
             Ok(v)

@@ -33,9 +33,10 @@ pub mod vmflags {
     pub const WIPEONFORK: u32 = 1 << 3;
     /// `VM_ACCOUNT`: a private writable mapping is charged to the commit limit
     /// (`accountable_mapping` at mmap, `mprotect_fixup` when it first becomes writable).
-    /// Never cleared by mprotect, so a once-writable range stops merging with a
-    /// never-writable neighbour of equal protection (the ELF loader's RELRO stays apart
-    /// from the read-only segment before it).
+    /// mprotect keeps it when the range becomes read-only (from 6.7 it drops it from an
+    /// anonymous VMA with no anon_vma yet: knob `mprotect_unaccounts`), so a once-writable
+    /// range stops merging with a never-writable neighbour of equal protection (the ELF
+    /// loader's RELRO stays apart from the read-only segment before it).
     pub const ACCOUNT: u32 = 1 << 4;
     /// Bits 8–31 hold the mapping's `vm_file` identity (0: anonymous). Every kernel rule
     /// that compares `vm_flags` for merging (`is_mergeable_vma`, `anon_vma_compatible`)

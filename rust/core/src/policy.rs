@@ -156,6 +156,10 @@ pub struct Policy {
     /// also merges with a compatible next one (6.1+, "mm: add merging after mremap
     /// resize"); before, `vma_adjust` only moved the end.
     pub mremap_expand_merges: bool,
+    /// mprotect to non-writable drops `VM_ACCOUNT` from an anonymous VMA that has no
+    /// anon_vma yet (`mprotect_fixup`'s `else if ((oldflags & VM_ACCOUNT) &&
+    /// vma_is_anonymous(vma) && !vma->anon_vma)`, 6.7+); before, the charge stayed.
+    pub mprotect_unaccounts: bool,
     /// anon_vmas record their fork tree's root, non-roots pin the root so it is freed
     /// last, and anon_vmas are reference counted (2.6.35+).
     pub track_root: bool,
@@ -194,6 +198,7 @@ impl Policy {
             has_wipeonfork: false,
             adjust_imports_upfront: false,
             mremap_expand_merges: false,
+            mprotect_unaccounts: false,
             track_root: false,
             swapin_keeps_anon_mapping: false,
             index: AnonIndex::List,
@@ -266,6 +271,7 @@ impl Policy {
             name: "6.18".into(),
             merge_rule: MergeAnonRule::Case2025,
             mremap_expand_merges: true,
+            mprotect_unaccounts: true,
             sizes: StructSizes { vm_area_struct: 192, anon_vma: 96, anon_vma_chain: 64 },
             ..v60.clone()
         };
@@ -341,6 +347,7 @@ pub const KNOBS: &[(&str, &str, &str)] = &[
     ("has_wipeonfork", "MADV_WIPEONFORK / MADV_KEEPONFORK exist", "4.14"),
     ("adjust_imports_upfront", "vma_adjust picks the anon_vma exporter before removing anything (case 6 looks past an unfaulted next)", "4.x (release unverified); 6.x merge code dups first"),
     ("mremap_expand_merges", "mremap growing a VMA in place also merges it with a compatible next VMA", "6.1 (ca3d76b0aa80)"),
+    ("mprotect_unaccounts", "mprotect to non-writable clears VM_ACCOUNT of an anonymous VMA without anon_vma (it merges with never-writable neighbours again)", "6.7 (\"allow unfaulted VMAs to be unaccounted on mprotect()\"; checked on the live 6.18)"),
     ("track_root", "anon_vmas record the root of their fork tree; non-roots pin it; anon_vmas are refcounted", "2.6.35 (Rik van Riel's root series)"),
     ("swapin_keeps_anon_mapping", "a page that is already anonymous keeps page->mapping when mapped again from the swap cache", "3.0 here (exact release unverified)"),
     ("index", "what a walk enumerates: list (every entry), or interval_tree (entries covering the page index)", "3.7 (bf181b9f9d8d)"),
@@ -407,6 +414,7 @@ impl Policy {
             ("has_wipeonfork", b(self.has_wipeonfork)),
             ("adjust_imports_upfront", b(self.adjust_imports_upfront)),
             ("mremap_expand_merges", b(self.mremap_expand_merges)),
+            ("mprotect_unaccounts", b(self.mprotect_unaccounts)),
             ("track_root", b(self.track_root)),
             ("swapin_keeps_anon_mapping", b(self.swapin_keeps_anon_mapping)),
             ("index", word(self.index, INDEX).into()),
@@ -435,6 +443,7 @@ impl Policy {
             "has_wipeonfork" => self.has_wipeonfork = parse_bool(value, knob)?,
             "adjust_imports_upfront" => self.adjust_imports_upfront = parse_bool(value, knob)?,
             "mremap_expand_merges" => self.mremap_expand_merges = parse_bool(value, knob)?,
+            "mprotect_unaccounts" => self.mprotect_unaccounts = parse_bool(value, knob)?,
             "track_root" => self.track_root = parse_bool(value, knob)?,
             "swapin_keeps_anon_mapping" => self.swapin_keeps_anon_mapping = parse_bool(value, knob)?,
             "index" => self.index = parse_word(value, INDEX, knob)?,

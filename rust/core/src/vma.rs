@@ -628,6 +628,10 @@ impl Simulator {
             return Ok(new);
         }
         if new < cur {
+            // Only a heap actually mapped in [newbrk, oldbrk) is shrunk.
+            if self.vmas_in(mm, newbrk, oldbrk).is_empty() {
+                return Ok(cur);
+            }
             self.do_munmap(mm, newbrk, oldbrk - newbrk)?;
             self.mm_mut(mm).brk = new;
             return Ok(new);
@@ -638,13 +642,24 @@ impl Simulator {
                 return Ok(cur);
             }
         }
-        if self.vmas_in(mm, oldbrk, newbrk).is_empty() {
-            let rw = prot::READ | prot::WRITE;
-            self.mmap_region(mm, oldbrk, newbrk - oldbrk, rw, vmflags::ACCOUNT, oldbrk >> PAGE_SHIFT)?;
-            self.mm_mut(mm).brk = new;
-            return Ok(new);
+        if !self.vmas_in(mm, oldbrk, newbrk).is_empty() {
+            return Ok(cur);
         }
-        Ok(cur)
+        // do_brk_flags(brkvma = vma_prev_limit(start_brk)): only a VMA reaching above
+        // start_brk (the heap itself) may be expanded, never the bss below the heap; the
+        // guard gap keeps the next VMA from being adjacent.
+        let (rw, pgoff) = (prot::READ | prot::WRITE, oldbrk >> PAGE_SHIFT);
+        let prev =
+            self.mm(mm).vmas.range(..oldbrk).next_back().map(|(_, &v)| v).filter(|&v| self.vma(v).end > start_brk);
+        if self.vma_merge(mm, prev, oldbrk, newbrk, rw, vmflags::ACCOUNT, None, pgoff, MergeCtx::default()).is_none() {
+            let v = self.vma_alloc(AllocSite::VmaMmap, mm, oldbrk, newbrk, pgoff, rw, vmflags::ACCOUNT)?;
+            self.vma_link(v, true);
+        }
+        if prev.is_some() {
+            self.merge_sites.push((mm, oldbrk, newbrk, true));
+        }
+        self.mm_mut(mm).brk = new;
+        Ok(new)
     }
 
     /// `munmap(addr, length)`. Unlike the kernel (which returns 0), a range containing
