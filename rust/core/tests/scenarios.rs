@@ -541,17 +541,17 @@ fn case6_second_pass_enomem() {
         let mut s = sim(era);
         let a = s.spawn().unwrap() as i64;
         let base = 0x2000_0000;
-        // P, unfaulted, read-only but writable once (VM_ACCOUNT, like V and N below)
-        s.mmap(a, 3 * PG, Some(base), prot::ALL).unwrap();
-        s.mprotect(a, base, 3 * PG, prot::READ).unwrap();
-        s.mmap(a, 3 * PG, Some(base + 7 * PG), RW).unwrap(); // N, faulted, then read-only
+        // P and N read-write (VM_ACCOUNT), N faulted; V read-only (no VM_ACCOUNT) in
+        // between, then made read-write: all three alike, case 6. (Made read-only the other
+        // way round, 6.7+ would uncharge the unfaulted V but not the faulted N.)
+        s.mmap(a, 3 * PG, Some(base), RW).unwrap(); // P, unfaulted
+        s.mmap(a, 3 * PG, Some(base + 7 * PG), RW).unwrap(); // N, faulted
         s.touch(a, base + 7 * PG, 3 * PG, true).unwrap();
-        s.mprotect(a, base + 7 * PG, 3 * PG, prot::READ).unwrap();
-        s.mmap(a, 4 * PG, Some(base + 3 * PG), RW).unwrap(); // V, unfaulted, in between
+        s.mmap(a, 4 * PG, Some(base + 3 * PG), prot::READ).unwrap(); // V, unfaulted, in between
         let v = s.vmas_of(a).unwrap();
         assert_eq!((v.len(), v[1].anon_vma, v[2].anon_vma.is_some()), (3, None, true));
         s.inject_enomem(Inject::Nth(1)).unwrap();
-        let r = s.mprotect(a, base + 3 * PG, 4 * PG, prot::READ);
+        let r = s.mprotect(a, base + 3 * PG, 4 * PG, RW);
         if s.policy().adjust_imports_upfront {
             r.unwrap(); // the merge is abandoned (absorbed ENOMEM) and V changes alone
             assert_eq!(s.vmas_of(a).unwrap().len(), 3);
