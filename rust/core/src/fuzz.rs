@@ -77,7 +77,16 @@ fn gen_op(r: &mut Rng, live: &[u32], fail_rate: f64) -> Op {
         0..=9 => Op::Exit { p },
         10..=14 if live.len() > 1 => Op::Exit { p },
         10..=14 => Op::Fork { p },
-        15 => Op::Exec { p },
+        15 if r.chance(0.5) => Op::Exec { p },
+        // the heap sits right after the window (and its moves), so brk meets mmaps there
+        15 if r.chance(0.3) => Op::BrkBase { p, addr: BASE + 2 * WINDOW * PAGE_SIZE },
+        15 => Op::Brk { p, addr: BASE + (2 * WINDOW + r.below(6)) * PAGE_SIZE },
+        // private file mappings: two files, offset = window slot (+0/1 page) so that
+        // neighbours sometimes continue each other
+        16..=25 if r.chance(0.3) => {
+            let file = Some((1 + r.below(2) as u32, (addr - BASE) + r.below(2) * PAGE_SIZE));
+            Op::Mmap { p, addr: Some(addr), len, prot, file }
+        }
         16..=25 => Op::Mmap { p, addr: Some(addr), len, prot, file: None },
         26..=30 => Op::Munmap { p, addr, len },
         31..=50 => Op::Touch { p, addr, len, write: true },
