@@ -29,6 +29,7 @@ def fuzz(
     run_len: int = 400,
     full_check_every: int = 16,
     policy: Optional[Dict[str, str]] = None,
+    extended: bool = False,
 ) -> Dict[str, Any]: ...
 
 ERROR_KINDS: List[str]

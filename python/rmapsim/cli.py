@@ -227,6 +227,8 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--fail-rate", type=float, default=0.02, help="probability per operation of arming an allocation failure (default 0.02)")
     f.add_argument("--full-check-every", type=int, default=16, help="full check() interval in operations (default 16)")
     f.add_argument("--out", metavar="FILE", help="write the shrunk reproducer here (default: print it)")
+    f.add_argument("--extended", action="store_true",
+                   help="also generate private file mappings and brk (a different operation stream per seed)")
     c = sub.add_parser(
         "contention",
         help="replay the fork storm's page_referenced walks on simulated CPUs under each era's locks",
@@ -628,6 +630,7 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
         seconds=seconds,
         fail_rate=args.fail_rate,
         full_check_every=args.full_check_every,
+        extended=args.extended,
     )
     rate = r["ops"] / r["seconds"] if r["seconds"] > 0 else float("inf")
     print(f"era {args.era}: {r['ops']:,} operations in {r['runs']:,} runs, {r['seconds']:.2f} s ({rate:,.0f} ops/s)")

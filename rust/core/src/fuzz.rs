@@ -28,6 +28,9 @@ pub struct FuzzConfig {
     /// Full `check()` (with the rmap oracle) every this many operations; the cheap
     /// structural checks run after every operation.
     pub full_check_every: u64,
+    /// Also generate private file mappings and brk (off: the original operation mix, so
+    /// seeds keep their streams).
+    pub extended: bool,
 }
 
 /// What a fuzz session found.
@@ -64,7 +67,7 @@ const WINDOW: u64 = 24; // pages
 const MAX_PROCS: u64 = 6;
 
 /// One random operation for the processes `live` (symbols) of a run.
-fn gen_op(r: &mut Rng, live: &[u32], fail_rate: f64) -> Op {
+fn gen_op(r: &mut Rng, live: &[u32], fail_rate: f64, ext: bool) -> Op {
     if fail_rate > 0.0 && r.chance(fail_rate) {
         return Op::Enomem { nth: Some(1 + r.below(4)) };
     }
@@ -77,13 +80,13 @@ fn gen_op(r: &mut Rng, live: &[u32], fail_rate: f64) -> Op {
         0..=9 => Op::Exit { p },
         10..=14 if live.len() > 1 => Op::Exit { p },
         10..=14 => Op::Fork { p },
-        15 if r.chance(0.5) => Op::Exec { p },
+        15 if !ext || r.chance(0.5) => Op::Exec { p },
         // the heap sits right after the window (and its moves), so brk meets mmaps there
         15 if r.chance(0.3) => Op::BrkBase { p, addr: BASE + 2 * WINDOW * PAGE_SIZE },
         15 => Op::Brk { p, addr: BASE + (2 * WINDOW + r.below(6)) * PAGE_SIZE },
         // private file mappings: two files, offset = window slot (+0/1 page) so that
         // neighbours sometimes continue each other
-        16..=25 if r.chance(0.3) => {
+        16..=25 if ext && r.chance(0.3) => {
             let file = Some((1 + r.below(2) as u32, (addr - BASE) + r.below(2) * PAGE_SIZE));
             Op::Mmap { p, addr: Some(addr), len, prot, file }
         }
@@ -284,7 +287,7 @@ pub fn fuzz(cfg: &FuzzConfig) -> Result<FuzzReport> {
             if budget_done(report.ops) {
                 break;
             }
-            let op = gen_op(&mut rng, &live, cfg.fail_rate);
+            let op = gen_op(&mut rng, &live, cfg.fail_rate, cfg.extended);
             let out = runner.apply(&mut sim, &op);
             report.ops += 1;
             match (&op, &out) {
@@ -330,6 +333,7 @@ mod tests {
             fail_rate: 0.02,
             run_len: 300,
             full_check_every: 16,
+            extended: false,
         }
     }
 

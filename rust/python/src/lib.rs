@@ -810,7 +810,7 @@ fn format_trace(py: Python<'_>, rows: OpRows, era: Option<&str>) -> PyResult<Str
 
 /// Run the native fuzzer; returns a dict (ops, runs, seconds, violation, trace, unshrunk_len).
 #[pyfunction]
-#[pyo3(signature = (era, seed = 0, max_ops = 0, seconds = 0.0, fail_rate = 0.0, run_len = 400, full_check_every = 16, policy = None))]
+#[pyo3(signature = (era, seed = 0, max_ops = 0, seconds = 0.0, fail_rate = 0.0, run_len = 400, full_check_every = 16, policy = None, extended = false))]
 #[allow(clippy::too_many_arguments)]
 fn fuzz<'py>(
     py: Python<'py>,
@@ -822,6 +822,7 @@ fn fuzz<'py>(
     run_len: u64,
     full_check_every: u64,
     policy: Option<&Bound<'_, PyDict>>,
+    extended: bool,
 ) -> PyResult<Bound<'py, PyDict>> {
     let mut p = Policy::preset(era)
         .ok_or_else(|| SimError::InvalidArgument(format!("unknown era {era:?}; known eras: {}", ERAS.join(", "))))
@@ -839,7 +840,16 @@ fn fuzz<'py>(
     if max_ops == 0 && seconds <= 0.0 {
         return Err(to_py(py, SimError::InvalidArgument("give max_ops > 0 or seconds > 0".into())));
     }
-    let cfg = FuzzConfig { policy: p, seed, max_ops, seconds, fail_rate, run_len: run_len.max(1), full_check_every };
+    let cfg = FuzzConfig {
+        policy: p,
+        seed,
+        max_ops,
+        seconds,
+        fail_rate,
+        run_len: run_len.max(1),
+        full_check_every,
+        extended,
+    };
     let name = cfg.policy.name.clone();
     let r = py.detach(|| catch(|| rmapsim_core::fuzz::fuzz(&cfg))).py(py)?;
     let d = PyDict::new(py);
