@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
@@ -437,6 +440,59 @@ def cmd_contention(args: argparse.Namespace) -> int:
     return 0
 
 
+class Terminated(BaseException):
+    """SIGTERM or SIGHUP received while a command that holds system resources (a temporary
+    swap file, a tracefs mount, driver processes, perf counters) was running. A
+    BaseException like KeyboardInterrupt, so only ``finally`` blocks (cleanup) see it."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def signals_raise() -> Any:
+    """While inside: SIGTERM and SIGHUP raise :class:`Terminated`, SIGINT raises
+    KeyboardInterrupt, so cleanup runs as for any exception. Only the first signal raises;
+    later ones are ignored so they cannot cut the cleanup short. The previous handlers are
+    restored on the way out. Outside the main thread it does nothing (Python delivers
+    signals there only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    fired = []
+
+    def handler(signum: int, frame: Any) -> None:
+        if fired:
+            return
+        fired.append(signum)
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        raise Terminated(signum)
+
+    sigs = [signal.SIGINT, signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
+    old = {s: signal.signal(s, handler) for s in sigs}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def run_interruptible(name: str, fn: Any, args: argparse.Namespace) -> int:
+    """Run a command under :func:`signals_raise`; a signal ends it with one line on stderr and
+    the shell's status for it (128 + signal number: 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP)."""
+    try:
+        with signals_raise():
+            return int(fn(args))
+    except KeyboardInterrupt:
+        print(f"rmapsim {name}: interrupted; cleaned up", file=sys.stderr)
+        return 128 + signal.SIGINT
+    except Terminated as e:
+        print(f"rmapsim {name}: terminated by {signal.Signals(e.signum).name}; cleaned up", file=sys.stderr)
+        return 128 + e.signum
+
+
 def cmd_validate_kernel(args: argparse.Namespace) -> int:
     from . import kernel
 
@@ -477,7 +533,9 @@ def cmd_validate_kernel(args: argparse.Namespace) -> int:
         out.extend(results)
         if not args.json:
             kern = records[0].get("kernel", "?") if records else "?"
-            print(f"live kernel {kern} vs era {era}: per-unit slopes of slab allocations / frees by live processes")
+            print(f"live kernel {kern} vs era {era}: slab allocations / frees; table: fitted per-unit slopes; "
+                  f"verdict: every fitted coefficient (slopes and intercept) equal to 1e-6")
+            print(kernel.exit_frees_line(records))
             print(kernel.format_comparison(results))
             print()
     if args.json:
@@ -664,9 +722,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.command == "fuzz":
         return cmd_fuzz(args)
     if args.command == "record":
-        return cmd_record(args)
+        return run_interruptible("record", cmd_record, args)
     if args.command == "validate-kernel":
-        return cmd_validate_kernel(args)
+        return run_interruptible("validate-kernel", cmd_validate_kernel, args)
     if args.command == "eras":
         if args.names:
             print("\n".join(eras()))

@@ -13,13 +13,17 @@ nothing else on the machine is. The tracepoints are ``kmem:kmem_cache_alloc`` an
 cache SLUB merges with other 64-byte objects, the ``call_site`` range of the anon_vma code in
 ``mm/rmap.c`` (from ``/proc/kallsyms``), excluding the anon_vma allocations made there.
 
-Frees are those made by live processes: the kernel detaches a task's perf counters before
-``exit_mm`` (``do_exit`` order since 2025), so exit's frees are invisible to the counters and
-left out of the prediction too (see :func:`_alloc_free`).
+Frees at exit: whether the counters see the frees ``exit_mmap`` makes depends on the order
+of ``do_exit`` (since 2025, Linux 6.17/6.18, ``perf_event_exit_task`` runs *before*
+``exit_mm``, so they are invisible). It is measured, not assumed: :func:`probe_exit_frees`
+runs the ``fork`` scenario, where nothing but exits frees a VMA, and every record stores
+the answer as ``exit_frees_counted``; the prediction includes the simulator's ``exit`` frees
+exactly when it is true (a record without the key, from before the probe: left out).
 
-Each scenario runs at several sizes; per-unit slopes are least-squares fits over the sizes,
-and the verdict compares slopes (the intercepts hold the driver's own start and exit, which
-both sides count too, and are shown for information).
+Each scenario runs at several sizes; per-unit coefficients are least-squares polynomial
+fits over the sizes, and the verdict compares every coefficient, slopes and intercepts
+alike (the intercepts hold what the driver's own start-up and exit add, which both sides
+count the same way).
 
 Needs Linux, root, tracefs (mounted here if it is not, and unmounted afterwards), readable
 kallsyms and a C compiler; :func:`probe` says which is missing.
@@ -38,6 +42,7 @@ import struct
 import subprocess
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
@@ -262,32 +267,35 @@ def replay(sim: Simulator, drv: int, scenario: str, n: int, pages: int) -> Dict[
     return obs
 
 
-def _alloc_free(sim: Simulator) -> Dict[str, int]:
-    """Allocations, and frees made by live processes (not by exit), per cache.
+def _alloc_free(sim: Simulator, exit_frees: bool = False) -> Dict[str, int]:
+    """Allocations and frees per cache; the frees of ``exit`` operations only when
+    ``exit_frees`` (the measured ``exit_frees_counted``).
 
-    Exit's frees are left out on both sides: since 2025 (Linux 6.17/6.18) ``do_exit`` calls
-    ``perf_event_exit_task`` *before* ``exit_mm`` ("sampling can touch ->mm, stop
-    everything before we tear it down"), so a per-task inherited counter is detached
-    before ``exit_mmap`` frees anything."""
+    Since 2025 (Linux 6.17/6.18) ``do_exit`` calls ``perf_event_exit_task`` *before*
+    ``exit_mm`` ("sampling can touch ->mm, stop everything before we tear it down"), so a
+    per-task inherited counter is detached before ``exit_mmap`` frees anything, and exit's
+    frees must be left out; on a kernel with the older order they are counted."""
     totals = {f"{c}_{k}": 0 for c in CACHES for k in KINDS}
     names = {"anon_vma": "anon_vma", "avc": "anon_vma_chain", "vma": "vm_area_struct"}
     for op, ws in sim.write_stats().items():
         for short, cache in names.items():
             totals[f"{cache}_alloc"] += int(ws[f"{short}_alloc"])
-            if op != "exit":
+            if exit_frees or op != "exit":
                 totals[f"{cache}_free"] += int(ws[f"{short}_free"])
     return totals
 
 
-def predict(layout: Sequence[Mapping], scenario: str, n: int, pages: int, era: str = "6.18") -> Dict[str, Any]:
+def predict(layout: Sequence[Mapping], scenario: str, n: int, pages: int, era: str = "6.18",
+            exit_frees: bool = False) -> Dict[str, Any]:
     """Allocations and frees per cache the simulator predicts for one driver run, counted
-    from the moment the driver starts its scenario (its start-up mappings excluded)."""
+    from the moment the driver starts its scenario (its start-up mappings excluded); the
+    frees made by exiting processes only when ``exit_frees``."""
     sim = Simulator(era=era)
     drv = mirror(sim, layout)
-    before = _alloc_free(sim)
+    before = _alloc_free(sim, exit_frees)
     obs = replay(sim, drv, scenario, n, pages)
     sim.check()
-    after = _alloc_free(sim)
+    after = _alloc_free(sim, exit_frees)
     out: Dict[str, Any] = {k: after[k] - before[k] for k in after}
     out["observed"] = obs
     return out
@@ -301,14 +309,20 @@ def fit(sizes: Sequence[int], values: Sequence[float], degree: int) -> List[floa
 def compare(record: Dict[str, Any], era: str = "6.18") -> Dict[str, Any]:
     """Compare one recorded scenario measurement with the era's prediction.
 
-    ``record``: ``{"scenario", "pages", "layout": [smaps mappings], "runs": {size: {cache_kind: count}}}``.
-    Returns rows per cache with measured and predicted coefficients and a verdict: agree
-    when every coefficient of allocs and frees matches to 1e-6.
+    ``record``: ``{"scenario", "pages", "layout": [smaps mappings], "runs": {size: {cache_kind: count}},
+    "exit_frees_counted": bool}`` (the last optional: missing means false, as recorded
+    before the probe existed). The prediction includes the simulator's exit frees exactly
+    when ``exit_frees_counted`` is true.
+
+    Returns rows per cache with the measured and predicted polynomial coefficients and a
+    verdict: a row agrees when *every* coefficient (per-unit slope(s) and intercept) of the
+    measured fit matches the predicted one to 1e-6; the scenario agrees when every row does.
     """
     scen = SCENARIOS[record["scenario"]]
     layout = [Mapping(**m) for m in record["layout"]]
     sizes = sorted(int(s) for s in record["runs"])
-    pred = {s: predict(layout, scen.name, s, record["pages"], era) for s in sizes}
+    exit_frees = bool(record.get("exit_frees_counted", False))
+    pred = {s: predict(layout, scen.name, s, record["pages"], era, exit_frees) for s in sizes}
     rows = []
     agree = True
     for cache in CACHES:
@@ -322,7 +336,8 @@ def compare(record: Dict[str, Any], era: str = "6.18") -> Dict[str, Any]:
             rows.append({"cache": cache, "kind": k, "measured": cm, "predicted": cp, "agree": ok,
                          "measured_counts": meas, "predicted_counts": want})
     out = {"scenario": scen.name, "unit": scen.unit, "degree": scen.degree, "sizes": sizes, "rows": rows,
-           "agree": agree, "era": era}
+           "agree": agree, "era": era, "exit_frees_counted": exit_frees,
+           "exit_frees_measured": "exit_frees_counted" in record}
     obs = pred[sizes[-1]]["observed"]
     if obs:
         out["observed"] = {"size": sizes[-1], **obs}
@@ -331,9 +346,42 @@ def compare(record: Dict[str, Any], era: str = "6.18") -> Dict[str, Any]:
     return out
 
 
+def exit_frees_line(records: Sequence[Dict[str, Any]]) -> str:
+    """One line saying whether exit-time frees are in the comparison, and how that is known."""
+    known = [r["exit_frees_counted"] for r in records if "exit_frees_counted" in r]
+    if not known:
+        return ("exit-time frees: left out of both sides (not measured: these records predate the probe; "
+                "assumed invisible to the counters, as on Linux >= 6.17)")
+    if len(set(known)) > 1:
+        return "exit-time frees: MIXED records (probe answers differ); each record is compared as it says"
+    if known[0]:
+        return "exit-time frees: counted by the kernel's counters (probe: fork scenario) and included in the prediction"
+    return ("exit-time frees: invisible to the kernel's counters (probe: fork scenario frees no VMA) "
+            "and left out of the prediction")
+
+
+def probe_exit_frees(exe: Path, ids: Dict[str, int], flt: Dict[str, str], pages: int = 8,
+                     runner: Optional[Callable[..., Dict[str, Any]]] = None) -> bool:
+    """Whether the inherited counters see the frees processes make at exit, measured.
+
+    Runs the driver's ``fork`` scenario at N = 1 and 2: it maps and writes a region and
+    forks children that only exit, so no VMA is freed except by ``exit_mmap``. Counted
+    ``vm_area_struct`` frees > 0 at both sizes: exit frees are visible (older ``do_exit``
+    order); 0 at both: they are not. Anything else raises :class:`RuntimeError`."""
+    run = runner or run_driver
+    frees = [run(exe, "fork", n, pages, ids, flt)["counts"]["vm_area_struct_free"] for n in (1, 2)]
+    if all(f > 0 for f in frees):
+        return True
+    if all(f == 0 for f in frees):
+        return False
+    raise RuntimeError(f"exit-time frees probe is inconsistent: vm_area_struct frees {frees} at N = 1, 2 "
+                       f"of the fork scenario (expected both zero or both non-zero)")
+
+
 def format_comparison(results: Sequence[Dict[str, Any]]) -> str:
-    """The measured-vs-predicted table (slopes per unit; quadratic scenarios also show the
-    per-unit² coefficient)."""
+    """The measured-vs-predicted table: the fitted per-unit slope of each count (quadratic
+    scenarios also show the per-unit² coefficient). The verdict compares every fitted
+    coefficient, intercepts included, though the table does not print the intercepts."""
     lines = [f"{'scenario':<16} {'unit':<10} {'cache':<15} {'measured (alloc/free)':>24} "
              f"{'predicted (alloc/free)':>24}  verdict"]
 
@@ -422,20 +470,70 @@ def _kallsyms() -> List[Tuple[int, str]]:
     return syms
 
 
-def avc_call_site_range() -> Tuple[int, int]:
-    """The text range holding every ``anon_vma_chain`` allocation and free site: from the
-    first to past the last of ``__anon_vma_prepare``, ``anon_vma_clone``, ``anon_vma_fork``
-    and ``unlink_anon_vmas`` (``anon_vma_chain_alloc/free`` are inlined into them)."""
-    syms = _kallsyms()
-    want = ("__anon_vma_prepare", "anon_vma_clone", "anon_vma_fork", "unlink_anon_vmas")
-    addrs = {name: a for a, name in syms if name in want}
-    if len(addrs) != len(want) or min(addrs.values()) == 0:
+#: The functions of mm/rmap.c that allocate and free ``anon_vma_chain`` objects (via the
+#: inline helpers ``anon_vma_chain_alloc`` / ``anon_vma_chain_free``).
+AVC_FUNCTIONS = ("__anon_vma_prepare", "anon_vma_clone", "anon_vma_fork", "unlink_anon_vmas")
+AVC_HELPERS = ("anon_vma_chain_alloc", "anon_vma_chain_free")
+_MAX_RANGE = 1 << 16
+
+
+def _base_name(sym: str) -> str:
+    """``anon_vma_clone.cold`` / ``anon_vma_chain_free.isra.0`` -> the C function's name."""
+    return sym.split(".", 1)[0]
+
+
+def avc_call_site_ranges(syms: Optional[Sequence[Tuple[int, str]]] = None) -> List[Tuple[int, int]]:
+    """The text ranges holding every ``anon_vma_chain`` allocation and free site.
+
+    The main range runs from the first to past the last of :data:`AVC_FUNCTIONS` (adjacent in
+    mm/rmap.c, with ``anon_vma_chain_alloc/free`` inlined into them). Any out-of-line piece
+    that can hold such a site is added as a range of its own, from its symbol to the next
+    symbol: an out-of-line copy of ``anon_vma_chain_alloc`` / ``anon_vma_chain_free``
+    (any ``.isra``/``.constprop``/``.part`` clone, ``.cold`` parts included), or a ``.cold``
+    / ``.part`` piece of the four functions outside the main range. Other symbols are never
+    included, so the ranges stay tight.
+
+    ``syms``: sorted ``(address, name)`` text symbols (default: ``/proc/kallsyms``).
+    Raises :class:`KernelUnavailable` when the functions are not visible (``kptr_restrict``,
+    no symbols) or a range cannot be bounded within 64 KiB.
+    """
+    syms = sorted(syms) if syms is not None else _kallsyms()
+    addrs = {name: a for a, name in syms if name in AVC_FUNCTIONS}
+    if len(addrs) != len(AVC_FUNCTIONS) or min(addrs.values()) == 0:
         raise KernelUnavailable("kallsyms does not show the anon_vma functions (kptr_restrict or no mm/rmap.c symbols)")
+
+    def end_of(addr: int) -> int:
+        return next((a for a, _ in syms if a > addr), 0)
+
     lo, last = min(addrs.values()), max(addrs.values())
-    hi = next((a for a, _ in syms if a > last), 0)
-    if not hi or hi - lo > 1 << 16:
+    hi = end_of(last)
+    if not hi or hi - lo > _MAX_RANGE:
         raise KernelUnavailable("cannot bound the anon_vma code in kallsyms")
-    return lo, hi
+    ranges = [(lo, hi)]
+    for a, name in syms:
+        base = _base_name(name)
+        if name in AVC_FUNCTIONS or (base not in AVC_HELPERS and not (base in AVC_FUNCTIONS and name != base)):
+            continue
+        if any(r0 <= a < r1 for r0, r1 in ranges):
+            continue
+        end = end_of(a)
+        if not end or end - a > _MAX_RANGE:
+            raise KernelUnavailable(f"kallsyms shows {name} (an anon_vma_chain allocation or free site outside "
+                                    f"the anon_vma functions) but its end cannot be bounded")
+        ranges.append((a, end))
+    return sorted(ranges)
+
+
+def avc_call_site_range() -> Tuple[int, int]:
+    """The main range of :func:`avc_call_site_ranges` (kept for callers that want one)."""
+    return avc_call_site_ranges()[0]
+
+
+def avc_filter(ranges: Sequence[Tuple[int, int]]) -> str:
+    """The tracepoint filter selecting ``anon_vma_chain`` objects: a call site in one of
+    ``ranges``, and not the anon_vma allocations made there."""
+    sites = " || ".join(f"call_site >= {lo:#x} && call_site < {hi:#x}" for lo, hi in ranges)
+    return f"({sites}) && name != \"anon_vma\"" if len(ranges) > 1 else f'{sites} && name != "anon_vma"'
 
 
 def _slab_merged(cache: str) -> bool:
@@ -444,13 +542,13 @@ def _slab_merged(cache: str) -> bool:
 
 def filters() -> Dict[str, str]:
     """The tracepoint filter of each cache."""
-    lo, hi = avc_call_site_range()
+    ranges = avc_call_site_ranges()
     for c in ("anon_vma", "vm_area_struct"):
         if _slab_merged(c):
             raise KernelUnavailable(f"slab cache {c} is merged with others here; its name does not identify it")
     return {
         "anon_vma": 'name == "anon_vma"',
-        "anon_vma_chain": f'call_site >= {lo:#x} && call_site < {hi:#x} && name != "anon_vma"',
+        "anon_vma_chain": avc_filter(ranges),
         "vm_area_struct": 'name == "vm_area_struct"',
     }
 
@@ -548,38 +646,66 @@ def build_driver(cache_dir: Optional[Path] = None) -> Path:
     raise KernelUnavailable(f"compiling the driver failed: {r.stderr.strip()[-400:]}")
 
 
+def _kill_group(proc: "subprocess.Popen[bytes]") -> None:
+    """Kill the process group of a driver started with ``start_new_session`` (the driver and
+    every process it forked) and reap the driver. Safe to call twice."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, 9)
+    with contextlib.suppress(OSError, ValueError):
+        proc.communicate()  # reap it, close the pipes
+
+
 def run_driver(exe: Path, scenario: str, n: int, pages: int, ids: Dict[str, int],
-               flt: Dict[str, str], timeout: float = 120.0) -> Dict[str, Any]:
-    """Run one scenario for real; returns the counts, the driver's start layout and its output."""
+               flt: Dict[str, str], timeout: float = 120.0,
+               counters_factory: Optional[Callable[[int, Dict[str, int], Dict[str, str]], "Counters"]] = None,
+               ) -> Dict[str, Any]:
+    """Run one scenario for real; returns the counts, the driver's start layout and its output.
+
+    The driver runs in a session (process group) of its own; if it has not finished after
+    ``timeout`` seconds, or anything goes wrong (an exception, a signal turned into one),
+    its whole process group is killed and reaped. A timeout raises :class:`RuntimeError`
+    naming the scenario and N."""
     proc = subprocess.Popen([str(exe), scenario, str(n), str(pages)], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     counters = None
     try:
         assert proc.stdout is not None and proc.stdin is not None
         first = proc.stdout.readline().decode()
         if not first.startswith("ready"):
+            proc.wait(timeout=timeout)
             raise RuntimeError(f"driver did not start: {first!r} {proc.stderr.read().decode() if proc.stderr else ''}")
         smaps = Path(f"/proc/{proc.pid}/smaps").read_text()
-        counters = Counters(proc.pid, ids, flt)
-        out, err = proc.communicate(input=b"g", timeout=timeout)
+        counters = (counters_factory or Counters)(proc.pid, ids, flt)
+        try:
+            out, err = proc.communicate(input=b"g", timeout=timeout)
+        except subprocess.TimeoutExpired:
+            _kill_group(proc)
+            raise RuntimeError(f"driver {scenario} N={n} did not finish within {timeout:g} s; "
+                               f"its process group was killed") from None
         if proc.returncode != 0:
-            raise RuntimeError(f"driver {scenario} {n} failed (exit {proc.returncode}): {err.decode().strip()}")
+            raise RuntimeError(f"driver {scenario} N={n} failed (exit {proc.returncode}): {err.decode().strip()}")
         counts = counters.read()
     finally:
         if counters is not None:
             counters.close()
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        _kill_group(proc)
     return {"counts": counts, "layout": parse_smaps(smaps), "stdout": out.decode()}
 
 
 def run_plain(exe: Path, scenario: str, n: int, pages: int, timeout: float = 300.0) -> str:
     """Run one driver scenario without counters; returns its standard output."""
-    r = subprocess.run([str(exe), scenario, str(n), str(pages)], input=b"g", capture_output=True, timeout=timeout)
-    if r.returncode != 0:
-        raise RuntimeError(f"driver {scenario} {n} failed (exit {r.returncode}): {r.stderr.decode().strip()}")
-    return r.stdout.decode()
+    proc = subprocess.Popen([str(exe), scenario, str(n), str(pages)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        out, err = proc.communicate(input=b"g", timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise RuntimeError(f"driver {scenario} N={n} did not finish within {timeout:g} s; "
+                           f"its process group was killed") from None
+    finally:
+        _kill_group(proc)
+    if proc.returncode != 0:
+        raise RuntimeError(f"driver {scenario} N={n} failed (exit {proc.returncode}): {err.decode().strip()}")
+    return out.decode()
 
 
 #: Children and pages per keeper of the pageout timing run.
@@ -638,10 +764,29 @@ def swapfile(size_mb: int = 64) -> Iterator[Optional[str]]:
                 break
         yield why
     finally:
-        if why is None:
-            subprocess.run(["swapoff", str(path)], capture_output=True)
-        with contextlib.suppress(OSError):
-            path.unlink()
+        _remove_swapfile(path)
+
+
+def _swap_active(path: Path) -> bool:
+    try:
+        lines = Path("/proc/swaps").read_text().splitlines()[1:]
+    except OSError:
+        return False
+    return any(line.split()[:1] == [str(path)] for line in lines)
+
+
+def _remove_swapfile(path: Path) -> None:
+    """``swapoff`` ``path`` if it is active (asked of ``/proc/swaps``, so an interrupted
+    ``swapon`` is covered too), then delete it; if ``swapoff`` fails the file is still in
+    use as swap, so it is kept and a warning names it."""
+    if _swap_active(path):
+        r = subprocess.run(["swapoff", str(path)], capture_output=True, text=True)
+        if r.returncode != 0:
+            warnings.warn(f"swapoff {path} failed ({r.stderr.strip() or r.returncode}); the swap file is still "
+                          f"active and was kept: run 'swapoff {path} && rm {path}'", RuntimeWarning, stacklevel=3)
+            return
+    with contextlib.suppress(OSError):
+        path.unlink()
 
 
 def measure(scenarios: Sequence[str], pages: int = 8, sizes: Optional[Dict[str, Sequence[int]]] = None,
@@ -655,6 +800,9 @@ def measure(scenarios: Sequence[str], pages: int = 8, sizes: Optional[Dict[str, 
     records = []
     with tracefs() as tfs, contextlib.ExitStack() as stack:
         ids = _event_ids(tfs)
+        exit_frees = probe_exit_frees(exe, ids, flt, pages)
+        if progress:
+            progress(f"  exit-time frees visible to the counters: {'yes' if exit_frees else 'no'} (fork probe)")
         swap_why: Optional[str] = None
         if "pageout" in scenarios:
             swap_why = stack.enter_context(swapfile())
@@ -682,7 +830,7 @@ def measure(scenarios: Sequence[str], pages: int = 8, sizes: Optional[Dict[str, 
                 if progress:
                     progress(f"  pageout timing: {kobs['timing']}")
             rec: Dict[str, Any] = {"scenario": name, "pages": pages, "layout": [m.to_json() for m in layout],
-                                   "runs": runs, "kernel": platform.release()}
+                                   "runs": runs, "kernel": platform.release(), "exit_frees_counted": exit_frees}
             if kobs:
                 rec["kernel_observed"] = kobs
             records.append(rec)
@@ -694,6 +842,7 @@ def save(records: Sequence[Dict[str, Any]], path: Path) -> None:
 
 
 __all__ = [
-    "EXIT_UNAVAILABLE", "KernelUnavailable", "Mapping", "SCENARIOS", "Scenario", "build_driver", "compare",
-    "fit", "format_comparison", "measure", "mirror", "parse_smaps", "predict", "probe", "replay", "save",
+    "EXIT_UNAVAILABLE", "KernelUnavailable", "Mapping", "SCENARIOS", "Scenario", "avc_call_site_ranges",
+    "avc_filter", "build_driver", "compare", "exit_frees_line", "fit", "format_comparison", "measure", "mirror",
+    "parse_smaps", "predict", "probe", "probe_exit_frees", "replay", "save",
 ]

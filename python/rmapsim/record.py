@@ -505,9 +505,14 @@ class KernelSampler:
         if why:
             raise kernel.KernelUnavailable(why)
         self._stack = contextlib.ExitStack()
-        tfs = self._stack.enter_context(kernel.tracefs())
-        self.counters = kernel.Counters(-1, kernel._event_ids(tfs), kernel.filters())
-        self.base = self.counters.read()
+        try:
+            tfs = self._stack.enter_context(kernel.tracefs())
+            self.counters = kernel.Counters(-1, kernel._event_ids(tfs), kernel.filters())
+            self._stack.callback(self.counters.close)
+            self.base = self.counters.read()
+        except BaseException:
+            self._stack.close()  # unmount the tracefs we mounted
+            raise
         self.interval = interval
         self.samples: List[Dict[str, int]] = []
         self._stop = threading.Event()
@@ -530,9 +535,10 @@ class KernelSampler:
     def stop(self) -> Dict[str, Any]:
         self._stop.set()
         self._t.join()
-        self.samples.append(self.live())
-        self.counters.close()
-        self._stack.close()
+        try:
+            self.samples.append(self.live())
+        finally:
+            self._stack.close()  # counters, then tracefs
         return summarize_kernel(self.samples, self.objsize)
 
 

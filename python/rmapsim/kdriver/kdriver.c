@@ -12,13 +12,20 @@
  * stdin, so the caller can read /proc/<pid>/smaps and attach counters first. Then it runs
  * the scenario and exits 0 once every process it created has been reaped. Scenario
  * process trees are fully serialised (pipes), so the kernel sees the operations in the
- * same order rmapsim replays them. Errors print to stderr and exit 1.
+ * same order rmapsim replays them. Errors print to stderr and exit 1; so does a child that
+ * dies before reporting (the parent polls its report pipe and reaps dead children while it
+ * waits, so it never blocks on a process that is gone).
+ *
+ * Testing hook: with KDRIVER_KILL_CHILD=K in the environment, the K-th process forked
+ * (counting along each line of descent) kills itself with SIGKILL right after fork, before
+ * it reports; the driver must then exit 1 promptly with a message.
  *
  * The region under test is mapped MAP_FIXED_NOREPLACE at REGION so it never merges with
  * the program's own mappings; mremap moves go to MOVED.
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +48,7 @@
 #define PG 4096UL
 
 static long pages;
+static long forks, kill_child;
 
 static void die(const char *what) {
     fprintf(stderr, "kdriver: %s: %s\n", what, strerror(errno));
@@ -61,10 +69,20 @@ static char *map_region(long npages) {
 }
 
 static pid_t xfork(void) {
+    forks++;
     pid_t p = fork();
     if (p < 0)
         die("fork");
+    if (p == 0 && kill_child && forks == kill_child)
+        kill(getpid(), SIGKILL);
     return p;
+}
+
+static void describe_failure(pid_t p, int st) {
+    if (WIFSIGNALED(st))
+        fprintf(stderr, "kdriver: process %d killed by signal %d\n", p, WTERMSIG(st));
+    else
+        fprintf(stderr, "kdriver: process %d failed (exit %d)\n", p, WEXITSTATUS(st));
 }
 
 static void reap_all(void) {
@@ -77,21 +95,54 @@ static void reap_all(void) {
             die("wait");
         }
         if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-            fprintf(stderr, "kdriver: process %d failed (status %d)\n", p, st);
+            describe_failure(p, st);
             exit(1);
         }
     }
 }
 
-/* One byte on `fd` (blocking); used as a baton between processes. */
+/* One byte on `fd` (blocking); used as a baton between processes. End of file (every
+ * writer gone: the process that should have written died) is an error. */
 static void wait_byte(int fd) {
     char c;
     ssize_t r;
     do
         r = read(fd, &c, 1);
     while (r < 0 && errno == EINTR);
+    if (r == 0) {
+        fprintf(stderr, "kdriver: pipe closed before the expected byte: the process that should "
+                        "have written it is gone\n");
+        exit(1);
+    }
     if (r != 1)
         die("wait_byte");
+}
+
+/*
+ * A parent waiting for a child's report: poll the pipe, and every 100 ms reap children that
+ * have ended (WNOHANG). One that was killed or failed has died before reporting (a child
+ * reports before it ends), so the driver exits 1 instead of waiting forever. Children that
+ * ended normally (exited generations of chain_exit) are simply reaped early.
+ */
+static void wait_child_byte(int fd) {
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+    for (;;) {
+        int r = poll(&pfd, 1, 100);
+        if (r < 0 && errno != EINTR)
+            die("poll");
+        if (r > 0) {
+            wait_byte(fd);
+            return;
+        }
+        int st;
+        pid_t p;
+        while ((p = waitpid(-1, &st, WNOHANG)) > 0)
+            if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+                describe_failure(p, st);
+                fprintf(stderr, "kdriver: a child died before reporting\n");
+                exit(1);
+            }
+    }
 }
 
 static void send_byte(int fd) {
@@ -120,7 +171,7 @@ static void storm(long n, void (*child)(long), void (*after)(long)) {
             }
             _exit(0);
         }
-        wait_byte(done[0]);
+        wait_child_byte(done[0]);
     }
     if (after)
         after(n);
@@ -181,14 +232,17 @@ static void chain(long n, int keep_parents) {
         if (c > 0) {
             if (keep_parents) {
                 int st;
-                if (waitpid(c, &st, 0) != c || !WIFEXITED(st) || WEXITSTATUS(st))
+                if (waitpid(c, &st, 0) != c || !WIFEXITED(st) || WEXITSTATUS(st)) {
+                    describe_failure(c, st);
                     _exit(1);
+                }
                 if (me == top)
                     return;
                 _exit(0);
             }
             if (me == top) {
-                wait_byte(done[0]);
+                close(done[1]); /* EOF once every generation holding it is gone */
+                wait_child_byte(done[0]);
                 reap_all();
                 return;
             }
@@ -232,6 +286,9 @@ static void pageout(long n) {
             die("pipe");
         if (xfork() == 0) {
             close(release[1]);
+            close(go[1]); /* so a dead parent means end of file on go[0] */
+            for (long j = 0; j < i; j++)
+                close(gos[j]);
             send_byte(done[1]);
             wait_byte(go[0]);
             long keep = i == 0 ? 0 : (i == n - 1 ? 1 : -1);
@@ -254,17 +311,17 @@ static void pageout(long n) {
         }
         close(go[0]);
         gos[i] = go[1];
-        wait_byte(done[0]);
+        wait_child_byte(done[0]);
     }
     if (madvise(REGION, 2 * PG, MADV_DONTNEED))
         die("madvise dontneed");
     for (long i = 0; i < n; i++) { /* everyone drops its pages, in fork order */
         send_byte(gos[i]);
-        wait_byte(done[0]);
+        wait_child_byte(done[0]);
     }
     for (long i = 0; i < n; i++) { /* then the keepers page out */
         send_byte(gos[i]);
-        wait_byte(done[0]);
+        wait_child_byte(done[0]);
     }
     close(release[1]);
     reap_all();
@@ -295,6 +352,9 @@ static void pageout_time(long n) {
             die("pipe");
         if (xfork() == 0) {
             close(release[1]);
+            close(go[1]); /* so a dead parent means end of file on go[0] */
+            for (long j = 0; j < i; j++)
+                close(gos[j]);
             send_byte(done[1]);
             long keep = i == 0 ? 0 : (i == n - 1 ? 1 : -1);
             wait_byte(go[0]);
@@ -322,14 +382,14 @@ static void pageout_time(long n) {
         }
         close(go[0]);
         gos[i] = go[1];
-        wait_byte(done[0]);
+        wait_child_byte(done[0]);
     }
     if (madvise(REGION, 2 * pages * PG, MADV_DONTNEED))
         die("madvise dontneed");
     for (long step = 0; step < 2; step++)
         for (long i = 0; i < n; i++) {
             send_byte(gos[i]);
-            wait_byte(done[0]);
+            wait_child_byte(done[0]);
         }
     close(release[1]);
     reap_all();
@@ -347,6 +407,8 @@ int main(int argc, char **argv) {
         fprintf(stderr, "kdriver: bad N or PAGES\n");
         return 2;
     }
+    const char *kc = getenv("KDRIVER_KILL_CHILD");
+    kill_child = kc ? atol(kc) : 0;
     setvbuf(stdout, NULL, _IONBF, 0);
     printf("ready %d\n", getpid());
     wait_byte(0);
