@@ -269,3 +269,29 @@ def test_brk_shrink_over_an_unmapped_heap_keeps_the_break(sim):
     sim.munmap(p, 0x600000, 0x3000)
     assert sim.brk(p, 0x600000) == 0x603000  # nothing mapped there: the kernel says no
     assert sim.brk_info(p) == (0x600000, 0x603000)
+
+
+@pytest.mark.parametrize("era", ["2.6.34", "3.0", "3.8", "6.18"])
+def test_thp_and_dump_advice_split_and_remerge(era):
+    """MADV_HUGEPAGE/NOHUGEPAGE (2.6.38+) and MADV_DONTDUMP/DODUMP (3.4+) change vm_flags:
+    the range splits off and merges back when the flags return; older eras say EINVAL."""
+    has_thp, has_dump = era != "2.6.34", era in ("3.8", "6.18")
+    for advice, ok in (("hugepage", has_thp), ("dontdump", has_dump)):
+        sim = rmapsim.Simulator(era=era)
+        p = sim.spawn()
+        sim.mmap(p, 4 * PAGE, 0x400000, "rw")
+        if not ok:
+            with pytest.raises(rmapsim.InvalidArgument, match=f'advice "{advice}" is EINVAL in era {era}'):
+                sim.madvise(p, 0x401000, PAGE, advice)
+            continue
+        sim.madvise(p, 0x401000, PAGE, advice)
+        vs = sim.vmas(p)
+        assert [(v["start"], v["end"]) for v in vs] == [(0x400000, 0x401000), (0x401000, 0x402000), (0x402000, 0x404000)]
+        assert advice in vs[1]["flags"]
+        sim.madvise(p, 0x401000, PAGE, {"hugepage": "nohugepage", "dontdump": "dodump"}[advice])
+        vs = sim.vmas(p)
+        if advice == "hugepage":  # nohugepage replaces hugepage: still apart
+            assert len(vs) == 3 and vs[1]["flags"] == ["account", "nohugepage"]
+        else:  # dodump clears it: merged back
+            assert [(v["start"], v["end"]) for v in vs] == [(0x400000, 0x404000)]
+        sim.check()

@@ -34,7 +34,7 @@ BASIC = log(
     "101 mprotect(0x7ffff7f00000, 4096, PROT_READ) = 0",
     "100 clone3({flags=CLONE_VM|CLONE_FS|CLONE_FILES|CLONE_SIGHAND|CLONE_THREAD|CLONE_SYSVSEM, stack=0x7f}, 88) = 102",
     "102 madvise(0x7ffff7f00000, 8192, MADV_DONTNEED) = 0",
-    "102 madvise(0x7ffff7f00000, 8192, MADV_HUGEPAGE) = 0",
+    "102 madvise(0x7ffff7f00000, 8192, MADV_MERGEABLE) = 0",
     "100 vfork( <unfinished ...>",
     '103 execve("/nonexistent/tool", ["tool"], 0x5555 /* 3 vars */) = -1 ENOENT (No such file or directory)',
     f'103 execve("{EXE}", ["python"], 0x5555 /* 3 vars */ <unfinished ...>',
@@ -65,7 +65,7 @@ def test_processes_threads_and_vfork():
     assert stats["processes"] == 3
     assert "mprotect p2 0x7ffff7f00000 0x1000 r" in ops  # the fork child's call is its own
     assert "madvise p1 0x7ffff7f00000 0x2000 dontneed" in ops  # the thread's call is p1's
-    assert stats["skipped"]["madvise MADV_HUGEPAGE (no rmap effect modelled)"] == 1
+    assert stats["skipped"]["madvise MADV_MERGEABLE (no rmap effect modelled)"] == 1
     assert stats["skipped"]["mmap failed"] == 1
     assert stats["skipped"]["execve failed"] if "execve failed" in stats["skipped"] else True
     assert "mremap p3 0x7ffff7b00000 0x1000 0x2000 move 0x7ffff7a00000" in ops
@@ -307,3 +307,23 @@ def test_static_pie_goes_below_mmap_base(tmp_path):
     segs = [s for s in record.image_for(str(exe)) if s.file == str(exe)]
     assert segs and all(s.start in real for s in segs), (segs, sorted(real))
     assert segs[0].start > 0x7F0000000000
+
+
+def test_flag_advice_is_converted_and_splits_vmas():
+    text = log(
+        f'600 execve("{EXE}", ["python"], 0x7ffe /* 3 vars */) = 0',
+        "600 mmap(NULL, 16384, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS, -1, 0) = 0x7ffff7000000",
+        "600 madvise(0x7ffff7001000, 4096, MADV_NOHUGEPAGE) = 0",
+        "600 madvise(0x7ffff7002000, 4096, MADV_DONTDUMP) = 0",
+        "600 +++ exited with 0 +++",
+    )
+    ops, _ = ops_of(text)
+    assert "madvise p1 0x7ffff7001000 0x1000 nohugepage" in ops
+    assert "madvise p1 0x7ffff7002000 0x1000 dontdump" in ops
+    sim = rmapsim.Simulator(era="6.18")
+    tr = "# rmapsim trace v1\n" + "\n".join(o for o in ops if not o.startswith("exit")) + "\n"
+    assert sim.apply(tr, check_each=True).errors() == []
+    p = int(sim.pids()[0])
+    got = [(v["start"], v["flags"]) for v in sim.vmas(p) if 0x7ffff7000000 <= v["start"] < 0x7ffff7004000]
+    assert got == [(0x7ffff7000000, ["account"]), (0x7ffff7001000, ["account", "nohugepage"]),
+                   (0x7ffff7002000, ["account", "dontdump"]), (0x7ffff7003000, ["account"])]

@@ -256,7 +256,8 @@ class Simulator(_core.Simulator):
         """``madvise(addr, length, advice)`` with advice ``normal``, ``random``,
         ``sequential``, ``dontfork``, ``dofork`` (flag changes that split and re-merge
         VMAs), ``wipeonfork`` / ``keeponfork`` (Linux 4.14+ eras only; EINVAL earlier),
-        ``dontneed`` (zap the pages) or ``pageout`` (reclaim the pages this process maps
+        ``hugepage`` / ``nohugepage`` (2.6.38+) and ``dontdump`` / ``dodump`` (3.4+), which
+        only change vm_flags here, ``dontneed`` (zap the pages) or ``pageout`` (reclaim the pages this process maps
         exclusively through their rmap walks). Returns the walks made (``pageout`` only)."""
         return ScanStats(self._madvise(pid, addr, length, advice), kind="try_to_unmap")
 

@@ -75,6 +75,8 @@ _ADVICE = {
     "MADV_NORMAL": "normal", "MADV_RANDOM": "random", "MADV_SEQUENTIAL": "sequential",
     "MADV_DONTNEED": "dontneed", "MADV_DONTFORK": "dontfork", "MADV_DOFORK": "dofork",
     "MADV_WIPEONFORK": "wipeonfork", "MADV_KEEPONFORK": "keeponfork", "MADV_PAGEOUT": "pageout",
+    "MADV_HUGEPAGE": "hugepage", "MADV_NOHUGEPAGE": "nohugepage", "MADV_DONTDUMP": "dontdump",
+    "MADV_DODUMP": "dodump",
 }
 
 

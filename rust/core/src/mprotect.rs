@@ -20,11 +20,28 @@ pub enum Advice {
     WipeOnFork,
     KeepOnFork,
     PageOut,
+    HugePage,
+    NoHugePage,
+    DontDump,
+    DoDump,
 }
 
 impl Advice {
-    pub const NAMES: &'static [&'static str] =
-        &["normal", "random", "sequential", "dontneed", "dontfork", "dofork", "wipeonfork", "keeponfork", "pageout"];
+    pub const NAMES: &'static [&'static str] = &[
+        "normal",
+        "random",
+        "sequential",
+        "dontneed",
+        "dontfork",
+        "dofork",
+        "wipeonfork",
+        "keeponfork",
+        "pageout",
+        "hugepage",
+        "nohugepage",
+        "dontdump",
+        "dodump",
+    ];
 
     pub fn parse(s: &str) -> Result<Advice> {
         Ok(match s {
@@ -37,6 +54,10 @@ impl Advice {
             "wipeonfork" => Advice::WipeOnFork,
             "keeponfork" => Advice::KeepOnFork,
             "pageout" => Advice::PageOut,
+            "hugepage" => Advice::HugePage,
+            "nohugepage" => Advice::NoHugePage,
+            "dontdump" => Advice::DontDump,
+            "dodump" => Advice::DoDump,
             _ => {
                 return Err(SimError::InvalidArgument(format!(
                     "unknown advice {s:?}; known: {}",
@@ -57,6 +78,11 @@ impl Advice {
             Advice::DoFork => flags & !DONTCOPY,
             Advice::WipeOnFork => flags | WIPEONFORK,
             Advice::KeepOnFork => flags & !WIPEONFORK,
+            // hugepage_madvise: one clears the other
+            Advice::HugePage => (flags & !NOHUGEPAGE) | HUGEPAGE,
+            Advice::NoHugePage => (flags & !HUGEPAGE) | NOHUGEPAGE,
+            Advice::DontDump => flags | DONTDUMP,
+            Advice::DoDump => flags & !DONTDUMP,
             Advice::DontNeed | Advice::PageOut => return None,
         })
     }
@@ -208,6 +234,22 @@ impl Simulator {
     pub fn madvise(&mut self, pid: i64, addr: u64, len: u64, advice: Advice) -> Result<ScanStats> {
         let mm = self.proc_mm(pid)?;
         let end = Self::check_range(addr, len)?;
+        let missing = match advice {
+            Advice::HugePage | Advice::NoHugePage if !self.policy.has_thp_advice => {
+                Some("MADV_HUGEPAGE/NOHUGEPAGE arrived in Linux 2.6.38")
+            }
+            Advice::DontDump | Advice::DoDump if !self.policy.has_dump_advice => {
+                Some("MADV_DONTDUMP/DODUMP arrived in Linux 3.4")
+            }
+            _ => None,
+        };
+        if let Some(why) = missing {
+            return Err(SimError::InvalidArgument(format!(
+                "advice {:?} is EINVAL in era {}: {why}",
+                format!("{advice:?}").to_lowercase(),
+                self.policy.name
+            )));
+        }
         if matches!(advice, Advice::WipeOnFork | Advice::KeepOnFork) && !self.policy.has_wipeonfork {
             return Err(SimError::InvalidArgument(format!(
                 "advice {:?} is EINVAL in era {}: MADV_WIPEONFORK/KEEPONFORK arrived in Linux 4.14",

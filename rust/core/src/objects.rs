@@ -38,6 +38,10 @@ pub mod vmflags {
     /// range stops merging with a never-writable neighbour of equal protection (the ELF
     /// loader's RELRO stays apart from the read-only segment before it).
     pub const ACCOUNT: u32 = 1 << 4;
+    /// `VM_HUGEPAGE` / `VM_NOHUGEPAGE` (MADV_HUGEPAGE / MADV_NOHUGEPAGE) and `VM_DONTDUMP`.
+    pub const HUGEPAGE: u32 = 1 << 5;
+    pub const NOHUGEPAGE: u32 = 1 << 6;
+    pub const DONTDUMP: u32 = 1 << 7;
     /// Bits 8–31 hold the mapping's `vm_file` identity (0: anonymous). Every kernel rule
     /// that compares `vm_flags` for merging (`is_mergeable_vma`, `anon_vma_compatible`)
     /// also compares `vm_file`, so keeping the file in the compared word makes one

@@ -148,6 +148,12 @@ pub struct Policy {
     pub fork_error_unlinks: bool,
     /// `MADV_WIPEONFORK` / `MADV_KEEPONFORK` exist (Linux 4.14+); otherwise EINVAL.
     pub has_wipeonfork: bool,
+    /// `MADV_HUGEPAGE` / `MADV_NOHUGEPAGE` exist (2.6.38, transparent hugepages); otherwise
+    /// EINVAL. Only their `VM_HUGEPAGE` / `VM_NOHUGEPAGE` flags are modelled (they split and
+    /// merge VMAs), not huge pages.
+    pub has_thp_advice: bool,
+    /// `MADV_DONTDUMP` / `MADV_DODUMP` exist (3.4); otherwise EINVAL.
+    pub has_dump_advice: bool,
     /// `vma_adjust` chooses the VMA to import an anon_vma from before removing anything,
     /// looking past an unfaulted `next` in case 6; earlier kernels found it only on the
     /// second pass, after `next` was freed (a failed clone there is a use-after-free).
@@ -196,6 +202,8 @@ impl Policy {
             importer_clones_exporter: true,
             fork_error_unlinks: true,
             has_wipeonfork: false,
+            has_thp_advice: false,
+            has_dump_advice: false,
             adjust_imports_upfront: false,
             mremap_expand_merges: false,
             mprotect_unaccounts: false,
@@ -243,12 +251,14 @@ impl Policy {
             merge_rule: MergeAnonRule::SingularChain,
             swapin_keeps_anon_mapping: true,
             prepare_links_at_head: false,
+            has_thp_advice: true,
             sizes: StructSizes { anon_vma: 64, ..v2635.sizes },
             ..v2635.clone()
         };
         let v37 = Policy {
             name: "3.7".into(),
             index: AnonIndex::IntervalTree,
+            has_dump_advice: true,
             sizes: StructSizes { vm_area_struct: 184, anon_vma: 56, anon_vma_chain: 64 },
             ..v30.clone()
         };
@@ -345,6 +355,8 @@ pub const KNOBS: &[(&str, &str, &str)] = &[
     ("importer_clones_exporter", "vma_adjust's importer clones the exporter's chain (false: its own, the posted patch's bug)", "2.6.34-rc4 (287d97ac)"),
     ("fork_error_unlinks", "anon_vma_fork unlinks the cloned chain when a later allocation fails (false: leak, the posted patch)", "2.6.34"),
     ("has_wipeonfork", "MADV_WIPEONFORK / MADV_KEEPONFORK exist", "4.14"),
+    ("has_thp_advice", "MADV_HUGEPAGE / MADV_NOHUGEPAGE exist (their VM_HUGEPAGE / VM_NOHUGEPAGE flags split and merge VMAs)", "2.6.38"),
+    ("has_dump_advice", "MADV_DONTDUMP / MADV_DODUMP exist (VM_DONTDUMP)", "3.4"),
     ("adjust_imports_upfront", "vma_adjust picks the anon_vma exporter before removing anything (case 6 looks past an unfaulted next)", "4.x (release unverified); 6.x merge code dups first"),
     ("mremap_expand_merges", "mremap growing a VMA in place also merges it with a compatible next VMA", "6.1 (ca3d76b0aa80)"),
     ("mprotect_unaccounts", "mprotect to non-writable clears VM_ACCOUNT of an anonymous VMA without anon_vma (it merges with never-writable neighbours again)", "6.7 (\"allow unfaulted VMAs to be unaccounted on mprotect()\"; checked on the live 6.18)"),
@@ -412,6 +424,8 @@ impl Policy {
             ("importer_clones_exporter", b(self.importer_clones_exporter)),
             ("fork_error_unlinks", b(self.fork_error_unlinks)),
             ("has_wipeonfork", b(self.has_wipeonfork)),
+            ("has_thp_advice", b(self.has_thp_advice)),
+            ("has_dump_advice", b(self.has_dump_advice)),
             ("adjust_imports_upfront", b(self.adjust_imports_upfront)),
             ("mremap_expand_merges", b(self.mremap_expand_merges)),
             ("mprotect_unaccounts", b(self.mprotect_unaccounts)),
@@ -441,6 +455,8 @@ impl Policy {
             "importer_clones_exporter" => self.importer_clones_exporter = parse_bool(value, knob)?,
             "fork_error_unlinks" => self.fork_error_unlinks = parse_bool(value, knob)?,
             "has_wipeonfork" => self.has_wipeonfork = parse_bool(value, knob)?,
+            "has_thp_advice" => self.has_thp_advice = parse_bool(value, knob)?,
+            "has_dump_advice" => self.has_dump_advice = parse_bool(value, knob)?,
             "adjust_imports_upfront" => self.adjust_imports_upfront = parse_bool(value, knob)?,
             "mremap_expand_merges" => self.mremap_expand_merges = parse_bool(value, knob)?,
             "mprotect_unaccounts" => self.mprotect_unaccounts = parse_bool(value, knob)?,

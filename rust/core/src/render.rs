@@ -101,6 +101,9 @@ impl Simulator {
                 (vmflags::SEQ_READ, "seq"),
                 (vmflags::DONTCOPY, "dontcopy"),
                 (vmflags::WIPEONFORK, "wipeonfork"),
+                (vmflags::HUGEPAGE, "hugepage"),
+                (vmflags::NOHUGEPAGE, "nohugepage"),
+                (vmflags::DONTDUMP, "dontdump"),
             ] {
                 if vma.flags & bit != 0 {
                     flags.push(name);

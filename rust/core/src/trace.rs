@@ -477,7 +477,7 @@ mod tests {
 /// Sentinel for "none" in the op-array form.
 pub const NONE: u64 = u64::MAX;
 
-const ADVICES: [Advice; 9] = [
+const ADVICES: [Advice; 13] = [
     Advice::Normal,
     Advice::Random,
     Advice::Sequential,
@@ -487,6 +487,10 @@ const ADVICES: [Advice; 9] = [
     Advice::WipeOnFork,
     Advice::KeepOnFork,
     Advice::PageOut,
+    Advice::HugePage,
+    Advice::NoHugePage,
+    Advice::DontDump,
+    Advice::DoDump,
 ];
 
 impl Op {

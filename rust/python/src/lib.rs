@@ -774,11 +774,20 @@ const ERROR_KINDS: [&str; 6] =
 
 fn flag_names(flags: u32) -> Vec<&'static str> {
     use rmapsim_core::objects::vmflags::*;
-    [(RAND_READ, "rand"), (SEQ_READ, "seq"), (DONTCOPY, "dontcopy"), (WIPEONFORK, "wipeonfork"), (ACCOUNT, "account")]
-        .iter()
-        .filter(|(b, _)| flags & b != 0)
-        .map(|&(_, n)| n)
-        .collect()
+    [
+        (RAND_READ, "rand"),
+        (SEQ_READ, "seq"),
+        (DONTCOPY, "dontcopy"),
+        (WIPEONFORK, "wipeonfork"),
+        (ACCOUNT, "account"),
+        (HUGEPAGE, "hugepage"),
+        (NOHUGEPAGE, "nohugepage"),
+        (DONTDUMP, "dontdump"),
+    ]
+    .iter()
+    .filter(|(b, _)| flags & b != 0)
+    .map(|&(_, n)| n)
+    .collect()
 }
 
 /// The list of era preset names, oldest first.
