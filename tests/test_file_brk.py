@@ -248,27 +248,57 @@ def test_random_file_and_brk_sequences_keep_every_invariant(era, ops):
         sim.check()
 
 
-def test_brk_never_expands_the_bss_below_the_heap(sim):
-    """do_brk_flags only expands brkvma = vma_prev_limit(start_brk): an anonymous bss that
-    ends exactly at start_brk stays its own VMA (as a static binary's maps show on 6.18)."""
+def test_brk_expands_the_bss_below_the_heap_only_before_6_1(sim):
+    """6.1+ do_brk_flags only expands brkvma = vma_prev_limit(start_brk): an anonymous bss
+    that ends exactly at start_brk stays its own VMA (as a static binary's maps show on the
+    live 6.18). Before 6.1, do_brk's vma_merge merged the heap into it."""
     p = sim.spawn()
     sim.mmap(p, 2 * PAGE, 0x4A7000, "rw")  # bss, ends at the heap base
     sim.touch(p, 0x4A7000, PAGE)
     sim.set_brk_base(p, 0x4A9000)
     assert sim.brk(p, 0x4AB000) == 0x4AB000
-    assert [(v["start"], v["end"]) for v in sim.vmas(p)] == [(0x4A7000, 0x4A9000), (0x4A9000, 0x4AB000)]
-    assert sim.brk(p, 0x4AC000) == 0x4AC000  # the heap itself is expanded
-    assert [(v["start"], v["end"]) for v in sim.vmas(p)] == [(0x4A7000, 0x4A9000), (0x4A9000, 0x4AC000)]
+    spans = [(v["start"], v["end"]) for v in sim.vmas(p)]
+    if sim.era == "6.18":
+        assert spans == [(0x4A7000, 0x4A9000), (0x4A9000, 0x4AB000)]
+        assert sim.brk(p, 0x4AC000) == 0x4AC000  # the heap itself is expanded
+        assert [(v["start"], v["end"]) for v in sim.vmas(p)] == [(0x4A7000, 0x4A9000), (0x4A9000, 0x4AC000)]
+    else:
+        assert spans == [(0x4A7000, 0x4AB000)]
     sim.check()
 
 
-def test_brk_shrink_over_an_unmapped_heap_keeps_the_break(sim):
+def test_brk_shrink_over_an_unmapped_heap(sim):
+    """6.1+ keeps the break when nothing is mapped in [newbrk, oldbrk); before, the break
+    always moved."""
     p = sim.spawn()
     sim.set_brk_base(p, 0x600000)
     assert sim.brk(p, 0x603000) == 0x603000
     sim.munmap(p, 0x600000, 0x3000)
-    assert sim.brk(p, 0x600000) == 0x603000  # nothing mapped there: the kernel says no
-    assert sim.brk_info(p) == (0x600000, 0x603000)
+    want = 0x603000 if sim.era == "6.18" else 0x600000
+    assert sim.brk(p, 0x600000) == want
+    assert sim.brk_info(p) == (0x600000, want)
+
+
+@pytest.mark.parametrize("era", ["6.0", "6.18"])
+def test_mremap_grow_in_place_fails_whole_when_its_merge_fails(era):
+    """6.1+ expand_vma_in_place: vma_merge_extend returning NULL (ENOMEM) fails the call and
+    changes nothing; before (6.0 here), vma_adjust just moves the end."""
+    sim = rmapsim.Simulator(era=era)
+    p = sim.spawn()
+    a = 0x10000000
+    sim.mmap(p, PAGE, a, "rw")
+    sim.mmap(p, PAGE, a + 2 * PAGE, "rw")
+    sim.touch(p, a + 2 * PAGE, PAGE)
+    before = sim.vmas(p)
+    sim.inject_enomem(nth=1)
+    if era == "6.18":
+        with pytest.raises(rmapsim.OutOfMemory, match="vma_merge_extend failed"):
+            sim.mremap(p, a, PAGE, 2 * PAGE, may_move=False)
+        assert sim.vmas(p) == before
+    else:
+        assert sim.mremap(p, a, PAGE, 2 * PAGE, may_move=False) == a
+    sim.inject_enomem()  # off again
+    sim.check()
 
 
 @pytest.mark.parametrize("era", ["2.6.34", "3.0", "3.8", "6.18"])

@@ -95,6 +95,13 @@ impl Simulator {
                     self.merge_sites.push((mm, e, new_end, true));
                     return Ok(old_addr);
                 }
+                if self.merge_failed {
+                    // expand_vma_in_place: vma_merge_extend returned NULL -> ENOMEM, nothing changed
+                    return Err(SimError::OutOfMemory(format!(
+                        "mremap of [{old_addr:#x}, {:#x}) in place: vma_merge_extend failed (ENOMEM); nothing changed",
+                        old_addr + old_len
+                    )));
+                }
             }
             self.vma_adjust(v, s, new_end, pg, None)?;
             return Ok(old_addr);

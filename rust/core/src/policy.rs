@@ -166,6 +166,11 @@ pub struct Policy {
     /// anon_vma yet (`mprotect_fixup`'s `else if ((oldflags & VM_ACCOUNT) &&
     /// vma_is_anonymous(vma) && !vma->anon_vma)`, 6.7+); before, the charge stayed.
     pub mprotect_unaccounts: bool,
+    /// brk follows the 6.1 maple-tree code: growth expands only the heap VMA
+    /// (`vma_prev_limit(start_brk)`, never the bss below it) and a shrink over an unmapped
+    /// range keeps the old break. Before 6.1, `do_brk` ran a full `vma_merge` with any
+    /// previous VMA and a shrink always unmapped and moved the break.
+    pub brk_heap_only: bool,
     /// anon_vmas record their fork tree's root, non-roots pin the root so it is freed
     /// last, and anon_vmas are reference counted (2.6.35+).
     pub track_root: bool,
@@ -207,6 +212,7 @@ impl Policy {
             adjust_imports_upfront: false,
             mremap_expand_merges: false,
             mprotect_unaccounts: false,
+            brk_heap_only: false,
             track_root: false,
             swapin_keeps_anon_mapping: false,
             index: AnonIndex::List,
@@ -282,6 +288,7 @@ impl Policy {
             merge_rule: MergeAnonRule::Case2025,
             mremap_expand_merges: true,
             mprotect_unaccounts: true,
+            brk_heap_only: true,
             sizes: StructSizes { vm_area_struct: 192, anon_vma: 96, anon_vma_chain: 64 },
             ..v60.clone()
         };
@@ -359,6 +366,7 @@ pub const KNOBS: &[(&str, &str, &str)] = &[
     ("has_dump_advice", "MADV_DONTDUMP / MADV_DODUMP exist (VM_DONTDUMP)", "3.4"),
     ("adjust_imports_upfront", "vma_adjust picks the anon_vma exporter before removing anything (case 6 looks past an unfaulted next)", "4.x (release unverified); 6.x merge code dups first"),
     ("mremap_expand_merges", "mremap growing a VMA in place also merges it with a compatible next VMA", "6.1 (ca3d76b0aa80)"),
+    ("brk_heap_only", "brk growth expands only the heap VMA (never the bss below start_brk); a shrink over an unmapped heap keeps the break", "6.1 (maple tree brk rewrite)"),
     ("mprotect_unaccounts", "mprotect to non-writable clears VM_ACCOUNT of an anonymous VMA without anon_vma (it merges with never-writable neighbours again)", "6.7 (\"allow unfaulted VMAs to be unaccounted on mprotect()\"; checked on the live 6.18)"),
     ("track_root", "anon_vmas record the root of their fork tree; non-roots pin it; anon_vmas are refcounted", "2.6.35 (Rik van Riel's root series)"),
     ("swapin_keeps_anon_mapping", "a page that is already anonymous keeps page->mapping when mapped again from the swap cache", "3.0 here (exact release unverified)"),
@@ -429,6 +437,7 @@ impl Policy {
             ("adjust_imports_upfront", b(self.adjust_imports_upfront)),
             ("mremap_expand_merges", b(self.mremap_expand_merges)),
             ("mprotect_unaccounts", b(self.mprotect_unaccounts)),
+            ("brk_heap_only", b(self.brk_heap_only)),
             ("track_root", b(self.track_root)),
             ("swapin_keeps_anon_mapping", b(self.swapin_keeps_anon_mapping)),
             ("index", word(self.index, INDEX).into()),
@@ -460,6 +469,7 @@ impl Policy {
             "adjust_imports_upfront" => self.adjust_imports_upfront = parse_bool(value, knob)?,
             "mremap_expand_merges" => self.mremap_expand_merges = parse_bool(value, knob)?,
             "mprotect_unaccounts" => self.mprotect_unaccounts = parse_bool(value, knob)?,
+            "brk_heap_only" => self.brk_heap_only = parse_bool(value, knob)?,
             "track_root" => self.track_root = parse_bool(value, knob)?,
             "swapin_keeps_anon_mapping" => self.swapin_keeps_anon_mapping = parse_bool(value, knob)?,
             "index" => self.index = parse_word(value, INDEX, knob)?,

@@ -628,11 +628,14 @@ impl Simulator {
             return Ok(new);
         }
         if new < cur {
-            // Only a heap actually mapped in [newbrk, oldbrk) is shrunk.
-            if self.vmas_in(mm, newbrk, oldbrk).is_empty() {
+            // 6.1+: only a heap actually mapped in [newbrk, oldbrk) is shrunk.
+            let unmapped = self.vmas_in(mm, newbrk, oldbrk).is_empty();
+            if unmapped && self.policy.brk_heap_only {
                 return Ok(cur);
             }
-            self.do_munmap(mm, newbrk, oldbrk - newbrk)?;
+            if !unmapped {
+                self.do_munmap(mm, newbrk, oldbrk - newbrk)?;
+            }
             self.mm_mut(mm).brk = new;
             return Ok(new);
         }
@@ -645,12 +648,19 @@ impl Simulator {
         if !self.vmas_in(mm, oldbrk, newbrk).is_empty() {
             return Ok(cur);
         }
-        // do_brk_flags(brkvma = vma_prev_limit(start_brk)): only a VMA reaching above
-        // start_brk (the heap itself) may be expanded, never the bss below the heap; the
-        // guard gap keeps the next VMA from being adjacent.
+        // 6.1+ do_brk_flags(brkvma = vma_prev_limit(start_brk)): only a VMA reaching above
+        // start_brk (the heap itself) may be expanded, never the bss below the heap; before
+        // 6.1, do_brk's vma_merge took any previous VMA. The guard gap keeps the next VMA
+        // from being adjacent.
+        let heap_only = self.policy.brk_heap_only;
         let (rw, pgoff) = (prot::READ | prot::WRITE, oldbrk >> PAGE_SHIFT);
-        let prev =
-            self.mm(mm).vmas.range(..oldbrk).next_back().map(|(_, &v)| v).filter(|&v| self.vma(v).end > start_brk);
+        let prev = self
+            .mm(mm)
+            .vmas
+            .range(..oldbrk)
+            .next_back()
+            .map(|(_, &v)| v)
+            .filter(|&v| !heap_only || self.vma(v).end > start_brk);
         if self.vma_merge(mm, prev, oldbrk, newbrk, rw, vmflags::ACCOUNT, None, pgoff, MergeCtx::default()).is_none() {
             let v = self.vma_alloc(AllocSite::VmaMmap, mm, oldbrk, newbrk, pgoff, rw, vmflags::ACCOUNT)?;
             self.vma_link(v, true);
