@@ -259,12 +259,12 @@ static void chain(long n, int keep_parents) {
     _exit(0);
 }
 
-/*
- * Pageout: the driver writes `pages` pages, then forks n children one by one. Page 0 is
- * then kept only by the first child and page 1 only by the last (every other process drops
- * it with MADV_DONTNEED), and each keeper pages its page out with MADV_PAGEOUT. Each child
- * prints "swapped <page> <0|1>" from /proc/self/pagemap afterwards.
- */
+static long now_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1000000000L + t.tv_nsec;
+}
+
 static int swapped(char *addr) {
     FILE *f = fopen("/proc/self/pagemap", "rb");
     if (!f)
@@ -276,75 +276,20 @@ static int swapped(char *addr) {
     return (int)((e >> 62) & 1);
 }
 
-static void pageout(long n) {
-    int go[2], done[2], release[2];
+/*
+ * Pageout (both scenarios): the driver has written 2*span pages and forks n children, one
+ * by one. Pages [0, span) are then kept only by the first child and [span, 2*span) only by
+ * the last (everyone else drops them with MADV_DONTNEED), and each keeper pages its half
+ * out with MADV_PAGEOUT. The kernel's try_to_unmap walks the driver's anon_vma in fork
+ * order and stops at the only mapping, so the last child's pages cost n - 1 more VMA
+ * visits each than the first child's.
+ *   pageout (span 1):         each keeper prints "swapped <half> <0|1>" from pagemap;
+ *   pageout_time (span PAGES): "pageout_ns first|last <ns> <swapped pages>".
+ */
+static void keepers(long n, long span, int timed) {
+    int done[2], release[2];
     if (pipe(done) || pipe(release))
         die("pipe");
-    int *gos = calloc((size_t)n, sizeof(int));
-    for (long i = 0; i < n; i++) {
-        if (pipe(go))
-            die("pipe");
-        if (xfork() == 0) {
-            close(release[1]);
-            close(go[1]); /* so a dead parent means end of file on go[0] */
-            for (long j = 0; j < i; j++)
-                close(gos[j]);
-            send_byte(done[1]);
-            wait_byte(go[0]);
-            long keep = i == 0 ? 0 : (i == n - 1 ? 1 : -1);
-            for (long p = 0; p < 2; p++)
-                if (p != keep && madvise(REGION + p * PG, PG, MADV_DONTNEED))
-                    die("madvise dontneed");
-            send_byte(done[1]);
-            wait_byte(go[0]);
-            if (keep >= 0) {
-                if (madvise(REGION + keep * PG, PG, MADV_PAGEOUT))
-                    die("madvise pageout");
-                printf("swapped %ld %d\n", keep, swapped(REGION + keep * PG));
-                fflush(stdout);
-            }
-            send_byte(done[1]);
-            char c;
-            while (read(release[0], &c, 1) > 0) {
-            }
-            _exit(0);
-        }
-        close(go[0]);
-        gos[i] = go[1];
-        wait_child_byte(done[0]);
-    }
-    if (madvise(REGION, 2 * PG, MADV_DONTNEED))
-        die("madvise dontneed");
-    for (long i = 0; i < n; i++) { /* everyone drops its pages, in fork order */
-        send_byte(gos[i]);
-        wait_child_byte(done[0]);
-    }
-    for (long i = 0; i < n; i++) { /* then the keepers page out */
-        send_byte(gos[i]);
-        wait_child_byte(done[0]);
-    }
-    close(release[1]);
-    reap_all();
-}
-
-/*
- * Pageout timing: the driver writes 2*PAGES pages and forks n children. Pages [0, PAGES)
- * are then kept only by the first child, [PAGES, 2*PAGES) only by the last (everyone else
- * drops them). Each keeper times MADV_PAGEOUT of its pages and prints
- * "pageout_ns first|last <ns> <swapped pages>". The kernel's try_to_unmap walks the
- * driver's anon_vma in fork order and stops at the only mapping, so the last child's pages
- * cost n - 1 more VMA visits each than the first child's.
- */
-static long now_ns(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec * 1000000000L + t.tv_nsec;
-}
-
-static void pageout_time(long n) {
-    int done[2], release[2];
-    if (n < 2 || pipe(done) || pipe(release))
-        die("pageout_time needs N >= 2");
     int *gos = calloc((size_t)n, sizeof(int));
     for (long i = 0; i < n; i++) {
         int go[2];
@@ -359,20 +304,24 @@ static void pageout_time(long n) {
             long keep = i == 0 ? 0 : (i == n - 1 ? 1 : -1);
             wait_byte(go[0]);
             for (long half = 0; half < 2; half++)
-                if (half != keep && madvise(REGION + half * pages * PG, pages * PG, MADV_DONTNEED))
+                if (half != keep && madvise(REGION + half * span * PG, span * PG, MADV_DONTNEED))
                     die("madvise dontneed");
             send_byte(done[1]);
             wait_byte(go[0]);
             if (keep >= 0) {
-                char *base = REGION + keep * pages * PG;
+                char *base = REGION + keep * span * PG;
                 long t0 = now_ns();
-                if (madvise(base, pages * PG, MADV_PAGEOUT))
+                if (madvise(base, span * PG, MADV_PAGEOUT))
                     die("madvise pageout");
                 long dt = now_ns() - t0;
                 long sw = 0;
-                for (long p = 0; p < pages; p++)
+                for (long p = 0; p < span; p++)
                     sw += swapped(base + p * PG);
-                printf("pageout_ns %s %ld %ld\n", keep == 0 ? "first" : "last", dt, sw);
+                if (timed)
+                    printf("pageout_ns %s %ld %ld\n", keep == 0 ? "first" : "last", dt, sw);
+                else
+                    printf("swapped %ld %ld\n", keep, sw);
+                fflush(stdout);
             }
             send_byte(done[1]);
             char c;
@@ -384,9 +333,9 @@ static void pageout_time(long n) {
         gos[i] = go[1];
         wait_child_byte(done[0]);
     }
-    if (madvise(REGION, 2 * pages * PG, MADV_DONTNEED))
+    if (madvise(REGION, 2 * span * PG, MADV_DONTNEED))
         die("madvise dontneed");
-    for (long step = 0; step < 2; step++)
+    for (long step = 0; step < 2; step++) /* everyone drops its pages, then the keepers page out */
         for (long i = 0; i < n; i++) {
             send_byte(gos[i]);
             wait_child_byte(done[0]);
@@ -424,7 +373,9 @@ int main(int argc, char **argv) {
     if (!strcmp(scen, "pageout_time")) {
         map_region(2 * pages);
         write_pages(REGION, 0, 2 * pages);
-        pageout_time(n);
+        if (n < 2)
+            die("pageout_time needs N >= 2");
+        keepers(n, pages, 1);
         return 0;
     }
     map_region(pages);
@@ -444,7 +395,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(scen, "chain_exit"))
         chain(n, 0);
     else if (!strcmp(scen, "pageout"))
-        pageout(n);
+        keepers(n, 1, 0);
     else {
         fprintf(stderr, "kdriver: unknown scenario %s\n", scen);
         return 2;
