@@ -590,6 +590,11 @@ class Ids:
         self.slot_of = {}
 
 
+def unfaulted_pages(sim, pid):
+    """Page addresses of pid whose VMA has no anon_vma (6.7+ mprotect uncharges those)."""
+    return {a for v in vmas(sim, pid) if v["anon_vma"] is None for a in range(v["start"], v["end"], PAGE)}
+
+
 def model_layout(model, pid):
     return {a: (e.prot, e.flags, e.pgoff) for a, e in model.procs[pid].items()}
 
@@ -1328,8 +1333,7 @@ class RmapMachine(RuleBasedStateMachine):
         pid = self.pick(i)
         addr, n = self._range(pid, j, off, npages, clip)
         if self.model.all_mapped(pid, addr, n):
-            unfaulted = {a for v in vmas(self.sim, pid) if v["anon_vma"] is None
-                         for a in range(v["start"], v["end"], PAGE)}
+            unfaulted = unfaulted_pages(self.sim, pid)
             assert self.sim.mprotect(pid, addr, n * PAGE, prot) is None
             self.model.mprotect(pid, addr, n, prot, unfaulted)
         else:
@@ -1564,8 +1568,7 @@ class RmapMachine(RuleBasedStateMachine):
                 return
             for a, e in sorted(self.model.procs[pid].items()):
                 if not e.prot:
-                    unfaulted = {x for v in vmas(self.sim, pid) if v["anon_vma"] is None
-                                 for x in range(v["start"], v["end"], PAGE)}
+                    unfaulted = unfaulted_pages(self.sim, pid)
                     self.sim.mprotect(pid, a, PAGE, "r")
                     self.model.mprotect(pid, a, 1, "r", unfaulted)
             swapped = [a for a, e in self.model.procs[pid].items() if e.kind == SWAP]

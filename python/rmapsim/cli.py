@@ -606,7 +606,7 @@ def cmd_replay_memory(args: argparse.Namespace, text: str) -> int:
     s = last["samples"]
     if len(s):
         print(f"over time ({last['era']}): ops -> VMAs / anon_vmas / chains")
-        for j in sorted({int(x) for x in (len(s) - 1) * __import__('numpy').linspace(0, 1, 9)}):
+        for j in sorted({(len(s) - 1) * k // 8 for k in range(9)}):
             print(f"  {int(s['ops'][j]):>8}  {int(s['vma'][j]):>7} / {int(s['anon_vma'][j]):>6} / {int(s['anon_vma_chain'][j]):>7}")
     if args.csv:
         import csv

@@ -320,7 +320,8 @@ def compare(record: Dict[str, Any], era: str = "6.18") -> Dict[str, Any]:
     """
     scen = SCENARIOS[record["scenario"]]
     layout = [Mapping(**m) for m in record["layout"]]
-    sizes = sorted(int(s) for s in record["runs"])
+    runs = {int(n): counts for n, counts in record["runs"].items()}  # JSON keys are strings
+    sizes = sorted(runs)
     exit_frees = bool(record.get("exit_frees_counted", False))
     pred = {s: predict(layout, scen.name, s, record["pages"], era, exit_frees) for s in sizes}
     rows = []
@@ -328,7 +329,7 @@ def compare(record: Dict[str, Any], era: str = "6.18") -> Dict[str, Any]:
     for cache in CACHES:
         for k in KINDS:
             key = f"{cache}_{k}"
-            meas = [record["runs"][str(s)][key] if str(s) in record["runs"] else record["runs"][s][key] for s in sizes]
+            meas = [runs[s][key] for s in sizes]
             want = [pred[s][key] for s in sizes]
             cm, cp = fit(sizes, meas, scen.degree), fit(sizes, want, scen.degree)
             ok = all(abs(a - b) < 1e-6 for a, b in zip(cm, cp))

@@ -595,8 +595,7 @@ def record(command: Sequence[str], out: Path, writes: str = "touched", kernel_ra
         import resource
 
         rl = resource.getrlimit(resource.RLIMIT_STACK)[0]
-        base = mmap_base_for(None if rl == resource.RLIM_INFINITY else rl) if rl != resource.RLIM_INFINITY \
-            else mmap_base_for(1 << 62)
+        base = mmap_base_for(1 << 62 if rl == resource.RLIM_INFINITY else rl)  # unlimited: the upper clamp
         ops, stats = convert_log(log.read_text(errors="replace"), writes, cwd=os.getcwd(), mmap_base=base)
     header = ["# rmapsim trace v1", f"# recorded: {' '.join(command)}", f"# exit status {rc}, {wall:.1f} s under strace",
               f"# writes: {writes}", f"# kernel: {platform.release()}"]

@@ -575,12 +575,29 @@ impl Simulator {
             self.do_munmap(mm, addr, len)?;
         }
         let prev = self.mm(mm).vmas.range(..addr).next_back().map(|(_, &v)| v);
+        self.map_new_range(mm, prev, addr, end, prot, flags, pgoff)?;
+        self.merge_sites.push((mm, addr, end, true));
+        Ok(addr)
+    }
+
+    /// A new range in a hole: `vma_merge` with `prev` (and the next VMA), else a new VMA
+    /// linked in (mmap_region's tail, and brk's `do_brk_flags`).
+    #[allow(clippy::too_many_arguments)]
+    fn map_new_range(
+        &mut self,
+        mm: MmId,
+        prev: Option<VmaId>,
+        addr: u64,
+        end: u64,
+        prot: u8,
+        flags: u32,
+        pgoff: u64,
+    ) -> Result<()> {
         if self.vma_merge(mm, prev, addr, end, prot, flags, None, pgoff, MergeCtx::default()).is_none() {
             let v = self.vma_alloc(AllocSite::VmaMmap, mm, addr, end, pgoff, prot, flags)?;
             self.vma_link(v, true);
         }
-        self.merge_sites.push((mm, addr, end, true));
-        Ok(addr)
+        Ok(())
     }
 
     /// `set_brk_base`: where the heap starts (`mm->start_brk = mm->brk`), as the ELF loader
@@ -661,10 +678,7 @@ impl Simulator {
             .next_back()
             .map(|(_, &v)| v)
             .filter(|&v| !heap_only || self.vma(v).end > start_brk);
-        if self.vma_merge(mm, prev, oldbrk, newbrk, rw, vmflags::ACCOUNT, None, pgoff, MergeCtx::default()).is_none() {
-            let v = self.vma_alloc(AllocSite::VmaMmap, mm, oldbrk, newbrk, pgoff, rw, vmflags::ACCOUNT)?;
-            self.vma_link(v, true);
-        }
+        self.map_new_range(mm, prev, oldbrk, newbrk, rw, vmflags::ACCOUNT, pgoff)?;
         if prev.is_some() {
             self.merge_sites.push((mm, oldbrk, newbrk, true));
         }
