@@ -116,7 +116,7 @@ def reference_seed(n: int, p: int, era: str = "2.6.34") -> Dict[str, float]:
     """The same operations on the pure-Python reference model, then a full rmap walk of
     every page in the model's own objects (rmap_walk_anon: every entry on the page's
     anon_vma, vma_address, the page-table lookup)."""
-    from rmapsim.reference import PAGE_SHIFT, ReferenceModel
+    from rmapsim.reference import ReferenceModel
 
     t0 = time.perf_counter()
     m = ReferenceModel(era=era)
@@ -127,13 +127,9 @@ def reference_seed(n: int, p: int, era: str = "2.6.34") -> Dict[str, float]:
     t1 = time.perf_counter()
     visits = found = 0
     for page in m.pages.values():
-        for entry in m._walk_target(page).head:
-            vma = m._entry_vma(entry)
-            visits += 1
-            addr = vma.start + ((page.index - vma.pgoff) << PAGE_SHIFT)
-            if vma.start <= addr < vma.end:
-                pte = vma.mm.ptes.get(addr)
-                found += pte is not None and pte.page is page
+        v, f = m.walk_page(page)
+        visits += v
+        found += f
     t2 = time.perf_counter()
     assert found == len(m.pages) and visits == 2 * n * p + p, (found, visits)
     return {"build_s": t1 - t0, "walk_s": t2 - t1, "total_s": t2 - t0, "visits": visits}

@@ -50,7 +50,7 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
-from typing import Dict, Iterable, List, Optional
+from typing import Dict, Iterable, List, Optional, Tuple
 
 from .errors import BadAddress, InvalidArgument, InvariantViolation, NoSuchProcess, OutOfMemory, StaleHandle
 
@@ -1155,20 +1155,26 @@ class ReferenceModel:
     def page_referenced_len(self, pid, addr) -> int:
         """Candidates page_referenced_anon enumerates before its early stop (it breaks
         once it has found page_mapcount mappings)."""
-        page = self._page_of(pid, addr)
+        return self.walk_page(self._page_of(pid, addr), until_all_found=True)[0]
+
+    def walk_page(self, page: Page, until_all_found: bool = False) -> Tuple[int, int]:
+        """One rmap walk of ``page`` (rmap_walk_anon; page_referenced_anon's early stop
+        with ``until_all_found``): every entry of its anon_vma, vma_address, the page-table
+        lookup. Returns (candidates visited, mappings found)."""
         left = page.mapcount
-        n = 0
+        visits = found = 0
         for entry in self._walk_target(page).head:
             vma = self._entry_vma(entry)
-            n += 1
+            visits += 1
             a = vma.start + ((page.index - vma.pgoff) << PAGE_SHIFT)
             if vma.start <= a < vma.end:
                 pte = vma.mm.ptes.get(a)
                 if pte is not None and pte.kind == PRESENT and pte.page is page:
+                    found += 1
                     left -= 1
-            if not left:
+            if until_all_found and not left:
                 break
-        return n
+        return visits, found
 
     def check(self):
         """The model's own consistency (SPEC section 5, the parts the model can state):
