@@ -44,6 +44,35 @@ def test_aggregate_walk_agrees_with_the_per_page_rows(era, walk):
         assert agg["kind"] == walk
 
 
+@pytest.mark.parametrize("era", ["2.6.33", "2.6.34", "3.7", "6.18"])
+def test_aggregate_full_walk_over_many_chunks_agrees_with_the_rows(era):
+    """The full aggregate walk goes anon_vma by anon_vma over chunks of 65,536 page
+    slots; 120 of 240 children COWing 600 pages span two chunks, with a parent anon_vma whose pages
+    are mapped everywhere, children that COWed, one that split its VMA (an interval-tree
+    node of a different range), one whose pages a COW moved, and freed slots in between."""
+    sim = rmapsim.Simulator(era=era)
+    parent = sim.spawn()
+    a = sim.mmap(parent, 600 * P)
+    sim.touch(parent, a, 600 * P)
+    kids = sim.fork_many(parent, 240)
+    sim.touch_many(kids[::2], a, 600 * P)
+    sim.mprotect(int(kids[1]), a + 100 * P, 10 * P, "r")
+    sim.munmap(int(kids[2]), a + 300 * P, 50 * P)
+    sim.exit(int(kids[4]))
+    rows = sim.rmap_walk()
+    assert len(rows) > 65536
+    chosen = list(sim.anon_pages()[::3]) + list(sim.anon_pages()[:5])
+    chosen_rows = sim.rmap_walk(chosen)
+    for threads in (1, 2, None):
+        for agg, r in ((sim.rmap_walk(aggregate=True, threads=threads), rows),
+                       (sim.rmap_walk(chosen, aggregate=True, threads=threads), chosen_rows)):
+            assert agg["walks"] == len(r)
+            for col in ("vmas_visited", "vmas_in_range", "ptes_checked", "mappings_found", "mapcount",
+                        "tree_nodes_visited"):
+                assert agg[f"total_{col}"] == r.total(col), col
+            assert agg["histogram"] == r.histogram()
+
+
 def test_aggregate_walk_of_chosen_pages_and_percentiles():
     sim = world("2.6.33")
     pages = sim.anon_pages()[::5]

@@ -67,11 +67,44 @@ impl Simulator {
             };
             let stop = self.vma(v).end.min(end);
             while cur < stop {
+                if write {
+                    cur = self.cow_copy_run(v, cur, stop)?;
+                    if cur >= stop {
+                        break;
+                    }
+                }
                 self.handle_pte_fault(v, cur, write)?;
                 cur += PAGE_SIZE;
             }
         }
         Ok(())
+    }
+
+    /// Write faults from `cur` on, while each is the common COW case: a read-only entry
+    /// of an anon page that other entries map too, in a VMA that has its anon_vma. Each is
+    /// exactly [`Simulator::do_wp_page`]'s copy path (`reuse_swap_page` says no because the
+    /// mapcount is above 1, `anon_vma_prepare` has nothing to do, a new page in
+    /// `vma->anon_vma`, the entry replaced, `page_remove_rmap` on the old page, which stays
+    /// mapped elsewhere), with the VMA looked up once per page instead of once per step.
+    /// Returns the address of the first page that is not such a fault (or `stop`).
+    fn cow_copy_run(&mut self, v: VmaId, mut cur: u64, stop: u64) -> Result<u64> {
+        while cur < stop {
+            let vma = self.vma(v);
+            let Some(mapping) = vma.anon_vma else { break };
+            let i = ((cur - vma.start) >> PAGE_SHIFT) as usize;
+            let pte = vma.ptes.get(i).copied().unwrap_or(Pte::NONE);
+            let index = vma.linear_page_index(cur);
+            let Some(old) = pte.page() else { break };
+            if pte.writable() || self.pages.mapcount(old).is_none_or(|m| m <= 1) {
+                break;
+            }
+            self.may_alloc(AllocSite::PageCow)?;
+            let new = self.page_alloc(Page { mapping, index, mapcount: 1, swap: None, anon: true });
+            self.vma_mut(v).ptes[i] = Pte::present(new, true);
+            self.pages.add_mapcount(old, -1);
+            cur += PAGE_SIZE;
+        }
+        Ok(cur)
     }
 
     /// `handle_pte_fault` for one page.

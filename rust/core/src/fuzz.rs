@@ -351,6 +351,45 @@ mod tests {
         assert_eq!(b.violation.map(|v| v.1), Some(small));
     }
 
+    /// The grouped full-walk totals (`walk_totals`, anon_vma by anon_vma) equal the
+    /// per-page walks' totals after every operation of random runs in every era, including
+    /// the buggy eras' dangling pointers (where both must report the same error), for all
+    /// pages and for a chosen list with repeats.
+    #[test]
+    fn grouped_full_walk_totals_equal_the_per_page_walks() {
+        use crate::rmap::WalkMode;
+        let mut compared = 0u64;
+        for era in crate::policy::ERAS {
+            for (seed, ext) in [(1u64, false), (2, true), (3, false), (4, true), (5, false), (6, false)] {
+                let mut rng = Rng(seed.wrapping_mul(0x1234_5678_9ABC));
+                let mut sim = Simulator::new(Policy::preset(era).unwrap(), seed);
+                let mut runner = trace::Runner::default();
+                runner.apply(&mut sim, &Op::Spawn);
+                let mut live: Vec<u32> = vec![1];
+                for _ in 0..1000 {
+                    let op = gen_op(&mut rng, &live, 0.02, ext);
+                    match (&op, &runner.apply(&mut sim, &op)) {
+                        (Op::Fork { .. }, Outcome::Ok(s)) => live.push(*s as u32),
+                        (Op::Exit { p }, Outcome::Ok(_)) => live.retain(|x| x != p),
+                        _ => {}
+                    }
+                    let ids: Vec<u64> = sim.anon_pages().iter().map(|p| p.to_u64()).collect();
+                    let chosen: Vec<u64> = ids.iter().rev().step_by(2).chain(ids.iter().take(3)).copied().collect();
+                    for pages in [None, Some(&chosen[..])] {
+                        let grouped = sim.walk_totals(pages, WalkMode::Full, 1).map_err(|e| e.to_string());
+                        let one_by_one = sim.walk_totals_per_page(pages, WalkMode::Full, 1).map_err(|e| e.to_string());
+                        assert_eq!(grouped, one_by_one, "{era} seed {seed}");
+                        compared += 1;
+                    }
+                    if live.is_empty() {
+                        break;
+                    }
+                }
+            }
+        }
+        assert!(compared > 10_000, "{compared}");
+    }
+
     #[test]
     fn correct_eras_survive_a_short_fuzz() {
         for era in ["2.6.34", "6.0", "6.18"] {

@@ -44,6 +44,10 @@ pub const BIG: u16 = u16::MAX;
 /// page offsets are below 2^35).
 pub const INDEX_LIMIT: u64 = 1 << 36;
 
+/// A page as a walk reads it: handle, `page->mapping`'s anon_vma slot (`None` when held
+/// aside), `page->index`, `page_mapcount`.
+pub type WalkFields = (PageId, Option<u32>, u64, u32);
+
 /// Why a page handle does not resolve.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Stale {
@@ -136,6 +140,14 @@ impl PageStore {
     pub fn add_mapcount(&mut self, id: PageId, delta: i64) -> Option<u32> {
         self.live_word(id)?;
         let i = id.index();
+        let small = self.mapcount[i as usize];
+        if small != BIG {
+            let m = small as i64 + delta;
+            if (0..BIG as i64).contains(&m) {
+                self.mapcount[i as usize] = m as u16;
+                return Some(m as u32);
+            }
+        }
         let m = (self.mapcount_of(i) as i64 + delta).clamp(0, u32::MAX as i64) as u32;
         self.set_mapcount(i, m);
         Some(m)
@@ -187,6 +199,23 @@ impl PageStore {
     pub fn insert(&mut self, p: Page, avs: &mut Arena<AnonVma>) -> PageId {
         self.live += 1;
         self.allocs += 1;
+        // The common case, a page in a live anon_vma, outside the swap cache, with a small
+        // mapcount, in a new slot: append the columns directly.
+        if self.free.is_empty()
+            && p.swap.is_none()
+            && p.index < INDEX_LIMIT
+            && p.mapcount < BIG as u32
+            && avs.contains(p.mapping)
+        {
+            let i = self.word.len() as u32;
+            avs.pin(p.mapping.index());
+            let anon = if p.anon { ANON } else { 0 };
+            self.word.push(LIVE | anon | ((p.index >> 32) as u32) << INDEX_HI_SHIFT);
+            self.mapping.push(p.mapping.index());
+            self.index_lo.push(p.index as u32);
+            self.mapcount.push(p.mapcount as u16);
+            return Id::new(i, 0);
+        }
         let i = match self.free.pop() {
             Some(i) => i,
             None => {
@@ -259,6 +288,21 @@ impl PageStore {
     /// Live pages in slot order (deterministic).
     pub fn ids(&self) -> impl Iterator<Item = PageId> + '_ {
         self.word.iter().enumerate().filter(|(_, &w)| w & LIVE != 0).map(|(i, &w)| Id::new(i as u32, w & GEN_MASK))
+    }
+
+    /// Live pages of slots `slots`, in slot order, with what a walk reads: handle,
+    /// `page->mapping` as an anon_vma slot index (`None` when the mapping is held aside),
+    /// `page->index` and `page_mapcount`. Straight from the columns, without decoding
+    /// through the anon_vma arena.
+    pub fn walk_fields(&self, slots: std::ops::Range<usize>) -> impl Iterator<Item = WalkFields> + '_ {
+        let slots = slots.start.min(self.word.len())..slots.end.min(self.word.len());
+        let base = slots.start;
+        self.word[slots].iter().enumerate().filter(|(_, &w)| w & LIVE != 0).map(move |(k, &w)| {
+            let s = base + k;
+            let slot = (w & ODD_MAPPING == 0).then(|| self.mapping[s]);
+            let index = ((w & INDEX_HI_MASK) as u64) << (32 - INDEX_HI_SHIFT) | self.index_lo[s] as u64;
+            (Id::new(s as u32, w & GEN_MASK), slot, index, self.mapcount_of(s as u32))
+        })
     }
 
     #[inline]

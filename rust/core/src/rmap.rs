@@ -10,6 +10,7 @@ use crate::arena::Id;
 use crate::error::{Result, SimError};
 use crate::itree;
 use crate::objects::*;
+use crate::pagestore::WalkFields;
 use crate::policy::{AnonIndex, LockKind, LockScope};
 use crate::sim::Simulator;
 
@@ -414,11 +415,244 @@ impl Simulator {
         self.walk_batch(pages, WalkMode::Full, 1)
     }
 
+    /// Full-walk totals of `ids` computed anon_vma by anon_vma: the loop interchange of
+    /// walking every page. Consecutive pages (in `ids` order) with the same live
+    /// `page->mapping` form a run; the run's candidates are enumerated once and each
+    /// candidate's page table is checked for every page of the run. Every figure is the
+    /// one the per-page walks ([`Simulator::rmap_walk_one`], [`WalkMode::Full`]) would
+    /// add up to:
+    ///
+    /// * list eras: each page visits every entry of the list, so the run's candidates
+    ///   are exactly the per-page candidates;
+    /// * interval-tree eras: a page whose index lies in every node's interval visits
+    ///   every node (each node's `start <= index <= subtree_last`), so the run's nodes
+    ///   are its candidates and `tree_nodes_visited` is the node count. Pages outside
+    ///   that common window, and runs much shorter than the tree, are walked one by one.
+    ///
+    /// Unwalked pages (mapcount 0) and everything unusual go through the per-page walk.
+    /// Any error is returned as soon as it is seen; the caller re-runs the per-page walks
+    /// to report the first error in page order.
+    fn full_totals_by_anon_vma(&self, pages: impl Iterator<Item = WalkFields>) -> Result<Acc> {
+        let mut acc = Acc::default();
+        let mut run: Vec<(PageId, u64)> = Vec::new();
+        let mut run_slot: Option<u32> = None;
+        let mut run_av: Option<AnonVmaId> = None;
+        let mut cands: Vec<&Vma> = Vec::new();
+        for (id, slot, index, mapcount) in pages {
+            if mapcount != 0 && slot.is_some() && slot != run_slot {
+                if let Some(av) = run_av {
+                    self.full_totals_run(av, &run, &mut cands, &mut acc)?;
+                }
+                run.clear();
+                run_slot = slot;
+                run_av = slot.and_then(|s| self.avs.handle_at(s)).filter(|&a| self.avs.contains(a));
+            }
+            match run_av {
+                Some(_) if mapcount != 0 && slot == run_slot => {
+                    acc.t.mapcount += mapcount as u64;
+                    run.push((id, index));
+                }
+                _ => acc.add(&self.rmap_walk_one(id, WalkMode::Full, |_, _| {})?),
+            }
+        }
+        if let Some(av) = run_av {
+            self.full_totals_run(av, &run, &mut cands, &mut acc)?;
+        }
+        Ok(acc)
+    }
+
+    /// `(handle, mapping slot, index, mapcount)` of each of `ids`, for
+    /// [`Simulator::full_totals_by_anon_vma`].
+    fn walk_fields_of(&self, ids: &[PageId]) -> Result<Vec<WalkFields>> {
+        ids.iter()
+            .map(|&id| {
+                let p = self.page_checked(id)?;
+                let slot = self.avs.contains(p.mapping).then(|| p.mapping.index());
+                Ok((id, slot, p.index, p.mapcount))
+            })
+            .collect()
+    }
+
+    /// One run of [`Simulator::full_totals_by_anon_vma`]: `run` holds the pages (handle,
+    /// index) whose `page->mapping` is the live anon_vma `av`; their mapcounts are already
+    /// counted.
+    fn full_totals_run<'a>(
+        &'a self,
+        av: AnonVmaId,
+        run: &[(PageId, u64)],
+        cands: &mut Vec<&'a Vma>,
+        acc: &mut Acc,
+    ) -> Result<()> {
+        let freed = |v: VmaId| {
+            SimError::InvariantViolation(format!(
+                "use-after-free: anon_vma {:#x} links VMA {:#x}",
+                av.to_u64(),
+                v.to_u64()
+            ))
+        };
+        let Some(anon_vma) = self.avs.get(av) else { return Err(freed(Id::new(u32::MAX, 0))) };
+        cands.clear();
+        // The pages of the run that every candidate is checked against.
+        let mut pages: &[(PageId, u64)] = run;
+        let mut outside: Vec<(PageId, u64)> = Vec::new();
+        match self.policy.index {
+            AnonIndex::List => {
+                let mut bad = None;
+                anon_vma.list.for_each_vma_while(|v| match self.vmas.get(v) {
+                    Some(vma) => {
+                        cands.push(vma);
+                        true
+                    }
+                    None => {
+                        bad = Some(v);
+                        false
+                    }
+                });
+                if let Some(v) = bad {
+                    return Err(freed(v));
+                }
+            }
+            AnonIndex::IntervalTree => {
+                // Enumerating the whole tree pays off only for runs not much shorter
+                // than the tree; and the nodes' common window needs a sound tree.
+                let n = anon_vma.tree_len as usize;
+                let (mut lo, mut hi) = (0u64, u64::MAX);
+                let mut sound = n <= 4 * run.len() + 16;
+                if sound {
+                    let mut stack: Vec<AvcId> = Vec::new();
+                    let mut cur = anon_vma.tree;
+                    while sound && (cur.is_some() || !stack.is_empty()) {
+                        if let Some(c) = cur {
+                            stack.push(c);
+                            cur = self.avcs.get(c).and_then(|a| a.tree.left);
+                            continue;
+                        }
+                        let Some(c) = stack.pop() else { break };
+                        let Some(avc) = self.avcs.get(c) else {
+                            sound = false;
+                            break;
+                        };
+                        let Some(vma) = self.vmas.get(avc.vma) else { return Err(freed(avc.vma)) };
+                        lo = lo.max(avc.tree.start);
+                        hi = hi.min(avc.tree.last).min(avc.tree.subtree_last);
+                        cands.push(vma);
+                        cur = avc.tree.right;
+                    }
+                    sound &= cands.len() == n && lo <= hi;
+                }
+                if !sound {
+                    cands.clear();
+                    outside.extend_from_slice(run);
+                    pages = &[];
+                } else if run.iter().any(|&(_, i)| i < lo || i > hi) {
+                    outside.extend(run.iter().filter(|&&(_, i)| i < lo || i > hi));
+                    let inside: Vec<(PageId, u64)> = run.iter().copied().filter(|&(_, i)| i >= lo && i <= hi).collect();
+                    return self.full_totals_window(&inside, cands, &outside, acc);
+                }
+            }
+        }
+        self.full_totals_window(pages, cands, &outside, acc)
+    }
+
+    /// Add the walks of `pages`, each of which visits exactly `cands` (in a tree era: each
+    /// of which lies in every node's interval), then walk `outside` page by page.
+    fn full_totals_window(
+        &self,
+        pages: &[(PageId, u64)],
+        cands: &[&Vma],
+        outside: &[(PageId, u64)],
+        acc: &mut Acc,
+    ) -> Result<()> {
+        if !pages.is_empty() {
+            let (mut in_range, mut found) = (0u64, 0u64);
+            for vma in cands {
+                for &(id, index) in pages {
+                    if let Some(addr) = vma.address_of(index) {
+                        in_range += 1;
+                        found += vma.pte(addr).maps(id) as u64;
+                    }
+                }
+            }
+            let (g, l) = (pages.len() as u64, cands.len() as u64);
+            let t = &mut acc.t;
+            t.walks += g;
+            t.vmas_visited += g * l;
+            t.vmas_in_range += in_range;
+            t.ptes_checked += in_range;
+            t.mappings_found += found;
+            if self.policy.index == AnonIndex::IntervalTree {
+                t.tree_nodes_visited += g * l;
+            }
+            acc.h.add(l as u32, g);
+        }
+        for &(id, index) in outside {
+            let w = self.rmap_walk_one(id, WalkMode::Full, |_, _| {})?;
+            // Its mapcount is already in the totals.
+            acc.t.mapcount -= w.mapcount as u64;
+            debug_assert_eq!(self.page(id).map(|p| p.index), Some(index));
+            acc.add(&w);
+        }
+        Ok(())
+    }
+
     /// The same walks as [`Simulator::rmap_walk_par`] / [`Simulator::page_referenced_par`]
     /// (by `mode`), keeping only column totals and the `vmas_visited` histogram: memory
     /// stays constant in the number of pages walked. With `pages = None` the live pages
     /// are walked straight from the page arena, in slot order.
     pub fn walk_totals(&self, pages: Option<&[u64]>, mode: WalkMode, threads: usize) -> Result<WalkTotals> {
+        if mode == WalkMode::Full {
+            if let Ok(acc) = self.full_totals_grouped(pages, threads) {
+                return Ok(acc.finish());
+            }
+            // An error: the per-page walks report the first one in page order.
+            return self.walk_totals_per_page(pages, mode, 1);
+        }
+        self.walk_totals_per_page(pages, mode, threads)
+    }
+
+    /// [`Simulator::full_totals_by_anon_vma`] over all live pages (`None`, in slot order)
+    /// or `pages`, split into chunks on `threads` threads. The totals are sums and the
+    /// histogram counts, so they do not depend on how the pages are split.
+    fn full_totals_grouped(&self, pages: Option<&[u64]>, threads: usize) -> Result<Acc> {
+        const CHUNK: usize = 1 << 16;
+        let fields = match pages {
+            Some(_) => Some(self.walk_fields_of(&self.resolve_page_ids(pages)?)?),
+            None => None,
+        };
+        let len = fields.as_ref().map_or(self.pages.slots(), |f| f.len());
+        let chunk = |k: usize| {
+            let r = k * CHUNK..((k + 1) * CHUNK).min(len);
+            match &fields {
+                Some(f) => self.full_totals_by_anon_vma(f[r].iter().copied()),
+                None => self.full_totals_by_anon_vma(self.pages.walk_fields(r)),
+            }
+        };
+        if threads == 1 || len <= CHUNK {
+            return match &fields {
+                Some(f) => self.full_totals_by_anon_vma(f.iter().copied()),
+                None => self.full_totals_by_anon_vma(self.pages.walk_fields(0..len)),
+            };
+        }
+        let chunks = len.div_ceil(CHUNK);
+        use rayon::prelude::*;
+        let run = || (0..chunks).into_par_iter().map(chunk).try_reduce(Acc::default, |a, b| Ok(a.merge(b)));
+        if threads == 0 {
+            return run();
+        }
+        match rayon::ThreadPoolBuilder::new().num_threads(threads).build() {
+            Ok(pool) => pool.install(run),
+            Err(_) => self.full_totals_grouped(pages, 1),
+        }
+    }
+
+    /// [`Simulator::walk_totals`] one page at a time (`page_referenced` always goes here;
+    /// full walks too when the grouped computation met an error).
+    pub(crate) fn walk_totals_per_page(
+        &self,
+        pages: Option<&[u64]>,
+        mode: WalkMode,
+        threads: usize,
+    ) -> Result<WalkTotals> {
         if threads == 1 {
             let mut acc = Acc::default();
             match pages {
@@ -451,7 +685,7 @@ impl Simulator {
         } else {
             match rayon::ThreadPoolBuilder::new().num_threads(threads).build() {
                 Ok(pool) => pool.install(run),
-                Err(_) => return self.walk_totals(pages, mode, 1),
+                Err(_) => return self.walk_totals_per_page(pages, mode, 1),
             }
         }?;
         Ok(acc.finish())
