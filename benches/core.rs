@@ -3,7 +3,10 @@
 //!
 //! * `rmap_walk_per_candidate`: a full walk of every page, throughput in candidate VMAs,
 //!   in a list era with one anon_vma per family (2.6.33), a chain list era (2.6.34) and
-//!   an interval-tree era (6.18);
+//!   an interval-tree era (6.18): the aggregate walk (totals, computed anon_vma by
+//!   anon_vma);
+//! * `rmap_walk_page_by_page`: the same walks one page at a time, with a row per page
+//!   (`rmap_walk`);
 //! * `fork_large_family`: `dup_mmap` of a parent whose 512 faulted pages are shared with
 //!   a family of 256 (`anon_vma_fork`, `copy_page_range`), throughput in PTEs copied;
 //! * `cow_fault`: `do_wp_page` copies, throughput in faults;
@@ -49,6 +52,14 @@ fn bench_walk(c: &mut Criterion) {
         g.bench_with_input(BenchmarkId::from_parameter(era), &s, |b, s| {
             b.iter(|| s.walk_totals(None, rmapsim_core::WalkMode::Full, 1).expect("walk"))
         });
+    }
+    g.finish();
+    let mut g = quick(c, "rmap_walk_page_by_page");
+    for era in ["2.6.33", "2.6.34", "6.18"] {
+        let (s, ..) = family(era, 200, 200, true);
+        let visits: u64 = s.rmap_walk(None).expect("walk").vmas_visited.iter().map(|&v| v as u64).sum();
+        g.throughput(Throughput::Elements(visits));
+        g.bench_with_input(BenchmarkId::from_parameter(era), &s, |b, s| b.iter(|| s.rmap_walk(None).expect("walk")));
     }
     g.finish();
 }
