@@ -27,6 +27,7 @@
 //! still reported stale, without that number.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::arena::{Arena, Id};
 use crate::objects::{AnonVma, AnonVmaId, Page, PageId};
@@ -57,6 +58,32 @@ pub enum Stale {
     Freed(Option<u64>),
 }
 
+/// Hasher for the side maps, whose keys are slot indices: one multiply (Fibonacci
+/// hashing). The default SipHash was a measurable share of walks over swap-cache pages;
+/// a slot index needs no protection against chosen keys.
+#[derive(Default)]
+pub struct SlotHasher(u64);
+
+impl Hasher for SlotHasher {
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ b as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    #[inline]
+    fn write_u32(&mut self, k: u32) {
+        self.0 = (k as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+/// A side map keyed by page slot.
+type SlotMap<V> = HashMap<u32, V, BuildHasherDefault<SlotHasher>>;
+
 /// The page store; see the module documentation.
 #[derive(Default)]
 pub struct PageStore {
@@ -64,9 +91,9 @@ pub struct PageStore {
     mapping: Vec<u32>,
     index_lo: Vec<u32>,
     mapcount: Vec<u16>,
-    big_mapcount: HashMap<u32, u32>,
-    swap: HashMap<u32, u32>,
-    odd_mapping: HashMap<u32, AnonVmaId>,
+    big_mapcount: SlotMap<u32>,
+    swap: SlotMap<u32>,
+    odd_mapping: SlotMap<AnonVmaId>,
     free: Vec<u32>,
     live: usize,
     allocs: u64,
@@ -91,6 +118,21 @@ impl PageStore {
     /// The page, decoded; `avs` supplies `page->mapping`'s generation.
     #[inline]
     pub fn get(&self, id: PageId, avs: &Arena<AnonVma>) -> Option<Page> {
+        let (mapping, index, mapcount) = self.walk_get(id, avs)?;
+        let (w, i) = (self.word[id.index() as usize], id.index());
+        Some(Page {
+            mapping,
+            index,
+            mapcount,
+            swap: if w & SWAPCACHE != 0 { self.swap.get(&i).copied() } else { None },
+            anon: w & ANON != 0,
+        })
+    }
+
+    /// What a walk reads of a live page: `page->mapping`, `page->index`, `page_mapcount`
+    /// (the page's swap slot is not looked up).
+    #[inline]
+    pub fn walk_get(&self, id: PageId, avs: &Arena<AnonVma>) -> Option<(AnonVmaId, u64, u32)> {
         let w = self.live_word(id)?;
         let i = id.index();
         let s = i as usize;
@@ -99,13 +141,8 @@ impl PageStore {
         } else {
             avs.handle_at(self.mapping[s]).unwrap_or(Id::new(self.mapping[s], 0))
         };
-        Some(Page {
-            mapping,
-            index: ((w & INDEX_HI_MASK) as u64) << (32 - INDEX_HI_SHIFT) | self.index_lo[s] as u64,
-            mapcount: self.mapcount_of(i),
-            swap: if w & SWAPCACHE != 0 { self.swap.get(&i).copied() } else { None },
-            anon: w & ANON != 0,
-        })
+        let index = ((w & INDEX_HI_MASK) as u64) << (32 - INDEX_HI_SHIFT) | self.index_lo[s] as u64;
+        Some((mapping, index, self.mapcount_of(i)))
     }
 
     #[inline]

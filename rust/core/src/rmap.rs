@@ -241,16 +241,16 @@ impl Simulator {
 
     /// Resolve `page->mapping`, reporting a dangling pointer as the use-after-free the
     /// kernel would suffer.
-    pub(crate) fn page_anon_vma(&self, page: PageId, p: &Page) -> Result<AnonVmaId> {
-        if self.avs.contains(p.mapping) {
-            Ok(p.mapping)
+    pub(crate) fn page_anon_vma(&self, page: PageId, mapping: AnonVmaId, index: u64) -> Result<AnonVmaId> {
+        if self.avs.contains(mapping) {
+            Ok(mapping)
         } else {
             Err(SimError::InvariantViolation(format!(
                 "use-after-free: page {:#x} (index {:#x}) has page->mapping = anon_vma {:#x}, freed by operation #{}",
                 page.to_u64(),
-                p.index,
-                p.mapping.to_u64(),
-                self.avs.freed_by(p.mapping).unwrap_or(0)
+                index,
+                mapping.to_u64(),
+                self.avs.freed_by(mapping).unwrap_or(0)
             )))
         }
     }
@@ -262,20 +262,24 @@ impl Simulator {
         mode: WalkMode,
         mut on_hit: impl FnMut(VmaId, u64),
     ) -> Result<WalkResult> {
-        let p = self.page_checked(page)?;
-        let mut w = WalkResult { page: page.to_u64(), anon_vma: p.mapping.to_u64(), ..WalkResult::default() };
+        let Some((mapping, index, mapcount)) = self.pages.walk_get(page, &self.avs) else {
+            // page_checked explains why the handle does not resolve.
+            return Err(self.page_checked(page).err().unwrap_or_else(|| {
+                SimError::StaleHandle(format!("page handle {:#x} does not name a page", page.to_u64()))
+            }));
+        };
+        let mut w = WalkResult { page: page.to_u64(), anon_vma: mapping.to_u64(), ..WalkResult::default() };
         // page_lock_anon_vma: an unmapped page (say, one left in the swap cache) is not
         // walked; its page->mapping may legitimately be stale.
-        if p.mapcount == 0 {
+        if mapcount == 0 {
             return Ok(w);
         }
-        let av = self.page_anon_vma(page, &p)?;
+        let av = self.page_anon_vma(page, mapping, index)?;
         let (lock_id, lock_mode) = self.walk_lock(av);
-        w.mapcount = p.mapcount;
+        w.mapcount = mapcount;
         w.lock_id = lock_id;
         w.lock_mode = lock_mode;
-        let index = p.index;
-        let mut remaining = p.mapcount;
+        let mut remaining = mapcount;
         let Some(anon_vma) = self.avs.get(av) else { return Ok(w) };
         // One candidate: vma_address, then the page-table lookup. Returns false to stop.
         let mut bad: Option<SimError> = None;
