@@ -1460,3 +1460,57 @@ def test_render_layout_picture(sim):
     assert sim.render_layout(child).splitlines()[3] == "  swz."
     sim.exec(child)
     assert sim.render_layout(child) == f"pid {child}: no VMAs\n"
+
+
+def _family_with_grandchildren(era):
+    sim = rmapsim.Simulator(era=era)
+    root = sim.spawn()
+    a = sim.mmap(root, 8 * PAGE)
+    sim.touch(root, a, 8 * PAGE)
+    kids = [int(k) for k in sim.fork_many(root, 4)]
+    sim.touch(kids[0], a, 3 * PAGE)
+    grand = sim.fork(kids[1])
+    sim.touch(grand, a + 2 * PAGE, 2 * PAGE)
+    return sim, root, kids, grand
+
+
+@pytest.mark.parametrize("era", rmapsim.eras())
+def test_exit_many_is_exit_in_order(era):
+    a, root, kids, grand = _family_with_grandchildren(era)
+    b, *_ = _family_with_grandchildren(era)
+    order = [kids[2], kids[1], root, kids[0]]
+    a.exit_many(order)
+    for pid in order:
+        b.exit(pid)
+    a.check()
+    assert a.counts() == b.counts()
+    assert a.memory() == b.memory()
+    assert a.operations() == b.operations()
+    assert list(a.pids()) == list(b.pids()) == sorted([kids[3], grand])
+    # the grandchild's parent exited: reparented as by exit()
+    assert a.parent(grand) == b.parent(grand) == 0
+    assert a.render_layout(grand) == b.render_layout(grand)
+    assert a.rmap_walk(aggregate=True) == b.rmap_walk(aggregate=True)
+
+
+@pytest.mark.parametrize("bad, err, names", [
+    ([1, 999], rmapsim.NoSuchProcess, "999"),
+    ([2, 3, 2], rmapsim.InvalidArgument, "pid 2 appears more than once"),
+    ("12", rmapsim.InvalidArgument, "'12'"),
+])
+def test_exit_many_validates_every_pid_before_any_exit(bad, err, names):
+    sim, root, kids, grand = _family_with_grandchildren("6.18")
+    before = (sim.counts(), list(sim.pids()), sim.operations())
+    with pytest.raises(err, match=names):
+        sim.exit_many(bad)
+    assert (sim.counts(), list(sim.pids()), sim.operations()) == before
+    sim.check()
+
+
+def test_exit_many_of_nothing_and_of_an_array():
+    sim, root, kids, grand = _family_with_grandchildren("3.7")
+    sim.exit_many([])
+    assert len(sim.pids()) == 6
+    sim.exit_many(sim.pids())
+    assert len(sim.pids()) == 0
+    assert sim.counts()["vma"] == 0 and sim.counts()["page"] == 0

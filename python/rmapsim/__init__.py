@@ -162,6 +162,12 @@ class Simulator(_core.Simulator):
     def __init__(self, era: Optional[str] = None, seed: Optional[int] = None, policy: object = None) -> None:
         pass
 
+    def exit_many(self, pids: Iterable[int]) -> None:
+        """``exit`` each process of ``pids``, in order (the same as calling ``exit`` on
+        each). Every pid is validated first: an unknown pid raises ``NoSuchProcess`` and a
+        repeated one ``InvalidArgument``, and nothing exits."""
+        super().exit_many(_int_list(pids, "pids"))
+
     def touch_many(self, pids: Iterable[int], addr: int, length: int, write: bool = True) -> None:
         """Fault ``[addr, addr+length)`` in each process of ``pids``, in order. All pids
         and ranges are validated before any fault."""

@@ -1,7 +1,8 @@
 //! The seed scenario (N = P = 1000) on the engine alone, phase by phase; a target for
 //! `perf record` when working on the fault and walk paths.
 //!
-//! `cargo run --release -p rmapsim-core --example seed -- [ERA] [REPS] [PHASE]`
+//! `cargo run --release -p rmapsim-core --example seed -- [ERA] [REPS] [PHASE]`, where
+//! PHASE `touch` skips the walk, `walk` skips the children's writes, `exit` adds the exits.
 use std::time::Instant;
 
 use rmapsim_core::rmap::WalkMode;
@@ -30,6 +31,12 @@ fn main() {
             visits = sim.walk_totals(None, WalkMode::Full, 1).expect("walk").vmas_visited;
         }
         let t3 = Instant::now();
+        if only == "exit" {
+            let mut all = kids.clone();
+            all.push(parent);
+            sim.exit_many(&all).expect("exit");
+            println!("exits {:.1} ms", (Instant::now() - t3).as_secs_f64() * 1e3);
+        }
         let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
         println!(
             "{era}: setup+fork {:.1} ms, touch {:.1} ms, walk {:.1} ms ({visits} visits), total {:.1} ms",

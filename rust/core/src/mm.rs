@@ -155,6 +155,33 @@ impl Simulator {
         Ok(())
     }
 
+    /// `exit()` of each of `pids`, in order: the same as calling [`Simulator::exit`] on
+    /// each, with every pid validated first (each must be live, none repeated), so a bad
+    /// list changes nothing. Children of the exiting processes are reparented once, at
+    /// the end.
+    pub fn exit_many(&mut self, pids: &[i64]) -> Result<()> {
+        let mut mms = Vec::with_capacity(pids.len());
+        let mut seen = std::collections::HashSet::with_capacity(pids.len());
+        for &pid in pids {
+            mms.push(self.proc_mm(pid)?);
+            if !seen.insert(pid) {
+                return Err(SimError::InvalidArgument(format!("pid {pid} appears more than once in pids")));
+            }
+        }
+        for (&pid, mm) in pids.iter().zip(mms) {
+            self.begin_op("exit");
+            self.exit_mmap(mm);
+            self.mms.remove(mm, self.op);
+            self.procs.remove(&(pid as u32));
+        }
+        for p in self.procs.values_mut() {
+            if seen.contains(&(p.parent as i64)) {
+                p.parent = 0;
+            }
+        }
+        Ok(())
+    }
+
     /// `execve()`: a fresh mm is allocated (`bprm_mm_init`), then the old one is torn
     /// down (`exec_mmap` → `mmput`). The pid is kept; the new address space is empty.
     pub fn exec(&mut self, pid: i64) -> Result<()> {

@@ -119,14 +119,8 @@ impl PageStore {
     #[inline]
     pub fn get(&self, id: PageId, avs: &Arena<AnonVma>) -> Option<Page> {
         let (mapping, index, mapcount) = self.walk_get(id, avs)?;
-        let (w, i) = (self.word[id.index() as usize], id.index());
-        Some(Page {
-            mapping,
-            index,
-            mapcount,
-            swap: if w & SWAPCACHE != 0 { self.swap.get(&i).copied() } else { None },
-            anon: w & ANON != 0,
-        })
+        let w = self.word[id.index() as usize];
+        Some(Page { mapping, index, mapcount, swap: self.swap_slot(id), anon: w & ANON != 0 })
     }
 
     /// What a walk reads of a live page: `page->mapping`, `page->index`, `page_mapcount`
@@ -279,9 +273,23 @@ impl PageStore {
         true
     }
 
-    /// Free the page; `op` is the simulator operation number doing it.
-    pub fn remove(&mut self, id: PageId, op: u64, avs: &mut Arena<AnonVma>) -> Option<Page> {
-        let p = self.get(id, avs)?;
+    /// The swap slot a live page caches (`PageSwapCache` + `page_private`), if any.
+    #[inline]
+    pub fn swap_slot(&self, id: PageId) -> Option<u32> {
+        let w = self.live_word(id)?;
+        if w & SWAPCACHE != 0 {
+            self.swap.get(&id.index()).copied()
+        } else {
+            None
+        }
+    }
+
+    /// Free the page; `op` is the simulator operation number doing it. False if `id` is
+    /// not live.
+    pub fn remove(&mut self, id: PageId, op: u64, avs: &mut Arena<AnonVma>) -> bool {
+        if self.live_word(id).is_none() {
+            return false;
+        }
         let i = id.index();
         let s = i as usize;
         self.release_mapping(i, avs);
@@ -302,7 +310,7 @@ impl PageStore {
         }
         self.live -= 1;
         self.frees += 1;
-        Some(p)
+        true
     }
 
     /// Why `id` does not resolve (`None` if it does).
@@ -426,14 +434,14 @@ mod tests {
         assert_eq!(ps.stale(p), None);
         assert_eq!(ps.stale(Id::new(5, 0)), Some(Stale::NotAPage));
         assert_eq!(ps.stale(Id::new(p.index(), 3)), Some(Stale::NotAPage));
-        ps.remove(p, (7 << 32) | 42, &mut avs).unwrap();
+        assert!(ps.remove(p, (7 << 32) | 42, &mut avs));
         assert!(ps.get(p, &avs).is_none());
         assert_eq!(ps.stale(p), Some(Stale::Freed(Some((7 << 32) | 42))));
         let q = ps.insert(page(a, 2, 1), &mut avs);
         assert_eq!(q.index(), p.index(), "LIFO reuse");
         assert_ne!(q, p);
         assert_eq!(ps.stale(p), Some(Stale::Freed(None)), "reused: stale, op unknown");
-        assert_eq!(ps.remove(p, 8, &mut avs).map(|x| x.index), None, "double free refused");
+        assert!(!ps.remove(p, 8, &mut avs), "double free refused");
         assert_eq!(ps.alloc_free_counts(), (2, 1));
         assert_eq!(ps.ids().collect::<Vec<_>>(), vec![q]);
     }

@@ -36,7 +36,7 @@ impl Simulator {
 
     /// Free a page nobody maps and the swap cache does not hold.
     pub(crate) fn maybe_free_page(&mut self, page: PageId) {
-        if self.pages.mapcount(page) == Some(0) && self.page(page).is_some_and(|p| p.swap.is_none()) {
+        if self.pages.mapcount(page) == Some(0) && self.pages.swap_slot(page).is_none() {
             self.page_free(page);
         }
     }
@@ -90,9 +90,8 @@ impl Simulator {
     /// `free_swap_cache` (the mmu_gather's batch free after a zap): a swap-cache page that
     /// is no longer mapped and that no swap entry refers to leaves the swap cache.
     fn free_swap_cache(&mut self, page: PageId) {
-        let Some(p) = self.page(page) else { return };
-        if p.mapcount == 0 {
-            if let Some(slot) = p.swap {
+        if self.pages.mapcount(page) == Some(0) {
+            if let Some(slot) = self.pages.swap_slot(page) {
                 if self.swap[slot as usize].count == 0 {
                     self.delete_from_swap_cache(page);
                 }

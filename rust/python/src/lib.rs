@@ -253,6 +253,13 @@ impl PySimulator {
         catch(|| self.inner.exit(pid)).py(py)
     }
 
+    /// `pids` is a list of ints (the Python wrapper converts arrays and sequences).
+    fn exit_many(&mut self, py: Python<'_>, pids: &Bound<'_, PyList>) -> PyResult<()> {
+        let pids: Vec<i64> = pids.iter().map(|p| pid_arg(&p)).collect::<Result<_, _>>().py(py)?;
+        let inner = &mut self.inner;
+        py.detach(|| catch(|| inner.exit_many(&pids))).py(py)
+    }
+
     fn exec(&mut self, py: Python<'_>, pid: &Bound<'_, PyAny>) -> PyResult<()> {
         let pid = pid_arg(pid).py(py)?;
         catch(|| self.inner.exec(pid)).py(py)
