@@ -37,6 +37,8 @@ simulator's code:
 * mremap: shrink unmaps the tail; grow in place needs the old range to end its VMA and room
   after it; otherwise may_move moves it (move_vma: entries move unchanged; a faulted VMA keeps
   its pgoff, an unfaulted one gets new_addr >> 12 -- copy_vma); new_addr is MREMAP_FIXED.
+  A pure move (MREMAP_FIXED, same length) over several VMAs moves each part, holes kept, in
+  6.17+ (remap_move; 6.18 here), and is EFAULT before.
 
 What the model cannot know without re-implementing era-dependent vma_merge is where the
 VMA boundaries are and whether a VMA has an anon_vma; those two it reads from the simulator
@@ -492,11 +494,12 @@ class Model:
 
     # ---- mremap
 
-    def mremap_plan(self, pid, old, old_n, new_n, may_move, new_addr, vlist):
+    def mremap_plan(self, pid, old, old_n, new_n, may_move, new_addr, vlist, multi=False):
         """What mremap must do, from the kernel's rules and the contract's strictness.
         vlist: the simulator's VMAs of pid (boundaries are era dependent, see the docstring).
+        multi: the era moves a range over several VMAs (6.17+ remap_move).
         -> ("error", exception class) | ("same",) | ("shrink",) | ("hole",) | ("grow", vma)
-           | ("move", new_addr or None, vma)"""
+           | ("move", new_addr or None, vma) | ("multi", [(addr, npages, dest, vma)])"""
         old_end = old + old_n * PAGE
         if new_addr is not None:
             if not may_move:
@@ -505,6 +508,21 @@ class Model:
             # mremap_to's overlap tests
             if new_addr <= old < new_end or old <= new_addr < old_end:
                 return ("error", rmapsim.InvalidArgument)
+            inside = any(v["start"] <= old and old_end <= v["end"] for v in vlist)
+            if multi and new_n == old_n and not inside:
+                # remap_move: each VMA's part in address order, gaps kept; the range must
+                # begin inside a VMA
+                parts = [v for v in vlist if v["start"] < old_end and old < v["end"]]
+                if not parts or parts[0]["start"] > old:
+                    return ("error", rmapsim.BadAddress)
+                out, target, last_end = [], new_addr, None
+                for v in parts:
+                    a = max(v["start"], old)
+                    n = (min(old_end, v["end"]) - a) // PAGE
+                    dest = target + (0 if last_end is None else v["start"] - last_end)
+                    out.append((a, n, dest, v))
+                    target, last_end = dest + n * PAGE, v["end"]
+                return ("multi", out)
         elif new_n <= old_n:
             if not self.all_mapped(pid, old, old_n):
                 # the kernel just unmaps the tail (or does nothing); the simulator may refuse
@@ -1378,7 +1396,7 @@ class RmapMachine(RuleBasedStateMachine):
         off=st.integers(0, 6),
         npages=st.integers(1, 4),
         clip=st.sampled_from([True, True, True, False]),
-        how=st.sampled_from(["shrink", "grow", "grow", "fixed", "fixed", "same"]),
+        how=st.sampled_from(["shrink", "grow", "grow", "fixed", "fixed", "same", "span"]),
         delta=st.integers(1, 3),
         slot=st.integers(0, WINDOW - 1),
         may_move=st.sampled_from([True, True, True, False]),
@@ -1395,16 +1413,37 @@ class RmapMachine(RuleBasedStateMachine):
             new_n = old_n
         elif how == "grow":
             new_n = old_n + delta
+        elif how == "span":
+            # a pure move (MREMAP_FIXED, same length) of a range that may run past its VMA
+            # into holes and further VMAs (6.17+ move them all, earlier kernels: EFAULT)
+            old, old_n = self._range(pid, j, off, npages + delta + 2, False)
+            new_n = old_n
+            new_addr = WIN_LO + (slot % max(1, WINDOW - old_n + 1)) * PAGE
         else:
             new_addr, new_n = self._window_range(slot, delta + (npages % 2))
         vlist = vmas(self.raw, pid)
-        plan = self.model.mremap_plan(pid, old, old_n, new_n, may_move, new_addr, vlist)
+        multi = self.sim.policy()["mremap_move_multi"] == "true"
+        plan = self.model.mremap_plan(pid, old, old_n, new_n, may_move, new_addr, vlist, multi)
         args = (pid, old, old_n * PAGE, new_n * PAGE)
         kwargs = {"may_move": may_move, "new_addr": new_addr}
         note(f"mremap{args} {kwargs}: {plan[0]}")
         event(f"mremap: {plan[0]}" + (f" {plan[1].__name__}" if plan[0] == "error" else ""))
         if plan[0] == "error":
             self.expect_error(plan[1], self.sim.mremap, *args, **kwargs)
+            return
+        if plan[0] == "multi":
+            parts = plan[1]
+            lo, hi = parts[0][3]["start"], parts[-1][3]["end"]
+            if new_addr <= hi and lo <= new_addr + new_n * PAGE:
+                # a part landing next to a source VMA may merge into it before that VMA
+                # moves (its anon_vma, hence the next part's pgoff, can change): keep clear
+                event("mremap: multi-VMA move next to its source (kept clear)")
+                return
+            event(f"mremap: multi-VMA move of {min(len(parts), 3)}{'+' if len(parts) >= 3 else ''} parts")
+            got = self.sim.mremap(*args, **kwargs)
+            assert got == new_addr
+            for a, n, dest, v in parts:
+                self.model.mremap_move(pid, a, n, n, dest, True, v["anon_vma"] is not None)
             return
         if plan[0] == "hole":
             # kernel: do_munmap(addr + new_len, old_len - new_len) whatever is mapped there,
@@ -1801,8 +1840,8 @@ def draw_op(data, sims, active, broken=()):
     # Whether the old range lies in one VMA and ends it is VMA-level, and VMA boundaries
     # differ between eras by kernel rule: only where every era sees the same is the result
     # era independent (a broken buggy era is not asked: it is detached if it differs).
-    # Also keep clear of growing in place next to a mergeable VMA (see the state machine's
-    # mremap rule).
+    # So is a pure move over several VMAs (6.17+ only). Also keep clear of growing in place
+    # next to a mergeable VMA (see the state machine's mremap rule).
     old_end = addr + npages * PAGE
     shapes = set()
     for era in active:
@@ -1817,7 +1856,10 @@ def draw_op(data, sims, active, broken=()):
             nxt = next((w for w in evs if w["start"] >= v["end"]), None)
             if nxt is not None and mergeable_either_way(era, dict(v, end=addr + new_n * PAGE), nxt):
                 return ("noop", (), {})
-        shapes.add((inside, ends, v is not None and v["anon_vma"] is not None))
+        # 6.17+ move a range over several VMAs where earlier kernels say EFAULT
+        multi = (not inside and new_addr is not None and new_n == npages
+                 and s.policy()["mremap_move_multi"] == "true")
+        shapes.add((inside, ends, v is not None and v["anon_vma"] is not None, multi))
     if len(shapes) > 1 and (new_addr is not None or new_n > npages):
         return ("noop", (), {})
     return op

@@ -45,12 +45,16 @@ impl Simulator {
                 )));
             }
         }
+        if let Some(na) = new_addr {
+            if self.policy.mremap_move_multi && old_len == new_len && !self.inside_one_vma(mm, old_addr, old_end) {
+                return self.remap_move(pid, mm, old_addr, old_end, na);
+            }
+        }
         let shrink_in_place = new_addr.is_none() && new_len <= old_len;
         if shrink_in_place {
             self.check_mapped(pid, mm, old_addr, old_end)?;
         } else {
-            let within = self.find_vma(mm, old_addr).is_some_and(|v| self.vma(v).end >= old_end);
-            if !within {
+            if !self.inside_one_vma(mm, old_addr, old_end) {
                 return Err(SimError::BadAddress(format!(
                     "[{old_addr:#x}, {old_end:#x}) is not inside one VMA of pid {pid} (EFAULT)"
                 )));
@@ -108,6 +112,40 @@ impl Simulator {
         }
         let na = self.get_unmapped_area(mm, new_len)?;
         self.move_vma(mm, old_addr, old_len, new_len, na)
+    }
+
+    fn inside_one_vma(&self, mm: MmId, start: u64, end: u64) -> bool {
+        self.find_vma(mm, start).is_some_and(|v| self.vma(v).end >= end)
+    }
+
+    /// `remap_move` (6.17+): a pure move (`MREMAP_FIXED`, `old_len == new_len`) of
+    /// `[start, end)` spanning several VMAs. Each VMA's part of the range moves in address
+    /// order with `mremap_to` (unmap the destination, `move_vma`); the first part goes to
+    /// `new_addr` and each later one after the previous destination plus the gap between
+    /// the source VMAs, so gaps are kept. A range that does not begin inside a VMA is
+    /// EFAULT, with nothing changed. A failure part way (an injected ENOMEM) returns the
+    /// error with the parts already moved left moved, as in the kernel.
+    fn remap_move(&mut self, pid: i64, mm: MmId, start: u64, end: u64, new_addr: u64) -> Result<u64> {
+        if self.find_vma(mm, start).is_none() {
+            return Err(SimError::BadAddress(format!(
+                "mremap move of [{start:#x}, {end:#x}) in pid {pid}: no VMA at its start (EFAULT)"
+            )));
+        }
+        self.begin_op("mremap");
+        let (mut cursor, mut last_end, mut target) = (start, None::<u64>, new_addr);
+        // the VMAs are looked up afresh each time: a move can merge or split them
+        while let Some(v) = self.find_vma_above(mm, cursor).filter(|&v| self.vma(v).start < end) {
+            let (vs, ve) = (self.vma(v).start, self.vma(v).end);
+            let addr = vs.max(start);
+            let len = end.min(ve) - addr;
+            let dest = target + last_end.map_or(0, |le| vs.saturating_sub(le));
+            self.do_munmap(mm, dest, len)?;
+            let moved = self.move_vma(mm, addr, len, len, dest)?;
+            last_end = Some(ve);
+            target = moved + len;
+            cursor = ve;
+        }
+        Ok(new_addr)
     }
 
     /// `vma_expandable`: the old range ends its VMA and the VMA can grow by the difference

@@ -162,6 +162,11 @@ pub struct Policy {
     /// also merges with a compatible next one (6.1+, "mm: add merging after mremap
     /// resize"); before, `vma_adjust` only moved the end.
     pub mremap_expand_merges: bool,
+    /// mremap with `MREMAP_FIXED` and `old_len == new_len` (a pure move) may span several
+    /// VMAs and gaps: each VMA's part moves in address order, the gaps between them kept,
+    /// and a gap only at the start is EFAULT (6.17+, `remap_move`, "mm/mremap: permit
+    /// mremap() move of multiple VMAs"); before, the range had to lie inside one VMA.
+    pub mremap_move_multi: bool,
     /// mprotect to non-writable drops `VM_ACCOUNT` from an anonymous VMA that has no
     /// anon_vma yet (`mprotect_fixup`'s `else if ((oldflags & VM_ACCOUNT) &&
     /// vma_is_anonymous(vma) && !vma->anon_vma)`, 6.7+); before, the charge stayed.
@@ -211,6 +216,7 @@ impl Policy {
             has_dump_advice: false,
             adjust_imports_upfront: false,
             mremap_expand_merges: false,
+            mremap_move_multi: false,
             mprotect_unaccounts: false,
             brk_heap_only: false,
             track_root: false,
@@ -287,6 +293,7 @@ impl Policy {
             name: "6.18".into(),
             merge_rule: MergeAnonRule::Case2025,
             mremap_expand_merges: true,
+            mremap_move_multi: true,
             mprotect_unaccounts: true,
             brk_heap_only: true,
             sizes: StructSizes { vm_area_struct: 192, anon_vma: 96, anon_vma_chain: 64 },
@@ -366,6 +373,7 @@ pub const KNOBS: &[(&str, &str, &str)] = &[
     ("has_dump_advice", "MADV_DONTDUMP / MADV_DODUMP exist (VM_DONTDUMP)", "3.4"),
     ("adjust_imports_upfront", "vma_adjust picks the anon_vma exporter before removing anything (case 6 looks past an unfaulted next)", "4.x (release unverified); 6.x merge code dups first"),
     ("mremap_expand_merges", "mremap growing a VMA in place also merges it with a compatible next VMA", "6.1 (ca3d76b0aa80)"),
+    ("mremap_move_multi", "mremap with MREMAP_FIXED and old_len == new_len moves every VMA of a range that spans several (gaps kept; a gap at the start is EFAULT)", "6.17 (\"mm/mremap: permit mremap() move of multiple VMAs\")"),
     ("brk_heap_only", "brk growth expands only the heap VMA (never the bss below start_brk); a shrink over an unmapped heap keeps the break", "6.1 (maple tree brk rewrite)"),
     ("mprotect_unaccounts", "mprotect to non-writable clears VM_ACCOUNT of an anonymous VMA without anon_vma (it merges with never-writable neighbours again)", "6.7 (\"allow unfaulted VMAs to be unaccounted on mprotect()\"; checked on the live 6.18)"),
     ("track_root", "anon_vmas record the root of their fork tree; non-roots pin it; anon_vmas are refcounted", "2.6.35 (Rik van Riel's root series)"),
@@ -436,6 +444,7 @@ impl Policy {
             ("has_dump_advice", b(self.has_dump_advice)),
             ("adjust_imports_upfront", b(self.adjust_imports_upfront)),
             ("mremap_expand_merges", b(self.mremap_expand_merges)),
+            ("mremap_move_multi", b(self.mremap_move_multi)),
             ("mprotect_unaccounts", b(self.mprotect_unaccounts)),
             ("brk_heap_only", b(self.brk_heap_only)),
             ("track_root", b(self.track_root)),
@@ -468,6 +477,7 @@ impl Policy {
             "has_dump_advice" => self.has_dump_advice = parse_bool(value, knob)?,
             "adjust_imports_upfront" => self.adjust_imports_upfront = parse_bool(value, knob)?,
             "mremap_expand_merges" => self.mremap_expand_merges = parse_bool(value, knob)?,
+            "mremap_move_multi" => self.mremap_move_multi = parse_bool(value, knob)?,
             "mprotect_unaccounts" => self.mprotect_unaccounts = parse_bool(value, knob)?,
             "brk_heap_only" => self.brk_heap_only = parse_bool(value, knob)?,
             "track_root" => self.track_root = parse_bool(value, knob)?,
