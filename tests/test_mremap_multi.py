@@ -8,6 +8,12 @@ range that is not inside one VMA (EFAULT)."""
 
 from __future__ import annotations
 
+import os
+import platform
+import re
+import shutil
+import subprocess
+
 import pytest
 
 import rmapsim
@@ -149,3 +155,88 @@ def test_enomem_part_way_leaves_a_consistent_state():
             sim.exit(pid)
         assert sim.counts()["page"] == 0 and sim.counts()["anon_vma"] == 0
     assert {"ok", "partial"} <= outcomes
+
+
+# --------------------------------------------------------------------------- the live kernel
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+RECORDING = os.path.join(HERE, "data", "mremap_multi.out")
+PROGRAM = os.path.join(HERE, "data", "mremap_multi.c")
+# the calls of mremap_multi.c: (name, old, old_len, new_len, new_addr), all MAYMOVE|FIXED
+CALLS = [
+    ("move-all", SRC, 7 * P, 7 * P, DST),
+    ("gap-at-start", DST + 2 * P, 3 * P, 3 * P, SRC),
+    ("resize", DST, 7 * P, 8 * P, SRC),
+    ("partial", DST + P, 5 * P, 5 * P, SRC),
+    ("gap-at-end", DST + 6 * P, 3 * P, 3 * P, SRC + 16 * P),
+]
+
+
+def simulate_program(era):
+    """mremap_multi.c's calls on the simulator, printed the way the program prints them;
+    the `data` line names the source page each probed address maps (A1 = A's second page,
+    and so on), as the program's byte values do (A was filled with 1s, C with 2s)."""
+    sim = rmapsim.Simulator(era=era)
+    p = sim.spawn()
+    sim.mmap(p, 2 * P, addr=SRC)
+    sim.touch(p, SRC, 2 * P)
+    sim.mmap(p, 2 * P, addr=SRC + 3 * P, prot="r")
+    sim.touch(p, SRC + 3 * P, P, write=False)
+    sim.mmap(p, 2 * P, addr=SRC + 5 * P)
+    sim.touch(p, SRC + 5 * P, 2 * P)
+    fill = {sim.page_at(p, SRC + i * P): 1 for i in (0, 1)}
+    fill.update({sim.page_at(p, SRC + i * P): 2 for i in (5, 6)})
+    lines = []
+    for name, old, old_len, new_len, new_addr in CALLS:
+        try:
+            got = sim.mremap(p, old, old_len, new_len, new_addr=new_addr)
+            lines.append(f"call {name} ok {got:#x}")
+        except rmapsim.BadAddress:
+            lines.append(f"call {name} errno 14")  # EFAULT
+    probes = []
+    for a in (SRC, SRC + 4 * P, SRC + 16 * P):
+        try:
+            probes.append(fill.get(sim.page_at(p, a), "?"))
+        except rmapsim.BadAddress:
+            probes.append("unmapped")  # the program would die of SIGSEGV here
+    lines.append("data " + " ".join(str(x) for x in probes))
+    for v in sim.vmas(p):
+        prot = v["prot"]
+        perms = "".join(c if c in prot else "-" for c in "rwx")
+        lines.append(f"vma {v['start']:#x} {v['end']:#x} {perms}")
+    sim.check()
+    return lines
+
+
+def recorded():
+    with open(RECORDING) as fh:
+        return [line.rstrip("\n") for line in fh if not line.startswith("#")]
+
+
+def test_6_18_matches_the_live_kernel_recording():
+    """The recording is Linux 6.18's own output for mremap_multi.c (its first line names
+    the kernel); the simulator's 6.18 gives the same results, VMAs and pages."""
+    rec = recorded()
+    assert rec[0] == "call move-all ok 0x20000000" and len(rec) == 11
+    assert simulate_program("6.18") == rec
+
+
+def test_6_0_refuses_the_moves_6_17_allows():
+    got = simulate_program("6.0")
+    assert [line for line in got if line.startswith("call")] == [
+        f"call {name} errno 14" for name, *_ in CALLS
+    ]
+
+
+def _kernel_at_least(major, minor):
+    m = re.match(r"(\d+)\.(\d+)", platform.release())
+    return platform.system() == "Linux" and m is not None and (int(m[1]), int(m[2])) >= (major, minor)
+
+
+@pytest.mark.skipif(not _kernel_at_least(6, 17) or shutil.which("cc") is None,
+                    reason="needs Linux 6.17+ and a C compiler (the recording is compared above)")
+def test_the_live_kernel_still_gives_the_recording(tmp_path):
+    exe = tmp_path / "mremap_multi"
+    subprocess.run(["cc", "-O0", "-o", str(exe), PROGRAM], check=True, capture_output=True)
+    out = subprocess.run([str(exe)], check=True, capture_output=True, text=True, timeout=30).stdout
+    assert out.splitlines() == recorded()
