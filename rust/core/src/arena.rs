@@ -80,6 +80,7 @@ impl<T> fmt::Debug for Id<T> {
 /// Generations are kept below this bound (see [`crate::objects::Pte`]).
 pub const MAX_GENERATION: u32 = 1 << 29;
 
+#[cfg_attr(test, derive(Debug))]
 struct Slot<T> {
     gen: u32,
     /// Operation number that freed the previous occupant (valid while `val` is `None`).
@@ -89,6 +90,7 @@ struct Slot<T> {
 
 /// A slab of `T` with generational handles and a LIFO free list (like a kernel slab,
 /// the most recently freed slot is reused first).
+#[cfg_attr(test, derive(Debug))]
 pub struct Arena<T> {
     slots: Vec<Slot<T>>,
     free: Vec<u32>,

@@ -7,6 +7,13 @@ use crate::objects::*;
 use crate::policy::SwapinTarget;
 use crate::sim::{AllocSite, Simulator};
 
+#[cfg(test)]
+thread_local! {
+    pub(crate) static COW_FAST: std::cell::Cell<bool> = const { std::cell::Cell::new(true) };
+    pub(crate) static COW_HITS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    pub(crate) static COW_OOM: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
 impl Simulator {
     /// Check that `[addr, addr+len)` is entirely mapped in `mm` with a protection that
     /// allows the access (x86: any of r/w/x allows a read; a write needs w).
@@ -88,6 +95,10 @@ impl Simulator {
     /// mapped elsewhere), with the VMA looked up once per page instead of once per step.
     /// Returns the address of the first page that is not such a fault (or `stop`).
     fn cow_copy_run(&mut self, v: VmaId, mut cur: u64, stop: u64) -> Result<u64> {
+        #[cfg(test)]
+        if !COW_FAST.with(|c| c.get()) {
+            return Ok(cur);
+        }
         while cur < stop {
             let vma = self.vma(v);
             let Some(mapping) = vma.anon_vma else { break };
@@ -98,10 +109,17 @@ impl Simulator {
             if pte.writable() || self.pages.mapcount(old).is_none_or(|m| m <= 1) {
                 break;
             }
-            self.may_alloc(AllocSite::PageCow)?;
+            let r = self.may_alloc(AllocSite::PageCow);
+            #[cfg(test)]
+            if r.is_err() {
+                COW_OOM.with(|c| c.set(c.get() + 1));
+            }
+            r?;
             let new = self.page_alloc(Page { mapping, index, mapcount: 1, swap: None, anon: true });
             self.vma_mut(v).ptes[i] = Pte::present(new, true);
             self.pages.add_mapcount(old, -1);
+            #[cfg(test)]
+            COW_HITS.with(|c| c.set(c.get() + 1));
             cur += PAGE_SIZE;
         }
         Ok(cur)

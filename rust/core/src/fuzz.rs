@@ -399,3 +399,7 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "review_diff.rs"]
+mod review_diff;

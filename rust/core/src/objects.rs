@@ -53,6 +53,7 @@ pub mod vmflags {
 }
 
 /// `mm_struct`: one address space.
+#[cfg_attr(test, derive(Debug))]
 pub struct Mm {
     pub pid: u32,
     /// `mm->start_brk` / `mm->brk`: the heap's base (set by the ELF loader; here by
@@ -64,6 +65,7 @@ pub struct Mm {
 }
 
 /// `vm_area_struct`: a contiguous range of one address space with uniform attributes.
+#[cfg_attr(test, derive(Debug))]
 pub struct Vma {
     pub mm: MmId,
     /// Byte addresses, page aligned, `start < end`.
@@ -120,6 +122,7 @@ impl Vma {
 }
 
 /// `anon_vma`: the object `page->mapping` points at for anonymous pages.
+#[cfg_attr(test, derive(Debug))]
 pub struct AnonVma {
     /// `anon_vma->head` (≤ 3.6): chain entries (legacy: VMAs) of every VMA that may map
     /// pages of this anon_vma; protected by the anon_vma's (root's, 2.6.35+) lock.
@@ -146,6 +149,7 @@ pub struct AnonVma {
 }
 
 /// `anon_vma_chain`: links one VMA to one anon_vma.
+#[cfg_attr(test, derive(Debug))]
 pub struct Avc {
     pub vma: VmaId,
     pub anon_vma: AnonVmaId,
@@ -266,6 +270,7 @@ pub struct ListEntry {
 /// Kernel order is: the head part in reverse insertion order, then the tail part in
 /// insertion order — exactly what `list_add` / `list_add_tail` produce.
 #[derive(Default)]
+#[cfg_attr(test, derive(Debug))]
 pub struct AvList {
     head: Vec<Option<ListEntry>>,
     tail: Vec<Option<ListEntry>>,

@@ -100,6 +100,21 @@ pub struct PageStore {
     frees: u64,
 }
 
+#[cfg(test)]
+impl std::fmt::Debug for PageStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let sorted = |m: &HashMap<u32, u32>| {
+            let mut v: Vec<_> = m.iter().map(|(a, b)| (*a, *b)).collect();
+            v.sort();
+            v
+        };
+        let mut odd: Vec<_> = self.odd_mapping.iter().map(|(a, b)| (*a, *b)).collect();
+        odd.sort();
+        write!(f, "PageStore{{word:{:?} mapping:{:?} index_lo:{:?} mapcount:{:?} big:{:?} swap:{:?} odd:{:?} free:{:?} live:{} allocs:{} frees:{}}}",
+            self.word, self.mapping, self.index_lo, self.mapcount, sorted(&self.big_mapcount), sorted(&self.swap), odd, self.free, self.live, self.allocs, self.frees)
+    }
+}
+
 impl PageStore {
     /// Bytes of one slot over the four columns.
     pub const SLOT_BYTES: usize = 4 + 4 + 4 + 2;

@@ -244,6 +244,7 @@ pub struct VmaInfo {
 }
 
 /// The simulated machine: processes, their address spaces and the anon rmap of one era.
+#[cfg_attr(test, derive(Debug))]
 pub struct Simulator {
     pub(crate) policy: Policy,
     pub(crate) seed: u64,
