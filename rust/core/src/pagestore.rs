@@ -103,7 +103,7 @@ pub struct PageStore {
 #[cfg(test)]
 impl std::fmt::Debug for PageStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let sorted = |m: &HashMap<u32, u32>| {
+        let sorted = |m: &SlotMap<u32>| {
             let mut v: Vec<_> = m.iter().map(|(a, b)| (*a, *b)).collect();
             v.sort();
             v
