@@ -325,3 +325,30 @@ def test_thp_and_dump_advice_split_and_remerge(era):
         else:  # dodump clears it: merged back
             assert [(v["start"], v["end"]) for v in vs] == [(0x400000, 0x404000)]
         sim.check()
+
+
+@pytest.mark.parametrize("era", ["3.0", "3.7", "3.8", "3.19", "6.0", "6.18"])
+@pytest.mark.parametrize("advice", ["hugepage", "nohugepage"])
+def test_repeated_thp_advice_is_einval_until_4_4(era, advice):
+    """hugepage_madvise refused advice whose flag the VMA already has (2.6.38 until 4.4,
+    knob thp_advice_strict); from 4.4 the repeat is accepted. rmapsim refuses it before
+    changing anything, even where the flag is only on a later VMA of the range."""
+    strict = era.startswith("3.")
+    assert rmapsim.Policy.preset(era)["thp_advice_strict"] == ("true" if strict else "false")
+    sim = rmapsim.Simulator(era=era)
+    p = sim.spawn()
+    sim.mmap(p, 4 * PAGE, 0x400000, "rw")
+    sim.madvise(p, 0x402000, PAGE, advice)
+    before = (sim.vmas(p), sim.operations())
+    if strict:
+        with pytest.raises(rmapsim.InvalidArgument, match=f'advice "{advice}" is EINVAL in era {era}.*0x402000'):
+            sim.madvise(p, 0x400000, 4 * PAGE, advice)
+        assert (sim.vmas(p), sim.operations()) == before
+        other = "nohugepage" if advice == "hugepage" else "hugepage"
+        sim.madvise(p, 0x400000, 4 * PAGE, other)  # the other flag replaces it: accepted
+        assert len(sim.vmas(p)) == 1 and other in sim.vmas(p)[0]["flags"]
+    else:
+        sim.madvise(p, 0x400000, 4 * PAGE, advice)
+        vs = sim.vmas(p)
+        assert len(vs) == 1 and advice in vs[0]["flags"]
+    sim.check()

@@ -258,6 +258,20 @@ impl Simulator {
             )));
         }
         self.check_mapped(pid, mm, addr, end)?;
+        if matches!(advice, Advice::HugePage | Advice::NoHugePage) && self.policy.thp_advice_strict {
+            // hugepage_madvise (2.6.38-4.3): the flag already set is EINVAL. The kernel
+            // fails at that VMA, after changing the ones before it; rmapsim refuses up front.
+            let flag = if advice == Advice::HugePage { vmflags::HUGEPAGE } else { vmflags::NOHUGEPAGE };
+            if let Some(v) = self.vmas_in(mm, addr, end).into_iter().find(|&v| self.vma(v).flags & flag != 0) {
+                return Err(SimError::InvalidArgument(format!(
+                    "advice {:?} is EINVAL in era {}: [{:#x}, {:#x}) of pid {pid} already has it (until Linux 4.4)",
+                    format!("{advice:?}").to_lowercase(),
+                    self.policy.name,
+                    self.vma(v).start,
+                    self.vma(v).end
+                )));
+            }
+        }
         if advice == Advice::WipeOnFork {
             // madvise_behavior_valid + madvise_update_vma: only private anonymous memory.
             if let Some(v) = self.vmas_in(mm, addr, end).into_iter().find(|&v| self.vma(v).file().is_some()) {

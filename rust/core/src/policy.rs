@@ -152,6 +152,11 @@ pub struct Policy {
     /// EINVAL. Only their `VM_HUGEPAGE` / `VM_NOHUGEPAGE` flags are modelled (they split and
     /// merge VMAs), not huge pages.
     pub has_thp_advice: bool,
+    /// `MADV_HUGEPAGE` on a VMA that already has `VM_HUGEPAGE` (`MADV_NOHUGEPAGE`: already
+    /// `VM_NOHUGEPAGE`) is EINVAL (`hugepage_madvise`'s "over-protective like KSM" test,
+    /// 2.6.38 until 4.4, "mm: Loosen MADV_NOHUGEPAGE to enable Qemu postcopy on s390");
+    /// later kernels accept the repeat.
+    pub thp_advice_strict: bool,
     /// `MADV_DONTDUMP` / `MADV_DODUMP` exist (3.4); otherwise EINVAL.
     pub has_dump_advice: bool,
     /// `vma_adjust` chooses the VMA to import an anon_vma from before removing anything,
@@ -213,6 +218,7 @@ impl Policy {
             fork_error_unlinks: true,
             has_wipeonfork: false,
             has_thp_advice: false,
+            thp_advice_strict: false,
             has_dump_advice: false,
             adjust_imports_upfront: false,
             mremap_expand_merges: false,
@@ -264,6 +270,7 @@ impl Policy {
             swapin_keeps_anon_mapping: true,
             prepare_links_at_head: false,
             has_thp_advice: true,
+            thp_advice_strict: true,
             sizes: StructSizes { anon_vma: 64, ..v2635.sizes },
             ..v2635.clone()
         };
@@ -285,6 +292,7 @@ impl Policy {
             name: "6.0".into(),
             fork_reuse: ForkReuse::ActiveVmas,
             has_wipeonfork: true,
+            thp_advice_strict: false,
             adjust_imports_upfront: true,
             sizes: StructSizes { vm_area_struct: 200, anon_vma: 96, anon_vma_chain: 64 },
             ..v319.clone()
@@ -370,6 +378,7 @@ pub const KNOBS: &[(&str, &str, &str)] = &[
     ("fork_error_unlinks", "anon_vma_fork unlinks the cloned chain when a later allocation fails (false: leak, the posted patch)", "2.6.34"),
     ("has_wipeonfork", "MADV_WIPEONFORK / MADV_KEEPONFORK exist", "4.14"),
     ("has_thp_advice", "MADV_HUGEPAGE / MADV_NOHUGEPAGE exist (their VM_HUGEPAGE / VM_NOHUGEPAGE flags split and merge VMAs)", "2.6.38"),
+    ("thp_advice_strict", "MADV_HUGEPAGE on a VMA that already has VM_HUGEPAGE (NOHUGEPAGE: VM_NOHUGEPAGE) is EINVAL", "2.6.38; accepted again from 4.4 (\"mm: Loosen MADV_NOHUGEPAGE to enable Qemu postcopy on s390\")"),
     ("has_dump_advice", "MADV_DONTDUMP / MADV_DODUMP exist (VM_DONTDUMP)", "3.4"),
     ("adjust_imports_upfront", "vma_adjust picks the anon_vma exporter before removing anything (case 6 looks past an unfaulted next)", "4.x (release unverified); 6.x merge code dups first"),
     ("mremap_expand_merges", "mremap growing a VMA in place also merges it with a compatible next VMA", "6.1 (ca3d76b0aa80)"),
@@ -441,6 +450,7 @@ impl Policy {
             ("fork_error_unlinks", b(self.fork_error_unlinks)),
             ("has_wipeonfork", b(self.has_wipeonfork)),
             ("has_thp_advice", b(self.has_thp_advice)),
+            ("thp_advice_strict", b(self.thp_advice_strict)),
             ("has_dump_advice", b(self.has_dump_advice)),
             ("adjust_imports_upfront", b(self.adjust_imports_upfront)),
             ("mremap_expand_merges", b(self.mremap_expand_merges)),
@@ -474,6 +484,7 @@ impl Policy {
             "fork_error_unlinks" => self.fork_error_unlinks = parse_bool(value, knob)?,
             "has_wipeonfork" => self.has_wipeonfork = parse_bool(value, knob)?,
             "has_thp_advice" => self.has_thp_advice = parse_bool(value, knob)?,
+            "thp_advice_strict" => self.thp_advice_strict = parse_bool(value, knob)?,
             "has_dump_advice" => self.has_dump_advice = parse_bool(value, knob)?,
             "adjust_imports_upfront" => self.adjust_imports_upfront = parse_bool(value, knob)?,
             "mremap_expand_merges" => self.mremap_expand_merges = parse_bool(value, knob)?,
