@@ -168,6 +168,17 @@ class Simulator(_core.Simulator):
         repeated one ``InvalidArgument``, and nothing exits."""
         super().exit_many(_int_list(pids, "pids"))
 
+    def mmap(self, pid: int, length: int, addr: Optional[int] = None, prot: Optional[str] = None,
+             file: Optional[int] = None, offset: Optional[int] = None, noreserve: bool = False) -> int:
+        """A private mapping (anonymous, or of ``file`` at ``offset``); see
+        docs/api-contract.md. ``noreserve=True`` is ``MAP_NORESERVE``: the VMA gets
+        ``VM_NORESERVE`` (``vmas()`` flag "noreserve") and is never charged (no
+        ``VM_ACCOUNT``, even when writable or later made writable by ``mprotect``), so it
+        does not merge with ordinary mappings. A non-bool raises ``InvalidArgument``."""
+        if not isinstance(noreserve, (bool, np.bool_)):
+            raise InvalidArgument(f"noreserve must be True or False, got {noreserve!r}")
+        return super().mmap(pid, length, addr, prot, file, offset, bool(noreserve))
+
     def touch_many(self, pids: Iterable[int], addr: int, length: int, write: bool = True) -> None:
         """Fault ``[addr, addr+length)`` in each process of ``pids``, in order. All pids
         and ranges are validated before any fault."""

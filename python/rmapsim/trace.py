@@ -5,6 +5,11 @@ The op array is a structured numpy array with fields ``code, p, a, b, c, d, e`` 
 one row per operation; ``p`` is a process symbol (1 = the first process created in the
 trace). :func:`parse` and :func:`format` convert between the forms; a malformed trace
 raises :class:`rmapsim.InvalidArgument` naming the line and what was expected.
+
+mmap rows (code 4) are ``p, a=addr (NONE: kernel's choice), b=len, c=prot, d=file, e=offset``;
+in the text ``mmap pN ADDR LEN PROT [file ID OFFSET] [noreserve]``. ``noreserve``
+(``MAP_NORESERVE``) is bit 3 (8) of the prot column ``c``: rows without it are unchanged,
+and a ``c`` with bits above 3 is refused.
 """
 
 from __future__ import annotations

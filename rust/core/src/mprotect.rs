@@ -203,7 +203,12 @@ impl Simulator {
             let x = s.vma(vma);
             let mut flags = x.flags;
             if prot & prot::WRITE != 0 {
-                flags |= vmflags::ACCOUNT;
+                // mprotect_fixup charges only if the old flags have none of VM_ACCOUNT,
+                // VM_WRITE, VM_HUGETLB, VM_SHARED, VM_NORESERVE (the last since 2.6.29, so
+                // every era): a MAP_NORESERVE range made writable stays uncharged.
+                if x.prot & prot::WRITE == 0 && x.flags & (vmflags::ACCOUNT | vmflags::NORESERVE) == 0 {
+                    flags |= vmflags::ACCOUNT;
+                }
             } else if s.policy.mprotect_unaccounts && x.file().is_none() && x.anon_vma.is_none() {
                 flags &= !vmflags::ACCOUNT;
             }

@@ -42,13 +42,20 @@ pub mod vmflags {
     pub const HUGEPAGE: u32 = 1 << 5;
     pub const NOHUGEPAGE: u32 = 1 << 6;
     pub const DONTDUMP: u32 = 1 << 7;
-    /// Bits 8–31 hold the mapping's `vm_file` identity (0: anonymous). Every kernel rule
+    /// `VM_NORESERVE`: mmap with `MAP_NORESERVE` (`do_mmap`/`do_mmap_pgoff`, honoured when
+    /// overcommit is not `OVERCOMMIT_NEVER`; the default heuristic mode is assumed). Such a
+    /// mapping is never charged: `accountable_mapping` is false for it and
+    /// `mprotect_fixup` does not add `VM_ACCOUNT` when it becomes writable. Being a
+    /// `vm_flags` bit it takes part in every merge comparison (`is_mergeable_vma`), is
+    /// copied by fork (`dup_mmap`) and kept by splits and mremap moves (`copy_vma`).
+    pub const NORESERVE: u32 = 1 << 8;
+    /// Bits 9–31 hold the mapping's `vm_file` identity (0: anonymous). Every kernel rule
     /// that compares `vm_flags` for merging (`is_mergeable_vma`, `anon_vma_compatible`)
     /// also compares `vm_file`, so keeping the file in the compared word makes one
     /// comparison do both.
-    pub const FILE_SHIFT: u32 = 8;
-    pub const FILE_MAX: u32 = (1 << 24) - 1;
-    /// The flag bits proper (madvise advice), without the file identity.
+    pub const FILE_SHIFT: u32 = 9;
+    pub const FILE_MAX: u32 = (1 << 23) - 1;
+    /// The flag bits proper (advice, `VM_ACCOUNT`, `VM_NORESERVE`), without the file identity.
     pub const ADVICE_MASK: u32 = (1 << FILE_SHIFT) - 1;
 }
 

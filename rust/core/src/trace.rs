@@ -9,6 +9,7 @@
 //! fork p1                                 # creates p2 (processes are numbered p1, p2, … in creation order)
 //! mmap p1 0x10000000 0x4000 rw            # address "-" lets the kernel choose
 //! mmap p1 0x400000 0x2000 rx file 3 0x0    # private file mapping: file identity 3, byte offset 0
+//! mmap p1 0x30000000 0x8000 rw noreserve  # MAP_NORESERVE (after "file ID OFF" when both)
 //! brkbase p1 0x555555560000              # the ELF loader's heap base (mm->start_brk)
 //! brk p1 0x555555581000                  # brk(2): grow or shrink the heap
 //! touch p1 0x10000000 0x4000 w            # w = write fault, r = read fault
@@ -40,21 +41,72 @@ pub const HEADER: &str = "# rmapsim trace v1";
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Op {
     Spawn,
-    Fork { p: u32 },
-    Exit { p: u32 },
-    Exec { p: u32 },
-    Mmap { p: u32, addr: Option<u64>, len: u64, prot: u8, file: Option<(u32, u64)> },
-    Munmap { p: u32, addr: u64, len: u64 },
-    Touch { p: u32, addr: u64, len: u64, write: bool },
-    Mprotect { p: u32, addr: u64, len: u64, prot: u8 },
-    Madvise { p: u32, addr: u64, len: u64, advice: Advice },
-    Mremap { p: u32, addr: u64, old_len: u64, new_len: u64, may_move: bool, new_addr: Option<u64> },
-    TryToUnmap { p: u32, addr: u64 },
+    Fork {
+        p: u32,
+    },
+    Exit {
+        p: u32,
+    },
+    Exec {
+        p: u32,
+    },
+    /// `noreserve`: `MAP_NORESERVE` (the VMA gets `VM_NORESERVE`, never `VM_ACCOUNT`).
+    Mmap {
+        p: u32,
+        addr: Option<u64>,
+        len: u64,
+        prot: u8,
+        file: Option<(u32, u64)>,
+        noreserve: bool,
+    },
+    Munmap {
+        p: u32,
+        addr: u64,
+        len: u64,
+    },
+    Touch {
+        p: u32,
+        addr: u64,
+        len: u64,
+        write: bool,
+    },
+    Mprotect {
+        p: u32,
+        addr: u64,
+        len: u64,
+        prot: u8,
+    },
+    Madvise {
+        p: u32,
+        addr: u64,
+        len: u64,
+        advice: Advice,
+    },
+    Mremap {
+        p: u32,
+        addr: u64,
+        old_len: u64,
+        new_len: u64,
+        may_move: bool,
+        new_addr: Option<u64>,
+    },
+    TryToUnmap {
+        p: u32,
+        addr: u64,
+    },
     DropSwapCache,
-    Enomem { nth: Option<u64> },
+    Enomem {
+        nth: Option<u64>,
+    },
     Check,
-    Brk { p: u32, addr: u64 },
-    BrkBase { p: u32, addr: u64 },
+    Brk {
+        p: u32,
+        addr: u64,
+    },
+    BrkBase {
+        p: u32,
+        addr: u64,
+    },
 }
 
 fn advice_name(a: Advice) -> &'static str {
@@ -70,13 +122,16 @@ impl fmt::Display for Op {
             Op::Fork { p } => write!(f, "fork p{p}"),
             Op::Exit { p } => write!(f, "exit p{p}"),
             Op::Exec { p } => write!(f, "exec p{p}"),
-            Op::Mmap { p, addr, len, prot: pr, file } => {
+            Op::Mmap { p, addr, len, prot: pr, file, noreserve } => {
                 match addr {
                     Some(a) => write!(f, "mmap p{p} {a:#x} {len:#x} {}", prot(*pr))?,
                     None => write!(f, "mmap p{p} - {len:#x} {}", prot(*pr))?,
                 }
                 if let Some((id, off)) = file {
                     write!(f, " file {id} {off:#x}")?;
+                }
+                if *noreserve {
+                    write!(f, " noreserve")?;
                 }
                 Ok(())
             }
@@ -182,21 +237,31 @@ pub fn parse(text: &str) -> Result<Vec<Op>> {
                     a => Some(num(a, line, "an address or -")?),
                 };
                 let (len, pr) = (num(t.next(), line, "a length")?, prot(t.next(), line)?);
-                let file = match t.next() {
-                    None => None,
+                let mut next = t.next();
+                let file = match next {
                     Some("file") => {
                         let id = num(t.next(), line, "a file identity")?;
                         let id = u32::try_from(id)
                             .ok()
                             .filter(|&i| i >= 1)
                             .ok_or_else(|| bad(line, std::format!("file identity must be 1..2^32, found {id}")))?;
-                        Some((id, num(t.next(), line, "a file offset")?))
+                        let off = num(t.next(), line, "a file offset")?;
+                        next = t.next();
+                        Some((id, off))
                     }
+                    _ => None,
+                };
+                let noreserve = match next {
+                    None => false,
+                    Some("noreserve") => true,
                     Some(other) => {
-                        return Err(bad(line, std::format!("expected \"file\" or end of line, found {other:?}")))
+                        return Err(bad(
+                            line,
+                            std::format!("expected \"file\", \"noreserve\" or end of line, found {other:?}"),
+                        ))
                     }
                 };
-                Op::Mmap { p, addr, len, prot: pr, file }
+                Op::Mmap { p, addr, len, prot: pr, file, noreserve }
             }
             "brk" => Op::Brk { p: sym(t.next(), line)?, addr: num(t.next(), line, "an address")? },
             "brkbase" => Op::BrkBase { p: sym(t.next(), line)?, addr: num(t.next(), line, "an address")? },
@@ -324,7 +389,9 @@ impl Runner {
                 sim.exec(self.pid(p)?)?;
                 0
             }
-            Op::Mmap { p, addr, len, prot, file } => sim.mmap_file(self.pid(p)?, len, addr, prot, file)?,
+            Op::Mmap { p, addr, len, prot, file, noreserve } => {
+                sim.mmap_with(self.pid(p)?, len, addr, prot, file, noreserve)?
+            }
             Op::Brk { p, addr } => sim.brk(self.pid(p)?, addr)?,
             Op::BrkBase { p, addr } => {
                 sim.set_brk_base(self.pid(p)?, addr)?;
@@ -446,6 +513,29 @@ mod tests {
     }
 
     #[test]
+    fn noreserve_round_trips_in_text_and_rows() {
+        let t = "# rmapsim trace v1\nspawn\nmmap p1 0x10000000 0x4000 rw noreserve\n\
+                 mmap p1 0x20000000 0x2000 r file 3 0x1000 noreserve\nmmap p1 0x30000000 0x1000 rw\n";
+        let ops = parse(t).unwrap();
+        assert!(matches!(ops[1], Op::Mmap { noreserve: true, file: None, prot: 3, .. }));
+        assert!(matches!(ops[2], Op::Mmap { noreserve: true, file: Some((3, 0x1000)), prot: 1, .. }));
+        assert!(matches!(ops[3], Op::Mmap { noreserve: false, .. }));
+        assert_eq!(parse(&format(&ops, None)).unwrap(), ops);
+        assert_eq!(ops[1].encode()[4], 3 | 8);
+        assert_eq!(ops[3].encode()[4], 3);
+        for (i, op) in ops.iter().enumerate() {
+            assert_eq!(&Op::decode(op.encode(), i).unwrap(), op);
+        }
+        let mut row = ops[1].encode();
+        row[4] = 16 | 3;
+        assert!(Op::decode(row, 0).unwrap_err().to_string().contains("plus 8 for noreserve"));
+        for bad_line in ["mmap p1 0x1000 0x1000 rw noreserv", "mmap p1 0x1000 0x1000 rw noreserve file 1 0x0"] {
+            let e = parse(&std::format!("{HEADER}\n{bad_line}\n")).unwrap_err().to_string();
+            assert!(e.contains("line 2"), "{bad_line}: {e}");
+        }
+    }
+
+    #[test]
     fn malformed_traces_name_the_line() {
         for (t, want) in [
             ("spawn\n", "line 1: expected the header"),
@@ -502,10 +592,14 @@ impl Op {
             Op::Fork { p } => [1, p as u64, 0, 0, 0, 0, 0],
             Op::Exit { p } => [2, p as u64, 0, 0, 0, 0, 0],
             Op::Exec { p } => [3, p as u64, 0, 0, 0, 0, 0],
-            Op::Mmap { p, addr, len, prot, file } => match file {
-                None => [4, p as u64, o(addr), len, prot as u64, 0, 0],
-                Some((id, off)) => [4, p as u64, o(addr), len, prot as u64, id as u64, off],
-            },
+            Op::Mmap { p, addr, len, prot, file, noreserve } => {
+                // bit 3 of the prot column: MAP_NORESERVE (rows without it are unchanged)
+                let pr = prot as u64 | (noreserve as u64) << 3;
+                match file {
+                    None => [4, p as u64, o(addr), len, pr, 0, 0],
+                    Some((id, off)) => [4, p as u64, o(addr), len, pr, id as u64, off],
+                }
+            }
             Op::Munmap { p, addr, len } => [5, p as u64, addr, len, 0, 0, 0],
             Op::Touch { p, addr, len, write } => [6, p as u64, addr, len, write as u64, 0, 0],
             Op::Mprotect { p, addr, len, prot } => [7, p as u64, addr, len, prot as u64, 0, 0],
@@ -543,11 +637,16 @@ impl Op {
                 p: p()?,
                 addr: opt(r[2]),
                 len: r[3],
-                prot: prot(r[4])?,
+                prot: if r[4] & !0xf == 0 {
+                    prot(r[4] & 7)?
+                } else {
+                    return Err(bad("mmap prot must be a combination of 1|2|4, plus 8 for noreserve"));
+                },
                 file: match r[5] {
                     0 => None,
                     id => Some((u32::try_from(id).map_err(|_| bad("file identity must fit 32 bits"))?, r[6])),
                 },
+                noreserve: r[4] & 8 != 0,
             },
             5 => Op::Munmap { p: p()?, addr: r[2], len: r[3] },
             6 => Op::Touch { p: p()?, addr: r[2], len: r[3], write: r[4] != 0 },

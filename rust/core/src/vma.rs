@@ -506,7 +506,7 @@ impl Simulator {
     /// `mmap(addr, length, prot, MAP_PRIVATE|MAP_ANONYMOUS[|MAP_FIXED])`: `do_mmap_pgoff`
     /// + `mmap_region`. With `addr`, MAP_FIXED: whatever is mapped there is unmapped first.
     pub fn mmap(&mut self, pid: i64, len: u64, addr: Option<u64>, prot: u8) -> Result<u64> {
-        self.mmap_file(pid, len, addr, prot, None)
+        self.mmap_with(pid, len, addr, prot, None, false)
     }
 
     /// `mmap(addr, length, prot, MAP_PRIVATE[|MAP_ANONYMOUS][|MAP_FIXED], fd, offset)`
@@ -522,6 +522,23 @@ impl Simulator {
         addr: Option<u64>,
         prot: u8,
         file: Option<(u32, u64)>,
+    ) -> Result<u64> {
+        self.mmap_with(pid, len, addr, prot, file, false)
+    }
+
+    /// The general mmap: [`Simulator::mmap_file`] plus `noreserve` (`MAP_NORESERVE`).
+    /// `do_mmap` (`do_mmap_pgoff` before 3.9; `mmap_region` itself in 2.6.3x) turns
+    /// `MAP_NORESERVE` into `VM_NORESERVE` when overcommit is not `OVERCOMMIT_NEVER` (the
+    /// default heuristic mode is assumed, so always here); `accountable_mapping` then
+    /// charges, and sets `VM_ACCOUNT` on, only a writable mapping without `VM_NORESERVE`.
+    pub fn mmap_with(
+        &mut self,
+        pid: i64,
+        len: u64,
+        addr: Option<u64>,
+        prot: u8,
+        file: Option<(u32, u64)>,
+        noreserve: bool,
     ) -> Result<u64> {
         let mm = self.proc_mm(pid)?;
         if prot & !prot::ALL != 0 {
@@ -551,11 +568,15 @@ impl Simulator {
             }
         };
         self.begin_op("mmap");
-        let account = if prot & prot::WRITE != 0 { vmflags::ACCOUNT } else { 0 };
+        let mut flags = if noreserve { vmflags::NORESERVE } else { 0 };
+        // accountable_mapping: (vm_flags & (VM_NORESERVE | VM_SHARED | VM_WRITE)) == VM_WRITE
+        if prot & prot::WRITE != 0 && !noreserve {
+            flags |= vmflags::ACCOUNT;
+        }
         match file {
-            None => self.mmap_region(mm, addr, len, prot, account, addr >> PAGE_SHIFT),
+            None => self.mmap_region(mm, addr, len, prot, flags, addr >> PAGE_SHIFT),
             Some((f, off)) => {
-                self.mmap_region(mm, addr, len, prot, account | f << vmflags::FILE_SHIFT, off >> PAGE_SHIFT)
+                self.mmap_region(mm, addr, len, prot, flags | f << vmflags::FILE_SHIFT, off >> PAGE_SHIFT)
             }
         }
     }

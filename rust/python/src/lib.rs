@@ -92,6 +92,21 @@ fn len_arg(obj: &Bound<'_, PyAny>) -> Result<u64, SimError> {
     u64::try_from(v).map_err(|_| SimError::InvalidArgument(format!("length {v} is too large")))
 }
 
+/// A flag argument: `True`/`False` (or a numpy bool); anything else is refused by value.
+fn bool_arg(obj: &Bound<'_, PyAny>, what: &str) -> Result<bool, SimError> {
+    if let Ok(b) = obj.cast::<pyo3::types::PyBool>() {
+        return Ok(b.is_true());
+    }
+    let is_np_bool = obj.get_type().name().is_ok_and(|n| n.to_string_lossy() == "bool")
+        && obj.get_type().module().is_ok_and(|m| m.to_string_lossy() == "numpy");
+    if is_np_bool {
+        if let Ok(b) = obj.is_truthy() {
+            return Ok(b);
+        }
+    }
+    Err(SimError::InvalidArgument(format!("{what} must be True or False, got {}", repr(obj))))
+}
+
 fn prot_arg(obj: &Bound<'_, PyAny>) -> Result<u8, SimError> {
     match obj.cast::<PyString>() {
         Ok(s) => Core::parse_prot(&s.to_string_lossy()),
@@ -265,7 +280,7 @@ impl PySimulator {
         catch(|| self.inner.exec(pid)).py(py)
     }
 
-    #[pyo3(signature = (pid, length, addr = None, prot = None, file = None, offset = None))]
+    #[pyo3(signature = (pid, length, addr = None, prot = None, file = None, offset = None, noreserve = None))]
     #[allow(clippy::too_many_arguments)]
     fn mmap(
         &mut self,
@@ -276,6 +291,7 @@ impl PySimulator {
         prot: Option<&Bound<'_, PyAny>>,
         file: Option<&Bound<'_, PyAny>>,
         offset: Option<&Bound<'_, PyAny>>,
+        noreserve: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<u64> {
         let pid = pid_arg(pid).py(py)?;
         let length = len_arg(length).py(py)?;
@@ -308,7 +324,11 @@ impl PySimulator {
                 Some((f, o))
             }
         };
-        catch(|| self.inner.mmap_file(pid, length, addr, prot, file)).py(py)
+        let noreserve = match noreserve {
+            Some(n) => bool_arg(n, "noreserve").py(py)?,
+            None => false,
+        };
+        catch(|| self.inner.mmap_with(pid, length, addr, prot, file, noreserve)).py(py)
     }
 
     fn set_brk_base(&mut self, py: Python<'_>, pid: &Bound<'_, PyAny>, addr: &Bound<'_, PyAny>) -> PyResult<()> {
@@ -790,6 +810,7 @@ fn flag_names(flags: u32) -> Vec<&'static str> {
         (HUGEPAGE, "hugepage"),
         (NOHUGEPAGE, "nohugepage"),
         (DONTDUMP, "dontdump"),
+        (NORESERVE, "noreserve"),
     ]
     .iter()
     .filter(|(b, _)| flags & b != 0)
