@@ -104,6 +104,7 @@ impl Simulator {
                 (vmflags::HUGEPAGE, "hugepage"),
                 (vmflags::NOHUGEPAGE, "nohugepage"),
                 (vmflags::DONTDUMP, "dontdump"),
+                (vmflags::NORESERVE, "noreserve"),
             ] {
                 if vma.flags & bit != 0 {
                     flags.push(name);
