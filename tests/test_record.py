@@ -327,3 +327,110 @@ def test_flag_advice_is_converted_and_splits_vmas():
     got = [(v["start"], v["flags"]) for v in sim.vmas(p) if 0x7ffff7000000 <= v["start"] < 0x7ffff7004000]
     assert got == [(0x7ffff7000000, ["account"]), (0x7ffff7001000, ["account", "nohugepage"]),
                    (0x7ffff7002000, ["account", "dontdump"]), (0x7ffff7003000, ["account"])]
+
+
+def _marks(flags) -> str:
+    """"ac" (VM_ACCOUNT) / "nr" (VM_NORESERVE) as smaps VmFlags names them; "-": neither."""
+    return " ".join(m for m, f in (("ac", "account"), ("nr", "noreserve")) if f in flags) or "-"
+
+
+def test_map_noreserve_becomes_the_trace_word():
+    text = log(
+        f'700 execve("{EXE}", ["python"], 0x7ffe /* 3 vars */) = 0',
+        "700 mmap(NULL, 134217728, PROT_NONE, MAP_PRIVATE|MAP_ANONYMOUS|MAP_NORESERVE, -1, 0) = 0x7fffe8000000",
+        "700 mmap(NULL, 8192, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS|0x4000, -1, 0) = 0x7fffe7000000",
+        "700 mmap(NULL, 8192, PROT_READ, MAP_PRIVATE, 3</usr/lib/libfoo.so>, 0x2000) = 0x7fffe6000000",
+        "700 mmap(0x7fffe6002000, 4096, PROT_READ, MAP_PRIVATE|MAP_FIXED|MAP_NORESERVE, 3</usr/lib/libfoo.so>, "
+        "0x4000) = 0x7fffe6002000",
+        "700 mmap(NULL, 4096, PROT_READ|PROT_WRITE, MAP_SHARED|MAP_NORESERVE, 4</dev/shm/x>, 0) = 0x7fffe5000000",
+        "700 mmap(NULL, 4096, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS|MAP_STACK, -1, 0) = 0x7fffe4000000",
+        "700 mprotect(0x7fffe8000000, 135168, PROT_READ|PROT_WRITE) = 0",
+        "700 +++ exited with 0 +++",
+    )
+    ops, _ = ops_of(text)
+    mm = [o for o in ops if o.startswith("mmap p1 0x7fffe")]
+    assert mm[0] == "mmap p1 0x7fffe8000000 0x8000000 none noreserve"
+    assert mm[1] == "mmap p1 0x7fffe7000000 0x2000 rw noreserve"
+    fid = mm[2].split()[6]
+    assert mm[2].endswith(f" r file {fid} 0x2000") and mm[3].endswith(f" r file {fid} 0x4000 noreserve")
+    assert mm[4].endswith(" 0x0 noreserve") and " file " in mm[4]
+    assert mm[5] == "mmap p1 0x7fffe4000000 0x1000 rw"
+    sim = rmapsim.Simulator(era="6.18")
+    tr = "# rmapsim trace v1\n" + "\n".join(o for o in ops if not o.startswith("exit")) + "\n"
+    assert sim.apply(tr, check_each=True).errors() == []
+    got = [(v["start"], v["end"], _marks(v["flags"])) for v in sim.vmas(int(sim.pids()[0]))
+           if 0x7fffe8000000 <= v["start"] < 0x7ffff0000000]
+    assert got == [(0x7fffe8000000, 0x7fffe8021000, "nr"), (0x7fffe8021000, 0x7ffff0000000, "nr")]
+
+
+ARENA_C = r"""
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+static char buf[1 << 20];
+static void *work(void *arg) {
+    char *p = malloc(1000); /* a new thread's first malloc makes a non-main arena */
+    memset(p, 1, 1000);
+    return p;
+}
+int main(int argc, char **argv) {
+    pthread_t t;
+    void *r;
+    pthread_create(&t, 0, work, 0);
+    pthread_join(t, &r);
+    /* a static buffer and raw syscalls: no mapping changes while smaps is read */
+    int fd = open("/proc/self/smaps", O_RDONLY), out;
+    size_t n = 0;
+    ssize_t k;
+    while ((k = read(fd, buf + n, sizeof buf - n)) > 0)
+        n += k;
+    out = open(argv[1], O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    return write(out, buf, n) != (ssize_t)n;
+}
+"""
+
+
+def _smaps_vmas(text: str):
+    """[(start, end, perms, marks)] from /proc/PID/smaps."""
+    out, cur = [], None
+    for line in text.splitlines():
+        head = line.split()
+        if len(head) >= 5 and "-" in head[0] and not head[0].endswith(":"):
+            lo, hi = (int(x, 16) for x in head[0].split("-"))
+            cur = (lo, hi, head[1][:3])
+        elif line.startswith("VmFlags:"):
+            out.append((*cur, _marks([{"ac": "account", "nr": "noreserve"}.get(f, f) for f in head[1:]])))
+    return out
+
+
+@pytest.mark.skipif(shutil.which("strace") is None or shutil.which("cc") is None or sys.platform != "linux",
+                    reason="needs strace, a C compiler and Linux")
+def test_a_threaded_programs_arena_heap_replays_with_the_kernels_flags(tmp_path):
+    """glibc maps a non-main malloc arena's heap with MAP_NORESERVE (128 MiB PROT_NONE,
+    trimmed to an aligned 64 MiB, its start made writable). Recorded and replayed, the
+    VM_NORESERVE VMAs are the ones the real process's smaps shows, with the same ranges,
+    permissions and flags: the writable part is not charged (no "ac")."""
+    src, exe = tmp_path / "arena.c", tmp_path / "arena"
+    src.write_text(ARENA_C)
+    subprocess.run(["cc", "-O0", "-pthread", "-o", str(exe), str(src)], check=True, capture_output=True)
+    smaps, out = tmp_path / "smaps", tmp_path / "arena.trace"
+    assert main(["record", "--out", str(out), "--", str(exe), str(smaps)]) == 0
+    real = _smaps_vmas(smaps.read_text())
+    real_nr = [v for v in real if "nr" in v[3]]
+    if not real_nr:
+        pytest.skip("this libc made no MAP_NORESERVE arena heap")
+    text = out.read_text()
+    assert " noreserve" in text
+    sim = rmapsim.Simulator(era="6.18")
+    res = sim.apply("\n".join(line for line in text.splitlines() if not line.startswith("exit")) + "\n",
+                    check_each=True)
+    assert res.errors() == [] and res.violation() is None
+    perms = lambda prot: "".join(c if c in prot else "-" for c in "rwx")  # noqa: E731
+    replayed = [(v["start"], v["end"], perms(v["prot"]), _marks(v["flags"])) for v in sim.vmas(1)]
+    assert [v for v in replayed if "nr" in v[3]] == real_nr
+    assert any(v[2] == "rw-" and v[3] == "nr" for v in real_nr)  # writable, yet not charged
+    # the real process's VMAs next to the heap are where the replay has them too
+    lo, hi = real_nr[0][0], real_nr[-1][1]
+    assert [v for v in replayed if lo - 0x1000 <= v[0] < hi] == [v for v in real if lo - 0x1000 <= v[0] < hi]

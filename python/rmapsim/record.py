@@ -21,8 +21,9 @@ What strace cannot see, and what is assumed instead:
 * **Threads** (``clone`` with ``CLONE_VM``) share their process's address space; a
   ``vfork`` child (or ``clone3``/``clone`` with ``CLONE_VM|CLONE_VFORK``) borrows its
   parent's until it execs, which then makes a new process.
-* Shared mappings are replayed as never-written file mappings (they have no anon rmap);
-  ``MAP_NORESERVE`` is ignored (rmapsim charges every private writable mapping).
+* Shared mappings are replayed as never-written file mappings (they have no anon rmap).
+  ``MAP_NORESERVE`` (0x4000) becomes the trace's ``noreserve``: the VMA gets VM_NORESERVE and
+  is not charged (glibc maps the heaps of a threaded program's non-main malloc arenas so).
 
 Calls that failed are skipped; calls the simulator refuses on replay (a range the
 reconstruction missed) are counted by ``replay`` and do not stop it.
@@ -114,6 +115,19 @@ def _prot(s: str) -> str:
         return "none"
     p = "".join(c for flag, c in (("PROT_READ", "r"), ("PROT_WRITE", "w"), ("PROT_EXEC", "x")) if flag in s)
     return p or "none"
+
+
+MAP_NORESERVE = 0x4000
+
+
+def _noreserve(flags: str) -> str:
+    """" noreserve" when strace's mmap flags (``MAP_PRIVATE|MAP_ANONYMOUS|MAP_NORESERVE``,
+    unnamed bits as hex) include MAP_NORESERVE, else ""."""
+    for tok in flags.split("|"):
+        tok = tok.strip()
+        if tok == "MAP_NORESERVE" or (tok[:1].isdigit() and _num(tok) & MAP_NORESERVE):
+            return " noreserve"
+    return ""
 
 
 def _num(s: str) -> int:
@@ -369,10 +383,11 @@ class Converter:
             if "MAP_SHARED" in flags:
                 self.shared_ids += 1
                 key = f"shared:{m.group(1) if m else 'anon'}:{self.shared_ids if not m else ''}"
-                self.ops.append(f"mmap p{p} {start:#x} {length:#x} {_prot(prot)} file {self._file_id(key)} {_num(off):#x}")
+                self.ops.append(f"mmap p{p} {start:#x} {length:#x} {_prot(prot)} file {self._file_id(key)} "
+                                f"{_num(off):#x}{_noreserve(flags)}")
                 return
             fpart = f" file {self._file_id(m.group(1))} {_num(off):#x}" if (m and "MAP_ANONYMOUS" not in flags) else ""
-            self.ops.append(f"mmap p{p} {start:#x} {length:#x} {_prot(prot)}{fpart}")
+            self.ops.append(f"mmap p{p} {start:#x} {length:#x} {_prot(prot)}{fpart}{_noreserve(flags)}")
             if "PROT_WRITE" in prot:
                 self._touch(p, start, start + length)
         elif name == "munmap":
