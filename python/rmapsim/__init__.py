@@ -168,8 +168,9 @@ class Simulator(_core.Simulator):
         repeated one ``InvalidArgument``, and nothing exits."""
         super().exit_many(_int_list(pids, "pids"))
 
-    def mmap(self, pid: int, length: int, addr: Optional[int] = None, prot: Optional[str] = None,
-             file: Optional[int] = None, offset: Optional[int] = None, noreserve: bool = False) -> int:
+    def mmap(self, pid: int, length: int, addr: Optional[int] = None,  # type: ignore[override]
+             prot: Optional[str] = None, file: Optional[int] = None, offset: Optional[int] = None,
+             noreserve: bool = False) -> int:  # stricter than _core's: noreserve=None is refused
         """A private mapping (anonymous, or of ``file`` at ``offset``); see
         docs/api-contract.md. ``noreserve=True`` is ``MAP_NORESERVE``: the VMA gets
         ``VM_NORESERVE`` (``vmas()`` flag "noreserve") and is never charged (no

@@ -31,7 +31,7 @@ pub mod vmflags {
     pub const SEQ_READ: u32 = 1 << 1;
     pub const DONTCOPY: u32 = 1 << 2;
     pub const WIPEONFORK: u32 = 1 << 3;
-    /// `VM_ACCOUNT`: a private writable mapping is charged to the commit limit
+    /// `VM_ACCOUNT`: a private writable mapping (not `VM_NORESERVE`) is charged to the commit limit
     /// (`accountable_mapping` at mmap, `mprotect_fixup` when it first becomes writable).
     /// mprotect keeps it when the range becomes read-only (from 6.7 it drops it from an
     /// anonymous VMA with no anon_vma yet: knob `mprotect_unaccounts`), so a once-writable
