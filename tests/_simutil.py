@@ -432,3 +432,36 @@ def mergeable_both_ways(era, a, b) -> bool:
 def mergeable_either_way(era, a, b) -> bool:
     """Adjacent a, b that vma_merge would join in at least one direction."""
     return attrs_mergeable(a, b) and (merge_allowed(era, a, b) or merge_allowed(era, b, a))
+
+
+# --------------------------------------------------------------------------- live programs
+# tests/data/*.c are small C programs run on the live kernel; their recorded output
+# (tests/data/*.out, first line a "#" comment naming the kernel) is the ground truth the
+# simulator is compared with. Where the machine can, a test reruns the program.
+
+
+def recorded_lines(path) -> list:
+    """The recorded output of a live program, without its "#" header."""
+    with open(path) as fh:
+        return [line.rstrip("\n") for line in fh if not line.startswith("#")]
+
+
+def kernel_at_least(major: int, minor: int, thp: bool = False) -> bool:
+    """Is this Linux at least major.minor (and, with thp, built with transparent
+    hugepages)?"""
+    import os
+    import platform
+
+    m = re.match(r"(\d+)\.(\d+)", platform.release())
+    if platform.system() != "Linux" or m is None or (int(m[1]), int(m[2])) < (major, minor):
+        return False
+    return not thp or os.path.isdir("/sys/kernel/mm/transparent_hugepage")
+
+
+def run_c_program(source, tmp_path) -> list:
+    """Build `source` with cc and run it; its stdout lines."""
+    import subprocess
+
+    exe = tmp_path / "prog"
+    subprocess.run(["cc", "-O0", "-o", str(exe), str(source)], check=True, capture_output=True)
+    return subprocess.run([str(exe)], check=True, capture_output=True, text=True, timeout=30).stdout.splitlines()

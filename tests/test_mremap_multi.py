@@ -9,14 +9,12 @@ range that is not inside one VMA (EFAULT)."""
 from __future__ import annotations
 
 import os
-import platform
-import re
 import shutil
-import subprocess
 
 import pytest
 
 import rmapsim
+from _simutil import kernel_at_least, recorded_lines, run_c_program
 
 P = 4096
 SRC = 0x1000_0000
@@ -209,8 +207,7 @@ def simulate_program(era):
 
 
 def recorded():
-    with open(RECORDING) as fh:
-        return [line.rstrip("\n") for line in fh if not line.startswith("#")]
+    return recorded_lines(RECORDING)
 
 
 def test_6_18_matches_the_live_kernel_recording():
@@ -228,15 +225,7 @@ def test_6_0_refuses_the_moves_6_17_allows():
     ]
 
 
-def _kernel_at_least(major, minor):
-    m = re.match(r"(\d+)\.(\d+)", platform.release())
-    return platform.system() == "Linux" and m is not None and (int(m[1]), int(m[2])) >= (major, minor)
-
-
-@pytest.mark.skipif(not _kernel_at_least(6, 17) or shutil.which("cc") is None,
+@pytest.mark.skipif(not kernel_at_least(6, 17) or shutil.which("cc") is None,
                     reason="needs Linux 6.17+ and a C compiler (the recording is compared above)")
 def test_the_live_kernel_still_gives_the_recording(tmp_path):
-    exe = tmp_path / "mremap_multi"
-    subprocess.run(["cc", "-O0", "-o", str(exe), PROGRAM], check=True, capture_output=True)
-    out = subprocess.run([str(exe)], check=True, capture_output=True, text=True, timeout=30).stdout
-    assert out.splitlines() == recorded()
+    assert run_c_program(PROGRAM, tmp_path) == recorded()

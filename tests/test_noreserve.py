@@ -12,15 +12,15 @@ kernel; its recording is tests/data/noreserve.out."""
 from __future__ import annotations
 
 import os
-import re
 import platform
+import re
 import shutil
-import subprocess
 
 import numpy as np
 import pytest
 
 import rmapsim
+from _simutil import recorded_lines, run_c_program
 from rmapsim import trace
 
 P = 4096
@@ -79,8 +79,7 @@ def simulate_program(era):
 
 
 def recorded():
-    with open(RECORDING) as fh:
-        return [line.rstrip("\n") for line in fh if not line.startswith("#")]
+    return recorded_lines(RECORDING)
 
 
 def test_the_recording_is_a_6_18_run_of_the_program():
@@ -112,10 +111,7 @@ def _overcommit_heuristic():
                     reason="needs Linux with overcommit not OVERCOMMIT_NEVER and a C compiler "
                            "(the recording is compared above)")
 def test_the_live_kernel_still_gives_the_recording(tmp_path):
-    exe = tmp_path / "noreserve"
-    subprocess.run(["cc", "-O0", "-o", str(exe), PROGRAM], check=True, capture_output=True)
-    out = subprocess.run([str(exe)], check=True, capture_output=True, text=True, timeout=30).stdout
-    assert out.splitlines() == recorded()
+    assert run_c_program(PROGRAM, tmp_path) == recorded()
 
 
 # ------------------------------------------------------------------ unit rules
@@ -266,12 +262,12 @@ def test_the_trace_word_round_trips_and_replays_like_the_api():
     assert sim.vmas(2)[3]["file"] == 3
 
 
-def test_an_mmap_row_with_a_bit_above_noreserve_is_refused():
+def test_an_mmap_row_with_a_bit_above_noreserve_and_stack_is_refused():
     ops = trace.parse(TRACE)
-    ops["c"][1] = 16 | 3
+    ops["c"][1] = 32 | 3
     with pytest.raises(rmapsim.InvalidArgument, match="op row 1: mmap prot"):
         rmapsim.Simulator(era="6.18").apply(ops)
-    with pytest.raises(rmapsim.InvalidArgument, match="line 2: expected \"file\", \"noreserve\" or end of line"):
+    with pytest.raises(rmapsim.InvalidArgument, match="line 2: expected \"file\", \"noreserve\", \"stack\" or end of line"):
         trace.parse("# rmapsim trace v1\nmmap p1 0x1000 0x1000 rw reserve\n")
     with pytest.raises(rmapsim.InvalidArgument, match="line 2: unexpected \"file\""):
         trace.parse("# rmapsim trace v1\nmmap p1 0x1000 0x1000 rw noreserve file 1 0x0\n")

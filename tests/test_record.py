@@ -334,7 +334,7 @@ def _marks(flags) -> str:
     return " ".join(m for m, f in (("ac", "account"), ("nr", "noreserve")) if f in flags) or "-"
 
 
-def test_map_noreserve_becomes_the_trace_word():
+def test_map_noreserve_and_map_stack_become_trace_words():
     text = log(
         f'700 execve("{EXE}", ["python"], 0x7ffe /* 3 vars */) = 0',
         "700 mmap(NULL, 134217728, PROT_NONE, MAP_PRIVATE|MAP_ANONYMOUS|MAP_NORESERVE, -1, 0) = 0x7fffe8000000",
@@ -344,6 +344,7 @@ def test_map_noreserve_becomes_the_trace_word():
         "0x4000) = 0x7fffe6002000",
         "700 mmap(NULL, 4096, PROT_READ|PROT_WRITE, MAP_SHARED|MAP_NORESERVE, 4</dev/shm/x>, 0) = 0x7fffe5000000",
         "700 mmap(NULL, 4096, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS|MAP_STACK, -1, 0) = 0x7fffe4000000",
+        "700 mmap(NULL, 4096, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS|0x24000, -1, 0) = 0x7fffe3000000",
         "700 mprotect(0x7fffe8000000, 135168, PROT_READ|PROT_WRITE) = 0",
         "700 +++ exited with 0 +++",
     )
@@ -354,7 +355,8 @@ def test_map_noreserve_becomes_the_trace_word():
     fid = mm[2].split()[6]
     assert mm[2].endswith(f" r file {fid} 0x2000") and mm[3].endswith(f" r file {fid} 0x4000 noreserve")
     assert mm[4].endswith(" 0x0 noreserve") and " file " in mm[4]
-    assert mm[5] == "mmap p1 0x7fffe4000000 0x1000 rw"
+    assert mm[5] == "mmap p1 0x7fffe4000000 0x1000 rw stack"  # MAP_STACK
+    assert mm[6] == "mmap p1 0x7fffe3000000 0x1000 rw noreserve stack"  # both, as unnamed bits
     sim = rmapsim.Simulator(era="6.18")
     tr = "# rmapsim trace v1\n" + "\n".join(o for o in ops if not o.startswith("exit")) + "\n"
     assert sim.apply(tr, check_each=True).errors() == []

@@ -170,15 +170,19 @@ class Simulator(_core.Simulator):
 
     def mmap(self, pid: int, length: int, addr: Optional[int] = None,  # type: ignore[override]
              prot: Optional[str] = None, file: Optional[int] = None, offset: Optional[int] = None,
-             noreserve: bool = False) -> int:  # stricter than _core's: noreserve=None is refused
+             noreserve: bool = False, stack: bool = False) -> int:  # stricter than _core's: None is refused
         """A private mapping (anonymous, or of ``file`` at ``offset``); see
         docs/api-contract.md. ``noreserve=True`` is ``MAP_NORESERVE``: the VMA gets
         ``VM_NORESERVE`` (``vmas()`` flag "noreserve") and is never charged (no
         ``VM_ACCOUNT``, even when writable or later made writable by ``mprotect``), so it
-        does not merge with ordinary mappings. A non-bool raises ``InvalidArgument``."""
-        if not isinstance(noreserve, (bool, np.bool_)):
-            raise InvalidArgument(f"noreserve must be True or False, got {noreserve!r}")
-        return super().mmap(pid, length, addr, prot, file, offset, bool(noreserve))
+        does not merge with ordinary mappings. ``stack=True`` is ``MAP_STACK``: from Linux
+        6.7 (era 6.18) the VMA gets ``VM_NOHUGEPAGE`` (flag "nohugepage"), so a thread
+        stack stays apart from plain anonymous neighbours; earlier eras ignore it. A
+        non-bool raises ``InvalidArgument``."""
+        for name, v in (("noreserve", noreserve), ("stack", stack)):
+            if not isinstance(v, (bool, np.bool_)):
+                raise InvalidArgument(f"{name} must be True or False, got {v!r}")
+        return super().mmap(pid, length, addr, prot, file, offset, bool(noreserve), bool(stack))
 
     def touch_many(self, pids: Iterable[int], addr: int, length: int, write: bool = True) -> None:
         """Fault ``[addr, addr+length)`` in each process of ``pids``, in order. All pids

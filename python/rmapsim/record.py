@@ -24,6 +24,8 @@ What strace cannot see, and what is assumed instead:
 * Shared mappings are replayed as never-written file mappings (they have no anon rmap).
   ``MAP_NORESERVE`` (0x4000) becomes the trace's ``noreserve``: the VMA gets VM_NORESERVE and
   is not charged (glibc maps the heaps of a threaded program's non-main malloc arenas so).
+  ``MAP_STACK`` (0x20000, glibc's thread stacks) becomes ``stack``: VM_NOHUGEPAGE in eras
+  from 6.7, so the stack stays apart from plain anonymous neighbours.
 
 Calls that failed are skipped; calls the simulator refuses on replay (a range the
 reconstruction missed) are counted by ``replay`` and do not stop it.
@@ -118,16 +120,24 @@ def _prot(s: str) -> str:
 
 
 MAP_NORESERVE = 0x4000
+MAP_STACK = 0x20000
 
 
-def _noreserve(flags: str) -> str:
-    """" noreserve" when strace's mmap flags (``MAP_PRIVATE|MAP_ANONYMOUS|MAP_NORESERVE``,
-    unnamed bits as hex) include MAP_NORESERVE, else ""."""
+def _has_flag(flags: str, name: str, bit: int) -> bool:
+    """Do strace's mmap flags (``MAP_PRIVATE|MAP_ANONYMOUS|MAP_NORESERVE``, unnamed bits
+    as hex) include ``name``?"""
     for tok in flags.split("|"):
         tok = tok.strip()
-        if tok == "MAP_NORESERVE" or (tok[:1].isdigit() and _num(tok) & MAP_NORESERVE):
-            return " noreserve"
-    return ""
+        if tok == name or (tok[:1].isdigit() and _num(tok) & bit):
+            return True
+    return False
+
+
+def _map_words(flags: str) -> str:
+    """The trace words for MAP_NORESERVE and MAP_STACK in strace's mmap flags (in the
+    trace's order: " noreserve", then " stack"), or ""."""
+    return ((" noreserve" if _has_flag(flags, "MAP_NORESERVE", MAP_NORESERVE) else "")
+            + (" stack" if _has_flag(flags, "MAP_STACK", MAP_STACK) else ""))
 
 
 def _num(s: str) -> int:
@@ -384,10 +394,10 @@ class Converter:
                 self.shared_ids += 1
                 key = f"shared:{m.group(1) if m else 'anon'}:{self.shared_ids if not m else ''}"
                 self.ops.append(f"mmap p{p} {start:#x} {length:#x} {_prot(prot)} file {self._file_id(key)} "
-                                f"{_num(off):#x}{_noreserve(flags)}")
+                                f"{_num(off):#x}{_map_words(flags)}")
                 return
             fpart = f" file {self._file_id(m.group(1))} {_num(off):#x}" if (m and "MAP_ANONYMOUS" not in flags) else ""
-            self.ops.append(f"mmap p{p} {start:#x} {length:#x} {_prot(prot)}{fpart}{_noreserve(flags)}")
+            self.ops.append(f"mmap p{p} {start:#x} {length:#x} {_prot(prot)}{fpart}{_map_words(flags)}")
             if "PROT_WRITE" in prot:
                 self._touch(p, start, start + length)
         elif name == "munmap":

@@ -88,10 +88,12 @@ fn gen_op(r: &mut Rng, live: &[u32], fail_rate: f64, ext: bool) -> Op {
         // neighbours sometimes continue each other
         16..=25 if ext && r.chance(0.3) => {
             let file = Some((1 + r.below(2) as u32, (addr - BASE) + r.below(2) * PAGE_SIZE));
-            Op::Mmap { p, addr: Some(addr), len, prot, file, noreserve: r.chance(0.2) }
+            Op::Mmap { p, addr: Some(addr), len, prot, file, noreserve: r.chance(0.2), stack: false }
         }
         // MAP_NORESERVE only in the extended mix (`ext &&` draws nothing otherwise)
-        16..=25 => Op::Mmap { p, addr: Some(addr), len, prot, file: None, noreserve: ext && r.chance(0.2) },
+        16..=25 => {
+            Op::Mmap { p, addr: Some(addr), len, prot, file: None, noreserve: ext && r.chance(0.2), stack: false }
+        }
         26..=30 => Op::Munmap { p, addr, len },
         31..=50 => Op::Touch { p, addr, len, write: true },
         51..=56 => Op::Touch { p, addr, len, write: false },

@@ -172,6 +172,11 @@ pub struct Policy {
     /// and a gap only at the start is EFAULT (6.17+, `remap_move`, "mm/mremap: permit
     /// mremap() move of multiple VMAs"); before, the range had to lie inside one VMA.
     pub mremap_move_multi: bool,
+    /// `MAP_STACK` gives the new VMA `VM_NOHUGEPAGE` (`calc_vm_flag_bits`, 6.7+: "mm: mmap:
+    /// map MAP_STACK to VM_NOHUGEPAGE", c4608d1bf7c6; only with THP configured since 2025,
+    /// assumed here), so a thread stack does not merge with plain anonymous neighbours.
+    /// Before, `MAP_STACK` was a no-op.
+    pub map_stack_nohugepage: bool,
     /// mprotect to non-writable drops `VM_ACCOUNT` from an anonymous VMA that has no
     /// anon_vma yet (`mprotect_fixup`'s `else if ((oldflags & VM_ACCOUNT) &&
     /// vma_is_anonymous(vma) && !vma->anon_vma)`, 6.7+); before, the charge stayed.
@@ -223,6 +228,7 @@ impl Policy {
             adjust_imports_upfront: false,
             mremap_expand_merges: false,
             mremap_move_multi: false,
+            map_stack_nohugepage: false,
             mprotect_unaccounts: false,
             brk_heap_only: false,
             track_root: false,
@@ -302,6 +308,7 @@ impl Policy {
             merge_rule: MergeAnonRule::Case2025,
             mremap_expand_merges: true,
             mremap_move_multi: true,
+            map_stack_nohugepage: true,
             mprotect_unaccounts: true,
             brk_heap_only: true,
             sizes: StructSizes { vm_area_struct: 192, anon_vma: 96, anon_vma_chain: 64 },
@@ -383,6 +390,7 @@ pub const KNOBS: &[(&str, &str, &str)] = &[
     ("adjust_imports_upfront", "vma_adjust picks the anon_vma exporter before removing anything (case 6 looks past an unfaulted next)", "4.x (release unverified); 6.x merge code dups first"),
     ("mremap_expand_merges", "mremap growing a VMA in place also merges it with a compatible next VMA", "6.1 (ca3d76b0aa80)"),
     ("mremap_move_multi", "mremap with MREMAP_FIXED and old_len == new_len moves every VMA of a range that spans several (gaps kept; a gap at the start is EFAULT)", "6.17 (\"mm/mremap: permit mremap() move of multiple VMAs\")"),
+    ("map_stack_nohugepage", "mmap with MAP_STACK sets VM_NOHUGEPAGE (a thread stack stays apart from plain anonymous neighbours)", "6.7 (c4608d1bf7c6, \"mm: mmap: map MAP_STACK to VM_NOHUGEPAGE\")"),
     ("brk_heap_only", "brk growth expands only the heap VMA (never the bss below start_brk); a shrink over an unmapped heap keeps the break", "6.1 (maple tree brk rewrite)"),
     ("mprotect_unaccounts", "mprotect to non-writable clears VM_ACCOUNT of an anonymous VMA without anon_vma (it merges with never-writable neighbours again)", "6.7 (\"allow unfaulted VMAs to be unaccounted on mprotect()\"; checked on the live 6.18)"),
     ("track_root", "anon_vmas record the root of their fork tree; non-roots pin it; anon_vmas are refcounted", "2.6.35 (Rik van Riel's root series)"),
@@ -455,6 +463,7 @@ impl Policy {
             ("adjust_imports_upfront", b(self.adjust_imports_upfront)),
             ("mremap_expand_merges", b(self.mremap_expand_merges)),
             ("mremap_move_multi", b(self.mremap_move_multi)),
+            ("map_stack_nohugepage", b(self.map_stack_nohugepage)),
             ("mprotect_unaccounts", b(self.mprotect_unaccounts)),
             ("brk_heap_only", b(self.brk_heap_only)),
             ("track_root", b(self.track_root)),
@@ -489,6 +498,7 @@ impl Policy {
             "adjust_imports_upfront" => self.adjust_imports_upfront = parse_bool(value, knob)?,
             "mremap_expand_merges" => self.mremap_expand_merges = parse_bool(value, knob)?,
             "mremap_move_multi" => self.mremap_move_multi = parse_bool(value, knob)?,
+            "map_stack_nohugepage" => self.map_stack_nohugepage = parse_bool(value, knob)?,
             "mprotect_unaccounts" => self.mprotect_unaccounts = parse_bool(value, knob)?,
             "brk_heap_only" => self.brk_heap_only = parse_bool(value, knob)?,
             "track_root" => self.track_root = parse_bool(value, knob)?,

@@ -28,9 +28,9 @@ fn gen_big(r: &mut Rng, live: &[u32], fail_rate: f64, window: u64, maxlen: u64, 
         15 => Op::Brk { p, addr: BASE + (2 * window + r.below(6)) * PAGE_SIZE },
         16..=23 if r.chance(0.4) => {
             let file = Some((1 + r.below(2) as u32, (addr - BASE) + r.below(3) * PAGE_SIZE));
-            Op::Mmap { p, addr: Some(addr), len, prot, file, noreserve: false }
+            Op::Mmap { p, addr: Some(addr), len, prot, file, noreserve: false, stack: false }
         }
-        16..=23 => Op::Mmap { p, addr: Some(addr), len, prot, file: None, noreserve: false },
+        16..=23 => Op::Mmap { p, addr: Some(addr), len, prot, file: None, noreserve: false, stack: false },
         24..=27 => Op::Munmap { p, addr, len },
         28..=55 => Op::Touch { p, addr, len, write: true },
         56..=62 => Op::Touch { p, addr, len, write: false },
@@ -73,9 +73,9 @@ fn gen_cow(r: &mut Rng, live: &[u32], fail_rate: f64) -> Op {
         15..=17 => Op::Fork { p },
         18..=22 if r.chance(0.5) => {
             let file = Some((1 + r.below(2) as u32, (addr - BASE) + r.below(3) * PAGE_SIZE));
-            Op::Mmap { p, addr: Some(addr), len, prot: 3, file, noreserve: false }
+            Op::Mmap { p, addr: Some(addr), len, prot: 3, file, noreserve: false, stack: false }
         }
-        18..=22 => Op::Mmap { p, addr: Some(addr), len, prot: 3, file: None, noreserve: false },
+        18..=22 => Op::Mmap { p, addr: Some(addr), len, prot: 3, file: None, noreserve: false, stack: false },
         23..=25 => Op::Mprotect { p, addr, len, prot: [1u8, 3, 3][r.below(3) as usize] },
         26..=31 => {
             let advice = [Advice::DontNeed, Advice::PageOut, Advice::PageOut, Advice::DontFork, Advice::DoFork]

@@ -10,6 +10,7 @@
 //! mmap p1 0x10000000 0x4000 rw            # address "-" lets the kernel choose
 //! mmap p1 0x400000 0x2000 rx file 3 0x0    # private file mapping: file identity 3, byte offset 0
 //! mmap p1 0x30000000 0x8000 rw noreserve  # MAP_NORESERVE (after "file ID OFF" when both)
+//! mmap p1 0x40000000 0x8000 rw stack      # MAP_STACK (last: after "noreserve" when both)
 //! brkbase p1 0x555555560000              # the ELF loader's heap base (mm->start_brk)
 //! brk p1 0x555555581000                  # brk(2): grow or shrink the heap
 //! touch p1 0x10000000 0x4000 w            # w = write fault, r = read fault
@@ -50,7 +51,8 @@ pub enum Op {
     Exec {
         p: u32,
     },
-    /// `noreserve`: `MAP_NORESERVE` (the VMA gets `VM_NORESERVE`, never `VM_ACCOUNT`).
+    /// `noreserve`: `MAP_NORESERVE` (the VMA gets `VM_NORESERVE`, never `VM_ACCOUNT`);
+    /// `stack`: `MAP_STACK` (`VM_NOHUGEPAGE` in eras from 6.7).
     Mmap {
         p: u32,
         addr: Option<u64>,
@@ -58,6 +60,7 @@ pub enum Op {
         prot: u8,
         file: Option<(u32, u64)>,
         noreserve: bool,
+        stack: bool,
     },
     Munmap {
         p: u32,
@@ -122,7 +125,7 @@ impl fmt::Display for Op {
             Op::Fork { p } => write!(f, "fork p{p}"),
             Op::Exit { p } => write!(f, "exit p{p}"),
             Op::Exec { p } => write!(f, "exec p{p}"),
-            Op::Mmap { p, addr, len, prot: pr, file, noreserve } => {
+            Op::Mmap { p, addr, len, prot: pr, file, noreserve, stack } => {
                 match addr {
                     Some(a) => write!(f, "mmap p{p} {a:#x} {len:#x} {}", prot(*pr))?,
                     None => write!(f, "mmap p{p} - {len:#x} {}", prot(*pr))?,
@@ -132,6 +135,9 @@ impl fmt::Display for Op {
                 }
                 if *noreserve {
                     write!(f, " noreserve")?;
+                }
+                if *stack {
+                    write!(f, " stack")?;
                 }
                 Ok(())
             }
@@ -251,17 +257,25 @@ pub fn parse(text: &str) -> Result<Vec<Op>> {
                     }
                     _ => None,
                 };
-                let noreserve = match next {
-                    None => false,
-                    Some("noreserve") => true,
-                    Some(other) => {
+                let noreserve = next == Some("noreserve");
+                if noreserve {
+                    next = t.next();
+                }
+                let stack = next == Some("stack");
+                if stack {
+                    next = t.next();
+                }
+                match next {
+                    None => {}
+                    Some(other) if !noreserve && !stack => {
                         return Err(bad(
                             line,
-                            std::format!("expected \"file\", \"noreserve\" or end of line, found {other:?}"),
+                            std::format!("expected \"file\", \"noreserve\", \"stack\" or end of line, found {other:?}"),
                         ))
                     }
-                };
-                Op::Mmap { p, addr, len, prot: pr, file, noreserve }
+                    Some(extra) => return Err(bad(line, std::format!("unexpected {extra:?} after mmap"))),
+                }
+                Op::Mmap { p, addr, len, prot: pr, file, noreserve, stack }
             }
             "brk" => Op::Brk { p: sym(t.next(), line)?, addr: num(t.next(), line, "an address")? },
             "brkbase" => Op::BrkBase { p: sym(t.next(), line)?, addr: num(t.next(), line, "an address")? },
@@ -389,8 +403,8 @@ impl Runner {
                 sim.exec(self.pid(p)?)?;
                 0
             }
-            Op::Mmap { p, addr, len, prot, file, noreserve } => {
-                sim.mmap_with(self.pid(p)?, len, addr, prot, file, noreserve)?
+            Op::Mmap { p, addr, len, prot, file, noreserve, stack } => {
+                sim.mmap_with(self.pid(p)?, len, addr, prot, file, crate::vma::MapOpts { noreserve, stack })?
             }
             Op::Brk { p, addr } => sim.brk(self.pid(p)?, addr)?,
             Op::BrkBase { p, addr } => {
@@ -498,72 +512,6 @@ fn apply_inner(
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const T: &str = "# rmapsim trace v1\n# era 6.18\nspawn\nmmap p1 0x10000000 0x4000 rw\ntouch p1 0x10000000 0x4000 w # fault\nfork p1\nmprotect p2 0x10001000 0x1000 r\nmadvise p2 0x10002000 0x2000 random\nmremap p2 0x10002000 0x2000 0x4000 move 0x20000000\ntry_to_unmap p1 0x10000000\ndrop_swap_cache\nenomem 3\nenomem off\nmmap p1 - 0x1000 none\nexit p2\nexec p1\ncheck\n";
-
-    #[test]
-    fn parse_format_round_trip() {
-        let ops = parse(T).unwrap();
-        assert_eq!(ops.len(), 15);
-        let text = format(&ops, Some("6.18"));
-        assert_eq!(parse(&text).unwrap(), ops);
-    }
-
-    #[test]
-    fn noreserve_round_trips_in_text_and_rows() {
-        let t = "# rmapsim trace v1\nspawn\nmmap p1 0x10000000 0x4000 rw noreserve\n\
-                 mmap p1 0x20000000 0x2000 r file 3 0x1000 noreserve\nmmap p1 0x30000000 0x1000 rw\n";
-        let ops = parse(t).unwrap();
-        assert!(matches!(ops[1], Op::Mmap { noreserve: true, file: None, prot: 3, .. }));
-        assert!(matches!(ops[2], Op::Mmap { noreserve: true, file: Some((3, 0x1000)), prot: 1, .. }));
-        assert!(matches!(ops[3], Op::Mmap { noreserve: false, .. }));
-        assert_eq!(parse(&format(&ops, None)).unwrap(), ops);
-        assert_eq!(ops[1].encode()[4], 3 | 8);
-        assert_eq!(ops[3].encode()[4], 3);
-        for (i, op) in ops.iter().enumerate() {
-            assert_eq!(&Op::decode(op.encode(), i).unwrap(), op);
-        }
-        let mut row = ops[1].encode();
-        row[4] = 16 | 3;
-        assert!(Op::decode(row, 0).unwrap_err().to_string().contains("plus 8 for noreserve"));
-        for bad_line in ["mmap p1 0x1000 0x1000 rw noreserv", "mmap p1 0x1000 0x1000 rw noreserve file 1 0x0"] {
-            let e = parse(&std::format!("{HEADER}\n{bad_line}\n")).unwrap_err().to_string();
-            assert!(e.contains("line 2"), "{bad_line}: {e}");
-        }
-    }
-
-    #[test]
-    fn malformed_traces_name_the_line() {
-        for (t, want) in [
-            ("spawn\n", "line 1: expected the header"),
-            ("# rmapsim trace v1\nspawn\nfork q1\n", "line 3: expected a process symbol"),
-            ("# rmapsim trace v1\nmmap p1 0x1000 zz rw\n", "line 2: expected a length"),
-            ("# rmapsim trace v1\ntouch p1 0x1000 0x1000 x\n", "line 2: expected w or r"),
-            ("# rmapsim trace v1\nspawn p1\n", "line 2: unexpected"),
-            ("# rmapsim trace v1\nfly p1\n", "line 2: unknown operation"),
-            ("", "empty trace"),
-        ] {
-            let e = parse(t).unwrap_err().to_string();
-            assert!(e.contains(want), "{t:?}: {e}");
-        }
-    }
-
-    #[test]
-    fn apply_runs_and_reports_each_result() {
-        let mut s = Simulator::with_era("6.18", 0).unwrap();
-        let out = apply(&mut s, &parse(T).unwrap(), true);
-        assert_eq!(out.len(), 15);
-        assert_eq!(out[0], Outcome::Ok(1));
-        assert_eq!(out[1], Outcome::Ok(0x1000_0000));
-        assert_eq!(out[3], Outcome::Ok(2));
-        assert_eq!(out[6], Outcome::Ok(0x2000_0000));
-        assert!(out.iter().all(|o| matches!(o, Outcome::Ok(_))), "{out:?}");
-    }
-}
-
 /// Sentinel for "none" in the op-array form.
 pub const NONE: u64 = u64::MAX;
 
@@ -592,9 +540,10 @@ impl Op {
             Op::Fork { p } => [1, p as u64, 0, 0, 0, 0, 0],
             Op::Exit { p } => [2, p as u64, 0, 0, 0, 0, 0],
             Op::Exec { p } => [3, p as u64, 0, 0, 0, 0, 0],
-            Op::Mmap { p, addr, len, prot, file, noreserve } => {
-                // bit 3 of the prot column: MAP_NORESERVE (rows without it are unchanged)
-                let pr = prot as u64 | (noreserve as u64) << 3;
+            Op::Mmap { p, addr, len, prot, file, noreserve, stack } => {
+                // bit 3 of the prot column: MAP_NORESERVE, bit 4: MAP_STACK (rows without
+                // them are unchanged)
+                let pr = prot as u64 | (noreserve as u64) << 3 | (stack as u64) << 4;
                 match file {
                     None => [4, p as u64, o(addr), len, pr, 0, 0],
                     Some((id, off)) => [4, p as u64, o(addr), len, pr, id as u64, off],
@@ -637,16 +586,17 @@ impl Op {
                 p: p()?,
                 addr: opt(r[2]),
                 len: r[3],
-                prot: if r[4] & !0xf == 0 {
+                prot: if r[4] & !0x1f == 0 {
                     prot(r[4] & 7)?
                 } else {
-                    return Err(bad("mmap prot must be a combination of 1|2|4, plus 8 for noreserve"));
+                    return Err(bad("mmap prot must be a combination of 1|2|4, plus 8 for noreserve, 16 for stack"));
                 },
                 file: match r[5] {
                     0 => None,
                     id => Some((u32::try_from(id).map_err(|_| bad("file identity must fit 32 bits"))?, r[6])),
                 },
                 noreserve: r[4] & 8 != 0,
+                stack: r[4] & 16 != 0,
             },
             5 => Op::Munmap { p: p()?, addr: r[2], len: r[3] },
             6 => Op::Touch { p: p()?, addr: r[2], len: r[3], write: r[4] != 0 },
@@ -673,5 +623,91 @@ impl Op {
             15 => Op::BrkBase { p: p()?, addr: r[2] },
             _ => return Err(bad("unknown op code")),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T: &str = "# rmapsim trace v1\n# era 6.18\nspawn\nmmap p1 0x10000000 0x4000 rw\ntouch p1 0x10000000 0x4000 w # fault\nfork p1\nmprotect p2 0x10001000 0x1000 r\nmadvise p2 0x10002000 0x2000 random\nmremap p2 0x10002000 0x2000 0x4000 move 0x20000000\ntry_to_unmap p1 0x10000000\ndrop_swap_cache\nenomem 3\nenomem off\nmmap p1 - 0x1000 none\nexit p2\nexec p1\ncheck\n";
+
+    #[test]
+    fn parse_format_round_trip() {
+        let ops = parse(T).unwrap();
+        assert_eq!(ops.len(), 15);
+        let text = format(&ops, Some("6.18"));
+        assert_eq!(parse(&text).unwrap(), ops);
+    }
+
+    #[test]
+    fn noreserve_round_trips_in_text_and_rows() {
+        let t = "# rmapsim trace v1\nspawn\nmmap p1 0x10000000 0x4000 rw noreserve\n\
+                 mmap p1 0x20000000 0x2000 r file 3 0x1000 noreserve\nmmap p1 0x30000000 0x1000 rw\n";
+        let ops = parse(t).unwrap();
+        assert!(matches!(ops[1], Op::Mmap { noreserve: true, file: None, prot: 3, .. }));
+        assert!(matches!(ops[2], Op::Mmap { noreserve: true, file: Some((3, 0x1000)), prot: 1, .. }));
+        assert!(matches!(ops[3], Op::Mmap { noreserve: false, .. }));
+        assert_eq!(parse(&format(&ops, None)).unwrap(), ops);
+        assert_eq!(ops[1].encode()[4], 3 | 8);
+        assert_eq!(ops[3].encode()[4], 3);
+        for (i, op) in ops.iter().enumerate() {
+            assert_eq!(&Op::decode(op.encode(), i).unwrap(), op);
+        }
+        let mut row = ops[1].encode();
+        row[4] = 32 | 3;
+        assert!(Op::decode(row, 0).unwrap_err().to_string().contains("plus 8 for noreserve, 16 for stack"));
+        for bad_line in [
+            "mmap p1 0x1000 0x1000 rw noreserv",
+            "mmap p1 0x1000 0x1000 rw noreserve file 1 0x0",
+            "mmap p1 0x1000 0x1000 rw stack noreserve",
+            "mmap p1 0x1000 0x1000 rw stack stack",
+        ] {
+            let e = parse(&std::format!("{HEADER}\n{bad_line}\n")).unwrap_err().to_string();
+            assert!(e.contains("line 2"), "{bad_line}: {e}");
+        }
+    }
+
+    #[test]
+    fn stack_round_trips_in_text_and_rows() {
+        let t = "# rmapsim trace v1\nspawn\nmmap p1 0x10000000 0x4000 rw stack\n\
+                 mmap p1 0x20000000 0x2000 rw file 3 0x1000 noreserve stack\n";
+        let ops = parse(t).unwrap();
+        assert!(matches!(ops[1], Op::Mmap { stack: true, noreserve: false, file: None, .. }));
+        assert!(matches!(ops[2], Op::Mmap { stack: true, noreserve: true, file: Some((3, 0x1000)), .. }));
+        assert_eq!(parse(&format(&ops, None)).unwrap(), ops);
+        assert_eq!(ops[1].encode()[4], 3 | 16);
+        assert_eq!(ops[2].encode()[4], 3 | 8 | 16);
+        for (i, op) in ops.iter().enumerate() {
+            assert_eq!(&Op::decode(op.encode(), i).unwrap(), op);
+        }
+    }
+
+    #[test]
+    fn malformed_traces_name_the_line() {
+        for (t, want) in [
+            ("spawn\n", "line 1: expected the header"),
+            ("# rmapsim trace v1\nspawn\nfork q1\n", "line 3: expected a process symbol"),
+            ("# rmapsim trace v1\nmmap p1 0x1000 zz rw\n", "line 2: expected a length"),
+            ("# rmapsim trace v1\ntouch p1 0x1000 0x1000 x\n", "line 2: expected w or r"),
+            ("# rmapsim trace v1\nspawn p1\n", "line 2: unexpected"),
+            ("# rmapsim trace v1\nfly p1\n", "line 2: unknown operation"),
+            ("", "empty trace"),
+        ] {
+            let e = parse(t).unwrap_err().to_string();
+            assert!(e.contains(want), "{t:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn apply_runs_and_reports_each_result() {
+        let mut s = Simulator::with_era("6.18", 0).unwrap();
+        let out = apply(&mut s, &parse(T).unwrap(), true);
+        assert_eq!(out.len(), 15);
+        assert_eq!(out[0], Outcome::Ok(1));
+        assert_eq!(out[1], Outcome::Ok(0x1000_0000));
+        assert_eq!(out[3], Outcome::Ok(2));
+        assert_eq!(out[6], Outcome::Ok(0x2000_0000));
+        assert!(out.iter().all(|o| matches!(o, Outcome::Ok(_))), "{out:?}");
     }
 }

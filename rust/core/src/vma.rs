@@ -18,6 +18,15 @@ pub(crate) struct MergeCtx {
 }
 use crate::sim::{AllocSite, Simulator, MMAP_BASE, MMAP_MIN_ADDR, TASK_SIZE};
 
+/// The `MAP_*` flags of an mmap besides `MAP_PRIVATE`/`MAP_ANONYMOUS`/`MAP_FIXED`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MapOpts {
+    /// `MAP_NORESERVE`: the VMA gets `VM_NORESERVE` and is never charged (no `VM_ACCOUNT`).
+    pub noreserve: bool,
+    /// `MAP_STACK`: `VM_NOHUGEPAGE` from 6.7 (knob `map_stack_nohugepage`), else nothing.
+    pub stack: bool,
+}
+
 impl Simulator {
     // ----------------------------------------------------------------------------------
     // Page-table entry plumbing
@@ -506,7 +515,7 @@ impl Simulator {
     /// `mmap(addr, length, prot, MAP_PRIVATE|MAP_ANONYMOUS[|MAP_FIXED])`: `do_mmap_pgoff`
     /// + `mmap_region`. With `addr`, MAP_FIXED: whatever is mapped there is unmapped first.
     pub fn mmap(&mut self, pid: i64, len: u64, addr: Option<u64>, prot: u8) -> Result<u64> {
-        self.mmap_with(pid, len, addr, prot, None, false)
+        self.mmap_with(pid, len, addr, prot, None, MapOpts::default())
     }
 
     /// `mmap(addr, length, prot, MAP_PRIVATE[|MAP_ANONYMOUS][|MAP_FIXED], fd, offset)`
@@ -523,10 +532,12 @@ impl Simulator {
         prot: u8,
         file: Option<(u32, u64)>,
     ) -> Result<u64> {
-        self.mmap_with(pid, len, addr, prot, file, false)
+        self.mmap_with(pid, len, addr, prot, file, MapOpts::default())
     }
 
-    /// The general mmap: [`Simulator::mmap_file`] plus `noreserve` (`MAP_NORESERVE`).
+    /// The general mmap: [`Simulator::mmap_file`] plus the `MAP_*` flags of [`MapOpts`]:
+    /// `noreserve` (`MAP_NORESERVE`) and `stack` (`MAP_STACK`: `VM_NOHUGEPAGE` where the era
+    /// maps it so, 6.7+, knob `map_stack_nohugepage`; a no-op before).
     /// `do_mmap` (`do_mmap_pgoff` before 3.9; `mmap_region` itself in 2.6.3x) turns
     /// `MAP_NORESERVE` into `VM_NORESERVE` when overcommit is not `OVERCOMMIT_NEVER` (the
     /// default heuristic mode is assumed, so always here); `accountable_mapping` then
@@ -538,8 +549,9 @@ impl Simulator {
         addr: Option<u64>,
         prot: u8,
         file: Option<(u32, u64)>,
-        noreserve: bool,
+        opts: MapOpts,
     ) -> Result<u64> {
+        let MapOpts { noreserve, stack } = opts;
         let mm = self.proc_mm(pid)?;
         if prot & !prot::ALL != 0 {
             return Err(SimError::InvalidArgument(format!("bad prot bits {prot:#x}")));
@@ -569,6 +581,9 @@ impl Simulator {
         };
         self.begin_op("mmap");
         let mut flags = if noreserve { vmflags::NORESERVE } else { 0 };
+        if stack && self.policy.map_stack_nohugepage {
+            flags |= vmflags::NOHUGEPAGE; // calc_vm_flag_bits
+        }
         // accountable_mapping: (vm_flags & (VM_NORESERVE | VM_SHARED | VM_WRITE)) == VM_WRITE
         if prot & prot::WRITE != 0 && !noreserve {
             flags |= vmflags::ACCOUNT;

@@ -11,6 +11,7 @@ use rmapsim_core::fuzz::FuzzConfig;
 use rmapsim_core::policy::{Policy, ERAS, KNOBS};
 use rmapsim_core::sim::WriteStats;
 use rmapsim_core::trace::{self, Op, Outcome};
+use rmapsim_core::vma::MapOpts;
 use rmapsim_core::{Advice, Inject, ScanStats, SimError, Simulator as Core, TotalsSink, WalkMode, WalkTotals};
 
 /// Raise the `rmapsim` exception class matching `e` (defined in `rmapsim/errors.py`).
@@ -280,7 +281,7 @@ impl PySimulator {
         catch(|| self.inner.exec(pid)).py(py)
     }
 
-    #[pyo3(signature = (pid, length, addr = None, prot = None, file = None, offset = None, noreserve = None))]
+    #[pyo3(signature = (pid, length, addr = None, prot = None, file = None, offset = None, noreserve = None, stack = None))]
     #[allow(clippy::too_many_arguments)]
     fn mmap(
         &mut self,
@@ -292,6 +293,7 @@ impl PySimulator {
         file: Option<&Bound<'_, PyAny>>,
         offset: Option<&Bound<'_, PyAny>>,
         noreserve: Option<&Bound<'_, PyAny>>,
+        stack: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<u64> {
         let pid = pid_arg(pid).py(py)?;
         let length = len_arg(length).py(py)?;
@@ -324,11 +326,12 @@ impl PySimulator {
                 Some((f, o))
             }
         };
-        let noreserve = match noreserve {
-            Some(n) => bool_arg(n, "noreserve").py(py)?,
-            None => false,
+        let flag = |v: Option<&Bound<'_, PyAny>>, name: &str| match v {
+            Some(n) => bool_arg(n, name),
+            None => Ok(false),
         };
-        catch(|| self.inner.mmap_with(pid, length, addr, prot, file, noreserve)).py(py)
+        let opts = MapOpts { noreserve: flag(noreserve, "noreserve").py(py)?, stack: flag(stack, "stack").py(py)? };
+        catch(|| self.inner.mmap_with(pid, length, addr, prot, file, opts)).py(py)
     }
 
     fn set_brk_base(&mut self, py: Python<'_>, pid: &Bound<'_, PyAny>, addr: &Bound<'_, PyAny>) -> PyResult<()> {
