@@ -59,7 +59,8 @@ Known kernel defect modelled as the kernel has it (docs/bugs.md): copy_vma may m
 *faulted* range into an *unfaulted*, pgoff-contiguous neighbour (is_mergeable_anon_vma(x,
 NULL) is true and vma_adjust has no importer for a range that is not yet mapped). The pages
 then sit in a VMA without anon_vma; ``copy_vma_defects`` counts how often that happened and
-``check()`` reports the resulting rmap breakage.
+``check()`` reports the resulting rmap breakage (also when the pages are swapped out: a swap
+entry in a VMA without anon_vma).
 """
 
 from __future__ import annotations
@@ -1320,6 +1321,10 @@ class ReferenceModel:
                 v = self._vma_at(mm, a)
                 if v is None:
                     raise InvariantViolation(f"invariant 7: pid {pid} PTE at {a:#x} outside VMAs")
+                if pte.kind == SWAP and v.anon_vma is None:
+                    # only the copy_vma defect puts one there: the page it names, once read
+                    # back, has no anon_vma to go to (do_swap_page's page_add_anon_rmap)
+                    raise InvariantViolation(f"invariant 1: pid {pid} swap entry at {a:#x} in {v} without anon_vma")
                 # a page-cache page only in a file VMA, the zero page only in an anonymous one
                 if (pte.kind == FILE) != (v.file is not None) and pte.kind in (FILE, ZERO):
                     raise InvariantViolation(f"pid {pid} {a:#x}: {pte.kind} entry in {v}")
