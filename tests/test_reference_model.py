@@ -6,10 +6,11 @@ of the same era, then asserts that they agree on:
 
 * the return value, or the type of the exception raised;
 * ``counts()`` (mm, vma, anon_vma, anon_vma_chain, page, pte, swap_slot, swap_cache);
-* per pid the VMA list (start, end, pgoff, prot, flags, chain_len);
+* per pid the VMA list (start, end, pgoff, prot, flags, chain_len, file);
 * the partition of all VMAs (all processes) by anon_vma, and the identity of each
   anon_vma over time (a bijection engine handle <-> model anon_vma, learnt and kept);
-* per (pid, page address) the page-table entry kind (none / zero page / anon page / swap
+* per (pid, page address) the page-table entry kind (none / zero page / page-cache page of
+  a private file mapping, which the engine shows like the zero page / anon page / swap
   entry) and, for anon pages, which page it is (a bijection engine page handle <-> model
   page, learnt and kept: this is the sharing partition, and page identity over time);
 * per live page: mapcount, page->index, whether it is in the swap cache, page->mapping;
@@ -17,6 +18,11 @@ of the same era, then asserts that they agree on:
   ``vmas_visited``), the mappings it finds, and the candidates ``page_referenced`` visits
   before its early stop (which depends on the anon_vma list order);
 * for try_to_unmap / madvise(pageout): per page the walk's vmas_visited and mappings found.
+
+The operations include private file mappings (two files, offsets that make neighbours
+continue each other, or that equal the address so that anonymous and file neighbours are
+pgoff-contiguous), writes to their page-cache entries and moves beside same-file VMAs; the
+model's kernel paths for them are reported as hypothesis events (FILE_EVENTS).
 
 The known latent copy_vma defect (docs/bugs.md: mremap moving a faulted range beside an
 unfaulted, pgoff-contiguous neighbour) is modelled as the kernel has it; when a run reaches
@@ -69,6 +75,10 @@ PROTS = ("rw", "rw", "rw", "r", "rwx", "w", "x", "none")
 MPROTECT_PROTS = ("r", "rw", "rw", "none", "rwx")
 ADVICE = ("normal", "random", "sequential", "dontfork", "dofork", "dontneed", "pageout")
 STATE = {".": None, "z": "zero", "p": "page", "s": "page", "w": "swap"}
+# the engine's page table shows a page-cache page of a private file mapping as it shows the
+# zero page ("z": an entry that maps no anon page); the model names it "file"
+ENGINE_KIND = {"file": "zero"}
+FILES = (1, 2)  # file identities of the private file mappings the state machine makes
 
 STATS = Counter()  # printed by `pytest -s` (see test_long_run)
 
@@ -226,6 +236,7 @@ class Pair:
                     norm_prot(v["prot"]),
                     frozenset(v["flags"]),
                     int(v["chain_len"]),
+                    v["file"],
                 )
 
             assert [shape(v) for v in ev] == [shape(v) for v in mv], (
@@ -252,7 +263,10 @@ class Pair:
                 for a in range(v["start"], v["end"], PAGE):
                     kind = model.entry_kind(pid, a)
                     if a in states:  # render_layout shows up to 40 pages of a VMA
-                        assert STATE[states[a]] == kind, f"pid {pid} {a:#x}: engine {states[a]!r}, model {kind}"
+                        want = ENGINE_KIND.get(kind, kind)
+                        assert STATE[states[a]] == want, f"pid {pid} {a:#x}: engine {states[a]!r}, model {kind}"
+                    if kind == "file":
+                        STATS["page-cache entries compared"] += 1
                     h = sim.page_at(pid, a)
                     p = model.page_at(pid, a)
                     assert (h is None) == (p is None), f"pid {pid} {a:#x}: engine page {h}, model {p}"
@@ -362,6 +376,7 @@ KINDS = (
     + ["touch"] * 8
     + ["touch_many", "touch_whole"]
     + ["touch_swap"] * 3
+    + ["touch_file"] * 2
     + ["mprotect"] * 3
     + ["madvise"] * 3
     + ["mremap"] * 4
@@ -402,6 +417,88 @@ def _neighbour_prot(model, pid, addr, draw, choices):
     if near and draw.bool():
         return draw.pick(near)
     return draw.pick(choices)
+
+
+def _entry_run(model, live, kind, draw):
+    """(pid, addr, length) of one to three consecutive page-table entries of ``kind`` (the
+    model's entry_kind) somewhere in the live processes, or None."""
+    found = sorted((p, a) for p in live for a, pte in model.mms[p].ptes.items() if pte.kind == kind)
+    if not found:
+        return None
+    p, a = draw.pick(found)
+    n = 1
+    while n < 3 and model.entry_kind(p, a + n * PAGE) == kind and draw.bool():
+        n += 1
+    return (p, a, n * PAGE)
+
+
+def _file_kwargs(draw, addr, n, near=None):
+    """A private file mapping (as rust/core/src/fuzz.rs's extended gen_op makes them): one
+    of two files, the offset the window slot (+0/1 page) so that neighbours sometimes
+    continue each other; beside a VMA ``near`` = (vma, "after" | "before"), often that
+    VMA's file at the offset that continues it (or its old offset: not contiguous)."""
+    f = draw.pick(FILES)
+    off = (addr - WIN_LO) + draw.int(0, 1) * PAGE
+    if not draw.int(0, 5):
+        # the offset an anonymous mapping's pgoff would have there: anonymous and file
+        # neighbours are then pgoff-contiguous and only vm_file tells them apart
+        off = addr
+    if near is not None and draw.int(0, 3):
+        v, side = near
+        pg = v["pgoff"] if side == "after" else v["pgoff"] - n
+        pg += (v["end"] - v["start"]) // PAGE if side == "after" else 0
+        if v["file"] is not None and draw.int(0, 2):
+            f = v["file"]  # else maybe the other file at the contiguous offset
+        if pg >= 0 and draw.int(0, 4):
+            off = pg * PAGE  # continues the neighbour's pages
+        elif draw.bool():
+            off = v["pgoff"] * PAGE  # pages not contiguous
+    if not draw.int(0, 40):
+        # the argument checks: offset not page aligned, identity 0 / too large, no file
+        bad = draw.pick(["unaligned", "zero", "large", "nofile", "negative"])
+        if bad == "unaligned":
+            return {"file": f, "offset": off + 512}
+        if bad == "zero":
+            return {"file": 0, "offset": off}
+        if bad == "large":
+            return {"file": 1 << 24, "offset": off}
+        if bad == "negative":
+            return {"file": f, "offset": -PAGE}
+        return {"offset": off}
+    if off == 0 and draw.bool():
+        return {"file": f}  # offset defaults to 0
+    return {"file": f, "offset": off}
+
+
+def _draw_mmap(model, pid, draw):
+    prot = draw.pick(PROTS)
+    file = draw.int(0, 2) == 0  # a third of the mmaps are private file mappings
+    if draw.int(0, 2) == 0:
+        n = draw.int(1, 4)
+        kw = {"prot": prot}
+        if file:
+            kw.update(_file_kwargs(draw, WIN_LO, n))
+        return ("mmap", (pid, n * PAGE), kw)
+    addr, n = _window_range(draw)
+    vs = model.vmas(pid)
+    near = None
+    if vs and draw.bool():
+        # right after or right before an existing VMA (pgoff contiguous: mergeable)
+        v = draw.pick(vs)
+        side = draw.pick(["after", "before"])
+        addr = v["end"] if side == "after" else v["start"] - n * PAGE
+        if draw.bool():
+            prot = v["prot"] or "none"
+        if v["file"] is not None and draw.int(0, 2):
+            file = True  # mostly a file mapping beside a file mapping
+        near = (v, side)
+        if not WIN_LO <= addr <= MMAP_BASE - n * PAGE:
+            addr, n = _window_range(draw)
+            near = None
+    kw = {"addr": addr, "prot": prot}
+    if file:
+        kw.update(_file_kwargs(draw, addr, n, near))
+    return ("mmap", (pid, n * PAGE), kw)
 
 
 def draw_op(pair, draw):
@@ -447,30 +544,19 @@ def draw_op(pair, draw):
     if kind in ("exit", "exec"):
         return (kind, (pid,), {})
     if kind == "mmap":
-        prot = draw.pick(PROTS)
-        if draw.int(0, 2) == 0:
-            return ("mmap", (pid, draw.int(1, 4) * PAGE), {"prot": prot})
-        addr, n = _window_range(draw)
-        vs = model.vmas(pid)
-        if vs and draw.bool():
-            # right after or right before an existing VMA (pgoff contiguous: mergeable)
-            v = draw.pick(vs)
-            addr = v["end"] if draw.bool() else v["start"] - n * PAGE
-            if draw.bool():
-                prot = v["prot"] or "none"
-            if not WIN_LO <= addr <= MMAP_BASE - n * PAGE:
-                addr, n = _window_range(draw)
-        return ("mmap", (pid, n * PAGE), {"addr": addr, "prot": prot})
+        return _draw_mmap(model, pid, draw)
     if kind == "touch_swap":
-        swapped = sorted(
-            (p, a) for p in live for a, pte in model.mms[p].ptes.items() if pte.kind == "swap"
-        )
-        if swapped:
-            p, a = draw.pick(swapped)
-            n = 1
-            while n < 3 and model.entry_kind(p, a + n * PAGE) == "swap" and draw.bool():
-                n += 1
-            return ("touch", (p, a, n * PAGE), {"write": draw.bool()})
+        run = _entry_run(model, live, "swap", draw)
+        if run:
+            return ("touch", run, {"write": draw.bool()})
+        kind = "touch"
+    if kind == "touch_file":
+        # a write to page-cache entries (do_wp_page's copy of a file page), or a read
+        run = _entry_run(model, live, "file", draw)
+        if run:
+            p, a, _ = run
+            v = next(v for v in model.vmas(p) if v["start"] <= a < v["end"])
+            return ("touch", run, {"write": "w" in v["prot"] or not draw.int(0, 5)})
         kind = "touch"
     if kind == "touch_whole":
         vs = model.vmas(pid)
@@ -532,6 +618,16 @@ def draw_op(pair, draw):
             choices = [v["end"], v["start"] - new_n * PAGE]
             if home != addr:
                 choices += [home, home]
+            if v["file"] is not None:
+                # beside a VMA of the same file whose pages the moved ones continue (or
+                # that continues them): copy_vma's merge of a file range
+                pg = v["pgoff"] + (addr - v["start"]) // PAGE
+                for w in model.vmas(pid):
+                    if w["file"] == v["file"] and w is not v:
+                        if w["pgoff"] + (w["end"] - w["start"]) // PAGE == pg:
+                            choices += [w["end"]] * 3
+                        if w["pgoff"] == pg + new_n:
+                            choices += [w["start"] - new_n * PAGE] * 3
             new_addr = draw.pick(choices)
             if not WIN_LO <= new_addr <= MMAP_BASE - new_n * PAGE:
                 new_addr, new_n = _window_range(draw)
@@ -546,7 +642,10 @@ def first_ops(draw):
     n = draw.int(1, 8)
     addr = WIN_LO + slot * PAGE
     prot = draw.pick(["rw", "rw", "r"])
-    ops.append(("mmap", (1, n * PAGE), {"addr": addr, "prot": prot}))
+    kw = {"addr": addr, "prot": prot}
+    if not draw.int(0, 3):
+        kw.update({"file": draw.pick(FILES), "offset": slot * PAGE})
+    ops.append(("mmap", (1, n * PAGE), kw))
     if prot == "rw" and draw.bool():
         ops.append(("touch", (1, addr, n * PAGE), {"write": True}))
     if draw.bool():
@@ -577,7 +676,7 @@ class ReferenceMachine(RuleBasedStateMachine):
         if self.pair.stopped:
             return
         op = draw_op(self.pair, HypoDraw(data))
-        event(op[0])
+        event(op[0] + (" file" if "file" in op[2] else ""))
         self.pair.apply(op)
 
     @invariant()
@@ -587,7 +686,30 @@ class ReferenceMachine(RuleBasedStateMachine):
 
     def teardown(self):
         event(f"stopped: {'copy_vma defect' if self.pair.stopped else 'no'}")
+        for name in FILE_EVENTS:
+            if self.pair.model.events[name]:
+                event(f"model: {name}")
         self.pair.teardown()
+
+
+# the model's kernel paths that private file mappings take (reference.py's events)
+FILE_EVENTS = (
+    "do_linear_fault maps a page-cache page",
+    "do_linear_fault breaks COW early",
+    "do_wp_page copies a page-cache page",
+    "fork copies a page-cache entry",
+    "mmap merges a file mapping",
+    "vma_merge: anonymous and file ranges do not merge",
+    "vma_merge: different files do not merge",
+    "vma_merge: same file, contiguous",
+    "vma_merge: same file, pgoff not contiguous",
+    "copy_vma keeps an unfaulted file VMA's pgoff",
+    "copy_vma merges a file VMA",
+    "vma_merge merges file ranges (mprotect/madvise)",
+    "vma_merge merges file ranges (mmap/mremap)",
+    "anon_vma_prepare: a file VMA reuses its neighbour's anon_vma",
+    "anon_vma_prepare: neighbour refused for its vm_file",
+)
 
 
 class Reference2633(ReferenceMachine):
@@ -644,6 +766,23 @@ def test_seeded_smoke(era):
         run_seeded(era, seed, 60)
 
 
+@pytest.mark.parametrize("era", ERAS)
+def test_seeded_file_mappings(era):
+    """Ten fixed seeds x 200 steps (about a second per era): long enough runs for the file
+    rules to meet each other (a fork after reads of a written file VMA, a write fault next
+    to a same-file or other-file neighbour, a move beside a same-file VMA). The common file
+    paths must be reached; the rarer ones (another file's neighbour, anon_vma_prepare's
+    reuse and refusal, copy_vma's file merge) have the pinned tests below."""
+    reached = Counter()
+    for seed in range(10):
+        pair = run_seeded(era, seed, 200)
+        reached.update(k for k in FILE_EVENTS if pair.model.events[k])
+    must = FILE_EVENTS[:6] + ("vma_merge: same file, contiguous", "vma_merge: same file, pgoff not contiguous",
+                              "copy_vma keeps an unfaulted file VMA's pgoff")
+    missing = [k for k in must if not reached[k]]
+    assert not missing, f"{era}: not reached in 10 seeded runs: {missing}"
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("era", ERAS)
 def test_long_run(era):
@@ -671,21 +810,30 @@ def _pair_run(era, ops):
     return pair
 
 
-@pytest.mark.parametrize("era", ERAS)
-def test_copy_vma_defect_is_modelled_as_the_kernel_has_it(era):
-    """docs/bugs.md: a faulted VMA moved away, an unfaulted VMA mapped just below its old
-    place, the VMA moved back: copy_vma's vma_merge extends the unfaulted VMA over the
-    pages (case 2, no importer), and unmapping the source frees the anon_vma."""
-    X, Y = MMAP_BASE - 10 * PAGE, MMAP_BASE - 20 * PAGE
+_DEFECT_X, _DEFECT_Y = MMAP_BASE - 10 * PAGE, MMAP_BASE - 20 * PAGE
+
+
+def _copy_vma_defect_ops(swap_out=False):
+    X, Y = _DEFECT_X, _DEFECT_Y
     ops = [
         ("spawn", (), {}),
         ("mmap", (1, 2 * PAGE), {"addr": X}),
         ("touch", (1, X, 2 * PAGE), {"write": True}),
         ("mremap", (1, X, 2 * PAGE, 2 * PAGE), {"new_addr": Y}),
         ("mmap", (1, PAGE), {"addr": X - PAGE}),
-        ("mremap", (1, Y, 2 * PAGE, 2 * PAGE), {"new_addr": X}),
     ]
-    pair = _pair_run(era, ops)
+    if swap_out:
+        ops.append(("try_to_unmap", (None,), {}))
+    return ops + [("mremap", (1, Y, 2 * PAGE, 2 * PAGE), {"new_addr": X})]
+
+
+@pytest.mark.parametrize("era", ERAS)
+def test_copy_vma_defect_is_modelled_as_the_kernel_has_it(era):
+    """docs/bugs.md: a faulted VMA moved away, an unfaulted VMA mapped just below its old
+    place, the VMA moved back: copy_vma's vma_merge extends the unfaulted VMA over the
+    pages (case 2, no importer), and unmapping the source frees the anon_vma."""
+    X = _DEFECT_X
+    pair = _pair_run(era, _copy_vma_defect_ops())
     assert pair.stopped and pair.model.copy_vma_defects == 1
     # the engine reports the dangling page->mapping on a walk, as the model does
     h = pair.sim.page_at(1, X)
@@ -693,6 +841,18 @@ def test_copy_vma_defect_is_modelled_as_the_kernel_has_it(era):
         pair.sim.rmap_walk([h])
     with pytest.raises(rmapsim.InvariantViolation):
         pair.model.rmap_walk_len(1, X)
+
+
+@pytest.mark.parametrize("era", ERAS)
+def test_copy_vma_defect_with_the_pages_swapped_out(era):
+    """The same defect with the moved pages swapped out first: the swap entries now sit in
+    a VMA without anon_vma. The model's check() reports it and the run stops there (the
+    engine refuses to fault such an entry back in: InvariantViolation)."""
+    X = _DEFECT_X
+    pair = _pair_run(era, _copy_vma_defect_ops(swap_out=True))
+    assert pair.stopped and "swap entry" in pair.stopped and pair.model.copy_vma_defects == 1
+    with pytest.raises(rmapsim.InvariantViolation):
+        pair.sim.touch(1, X, PAGE, write=True)
 
 
 @pytest.mark.parametrize("era", ERAS)
@@ -856,3 +1016,133 @@ def test_mremap_moves_and_merges(era):
         ("touch", (1, _at(12), 4 * PAGE), {"write": False}),
     ]
     _scenario(era, ops, "copy_vma merges at the destination", "mremap grows in place")
+
+
+# --------------------------------------------------------------------------- private file mappings
+
+
+@pytest.mark.parametrize("era", ERAS)
+def test_file_mappings_fault_merge_and_move(era):
+    """Private file mappings, step by step against the engine: a read maps page-cache
+    pages, a write COWs them into anon pages at the file page index; an mmap continuing
+    the same file merges, another file at the contiguous offset does not; an unfaulted file
+    VMA moved away keeps its pgoff and merges back beside its file neighbour (copy_vma);
+    mprotect splits and re-merges file VMAs; fork copies page-cache entries only from VMAs
+    with an anon_vma; swap-out and swap-in of the COWed pages."""
+    ops = [
+        ("spawn", (), {}),
+        ("mmap", (1, 2 * PAGE), {"addr": _at(0), "prot": "rw", "file": 1, "offset": 0x4000}),
+        ("mmap", (1, 2 * PAGE), {"addr": _at(2), "prot": "rw", "file": 1, "offset": 0x6000}),  # merges
+        ("mmap", (1, 2 * PAGE), {"addr": _at(4), "prot": "rw", "file": 2, "offset": 0x8000}),  # other file
+        ("mmap", (1, 2 * PAGE), {"addr": _at(6), "prot": "rw", "file": 2, "offset": 0x10000}),  # not contiguous
+        ("touch", (1, _at(0), 8 * PAGE), {"write": False}),
+        ("fork", (1,), {}),  # no anon_vma anywhere: no entries copied
+        ("touch", (1, _at(1), 2 * PAGE), {"write": True}),
+        ("touch", (1, _at(4), PAGE), {"write": True}),
+        ("fork", (1,), {}),
+        ("mprotect", (1, _at(1), PAGE, "r"), {}),
+        ("mprotect", (1, _at(1), PAGE, "rw"), {}),
+        # an unfaulted file VMA moved away and back: it keeps its file pages
+        ("mremap", (1, _at(6), 2 * PAGE, 2 * PAGE), {"new_addr": _at(12)}),
+        ("mremap", (1, _at(12), 2 * PAGE, 2 * PAGE), {"new_addr": _at(6)}),
+        # a file range moved right after the VMA whose pages it continues: copy_vma merges
+        ("mmap", (1, PAGE), {"addr": _at(16), "prot": "rw", "file": 1, "offset": 0x8000}),
+        ("munmap", (1, _at(8), PAGE), {}),
+        ("mremap", (1, _at(16), PAGE, PAGE), {"new_addr": _at(4)}),
+        ("try_to_unmap", (None,), {}),
+        ("touch", (2, _at(0), 4 * PAGE), {"write": False}),
+        ("touch", (3, _at(0), 4 * PAGE), {"write": True}),
+        ("exec", (2,), {}),
+    ]
+    _scenario(
+        era,
+        ops,
+        "do_linear_fault maps a page-cache page",
+        "do_wp_page copies a page-cache page",
+        "mmap merges a file mapping",
+        "vma_merge: different files do not merge",
+        "vma_merge: same file, pgoff not contiguous",
+        "copy_vma keeps an unfaulted file VMA's pgoff",
+        "copy_vma merges a file VMA",
+        "fork copies a page-cache entry",
+    )
+
+
+@pytest.mark.parametrize("era", ERAS)
+def test_file_mappings_anon_vma_prepare_neighbours(era):
+    """find_mergeable_anon_vma's anon_vma_compatible compares vm_file: a file VMA reuses
+    the anon_vma of a same-file neighbour whose pages it continues (they differ only in
+    VM_EXEC, so they are not merged), but not that of a pgoff-contiguous neighbour of another
+    file, nor of an anonymous one (offset = address: the pgoff an anonymous VMA there has)."""
+    X = _at(8)
+    ops = [
+        ("spawn", (), {}),
+        ("mmap", (1, 2 * PAGE), {"addr": _at(0), "prot": "rw", "file": 1}),
+        ("mmap", (1, 2 * PAGE), {"addr": _at(2), "prot": "rwx", "file": 1, "offset": 2 * PAGE}),
+        ("touch", (1, _at(0), PAGE), {"write": True}),
+        ("touch", (1, _at(2), PAGE), {"write": True}),  # reuses file 1's anon_vma
+        ("mmap", (1, 2 * PAGE), {"addr": _at(4), "prot": "rw", "file": 2, "offset": 4 * PAGE}),
+        ("touch", (1, _at(4), PAGE), {"write": True}),  # refused: another file
+        ("mmap", (1, 2 * PAGE), {"addr": X, "prot": "rw"}),
+        ("mmap", (1, 2 * PAGE), {"addr": X + 2 * PAGE, "prot": "rwx", "file": 2, "offset": X + 2 * PAGE}),
+        ("touch", (1, X, PAGE), {"write": True}),
+        ("touch", (1, X + 2 * PAGE, PAGE), {"write": True}),  # refused: anonymous neighbour
+        # unfaulted, pgoff-contiguous anonymous and file VMAs: vm_file alone keeps the
+        # mprotect (case 2 / case 3 shapes) from merging them
+        ("mmap", (1, 2 * PAGE), {"addr": _at(14), "prot": "rw"}),
+        ("mmap", (1, 2 * PAGE), {"addr": _at(16), "prot": "rwx", "file": 1, "offset": _at(16)}),
+        ("mprotect", (1, _at(16), 2 * PAGE, "rw"), {}),
+        ("mprotect", (1, _at(14), 2 * PAGE, "rwx"), {}),
+        ("fork", (1,), {}),
+        ("try_to_unmap", (None,), {}),
+        ("touch", (2, _at(0), 6 * PAGE), {"write": True}),
+    ]
+    pair = _scenario(
+        era,
+        ops,
+        "anon_vma_prepare: a file VMA reuses its neighbour's anon_vma",
+        "anon_vma_prepare: neighbour refused for its vm_file",
+        "vma_merge: anonymous and file ranges do not merge",
+    )
+    assert pair.model.events["anon_vma_prepare: neighbour refused for its vm_file"] == 2
+
+
+@pytest.mark.parametrize("era", ERAS)
+def test_file_mapping_argument_errors(era):
+    """mmap's file arguments: the engine's and the model's exception types agree."""
+    ops = [("spawn", (), {})]
+    bad = [
+        {"file": 0},
+        {"file": -1},
+        {"file": 1 << 24},
+        {"file": 1 << 40},
+        {"file": True},
+        {"file": "a"},
+        {"file": 1, "offset": 100},
+        {"file": 1, "offset": -PAGE},
+        {"file": 1, "offset": 1 << 64},
+        {"file": 1, "offset": 1.0},
+        {"offset": 0},
+        {"file": 1, "offset": 0, "addr": 5},
+        {"file": 1, "offset": 100, "addr": 5},
+        {"file": 1, "offset": 0, "prot": "q"},
+    ]
+    for kw in bad:
+        ops.append(("mmap", (1, PAGE), kw))
+    ops += [
+        ("mmap", (1, 3), {"file": 1, "offset": 100}),
+        ("mmap", (1, 0), {"file": 1}),
+        ("mmap", (9, PAGE), {"file": 1}),
+        ("mmap", (9, PAGE), {"file": 0}),
+        ("mmap", (1, PAGE), {"file": 1, "offset": None}),
+        ("mmap", (1, 2 * PAGE), {"file": 1, "offset": (1 << 64) - PAGE}),  # pages past the bound
+        ("mmap", (1, PAGE), {"file": 1, "offset": (1 << 64) - PAGE}),  # the last file page: ok
+    ]
+    before = Counter(STATS)
+    pair = _pair_run(era, ops)
+    got = STATS - before
+    # all InvalidArgument but the misaligned address (BadAddress) and the dead pid with a
+    # valid file (NoSuchProcess; with file=0 the argument check comes first)
+    assert got["error InvalidArgument"] == len(bad) - 1 + 4, got
+    assert got["error BadAddress"] == 1 and got["error NoSuchProcess"] == 1, got
+    pair.teardown()

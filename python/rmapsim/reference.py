@@ -10,7 +10,8 @@ object; each kernel function that matters is a method named after it.
 Objects
 -------
 * ``Mm``      mm_struct: pid, VMAs sorted by start, the page table (``{addr: Pte}``).
-* ``Vma``     vm_area_struct: start, end, pgoff, prot, flags (rand/seq/dontcopy),
+* ``Vma``     vm_area_struct: start, end, pgoff, prot, flags (rand/seq/dontcopy/account),
+              ``file`` (vm_file: None, or the identity of a privately mapped file),
               ``anon_vma`` (where new pages go), ``chain`` (2.6.34: its anon_vma_chain
               entries, newest first, like ``vma->anon_vma_chain``).
 * ``AnonVma`` anon_vma: ``head``, the list walked by the rmap. 2.6.33: VMAs (through
@@ -23,7 +24,18 @@ Objects
               ``slot`` (its swap slot while it is in the swap cache).
 * ``Slot``    swap slot: ``count`` (swap entries referring to it, the swap_map count
               without SWAP_HAS_CACHE) and ``cache`` (its swap-cache page).
-* ``Pte``     none (absent from the dict) / zero page / present(page, writable) / swap(slot).
+* ``Pte``     none (absent from the dict) / zero page / present(page, writable) / swap(slot)
+              / file (a page-cache page of a private file mapping: not an anon page, so
+              no object stands for it; the engine shows it like the zero page).
+
+Private file mappings (``mmap(..., file=ID, offset=BYTES)``, as the ELF loader makes them):
+vm_pgoff is the file page; vm_file takes part in every merge test (is_mergeable_vma in
+vma_merge for mmap, mprotect, madvise and mremap's copy_vma, and anon_vma_compatible in
+anon_vma_prepare's neighbour reuse); copy_vma keeps a file VMA's pgoff even when it has no
+anon_vma. A read fault maps the page-cache page (do_linear_fault); a write fault, at once
+or later (do_wp_page), copies it into a new anon page of vma->anon_vma whose index is the
+file page. Fork copies page-cache entries only from VMAs with an anon_vma, like all
+entries (copy_page_range). Shared mappings and the file rmap (i_mmap) are not modelled.
 
 Modelling decisions taken from the project documents (not kernel behaviour):
 * ``mmap(addr=None)`` and mremap's move without MREMAP_FIXED place the range top-down: the
@@ -35,7 +47,11 @@ Modelling decisions taken from the project documents (not kernel behaviour):
   BadAddress unless the whole old range lies inside one VMA; all checked before anything is
   unmapped.
 * Swap is never "full" (no ``vm_swap_full()`` frees), there is no writeback, no KSM, no
-  mempolicy, no VM_ACCOUNT, no file mappings.
+  mempolicy, no commit-charge accounting (VM_ACCOUNT is kept as a flag only), no shared
+  mappings.
+* Private file mappings: identities 1 .. 2^24-1, a byte offset that is page aligned, file
+  pages ending at or below 2^52 (the engine's bounds; all InvalidArgument). The kernel's
+  page-cache pages are not objects: only the entry kind tells them apart.
 * ``madvise(pageout)``: each page of the range whose only mapping is this one is unmapped
   with try_to_unmap and freed from the swap cache, in address order.
 
@@ -43,12 +59,14 @@ Known kernel defect modelled as the kernel has it (docs/bugs.md): copy_vma may m
 *faulted* range into an *unfaulted*, pgoff-contiguous neighbour (is_mergeable_anon_vma(x,
 NULL) is true and vma_adjust has no importer for a range that is not yet mapped). The pages
 then sit in a VMA without anon_vma; ``copy_vma_defects`` counts how often that happened and
-``check()`` reports the resulting rmap breakage.
+``check()`` reports the resulting rmap breakage (also when the pages are swapped out: a swap
+entry in a VMA without anon_vma).
 """
 
 from __future__ import annotations
 
 import itertools
+import operator
 from collections import Counter
 from typing import Dict, Iterable, List, Optional, Tuple
 
@@ -59,6 +77,8 @@ PAGE_SHIFT = 12
 MMAP_BASE = 0x7F0000000000
 MMAP_MIN_ADDR = 0x10000
 TASK_SIZE = 1 << 47
+FILE_MAX = (1 << 24) - 1  # file identities the engine can hold (vm_file in its flags word)
+MAX_FILE_PAGES = 1 << 52  # the engine's bound on pgoff + pages of a file mapping
 
 ERAS = ("2.6.33", "2.6.34")
 
@@ -115,15 +135,16 @@ class Avc:
 
 
 class Vma:
-    __slots__ = ("mm", "start", "end", "pgoff", "prot", "flags", "anon_vma", "chain", "dead")
+    __slots__ = ("mm", "start", "end", "pgoff", "prot", "flags", "file", "anon_vma", "chain", "dead")
 
-    def __init__(self, mm, start, end, pgoff, prot, flags, anon_vma=None):
+    def __init__(self, mm, start, end, pgoff, prot, flags, anon_vma=None, file=None):
         self.mm = mm
         self.start = start
         self.end = end
-        self.pgoff = pgoff
+        self.pgoff = pgoff  # anonymous: the address page it was mapped at; file: the file page
         self.prot = prot
         self.flags = flags
+        self.file = file  # vm_file: None (anonymous) or the file identity (a private mapping)
         self.anon_vma = anon_vma
         self.chain: List[Avc] = []  # newest first (vma->anon_vma_chain from its head)
         self.dead = False
@@ -135,7 +156,7 @@ class Vma:
         return self.pgoff + ((addr - self.start) >> PAGE_SHIFT)
 
     def __repr__(self):
-        return f"Vma(pid {self.mm.pid} [{self.start:#x}, {self.end:#x}) pgoff {self.pgoff:#x} {prot_str(self.prot)} {sorted(self.flags)} {self.anon_vma})"
+        return f"Vma(pid {self.mm.pid} [{self.start:#x}, {self.end:#x}) pgoff {self.pgoff:#x} {prot_str(self.prot)} {sorted(self.flags)} file {self.file} {self.anon_vma})"
 
 
 class Page:
@@ -159,7 +180,11 @@ class Slot:
         self.cache = None  # the swap-cache page (SWAP_HAS_CACHE)
 
 
-ZERO, PRESENT, SWAP = "zero", "page", "swap"
+ZERO, PRESENT, SWAP, FILE = "zero", "page", "swap", "file"
+# FILE: a page-cache page mapped (read-only) in a private file mapping. It is not an anon
+# page: page_add_file_rmap / page_remove_rmap on it touch no anon rmap state, so the model
+# keeps no object for it (neither does the engine: its page table shows such an entry as it
+# shows the zero page, and page_at() names no page there).
 
 
 class Pte:
@@ -399,15 +424,32 @@ class ReferenceModel:
     # ------------------------------------------------------------------ mm/mmap.c
 
     def find_mergeable_anon_vma(self, vma: Vma) -> Optional[AnonVma]:
+        """find_mergeable_anon_vma: next, then prev, must be anon_vma_compatible (which
+        includes the same vm_file) and reusable."""
         near = self._next(vma)
         if near is not None and self._anon_vma_compatible(vma, near):
             if self._reusable(near):
+                self._note_prepare_reuse(vma)
                 return near.anon_vma
+        self._note_prepare_file_refusal(vma, near, vma, near)
         near = self._prev(vma)
         if near is not None and self._anon_vma_compatible(near, vma):
             if self._reusable(near):
+                self._note_prepare_reuse(vma)
                 return near.anon_vma
+        self._note_prepare_file_refusal(vma, near, near, vma)
         return None
+
+    def _note_prepare_reuse(self, vma: Vma):
+        if vma.file is not None:
+            self.events["anon_vma_prepare: a file VMA reuses its neighbour's anon_vma"] += 1
+
+    def _note_prepare_file_refusal(self, vma: Vma, near, a, b):
+        """Coverage only: a neighbour with a reusable anon_vma refused for its vm_file."""
+        if near is None or near.file == vma.file or not self._reusable(near):
+            return
+        if a.end == b.start and a.flags == b.flags and b.pgoff == a.pgoff + a.npages():
+            self.events["anon_vma_prepare: neighbour refused for its vm_file"] += 1
 
     def _reusable(self, old: Vma) -> bool:
         if old.anon_vma is None:
@@ -417,59 +459,88 @@ class ReferenceModel:
 
     @staticmethod
     def _anon_vma_compatible(a: Vma, b: Vma) -> bool:
-        """Adjacent, flags equal but for VM_READ/WRITE/EXEC, pgoff contiguous (no file, no
-        mempolicy)."""
+        """anon_vma_compatible: adjacent, the same vm_file, flags equal but for
+        VM_READ/WRITE/EXEC, pgoff contiguous (no mempolicy in the model)."""
         return (
             a.end == b.start
+            and a.file == b.file
             and a.flags == b.flags
             and b.pgoff == a.pgoff + ((b.start - a.start) >> PAGE_SHIFT)
         )
 
     @staticmethod
-    def _is_mergeable_vma(vma: Vma, prot, flags) -> bool:
-        return vma.prot == prot and vma.flags == flags
+    def _is_mergeable_vma(vma: Vma, prot, flags, file) -> bool:
+        """is_mergeable_vma: the same vm_flags (prot included) and the same vm_file."""
+        return vma.prot == prot and vma.flags == flags and vma.file == file
 
     @staticmethod
     def _is_mergeable_anon_vma(av1, av2) -> bool:
         return av1 is None or av2 is None or av1 is av2
 
-    def _can_vma_merge_before(self, vma, prot, flags, anon_vma, pgoff) -> bool:
+    def _can_vma_merge_before(self, vma, prot, flags, anon_vma, file, pgoff) -> bool:
         return (
-            self._is_mergeable_vma(vma, prot, flags)
+            self._is_mergeable_vma(vma, prot, flags, file)
             and self._is_mergeable_anon_vma(anon_vma, vma.anon_vma)
             and vma.pgoff == pgoff
         )
 
-    def _can_vma_merge_after(self, vma, prot, flags, anon_vma, pgoff) -> bool:
+    def _can_vma_merge_after(self, vma, prot, flags, anon_vma, file, pgoff) -> bool:
         return (
-            self._is_mergeable_vma(vma, prot, flags)
+            self._is_mergeable_vma(vma, prot, flags, file)
             and self._is_mergeable_anon_vma(anon_vma, vma.anon_vma)
             and vma.pgoff + vma.npages() == pgoff
         )
 
-    def vma_merge(self, mm: Mm, prev, addr, end, prot, flags, anon_vma, pgoff) -> Optional[Vma]:
-        """vma_merge with its eight cases (see the kernel comment)."""
+    def _note_file_rule(self, near, prot, flags, anon_vma, file, pgoff, before=False):
+        """Coverage only (no effect): count the vma_merge tests that the file rules decide,
+        a neighbour that would merge but for its vm_file, or but for the file pages not
+        being contiguous; and file ranges that do merge."""
+        if near is None or near.prot != prot or near.flags != flags:
+            return
+        if not self._is_mergeable_anon_vma(anon_vma, near.anon_vma):
+            return
+        contiguous = near.pgoff == pgoff if before else near.pgoff + near.npages() == pgoff
+        if near.file != file and (near.file is None or file is None):
+            self.events["vma_merge: anonymous and file ranges do not merge"] += 1
+        elif near.file != file:
+            self.events["vma_merge: different files do not merge"] += 1
+        elif file is not None:
+            key = "same file, contiguous" if contiguous else "same file, pgoff not contiguous"
+            self.events[f"vma_merge: {key}"] += 1
+
+    def _note_file_merge(self, file, mapped):
+        if file is not None:
+            self.events[f"vma_merge merges file ranges ({'mprotect/madvise' if mapped else 'mmap/mremap'})"] += 1
+
+    def vma_merge(self, mm: Mm, prev, addr, end, prot, flags, anon_vma, file, pgoff) -> Optional[Vma]:
+        """vma_merge with its eight cases (see the kernel comment). ``file`` is the vm_file
+        of the range: every neighbour test compares it, and pgoff must continue the
+        neighbour's (for a file mapping, the file pages must be contiguous)."""
         pglen = (end - addr) >> PAGE_SHIFT
         mapped = any(v.start < end and v.end > addr for v in mm.vmas)  # mprotect/madvise
         nxt = self._next(prev) if prev is not None else (mm.vmas[0] if mm.vmas else None)
         area = nxt
         if nxt is not None and nxt.end == end:  # cases 6, 7, 8
             nxt = self._next(nxt)
+        self._note_file_rule(prev if prev is not None and prev.end == addr else None, prot, flags, anon_vma, file, pgoff)
+        self._note_file_rule(nxt if nxt is not None and nxt.end == end else None, prot, flags, anon_vma, file, pgoff + pglen, before=True)
 
         if (
             prev is not None
             and prev.end == addr
-            and self._can_vma_merge_after(prev, prot, flags, anon_vma, pgoff)
+            and self._can_vma_merge_after(prev, prot, flags, anon_vma, file, pgoff)
         ):
             if (
                 nxt is not None
                 and end == nxt.start
-                and self._can_vma_merge_before(nxt, prot, flags, anon_vma, pgoff + pglen)
+                and self._can_vma_merge_before(nxt, prot, flags, anon_vma, file, pgoff + pglen)
                 and self._is_mergeable_anon_vma(prev.anon_vma, nxt.anon_vma)
             ):  # cases 1, 6
+                self._note_file_merge(file, mapped)
                 self.events[f"vma_merge case {6 if mapped else 1}"] += 1
                 self.vma_adjust(prev, prev.start, nxt.end, prev.pgoff)
             else:  # cases 2, 5, 7
+                self._note_file_merge(file, mapped)
                 case = (5 if area is not None and end < area.end else 7) if mapped else 2
                 self.events[f"vma_merge case {case}"] += 1
                 self.vma_adjust(prev, prev.start, end, prev.pgoff)
@@ -478,8 +549,9 @@ class ReferenceModel:
         if (
             nxt is not None
             and end == nxt.start
-            and self._can_vma_merge_before(nxt, prot, flags, anon_vma, pgoff + pglen)
+            and self._can_vma_merge_before(nxt, prot, flags, anon_vma, file, pgoff + pglen)
         ):
+            self._note_file_merge(file, mapped)
             if prev is not None and addr < prev.end:  # case 4
                 self.events["vma_merge case 4"] += 1
                 self.vma_adjust(prev, prev.start, addr, prev.pgoff)
@@ -555,7 +627,8 @@ class ReferenceModel:
 
     def split_vma(self, vma: Vma, addr: int, new_below: bool) -> Vma:
         """__split_vma: the new VMA is the lower piece when new_below, else the upper one."""
-        new = Vma(vma.mm, vma.start, vma.end, vma.pgoff, vma.prot, vma.flags, vma.anon_vma)
+        # *new = *vma: the new piece shares vm_file (get_file) and the anon_vma
+        new = Vma(vma.mm, vma.start, vma.end, vma.pgoff, vma.prot, vma.flags, vma.anon_vma, vma.file)
         if new_below:
             new.end = addr
         else:
@@ -607,34 +680,47 @@ class ReferenceModel:
             return hi - length
         raise OutOfMemory(f"no free range of {length:#x} bytes in pid {mm.pid}")
 
-    def mmap_region(self, mm: Mm, addr: int, length: int, prot) -> int:
+    def mmap_region(self, mm: Mm, addr: int, length: int, prot, file=None, pgoff=None) -> int:
+        """mmap_region. do_mmap_pgoff gives a private anonymous mapping the pgoff of its
+        address, a private file mapping the file page of its offset."""
         end = addr + length
         if any(v.start < end and v.end > addr for v in mm.vmas):
             self.do_munmap(mm, addr, length)
         _, prev = self._find_vma_prev(mm, addr)
-        pgoff = addr >> PAGE_SHIFT
-        # accountable_mapping: a private writable mapping gets VM_ACCOUNT
+        if file is None:
+            pgoff = addr >> PAGE_SHIFT
+        # accountable_mapping: a private writable mapping gets VM_ACCOUNT, file or not
         flags = frozenset({"account"}) if "w" in prot else frozenset()
-        if self.vma_merge(mm, prev, addr, end, prot, flags, None, pgoff) is None:
-            self._link_vma(mm, Vma(mm, addr, end, pgoff, prot, flags))
+        # "Can we just expand an old mapping?": vma_merge(..., NULL anon_vma, file, pgoff)
+        if self.vma_merge(mm, prev, addr, end, prot, flags, None, file, pgoff) is None:
+            self._link_vma(mm, Vma(mm, addr, end, pgoff, prot, flags, None, file))
+        elif file is not None:
+            self.events["mmap merges a file mapping"] += 1
         return addr
 
     def copy_vma(self, vma: Vma, addr: int, length: int, pgoff: int) -> Vma:
         """copy_vma (mremap): merge at the destination, else a new VMA with a cloned chain.
-        An unfaulted VMA takes the destination's pgoff."""
+        An unfaulted *anonymous* VMA takes the destination's pgoff (!vm_file && !anon_vma);
+        a file VMA keeps its file page, faulted or not."""
         mm = vma.mm
-        if vma.anon_vma is None:
+        if vma.file is None and vma.anon_vma is None:
             pgoff = addr >> PAGE_SHIFT
+        elif vma.file is not None and vma.anon_vma is None:
+            self.events["copy_vma keeps an unfaulted file VMA's pgoff"] += 1
         _, prev = self._find_vma_prev(mm, addr)
-        new_vma = self.vma_merge(mm, prev, addr, addr + length, vma.prot, vma.flags, vma.anon_vma, pgoff)
+        new_vma = self.vma_merge(
+            mm, prev, addr, addr + length, vma.prot, vma.flags, vma.anon_vma, vma.file, pgoff
+        )
         if new_vma is not None:
             self.events["copy_vma merges at the destination"] += 1
+            if vma.file is not None:
+                self.events["copy_vma merges a file VMA"] += 1
             if vma.anon_vma is not None and new_vma.anon_vma is None:
                 # the latent 2.6.3x defect (docs/bugs.md): faulted pages now sit in a VMA
                 # without anon_vma
                 self.copy_vma_defects += 1
             return new_vma
-        new_vma = Vma(mm, addr, addr + length, pgoff, vma.prot, vma.flags, vma.anon_vma)
+        new_vma = Vma(mm, addr, addr + length, pgoff, vma.prot, vma.flags, vma.anon_vma, vma.file)
         if self.chain:
             self.anon_vma_clone(new_vma, vma)
         self._link_vma(mm, new_vma)
@@ -654,8 +740,8 @@ class ReferenceModel:
         """zap_pte_range over [start, end)."""
         for addr in range(start, end, PAGE):
             pte = mm.ptes.pop(addr, None)
-            if pte is None or pte.kind == ZERO:
-                continue
+            if pte is None or pte.kind in (ZERO, FILE):
+                continue  # the zero page / a page-cache page: no anon rmap state
             if pte.kind == PRESENT:
                 page = pte.page
                 page.mapcount -= 1  # page_remove_rmap
@@ -684,6 +770,9 @@ class ReferenceModel:
         return count <= 1
 
     def _do_wp_page(self, mm: Mm, vma: Vma, addr: int, pte: Pte):
+        """do_wp_page. Only an anon page can be reused; the zero page and (private file
+        mapping) a page-cache page are always copied into a new anon page of
+        vma->anon_vma at the linear index of addr (for a file VMA: the file page)."""
         old = pte.page if pte.kind == PRESENT else None
         if old is not None and self._reuse_swap_page(old):
             self.events["do_wp_page reuses the page"] += 1
@@ -693,6 +782,8 @@ class ReferenceModel:
                 old.mapping = vma.anon_vma  # page_move_anon_rmap
             pte.writable = True
             return
+        if pte.kind == FILE:
+            self.events["do_wp_page copies a page-cache page"] += 1
         self.anon_vma_prepare(vma)
         new = self._new_page(vma.anon_vma, vma.linear_page_index(addr))  # page_add_new_anon_rmap
         new.mapcount = 1
@@ -729,6 +820,9 @@ class ReferenceModel:
         """handle_pte_fault."""
         pte = mm.ptes.get(addr)
         if pte is None:
+            if vma.file is not None:
+                self._do_linear_fault(mm, vma, addr, write)
+                return
             if not write:
                 mm.ptes[addr] = Pte(ZERO)  # do_anonymous_page: zero page, no anon_vma
                 return
@@ -736,7 +830,7 @@ class ReferenceModel:
             page = self._new_page(vma.anon_vma, vma.linear_page_index(addr))
             page.mapcount = 1
             mm.ptes[addr] = Pte(PRESENT, page, True)
-        elif pte.kind == ZERO:
+        elif pte.kind in (ZERO, FILE):
             if write:
                 self._do_wp_page(mm, vma, addr, pte)
         elif pte.kind == PRESENT:
@@ -744,6 +838,22 @@ class ReferenceModel:
                 self._do_wp_page(mm, vma, addr, pte)
         else:
             self._do_swap_page(mm, vma, addr, pte, write)
+
+    def _do_linear_fault(self, mm: Mm, vma: Vma, addr: int, write: bool):
+        """do_linear_fault -> __do_fault on a private file mapping. A read maps the
+        page-cache page of file page linear_page_index(addr), read-only (page_add_file_rmap:
+        nothing of the anon rmap). A write does the early COW break: anon_vma_prepare, a
+        new anon page (page_add_new_anon_rmap at that index) mapped writable; the
+        page-cache page is only read."""
+        if not write:
+            self.events["do_linear_fault maps a page-cache page"] += 1
+            mm.ptes[addr] = Pte(FILE)
+            return
+        self.events["do_linear_fault breaks COW early"] += 1
+        self.anon_vma_prepare(vma)
+        page = self._new_page(vma.anon_vma, vma.linear_page_index(addr))
+        page.mapcount = 1
+        mm.ptes[addr] = Pte(PRESENT, page, True)
 
     def _try_to_unmap_one_page(self, page: Page) -> dict:
         row = {"page": page.id, "anon_vma": None, "vmas_visited": 0, "mappings_found": 0,
@@ -782,8 +892,9 @@ class ReferenceModel:
         return pid
 
     def fork(self, pid) -> int:
-        """dup_mmap: copy every VMA but VM_DONTCOPY ones; anon_vma_fork (2.6.34) or
-        anon_vma_link (2.6.33); copy_page_range only for VMAs with an anon_vma."""
+        """dup_mmap: copy every VMA but VM_DONTCOPY ones (a file VMA keeps its vm_file);
+        anon_vma_fork (2.6.34) or anon_vma_link (2.6.33); copy_page_range only for VMAs with
+        an anon_vma, so an unwritten file VMA's page-cache entries are not copied."""
         parent = self._mm(pid)
         child = Mm(self._next_pid)
         self._next_pid += 1
@@ -791,7 +902,7 @@ class ReferenceModel:
         for mpnt in parent.vmas:
             if "dontcopy" in mpnt.flags:
                 continue
-            tmp = Vma(child, mpnt.start, mpnt.end, mpnt.pgoff, mpnt.prot, mpnt.flags, mpnt.anon_vma)
+            tmp = Vma(child, mpnt.start, mpnt.end, mpnt.pgoff, mpnt.prot, mpnt.flags, mpnt.anon_vma, mpnt.file)
             if self.chain:
                 self.anon_vma_fork(tmp, mpnt)
             elif tmp.anon_vma is not None:
@@ -803,8 +914,11 @@ class ReferenceModel:
                 pte = parent.ptes.get(addr)
                 if pte is None:
                     continue
-                if pte.kind == ZERO:
-                    child.ptes[addr] = Pte(ZERO)
+                if pte.kind in (ZERO, FILE):
+                    # the zero page; a page-cache page (page_dup_rmap of a file page)
+                    child.ptes[addr] = Pte(pte.kind)
+                    if pte.kind == FILE:
+                        self.events["fork copies a page-cache entry"] += 1
                 elif pte.kind == PRESENT:
                     pte.writable = False  # COW: both write-protected
                     child.ptes[addr] = Pte(PRESENT, pte.page, False)
@@ -839,16 +953,33 @@ class ReferenceModel:
         if not isinstance(addr, int) or addr % PAGE or addr < 0 or addr + length > TASK_SIZE:
             raise BadAddress(f"bad address {addr!r}")
 
-    def mmap(self, pid, length, addr=None, prot="rw") -> int:
-        mm = self._mm(pid)
+    def mmap(self, pid, length, addr=None, prot="rw", file=None, offset=None) -> int:
+        """mmap(MAP_PRIVATE [| MAP_ANONYMOUS] [| MAP_FIXED]). With ``file`` (an identity
+        >= 1) and a byte ``offset`` (default 0), a private file mapping whose vm_pgoff is
+        the file page offset >> PAGE_SHIFT. The argument checks come in the engine's order
+        (docs/api-contract.md): prot, the file arguments, the pid, the file range, then the
+        length and address."""
         prot = parse_prot(prot)
-        if not isinstance(length, int) or length <= 0 or length % PAGE:
+        if not isinstance(length, int) or length < 0:
+            raise InvalidArgument(f"bad length {length!r}")
+        file, offset = _file_args(file, offset)
+        mm = self._mm(pid)
+        if file is not None:
+            if file > FILE_MAX:
+                raise InvalidArgument(f"file identity must be in 1..={FILE_MAX}, got {file}")
+            # do_mmap_pgoff: the offset must be page aligned (EINVAL) and pgoff + pages must
+            # not wrap (EOVERFLOW; the engine bounds file pages to 2^52, InvalidArgument)
+            if offset % PAGE or (offset >> PAGE_SHIFT) + (length >> PAGE_SHIFT) > MAX_FILE_PAGES:
+                raise InvalidArgument(f"file offset must be page aligned and in range, got {offset:#x}")
+        if length == 0 or length % PAGE:
             raise InvalidArgument(f"bad length {length!r}")
         if addr is None:
             addr = self._top_down(mm, length)
         else:
             self._check_range(addr, length)
-        return self.mmap_region(mm, addr, length, prot)
+        if file is None:
+            return self.mmap_region(mm, addr, length, prot)
+        return self.mmap_region(mm, addr, length, prot, file, offset >> PAGE_SHIFT)
 
     def munmap(self, pid, addr, length):
         mm = self._mm(pid)
@@ -915,7 +1046,7 @@ class ReferenceModel:
         # mprotect_fixup charges a range the first time it becomes writable (VM_ACCOUNT),
         # and never uncharges it
         newflags = vma.flags | {"account"} if "w" in newprot else vma.flags
-        merged = self.vma_merge(vma.mm, prev, start, end, newprot, newflags, vma.anon_vma, pgoff)
+        merged = self.vma_merge(vma.mm, prev, start, end, newprot, newflags, vma.anon_vma, vma.file, pgoff)
         if merged is not None:
             vma = merged
         else:
@@ -936,6 +1067,7 @@ class ReferenceModel:
         """sys_madvise's loop; returns the try_to_unmap walks made (pageout only)."""
         mm = self._mm(pid)
         if advice in _LATER_ADVICE:
+            # (in the eras that have it, MADV_WIPEONFORK on a file mapping is EINVAL too)
             raise InvalidArgument(f"advice {advice!r} is EINVAL in era {self.era}")
         if advice not in _ADVICE:
             raise InvalidArgument(f"unknown advice {advice!r}")
@@ -973,7 +1105,7 @@ class ReferenceModel:
         if new_flags == vma.flags:
             return vma
         pgoff = vma.pgoff + ((start - vma.start) >> PAGE_SHIFT)
-        merged = self.vma_merge(vma.mm, prev, start, end, vma.prot, new_flags, vma.anon_vma, pgoff)
+        merged = self.vma_merge(vma.mm, prev, start, end, vma.prot, new_flags, vma.anon_vma, vma.file, pgoff)
         if merged is not None:
             vma = merged
         else:
@@ -1104,6 +1236,7 @@ class ReferenceModel:
                 "chain_len": len(v.chain),
                 "chain": [avc.anon_vma.id for avc in reversed(v.chain)],  # oldest first
                 "flags": sorted(v.flags),
+                "file": v.file,
             }
             for v in mm.vmas
         ]
@@ -1119,7 +1252,9 @@ class ReferenceModel:
         return pte.page.id if pte is not None and pte.kind == PRESENT else None
 
     def entry_kind(self, pid, addr) -> Optional[str]:
-        """None / "zero" / "page" / "swap" for the PTE at (pid, addr)."""
+        """None / "zero" / "page" / "swap" / "file" (a page-cache page of a private file
+        mapping, which the engine's render_layout shows as "z", like the zero page: neither
+        is an anon page) for the PTE at (pid, addr)."""
         pte = self._mm(pid).ptes.get(addr)
         return None if pte is None else pte.kind
 
@@ -1186,6 +1321,13 @@ class ReferenceModel:
                 v = self._vma_at(mm, a)
                 if v is None:
                     raise InvariantViolation(f"invariant 7: pid {pid} PTE at {a:#x} outside VMAs")
+                if pte.kind == SWAP and v.anon_vma is None:
+                    # only the copy_vma defect puts one there: the page it names, once read
+                    # back, has no anon_vma to go to (do_swap_page's page_add_anon_rmap)
+                    raise InvariantViolation(f"invariant 1: pid {pid} swap entry at {a:#x} in {v} without anon_vma")
+                # a page-cache page only in a file VMA, the zero page only in an anonymous one
+                if (pte.kind == FILE) != (v.file is not None) and pte.kind in (FILE, ZERO):
+                    raise InvariantViolation(f"pid {pid} {a:#x}: {pte.kind} entry in {v}")
                 if pte.kind == PRESENT:
                     mapped.setdefault(pte.page.id, []).append((mm, a, v))
         for pid_page, where in mapped.items():
@@ -1235,6 +1377,30 @@ class ReferenceModel:
         for av in self.anon_vmas.values():
             if not av.head:
                 raise InvariantViolation(f"invariant 5: live {av} with an empty list")
+
+
+def _file_args(file, offset):
+    """(file identity, byte offset) or (None, None): the engine binding's checks."""
+    if file is None:
+        if offset is not None:
+            raise InvalidArgument("offset given without file")
+        return None, None
+    file = _int_arg(file, "file")
+    if not 1 <= file < 1 << 32:
+        raise InvalidArgument(f"file identity must be a positive int, got {file}")
+    offset = 0 if offset is None else _int_arg(offset, "offset")
+    if offset < 0 or offset >= 1 << 64:
+        raise InvalidArgument(f"offset must be >= 0, got {offset}")
+    return file, offset
+
+
+def _int_arg(x, what) -> int:
+    if isinstance(x, bool):
+        raise InvalidArgument(f"{what} must be an int, got {x!r}")
+    try:
+        return operator.index(x)
+    except TypeError:
+        raise InvalidArgument(f"{what} must be an int, got {x!r}") from None
 
 
 def _index(seq, obj) -> int:
