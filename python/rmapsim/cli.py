@@ -30,13 +30,12 @@ def seed_scenario(era: str, children: int, pages: int, seed: int = 0) -> Dict[st
     kids = sim.fork_many(parent, children)
     sim.touch_many(kids, addr, length, write=True)
     t1 = time.perf_counter()
-    full = sim.rmap_walk()
+    s = sim.rmap_walk(aggregate=True)  # totals and percentiles, no per-page rows
     t2 = time.perf_counter()
-    referenced = sim.page_referenced()
+    referenced = sim.page_referenced(aggregate=True)
     t3 = time.perf_counter()
     counts = sim.counts()
     mem = sim.memory()
-    s = full.summary()
     return {
         "era": era,
         "children": children,
@@ -46,7 +45,7 @@ def seed_scenario(era: str, children: int, pages: int, seed: int = 0) -> Dict[st
         "p50": s["p50"],
         "max": s["max"],
         "total_vmas_visited": s["total_vmas_visited"],
-        "page_referenced_mean": referenced.mean(),
+        "page_referenced_mean": referenced["mean"],
         "anon_vma": counts["anon_vma"],
         "anon_vma_bytes": mem["anon_vma"],
         "anon_vma_chain": counts["anon_vma_chain"],
