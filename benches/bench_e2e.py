@@ -15,6 +15,9 @@ Baselines, all measured in this run:
   here with ``cc -O2``): processes that fork, write, wait for each other and exit. The
   simulator side does the same operations, a full walk of every page, and the exits.
 
+Parallel batch walks: the 2.6.33 seed scenario's walks at threads=1 and 2, with a C busy
+loop's two-process slowdown showing how many cores the machine really gives.
+
 ``--scale`` adds the 10,000-process x 1,000-page runs of ``fork_storm`` and ``aim7_like``
 in 6.18, each in its own process for a clean peak RSS, with the simulator's memory per
 object kind (``Simulator.memory_usage``) and bytes per PTE.
@@ -123,6 +126,54 @@ def per_page_walk(era: str, n: int, p: int) -> Dict[str, float]:
     rows = sim.rmap_walk()
     t1 = time.perf_counter()
     return {"walk_s": t1 - t0, "visits": rows.total()}
+
+
+def spin_ratio() -> Optional[float]:
+    """How much longer two independent CPU-bound processes take than one (1.0: two real
+    cores; 2.0: one core's worth shared), from a C busy loop built with cc; None without cc."""
+    cc = shutil.which("cc")
+    if cc is None:
+        return None
+    with tempfile.TemporaryDirectory() as d:
+        src, exe = os.path.join(d, "spin.c"), os.path.join(d, "spin")
+        with open(src, "w") as fh:
+            fh.write("int main(void){volatile unsigned long x=0;"
+                     "for(unsigned long i=0;i<600000000UL;i++)x+=i;return (int)(x&1);}\n")
+        subprocess.run([cc, "-O1", "-o", exe, src], check=True)
+        t0 = time.perf_counter()
+        subprocess.run([exe])
+        one = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        procs = [subprocess.Popen([exe]) for _ in range(2)]
+        for pr in procs:
+            pr.wait()
+        return (time.perf_counter() - t0) / one
+
+
+def parallel_walks(n: int, p: int, reps: int) -> Dict[str, Tuple[float, float]]:
+    """The 2.6.33 seed scenario's batch walks at threads=1 and threads=2, best of ``reps``
+    each: {walk: (seconds with 1 thread, seconds with 2)}. The results are identical at
+    any thread count (tests/test_parallel.py)."""
+    sim = rmapsim.Simulator(era="2.6.33")
+    parent = sim.spawn()
+    a = sim.mmap(parent, p * PAGE)
+    sim.touch(parent, a, p * PAGE)
+    sim.touch_many(sim.fork_many(parent, n), a, p * PAGE)
+    walks = {
+        "rmap_walk (rows)": lambda th: sim.rmap_walk(threads=th),
+        "rmap_walk (aggregate)": lambda th: sim.rmap_walk(aggregate=True, threads=th),
+        "page_referenced (aggregate)": lambda th: sim.page_referenced(aggregate=True, threads=th),
+    }
+    out = {}
+    for name, walk in walks.items():
+        best = {}
+        for th in (1, 2):
+            for _ in range(reps):
+                t0 = time.perf_counter()
+                walk(th)
+                best[th] = min(best.get(th, 1e9), time.perf_counter() - t0)
+        out[name] = (best[1], best[2])
+    return out
 
 
 def reference_seed(n: int, p: int, era: str = "2.6.34") -> Dict[str, float]:
@@ -323,6 +374,13 @@ def main() -> None:
               f" ({o_ns / a_ns:.1f}x the aggregate)")
         figs[f"walk {era} aggregate ns/candidate"] = a_ns
         figs[f"walk {era} per-page ns/candidate"] = o_ns
+
+    spin = spin_ratio()
+    cores = "" if spin is None else f"; two C busy loops take {spin:.2f}x as long as one"
+    print(f"\nparallel batch walks, 2.6.33 seed scenario, threads=1 vs threads=2 (best of {args.reps}{cores})")
+    for name, (t1, t2) in parallel_walks(n, p, args.reps).items():
+        print(f"  {name:<28} 1 thread {t1:.3f} s, 2 threads {t2:.3f} s  ->  {t1 / t2:.2f}x")
+        figs[f"parallel {name} x"] = t1 / t2
 
     print(f"\nbaselines at full size N={n} P={p}, same run")
     if not args.no_reference:

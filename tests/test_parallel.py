@@ -29,6 +29,10 @@ def test_walks_identical_for_threads_1_2_4_and_all(era):
             other = walk(threads=t)
             for c in COLUMNS:
                 assert np.array_equal(getattr(other, c), getattr(base, c)), (walk.__name__, t, c)
+        agg = walk(threads=1, aggregate=True)
+        assert agg["walks"] == len(base) and agg["total_vmas_visited"] == base.total()
+        for t in (2, 4, None):
+            assert walk(threads=t, aggregate=True) == agg, (walk.__name__, t)
 
 
 @pytest.mark.parametrize("threads", [2, 4])

@@ -63,7 +63,7 @@ def test_aggregate_full_walk_over_many_chunks_agrees_with_the_rows(era):
     assert len(rows) > 65536
     chosen = list(sim.anon_pages()[::3]) + list(sim.anon_pages()[:5])
     chosen_rows = sim.rmap_walk(chosen)
-    for threads in (1, 2, None):
+    for threads in (1, 2, 4, None):
         for agg, r in ((sim.rmap_walk(aggregate=True, threads=threads), rows),
                        (sim.rmap_walk(chosen, aggregate=True, threads=threads), chosen_rows)):
             assert agg["walks"] == len(r)
