@@ -331,8 +331,11 @@ def test_thp_and_dump_advice_split_and_remerge(era):
 @pytest.mark.parametrize("advice", ["hugepage", "nohugepage"])
 def test_repeated_thp_advice_is_einval_until_4_4(era, advice):
     """hugepage_madvise refused advice whose flag the VMA already has (2.6.38 until 4.4,
-    knob thp_advice_strict); from 4.4 the repeat is accepted. rmapsim refuses it before
-    changing anything, even where the flag is only on a later VMA of the range."""
+    knob thp_advice_strict); from 4.4 the repeat is accepted. The refusal is per VMA, as
+    sys_madvise visits them: a flagged VMA first in the range is EINVAL with nothing changed;
+    one after an unflagged piece that merges with it (vma_merge's next, then
+    `start = prev->vm_end`) is never visited, so the call succeeds; one that does not merge
+    is EINVAL with the pieces before it already changed."""
     strict = era.startswith("3.")
     assert rmapsim.Policy.preset(era)["thp_advice_strict"] == ("true" if strict else "false")
     sim = rmapsim.Simulator(era=era)
@@ -341,14 +344,27 @@ def test_repeated_thp_advice_is_einval_until_4_4(era, advice):
     sim.madvise(p, 0x402000, PAGE, advice)
     before = (sim.vmas(p), sim.operations())
     if strict:
+        # the flagged VMA first: EINVAL, nothing changed
         with pytest.raises(rmapsim.InvalidArgument, match=f'advice "{advice}" is EINVAL in era {era}.*0x402000'):
-            sim.madvise(p, 0x400000, 4 * PAGE, advice)
-        assert (sim.vmas(p), sim.operations()) == before
+            sim.madvise(p, 0x402000, 2 * PAGE, advice)
+        assert sim.vmas(p) == before[0]
+    # the flagged VMA after a mergeable unflagged piece: absorbed, never visited
+    sim.madvise(p, 0x400000, 4 * PAGE, advice)
+    vs = sim.vmas(p)
+    assert len(vs) == 1 and advice in vs[0]["flags"]
+    sim.check()
+    if strict:
+        # a flagged VMA that the piece before it cannot merge with (other prot): the piece
+        # before keeps the flag it got, then EINVAL
+        sim.mmap(p, 2 * PAGE, 0x500000, "rw")
+        sim.mmap(p, 2 * PAGE, 0x502000, "r")
+        sim.madvise(p, 0x502000, 2 * PAGE, advice)
+        with pytest.raises(rmapsim.InvalidArgument, match="0x502000"):
+            sim.madvise(p, 0x500000, 4 * PAGE, advice)
+        vs = [v for v in sim.vmas(p) if v["start"] >= 0x500000]
+        assert [(v["start"], v["end"], advice in v["flags"]) for v in vs] == [
+            (0x500000, 0x502000, True), (0x502000, 0x504000, True)]
         other = "nohugepage" if advice == "hugepage" else "hugepage"
         sim.madvise(p, 0x400000, 4 * PAGE, other)  # the other flag replaces it: accepted
-        assert len(sim.vmas(p)) == 1 and other in sim.vmas(p)[0]["flags"]
-    else:
-        sim.madvise(p, 0x400000, 4 * PAGE, advice)
-        vs = sim.vmas(p)
-        assert len(vs) == 1 and advice in vs[0]["flags"]
-    sim.check()
+        assert other in sim.vmas(p)[0]["flags"]
+        sim.check()

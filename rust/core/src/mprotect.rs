@@ -263,20 +263,6 @@ impl Simulator {
             )));
         }
         self.check_mapped(pid, mm, addr, end)?;
-        if matches!(advice, Advice::HugePage | Advice::NoHugePage) && self.policy.thp_advice_strict {
-            // hugepage_madvise (2.6.38-4.3): the flag already set is EINVAL. The kernel
-            // fails at that VMA, after changing the ones before it; rmapsim refuses up front.
-            let flag = if advice == Advice::HugePage { vmflags::HUGEPAGE } else { vmflags::NOHUGEPAGE };
-            if let Some(v) = self.vmas_in(mm, addr, end).into_iter().find(|&v| self.vma(v).flags & flag != 0) {
-                return Err(SimError::InvalidArgument(format!(
-                    "advice {:?} is EINVAL in era {}: [{:#x}, {:#x}) of pid {pid} already has it (until Linux 4.4)",
-                    format!("{advice:?}").to_lowercase(),
-                    self.policy.name,
-                    self.vma(v).start,
-                    self.vma(v).end
-                )));
-            }
-        }
         if advice == Advice::WipeOnFork {
             // madvise_behavior_valid + madvise_update_vma: only private anonymous memory.
             if let Some(v) = self.vmas_in(mm, addr, end).into_iter().find(|&v| self.vma(v).file().is_some()) {
@@ -321,8 +307,27 @@ impl Simulator {
                 }
             }
             _ => {
+                // hugepage_madvise (2.6.38-4.3): advice whose flag the visited VMA already
+                // has is EINVAL, checked VMA by VMA as the madvise loop visits them. The
+                // VMAs before it stay changed, and a flagged VMA that an earlier piece
+                // merged with (vma_merge's next, then `start = prev->vm_end`) is never
+                // visited, so the call succeeds.
+                let strict = match advice {
+                    Advice::HugePage if self.policy.thp_advice_strict => vmflags::HUGEPAGE,
+                    Advice::NoHugePage if self.policy.thp_advice_strict => vmflags::NOHUGEPAGE,
+                    _ => 0,
+                };
                 self.for_each_piece(mm, addr, end, |s, prev, vma, st, en| {
                     let flags = s.vma(vma).flags;
+                    if flags & strict != 0 {
+                        return Err(SimError::InvalidArgument(format!(
+                            "advice {:?} is EINVAL in era {}: [{:#x}, {:#x}) of pid {pid} already has it (until Linux 4.4)",
+                            format!("{advice:?}").to_lowercase(),
+                            s.policy.name,
+                            s.vma(vma).start,
+                            s.vma(vma).end
+                        )));
+                    }
                     let Some(nf) = advice.new_flags(flags) else { return Ok(vma) };
                     if nf == flags {
                         return Ok(vma);
