@@ -10,6 +10,9 @@ use crate::policy::{AnonIndex, ForkReuse, Linking};
 use crate::rmap::WalkMode;
 use crate::sim::Simulator;
 
+/// The brute-force scan's result: every page's mappings as (pid, VMA, address).
+type Truth = HashMap<PageId, Vec<(u32, VmaId, u64)>>;
+
 impl Simulator {
     fn violation(&self, inv: u8, name: &str, detail: String) -> SimError {
         SimError::InvariantViolation(format!(
@@ -97,8 +100,8 @@ impl Simulator {
     /// Invariant 7 (VMA layout) and the brute-force oracle: every present entry of every
     /// page table, grouped by page, as (pid, vma, addr). Also checks the entry maps a live
     /// page at the right index (invariant 2).
-    fn check_layout_and_scan(&self) -> Result<HashMap<PageId, Vec<(u32, VmaId, u64)>>> {
-        let mut truth: HashMap<PageId, Vec<(u32, VmaId, u64)>> = HashMap::new();
+    fn check_layout_and_scan(&self) -> Result<Truth> {
+        let mut truth: Truth = HashMap::new();
         let mut swap_refs: HashMap<u32, u32> = HashMap::new();
         for (&pid, proc_) in &self.procs {
             let Some(mm) = self.mms.get(proc_.mm) else {
@@ -230,7 +233,7 @@ impl Simulator {
 
     /// Invariants 1 and 2: mapcount equals the number of entries; `page->mapping` is live;
     /// a full walk of each page finds exactly its true mappings.
-    fn check_pages(&self, truth: &HashMap<PageId, Vec<(u32, VmaId, u64)>>, walks: bool) -> Result<()> {
+    fn check_pages(&self, truth: &Truth, walks: bool) -> Result<()> {
         for (page, pg) in self.pages.ids().filter_map(|id| Some((id, self.page(id)?))) {
             let mappers = truth.get(&page).map_or(&[][..], |v| &v[..]);
             if pg.mapcount as usize != mappers.len() {
@@ -254,7 +257,7 @@ impl Simulator {
                     ));
                 }
             }
-            if mappers.is_empty() && !pg.swap.is_some_and(|s| self.swap[s as usize].count > 0) {
+            if mappers.is_empty() && pg.swap.is_none_or(|s| self.swap[s as usize].count == 0) {
                 return Err(self.violation(
                     6,
                     "accounting",

@@ -226,7 +226,7 @@ impl Simulator {
                 hold: m.per_candidate * u64::from(stats.vmas_visited[i].max(1)),
             };
             reqs[i % cpus].push(r);
-            if m.writer_every > 0 && (i as u64 + 1) % m.writer_every == 0 {
+            if m.writer_every > 0 && (i as u64 + 1).is_multiple_of(m.writer_every) {
                 reqs[i % cpus].push(Request { lock: r.lock, shared: false, hold: m.writer_hold });
             }
         }

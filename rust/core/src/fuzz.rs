@@ -158,12 +158,13 @@ pub fn shrink(policy: &Policy, ops: &[Op], kind: &str) -> Vec<Op> {
             let complement: Vec<Op> = cur[..lo].iter().chain(&cur[hi..]).cloned().collect();
             if fails(&complement) {
                 cur = complement;
-                n = (n - 1).max(2);
                 reduced = true;
                 break;
             }
         }
-        if !reduced {
+        if reduced {
+            n = (n - 1).max(2);
+        } else {
             if n >= cur.len() {
                 break;
             }

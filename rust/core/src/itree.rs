@@ -218,10 +218,10 @@ mod tests {
 
     fn node(a: &mut Arena<Avc>, start: u64, last: u64) -> AvcId {
         let id = a.insert(Avc { vma: Id::new(0, 0), anon_vma: Id::new(0, 0), pos: 0, tree: TreeLinks::default() });
-        a.get_mut(id).map(|c| {
+        if let Some(c) = a.get_mut(id) {
             c.tree.start = start;
             c.tree.last = last;
-        });
+        }
         id
     }
 
@@ -253,10 +253,10 @@ mod tests {
                 let (_, _, _, m) = all.remove(k);
                 root = remove(&mut a, root, m);
                 let s2 = (x >> 7) % 50;
-                a.get_mut(m).map(|c| {
+                if let Some(c) = a.get_mut(m) {
                     c.tree.start = s2;
                     c.tree.last = s2 + 3;
-                });
+                }
                 seq += 1;
                 root = insert(&mut a, root, m, seq);
                 all.push((s2, seq, s2 + 3, m));

@@ -27,7 +27,7 @@ impl Simulator {
         if new_len == 0 {
             return Err(SimError::InvalidArgument("new_len 0 is not positive".into()));
         }
-        if new_len % PAGE_SIZE != 0 {
+        if !new_len.is_multiple_of(PAGE_SIZE) {
             return Err(SimError::InvalidArgument(format!(
                 "new_len {new_len} is not a multiple of the page size (4096)"
             )));

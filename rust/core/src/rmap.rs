@@ -25,6 +25,9 @@ pub enum WalkMode {
     UntilAllFound,
 }
 
+/// One page's walk and, when asked for, the mappings it found (VMA, address).
+pub(crate) type WalkWithHits = (WalkResult, Vec<(VmaId, u64)>);
+
 /// Lock modes recorded per walk.
 pub const LOCK_EXCLUSIVE: u8 = 0;
 pub const LOCK_SHARED: u8 = 1;
@@ -344,7 +347,7 @@ impl Simulator {
         mode: WalkMode,
         threads: usize,
         collect_hits: bool,
-    ) -> Result<Vec<(WalkResult, Vec<(VmaId, u64)>)>> {
+    ) -> Result<Vec<WalkWithHits>> {
         let one = |id: PageId| {
             let mut hits = Vec::new();
             let w = self.rmap_walk_one(id, mode, |v, a| {

@@ -518,13 +518,13 @@ impl Simulator {
     /// Validate a user range: page aligned, positive length, inside
     /// `[MMAP_MIN_ADDR, TASK_SIZE)`.
     pub(crate) fn check_range(addr: u64, len: u64) -> Result<u64> {
-        if addr % PAGE_SIZE != 0 {
+        if !addr.is_multiple_of(PAGE_SIZE) {
             return Err(SimError::BadAddress(format!("address {addr:#x} is not page aligned (4096)")));
         }
         if len == 0 {
             return Err(SimError::InvalidArgument("length 0 is not positive".into()));
         }
-        if len % PAGE_SIZE != 0 {
+        if !len.is_multiple_of(PAGE_SIZE) {
             return Err(SimError::InvalidArgument(format!("length {len} is not a multiple of the page size (4096)")));
         }
         let end = addr.checked_add(len).filter(|&e| addr >= MMAP_MIN_ADDR && e <= TASK_SIZE).ok_or_else(|| {
@@ -698,7 +698,7 @@ impl Simulator {
     /// The anon page mapped at `addr` in `pid` (`None` for no entry or the zero page).
     pub fn page_at(&self, pid: i64, addr: u64) -> Result<Option<PageId>> {
         let mm = self.proc_mm(pid)?;
-        if addr % PAGE_SIZE != 0 {
+        if !addr.is_multiple_of(PAGE_SIZE) {
             return Err(SimError::BadAddress(format!("address {addr:#x} is not page aligned (4096)")));
         }
         let v = self
