@@ -399,9 +399,34 @@ mod tests {
                     let ids: Vec<u64> = sim.anon_pages().iter().map(|p| p.to_u64()).collect();
                     let chosen: Vec<u64> = ids.iter().rev().step_by(2).chain(ids.iter().take(3)).copied().collect();
                     for pages in [None, Some(&chosen[..])] {
+                        let uncached = sim.walk_totals_uncached(pages, WalkMode::Full).map_err(|e| e.to_string());
                         let grouped = sim.walk_totals(pages, WalkMode::Full, 1).map_err(|e| e.to_string());
                         let one_by_one = sim.walk_totals_per_page(pages, WalkMode::Full, 1).map_err(|e| e.to_string());
-                        assert_eq!(grouped, one_by_one, "{era} seed {seed}");
+                        assert_eq!(grouped, uncached, "{era} seed {seed}");
+                        assert_eq!(one_by_one, uncached, "{era} seed {seed}");
+                        // page_referenced: the batch walks (with their WalkCache) against walks
+                        // one by one
+                        let until = WalkMode::UntilAllFound;
+                        let uncached = sim.walk_totals_uncached(pages, until).map_err(|e| e.to_string());
+                        let cached = sim.walk_totals_per_page(pages, until, 1).map_err(|e| e.to_string());
+                        assert_eq!(cached, uncached, "{era} seed {seed} (page_referenced)");
+                        let rows = sim.page_referenced(pages).map_err(|e| e.to_string());
+                        let one: std::result::Result<Vec<_>, String> =
+                            sim.resolve_page_ids(pages).map_err(|e| e.to_string()).and_then(|ids| {
+                                ids.iter()
+                                    .map(|&id| sim.rmap_walk_one(id, until, |_, _| {}).map_err(|e| e.to_string()))
+                                    .collect()
+                            });
+                        match (rows, one) {
+                            (Ok(rows), Ok(one)) => {
+                                let mut want = crate::rmap::ScanStats::default();
+                                for w in &one {
+                                    want.push(w);
+                                }
+                                assert_eq!(rows, want, "{era} seed {seed} (page_referenced rows)");
+                            }
+                            (a, b) => assert_eq!(a.err(), b.err(), "{era} seed {seed}"),
+                        }
                         compared += 1;
                     }
                     if live.is_empty() {

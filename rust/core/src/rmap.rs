@@ -227,6 +227,138 @@ impl Acc {
     }
 }
 
+/// The page one walk looks for.
+struct WalkTarget {
+    page: PageId,
+    index: u64,
+    mode: WalkMode,
+}
+
+impl WalkTarget {
+    /// One candidate VMA (counted as visited): `vma_address`, then the page-table lookup. False when the walk stops here
+    /// (`page_referenced` has found all `page_mapcount` mappings).
+    #[inline]
+    fn visit(
+        &self,
+        vma_id: VmaId,
+        vma: &Vma,
+        w: &mut WalkResult,
+        remaining: &mut u32,
+        on_hit: &mut impl FnMut(VmaId, u64),
+    ) -> bool {
+        w.vmas_visited += 1;
+        let Some(addr) = vma.address_of(self.index) else { return true };
+        w.vmas_in_range += 1;
+        w.ptes_checked += 1;
+        if vma.pte(addr).maps(self.page) {
+            w.mappings_found += 1;
+            on_hit(vma_id, addr);
+            *remaining = remaining.saturating_sub(1);
+            if self.mode == WalkMode::UntilAllFound && *remaining == 0 {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+/// The candidates of the anon_vma a batch of walks keeps meeting, enumerated once: a run of
+/// pages of one anon_vma (the common case in page-store order) then skips the list or tree
+/// traversal and the arena lookups of every candidate. Built on the second consecutive
+/// page of an anon_vma, so pages in random order pay nothing. The walk order, early stop
+/// and every counter are those of the uncached walk:
+///
+/// * list eras: the list's VMAs in list order;
+/// * interval-tree eras: the nodes in order, for pages whose index lies in every node's
+///   interval (so the query takes every node). A walk that stops at the k-th node has
+///   then entered k + 1 nodes plus the ancestors still waiting for their own turn (those
+///   whose left subtree holds it), which the traversal's stack gives.
+///
+/// Anything unusual (a freed VMA or tree node, a tree whose size disagrees) leaves the
+/// cache unusable for that anon_vma: its pages take the uncached walk.
+#[derive(Default)]
+pub(crate) struct WalkCache<'a> {
+    /// The anon_vma of the previous walk, and how many walks in a row it had.
+    last: Option<AnonVmaId>,
+    streak: u32,
+    /// The anon_vma whose candidates `cands` holds, and whether they may be used.
+    built: Option<AnonVmaId>,
+    usable: bool,
+    /// (VMA, its object, tree eras: ancestors pending when it is visited), in walk order.
+    cands: Vec<(VmaId, &'a Vma, u32)>,
+    /// Tree eras: the indices every node's interval contains.
+    lo: u64,
+    hi: u64,
+}
+
+impl<'a> WalkCache<'a> {
+    /// Enumerate `av`'s candidates (see the type's documentation).
+    fn build(&mut self, sim: &'a Simulator, av: AnonVmaId) {
+        self.built = Some(av);
+        self.cands.clear();
+        self.usable = false;
+        let Some(anon_vma) = sim.avs.get(av) else { return };
+        match sim.policy.index {
+            AnonIndex::List => {
+                let mut ok = true;
+                anon_vma.list.for_each_vma_while(|v| match sim.vmas.get(v) {
+                    Some(vma) => {
+                        self.cands.push((v, vma, 0));
+                        true
+                    }
+                    None => {
+                        ok = false;
+                        false
+                    }
+                });
+                self.usable = ok;
+            }
+            AnonIndex::IntervalTree => {
+                let (mut lo, mut hi) = (0u64, u64::MAX);
+                let mut stack: Vec<AvcId> = Vec::new();
+                let mut cur = anon_vma.tree;
+                loop {
+                    while let Some(c) = cur {
+                        stack.push(c);
+                        cur = match sim.avcs.get(c) {
+                            Some(avc) => avc.tree.left,
+                            None => return,
+                        };
+                    }
+                    let Some(c) = stack.pop() else { break };
+                    let Some(avc) = sim.avcs.get(c) else { return };
+                    let Some(vma) = sim.vmas.get(avc.vma) else { return };
+                    lo = lo.max(avc.tree.start);
+                    hi = hi.min(avc.tree.last).min(avc.tree.subtree_last);
+                    self.cands.push((avc.vma, vma, stack.len() as u32));
+                    cur = avc.tree.right;
+                }
+                self.lo = lo;
+                self.hi = hi;
+                self.usable = self.cands.len() == anon_vma.tree_len as usize && lo <= hi;
+            }
+        }
+    }
+
+    /// Note a walk of `av`; the candidates to use for a page at `index`, if cached.
+    fn candidates(&mut self, sim: &'a Simulator, av: AnonVmaId, index: u64) -> Option<&[(VmaId, &'a Vma, u32)]> {
+        if self.last == Some(av) {
+            self.streak = self.streak.saturating_add(1);
+        } else {
+            self.last = Some(av);
+            self.streak = 1;
+        }
+        if self.streak < 2 {
+            return None;
+        }
+        if self.built != Some(av) {
+            self.build(sim, av);
+        }
+        let inside = sim.policy.index == AnonIndex::List || (self.lo <= index && index <= self.hi);
+        (self.usable && inside).then_some(&self.cands[..])
+    }
+}
+
 impl Simulator {
     /// `page_lock_anon_vma`: which lock a walk of a page in `av` takes, and how.
     /// (`page_lock_anon_vma_read` from 3.8: the root's rwsem, shared.)
@@ -259,10 +391,17 @@ impl Simulator {
     }
 
     /// Walk one page's rmap; `on_hit(vma, addr)` is called for every mapping found.
-    pub fn rmap_walk_one(
-        &self,
+    pub fn rmap_walk_one(&self, page: PageId, mode: WalkMode, on_hit: impl FnMut(VmaId, u64)) -> Result<WalkResult> {
+        self.rmap_walk_cached(page, mode, &mut WalkCache::default(), on_hit)
+    }
+
+    /// [`Simulator::rmap_walk_one`] for the next page of a batch, with the batch's
+    /// [`WalkCache`]: the same walk, the same result.
+    pub(crate) fn rmap_walk_cached<'a>(
+        &'a self,
         page: PageId,
         mode: WalkMode,
+        cache: &mut WalkCache<'a>,
         mut on_hit: impl FnMut(VmaId, u64),
     ) -> Result<WalkResult> {
         let Some((mapping, index, mapcount)) = self.pages.walk_get(page, &self.avs) else {
@@ -283,12 +422,28 @@ impl Simulator {
         w.lock_id = lock_id;
         w.lock_mode = lock_mode;
         let mut remaining = mapcount;
+        let target = WalkTarget { page, index, mode };
+        if let Some(cands) = cache.candidates(self, av, index) {
+            let tree = self.policy.index == AnonIndex::IntervalTree;
+            for (k, &(vma_id, vma, pending)) in cands.iter().enumerate() {
+                if !target.visit(vma_id, vma, &mut w, &mut remaining, &mut on_hit) {
+                    if tree {
+                        w.tree_nodes_visited = k as u32 + 1 + pending;
+                    }
+                    return Ok(w);
+                }
+            }
+            if tree {
+                w.tree_nodes_visited = cands.len() as u32;
+            }
+            return Ok(w);
+        }
         let Some(anon_vma) = self.avs.get(av) else { return Ok(w) };
         // One candidate: vma_address, then the page-table lookup. Returns false to stop.
         let mut bad: Option<SimError> = None;
         let mut visit = |vma_id: VmaId, w: &mut WalkResult| -> bool {
-            w.vmas_visited += 1;
             let Some(vma) = self.vmas.get(vma_id) else {
+                w.vmas_visited += 1;
                 bad = Some(SimError::InvariantViolation(format!(
                     "use-after-free: anon_vma {:#x} links VMA {:#x}, freed by operation #{}",
                     av.to_u64(),
@@ -297,18 +452,7 @@ impl Simulator {
                 )));
                 return false;
             };
-            let Some(addr) = vma.address_of(index) else { return true };
-            w.vmas_in_range += 1;
-            w.ptes_checked += 1;
-            if vma.pte(addr).maps(page) {
-                w.mappings_found += 1;
-                on_hit(vma_id, addr);
-                remaining = remaining.saturating_sub(1);
-                if mode == WalkMode::UntilAllFound && remaining == 0 {
-                    return false;
-                }
-            }
-            true
+            target.visit(vma_id, vma, w, &mut remaining, &mut on_hit)
         };
         match self.policy.index {
             AnonIndex::List => anon_vma.list.for_each_vma_while(|v| visit(v, &mut w)),
@@ -341,62 +485,50 @@ impl Simulator {
     /// Walk every page, on `threads` worker threads (0 = all cores, 1 = this thread).
     /// Walks are read-only and independent, and results are gathered in page order, so
     /// the output is identical at any thread count.
-    pub(crate) fn walk_many(
-        &self,
+    pub(crate) fn walk_many<'a>(
+        &'a self,
         ids: &[PageId],
         mode: WalkMode,
         threads: usize,
         collect_hits: bool,
     ) -> Result<Vec<WalkWithHits>> {
-        let one = |id: PageId| {
+        let one = |cache: &mut WalkCache<'a>, id: PageId| {
             let mut hits = Vec::new();
-            let w = self.rmap_walk_one(id, mode, |v, a| {
+            let w = self.rmap_walk_cached(id, mode, cache, |v, a| {
                 if collect_hits {
                     hits.push((v, a))
                 }
             })?;
             Ok((w, hits))
         };
+        let sequential = || {
+            let mut cache = WalkCache::default();
+            ids.iter().map(|&id| one(&mut cache, id)).collect()
+        };
         if threads == 1 || ids.len() < 2 {
-            return ids.iter().map(|&id| one(id)).collect();
+            return sequential();
         }
         use rayon::prelude::*;
-        let run = || ids.par_iter().with_min_len(256).map(|&id| one(id)).collect::<Result<Vec<_>>>();
+        let run = || {
+            ids.par_iter()
+                .with_min_len(256)
+                .map_init(WalkCache::default, |c, &id| one(c, id))
+                .collect::<Result<Vec<_>>>()
+        };
         if threads == 0 {
             return run();
         }
         match rayon::ThreadPoolBuilder::new().num_threads(threads).build() {
             Ok(pool) => pool.install(run),
-            Err(_) => ids.iter().map(|&id| one(id)).collect(),
+            Err(_) => sequential(),
         }
     }
 
     fn walk_batch(&self, pages: Option<&[u64]>, mode: WalkMode, threads: usize) -> Result<ScanStats> {
         let ids = self.resolve_page_ids(pages)?;
         let mut out = ScanStats::with_capacity(ids.len());
-        if threads == 1 || ids.len() < 2 {
-            for &id in &ids {
-                out.push(&self.rmap_walk_one(id, mode, |_, _| {})?);
-            }
-            return Ok(out);
-        }
-        use rayon::prelude::*;
-        let run = || {
-            ids.par_iter()
-                .with_min_len(256)
-                .map(|&id| self.rmap_walk_one(id, mode, |_, _| {}))
-                .collect::<Result<Vec<_>>>()
-        };
-        let res = if threads == 0 {
-            run()
-        } else {
-            match rayon::ThreadPoolBuilder::new().num_threads(threads).build() {
-                Ok(pool) => pool.install(run),
-                Err(_) => ids.iter().map(|&id| self.rmap_walk_one(id, mode, |_, _| {})).collect(),
-            }
-        }?;
-        for w in &res {
-            out.push(w);
+        for (w, _) in self.walk_many(&ids, mode, threads, false)? {
+            out.push(&w);
         }
         Ok(out)
     }
@@ -652,6 +784,17 @@ impl Simulator {
         }
     }
 
+    /// Totals of `rmap_walk_one` on every live page, each walk on its own (no
+    /// [`WalkCache`]): the reference the batch paths are tested against.
+    #[cfg(test)]
+    pub(crate) fn walk_totals_uncached(&self, pages: Option<&[u64]>, mode: WalkMode) -> Result<WalkTotals> {
+        let mut acc = Acc::default();
+        for id in self.resolve_page_ids(pages)? {
+            acc.add(&self.rmap_walk_one(id, mode, |_, _| {})?);
+        }
+        Ok(acc.finish())
+    }
+
     /// [`Simulator::walk_totals`] one page at a time (`page_referenced` always goes here;
     /// full walks too when the grouped computation met an error).
     pub(crate) fn walk_totals_per_page(
@@ -662,15 +805,16 @@ impl Simulator {
     ) -> Result<WalkTotals> {
         if threads == 1 {
             let mut acc = Acc::default();
+            let mut cache = WalkCache::default();
             match pages {
                 None => {
                     for id in self.pages.ids() {
-                        acc.add(&self.rmap_walk_one(id, mode, |_, _| {})?);
+                        acc.add(&self.rmap_walk_cached(id, mode, &mut cache, |_, _| {})?);
                     }
                 }
                 Some(_) => {
                     for id in self.resolve_page_ids(pages)? {
-                        acc.add(&self.rmap_walk_one(id, mode, |_, _| {})?);
+                        acc.add(&self.rmap_walk_cached(id, mode, &mut cache, |_, _| {})?);
                     }
                 }
             }
@@ -681,10 +825,14 @@ impl Simulator {
         let run = || {
             ids.par_iter()
                 .with_min_len(4096)
-                .try_fold(Acc::default, |mut acc, &id| {
-                    acc.add(&self.rmap_walk_one(id, mode, |_, _| {})?);
-                    Ok::<Acc, SimError>(acc)
-                })
+                .try_fold(
+                    || (Acc::default(), WalkCache::default()),
+                    |(mut acc, mut cache), &id| {
+                        acc.add(&self.rmap_walk_cached(id, mode, &mut cache, |_, _| {})?);
+                        Ok::<_, SimError>((acc, cache))
+                    },
+                )
+                .map(|r| r.map(|(acc, _)| acc))
                 .try_reduce(Acc::default, |a, b| Ok(a.merge(b)))
         };
         let acc = if threads == 0 {
