@@ -230,7 +230,8 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--full-check-every", type=int, default=16, help="full check() interval in operations (default 16)")
     f.add_argument("--out", metavar="FILE", help="write the shrunk reproducer here (default: print it)")
     f.add_argument("--extended", action="store_true",
-                   help="also generate private file mappings and brk (a different operation stream per seed)")
+                   help="also generate private file mappings, MAP_NORESERVE mappings and brk (a different "
+                        "operation stream per seed)")
     c = sub.add_parser(
         "contention",
         help="replay the fork storm's page_referenced walks on simulated CPUs under each era's locks",
@@ -362,7 +363,7 @@ def cmd_study(args: argparse.Namespace) -> int:
     plotted = _study_plot(rows, x, args.y, args.out) if rows and x else False
     with open(os.path.join(args.out, "summary.md"), "w") as fh:
         fh.write(f"# {args.workload}: {args.y} by {x}\n\n")
-        cols = ["era", *grid, args.y, "n_anon_vma", "n_anon_vma_chain", "wall_s"]
+        cols = list(dict.fromkeys(["era", *grid, args.y, "n_anon_vma", "n_anon_vma_chain", "wall_s"]))
         fh.write("| " + " | ".join(cols) + " |\n|" + "---|" * len(cols) + "\n")
         for r in rows:
             fh.write("| " + " | ".join(f"{r[c]:.4g}" if isinstance(r[c], float) else str(r[c]) for c in cols) + " |\n")

@@ -12,7 +12,9 @@ impl Simulator {
     ///
     /// rmapsim refuses up front what the kernel refuses (EINVAL / EFAULT): `new_addr`
     /// without `may_move`, overlapping old and new ranges, an old range that is not inside
-    /// one VMA (when growing or moving) or has holes (when shrinking).
+    /// one VMA (when growing or moving) or has holes (when shrinking). The exception is the
+    /// 6.17+ pure move (knob `mremap_move_multi`: `new_addr` with `old_len == new_len`),
+    /// which may span several VMAs and holes (`remap_move` below).
     pub fn mremap(
         &mut self,
         pid: i64,
