@@ -527,8 +527,35 @@ impl Simulator {
     fn walk_batch(&self, pages: Option<&[u64]>, mode: WalkMode, threads: usize) -> Result<ScanStats> {
         let ids = self.resolve_page_ids(pages)?;
         let mut out = ScanStats::with_capacity(ids.len());
-        for (w, _) in self.walk_many(&ids, mode, threads, false)? {
-            out.push(&w);
+        let sequential = |out: &mut ScanStats| -> Result<()> {
+            let mut cache = WalkCache::default();
+            for &id in &ids {
+                out.push(&self.rmap_walk_cached(id, mode, &mut cache, |_, _| {})?);
+            }
+            Ok(())
+        };
+        if threads == 1 || ids.len() < 2 {
+            sequential(&mut out)?;
+            return Ok(out);
+        }
+        use rayon::prelude::*;
+        let run = || {
+            ids.par_iter()
+                .with_min_len(256)
+                .map_init(WalkCache::default, |cache, &id| self.rmap_walk_cached(id, mode, cache, |_, _| {}))
+                .collect::<Result<Vec<_>>>()
+        };
+        let pool = (threads != 0).then(|| rayon::ThreadPoolBuilder::new().num_threads(threads).build());
+        let res = match pool {
+            None => run()?,
+            Some(Ok(pool)) => pool.install(run)?,
+            Some(Err(_)) => {
+                sequential(&mut out)?;
+                return Ok(out);
+            }
+        };
+        for w in &res {
+            out.push(w);
         }
         Ok(out)
     }
