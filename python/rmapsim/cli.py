@@ -230,7 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--full-check-every", type=int, default=16, help="full check() interval in operations (default 16)")
     f.add_argument("--out", metavar="FILE", help="write the shrunk reproducer here (default: print it)")
     f.add_argument("--extended", action="store_true",
-                   help="also generate private file mappings, MAP_NORESERVE mappings and brk (a different "
+                   help="also generate private file mappings, MAP_NORESERVE and MAP_STACK mappings and brk (a different "
                         "operation stream per seed)")
     c = sub.add_parser(
         "contention",

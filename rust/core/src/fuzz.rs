@@ -90,10 +90,17 @@ fn gen_op(r: &mut Rng, live: &[u32], fail_rate: f64, ext: bool) -> Op {
             let file = Some((1 + r.below(2) as u32, (addr - BASE) + r.below(2) * PAGE_SIZE));
             Op::Mmap { p, addr: Some(addr), len, prot, file, noreserve: r.chance(0.2), stack: false }
         }
-        // MAP_NORESERVE only in the extended mix (`ext &&` draws nothing otherwise)
-        16..=25 => {
-            Op::Mmap { p, addr: Some(addr), len, prot, file: None, noreserve: ext && r.chance(0.2), stack: false }
-        }
+        // MAP_NORESERVE and MAP_STACK only in the extended mix (`ext &&` draws nothing
+        // otherwise)
+        16..=25 => Op::Mmap {
+            p,
+            addr: Some(addr),
+            len,
+            prot,
+            file: None,
+            noreserve: ext && r.chance(0.2),
+            stack: ext && r.chance(0.15),
+        },
         26..=30 => Op::Munmap { p, addr, len },
         31..=50 => Op::Touch { p, addr, len, write: true },
         51..=56 => Op::Touch { p, addr, len, write: false },
