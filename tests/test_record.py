@@ -396,10 +396,9 @@ int main(int argc, char **argv) {
 """
 
 
-def _smaps_vmas(text: str, skip=("[vsyscall]", "[stack]")):
-    """[(start, end, perms, marks)] from /proc/PID/smaps, without the `skip` mappings: the
-    vsyscall page is not in the mm's VMA tree, and the stack's size depends on the
-    arguments and environment (the recorder assumes 33 pages)."""
+def _smaps_vmas(text: str, skip=("[vsyscall]",)):
+    """[(start, end, perms, marks)] from /proc/PID/smaps, without the `skip` mappings (the
+    vsyscall page is not in the mm's VMA tree)."""
     out, cur = [], None
     for line in text.splitlines():
         head = line.split()
@@ -419,7 +418,7 @@ def test_a_threaded_programs_arena_heap_replays_with_the_kernels_flags(tmp_path)
     trimmed to an aligned 64 MiB, its start made writable) and the thread's stack with
     MAP_STACK. Recorded and replayed in 6.18, the VM_NORESERVE VMAs are the ones the real
     process's smaps shows, with the same ranges, permissions and flags: the writable part
-    is not charged (no "ac"); so is every other VMA."""
+    is not charged (no "ac"); so is every other VMA, the main stack included."""
     src, exe = tmp_path / "arena.c", tmp_path / "arena"
     src.write_text(ARENA_C)
     subprocess.run(["cc", "-O0", "-pthread", "-o", str(exe), str(src)], check=True, capture_output=True)
@@ -441,8 +440,52 @@ def test_a_threaded_programs_arena_heap_replays_with_the_kernels_flags(tmp_path)
     assert any(v[2] == "rw-" and v[3] == "nr" for v in real_nr)  # writable, yet not charged
     # and the whole address space matches the real one, VMA for VMA: the executable,
     # [heap], the arena heap, the thread's stack (MAP_STACK: VM_NOHUGEPAGE, its guard page
-    # PROT_NONE), libc, ld.so, vvar/vdso (all but the stack, whose size the recorder
-    # assumes)
-    stack = max(v[1] for v in replayed)
-    assert [v for v in replayed if v[1] != stack] == real
+    # PROT_NONE), libc, ld.so, vvar/vdso and the main stack (sized from the strings)
+    assert replayed == real
     assert any(v[2] == "rw-" and v[3] == "ac nh" for v in real)  # the thread stack
+
+
+def test_the_stack_size_comes_from_the_argument_and_environment_strings(tmp_path):
+    """setup_arg_pages: the pages the strings fill under the stack top (one pointer below
+    it, the file name first), plus 32 pages of stack_expand. strace's quoting is undone
+    (escapes count one byte); abbreviated arrays give no size (the 33-page default)."""
+    assert record._c_string_bytes('"abc"') == 4
+    assert record._c_string_bytes('"a\\nb\\"c"') == 6  # a \n b \" c + NUL
+    assert record._c_string_bytes('"\\33[0m\\0335\\x41"') == 8  # ESC [ 0 m ESC 5 A + NUL
+    assert record._c_string_bytes('"abc"...') is None
+    assert record._string_array_bytes('["a", "bc", ""]') == [2, 3, 1]
+    assert record._string_array_bytes("0x7ffe /* 3 vars */") is None
+    assert record._string_array_bytes('["a", ...]') is None
+    exe = tmp_path / "tool"
+    exe.write_bytes(b"\x7fELF")
+    args = ['"/t"', '["t", "' + "x" * 4000 + '"]', '["A=1"]']
+    # 8 + 3 + 2 + 4001 + 4 = 4018 bytes: one page; 4100 more: two
+    assert record.stack_pages(args, str(exe)) == 33
+    assert record.stack_pages(['"/t"', '["t", "' + "x" * 8100 + '"]', "[]"], str(exe)) == 34
+    assert record.stack_pages(['"/t"', '["t"]', "0x7ffe /* 3 vars */"], str(exe)) is None
+    # binfmt_script: argv[0] goes, the script's name, the #! argument and the interpreter come
+    script = tmp_path / "s.sh"
+    script.write_text("#!/bin/sh -e\necho\n")
+    base = ['"/s"', '["s", "' + "x" * 4080 + '"]', "[]"]  # 8 + 3 + 2 + 4081 = 4094
+    assert record.stack_pages(base, str(exe)) == 33
+    assert record.stack_pages(base, str(script)) == 34  # 4094 - 2 + 3 ("/s") + 3 ("-e") + 8 ("/bin/sh")
+
+
+@pytest.mark.skipif(shutil.which("strace") is None or shutil.which("cc") is None or sys.platform != "linux",
+                    reason="needs strace, a C compiler and Linux")
+def test_a_big_environment_gives_the_kernels_stack_size(tmp_path):
+    """20,000 bytes of environment: the real [stack] grows by five pages, and the replayed
+    stack VMA has exactly the real range."""
+    src, exe = tmp_path / "arena.c", tmp_path / "arena"
+    src.write_text(ARENA_C)
+    subprocess.run(["cc", "-O0", "-pthread", "-o", str(exe), str(src)], check=True, capture_output=True)
+    smaps, out = tmp_path / "smaps", tmp_path / "big.trace"
+    assert main(["record", "--out", str(out), "--", "env", "BIG=" + "x" * 20000, str(exe), str(smaps)]) == 0
+    real = [v for v in _smaps_vmas(smaps.read_text()) if v[1] == 0x7FFFFFFFF000]
+    assert len(real) == 1 and (real[0][1] - real[0][0]) // 4096 >= 33 + 5
+    sim = rmapsim.Simulator(era="6.18")
+    text = out.read_text()
+    res = sim.apply("\n".join(line for line in text.splitlines() if not line.startswith("exit")) + "\n")
+    assert res.errors() == []
+    top = max(sim.vmas(1), key=lambda v: v["end"])
+    assert (top["start"], top["end"]) == real[0][:2]

@@ -17,7 +17,8 @@ What strace cannot see, and what is assumed instead:
   ``[vvar]``/``[vdso]`` and the stack inside execve. They are rebuilt from the ELF program
   headers at the addresses the kernel uses without randomisation on x86-64: a PIE at
   ``ELF_ET_DYN_BASE`` (0x555555554000), an ET_EXEC at its link address, ld.so just below
-  ``mmap_base`` (TASK_SIZE − 128 MiB), vvar/vdso below it, a 33-page stack under TASK_SIZE.
+  ``mmap_base`` (TASK_SIZE − 128 MiB), vvar/vdso below it, the stack under TASK_SIZE sized
+  as setup_arg_pages does (the argument and environment strings' pages plus 32).
 * **Threads** (``clone`` with ``CLONE_VM``) share their process's address space; a
   ``vfork`` child (or ``clone3``/``clone`` with ``CLONE_VM|CLONE_VFORK``) borrows its
   parent's until it execs, which then makes a new process.
@@ -211,6 +212,84 @@ def script_interpreter(path: str, depth: int = 0) -> str:
     return script_interpreter(words[0].decode(), depth + 1)
 
 
+STACK_EXPAND_PAGES = 32  # setup_arg_pages' stack_expand: 128 KiB below the argument pages
+
+
+def _c_string_bytes(tok: str) -> Optional[int]:
+    """Bytes of one strace-quoted C string with its NUL (``"a\\nb"`` -> 4); None when strace
+    truncated it (``"abc"...``) or it is not a string."""
+    tok = tok.strip()
+    if len(tok) < 2 or tok[0] != '"' or tok[-1] != '"':
+        return None
+    body, i, n = tok[1:-1], 0, 0
+    while i < len(body):
+        if body[i] == "\\" and i + 1 < len(body):
+            if body[i + 1] == "x":
+                i += 4  # \xHH
+            elif body[i + 1] in "01234567":
+                j = i + 1
+                while j < len(body) and j < i + 4 and body[j] in "01234567":
+                    j += 1
+                i = j  # up to three octal digits
+            else:
+                i += 2  # \n, \t, \", \\ ...
+        else:
+            i += 1
+        n += 1
+    return n + 1
+
+
+def _string_array_bytes(tok: str) -> Optional[List[int]]:
+    """Each string's bytes (with its NUL) of an strace string array ``["a", "bc"]``; None
+    when strace abbreviated it (``/* 3 vars */``, a trailing ``...``)."""
+    tok = tok.strip()
+    if len(tok) < 2 or tok[0] != "[" or tok[-1] != "]":
+        return None
+    inner = tok[1:-1].strip()
+    out = []
+    for part in _split_args(inner) if inner else []:
+        b = _c_string_bytes(part)
+        if b is None:
+            return None
+        out.append(b)
+    return out
+
+
+def stack_pages(args: List[str], path: str) -> Optional[int]:
+    """Pages of the stack VMA execve leaves (``setup_arg_pages``): the pages the argument
+    and environment strings fill under the stack top (``bprm->p`` starts one pointer below
+    it; the file name is copied first), plus ``stack_expand`` (32 pages). A ``#!`` script
+    (binfmt_script, up to 4 levels) drops argv[0] and adds the interpreter's name, its
+    optional argument and the script's name. ``args`` are execve's strace arguments
+    (file name, argv, envp); None when strace abbreviated them."""
+    if len(args) < 3:
+        return None
+    name, argv, env = _c_string_bytes(args[0]), _string_array_bytes(args[1]), _string_array_bytes(args[2])
+    if name is None or argv is None or env is None:
+        return None
+    used = 8 + name + sum(argv) + sum(env)
+    deepest = used  # the VMA covers the lowest bprm->p ever reached (remove_arg_zero raises it)
+    interp, cur, first = name, path, argv[0] if argv else 0
+    for _ in range(4):
+        try:
+            with open(cur, "rb") as f:
+                head = f.read(256)
+        except OSError:
+            break
+        if not head.startswith(b"#!"):
+            break
+        line = head[2:].split(b"\n", 1)[0].strip()
+        if not line:
+            break
+        words = line.split(None, 1)
+        i_name = len(words[0]) + 1
+        i_arg = len(words[1].strip()) + 1 if len(words) > 1 and words[1].strip() else 0
+        used += -first + interp + i_arg + i_name  # remove_arg_zero, then interp, i_arg, i_name
+        deepest = max(deepest, used)
+        interp, first, cur = i_name, i_name, words[0].decode(errors="replace")
+    return STACK_EXPAND_PAGES + -(-deepest // PAGE)
+
+
 def _elf_type(path: str) -> int:
     with open(path, "rb") as f:
         return struct.unpack("<H", f.read(18)[16:18])[0]
@@ -251,6 +330,7 @@ class Converter:
     nproc: int = 0
     files: Dict[str, int] = field(default_factory=dict)
     shared_ids: int = 0
+    stack_guessed: int = 0  # execves whose strings strace abbreviated: a 33-page stack assumed
     skipped: Dict[str, int] = field(default_factory=dict)
     seen: Dict[str, int] = field(default_factory=dict)
     # child pid -> queue of (parent pid, kind), in log order (pids get reused)
@@ -343,6 +423,11 @@ class Converter:
         except (OSError, ValueError, struct.error):
             image = [Segment(STACK[0], STACK[1], "rw", 0, None, True)]
             self._skip("execve of an unreadable or non-ELF image (stack only)")
+        pages = stack_pages(args, path)
+        if pages is not None:  # the real size, from the strings (else the 33-page default)
+            image[-1] = Segment(STACK[1] - pages * PAGE, STACK[1], "rw", 0, None, True)
+        else:
+            self.stack_guessed += 1
         if pid in self.borrowed:  # vfork child: a new mm of its own now
             del self.borrowed[pid]
             p = self._new_proc(pid, "spawn")
@@ -508,7 +593,8 @@ def convert_log(text: str, writes: str = "touched", cwd: Optional[str] = None,
     if cwd is not None:
         c.start_cwd = cwd
     ops = c.convert(text.splitlines())
-    return ops, {"processes": c.nproc, "files": len(c.files), "syscalls": c.seen, "skipped": c.skipped}
+    return ops, {"processes": c.nproc, "files": len(c.files), "syscalls": c.seen, "skipped": c.skipped,
+                 "stack_guessed": c.stack_guessed}
 
 
 # ---------------------------------------------------------------------------------------
@@ -612,7 +698,9 @@ def record(command: Sequence[str], out: Path, writes: str = "touched", kernel_ra
         log = Path(tmp) / "strace.log"
         t0 = time.perf_counter()
         try:
-            rc = subprocess.run([strace, "-f", "-q", "-y", "-e", "trace=%process,%memory,chdir,fchdir", "-e", "signal=none",
+            # -v -s: execve's argument and environment strings in full (the stack's size)
+            rc = subprocess.run([strace, "-f", "-q", "-y", "-v", "-s", "1048576",
+                                 "-e", "trace=%process,%memory,chdir,fchdir", "-e", "signal=none",
                                  "-o", str(log), "--", *command], preexec_fn=_no_aslr).returncode
         finally:
             ksum = sampler.stop() if sampler else None
