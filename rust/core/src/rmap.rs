@@ -482,9 +482,9 @@ impl Simulator {
         }
     }
 
-    /// Walk every page, on `threads` worker threads (0 = all cores, 1 = this thread).
-    /// Walks are read-only and independent, and results are gathered in page order, so
-    /// the output is identical at any thread count.
+    /// Walk every page, on `threads` worker threads (0 = all cores, 1 = this thread), each
+    /// with its own [`WalkCache`]. Walks are read-only and independent, and results are
+    /// gathered in page order, so the output is identical at any thread count.
     pub(crate) fn walk_many<'a>(
         &'a self,
         ids: &[PageId],
@@ -764,7 +764,8 @@ impl Simulator {
     /// The same walks as [`Simulator::rmap_walk_par`] / [`Simulator::page_referenced_par`]
     /// (by `mode`), keeping only column totals and the `vmas_visited` histogram: memory
     /// stays constant in the number of pages walked. With `pages = None` the live pages
-    /// are walked straight from the page arena, in slot order.
+    /// are walked straight from the page arena, in slot order. Full walks are added up
+    /// anon_vma by anon_vma (`full_totals_grouped`); the figures are the same.
     pub fn walk_totals(&self, pages: Option<&[u64]>, mode: WalkMode, threads: usize) -> Result<WalkTotals> {
         if mode == WalkMode::Full {
             if let Ok(acc) = self.full_totals_grouped(pages, threads) {
@@ -822,8 +823,9 @@ impl Simulator {
         Ok(acc.finish())
     }
 
-    /// [`Simulator::walk_totals`] one page at a time (`page_referenced` always goes here;
-    /// full walks too when the grouped computation met an error).
+    /// [`Simulator::walk_totals`] one page at a time, with a [`WalkCache`] per thread
+    /// (`page_referenced` always goes here; full walks too when the grouped computation
+    /// met an error).
     pub(crate) fn walk_totals_per_page(
         &self,
         pages: Option<&[u64]>,
