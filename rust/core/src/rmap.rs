@@ -286,7 +286,7 @@ pub(crate) struct WalkCache<'a> {
     usable: bool,
     /// (VMA, its object, tree eras: ancestors pending when it is visited), in walk order.
     cands: Vec<(VmaId, &'a Vma, u32)>,
-    /// Tree eras: the indices every node's interval contains.
+    /// The indices every candidate's interval contains (list eras: all).
     lo: u64,
     hi: u64,
 }
@@ -311,6 +311,7 @@ impl<'a> WalkCache<'a> {
                         false
                     }
                 });
+                (self.lo, self.hi) = (0, u64::MAX); // every page visits every entry
                 self.usable = ok;
             }
             AnonIndex::IntervalTree => {
@@ -354,8 +355,12 @@ impl<'a> WalkCache<'a> {
         if self.built != Some(av) {
             self.build(sim, av);
         }
-        let inside = sim.policy.index == AnonIndex::List || (self.lo <= index && index <= self.hi);
-        (self.usable && inside).then_some(&self.cands[..])
+        (self.usable && self.covers(index)).then_some(&self.cands[..])
+    }
+
+    /// Does a page at `index` visit exactly the cached candidates?
+    fn covers(&self, index: u64) -> bool {
+        self.lo <= index && index <= self.hi
     }
 }
 
@@ -603,11 +608,11 @@ impl Simulator {
         let mut run: Vec<(PageId, u64)> = Vec::new();
         let mut run_slot: Option<u32> = None;
         let mut run_av: Option<AnonVmaId> = None;
-        let mut cands: Vec<&Vma> = Vec::new();
+        let mut cache = WalkCache::default();
         for (id, slot, index, mapcount) in pages {
             if mapcount != 0 && slot.is_some() && slot != run_slot {
                 if let Some(av) = run_av {
-                    self.full_totals_run(av, &run, &mut cands, &mut acc)?;
+                    self.full_totals_run(av, &run, &mut cache, &mut acc)?;
                 }
                 run.clear();
                 run_slot = slot;
@@ -622,7 +627,7 @@ impl Simulator {
             }
         }
         if let Some(av) = run_av {
-            self.full_totals_run(av, &run, &mut cands, &mut acc)?;
+            self.full_totals_run(av, &run, &mut cache, &mut acc)?;
         }
         Ok(acc)
     }
@@ -646,78 +651,24 @@ impl Simulator {
         &'a self,
         av: AnonVmaId,
         run: &[(PageId, u64)],
-        cands: &mut Vec<&'a Vma>,
+        cache: &mut WalkCache<'a>,
         acc: &mut Acc,
     ) -> Result<()> {
-        let freed = |v: VmaId| {
-            SimError::InvariantViolation(format!(
-                "use-after-free: anon_vma {:#x} links VMA {:#x}",
-                av.to_u64(),
-                v.to_u64()
-            ))
-        };
-        let Some(anon_vma) = self.avs.get(av) else { return Err(freed(Id::new(u32::MAX, 0))) };
-        cands.clear();
-        // The pages of the run that every candidate is checked against.
-        let mut pages: &[(PageId, u64)] = run;
-        let mut outside: Vec<(PageId, u64)> = Vec::new();
-        match self.policy.index {
-            AnonIndex::List => {
-                let mut bad = None;
-                anon_vma.list.for_each_vma_while(|v| match self.vmas.get(v) {
-                    Some(vma) => {
-                        cands.push(vma);
-                        true
-                    }
-                    None => {
-                        bad = Some(v);
-                        false
-                    }
-                });
-                if let Some(v) = bad {
-                    return Err(freed(v));
-                }
-            }
-            AnonIndex::IntervalTree => {
-                // Enumerating the whole tree pays off only for runs not much shorter
-                // than the tree; and the nodes' common window needs a sound tree.
-                let n = anon_vma.tree_len as usize;
-                let (mut lo, mut hi) = (0u64, u64::MAX);
-                let mut sound = n <= 4 * run.len() + 16;
-                if sound {
-                    let mut stack: Vec<AvcId> = Vec::new();
-                    let mut cur = anon_vma.tree;
-                    while sound && (cur.is_some() || !stack.is_empty()) {
-                        if let Some(c) = cur {
-                            stack.push(c);
-                            cur = self.avcs.get(c).and_then(|a| a.tree.left);
-                            continue;
-                        }
-                        let Some(c) = stack.pop() else { break };
-                        let Some(avc) = self.avcs.get(c) else {
-                            sound = false;
-                            break;
-                        };
-                        let Some(vma) = self.vmas.get(avc.vma) else { return Err(freed(avc.vma)) };
-                        lo = lo.max(avc.tree.start);
-                        hi = hi.min(avc.tree.last).min(avc.tree.subtree_last);
-                        cands.push(vma);
-                        cur = avc.tree.right;
-                    }
-                    sound &= cands.len() == n && lo <= hi;
-                }
-                if !sound {
-                    cands.clear();
-                    outside.extend_from_slice(run);
-                    pages = &[];
-                } else if run.iter().any(|&(_, i)| i < lo || i > hi) {
-                    outside.extend(run.iter().filter(|&&(_, i)| i < lo || i > hi));
-                    let inside: Vec<(PageId, u64)> = run.iter().copied().filter(|&(_, i)| i >= lo && i <= hi).collect();
-                    return self.full_totals_window(&inside, cands, &outside, acc);
-                }
-            }
+        // Enumerating the whole tree pays off only for runs not much shorter than the tree.
+        let short = self.policy.index == AnonIndex::IntervalTree
+            && self.avs.get(av).is_some_and(|a| a.tree_len as usize > 4 * run.len() + 16);
+        if !short {
+            cache.build(self, av);
         }
-        self.full_totals_window(pages, cands, &outside, acc)
+        if short || !cache.usable {
+            // one by one (a freed VMA or tree node makes those walks report it)
+            return self.full_totals_window(&[], &[], run, acc);
+        }
+        if run.iter().all(|&(_, i)| cache.covers(i)) {
+            return self.full_totals_window(run, &cache.cands, &[], acc);
+        }
+        let (inside, outside): (Vec<_>, Vec<_>) = run.iter().partition(|&&(_, i)| cache.covers(i));
+        self.full_totals_window(&inside, &cache.cands, &outside, acc)
     }
 
     /// Add the walks of `pages`, each of which visits exactly `cands` (in a tree era: each
@@ -725,13 +676,13 @@ impl Simulator {
     fn full_totals_window(
         &self,
         pages: &[(PageId, u64)],
-        cands: &[&Vma],
+        cands: &[(VmaId, &Vma, u32)],
         outside: &[(PageId, u64)],
         acc: &mut Acc,
     ) -> Result<()> {
         if !pages.is_empty() {
             let (mut in_range, mut found) = (0u64, 0u64);
-            for vma in cands {
+            for &(_, vma, _) in cands {
                 for &(id, index) in pages {
                     if let Some(addr) = vma.address_of(index) {
                         in_range += 1;
