@@ -142,17 +142,7 @@ impl Simulator {
     /// `exit()`: tear the address space down and remove the process. Its children are
     /// reparented to pid 0.
     pub fn exit(&mut self, pid: i64) -> Result<()> {
-        let mm = self.proc_mm(pid)?;
-        self.begin_op("exit");
-        self.exit_mmap(mm);
-        self.mms.remove(mm, self.op);
-        self.procs.remove(&(pid as u32));
-        for p in self.procs.values_mut() {
-            if p.parent == pid as u32 {
-                p.parent = 0;
-            }
-        }
-        Ok(())
+        self.exit_many(&[pid])
     }
 
     /// `exit()` of each of `pids`, in order: the same as calling [`Simulator::exit`] on

@@ -150,8 +150,14 @@ impl PageStore {
         } else {
             avs.handle_at(self.mapping[s]).unwrap_or(Id::new(self.mapping[s], 0))
         };
-        let index = ((w & INDEX_HI_MASK) as u64) << (32 - INDEX_HI_SHIFT) | self.index_lo[s] as u64;
+        let index = self.index_at(w, s);
         Some((mapping, index, self.mapcount_of(i)))
+    }
+
+    /// `page->index` of slot `s` whose word is `w` (bits 32-35 in the word).
+    #[inline]
+    fn index_at(&self, w: u32, s: usize) -> u64 {
+        ((w & INDEX_HI_MASK) as u64) << (32 - INDEX_HI_SHIFT) | self.index_lo[s] as u64
     }
 
     #[inline]
@@ -360,7 +366,7 @@ impl PageStore {
         self.word[slots].iter().enumerate().filter(|(_, &w)| w & LIVE != 0).map(move |(k, &w)| {
             let s = base + k;
             let slot = (w & ODD_MAPPING == 0).then(|| self.mapping[s]);
-            let index = ((w & INDEX_HI_MASK) as u64) << (32 - INDEX_HI_SHIFT) | self.index_lo[s] as u64;
+            let index = self.index_at(w, s);
             (Id::new(s as u32, w & GEN_MASK), slot, index, self.mapcount_of(s as u32))
         })
     }
