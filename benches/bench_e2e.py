@@ -89,18 +89,25 @@ class PlainModel:
         return visits, t1 - t0, t2 - t1
 
 
+def seed_build(era: str, n: int, p: int) -> Tuple[rmapsim.Simulator, int, Any]:
+    """The seed scenario's operations: a parent maps and writes ``p`` pages, forks ``n``
+    children, each child writes every page. Returns the simulator, parent and children."""
+    sim = rmapsim.Simulator(era=era)
+    parent = sim.spawn()
+    a = sim.mmap(parent, p * PAGE)
+    sim.touch(parent, a, p * PAGE)
+    kids = sim.fork_many(parent, n)
+    sim.touch_many(kids, a, p * PAGE)
+    return sim, parent, kids
+
+
 def sim_seed(era: str, n: int, p: int, reps: int, exits: bool = False) -> Dict[str, float]:
     """The seed scenario on the simulator, best of ``reps``: build, full walk (aggregate),
     and with ``exits`` every process exiting (as the kernel baseline's processes do)."""
     best: Dict[str, float] = {}
     for _ in range(reps):
         t0 = time.perf_counter()
-        sim = rmapsim.Simulator(era=era)
-        parent = sim.spawn()
-        a = sim.mmap(parent, p * PAGE)
-        sim.touch(parent, a, p * PAGE)
-        kids = sim.fork_many(parent, n)
-        sim.touch_many(kids, a, p * PAGE)
+        sim, parent, kids = seed_build(era, n, p)
         t1 = time.perf_counter()
         walk = sim.rmap_walk(aggregate=True)
         t2 = time.perf_counter()
@@ -117,11 +124,7 @@ def per_page_walk(era: str, n: int, p: int) -> Dict[str, float]:
     """The seed scenario's full walk page by page (``rmap_walk()`` with per-page rows):
     every page's candidates enumerated on its own, as the kernel does. The aggregate walk
     of ``sim_seed`` gets the same totals anon_vma by anon_vma."""
-    sim = rmapsim.Simulator(era=era)
-    parent = sim.spawn()
-    a = sim.mmap(parent, p * PAGE)
-    sim.touch(parent, a, p * PAGE)
-    sim.touch_many(sim.fork_many(parent, n), a, p * PAGE)
+    sim, _, _ = seed_build(era, n, p)
     t0 = time.perf_counter()
     rows = sim.rmap_walk()
     t1 = time.perf_counter()
@@ -154,11 +157,7 @@ def parallel_walks(n: int, p: int, reps: int) -> Dict[str, Tuple[float, float]]:
     """The 2.6.33 seed scenario's batch walks at threads=1 and threads=2, best of ``reps``
     each: {walk: (seconds with 1 thread, seconds with 2)}. The results are identical at
     any thread count (tests/test_parallel.py)."""
-    sim = rmapsim.Simulator(era="2.6.33")
-    parent = sim.spawn()
-    a = sim.mmap(parent, p * PAGE)
-    sim.touch(parent, a, p * PAGE)
-    sim.touch_many(sim.fork_many(parent, n), a, p * PAGE)
+    sim, _, _ = seed_build("2.6.33", n, p)
     walks = {
         "rmap_walk (rows)": lambda th: sim.rmap_walk(threads=th),
         "rmap_walk (aggregate)": lambda th: sim.rmap_walk(aggregate=True, threads=th),
