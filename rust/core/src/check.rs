@@ -129,19 +129,6 @@ impl Simulator {
                         format!("pid {pid}: VMA [{:#x}, {:#x}) is empty or unaligned", vma.start, vma.end),
                     ));
                 }
-                if !vma.ptes.is_empty() && vma.ptes.len() as u64 != vma.pages() {
-                    return Err(self.violation(
-                        7,
-                        "VMA layout",
-                        format!(
-                            "pid {pid}: VMA [{:#x}, {:#x}) has {} page-table entries for {} pages",
-                            vma.start,
-                            vma.end,
-                            vma.ptes.len(),
-                            vma.pages()
-                        ),
-                    ));
-                }
                 if let Some(p) = prev {
                     let pv = self.vma(p);
                     if pv.end > vma.start {
@@ -156,8 +143,17 @@ impl Simulator {
                     }
                 }
                 prev = Some(v);
-                for (i, pte) in vma.ptes.iter().enumerate() {
-                    let addr = vma.start + ((i as u64) << PAGE_SHIFT);
+                for (addr, pte) in vma.ptes.iter() {
+                    if addr < vma.start || addr >= vma.end {
+                        return Err(self.violation(
+                            7,
+                            "VMA layout",
+                            format!(
+                                "pid {pid}: VMA [{:#x}, {:#x}) holds a page-table entry for {addr:#x}, outside it",
+                                vma.start, vma.end
+                            ),
+                        ));
+                    }
                     if let Some(slot) = pte.swap_slot() {
                         if slot as usize >= self.swap.len() {
                             return Err(self.violation(
@@ -632,7 +628,7 @@ impl Simulator {
                 avcs += vma.chain.len();
                 avs.extend(vma.anon_vma);
                 avs.extend(vma.chain.iter().filter_map(|&c| self.avcs.get(c).map(|x| x.anon_vma)));
-                ptes += vma.ptes.iter().filter(|p| !p.is_none()).count() as u64;
+                ptes += vma.ptes.populated();
             }
         }
         for pg in self.pages.ids().filter_map(|id| self.page(id)) {

@@ -102,8 +102,7 @@ impl Simulator {
         while cur < stop {
             let vma = self.vma(v);
             let Some(mapping) = vma.anon_vma else { break };
-            let i = ((cur - vma.start) >> PAGE_SHIFT) as usize;
-            let pte = vma.ptes.get(i).copied().unwrap_or(Pte::NONE);
+            let pte = vma.pte(cur);
             let index = vma.linear_page_index(cur);
             let Some(old) = pte.page() else { break };
             if pte.writable() || self.pages.mapcount(old).is_none_or(|m| m <= 1) {
@@ -116,7 +115,9 @@ impl Simulator {
             }
             r?;
             let new = self.page_alloc(Page { mapping, index, mapcount: 1, swap: None, anon: true });
-            self.vma_mut(v).ptes[i] = Pte::present(new, true);
+            if let Some(e) = self.vma_mut(v).ptes.get_mut(cur) {
+                *e = Pte::present(new, true); // populated before and after: no count changes
+            }
             self.pages.add_mapcount(old, -1);
             #[cfg(test)]
             COW_HITS.with(|c| c.set(c.get() + 1));

@@ -36,6 +36,7 @@ pub mod mprotect;
 pub mod mremap;
 pub mod objects;
 pub mod pagestore;
+pub mod pgtable;
 pub mod policy;
 pub mod render;
 pub mod rmap;

@@ -115,10 +115,7 @@ impl Simulator {
         }
         let mut ptes = std::mem::take(&mut self.vma_mut(src).ptes);
         let mut populated = 0u64;
-        for p in ptes.iter_mut() {
-            if p.is_none() {
-                continue;
-            }
+        ptes.update_range(0, u64::MAX, |_, p| {
             populated += 1;
             if let Some(page) = p.page() {
                 *p = p.write_protected();
@@ -126,7 +123,7 @@ impl Simulator {
             } else if let Some(slot) = p.swap_slot() {
                 self.swap[slot as usize].count += 1; // swap_duplicate
             }
-        }
+        });
         self.vma_mut(dst).ptes = ptes.clone();
         self.vma_mut(src).ptes = ptes;
         self.ptes += populated;

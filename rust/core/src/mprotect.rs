@@ -220,15 +220,11 @@ impl Simulator {
 
     /// `change_protection` for a private anonymous range: present entries lose write.
     fn change_protection(&mut self, v: VmaId, start: u64, end: u64) {
-        let vma = self.vma_mut(v);
-        let (first, last) = (((start - vma.start) >> PAGE_SHIFT) as usize, ((end - vma.start) >> PAGE_SHIFT) as usize);
-        if let Some(ptes) = vma.ptes.get_mut(first..last) {
-            for p in ptes {
-                if p.page().is_some() {
-                    *p = p.write_protected();
-                }
+        self.vma_mut(v).ptes.update_range(start, end, |_, p| {
+            if p.page().is_some() {
+                *p = p.write_protected();
             }
-        }
+        });
     }
 
     /// `madvise(addr, len, advice)`. Flag advice (`normal`, `random`, `sequential`,

@@ -213,16 +213,17 @@ impl Simulator {
     /// `move_page_tables`: every entry of `[old_addr, old_addr+len)` moves, unchanged, to
     /// the same offset from `new_addr` in `new_vma`.
     fn move_page_tables(&mut self, mm: MmId, old_addr: u64, new_vma: VmaId, new_addr: u64, len: u64) {
-        let mut off = 0;
-        while off < len {
-            if let Some(src) = self.find_vma(mm, old_addr + off) {
-                let pte = self.vma(src).pte(old_addr + off);
-                if !pte.is_none() {
-                    self.set_pte(src, old_addr + off, Pte::NONE);
-                    self.set_pte(new_vma, new_addr + off, pte);
-                }
-            }
-            off += PAGE_SIZE;
+        // Only populated entries move, so the cost follows the pages, not the length. The
+        // two ranges never overlap, so taking every source entry first is the same as
+        // moving them one by one (new_vma may be the source VMA itself, grown by a merge).
+        let end = old_addr + len;
+        let mut moved = Vec::new();
+        for src in self.vmas_in(mm, old_addr, end) {
+            moved.extend(self.vma_mut(src).ptes.take_range(old_addr, end));
+        }
+        self.ptes -= moved.len() as u64;
+        for (addr, pte) in moved {
+            self.set_pte(new_vma, addr - old_addr + new_addr, pte);
         }
     }
 }

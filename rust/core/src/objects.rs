@@ -90,9 +90,9 @@ pub struct Vma {
     pub chain: Vec<AvcId>,
     /// Legacy era only: this VMA's position on `anon_vma->head` (`anon_vma_node`).
     pub av_pos: ListPos,
-    /// The part of the mm's page table that covers this VMA, one entry per page; empty
-    /// until the first entry is populated.
-    pub ptes: Vec<Pte>,
+    /// The part of the mm's page table that covers this VMA: sparse, page-table pages of
+    /// 512 entries that exist only where an entry is populated.
+    pub ptes: crate::pgtable::PteTable,
 }
 
 impl Vma {
@@ -124,7 +124,7 @@ impl Vma {
     }
     #[inline]
     pub fn pte(&self, addr: u64) -> Pte {
-        self.ptes.get(((addr - self.start) >> PAGE_SHIFT) as usize).copied().unwrap_or(Pte::NONE)
+        self.ptes.get(addr)
     }
 }
 

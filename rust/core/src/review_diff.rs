@@ -359,8 +359,7 @@ fn corrupt(sim: &mut Simulator, r: &mut Rng) {
         1 if !vmas.is_empty() => {
             let v = vmas[pick(r, vmas.len())];
             let x = sim.vmas.get_mut(v).unwrap();
-            let l = x.ptes.len() as u64;
-            x.ptes.truncate(r.below(l + 1) as usize);
+            x.ptes.corrupt_drop_last_page();
         }
         2 if !avcs.is_empty() => {
             let c = avcs[pick(r, avcs.len())];
@@ -406,7 +405,7 @@ fn corrupt(sim: &mut Simulator, r: &mut Rng) {
         }
         10 if !vmas.is_empty() => {
             let v = vmas[pick(r, vmas.len())];
-            sim.vmas.get_mut(v).unwrap().ptes.clear();
+            sim.vmas.get_mut(v).unwrap().ptes = Default::default();
         }
         _ => {}
     }

@@ -219,8 +219,8 @@ pub struct KindUsage {
     pub live: u64,
     /// Bytes of one arena slot (for `pte`: one entry).
     pub slot_bytes: u64,
-    /// Slots in use, live or on the free list (for `pte`: entries allocated in the VMAs'
-    /// page-table slices, populated or not).
+    /// Slots in use, live or on the free list (for `pte`: entries of the page-table pages
+    /// allocated, 512 per page, populated or not).
     pub slots: u64,
     /// `slots * slot_bytes` plus the heap the objects own (chains, lists), by length.
     pub bytes: u64,
@@ -606,12 +606,14 @@ impl Simulator {
         let entry = std::mem::size_of::<(u64, VmaId)>() as u64;
         let mm_heap = self.mms.iter().map(|(_, m)| m.vmas.len() as u64 * entry).sum::<u64>();
         let avc = std::mem::size_of::<AvcId>() as u64;
-        let (mut chain, mut chain_cap, mut pte, mut pte_cap) = (0, 0, 0, 0);
+        let (mut chain, mut chain_cap, mut pte, mut pte_cap, mut pte_slots) = (0, 0, 0, 0, 0);
         for (_, v) in self.vmas.iter() {
             chain += v.chain.len() as u64 * avc;
             chain_cap += v.chain.capacity() as u64 * avc;
-            pte += v.ptes.len() as u64;
-            pte_cap += v.ptes.capacity() as u64;
+            let (b, c) = v.ptes.bytes();
+            pte += b;
+            pte_cap += c;
+            pte_slots += (v.ptes.pages() * crate::pgtable::PTRS_PER_PTE) as u64;
         }
         let le = std::mem::size_of::<Option<ListEntry>>() as u64;
         let (mut list, mut list_cap) = (0, 0);
@@ -642,9 +644,9 @@ impl Simulator {
                 kind: "pte",
                 live: self.ptes,
                 slot_bytes: pb,
-                slots: pte,
-                bytes: pte * pb,
-                capacity_bytes: pte_cap * pb,
+                slots: pte_slots,
+                bytes: pte,
+                capacity_bytes: pte_cap,
             },
             KindUsage {
                 kind: "swap_slot",

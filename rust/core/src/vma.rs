@@ -1,8 +1,9 @@
 //! VMA creation, merging, splitting and unmapping: `mm/mmap.c` of 2.6.33 / 2.6.34.
 //!
-//! Page-table entries are stored per VMA (`Vma::ptes`), so whenever VMA boundaries move
-//! the entries are handed to whichever VMA now covers their address; the union of the
-//! ranges involved never changes in `vma_adjust`, so no entry is lost.
+//! Page-table entries are stored per VMA (`Vma::ptes`, sparse and keyed by address), so
+//! whenever VMA boundaries move the entries are handed to whichever VMA now covers their
+//! address; the union of the ranges involved never changes in `vma_adjust`, so no entry
+//! is lost.
 
 use crate::error::{Result, SimError};
 use crate::objects::*;
@@ -32,17 +33,9 @@ impl Simulator {
     // Page-table entry plumbing
     // ----------------------------------------------------------------------------------
 
-    /// Install `pte` at `addr` in `vma` (growing its entry array on first use).
+    /// Install `pte` at `addr` in `vma` (a page-table page appears with its first entry).
     pub(crate) fn set_pte(&mut self, v: VmaId, addr: u64, pte: Pte) {
-        let vma = self.vma_mut(v);
-        let i = ((addr - vma.start) >> PAGE_SHIFT) as usize;
-        if vma.ptes.is_empty() {
-            if pte.is_none() {
-                return;
-            }
-            vma.ptes = vec![Pte::NONE; vma.pages() as usize];
-        }
-        let old = std::mem::replace(&mut vma.ptes[i], pte);
+        let old = self.vma_mut(v).ptes.set(addr, pte);
         match (old.is_none(), pte.is_none()) {
             (true, false) => self.ptes += 1,
             (false, true) => self.ptes -= 1,
@@ -52,13 +45,7 @@ impl Simulator {
 
     /// Populated entries of `v` with their addresses; leaves `v` with none.
     fn take_ptes(&mut self, v: VmaId, out: &mut Vec<(u64, Pte)>) {
-        let vma = self.vma_mut(v);
-        let start = vma.start;
-        for (i, p) in std::mem::take(&mut vma.ptes).into_iter().enumerate() {
-            if !p.is_none() {
-                out.push((start + ((i as u64) << PAGE_SHIFT), p));
-            }
-        }
+        out.extend(std::mem::take(&mut self.vma_mut(v).ptes).iter());
     }
 
     /// Hand each collected entry to the VMA among `targets` that now covers it.
@@ -70,12 +57,7 @@ impl Simulator {
             });
             debug_assert!(t.is_some(), "page-table entry at {addr:#x} lost its VMA");
             if let Some(t) = t {
-                let vma = self.vma_mut(t);
-                if vma.ptes.is_empty() {
-                    vma.ptes = vec![Pte::NONE; vma.pages() as usize];
-                }
-                let i = ((addr - vma.start) >> PAGE_SHIFT) as usize;
-                vma.ptes[i] = pte;
+                self.vma_mut(t).ptes.set(addr, pte);
             }
         }
     }
@@ -90,17 +72,14 @@ impl Simulator {
 
     /// `zap_page_range` over the whole VMA (`unmap_vmas`): clear every entry.
     pub(crate) fn zap_vma(&mut self, v: VmaId) {
-        for p in std::mem::take(&mut self.vma_mut(v).ptes) {
+        for (_, p) in std::mem::take(&mut self.vma_mut(v).ptes).iter() {
             self.zap_pte(p);
         }
     }
 
     /// `zap_page_range(vma, start, len)` for part of a VMA (MADV_DONTNEED).
     pub(crate) fn zap_range(&mut self, v: VmaId, start: u64, end: u64) {
-        let base = self.vma(v).start;
-        for i in ((start - base) >> PAGE_SHIFT)..((end - base) >> PAGE_SHIFT) {
-            let Some(slot) = self.vma_mut(v).ptes.get_mut(i as usize) else { break };
-            let pte = std::mem::take(slot);
+        for (_, pte) in self.vma_mut(v).ptes.take_range(start, end) {
             self.zap_pte(pte);
         }
     }
@@ -132,7 +111,7 @@ impl Simulator {
             anon_vma: None,
             chain: Vec::new(),
             av_pos: 0,
-            ptes: Vec::new(),
+            ptes: Default::default(),
         }))
     }
 
