@@ -28,6 +28,7 @@ from .errors import (
     OutOfMemory,
     SimError,
     StaleHandle,
+    TryAgain,
 )
 
 __version__ = "0.1.0"
@@ -61,6 +62,7 @@ __all__ = [
     "StaleHandle",
     "OutOfMemory",
     "InvariantViolation",
+    "TryAgain",
 ]
 
 
@@ -151,7 +153,8 @@ class Simulator(_core.Simulator):
     :class:`SimError` subclass naming the bad value, leaving the state unchanged.
     """
 
-    def __new__(cls, era: Optional[str] = None, seed: Optional[int] = None, policy: object = None) -> "Simulator":
+    def __new__(cls, era: Optional[str] = None, seed: Optional[int] = None, policy: object = None,
+                pid_max: Optional[int] = None, ram: Optional[int] = None) -> "Simulator":
         base, overrides = policy_overrides(policy)  # type: ignore[arg-type]
         if base is not None:
             if era is not None and era != base:
@@ -159,8 +162,18 @@ class Simulator(_core.Simulator):
             era = base
         return super().__new__(cls, era, seed, overrides)
 
-    def __init__(self, era: Optional[str] = None, seed: Optional[int] = None, policy: object = None) -> None:
-        pass
+    def __init__(self, era: Optional[str] = None, seed: Optional[int] = None, policy: object = None,
+                 pid_max: Optional[int] = None, ram: Optional[int] = None) -> None:
+        """``pid_max`` (default 4,194,304, from 301) bounds the pids, as the kernel's
+        sysctl does: a fork or spawn with no free pid raises :class:`TryAgain` (EAGAIN)
+        and changes nothing. ``ram`` (bytes, default 1 TiB) is the simulated machine's
+        memory: anon pages (4 KiB each) and vm_area_struct, anon_vma and anon_vma_chain
+        objects at the era's sizes; an allocation beyond it fails like an ENOMEM at that
+        site (:class:`OutOfMemory`, the kernel's error path, state consistent)."""
+        if pid_max is not None:
+            self.set_pid_max(pid_max)
+        if ram is not None:
+            self.set_ram(ram)
 
     def exit_many(self, pids: Iterable[int]) -> None:
         """``exit`` each process of ``pids``, in order (the same as calling ``exit`` on

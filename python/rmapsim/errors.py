@@ -15,6 +15,7 @@ __all__ = [
     "StaleHandle",
     "OutOfMemory",
     "InvariantViolation",
+    "TryAgain",
 ]
 
 
@@ -47,3 +48,8 @@ class OutOfMemory(SimError, MemoryError):
 class InvariantViolation(SimError, AssertionError):
     """``check()`` found a broken invariant of SPEC §5, or a walk met a dangling
     ``page->mapping``. The message names the invariant, the objects and the operation."""
+
+
+class TryAgain(SimError, OSError):
+    """A kernel limit refused the operation as the kernel's ``EAGAIN`` does: no free pid
+    below the Simulator's ``pid_max`` for a fork or spawn. Nothing changed."""

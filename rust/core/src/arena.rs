@@ -109,6 +109,18 @@ impl<T> Default for Arena<T> {
 }
 
 impl<T> Arena<T> {
+    /// Make room for one more object without aborting when the host is out of memory
+    /// (the next [`Arena::insert`] then allocates nothing).
+    pub fn try_reserve_one(&mut self) -> std::result::Result<(), std::collections::TryReserveError> {
+        if self.free.is_empty() {
+            self.slots.try_reserve(1)?;
+            if !self.pins.is_empty() {
+                self.pins.try_reserve(1)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Place `val` in a slot and return its handle.
     pub fn insert(&mut self, val: T) -> Id<T> {
         self.live += 1;

@@ -193,7 +193,7 @@ mod tests {
     }
 }
 
-use crate::error::Result;
+use crate::error::{Result, SimError};
 use crate::policy::LockKind;
 use crate::rmap::LOCK_SHARED;
 use crate::sim::Simulator;
@@ -216,20 +216,43 @@ impl Simulator {
     /// Replay the `page_referenced` walks of `pages` (all anon pages when `None`) on
     /// `cpus` simulated CPUs, walk i on CPU i mod cpus, under this era's locks.
     pub fn contention(&self, pages: Option<&[u64]>, m: &ReclaimModel) -> Result<ContentionResult> {
+        if !(1..=crate::sim::NR_CPUS).contains(&m.cpus) {
+            return Err(SimError::InvalidArgument(format!(
+                "cpus must be from 1 to {} (NR_CPUS), got {}",
+                crate::sim::NR_CPUS,
+                m.cpus
+            )));
+        }
         let stats = self.page_referenced(pages)?;
-        let cpus = m.cpus.max(1) as usize;
+        let cpus = m.cpus as usize;
         let mut reqs: Vec<Vec<Request>> = vec![Vec::new(); cpus];
+        // Every time below is at most the serial schedule's length times the requests
+        // (waits included); refuse units that would overflow 64 bits instead of wrapping.
+        let overflow = || {
+            SimError::InvalidArgument(format!(
+                "per_candidate {}, handoff {}, outside {} and writer_hold {} overflow 64-bit time for these walks; \
+                 use smaller time units",
+                m.per_candidate, m.handoff, m.outside, m.writer_hold
+            ))
+        };
+        let (mut serial, mut n) = (0u64, 1u64);
+        let mut add = |hold: u64| -> Result<()> {
+            let step = hold.checked_add(m.handoff).and_then(|s| s.checked_add(m.outside)).ok_or_else(overflow)?;
+            serial = serial.checked_add(step).ok_or_else(overflow)?;
+            n += 1;
+            Ok(())
+        };
         for i in 0..stats.len() {
-            let r = Request {
-                lock: stats.lock_id[i],
-                shared: stats.lock_mode[i] == LOCK_SHARED,
-                hold: m.per_candidate * u64::from(stats.vmas_visited[i].max(1)),
-            };
+            let hold = m.per_candidate.checked_mul(u64::from(stats.vmas_visited[i].max(1))).ok_or_else(overflow)?;
+            let r = Request { lock: stats.lock_id[i], shared: stats.lock_mode[i] == LOCK_SHARED, hold };
+            add(hold)?;
             reqs[i % cpus].push(r);
             if m.writer_every > 0 && (i as u64 + 1).is_multiple_of(m.writer_every) {
+                add(m.writer_hold)?;
                 reqs[i % cpus].push(Request { lock: r.lock, shared: false, hold: m.writer_hold });
             }
         }
+        serial.checked_mul(n).ok_or_else(overflow)?;
         let cfg = ContentionConfig {
             cpus: m.cpus,
             handoff: m.handoff,

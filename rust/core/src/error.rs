@@ -21,6 +21,9 @@ pub enum SimError {
     /// `check()` found a broken invariant, or a walk met a dangling `page->mapping`
     /// (Python: `InvariantViolation`, an `AssertionError`).
     InvariantViolation(String),
+    /// A kernel limit refused the operation as the kernel's `EAGAIN` does (no free pid
+    /// below `pid_max`); nothing changed (Python: `TryAgain`, an `OSError`).
+    TryAgain(String),
 }
 
 impl SimError {
@@ -33,6 +36,7 @@ impl SimError {
             SimError::StaleHandle(_) => "StaleHandle",
             SimError::OutOfMemory(_) => "OutOfMemory",
             SimError::InvariantViolation(_) => "InvariantViolation",
+            SimError::TryAgain(_) => "TryAgain",
         }
     }
 }
@@ -45,7 +49,8 @@ impl fmt::Display for SimError {
             | SimError::InvalidArgument(m)
             | SimError::StaleHandle(m)
             | SimError::OutOfMemory(m)
-            | SimError::InvariantViolation(m) => f.write_str(m),
+            | SimError::InvariantViolation(m)
+            | SimError::TryAgain(m) => f.write_str(m),
         }
     }
 }

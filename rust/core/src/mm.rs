@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use crate::error::{Result, SimError};
 use crate::objects::*;
 use crate::policy::Linking;
-use crate::sim::{AllocSite, Process, Simulator};
+use crate::sim::{AllocSite, Process, Simulator, RESERVED_PIDS};
 
 impl Simulator {
     /// `mm_alloc`: a new, empty address space.
@@ -15,12 +15,38 @@ impl Simulator {
         Ok(self.mms.insert(Mm { pid, vmas: BTreeMap::new(), start_brk: 0, brk: 0 }))
     }
 
+    /// Pids still free below `pid_max` (`alloc_pid`'s range: from 1 until allocation first
+    /// wraps, then from `RESERVED_PIDS`).
+    pub fn free_pids(&self) -> u64 {
+        let min = if self.next_pid > RESERVED_PIDS { RESERVED_PIDS } else { 1 };
+        let in_range = self.procs.range(min..self.pid_max).count() as u64;
+        (self.pid_max - min) as u64 - in_range
+    }
+
+    /// `alloc_pid` (`idr_alloc_cyclic` from the last pid + 1, wrapping to `RESERVED_PIDS`
+    /// at `pid_max`): the pid the next process gets, or EAGAIN when none is free. Checked
+    /// before anything is allocated (the kernel allocates the pid after `copy_mm` and
+    /// unwinds; the state is the same, but no allocation attempts are counted here).
+    fn alloc_pid(&self) -> Result<u32> {
+        let min = if self.next_pid > RESERVED_PIDS { RESERVED_PIDS } else { 1 };
+        let start = if (min..self.pid_max).contains(&self.next_pid) { self.next_pid } else { min };
+        let first_free = |lo: u32, hi: u32| (lo..hi).find(|p| !self.procs.contains_key(p));
+        if let Some(pid) = first_free(start, self.pid_max).or_else(|| first_free(min, start)) {
+            return Ok(pid);
+        }
+        Err(SimError::TryAgain(format!(
+            "no free pid below pid_max {} ({} processes live): fork fails with EAGAIN; nothing changed",
+            self.pid_max,
+            self.procs.len()
+        )))
+    }
+
     /// A new process with an empty address space (its parent is "pid 0").
     pub fn spawn(&mut self) -> Result<u32> {
+        let pid = self.alloc_pid()?;
         self.begin_op("spawn");
-        let pid = self.next_pid;
         let mm = self.mm_alloc(pid, AllocSite::MmSpawn)?;
-        self.next_pid += 1;
+        self.next_pid = pid + 1;
         self.procs.insert(pid, Process { mm, parent: 0 });
         Ok(pid)
     }
@@ -29,8 +55,8 @@ impl Simulator {
     /// child mm is torn down (`mmput` → `exit_mmap`) and no process is created.
     pub fn fork(&mut self, pid: i64) -> Result<u32> {
         let parent_mm = self.proc_mm(pid)?;
+        let child = self.alloc_pid()?;
         self.begin_op("fork");
-        let child = self.next_pid;
         let mm = self.mm_alloc(child, AllocSite::MmFork)?;
         // dup_mm copies the mm_struct, heap bounds included.
         let (sb, b) = (self.mm(parent_mm).start_brk, self.mm(parent_mm).brk);
@@ -40,7 +66,7 @@ impl Simulator {
             self.mms.remove(mm, self.op);
             return Err(e);
         }
-        self.next_pid += 1;
+        self.next_pid = child + 1;
         self.procs.insert(child, Process { mm, parent: pid as u32 });
         Ok(child)
     }
@@ -51,6 +77,14 @@ impl Simulator {
         self.proc_mm(pid)?;
         if n < 1 {
             return Err(SimError::InvalidArgument(format!("fork_many needs n >= 1, got {n}")));
+        }
+        let free = self.free_pids();
+        if n as u64 > free {
+            return Err(SimError::TryAgain(format!(
+                "fork_many({pid}, {n}): only {free} pids are free below pid_max {}: the kernel's fork would fail \
+                 with EAGAIN after those; nothing was forked",
+                self.pid_max
+            )));
         }
         let mut out = Vec::with_capacity(n as usize);
         for _ in 0..n {

@@ -12,8 +12,10 @@
 //! | `mapcount` | 2 | `page_mapcount`, or [`BIG`] when the count is held aside |
 //!
 //! Rare states are held aside in small maps keyed by slot: the swap slot of a
-//! swap-cache page, a mapcount of 65,535 or more, and a `page->mapping` that was not a
-//! live anon_vma when it was set (a dangling pointer in a buggy era, kept exactly).
+//! swap-cache page, a mapcount of 65,535 or more, a `page->index` of 15 · 2^32 or more
+//! (file offsets reach the whole unsigned long; anonymous indices stay below 2^35), and a
+//! `page->mapping` that was not a live anon_vma when it was set (a dangling pointer in a
+//! buggy era, kept exactly).
 //!
 //! `page->mapping` stores only the anon_vma's slot index. Its generation is implied
 //! because the anon_vma arena does not reuse a slot while a page points at it
@@ -41,9 +43,13 @@ const INDEX_HI_MASK: u32 = 0xF << INDEX_HI_SHIFT;
 const GEN_MASK: u32 = (1 << 24) - 1;
 /// `mapcount` column value meaning "see `big_mapcount`".
 pub const BIG: u16 = u16::MAX;
-/// `page->index` must be below this (36 bits; user addresses are below 2^47, so linear
-/// page offsets are below 2^35).
-pub const INDEX_LIMIT: u64 = 1 << 36;
+/// `page->index` values below this are stored inline (bits 32–35 in `word`, the top
+/// value 15 excluded); the rest go to the `big_index` side map. Anonymous indices are
+/// below 2^35 (user addresses are below 2^47); only private file mappings at large offsets
+/// reach the side map.
+pub const INDEX_LIMIT: u64 = 15 << 32;
+/// Bits 32–35 of `word` all set: the index is in `big_index`.
+const INDEX_HI_ASIDE: u32 = INDEX_HI_MASK;
 
 /// A page as a walk reads it: handle, `page->mapping`'s anon_vma slot (`None` when held
 /// aside), `page->index`, `page_mapcount`.
@@ -92,6 +98,7 @@ pub struct PageStore {
     index_lo: Vec<u32>,
     mapcount: Vec<u16>,
     big_mapcount: SlotMap<u32>,
+    big_index: SlotMap<u64>,
     swap: SlotMap<u32>,
     odd_mapping: SlotMap<AnonVmaId>,
     free: Vec<u32>,
@@ -157,6 +164,9 @@ impl PageStore {
     /// `page->index` of slot `s` whose word is `w` (bits 32-35 in the word).
     #[inline]
     fn index_at(&self, w: u32, s: usize) -> u64 {
+        if w & INDEX_HI_MASK == INDEX_HI_ASIDE {
+            return self.big_index.get(&(s as u32)).copied().unwrap_or(u64::MAX);
+        }
         ((w & INDEX_HI_MASK) as u64) << (32 - INDEX_HI_SHIFT) | self.index_lo[s] as u64
     }
 
@@ -207,11 +217,18 @@ impl PageStore {
 
     /// Write every field of slot `i` except liveness and generation.
     fn store(&mut self, i: u32, p: &Page, avs: &mut Arena<AnonVma>) {
-        assert!(p.index < INDEX_LIMIT, "page->index {:#x} beyond 36 bits", p.index);
         let s = i as usize;
         let old = self.word[s];
         let mut w = old & (LIVE | GEN_MASK);
-        w |= ((p.index >> 32) as u32) << INDEX_HI_SHIFT;
+        if old & INDEX_HI_MASK == INDEX_HI_ASIDE {
+            self.big_index.remove(&i);
+        }
+        if p.index < INDEX_LIMIT {
+            w |= ((p.index >> 32) as u32) << INDEX_HI_SHIFT;
+        } else {
+            w |= INDEX_HI_ASIDE;
+            self.big_index.insert(i, p.index);
+        }
         self.index_lo[s] = p.index as u32;
         if p.anon {
             w |= ANON;
@@ -246,6 +263,17 @@ impl PageStore {
         if self.word[i as usize] & ODD_MAPPING == 0 {
             avs.unpin(self.mapping[i as usize]);
         }
+    }
+
+    /// Make room for one more page without aborting when the host is out of memory.
+    pub fn try_reserve_one(&mut self) -> Result<(), std::collections::TryReserveError> {
+        if self.free.is_empty() {
+            self.word.try_reserve(1)?;
+            self.mapping.try_reserve(1)?;
+            self.index_lo.try_reserve(1)?;
+            self.mapcount.try_reserve(1)?;
+        }
+        Ok(())
     }
 
     pub fn insert(&mut self, p: Page, avs: &mut Arena<AnonVma>) -> PageId {
@@ -321,6 +349,9 @@ impl PageStore {
         if self.word[s] & ODD_MAPPING != 0 {
             self.odd_mapping.remove(&i);
         }
+        if self.word[s] & INDEX_HI_MASK == INDEX_HI_ASIDE {
+            self.big_index.remove(&i);
+        }
         // A slot that has used up its generations is retired (kept free, never reused).
         let gen = ((self.word[s] & GEN_MASK) + 1).min(GEN_MASK);
         self.mapping[s] = (op >> 32) as u32;
@@ -389,8 +420,10 @@ impl PageStore {
     /// Heap bytes of the side maps (by entries; 8 bytes of key and value plus one control
     /// byte each, as `hashbrown` lays them out).
     pub fn side_bytes(&self) -> (usize, usize) {
-        let len = (self.big_mapcount.len() + self.swap.len()) * 9 + self.odd_mapping.len() * 13;
-        let cap = (self.big_mapcount.capacity() + self.swap.capacity()) * 9 + self.odd_mapping.capacity() * 13;
+        let len =
+            (self.big_mapcount.len() + self.swap.len()) * 9 + (self.odd_mapping.len() + self.big_index.len()) * 13;
+        let cap = (self.big_mapcount.capacity() + self.swap.capacity()) * 9
+            + (self.odd_mapping.capacity() + self.big_index.capacity()) * 13;
         (len, cap)
     }
     /// Heap bytes held by the columns and the free list, by capacity.

@@ -530,6 +530,7 @@ impl Simulator {
     }
 
     fn walk_batch(&self, pages: Option<&[u64]>, mode: WalkMode, threads: usize) -> Result<ScanStats> {
+        let threads = Self::check_threads(threads)?;
         let ids = self.resolve_page_ids(pages)?;
         let mut out = ScanStats::with_capacity(ids.len());
         let sequential = |out: &mut ScanStats| -> Result<()> {
@@ -718,6 +719,7 @@ impl Simulator {
     /// are walked straight from the page arena, in slot order. Full walks are added up
     /// anon_vma by anon_vma (`full_totals_grouped`); the figures are the same.
     pub fn walk_totals(&self, pages: Option<&[u64]>, mode: WalkMode, threads: usize) -> Result<WalkTotals> {
+        let threads = Self::check_threads(threads)?;
         if mode == WalkMode::Full {
             if let Ok(acc) = self.full_totals_grouped(pages, threads) {
                 return Ok(acc.finish());

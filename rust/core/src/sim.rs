@@ -18,6 +18,22 @@ use crate::policy::Policy;
 pub const MMAP_MIN_ADDR: u64 = 0x1_0000;
 /// End of the user address space on x86-64 with 4-level paging (`TASK_SIZE`).
 pub const TASK_SIZE: u64 = 0x7fff_ffff_f000;
+/// `pid_max`'s default: `PID_MAX_LIMIT` on 64-bit kernels, the value systemd sets.
+pub const PID_MAX_DEFAULT: u32 = 4 * 1024 * 1024;
+/// The range `pid_max` may be set to (`pid_max_min` = `RESERVED_PIDS` + 1, `PID_MAX_LIMIT`).
+pub const PID_MAX_MIN: u32 = RESERVED_PIDS + 1;
+/// Pids below this are skipped once allocation has wrapped (`RESERVED_PIDS`).
+pub const RESERVED_PIDS: u32 = 300;
+/// The simulated machine's RAM by default: 1 TiB, far above what a study needs (the
+/// 10,000-process fork storm uses 40 GiB) and the same on every host, so results do not
+/// depend on the machine running them.
+pub const RAM_DEFAULT: u64 = 1 << 40;
+/// `NR_CPUS` of a distribution kernel (`CONFIG_NR_CPUS=8192`): the most CPUs
+/// `contention` simulates.
+pub const NR_CPUS: u32 = 8192;
+/// The most threads a batch walk may use.
+pub const MAX_THREADS: usize = 1024;
+
 /// Where top-down `mmap(addr=None)` searches start: a fixed, documented `mmap_base`
 /// (the kernel randomises it; the simulator must be deterministic).
 pub const MMAP_BASE: u64 = 0x7f00_0000_0000;
@@ -253,6 +269,13 @@ pub struct Simulator {
     pub(crate) op_name: &'static str,
     pub(crate) procs: BTreeMap<u32, Process>,
     pub(crate) next_pid: u32,
+    /// `/proc/sys/kernel/pid_max`: pids are below it.
+    pub(crate) pid_max: u32,
+    /// Simulated RAM in bytes: anon pages (4 KiB each) and the kernel objects at the
+    /// era's struct sizes must fit.
+    pub(crate) ram: u64,
+    /// The host-memory guard's budget (`hostmem::budget`), fixed at creation.
+    pub(crate) host_budget: u64,
     pub(crate) mms: Arena<Mm>,
     pub(crate) vmas: Arena<Vma>,
     pub(crate) avs: Arena<AnonVma>,
@@ -294,6 +317,9 @@ impl Simulator {
             op_name: "init",
             procs: BTreeMap::new(),
             next_pid: 1,
+            pid_max: PID_MAX_DEFAULT,
+            ram: RAM_DEFAULT,
+            host_budget: crate::hostmem::budget(),
             mms: Arena::default(),
             vmas: Arena::default(),
             avs: Arena::default(),
@@ -418,11 +444,106 @@ impl Simulator {
         z ^ (z >> 31)
     }
 
+    /// `pid_max` (default [`PID_MAX_DEFAULT`]).
+    pub fn pid_max(&self) -> u32 {
+        self.pid_max
+    }
+
+    /// Set `pid_max` (`/proc/sys/kernel/pid_max`): from [`PID_MAX_MIN`] to
+    /// [`PID_MAX_DEFAULT`], as the kernel's sysctl accepts. Live pids at or above it stay
+    /// (the kernel does not kill them); new pids are below it.
+    pub fn set_pid_max(&mut self, pid_max: u64) -> Result<()> {
+        if !(PID_MAX_MIN as u64..=PID_MAX_DEFAULT as u64).contains(&pid_max) {
+            return Err(SimError::InvalidArgument(format!(
+                "pid_max must be from {PID_MAX_MIN} to {PID_MAX_DEFAULT}, got {pid_max}"
+            )));
+        }
+        self.pid_max = pid_max as u32;
+        Ok(())
+    }
+
+    /// Simulated RAM in bytes (default [`RAM_DEFAULT`]).
+    pub fn ram_limit(&self) -> u64 {
+        self.ram
+    }
+
+    /// Set the simulated RAM: an allocation that would take anon pages (4 KiB each) plus
+    /// vm_area_struct, anon_vma and anon_vma_chain objects (at the era's sizes) beyond it
+    /// fails as an ENOMEM at that allocation site, with the kernel's error path.
+    pub fn set_ram_limit(&mut self, bytes: u64) -> Result<()> {
+        if bytes < PAGE_SIZE {
+            return Err(SimError::InvalidArgument(format!("ram must be at least one page (4096 bytes), got {bytes}")));
+        }
+        self.ram = bytes;
+        Ok(())
+    }
+
+    /// Simulated RAM in use: anon pages and the kernel objects at the era's sizes.
+    pub fn ram_used(&self) -> u64 {
+        let (v, a, c) = self.memory();
+        (self.pages.len() as u64 * PAGE_SIZE).saturating_add(v + a + c)
+    }
+
+    /// Simulated bytes one allocation at `site` takes.
+    fn site_bytes(&self, site: AllocSite) -> u64 {
+        let s = &self.policy.sizes;
+        match site {
+            AllocSite::MmSpawn | AllocSite::MmFork | AllocSite::MmExec => 0,
+            AllocSite::VmaMmap | AllocSite::VmaSplit | AllocSite::VmaFork | AllocSite::VmaCopy => {
+                s.vm_area_struct as u64
+            }
+            AllocSite::AnonVmaPrepare | AllocSite::AnonVmaFork => s.anon_vma as u64,
+            AllocSite::AvcPrepare | AllocSite::AvcClone | AllocSite::AvcFork => s.anon_vma_chain as u64,
+            AllocSite::PageAnonymous | AllocSite::PageCow | AllocSite::PageSwapin => PAGE_SIZE,
+        }
+    }
+
+    /// Room on the host for the object `site` allocates: the guard's budget, then a
+    /// fallible reservation in its container, so the insert that follows cannot abort.
+    fn reserve_host(&mut self, site: AllocSite) -> Result<()> {
+        let heap = crate::hostmem::heap_bytes();
+        if heap > self.host_budget {
+            return Err(SimError::OutOfMemory(format!(
+                "allocation #{} ({site}) refused during op #{} ({}): rmapsim holds {heap} bytes of host memory, \
+                 beyond this process's budget of {} bytes (60% of what the host allowed when it started)",
+                self.allocations, self.op, self.op_name, self.host_budget
+            )));
+        }
+        let r = match site {
+            AllocSite::MmSpawn | AllocSite::MmFork | AllocSite::MmExec => self.mms.try_reserve_one(),
+            AllocSite::VmaMmap | AllocSite::VmaSplit | AllocSite::VmaFork | AllocSite::VmaCopy => {
+                self.vmas.try_reserve_one()
+            }
+            AllocSite::AnonVmaPrepare | AllocSite::AnonVmaFork => self.avs.try_reserve_one(),
+            AllocSite::AvcPrepare | AllocSite::AvcClone | AllocSite::AvcFork => self.avcs.try_reserve_one(),
+            AllocSite::PageAnonymous | AllocSite::PageCow | AllocSite::PageSwapin => self.pages.try_reserve_one(),
+        };
+        r.map_err(|e| {
+            SimError::OutOfMemory(format!(
+                "allocation #{} ({site}) failed during op #{} ({}): the host is out of memory ({e})",
+                self.allocations, self.op, self.op_name
+            ))
+        })
+    }
+
     /// Every allocation site calls this first, in the order the kernel allocates. It
-    /// counts the attempt and fails it when injection says so.
+    /// counts the attempt and fails it when injection says so, when the simulated RAM
+    /// is full, or when the host has no room for it.
     pub(crate) fn may_alloc(&mut self, site: AllocSite) -> Result<()> {
         self.allocations += 1;
         self.site_allocs[site as usize] += 1;
+        let need = self.site_bytes(site);
+        if need > 0 && self.ram_used().saturating_add(need) > self.ram {
+            return Err(SimError::OutOfMemory(format!(
+                "allocation #{} ({site}) failed during op #{} ({}): simulated RAM is full ({} of {} bytes in use)",
+                self.allocations,
+                self.op,
+                self.op_name,
+                self.ram_used(),
+                self.ram
+            )));
+        }
+        self.reserve_host(site)?;
         let fail = match self.inject {
             Inject::Off => false,
             Inject::Nth(k) => {
@@ -513,6 +634,16 @@ impl Simulator {
             }
         }
         out
+    }
+
+    /// Validate a walk's thread count: 0 (all cores) or 1 to [`MAX_THREADS`].
+    pub(crate) fn check_threads(threads: usize) -> Result<usize> {
+        if threads > MAX_THREADS {
+            return Err(SimError::InvalidArgument(format!(
+                "threads must be from 1 to {MAX_THREADS} (or all cores), got {threads}"
+            )));
+        }
+        Ok(threads)
     }
 
     /// Validate a user range: page aligned, positive length, inside

@@ -133,6 +133,7 @@ impl Simulator {
 
     /// `try_to_unmap_par` recording each walk in `out` (rows or totals).
     pub fn try_to_unmap_into(&mut self, pages: Option<&[u64]>, threads: usize, out: &mut impl WalkSink) -> Result<()> {
+        let threads = Self::check_threads(threads)?;
         let ids = self.resolve_page_ids(pages)?;
         self.begin_op("try_to_unmap");
         let mut slots = Vec::with_capacity(ids.len());

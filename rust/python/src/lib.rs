@@ -14,6 +14,12 @@ use rmapsim_core::trace::{self, Op, Outcome};
 use rmapsim_core::vma::MapOpts;
 use rmapsim_core::{Advice, Inject, ScanStats, SimError, Simulator as Core, TotalsSink, WalkMode, WalkTotals};
 
+/// Every Rust allocation of the extension is counted, for the host-memory guard
+/// (`rmapsim_core::hostmem`): beyond its budget operations raise `OutOfMemory` instead of
+/// the process aborting.
+#[global_allocator]
+static GLOBAL: rmapsim_core::hostmem::CountingAlloc = rmapsim_core::hostmem::CountingAlloc;
+
 /// Raise the `rmapsim` exception class matching `e` (defined in `rmapsim/errors.py`).
 fn to_py(py: Python<'_>, e: SimError) -> PyErr {
     let msg = e.to_string();
@@ -712,6 +718,39 @@ impl PySimulator {
         Ok(d)
     }
 
+    /// `/proc/sys/kernel/pid_max` of the simulated machine.
+    #[getter]
+    fn pid_max(&self) -> u32 {
+        self.inner.pid_max()
+    }
+
+    fn set_pid_max(&mut self, py: Python<'_>, pid_max: &Bound<'_, PyAny>) -> PyResult<()> {
+        let v = int_arg(pid_max, "pid_max").py(py)?;
+        let v = u64::try_from(v)
+            .map_err(|_| SimError::InvalidArgument(format!("pid_max must be from 301 to 4194304, got {v}")))
+            .py(py)?;
+        self.inner.set_pid_max(v).py(py)
+    }
+
+    /// Simulated RAM in bytes.
+    #[getter]
+    fn ram(&self) -> u64 {
+        self.inner.ram_limit()
+    }
+
+    fn set_ram(&mut self, py: Python<'_>, ram: &Bound<'_, PyAny>) -> PyResult<()> {
+        let v = int_arg(ram, "ram").py(py)?;
+        let v = u64::try_from(v)
+            .map_err(|_| SimError::InvalidArgument(format!("ram must be from 4096 to 2**64 - 1 bytes, got {v}")))
+            .py(py)?;
+        self.inner.set_ram_limit(v).py(py)
+    }
+
+    /// Simulated RAM in use: anon pages plus the kernel objects at the era's sizes.
+    fn ram_used(&self) -> u64 {
+        self.inner.ram_used()
+    }
+
     fn counts<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let c = self.inner.counts();
         let d = PyDict::new(py);
@@ -799,8 +838,8 @@ impl PySimulator {
 }
 
 /// Error kinds as `_apply` numbers them (status = index + 1).
-const ERROR_KINDS: [&str; 6] =
-    ["NoSuchProcess", "BadAddress", "InvalidArgument", "StaleHandle", "OutOfMemory", "InvariantViolation"];
+const ERROR_KINDS: [&str; 7] =
+    ["NoSuchProcess", "BadAddress", "InvalidArgument", "StaleHandle", "OutOfMemory", "InvariantViolation", "TryAgain"];
 
 fn flag_names(flags: u32) -> Vec<&'static str> {
     use rmapsim_core::objects::vmflags::*;
