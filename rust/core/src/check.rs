@@ -11,7 +11,18 @@ use crate::rmap::WalkMode;
 use crate::sim::Simulator;
 
 /// The brute-force scan's result: every page's mappings as (pid, VMA, address).
-type Truth = HashMap<PageId, Vec<(u32, VmaId, u64)>>;
+/// The brute-force oracle's result: every present entry as (page, pid, vma, addr), sorted
+/// by page slot (32 bytes an entry, one allocation for the whole scan).
+struct Truth(Vec<(PageId, u32, VmaId, u64)>);
+
+impl Truth {
+    /// The entries mapping `page`, in scan order.
+    fn get(&self, page: PageId) -> &[(PageId, u32, VmaId, u64)] {
+        let lo = self.0.partition_point(|e| e.0.index() < page.index());
+        let hi = lo + self.0[lo..].partition_point(|e| e.0.index() == page.index());
+        &self.0[lo..hi]
+    }
+}
 
 impl Simulator {
     fn violation(&self, inv: u8, name: &str, detail: String) -> SimError {
@@ -101,7 +112,15 @@ impl Simulator {
     /// page table, grouped by page, as (pid, vma, addr). Also checks the entry maps a live
     /// page at the right index (invariant 2).
     fn check_layout_and_scan(&self) -> Result<Truth> {
-        let mut truth: Truth = HashMap::new();
+        let need = self.ptes as usize;
+        let bytes = need as u64 * std::mem::size_of::<(PageId, u32, VmaId, u64)>() as u64;
+        let oom = |why: String| {
+            SimError::OutOfMemory(format!(
+                "check() needs {bytes} bytes for its scan of {need} page-table entries: {why}; nothing was checked"
+            ))
+        };
+        let mut truth = Truth(Vec::new());
+        truth.0.try_reserve_exact(need).map_err(|e| oom(e.to_string()))?;
         let mut swap_refs: HashMap<u32, u32> = HashMap::new();
         for (&pid, proc_) in &self.procs {
             let Some(mm) = self.mms.get(proc_.mm) else {
@@ -176,11 +195,13 @@ impl Simulator {
                     if pg.index != vma.linear_page_index(addr) {
                         return Err(self.violation(2, "page state", format!("page {:#x} has index {:#x} but is mapped at pid {pid} addr {addr:#x} (linear index {:#x})", page.to_u64(), pg.index, vma.linear_page_index(addr))));
                     }
-                    truth.entry(page).or_default().push((pid, v, addr));
+                    truth.0.push((page, pid, v, addr));
                 }
             }
         }
         self.check_swap(&swap_refs)?;
+        // In place; (pid, addr) keeps each page's entries in scan order.
+        truth.0.sort_unstable_by_key(|e| (e.0.index(), e.1, e.3));
         Ok(truth)
     }
 
@@ -230,8 +251,10 @@ impl Simulator {
     /// Invariants 1 and 2: mapcount equals the number of entries; `page->mapping` is live;
     /// a full walk of each page finds exactly its true mappings.
     fn check_pages(&self, truth: &Truth, walks: bool) -> Result<()> {
+        // One buffer for every page's walk hits (no allocation per page).
+        let mut hits: Vec<(VmaId, u64)> = Vec::new();
         for (page, pg) in self.pages.ids().filter_map(|id| Some((id, self.page(id)?))) {
-            let mappers = truth.get(&page).map_or(&[][..], |v| &v[..]);
+            let mappers = truth.get(page);
             if pg.mapcount as usize != mappers.len() {
                 return Err(self.violation(
                     2,
@@ -278,18 +301,18 @@ impl Simulator {
             if mappers.is_empty() || !walks {
                 continue;
             }
-            let mut hits: Vec<(VmaId, u64)> = Vec::with_capacity(mappers.len());
+            hits.clear();
             self.rmap_walk_one(page, WalkMode::Full, |v, a| hits.push((v, a)))?;
-            let found: HashSet<(VmaId, u64)> = hits.iter().copied().collect();
-            if found.len() != hits.len() {
+            hits.sort_unstable_by_key(|&(v, a)| (v.to_u64(), a));
+            if hits.windows(2).any(|w| w[0] == w[1]) {
                 return Err(self.violation(
                     1,
                     "rmap completeness",
                     format!("the walk of page {:#x} found the same mapping twice", page.to_u64()),
                 ));
             }
-            for &(pid, v, addr) in mappers {
-                if !found.contains(&(v, addr)) {
+            for &(_, pid, v, addr) in mappers {
+                if hits.binary_search_by_key(&(v.to_u64(), addr), |&(v, a)| (v.to_u64(), a)).is_err() {
                     return Err(self.violation(1, "rmap completeness", format!(
                         "page {:#x} is mapped at pid {pid} addr {addr:#x}, but the rmap walk from its anon_vma {:#x} does not find that mapping",
                         page.to_u64(), pg.mapping.to_u64()

@@ -4,7 +4,7 @@
 //!
 //! [`CountingAlloc`] is the global allocator of the Python extension (it wraps the system
 //! allocator and keeps a running total). The budget is fixed once per process from what
-//! the host allows then: 60 % of the smallest of `MemAvailable`, the address-space limit
+//! the host allows then: a quarter of the smallest of `MemAvailable`, the address-space limit
 //! (`RLIMIT_AS`) less the process's current size, and the data limit (`RLIMIT_DATA`) less
 //! its current data, plus the heap already held. Without the counting allocator (the
 //! core's own tests) the total reads 0 and the guard never fires.
@@ -87,6 +87,6 @@ pub fn budget() -> u64 {
         if room == u64::MAX {
             return u64::MAX;
         }
-        (room / 10 * 6).saturating_add(heap_bytes())
+        (room / 4).saturating_add(heap_bytes())
     })
 }

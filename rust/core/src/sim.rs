@@ -505,7 +505,7 @@ impl Simulator {
         if heap > self.host_budget {
             return Err(SimError::OutOfMemory(format!(
                 "allocation #{} ({site}) refused during op #{} ({}): rmapsim holds {heap} bytes of host memory, \
-                 beyond this process's budget of {} bytes (60% of what the host allowed when it started)",
+                 beyond this process's budget of {} bytes (a quarter of what the host allowed when it started, leaving room for check() and the rest of the process)",
                 self.allocations, self.op, self.op_name, self.host_budget
             )));
         }
