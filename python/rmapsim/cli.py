@@ -293,6 +293,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="rmapsim",
         description="Simulate the Linux kernel's anonymous reverse mapping across kernel eras.",
+        epilog=("Exit status: 0 success, 1 the finding (an invariant violation, a kernel disagreement), "
+                "2 bad usage or bad input (one line on stderr), 70 internal error (a bug), 77 cannot run here, "
+                "130 interrupted, 141 stdout closed by its reader."),
     )
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     d = sub.add_parser(
@@ -353,7 +356,8 @@ def build_parser() -> argparse.ArgumentParser:
             "reclaim and injected allocation failures over a few processes; structural checks "
             "after every operation, the full rmap oracle every --full-check-every operations. "
             "A violation is shrunk (delta debugging) to a minimal trace. Deterministic per seed "
-            "and --max-ops. Exit status: 1 violation found (trace written), 0 none, 2 bad usage."
+            "and --max-ops. Exit status: 1 violation found (trace written), 0 none, 2 bad usage (an unwritable --out "
+            "is refused before the run)."
         ),
     )
     f.add_argument("--era", type=_era, default=DEFAULT_ERA, help=f"era preset (default {DEFAULT_ERA})")
@@ -414,7 +418,8 @@ def build_parser() -> argparse.ArgumentParser:
             "over several sizes, and compares them with the era's prediction for the same operations "
             "(the driver's own mappings included). Needs root, Linux, tracefs and kallsyms; elsewhere it "
             f"says why and exits with status {77}. --from compares a file saved with --save instead, on any "
-            "machine. Exit status: 0 every scenario agrees, 1 a disagreement, 2 bad usage, 77 kernel unusable."
+            "machine. Exit status: 0 every scenario agrees, 1 a disagreement, 2 bad usage, a malformed --from file "
+            "or no measurement to compare, 77 kernel unusable."
         ),
     )
     vk.add_argument("--scenario", action="append", metavar="NAME",
