@@ -113,7 +113,7 @@ TABLE = [
     (["nope"], 2, "invalid choice: 'nope'"),
     # demo
     (["demo", "--children", str(2**40)], 2, f"{2**40} must be <= 4194302 (the simulator's pid_max 4194304"),
-    (["demo", "--pages", str(2**40)], 2, f"{2**40} must be <= 34359738367 (the user address space)"),
+    (["demo", "--pages", str(2**40)], 2, f"{2**40} must be <= {(2**47 - 2**12 - 2**16) // 2**12} (the user address space)"),
     (["demo", "--children", "0"], 2, "0 must be >= 1"),
     (["demo", "--pages", "x"], 2, "'x' is not an integer"),
     (["demo", "--era", "2.6.99"], 2, "unknown era '2.6.99'"),
@@ -164,6 +164,12 @@ TABLE = [
     (["study", "fork_storm", "--out", "{d}/a-file/sub/dir"], 2, "a-file is not a directory"),
     (["study", "fork_storm", "--out", "{d}/s", "--jobs", "0"], 2, "0 must be >= 1"),
     (["study", "fork_storm"], 2, "the following arguments are required: --out"),
+    (["study", "fork_storm", "--out", "{d}/s", "--param", "children="], 2, "--param 'children=' gives no values"),
+    (["study", "fork_storm", "--out", "{d}/s", "--param", "children=2", "--x", "pages"], 2,
+     "--x 'pages' must be one of the --param names (children)"),
+    (["study", "fork_storm", "--out", "{d}/s", "--era", "3.0", "--param", "children=2", "--param", "pages=1", "--y", "nope"],
+     2, "--y 'nope' is not a column of the results (written to {d}/s/results.csv)"),
+    (["study", "fork_storm", "--out", "{d}/s", "--param", "children=x"], 2, "children='x' must be an int >= 1"),
     # validate-kernel --from (offline)
     (["validate-kernel", "--from", "{d}/fork.json"], 0, ""),
     (["validate-kernel", "--from", str(DATA), "--scenario", "chain_exit", "--era", "2.6.34"], 1, ""),

@@ -16,7 +16,7 @@ import traceback
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
-from . import DEFAULT_ERA, PAGE_SIZE, TASK_SIZE, Simulator, eras
+from . import DEFAULT_ERA, MMAP_MIN_ADDR, PAGE_SIZE, TASK_SIZE, Simulator, eras
 from .errors import InvariantViolation, SimError
 from .policy import Policy, knobs
 
@@ -185,7 +185,7 @@ def _int_range(lo: int, hi: int, why: str = "") -> Any:
 
 _positive = _int_range(1, U64_MAX, "2**64 - 1")
 _count = _int_range(0, U64_MAX, "2**64 - 1")
-_pages = _int_range(1, TASK_SIZE // PAGE_SIZE, "the user address space")
+_pages = _int_range(1, (TASK_SIZE - MMAP_MIN_ADDR) // PAGE_SIZE, "the user address space")
 _children = _int_range(1, PID_MAX - 2, f"the simulator's pid_max {PID_MAX}, the parent included")
 
 
@@ -468,6 +468,10 @@ def cmd_study(args: argparse.Namespace) -> int:
             return 2
         k, vs = p.split("=", 1)
         grid[k] = [_parse_value(v) for v in vs.split(",") if v]
+        if not grid[k]:
+            raise CliError(f"--param {p!r} gives no values")
+    if args.x is not None and args.x not in grid:
+        raise CliError(f"--x {args.x!r} must be one of the --param names ({', '.join(grid) or 'none given'})")
     executor = None
     try:
         if args.scheduler:
@@ -499,6 +503,10 @@ def cmd_study(args: argparse.Namespace) -> int:
             pd.DataFrame(rows).to_parquet(os.path.join(args.out, "results.parquet"))
         except Exception:  # noqa: BLE001 - parquet is optional (pyarrow)
             pass
+    if rows and args.y not in rows[0]:
+        metrics = [k for k, v in rows[0].items() if isinstance(v, (int, float)) and k not in grid]
+        raise CliError(f"--y {args.y!r} is not a column of the results (written to {args.out}/results.csv); "
+                       f"columns: {', '.join(metrics)}")
     x = args.x or (next(iter(grid)) if grid else None)
     plotted = _study_plot(rows, x, args.y, args.out) if rows and x else False
     with open(os.path.join(args.out, "summary.md"), "w") as fh:
