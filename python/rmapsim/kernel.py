@@ -885,6 +885,28 @@ def _check_record(rec: Any) -> Optional[str]:
                 return f"runs[{n}].{key} must be a non-negative integer, got {v!r}"
     if "exit_frees_counted" in rec and not isinstance(rec["exit_frees_counted"], bool):
         return f"'exit_frees_counted' must be true or false, got {rec['exit_frees_counted']!r}"
+    return _check_kernel_observed(rec.get("kernel_observed", {}))
+
+
+def _check_kernel_observed(ko: Any) -> Optional[str]:
+    """What is wrong with a record's optional ``kernel_observed`` (pageout: swap bits and timing), or None."""
+    if not isinstance(ko, dict):
+        return f"'kernel_observed' must be an object, got {ko!r}"
+    t = ko.get("timing")
+    if t is None:
+        return None
+
+    def number(v: Any) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+    if not isinstance(t, dict):
+        return f"'kernel_observed.timing' must be an object, got {t!r}"
+    for key in ("sizes", "first_ns_per_page", "last_ns_per_page"):
+        if not isinstance(t.get(key), list) or not all(number(v) for v in t[key]):
+            return f"'kernel_observed.timing.{key}' must be a list of numbers, got {t.get(key)!r}"
+    for key in ("first_slope_ns_per_child", "last_slope_ns_per_child", "last_r2"):
+        if not number(t.get(key)):
+            return f"'kernel_observed.timing.{key}' must be a number, got {t.get(key)!r}"
     return None
 
 
