@@ -186,6 +186,8 @@ def _int_range(lo: int, hi: int, why: str = "") -> Any:
 _positive = _int_range(1, U64_MAX, "2**64 - 1")
 _count = _int_range(0, U64_MAX, "2**64 - 1")
 _pages = _int_range(1, (TASK_SIZE - MMAP_MIN_ADDR) // PAGE_SIZE, "the user address space")
+# a hold or gap in the contention model's virtual time: small enough that a run's clock cannot wrap
+_hold = _int_range(0, (1 << 32) - 1, "2**32 - 1 units")
 _children = _int_range(1, PID_MAX - 2, f"the simulator's pid_max {PID_MAX}, the parent included")
 
 
@@ -384,9 +386,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--children", "-n", type=_children, default=200, metavar="N", help="children (default 200)")
     c.add_argument("--pages", "-p", type=_pages, default=200, metavar="P", help="pages (default 200)")
     c.add_argument("--cpus", type=_int_range(1, NR_CPUS, "NR_CPUS"), default=16, help=f"simulated CPUs, 1 .. {NR_CPUS} (default 16)")
-    c.add_argument("--outside", type=_count, default=10, help="lock-free work between walks, in candidate-visits (default 10)")
+    c.add_argument("--outside", type=_hold, default=10, help="lock-free work between walks, in candidate-visits (default 10)")
     c.add_argument("--writer-every", type=_count, default=0, help="a write-side update (fork/exit) after every K-th walk (default 0: none)")
-    c.add_argument("--writer-hold", type=_count, default=5, help="hold of each write-side update (default 5)")
+    c.add_argument("--writer-hold", type=_hold, default=5, help="hold of each write-side update (default 5)")
     c.add_argument("--era", action="append", type=_era, metavar="E", help="era preset (repeatable; default: all)")
     c.add_argument("--plot", metavar="FILE", help="write a PNG/SVG figure (needs matplotlib)")
     st = sub.add_parser(
