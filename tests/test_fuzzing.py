@@ -110,7 +110,7 @@ def test_replay_cli_exit_codes(tmp_path):
     assert run("replay", str(f), "--era", "2.6.34", "--check").returncode == 0
     f.write_text("# rmapsim trace v1\nspawn\nfork\n")
     r = run("replay", str(f))
-    assert r.returncode == 2 and "line 3" in r.stderr
+    assert r.returncode == 2 and f"{f}:3: " in r.stderr
     assert run("replay", str(tmp_path / "missing")).returncode == 2
 
 

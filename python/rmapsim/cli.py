@@ -5,15 +5,19 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
+import os
+import re
 import signal
 import sys
 import threading
 import time
+import traceback
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
-from . import DEFAULT_ERA, PAGE_SIZE, Simulator, eras
-from .errors import SimError
+from . import DEFAULT_ERA, MMAP_MIN_ADDR, PAGE_SIZE, TASK_SIZE, Simulator, eras
+from .errors import InvariantViolation, SimError
 from .policy import Policy, knobs
 
 
@@ -139,14 +143,146 @@ def format_eras_table() -> str:
     return "\n".join([fmt(head), fmt(["-" * w for w in widths])] + [fmt(r) for r in rows])
 
 
-def _positive(s: str) -> int:
+# Exit statuses (docs/api-contract.md, "Command line exit status").
+EXIT_OK = 0
+EXIT_FINDING = 1  # what the command looks for: an invariant violation, a kernel disagreement
+EXIT_USAGE = 2  # bad usage or bad input; one line on stderr
+EXIT_SOFTWARE = 70  # an unexpected exception: a bug in rmapsim (sysexits EX_SOFTWARE); traceback kept
+EXIT_UNAVAILABLE = 77  # cannot run here (validate-kernel, record --kernel-ratio)
+EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
+EXIT_PIPE = 141  # stdout closed by the reader (128 + SIGPIPE, as a tool killed by SIGPIPE)
+
+U64_MAX = (1 << 64) - 1
+NR_CPUS = 8192  # the most CPUs the contention model runs (the kernel's NR_CPUS maximum)
+PID_MAX = 4_194_304  # the simulator's default pid_max (PID_MAX_LIMIT on 64-bit): pids 1 .. PID_MAX - 1
+
+
+class CliError(Exception):
+    """Bad usage or bad input found by a command: printed as one line
+    ``rmapsim <command>: [<file>:[<line>:]] <problem>``, exit status 2."""
+
+    def __init__(self, problem: str, file: Optional[str] = None, line: Optional[int] = None) -> None:
+        where = f"{file}:{line}: " if file is not None and line is not None else f"{file}: " if file is not None else ""
+        super().__init__(where + problem)
+
+
+def _int_range(lo: int, hi: int, why: str = "") -> Any:
+    """An argparse type: an integer within [lo, hi] (``why`` names the upper limit)."""
+
+    def conv(s: str) -> int:
+        try:
+            v = int(s)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{s!r} is not an integer") from None
+        if v < lo:
+            raise argparse.ArgumentTypeError(f"{v} must be >= {lo}")
+        if v > hi:
+            raise argparse.ArgumentTypeError(f"{v} must be <= {hi}" + (f" ({why})" if why else ""))
+        return v
+
+    return conv
+
+
+_positive = _int_range(1, U64_MAX, "2**64 - 1")
+_count = _int_range(0, U64_MAX, "2**64 - 1")
+_pages = _int_range(1, (TASK_SIZE - MMAP_MIN_ADDR) // PAGE_SIZE, "the user address space")
+# a hold or gap in the contention model's virtual time: small enough that a run's clock cannot wrap
+_hold = _int_range(0, (1 << 32) - 1, "2**32 - 1 units")
+_children = _int_range(1, PID_MAX - 2, f"the simulator's pid_max {PID_MAX}, the parent included")
+
+
+def _finite(lo: float, hi: float = math.inf) -> Any:
+    """An argparse type: a finite float within [lo, hi]."""
+
+    def conv(s: str) -> float:
+        try:
+            v = float(s)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{s!r} is not a number") from None
+        if not math.isfinite(v) or not lo <= v <= hi:
+            raise argparse.ArgumentTypeError(f"{s} must be a finite number within [{lo:g}, {hi:g}]"
+                                             if hi < math.inf else f"{s} must be a finite number >= {lo:g}")
+        return v
+
+    return conv
+
+
+def check_output(option: str, path: str, directory: bool = False) -> None:
+    """Refuse, before any long work starts, an output path that cannot be written: its
+    directory must exist and be writable (``directory``: the path itself is a directory,
+    created if missing, so its nearest existing ancestor must be a writable directory)."""
+    p = Path(path)
+    where = f"{option} {path}"
+    if directory:
+        if p.exists():
+            if not p.is_dir():
+                raise CliError(f"{where}: exists and is not a directory")
+            if not os.access(p, os.W_OK | os.X_OK):
+                raise CliError(f"{where}: directory is not writable")
+            return
+        anc = p.absolute().parent
+        while not anc.exists():
+            anc = anc.parent
+        if not anc.is_dir():
+            raise CliError(f"{where}: {anc} is not a directory")
+        if not os.access(anc, os.W_OK | os.X_OK):
+            raise CliError(f"{where}: directory {anc} is not writable")
+        return
+    if p.is_dir():
+        raise CliError(f"{where}: is a directory")
+    parent = p.absolute().parent
+    if not parent.is_dir():
+        raise CliError(f"{where}: directory {parent} does not exist")
+    if p.exists() and not os.access(p, os.W_OK):
+        raise CliError(f"{where}: not writable")
+    if not p.exists() and not os.access(parent, os.W_OK | os.X_OK):
+        raise CliError(f"{where}: directory {parent} is not writable")
+
+
+def read_text_input(path: str) -> str:
+    """A text input file ('-' = standard input), decoded as UTF-8; failures are CliErrors
+    naming the file (and the line of the first undecodable byte)."""
+    name = "<stdin>" if path == "-" else path
     try:
-        v = int(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{s!r} is not an integer") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"{v} must be >= 1")
-    return v
+        if path == "-":
+            buf = getattr(sys.stdin, "buffer", None)
+            raw = buf.read() if buf is not None else sys.stdin.read().encode("utf-8", "surrogateescape")
+        else:
+            raw = Path(path).read_bytes()
+    except OSError as e:
+        raise CliError(f"cannot read: {e.strerror or e}", name) from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise CliError(f"not UTF-8 text (byte {e.start}: {raw[e.start:e.start + 1]!r})", name,
+                       raw.count(b"\n", 0, e.start) + 1) from None
+
+
+_TRACE_LINE = re.compile(r"^trace line (\d+): (.*)$", re.S)
+
+
+def parse_trace_input(text: str, name: str) -> Any:
+    """The op array of a trace file's text; a malformed trace is a CliError naming the file and line."""
+    from . import trace as tr
+    from .errors import InvalidArgument
+
+    try:
+        return tr.parse(text)
+    except InvalidArgument as e:
+        m = _TRACE_LINE.match(str(e))
+        raise (CliError(m.group(2), name, int(m.group(1))) if m else CliError(str(e), name)) from None
+
+
+def trace_era(text: str, name: str) -> Optional[str]:
+    """The era named by a trace's ``# era`` header line (a ``*`` suffix, for a preset with
+    overridden knobs, dropped), or None; an unknown era is a CliError naming the line."""
+    for i, line in enumerate(text.splitlines(), 1):
+        if line.strip().startswith("# era "):
+            era = line.strip()[6:].strip().rstrip("*")
+            if era not in eras():
+                raise CliError(f"unknown era {era!r} in the trace header; known eras: {', '.join(eras())}", name, i)
+            return era
+    return None
 
 
 def _era(s: str) -> str:
@@ -159,6 +295,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="rmapsim",
         description="Simulate the Linux kernel's anonymous reverse mapping across kernel eras.",
+        epilog=("Exit status: 0 success, 1 the finding (an invariant violation, a kernel disagreement), "
+                "2 bad usage or bad input (one line on stderr), 70 internal error (a bug), 77 cannot run here, "
+                "130 interrupted, 141 stdout closed by its reader."),
     )
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     d = sub.add_parser(
@@ -172,8 +311,8 @@ def build_parser() -> argparse.ArgumentParser:
             "page_mapcount mappings."
         ),
     )
-    d.add_argument("--children", "-n", type=_positive, default=1000, metavar="N", help="children to fork (default 1000)")
-    d.add_argument("--pages", "-p", type=_positive, default=1000, metavar="P", help="pages in the parent's mapping (default 1000)")
+    d.add_argument("--children", "-n", type=_children, default=1000, metavar="N", help="children to fork (default 1000)")
+    d.add_argument("--pages", "-p", type=_pages, default=1000, metavar="P", help="pages in the parent's mapping (default 1000)")
     d.add_argument("--era", action="append", type=_era, metavar="E", help="era preset (repeatable; default: all)")
     d.add_argument("--json", action="store_true", help="print one JSON object per era instead of a table")
     r = sub.add_parser(
@@ -219,15 +358,16 @@ def build_parser() -> argparse.ArgumentParser:
             "reclaim and injected allocation failures over a few processes; structural checks "
             "after every operation, the full rmap oracle every --full-check-every operations. "
             "A violation is shrunk (delta debugging) to a minimal trace. Deterministic per seed "
-            "and --max-ops. Exit status: 1 violation found (trace written), 0 none, 2 bad usage."
+            "and --max-ops. Exit status: 1 violation found (trace written), 0 none, 2 bad usage (an unwritable --out "
+            "is refused before the run)."
         ),
     )
     f.add_argument("--era", type=_era, default=DEFAULT_ERA, help=f"era preset (default {DEFAULT_ERA})")
-    f.add_argument("--seconds", type=float, default=10.0, help="time budget (default 10; 0 = no limit, needs --max-ops)")
-    f.add_argument("--max-ops", type=int, default=0, help="operation budget (0 = no limit)")
-    f.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    f.add_argument("--fail-rate", type=float, default=0.02, help="probability per operation of arming an allocation failure (default 0.02)")
-    f.add_argument("--full-check-every", type=int, default=16, help="full check() interval in operations (default 16)")
+    f.add_argument("--seconds", type=_finite(0.0), default=10.0, help="time budget (default 10; 0 = no limit, needs --max-ops)")
+    f.add_argument("--max-ops", type=_count, default=0, help="operation budget (0 = no limit)")
+    f.add_argument("--seed", type=_count, default=0, help="random seed, 0 .. 2**64 - 1 (default 0)")
+    f.add_argument("--fail-rate", type=_finite(0.0, 1.0), default=0.02, help="probability per operation of arming an allocation failure (default 0.02)")
+    f.add_argument("--full-check-every", type=_count, default=16, help="full check() interval in operations (default 16; 0 = never)")
     f.add_argument("--out", metavar="FILE", help="write the shrunk reproducer here (default: print it)")
     f.add_argument("--extended", action="store_true",
                    help="also generate private file mappings, MAP_NORESERVE and MAP_STACK mappings and brk (a different "
@@ -243,12 +383,12 @@ def build_parser() -> argparse.ArgumentParser:
             "a figure of holding/waiting CPUs over time."
         ),
     )
-    c.add_argument("--children", "-n", type=_positive, default=200, metavar="N", help="children (default 200)")
-    c.add_argument("--pages", "-p", type=_positive, default=200, metavar="P", help="pages (default 200)")
-    c.add_argument("--cpus", type=_positive, default=16, help="simulated CPUs (default 16)")
-    c.add_argument("--outside", type=int, default=10, help="lock-free work between walks, in candidate-visits (default 10)")
-    c.add_argument("--writer-every", type=int, default=0, help="a write-side update (fork/exit) after every K-th walk (default 0: none)")
-    c.add_argument("--writer-hold", type=int, default=5, help="hold of each write-side update (default 5)")
+    c.add_argument("--children", "-n", type=_children, default=200, metavar="N", help="children (default 200)")
+    c.add_argument("--pages", "-p", type=_pages, default=200, metavar="P", help="pages (default 200)")
+    c.add_argument("--cpus", type=_int_range(1, NR_CPUS, "NR_CPUS"), default=16, help=f"simulated CPUs, 1 .. {NR_CPUS} (default 16)")
+    c.add_argument("--outside", type=_hold, default=10, help="lock-free work between walks, in candidate-visits (default 10)")
+    c.add_argument("--writer-every", type=_count, default=0, help="a write-side update (fork/exit) after every K-th walk (default 0: none)")
+    c.add_argument("--writer-hold", type=_hold, default=5, help="hold of each write-side update (default 5)")
     c.add_argument("--era", action="append", type=_era, metavar="E", help="era preset (repeatable; default: all)")
     c.add_argument("--plot", metavar="FILE", help="write a PNG/SVG figure (needs matplotlib)")
     st = sub.add_parser(
@@ -266,7 +406,7 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--param", action="append", default=[], metavar="K=V1,V2", help="parameter values (repeatable)")
     st.add_argument("--era", action="append", type=_era, metavar="E", help="era preset (repeatable; default: all)")
     st.add_argument("--out", required=True, metavar="DIR", help="output directory")
-    st.add_argument("--jobs", type=_positive, default=1, help="local worker processes (default 1)")
+    st.add_argument("--jobs", type=_int_range(1, 1024), default=1, help="local worker processes, 1 .. 1024 (default 1)")
     st.add_argument("--scheduler", metavar="ADDRESS", help="run on a Dask scheduler ('local' starts a LocalCluster)")
     st.add_argument("--x", help="parameter on the plot's x axis (default: the first --param)")
     st.add_argument("--y", default="mean_vmas_visited", help="metric on the y axis (default mean_vmas_visited)")
@@ -280,7 +420,8 @@ def build_parser() -> argparse.ArgumentParser:
             "over several sizes, and compares them with the era's prediction for the same operations "
             "(the driver's own mappings included). Needs root, Linux, tracefs and kallsyms; elsewhere it "
             f"says why and exits with status {77}. --from compares a file saved with --save instead, on any "
-            "machine. Exit status: 0 every scenario agrees, 1 a disagreement, 2 bad usage, 77 kernel unusable."
+            "machine. Exit status: 0 every scenario agrees, 1 a disagreement, 2 bad usage, a malformed --from file "
+            "or no measurement to compare, 77 kernel unusable."
         ),
     )
     vk.add_argument("--scenario", action="append", metavar="NAME",
@@ -321,6 +462,7 @@ def cmd_study(args: argparse.Namespace) -> int:
     except SimError as e:
         print(f"rmapsim study: {e}", file=sys.stderr)
         return 2
+    check_output("--out", args.out, directory=True)
     grid: Dict[str, List[Any]] = {}
     for p in args.param:
         if "=" not in p:
@@ -328,6 +470,10 @@ def cmd_study(args: argparse.Namespace) -> int:
             return 2
         k, vs = p.split("=", 1)
         grid[k] = [_parse_value(v) for v in vs.split(",") if v]
+        if not grid[k]:
+            raise CliError(f"--param {p!r} gives no values")
+    if args.x is not None and args.x not in grid:
+        raise CliError(f"--x {args.x!r} must be one of the --param names ({', '.join(grid) or 'none given'})")
     executor = None
     try:
         if args.scheduler:
@@ -359,6 +505,10 @@ def cmd_study(args: argparse.Namespace) -> int:
             pd.DataFrame(rows).to_parquet(os.path.join(args.out, "results.parquet"))
         except Exception:  # noqa: BLE001 - parquet is optional (pyarrow)
             pass
+    if rows and args.y not in rows[0]:
+        metrics = [k for k, v in rows[0].items() if isinstance(v, (int, float)) and k not in grid]
+        raise CliError(f"--y {args.y!r} is not a column of the results (written to {args.out}/results.csv); "
+                       f"columns: {', '.join(metrics)}")
     x = args.x or (next(iter(grid)) if grid else None)
     plotted = _study_plot(rows, x, args.y, args.out) if rows and x else False
     with open(os.path.join(args.out, "summary.md"), "w") as fh:
@@ -403,9 +553,22 @@ def _study_plot(rows: List[Dict[str, Any]], x: str, y: str, out: str) -> bool:
 
 
 def cmd_contention(args: argparse.Namespace) -> int:
-    if args.outside < 0 or args.writer_every < 0 or args.writer_hold < 0:
-        print("rmapsim contention: --outside, --writer-every and --writer-hold must be >= 0", file=sys.stderr)
-        return 2
+    plt: Any = None
+    if args.plot:
+        check_output("--plot", args.plot)
+        try:
+            import matplotlib
+
+            matplotlib.use("Agg")
+            import matplotlib.pyplot as plt
+        except ImportError:
+            print("rmapsim contention: --plot needs matplotlib (pip install matplotlib)", file=sys.stderr)
+            return 2
+        kinds = plt.figure().canvas.get_supported_filetypes()
+        plt.close("all")
+        ext = Path(args.plot).suffix.lstrip(".").lower()
+        if ext not in kinds:
+            raise CliError(f"--plot {args.plot}: unknown figure format {ext!r}; use one of {', '.join(sorted(kinds))}")
     results = []
     for era in args.era or eras():
         sim = Simulator(era=era)
@@ -422,15 +585,7 @@ def cmd_contention(args: argparse.Namespace) -> int:
         lock = f"{pol['lock_scope']}/{pol['lock_kind']}"
         s = r.summary()
         print(f"{r.era:<11} {lock:<18} {s['makespan']:>10,} {100 * s['waiting_share']:>7.1f}% {s['mean_waiting_cpus']:>18.2f}")
-    if args.plot:
-        try:
-            import matplotlib
-
-            matplotlib.use("Agg")
-            import matplotlib.pyplot as plt
-        except ImportError:
-            print("rmapsim contention: --plot needs matplotlib (pip install matplotlib)", file=sys.stderr)
-            return 2
+    if plt is not None:
         fig, axes = plt.subplots(len(results), 1, figsize=(8, 2.2 * len(results)), squeeze=False)
         for r, ax in zip(results, axes[:, 0]):
             r.plot(ax)
@@ -506,12 +661,21 @@ def cmd_validate_kernel(args: argparse.Namespace) -> int:
         print(f"rmapsim validate-kernel: unknown scenario {bad[0]!r}; known: {', '.join(kernel.SCENARIOS)}",
               file=sys.stderr)
         return 2
+    if args.save:
+        check_output("--save", args.save)
     if args.from_file:
         try:
-            records = [r for r in json.loads(Path(args.from_file).read_text()) if r["scenario"] in names]
-        except (OSError, ValueError, KeyError, TypeError) as e:
-            print(f"rmapsim validate-kernel: cannot read measurements from {args.from_file}: {e}", file=sys.stderr)
-            return 2
+            saved = kernel.load(Path(args.from_file))
+        except OSError as e:
+            raise CliError(f"cannot read measurements: {e.strerror or e}", args.from_file) from None
+        except SimError as e:
+            raise CliError(str(e)) from None
+        records = [r for r in saved if r["scenario"] in names]
+        absent = [n for n in (args.scenario or []) if n not in {r["scenario"] for r in records}]
+        if absent or not records:
+            have = ", ".join(dict.fromkeys(r["scenario"] for r in saved)) or "none"
+            what = f"scenario {absent[0]!r}" if absent else "any scenario"
+            raise CliError(f"no measurement of {what} to compare (the file has: {have})", args.from_file)
     else:
         why = kernel.probe()
         if why:
@@ -525,10 +689,12 @@ def cmd_validate_kernel(args: argparse.Namespace) -> int:
             return kernel.EXIT_UNAVAILABLE
         if args.save:
             kernel.save(records, Path(args.save))
+    if not records:
+        raise CliError("no measurement to compare")
     agree = True
     out = []
     for era in args.era or ["6.18"]:
-        results = [kernel.compare(r, era) for r in records]
+        results = [_compare(kernel, r, era, args.from_file) for r in records]
         agree &= all(r["agree"] for r in results)
         out.extend(results)
         if not args.json:
@@ -545,6 +711,18 @@ def cmd_validate_kernel(args: argparse.Namespace) -> int:
     return 0 if agree else 1
 
 
+def _compare(kernel: Any, record: Dict[str, Any], era: str, source: Optional[str]) -> Dict[str, Any]:
+    """kernel.compare; a saved layout the simulator cannot build is bad input, named by file and scenario."""
+    try:
+        return kernel.compare(record, era)
+    except InvariantViolation:
+        raise
+    except SimError as e:
+        if source is None:
+            raise
+        raise CliError(f"scenario {record['scenario']}: the recorded layout cannot be replayed: {e}", source) from None
+
+
 def cmd_record(args: argparse.Namespace) -> int:
     from . import kernel, record
 
@@ -552,10 +730,7 @@ def cmd_record(args: argparse.Namespace) -> int:
     if not cmd:
         print("rmapsim record: no command given (usage: rmapsim record --out TRACE -- COMMAND ...)", file=sys.stderr)
         return 2
-    out_dir = Path(args.out).resolve().parent
-    if not out_dir.is_dir():
-        print(f"rmapsim record: --out {args.out}: directory {out_dir} does not exist", file=sys.stderr)
-        return 2
+    check_output("--out", args.out)
     try:
         summary = record.record(cmd, Path(args.out), writes=args.writes, kernel_ratio=args.kernel_ratio,
                                 progress=lambda m: print(m, file=sys.stderr))
@@ -580,16 +755,19 @@ def cmd_record(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_replay_memory(args: argparse.Namespace, text: str) -> int:
+def cmd_replay_memory(args: argparse.Namespace, text: str, name: str) -> int:
     from . import record
-    from .errors import InvalidArgument
 
+    if args.csv:
+        check_output("--csv", args.csv)
     era_list = [args.era] if args.era else eras()
+    ops = parse_trace_input(text, name)
     try:
-        rows = record.memory_report(text, era_list, args.every or 0)
-    except InvalidArgument as e:
-        print(f"rmapsim replay: {args.trace}: {e}", file=sys.stderr)
-        return 2
+        rows = record.memory_report(ops, era_list, args.every or 0)
+    except InvariantViolation:
+        raise
+    except SimError as e:
+        raise CliError(str(e), name) from None
     n = rows[0]["ops"] if rows else 0
     print(f"{args.trace}: {n} operations replayed in {len(rows)} era(s); peak = the sample with the most VMA bytes")
     head = ["era", "errors", "procs", "VMAs", "anon_vmas", "chains", "VMA bytes", "chain bytes", "chain/VMA@peak",
@@ -622,36 +800,28 @@ def cmd_replay_memory(args: argparse.Namespace, text: str) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from . import trace as tr
-    from .errors import InvalidArgument
-
-    try:
-        text = sys.stdin.read() if args.trace == "-" else Path(args.trace).read_text()
-    except OSError as e:
-        print(f"rmapsim replay: cannot read {args.trace}: {e.strerror}", file=sys.stderr)
-        return 2
+    name = "<stdin>" if args.trace == "-" else args.trace
+    text = read_text_input(args.trace)
     if args.memory:
-        return cmd_replay_memory(args, text)
-    era = args.era
-    if era is None:
-        for line in text.splitlines():
-            if line.strip().startswith("# era "):
-                era = line.strip()[6:].strip().rstrip("*")
-                break
-    era = era or DEFAULT_ERA
-    try:
-        ops = tr.parse(text)
-    except InvalidArgument as e:
-        print(f"rmapsim replay: {args.trace}: {e}", file=sys.stderr)
-        return 2
+        return cmd_replay_memory(args, text, name)
+    if args.csv or args.every:
+        raise CliError("--csv and --every need --memory")
+    era = args.era or trace_era(text, name) or DEFAULT_ERA
+    ops = parse_trace_input(text, name)
     sim = Simulator(era=era)
-    res = sim.apply(ops, check_each=args.check)
-    msg = res.violation()
-    if msg is None and len(res) == len(ops):
-        try:
-            sim.check()
-        except SimError as e:
-            msg = str(e)
+    try:
+        res = sim.apply(ops, check_each=args.check)
+        msg = res.violation()
+        if msg is None and len(res) == len(ops):
+            try:
+                sim.check()
+            except InvariantViolation as e:
+                msg = str(e)
+    except InvariantViolation as e:
+        print(f"VIOLATION: {e}")
+        return 1
+    except SimError as e:  # the replay itself failed (a resource limit, say): bad input for this machine
+        raise CliError(f"replay failed: {e}", name) from None
     errors = [e for e in res.errors() if e[1] != "InvariantViolation"]
     print(f"replayed {len(res)} of {len(ops)} operations in era {era}; {len(errors)} returned errors")
     for i, kind, m in errors[:20]:
@@ -671,12 +841,8 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
     if args.seconds <= 0 and args.max_ops <= 0:
         print("rmapsim fuzz: give --seconds > 0 or --max-ops > 0", file=sys.stderr)
         return 2
-    if not 0 <= args.fail_rate <= 1:
-        print(f"rmapsim fuzz: --fail-rate {args.fail_rate} must be within [0, 1]", file=sys.stderr)
-        return 2
-    if args.seed < 0:
-        print(f"rmapsim fuzz: --seed {args.seed} must be >= 0", file=sys.stderr)
-        return 2
+    if args.out:
+        check_output("--out", args.out)
     seconds = args.seconds if args.max_ops <= 0 else 0.0
     if sys.stderr.isatty():
         budget = f"{args.max_ops} ops" if args.max_ops > 0 else f"{seconds:g} s"
@@ -684,7 +850,7 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
     r = _core.fuzz(
         args.era,
         seed=args.seed,
-        max_ops=max(args.max_ops, 0),
+        max_ops=args.max_ops,
         seconds=seconds,
         fail_rate=args.fail_rate,
         full_check_every=args.full_check_every,
@@ -707,12 +873,7 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
     return 1
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help()
-        return 2
+def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "study":
         return cmd_study(args)
     if args.command == "contention":
@@ -741,15 +902,69 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print(f"[{era}] N={args.children} P={args.pages} ...", file=sys.stderr, flush=True)
         try:
             rows.append(seed_scenario(era, args.children, args.pages))
+        except InvariantViolation:
+            raise
         except SimError as e:
-            print(f"rmapsim demo: {era}: {e}", file=sys.stderr)
-            return 1
+            raise CliError(f"era {era}: {e}") from None
         if args.json:
             print(json.dumps(rows[-1]), flush=True)
     if not args.json:
         print(f"fork storm: 1 parent + {args.children} children x {args.pages} pages, every page written by every process")
         print(format_table(rows))
     return 0
+
+
+def _one_line(s: str) -> str:
+    return " ".join(s.split())
+
+
+def _stdout_gone() -> None:
+    """After EPIPE on stdout: point it at /dev/null so the interpreter's final flush is quiet."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # not a real file (an in-process caller's capture)
+        pass
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run one command; returns its exit status (table in docs/api-contract.md). Bad input
+    of any kind is one line on stderr and status 2; a bug is a traceback and status 70."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    name = args.command
+    try:
+        status = _dispatch(args)
+        sys.stdout.flush()
+        return status
+    except KeyboardInterrupt:
+        print(f"rmapsim {name}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        _stdout_gone()
+        return EXIT_PIPE
+    except CliError as e:
+        print(f"rmapsim {name}: {_one_line(str(e))}", file=sys.stderr)
+        return EXIT_USAGE
+    except InvariantViolation as e:
+        print(f"rmapsim {name}: invariant violation: {_one_line(str(e))}", file=sys.stderr)
+        return EXIT_FINDING
+    except SimError as e:
+        print(f"rmapsim {name}: {type(e).__name__}: {_one_line(str(e))}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as e:
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"rmapsim {name}: {where}{_one_line(e.strerror or str(e))}", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception:  # noqa: BLE001 - a bug: keep the traceback, but not the finding's status
+        traceback.print_exc()
+        print(f"rmapsim {name}: internal error (a bug in rmapsim; please report it with the traceback above)",
+              file=sys.stderr)
+        return EXIT_SOFTWARE
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -727,15 +727,15 @@ def record(command: Sequence[str], out: Path, writes: str = "touched", kernel_ra
     return summary
 
 
-def memory_report(ops_text: str, eras: Sequence[str], every: int = 0) -> List[Dict[str, Any]]:
-    """Replay a trace in each era, sampling object counts and bytes over time; per era the
-    peak (by VMA bytes) and time-mean chain/VMA byte ratio."""
+def memory_report(ops_text: Any, eras: Sequence[str], every: int = 0) -> List[Dict[str, Any]]:
+    """Replay a trace (text, or an op array already parsed) in each era, sampling object
+    counts and bytes over time; per era the peak (by VMA bytes) and time-mean chain/VMA byte ratio."""
     import numpy as np
 
     from . import Simulator
     from . import trace as tr
 
-    ops = tr.parse(ops_text)
+    ops = tr.parse(ops_text) if isinstance(ops_text, str) else ops_text
     every = every or max(1, len(ops) // 200)
     out = []
     for era in eras:
