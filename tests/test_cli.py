@@ -310,11 +310,13 @@ def test_output_paths_are_checked_before_the_work(tmp_path, monkeypatch, capsys)
     assert ran == []
 
 
-@pytest.mark.skipif(os.geteuid() == 0 if hasattr(os, "geteuid") else True, reason="root may write anywhere")
-def test_unwritable_output_directory(tmp_path, capsys):
+def test_unwritable_output_directory(tmp_path, capsys, monkeypatch):
     ro = tmp_path / "ro"
     ro.mkdir()
     ro.chmod(0o500)
+    # root may write anywhere, so the permission answer is the one os.access would give a user
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: False if str(p) == str(ro) else real_access(p, mode))
     try:
         status, err = _one_line_status(["fuzz", "--max-ops", "5", "--out", str(ro / "x.trace")], capsys)
         assert status == 2 and "is not writable" in err
@@ -349,11 +351,9 @@ def test_closed_stdout_exits_141_quietly(argv):
     assert r.returncode == 141 and r.stderr == "", r.stderr
 
 
-@pytest.mark.xfail(reason="until the core's page tables are sparse (the lead's part of issue 14), mapping 64 TiB "
-                          "aborts the process", strict=False)
 def test_replay_of_a_huge_sparse_mapping(tmp_path):
+    """64 TiB mapped, one page touched: sparse page tables make this an ordinary replay."""
     f = tmp_path / "huge.trace"
     f.write_text(HEADER + "spawn\nmmap p1 0x100000000 0x400000000000 rw\ntouch p1 0x100000000 0x1000 w\n")
-    r = run("replay", str(f))
-    assert r.returncode in (0, 2) and "Traceback" not in r.stderr, r.stderr
-    assert r.returncode == 0 or len(r.stderr.strip().splitlines()) == 1
+    r = run("replay", str(f), "--check")
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
