@@ -26,8 +26,9 @@ struct PtePage {
     e: [Pte; PTRS_PER_PTE],
 }
 
+/// Index of `addr`'s entry in its page-table page.
 #[inline]
-fn slot(addr: u64) -> usize {
+pub fn slot(addr: u64) -> usize {
     (addr >> PAGE_SHIFT) as usize & (PTRS_PER_PTE - 1)
 }
 

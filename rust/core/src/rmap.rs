@@ -684,10 +684,18 @@ impl Simulator {
         if !pages.is_empty() {
             let (mut in_range, mut found) = (0u64, 0u64);
             for &(_, vma, _) in cands {
+                // The run's pages are consecutive: look each page-table page up once.
+                let mut span: (u64, Option<&[Pte; crate::pgtable::PTRS_PER_PTE]>) = (u64::MAX, None);
                 for &(id, index) in pages {
                     if let Some(addr) = vma.address_of(index) {
                         in_range += 1;
-                        found += vma.pte(addr).maps(id) as u64;
+                        let key = addr >> crate::pgtable::PMD_SHIFT;
+                        if key != span.0 {
+                            span = (key, vma.ptes.span(addr));
+                        }
+                        if let Some(s) = span.1 {
+                            found += s[crate::pgtable::slot(addr)].maps(id) as u64;
+                        }
                     }
                 }
             }
