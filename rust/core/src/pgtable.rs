@@ -170,6 +170,74 @@ impl PteTable {
         }
     }
 
+    /// Take over every entry of `other` (VMAs merging): its table pages move here whole,
+    /// and a page both hold a span of is folded into one.
+    pub fn absorb(&mut self, other: PteTable) {
+        if self.dir.is_empty() {
+            *self = other;
+            return;
+        }
+        for (key, page) in other.dir {
+            match self.dir.binary_search_by_key(&key, |(k, _)| *k) {
+                Err(i) => self.dir.insert(i, (key, page)),
+                Ok(i) => {
+                    let mine = &mut self.dir[i].1;
+                    for (j, e) in page.e.iter().enumerate() {
+                        if !e.is_none() {
+                            debug_assert!(mine.e[j].is_none(), "two VMAs held the same entry");
+                            mine.e[j] = *e;
+                            mine.used += 1;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Move the entries of `[start, end)` into a table of their own (a VMA's part after a
+    /// split): table pages inside the range move whole; a page straddling its edge gives
+    /// up the entries inside, or moves whole when it has none outside.
+    pub fn extract(&mut self, start: u64, end: u64) -> PteTable {
+        let mut out = PteTable::default();
+        if start >= end {
+            return out;
+        }
+        let (lo, hi) = (start >> PMD_SHIFT, (end - 1) >> PMD_SHIFT);
+        let first = self.dir.partition_point(|(k, _)| *k < lo);
+        let last = self.dir.partition_point(|(k, _)| *k <= hi);
+        let mut keep = Vec::new();
+        for (key, mut page) in self.dir.drain(first..last) {
+            let base = key << PMD_SHIFT;
+            if base >= start && base.saturating_add(1 << PMD_SHIFT) <= end {
+                out.dir.push((key, page)); // wholly inside: no entry to look at
+                continue;
+            }
+            let inside = |j: usize| {
+                let a = base + ((j as u64) << PAGE_SHIFT);
+                a >= start && a < end
+            };
+            let outside = (0..PTRS_PER_PTE).filter(|&j| !page.e[j].is_none() && !inside(j)).count() as u32;
+            if outside == 0 {
+                out.dir.push((key, page));
+            } else if outside == page.used {
+                keep.push((key, page));
+            } else {
+                let mut part = Box::new(PtePage { used: 0, e: [Pte::NONE; PTRS_PER_PTE] });
+                for j in (0..PTRS_PER_PTE).filter(|&j| inside(j)) {
+                    if !page.e[j].is_none() {
+                        part.e[j] = std::mem::replace(&mut page.e[j], Pte::NONE);
+                        part.used += 1;
+                    }
+                }
+                page.used = outside;
+                out.dir.push((key, part));
+                keep.push((key, page));
+            }
+        }
+        self.dir.splice(first..first, keep);
+        out
+    }
+
     /// Remove and return the populated entries of `[start, end)` (zap), ascending.
     pub fn take_range(&mut self, start: u64, end: u64) -> Vec<(u64, Pte)> {
         let out: Vec<(u64, Pte)> = self.range(start, end).collect();
@@ -223,6 +291,32 @@ mod tests {
         assert_eq!(t.take_range(0, 0x2000), vec![(0x1000, p(1))]);
         assert_eq!(t.take_range(0, u64::MAX), vec![(0x2000, p(3))]);
         assert!(t.is_empty());
+    }
+
+    #[test]
+    fn extract_and_absorb_split_and_join_tables() {
+        let mut t = PteTable::default();
+        let base = 0x4000_0000u64;
+        for i in (0..1500u64).step_by(3) {
+            t.set(base + i * 4096, p(i as u32));
+        }
+        let all: Vec<_> = t.iter().collect();
+        let cut = base + 700 * 4096; // inside the second table page
+        let mut right = t.extract(cut, u64::MAX);
+        let left = t.extract(0, cut);
+        assert!(t.is_empty());
+        assert!(left.iter().all(|(a, _)| a < cut) && right.iter().all(|(a, _)| a >= cut));
+        assert_eq!(left.populated() + right.populated(), 500);
+        assert_eq!((left.pages(), right.pages()), (2, 2));
+        right.absorb(left);
+        assert_eq!(right.iter().collect::<Vec<_>>(), all);
+        assert_eq!(right.pages(), 3);
+        assert_eq!(right.populated(), 500);
+        let mut e = PteTable::default();
+        e.absorb(right.clone());
+        assert_eq!(e.iter().collect::<Vec<_>>(), all);
+        assert!(right.extract(0, base).is_empty(), "an empty range takes nothing");
+        assert_eq!(right.populated(), 500);
     }
 
     #[test]

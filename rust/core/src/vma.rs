@@ -43,23 +43,20 @@ impl Simulator {
         }
     }
 
-    /// Populated entries of `v` with their addresses; leaves `v` with none.
-    fn take_ptes(&mut self, v: VmaId, out: &mut Vec<(u64, Pte)>) {
-        out.extend(std::mem::take(&mut self.vma_mut(v).ptes).iter());
+    /// Move `v`'s page-table entries into `pool`; leaves `v` with none.
+    fn take_ptes(&mut self, v: VmaId, pool: &mut crate::pgtable::PteTable) {
+        pool.absorb(std::mem::take(&mut self.vma_mut(v).ptes));
     }
 
-    /// Hand each collected entry to the VMA among `targets` that now covers it.
-    fn place_ptes(&mut self, entries: Vec<(u64, Pte)>, targets: &[VmaId]) {
-        for (addr, pte) in entries {
-            let t = targets.iter().copied().find(|&t| {
-                let v = self.vma(t);
-                v.start <= addr && addr < v.end
-            });
-            debug_assert!(t.is_some(), "page-table entry at {addr:#x} lost its VMA");
-            if let Some(t) = t {
-                self.vma_mut(t).ptes.set(addr, pte);
-            }
+    /// Hand each VMA among `targets` the entries of `pool` it now covers (table pages
+    /// move whole where they can).
+    fn place_ptes(&mut self, mut pool: crate::pgtable::PteTable, targets: &[VmaId]) {
+        for &t in targets {
+            let (s, e) = (self.vma(t).start, self.vma(t).end);
+            let mine = pool.extract(s, e);
+            self.vma_mut(t).ptes.absorb(mine);
         }
+        debug_assert!(pool.is_empty(), "page-table entries lost their VMA");
     }
 
     /// `page_remove_rmap` for one present entry: drop a mapcount; a page nobody maps any
@@ -212,7 +209,7 @@ impl Simulator {
                 }
             }
             // Nothing below can fail.
-            let mut entries = Vec::new();
+            let mut entries = crate::pgtable::PteTable::default();
             self.take_ptes(vma, &mut entries);
             if let Some(n) = next.filter(|_| remove_next > 0 || adjust_next != 0) {
                 self.take_ptes(n, &mut entries);
