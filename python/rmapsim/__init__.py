@@ -13,6 +13,8 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 from typing import Any, Dict, Iterable, List, Literal, Optional, Union, overload
 
 import numpy as np
@@ -22,6 +24,7 @@ from ._stats import COLUMNS, LOCK_EXCLUSIVE, LOCK_SHARED, ScanStats, summary_fro
 from .policy import Knob, Policy, knobs, policy_overrides
 from .errors import (
     BadAddress,
+    Busy,
     InvalidArgument,
     InvariantViolation,
     NoSuchProcess,
@@ -61,6 +64,7 @@ __all__ = [
     "StaleHandle",
     "OutOfMemory",
     "InvariantViolation",
+    "Busy",
 ]
 
 
@@ -348,3 +352,45 @@ class Simulator(_core.Simulator):
             f"<rmapsim.Simulator era={self.era!r} processes={len(self.pids())} vmas={c['vma']} "
             f"anon_vmas={c['anon_vma']} anon_vma_chains={c['anon_vma_chain']} pages={c['page']}>"
         )
+
+
+#: pyo3's messages when a call finds the native object borrowed by a call in another thread.
+_BORROWED = ("Already borrowed", "Already mutably borrowed")
+
+
+def _busy_guard(name: str, fn: Any) -> Any:
+    """``fn`` raising :class:`Busy`, naming the call in progress, where pyo3 finds the native
+    object borrowed by a long call in another thread (the long calls raise it themselves)."""
+
+    @functools.wraps(fn)
+    def call(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(self, *args, **kwargs)
+        except RuntimeError as e:
+            if type(e) is not RuntimeError or str(e) not in _BORROWED:
+                raise
+            running = _core._running(self) or "another call"
+            raise Busy(f"Simulator is busy: {running} is running in another thread ({name} was called)") from None
+
+    return call
+
+
+def _guard_methods(cls: type) -> None:
+    """Wrap every method and property of ``cls`` (and of ``_core.Simulator``) with
+    :func:`_busy_guard`."""
+    names = set(vars(_core.Simulator)) | set(vars(cls))
+    for name in sorted(names):
+        if name.startswith("__") and name != "__repr__":
+            continue
+        attr = inspect.getattr_static(cls, name)
+        if isinstance(attr, property):
+            fget = attr.fget
+            if fget is not None:
+                setattr(cls, name, property(_busy_guard(name, fget), attr.fset, attr.fdel, attr.__doc__))
+        elif inspect.isgetsetdescriptor(attr) or inspect.ismemberdescriptor(attr):
+            setattr(cls, name, property(_busy_guard(name, attr.__get__), doc=attr.__doc__))
+        elif callable(attr) and not isinstance(attr, (staticmethod, classmethod, type)):
+            setattr(cls, name, _busy_guard(name, attr))
+
+
+_guard_methods(Simulator)

@@ -15,6 +15,7 @@ __all__ = [
     "StaleHandle",
     "OutOfMemory",
     "InvariantViolation",
+    "Busy",
 ]
 
 
@@ -47,3 +48,10 @@ class OutOfMemory(SimError, MemoryError):
 class InvariantViolation(SimError, AssertionError):
     """``check()`` found a broken invariant of SPEC §5, or a walk met a dangling
     ``page->mapping``. The message names the invariant, the objects and the operation."""
+
+
+class Busy(SimError, RuntimeError):
+    """A call found the Simulator in use by a long call (a walk, ``check``, a batch) running
+    in another thread. The message names the call in progress. One Simulator is used by one
+    thread at a time; read-only walks (``rmap_walk``, ``page_referenced``, ``check``,
+    ``contention`` and other read-only calls) may share it."""

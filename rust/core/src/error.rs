@@ -21,6 +21,9 @@ pub enum SimError {
     /// `check()` found a broken invariant, or a walk met a dangling `page->mapping`
     /// (Python: `InvariantViolation`, an `AssertionError`).
     InvariantViolation(String),
+    /// The caller's interrupt poll asked the call to stop (see `interrupt`); the call
+    /// stopped at a safe boundary (Python: the `KeyboardInterrupt` the poll raised).
+    Interrupted,
 }
 
 impl SimError {
@@ -33,6 +36,7 @@ impl SimError {
             SimError::StaleHandle(_) => "StaleHandle",
             SimError::OutOfMemory(_) => "OutOfMemory",
             SimError::InvariantViolation(_) => "InvariantViolation",
+            SimError::Interrupted => "Interrupted",
         }
     }
 }
@@ -46,6 +50,7 @@ impl fmt::Display for SimError {
             | SimError::StaleHandle(m)
             | SimError::OutOfMemory(m)
             | SimError::InvariantViolation(m) => f.write_str(m),
+            SimError::Interrupted => f.write_str("interrupted"),
         }
     }
 }

@@ -30,6 +30,7 @@ pub mod contention;
 pub mod error;
 pub mod fault;
 pub mod fuzz;
+pub mod interrupt;
 pub mod itree;
 pub mod mm;
 pub mod mprotect;
