@@ -143,6 +143,15 @@ def test_native_fuzzer_stops_on_sigint_and_reports_what_it_did():
     assert lines == ["True True None"]
 
 
+def test_a_study_stops_on_sigint_keeping_its_finished_rows():
+    # the second run's walks (2.6.33, 1,500 x 1,000: seconds) get the signal
+    call = "rmapsim.study.sweep('fork_storm', {'children': [1, 1500], 'pages': [1000]}, eras=['2.6.33'])"
+    lat, lines = interrupt_child("import rmapsim.study", call,
+                                 after="print(type(e).__name__, [r['children'] for r in e.rows])")
+    assert lat < BOUND_S
+    assert lines == ["SweepInterrupted [1]"]
+
+
 def test_cli_fuzz_exits_130_on_sigint():
     child = subprocess.Popen([sys.executable, "-m", "rmapsim", "fuzz", "--seconds", "30"], stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)

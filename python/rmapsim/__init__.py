@@ -169,7 +169,9 @@ class Simulator(_core.Simulator):
     def exit_many(self, pids: Iterable[int]) -> None:
         """``exit`` each process of ``pids``, in order (the same as calling ``exit`` on
         each). Every pid is validated first: an unknown pid raises ``NoSuchProcess`` and a
-        repeated one ``InvalidArgument``, and nothing exits."""
+        repeated one ``InvalidArgument``, and nothing exits. Ctrl-C stops it between two
+        exits with ``KeyboardInterrupt``: the processes before have exited (their children
+        reparented to 0), the rest are untouched."""
         super().exit_many(_int_list(pids, "pids"))
 
     def mmap(self, pid: int, length: int, addr: Optional[int] = None,  # type: ignore[override]
@@ -190,7 +192,9 @@ class Simulator(_core.Simulator):
 
     def touch_many(self, pids: Iterable[int], addr: int, length: int, write: bool = True) -> None:
         """Fault ``[addr, addr+length)`` in each process of ``pids``, in order. All pids
-        and ranges are validated before any fault."""
+        and ranges are validated before any fault. Ctrl-C stops it between two page
+        faults with ``KeyboardInterrupt``: the processes before have faulted the whole
+        range, the current one part of it (``check()`` passes)."""
         super().touch_many(_int_list(pids, "pids"), addr, length, write)
 
     def _pages(self, pages: HandleArray) -> Optional[List[int]]:
@@ -215,7 +219,7 @@ class Simulator(_core.Simulator):
         stops once it has found ``page_mapcount`` mappings. ``pages=None`` walks every
         live anon page. ``threads``: worker threads (None = all cores); results are
         identical at any thread count. ``aggregate=True`` returns only the summary (see
-        :meth:`rmap_walk`)."""
+        :meth:`rmap_walk`). Ctrl-C stops it (any form) with ``KeyboardInterrupt``."""
         return self._walk("page_referenced", pages, threads, aggregate)
 
     @overload
@@ -236,7 +240,11 @@ class Simulator(_core.Simulator):
         dict of :meth:`ScanStats.summary` (walks, mean, p50, p99, max, total_*) plus
         ``total_vmas_in_range``, ``total_tree_nodes_visited``, ``histogram``
         (``{vmas_visited: walks}``) and ``kind``. Its memory does not grow with the number
-        of pages (a ScanStats holds 49 bytes per walked page)."""
+        of pages (a ScanStats holds 49 bytes per walked page).
+
+        Ctrl-C stops a walk (any form, any thread count) within about 20 ms of work with
+        ``KeyboardInterrupt``; walks change nothing. Other threads may walk the same
+        Simulator meanwhile; a mutating call from another thread raises :class:`Busy`."""
         return self._walk("rmap_walk", pages, threads, aggregate)
 
     def _walk(self, kind: str, pages: HandleArray, threads: Optional[int],
@@ -267,7 +275,8 @@ class Simulator(_core.Simulator):
     def contention(self, pages: HandleArray = None, cpus: int = 16, per_candidate: int = 1, handoff: int = 1,
                    outside: int = 10, writer_every: int = 0, writer_hold: int = 5) -> "ContentionResult":
         """Replay the ``page_referenced`` walks on ``cpus`` simulated CPUs under the era's
-        locks (see :mod:`rmapsim.contention` for the cost model)."""
+        locks (see :mod:`rmapsim.contention` for the cost model). Ctrl-C stops it with
+        ``KeyboardInterrupt``."""
         from .contention import ContentionResult
 
         for name, v in (("cpus", cpus), ("per_candidate", per_candidate), ("handoff", handoff), ("outside", outside),
@@ -300,7 +309,9 @@ class Simulator(_core.Simulator):
         enters the swap cache and every mapping its rmap walk finds becomes a swap entry;
         the walk stops once the page is unmapped. A mapping the walk misses stays mapped,
         and ``check()`` reports it. ``aggregate=True`` returns the walks' summary instead
-        of per-page rows (see :meth:`rmap_walk`)."""
+        of per-page rows (see :meth:`rmap_walk`). Ctrl-C stops it between two pages with
+        ``KeyboardInterrupt``: the pages before are unmapped, and some later ones may be in
+        the swap cache while still mapped (``check()`` passes)."""
         pages_, threads_ = self._pages(pages), _threads(threads)
         if _aggregate(aggregate):
             return summary_from_totals(self._try_to_unmap_totals(pages_, threads_), "try_to_unmap")
@@ -318,7 +329,9 @@ class Simulator(_core.Simulator):
         with ``check_each``, ``check()`` runs after every operation and the batch stops at
         the first invariant violation. Returns per-operation status, value and message.
         With ``sample_every`` = K > 0, the result's ``samples`` holds object counts and bytes
-        after every K-th operation and after the last (:data:`SAMPLE_FIELDS`)."""
+        after every K-th operation and after the last (:data:`SAMPLE_FIELDS`). Ctrl-C stops
+        the batch between two operations (or inside a long one at its own boundary, as for
+        ``touch_many``) with ``KeyboardInterrupt``: the operations before it are applied."""
         from . import trace
 
         if isinstance(sample_every, bool) or not isinstance(sample_every, (int, np.integer)) or sample_every < 0:

@@ -351,6 +351,8 @@ impl PySimulator {
         catch(|| self.inner.fork(pid)).py(py)
     }
 
+    /// `n` forks of `pid`, in order; returns the new pids. Ctrl-C stops it between two
+    /// forks with `KeyboardInterrupt`: the children forked so far exist (see `pids()`).
     fn fork_many<'py>(
         slf: &Bound<'py, Self>,
         pid: &Bound<'_, PyAny>,
@@ -866,6 +868,8 @@ impl PySimulator {
         Ok(out)
     }
 
+    /// Check every invariant; raises `InvariantViolation` naming the first broken one.
+    /// Ctrl-C stops it with `KeyboardInterrupt` (it changes nothing).
     fn check(slf: &Bound<'_, Self>) -> PyResult<()> {
         let (this, _running) = borrow(slf, "check")?;
         let inner = &this.inner;
