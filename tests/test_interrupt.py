@@ -110,11 +110,11 @@ MUTATIONS = {
     "touch_many": (SEED.format(era="6.18", kids=1, pages=1000), "sim.touch_many([p] * 500_000, a, 1000 * 4096)"),
     # forks of a 10-page process (about 1.5 us each)
     "fork_many": (SEED.format(era="6.18", kids=1, pages=10), "sim.fork_many(p, 3_000_000)"),
-    # 500,000 touch ops of 1,000 present pages (about 6 us each)
+    # 5,000 touch ops of 100,000 present pages (about 0.6 ms each)
     "apply": ("sim = rmapsim.Simulator(era='6.18')\n"
-              "ops = rmapsim.trace.parse('# rmapsim trace v1\\nspawn\\nmmap p1 0x10000000 0x3e8000 rw\\n"
-              "touch p1 0x10000000 0x3e8000 w\\n')\n"
-              "ops = np.concatenate([ops, np.repeat(ops[2:], 500_000)])\n",
+              "ops = rmapsim.trace.parse('# rmapsim trace v1\\nspawn\\nmmap p1 0x10000000 0x186a0000 rw\\n"
+              "touch p1 0x10000000 0x186a0000 w\\n')\n"
+              "ops = np.concatenate([ops, np.repeat(ops[2:], 5_000)])\n",
               "sim.apply(ops)"),
 }
 
@@ -125,6 +125,10 @@ def test_batch_mutations_stop_on_sigint_with_a_consistent_state(name):
     lat, lines = interrupt_child(setup, call, after=CHECKED)
     assert lat < BOUND_S
     assert len(lines) == 1 and lines[0].startswith("check ok"), lines
+    processes, pages = map(int, lines[0].split()[2:])
+    # the call had started: fork_many made children, apply's spawn and first touches ran
+    assert {"touch_many": (2, 2000), "apply": (1, 100_000)}.get(name, (processes, pages)) == (processes, pages)
+    assert name != "fork_many" or processes > 2
 
 
 def test_exit_many_stops_on_sigint_with_the_exits_so_far_done():

@@ -404,6 +404,28 @@ mod tests {
         assert_eq!(b.violation.map(|v| v.1), Some(small));
     }
 
+    /// An interrupt during shrinking (the poll says stop on its fifth call, 100 ms in: the
+    /// violation takes milliseconds to find, shrinking much longer) returns the violation
+    /// with the smallest reproducer found so far.
+    #[test]
+    fn an_interrupt_while_shrinking_keeps_a_reproducer() {
+        let calls = std::sync::atomic::AtomicU32::new(0);
+        let t0 = Instant::now();
+        let full = fuzz(&cfg("2.6.34-rc1", 1, 200_000)).unwrap();
+        let took = t0.elapsed();
+        let polls = move || calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed) >= 4;
+        if took < 10 * interrupt::POLL_INTERVAL {
+            return; // too fast here to be interrupted while shrinking
+        }
+        let r = interrupt::run(polls, || fuzz(&cfg("2.6.34-rc1", 1, 200_000))).unwrap();
+        assert!(r.interrupted);
+        let (msg, small) = r.violation.expect("the violation is found before the interrupt");
+        assert!(small.len() <= r.unshrunk_len);
+        let rc1 = Policy::preset("2.6.34-rc1").unwrap();
+        assert_eq!(first_violation(&rc1, &small).map(|m| violation_kind(&m)), Some(violation_kind(&msg)));
+        assert!(full.violation.is_some_and(|(_, s)| s.len() <= small.len()));
+    }
+
     /// The grouped full-walk totals (`walk_totals`, anon_vma by anon_vma) equal the
     /// per-page walks' totals after every operation of random runs in every era, including
     /// the buggy eras' dangling pointers (where both must report the same error), for all
