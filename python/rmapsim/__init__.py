@@ -371,29 +371,64 @@ class Simulator(_core.Simulator):
 _BORROWED = ("Already borrowed", "Already mutably borrowed")
 
 
+def _busy(self: Any, e: RuntimeError, name: str) -> BaseException:
+    """:class:`Busy` for pyo3's borrow error ``e`` in call ``name`` (other errors: ``e``)."""
+    if type(e) is not RuntimeError or str(e) not in _BORROWED:
+        return e
+    running = _core._running(self) or "another call"
+    return Busy(f"Simulator is busy: {running} is running in another thread ({name} was called)")
+
+
+_GUARD_SRC = """
+def {name}({params}):
+    try:
+        return _fn({args})
+    except RuntimeError as e:
+        busy = _busy({self}, e, {name!r})
+        if busy is e:
+            raise
+        raise busy from None
+"""
+
+
 def _busy_guard(name: str, fn: Any) -> Any:
     """``fn`` raising :class:`Busy`, naming the call in progress, where pyo3 finds the native
-    object borrowed by a long call in another thread (the long calls raise it themselves)."""
+    object borrowed by a long call in another thread (the long calls raise it themselves).
+    The wrapper has ``fn``'s own parameters (a fixed-arity call costs a third of ``*args``)."""
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        sig = None
+    ps = list(sig.parameters.values()) if sig else []
+    plain = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    env: Dict[str, Any] = {"_fn": fn, "_busy": _busy}
+    if ps and all(p.kind in plain for p in ps):
+        params = []
+        for i, p in enumerate(ps):
+            if p.default is inspect.Parameter.empty:
+                params.append(p.name)
+            else:
+                env[f"_d{i}"] = p.default
+                params.append(f"{p.name}=_d{i}")
+        args = ", ".join(p.name for p in ps)
+        src = _GUARD_SRC.format(name=name, params=", ".join(params), args=args, self=ps[0].name)
+    else:
+        src = _GUARD_SRC.format(name=name, params="self, *args, **kwargs", args="self, *args, **kwargs", self="self")
+    exec(src, env)
+    return functools.wraps(fn)(env[name])
 
-    @functools.wraps(fn)
-    def call(self: Any, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(self, *args, **kwargs)
-        except RuntimeError as e:
-            if type(e) is not RuntimeError or str(e) not in _BORROWED:
-                raise
-            running = _core._running(self) or "another call"
-            raise Busy(f"Simulator is busy: {running} is running in another thread ({name} was called)") from None
 
-    return call
+#: Native methods that borrow the simulator themselves and raise Busy (the long calls).
+_SELF_GUARDED = frozenset({"touch", "fork_many", "check", "_rmap_walk", "_page_referenced", "_walk_totals",
+                           "_contention", "_try_to_unmap", "_try_to_unmap_totals", "_apply"})
 
 
 def _guard_methods(cls: type) -> None:
     """Wrap every method and property of ``cls`` (and of ``_core.Simulator``) with
-    :func:`_busy_guard`."""
+    :func:`_busy_guard`, except the native long calls, which raise Busy themselves."""
     names = set(vars(_core.Simulator)) | set(vars(cls))
     for name in sorted(names):
-        if name.startswith("__") and name != "__repr__":
+        if (name.startswith("__") and name != "__repr__") or (name in _SELF_GUARDED and name not in vars(cls)):
             continue
         attr = inspect.getattr_static(cls, name)
         if isinstance(attr, property):

@@ -87,6 +87,9 @@ fn run_interruptible<T: Send>(
     (r, caught)
 }
 
+/// A `touch` shorter than this (bytes) is not worth an interrupt poll.
+const SHORT_TOUCH: u64 = 1024 * rmapsim_core::PAGE_SIZE;
+
 /// The long calls in progress (they release the GIL), by simulator object address. Each
 /// registers before releasing the GIL and unregisters after re-taking it, so a thread
 /// holding the GIL sees every call that holds a borrow of a simulator.
@@ -484,6 +487,10 @@ impl PySimulator {
         let addr = addr_arg(addr).py(py)?;
         let length = len_arg(length).py(py)?;
         let inner = &mut this.inner;
+        if length < SHORT_TOUCH {
+            // cannot run long: skip the interrupt poll's setup (a hot call in Python loops)
+            return py.detach(|| catch(|| inner.touch(pid, addr, length, write))).py(py);
+        }
         detached(py, || inner.touch(pid, addr, length, write))
     }
 
