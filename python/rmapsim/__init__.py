@@ -13,6 +13,8 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 from typing import Any, Dict, Iterable, List, Literal, Optional, Union, overload
 
 import numpy as np
@@ -22,6 +24,7 @@ from ._stats import COLUMNS, LOCK_EXCLUSIVE, LOCK_SHARED, ScanStats, summary_fro
 from .policy import Knob, Policy, knobs, policy_overrides
 from .errors import (
     BadAddress,
+    Busy,
     InvalidArgument,
     InvariantViolation,
     NoSuchProcess,
@@ -63,6 +66,7 @@ __all__ = [
     "OutOfMemory",
     "InvariantViolation",
     "TryAgain",
+    "Busy",
 ]
 
 
@@ -178,7 +182,9 @@ class Simulator(_core.Simulator):
     def exit_many(self, pids: Iterable[int]) -> None:
         """``exit`` each process of ``pids``, in order (the same as calling ``exit`` on
         each). Every pid is validated first: an unknown pid raises ``NoSuchProcess`` and a
-        repeated one ``InvalidArgument``, and nothing exits."""
+        repeated one ``InvalidArgument``, and nothing exits. Ctrl-C stops it between two
+        exits with ``KeyboardInterrupt``: the processes before have exited (their children
+        reparented to 0), the rest are untouched."""
         super().exit_many(_int_list(pids, "pids"))
 
     def mmap(self, pid: int, length: int, addr: Optional[int] = None,  # type: ignore[override]
@@ -199,7 +205,9 @@ class Simulator(_core.Simulator):
 
     def touch_many(self, pids: Iterable[int], addr: int, length: int, write: bool = True) -> None:
         """Fault ``[addr, addr+length)`` in each process of ``pids``, in order. All pids
-        and ranges are validated before any fault."""
+        and ranges are validated before any fault. Ctrl-C stops it between two page
+        faults with ``KeyboardInterrupt``: the processes before have faulted the whole
+        range, the current one part of it (``check()`` passes)."""
         super().touch_many(_int_list(pids, "pids"), addr, length, write)
 
     def _pages(self, pages: HandleArray) -> Optional[List[int]]:
@@ -224,7 +232,7 @@ class Simulator(_core.Simulator):
         stops once it has found ``page_mapcount`` mappings. ``pages=None`` walks every
         live anon page. ``threads``: worker threads (None = all cores); results are
         identical at any thread count. ``aggregate=True`` returns only the summary (see
-        :meth:`rmap_walk`)."""
+        :meth:`rmap_walk`). Ctrl-C stops it (any form) with ``KeyboardInterrupt``."""
         return self._walk("page_referenced", pages, threads, aggregate)
 
     @overload
@@ -245,7 +253,11 @@ class Simulator(_core.Simulator):
         dict of :meth:`ScanStats.summary` (walks, mean, p50, p99, max, total_*) plus
         ``total_vmas_in_range``, ``total_tree_nodes_visited``, ``histogram``
         (``{vmas_visited: walks}``) and ``kind``. Its memory does not grow with the number
-        of pages (a ScanStats holds 49 bytes per walked page)."""
+        of pages (a ScanStats holds 49 bytes per walked page).
+
+        Ctrl-C stops a walk (any form, any thread count) within about 20 ms of work with
+        ``KeyboardInterrupt``; walks change nothing. Other threads may walk the same
+        Simulator meanwhile; a mutating call from another thread raises :class:`Busy`."""
         return self._walk("rmap_walk", pages, threads, aggregate)
 
     def _walk(self, kind: str, pages: HandleArray, threads: Optional[int],
@@ -276,7 +288,8 @@ class Simulator(_core.Simulator):
     def contention(self, pages: HandleArray = None, cpus: int = 16, per_candidate: int = 1, handoff: int = 1,
                    outside: int = 10, writer_every: int = 0, writer_hold: int = 5) -> "ContentionResult":
         """Replay the ``page_referenced`` walks on ``cpus`` simulated CPUs under the era's
-        locks (see :mod:`rmapsim.contention` for the cost model)."""
+        locks (see :mod:`rmapsim.contention` for the cost model). Ctrl-C stops it with
+        ``KeyboardInterrupt``."""
         from .contention import ContentionResult
 
         for name, v in (("cpus", cpus), ("per_candidate", per_candidate), ("handoff", handoff), ("outside", outside),
@@ -309,7 +322,9 @@ class Simulator(_core.Simulator):
         enters the swap cache and every mapping its rmap walk finds becomes a swap entry;
         the walk stops once the page is unmapped. A mapping the walk misses stays mapped,
         and ``check()`` reports it. ``aggregate=True`` returns the walks' summary instead
-        of per-page rows (see :meth:`rmap_walk`)."""
+        of per-page rows (see :meth:`rmap_walk`). Ctrl-C stops it between two pages with
+        ``KeyboardInterrupt``: the pages before are unmapped, and some later ones may be in
+        the swap cache while still mapped (``check()`` passes)."""
         pages_, threads_ = self._pages(pages), _threads(threads)
         if _aggregate(aggregate):
             return summary_from_totals(self._try_to_unmap_totals(pages_, threads_), "try_to_unmap")
@@ -327,7 +342,9 @@ class Simulator(_core.Simulator):
         with ``check_each``, ``check()`` runs after every operation and the batch stops at
         the first invariant violation. Returns per-operation status, value and message.
         With ``sample_every`` = K > 0, the result's ``samples`` holds object counts and bytes
-        after every K-th operation and after the last (:data:`SAMPLE_FIELDS`)."""
+        after every K-th operation and after the last (:data:`SAMPLE_FIELDS`). Ctrl-C stops
+        the batch between two operations (or inside a long one at its own boundary, as for
+        ``touch_many``) with ``KeyboardInterrupt``: the operations before it are applied."""
         from . import trace
 
         if isinstance(sample_every, bool) or not isinstance(sample_every, (int, np.integer)) or sample_every < 0:
@@ -361,3 +378,80 @@ class Simulator(_core.Simulator):
             f"<rmapsim.Simulator era={self.era!r} processes={len(self.pids())} vmas={c['vma']} "
             f"anon_vmas={c['anon_vma']} anon_vma_chains={c['anon_vma_chain']} pages={c['page']}>"
         )
+
+
+#: pyo3's messages when a call finds the native object borrowed by a call in another thread.
+_BORROWED = ("Already borrowed", "Already mutably borrowed")
+
+
+def _busy(self: Any, e: RuntimeError, name: str) -> BaseException:
+    """:class:`Busy` for pyo3's borrow error ``e`` in call ``name`` (other errors: ``e``)."""
+    if type(e) is not RuntimeError or str(e) not in _BORROWED:
+        return e
+    running = _core._running(self) or "another call"
+    return Busy(f"Simulator is busy: {running} is running in another thread ({name} was called)")
+
+
+_GUARD_SRC = """
+def {name}({params}):
+    try:
+        return _fn({args})
+    except RuntimeError as e:
+        busy = _busy({self}, e, {name!r})
+        if busy is e:
+            raise
+        raise busy from None
+"""
+
+
+def _busy_guard(name: str, fn: Any) -> Any:
+    """``fn`` raising :class:`Busy`, naming the call in progress, where pyo3 finds the native
+    object borrowed by a long call in another thread (the long calls raise it themselves).
+    The wrapper has ``fn``'s own parameters (a fixed-arity call costs a third of ``*args``)."""
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        sig = None
+    ps = list(sig.parameters.values()) if sig else []
+    plain = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    env: Dict[str, Any] = {"_fn": fn, "_busy": _busy}
+    if ps and all(p.kind in plain for p in ps):
+        params = []
+        for i, p in enumerate(ps):
+            if p.default is inspect.Parameter.empty:
+                params.append(p.name)
+            else:
+                env[f"_d{i}"] = p.default
+                params.append(f"{p.name}=_d{i}")
+        args = ", ".join(p.name for p in ps)
+        src = _GUARD_SRC.format(name=name, params=", ".join(params), args=args, self=ps[0].name)
+    else:
+        src = _GUARD_SRC.format(name=name, params="self, *args, **kwargs", args="self, *args, **kwargs", self="self")
+    exec(src, env)
+    return functools.wraps(fn)(env[name])
+
+
+#: Native methods that borrow the simulator themselves and raise Busy (the long calls).
+_SELF_GUARDED = frozenset({"touch", "fork_many", "check", "_rmap_walk", "_page_referenced", "_walk_totals",
+                           "_contention", "_try_to_unmap", "_try_to_unmap_totals", "_apply"})
+
+
+def _guard_methods(cls: type) -> None:
+    """Wrap every method and property of ``cls`` (and of ``_core.Simulator``) with
+    :func:`_busy_guard`, except the native long calls, which raise Busy themselves."""
+    names = set(vars(_core.Simulator)) | set(vars(cls))
+    for name in sorted(names):
+        if (name.startswith("__") and name != "__repr__") or (name in _SELF_GUARDED and name not in vars(cls)):
+            continue
+        attr = inspect.getattr_static(cls, name)
+        if isinstance(attr, property):
+            fget = attr.fget
+            if fget is not None:
+                setattr(cls, name, property(_busy_guard(name, fget), attr.fset, attr.fdel, attr.__doc__))
+        elif inspect.isgetsetdescriptor(attr) or inspect.ismemberdescriptor(attr):
+            setattr(cls, name, property(_busy_guard(name, attr.__get__), doc=attr.__doc__))
+        elif callable(attr) and not isinstance(attr, (staticmethod, classmethod, type)):
+            setattr(cls, name, _busy_guard(name, attr))
+
+
+_guard_methods(Simulator)

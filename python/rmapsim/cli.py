@@ -847,15 +847,29 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
     if sys.stderr.isatty():
         budget = f"{args.max_ops} ops" if args.max_ops > 0 else f"{seconds:g} s"
         print(f"[fuzz] era {args.era}, seed {args.seed}, budget {budget} ...", file=sys.stderr, flush=True)
-    r = _core.fuzz(
-        args.era,
-        seed=args.seed,
-        max_ops=args.max_ops,
-        seconds=seconds,
-        fail_rate=args.fail_rate,
-        full_check_every=args.full_check_every,
-        extended=args.extended,
-    )
+    interrupted: Optional[KeyboardInterrupt] = None
+    try:
+        r = _core.fuzz(
+            args.era,
+            seed=args.seed,
+            max_ops=max(args.max_ops, 0),
+            seconds=seconds,
+            fail_rate=args.fail_rate,
+            full_check_every=args.full_check_every,
+            extended=args.extended,
+        )
+    except KeyboardInterrupt as e:  # report what was found so far, then exit 130 (main)
+        if getattr(e, "fuzz_report", None) is None:
+            raise
+        r, interrupted = e.fuzz_report, e  # type: ignore[attr-defined]
+    try:
+        return _fuzz_report(args, r)
+    finally:
+        if interrupted is not None:
+            raise interrupted
+
+
+def _fuzz_report(args: argparse.Namespace, r: Dict[str, Any]) -> int:
     rate = r["ops"] / r["seconds"] if r["seconds"] > 0 else float("inf")
     print(f"era {args.era}: {r['ops']:,} operations in {r['runs']:,} runs, {r['seconds']:.2f} s ({rate:,.0f} ops/s)")
     if r["violation"] is None:

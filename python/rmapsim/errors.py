@@ -16,6 +16,7 @@ __all__ = [
     "OutOfMemory",
     "InvariantViolation",
     "TryAgain",
+    "Busy",
 ]
 
 
@@ -53,3 +54,8 @@ class InvariantViolation(SimError, AssertionError):
 class TryAgain(SimError, OSError):
     """A kernel limit refused the operation as the kernel's ``EAGAIN`` does: no free pid
     below the Simulator's ``pid_max`` for a fork or spawn. Nothing changed."""
+class Busy(SimError, RuntimeError):
+    """A call found the Simulator in use by a long call (a walk, ``check``, a batch) running
+    in another thread. The message names the call in progress. One Simulator is used by one
+    thread at a time; read-only walks (``rmap_walk``, ``page_referenced``, ``check``,
+    ``contention`` and other read-only calls) may share it."""

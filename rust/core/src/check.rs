@@ -4,6 +4,7 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use crate::error::{Result, SimError};
+use crate::interrupt::{self, Ticker};
 use crate::itree;
 use crate::objects::*;
 use crate::policy::{AnonIndex, ForkReuse, Linking};
@@ -44,11 +45,17 @@ impl Simulator {
     }
 
     fn check_inner(&self, walks: bool) -> Result<()> {
+        // Long loops below tick an interrupt Ticker (see `interrupt`); read-only, so an
+        // interrupted check changes nothing.
         let truth = self.check_layout_and_scan()?;
         self.check_pages(&truth, walks)?;
+        interrupt::check()?;
         self.check_links()?;
+        interrupt::check()?;
         self.check_roots_and_counters()?;
+        interrupt::check()?;
         self.check_same_anon_vma_same_chain()?;
+        interrupt::check()?;
         self.check_accounting()?;
         self.check_merge_site()?;
         Ok(())
@@ -122,6 +129,7 @@ impl Simulator {
         let mut truth = Truth(Vec::new());
         truth.0.try_reserve_exact(need).map_err(|e| oom(e.to_string()))?;
         let mut swap_refs: HashMap<u32, u32> = HashMap::new();
+        let mut ticker = Ticker::new();
         for (&pid, proc_) in &self.procs {
             let Some(mm) = self.mms.get(proc_.mm) else {
                 return Err(self.violation(6, "accounting", format!("pid {pid} has a freed mm")));
@@ -162,6 +170,7 @@ impl Simulator {
                     }
                 }
                 prev = Some(v);
+                ticker.tick_by(vma.ptes.pages() as u64 * 32 + 1)?;
                 for (addr, pte) in vma.ptes.iter() {
                     if addr < vma.start || addr >= vma.end {
                         return Err(self.violation(
@@ -252,8 +261,10 @@ impl Simulator {
     /// a full walk of each page finds exactly its true mappings.
     fn check_pages(&self, truth: &Truth, walks: bool) -> Result<()> {
         // One buffer for every page's walk hits (no allocation per page).
+        let mut ticker = Ticker::new();
         let mut hits: Vec<(VmaId, u64)> = Vec::new();
         for (page, pg) in self.pages.ids().filter_map(|id| Some((id, self.page(id)?))) {
+            ticker.tick()?;
             let mappers = truth.get(page);
             if pg.mapcount as usize != mappers.len() {
                 return Err(self.violation(
@@ -327,7 +338,9 @@ impl Simulator {
     /// exactly once; `vma->anon_vma` is on the VMA's chain (legacy: the VMA is on its
     /// anon_vma's list); no anon_vma has an empty list (it should have been freed).
     fn check_links(&self) -> Result<()> {
+        let mut ticker = Ticker::new();
         for (c, avc) in self.avcs.iter() {
+            ticker.tick()?;
             let Some(vma) = self.vmas.get(avc.vma) else {
                 return Err(self.violation(
                     3,
@@ -367,6 +380,7 @@ impl Simulator {
         }
         let mut on_lists = 0usize;
         for (a, av) in self.avs.iter() {
+            ticker.tick()?;
             if self.policy.index == AnonIndex::IntervalTree {
                 let n = itree::validate(&self.avcs, av.tree).map_err(|e| {
                     self.violation(3, "chain/list symmetry", format!("anon_vma {:#x}'s tree: {e}", a.to_u64()))
@@ -447,6 +461,7 @@ impl Simulator {
             ));
         }
         for (v, vma) in self.vmas.iter() {
+            ticker.tick()?;
             let mut seen = BTreeSet::new();
             for &c in &vma.chain {
                 let Some(avc) = self.avcs.get(c) else {
@@ -644,8 +659,10 @@ impl Simulator {
         let mut avcs = 0usize;
         let mut ptes = 0u64;
         let mut avs: HashSet<AnonVmaId> = HashSet::new();
+        let mut ticker = Ticker::new();
         for p in self.procs.values() {
             for &v in self.mm(p.mm).vmas.values() {
+                ticker.tick_by(self.vma(v).ptes.pages() as u64 * 32 + 1)?;
                 vmas += 1;
                 let vma = self.vma(v);
                 avcs += vma.chain.len();

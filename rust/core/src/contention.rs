@@ -17,6 +17,9 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 
+use crate::error::Result;
+use crate::interrupt::Ticker;
+
 /// One lock request: `cpu` asks for `lock` (shared or exclusive) for `hold` units.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Request {
@@ -60,8 +63,10 @@ struct LockState {
     wait: u64,
 }
 
-/// Replay `reqs[cpu]` (each CPU's requests, in order) and measure.
-pub fn simulate(cfg: &ContentionConfig, reqs: &[Vec<Request>]) -> ContentionResult {
+/// Replay `reqs[cpu]` (each CPU's requests, in order) and measure. Only an interrupt
+/// (see `interrupt`) makes it fail.
+pub fn simulate(cfg: &ContentionConfig, reqs: &[Vec<Request>]) -> Result<ContentionResult> {
+    let mut ticker = Ticker::new();
     let mut res = ContentionResult { spinning: cfg.spinning, ..Default::default() };
     let mut locks: HashMap<u64, LockState> = HashMap::new();
     let mut next = vec![0usize; reqs.len()];
@@ -103,6 +108,7 @@ pub fn simulate(cfg: &ContentionConfig, reqs: &[Vec<Request>]) -> ContentionResu
         events.push(Reverse((t + hold, 0, cpu)));
     };
     while let Some(Reverse((t, kind, cpu))) = events.pop() {
+        ticker.tick()?;
         res.makespan = res.makespan.max(t);
         let c = cpu as usize;
         if kind == 1 {
@@ -153,7 +159,7 @@ pub fn simulate(cfg: &ContentionConfig, reqs: &[Vec<Request>]) -> ContentionResu
         locks.into_iter().map(|(k, s)| (k, s.acquisitions, s.hold, s.wait)).collect();
     v.sort_unstable();
     res.locks = v;
-    res
+    Ok(res)
 }
 
 #[cfg(test)]
@@ -168,15 +174,15 @@ mod tests {
     fn one_exclusive_lock_serialises_and_readers_share() {
         // 4 CPUs, each one walk of 10 units on lock 7
         let ex: Vec<Vec<Request>> = (0..4).map(|_| vec![Request { lock: 7, shared: false, hold: 10 }]).collect();
-        let r = simulate(&cfg(4), &ex);
+        let r = simulate(&cfg(4), &ex).unwrap();
         assert_eq!(r.makespan, 40);
         assert_eq!(r.wait_time, 10 + 20 + 30);
         let sh: Vec<Vec<Request>> = (0..4).map(|_| vec![Request { lock: 7, shared: true, hold: 10 }]).collect();
-        let r = simulate(&cfg(4), &sh);
+        let r = simulate(&cfg(4), &sh).unwrap();
         assert_eq!((r.makespan, r.wait_time), (10, 0));
         // distinct locks never wait
         let d: Vec<Vec<Request>> = (0..4).map(|i| vec![Request { lock: i, shared: false, hold: 10 }]).collect();
-        assert_eq!(simulate(&cfg(4), &d).wait_time, 0);
+        assert_eq!(simulate(&cfg(4), &d).unwrap().wait_time, 0);
     }
 
     #[test]
@@ -187,13 +193,13 @@ mod tests {
             vec![Request { lock: 1, shared: true, hold: 10 }],
         ];
         // t=0: reader 0 holds; writer 1 queues; reader 2 must queue behind the writer.
-        let r = simulate(&cfg(3), &reqs);
+        let r = simulate(&cfg(3), &reqs).unwrap();
         assert_eq!(r.makespan, 25);
         assert_eq!(r.wait_time, 10 + 15);
     }
 }
 
-use crate::error::{Result, SimError};
+use crate::error::SimError;
 use crate::policy::LockKind;
 use crate::rmap::LOCK_SHARED;
 use crate::sim::Simulator;
@@ -259,6 +265,6 @@ impl Simulator {
             outside: m.outside,
             spinning: self.policy.lock_kind == LockKind::Spin,
         };
-        Ok(simulate(&cfg, &reqs))
+        simulate(&cfg, &reqs)
     }
 }

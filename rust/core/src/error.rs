@@ -24,6 +24,9 @@ pub enum SimError {
     /// A kernel limit refused the operation as the kernel's `EAGAIN` does (no free pid
     /// below `pid_max`); nothing changed (Python: `TryAgain`, an `OSError`).
     TryAgain(String),
+    /// The caller's interrupt poll asked the call to stop (see `interrupt`); the call
+    /// stopped at a safe boundary (Python: the `KeyboardInterrupt` the poll raised).
+    Interrupted,
 }
 
 impl SimError {
@@ -37,6 +40,7 @@ impl SimError {
             SimError::OutOfMemory(_) => "OutOfMemory",
             SimError::InvariantViolation(_) => "InvariantViolation",
             SimError::TryAgain(_) => "TryAgain",
+            SimError::Interrupted => "Interrupted",
         }
     }
 }
@@ -51,6 +55,7 @@ impl fmt::Display for SimError {
             | SimError::OutOfMemory(m)
             | SimError::InvariantViolation(m)
             | SimError::TryAgain(m) => f.write_str(m),
+            SimError::Interrupted => f.write_str("interrupted"),
         }
     }
 }

@@ -3,6 +3,7 @@
 //! `page_move_anon_rmap`, `page_remove_rmap`).
 
 use crate::error::{Result, SimError};
+use crate::interrupt::Ticker;
 use crate::objects::*;
 use crate::policy::SwapinTarget;
 use crate::sim::{AllocSite, Simulator};
@@ -47,11 +48,12 @@ impl Simulator {
         let mm = self.proc_mm(pid)?;
         self.check_access(pid, mm, addr, len, write)?;
         self.begin_op("touch");
-        self.touch_range(mm, addr, addr + len, write)
+        self.touch_range(mm, addr, addr + len, write, &mut Ticker::new())
     }
 
     /// `touch` for several processes, in order; every pid and range is validated before
-    /// any fault happens.
+    /// any fault happens. An interrupt (see `interrupt`) stops it between two faults: the
+    /// processes before have faulted the whole range, the current one part of it.
     pub fn touch_many(&mut self, pids: &[i64], addr: u64, len: u64, write: bool) -> Result<()> {
         let mut mms = Vec::with_capacity(pids.len());
         for &pid in pids {
@@ -59,14 +61,20 @@ impl Simulator {
             self.check_access(pid, mm, addr, len, write)?;
             mms.push(mm);
         }
+        let mut ticker = Ticker::new();
         for mm in mms {
+            ticker.tick()?;
             self.begin_op("touch");
-            self.touch_range(mm, addr, addr + len, write)?;
+            self.touch_range(mm, addr, addr + len, write, &mut ticker)?;
         }
         Ok(())
     }
 
-    fn touch_range(&mut self, mm: MmId, addr: u64, end: u64, write: bool) -> Result<()> {
+    /// The faults of `[addr, end)` in order. An interrupt (see `interrupt`) stops it
+    /// between two faults, the pages faulted so far staying in place.
+    fn touch_range(&mut self, mm: MmId, addr: u64, end: u64, write: bool, ticker: &mut Ticker) -> Result<()> {
+        /// Pages of one `cow_copy_run` between interrupt checks.
+        const COW_RUN: u64 = 1024;
         let mut cur = addr;
         while cur < end {
             let Some(v) = self.find_vma(mm, cur) else {
@@ -75,11 +83,15 @@ impl Simulator {
             let stop = self.vma(v).end.min(end);
             while cur < stop {
                 if write {
-                    cur = self.cow_copy_run(v, cur, stop)?;
-                    if cur >= stop {
-                        break;
+                    let run_end = stop.min(cur.saturating_add(COW_RUN * PAGE_SIZE));
+                    let from = cur;
+                    cur = self.cow_copy_run(v, cur, run_end)?;
+                    ticker.tick_by((cur - from) / PAGE_SIZE)?;
+                    if cur >= run_end {
+                        continue;
                     }
                 }
+                ticker.tick()?;
                 self.handle_pte_fault(v, cur, write)?;
                 cur += PAGE_SIZE;
             }

@@ -6,6 +6,7 @@
 use std::time::Instant;
 
 use crate::error::{Result, SimError};
+use crate::interrupt::{self, Ticker};
 use crate::mprotect::Advice;
 use crate::objects::PAGE_SIZE;
 use crate::policy::Policy;
@@ -43,6 +44,9 @@ pub struct FuzzReport {
     pub violation: Option<(String, Vec<Op>)>,
     /// Length of the failing run before shrinking.
     pub unshrunk_len: usize,
+    /// An interrupt (see `interrupt`) stopped the session: the figures are those so far,
+    /// and a violation's trace is as far as shrinking got (it still reproduces).
+    pub interrupted: bool,
 }
 
 struct Rng(u64);
@@ -149,9 +153,13 @@ fn violation_kind(m: &str) -> String {
 }
 
 /// Delta debugging (ddmin), then single-operation removal: a minimal subsequence that
-/// still produces a violation of the same kind.
+/// still produces a violation of the same kind. Once interrupted (see `interrupt`) no
+/// candidate counts as failing, so it returns the smallest failing sequence found so far.
 pub fn shrink(policy: &Policy, ops: &[Op], kind: &str) -> Vec<Op> {
-    let fails = |c: &[Op]| first_violation(policy, c).is_some_and(|m| violation_kind(&m) == kind);
+    let fails = |c: &[Op]| {
+        !interrupt::stopped()
+            && first_violation(policy, c).is_some_and(|m| violation_kind(&m) == kind && !interrupt::stopped())
+    };
     let mut cur: Vec<Op> = ops.to_vec();
     let mut n = 2usize;
     while cur.len() >= 2 {
@@ -283,11 +291,12 @@ pub fn fuzz(cfg: &FuzzConfig) -> Result<FuzzReport> {
     cfg.policy.validate().map_err(SimError::InvalidArgument)?;
     let t0 = Instant::now();
     let mut rng = Rng(cfg.seed ^ 0x5EED_F022);
-    let mut report = FuzzReport { ops: 0, runs: 0, seconds: 0.0, violation: None, unshrunk_len: 0 };
+    let mut report = FuzzReport { ops: 0, runs: 0, seconds: 0.0, violation: None, unshrunk_len: 0, interrupted: false };
+    let mut ticker = Ticker::new();
     let budget_done = |ops: u64| -> bool {
         (cfg.max_ops > 0 && ops >= cfg.max_ops) || (cfg.seconds > 0.0 && t0.elapsed().as_secs_f64() >= cfg.seconds)
     };
-    while !budget_done(report.ops) {
+    'session: while !budget_done(report.ops) {
         report.runs += 1;
         let mut sim = Simulator::new(cfg.policy.clone(), cfg.seed.wrapping_add(report.runs));
         let mut runner = trace::Runner::default();
@@ -298,8 +307,16 @@ pub fn fuzz(cfg: &FuzzConfig) -> Result<FuzzReport> {
             if budget_done(report.ops) {
                 break;
             }
+            if ticker.tick_by(16).is_err() {
+                report.interrupted = true;
+                break 'session;
+            }
             let op = gen_op(&mut rng, &live, cfg.fail_rate, cfg.extended);
             let out = runner.apply(&mut sim, &op);
+            if out == Outcome::Err(SimError::Interrupted) {
+                report.interrupted = true;
+                break 'session;
+            }
             report.ops += 1;
             match (&op, &out) {
                 (Op::Fork { .. }, Outcome::Ok(s)) => live.push(*s as u32),
@@ -310,8 +327,13 @@ pub fn fuzz(cfg: &FuzzConfig) -> Result<FuzzReport> {
             let full = cfg.full_check_every > 0 && (i + 1) % cfg.full_check_every == 0;
             let verdict = match out {
                 Outcome::Err(SimError::InvariantViolation(m)) => Some(m),
-                _ if full => sim.check().err().map(|e| e.to_string()),
-                _ => sim.check_structure().err().map(|e| e.to_string()),
+                _ => match if full { sim.check() } else { sim.check_structure() } {
+                    Err(SimError::Interrupted) => {
+                        report.interrupted = true;
+                        break 'session;
+                    }
+                    r => r.err().map(|e| e.to_string()),
+                },
             };
             if let Some(m) = verdict {
                 report.unshrunk_len = ops.len();
@@ -319,6 +341,7 @@ pub fn fuzz(cfg: &FuzzConfig) -> Result<FuzzReport> {
                 let small = shrink(&cfg.policy, &ops, &kind);
                 let msg = first_violation(&cfg.policy, &small).unwrap_or(m);
                 report.violation = Some((msg, small));
+                report.interrupted = interrupt::stopped();
                 report.seconds = t0.elapsed().as_secs_f64();
                 return Ok(report);
             }
@@ -379,6 +402,28 @@ mod tests {
         // same seed, same result
         let b = fuzz(&cfg("2.6.34-rc1", 1, 200_000)).unwrap();
         assert_eq!(b.violation.map(|v| v.1), Some(small));
+    }
+
+    /// An interrupt during shrinking (the poll says stop on its fifth call, 100 ms in: the
+    /// violation takes milliseconds to find, shrinking much longer) returns the violation
+    /// with the smallest reproducer found so far.
+    #[test]
+    fn an_interrupt_while_shrinking_keeps_a_reproducer() {
+        let calls = std::sync::atomic::AtomicU32::new(0);
+        let t0 = Instant::now();
+        let full = fuzz(&cfg("2.6.34-rc1", 1, 200_000)).unwrap();
+        let took = t0.elapsed();
+        let polls = move || calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed) >= 4;
+        if took < 10 * interrupt::POLL_INTERVAL {
+            return; // too fast here to be interrupted while shrinking
+        }
+        let r = interrupt::run(polls, || fuzz(&cfg("2.6.34-rc1", 1, 200_000))).unwrap();
+        assert!(r.interrupted);
+        let (msg, small) = r.violation.expect("the violation is found before the interrupt");
+        assert!(small.len() <= r.unshrunk_len);
+        let rc1 = Policy::preset("2.6.34-rc1").unwrap();
+        assert_eq!(first_violation(&rc1, &small).map(|m| violation_kind(&m)), Some(violation_kind(&msg)));
+        assert!(full.violation.is_some_and(|(_, s)| s.len() <= small.len()));
     }
 
     /// The grouped full-walk totals (`walk_totals`, anon_vma by anon_vma) equal the

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use crate::error::{Result, SimError};
+use crate::interrupt;
 use crate::objects::*;
 use crate::policy::Linking;
 use crate::sim::{AllocSite, Process, Simulator, RESERVED_PIDS};
@@ -72,7 +73,8 @@ impl Simulator {
     }
 
     /// `n` forks of `pid`, in order. Stops at the first failure (the children created so
-    /// far stay, as they would in the kernel) and reports how many were made.
+    /// far stay, as they would in the kernel) and reports how many were made. An interrupt
+    /// (see `interrupt`) stops it between two forks: the children forked so far exist.
     pub fn fork_many(&mut self, pid: i64, n: i64) -> Result<Vec<u32>> {
         self.proc_mm(pid)?;
         if n < 1 {
@@ -88,6 +90,7 @@ impl Simulator {
         }
         let mut out = Vec::with_capacity(n as usize);
         for _ in 0..n {
+            interrupt::check()?;
             match self.fork(pid) {
                 Ok(c) => out.push(c),
                 Err(SimError::OutOfMemory(m)) => {
@@ -179,7 +182,8 @@ impl Simulator {
     /// `exit()` of each of `pids`, in order: the same as calling [`Simulator::exit`] on
     /// each, with every pid validated first (each must be live, none repeated), so a bad
     /// list changes nothing. Children of the exiting processes are reparented once, at
-    /// the end.
+    /// the end. An interrupt (see `interrupt`) stops it between two exits: the processes
+    /// before have exited (their children reparented), the rest are untouched.
     pub fn exit_many(&mut self, pids: &[i64]) -> Result<()> {
         let mut mms = Vec::with_capacity(pids.len());
         let mut seen = std::collections::HashSet::with_capacity(pids.len());
@@ -189,7 +193,13 @@ impl Simulator {
                 return Err(SimError::InvalidArgument(format!("pid {pid} appears more than once in pids")));
             }
         }
-        for (&pid, mm) in pids.iter().zip(mms) {
+        let mut stopped = Ok(());
+        for (k, (&pid, mm)) in pids.iter().zip(mms).enumerate() {
+            if let Err(e) = interrupt::check() {
+                seen = pids[..k].iter().copied().collect();
+                stopped = Err(e);
+                break;
+            }
             self.begin_op("exit");
             self.exit_mmap(mm);
             self.mms.remove(mm, self.op);
@@ -200,7 +210,7 @@ impl Simulator {
                 p.parent = 0;
             }
         }
-        Ok(())
+        stopped
     }
 
     /// `execve()`: a fresh mm is allocated (`bprm_mm_init`), then the old one is torn

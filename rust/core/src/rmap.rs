@@ -8,6 +8,7 @@
 
 use crate::arena::Id;
 use crate::error::{Result, SimError};
+use crate::interrupt::{self, Ticker};
 use crate::itree;
 use crate::objects::*;
 use crate::pagestore::WalkFields;
@@ -508,23 +509,33 @@ impl Simulator {
         };
         let sequential = || {
             let mut cache = WalkCache::default();
-            ids.iter().map(|&id| one(&mut cache, id)).collect()
+            let mut ticker = Ticker::new();
+            ids.iter()
+                .map(|&id| {
+                    ticker.tick()?;
+                    one(&mut cache, id)
+                })
+                .collect()
         };
         if threads == 1 || ids.len() < 2 {
             return sequential();
         }
         use rayon::prelude::*;
+        let tok = interrupt::token();
         let run = || {
             ids.par_iter()
                 .with_min_len(256)
-                .map_init(WalkCache::default, |c, &id| one(c, id))
+                .map_init(WalkCache::default, |c, &id| {
+                    tok.check()?;
+                    one(c, id)
+                })
                 .collect::<Result<Vec<_>>>()
         };
         if threads == 0 {
-            return run();
+            return interrupt::join_polling(run);
         }
         match rayon::ThreadPoolBuilder::new().num_threads(threads).build() {
-            Ok(pool) => pool.install(run),
+            Ok(pool) => interrupt::join_polling(|| pool.install(run)),
             Err(_) => sequential(),
         }
     }
@@ -535,7 +546,9 @@ impl Simulator {
         let mut out = ScanStats::with_capacity(ids.len());
         let sequential = |out: &mut ScanStats| -> Result<()> {
             let mut cache = WalkCache::default();
+            let mut ticker = Ticker::new();
             for &id in &ids {
+                ticker.tick()?;
                 out.push(&self.rmap_walk_cached(id, mode, &mut cache, |_, _| {})?);
             }
             Ok(())
@@ -545,16 +558,20 @@ impl Simulator {
             return Ok(out);
         }
         use rayon::prelude::*;
+        let tok = interrupt::token();
         let run = || {
             ids.par_iter()
                 .with_min_len(256)
-                .map_init(WalkCache::default, |cache, &id| self.rmap_walk_cached(id, mode, cache, |_, _| {}))
+                .map_init(WalkCache::default, |cache, &id| {
+                    tok.check()?;
+                    self.rmap_walk_cached(id, mode, cache, |_, _| {})
+                })
                 .collect::<Result<Vec<_>>>()
         };
         let pool = (threads != 0).then(|| rayon::ThreadPoolBuilder::new().num_threads(threads).build());
         let res = match pool {
-            None => run()?,
-            Some(Ok(pool)) => pool.install(run)?,
+            None => interrupt::join_polling(run)?,
+            Some(Ok(pool)) => interrupt::join_polling(|| pool.install(run))?,
             Some(Err(_)) => {
                 sequential(&mut out)?;
                 return Ok(out);
@@ -610,10 +627,12 @@ impl Simulator {
         let mut run_slot: Option<u32> = None;
         let mut run_av: Option<AnonVmaId> = None;
         let mut cache = WalkCache::default();
+        let mut ticker = Ticker::new();
         for (id, slot, index, mapcount) in pages {
+            ticker.tick()?;
             if mapcount != 0 && slot.is_some() && slot != run_slot {
                 if let Some(av) = run_av {
-                    self.full_totals_run(av, &run, &mut cache, &mut acc)?;
+                    self.full_totals_run(av, &run, &mut cache, &mut acc, &mut ticker)?;
                 }
                 run.clear();
                 run_slot = slot;
@@ -628,7 +647,7 @@ impl Simulator {
             }
         }
         if let Some(av) = run_av {
-            self.full_totals_run(av, &run, &mut cache, &mut acc)?;
+            self.full_totals_run(av, &run, &mut cache, &mut acc, &mut ticker)?;
         }
         Ok(acc)
     }
@@ -654,6 +673,7 @@ impl Simulator {
         run: &[(PageId, u64)],
         cache: &mut WalkCache<'a>,
         acc: &mut Acc,
+        ticker: &mut Ticker,
     ) -> Result<()> {
         // Enumerating the whole tree pays off only for runs not much shorter than the tree.
         let short = self.policy.index == AnonIndex::IntervalTree
@@ -663,27 +683,30 @@ impl Simulator {
         }
         if short || !cache.usable {
             // one by one (a freed VMA or tree node makes those walks report it)
-            return self.full_totals_window(&[], &[], run, acc);
+            return self.full_totals_window(&[], &[], run, acc, ticker);
         }
         if run.iter().all(|&(_, i)| cache.covers(i)) {
-            return self.full_totals_window(run, &cache.cands, &[], acc);
+            return self.full_totals_window(run, &cache.cands, &[], acc, ticker);
         }
         let (inside, outside): (Vec<_>, Vec<_>) = run.iter().partition(|&&(_, i)| cache.covers(i));
-        self.full_totals_window(&inside, &cache.cands, &outside, acc)
+        self.full_totals_window(&inside, &cache.cands, &outside, acc, ticker)
     }
 
     /// Add the walks of `pages`, each of which visits exactly `cands` (in a tree era: each
-    /// of which lies in every node's interval), then walk `outside` page by page.
+    /// of which lies in every node's interval), then walk `outside` page by page. The
+    /// ticker counts a page-table check as 1/16 of a page.
     fn full_totals_window(
         &self,
         pages: &[(PageId, u64)],
         cands: &[(VmaId, &Vma, u32)],
         outside: &[(PageId, u64)],
         acc: &mut Acc,
+        ticker: &mut Ticker,
     ) -> Result<()> {
         if !pages.is_empty() {
             let (mut in_range, mut found) = (0u64, 0u64);
             for &(_, vma, _) in cands {
+                ticker.tick_by(pages.len() as u64 / 16)?;
                 // The run's pages are consecutive: look each page-table page up once.
                 let mut span: (u64, Option<&[Pte; crate::pgtable::PTRS_PER_PTE]>) = (u64::MAX, None);
                 for &(id, index) in pages {
@@ -712,6 +735,7 @@ impl Simulator {
             acc.h.add(l as u32, g);
         }
         for &(id, index) in outside {
+            ticker.tick()?;
             let w = self.rmap_walk_one(id, WalkMode::Full, |_, _| {})?;
             // Its mapcount is already in the totals.
             acc.t.mapcount -= w.mapcount as u64;
@@ -729,8 +753,10 @@ impl Simulator {
     pub fn walk_totals(&self, pages: Option<&[u64]>, mode: WalkMode, threads: usize) -> Result<WalkTotals> {
         let threads = Self::check_threads(threads)?;
         if mode == WalkMode::Full {
-            if let Ok(acc) = self.full_totals_grouped(pages, threads) {
-                return Ok(acc.finish());
+            match self.full_totals_grouped(pages, threads) {
+                Ok(acc) => return Ok(acc.finish()),
+                Err(SimError::Interrupted) => return Err(SimError::Interrupted),
+                Err(_) => {}
             }
             // An error: the per-page walks report the first one in page order.
             return self.walk_totals_per_page(pages, mode, 1);
@@ -763,12 +789,15 @@ impl Simulator {
         }
         let chunks = len.div_ceil(CHUNK);
         use rayon::prelude::*;
-        let run = || (0..chunks).into_par_iter().map(chunk).try_reduce(Acc::default, |a, b| Ok(a.merge(b)));
+        let tok = interrupt::token();
+        let run = || {
+            (0..chunks).into_par_iter().map(|k| tok.enter(|| chunk(k))).try_reduce(Acc::default, |a, b| Ok(a.merge(b)))
+        };
         if threads == 0 {
-            return run();
+            return interrupt::join_polling(run);
         }
         match rayon::ThreadPoolBuilder::new().num_threads(threads).build() {
-            Ok(pool) => pool.install(run),
+            Ok(pool) => interrupt::join_polling(|| pool.install(run)),
             Err(_) => self.full_totals_grouped(pages, 1),
         }
     }
@@ -796,14 +825,17 @@ impl Simulator {
         if threads == 1 {
             let mut acc = Acc::default();
             let mut cache = WalkCache::default();
+            let mut ticker = Ticker::new();
             match pages {
                 None => {
                     for id in self.pages.ids() {
+                        ticker.tick()?;
                         acc.add(&self.rmap_walk_cached(id, mode, &mut cache, |_, _| {})?);
                     }
                 }
                 Some(_) => {
                     for id in self.resolve_page_ids(pages)? {
+                        ticker.tick()?;
                         acc.add(&self.rmap_walk_cached(id, mode, &mut cache, |_, _| {})?);
                     }
                 }
@@ -812,12 +844,14 @@ impl Simulator {
         }
         let ids = self.resolve_page_ids(pages)?;
         use rayon::prelude::*;
+        let tok = interrupt::token();
         let run = || {
             ids.par_iter()
                 .with_min_len(4096)
                 .try_fold(
                     || (Acc::default(), WalkCache::default()),
                     |(mut acc, mut cache), &id| {
+                        tok.check()?;
                         acc.add(&self.rmap_walk_cached(id, mode, &mut cache, |_, _| {})?);
                         Ok::<_, SimError>((acc, cache))
                     },
@@ -826,10 +860,10 @@ impl Simulator {
                 .try_reduce(Acc::default, |a, b| Ok(a.merge(b)))
         };
         let acc = if threads == 0 {
-            run()
+            interrupt::join_polling(run)
         } else {
             match rayon::ThreadPoolBuilder::new().num_threads(threads).build() {
-                Ok(pool) => pool.install(run),
+                Ok(pool) => interrupt::join_polling(|| pool.install(run)),
                 Err(_) => return self.walk_totals_per_page(pages, mode, 1),
             }
         }?;

@@ -7,6 +7,7 @@
 //! mapped or in the swap cache.
 
 use crate::error::{Result, SimError};
+use crate::interrupt::Ticker;
 use crate::objects::*;
 use crate::rmap::{ScanStats, WalkMode, WalkSink};
 use crate::sim::Simulator;
@@ -131,13 +132,18 @@ impl Simulator {
         Ok(out)
     }
 
-    /// `try_to_unmap_par` recording each walk in `out` (rows or totals).
+    /// `try_to_unmap_par` recording each walk in `out` (rows or totals). An interrupt (see
+    /// `interrupt`) stops it between two pages: the pages before are unmapped, and some
+    /// of the rest may be in the swap cache while still mapped (a state reclaim also
+    /// leaves).
     pub fn try_to_unmap_into(&mut self, pages: Option<&[u64]>, threads: usize, out: &mut impl WalkSink) -> Result<()> {
         let threads = Self::check_threads(threads)?;
         let ids = self.resolve_page_ids(pages)?;
         self.begin_op("try_to_unmap");
         let mut slots = Vec::with_capacity(ids.len());
+        let mut ticker = Ticker::new();
         for &id in &ids {
+            ticker.tick()?;
             slots.push(self.swap_slot_for_unmap(id)?);
         }
         // Walks go in chunks so that memory stays bounded for millions of pages; a page's
@@ -148,6 +154,7 @@ impl Simulator {
         for (ids, slots) in ids.chunks(CHUNK).zip(slots.chunks(CHUNK)) {
             let walks = self.walk_many(ids, WalkMode::UntilAllFound, threads, true)?;
             for ((&id, &slot), (w, hits)) in ids.iter().zip(slots).zip(walks) {
+                ticker.tick()?;
                 if unique || seen.insert(id) {
                     out.record(&w);
                     if let Some(slot) = slot {

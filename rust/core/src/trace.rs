@@ -32,6 +32,7 @@
 use std::fmt;
 
 use crate::error::{Result, SimError};
+use crate::interrupt::Ticker;
 use crate::mprotect::Advice;
 use crate::sim::{Inject, Simulator};
 
@@ -455,6 +456,9 @@ impl Runner {
 
 /// Apply `ops` on `sim`; with `check_each`, run `check()` after every operation that
 /// succeeded or failed cleanly and stop at the first violation (its outcome is the last).
+/// An interrupt (see `interrupt`) stops the batch between two operations (or inside a
+/// long one, at its own boundary); the outcomes then end with an extra
+/// `Outcome::Err(SimError::Interrupted)`.
 pub fn apply(sim: &mut Simulator, ops: &[Op], check_each: bool) -> Vec<Outcome> {
     apply_sampled(sim, ops, check_each, 0).0
 }
@@ -492,8 +496,18 @@ fn apply_inner(
 ) -> Vec<Outcome> {
     let mut r = Runner::default();
     let mut out = Vec::with_capacity(ops.len());
+    let mut ticker = Ticker::new();
     for op in ops {
+        if let Err(e) = ticker.tick_by(16) {
+            out.push(Outcome::Err(e));
+            break;
+        }
         let o = r.apply(sim, op);
+        if o == Outcome::Err(SimError::Interrupted) {
+            out.push(o.clone());
+            out.push(o);
+            break;
+        }
         let stop = o.is_violation();
         out.push(o);
         if stop {
@@ -502,7 +516,9 @@ fn apply_inner(
         after(sim, out.len());
         if check_each {
             if let Err(e) = sim.check() {
-                if let Some(last) = out.last_mut() {
+                if e == SimError::Interrupted {
+                    out.push(Outcome::Err(e));
+                } else if let Some(last) = out.last_mut() {
                     *last = Outcome::Err(e);
                 }
                 break;

@@ -1,8 +1,10 @@
 //! PyO3 bindings: argument validation, error mapping and numpy output only. All
 //! simulation lives in `rmapsim-core`.
 
+use std::sync::{Arc, Mutex};
+
 use numpy::{IntoPyArray, PyArray1};
-use pyo3::exceptions::PyRuntimeError;
+use pyo3::exceptions::{PyKeyboardInterrupt, PyRuntimeError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString, PyType};
 
@@ -55,6 +57,108 @@ fn catch<T>(f: impl FnOnce() -> Result<T, SimError>) -> Result<T, SimError> {
             "internal error in rmapsim (please report it): {what}; the simulator state may be inconsistent"
         )))
     })
+}
+
+/// Run a long core call with the GIL released and Ctrl-C honoured: the core checks an
+/// interrupt at chunk boundaries, and its poll re-takes the GIL on this thread at most every
+/// `interrupt::POLL_INTERVAL` to run `check_signals`. A signal handler's exception
+/// (`KeyboardInterrupt` for Ctrl-C) is raised once the core has stopped at a safe boundary.
+fn detached<T: Send>(py: Python<'_>, f: impl FnOnce() -> Result<T, SimError> + Send) -> PyResult<T> {
+    match run_interruptible(py, f) {
+        (Err(SimError::Interrupted), pending) => Err(pending.unwrap_or_else(|| PyKeyboardInterrupt::new_err(()))),
+        (r, _) => r.py(py),
+    }
+}
+
+/// [`detached`]'s run: the core call's result and the exception the poll caught, if any.
+fn run_interruptible<T: Send>(
+    py: Python<'_>,
+    f: impl FnOnce() -> Result<T, SimError> + Send,
+) -> (Result<T, SimError>, Option<PyErr>) {
+    let pending: Arc<Mutex<Option<PyErr>>> = Arc::default();
+    let slot = pending.clone();
+    let poll = move || {
+        Python::attach(|py| match py.check_signals() {
+            Ok(()) => false,
+            Err(e) => {
+                if let Ok(mut g) = slot.lock() {
+                    *g = Some(e);
+                }
+                true
+            }
+        })
+    };
+    let r = py.detach(|| rmapsim_core::interrupt::run(poll, || catch(f)));
+    let caught = pending.lock().ok().and_then(|mut g| g.take());
+    (r, caught)
+}
+
+/// A `touch` shorter than this (bytes) is not worth an interrupt poll.
+const SHORT_TOUCH: u64 = 1024 * rmapsim_core::PAGE_SIZE;
+
+/// The long calls in progress (they release the GIL), by simulator object address. Each
+/// registers before releasing the GIL and unregisters after re-taking it, so a thread
+/// holding the GIL sees every call that holds a borrow of a simulator.
+static RUNNING: Mutex<Vec<(usize, &'static str)>> = Mutex::new(Vec::new());
+
+/// A registration in [`RUNNING`], removed on drop.
+struct Running(usize, &'static str);
+
+impl Running {
+    fn new(slf: &Bound<'_, PySimulator>, call: &'static str) -> Running {
+        let key = slf.as_ptr() as usize;
+        if let Ok(mut r) = RUNNING.lock() {
+            r.push((key, call));
+        }
+        Running(key, call)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(mut r) = RUNNING.lock() {
+            if let Some(i) = r.iter().position(|&(k, c)| k == self.0 && c == self.1) {
+                r.swap_remove(i);
+            }
+        }
+    }
+}
+
+fn running_call(obj: &Bound<'_, PyAny>) -> Option<&'static str> {
+    let key = obj.as_ptr() as usize;
+    RUNNING.lock().ok()?.iter().find(|&&(k, _)| k == key).map(|&(_, c)| c)
+}
+
+/// `rmapsim.Busy`: `call` found the simulator borrowed by a long call in another thread.
+fn busy(slf: &Bound<'_, PySimulator>, call: &str) -> PyErr {
+    let running = running_call(slf.as_any()).unwrap_or("another call");
+    let msg = format!("Simulator is busy: {running} is running in another thread ({call} was called)");
+    match slf
+        .py()
+        .import("rmapsim.errors")
+        .and_then(|m| m.getattr("Busy"))
+        .and_then(|c| c.cast_into::<PyType>().map_err(PyErr::from))
+    {
+        Ok(cls) => PyErr::from_type(cls, msg),
+        Err(_) => PyRuntimeError::new_err(msg),
+    }
+}
+
+/// Borrow the simulator for a long read-only call `call` (other read-only calls may share
+/// it; a mutating call meanwhile raises `Busy`).
+fn borrow<'py>(slf: &Bound<'py, PySimulator>, call: &'static str) -> PyResult<(PyRef<'py, PySimulator>, Running)> {
+    let r = slf.try_borrow().map_err(|_| busy(slf, call))?;
+    Ok((r, Running::new(slf, call)))
+}
+
+/// Borrow the simulator for a long mutating call `call` (any other call meanwhile raises
+/// `Busy`).
+fn borrow_mut<'py>(
+    slf: &Bound<'py, PySimulator>,
+    call: &'static str,
+) -> PyResult<(PyRefMut<'py, PySimulator>, Running)> {
+    let r = slf.try_borrow_mut().map_err(|_| busy(slf, call))?;
+    Ok((r, Running::new(slf, call)))
 }
 
 fn repr(obj: &Bound<'_, PyAny>) -> String {
@@ -256,17 +360,20 @@ impl PySimulator {
         catch(|| self.inner.fork(pid)).py(py)
     }
 
+    /// `n` forks of `pid`, in order; returns the new pids. Ctrl-C stops it between two
+    /// forks with `KeyboardInterrupt`: the children forked so far exist (see `pids()`).
     fn fork_many<'py>(
-        &mut self,
-        py: Python<'py>,
+        slf: &Bound<'py, Self>,
         pid: &Bound<'_, PyAny>,
         n: &Bound<'_, PyAny>,
     ) -> PyResult<Bound<'py, PyArray1<i64>>> {
+        let py = slf.py();
+        let (mut this, _running) = borrow_mut(slf, "fork_many")?;
         let pid = pid_arg(pid).py(py)?;
         let n = int_arg(n, "n").py(py)?;
         let n = i64::try_from(n).map_err(|_| SimError::InvalidArgument(format!("n {n} is out of range"))).py(py)?;
-        let inner = &mut self.inner;
-        let kids = py.detach(|| catch(|| inner.fork_many(pid, n))).py(py)?;
+        let inner = &mut this.inner;
+        let kids = detached(py, || inner.fork_many(pid, n))?;
         Ok(kids.into_iter().map(i64::from).collect::<Vec<_>>().into_pyarray(py))
     }
 
@@ -276,10 +383,12 @@ impl PySimulator {
     }
 
     /// `pids` is a list of ints (the Python wrapper converts arrays and sequences).
-    fn exit_many(&mut self, py: Python<'_>, pids: &Bound<'_, PyList>) -> PyResult<()> {
+    fn exit_many(slf: &Bound<'_, Self>, pids: &Bound<'_, PyList>) -> PyResult<()> {
+        let py = slf.py();
+        let (mut this, _running) = borrow_mut(slf, "exit_many")?;
         let pids: Vec<i64> = pids.iter().map(|p| pid_arg(&p)).collect::<Result<_, _>>().py(py)?;
-        let inner = &mut self.inner;
-        py.detach(|| catch(|| inner.exit_many(&pids))).py(py)
+        let inner = &mut this.inner;
+        detached(py, || inner.exit_many(&pids))
     }
 
     fn exec(&mut self, py: Python<'_>, pid: &Bound<'_, PyAny>) -> PyResult<()> {
@@ -372,35 +481,41 @@ impl PySimulator {
 
     #[pyo3(signature = (pid, addr, length, write = true))]
     fn touch(
-        &mut self,
-        py: Python<'_>,
+        slf: &Bound<'_, Self>,
         pid: &Bound<'_, PyAny>,
         addr: &Bound<'_, PyAny>,
         length: &Bound<'_, PyAny>,
         write: bool,
     ) -> PyResult<()> {
+        let py = slf.py();
+        let (mut this, _running) = borrow_mut(slf, "touch")?;
         let pid = pid_arg(pid).py(py)?;
         let addr = addr_arg(addr).py(py)?;
         let length = len_arg(length).py(py)?;
-        let inner = &mut self.inner;
-        py.detach(|| catch(|| inner.touch(pid, addr, length, write))).py(py)
+        let inner = &mut this.inner;
+        if length < SHORT_TOUCH {
+            // cannot run long: skip the interrupt poll's setup (a hot call in Python loops)
+            return py.detach(|| catch(|| inner.touch(pid, addr, length, write))).py(py);
+        }
+        detached(py, || inner.touch(pid, addr, length, write))
     }
 
     /// `pids` is a list of ints (the Python wrapper converts arrays and sequences).
     #[pyo3(signature = (pids, addr, length, write = true))]
     fn touch_many(
-        &mut self,
-        py: Python<'_>,
+        slf: &Bound<'_, Self>,
         pids: &Bound<'_, PyList>,
         addr: &Bound<'_, PyAny>,
         length: &Bound<'_, PyAny>,
         write: bool,
     ) -> PyResult<()> {
+        let py = slf.py();
+        let (mut this, _running) = borrow_mut(slf, "touch_many")?;
         let pids: Vec<i64> = pids.iter().map(|p| pid_arg(&p)).collect::<Result<_, _>>().py(py)?;
         let addr = addr_arg(addr).py(py)?;
         let length = len_arg(length).py(py)?;
-        let inner = &mut self.inner;
-        py.detach(|| catch(|| inner.touch_many(&pids, addr, length, write))).py(py)
+        let inner = &mut this.inner;
+        detached(py, || inner.touch_many(&pids, addr, length, write))
     }
 
     fn mprotect(
@@ -464,34 +579,32 @@ impl PySimulator {
     /// `try_to_unmap` on a list of page handles or None (every anon page).
     #[pyo3(signature = (pages = None, threads = 1))]
     fn _try_to_unmap<'py>(
-        &mut self,
-        py: Python<'py>,
+        slf: &Bound<'py, Self>,
         pages: Option<Vec<u64>>,
         threads: usize,
     ) -> PyResult<Bound<'py, PyDict>> {
-        let inner = &mut self.inner;
-        let s = py.detach(|| catch(|| inner.try_to_unmap_par(pages.as_deref(), threads))).py(py)?;
+        let py = slf.py();
+        let (mut this, _running) = borrow_mut(slf, "try_to_unmap")?;
+        let inner = &mut this.inner;
+        let s = detached(py, || inner.try_to_unmap_par(pages.as_deref(), threads))?;
         stats_dict(py, s)
     }
 
     /// `try_to_unmap` keeping only walk totals (a dict as `_walk_totals` returns).
     #[pyo3(signature = (pages = None, threads = 1))]
     fn _try_to_unmap_totals<'py>(
-        &mut self,
-        py: Python<'py>,
+        slf: &Bound<'py, Self>,
         pages: Option<Vec<u64>>,
         threads: usize,
     ) -> PyResult<Bound<'py, PyDict>> {
-        let inner = &mut self.inner;
-        let t = py
-            .detach(|| {
-                catch(|| {
-                    let mut sink = TotalsSink::default();
-                    inner.try_to_unmap_into(pages.as_deref(), threads, &mut sink)?;
-                    Ok(sink.finish())
-                })
-            })
-            .py(py)?;
+        let py = slf.py();
+        let (mut this, _running) = borrow_mut(slf, "try_to_unmap")?;
+        let inner = &mut this.inner;
+        let t = detached(py, || {
+            let mut sink = TotalsSink::default();
+            inner.try_to_unmap_into(pages.as_deref(), threads, &mut sink)?;
+            Ok(sink.finish())
+        })?;
         totals_dict(py, t)
     }
 
@@ -513,23 +626,27 @@ impl PySimulator {
     #[pyo3(signature = (rows, check_each = false, every = 0))]
     #[allow(clippy::type_complexity)]
     fn _apply(
-        &mut self,
-        py: Python<'_>,
+        slf: &Bound<'_, Self>,
         rows: OpRows,
         check_each: bool,
         every: usize,
     ) -> PyResult<(Vec<u8>, Vec<u64>, Vec<String>, Vec<trace::Sample>)> {
+        let py = slf.py();
+        let (mut this, _running) = borrow_mut(slf, "apply")?;
         let ops = decode_rows(&rows).py(py)?;
-        let inner = &mut self.inner;
-        let out = py.detach(|| {
+        let inner = &mut this.inner;
+        let (out, samples) = detached(py, || {
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                trace::apply_sampled(inner, &ops, check_each, every)
+                let (out, samples) = trace::apply_sampled(inner, &ops, check_each, every);
+                match out.last() {
+                    Some(Outcome::Err(SimError::Interrupted)) => Err(SimError::Interrupted),
+                    _ => Ok((out, samples)),
+                }
             }))
-            .map_err(|_| {
-                SimError::InvariantViolation("internal error in rmapsim during apply (please report it)".into())
+            .unwrap_or_else(|_| {
+                Err(SimError::InvariantViolation("internal error in rmapsim during apply (please report it)".into()))
             })
-        });
-        let (out, samples) = out.py(py)?;
+        })?;
         let (mut st, mut val, mut msg) = (Vec::new(), Vec::new(), Vec::new());
         for o in out {
             match o {
@@ -618,26 +735,28 @@ impl PySimulator {
     /// `threads` 0 = all cores.
     #[pyo3(signature = (pages = None, threads = 1))]
     fn _page_referenced<'py>(
-        &self,
-        py: Python<'py>,
+        slf: &Bound<'py, Self>,
         pages: Option<Vec<u64>>,
         threads: usize,
     ) -> PyResult<Bound<'py, PyDict>> {
-        let inner = &self.inner;
-        let s = py.detach(|| catch(|| inner.page_referenced_par(pages.as_deref(), threads))).py(py)?;
+        let py = slf.py();
+        let (this, _running) = borrow(slf, "page_referenced")?;
+        let inner = &this.inner;
+        let s = detached(py, || inner.page_referenced_par(pages.as_deref(), threads))?;
         stats_dict(py, s)
     }
 
     /// Full `rmap_walk`s; `pages` is a list of handles or None; `threads` 0 = all cores.
     #[pyo3(signature = (pages = None, threads = 1))]
     fn _rmap_walk<'py>(
-        &self,
-        py: Python<'py>,
+        slf: &Bound<'py, Self>,
         pages: Option<Vec<u64>>,
         threads: usize,
     ) -> PyResult<Bound<'py, PyDict>> {
-        let inner = &self.inner;
-        let s = py.detach(|| catch(|| inner.rmap_walk_par(pages.as_deref(), threads))).py(py)?;
+        let py = slf.py();
+        let (this, _running) = borrow(slf, "rmap_walk")?;
+        let inner = &this.inner;
+        let s = detached(py, || inner.rmap_walk_par(pages.as_deref(), threads))?;
         stats_dict(py, s)
     }
 
@@ -645,15 +764,16 @@ impl PySimulator {
     /// `page_referenced` walks, without per-page rows.
     #[pyo3(signature = (pages = None, full = true, threads = 1))]
     fn _walk_totals<'py>(
-        &self,
-        py: Python<'py>,
+        slf: &Bound<'py, Self>,
         pages: Option<Vec<u64>>,
         full: bool,
         threads: usize,
     ) -> PyResult<Bound<'py, PyDict>> {
-        let inner = &self.inner;
+        let py = slf.py();
+        let (this, _running) = borrow(slf, if full { "rmap_walk" } else { "page_referenced" })?;
+        let inner = &this.inner;
         let mode = if full { WalkMode::Full } else { WalkMode::UntilAllFound };
-        let t = py.detach(|| catch(|| inner.walk_totals(pages.as_deref(), mode, threads))).py(py)?;
+        let t = detached(py, || inner.walk_totals(pages.as_deref(), mode, threads))?;
         totals_dict(py, t)
     }
 
@@ -677,8 +797,7 @@ impl PySimulator {
     #[pyo3(signature = (pages = None, cpus = 16, per_candidate = 1, handoff = 1, outside = 10, writer_every = 0, writer_hold = 5))]
     #[allow(clippy::too_many_arguments)]
     fn _contention<'py>(
-        &self,
-        py: Python<'py>,
+        slf: &Bound<'py, Self>,
         pages: Option<Vec<u64>>,
         cpus: u32,
         per_candidate: u64,
@@ -687,12 +806,14 @@ impl PySimulator {
         writer_every: u64,
         writer_hold: u64,
     ) -> PyResult<Bound<'py, PyDict>> {
+        let py = slf.py();
         if cpus == 0 {
             return Err(to_py(py, SimError::InvalidArgument("cpus must be >= 1, got 0".into())));
         }
         let m = ReclaimModel { cpus, per_candidate, handoff, outside, writer_every, writer_hold };
-        let inner = &self.inner;
-        let r = py.detach(|| catch(|| inner.contention(pages.as_deref(), &m))).py(py)?;
+        let (this, _running) = borrow(slf, "contention")?;
+        let inner = &this.inner;
+        let r = detached(py, || inner.contention(pages.as_deref(), &m))?;
         let d = PyDict::new(py);
         d.set_item("makespan", r.makespan)?;
         d.set_item("hold_time", r.hold_time)?;
@@ -793,9 +914,12 @@ impl PySimulator {
         Ok(out)
     }
 
-    fn check(&self, py: Python<'_>) -> PyResult<()> {
-        let inner = &self.inner;
-        py.detach(|| catch(|| inner.check())).py(py)
+    /// Check every invariant; raises `InvariantViolation` naming the first broken one.
+    /// Ctrl-C stops it with `KeyboardInterrupt` (it changes nothing).
+    fn check(slf: &Bound<'_, Self>) -> PyResult<()> {
+        let (this, _running) = borrow(slf, "check")?;
+        let inner = &this.inner;
+        detached(slf.py(), || inner.check())
     }
 
     fn pids<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<i64>> {
@@ -888,6 +1012,9 @@ fn format_trace(py: Python<'_>, rows: OpRows, era: Option<&str>) -> PyResult<Str
 }
 
 /// Run the native fuzzer; returns a dict (ops, runs, seconds, violation, trace, unshrunk_len).
+/// Ctrl-C stops it within a poll interval; the `KeyboardInterrupt` raised then carries that
+/// dict as its `fuzz_report` attribute (what was found so far; a violation's trace as far
+/// as shrinking got).
 #[pyfunction]
 #[pyo3(signature = (era, seed = 0, max_ops = 0, seconds = 0.0, fail_rate = 0.0, run_len = 400, full_check_every = 16, policy = None, extended = false))]
 #[allow(clippy::too_many_arguments)]
@@ -930,7 +1057,12 @@ fn fuzz<'py>(
         extended,
     };
     let name = cfg.policy.name.clone();
-    let r = py.detach(|| catch(|| rmapsim_core::fuzz::fuzz(&cfg))).py(py)?;
+    let (r, pending) = run_interruptible(py, || rmapsim_core::fuzz::fuzz(&cfg));
+    let interrupted = || pending.unwrap_or_else(|| PyKeyboardInterrupt::new_err(()));
+    let r = match r {
+        Err(SimError::Interrupted) => return Err(interrupted()),
+        r => r.py(py)?,
+    };
     let d = PyDict::new(py);
     d.set_item("ops", r.ops)?;
     d.set_item("runs", r.runs)?;
@@ -946,6 +1078,11 @@ fn fuzz<'py>(
             d.set_item("trace", py.None())?;
         }
     }
+    if r.interrupted {
+        let e = interrupted();
+        e.value(py).setattr("fuzz_report", d)?;
+        return Err(e);
+    }
     Ok(d)
 }
 
@@ -956,6 +1093,12 @@ fn preset(py: Python<'_>, name: &str) -> PyResult<Vec<(&'static str, String)>> {
         .ok_or_else(|| SimError::InvalidArgument(format!("unknown era {name:?}; known eras: {}", ERAS.join(", "))))
         .py(py)?;
     Ok(p.knob_values())
+}
+
+/// The long call a simulator is running (in another thread), or None.
+#[pyfunction]
+fn _running(sim: &Bound<'_, PyAny>) -> Option<&'static str> {
+    running_call(sim)
 }
 
 /// `(name, meaning, kernel change)` of every policy knob.
@@ -973,6 +1116,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(format_trace, m)?)?;
     m.add_function(wrap_pyfunction!(fuzz, m)?)?;
     m.add_function(wrap_pyfunction!(knobs, m)?)?;
+    m.add_function(wrap_pyfunction!(_running, m)?)?;
     m.add("DEFAULT_ERA", rmapsim_core::policy::DEFAULT_ERA)?;
     m.add("ERROR_KINDS", ERROR_KINDS.to_vec())?;
     m.add("PAGE_SIZE", rmapsim_core::PAGE_SIZE)?;
