@@ -105,6 +105,22 @@ class ScanStats:
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError("ScanStats is read-only")
 
+    def __reduce__(self) -> Any:
+        # rebuilt through __init__ (the read-only __setattr__ refuses pickle's slot state);
+        # copy.copy shares the column arrays, copy.deepcopy and pickle copy them
+        return (ScanStats, ({c: getattr(self, c) for c in COLUMNS}, self.kind))
+
+    def __eq__(self, other: object) -> bool:
+        """Same kind and every column equal, dtype included."""
+        if not isinstance(other, ScanStats):
+            return NotImplemented
+        return self.kind == other.kind and all(
+            getattr(self, c).dtype == getattr(other, c).dtype and np.array_equal(getattr(self, c), getattr(other, c))
+            for c in COLUMNS
+        )
+
+    __hash__ = None  # type: ignore[assignment]  # columns are mutable numpy arrays
+
 
 def _hist_percentile(values: np.ndarray, cum: np.ndarray, n: int, q: float) -> float:
     """``np.percentile(column, q)`` (linear method) from a histogram: ``values`` sorted,

@@ -13,14 +13,14 @@ import time
 from typing import Any, Callable, Dict
 
 from . import PAGE_SIZE, Simulator
-from .errors import InvalidArgument
+from .errors import InvalidArgument, short_repr
 
 P = PAGE_SIZE
 
 
-def _positive(name: str, v: Any, minimum: int = 1) -> int:
-    if not isinstance(v, int) or isinstance(v, bool) or v < minimum:
-        raise InvalidArgument(f"workload parameter {name}={v!r} must be an int >= {minimum}")
+def _positive(name: str, v: Any, minimum: int = 1, maximum: int = 2**64 - 1) -> int:
+    if not isinstance(v, int) or isinstance(v, bool) or not minimum <= v <= maximum:
+        raise InvalidArgument(f"workload parameter {name}={short_repr(v)} must be an int from {minimum} to {maximum}")
     return v
 
 
@@ -88,8 +88,7 @@ def prefork_server(era: str, workers: int = 16, heap_pages: int = 256, cow_perce
     _positive("workers", workers)
     _positive("heap_pages", heap_pages)
     _positive("recycles", recycles, 0)
-    if not isinstance(cow_percent, int) or not 0 <= cow_percent <= 100:
-        raise InvalidArgument(f"workload parameter cow_percent={cow_percent!r} must be an int in [0, 100]")
+    _positive("cow_percent", cow_percent, 0, 100)
     t0 = time.perf_counter()
     sim = Simulator(era=era)
     p = sim.spawn()
@@ -132,6 +131,7 @@ def aim7_like(era: str, processes: int = 200, pages: int = 32, reclaim_every: in
     _positive("processes", processes)
     _positive("pages", pages)
     _positive("reclaim_every", reclaim_every)
+    _positive("seed", seed, 0)
     t0 = time.perf_counter()
     rng = random.Random(seed)
     sim = Simulator(era=era, seed=seed)
@@ -192,6 +192,6 @@ WORKLOADS: Dict[str, Callable[..., Dict[str, Any]]] = {
 
 
 def get(name: str) -> Callable[..., Dict[str, Any]]:
-    if name not in WORKLOADS:
-        raise InvalidArgument(f"unknown workload {name!r}; workloads: {', '.join(WORKLOADS)}")
+    if not isinstance(name, str) or name not in WORKLOADS:
+        raise InvalidArgument(f"unknown workload {short_repr(name)}; workloads: {', '.join(WORKLOADS)}")
     return WORKLOADS[name]
