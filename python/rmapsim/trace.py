@@ -51,14 +51,18 @@ def parse(text: str) -> np.ndarray:
 
 
 def load(path: Union[str, Path]) -> np.ndarray:
-    """Parse the trace file at ``path`` (an OSError if it cannot be read)."""
+    """Parse the trace file at ``path``; a path that cannot be read is an InvalidArgument."""
     import os
 
-    if not isinstance(path, (str, os.PathLike)):
-        from .errors import InvalidArgument, short_repr
+    from .errors import InvalidArgument, short_repr
 
+    if not isinstance(path, (str, os.PathLike)):
         raise InvalidArgument(f"path must be a file path, got {short_repr(path)}")
-    return parse(Path(path).read_text())
+    try:
+        text = Path(path).read_text()
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise InvalidArgument(f"cannot read trace file path={short_repr(os.fspath(path))}: {e.__class__.__name__}") from e
+    return parse(text)
 
 
 def format(ops: np.ndarray, era: Optional[str] = None) -> str:  # noqa: A001 - mirrors parse

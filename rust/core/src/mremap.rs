@@ -34,6 +34,12 @@ impl Simulator {
                 "new_len {new_len} is not a multiple of the page size (4096)"
             )));
         }
+        if new_len > TASK_SIZE {
+            // "Is the new length silly?" (EINVAL, before anything is looked at)
+            return Err(SimError::InvalidArgument(format!(
+                "new_len {new_len} is larger than the user address space ({TASK_SIZE:#x} bytes)"
+            )));
+        }
         if let Some(na) = new_addr {
             if !may_move {
                 return Err(SimError::InvalidArgument(format!(

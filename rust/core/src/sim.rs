@@ -560,7 +560,10 @@ impl Simulator {
                 }
             };
             if bit != 0 && p & bit != 0 {
-                return Err(SimError::InvalidArgument(format!("bad prot {s:?}: {c:?} given twice")));
+                return Err(SimError::InvalidArgument(format!(
+                    "bad prot {}: {c:?} given twice",
+                    crate::error::quote(s)
+                )));
             }
             p |= bit;
         }

@@ -65,11 +65,10 @@ fn int(obj: &Bound<'_, PyAny>, name: &str) -> PyResult<i128> {
     let i = if obj.is_instance_of::<PyInt>() {
         obj.clone()
     } else {
-        let is_np_bool = obj.get_type().name().is_ok_and(|n| n.to_string_lossy() == "bool");
-        match obj.call_method0("__index__") {
-            Ok(i) if !is_np_bool => i,
-            _ => return Err(bad()),
+        if obj.get_type().name().is_ok_and(|n| n.to_string_lossy() == "bool") {
+            return Err(bad()); // numpy.bool_
         }
+        obj.call_method0("__index__").map_err(|_| bad())?
     };
     if let Ok(v) = i.extract::<i128>() {
         return Ok(v);

@@ -67,7 +67,7 @@ fn set_knobs(p: &mut Policy, overrides: &Bound<'_, PyDict>) -> PyResult<()> {
                 "a string, bool or int",
             ));
         };
-        p.set_knob(&k, &v).map_err(SimError::InvalidArgument).py(py)?;
+        p.set_knob(&k, &v).map_err(|m| SimError::InvalidArgument(format!("policy: {m}"))).py(py)?;
     }
     Ok(())
 }
