@@ -26,15 +26,20 @@ U64 = 2**64 - 1
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 
 
-@pytest.fixture
-def world():
+def family(pages, child_writes):
+    """A parent that wrote `pages` pages and a child that then wrote the first few."""
     sim = rmapsim.Simulator(era="6.18")
     p = sim.spawn()
-    a = sim.mmap(p, 4 * P)
-    sim.touch(p, a, 4 * P)
+    a = sim.mmap(p, pages * P)
+    sim.touch(p, a, pages * P)
     c = sim.fork(p)
-    sim.touch(c, a, P)
+    sim.touch(c, a, child_writes * P)
     return sim, p, c, a
+
+
+@pytest.fixture
+def world():
+    return family(4, 1)
 
 
 def raises(exc, message, fn, *args, **kwargs):
@@ -200,12 +205,7 @@ def test_docs_examples_are_real_output():
 
 
 def _stats_of_every_kind():
-    sim = rmapsim.Simulator(era="6.18")
-    p = sim.spawn()
-    a = sim.mmap(p, 8 * P)
-    sim.touch(p, a, 8 * P)
-    c = sim.fork(p)
-    sim.touch(c, a, 2 * P)
+    sim, p, c, a = family(8, 2)
     sim.mprotect(p, a + 4 * P, P, "r")
     out = [sim.rmap_walk(), sim.page_referenced(), sim.rmap_walk(pages=[])]
     out.append(sim.madvise(c, a, 2 * P, "pageout"))  # the child's own COW copies
