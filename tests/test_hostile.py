@@ -249,6 +249,58 @@ _WORLD_FOR_NAMES = build_world(ERA)
 PARAMS = _param_names()
 
 
+# The kind each parameter takes; a value of another kind must be refused, not coerced
+# (a bool is not an int, an int is not a flag, True is not a rate).
+INT_PARAMS = {
+    "pid", "n", "length", "addr", "file", "offset", "old_addr", "old_len", "new_len", "new_addr", "page",
+    "threads", "cpus", "per_candidate", "handoff", "outside", "writer_every", "writer_hold", "sample_every",
+    "nth", "seed", "max_ops", "run_len", "full_check_every", "total_hint", "children", "pages", "generations",
+    "workers", "heap_pages", "cow_percent", "recycles", "pieces", "processes", "reclaim_every", "moves",
+}
+FLAG_PARAMS = {"write", "may_move", "noreserve", "stack", "aggregate", "check_each", "extended"}
+REAL_PARAMS = {"rate", "fail_rate", "seconds", "q"}
+STR_PARAMS = {"prot", "advice", "era", "name", "text", "workload", "column", "knob"}
+# (call, parameter) where None means "the default"
+NONE_OK = {
+    *((c, k) for c in ("mmap", "mmap_file") for k in ("addr", "prot", "file", "offset")),
+    ("mremap", "new_addr"), ("drop_swap_cache", "pages"), ("contention", "pages"),
+    *((c, k) for c in ("page_referenced", "rmap_walk", "try_to_unmap") for k in ("pages", "threads")),
+    ("inject_enomem_nth", "nth"), ("inject_enomem_rate", "rate"),
+    ("Simulator", "era"), ("Simulator", "seed"), ("Simulator", "policy"), ("_core.fuzz", "policy"),
+    ("_core.format_trace", "era"), ("trace.format", "era"),
+    ("study.sweep", "eras"), ("study.sweep", "executor"), ("study.sweep", "progress"),
+}
+HANDLE_LISTS = {("page_referenced", "pages"), ("rmap_walk", "pages"), ("try_to_unmap", "pages"),
+                ("drop_swap_cache", "pages"), ("contention", "pages")}
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+
+def _must_refuse(name: str, param: str, value: Any) -> bool:
+    """Is `value` of a kind the parameter does not take?"""
+    if value is None:
+        return (name, param) not in NONE_OK and param in INT_PARAMS | FLAG_PARAMS | REAL_PARAMS | STR_PARAMS
+    if (name, param) in HANDLE_LISTS:  # None, a handle or a sequence of handles
+        return isinstance(value, (bool, np.bool_, str, bytes, float))
+    if param in INT_PARAMS:
+        return not _is_int(value)
+    if param in FLAG_PARAMS:
+        return not isinstance(value, (bool, np.bool_))
+    if param in REAL_PARAMS:
+        return isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating))
+    if param in STR_PARAMS:
+        return not isinstance(value, str)
+    return False
+
+
+def _claimed_value(msg: str, param: str) -> Any:
+    """The number the message gives as the parameter's value ("pid 123"), if any."""
+    m = re.search(r"(?<![A-Za-z_])" + re.escape(param) + r" (-?\d+|0x[0-9a-f]+)(?![0-9a-fx])", msg)
+    return None if m is None else int(m.group(1), 0)
+
+
 def _attempt(w: Dict[str, Any], name: str, param: str, value: Any) -> bool:
     """Call `name` with `param` = value; check the outcome. True if the call succeeded
     (the world may have changed)."""
@@ -264,6 +316,9 @@ def _attempt(w: Dict[str, Any], name: str, param: str, value: Any) -> bool:
         assert not isinstance(e, rmapsim.InvariantViolation), where
         assert _names_it(msg, param, value, kw, e), f"message names neither the parameter nor the value: {where}"
         assert len(msg) < 2000, f"message not cut: {where}"
+        if _is_int(value):
+            claimed = _claimed_value(msg, param)
+            assert claimed is None or claimed == int(value), f"message misreports the value: {where}"
         assert dump(w["sim"]) == before, f"state changed by a failing call: {where}"
         w["sim"].check()
         return False
@@ -273,6 +328,8 @@ def _attempt(w: Dict[str, Any], name: str, param: str, value: Any) -> bool:
             f"(not an rmapsim error): {str(e)[:300]}"
         ) from e
     w["sim"].inject_enomem()  # a successful inject_enomem must not fail later calls
+    assert not _must_refuse(name, param, value), (
+        f"{name}({param}={rmapsim.errors.short_repr(value)}) accepted a value of the wrong kind")
     return True
 
 
