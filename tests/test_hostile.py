@@ -38,6 +38,7 @@ HUGE_TEXT = "x" * 100_000
 
 HOSTILE: List[Any] = [
     -1, 0, 1, 2**31, 2**32, 2**63, 2**64, 2**70, -(2**70),
+    2**47 - P, 2**47, 2**63 - P, 2**64 - P, 2**64 - 1,  # page-aligned edges of the address space
     True, False,
     0.0, 1.5, -2.5, float("nan"), float("inf"),
     np.int64(-1), np.uint64(2**64 - 1), np.int8(3), np.uint32(2**32 - 1), np.float64(2.0), np.float32(0.5),
@@ -116,6 +117,7 @@ def _sim_calls() -> Dict[str, Tuple[Callable[..., Any], Callable[[Dict[str, Any]
         "exec": (m("exec"), lambda w: dict(pid=w["q"])),
         "mmap": (m("mmap"), lambda w: dict(pid=w["p"], length=P, addr=X + 40 * P, prot="rw", file=None,
                                            offset=None, noreserve=False, stack=False)),
+        "mmap_anywhere": (m("mmap"), lambda w: dict(pid=w["p"], length=P)),
         "mmap_file": (m("mmap"), lambda w: dict(pid=w["p"], length=P, addr=X + 40 * P, prot="r", file=3, offset=0)),
         "munmap": (m("munmap"), lambda w: dict(pid=w["p"], addr=X, length=P)),
         "touch": (m("touch"), lambda w: dict(pid=w["p"], addr=X, length=P, write=True)),
@@ -360,8 +362,8 @@ def _numpy_scalars() -> st.SearchStrategy[Any]:
 HOSTILE_VALUES = st.recursive(
     st.one_of(
         st.integers(),
-        st.sampled_from([2**31, 2**32, 2**63, 2**64, 2**70, -(2**70), -1, 0]).flatmap(
-            lambda b: st.integers(-2, 2).map(lambda d: b + d)),
+        st.sampled_from([2**31, 2**32, 2**47, 2**63, 2**64, 2**70, -(2**70), -1, 0]).flatmap(
+            lambda b: st.sampled_from([-P, -2, -1, 0, 1, 2, P]).map(lambda d: b + d)),
         st.booleans(), st.floats(), st.none(), st.text(max_size=30), st.binary(max_size=8),
         st.sampled_from(["", "rw", "6.18", "random", HUGE_TEXT]),
         _numpy_scalars(),
@@ -394,7 +396,7 @@ def test_sweep_covers_the_public_api():
     """Every public method of Simulator that takes an argument is in the sweep."""
     import inspect
 
-    covered = {name.split("_nth")[0].split("_rate")[0].split("_file")[0] for name in _sim_calls()}
+    covered = {re.sub(r"_(nth|rate|file|anywhere)$", "", name) for name in _sim_calls()}
     missing = []
     for attr, fn in inspect.getmembers(rmapsim.Simulator, callable):
         if attr.startswith("_") or attr in ("plot_state",):  # ax: a matplotlib Axes
