@@ -227,6 +227,15 @@ def _names_range(msg: str, kw: Dict[str, Any]) -> bool:
     return any(lo <= int(h, 16) <= hi for h in re.findall(r"0x[0-9a-f]+", msg))
 
 
+_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "0": "\0", "\\": "\\", '"': '"', "'": "'"}
+
+
+def _unescape(msg: str) -> str:
+    """`msg` with the escapes of quoted input (Rust's \\u{1f}, \\n, ...) decoded."""
+    return re.sub(r"\\(u\{([0-9a-f]+)\}|.)",
+                  lambda m: chr(int(m.group(2), 16)) if m.group(2) else _ESCAPES.get(m.group(1), m.group(0)), msg)
+
+
 def _names_value(msg: str, value: Any) -> bool:
     if repr(value)[:40] in msg:
         return True
@@ -238,7 +247,7 @@ def _names_value(msg: str, value: Any) -> bool:
         v = int(value)
         return str(v) in msg or hex(v) in msg
     if isinstance(value, str):
-        return value[:40] in msg if value else '""' in msg
+        return value[:40] in _unescape(msg) if value else '""' in msg
     return repr(value)[:40] in msg
 
 
