@@ -25,7 +25,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import rmapsim
-from rmapsim import _core, study, trace, workloads
+from rmapsim import _core, record, study, trace, workloads
 from rmapsim.policy import Policy
 
 from _simutil import PAGE, snapshot
@@ -178,6 +178,8 @@ def _module_calls() -> Dict[str, Tuple[Callable[..., Any], Callable[[Dict[str, A
                                                                        reclaim_every=5, seed=0)),
         "workloads.mremap_churn": (f(workloads.mremap_churn), lambda w: dict(era="6.18", moves=2, pages=2,
                                                                              children=1)),
+        "record.convert_log": (f(record.convert_log), lambda w: dict(text="", writes="touched", cwd=None)),
+        "record.memory_report": (f(record.memory_report), lambda w: dict(ops_text=TRACE, eras=["6.18"], every=0)),
         "study.sweep": (f(study.sweep), lambda w: dict(workload="fork_storm", grid={"children": [2], "pages": [2]},
                                                        eras=["6.18"], executor=None, progress=None)),
         "study.grid_points": (f(study.grid_points), lambda w: dict(grid={"children": [2]})),
@@ -196,7 +198,7 @@ CALLS = {**_sim_calls(), **_module_calls()}
 # parameters that would run long on huge legitimate values
 LARGE_OK = {
     ("fork_many", "n"),
-    ("_core.fuzz", "max_ops"), ("_core.fuzz", "seconds"),
+    ("_core.fuzz", "max_ops"), ("_core.fuzz", "seconds"), ("record.memory_report", "every"),
     ("study.progress_bar", "total_hint"),
     *((name, k) for name in CALLS if name.startswith("workloads.") for k in
       ("children", "pages", "generations", "workers", "heap_pages", "recycles", "pieces", "processes",
@@ -213,7 +215,7 @@ def _names_it(msg: str, param: str, value: Any, kw: Dict[str, Any], exc: Excepti
         return True
     if _names_value(msg, value):
         return True
-    if isinstance(value, str) and param in ("text", "ops") and msg.startswith("trace line "):
+    if isinstance(value, str) and param in ("text", "ops", "ops_text") and msg.startswith("trace line "):
         return True  # a parse error names the line of the trace text and what it expected
     return isinstance(exc, (rmapsim.BadAddress, rmapsim.OutOfMemory)) and _names_range(msg, kw)
 
@@ -266,11 +268,11 @@ INT_PARAMS = {
     "pid", "n", "length", "addr", "file", "offset", "old_addr", "old_len", "new_len", "new_addr", "page",
     "threads", "cpus", "per_candidate", "handoff", "outside", "writer_every", "writer_hold", "sample_every",
     "nth", "seed", "max_ops", "run_len", "full_check_every", "total_hint", "children", "pages", "generations",
-    "workers", "heap_pages", "cow_percent", "recycles", "pieces", "processes", "reclaim_every", "moves",
+    "workers", "heap_pages", "cow_percent", "recycles", "pieces", "processes", "reclaim_every", "moves", "every",
 }
 FLAG_PARAMS = {"write", "may_move", "noreserve", "stack", "aggregate", "check_each", "extended"}
 REAL_PARAMS = {"rate", "fail_rate", "seconds", "q"}
-STR_PARAMS = {"prot", "advice", "era", "name", "text", "workload", "column", "knob"}
+STR_PARAMS = {"prot", "advice", "era", "name", "text", "workload", "column", "knob", "writes", "ops_text", "cwd"}
 # (call, parameter) where None means "the default"
 NONE_OK = {
     *((c, k) for c in ("mmap", "mmap_file") for k in ("addr", "prot", "file", "offset")),
@@ -280,6 +282,7 @@ NONE_OK = {
     ("Simulator", "era"), ("Simulator", "seed"), ("Simulator", "policy"), ("_core.fuzz", "policy"),
     ("_core.format_trace", "era"), ("trace.format", "era"),
     ("study.sweep", "eras"), ("study.sweep", "executor"), ("study.sweep", "progress"),
+    ("record.convert_log", "cwd"),
 }
 HANDLE_LISTS = {("page_referenced", "pages"), ("rmap_walk", "pages"), ("try_to_unmap", "pages"),
                 ("drop_swap_cache", "pages"), ("contention", "pages")}
