@@ -288,6 +288,11 @@ HANDLE_LISTS = {("page_referenced", "pages"), ("rmap_walk", "pages"), ("try_to_u
                 ("drop_swap_cache", "pages"), ("contention", "pages")}
 
 
+def _r(v: Any) -> str:
+    r = repr(v)
+    return r if len(r) <= 80 else r[:77] + "..."
+
+
 def _is_int(v: Any) -> bool:
     return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
 
@@ -326,7 +331,7 @@ def _attempt(w: Dict[str, Any], name: str, param: str, value: Any) -> bool:
         call(w, **kw)
     except rmapsim.SimError as e:
         msg = str(e)
-        where = f"{name}({param}={rmapsim.errors.short_repr(value)}) raised {type(e).__name__}: {msg[:300]}"
+        where = f"{name}({param}={_r(value)}) raised {type(e).__name__}: {msg[:300]}"
         assert not isinstance(e, rmapsim.InvariantViolation), where
         assert _names_it(msg, param, value, kw, e), f"message names neither the parameter nor the value: {where}"
         assert len(msg) < 2000, f"message not cut: {where}"
@@ -338,12 +343,12 @@ def _attempt(w: Dict[str, Any], name: str, param: str, value: Any) -> bool:
         return False
     except BaseException as e:  # noqa: BLE001 - the point of the test
         raise AssertionError(
-            f"{name}({param}={rmapsim.errors.short_repr(value)}) raised {type(e).__name__} "
+            f"{name}({param}={_r(value)}) raised {type(e).__name__} "
             f"(not an rmapsim error): {str(e)[:300]}"
         ) from e
     w["sim"].inject_enomem()  # a successful inject_enomem must not fail later calls
     assert not _must_refuse(name, param, value), (
-        f"{name}({param}={rmapsim.errors.short_repr(value)}) accepted a value of the wrong kind")
+        f"{name}({param}={_r(value)}) accepted a value of the wrong kind")
     return True
 
 
