@@ -172,7 +172,7 @@ TABLE = [
      "--x 'pages' must be one of the --param names (children)"),
     (["study", "fork_storm", "--out", "{d}/s", "--era", "3.0", "--param", "children=2", "--param", "pages=1", "--y", "nope"],
      2, "--y 'nope' is not a column of the results (written to {d}/s/results.csv)"),
-    (["study", "fork_storm", "--out", "{d}/s", "--param", "children=x"], 2, "children='x' must be an int >= 1"),
+    (["study", "fork_storm", "--out", "{d}/s", "--param", "children=x"], 2, "children='x' must be an int from 1 to"),
     # validate-kernel --from (offline)
     (["validate-kernel", "--from", "{d}/fork.json"], 0, ""),
     (["validate-kernel", "--from", str(DATA), "--scenario", "chain_exit", "--era", "2.6.34"], 1, ""),

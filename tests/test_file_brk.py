@@ -58,13 +58,13 @@ def test_write_to_a_private_file_page_makes_an_anon_page_at_the_file_index(sim):
 def test_file_argument_errors():
     sim = rmapsim.Simulator()
     p = sim.spawn()
-    with pytest.raises(rmapsim.InvalidArgument, match="file identity must be a positive int, got 0"):
+    with pytest.raises(rmapsim.InvalidArgument, match="file must be an int from 1 to 4294967295, got 0"):
         sim.mmap(p, PAGE, 0x400000, "r", file=0)
     with pytest.raises(rmapsim.InvalidArgument, match="offset given without file"):
         sim.mmap(p, PAGE, 0x400000, "r", offset=0)
     with pytest.raises(rmapsim.InvalidArgument, match="page aligned"):
         sim.mmap(p, PAGE, 0x400000, "r", file=1, offset=100)
-    with pytest.raises(rmapsim.InvalidArgument, match="offset must be >= 0, got -4096"):
+    with pytest.raises(rmapsim.InvalidArgument, match="offset must be an int from 0 to 18446744073709551615, got -4096"):
         sim.mmap(p, PAGE, 0x400000, "r", file=1, offset=-PAGE)
     with pytest.raises(rmapsim.InvalidArgument, match="file must be an int"):
         sim.mmap(p, PAGE, 0x400000, "r", file="libc.so")

@@ -137,7 +137,7 @@ def test_fork_many_beyond_the_free_pids_refuses_up_front(n):
 
 @pytest.mark.parametrize("bad", [0, 300, 4194305, -1, 2**70])
 def test_pid_max_outside_the_sysctl_range_is_refused(bad):
-    with pytest.raises(rmapsim.InvalidArgument, match=f"pid_max must be from 301 to 4194304, got {bad}"):
+    with pytest.raises(rmapsim.InvalidArgument, match=f"pid_max must be an int from 301 to 4194304, got {bad}"):
         rmapsim.Simulator(pid_max=bad)
 
 
@@ -289,6 +289,6 @@ def test_contention_time_that_would_wrap_is_refused(small):
 
 @pytest.mark.parametrize("kind", ["rmap_walk", "page_referenced"])
 def test_threads_beyond_the_cap_are_refused(small, kind):
-    with pytest.raises(rmapsim.InvalidArgument, match="threads must be from 1 to 1024.*got 100000"):
+    with pytest.raises(rmapsim.InvalidArgument, match="threads must be an int from 1 to 1024.*got 100000"):
         getattr(small, kind)(threads=100000)
     assert getattr(small, kind)(threads=1024).summary()["walks"] == 16

@@ -150,7 +150,7 @@ def test_apply_sampling():
     assert sizes["vm_area_struct"] == 0
     assert int(s["vma_bytes"][1]) == 2 * int(s["vma_bytes"][0])
     assert len(sim.apply(text).samples) == 0
-    with pytest.raises(rmapsim.InvalidArgument, match="sample_every must be an int >= 0, got -1"):
+    with pytest.raises(rmapsim.InvalidArgument, match="sample_every must be an int from 0 to 18446744073709551615, got -1"):
         sim.apply(text, sample_every=-1)
 
 

@@ -32,6 +32,7 @@ from .errors import (
     SimError,
     StaleHandle,
     TryAgain,
+    short_repr,
 )
 
 __version__ = "0.1.0"
@@ -79,39 +80,34 @@ HandleArray = Union[None, int, Iterable[int], np.ndarray]
 
 
 def _int_list(values: object, what: str) -> List[int]:
-    """Normalise a sequence or array of non-negative integers to a list of Python ints."""
-    if isinstance(values, (str, bytes)):
-        raise InvalidArgument(f"{what} must be a sequence of ints, got {values!r}")
+    """A list, tuple, other iterable or 1-d integer array of ints as a list of Python ints
+    (one int is a list of one). The bindings check each value's range."""
+    if isinstance(values, (bool, np.bool_)) or values is None:
+        raise InvalidArgument(f"{what} must be a sequence of ints, got {short_repr(values)}")
     if isinstance(values, (int, np.integer)):
-        values = [values]
+        return [int(values)]
+    if isinstance(values, np.ndarray):
+        if values.ndim != 1 and values.size:
+            raise InvalidArgument(f"{what} must be one-dimensional, got an array of shape {values.shape}")
+        if values.size and values.dtype.kind not in "iu":
+            raise InvalidArgument(f"{what} must be ints, got an array of dtype {values.dtype}")
+        return [int(v) for v in values.ravel().tolist()]
+    if isinstance(values, (str, bytes, dict)):
+        raise InvalidArgument(f"{what} must be a sequence of ints, got {short_repr(values)}")
     try:
-        arr = np.asarray(values)
-    except Exception as e:  # pragma: no cover - numpy raises many kinds
-        raise InvalidArgument(f"{what} must be a sequence of ints: {e}") from None
-    if arr.ndim != 1 and arr.size:
-        raise InvalidArgument(f"{what} must be one-dimensional, got shape {arr.shape}")
-    if arr.size == 0:
-        return []
-    if arr.dtype.kind not in "iu":
-        bad = [v for v in arr.ravel().tolist() if not isinstance(v, int) or isinstance(v, bool)]
-        if bad or arr.dtype.kind == "b":
-            raise InvalidArgument(f"{what} must be ints, got {bad[0] if bad else values!r}")
-    out = [int(v) for v in arr.ravel().tolist()]
-    return out
+        items = list(values)  # type: ignore[call-overload]
+    except TypeError:
+        raise InvalidArgument(f"{what} must be a sequence of ints, got {short_repr(values)}") from None
+    for v in items:
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
+            raise InvalidArgument(f"each of {what} must be an int, got {short_repr(v)}")
+    return [int(v) for v in items]
 
 
 def _aggregate(aggregate: object) -> bool:
     if not isinstance(aggregate, (bool, np.bool_)):
-        raise InvalidArgument(f"aggregate must be True or False, got {aggregate!r}")
+        raise InvalidArgument(f"aggregate must be True or False, got {short_repr(aggregate)}")
     return bool(aggregate)
-
-
-def _threads(threads: Optional[int]) -> int:
-    if threads is None:
-        return 0
-    if not isinstance(threads, (int, np.integer)) or isinstance(threads, bool) or threads < 1:
-        raise InvalidArgument(f"threads must be an int >= 1 or None (all cores), got {threads!r}")
-    return int(threads)
 
 
 #: Columns of :attr:`ApplyResult.samples`: operations applied, live processes, VMAs, anon_vmas,
@@ -162,7 +158,7 @@ class Simulator(_core.Simulator):
         base, overrides = policy_overrides(policy)  # type: ignore[arg-type]
         if base is not None:
             if era is not None and era != base:
-                raise InvalidArgument(f"era {era!r} contradicts the policy's base era {base!r}")
+                raise InvalidArgument(f"era {short_repr(era)} contradicts the policy's base era {short_repr(base)}")
             era = base
         return super().__new__(cls, era, seed, overrides)
 
@@ -198,10 +194,7 @@ class Simulator(_core.Simulator):
         6.7 (era 6.18) the VMA gets ``VM_NOHUGEPAGE`` (flag "nohugepage"), so a thread
         stack stays apart from plain anonymous neighbours; earlier eras ignore it. A
         non-bool raises ``InvalidArgument``."""
-        for name, v in (("noreserve", noreserve), ("stack", stack)):
-            if not isinstance(v, (bool, np.bool_)):
-                raise InvalidArgument(f"{name} must be True or False, got {v!r}")
-        return super().mmap(pid, length, addr, prot, file, offset, bool(noreserve), bool(stack))
+        return super().mmap(pid, length, addr, prot, file, offset, noreserve, stack)
 
     def touch_many(self, pids: Iterable[int], addr: int, length: int, write: bool = True) -> None:
         """Fault ``[addr, addr+length)`` in each process of ``pids``, in order. All pids
@@ -211,13 +204,7 @@ class Simulator(_core.Simulator):
         super().touch_many(_int_list(pids, "pids"), addr, length, write)
 
     def _pages(self, pages: HandleArray) -> Optional[List[int]]:
-        if pages is None:
-            return None
-        out = _int_list(pages, "pages")
-        for h in out:
-            if h < 0 or h >= 1 << 64:
-                raise StaleHandle(f"page handle {h} does not name a page")
-        return out
+        return None if pages is None else _int_list(pages, "pages")
 
     @overload
     def page_referenced(self, pages: HandleArray = ..., threads: Optional[int] = ...,
@@ -262,7 +249,7 @@ class Simulator(_core.Simulator):
 
     def _walk(self, kind: str, pages: HandleArray, threads: Optional[int],
               aggregate: bool) -> Union[ScanStats, Dict[str, Any]]:
-        pages_, threads_ = self._pages(pages), _threads(threads)
+        pages_, threads_ = self._pages(pages), threads
         if _aggregate(aggregate):
             return summary_from_totals(self._walk_totals(pages_, kind == "rmap_walk", threads_), kind)
         rows = self._rmap_walk if kind == "rmap_walk" else self._page_referenced
@@ -292,12 +279,7 @@ class Simulator(_core.Simulator):
         ``KeyboardInterrupt``."""
         from .contention import ContentionResult
 
-        for name, v in (("cpus", cpus), ("per_candidate", per_candidate), ("handoff", handoff), ("outside", outside),
-                        ("writer_every", writer_every), ("writer_hold", writer_hold)):
-            if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < (1 if name == "cpus" else 0):
-                raise InvalidArgument(f"{name} must be an int >= {1 if name == 'cpus' else 0}, got {v!r}")
-        d = self._contention(self._pages(pages), int(cpus), int(per_candidate), int(handoff), int(outside),
-                             int(writer_every), int(writer_hold))
+        d = self._contention(self._pages(pages), cpus, per_candidate, handoff, outside, writer_every, writer_hold)
         return ContentionResult(d, self.era)
 
     def madvise(self, pid: int, addr: int, length: int, advice: str) -> ScanStats:
@@ -325,7 +307,7 @@ class Simulator(_core.Simulator):
         of per-page rows (see :meth:`rmap_walk`). Ctrl-C stops it between two pages with
         ``KeyboardInterrupt``: the pages before are unmapped, and some later ones may be in
         the swap cache while still mapped (``check()`` passes)."""
-        pages_, threads_ = self._pages(pages), _threads(threads)
+        pages_, threads_ = self._pages(pages), threads
         if _aggregate(aggregate):
             return summary_from_totals(self._try_to_unmap_totals(pages_, threads_), "try_to_unmap")
         return ScanStats(self._try_to_unmap(pages_, threads_), kind="try_to_unmap")
@@ -347,10 +329,8 @@ class Simulator(_core.Simulator):
         ``touch_many``) with ``KeyboardInterrupt``: the operations before it are applied."""
         from . import trace
 
-        if isinstance(sample_every, bool) or not isinstance(sample_every, (int, np.integer)) or sample_every < 0:
-            raise InvalidArgument(f"sample_every must be an int >= 0, got {sample_every!r}")
-        arr = trace.parse(ops) if isinstance(ops, str) else np.asarray(ops)
-        status, value, message, samples = self._apply(trace.rows(arr), check_each, int(sample_every))
+        arr = trace.parse(ops) if isinstance(ops, str) else ops
+        status, value, message, samples = self._apply(trace.rows(arr), check_each, sample_every)
         res = ApplyResult(np.frombuffer(bytes(status), dtype=np.uint8).copy(), np.asarray(value, dtype=np.uint64), list(message))
         res.samples = np.array([tuple(s) for s in samples], dtype=SAMPLE_DTYPE)
         return res

@@ -67,8 +67,8 @@ class Simulator:
         prot: Optional[str] = None,
         file: Optional[int] = None,
         offset: Optional[int] = None,
-        noreserve: Optional[bool] = None,
-        stack: Optional[bool] = None,
+        noreserve: bool = False,
+        stack: bool = False,
     ) -> int: ...
     def set_brk_base(self, pid: int, addr: int) -> None: ...
     def brk(self, pid: int, addr: int) -> int: ...

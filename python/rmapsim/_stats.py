@@ -54,10 +54,10 @@ class ScanStats:
         )
 
     def column(self, name: str) -> np.ndarray:
-        if name not in COLUMNS:
-            from .errors import InvalidArgument
+        if not isinstance(name, str) or name not in COLUMNS:
+            from .errors import InvalidArgument, short_repr
 
-            raise InvalidArgument(f"unknown ScanStats column {name!r}; columns: {', '.join(COLUMNS)}")
+            raise InvalidArgument(f"unknown ScanStats column {short_repr(name)}; columns: {', '.join(COLUMNS)}")
         return getattr(self, name)
 
     def mean(self, column: str = "vmas_visited") -> float:
@@ -68,6 +68,10 @@ class ScanStats:
         return int(self.column(column).sum(dtype=np.uint64))
 
     def percentile(self, q: float, column: str = "vmas_visited") -> float:
+        if isinstance(q, (bool, np.bool_)) or not isinstance(q, (int, float, np.integer, np.floating)) or not 0 <= q <= 100:
+            from .errors import InvalidArgument, short_repr
+
+            raise InvalidArgument(f"q must be a number from 0 to 100, got {short_repr(q)}")
         c = self.column(column)
         return float(np.percentile(c, q)) if len(c) else float("nan")
 
@@ -104,6 +108,22 @@ class ScanStats:
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError("ScanStats is read-only")
+
+    def __reduce__(self) -> Any:
+        # rebuilt through __init__ (the read-only __setattr__ refuses pickle's slot state);
+        # copy.copy shares the column arrays, copy.deepcopy and pickle copy them
+        return (ScanStats, ({c: getattr(self, c) for c in COLUMNS}, self.kind))
+
+    def __eq__(self, other: object) -> bool:
+        """Same kind and every column equal, dtype included."""
+        if not isinstance(other, ScanStats):
+            return NotImplemented
+        return self.kind == other.kind and all(
+            getattr(self, c).dtype == getattr(other, c).dtype and np.array_equal(getattr(self, c), getattr(other, c))
+            for c in COLUMNS
+        )
+
+    __hash__ = None  # type: ignore[assignment]  # columns are mutable numpy arrays
 
 
 def _hist_percentile(values: np.ndarray, cum: np.ndarray, n: int, q: float) -> float:

@@ -20,6 +20,21 @@ __all__ = [
 ]
 
 
+#: Longest repr of a bad value an error message repeats (as the bindings cut it).
+QUOTE_MAX = 80
+
+
+def short_repr(value: object) -> str:
+    """``repr(value)`` cut to :data:`QUOTE_MAX` characters, the full length noted."""
+    try:
+        r = repr(value)
+    except Exception:  # a hostile __repr__
+        r = "<unprintable>"
+    if len(r) <= QUOTE_MAX:
+        return r
+    return f"{r[:QUOTE_MAX - 3]}... ({len(r)} chars)"
+
+
 class SimError(Exception):
     """Base class of every rmapsim error."""
 

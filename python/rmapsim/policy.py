@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, NamedTuple, Tuple
 
 from . import _core
-from .errors import InvalidArgument
+from .errors import InvalidArgument, short_repr
 
 
 class Knob(NamedTuple):
@@ -27,10 +27,15 @@ def knobs() -> List[Knob]:
     return [Knob(*k) for k in _core.knobs()]
 
 
-def _text(v: Any) -> str:
-    if isinstance(v, bool):
+def _text(knob: str, v: Any) -> str:
+    """A knob value as text: a string, a bool ("true"/"false") or an int."""
+    import numpy as np
+
+    if isinstance(v, (bool, np.bool_)):
         return "true" if v else "false"
-    return str(v)
+    if isinstance(v, (str, int, np.integer)):
+        return str(v)
+    raise InvalidArgument(f"knob {short_repr(knob)} must be given as a string, bool or int, got {short_repr(v)}")
 
 
 @dataclass(frozen=True)
@@ -44,7 +49,7 @@ class Policy:
     def preset(cls, name: str) -> "Policy":
         """The knobs of an era preset (``rmapsim.eras()``)."""
         if not isinstance(name, str):
-            raise InvalidArgument(f"era must be a string, got {name!r}")
+            raise InvalidArgument(f"era must be a string, got {short_repr(name)}")
         return cls(base=name, values=tuple(_core.preset(name)))
 
     def as_dict(self) -> Dict[str, str]:
@@ -52,8 +57,8 @@ class Policy:
 
     def __getitem__(self, knob: str) -> str:
         d = self.as_dict()
-        if knob not in d:
-            raise InvalidArgument(f"unknown knob {knob!r}; knobs: {', '.join(d)}")
+        if not isinstance(knob, str) or knob not in d:
+            raise InvalidArgument(f"unknown knob {short_repr(knob)}; knobs: {', '.join(d)}")
         return d[knob]
 
     def replace(self, **changes: Any) -> "Policy":
@@ -61,8 +66,8 @@ class Policy:
         d = self.as_dict()
         for k, v in changes.items():
             if k not in d:
-                raise InvalidArgument(f"unknown knob {k!r}; knobs: {', '.join(d)}")
-            d[k] = _text(v)
+                raise InvalidArgument(f"unknown knob {short_repr(k)}; knobs: {', '.join(d)}")
+            d[k] = _text(k, v)
         return Policy(base=self.base, values=tuple(d.items()))
 
     def overrides(self) -> Dict[str, str]:
@@ -78,5 +83,8 @@ def policy_overrides(policy: "Policy | Mapping[str, Any] | None") -> Tuple[str |
     if isinstance(policy, Policy):
         return policy.base, policy.as_dict()
     if isinstance(policy, Mapping):
-        return None, {str(k): _text(v) for k, v in policy.items()}
-    raise InvalidArgument(f"policy must be a rmapsim.Policy or a dict of knobs, got {policy!r}")
+        for k in policy:
+            if not isinstance(k, str):
+                raise InvalidArgument(f"policy knob names must be strings, got {short_repr(k)}")
+        return None, {k: _text(k, v) for k, v in policy.items()}
+    raise InvalidArgument(f"policy must be a rmapsim.Policy or a dict of knobs, got {short_repr(policy)}")

@@ -585,10 +585,16 @@ def convert_log(text: str, writes: str = "touched", cwd: Optional[str] = None,
     """Trace lines (without header) and conversion statistics for an ``strace -f`` log.
     ``cwd``: where the command started (relative execve paths); ``mmap_base``: see
     :func:`mmap_base_for`."""
-    if writes not in WRITES:
-        from .errors import InvalidArgument
+    from .errors import InvalidArgument, short_repr
 
-        raise InvalidArgument(f"writes must be one of {', '.join(WRITES)}, got {writes!r}")
+    if not isinstance(text, str):
+        raise InvalidArgument(f"text must be the strace log as a string, got {short_repr(text)}")
+    if not isinstance(writes, str) or writes not in WRITES:
+        raise InvalidArgument(f"writes must be one of {', '.join(WRITES)}, got {short_repr(writes)}")
+    if cwd is not None and not isinstance(cwd, str):
+        raise InvalidArgument(f"cwd must be a directory path or None, got {short_repr(cwd)}")
+    if isinstance(mmap_base, bool) or not isinstance(mmap_base, int) or not 0 < mmap_base < 2**64:
+        raise InvalidArgument(f"mmap_base must be an address, got {short_repr(mmap_base)}")
     c = Converter(writes=writes, mmap_base=mmap_base)
     if cwd is not None:
         c.start_cwd = cwd
@@ -734,8 +740,18 @@ def memory_report(ops_text: Any, eras: Sequence[str], every: int = 0) -> List[Di
 
     from . import Simulator
     from . import trace as tr
+    from .errors import InvalidArgument, short_repr
 
-    ops = tr.parse(ops_text) if isinstance(ops_text, str) else ops_text
+    if isinstance(eras, (str, bytes)) or not isinstance(eras, Sequence):
+        raise InvalidArgument(f"eras must be a list of era names, got {short_repr(eras)}")
+    if isinstance(every, bool) or not isinstance(every, int) or every < 0:
+        raise InvalidArgument(f"every must be an int >= 0, got {short_repr(every)}")
+    if isinstance(ops_text, str):
+        ops = tr.parse(ops_text)
+    elif isinstance(ops_text, (list, np.ndarray)):
+        ops = ops_text
+    else:
+        raise InvalidArgument(f"ops_text must be trace text or a parsed op array, got {short_repr(ops_text)}")
     every = every or max(1, len(ops) // 200)
     out = []
     for era in eras:

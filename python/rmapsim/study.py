@@ -19,7 +19,7 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Seque
 
 from . import eras as all_eras
 from . import workloads
-from .errors import InvalidArgument
+from .errors import InvalidArgument, short_repr
 
 
 class SweepInterrupted(KeyboardInterrupt):
@@ -37,10 +37,14 @@ def _run(workload: str, era: str, params: Mapping[str, Any]) -> Dict[str, Any]:
 
 
 def grid_points(grid: Mapping[str, Sequence[Any]]) -> List[Dict[str, Any]]:
+    if not isinstance(grid, Mapping):
+        raise InvalidArgument(f"grid must be a dict of parameter lists, got {short_repr(grid)}")
     keys = list(grid)
     for k in keys:
-        if isinstance(grid[k], (str, bytes)) or not isinstance(grid[k], Iterable):
-            raise InvalidArgument(f"grid[{k!r}] must be a list of values, got {grid[k]!r}")
+        if not isinstance(k, str):
+            raise InvalidArgument(f"grid keys must be parameter names, got {short_repr(k)}")
+        if isinstance(grid[k], (str, bytes, Mapping)) or not isinstance(grid[k], Iterable):
+            raise InvalidArgument(f"grid[{short_repr(k)}] must be a list of values, got {short_repr(grid[k])}")
     return [dict(zip(keys, vals)) for vals in itertools.product(*(list(grid[k]) for k in keys))]
 
 
@@ -53,18 +57,27 @@ def sweep(
 ) -> List[Dict[str, Any]]:
     """One row per (grid point, era), in grid order then era order."""
     fn = workloads.get(workload)
-    eras = list(eras) if eras is not None else all_eras()
     known = all_eras()
+    if eras is None:
+        eras = known
+    elif isinstance(eras, (str, bytes, Mapping)) or not isinstance(eras, Iterable):
+        raise InvalidArgument(f"eras must be a list of era names, got {short_repr(eras)}")
+    eras = list(eras)
     for e in eras:
-        if e not in known:
-            raise InvalidArgument(f"unknown era {e!r}; known eras: {', '.join(known)}")
+        if not isinstance(e, str) or e not in known:
+            raise InvalidArgument(f"unknown era {short_repr(e)}; known eras: {', '.join(known)}")
+    if executor is not None and not isinstance(executor, Executor):
+        raise InvalidArgument(f"executor must be a concurrent.futures.Executor or None, got {short_repr(executor)}")
+    if progress is not None and not callable(progress):
+        raise InvalidArgument(f"progress must be a callable or None, got {short_repr(progress)}")
     points = grid_points(grid)
     import inspect
 
     accepted = set(inspect.signature(fn).parameters) - {"era"}
     for k in grid:
         if k not in accepted:
-            raise InvalidArgument(f"workload {workload} has no parameter {k!r}; parameters: {', '.join(sorted(accepted))}")
+            raise InvalidArgument(f"workload {workload} has no parameter {short_repr(k)}; "
+                                  f"parameters: {', '.join(sorted(accepted))}")
     # validate every point quickly on the smallest possible failure: a bad value fails fast
     jobs = [(workload, era, p) for p in points for era in eras]
     rows: List[Optional[Dict[str, Any]]] = [None] * len(jobs)
@@ -89,6 +102,8 @@ def sweep(
 
 
 def to_pandas(rows: List[Dict[str, Any]]):  # type: ignore[no-untyped-def]
+    if not isinstance(rows, (list, tuple)) or not all(isinstance(r, Mapping) for r in rows):
+        raise InvalidArgument(f"rows must be a list of dicts (sweep rows), got {short_repr(rows)}")
     import pandas as pd
 
     return pd.DataFrame(rows)
@@ -98,6 +113,10 @@ def dask_executor(address: Optional[str] = None, timeout: float = 10.0):  # type
     """A ``concurrent.futures.Executor`` on a Dask cluster: the scheduler at ``address``,
     or a new ``LocalCluster``. Raises :class:`InvalidArgument` fast when the scheduler
     cannot be reached. Close it with ``.close()`` (closes the client and any cluster)."""
+    if address is not None and not isinstance(address, str):
+        raise InvalidArgument(f"address must be a scheduler address string or None, got {short_repr(address)}")
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout < float("inf"):
+        raise InvalidArgument(f"timeout must be a number of seconds > 0, got {short_repr(timeout)}")
     try:
         from distributed import Client, LocalCluster
     except ImportError:
@@ -127,6 +146,8 @@ def dask_executor(address: Optional[str] = None, timeout: float = 10.0):  # type
 def progress_bar(total_hint: int = 0) -> Callable[[int, int], None]:
     """A tqdm progress callback when tqdm is installed and stderr is a terminal, else a
     quiet one."""
+    if isinstance(total_hint, bool) or not isinstance(total_hint, int) or total_hint < 0:
+        raise InvalidArgument(f"total_hint must be an int >= 0, got {short_repr(total_hint)}")
     try:
         from tqdm import tqdm
     except ImportError:

@@ -51,7 +51,18 @@ def parse(text: str) -> np.ndarray:
 
 
 def load(path: Union[str, Path]) -> np.ndarray:
-    return parse(Path(path).read_text())
+    """Parse the trace file at ``path``; a path that cannot be read is an InvalidArgument."""
+    import os
+
+    from .errors import InvalidArgument, short_repr
+
+    if not isinstance(path, (str, os.PathLike)):
+        raise InvalidArgument(f"path must be a file path, got {short_repr(path)}")
+    try:
+        text = Path(path).read_text()
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise InvalidArgument(f"cannot read trace file path={short_repr(os.fspath(path))}: {e.__class__.__name__}") from e
+    return parse(text)
 
 
 def format(ops: np.ndarray, era: Optional[str] = None) -> str:  # noqa: A001 - mirrors parse
@@ -60,9 +71,10 @@ def format(ops: np.ndarray, era: Optional[str] = None) -> str:  # noqa: A001 - m
 
 
 def rows(ops: np.ndarray) -> list:
-    arr = np.asarray(ops)
-    if arr.dtype != OP_DTYPE:
-        from .errors import InvalidArgument
+    """The op array ``ops`` as a list of rows of 7 ints."""
+    from .errors import InvalidArgument, short_repr
 
-        raise InvalidArgument(f"op array must have dtype {OP_DTYPE}, got {arr.dtype}")
-    return [[int(x) for x in r] for r in arr.tolist()]
+    if not isinstance(ops, np.ndarray) or ops.dtype != OP_DTYPE or ops.ndim != 1:
+        raise InvalidArgument(f"ops must be trace text or a one-dimensional op array of dtype {OP_DTYPE}, "
+                              f"got {short_repr(ops)}")
+    return [[int(x) for x in r] for r in ops.tolist()]

@@ -13,15 +13,22 @@ import time
 from typing import Any, Callable, Dict
 
 from . import PAGE_SIZE, Simulator
-from .errors import InvalidArgument
+from .errors import InvalidArgument, short_repr
 
 P = PAGE_SIZE
 
 
-def _positive(name: str, v: Any, minimum: int = 1) -> int:
-    if not isinstance(v, int) or isinstance(v, bool) or v < minimum:
-        raise InvalidArgument(f"workload parameter {name}={v!r} must be an int >= {minimum}")
+def _positive(name: str, v: Any, minimum: int = 1, maximum: int = 2**64 - 1) -> int:
+    if not isinstance(v, int) or isinstance(v, bool) or not minimum <= v <= maximum:
+        raise InvalidArgument(f"workload parameter {name}={short_repr(v)} must be an int from {minimum} to {maximum}")
     return v
+
+
+def _sim(era: Any, seed: int = 0) -> Simulator:
+    """A fresh simulator of ``era`` (a name: None is not "the default era" here)."""
+    if not isinstance(era, str):
+        raise InvalidArgument(f"workload parameter era={short_repr(era)} must be an era name")
+    return Simulator(era=era, seed=seed)
 
 
 def measure(sim: Simulator, t0: float) -> Dict[str, Any]:
@@ -54,7 +61,7 @@ def fork_storm(era: str, children: int = 100, pages: int = 100) -> Dict[str, Any
     _positive("children", children)
     _positive("pages", pages)
     t0 = time.perf_counter()
-    sim = Simulator(era=era)
+    sim = _sim(era)
     p = sim.spawn()
     a = sim.mmap(p, pages * P)
     sim.touch(p, a, pages * P)
@@ -68,7 +75,7 @@ def fork_chain(era: str, generations: int = 10, pages: int = 16) -> Dict[str, An
     _positive("generations", generations)
     _positive("pages", pages)
     t0 = time.perf_counter()
-    sim = Simulator(era=era)
+    sim = _sim(era)
     p = sim.spawn()
     a = sim.mmap(p, pages * P)
     sim.touch(p, a, pages * P)
@@ -88,10 +95,9 @@ def prefork_server(era: str, workers: int = 16, heap_pages: int = 256, cow_perce
     _positive("workers", workers)
     _positive("heap_pages", heap_pages)
     _positive("recycles", recycles, 0)
-    if not isinstance(cow_percent, int) or not 0 <= cow_percent <= 100:
-        raise InvalidArgument(f"workload parameter cow_percent={cow_percent!r} must be an int in [0, 100]")
+    _positive("cow_percent", cow_percent, 0, 100)
     t0 = time.perf_counter()
-    sim = Simulator(era=era)
+    sim = _sim(era)
     p = sim.spawn()
     a = sim.mmap(p, heap_pages * P)
     sim.touch(p, a, heap_pages * P)
@@ -114,7 +120,7 @@ def mprotect_split(era: str, pieces: int = 16, children: int = 8) -> Dict[str, A
     _positive("pieces", pieces)
     _positive("children", children, 0)
     t0 = time.perf_counter()
-    sim = Simulator(era=era)
+    sim = _sim(era)
     p = sim.spawn()
     a = sim.mmap(p, pieces * P)
     sim.touch(p, a, pieces * P)
@@ -132,9 +138,10 @@ def aim7_like(era: str, processes: int = 200, pages: int = 32, reclaim_every: in
     _positive("processes", processes)
     _positive("pages", pages)
     _positive("reclaim_every", reclaim_every)
+    _positive("seed", seed, 0)
     t0 = time.perf_counter()
     rng = random.Random(seed)
-    sim = Simulator(era=era, seed=seed)
+    sim = _sim(era, seed)
     root = sim.spawn()
     a = sim.mmap(root, pages * P)
     sim.touch(root, a, pages * P)
@@ -168,7 +175,7 @@ def mremap_churn(era: str, moves: int = 50, pages: int = 8, children: int = 4) -
     _positive("pages", pages)
     _positive("children", children, 0)
     t0 = time.perf_counter()
-    sim = Simulator(era=era)
+    sim = _sim(era)
     p = sim.spawn()
     homes = [0x1000_0000, 0x2000_0000]
     sim.mmap(p, pages * P, addr=homes[0])
@@ -192,6 +199,6 @@ WORKLOADS: Dict[str, Callable[..., Dict[str, Any]]] = {
 
 
 def get(name: str) -> Callable[..., Dict[str, Any]]:
-    if name not in WORKLOADS:
-        raise InvalidArgument(f"unknown workload {name!r}; workloads: {', '.join(WORKLOADS)}")
+    if not isinstance(name, str) or name not in WORKLOADS:
+        raise InvalidArgument(f"unknown workload {short_repr(name)}; workloads: {', '.join(WORKLOADS)}")
     return WORKLOADS[name]

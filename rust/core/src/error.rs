@@ -62,4 +62,18 @@ impl fmt::Display for SimError {
 
 impl std::error::Error for SimError {}
 
+/// Longest quoted input (in characters) an error message repeats.
+pub const QUOTE_MAX: usize = 80;
+
+/// `s` quoted as `{:?}` does, cut to [`QUOTE_MAX`] characters with the full length noted,
+/// so an error about a huge token stays one short line.
+pub fn quote(s: &str) -> String {
+    let n = s.chars().count();
+    if n <= QUOTE_MAX {
+        return format!("{s:?}");
+    }
+    let head: String = s.chars().take(QUOTE_MAX - 3).collect();
+    format!("{head:?}... ({n} chars)")
+}
+
 pub type Result<T> = std::result::Result<T, SimError>;

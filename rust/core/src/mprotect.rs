@@ -60,7 +60,8 @@ impl Advice {
             "dodump" => Advice::DoDump,
             _ => {
                 return Err(SimError::InvalidArgument(format!(
-                    "unknown advice {s:?}; known: {}",
+                    "unknown advice {}; known: {}",
+                    crate::error::quote(s),
                     Advice::NAMES.join(", ")
                 )))
             }

@@ -34,6 +34,12 @@ impl Simulator {
                 "new_len {new_len} is not a multiple of the page size (4096)"
             )));
         }
+        if new_len > TASK_SIZE {
+            // "Is the new length silly?" (EINVAL, before anything is looked at)
+            return Err(SimError::InvalidArgument(format!(
+                "new_len {new_len} is larger than the user address space ({TASK_SIZE:#x} bytes)"
+            )));
+        }
         if let Some(na) = new_addr {
             if !may_move {
                 return Err(SimError::InvalidArgument(format!(
@@ -67,6 +73,9 @@ impl Simulator {
                 "cannot grow [{old_addr:#x}, {old_end:#x}) to {new_len:#x} bytes in place and may_move is False (ENOMEM)"
             )));
         }
+        // a move's destination is searched before the op begins: no room (ENOMEM) changes nothing
+        let moves = new_addr.is_none() && !shrink_in_place && !self.vma_expandable(mm, old_addr, old_len, new_len);
+        let dest = if moves { Some(self.get_unmapped_area(mm, new_len)?) } else { None };
         self.begin_op("mremap");
         if let Some(na) = new_addr {
             // mremap_to
@@ -112,7 +121,10 @@ impl Simulator {
             self.vma_adjust(v, s, new_end, pg, None)?;
             return Ok(old_addr);
         }
-        let na = self.get_unmapped_area(mm, new_len)?;
+        let na = match dest {
+            Some(na) => na,
+            None => self.get_unmapped_area(mm, new_len)?,
+        };
         self.move_vma(mm, old_addr, old_len, new_len, na)
     }
 

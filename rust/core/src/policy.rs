@@ -6,6 +6,7 @@
 //! the page, which lock a walk takes) plus the struct sizes used for memory accounting.
 //! Presets are named after the kernel release that shipped the design.
 
+use crate::error::quote;
 use std::fmt;
 
 /// How VMAs are attached to anon_vmas.
@@ -412,7 +413,7 @@ fn word<T: Copy + PartialEq>(v: T, names: &[(T, &'static str)]) -> &'static str 
 fn parse_word<T: Copy>(s: &str, names: &[(T, &'static str)], knob: &str) -> Result<T, String> {
     names.iter().find(|(_, n)| *n == s).map(|(x, _)| *x).ok_or_else(|| {
         let all: Vec<&str> = names.iter().map(|(_, n)| *n).collect();
-        format!("bad value {s:?} for knob {knob}: one of {}", all.join(", "))
+        format!("bad value {} for knob {knob}: one of {}", quote(s), all.join(", "))
     })
 }
 
@@ -439,7 +440,7 @@ fn parse_bool(s: &str, knob: &str) -> Result<bool, String> {
     match s {
         "true" | "True" | "1" => Ok(true),
         "false" | "False" | "0" => Ok(false),
-        _ => Err(format!("bad value {s:?} for knob {knob}: true or false")),
+        _ => Err(format!("bad value {} for knob {knob}: true or false", quote(s))),
     }
 }
 
@@ -481,7 +482,8 @@ impl Policy {
 
     /// Set one knob from text (the names and values of `knob_values`).
     pub fn set_knob(&mut self, knob: &str, value: &str) -> Result<(), String> {
-        let size = |v: &str| v.parse::<u32>().map_err(|_| format!("bad value {v:?} for knob {knob}: a byte count"));
+        let size =
+            |v: &str| v.parse::<u32>().map_err(|_| format!("bad value {} for knob {knob}: a byte count", quote(v)));
         match knob {
             "linking" => self.linking = parse_word(value, LINKING, knob)?,
             "prepare_reuse" => self.prepare_reuse = parse_word(value, PREPARE, knob)?,
@@ -514,7 +516,7 @@ impl Policy {
             "name" => self.name = value.to_string(),
             _ => {
                 let all: Vec<&str> = KNOBS.iter().map(|k| k.0).collect();
-                return Err(format!("unknown knob {knob:?}; knobs: {}", all.join(", ")));
+                return Err(format!("unknown knob {}; knobs: {}", quote(knob), all.join(", ")));
             }
         }
         Ok(())

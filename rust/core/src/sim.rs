@@ -351,7 +351,11 @@ impl Simulator {
 
     pub fn with_era(era: &str, seed: u64) -> Result<Simulator> {
         Policy::preset(era).map(|p| Simulator::new(p, seed)).ok_or_else(|| {
-            SimError::InvalidArgument(format!("unknown era {era:?}; known eras: {}", crate::policy::ERAS.join(", ")))
+            SimError::InvalidArgument(format!(
+                "unknown era {}; known eras: {}",
+                crate::error::quote(era),
+                crate::policy::ERAS.join(", ")
+            ))
         })
     }
 
@@ -681,12 +685,16 @@ impl Simulator {
                 '-' => 0,
                 _ => {
                     return Err(SimError::InvalidArgument(format!(
-                        "bad prot {s:?}: use letters from \"rwx\" (e.g. \"rw\"), or \"none\""
+                        "bad prot {}: use letters from \"rwx\" (e.g. \"rw\"), or \"none\"",
+                        crate::error::quote(s)
                     )))
                 }
             };
             if bit != 0 && p & bit != 0 {
-                return Err(SimError::InvalidArgument(format!("bad prot {s:?}: {c:?} given twice")));
+                return Err(SimError::InvalidArgument(format!(
+                    "bad prot {}: {c:?} given twice",
+                    crate::error::quote(s)
+                )));
             }
             p |= bit;
         }

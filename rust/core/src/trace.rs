@@ -31,7 +31,7 @@
 
 use std::fmt;
 
-use crate::error::{Result, SimError};
+use crate::error::{quote, Result, SimError};
 use crate::interrupt::Ticker;
 use crate::mprotect::Advice;
 use crate::sim::{Inject, Simulator};
@@ -196,7 +196,7 @@ fn num(tok: Option<&str>, line: usize, what: &str) -> Result<u64> {
         Some(h) => u64::from_str_radix(h, 16),
         None => t.parse::<u64>(),
     };
-    r.map_err(|_| bad(line, std::format!("expected {what} (decimal or 0x hex), found {t:?}")))
+    r.map_err(|_| bad(line, std::format!("expected {what} (decimal or 0x hex), found {}", quote(t))))
 }
 
 fn sym(tok: Option<&str>, line: usize) -> Result<u32> {
@@ -204,7 +204,19 @@ fn sym(tok: Option<&str>, line: usize) -> Result<u32> {
     t.strip_prefix('p')
         .and_then(|n| n.parse::<u32>().ok())
         .filter(|&n| n >= 1)
-        .ok_or_else(|| bad(line, std::format!("expected a process symbol like p1, found {t:?}")))
+        .ok_or_else(|| bad(line, std::format!("expected a process symbol like p1, found {}", quote(t))))
+}
+
+/// `yes` (true) or `no` (false).
+fn choice(tok: Option<&str>, line: usize, yes: &str, no: &str) -> Result<bool> {
+    match tok {
+        Some(t) if t == yes => Ok(true),
+        Some(t) if t == no => Ok(false),
+        other => Err(bad(
+            line,
+            std::format!("expected {yes} or {no}, found {}", other.map_or_else(|| "end of line".to_string(), quote)),
+        )),
+    }
 }
 
 fn prot(tok: Option<&str>, line: usize) -> Result<u8> {
@@ -224,7 +236,7 @@ pub fn parse(text: &str) -> Result<Vec<Op>> {
                 continue;
             }
             if raw.trim() != HEADER {
-                return Err(bad(line, std::format!("expected the header {HEADER:?}, found {:?}", raw.trim())));
+                return Err(bad(line, std::format!("expected the header {HEADER:?}, found {}", quote(raw.trim()))));
             }
             seen_header = true;
             continue;
@@ -271,10 +283,13 @@ pub fn parse(text: &str) -> Result<Vec<Op>> {
                     Some(other) if !noreserve && !stack => {
                         return Err(bad(
                             line,
-                            std::format!("expected \"file\", \"noreserve\", \"stack\" or end of line, found {other:?}"),
+                            std::format!(
+                                "expected \"file\", \"noreserve\", \"stack\" or end of line, found {}",
+                                quote(other)
+                            ),
                         ))
                     }
-                    Some(extra) => return Err(bad(line, std::format!("unexpected {extra:?} after mmap"))),
+                    Some(extra) => return Err(bad(line, std::format!("unexpected {} after mmap", quote(extra)))),
                 }
                 Op::Mmap { p, addr, len, prot: pr, file, noreserve, stack }
             }
@@ -288,11 +303,7 @@ pub fn parse(text: &str) -> Result<Vec<Op>> {
             "touch" => {
                 let (p, addr, len) =
                     (sym(t.next(), line)?, num(t.next(), line, "an address")?, num(t.next(), line, "a length")?);
-                let write = match t.next() {
-                    Some("w") => true,
-                    Some("r") => false,
-                    other => return Err(bad(line, std::format!("expected w or r, found {other:?}"))),
-                };
+                let write = choice(t.next(), line, "w", "r")?;
                 Op::Touch { p, addr, len, write }
             }
             "mprotect" => Op::Mprotect {
@@ -314,11 +325,7 @@ pub fn parse(text: &str) -> Result<Vec<Op>> {
                     num(t.next(), line, "the old length")?,
                     num(t.next(), line, "the new length")?,
                 );
-                let may_move = match t.next() {
-                    Some("move") => true,
-                    Some("nomove") => false,
-                    other => return Err(bad(line, std::format!("expected move or nomove, found {other:?}"))),
-                };
+                let may_move = choice(t.next(), line, "move", "nomove")?;
                 let new_addr = match t.next() {
                     None => None,
                     a => Some(num(a, line, "a new address")?),
@@ -332,10 +339,10 @@ pub fn parse(text: &str) -> Result<Vec<Op>> {
                 n => Op::Enomem { nth: Some(num(n, line, "a count or off")?) },
             },
             "check" => Op::Check,
-            other => return Err(bad(line, std::format!("unknown operation {other:?}"))),
+            other => return Err(bad(line, std::format!("unknown operation {}", quote(other)))),
         };
         if let Some(extra) = t.next() {
-            return Err(bad(line, std::format!("unexpected {extra:?} after {word}")));
+            return Err(bad(line, std::format!("unexpected {} after {word}", quote(extra))));
         }
         ops.push(op);
     }

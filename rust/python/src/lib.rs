@@ -22,18 +22,9 @@ use rmapsim_core::{Advice, Inject, ScanStats, SimError, Simulator as Core, Total
 #[global_allocator]
 static GLOBAL: rmapsim_core::hostmem::CountingAlloc = rmapsim_core::hostmem::CountingAlloc;
 
-/// Raise the `rmapsim` exception class matching `e` (defined in `rmapsim/errors.py`).
-fn to_py(py: Python<'_>, e: SimError) -> PyErr {
-    let msg = e.to_string();
-    match py
-        .import("rmapsim.errors")
-        .and_then(|m| m.getattr(e.kind()))
-        .and_then(|c| c.cast_into::<PyType>().map_err(PyErr::from))
-    {
-        Ok(cls) => PyErr::from_type(cls, msg),
-        Err(_) => PyRuntimeError::new_err(msg),
-    }
-}
+mod args;
+
+use args::{dflt, flag, handles, invalid, opt_addr, opt_dict, opt_text, ranged, real, text, to_py, u64_arg};
 
 trait IntoPy<T> {
     fn py(self, py: Python<'_>) -> PyResult<T>;
@@ -161,77 +152,48 @@ fn borrow_mut<'py>(
     Ok((r, Running::new(slf, call)))
 }
 
-fn repr(obj: &Bound<'_, PyAny>) -> String {
-    obj.repr().map(|r| r.to_string()).unwrap_or_else(|_| "<unprintable>".into())
+fn prot_arg(obj: &Bound<'_, PyAny>) -> PyResult<u8> {
+    let s = text(obj, "prot")?;
+    Core::parse_prot(&s).py(obj.py())
 }
 
-/// An integer argument as i128 (Python ints beyond that are reported by value).
-fn int_arg(obj: &Bound<'_, PyAny>, what: &str) -> Result<i128, SimError> {
-    if obj.is_instance_of::<pyo3::types::PyBool>() {
-        return Err(SimError::InvalidArgument(format!("{what} must be an int, got {}", repr(obj))));
-    }
-    if let Ok(v) = obj.extract::<i128>() {
-        return Ok(v);
-    }
-    // numpy integer scalars and other objects with __index__
-    if let Ok(i) = obj.call_method0("__index__") {
-        return i
-            .extract::<i128>()
-            .map_err(|_| SimError::InvalidArgument(format!("{what} {} is out of range", repr(obj))));
-    }
-    Err(SimError::InvalidArgument(format!("{what} must be an int, got {}", repr(obj))))
+fn advice_arg(obj: &Bound<'_, PyAny>) -> PyResult<Advice> {
+    let s = text(obj, "advice")?;
+    Advice::parse(&s).py(obj.py())
 }
 
-fn pid_arg(obj: &Bound<'_, PyAny>) -> Result<i64, SimError> {
-    let v = int_arg(obj, "pid")?;
-    i64::try_from(v).map_err(|_| SimError::NoSuchProcess(if v < 0 { i64::MIN } else { i64::MAX }))
+/// Apply `{knob: value}` overrides; a bool value is its text ("true"), anything else its str().
+fn set_knobs(p: &mut Policy, overrides: &Bound<'_, PyDict>) -> PyResult<()> {
+    let py = overrides.py();
+    for (k, v) in overrides.iter() {
+        let k = text(&k, "policy knob name")?;
+        let v = if let Ok(b) = v.cast::<pyo3::types::PyBool>() {
+            b.is_true().to_string()
+        } else if v.is_instance_of::<PyString>() || v.is_instance_of::<pyo3::types::PyInt>() {
+            v.str()?.to_string()
+        } else {
+            return Err(invalid(
+                &v,
+                &format!("policy knob {}", rmapsim_core::error::quote(&k)),
+                "a string, bool or int",
+            ));
+        };
+        p.set_knob(&k, &v).map_err(|m| SimError::InvalidArgument(format!("policy: {m}"))).py(py)?;
+    }
+    Ok(())
 }
 
-fn addr_arg(obj: &Bound<'_, PyAny>) -> Result<u64, SimError> {
-    let v = int_arg(obj, "address")?;
-    if v < 0 {
-        return Err(SimError::BadAddress(format!("address {v} is negative")));
-    }
-    u64::try_from(v).map_err(|_| SimError::BadAddress(format!("address {v:#x} is outside the user address space")))
-}
-
-fn len_arg(obj: &Bound<'_, PyAny>) -> Result<u64, SimError> {
-    let v = int_arg(obj, "length")?;
-    if v < 0 {
-        return Err(SimError::InvalidArgument(format!("length {v} is negative")));
-    }
-    u64::try_from(v).map_err(|_| SimError::InvalidArgument(format!("length {v} is too large")))
-}
-
-/// A flag argument: `True`/`False` (or a numpy bool); anything else is refused by value.
-fn bool_arg(obj: &Bound<'_, PyAny>, what: &str) -> Result<bool, SimError> {
-    if let Ok(b) = obj.cast::<pyo3::types::PyBool>() {
-        return Ok(b.is_true());
-    }
-    let is_np_bool = obj.get_type().name().is_ok_and(|n| n.to_string_lossy() == "bool")
-        && obj.get_type().module().is_ok_and(|m| m.to_string_lossy() == "numpy");
-    if is_np_bool {
-        if let Ok(b) = obj.is_truthy() {
-            return Ok(b);
-        }
-    }
-    Err(SimError::InvalidArgument(format!("{what} must be True or False, got {}", repr(obj))))
-}
-
-fn prot_arg(obj: &Bound<'_, PyAny>) -> Result<u8, SimError> {
-    match obj.cast::<PyString>() {
-        Ok(s) => Core::parse_prot(&s.to_string_lossy()),
-        Err(_) => Err(SimError::InvalidArgument(format!("bad prot {}: must be a string such as \"rw\"", repr(obj)))),
-    }
-}
-
-fn advice_arg(obj: &Bound<'_, PyAny>) -> Result<Advice, SimError> {
-    match obj.cast::<PyString>() {
-        Ok(s) => Advice::parse(&s.to_string_lossy()),
-        Err(_) => {
-            Err(SimError::InvalidArgument(format!("unknown advice {}; known: {}", repr(obj), Advice::NAMES.join(", "))))
-        }
-    }
+/// The preset of `era`, or InvalidArgument naming it.
+fn preset_of(py: Python<'_>, era: &str) -> PyResult<Policy> {
+    Policy::preset(era)
+        .ok_or_else(|| {
+            SimError::InvalidArgument(format!(
+                "unknown era {}; known eras: {}",
+                rmapsim_core::error::quote(era),
+                ERAS.join(", ")
+            ))
+        })
+        .py(py)
 }
 
 fn stats_dict<'py>(py: Python<'py>, s: ScanStats) -> PyResult<Bound<'py, PyDict>> {
@@ -264,6 +226,9 @@ fn totals_dict(py: Python<'_>, t: WalkTotals) -> PyResult<Bound<'_, PyDict>> {
     Ok(d)
 }
 
+/// Most CPUs `_contention` simulates (the core's cap).
+const CONTENTION_CPUS_MAX: u32 = rmapsim_core::sim::NR_CPUS;
+
 /// The native simulator. Use `rmapsim.Simulator`, which wraps this class.
 #[pyclass(subclass, module = "rmapsim._core", name = "Simulator")]
 struct PySimulator {
@@ -278,42 +243,19 @@ impl PySimulator {
         py: Python<'_>,
         era: Option<&Bound<'_, PyAny>>,
         seed: Option<&Bound<'_, PyAny>>,
-        policy: Option<&Bound<'_, PyDict>>,
+        policy: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
-        let era = match era.filter(|e| !e.is_none()) {
-            None => rmapsim_core::policy::DEFAULT_ERA.to_string(),
-            Some(e) => match e.cast::<PyString>() {
-                Ok(s) => s.to_string_lossy().into_owned(),
-                Err(_) => {
-                    return Err(to_py(py, SimError::InvalidArgument(format!("era must be a string, got {}", repr(e)))))
-                }
-            },
-        };
+        let era = opt_text(era, "era")?.unwrap_or_else(|| rmapsim_core::policy::DEFAULT_ERA.to_string());
         let seed = match seed.filter(|s| !s.is_none()) {
             None => 0,
-            Some(s) => {
-                let v = int_arg(s, "seed").py(py)?;
-                u64::try_from(v)
-                    .map_err(|_| SimError::InvalidArgument(format!("seed {v} must be within [0, 2**64)")))
-                    .py(py)?
-            }
+            Some(s) => u64_arg(s, "seed")?,
         };
-        let Some(overrides) = policy else {
+        let Some(overrides) = opt_dict(policy, "policy")? else {
             return Ok(PySimulator { inner: Core::with_era(&era, seed).py(py)? });
         };
-        let mut p = Policy::preset(&era)
-            .ok_or_else(|| SimError::InvalidArgument(format!("unknown era {era:?}; known eras: {}", ERAS.join(", "))))
-            .py(py)?;
+        let mut p = preset_of(py, &era)?;
         p.name = format!("{era}*");
-        for (k, v) in overrides.iter() {
-            let k: String = k.str()?.to_string();
-            let v = if v.is_instance_of::<pyo3::types::PyBool>() {
-                v.extract::<bool>()?.to_string()
-            } else {
-                v.str()?.to_string()
-            };
-            p.set_knob(&k, &v).map_err(SimError::InvalidArgument).py(py)?;
-        }
+        set_knobs(&mut p, overrides)?;
         Ok(PySimulator { inner: Core::with_policy(p, seed).py(py)? })
     }
 
@@ -356,7 +298,7 @@ impl PySimulator {
     }
 
     fn fork(&mut self, py: Python<'_>, pid: &Bound<'_, PyAny>) -> PyResult<u32> {
-        let pid = pid_arg(pid).py(py)?;
+        let pid = args::pid(pid)?;
         catch(|| self.inner.fork(pid)).py(py)
     }
 
@@ -368,35 +310,34 @@ impl PySimulator {
         n: &Bound<'_, PyAny>,
     ) -> PyResult<Bound<'py, PyArray1<i64>>> {
         let py = slf.py();
+        let pid = args::pid(pid)?;
+        let n: i64 = ranged(n, "n", i64::MIN as i128, i64::MAX as i128)?;
         let (mut this, _running) = borrow_mut(slf, "fork_many")?;
-        let pid = pid_arg(pid).py(py)?;
-        let n = int_arg(n, "n").py(py)?;
-        let n = i64::try_from(n).map_err(|_| SimError::InvalidArgument(format!("n {n} is out of range"))).py(py)?;
         let inner = &mut this.inner;
         let kids = detached(py, || inner.fork_many(pid, n))?;
         Ok(kids.into_iter().map(i64::from).collect::<Vec<_>>().into_pyarray(py))
     }
 
     fn exit(&mut self, py: Python<'_>, pid: &Bound<'_, PyAny>) -> PyResult<()> {
-        let pid = pid_arg(pid).py(py)?;
+        let pid = args::pid(pid)?;
         catch(|| self.inner.exit(pid)).py(py)
     }
 
     /// `pids` is a list of ints (the Python wrapper converts arrays and sequences).
-    fn exit_many(slf: &Bound<'_, Self>, pids: &Bound<'_, PyList>) -> PyResult<()> {
+    fn exit_many(slf: &Bound<'_, Self>, pids: &Bound<'_, PyAny>) -> PyResult<()> {
         let py = slf.py();
+        let pids = args::pids(pids, "pids")?;
         let (mut this, _running) = borrow_mut(slf, "exit_many")?;
-        let pids: Vec<i64> = pids.iter().map(|p| pid_arg(&p)).collect::<Result<_, _>>().py(py)?;
         let inner = &mut this.inner;
         detached(py, || inner.exit_many(&pids))
     }
 
     fn exec(&mut self, py: Python<'_>, pid: &Bound<'_, PyAny>) -> PyResult<()> {
-        let pid = pid_arg(pid).py(py)?;
+        let pid = args::pid(pid)?;
         catch(|| self.inner.exec(pid)).py(py)
     }
 
-    #[pyo3(signature = (pid, length, addr = None, prot = None, file = None, offset = None, noreserve = None, stack = None))]
+    #[pyo3(signature = (pid, length, addr = None, prot = None, file = None, offset = None, noreserve = dflt(false), stack = dflt(false)), text_signature = "($self, pid, length, addr=None, prot=None, file=None, offset=None, noreserve=False, stack=False)")]
     #[allow(clippy::too_many_arguments)]
     fn mmap(
         &mut self,
@@ -407,14 +348,14 @@ impl PySimulator {
         prot: Option<&Bound<'_, PyAny>>,
         file: Option<&Bound<'_, PyAny>>,
         offset: Option<&Bound<'_, PyAny>>,
-        noreserve: Option<&Bound<'_, PyAny>>,
-        stack: Option<&Bound<'_, PyAny>>,
+        noreserve: Py<PyAny>,
+        stack: Py<PyAny>,
     ) -> PyResult<u64> {
-        let pid = pid_arg(pid).py(py)?;
-        let length = len_arg(length).py(py)?;
-        let addr = addr.filter(|a| !a.is_none()).map(addr_arg).transpose().py(py)?;
-        let prot = match prot {
-            Some(p) => prot_arg(p).py(py)?,
+        let pid = args::pid(pid)?;
+        let length = u64_arg(length, "length")?;
+        let addr = opt_addr(addr, "addr")?;
+        let prot = match prot.filter(|p| !p.is_none()) {
+            Some(p) => prot_arg(p)?,
             None => 3,
         };
         let file = file.filter(|f| !f.is_none());
@@ -425,44 +366,32 @@ impl PySimulator {
                 return Err(SimError::InvalidArgument("offset given without file".into())).py(py);
             }
             (Some(f), o) => {
-                let f = int_arg(f, "file").py(py)?;
-                let f = u32::try_from(f)
-                    .ok()
-                    .filter(|&f| f >= 1)
-                    .ok_or_else(|| SimError::InvalidArgument(format!("file identity must be a positive int, got {f}")))
-                    .py(py)?;
+                let f: u32 = ranged(f, "file", 1, u32::MAX as i128)?;
                 let o = match o {
-                    Some(o) => int_arg(o, "offset").py(py)?,
+                    Some(o) => u64_arg(o, "offset")?,
                     None => 0,
                 };
-                let o = u64::try_from(o)
-                    .map_err(|_| SimError::InvalidArgument(format!("offset must be >= 0, got {o}")))
-                    .py(py)?;
                 Some((f, o))
             }
         };
-        let flag = |v: Option<&Bound<'_, PyAny>>, name: &str| match v {
-            Some(n) => bool_arg(n, name),
-            None => Ok(false),
-        };
-        let opts = MapOpts { noreserve: flag(noreserve, "noreserve").py(py)?, stack: flag(stack, "stack").py(py)? };
+        let opts = MapOpts { noreserve: flag(noreserve.bind(py), "noreserve")?, stack: flag(stack.bind(py), "stack")? };
         catch(|| self.inner.mmap_with(pid, length, addr, prot, file, opts)).py(py)
     }
 
     fn set_brk_base(&mut self, py: Python<'_>, pid: &Bound<'_, PyAny>, addr: &Bound<'_, PyAny>) -> PyResult<()> {
-        let pid = pid_arg(pid).py(py)?;
-        let addr = addr_arg(addr).py(py)?;
+        let pid = args::pid(pid)?;
+        let addr = args::addr(addr, "addr")?;
         catch(|| self.inner.set_brk_base(pid, addr)).py(py)
     }
 
     fn brk(&mut self, py: Python<'_>, pid: &Bound<'_, PyAny>, addr: &Bound<'_, PyAny>) -> PyResult<u64> {
-        let pid = pid_arg(pid).py(py)?;
-        let addr = addr_arg(addr).py(py)?;
+        let pid = args::pid(pid)?;
+        let addr = args::addr(addr, "addr")?;
         catch(|| self.inner.brk(pid, addr)).py(py)
     }
 
     fn brk_info(&self, py: Python<'_>, pid: &Bound<'_, PyAny>) -> PyResult<(u64, u64)> {
-        let pid = pid_arg(pid).py(py)?;
+        let pid = args::pid(pid)?;
         catch(|| self.inner.brk_info(pid)).py(py)
     }
 
@@ -473,25 +402,26 @@ impl PySimulator {
         addr: &Bound<'_, PyAny>,
         length: &Bound<'_, PyAny>,
     ) -> PyResult<()> {
-        let pid = pid_arg(pid).py(py)?;
-        let addr = addr_arg(addr).py(py)?;
-        let length = len_arg(length).py(py)?;
+        let pid = args::pid(pid)?;
+        let addr = args::addr(addr, "addr")?;
+        let length = u64_arg(length, "length")?;
         catch(|| self.inner.munmap(pid, addr, length)).py(py)
     }
 
-    #[pyo3(signature = (pid, addr, length, write = true))]
+    #[pyo3(signature = (pid, addr, length, write = dflt(true)), text_signature = "($self, pid, addr, length, write=True)")]
     fn touch(
         slf: &Bound<'_, Self>,
         pid: &Bound<'_, PyAny>,
         addr: &Bound<'_, PyAny>,
         length: &Bound<'_, PyAny>,
-        write: bool,
+        write: Py<PyAny>,
     ) -> PyResult<()> {
         let py = slf.py();
+        let pid = args::pid(pid)?;
+        let addr = args::addr(addr, "addr")?;
+        let length = u64_arg(length, "length")?;
+        let write = flag(write.bind(py), "write")?;
         let (mut this, _running) = borrow_mut(slf, "touch")?;
-        let pid = pid_arg(pid).py(py)?;
-        let addr = addr_arg(addr).py(py)?;
-        let length = len_arg(length).py(py)?;
         let inner = &mut this.inner;
         if length < SHORT_TOUCH {
             // cannot run long: skip the interrupt poll's setup (a hot call in Python loops)
@@ -501,19 +431,20 @@ impl PySimulator {
     }
 
     /// `pids` is a list of ints (the Python wrapper converts arrays and sequences).
-    #[pyo3(signature = (pids, addr, length, write = true))]
+    #[pyo3(signature = (pids, addr, length, write = dflt(true)), text_signature = "($self, pids, addr, length, write=True)")]
     fn touch_many(
         slf: &Bound<'_, Self>,
-        pids: &Bound<'_, PyList>,
+        pids: &Bound<'_, PyAny>,
         addr: &Bound<'_, PyAny>,
         length: &Bound<'_, PyAny>,
-        write: bool,
+        write: Py<PyAny>,
     ) -> PyResult<()> {
         let py = slf.py();
+        let pids = args::pids(pids, "pids")?;
+        let addr = args::addr(addr, "addr")?;
+        let length = u64_arg(length, "length")?;
+        let write = flag(write.bind(py), "write")?;
         let (mut this, _running) = borrow_mut(slf, "touch_many")?;
-        let pids: Vec<i64> = pids.iter().map(|p| pid_arg(&p)).collect::<Result<_, _>>().py(py)?;
-        let addr = addr_arg(addr).py(py)?;
-        let length = len_arg(length).py(py)?;
         let inner = &mut this.inner;
         detached(py, || inner.touch_many(&pids, addr, length, write))
     }
@@ -526,10 +457,10 @@ impl PySimulator {
         length: &Bound<'_, PyAny>,
         prot: &Bound<'_, PyAny>,
     ) -> PyResult<()> {
-        let pid = pid_arg(pid).py(py)?;
-        let addr = addr_arg(addr).py(py)?;
-        let length = len_arg(length).py(py)?;
-        let prot = prot_arg(prot).py(py)?;
+        let pid = args::pid(pid)?;
+        let addr = args::addr(addr, "addr")?;
+        let length = u64_arg(length, "length")?;
+        let prot = prot_arg(prot)?;
         catch(|| self.inner.mprotect(pid, addr, length, prot)).py(py)
     }
 
@@ -542,15 +473,15 @@ impl PySimulator {
         length: &Bound<'_, PyAny>,
         advice: &Bound<'_, PyAny>,
     ) -> PyResult<Bound<'py, PyDict>> {
-        let pid = pid_arg(pid).py(py)?;
-        let addr = addr_arg(addr).py(py)?;
-        let length = len_arg(length).py(py)?;
-        let advice = advice_arg(advice).py(py)?;
+        let pid = args::pid(pid)?;
+        let addr = args::addr(addr, "addr")?;
+        let length = u64_arg(length, "length")?;
+        let advice = advice_arg(advice)?;
         let s = catch(|| self.inner.madvise(pid, addr, length, advice)).py(py)?;
         stats_dict(py, s)
     }
 
-    #[pyo3(signature = (pid, old_addr, old_len, new_len, may_move = true, new_addr = None))]
+    #[pyo3(signature = (pid, old_addr, old_len, new_len, may_move = dflt(true), new_addr = None), text_signature = "($self, pid, old_addr, old_len, new_len, may_move=True, new_addr=None)")]
     #[allow(clippy::too_many_arguments)]
     fn mremap(
         &mut self,
@@ -559,31 +490,27 @@ impl PySimulator {
         old_addr: &Bound<'_, PyAny>,
         old_len: &Bound<'_, PyAny>,
         new_len: &Bound<'_, PyAny>,
-        may_move: bool,
+        may_move: Py<PyAny>,
         new_addr: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<u64> {
-        let pid = pid_arg(pid).py(py)?;
-        let old_addr = addr_arg(old_addr).py(py)?;
-        let old_len = len_arg(old_len).py(py)?;
-        let new_len = int_arg(new_len, "new_len").py(py)?;
-        if new_len < 0 {
-            return Err(to_py(py, SimError::InvalidArgument(format!("new_len {new_len} is negative"))));
-        }
-        let new_len = u64::try_from(new_len)
-            .map_err(|_| SimError::InvalidArgument(format!("new_len {new_len} is too large")))
-            .py(py)?;
-        let new_addr = new_addr.filter(|a| !a.is_none()).map(addr_arg).transpose().py(py)?;
+        let pid = args::pid(pid)?;
+        let old_addr = args::addr(old_addr, "old_addr")?;
+        let old_len = u64_arg(old_len, "old_len")?;
+        let new_len = u64_arg(new_len, "new_len")?;
+        let may_move = flag(may_move.bind(py), "may_move")?;
+        let new_addr = opt_addr(new_addr, "new_addr")?;
         catch(|| self.inner.mremap(pid, old_addr, old_len, new_len, may_move, new_addr)).py(py)
     }
 
     /// `try_to_unmap` on a list of page handles or None (every anon page).
-    #[pyo3(signature = (pages = None, threads = 1))]
+    #[pyo3(signature = (pages = None, threads = dflt(1)), text_signature = "($self, pages=None, threads=1)")]
     fn _try_to_unmap<'py>(
         slf: &Bound<'py, Self>,
-        pages: Option<Vec<u64>>,
-        threads: usize,
+        pages: Option<&Bound<'_, PyAny>>,
+        threads: Py<PyAny>,
     ) -> PyResult<Bound<'py, PyDict>> {
         let py = slf.py();
+        let (pages, threads) = (handles(pages, "pages")?, args::threads(Some(threads.bind(py)))?);
         let (mut this, _running) = borrow_mut(slf, "try_to_unmap")?;
         let inner = &mut this.inner;
         let s = detached(py, || inner.try_to_unmap_par(pages.as_deref(), threads))?;
@@ -591,13 +518,14 @@ impl PySimulator {
     }
 
     /// `try_to_unmap` keeping only walk totals (a dict as `_walk_totals` returns).
-    #[pyo3(signature = (pages = None, threads = 1))]
+    #[pyo3(signature = (pages = None, threads = dflt(1)), text_signature = "($self, pages=None, threads=1)")]
     fn _try_to_unmap_totals<'py>(
         slf: &Bound<'py, Self>,
-        pages: Option<Vec<u64>>,
-        threads: usize,
+        pages: Option<&Bound<'_, PyAny>>,
+        threads: Py<PyAny>,
     ) -> PyResult<Bound<'py, PyDict>> {
         let py = slf.py();
+        let (pages, threads) = (handles(pages, "pages")?, args::threads(Some(threads.bind(py)))?);
         let (mut this, _running) = borrow_mut(slf, "try_to_unmap")?;
         let inner = &mut this.inner;
         let t = detached(py, || {
@@ -609,12 +537,13 @@ impl PySimulator {
     }
 
     #[pyo3(signature = (pages = None))]
-    fn _drop_swap_cache(&mut self, py: Python<'_>, pages: Option<Vec<u64>>) -> PyResult<u64> {
+    fn _drop_swap_cache(&mut self, py: Python<'_>, pages: Option<&Bound<'_, PyAny>>) -> PyResult<u64> {
+        let pages = handles(pages, "pages")?;
         catch(|| self.inner.drop_swap_cache(pages.as_deref())).py(py)
     }
 
     fn render_layout(&self, py: Python<'_>, pid: &Bound<'_, PyAny>) -> PyResult<String> {
-        let pid = pid_arg(pid).py(py)?;
+        let pid = args::pid(pid)?;
         catch(|| self.inner.render_layout(pid)).py(py)
     }
 
@@ -623,15 +552,18 @@ impl PySimulator {
     /// message. With `check_each`, `check()` runs after every op; the run stops at the first
     /// invariant violation (the rows after it are not applied). `every` > 0 also samples
     /// counts and bytes after every `every`-th op and the last (`trace::Sample`).
-    #[pyo3(signature = (rows, check_each = false, every = 0))]
+    #[pyo3(signature = (rows, check_each = dflt(false), every = dflt(0)), text_signature = "($self, rows, check_each=False, every=0)")]
     #[allow(clippy::type_complexity)]
     fn _apply(
         slf: &Bound<'_, Self>,
-        rows: OpRows,
-        check_each: bool,
-        every: usize,
+        rows: &Bound<'_, PyAny>,
+        check_each: Py<PyAny>,
+        every: Py<PyAny>,
     ) -> PyResult<(Vec<u8>, Vec<u64>, Vec<String>, Vec<trace::Sample>)> {
         let py = slf.py();
+        let rows = args::rows(rows, "ops")?;
+        let check_each = flag(check_each.bind(py), "check_each")?;
+        let every: usize = ranged(every.bind(py), "sample_every", 0, usize::MAX as i128)?;
         let (mut this, _running) = borrow_mut(slf, "apply")?;
         let ops = decode_rows(&rows).py(py)?;
         let inner = &mut this.inner;
@@ -711,17 +643,14 @@ impl PySimulator {
     }
 
     fn page_at(&self, py: Python<'_>, pid: &Bound<'_, PyAny>, addr: &Bound<'_, PyAny>) -> PyResult<Option<u64>> {
-        let pid = pid_arg(pid).py(py)?;
-        let addr = addr_arg(addr).py(py)?;
+        let pid = args::pid(pid)?;
+        let addr = args::addr(addr, "addr")?;
         Ok(catch(|| self.inner.page_at(pid, addr)).py(py)?.map(|p| p.to_u64()))
     }
 
     /// `{"anon_vma": handle, "index": page index, "mapcount": n}` of a live page.
     fn page_info<'py>(&self, py: Python<'py>, page: &Bound<'_, PyAny>) -> PyResult<Bound<'py, PyDict>> {
-        let h = int_arg(page, "page handle").py(py)?;
-        let h = u64::try_from(h)
-            .map_err(|_| SimError::StaleHandle(format!("page handle {h} does not name a page")))
-            .py(py)?;
+        let h = args::handle(page, "page")?;
         let (av, index, mapcount, swap) = catch(|| self.inner.page_info(rmapsim_core::Id::from_u64(h))).py(py)?;
         let d = PyDict::new(py);
         d.set_item("anon_vma", av)?;
@@ -733,13 +662,14 @@ impl PySimulator {
 
     /// Kernel-faithful `page_referenced` walks; `pages` is a list of handles or None;
     /// `threads` 0 = all cores.
-    #[pyo3(signature = (pages = None, threads = 1))]
+    #[pyo3(signature = (pages = None, threads = dflt(1)), text_signature = "($self, pages=None, threads=1)")]
     fn _page_referenced<'py>(
         slf: &Bound<'py, Self>,
-        pages: Option<Vec<u64>>,
-        threads: usize,
+        pages: Option<&Bound<'_, PyAny>>,
+        threads: Py<PyAny>,
     ) -> PyResult<Bound<'py, PyDict>> {
         let py = slf.py();
+        let (pages, threads) = (handles(pages, "pages")?, args::threads(Some(threads.bind(py)))?);
         let (this, _running) = borrow(slf, "page_referenced")?;
         let inner = &this.inner;
         let s = detached(py, || inner.page_referenced_par(pages.as_deref(), threads))?;
@@ -747,13 +677,14 @@ impl PySimulator {
     }
 
     /// Full `rmap_walk`s; `pages` is a list of handles or None; `threads` 0 = all cores.
-    #[pyo3(signature = (pages = None, threads = 1))]
+    #[pyo3(signature = (pages = None, threads = dflt(1)), text_signature = "($self, pages=None, threads=1)")]
     fn _rmap_walk<'py>(
         slf: &Bound<'py, Self>,
-        pages: Option<Vec<u64>>,
-        threads: usize,
+        pages: Option<&Bound<'_, PyAny>>,
+        threads: Py<PyAny>,
     ) -> PyResult<Bound<'py, PyDict>> {
         let py = slf.py();
+        let (pages, threads) = (handles(pages, "pages")?, args::threads(Some(threads.bind(py)))?);
         let (this, _running) = borrow(slf, "rmap_walk")?;
         let inner = &this.inner;
         let s = detached(py, || inner.rmap_walk_par(pages.as_deref(), threads))?;
@@ -762,14 +693,16 @@ impl PySimulator {
 
     /// Column totals and the `vmas_visited` histogram of full (`full=True`) or
     /// `page_referenced` walks, without per-page rows.
-    #[pyo3(signature = (pages = None, full = true, threads = 1))]
+    #[pyo3(signature = (pages = None, full = dflt(true), threads = dflt(1)), text_signature = "($self, pages=None, full=True, threads=1)")]
     fn _walk_totals<'py>(
         slf: &Bound<'py, Self>,
-        pages: Option<Vec<u64>>,
-        full: bool,
-        threads: usize,
+        pages: Option<&Bound<'_, PyAny>>,
+        full: Py<PyAny>,
+        threads: Py<PyAny>,
     ) -> PyResult<Bound<'py, PyDict>> {
         let py = slf.py();
+        let (pages, threads) = (handles(pages, "pages")?, args::threads(Some(threads.bind(py)))?);
+        let full = flag(full.bind(py), "full")?;
         let (this, _running) = borrow(slf, if full { "rmap_walk" } else { "page_referenced" })?;
         let inner = &this.inner;
         let mode = if full { WalkMode::Full } else { WalkMode::UntilAllFound };
@@ -794,22 +727,26 @@ impl PySimulator {
     }
 
     /// The lock-contention model over the `page_referenced` walks of `pages`.
-    #[pyo3(signature = (pages = None, cpus = 16, per_candidate = 1, handoff = 1, outside = 10, writer_every = 0, writer_hold = 5))]
+    #[pyo3(signature = (pages = None, cpus = dflt(16), per_candidate = dflt(1), handoff = dflt(1), outside = dflt(10), writer_every = dflt(0), writer_hold = dflt(5)), text_signature = "($self, pages=None, cpus=16, per_candidate=1, handoff=1, outside=10, writer_every=0, writer_hold=5)")]
     #[allow(clippy::too_many_arguments)]
     fn _contention<'py>(
         slf: &Bound<'py, Self>,
-        pages: Option<Vec<u64>>,
-        cpus: u32,
-        per_candidate: u64,
-        handoff: u64,
-        outside: u64,
-        writer_every: u64,
-        writer_hold: u64,
+        pages: Option<&Bound<'_, PyAny>>,
+        cpus: Py<PyAny>,
+        per_candidate: Py<PyAny>,
+        handoff: Py<PyAny>,
+        outside: Py<PyAny>,
+        writer_every: Py<PyAny>,
+        writer_hold: Py<PyAny>,
     ) -> PyResult<Bound<'py, PyDict>> {
         let py = slf.py();
-        if cpus == 0 {
-            return Err(to_py(py, SimError::InvalidArgument("cpus must be >= 1, got 0".into())));
-        }
+        let pages = handles(pages, "pages")?;
+        let cpus: u32 = ranged(cpus.bind(py), "cpus", 1, CONTENTION_CPUS_MAX as i128)?;
+        let per_candidate = u64_arg(per_candidate.bind(py), "per_candidate")?;
+        let handoff = u64_arg(handoff.bind(py), "handoff")?;
+        let outside = u64_arg(outside.bind(py), "outside")?;
+        let writer_every = u64_arg(writer_every.bind(py), "writer_every")?;
+        let writer_hold = u64_arg(writer_hold.bind(py), "writer_hold")?;
         let m = ReclaimModel { cpus, per_candidate, handoff, outside, writer_every, writer_hold };
         let (this, _running) = borrow(slf, "contention")?;
         let inner = &this.inner;
@@ -846,10 +783,8 @@ impl PySimulator {
     }
 
     fn set_pid_max(&mut self, py: Python<'_>, pid_max: &Bound<'_, PyAny>) -> PyResult<()> {
-        let v = int_arg(pid_max, "pid_max").py(py)?;
-        let v = u64::try_from(v)
-            .map_err(|_| SimError::InvalidArgument(format!("pid_max must be from 301 to 4194304, got {v}")))
-            .py(py)?;
+        use rmapsim_core::sim::{PID_MAX_DEFAULT, PID_MAX_MIN};
+        let v: u64 = ranged(pid_max, "pid_max", PID_MAX_MIN as i128, PID_MAX_DEFAULT as i128)?;
         self.inner.set_pid_max(v).py(py)
     }
 
@@ -860,10 +795,7 @@ impl PySimulator {
     }
 
     fn set_ram(&mut self, py: Python<'_>, ram: &Bound<'_, PyAny>) -> PyResult<()> {
-        let v = int_arg(ram, "ram").py(py)?;
-        let v = u64::try_from(v)
-            .map_err(|_| SimError::InvalidArgument(format!("ram must be from 4096 to 2**64 - 1 bytes, got {v}")))
-            .py(py)?;
+        let v: u64 = ranged(ram, "ram", rmapsim_core::PAGE_SIZE as i128, u64::MAX as i128)?;
         self.inner.set_ram_limit(v).py(py)
     }
 
@@ -897,7 +829,7 @@ impl PySimulator {
     }
 
     fn vmas<'py>(&self, py: Python<'py>, pid: &Bound<'_, PyAny>) -> PyResult<Bound<'py, PyList>> {
-        let pid = pid_arg(pid).py(py)?;
+        let pid = args::pid(pid)?;
         let out = PyList::empty(py);
         for v in catch(|| self.inner.vmas_of(pid)).py(py)? {
             let d = PyDict::new(py);
@@ -927,7 +859,7 @@ impl PySimulator {
     }
 
     fn parent(&self, py: Python<'_>, pid: &Bound<'_, PyAny>) -> PyResult<u32> {
-        let pid = pid_arg(pid).py(py)?;
+        let pid = args::pid(pid)?;
         catch(|| self.inner.parent_of(pid)).py(py)
     }
 
@@ -942,19 +874,18 @@ impl PySimulator {
     }
 
     #[pyo3(signature = (nth = None, rate = None))]
-    fn inject_enomem(&mut self, py: Python<'_>, nth: Option<&Bound<'_, PyAny>>, rate: Option<f64>) -> PyResult<()> {
-        let inj = match (nth.filter(|n| !n.is_none()), rate) {
+    fn inject_enomem(
+        &mut self,
+        py: Python<'_>,
+        nth: Option<&Bound<'_, PyAny>>,
+        rate: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        let inj = match (nth.filter(|n| !n.is_none()), rate.filter(|r| !r.is_none())) {
             (Some(_), Some(_)) => {
                 return Err(to_py(py, SimError::InvalidArgument("give nth or rate, not both".into())));
             }
-            (Some(n), None) => {
-                let v = int_arg(n, "nth").py(py)?;
-                let v = u64::try_from(v)
-                    .map_err(|_| SimError::InvalidArgument(format!("nth must be >= 1, got {v}")))
-                    .py(py)?;
-                Inject::Nth(v)
-            }
-            (None, Some(p)) => Inject::Rate(p),
+            (Some(n), None) => Inject::Nth(ranged(n, "nth", 1, u64::MAX as i128)?),
+            (None, Some(r)) => Inject::Rate(real(r, "rate", 0.0, 1.0)?),
             (None, None) => Inject::Off,
         };
         catch(|| self.inner.inject_enomem(inj)).py(py)
@@ -998,17 +929,20 @@ fn decode_rows(rows: &[[u64; 7]]) -> Result<Vec<Op>, SimError> {
 
 /// Parse a version-1 trace into op rows `[code, p, a, b, c, d, e]`.
 #[pyfunction]
-fn parse_trace(py: Python<'_>, text: &str) -> PyResult<OpRows> {
-    let ops = catch(|| trace::parse(text)).py(py)?;
+fn parse_trace(py: Python<'_>, text: &Bound<'_, PyAny>) -> PyResult<OpRows> {
+    let text = args::text(text, "text")?;
+    let ops = catch(|| trace::parse(&text)).py(py)?;
     Ok(ops.iter().map(Op::encode).collect())
 }
 
 /// Render op rows as a version-1 trace.
 #[pyfunction]
 #[pyo3(signature = (rows, era = None))]
-fn format_trace(py: Python<'_>, rows: OpRows, era: Option<&str>) -> PyResult<String> {
+fn format_trace(py: Python<'_>, rows: &Bound<'_, PyAny>, era: Option<&Bound<'_, PyAny>>) -> PyResult<String> {
+    let rows = args::rows(rows, "ops")?;
+    let era = opt_text(era, "era")?;
     let ops = decode_rows(&rows).py(py)?;
-    Ok(trace::format(&ops, era))
+    Ok(trace::format(&ops, era.as_deref()))
 }
 
 /// Run the native fuzzer; returns a dict (ops, runs, seconds, violation, trace, unshrunk_len).
@@ -1016,32 +950,32 @@ fn format_trace(py: Python<'_>, rows: OpRows, era: Option<&str>) -> PyResult<Str
 /// dict as its `fuzz_report` attribute (what was found so far; a violation's trace as far
 /// as shrinking got).
 #[pyfunction]
-#[pyo3(signature = (era, seed = 0, max_ops = 0, seconds = 0.0, fail_rate = 0.0, run_len = 400, full_check_every = 16, policy = None, extended = false))]
+#[pyo3(signature = (era, seed = dflt(0), max_ops = dflt(0), seconds = dflt(0.0), fail_rate = dflt(0.0), run_len = dflt(400), full_check_every = dflt(16), policy = None, extended = dflt(false)), text_signature = "(era, seed=0, max_ops=0, seconds=0.0, fail_rate=0.0, run_len=400, full_check_every=16, policy=None, extended=False)")]
 #[allow(clippy::too_many_arguments)]
 fn fuzz<'py>(
     py: Python<'py>,
-    era: &str,
-    seed: u64,
-    max_ops: u64,
-    seconds: f64,
-    fail_rate: f64,
-    run_len: u64,
-    full_check_every: u64,
-    policy: Option<&Bound<'_, PyDict>>,
-    extended: bool,
+    era: &Bound<'_, PyAny>,
+    seed: Py<PyAny>,
+    max_ops: Py<PyAny>,
+    seconds: Py<PyAny>,
+    fail_rate: Py<PyAny>,
+    run_len: Py<PyAny>,
+    full_check_every: Py<PyAny>,
+    policy: Option<&Bound<'_, PyAny>>,
+    extended: Py<PyAny>,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let mut p = Policy::preset(era)
-        .ok_or_else(|| SimError::InvalidArgument(format!("unknown era {era:?}; known eras: {}", ERAS.join(", "))))
-        .py(py)?;
-    if let Some(overrides) = policy {
+    let era = args::text(era, "era")?;
+    let seed = u64_arg(seed.bind(py), "seed")?;
+    let max_ops = u64_arg(max_ops.bind(py), "max_ops")?;
+    let seconds = real(seconds.bind(py), "seconds", 0.0, f64::MAX)?;
+    let fail_rate = real(fail_rate.bind(py), "fail_rate", 0.0, 1.0)?;
+    let run_len = u64_arg(run_len.bind(py), "run_len")?;
+    let full_check_every = u64_arg(full_check_every.bind(py), "full_check_every")?;
+    let extended = flag(extended.bind(py), "extended")?;
+    let mut p = preset_of(py, &era)?;
+    if let Some(overrides) = opt_dict(policy, "policy")? {
         p.name = format!("{era}*");
-        for (k, v) in overrides.iter() {
-            let (k, v): (String, String) = (k.str()?.to_string(), v.str()?.to_string());
-            p.set_knob(&k, &v).map_err(SimError::InvalidArgument).py(py)?;
-        }
-    }
-    if !(0.0..=1.0).contains(&fail_rate) {
-        return Err(to_py(py, SimError::InvalidArgument(format!("fail_rate must be within [0, 1], got {fail_rate}"))));
+        set_knobs(&mut p, overrides)?;
     }
     if max_ops == 0 && seconds <= 0.0 {
         return Err(to_py(py, SimError::InvalidArgument("give max_ops > 0 or seconds > 0".into())));
@@ -1088,10 +1022,8 @@ fn fuzz<'py>(
 
 /// The knob values of a preset: `{knob: value as text}`.
 #[pyfunction]
-fn preset(py: Python<'_>, name: &str) -> PyResult<Vec<(&'static str, String)>> {
-    let p = Policy::preset(name)
-        .ok_or_else(|| SimError::InvalidArgument(format!("unknown era {name:?}; known eras: {}", ERAS.join(", "))))
-        .py(py)?;
+fn preset(py: Python<'_>, name: &Bound<'_, PyAny>) -> PyResult<Vec<(&'static str, String)>> {
+    let p = preset_of(py, &args::text(name, "era")?)?;
     Ok(p.knob_values())
 }
 
