@@ -240,7 +240,12 @@ def test_read_only_walks_share_and_a_walk_during_a_mutation_gets_busy():
 
     def mutate():
         started.set()
-        sim.touch_many([p] * 20_000, a, 200 * 4096)
+        while True:  # the walks below may hold the simulator first: then this call is Busy
+            try:
+                sim.touch_many([p] * 20_000, a, 200 * 4096)
+                break
+            except rmapsim.Busy:
+                time.sleep(0.001)
         res.append("done")
 
     t = threading.Thread(target=mutate)

@@ -12,6 +12,8 @@
 //! Memory grows with populated spans, never with mapped length: a 64 TiB mapping with one
 //! touched page costs one 4 KiB page-table page.
 
+use smallvec::SmallVec;
+
 use crate::objects::{Pte, PAGE_SHIFT};
 
 /// Entries per page-table page (`PTRS_PER_PTE` on x86-64).
@@ -19,11 +21,18 @@ pub const PTRS_PER_PTE: usize = 512;
 /// `PMD_SHIFT`: one page-table page spans `1 << PMD_SHIFT` bytes.
 pub const PMD_SHIFT: u32 = PAGE_SHIFT + 9;
 
-/// One page-table page: 512 entries and how many of them are populated.
+/// One page-table page: 512 entries, how many of them are populated, and its PMD number.
 #[derive(Clone)]
 struct PtePage {
+    key: u64,
     used: u32,
     e: [Pte; PTRS_PER_PTE],
+}
+
+impl PtePage {
+    fn new(key: u64) -> PtePage {
+        PtePage { key, used: 0, e: [Pte::NONE; PTRS_PER_PTE] }
+    }
 }
 
 /// Index of `addr`'s entry in its page-table page.
@@ -32,11 +41,19 @@ pub fn slot(addr: u64) -> usize {
     (addr >> PAGE_SHIFT) as usize & (PTRS_PER_PTE - 1)
 }
 
+/// Directory entries kept inside the VMA itself (a VMA of up to 6–8 MiB).
+const INLINE_PAGES: usize = 4;
+
 /// The page-table entries of one VMA (see the module documentation).
+///
+/// The directory (`keys`: PMD number and the page's place in `pages`, ascending by PMD)
+/// is short and mostly inside the VMA; the pages sit in one vector in no particular order,
+/// so a lookup is a scan of the directory and one load from `pages`, which the processor
+/// can fetch in parallel (no pointer chase through a box per page).
 #[derive(Clone, Default)]
 pub struct PteTable {
-    /// Page-table pages by PMD number, ascending.
-    dir: Vec<(u64, Box<PtePage>)>,
+    keys: SmallVec<[(u64, u32); INLINE_PAGES]>,
+    pages: Vec<PtePage>,
 }
 
 impl std::fmt::Debug for PteTable {
@@ -49,21 +66,51 @@ impl PteTable {
     /// Bytes of one page-table page as the simulator stores it.
     pub const PAGE_BYTES: usize = std::mem::size_of::<PtePage>();
 
+    /// Position in `keys` of PMD number `key`.
     #[inline]
     fn find(&self, key: u64) -> Option<usize> {
-        if self.dir.len() <= 8 {
+        if self.keys.len() <= 8 {
             // The common case (VMAs up to 16 MiB): a short scan beats the binary search.
-            self.dir.iter().position(|(k, _)| *k == key)
+            self.keys.iter().position(|&(k, _)| k == key)
         } else {
-            self.dir.binary_search_by_key(&key, |(k, _)| *k).ok()
+            self.keys.binary_search_by_key(&key, |&(k, _)| k).ok()
         }
+    }
+
+    #[inline]
+    fn page(&self, i: usize) -> &PtePage {
+        &self.pages[self.keys[i].1 as usize]
+    }
+
+    #[inline]
+    fn page_mut(&mut self, i: usize) -> &mut PtePage {
+        let p = self.keys[i].1 as usize;
+        &mut self.pages[p]
+    }
+
+    /// Add `page` (whose PMD number is not present yet) at directory position `i`.
+    fn insert_page(&mut self, i: usize, page: PtePage) {
+        self.keys.insert(i, (page.key, self.pages.len() as u32));
+        self.pages.push(page);
+    }
+
+    /// Remove the page at directory position `i` and return it.
+    fn remove_page(&mut self, i: usize) -> PtePage {
+        let (_, p) = self.keys.remove(i);
+        let page = self.pages.swap_remove(p as usize);
+        if let Some(moved) = self.pages.get(p as usize) {
+            if let Ok(j) = self.keys.binary_search_by_key(&moved.key, |&(k, _)| k) {
+                self.keys[j].1 = p;
+            }
+        }
+        page
     }
 
     /// The entry for `addr` (`Pte::NONE` where no page-table page exists).
     #[inline]
     pub fn get(&self, addr: u64) -> Pte {
         match self.find(addr >> PMD_SHIFT) {
-            Some(i) => self.dir[i].1.e[slot(addr)],
+            Some(i) => self.page(i).e[slot(addr)],
             None => Pte::NONE,
         }
     }
@@ -72,7 +119,7 @@ impl PteTable {
     #[inline]
     pub fn get_mut(&mut self, addr: u64) -> Option<&mut Pte> {
         let i = self.find(addr >> PMD_SHIFT)?;
-        let p = &mut self.dir[i].1.e[slot(addr)];
+        let p = &mut self.page_mut(i).e[slot(addr)];
         (!p.is_none()).then_some(p)
     }
 
@@ -80,22 +127,22 @@ impl PteTable {
     /// allocated for the first populated entry of its span and freed with its last.
     pub fn set(&mut self, addr: u64, pte: Pte) -> Pte {
         let key = addr >> PMD_SHIFT;
-        let i = match self.dir.binary_search_by_key(&key, |(k, _)| *k) {
+        let i = match self.keys.binary_search_by_key(&key, |&(k, _)| k) {
             Ok(i) => i,
             Err(_) if pte.is_none() => return Pte::NONE,
             Err(i) => {
-                self.dir.insert(i, (key, Box::new(PtePage { used: 0, e: [Pte::NONE; PTRS_PER_PTE] })));
+                self.insert_page(i, PtePage::new(key));
                 i
             }
         };
-        let page = &mut self.dir[i].1;
+        let page = self.page_mut(i);
         let old = std::mem::replace(&mut page.e[slot(addr)], pte);
         match (old.is_none(), pte.is_none()) {
             (true, false) => page.used += 1,
             (false, true) => {
                 page.used -= 1;
                 if page.used == 0 {
-                    self.dir.remove(i);
+                    self.remove_page(i);
                 }
             }
             _ => {}
@@ -106,62 +153,67 @@ impl PteTable {
     /// No entry is populated.
     #[inline]
     pub fn is_empty(&self) -> bool {
-        self.dir.is_empty()
+        self.keys.is_empty()
     }
 
     /// Populated entries.
     pub fn populated(&self) -> u64 {
-        self.dir.iter().map(|(_, p)| p.used as u64).sum()
+        self.pages.iter().map(|p| p.used as u64).sum()
     }
 
     /// Page-table pages held.
     pub fn pages(&self) -> usize {
-        self.dir.len()
+        self.keys.len()
     }
 
     /// Simulator bytes held: the pages and the directory (by length, and by capacity).
     pub fn bytes(&self) -> (u64, u64) {
-        let d = std::mem::size_of::<(u64, Box<PtePage>)>();
-        let pages = self.dir.len() * Self::PAGE_BYTES;
-        ((pages + self.dir.len() * d) as u64, (pages + self.dir.capacity() * d) as u64)
+        let d = std::mem::size_of::<(u64, u32)>();
+        let dir = |n: usize| if self.keys.spilled() { n * d } else { 0 };
+        (
+            (self.pages.len() * Self::PAGE_BYTES + dir(self.keys.len())) as u64,
+            (self.pages.capacity() * Self::PAGE_BYTES + dir(self.keys.capacity())) as u64,
+        )
+    }
+
+    /// Populated entries of page `i` of the directory with their addresses.
+    fn entries(&self, i: usize) -> impl Iterator<Item = (u64, Pte)> + '_ {
+        let page = self.page(i);
+        let base = page.key << PMD_SHIFT;
+        page.e
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| !e.is_none())
+            .map(move |(j, e)| (base + ((j as u64) << PAGE_SHIFT), *e))
     }
 
     /// Populated entries with their addresses, ascending.
     pub fn iter(&self) -> impl Iterator<Item = (u64, Pte)> + '_ {
-        self.dir.iter().flat_map(|(k, p)| {
-            let base = k << PMD_SHIFT;
-            p.e.iter()
-                .enumerate()
-                .filter(|(_, e)| !e.is_none())
-                .map(move |(i, e)| (base + ((i as u64) << PAGE_SHIFT), *e))
-        })
+        (0..self.keys.len()).flat_map(move |i| self.entries(i))
+    }
+
+    /// Directory positions of the pages that span part of `[start, end)`.
+    fn span_range(&self, start: u64, end: u64) -> std::ops::Range<usize> {
+        if start >= end {
+            return 0..0;
+        }
+        let (lo, hi) = (start >> PMD_SHIFT, (end - 1) >> PMD_SHIFT);
+        self.keys.partition_point(|&(k, _)| k < lo)..self.keys.partition_point(|&(k, _)| k <= hi)
     }
 
     /// Populated entries of `[start, end)` with their addresses, ascending.
     pub fn range(&self, start: u64, end: u64) -> impl Iterator<Item = (u64, Pte)> + '_ {
-        let (lo, hi) = (start >> PMD_SHIFT, end.saturating_sub(1) >> PMD_SHIFT);
-        let first = self.dir.partition_point(|(k, _)| *k < lo);
-        self.dir[first..].iter().take_while(move |(k, _)| *k <= hi && start < end).flat_map(move |(k, p)| {
-            let base = k << PMD_SHIFT;
-            p.e.iter()
-                .enumerate()
-                .map(move |(i, e)| (base + ((i as u64) << PAGE_SHIFT), *e))
-                .filter(move |&(a, e)| !e.is_none() && a >= start && a < end)
-        })
+        self.span_range(start, end).flat_map(move |i| self.entries(i)).filter(move |&(a, _)| a >= start && a < end)
     }
 
     /// Call `f` on every populated entry of `[start, end)`; `f` may change the entry but
     /// must leave it populated.
     pub fn update_range(&mut self, start: u64, end: u64, mut f: impl FnMut(u64, &mut Pte)) {
-        if start >= end {
-            return;
-        }
-        let (lo, hi) = (start >> PMD_SHIFT, (end - 1) >> PMD_SHIFT);
-        let first = self.dir.partition_point(|(k, _)| *k < lo);
-        for (k, p) in self.dir[first..].iter_mut().take_while(|(k, _)| *k <= hi) {
-            let base = *k << PMD_SHIFT;
-            for (i, e) in p.e.iter_mut().enumerate() {
-                let a = base + ((i as u64) << PAGE_SHIFT);
+        for i in self.span_range(start, end) {
+            let page = self.page_mut(i);
+            let base = page.key << PMD_SHIFT;
+            for (j, e) in page.e.iter_mut().enumerate() {
+                let a = base + ((j as u64) << PAGE_SHIFT);
                 if !e.is_none() && a >= start && a < end {
                     f(a, e);
                     debug_assert!(!e.is_none(), "update_range must keep entries populated");
@@ -170,18 +222,27 @@ impl PteTable {
         }
     }
 
+    /// Remove and return the populated entries of `[start, end)` (zap), ascending.
+    pub fn take_range(&mut self, start: u64, end: u64) -> Vec<(u64, Pte)> {
+        let out: Vec<(u64, Pte)> = self.range(start, end).collect();
+        for &(a, _) in &out {
+            self.set(a, Pte::NONE);
+        }
+        out
+    }
+
     /// Take over every entry of `other` (VMAs merging): its table pages move here whole,
     /// and a page both hold a span of is folded into one.
     pub fn absorb(&mut self, other: PteTable) {
-        if self.dir.is_empty() {
+        if self.keys.is_empty() {
             *self = other;
             return;
         }
-        for (key, page) in other.dir {
-            match self.dir.binary_search_by_key(&key, |(k, _)| *k) {
-                Err(i) => self.dir.insert(i, (key, page)),
+        for page in other.pages {
+            match self.keys.binary_search_by_key(&page.key, |&(k, _)| k) {
+                Err(i) => self.insert_page(i, page),
                 Ok(i) => {
-                    let mine = &mut self.dir[i].1;
+                    let mine = self.page_mut(i);
                     for (j, e) in page.e.iter().enumerate() {
                         if !e.is_none() {
                             debug_assert!(mine.e[j].is_none(), "two VMAs held the same entry");
@@ -199,30 +260,27 @@ impl PteTable {
     /// up the entries inside, or moves whole when it has none outside.
     pub fn extract(&mut self, start: u64, end: u64) -> PteTable {
         let mut out = PteTable::default();
-        if start >= end {
-            return out;
-        }
-        let (lo, hi) = (start >> PMD_SHIFT, (end - 1) >> PMD_SHIFT);
-        let first = self.dir.partition_point(|(k, _)| *k < lo);
-        let last = self.dir.partition_point(|(k, _)| *k <= hi);
-        let mut keep = Vec::new();
-        for (key, mut page) in self.dir.drain(first..last) {
+        let keys: Vec<u64> = self.span_range(start, end).map(|i| self.keys[i].0).collect();
+        for key in keys {
+            let Ok(i) = self.keys.binary_search_by_key(&key, |&(k, _)| k) else { continue };
             let base = key << PMD_SHIFT;
-            if base >= start && base.saturating_add(1 << PMD_SHIFT) <= end {
-                out.dir.push((key, page)); // wholly inside: no entry to look at
-                continue;
-            }
             let inside = |j: usize| {
                 let a = base + ((j as u64) << PAGE_SHIFT);
                 a >= start && a < end
             };
-            let outside = (0..PTRS_PER_PTE).filter(|&j| !page.e[j].is_none() && !inside(j)).count() as u32;
-            if outside == 0 {
-                out.dir.push((key, page));
-            } else if outside == page.used {
-                keep.push((key, page));
+            let whole = base >= start && base.saturating_add(1 << PMD_SHIFT) <= end;
+            let page = self.page(i);
+            let outside = if whole {
+                0
             } else {
-                let mut part = Box::new(PtePage { used: 0, e: [Pte::NONE; PTRS_PER_PTE] });
+                (0..PTRS_PER_PTE).filter(|&j| !page.e[j].is_none() && !inside(j)).count() as u32
+            };
+            if outside == 0 {
+                let page = self.remove_page(i);
+                out.insert_page(out.keys.len(), page);
+            } else if outside < page.used {
+                let mut part = PtePage::new(key);
+                let page = self.page_mut(i);
                 for j in (0..PTRS_PER_PTE).filter(|&j| inside(j)) {
                     if !page.e[j].is_none() {
                         part.e[j] = std::mem::replace(&mut page.e[j], Pte::NONE);
@@ -230,19 +288,8 @@ impl PteTable {
                     }
                 }
                 page.used = outside;
-                out.dir.push((key, part));
-                keep.push((key, page));
+                out.insert_page(out.keys.len(), part);
             }
-        }
-        self.dir.splice(first..first, keep);
-        out
-    }
-
-    /// Remove and return the populated entries of `[start, end)` (zap), ascending.
-    pub fn take_range(&mut self, start: u64, end: u64) -> Vec<(u64, Pte)> {
-        let out: Vec<(u64, Pte)> = self.range(start, end).collect();
-        for &(a, _) in &out {
-            self.set(a, Pte::NONE);
         }
         out
     }
@@ -251,14 +298,16 @@ impl PteTable {
     /// that look up many entries of one span).
     #[inline]
     pub fn span(&self, addr: u64) -> Option<&[Pte; PTRS_PER_PTE]> {
-        self.find(addr >> PMD_SHIFT).map(|i| &self.dir[i].1.e)
+        self.find(addr >> PMD_SHIFT).map(|i| &self.page(i).e)
     }
 
     /// Drop the highest page-table page without clearing its entries' references (the
     /// review differential uses it to corrupt a state; nothing else may).
     #[doc(hidden)]
     pub fn corrupt_drop_last_page(&mut self) {
-        self.dir.pop();
+        if !self.keys.is_empty() {
+            self.remove_page(self.keys.len() - 1);
+        }
     }
 }
 
