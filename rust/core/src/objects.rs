@@ -122,7 +122,7 @@ impl Vma {
             None
         }
     }
-    #[inline]
+    #[inline(always)]
     pub fn pte(&self, addr: u64) -> Pte {
         self.ptes.get(addr)
     }

@@ -44,16 +44,28 @@ pub fn slot(addr: u64) -> usize {
 /// Directory entries kept inside the VMA itself (a VMA of up to 6–8 MiB).
 const INLINE_PAGES: usize = 4;
 
-/// The page-table entries of one VMA (see the module documentation).
-///
-/// The directory (`keys`: PMD number and the page's place in `pages`, ascending by PMD)
-/// is short and mostly inside the VMA; the pages sit in one vector in no particular order,
-/// so a lookup is a scan of the directory and one load from `pages`, which the processor
-/// can fetch in parallel (no pointer chase through a box per page).
+/// VMAs of up to this many pages (16 MiB) keep a dense array over their whole length once
+/// touched: at most 32 KiB, what the kernel's page tables for such a range take when its
+/// spans are touched. A walk's lookup is then one array index, as before page tables were
+/// sparse. Larger VMAs use table pages.
+pub const DENSE_MAX_PAGES: u64 = 4096;
+
+/// The dense form: `e[i]` is the entry of page number `base + i`.
+#[derive(Clone, Default)]
+struct Dense {
+    base: u64,
+    used: u32,
+    e: Vec<Pte>,
+}
+
+/// The page-table entries of one VMA (see the module documentation): dense for a small
+/// VMA, in table pages otherwise. Every operation is correct in either form (an entry
+/// outside a dense array turns it into pages); [`PteTable::fit`] picks the form for a
+/// VMA's range.
 #[derive(Clone, Default)]
 pub struct PteTable {
-    keys: SmallVec<[(u64, u32); INLINE_PAGES]>,
-    pages: Vec<PtePage>,
+    d: Dense,
+    p: Paged,
 }
 
 impl std::fmt::Debug for PteTable {
@@ -63,6 +75,251 @@ impl std::fmt::Debug for PteTable {
 }
 
 impl PteTable {
+    /// Bytes of one page-table page as the simulator stores it.
+    pub const PAGE_BYTES: usize = std::mem::size_of::<PtePage>();
+
+    #[inline(always)]
+    fn dense(&self) -> bool {
+        !self.d.e.is_empty()
+    }
+
+    /// The paged form of the same entries (a dense table is converted).
+    fn into_paged(mut self) -> Paged {
+        if self.dense() {
+            let base = self.d.base;
+            for (i, e) in std::mem::take(&mut self.d.e).into_iter().enumerate() {
+                if !e.is_none() {
+                    self.p.set((base + i as u64) << PAGE_SHIFT, e);
+                }
+            }
+        }
+        self.p
+    }
+
+    fn from_paged(p: Paged) -> PteTable {
+        PteTable { d: Dense::default(), p }
+    }
+
+    /// Pick the form for a VMA covering `[start, end)` that holds every entry: dense over
+    /// exactly that range when it is small, table pages otherwise.
+    pub fn fit(&mut self, start: u64, end: u64) {
+        let pages = (end - start) >> PAGE_SHIFT;
+        let want_dense = pages <= DENSE_MAX_PAGES && !self.is_empty();
+        if self.dense() && want_dense && self.d.base == start >> PAGE_SHIFT && self.d.e.len() as u64 == pages {
+            return;
+        }
+        let p = std::mem::take(self).into_paged();
+        if !want_dense || p.range(0, start).next().is_some() || p.range(end, u64::MAX).next().is_some() {
+            *self = PteTable::from_paged(p);
+            return;
+        }
+        let base = start >> PAGE_SHIFT;
+        let mut d = Dense { base, used: 0, e: vec![Pte::NONE; pages as usize] };
+        for (a, e) in p.iter() {
+            d.e[((a >> PAGE_SHIFT) - base) as usize] = e;
+            d.used += 1;
+        }
+        self.d = d;
+    }
+
+    /// The entry for `addr` (`Pte::NONE` where none is populated).
+    #[inline(always)]
+    pub fn get(&self, addr: u64) -> Pte {
+        if self.dense() {
+            return self.d.e.get((addr >> PAGE_SHIFT).wrapping_sub(self.d.base) as usize).copied().unwrap_or(Pte::NONE);
+        }
+        self.p.get(addr)
+    }
+
+    /// The populated entry for `addr`, for an in-place update that keeps it populated.
+    #[inline]
+    pub fn get_mut(&mut self, addr: u64) -> Option<&mut Pte> {
+        if self.dense() {
+            let i = (addr >> PAGE_SHIFT).wrapping_sub(self.d.base) as usize;
+            return self.d.e.get_mut(i).filter(|e| !e.is_none());
+        }
+        self.p.get_mut(addr)
+    }
+
+    /// Install `pte` at `addr`, returning the entry it replaces.
+    pub fn set(&mut self, addr: u64, pte: Pte) -> Pte {
+        if self.dense() {
+            let i = (addr >> PAGE_SHIFT).wrapping_sub(self.d.base) as usize;
+            if let Some(slot) = self.d.e.get_mut(i) {
+                let old = std::mem::replace(slot, pte);
+                match (old.is_none(), pte.is_none()) {
+                    (true, false) => self.d.used += 1,
+                    (false, true) => {
+                        self.d.used -= 1;
+                        if self.d.used == 0 {
+                            self.d = Dense::default(); // freed with its last entry
+                        }
+                    }
+                    _ => {}
+                }
+                return old;
+            }
+            if pte.is_none() {
+                return Pte::NONE;
+            }
+            *self = PteTable::from_paged(std::mem::take(self).into_paged());
+        }
+        self.p.set(addr, pte)
+    }
+
+    /// [`PteTable::set`] for a VMA covering `[start, end)`: the first entry of a small
+    /// VMA's empty table makes it dense.
+    pub fn set_in(&mut self, addr: u64, pte: Pte, start: u64, end: u64) -> Pte {
+        if self.is_empty() && !pte.is_none() && (end - start) >> PAGE_SHIFT <= DENSE_MAX_PAGES {
+            let pages = ((end - start) >> PAGE_SHIFT) as usize;
+            self.d = Dense { base: start >> PAGE_SHIFT, used: 0, e: vec![Pte::NONE; pages] };
+        }
+        self.set(addr, pte)
+    }
+
+    /// No entry is populated.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        !self.dense() && self.p.is_empty()
+    }
+
+    /// Populated entries.
+    pub fn populated(&self) -> u64 {
+        if self.dense() {
+            self.d.used as u64
+        } else {
+            self.p.populated()
+        }
+    }
+
+    /// Page-table pages held (a dense array counts as the 512-entry pages it spans).
+    pub fn pages(&self) -> usize {
+        if self.dense() {
+            self.d.e.len().div_ceil(PTRS_PER_PTE)
+        } else {
+            self.p.pages()
+        }
+    }
+
+    /// Entries allocated, populated or not.
+    pub fn slots(&self) -> usize {
+        if self.dense() {
+            self.d.e.len()
+        } else {
+            self.p.pages() * PTRS_PER_PTE
+        }
+    }
+
+    /// Simulator bytes held (by length, and by capacity).
+    pub fn bytes(&self) -> (u64, u64) {
+        let pb = std::mem::size_of::<Pte>();
+        let (a, b) = self.p.bytes();
+        (a + (self.d.e.len() * pb) as u64, b + (self.d.e.capacity() * pb) as u64)
+    }
+
+    /// Populated entries with their addresses, ascending.
+    pub fn iter(&self) -> Box<dyn Iterator<Item = (u64, Pte)> + '_> {
+        self.range(0, u64::MAX)
+    }
+
+    /// Populated entries of `[start, end)` with their addresses, ascending.
+    pub fn range(&self, start: u64, end: u64) -> Box<dyn Iterator<Item = (u64, Pte)> + '_> {
+        if self.dense() {
+            let base = self.d.base;
+            Box::new(
+                self.d
+                    .e
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, e)| !e.is_none())
+                    .map(move |(i, e)| ((base + i as u64) << PAGE_SHIFT, *e))
+                    .filter(move |&(a, _)| a >= start && a < end),
+            )
+        } else {
+            Box::new(self.p.range(start, end))
+        }
+    }
+
+    /// Call `f` on every populated entry of `[start, end)`; `f` may change the entry but
+    /// must leave it populated.
+    pub fn update_range(&mut self, start: u64, end: u64, mut f: impl FnMut(u64, &mut Pte)) {
+        if self.dense() {
+            let base = self.d.base;
+            for (i, e) in self.d.e.iter_mut().enumerate() {
+                let a = (base + i as u64) << PAGE_SHIFT;
+                if !e.is_none() && a >= start && a < end {
+                    f(a, e);
+                }
+            }
+        } else {
+            self.p.update_range(start, end, f)
+        }
+    }
+
+    /// Remove and return the populated entries of `[start, end)` (zap), ascending.
+    pub fn take_range(&mut self, start: u64, end: u64) -> Vec<(u64, Pte)> {
+        let out: Vec<(u64, Pte)> = self.range(start, end).collect();
+        for &(a, _) in &out {
+            self.set(a, Pte::NONE);
+        }
+        out
+    }
+
+    /// Take over every entry of `other` (VMAs merging); call [`PteTable::fit`] after.
+    pub fn absorb(&mut self, other: PteTable) {
+        if self.is_empty() {
+            *self = other;
+            return;
+        }
+        let mut p = std::mem::take(self).into_paged();
+        p.absorb(other.into_paged());
+        *self = PteTable::from_paged(p);
+    }
+
+    /// Move the entries of `[start, end)` into a table of their own (a VMA's part after a
+    /// split); call [`PteTable::fit`] on both after.
+    pub fn extract(&mut self, start: u64, end: u64) -> PteTable {
+        let mut p = std::mem::take(self).into_paged();
+        let out = p.extract(start, end);
+        *self = PteTable::from_paged(p);
+        PteTable::from_paged(out)
+    }
+
+    /// The entries around `addr` as one slice with the address of its first entry (a
+    /// dense array whole, or the table page covering `addr`), for loops that look up many
+    /// entries: the entry of `a` is `slice[(a - first) >> PAGE_SHIFT]` while that is in
+    /// the slice.
+    #[inline]
+    pub fn span(&self, addr: u64) -> Option<(u64, &[Pte])> {
+        if self.dense() {
+            return Some((self.d.base << PAGE_SHIFT, &self.d.e[..]));
+        }
+        self.p.span(addr)
+    }
+
+    /// Drop entries without clearing their references (the review differential uses it
+    /// to corrupt a state; nothing else may).
+    #[doc(hidden)]
+    pub fn corrupt_drop_last_page(&mut self) {
+        if self.dense() {
+            self.d = Dense::default();
+        } else {
+            self.p.corrupt_drop_last_page();
+        }
+    }
+}
+
+/// The paged form of a [`PteTable`]. The directory (`keys`: PMD number and the page's place in `pages`, ascending by PMD)
+/// is short and mostly inside the VMA; the pages sit in one vector in no particular order,
+/// so a lookup is a scan of the directory and one load from `pages`, which the processor
+/// can fetch in parallel (no pointer chase through a box per page).
+#[derive(Clone, Default)]
+struct Paged {
+    keys: SmallVec<[(u64, u32); INLINE_PAGES]>,
+    pages: Vec<PtePage>,
+}
+
+impl Paged {
     /// Bytes of one page-table page as the simulator stores it.
     pub const PAGE_BYTES: usize = std::mem::size_of::<PtePage>();
 
@@ -98,6 +355,9 @@ impl PteTable {
     fn remove_page(&mut self, i: usize) -> PtePage {
         let (_, p) = self.keys.remove(i);
         let page = self.pages.swap_remove(p as usize);
+        if self.pages.len() * 4 <= self.pages.capacity() {
+            self.pages.shrink_to(self.pages.len() * 2); // memory follows the pages held
+        }
         if let Some(moved) = self.pages.get(p as usize) {
             if let Ok(j) = self.keys.binary_search_by_key(&moved.key, |&(k, _)| k) {
                 self.keys[j].1 = p;
@@ -222,18 +482,9 @@ impl PteTable {
         }
     }
 
-    /// Remove and return the populated entries of `[start, end)` (zap), ascending.
-    pub fn take_range(&mut self, start: u64, end: u64) -> Vec<(u64, Pte)> {
-        let out: Vec<(u64, Pte)> = self.range(start, end).collect();
-        for &(a, _) in &out {
-            self.set(a, Pte::NONE);
-        }
-        out
-    }
-
     /// Take over every entry of `other` (VMAs merging): its table pages move here whole,
     /// and a page both hold a span of is folded into one.
-    pub fn absorb(&mut self, other: PteTable) {
+    pub fn absorb(&mut self, other: Paged) {
         if self.keys.is_empty() {
             *self = other;
             return;
@@ -258,8 +509,8 @@ impl PteTable {
     /// Move the entries of `[start, end)` into a table of their own (a VMA's part after a
     /// split): table pages inside the range move whole; a page straddling its edge gives
     /// up the entries inside, or moves whole when it has none outside.
-    pub fn extract(&mut self, start: u64, end: u64) -> PteTable {
-        let mut out = PteTable::default();
+    pub fn extract(&mut self, start: u64, end: u64) -> Paged {
+        let mut out = Paged::default();
         let keys: Vec<u64> = self.span_range(start, end).map(|i| self.keys[i].0).collect();
         for key in keys {
             let Ok(i) = self.keys.binary_search_by_key(&key, |&(k, _)| k) else { continue };
@@ -294,11 +545,11 @@ impl PteTable {
         out
     }
 
-    /// The 512 entries of the page-table page covering `addr`, if it exists (for loops
-    /// that look up many entries of one span).
+    /// The 512 entries of the page-table page covering `addr`, if it exists, with the
+    /// address of the first.
     #[inline]
-    pub fn span(&self, addr: u64) -> Option<&[Pte; PTRS_PER_PTE]> {
-        self.find(addr >> PMD_SHIFT).map(|i| &self.page(i).e)
+    pub fn span(&self, addr: u64) -> Option<(u64, &[Pte])> {
+        self.find(addr >> PMD_SHIFT).map(|i| (self.page(i).key << PMD_SHIFT, &self.page(i).e[..]))
     }
 
     /// Drop the highest page-table page without clearing its entries' references (the
@@ -369,6 +620,31 @@ mod tests {
     }
 
     #[test]
+    fn a_small_vma_is_dense_and_a_stray_entry_or_a_big_range_makes_it_paged() {
+        let (start, end) = (0x10_0000u64, 0x10_0000 + 100 * 4096);
+        let mut t = PteTable::default();
+        t.set_in(start + 4096, p(1), start, end);
+        assert!(t.dense() && t.slots() == 100 && t.populated() == 1);
+        assert_eq!(t.get(start + 4096), p(1));
+        assert_eq!(t.get(start), Pte::NONE);
+        assert_eq!(t.get(end), Pte::NONE, "past the array");
+        assert_eq!(t.span(start + 4096).map(|(a, s)| (a, s.len())), Some((start, 100)));
+        t.set(end + 4096, p(2)); // outside the array: table pages
+        assert!(!t.dense());
+        assert_eq!(t.iter().collect::<Vec<_>>(), vec![(start + 4096, p(1)), (end + 4096, p(2))]);
+        t.fit(start, end + 2 * 4096);
+        assert!(t.dense() && t.slots() == 102);
+        assert_eq!(t.iter().collect::<Vec<_>>(), vec![(start + 4096, p(1)), (end + 4096, p(2))]);
+        let mut big = t.clone();
+        big.fit(start, start + (DENSE_MAX_PAGES + 1) * 4096);
+        assert!(!big.dense() && big.populated() == 2);
+        let right = t.extract(end, u64::MAX);
+        assert_eq!((t.populated(), right.populated()), (1, 1));
+        t.set(start + 4096, Pte::NONE);
+        assert!(t.is_empty() && t.bytes().1 == 0, "freed with its last entry");
+    }
+
+    #[test]
     fn update_range_touches_only_the_range() {
         let mut t = PteTable::default();
         for i in 0..2000u64 {
@@ -391,6 +667,6 @@ mod tests {
         }
         assert_eq!(t.get(0x1_0000_0000 + 13 * 0x20_0000), p(9));
         assert_eq!(t.get(0x40_0000 + 7 * 4096), p(7));
-        assert_eq!(t.span(0x40_0000).map(|s| s[3]), Some(p(3)));
+        assert_eq!(t.span(0x40_0000).map(|(a, s)| (a, s[3])), Some((0x40_0000, p(3))));
     }
 }

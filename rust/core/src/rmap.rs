@@ -238,7 +238,7 @@ struct WalkTarget {
 impl WalkTarget {
     /// One candidate VMA (counted as visited): `vma_address`, then the page-table lookup. False when the walk stops here
     /// (`page_referenced` has found all `page_mapcount` mappings).
-    #[inline]
+    #[inline(always)]
     fn visit(
         &self,
         vma_id: VmaId,
@@ -707,17 +707,19 @@ impl Simulator {
             let (mut in_range, mut found) = (0u64, 0u64);
             for &(_, vma, _) in cands {
                 ticker.tick_by(pages.len() as u64 / 16)?;
-                // The run's pages are consecutive: look each page-table page up once.
-                let mut span: (u64, Option<&[Pte; crate::pgtable::PTRS_PER_PTE]>) = (u64::MAX, None);
+                // The run's pages are consecutive: look a slice of entries up once and
+                // index it while the pages stay inside it.
+                let mut span: (u64, &[Pte]) = (0, &[]);
                 for &(id, index) in pages {
                     if let Some(addr) = vma.address_of(index) {
                         in_range += 1;
-                        let key = addr >> crate::pgtable::PMD_SHIFT;
-                        if key != span.0 {
-                            span = (key, vma.ptes.span(addr));
+                        let mut i = (addr.wrapping_sub(span.0) >> PAGE_SHIFT) as usize;
+                        if i >= span.1.len() {
+                            span = vma.ptes.span(addr).unwrap_or((addr, &[]));
+                            i = ((addr - span.0) >> PAGE_SHIFT) as usize;
                         }
-                        if let Some(s) = span.1 {
-                            found += s[crate::pgtable::slot(addr)].maps(id) as u64;
+                        if let Some(e) = span.1.get(i) {
+                            found += e.maps(id) as u64;
                         }
                     }
                 }

@@ -752,7 +752,7 @@ impl Simulator {
             let (b, c) = v.ptes.bytes();
             pte += b;
             pte_cap += c;
-            pte_slots += (v.ptes.pages() * crate::pgtable::PTRS_PER_PTE) as u64;
+            pte_slots += v.ptes.slots() as u64;
         }
         let le = std::mem::size_of::<Option<ListEntry>>() as u64;
         let (mut list, mut list_cap) = (0, 0);

@@ -35,7 +35,9 @@ impl Simulator {
 
     /// Install `pte` at `addr` in `vma` (a page-table page appears with its first entry).
     pub(crate) fn set_pte(&mut self, v: VmaId, addr: u64, pte: Pte) {
-        let old = self.vma_mut(v).ptes.set(addr, pte);
+        let vma = self.vma_mut(v);
+        let (start, end) = (vma.start, vma.end);
+        let old = vma.ptes.set_in(addr, pte, start, end);
         match (old.is_none(), pte.is_none()) {
             (true, false) => self.ptes += 1,
             (false, true) => self.ptes -= 1,
@@ -54,7 +56,9 @@ impl Simulator {
         for &t in targets {
             let (s, e) = (self.vma(t).start, self.vma(t).end);
             let mine = pool.extract(s, e);
-            self.vma_mut(t).ptes.absorb(mine);
+            let ptes = &mut self.vma_mut(t).ptes;
+            ptes.absorb(mine);
+            ptes.fit(s, e);
         }
         debug_assert!(pool.is_empty(), "page-table entries lost their VMA");
     }
