@@ -297,6 +297,12 @@ impl PteTable {
         self.p.span(addr)
     }
 
+    /// The dense array and the address of its first entry, when the table is dense.
+    #[inline]
+    pub fn dense_slice(&self) -> Option<(u64, &[Pte])> {
+        self.dense().then(|| (self.d.base << PAGE_SHIFT, &self.d.e[..]))
+    }
+
     /// Drop entries without clearing their references (the review differential uses it
     /// to corrupt a state; nothing else may).
     #[doc(hidden)]

@@ -692,6 +692,40 @@ impl Simulator {
         self.full_totals_window(&inside, &cache.cands, &outside, acc, ticker)
     }
 
+    /// For one candidate: how many of `pages` fall in its range, and how many of those its
+    /// page table maps. The run's pages are consecutive, so a slice of entries is looked
+    /// up once and indexed while the pages stay in it. A function of its own so the two
+    /// counters stay in registers (inlined into the caller's loop they spilled to memory,
+    /// a store-to-load chain per page).
+    #[inline(never)]
+    fn count_mapped(vma: &Vma, pages: &[(PageId, u64)]) -> (u64, u64) {
+        let (mut in_range, mut found) = (0u64, 0u64);
+        if let Some((first, slice)) = vma.ptes.dense_slice() {
+            for &(id, index) in pages {
+                let Some(addr) = vma.address_of(index) else { continue };
+                in_range += 1;
+                if let Some(e) = slice.get(((addr - first) >> PAGE_SHIFT) as usize) {
+                    found += e.maps(id) as u64;
+                }
+            }
+            return (in_range, found);
+        }
+        let (mut first, mut slice): (u64, &[Pte]) = (0, &[]);
+        for &(id, index) in pages {
+            let Some(addr) = vma.address_of(index) else { continue };
+            in_range += 1;
+            let mut i = (addr.wrapping_sub(first) >> PAGE_SHIFT) as usize;
+            if i >= slice.len() {
+                (first, slice) = vma.ptes.span(addr).unwrap_or((addr, &[]));
+                i = ((addr - first) >> PAGE_SHIFT) as usize;
+            }
+            if let Some(e) = slice.get(i) {
+                found += e.maps(id) as u64;
+            }
+        }
+        (in_range, found)
+    }
+
     /// Add the walks of `pages`, each of which visits exactly `cands` (in a tree era: each
     /// of which lies in every node's interval), then walk `outside` page by page. The
     /// ticker counts a page-table check as 1/16 of a page.
@@ -707,22 +741,9 @@ impl Simulator {
             let (mut in_range, mut found) = (0u64, 0u64);
             for &(_, vma, _) in cands {
                 ticker.tick_by(pages.len() as u64 / 16)?;
-                // The run's pages are consecutive: look a slice of entries up once and
-                // index it while the pages stay inside it.
-                let mut span: (u64, &[Pte]) = (0, &[]);
-                for &(id, index) in pages {
-                    if let Some(addr) = vma.address_of(index) {
-                        in_range += 1;
-                        let mut i = (addr.wrapping_sub(span.0) >> PAGE_SHIFT) as usize;
-                        if i >= span.1.len() {
-                            span = vma.ptes.span(addr).unwrap_or((addr, &[]));
-                            i = ((addr - span.0) >> PAGE_SHIFT) as usize;
-                        }
-                        if let Some(e) = span.1.get(i) {
-                            found += e.maps(id) as u64;
-                        }
-                    }
-                }
+                let (r, f) = Self::count_mapped(vma, pages);
+                in_range += r;
+                found += f;
             }
             let (g, l) = (pages.len() as u64, cands.len() as u64);
             let t = &mut acc.t;
