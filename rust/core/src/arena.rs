@@ -111,8 +111,9 @@ impl<T> Default for Arena<T> {
 impl<T> Arena<T> {
     /// Make room for one more object without aborting when the host is out of memory
     /// (the next [`Arena::insert`] then allocates nothing).
+    #[inline]
     pub fn try_reserve_one(&mut self) -> std::result::Result<(), std::collections::TryReserveError> {
-        if self.free.is_empty() {
+        if self.free.is_empty() && self.slots.len() == self.slots.capacity() {
             self.slots.try_reserve(1)?;
             if !self.pins.is_empty() {
                 self.pins.try_reserve(1)?;

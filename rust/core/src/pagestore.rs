@@ -266,8 +266,15 @@ impl PageStore {
     }
 
     /// Make room for one more page without aborting when the host is out of memory.
+    #[inline]
     pub fn try_reserve_one(&mut self) -> Result<(), std::collections::TryReserveError> {
-        if self.free.is_empty() {
+        let room = self
+            .word
+            .capacity()
+            .min(self.mapping.capacity())
+            .min(self.index_lo.capacity())
+            .min(self.mapcount.capacity());
+        if self.free.is_empty() && self.word.len() == room {
             self.word.try_reserve(1)?;
             self.mapping.try_reserve(1)?;
             self.index_lo.try_reserve(1)?;

@@ -483,12 +483,14 @@ impl Simulator {
     }
 
     /// Simulated RAM in use: anon pages and the kernel objects at the era's sizes.
+    #[inline]
     pub fn ram_used(&self) -> u64 {
         let (v, a, c) = self.memory();
         (self.pages.len() as u64 * PAGE_SIZE).saturating_add(v + a + c)
     }
 
     /// Simulated bytes one allocation at `site` takes.
+    #[inline]
     fn site_bytes(&self, site: AllocSite) -> u64 {
         let s = &self.policy.sizes;
         match site {
@@ -504,6 +506,7 @@ impl Simulator {
 
     /// Room on the host for the object `site` allocates: the guard's budget, then a
     /// fallible reservation in its container, so the insert that follows cannot abort.
+    #[inline]
     fn reserve_host(&mut self, site: AllocSite) -> Result<()> {
         let heap = crate::hostmem::heap_bytes();
         if heap > self.host_budget {
@@ -533,6 +536,7 @@ impl Simulator {
     /// Every allocation site calls this first, in the order the kernel allocates. It
     /// counts the attempt and fails it when injection says so, when the simulated RAM
     /// is full, or when the host has no room for it.
+    #[inline]
     pub(crate) fn may_alloc(&mut self, site: AllocSite) -> Result<()> {
         self.allocations += 1;
         self.site_allocs[site as usize] += 1;
