@@ -1,7 +1,9 @@
-//! Sparse page tables: the entries of one VMA, stored as the kernel stores them, in
-//! page-table pages of 512 entries (one PMD's span, 2 MiB of address space) that exist
-//! only once an entry in their span is populated (`pte_alloc` on the first fault) and go
-//! away when their last entry is cleared (`free_pte_range`, here eagerly).
+//! Sparse page tables: the entries of one VMA. A VMA of up to [`DENSE_MAX_PAGES`] pages
+//! keeps, once touched, a dense array over its length (at most 32 KiB). A larger one keeps
+//! them as the kernel does, in page-table pages of 512 entries (one PMD's span, 2 MiB of
+//! address space) that exist only once an entry in their span is populated (`pte_alloc`
+//! on the first fault) and go away when their last entry is cleared (`free_pte_range`,
+//! here eagerly). Either form is freed with its last entry.
 //!
 //! Pages are keyed by absolute PMD number (`addr >> PMD_SHIFT`), not by offset into the
 //! VMA, so a VMA boundary that moves never re-indexes an entry. Unlike the kernel the
@@ -37,7 +39,7 @@ impl PtePage {
 
 /// Index of `addr`'s entry in its page-table page.
 #[inline]
-pub fn slot(addr: u64) -> usize {
+fn slot(addr: u64) -> usize {
     (addr >> PAGE_SHIFT) as usize & (PTRS_PER_PTE - 1)
 }
 
@@ -168,11 +170,17 @@ impl PteTable {
     }
 
     /// [`PteTable::set`] for a VMA covering `[start, end)`: the first entry of a small
-    /// VMA's empty table makes it dense.
+    /// VMA's empty table makes it dense, and a small VMA that grew in place (mremap, brk)
+    /// gets its dense array refitted to the new range instead of turning into pages.
     pub fn set_in(&mut self, addr: u64, pte: Pte, start: u64, end: u64) -> Pte {
-        if self.is_empty() && !pte.is_none() && (end - start) >> PAGE_SHIFT <= DENSE_MAX_PAGES {
-            let pages = ((end - start) >> PAGE_SHIFT) as usize;
-            self.d = Dense { base: start >> PAGE_SHIFT, used: 0, e: vec![Pte::NONE; pages] };
+        let small = (end - start) >> PAGE_SHIFT <= DENSE_MAX_PAGES;
+        if small && !pte.is_none() {
+            if self.is_empty() {
+                let pages = ((end - start) >> PAGE_SHIFT) as usize;
+                self.d = Dense { base: start >> PAGE_SHIFT, used: 0, e: vec![Pte::NONE; pages] };
+            } else if self.dense() && (addr >> PAGE_SHIFT).wrapping_sub(self.d.base) as usize >= self.d.e.len() {
+                self.fit(start, end);
+            }
         }
         self.set(addr, pte)
     }
@@ -635,6 +643,9 @@ mod tests {
         assert_eq!(t.get(start), Pte::NONE);
         assert_eq!(t.get(end), Pte::NONE, "past the array");
         assert_eq!(t.span(start + 4096).map(|(a, s)| (a, s.len())), Some((start, 100)));
+        let mut grown = t.clone();
+        grown.set_in(end, p(3), start, end + 4096); // the VMA grew in place: still dense
+        assert!(grown.dense() && grown.slots() == 101 && grown.populated() == 2);
         t.set(end + 4096, p(2)); // outside the array: table pages
         assert!(!t.dense());
         assert_eq!(t.iter().collect::<Vec<_>>(), vec![(start + 4096, p(1)), (end + 4096, p(2))]);
