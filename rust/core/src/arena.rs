@@ -109,17 +109,14 @@ impl<T> Default for Arena<T> {
 }
 
 impl<T> Arena<T> {
-    /// Make room for one more object without aborting when the host is out of memory
-    /// (the next [`Arena::insert`] then allocates nothing).
-    #[inline]
-    pub fn try_reserve_one(&mut self) -> std::result::Result<(), std::collections::TryReserveError> {
-        if self.free.is_empty() && self.slots.len() == self.slots.capacity() {
-            self.slots.try_reserve(1)?;
-            if !self.pins.is_empty() {
-                self.pins.try_reserve(1)?;
-            }
+    /// Make room for at least `n` more inserts without allocating, fallibly; returns the
+    /// inserts that now allocate nothing (free slots plus spare capacity).
+    pub fn try_reserve_room(&mut self, n: usize) -> std::result::Result<usize, std::collections::TryReserveError> {
+        let spare = self.slots.capacity() - self.slots.len();
+        if self.free.len() + spare < n {
+            self.slots.try_reserve(n)?;
         }
-        Ok(())
+        Ok(self.free.len() + self.slots.capacity() - self.slots.len())
     }
 
     /// Place `val` in a slot and return its handle.

@@ -265,22 +265,22 @@ impl PageStore {
         }
     }
 
-    /// Make room for one more page without aborting when the host is out of memory.
-    #[inline]
-    pub fn try_reserve_one(&mut self) -> Result<(), std::collections::TryReserveError> {
-        let room = self
-            .word
-            .capacity()
-            .min(self.mapping.capacity())
-            .min(self.index_lo.capacity())
-            .min(self.mapcount.capacity());
-        if self.free.is_empty() && self.word.len() == room {
-            self.word.try_reserve(1)?;
-            self.mapping.try_reserve(1)?;
-            self.index_lo.try_reserve(1)?;
-            self.mapcount.try_reserve(1)?;
+    /// Make room for at least `n` more pages without allocating, fallibly; returns the
+    /// inserts that now allocate nothing (free slots plus the columns' spare capacity).
+    pub fn try_reserve_room(&mut self, n: usize) -> Result<usize, std::collections::TryReserveError> {
+        if self.free.len() + self.spare() < n {
+            self.word.try_reserve(n)?;
+            self.mapping.try_reserve(n)?;
+            self.index_lo.try_reserve(n)?;
+            self.mapcount.try_reserve(n)?;
         }
-        Ok(())
+        Ok(self.free.len() + self.spare())
+    }
+
+    /// Pushes every column can take without growing.
+    fn spare(&self) -> usize {
+        let cap = self.word.capacity().min(self.mapping.capacity()).min(self.index_lo.capacity()).min(self.mapcount.capacity());
+        cap - self.word.len()
     }
 
     pub fn insert(&mut self, p: Page, avs: &mut Arena<AnonVma>) -> PageId {

@@ -274,11 +274,8 @@ pub struct Simulator {
     /// Simulated RAM in bytes: anon pages (4 KiB each) and the kernel objects at the
     /// era's struct sizes must fit.
     pub(crate) ram: u64,
-    /// Allocations that cannot reach `ram` whatever they are (each takes at most a page,
-    /// and frees only lower the use): the exact check runs again when this reaches 0.
-    pub(crate) ram_slack: u64,
-    /// Allocations until the host guard looks at the heap again.
-    pub(crate) host_tick: u32,
+    /// Allocations that pass every check of `may_alloc` unchecked (0: check the next).
+    pub(crate) alloc_fast: u64,
     /// The host-memory guard's budget (`hostmem::budget`), fixed at creation.
     pub(crate) host_budget: u64,
     pub(crate) mms: Arena<Mm>,
@@ -324,8 +321,7 @@ impl Simulator {
             next_pid: 1,
             pid_max: PID_MAX_DEFAULT,
             ram: RAM_DEFAULT,
-            ram_slack: 0,
-            host_tick: 0,
+            alloc_fast: 0,
             host_budget: crate::hostmem::budget(),
             mms: Arena::default(),
             vmas: Arena::default(),
@@ -443,6 +439,7 @@ impl Simulator {
             _ => {}
         }
         self.inject = inject;
+        self.alloc_fast = 0;
         Ok(())
     }
 
@@ -486,7 +483,7 @@ impl Simulator {
             return Err(SimError::InvalidArgument(format!("ram must be at least one page (4096 bytes), got {bytes}")));
         }
         self.ram = bytes;
-        self.ram_slack = 0;
+        self.alloc_fast = 0;
         Ok(())
     }
 
@@ -512,17 +509,39 @@ impl Simulator {
         }
     }
 
-    /// Room on the host for the object `site` allocates: the guard's budget, then a
-    /// fallible reservation in its container, so the insert that follows cannot abort.
-    #[inline]
-    fn reserve_host(&mut self, site: AllocSite) -> Result<()> {
-        let heap = if self.host_tick > 0 {
-            self.host_tick -= 1;
-            0
-        } else {
-            self.host_tick = 63; // the heap is read every 64 allocations
-            crate::hostmem::heap_bytes()
-        };
+    /// Allocations that may pass without any check (see [`Simulator::may_alloc`]).
+    const FAST_ALLOCS: u64 = 64;
+
+    /// `kmalloc`/`alloc_page` at `site` (every allocation the kernel could fail with
+    /// ENOMEM): counts the attempt and fails it when injection says so, when the simulated
+    /// RAM is full, or when the host has no room for it.
+    ///
+    /// Most calls take the first branch: `alloc_fast` allocations are known to pass
+    /// every check (no injection, simulated RAM at least that many pages away, the host
+    /// guard read less than 64 allocations ago, room reserved in every container).
+    #[inline(always)]
+    pub(crate) fn may_alloc(&mut self, site: AllocSite) -> Result<()> {
+        self.allocations += 1;
+        self.site_allocs[site as usize] += 1;
+        if self.alloc_fast > 0 {
+            self.alloc_fast -= 1;
+            return Ok(());
+        }
+        self.may_alloc_checked(site)
+    }
+
+    /// [`Simulator::may_alloc`]'s checks, then how many allocations may pass unchecked.
+    #[cold]
+    #[inline(never)]
+    fn may_alloc_checked(&mut self, site: AllocSite) -> Result<()> {
+        let (need, used) = (self.site_bytes(site), self.ram_used());
+        if need > 0 && used.saturating_add(need) > self.ram {
+            return Err(SimError::OutOfMemory(format!(
+                "allocation #{} ({site}) failed during op #{} ({}): simulated RAM is full ({used} of {} bytes in use)",
+                self.allocations, self.op, self.op_name, self.ram
+            )));
+        }
+        let heap = crate::hostmem::heap_bytes();
         if heap > self.host_budget {
             return Err(SimError::OutOfMemory(format!(
                 "allocation #{} ({site}) refused during op #{} ({}): rmapsim holds {heap} bytes of host memory, \
@@ -530,44 +549,23 @@ impl Simulator {
                 self.allocations, self.op, self.op_name, self.host_budget
             )));
         }
-        let r = match site {
-            AllocSite::MmSpawn | AllocSite::MmFork | AllocSite::MmExec => self.mms.try_reserve_one(),
-            AllocSite::VmaMmap | AllocSite::VmaSplit | AllocSite::VmaFork | AllocSite::VmaCopy => {
-                self.vmas.try_reserve_one()
-            }
-            AllocSite::AnonVmaPrepare | AllocSite::AnonVmaFork => self.avs.try_reserve_one(),
-            AllocSite::AvcPrepare | AllocSite::AvcClone | AllocSite::AvcFork => self.avcs.try_reserve_one(),
-            AllocSite::PageAnonymous | AllocSite::PageCow | AllocSite::PageSwapin => self.pages.try_reserve_one(),
-        };
-        r.map_err(|e| {
+        // Room in every container for this allocation and the unchecked ones after it.
+        let n = Self::FAST_ALLOCS as usize + 1;
+        let room = (|| -> std::result::Result<usize, std::collections::TryReserveError> {
+            Ok(self
+                .mms
+                .try_reserve_room(n)?
+                .min(self.vmas.try_reserve_room(n)?)
+                .min(self.avs.try_reserve_room(n)?)
+                .min(self.avcs.try_reserve_room(n)?)
+                .min(self.pages.try_reserve_room(n)?))
+        })()
+        .map_err(|e| {
             SimError::OutOfMemory(format!(
                 "allocation #{} ({site}) failed during op #{} ({}): the host is out of memory ({e})",
                 self.allocations, self.op, self.op_name
             ))
-        })
-    }
-
-    /// Every allocation site calls this first, in the order the kernel allocates. It
-    /// counts the attempt and fails it when injection says so, when the simulated RAM
-    /// is full, or when the host has no room for it.
-    #[inline]
-    pub(crate) fn may_alloc(&mut self, site: AllocSite) -> Result<()> {
-        self.allocations += 1;
-        self.site_allocs[site as usize] += 1;
-        if self.ram_slack > 0 {
-            self.ram_slack -= 1;
-        } else {
-            let (need, used) = (self.site_bytes(site), self.ram_used());
-            if need > 0 && used.saturating_add(need) > self.ram {
-                return Err(SimError::OutOfMemory(format!(
-                    "allocation #{} ({site}) failed during op #{} ({}): simulated RAM is full ({used} of {} bytes in use)",
-                    self.allocations, self.op, self.op_name, self.ram
-                )));
-            }
-            // No site allocates more than a page (the structs are far smaller).
-            self.ram_slack = (self.ram.saturating_sub(used) / PAGE_SIZE).saturating_sub(1);
-        }
-        self.reserve_host(site)?;
+        })?;
         let fail = match self.inject {
             Inject::Off => false,
             Inject::Nth(k) => {
@@ -582,13 +580,19 @@ impl Simulator {
             Inject::Rate(p) => ((self.next_random() >> 11) as f64 / (1u64 << 53) as f64) < p,
         };
         if fail {
-            Err(SimError::OutOfMemory(format!(
+            return Err(SimError::OutOfMemory(format!(
                 "allocation #{} ({site}) failed (injected ENOMEM) during op #{} ({})",
                 self.allocations, self.op, self.op_name
-            )))
-        } else {
-            Ok(())
+            )));
         }
+        // No site allocates more than a page (the structs are far smaller), and frees
+        // only lower the use.
+        let ram_pages = (self.ram.saturating_sub(used.saturating_add(need)) / PAGE_SIZE) as usize;
+        self.alloc_fast = match self.inject {
+            Inject::Off => Self::FAST_ALLOCS.min(ram_pages as u64).min(room.saturating_sub(1) as u64),
+            _ => 0,
+        };
+        Ok(())
     }
 
     // ----------------------------------------------------------------------------------
