@@ -2,9 +2,11 @@
 //! `do_wp_page`) and the rmap calls they make (`page_add_new_anon_rmap`,
 //! `page_move_anon_rmap`, `page_remove_rmap`).
 
+use crate::arena::Arena;
 use crate::error::{Result, SimError};
 use crate::interrupt::Ticker;
 use crate::objects::*;
+use crate::pagestore::PageStore;
 use crate::policy::SwapinTarget;
 use crate::sim::{AllocSite, Simulator};
 
@@ -112,30 +114,75 @@ impl Simulator {
             return Ok(cur);
         }
         while cur < stop {
-            let vma = self.vma(v);
-            let Some(mapping) = vma.anon_vma else { break };
-            let pte = vma.pte(cur);
-            let index = vma.linear_page_index(cur);
-            let Some(old) = pte.page() else { break };
-            if pte.writable() || self.pages.mapcount(old).is_none_or(|m| m <= 1) {
-                break;
+            // Allocations `may_alloc` is known to pass go as one batch, the VMA looked up
+            // once: the same faults, the same counts.
+            let batch = self.alloc_fast.min((stop - cur) / PAGE_SIZE);
+            if batch > 0 {
+                let Simulator { vmas, pages, avs, .. } = self;
+                let vma = vmas.get_mut(v).expect("live vma"); // ok: the caller found it
+                let mut done = 0;
+                while done < batch {
+                    let Some((mapping, old, index)) = Self::cow_target(pages, vma, cur) else { break };
+                    Self::cow_replace(
+                        pages,
+                        avs,
+                        vma,
+                        cur,
+                        Page { mapping, index, mapcount: 1, swap: None, anon: true },
+                        old,
+                    );
+                    done += 1;
+                    cur += PAGE_SIZE;
+                }
+                self.allocations += done;
+                self.site_allocs[AllocSite::PageCow as usize] += done;
+                self.alloc_fast -= done;
+                #[cfg(test)]
+                COW_HITS.with(|c| c.set(c.get() + done));
+                if done < batch {
+                    break;
+                }
+                continue;
             }
+            let Some((mapping, old, index)) = Self::cow_target(&self.pages, self.vma(v), cur) else { break };
             let r = self.may_alloc(AllocSite::PageCow);
             #[cfg(test)]
             if r.is_err() {
                 COW_OOM.with(|c| c.set(c.get() + 1));
             }
             r?;
-            let new = self.page_alloc(Page { mapping, index, mapcount: 1, swap: None, anon: true });
-            if let Some(e) = self.vma_mut(v).ptes.get_mut(cur) {
-                *e = Pte::present(new, true); // populated before and after: no count changes
-            }
-            self.pages.add_mapcount(old, -1);
+            let Simulator { vmas, pages, avs, .. } = self;
+            let vma = vmas.get_mut(v).expect("live vma"); // ok: as above
+            Self::cow_replace(pages, avs, vma, cur, Page { mapping, index, mapcount: 1, swap: None, anon: true }, old);
             #[cfg(test)]
             COW_HITS.with(|c| c.set(c.get() + 1));
             cur += PAGE_SIZE;
         }
         Ok(cur)
+    }
+
+    /// Is the write fault at `cur` [`Simulator::cow_copy_run`]'s case? Then
+    /// (`vma->anon_vma`, the page mapped now, the new page's index).
+    #[inline(always)]
+    fn cow_target(pages: &PageStore, vma: &Vma, cur: u64) -> Option<(AnonVmaId, PageId, u64)> {
+        let mapping = vma.anon_vma?;
+        let pte = vma.pte(cur);
+        let old = pte.page()?;
+        if pte.writable() || pages.mapcount(old).is_none_or(|m| m <= 1) {
+            return None;
+        }
+        Some((mapping, old, vma.linear_page_index(cur)))
+    }
+
+    /// The copy: `new` mapped writable at `cur` in place of `old`, which loses a mapping
+    /// (others still map it).
+    #[inline(always)]
+    fn cow_replace(pages: &mut PageStore, avs: &mut Arena<AnonVma>, vma: &mut Vma, cur: u64, new: Page, old: PageId) {
+        let new = pages.insert(new, avs);
+        if let Some(e) = vma.ptes.get_mut(cur) {
+            *e = Pte::present(new, true); // populated before and after: no count changes
+        }
+        pages.add_mapcount(old, -1);
     }
 
     /// `handle_pte_fault` for one page.

@@ -73,13 +73,17 @@ pub struct Mm {
 
 /// `vm_area_struct`: a contiguous range of one address space with uniform attributes.
 #[cfg_attr(test, derive(Debug))]
+#[repr(C)] // the fields a walk's visit reads come first, in one cache line (see `pgtable`)
 pub struct Vma {
-    pub mm: MmId,
     /// Byte addresses, page aligned, `start < end`.
     pub start: u64,
     pub end: u64,
     /// Linear page offset of `start` (`vm_pgoff`); `start >> 12` when created by mmap.
     pub pgoff: u64,
+    /// The part of the mm's page table that covers this VMA: sparse, page-table pages of
+    /// 512 entries that exist only where an entry is populated.
+    pub ptes: crate::pgtable::PteTable,
+    pub mm: MmId,
     pub prot: u8,
     pub flags: u32,
     /// Where new anonymous pages of this VMA go (`vma->anon_vma`); protected by
@@ -90,9 +94,6 @@ pub struct Vma {
     pub chain: Vec<AvcId>,
     /// Legacy era only: this VMA's position on `anon_vma->head` (`anon_vma_node`).
     pub av_pos: ListPos,
-    /// The part of the mm's page table that covers this VMA: sparse, page-table pages of
-    /// 512 entries that exist only where an entry is populated.
-    pub ptes: crate::pgtable::PteTable,
 }
 
 impl Vma {

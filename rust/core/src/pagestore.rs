@@ -279,7 +279,12 @@ impl PageStore {
 
     /// Pushes every column can take without growing.
     fn spare(&self) -> usize {
-        let cap = self.word.capacity().min(self.mapping.capacity()).min(self.index_lo.capacity()).min(self.mapcount.capacity());
+        let cap = self
+            .word
+            .capacity()
+            .min(self.mapping.capacity())
+            .min(self.index_lo.capacity())
+            .min(self.mapcount.capacity());
         cap - self.word.len()
     }
 

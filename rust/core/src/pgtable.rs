@@ -14,8 +14,6 @@
 //! Memory grows with populated spans, never with mapped length: a 64 TiB mapping with one
 //! touched page costs one 4 KiB page-table page.
 
-use smallvec::SmallVec;
-
 use crate::objects::{Pte, PAGE_SHIFT};
 
 /// Entries per page-table page (`PTRS_PER_PTE` on x86-64).
@@ -43,9 +41,6 @@ fn slot(addr: u64) -> usize {
     (addr >> PAGE_SHIFT) as usize & (PTRS_PER_PTE - 1)
 }
 
-/// Directory entries kept inside the VMA itself (a VMA of up to 6–8 MiB).
-const INLINE_PAGES: usize = 4;
-
 /// VMAs of up to this many pages (16 MiB) keep a dense array over their whole length once
 /// touched: at most 32 KiB, what the kernel's page tables for such a range take when its
 /// spans are touched. A walk's lookup is then one array index, as before page tables were
@@ -54,10 +49,34 @@ pub const DENSE_MAX_PAGES: u64 = 4096;
 
 /// The dense form: `e[i]` is the entry of page number `base + i`.
 #[derive(Clone, Default)]
+#[repr(C)] // what a lookup reads first (`Vma` puts it right after its range)
 struct Dense {
+    e: Vec<Pte>,
     base: u64,
     used: u32,
-    e: Vec<Pte>,
+}
+
+impl Dense {
+    /// One past the last page number the array covers.
+    fn end(&self) -> u64 {
+        self.base + self.e.len() as u64
+    }
+
+    /// A new array over the `pages` pages from page number `base`, holding this one's
+    /// entries that fall inside it (`None` if that many entries cannot be allocated).
+    fn window(&self, base: u64, pages: u64) -> Option<Dense> {
+        let mut e = Vec::new();
+        e.try_reserve_exact(pages as usize).ok()?;
+        e.resize(pages as usize, Pte::NONE);
+        let (lo, hi) = (base.max(self.base), (base + pages).min(self.end()));
+        let mut used = 0;
+        if lo < hi {
+            let src = &self.e[(lo - self.base) as usize..(hi - self.base) as usize];
+            e[(lo - base) as usize..(hi - base) as usize].copy_from_slice(src);
+            used = src.iter().filter(|p| !p.is_none()).count() as u32;
+        }
+        Some(Dense { e, base, used })
+    }
 }
 
 /// The page-table entries of one VMA (see the module documentation): dense for a small
@@ -65,6 +84,7 @@ struct Dense {
 /// outside a dense array turns it into pages); [`PteTable::fit`] picks the form for a
 /// VMA's range.
 #[derive(Clone, Default)]
+#[repr(C)]
 pub struct PteTable {
     d: Dense,
     p: Paged,
@@ -109,6 +129,14 @@ impl PteTable {
         let want_dense = pages <= DENSE_MAX_PAGES && !self.is_empty();
         if self.dense() && want_dense && self.d.base == start >> PAGE_SHIFT && self.d.e.len() as u64 == pages {
             return;
+        }
+        if self.dense() && want_dense {
+            if let Some(d) = self.d.window(start >> PAGE_SHIFT, pages) {
+                if d.used == self.d.used {
+                    self.d = d; // every entry lies in the new range
+                    return;
+                }
+            }
         }
         let p = std::mem::take(self).into_paged();
         if !want_dense || p.range(0, start).next().is_some() || p.range(end, u64::MAX).next().is_some() {
@@ -279,6 +307,23 @@ impl PteTable {
             *self = other;
             return;
         }
+        if other.is_empty() {
+            return;
+        }
+        if self.dense() && other.dense() {
+            let lo = self.d.base.min(other.d.base);
+            let hi = self.d.end().max(other.d.end());
+            if let Some(mut d) = (hi - lo <= 2 * DENSE_MAX_PAGES).then(|| self.d.window(lo, hi - lo)).flatten() {
+                for (i, &e) in other.d.e.iter().enumerate() {
+                    if !e.is_none() {
+                        d.e[(other.d.base + i as u64 - lo) as usize] = e;
+                    }
+                }
+                d.used += other.d.used;
+                self.d = d;
+                return;
+            }
+        }
         let mut p = std::mem::take(self).into_paged();
         p.absorb(other.into_paged());
         *self = PteTable::from_paged(p);
@@ -287,6 +332,23 @@ impl PteTable {
     /// Move the entries of `[start, end)` into a table of their own (a VMA's part after a
     /// split); call [`PteTable::fit`] on both after.
     pub fn extract(&mut self, start: u64, end: u64) -> PteTable {
+        if self.dense() {
+            // The part in [start, end) as an array of its own; holes stay in this one
+            // until `fit`.
+            let (lo, hi) = ((start >> PAGE_SHIFT).max(self.d.base), (end >> PAGE_SHIFT).min(self.d.end()));
+            if lo >= hi {
+                return PteTable::default();
+            }
+            if let Some(out) = self.d.window(lo, hi - lo) {
+                let (a, b) = ((lo - self.d.base) as usize, (hi - self.d.base) as usize);
+                self.d.e[a..b].fill(Pte::NONE);
+                self.d.used -= out.used;
+                if self.d.used == 0 {
+                    self.d = Dense::default();
+                }
+                return PteTable { d: if out.used == 0 { Dense::default() } else { out }, p: Paged::default() };
+            }
+        }
         let mut p = std::mem::take(self).into_paged();
         let out = p.extract(start, end);
         *self = PteTable::from_paged(p);
@@ -324,12 +386,12 @@ impl PteTable {
 }
 
 /// The paged form of a [`PteTable`]. The directory (`keys`: PMD number and the page's place in `pages`, ascending by PMD)
-/// is short and mostly inside the VMA; the pages sit in one vector in no particular order,
+/// is short (only VMAs of more than 16 MiB have one); the pages sit in one vector in no particular order,
 /// so a lookup is a scan of the directory and one load from `pages`, which the processor
 /// can fetch in parallel (no pointer chase through a box per page).
 #[derive(Clone, Default)]
 struct Paged {
-    keys: SmallVec<[(u64, u32); INLINE_PAGES]>,
+    keys: Vec<(u64, u32)>,
     pages: Vec<PtePage>,
 }
 
@@ -443,7 +505,7 @@ impl Paged {
     /// Simulator bytes held: the pages and the directory (by length, and by capacity).
     pub fn bytes(&self) -> (u64, u64) {
         let d = std::mem::size_of::<(u64, u32)>();
-        let dir = |n: usize| if self.keys.spilled() { n * d } else { 0 };
+        let dir = |n: usize| n * d;
         (
             (self.pages.len() * Self::PAGE_BYTES + dir(self.keys.len())) as u64,
             (self.pages.capacity() * Self::PAGE_BYTES + dir(self.keys.capacity())) as u64,
@@ -685,5 +747,56 @@ mod tests {
         assert_eq!(t.get(0x1_0000_0000 + 13 * 0x20_0000), p(9));
         assert_eq!(t.get(0x40_0000 + 7 * 4096), p(7));
         assert_eq!(t.span(0x40_0000).map(|(a, s)| (a, s[3])), Some((0x40_0000, p(3))));
+    }
+
+    /// Random splits and joins of VMAs (the `vma_adjust` pattern: tables taken into a
+    /// pool, extracted per new range, absorbed and fitted), small and big, against a map.
+    #[test]
+    fn split_and_join_agree_with_a_map() {
+        use std::collections::BTreeMap;
+        let mut rng = 0x2545_f491_4f6c_dd1du64;
+        let mut next = |n: u64| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng % n
+        };
+        for round in 0..300 {
+            // Two adjacent VMAs [a, m) and [m, b), small (dense) or big (paged).
+            let unit = if round % 3 == 0 { 4096 * 64 } else { 4096 };
+            let a = 0x1000_0000 + next(64) * 4096;
+            let m = a + (1 + next(3000)) * unit / 4096 * 4096;
+            let b = m + (1 + next(3000)) * unit / 4096 * 4096;
+            let (mut l, mut r) = (PteTable::default(), PteTable::default());
+            let mut model = BTreeMap::new();
+            for k in 0..next(400) {
+                let addr = a + next((b - a) / 4096) * 4096;
+                let t = if addr < m { &mut l } else { &mut r };
+                let (s0, e0) = if addr < m { (a, m) } else { (m, b) };
+                t.set_in(addr, p(k as u32 + 1), s0, e0);
+                model.insert(addr, p(k as u32 + 1));
+            }
+            // Join, then split again at a new boundary.
+            let mut pool = PteTable::default();
+            pool.absorb(l);
+            pool.absorb(r);
+            let cut = a + (1 + next((b - a) / 4096 - 1)) * 4096;
+            let mut nl = pool.extract(a, cut);
+            let mut nr = pool.extract(cut, b);
+            assert!(pool.is_empty(), "round {round}: entries left behind");
+            nl.fit(a, cut);
+            nr.fit(cut, b);
+            let got: BTreeMap<u64, Pte> = nl.iter().chain(nr.iter()).collect();
+            assert_eq!(got, model, "round {round}");
+            assert!(nl.iter().all(|(x, _)| x < cut) && nr.iter().all(|(x, _)| x >= cut));
+            assert_eq!(nl.populated() + nr.populated(), model.len() as u64);
+            for (&x, &e) in &model {
+                assert_eq!(if x < cut { nl.get(x) } else { nr.get(x) }, e);
+            }
+            // A small part ends up dense over exactly its range.
+            if (cut - a) >> PAGE_SHIFT <= DENSE_MAX_PAGES && !nl.is_empty() {
+                assert_eq!(nl.dense_slice().map(|(s, e)| (s, e.len() as u64)), Some((a, (cut - a) >> PAGE_SHIFT)));
+            }
+        }
     }
 }

@@ -293,30 +293,63 @@ impl<'a> Cand<'a> {
 }
 
 impl WalkTarget {
-    /// [`WalkTarget::visit`] on a cached candidate: the same counters, the same result.
+    /// [`WalkTarget::visit`] over cached candidates in order, until the walk stops: the
+    /// same counters, the same hits, the same stop. Returns how many candidates were
+    /// visited. The counters live in locals (in registers) and are added to `w` at the
+    /// end; kept in `w` they were a store-to-load chain per candidate. `None` when every
+    /// candidate was visited, else the position of the one the walk stopped at. A long
+    /// list goes through a call of its own ([`WalkTarget::visit_many_cands`]), so the
+    /// loop has the registers to itself.
     #[inline(always)]
-    fn visit_cand(&self, c: &Cand, w: &mut WalkResult, remaining: &mut u32, on_hit: &mut impl FnMut(VmaId, u64)) -> bool {
-        w.vmas_visited += 1;
-        let off = self.index.wrapping_sub(c.pgoff);
-        if off >= c.pages {
-            return true; // vma_address: outside the VMA
-        }
-        w.vmas_in_range += 1;
-        w.ptes_checked += 1;
-        let pte = match c.e.get(off.wrapping_add(c.first) as usize) {
-            Some(&e) => e,
-            None if c.e.is_empty() => c.vma.pte(c.start + (off << PAGE_SHIFT)),
-            None => Pte::NONE, // a dense table holds every entry of its VMA
-        };
-        if pte.maps(self.page) {
-            w.mappings_found += 1;
-            on_hit(c.id, c.start + (off << PAGE_SHIFT));
-            *remaining = remaining.saturating_sub(1);
-            if self.mode == WalkMode::UntilAllFound && *remaining == 0 {
-                return false;
+    fn visit_cands(
+        &self,
+        cands: &[Cand],
+        w: &mut WalkResult,
+        remaining: &mut u32,
+        on_hit: &mut impl FnMut(VmaId, u64),
+    ) -> Option<usize> {
+        let (mut in_range, mut found, mut left) = (0u32, 0u32, *remaining);
+        let until_found = self.mode == WalkMode::UntilAllFound;
+        let mut stop = None;
+        for (k, c) in cands.iter().enumerate() {
+            let off = self.index.wrapping_sub(c.pgoff);
+            if off >= c.pages {
+                continue; // vma_address: outside the VMA
+            }
+            in_range += 1;
+            let pte = match c.e.get(off.wrapping_add(c.first) as usize) {
+                Some(&e) => e,
+                None if c.e.is_empty() => c.vma.pte(c.start + (off << PAGE_SHIFT)),
+                None => Pte::NONE, // a dense table holds every entry of its VMA
+            };
+            if pte.maps(self.page) {
+                found += 1;
+                on_hit(c.id, c.start + (off << PAGE_SHIFT));
+                left = left.saturating_sub(1);
+                if until_found && left == 0 {
+                    stop = Some(k);
+                    break;
+                }
             }
         }
-        true
+        w.vmas_visited += stop.map_or(cands.len(), |k| k + 1) as u32;
+        w.vmas_in_range += in_range;
+        w.ptes_checked += in_range;
+        w.mappings_found += found;
+        *remaining = left;
+        stop
+    }
+
+    /// [`WalkTarget::visit_cands`], not inlined.
+    #[inline(never)]
+    fn visit_many_cands(
+        &self,
+        cands: &[Cand],
+        w: &mut WalkResult,
+        remaining: &mut u32,
+        on_hit: &mut impl FnMut(VmaId, u64),
+    ) -> Option<usize> {
+        self.visit_cands(cands, w, remaining, on_hit)
     }
 }
 
@@ -487,17 +520,18 @@ impl Simulator {
         let mut remaining = mapcount;
         let target = WalkTarget { page, index, mode };
         if let Some(cands) = cache.candidates(self, av, index) {
-            let tree = self.policy.index == AnonIndex::IntervalTree;
-            for (k, c) in cands.iter().enumerate() {
-                if !target.visit_cand(c, &mut w, &mut remaining, &mut on_hit) {
-                    if tree {
-                        w.tree_nodes_visited = k as u32 + 1 + c.pending;
-                    }
-                    return Ok(w);
-                }
-            }
-            if tree {
-                w.tree_nodes_visited = cands.len() as u32;
+            let stop = if cands.len() > 8 {
+                target.visit_many_cands(cands, &mut w, &mut remaining, &mut on_hit)
+            } else {
+                target.visit_cands(cands, &mut w, &mut remaining, &mut on_hit)
+            };
+            if self.policy.index == AnonIndex::IntervalTree {
+                // Stopped at the k-th node: the k + 1 nodes entered plus the ancestors
+                // still pending.
+                w.tree_nodes_visited = match stop {
+                    None => cands.len() as u32,
+                    Some(k) => k as u32 + 1 + cands[k].pending,
+                };
             }
             return Ok(w);
         }
@@ -802,7 +836,7 @@ impl Simulator {
         if !pages.is_empty() {
             // Pages a block at a time across every candidate, so the block stays in cache
             // (the figures are sums, in any order).
-            const BLOCK: usize = 2048;
+            const BLOCK: usize = 1 << 15;
             let (mut in_range, mut found) = (0u64, 0u64);
             for block in pages.chunks(BLOCK) {
                 for c in cands {
