@@ -294,10 +294,10 @@ impl<'a> Cand<'a> {
 
 impl WalkTarget {
     /// [`WalkTarget::visit`] over cached candidates in order, until the walk stops: the
-    /// same counters, the same hits, the same stop. Returns how many candidates were
-    /// visited. The counters live in locals (in registers) and are added to `w` at the
-    /// end; kept in `w` they were a store-to-load chain per candidate. `None` when every
-    /// candidate was visited, else the position of the one the walk stopped at. A long
+    /// same counters, the same hits, the same stop. The counters live in locals (in
+    /// registers) and are added to `w` at the end; kept in `w` they were a store-to-load
+    /// chain per candidate. Returns `None` when every candidate was visited, else the
+    /// position of the one the walk stopped at. A long
     /// list goes through a call of its own ([`WalkTarget::visit_many_cands`]), so the
     /// loop has the registers to itself.
     #[inline(always)]
