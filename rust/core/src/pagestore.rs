@@ -147,7 +147,7 @@ impl PageStore {
 
     /// What a walk reads of a live page: `page->mapping`, `page->index`, `page_mapcount`
     /// (the page's swap slot is not looked up).
-    #[inline]
+    #[inline(always)]
     pub fn walk_get(&self, id: PageId, avs: &Arena<AnonVma>) -> Option<(AnonVmaId, u64, u32)> {
         let w = self.live_word(id)?;
         let i = id.index();
