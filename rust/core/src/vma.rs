@@ -73,7 +73,14 @@ impl Simulator {
 
     /// `zap_page_range` over the whole VMA (`unmap_vmas`): clear every entry.
     pub(crate) fn zap_vma(&mut self, v: VmaId) {
-        for (_, p) in std::mem::take(&mut self.vma_mut(v).ptes).iter() {
+        let ptes = std::mem::take(&mut self.vma_mut(v).ptes);
+        if let Some((_, e)) = ptes.dense_slice() {
+            for &p in e.iter().filter(|p| !p.is_none()) {
+                self.zap_pte(p);
+            }
+            return;
+        }
+        for (_, p) in ptes.iter() {
             self.zap_pte(p);
         }
     }
