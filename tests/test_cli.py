@@ -50,7 +50,7 @@ def test_demo_table_via_python_m():
 @pytest.mark.parametrize(
     "args,msg",
     [
-        (["demo", "--era", "2.6.99"], "unknown era '2.6.99'"),
+        (["demo", "--era", "2.6.99"], 'unknown era "2.6.99"'),
         (["demo", "--children", "0"], "0 must be >= 1"),
         (["demo", "--pages", "x"], "'x' is not an integer"),
     ],
@@ -68,8 +68,18 @@ def test_help_and_no_command():
     assert run("eras", "--names").stdout.split() == rmapsim.eras()
     table = run("eras", "--knobs").stdout.splitlines()
     assert table[0].split() == ["knob"] + [e + ("*" if e == rmapsim.DEFAULT_ERA else "") for e in rmapsim.eras()]
-    rows = {line.split()[0]: line.split()[1:] for line in table[2:] if line and not line.startswith(" ") and ":" not in line}
-    assert rows["index"][rmapsim.eras().index("3.7")] == "itree"
+    names = {k.name for k in rmapsim.knobs()}
+    rows = {line.split()[0]: line.split()[1:] for line in table[2:] if line and line.split()[0] in names}
+    assert set(rows) == names
+    assert rows["index"][rmapsim.eras().index("3.7")] == "interval_tree"
+    # Every value is written as the API takes it (no abbreviations), as --json has it.
+    js = json.loads(run("eras", "--json").stdout)
+    assert js["default"] == rmapsim.DEFAULT_ERA
+    for i, era in enumerate(rmapsim.eras()):
+        for k, vals in rows.items():
+            assert js["eras"][era][k] == vals[i]
+            assert rmapsim.Policy.parse(f"{era}+{k}={vals[i]}") == rmapsim.Policy.preset(era)
+    assert any("the default era" in line and rmapsim.DEFAULT_ERA in line for line in table)
     assert any(line.startswith("fork_reuse: ") for line in table)
 
 
@@ -117,14 +127,17 @@ TABLE = [
     (["demo", "--pages", str(2**40)], 2, f"{2**40} must be <= {(2**47 - 2**12 - 2**16) // 2**12} (the user address space)"),
     (["demo", "--children", "0"], 2, "0 must be >= 1"),
     (["demo", "--pages", "x"], 2, "'x' is not an integer"),
-    (["demo", "--era", "2.6.99"], 2, "unknown era '2.6.99'"),
+    (["demo", "--era", "2.6.99"], 2, 'unknown era "2.6.99"'),
     (["demo", "--children", "2", "--pages", "1", "--era", "3.0"], 0, ""),
     # replay
     (["replay", "{d}/bad-utf8.trace"], 2, "rmapsim replay: {d}/bad-utf8.trace:3: not UTF-8 text (byte 25"),
     (["replay", "-"], 2, "rmapsim replay: <stdin>:3: not UTF-8 text", "bad-utf8.trace"),
-    (["replay", "{d}/era.trace"], 2, "rmapsim replay: {d}/era.trace:2: unknown era '9.99' in the trace header"),
+    (["replay", "{d}/era.trace"], 2, 'rmapsim replay: {d}/era.trace:2: the trace header: unknown era "9.99" in era spec "9.99"'),
     (["replay", "{d}/era.trace", "--era", "3.0"], 0, ""),  # --era wins over the header
-    (["replay", "{d}/starred-era.trace"], 0, ""),
+    # A '*' header (older rmapsim: a variant whose knobs were not recorded) cannot be replayed as that
+    # variant; --era names it.
+    (["replay", "{d}/starred-era.trace"], 2, "a variant of '2.6.34' whose knobs an older rmapsim did not record"),
+    (["replay", "{d}/starred-era.trace", "--era", "2.6.34+prepare_reuse=any_compatible"], 0, ""),
     (["replay", "{d}/syntax.trace"], 2, "rmapsim replay: {d}/syntax.trace:3: expected a process symbol"),
     (["replay", "{d}/syntax.trace", "--memory"], 2, "rmapsim replay: {d}/syntax.trace:3: expected a process symbol"),
     (["replay", "{d}/missing.trace"], 2, "rmapsim replay: {d}/missing.trace: cannot read: No such file"),
@@ -134,7 +147,7 @@ TABLE = [
     (["replay", "{d}/ok.trace", "--csv", "{d}/x.csv"], 2, "--csv and --every need --memory"),
     (["replay", "{d}/ok.trace", "--memory", "--csv", f"{{d}}/{M}/x.csv"], 2, f"--csv {{d}}/{M}/x.csv: directory"),
     (["replay", "{d}/ok.trace", "--memory", "--every", "0"], 2, "0 must be >= 1"),
-    (["replay", "{d}/ok.trace", "--era", "nope"], 2, "unknown era 'nope'"),
+    (["replay", "{d}/ok.trace", "--era", "nope"], 2, 'unknown era "nope"'),
     (["replay"], 2, "the following arguments are required: FILE"),
     # fuzz
     (["fuzz", "--seed", str(2**64), "--max-ops", "5"], 2, f"{2**64} must be <= {2**64 - 1}"),
@@ -144,7 +157,7 @@ TABLE = [
     (["fuzz", "--seconds", "nan"], 2, "nan must be a finite number >= 0"),
     (["fuzz", "--seconds", "0"], 2, "give --seconds > 0 or --max-ops > 0"),
     (["fuzz", "--fail-rate", "1.5", "--max-ops", "5"], 2, "1.5 must be a finite number within [0, 1]"),
-    (["fuzz", "--era", "nope", "--max-ops", "5"], 2, "unknown era 'nope'"),
+    (["fuzz", "--era", "nope", "--max-ops", "5"], 2, 'unknown era "nope"'),
     (["fuzz", "--max-ops", "5", "--out", f"{{d}}/{M}/x.trace"], 2, f"rmapsim fuzz: --out {{d}}/{M}/x.trace: directory"),
     (["fuzz", "--max-ops", "5", "--out", "{d}"], 2, "rmapsim fuzz: --out {d}: is a directory"),
     (["fuzz", "--max-ops", "5", "--out", "{d}/a-file/x.trace"], 2, "does not exist"),
@@ -192,7 +205,7 @@ TABLE = [
     (["validate-kernel", "--from", "{d}/bad-utf8.json"], 2, "{d}/bad-utf8.json:2: cannot read measurements: not UTF-8"),
     (["validate-kernel", "--from", "{d}/missing.json"], 2, "{d}/missing.json: cannot read measurements: No such file"),
     (["validate-kernel", "--scenario", "nope"], 2, "unknown scenario 'nope'"),
-    (["validate-kernel", "--from", "{d}/fork.json", "--era", "nope"], 2, "unknown era 'nope'"),
+    (["validate-kernel", "--from", "{d}/fork.json", "--era", "nope"], 2, 'unknown era "nope"'),
     (["validate-kernel", "--pages", "0"], 2, "0 must be >= 1"),
     (["validate-kernel", "--save", f"{{d}}/{M}/m.json"], 2, f"--save {{d}}/{M}/m.json: directory"),
     # record
@@ -261,7 +274,7 @@ def test_errors_during_replay_and_demo_are_one_line(exc, want, tmp_path, monkeyp
         status, err = _one_line_status(["replay", str(f)], capsys)
         assert status == want and err.startswith("rmapsim replay: ")
     if want == 2:
-        assert f"{f}: replay failed: {exc}" in err
+        assert f"{f}: replay failed in era 6.18: {exc}" in err
     monkeypatch.setattr(rmapsim.cli, "seed_scenario", boom)
     status, err = _one_line_status(["demo", "--era", "3.0"], capsys)
     assert status == want and err.startswith("rmapsim demo: ")

@@ -54,7 +54,9 @@ def test_policy_overrides_ablate_one_knob():
     p = rmapsim.Policy.preset("6.0").replace(fork_reuse="never", size_anon_vma=100)
     assert p.overrides() == {"fork_reuse": "never", "size_anon_vma": "100"}
     sim = rmapsim.Simulator(policy=p)
-    assert sim.era == "6.0*" and sim.policy()["fork_reuse"] == "never"
+    assert sim.era == "6.0+fork_reuse=never,size_anon_vma=100" and sim.policy()["fork_reuse"] == "never"
+    assert str(p) == sim.era and rmapsim.Policy.parse(sim.era) == p
+    assert repr(p) == "Policy('6.0', fork_reuse='never', size_anon_vma='100')"
     a = sim.spawn()
     addr = sim.mmap(a, P)
     sim.touch(a, addr, P)

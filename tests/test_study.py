@@ -92,7 +92,7 @@ def test_sweep_on_a_dask_local_cluster():
     "call,msg",
     [
         (lambda: sweep("nope", {}), "unknown workload 'nope'"),
-        (lambda: sweep("fork_storm", {"children": [2]}, eras=["9.9"]), "unknown era '9.9'"),
+        (lambda: sweep("fork_storm", {"children": [2]}, eras=["9.9"]), 'unknown era "9.9"'),
         (lambda: sweep("fork_storm", {"children": [-3]}), "children=-3"),
         (lambda: sweep("fork_storm", {"kids": [3]}), "no parameter 'kids'"),
         (lambda: dask_executor("tcp://127.0.0.1:9", timeout=2), "cannot reach the Dask scheduler"),

@@ -21,7 +21,7 @@ import numpy as np
 
 from . import _core
 from ._stats import COLUMNS, LOCK_EXCLUSIVE, LOCK_SHARED, ScanStats, summary_from_totals
-from .policy import Knob, Policy, knobs, policy_overrides
+from .policy import Knob, Policy, era_spec, knobs, policy_overrides
 from .errors import (
     BadAddress,
     Busy,
@@ -47,6 +47,7 @@ DEFAULT_ERA: str = _core.DEFAULT_ERA
 __all__ = [
     "Simulator",
     "Policy",
+    "era_spec",
     "Knob",
     "knobs",
     "DEFAULT_ERA",
@@ -147,14 +148,18 @@ class Simulator(_core.Simulator):
     """A simulated machine running one kernel era's anon rmap.
 
     ``Simulator(era="6.18", seed=0, policy=None)``; :func:`eras` lists the presets.
+    ``era`` is a preset name, an era spec (``"6.0+fork_reuse=never"``: the preset with
+    knobs changed) or a :class:`Policy`; :attr:`era` is then the canonical spec.
     ``policy`` (a :class:`Policy` or a dict of knob overrides) changes knobs of the era
     (a :class:`Policy` brings its own base era). Addresses and lengths are bytes and must
     be page aligned (4096). Every call validates its input and raises a
     :class:`SimError` subclass naming the bad value, leaving the state unchanged.
     """
 
-    def __new__(cls, era: Optional[str] = None, seed: Optional[int] = None, policy: object = None,
+    def __new__(cls, era: "Optional[Union[str, Policy]]" = None, seed: Optional[int] = None, policy: object = None,
                 pid_max: Optional[int] = None, ram: Optional[int] = None) -> "Simulator":
+        if isinstance(era, Policy):
+            era = str(era)
         base, overrides = policy_overrides(policy)  # type: ignore[arg-type]
         if base is not None:
             if era is not None and era != base:
@@ -162,7 +167,7 @@ class Simulator(_core.Simulator):
             era = base
         return super().__new__(cls, era, seed, overrides)
 
-    def __init__(self, era: Optional[str] = None, seed: Optional[int] = None, policy: object = None,
+    def __init__(self, era: "Optional[Union[str, Policy]]" = None, seed: Optional[int] = None, policy: object = None,
                  pid_max: Optional[int] = None, ram: Optional[int] = None) -> None:
         """``pid_max`` (default 4,194,304, from 301) bounds the pids, as the kernel's
         sysctl does: a fork or spawn with no free pid raises :class:`TryAgain` (EAGAIN)

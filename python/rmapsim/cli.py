@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
 from . import DEFAULT_ERA, MMAP_MIN_ADDR, PAGE_SIZE, TASK_SIZE, Simulator, eras
-from .errors import InvariantViolation, SimError
-from .policy import Policy, knobs
+from .errors import InvalidArgument, InvariantViolation, SimError
+from .policy import Policy, era_spec, knobs
 
 
 def seed_scenario(era: str, children: int, pages: int, seed: int = 0) -> Dict[str, Any]:
@@ -115,32 +115,34 @@ def render_table(head: List[str], body: List[List[str]]) -> str:
     return "\n".join(out)
 
 
-_ABBREV = {
-    "legacy": "legacy",
-    "chain": "chain",
-    "any_compatible": "any",
-    "singular_chain": "singular",
-    "vma_anon_vma": "vma",
-    "oldest_unless_exclusive": "oldest",
-    "root_unless_exclusive": "root",
-    "interval_tree": "itree",
-    "active_vmas": "active",
-    "case_2025": "2025",
-    "per_anon_vma": "own",
-    "true": "yes",
-    "false": "-",
-}
-
-
 def format_eras_table() -> str:
-    """Knobs (rows) by era preset (columns); the default era is marked with *."""
+    """Knobs (rows) by era preset (columns), each value as the API accepts it; the default
+    era is marked with * (explained under the table, with the variant syntax)."""
     names = eras()
     cols = [dict(Policy.preset(e).values) for e in names]
     head = ["knob"] + [e + ("*" if e == DEFAULT_ERA else "") for e in names]
-    rows = [[k.name] + [_ABBREV.get(c[k.name], c[k.name]) for c in cols] for k in knobs()]
+    rows = [[k.name] + [c[k.name] for c in cols] for k in knobs()]
     widths = [max(len(r[i]) for r in [head] + rows) for i in range(len(head))]
     fmt = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()  # noqa: E731
-    return "\n".join([fmt(head), fmt(["-" * w for w in widths])] + [fmt(r) for r in rows])
+    foot = [
+        "",
+        f"* {DEFAULT_ERA} is the default era: Simulator() without an era, and replay or fuzz without --era.",
+        "Values are written as the API accepts them. A variant is a preset with knobs changed, written",
+        "BASE+knob=value[,knob=value...] wherever an era is accepted, e.g. 6.0+fork_reuse=never;",
+        "rmapsim eras --knobs describes each knob and the values it takes.",
+    ]
+    return "\n".join([fmt(head), fmt(["-" * w for w in widths])] + [fmt(r) for r in rows] + foot)
+
+
+def eras_json() -> Dict[str, Any]:
+    """``rmapsim eras --json``: the default era, every preset's knob values, and each knob's
+    meaning and kernel change."""
+    return {
+        "default": DEFAULT_ERA,
+        "variant_syntax": "BASE+knob=value[,knob=value...]",
+        "eras": {e: dict(Policy.preset(e).values) for e in eras()},
+        "knobs": [{"name": k.name, "meaning": k.meaning, "kernel": k.kernel} for k in knobs()],
+    }
 
 
 # Exit statuses (docs/api-contract.md, "Command line exit status").
@@ -274,21 +276,36 @@ def parse_trace_input(text: str, name: str) -> Any:
 
 
 def trace_era(text: str, name: str) -> Optional[str]:
-    """The era named by a trace's ``# era`` header line (a ``*`` suffix, for a preset with
-    overridden knobs, dropped), or None; an unknown era is a CliError naming the line."""
+    """The era spec a trace's ``# era`` header line names (canonical), or None; an unknown
+    era or knob, or a legacy ``*`` header (a variant whose knobs were not recorded), is a
+    CliError naming the line."""
     for i, line in enumerate(text.splitlines(), 1):
         if line.strip().startswith("# era "):
-            era = line.strip()[6:].strip().rstrip("*")
-            if era not in eras():
-                raise CliError(f"unknown era {era!r} in the trace header; known eras: {', '.join(eras())}", name, i)
-            return era
+            era = line.strip()[6:].strip()
+            if era.endswith("*"):
+                raise CliError(f"the trace header names {era!r}, a variant of {era[:-1]!r} whose knobs an older "
+                               f"rmapsim did not record; give the variant with --era BASE+knob=value,...", name, i)
+            try:
+                return era_spec(era)
+            except InvalidArgument as e:
+                raise CliError(f"the trace header: {e}", name, i) from None
     return None
 
 
 def _era(s: str) -> str:
-    if s not in eras():
-        raise argparse.ArgumentTypeError(f"unknown era {s!r}; known eras: {', '.join(eras())}")
-    return s
+    """An --era value: a preset or an era spec, as its canonical spec."""
+    try:
+        return era_spec(s)
+    except InvalidArgument as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _era_file(path: str, era: str, many: bool) -> str:
+    """``path`` itself, or (several eras) ``path`` with the era spec before its suffix."""
+    if not many:
+        return path
+    root, ext = os.path.splitext(path)
+    return f"{root}-{re.sub(r'[^A-Za-z0-9._-]+', '_', era)}{ext}"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -313,7 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     d.add_argument("--children", "-n", type=_children, default=1000, metavar="N", help="children to fork (default 1000)")
     d.add_argument("--pages", "-p", type=_pages, default=1000, metavar="P", help="pages in the parent's mapping (default 1000)")
-    d.add_argument("--era", action="append", type=_era, metavar="E", help="era preset (repeatable; default: all)")
+    d.add_argument("--era", action="append", type=_era, metavar="E", help="era preset or spec, BASE+knob=value,... (repeatable; default: all presets)")
     d.add_argument("--json", action="store_true", help="print one JSON object per era instead of a table")
     r = sub.add_parser(
         "replay",
@@ -325,7 +342,9 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     r.add_argument("trace", metavar="FILE", help="trace file ('-' for standard input)")
-    r.add_argument("--era", type=_era, help="era preset (default: the trace's '# era' line, else the default era)")
+    r.add_argument("--era", action="append", type=_era, metavar="E",
+                   help="era preset or spec (BASE+knob=value,...; repeatable: one result per era; default: the "
+                        "trace's '# era' line, else the default era)")
     r.add_argument("--check", action="store_true", help="check() after every operation (default: only at 'check' lines and at the end)")
     r.add_argument("--memory", action="store_true",
                    help="instead: replay in every era (or --era) and report objects and bytes over time, and the "
@@ -362,7 +381,9 @@ def build_parser() -> argparse.ArgumentParser:
             "is refused before the run)."
         ),
     )
-    f.add_argument("--era", type=_era, default=DEFAULT_ERA, help=f"era preset (default {DEFAULT_ERA})")
+    f.add_argument("--era", action="append", type=_era, metavar="E",
+                   help=f"era preset or spec (BASE+knob=value,...; repeatable: one fuzz run and result per era, "
+                        f"--out FILE then names each reproducer FILE-ERA; default {DEFAULT_ERA})")
     f.add_argument("--seconds", type=_finite(0.0), default=10.0, help="time budget (default 10; 0 = no limit, needs --max-ops)")
     f.add_argument("--max-ops", type=_count, default=0, help="operation budget (0 = no limit)")
     f.add_argument("--seed", type=_count, default=0, help="random seed, 0 .. 2**64 - 1 (default 0)")
@@ -389,7 +410,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--outside", type=_hold, default=10, help="lock-free work between walks, in candidate-visits (default 10)")
     c.add_argument("--writer-every", type=_count, default=0, help="a write-side update (fork/exit) after every K-th walk (default 0: none)")
     c.add_argument("--writer-hold", type=_hold, default=5, help="hold of each write-side update (default 5)")
-    c.add_argument("--era", action="append", type=_era, metavar="E", help="era preset (repeatable; default: all)")
+    c.add_argument("--era", action="append", type=_era, metavar="E", help="era preset or spec, BASE+knob=value,... (repeatable; default: all presets)")
     c.add_argument("--plot", metavar="FILE", help="write a PNG/SVG figure (needs matplotlib)")
     st = sub.add_parser(
         "study",
@@ -404,7 +425,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     st.add_argument("workload", metavar="WORKLOAD")
     st.add_argument("--param", action="append", default=[], metavar="K=V1,V2", help="parameter values (repeatable)")
-    st.add_argument("--era", action="append", type=_era, metavar="E", help="era preset (repeatable; default: all)")
+    st.add_argument("--era", action="append", type=_era, metavar="E", help="era preset or spec, BASE+knob=value,... (repeatable; default: all presets)")
     st.add_argument("--out", required=True, metavar="DIR", help="output directory")
     st.add_argument("--jobs", type=_int_range(1, 1024), default=1, help="local worker processes, 1 .. 1024 (default 1)")
     st.add_argument("--scheduler", metavar="ADDRESS", help="run on a Dask scheduler ('local' starts a LocalCluster)")
@@ -440,6 +461,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     e.add_argument("--knobs", action="store_true", help="also describe each knob and the kernel change behind it")
     e.add_argument("--names", action="store_true", help="print only the preset names, one per line")
+    e.add_argument("--json", action="store_true", help="print the presets, their knob values and the knobs as JSON")
     return p
 
 
@@ -760,7 +782,7 @@ def cmd_replay_memory(args: argparse.Namespace, text: str, name: str) -> int:
 
     if args.csv:
         check_output("--csv", args.csv)
-    era_list = [args.era] if args.era else eras()
+    era_list = list(dict.fromkeys(args.era)) if args.era else eras()
     ops = parse_trace_input(text, name)
     try:
         rows = record.memory_report(ops, era_list, args.every or 0)
@@ -806,11 +828,26 @@ def cmd_replay(args: argparse.Namespace) -> int:
         return cmd_replay_memory(args, text, name)
     if args.csv or args.every:
         raise CliError("--csv and --every need --memory")
-    era = args.era or trace_era(text, name) or DEFAULT_ERA
     ops = parse_trace_input(text, name)
+    if args.era:
+        try:
+            header: Optional[str] = trace_era(text, name)
+        except CliError:
+            header = None  # --era wins over a header this rmapsim cannot read
+        source = "--era" + (f", overriding the trace header's {header}" if header and args.era != [header] else "")
+        runs = [(e, source) for e in dict.fromkeys(args.era)]
+    else:
+        header = trace_era(text, name)
+        runs = [(header, "the trace header") if header else (DEFAULT_ERA, "the default era; the trace names none")]
+    codes = [_replay_one(era, source, ops, args.check, name) for era, source in runs]
+    return max(codes)
+
+
+def _replay_one(era: str, source: str, ops: Any, check_each: bool, name: str) -> int:
+    """Replay ``ops`` in ``era`` and report; 1 on an invariant violation, else 0."""
     sim = Simulator(era=era)
     try:
-        res = sim.apply(ops, check_each=args.check)
+        res = sim.apply(ops, check_each=check_each)
         msg = res.violation()
         if msg is None and len(res) == len(ops):
             try:
@@ -818,18 +855,18 @@ def cmd_replay(args: argparse.Namespace) -> int:
             except InvariantViolation as e:
                 msg = str(e)
     except InvariantViolation as e:
-        print(f"VIOLATION: {e}")
+        print(f"era {era}: VIOLATION: {e}")
         return 1
     except SimError as e:  # the replay itself failed (a resource limit, say): bad input for this machine
-        raise CliError(f"replay failed: {e}", name) from None
+        raise CliError(f"replay failed in era {era}: {e}", name) from None
     errors = [e for e in res.errors() if e[1] != "InvariantViolation"]
-    print(f"replayed {len(res)} of {len(ops)} operations in era {era}; {len(errors)} returned errors")
+    print(f"replayed {len(res)} of {len(ops)} operations in era {era} (from {source}); {len(errors)} returned errors")
     for i, kind, m in errors[:20]:
         print(f"  op {i + 1}: {kind}: {m}")
     if msg is None:
-        print("no invariant violation")
+        print(f"era {era}: no invariant violation")
         return 0
-    print(f"VIOLATION after operation {len(res)}: {msg}")
+    print(f"era {era}: VIOLATION after operation {len(res)}: {msg}")
     for pid in sim.pids():
         print(sim.render_layout(int(pid)))
     return 1
@@ -844,13 +881,23 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
     if args.out:
         check_output("--out", args.out)
     seconds = args.seconds if args.max_ops <= 0 else 0.0
+    eras_ = list(dict.fromkeys(args.era or [DEFAULT_ERA]))
+    code = 0
+    for era in eras_:
+        code = max(code, _fuzz_one(args, era, seconds, len(eras_) > 1))
+    return code
+
+
+def _fuzz_one(args: argparse.Namespace, era: str, seconds: float, many: bool) -> int:
+    from . import _core
+
     if sys.stderr.isatty():
         budget = f"{args.max_ops} ops" if args.max_ops > 0 else f"{seconds:g} s"
-        print(f"[fuzz] era {args.era}, seed {args.seed}, budget {budget} ...", file=sys.stderr, flush=True)
+        print(f"[fuzz] era {era}, seed {args.seed}, budget {budget} ...", file=sys.stderr, flush=True)
     interrupted: Optional[KeyboardInterrupt] = None
     try:
         r = _core.fuzz(
-            args.era,
+            era,
             seed=args.seed,
             max_ops=max(args.max_ops, 0),
             seconds=seconds,
@@ -863,25 +910,26 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
             raise
         r, interrupted = e.fuzz_report, e  # type: ignore[attr-defined]
     try:
-        return _fuzz_report(args, r)
+        return _fuzz_report(args, era, r, many)
     finally:
         if interrupted is not None:
             raise interrupted
 
 
-def _fuzz_report(args: argparse.Namespace, r: Dict[str, Any]) -> int:
+def _fuzz_report(args: argparse.Namespace, era: str, r: Dict[str, Any], many: bool) -> int:
     rate = r["ops"] / r["seconds"] if r["seconds"] > 0 else float("inf")
-    print(f"era {args.era}: {r['ops']:,} operations in {r['runs']:,} runs, {r['seconds']:.2f} s ({rate:,.0f} ops/s)")
+    print(f"era {era}: {r['ops']:,} operations in {r['runs']:,} runs, {r['seconds']:.2f} s ({rate:,.0f} ops/s)")
     if r["violation"] is None:
-        print("no violation found")
+        print(f"era {era}: no violation found")
         return 0
-    print(f"VIOLATION: {r['violation']}")
+    print(f"era {era}: VIOLATION: {r['violation']}")
     n = len([ln for ln in r["trace"].splitlines() if ln and not ln.startswith("#")])
     print(f"shrunk from {r['unshrunk_len']} to {n} operations")
     if args.out:
-        with open(args.out, "w") as fh:
+        out = _era_file(args.out, era, many)
+        with open(out, "w") as fh:
             fh.write(r["trace"])
-        print(f"reproducer written to {args.out} (replay: rmapsim replay {args.out} --check)")
+        print(f"reproducer written to {out} (replay: rmapsim replay {out} --check)")
     else:
         print(r["trace"], end="")
     return 1
@@ -903,6 +951,9 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "eras":
         if args.names:
             print("\n".join(eras()))
+            return 0
+        if args.json:
+            print(json.dumps(eras_json(), indent=2))
             return 0
         print(format_eras_table())
         if args.knobs:

@@ -1,10 +1,12 @@
 """Era policies as data: :class:`Policy` and the knob catalogue.
 
 An era is a preset of orthogonal knobs (see :func:`knobs` for each knob's meaning and the
-kernel change that introduced it). Build a variant to ablate one design decision::
+kernel change that introduced it). A variant changes knobs of a preset; it is written as an
+era spec, ``BASE[+knob=value[,knob=value...]]``, accepted wherever an era name is::
 
-    p = rmapsim.Policy.preset("6.0").replace(fork_reuse="never")
-    sim = rmapsim.Simulator(policy=p)
+    sim = rmapsim.Simulator(era="6.0+fork_reuse=never")
+    p = rmapsim.Policy.preset("6.0").replace(fork_reuse="never")   # the same variant
+    str(p)                                                         # '6.0+fork_reuse=never'
 """
 
 from __future__ import annotations
@@ -47,10 +49,29 @@ class Policy:
 
     @classmethod
     def preset(cls, name: str) -> "Policy":
-        """The knobs of an era preset (``rmapsim.eras()``)."""
+        """The knobs of an era preset (``rmapsim.eras()``) or of an era spec
+        (``"6.0+fork_reuse=never"``)."""
+        if isinstance(name, Policy):
+            return name
         if not isinstance(name, str):
-            raise InvalidArgument(f"era must be a string, got {short_repr(name)}")
-        return cls(base=name, values=tuple(_core.preset(name)))
+            raise InvalidArgument(f"era must be a string or a rmapsim.Policy, got {short_repr(name)}")
+        return cls(base=name.split("+", 1)[0].strip(), values=tuple(_core.preset(name)))
+
+    @classmethod
+    def parse(cls, spec: str) -> "Policy":
+        """The policy of an era spec, ``BASE[+knob=value[,knob=value...]]``; the inverse
+        of ``str(policy)``."""
+        return cls.preset(spec)
+
+    def __str__(self) -> str:
+        """The canonical era spec: the base, then each knob that differs from it, in knob
+        order."""
+        o = self.overrides()
+        return self.base if not o else self.base + "+" + ",".join(f"{k}={v}" for k, v in o.items())
+
+    def __repr__(self) -> str:
+        args = [repr(self.base)] + [f"{k}={v!r}" for k, v in self.overrides().items()]
+        return f"Policy({', '.join(args)})"
 
     def as_dict(self) -> Dict[str, str]:
         return dict(self.values)
@@ -74,6 +95,16 @@ class Policy:
         """Knobs that differ from the base preset."""
         base = dict(_core.preset(self.base))
         return {k: v for k, v in self.values if base.get(k) != v}
+
+
+def era_spec(era: Any) -> str:
+    """The canonical era spec of ``era``: a preset name, an era spec string or a
+    :class:`Policy`. An unknown era or knob raises InvalidArgument quoting the spec."""
+    if isinstance(era, Policy):
+        return str(era)
+    if not isinstance(era, str):
+        raise InvalidArgument(f"era must be an era name, an era spec or a rmapsim.Policy, got {short_repr(era)}")
+    return str(Policy.preset(era))
 
 
 def policy_overrides(policy: "Policy | Mapping[str, Any] | None") -> Tuple[str | None, Dict[str, str] | None]:

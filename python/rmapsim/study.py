@@ -20,6 +20,7 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Seque
 from . import eras as all_eras
 from . import workloads
 from .errors import InvalidArgument, short_repr
+from .policy import era_spec
 
 
 class SweepInterrupted(KeyboardInterrupt):
@@ -55,17 +56,21 @@ def sweep(
     executor: Optional[Executor] = None,
     progress: Optional[Callable[[int, int], None]] = None,
 ) -> List[Dict[str, Any]]:
-    """One row per (grid point, era), in grid order then era order."""
+    """One row per (grid point, era), in grid order then era order. ``eras`` holds
+    presets, era specs (``"6.0+fork_reuse=never"``) or :class:`~rmapsim.Policy` objects; the
+    rows carry each as its canonical spec."""
     fn = workloads.get(workload)
-    known = all_eras()
     if eras is None:
-        eras = known
+        eras = all_eras()
     elif isinstance(eras, (str, bytes, Mapping)) or not isinstance(eras, Iterable):
         raise InvalidArgument(f"eras must be a list of era names, got {short_repr(eras)}")
-    eras = list(eras)
-    for e in eras:
-        if not isinstance(e, str) or e not in known:
-            raise InvalidArgument(f"unknown era {short_repr(e)}; known eras: {', '.join(known)}")
+    specs = []
+    for e in eras:  # presets, era specs or Policy objects, as canonical specs
+        try:
+            specs.append(era_spec(e))
+        except InvalidArgument as err:
+            raise InvalidArgument(f"eras: {err}") from None
+    eras = specs
     if executor is not None and not isinstance(executor, Executor):
         raise InvalidArgument(f"executor must be a concurrent.futures.Executor or None, got {short_repr(executor)}")
     if progress is not None and not callable(progress):

@@ -12,7 +12,7 @@ import random
 import time
 from typing import Any, Callable, Dict
 
-from . import PAGE_SIZE, Simulator
+from . import PAGE_SIZE, Policy, Simulator
 from .errors import InvalidArgument, short_repr
 
 P = PAGE_SIZE
@@ -25,9 +25,10 @@ def _positive(name: str, v: Any, minimum: int = 1, maximum: int = 2**64 - 1) -> 
 
 
 def _sim(era: Any, seed: int = 0) -> Simulator:
-    """A fresh simulator of ``era`` (a name: None is not "the default era" here)."""
-    if not isinstance(era, str):
-        raise InvalidArgument(f"workload parameter era={short_repr(era)} must be an era name")
+    """A fresh simulator of ``era`` (a preset, an era spec or a Policy: None is not "the
+    default era" here)."""
+    if not isinstance(era, (str, Policy)):
+        raise InvalidArgument(f"workload parameter era={short_repr(era)} must be an era name, an era spec or a rmapsim.Policy")
     return Simulator(era=era, seed=seed)
 
 

@@ -523,6 +523,104 @@ impl Policy {
     }
 }
 
+/// Edit distance of two short names (for "did you mean").
+fn distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + (ca != cb) as usize).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+/// The closest of `names` to `got`, as " (did you mean X?)", when one is close.
+fn suggest<'a>(got: &str, names: impl Iterator<Item = &'a str>) -> String {
+    names
+        .map(|n| (distance(got, n), n))
+        .filter(|&(d, n)| d <= 2.max(n.len() / 4))
+        .min()
+        .map_or(String::new(), |(_, n)| format!(" (did you mean {n}?)"))
+}
+
+impl Policy {
+    /// Parse an era spec, `BASE[+knob=value[,knob=value...]]`: a preset with knobs
+    /// changed, e.g. `6.0+fork_reuse=never`. The policy's name is the canonical spec
+    /// ([`Policy::spec`]). Errors quote the spec and name the part that is wrong.
+    pub fn from_spec(spec: &str) -> Result<Policy, String> {
+        let (base, knobs) = match spec.split_once('+') {
+            Some((b, k)) => (b.trim(), Some(k)),
+            None => (spec.trim(), None),
+        };
+        let mut p = Policy::preset(base).ok_or_else(|| {
+            format!(
+                "unknown era {} in era spec {}{}; eras: {} (`rmapsim eras` lists them and their knobs)",
+                quote(base),
+                quote(spec),
+                suggest(base, ERAS.iter().copied()),
+                ERAS.join(", ")
+            )
+        })?;
+        let mut seen: Vec<&str> = Vec::new();
+        for item in knobs.into_iter().flat_map(|k| k.split(',')) {
+            let Some((k, v)) = item.split_once('=') else {
+                return Err(format!("era spec {}: {} is not knob=value", quote(spec), quote(item.trim())));
+            };
+            let (k, v) = (k.trim(), v.trim());
+            if !KNOBS.iter().any(|x| x.0 == k) {
+                return Err(format!(
+                    "era spec {}: unknown knob {}{} (`rmapsim eras` lists the knobs)",
+                    quote(spec),
+                    quote(k),
+                    suggest(k, KNOBS.iter().map(|x| x.0))
+                ));
+            }
+            if seen.contains(&k) {
+                return Err(format!("era spec {}: knob {k} is given twice", quote(spec)));
+            }
+            seen.push(k);
+            p.set_knob(k, v).map_err(|m| format!("era spec {}: {m}", quote(spec)))?;
+        }
+        p.validate().map_err(|m| format!("era spec {}: {m}", quote(spec)))?;
+        p.name = p.spec_over(base);
+        Ok(p)
+    }
+
+    /// The base preset of this policy's name (the part before `+`).
+    pub fn base(&self) -> &str {
+        self.name.split('+').next().unwrap_or("").trim_end_matches('*')
+    }
+
+    /// The canonical spec of this policy over preset `base`: `base` plus, in knob order,
+    /// every knob whose value differs from the preset's (just `base` when none does).
+    pub fn spec_over(&self, base: &str) -> String {
+        let Some(preset) = Policy::preset(base) else { return base.to_string() };
+        let theirs = preset.knob_values();
+        let diff: Vec<String> = self
+            .knob_values()
+            .into_iter()
+            .zip(theirs)
+            .filter(|(a, b)| a.1 != b.1)
+            .map(|((k, v), _)| format!("{k}={v}"))
+            .collect();
+        if diff.is_empty() {
+            base.to_string()
+        } else {
+            format!("{base}+{}", diff.join(","))
+        }
+    }
+
+    /// The canonical spec of this policy ([`Policy::spec_over`] its base).
+    pub fn spec(&self) -> String {
+        self.spec_over(self.base())
+    }
+}
+
 #[cfg(test)]
 mod knob_tests {
     use super::*;
@@ -542,5 +640,26 @@ mod knob_tests {
         let mut p = Policy::preset("6.18").unwrap();
         assert!(p.set_knob("index", "btree").unwrap_err().contains("interval_tree"));
         assert!(p.set_knob("nope", "1").unwrap_err().contains("unknown knob"));
+    }
+
+    #[test]
+    fn era_specs_parse_to_their_canonical_form() {
+        let p = Policy::from_spec("6.0 + cow_reuse_moves_page=false , fork_reuse=never").unwrap();
+        assert_eq!(p.fork_reuse, ForkReuse::Never);
+        assert!(!p.cow_reuse_moves_page);
+        // Knob order, not the order given; spaces dropped.
+        assert_eq!(p.name, "6.0+cow_reuse_moves_page=false,fork_reuse=never");
+        assert_eq!(Policy::from_spec(&p.name).unwrap(), p);
+        // A knob set to the preset's own value is not part of the spec.
+        assert_eq!(Policy::from_spec("6.18+index=interval_tree").unwrap().name, "6.18");
+        assert_eq!(Policy::from_spec("3.19").unwrap(), Policy::preset("3.19").unwrap());
+        let e = Policy::from_spec("6.0+fork_reus=never").unwrap_err();
+        assert!(e.contains("unknown knob \"fork_reus\"") && e.contains("did you mean fork_reuse?"), "{e}");
+        assert!(!e.contains("lock_kind"), "the error does not list every knob: {e}");
+        let e = Policy::from_spec("6.1").unwrap_err();
+        assert!(e.contains("unknown era \"6.1\"") && e.contains("did you mean"), "{e}");
+        assert!(Policy::from_spec("6.0+fork_reuse").unwrap_err().contains("not knob=value"));
+        assert!(Policy::from_spec("6.0+fork_reuse=never,fork_reuse=never").unwrap_err().contains("twice"));
+        assert!(Policy::from_spec("6.0+fork_reuse=sometimes").unwrap_err().contains("bad value"));
     }
 }

@@ -352,14 +352,10 @@ impl Simulator {
         Ok(Simulator::new(policy, seed))
     }
 
+    /// A simulator for an era spec: a preset name, or a preset with knobs changed
+    /// (`6.0+fork_reuse=never`, see [`Policy::from_spec`]).
     pub fn with_era(era: &str, seed: u64) -> Result<Simulator> {
-        Policy::preset(era).map(|p| Simulator::new(p, seed)).ok_or_else(|| {
-            SimError::InvalidArgument(format!(
-                "unknown era {}; known eras: {}",
-                crate::error::quote(era),
-                crate::policy::ERAS.join(", ")
-            ))
-        })
+        Policy::from_spec(era).map(|p| Simulator::new(p, seed)).map_err(SimError::InvalidArgument)
     }
 
     pub fn policy(&self) -> &Policy {

@@ -10,7 +10,7 @@ use pyo3::types::{PyDict, PyList, PyString, PyType};
 
 use rmapsim_core::contention::ReclaimModel;
 use rmapsim_core::fuzz::FuzzConfig;
-use rmapsim_core::policy::{Policy, ERAS, KNOBS};
+use rmapsim_core::policy::{Policy, KNOBS};
 use rmapsim_core::sim::WriteStats;
 use rmapsim_core::trace::{self, Op, Outcome};
 use rmapsim_core::vma::MapOpts;
@@ -183,17 +183,21 @@ fn set_knobs(p: &mut Policy, overrides: &Bound<'_, PyDict>) -> PyResult<()> {
     Ok(())
 }
 
-/// The preset of `era`, or InvalidArgument naming it.
+/// The policy of era spec `era` (a preset, or `BASE+knob=value,...`), or
+/// InvalidArgument quoting the spec.
 fn preset_of(py: Python<'_>, era: &str) -> PyResult<Policy> {
-    Policy::preset(era)
-        .ok_or_else(|| {
-            SimError::InvalidArgument(format!(
-                "unknown era {}; known eras: {}",
-                rmapsim_core::error::quote(era),
-                ERAS.join(", ")
-            ))
-        })
-        .py(py)
+    Policy::from_spec(era).map_err(SimError::InvalidArgument).py(py)
+}
+
+/// `era`'s policy with `overrides` applied on top; its name is the canonical spec.
+fn policy_of(py: Python<'_>, era: &str, overrides: Option<&Bound<'_, PyDict>>) -> PyResult<Policy> {
+    let mut p = preset_of(py, era)?;
+    if let Some(o) = overrides {
+        let base = p.base().to_string();
+        set_knobs(&mut p, o)?;
+        p.name = p.spec_over(&base);
+    }
+    Ok(p)
 }
 
 fn stats_dict<'py>(py: Python<'py>, s: ScanStats) -> PyResult<Bound<'py, PyDict>> {
@@ -250,12 +254,7 @@ impl PySimulator {
             None => 0,
             Some(s) => u64_arg(s, "seed")?,
         };
-        let Some(overrides) = opt_dict(policy, "policy")? else {
-            return Ok(PySimulator { inner: Core::with_era(&era, seed).py(py)? });
-        };
-        let mut p = preset_of(py, &era)?;
-        p.name = format!("{era}*");
-        set_knobs(&mut p, overrides)?;
+        let p = policy_of(py, &era, opt_dict(policy, "policy")?)?;
         Ok(PySimulator { inner: Core::with_policy(p, seed).py(py)? })
     }
 
@@ -972,11 +971,7 @@ fn fuzz<'py>(
     let run_len = u64_arg(run_len.bind(py), "run_len")?;
     let full_check_every = u64_arg(full_check_every.bind(py), "full_check_every")?;
     let extended = flag(extended.bind(py), "extended")?;
-    let mut p = preset_of(py, &era)?;
-    if let Some(overrides) = opt_dict(policy, "policy")? {
-        p.name = format!("{era}*");
-        set_knobs(&mut p, overrides)?;
-    }
+    let p = policy_of(py, &era, opt_dict(policy, "policy")?)?;
     if max_ops == 0 && seconds <= 0.0 {
         return Err(to_py(py, SimError::InvalidArgument("give max_ops > 0 or seconds > 0".into())));
     }
