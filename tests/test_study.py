@@ -134,7 +134,7 @@ def test_study_cli_writes_table_plot_and_summary(tmp_path):
     assert [(x["era"], x["children"], x["mean_vmas_visited"]) for x in rows] == [
         ("2.6.33", "2", "3.0"), ("6.18", "2", str((2 * 2 + 1) / 3)), ("2.6.33", "4", "5.0"), ("6.18", "4", str((2 * 4 + 1) / 5))]
     assert (out / "cost.png").stat().st_size > 0 and (out / "cost.svg").exists()
-    assert "| era | children | pages | mean_vmas_visited" in (out / "summary.md").read_text()
+    assert "| era | spec | children | pages | mean_vmas_visited" in (out / "summary.md").read_text()
     # a --y that is also one of the fixed columns is shown once
     r = subprocess.run(
         [sys.executable, "-m", "rmapsim", "study", "fork_chain", "--param", "generations=2", "--param", "pages=2",

@@ -147,3 +147,43 @@ def test_a_legacy_star_header_is_refused_not_replayed_as_the_preset(tmp_path):
     r = cli("replay", str(f))
     assert r.returncode == 2 and "whose knobs an older rmapsim did not record" in r.stderr
     assert cli("replay", str(f), "--era", VARIANT).returncode == 0
+
+
+def test_knob_grid_crosses_knob_values_with_eras():
+    rows = sweep("fork_chain", {"generations": [8], "pages": [2], "knob:fork_reuse": ["never", "active_vmas"]},
+                 eras=["6.0", "3.19"])
+    assert [(r["era"], r["spec"], r["fork_reuse"]) for r in rows] == [
+        ("6.0", "6.0+fork_reuse=never", "never"),
+        ("6.0", "6.0", "active_vmas"),
+        ("3.19", "3.19+fork_reuse=never", "never"),
+        ("3.19", "3.19+fork_reuse=active_vmas", "active_vmas"),
+    ]
+    # Each row is the run of its spec.
+    for r in rows:
+        assert r["n_anon_vma"] == workloads.fork_chain(r["spec"], generations=8, pages=2)["n_anon_vma"]
+    assert rows[0]["n_anon_vma"] > rows[1]["n_anon_vma"]
+    with pytest.raises(rmapsim.InvalidArgument, match=r"grid key 'knob:fork_reus': unknown knob .*"):
+        sweep("fork_chain", {"knob:fork_reus": ["never"]}, eras=["6.0"])
+    with pytest.raises(rmapsim.InvalidArgument, match='bad value "sometimes"'):
+        sweep("fork_chain", {"knob:fork_reuse": ["sometimes"]}, eras=["6.0"])
+
+
+def test_cli_study_writes_spec_and_knob_columns_and_one_line_per_variant(tmp_path):
+    import csv
+
+    out = tmp_path / "s"
+    r = cli("study", "fork_chain", "--era", "6.0", "--era", "6.0+fork_reuse=never", "--param", "generations=2,8",
+            "--param", "pages=2", "--param", "knob:cow_reuse_moves_page=true,false", "--y", "n_anon_vma",
+            "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    with open(out / "results.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 8
+    assert {(x["era"], x["spec"]) for x in rows} == {
+        ("6.0", "6.0"), ("6.0", "6.0+cow_reuse_moves_page=false"),
+        ("6.0+fork_reuse=never", "6.0+fork_reuse=never"),
+        ("6.0+fork_reuse=never", "6.0+cow_reuse_moves_page=false,fork_reuse=never")}
+    assert {x["cow_reuse_moves_page"] for x in rows} == {"true", "false"}
+    assert "| era | spec | generations | pages | cow_reuse_moves_page |" in (out / "summary.md").read_text()
+    bad = cli("study", "fork_chain", "--era", "6.0", "--param", "knob:nope=1", "--out", str(tmp_path / "b"))
+    assert bad.returncode == 2 and "unknown knob 'nope'" in bad.stderr

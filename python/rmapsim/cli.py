@@ -424,7 +424,9 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     st.add_argument("workload", metavar="WORKLOAD")
-    st.add_argument("--param", action="append", default=[], metavar="K=V1,V2", help="parameter values (repeatable)")
+    st.add_argument("--param", action="append", default=[], metavar="K=V1,V2",
+                    help="workload parameter values, or knob:NAME=V1,V2 to sweep a policy knob crossed with the eras "
+                         "(repeatable)")
     st.add_argument("--era", action="append", type=_era, metavar="E", help="era preset or spec, BASE+knob=value,... (repeatable; default: all presets)")
     st.add_argument("--out", required=True, metavar="DIR", help="output directory")
     st.add_argument("--jobs", type=_int_range(1, 1024), default=1, help="local worker processes, 1 .. 1024 (default 1)")
@@ -491,9 +493,12 @@ def cmd_study(args: argparse.Namespace) -> int:
             print(f"rmapsim study: --param {p!r} must look like K=V1,V2", file=sys.stderr)
             return 2
         k, vs = p.split("=", 1)
-        grid[k] = [_parse_value(v) for v in vs.split(",") if v]
+        conv = str if k.startswith("knob:") else _parse_value  # knob values stay text
+        grid[k] = [conv(v) for v in vs.split(",") if v]
         if not grid[k]:
             raise CliError(f"--param {p!r} gives no values")
+    if args.x is not None and args.x.startswith("knob:"):
+        raise CliError(f"--x {args.x!r}: a knob is not a numeric axis; each knob value gets its own line")
     if args.x is not None and args.x not in grid:
         raise CliError(f"--x {args.x!r} must be one of the --param names ({', '.join(grid) or 'none given'})")
     executor = None
@@ -531,11 +536,12 @@ def cmd_study(args: argparse.Namespace) -> int:
         metrics = [k for k, v in rows[0].items() if isinstance(v, (int, float)) and k not in grid]
         raise CliError(f"--y {args.y!r} is not a column of the results (written to {args.out}/results.csv); "
                        f"columns: {', '.join(metrics)}")
-    x = args.x or (next(iter(grid)) if grid else None)
+    x = args.x or next((k for k in grid if not k.startswith("knob:")), None)
     plotted = _study_plot(rows, x, args.y, args.out) if rows and x else False
     with open(os.path.join(args.out, "summary.md"), "w") as fh:
         fh.write(f"# {args.workload}: {args.y} by {x}\n\n")
-        cols = list(dict.fromkeys(["era", *grid, args.y, "n_anon_vma", "n_anon_vma_chain", "wall_s"]))
+        swept = [k[len("knob:"):] if k.startswith("knob:") else k for k in grid]
+        cols = list(dict.fromkeys(["era", "spec", *swept, args.y, "n_anon_vma", "n_anon_vma_chain", "wall_s"]))
         fh.write("| " + " | ".join(cols) + " |\n|" + "---|" * len(cols) + "\n")
         for r in rows:
             fh.write("| " + " | ".join(f"{r[c]:.4g}" if isinstance(r[c], float) else str(r[c]) for c in cols) + " |\n")
@@ -559,14 +565,16 @@ def _study_plot(rows: List[Dict[str, Any]], x: str, y: str, out: str) -> bool:
     import os
 
     fig, ax = plt.subplots(figsize=(6.5, 4))
-    for era in dict.fromkeys(r["era"] for r in rows):
-        pts = sorted((r[x], r[y]) for r in rows if r["era"] == era)
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=era)
+    styles = [("o", "-"), ("s", "--"), ("^", ":"), ("D", "-.")]  # lines that coincide stay visible
+    for i, spec in enumerate(dict.fromkeys(r["spec"] for r in rows)):  # one line per variant run
+        pts = sorted((r[x], r[y]) for r in rows if r["spec"] == spec)
+        m, ls = styles[i % len(styles)]
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=m, linestyle=ls, markersize=7 - i % 4, label=spec)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel(x)
     ax.set_ylabel(y)
-    ax.legend(fontsize="small", ncol=2)
+    ax.legend(fontsize="small", loc="best")
     ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
     fig.savefig(os.path.join(out, "cost.png"), dpi=120)

@@ -20,7 +20,7 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Seque
 from . import eras as all_eras
 from . import workloads
 from .errors import InvalidArgument, short_repr
-from .policy import era_spec
+from .policy import Policy, _text as _knob_text, era_spec, knobs
 
 
 class SweepInterrupted(KeyboardInterrupt):
@@ -31,10 +31,37 @@ class SweepInterrupted(KeyboardInterrupt):
         self.rows = rows
 
 
-def _run(workload: str, era: str, params: Mapping[str, Any]) -> Dict[str, Any]:
-    row: Dict[str, Any] = {"workload": workload, "era": era, **params}
-    row.update(workloads.get(workload)(era, **params))
+#: Grid keys of this form sweep a policy knob (``"knob:fork_reuse": ["never", "active_vmas"]``).
+KNOB_PREFIX = "knob:"
+
+
+def _run(workload: str, era: str, params: Mapping[str, Any], spec: Optional[str] = None,
+         knob_values: Optional[Mapping[str, str]] = None) -> Dict[str, Any]:
+    """One run: the row holds the workload, the era as given, the spec run (the era with
+    the swept knobs applied), each swept knob's value, the parameters and the results."""
+    spec = spec or era
+    row: Dict[str, Any] = {"workload": workload, "era": era, "spec": spec, **(knob_values or {}), **params}
+    row.update(workloads.get(workload)(spec, **params))
     return row
+
+
+def _split_grid(grid: Mapping[str, Sequence[Any]]) -> "tuple[Dict[str, Sequence[Any]], Dict[str, List[str]]]":
+    """(workload parameters, {knob: values}) of a grid whose ``knob:NAME`` keys sweep knobs."""
+    params: Dict[str, Sequence[Any]] = {}
+    knob_grid: Dict[str, List[str]] = {}
+    names = {k.name for k in knobs()}
+    for k, vs in grid.items():
+        if isinstance(k, str) and k.startswith(KNOB_PREFIX):
+            name = k[len(KNOB_PREFIX):]
+            if name not in names:
+                raise InvalidArgument(f"grid key {short_repr(k)}: unknown knob {short_repr(name)} "
+                                      f"(`rmapsim eras --knobs` lists them)")
+            if isinstance(vs, (str, bytes, Mapping)) or not isinstance(vs, Iterable):
+                raise InvalidArgument(f"grid[{short_repr(k)}] must be a list of values, got {short_repr(vs)}")
+            knob_grid[name] = [_knob_text(name, v) for v in vs]
+        else:
+            params[k] = vs
+    return params, knob_grid
 
 
 def grid_points(grid: Mapping[str, Sequence[Any]]) -> List[Dict[str, Any]]:
@@ -56,9 +83,12 @@ def sweep(
     executor: Optional[Executor] = None,
     progress: Optional[Callable[[int, int], None]] = None,
 ) -> List[Dict[str, Any]]:
-    """One row per (grid point, era), in grid order then era order. ``eras`` holds
-    presets, era specs (``"6.0+fork_reuse=never"``) or :class:`~rmapsim.Policy` objects; the
-    rows carry each as its canonical spec."""
+    """One row per (grid point, era, knob values), in grid order, then era order, then
+    knob-value order. ``eras`` holds presets, era specs (``"6.0+fork_reuse=never"``) or
+    :class:`~rmapsim.Policy` objects. A grid key ``"knob:NAME"`` sweeps that policy knob
+    over its values, crossed with the eras. Each row has ``era`` (as given, canonical),
+    ``spec`` (the variant that ran: the era with the swept knobs applied) and a column per
+    swept knob holding its value."""
     fn = workloads.get(workload)
     if eras is None:
         eras = all_eras()
@@ -75,6 +105,7 @@ def sweep(
         raise InvalidArgument(f"executor must be a concurrent.futures.Executor or None, got {short_repr(executor)}")
     if progress is not None and not callable(progress):
         raise InvalidArgument(f"progress must be a callable or None, got {short_repr(progress)}")
+    grid, knob_grid = _split_grid(grid) if isinstance(grid, Mapping) else (grid, {})
     points = grid_points(grid)
     import inspect
 
@@ -84,7 +115,17 @@ def sweep(
             raise InvalidArgument(f"workload {workload} has no parameter {short_repr(k)}; "
                                   f"parameters: {', '.join(sorted(accepted))}")
     # validate every point quickly on the smallest possible failure: a bad value fails fast
-    jobs = [(workload, era, p) for p in points for era in eras]
+    # Every era crossed with every combination of swept knob values, as canonical specs
+    # (a bad knob value fails here, before anything runs).
+    variants = []
+    for era in eras:
+        for kv in grid_points(knob_grid):
+            try:
+                spec = str(Policy.parse(era).replace(**kv)) if kv else era
+            except InvalidArgument as err:
+                raise InvalidArgument(f"grid: {err}") from None
+            variants.append((era, spec, kv))
+    jobs = [(workload, era, p, spec, kv) for p in points for era, spec, kv in variants]
     rows: List[Optional[Dict[str, Any]]] = [None] * len(jobs)
     done = 0
     try:
