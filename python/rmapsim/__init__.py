@@ -180,6 +180,22 @@ class Simulator(_core.Simulator):
         if ram is not None:
             self.set_ram(ram)
 
+    def clone(self) -> "Simulator":
+        """An independent deep copy of the whole state and its future: the same random
+        stream, ENOMEM injection, limits and counters, so the same operations on the copy
+        and the original give the same results bit for bit. A copy too big for this
+        process's host-memory budget raises :class:`OutOfMemory` (nothing changes).
+        ``copy.copy`` and ``copy.deepcopy`` make the same copy."""
+        new = type(self).__new__(type(self), era=self.era)
+        new._copy_from(self)
+        return new
+
+    def __copy__(self) -> "Simulator":
+        return self.clone()
+
+    def __deepcopy__(self, memo: Dict[int, Any]) -> "Simulator":
+        return self.clone()
+
     def exit_many(self, pids: Iterable[int]) -> None:
         """``exit`` each process of ``pids``, in order (the same as calling ``exit`` on
         each). Every pid is validated first: an unknown pid raises ``NoSuchProcess`` and a

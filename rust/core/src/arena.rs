@@ -81,6 +81,7 @@ impl<T> fmt::Debug for Id<T> {
 pub const MAX_GENERATION: u32 = 1 << 29;
 
 #[cfg_attr(test, derive(Debug))]
+#[derive(Clone)]
 struct Slot<T> {
     gen: u32,
     /// Operation number that freed the previous occupant (valid while `val` is `None`).
@@ -91,6 +92,7 @@ struct Slot<T> {
 /// A slab of `T` with generational handles and a LIFO free list (like a kernel slab,
 /// the most recently freed slot is reused first).
 #[cfg_attr(test, derive(Debug))]
+#[derive(Clone)]
 pub struct Arena<T> {
     slots: Vec<Slot<T>>,
     free: Vec<u32>,

@@ -61,6 +61,7 @@ pub mod vmflags {
 
 /// `mm_struct`: one address space.
 #[cfg_attr(test, derive(Debug))]
+#[derive(Clone)]
 pub struct Mm {
     pub pid: u32,
     /// `mm->start_brk` / `mm->brk`: the heap's base (set by the ELF loader; here by
@@ -73,6 +74,7 @@ pub struct Mm {
 
 /// `vm_area_struct`: a contiguous range of one address space with uniform attributes.
 #[cfg_attr(test, derive(Debug))]
+#[derive(Clone)]
 #[repr(C)] // the fields a walk's visit reads come first, in one cache line (see `pgtable`)
 pub struct Vma {
     /// Byte addresses, page aligned, `start < end`.
@@ -131,6 +133,7 @@ impl Vma {
 
 /// `anon_vma`: the object `page->mapping` points at for anonymous pages.
 #[cfg_attr(test, derive(Debug))]
+#[derive(Clone)]
 pub struct AnonVma {
     /// `anon_vma->head` (≤ 3.6): chain entries (legacy: VMAs) of every VMA that may map
     /// pages of this anon_vma; protected by the anon_vma's (root's, 2.6.35+) lock.
@@ -158,6 +161,7 @@ pub struct AnonVma {
 
 /// `anon_vma_chain`: links one VMA to one anon_vma.
 #[cfg_attr(test, derive(Debug))]
+#[derive(Clone)]
 pub struct Avc {
     pub vma: VmaId,
     pub anon_vma: AnonVmaId,
@@ -277,7 +281,7 @@ pub struct ListEntry {
 ///
 /// Kernel order is: the head part in reverse insertion order, then the tail part in
 /// insertion order — exactly what `list_add` / `list_add_tail` produce.
-#[derive(Default)]
+#[derive(Clone, Default)]
 #[cfg_attr(test, derive(Debug))]
 pub struct AvList {
     head: Vec<Option<ListEntry>>,

@@ -67,7 +67,7 @@ pub enum Stale {
 /// Hasher for the side maps, whose keys are slot indices: one multiply (Fibonacci
 /// hashing). The default SipHash was a measurable share of walks over swap-cache pages;
 /// a slot index needs no protection against chosen keys.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct SlotHasher(u64);
 
 impl Hasher for SlotHasher {
@@ -91,7 +91,7 @@ impl Hasher for SlotHasher {
 type SlotMap<V> = HashMap<u32, V, BuildHasherDefault<SlotHasher>>;
 
 /// The page store; see the module documentation.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct PageStore {
     word: Vec<u32>,
     mapping: Vec<u32>,

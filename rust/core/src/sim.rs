@@ -261,6 +261,7 @@ pub struct VmaInfo {
 
 /// The simulated machine: processes, their address spaces and the anon rmap of one era.
 #[cfg_attr(test, derive(Debug))]
+#[derive(Clone)]
 pub struct Simulator {
     pub(crate) policy: Policy,
     pub(crate) seed: u64,
@@ -750,6 +751,21 @@ impl Simulator {
     /// [`Simulator::memory`]): arena slots plus the heap each kind owns. `mm` counts the
     /// VMA tree's entries (16 bytes each) as its heap, `vma` its chain vector, `anon_vma`
     /// its list vectors; page-table entries are their own kind, `pte`.
+    /// An independent deep copy: the same state and the same future (random stream,
+    /// injection, limits, counters included). Refused with `OutOfMemory` when the copy
+    /// would take the host guard's budget (see `hostmem`), instead of aborting.
+    pub fn try_clone(&self) -> Result<Simulator> {
+        let bytes: u64 = self.memory_usage().iter().map(|k| k.capacity_bytes).sum();
+        let heap = crate::hostmem::heap_bytes();
+        if heap.saturating_add(bytes) > self.host_budget {
+            return Err(SimError::OutOfMemory(format!(
+                "clone refused: it needs about {bytes} bytes and rmapsim holds {heap}, beyond this process's budget of {} bytes",
+                self.host_budget
+            )));
+        }
+        Ok(self.clone())
+    }
+
     pub fn memory_usage(&self) -> Vec<KindUsage> {
         fn arena<T>(kind: &'static str, a: &crate::arena::Arena<T>, heap: (u64, u64)) -> KindUsage {
             let sb = crate::arena::Arena::<T>::slot_size() as u64;

@@ -845,6 +845,19 @@ impl PySimulator {
         Ok(out)
     }
 
+    /// Make this simulator an independent deep copy of `other` (its whole state and
+    /// future: random stream, injection, limits). `rmapsim.Simulator.clone` uses it.
+    fn _copy_from(slf: &Bound<'_, Self>, other: &Bound<'_, PySimulator>) -> PyResult<()> {
+        let copy = {
+            let (src, _running) = borrow(other, "clone")?;
+            let inner = &src.inner;
+            detached(slf.py(), || inner.try_clone())?
+        };
+        let (mut this, _running) = borrow_mut(slf, "clone")?;
+        this.inner = copy;
+        Ok(())
+    }
+
     /// Check every invariant; raises `InvariantViolation` naming the first broken one.
     /// Ctrl-C stops it with `KeyboardInterrupt` (it changes nothing).
     fn check(slf: &Bound<'_, Self>) -> PyResult<()> {
