@@ -541,6 +541,9 @@ fn distance(a: &str, b: &str) -> usize {
 
 /// The closest of `names` to `got`, as " (did you mean X?)", when one is close.
 fn suggest<'a>(got: &str, names: impl Iterator<Item = &'a str>) -> String {
+    if got.len() > 64 {
+        return String::new(); // no name is that long; spare the distance computation
+    }
     names
         .map(|n| (distance(got, n), n))
         .filter(|&(d, n)| d <= 2.max(n.len() / 4))
