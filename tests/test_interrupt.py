@@ -51,13 +51,20 @@ except KeyboardInterrupt as e:
 """
 
 
+def sigint_default() -> None:
+    """In the child before exec: SIGINT at its default, so Python turns it into
+    KeyboardInterrupt even when this test run inherited it ignored (a runner started in
+    the background with ``&`` has SIGINT ignored, and Python keeps an ignored SIGINT)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def interrupt_child(setup: str, call: str, after: str = "pass") -> tuple[float, list[str]]:
     """Run ``call`` in a child, SIGINT it DELAY_S after it started; return the latency from
     the signal to the child's KeyboardInterrupt handler and the lines the handler printed."""
     src = CHILD.format(setup=textwrap.dedent(setup), call=call, after=after)
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     child = subprocess.Popen([sys.executable, "-c", src], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True, env=env)
+                             text=True, env=env, preexec_fn=sigint_default)
     try:
         assert child.stdout is not None
         first = child.stdout.readline().strip()
@@ -158,7 +165,7 @@ def test_a_study_stops_on_sigint_keeping_its_finished_rows():
 
 def test_cli_fuzz_exits_130_on_sigint():
     child = subprocess.Popen([sys.executable, "-m", "rmapsim", "fuzz", "--seconds", "30"], stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
+                             stderr=subprocess.PIPE, text=True, preexec_fn=sigint_default)
     try:
         time.sleep(1.5)  # start-up and import, then fuzzing
         t0 = time.monotonic()
