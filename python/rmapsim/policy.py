@@ -55,7 +55,8 @@ class Policy:
             return name
         if not isinstance(name, str):
             raise InvalidArgument(f"era must be a string or a rmapsim.Policy, got {short_repr(name)}")
-        return cls(base=name.split("+", 1)[0].strip(), values=tuple(_core.preset(name)))
+        spec = _core.spec(name)  # canonical: the core parses it and writes it back
+        return cls(base=spec.split("+", 1)[0], values=tuple(_core.preset(spec)))
 
     @classmethod
     def parse(cls, spec: str) -> "Policy":
@@ -66,8 +67,7 @@ class Policy:
     def __str__(self) -> str:
         """The canonical era spec: the base, then each knob that differs from it, in knob
         order."""
-        o = self.overrides()
-        return self.base if not o else self.base + "+" + ",".join(f"{k}={v}" for k, v in o.items())
+        return _core.spec(self.base, self.as_dict())
 
     def __repr__(self) -> str:
         args = [repr(self.base)] + [f"{k}={v!r}" for k, v in self.overrides().items()]
@@ -104,7 +104,7 @@ def era_spec(era: Any) -> str:
         return str(era)
     if not isinstance(era, str):
         raise InvalidArgument(f"era must be an era name, an era spec or a rmapsim.Policy, got {short_repr(era)}")
-    return str(Policy.preset(era))
+    return _core.spec(era)
 
 
 def policy_overrides(policy: "Policy | Mapping[str, Any] | None") -> Tuple[str | None, Dict[str, str] | None]:

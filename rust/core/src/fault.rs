@@ -122,15 +122,8 @@ impl Simulator {
                 let vma = vmas.get_mut(v).expect("live vma"); // ok: the caller found it
                 let mut done = 0;
                 while done < batch {
-                    let Some((mapping, old, index)) = Self::cow_target(pages, vma, cur) else { break };
-                    Self::cow_replace(
-                        pages,
-                        avs,
-                        vma,
-                        cur,
-                        Page { mapping, index, mapcount: 1, swap: None, anon: true },
-                        old,
-                    );
+                    let Some(t) = Self::cow_target(pages, vma, cur) else { break };
+                    Self::cow_replace(pages, avs, vma, cur, t);
                     done += 1;
                     cur += PAGE_SIZE;
                 }
@@ -144,7 +137,7 @@ impl Simulator {
                 }
                 continue;
             }
-            let Some((mapping, old, index)) = Self::cow_target(&self.pages, self.vma(v), cur) else { break };
+            let Some(t) = Self::cow_target(&self.pages, self.vma(v), cur) else { break };
             let r = self.may_alloc(AllocSite::PageCow);
             #[cfg(test)]
             if r.is_err() {
@@ -153,7 +146,7 @@ impl Simulator {
             r?;
             let Simulator { vmas, pages, avs, .. } = self;
             let vma = vmas.get_mut(v).expect("live vma"); // ok: as above
-            Self::cow_replace(pages, avs, vma, cur, Page { mapping, index, mapcount: 1, swap: None, anon: true }, old);
+            Self::cow_replace(pages, avs, vma, cur, t);
             #[cfg(test)]
             COW_HITS.with(|c| c.set(c.get() + 1));
             cur += PAGE_SIZE;
@@ -174,11 +167,18 @@ impl Simulator {
         Some((mapping, old, vma.linear_page_index(cur)))
     }
 
-    /// The copy: `new` mapped writable at `cur` in place of `old`, which loses a mapping
-    /// (others still map it).
+    /// The copy ([`Simulator::page_alloc`]'s insert, with the fields borrowed apart): a
+    /// new page of `vma->anon_vma` mapped writable at `cur` in place of `old`, which loses
+    /// a mapping (others still map it). `(mapping, old, index)` is [`Simulator::cow_target`]'s.
     #[inline(always)]
-    fn cow_replace(pages: &mut PageStore, avs: &mut Arena<AnonVma>, vma: &mut Vma, cur: u64, new: Page, old: PageId) {
-        let new = pages.insert(new, avs);
+    fn cow_replace(
+        pages: &mut PageStore,
+        avs: &mut Arena<AnonVma>,
+        vma: &mut Vma,
+        cur: u64,
+        (mapping, old, index): (AnonVmaId, PageId, u64),
+    ) {
+        let new = pages.insert(Page { mapping, index, mapcount: 1, swap: None, anon: true }, avs);
         if let Some(e) = vma.ptes.get_mut(cur) {
             *e = Pte::present(new, true); // populated before and after: no count changes
         }

@@ -290,6 +290,17 @@ impl<'a> Cand<'a> {
         };
         Cand { vma, e, pgoff: vma.pgoff, pages: vma.pages(), start: vma.start, first, id, pending }
     }
+
+    /// The entry of the VMA's page `off` (`off < pages`): from the dense array, or
+    /// through the VMA for a paged table.
+    #[inline(always)]
+    fn entry(&self, off: u64) -> Pte {
+        match self.e.get(off.wrapping_add(self.first) as usize) {
+            Some(&e) => e,
+            None if self.e.is_empty() => self.vma.pte(self.start + (off << PAGE_SHIFT)),
+            None => Pte::NONE, // a dense table holds every entry of its VMA
+        }
+    }
 }
 
 impl WalkTarget {
@@ -297,9 +308,8 @@ impl WalkTarget {
     /// same counters, the same hits, the same stop. The counters live in locals (in
     /// registers) and are added to `w` at the end; kept in `w` they were a store-to-load
     /// chain per candidate. Returns `None` when every candidate was visited, else the
-    /// position of the one the walk stopped at. A long
-    /// list goes through a call of its own ([`WalkTarget::visit_many_cands`]), so the
-    /// loop has the registers to itself.
+    /// position of the one the walk stopped at. A long list goes through a call of its
+    /// own ([`WalkTarget::visit_many_cands`]), so the loop has the registers to itself.
     #[inline(always)]
     fn visit_cands(
         &self,
@@ -317,12 +327,7 @@ impl WalkTarget {
                 continue; // vma_address: outside the VMA
             }
             in_range += 1;
-            let pte = match c.e.get(off.wrapping_add(c.first) as usize) {
-                Some(&e) => e,
-                None if c.e.is_empty() => c.vma.pte(c.start + (off << PAGE_SHIFT)),
-                None => Pte::NONE, // a dense table holds every entry of its VMA
-            };
-            if pte.maps(self.page) {
+            if c.entry(off).maps(self.page) {
                 found += 1;
                 on_hit(c.id, c.start + (off << PAGE_SHIFT));
                 left = left.saturating_sub(1);

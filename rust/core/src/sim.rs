@@ -584,9 +584,9 @@ impl Simulator {
         }
         // No site allocates more than a page (the structs are far smaller), and frees
         // only lower the use.
-        let ram_pages = (self.ram.saturating_sub(used.saturating_add(need)) / PAGE_SIZE) as usize;
+        let ram_pages = self.ram.saturating_sub(used.saturating_add(need)) / PAGE_SIZE;
         self.alloc_fast = match self.inject {
-            Inject::Off => Self::FAST_ALLOCS.min(ram_pages as u64).min(room.saturating_sub(1) as u64),
+            Inject::Off => Self::FAST_ALLOCS.min(ram_pages).min(room.saturating_sub(1) as u64),
             _ => 0,
         };
         Ok(())

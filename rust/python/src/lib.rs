@@ -1028,6 +1028,13 @@ fn fuzz<'py>(
     Ok(d)
 }
 
+/// The canonical era spec of `era` with `policy` (`{knob: value}`) applied on top.
+#[pyfunction]
+#[pyo3(signature = (era, policy = None))]
+fn spec(py: Python<'_>, era: &Bound<'_, PyAny>, policy: Option<&Bound<'_, PyAny>>) -> PyResult<String> {
+    Ok(policy_of(py, &args::text(era, "era")?, opt_dict(policy, "policy")?)?.name)
+}
+
 /// The knob values of a preset: `{knob: value as text}`.
 #[pyfunction]
 fn preset(py: Python<'_>, name: &Bound<'_, PyAny>) -> PyResult<Vec<(&'static str, String)>> {
@@ -1052,6 +1059,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PySimulator>()?;
     m.add_function(wrap_pyfunction!(eras, m)?)?;
     m.add_function(wrap_pyfunction!(preset, m)?)?;
+    m.add_function(wrap_pyfunction!(spec, m)?)?;
     m.add_function(wrap_pyfunction!(parse_trace, m)?)?;
     m.add_function(wrap_pyfunction!(format_trace, m)?)?;
     m.add_function(wrap_pyfunction!(fuzz, m)?)?;
