@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from typing import Any, Dict, Iterable, List, Literal, Optional, Union, overload
+from typing import Any, Dict, Iterable, List, Literal, Optional, Tuple, Union, overload
 
 import numpy as np
 
@@ -195,6 +195,30 @@ class Simulator(_core.Simulator):
 
     def __deepcopy__(self, memo: Dict[int, Any]) -> "Simulator":
         return self.clone()
+
+    def to_bytes(self) -> bytes:
+        """The whole state as a compact, versioned snapshot (docs/snapshots.md): what
+        :meth:`clone` copies (objects, page tables, random stream, injection, limits,
+        counters), so :meth:`from_bytes` gives a simulator with the same future. About 5
+        bytes per populated PTE; Ctrl-C stops it; beyond the host-memory budget it raises
+        :class:`OutOfMemory`. ``pickle`` uses it."""
+        return self._snapshot()
+
+    @classmethod
+    def from_bytes(cls, data: "Union[bytes, bytearray, memoryview]") -> "Simulator":
+        """The simulator a :meth:`to_bytes` snapshot holds. Raises :class:`InvalidArgument`
+        naming what is wrong when ``data`` is not a snapshot, comes from another format
+        version, is truncated or fails its checksum."""
+        if isinstance(data, (bytearray, memoryview)):
+            data = bytes(data)
+        if not isinstance(data, bytes):
+            raise InvalidArgument(f"data: expected bytes (a snapshot from Simulator.to_bytes), got {type(data).__name__}")
+        new = cls.__new__(cls)
+        new._restore(data)
+        return new
+
+    def __reduce__(self) -> Tuple[Any, ...]:
+        return (_restore_simulator, (type(self), self.to_bytes()))
 
     def exit_many(self, pids: Iterable[int]) -> None:
         """``exit`` each process of ``pids``, in order (the same as calling ``exit`` on
@@ -383,6 +407,13 @@ class Simulator(_core.Simulator):
 
 #: pyo3's messages when a call finds the native object borrowed by a call in another thread.
 _BORROWED = ("Already borrowed", "Already mutably borrowed")
+
+
+def _restore_simulator(cls: type, data: bytes) -> Simulator:
+    """Unpickle a :class:`Simulator` (see :meth:`Simulator.__reduce__`)."""
+    if not (isinstance(cls, type) and issubclass(cls, Simulator)):
+        raise InvalidArgument(f"cls: expected a Simulator class, got {short_repr(cls)}")
+    return cls.from_bytes(data)
 
 
 def _busy(self: Any, e: RuntimeError, name: str) -> BaseException:

@@ -257,6 +257,10 @@ impl<T> Arena<T> {
     }
 }
 
+// Snapshot coding (`crate::snapshot`).
+crate::wire_struct!(Slot<T> { gen, freed_by, val });
+crate::wire_struct!(Arena<T> { slots, free, pins, live, allocs, frees });
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -283,3 +283,5 @@ mod tests {
         assert!(n <= 2);
     }
 }
+
+crate::wire_struct!(TreeLinks { left, right, start, last, subtree_last, seq, prio });

@@ -43,6 +43,7 @@ pub mod policy;
 pub mod render;
 pub mod rmap;
 pub mod sim;
+pub mod snapshot;
 pub mod swap;
 pub mod trace;
 pub mod vma;

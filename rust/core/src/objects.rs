@@ -209,6 +209,16 @@ const PTE_WRITE: u64 = 4;
 
 impl Pte {
     pub const NONE: Pte = Pte(0);
+    /// The packed word (for snapshots).
+    #[inline]
+    pub fn raw(self) -> u64 {
+        self.0
+    }
+    /// An entry from its packed word (for snapshots; any word decodes to some entry).
+    #[inline]
+    pub fn from_raw(v: u64) -> Pte {
+        Pte(v)
+    }
     /// Read-only mapping of the shared zero page (not an anon page).
     pub const ZERO: Pte = Pte(PTE_ZERO);
 
@@ -412,3 +422,11 @@ mod tests {
         assert!(Pte::NONE.is_none() && Pte::ZERO.is_zero());
     }
 }
+
+// Snapshot coding (`crate::snapshot`), field by field.
+crate::wire_struct!(Mm { pid, start_brk, brk, vmas });
+crate::wire_struct!(Vma { start, end, pgoff, ptes, mm, prot, flags, anon_vma, chain, av_pos });
+crate::wire_struct!(AnonVma { list, tree, tree_len, root, parent, refcount, degree, num_children, num_active_vmas });
+crate::wire_struct!(Avc { vma, anon_vma, pos, tree });
+crate::wire_struct!(ListEntry { avc, vma });
+crate::wire_struct!(AvList { head, tail, holes });

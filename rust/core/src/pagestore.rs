@@ -448,6 +448,70 @@ impl PageStore {
     }
 }
 
+// Snapshot coding (`crate::snapshot`). The three `u32` columns are delta coded (see
+// `put_deltas`): neighbouring slots usually hold pages of one anon_vma at consecutive
+// indices with equal flags, so a page takes about four bytes. The side maps are written in
+// slot order.
+impl crate::snapshot::Wire for PageStore {
+    fn put(&self, w: &mut crate::snapshot::Writer) {
+        use crate::snapshot::put_deltas;
+        let PageStore {
+            word,
+            mapping,
+            index_lo,
+            mapcount,
+            big_mapcount,
+            big_index,
+            swap,
+            odd_mapping,
+            free,
+            live,
+            allocs,
+            frees,
+        } = self;
+        put_deltas(w, word);
+        put_deltas(w, mapping);
+        put_deltas(w, index_lo);
+        mapcount.put(w);
+        big_mapcount.put(w);
+        big_index.put(w);
+        swap.put(w);
+        odd_mapping.put(w);
+        free.put(w);
+        live.put(w);
+        allocs.put(w);
+        frees.put(w);
+    }
+    fn get(r: &mut crate::snapshot::Reader<'_>) -> crate::error::Result<Self> {
+        use crate::snapshot::{get_deltas, Wire};
+        let s = PageStore {
+            word: get_deltas(r)?,
+            mapping: get_deltas(r)?,
+            index_lo: get_deltas(r)?,
+            mapcount: Wire::get(r)?,
+            big_mapcount: Wire::get(r)?,
+            big_index: Wire::get(r)?,
+            swap: Wire::get(r)?,
+            odd_mapping: Wire::get(r)?,
+            free: Wire::get(r)?,
+            live: Wire::get(r)?,
+            allocs: Wire::get(r)?,
+            frees: Wire::get(r)?,
+        };
+        let n = s.word.len();
+        if s.mapping.len() != n
+            || s.index_lo.len() != n
+            || s.mapcount.len() != n
+            || s.free.iter().any(|&f| f as usize >= n)
+        {
+            return Err(crate::error::SimError::InvalidArgument(
+                "data: not a valid rmapsim snapshot: the page columns disagree".into(),
+            ));
+        }
+        Ok(s)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -638,6 +638,47 @@ impl Paged {
     }
 }
 
+// Snapshot coding (`crate::snapshot`): entries run-length coded, so a table costs bytes
+// per populated entry, not per page of the range.
+impl crate::snapshot::Wire for PteTable {
+    fn put(&self, w: &mut crate::snapshot::Writer) {
+        use crate::snapshot::put_ptes;
+        self.d.e.len().put(w);
+        self.d.base.put(w);
+        put_ptes(w, &self.d.e);
+        self.p.keys.put(w);
+        w.varint(self.p.pages.len() as u64);
+        for pg in &self.p.pages {
+            pg.key.put(w);
+            put_ptes(w, &pg.e);
+        }
+    }
+    fn get(r: &mut crate::snapshot::Reader<'_>) -> crate::error::Result<Self> {
+        use crate::snapshot::{get_ptes, vec_with, Wire};
+        let bad = |m: &str| crate::error::SimError::InvalidArgument(format!("data: not a valid rmapsim snapshot: {m}"));
+        let (n, base): (usize, u64) = Wire::get(r)?;
+        let mut e = vec_with(n)?;
+        e.resize(n, Pte::NONE);
+        let used = get_ptes(r, &mut e)?;
+        let d = Dense { e, base, used };
+        let keys: Vec<(u64, u32)> = Wire::get(r)?;
+        let np = r.len()?;
+        let mut pages = vec_with(np)?;
+        for _ in 0..np {
+            let mut pg = PtePage::new(u64::get(r)?);
+            pg.used = get_ptes(r, &mut pg.e)?;
+            pages.push(pg);
+        }
+        let keyed = keys.len() == pages.len()
+            && keys.windows(2).all(|k| k[0].0 < k[1].0)
+            && keys.iter().all(|&(k, i)| pages.get(i as usize).is_some_and(|p| p.key == k));
+        if !keyed {
+            return Err(bad("a page-table directory does not match its pages"));
+        }
+        Ok(PteTable { d, p: Paged { keys, pages } })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -402,6 +402,7 @@ impl Simulator {
     }
 
     pub(crate) fn begin_op(&mut self, name: &'static str) {
+        debug_assert!(crate::snapshot::OP_NAMES.contains(&name), "add {name:?} to snapshot::OP_NAMES");
         self.flush_write_stats();
         self.ws_cur.ops = 1;
         self.op += 1;

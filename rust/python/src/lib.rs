@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use numpy::{IntoPyArray, PyArray1};
 use pyo3::exceptions::{PyKeyboardInterrupt, PyRuntimeError};
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList, PyString, PyType};
+use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyType};
 
 use rmapsim_core::contention::ReclaimModel;
 use rmapsim_core::fuzz::FuzzConfig;
@@ -855,6 +855,26 @@ impl PySimulator {
         };
         let (mut this, _running) = borrow_mut(slf, "clone")?;
         this.inner = copy;
+        Ok(())
+    }
+
+    /// The whole state as a versioned snapshot (`rmapsim.Simulator.to_bytes`).
+    fn _snapshot<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyBytes>> {
+        let buf = {
+            let (this, _running) = borrow(slf, "to_bytes")?;
+            let inner = &this.inner;
+            detached(slf.py(), || catch(|| inner.to_snapshot()))?
+        };
+        Ok(PyBytes::new(slf.py(), &buf))
+    }
+
+    /// Replace this simulator's state with the one `data` (a snapshot) holds; on any
+    /// error nothing changes (`rmapsim.Simulator.from_bytes`).
+    fn _restore(slf: &Bound<'_, Self>, data: &Bound<'_, PyBytes>) -> PyResult<()> {
+        let bytes = data.as_bytes();
+        let restored = detached(slf.py(), || catch(|| Core::from_snapshot(bytes)))?;
+        let (mut this, _running) = borrow_mut(slf, "from_bytes")?;
+        this.inner = restored;
         Ok(())
     }
 
