@@ -142,7 +142,8 @@ def _sim_calls() -> Dict[str, Tuple[Callable[..., Any], Callable[[Dict[str, Any]
         "drop_swap_cache": (m("drop_swap_cache"), lambda w: dict(pages=None)),
         "contention": (m("contention"), lambda w: dict(pages=None, cpus=2, per_candidate=1, handoff=1, outside=10,
                                                        writer_every=0, writer_hold=5)),
-        "apply": (m("apply"), lambda w: dict(ops=TRACE, check_each=False, sample_every=0)),
+        "apply": (m("apply"), lambda w: dict(ops=TRACE, check_each=False, sample_every=0, events=False)),
+        "from_bytes": (lambda w, **kw: rmapsim.Simulator.from_bytes(**kw), lambda w: dict(data=w["sim"].to_bytes())),
         "inject_enomem_nth": (m("inject_enomem"), lambda w: dict(nth=3)),
         "inject_enomem_rate": (m("inject_enomem"), lambda w: dict(rate=0.5)),
     }

@@ -22,6 +22,7 @@ import numpy as np
 from . import _core
 from ._stats import COLUMNS, LOCK_EXCLUSIVE, LOCK_SHARED, ScanStats, summary_from_totals
 from .policy import Knob, Policy, era_spec, knobs, policy_overrides
+from .events import EventLog
 from .errors import (
     BadAddress,
     Busy,
@@ -52,6 +53,7 @@ __all__ = [
     "knobs",
     "DEFAULT_ERA",
     "ScanStats",
+    "EventLog",
     "eras",
     "COLUMNS",
     "LOCK_EXCLUSIVE",
@@ -126,6 +128,8 @@ class ApplyResult:
     def __init__(self, status: np.ndarray, value: np.ndarray, message: list) -> None:
         self.status, self.value, self.message = status, value, message
         self.samples = np.zeros(0, dtype=SAMPLE_DTYPE)
+        #: The per-operation event log with ``apply(..., events=True)``, else None.
+        self.events: "Optional[EventLog]" = None
 
     def __len__(self) -> int:
         return len(self.status)
@@ -363,7 +367,8 @@ class Simulator(_core.Simulator):
         Returns how many pages were dropped."""
         return int(self._drop_swap_cache(self._pages(pages)))
 
-    def apply(self, ops: object, check_each: bool = False, sample_every: int = 0) -> "ApplyResult":
+    def apply(self, ops: object, check_each: bool = False, sample_every: int = 0,
+              events: bool = False) -> "ApplyResult":
         """Run a batch of operations in one call: ``ops`` is trace text (version 1) or an
         op array (:mod:`rmapsim.trace`). Every operation runs even if earlier ones fail;
         with ``check_each``, ``check()`` runs after every operation and the batch stops at
@@ -371,14 +376,37 @@ class Simulator(_core.Simulator):
         With ``sample_every`` = K > 0, the result's ``samples`` holds object counts and bytes
         after every K-th operation and after the last (:data:`SAMPLE_FIELDS`). Ctrl-C stops
         the batch between two operations (or inside a long one at its own boundary, as for
-        ``touch_many``) with ``KeyboardInterrupt``: the operations before it are applied."""
+        ``touch_many``) with ``KeyboardInterrupt``: the operations before it are applied.
+        With ``events=True`` the result's ``events`` is the per-operation
+        :class:`~rmapsim.events.EventLog` (allocations and frees, live objects, walks),
+        also kept as :meth:`events` (``sample_every`` is then refused: the log has the
+        counts after every operation)."""
         from . import trace
 
         arr = trace.parse(ops) if isinstance(ops, str) else ops
+        if not isinstance(events, (bool, np.bool_)):
+            raise InvalidArgument(f"events must be True or False, got {short_repr(events)}")
+        if events:
+            if sample_every != 0:
+                raise InvalidArgument(f"sample_every={short_repr(sample_every)} with events=True: the event log "
+                                      "already has the live counts after every operation")
+            from .events import EventLog, lock_kind_of
+
+            status, value, message, cols = self._apply_events(trace.rows(arr), check_each)
+            res = ApplyResult(np.frombuffer(bytes(status), dtype=np.uint8).copy(), np.asarray(value, dtype=np.uint64),
+                              list(message))
+            res.events = EventLog(self.era, lock_kind_of(self.era), res.status, res.value, res.message, cols)
+            self._event_log = res.events
+            return res
         status, value, message, samples = self._apply(trace.rows(arr), check_each, sample_every)
         res = ApplyResult(np.frombuffer(bytes(status), dtype=np.uint8).copy(), np.asarray(value, dtype=np.uint64), list(message))
         res.samples = np.array([tuple(s) for s in samples], dtype=SAMPLE_DTYPE)
         return res
+
+    def events(self) -> "Optional[EventLog]":
+        """The event log of the last ``apply(..., events=True)`` on this simulator (None
+        before the first). A copy or unpickled simulator starts without one."""
+        return getattr(self, "_event_log", None)
 
     def to_dot(self) -> str:
         """Graphviz text of processes, VMAs, anon_vmas and chains (see :mod:`rmapsim.viz`)."""

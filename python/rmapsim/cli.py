@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import json
 import math
 import os
@@ -351,6 +352,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "anon_vma_chain/vm_area_struct byte ratio (next to the live kernel's, for a recorded trace)")
     r.add_argument("--every", type=_positive, default=None, metavar="K", help="--memory: sample every K operations (default: 200 samples)")
     r.add_argument("--csv", metavar="FILE", help="--memory: write every sample of every era here")
+    r.add_argument("--events", metavar="FILE",
+                   help="write the per-operation event log (allocations and frees by site, live objects, walks): "
+                        "Parquet for a .parquet name (needs pyarrow), CSV otherwise; with several --era, one file "
+                        "per era (the spec before the suffix)")
     rec = sub.add_parser(
         "record",
         help="run a program under strace and convert its process and memory syscalls into a trace",
@@ -832,10 +837,17 @@ def cmd_replay_memory(args: argparse.Namespace, text: str, name: str) -> int:
 def cmd_replay(args: argparse.Namespace) -> int:
     name = "<stdin>" if args.trace == "-" else args.trace
     text = read_text_input(args.trace)
+    if args.memory and args.events:
+        raise CliError("--events and --memory are separate runs: give one")
     if args.memory:
         return cmd_replay_memory(args, text, name)
     if args.csv or args.every:
         raise CliError("--csv and --every need --memory")
+    if args.events:
+        check_output("--events", args.events)
+        if args.events.endswith(".parquet") and importlib.util.find_spec("pyarrow") is None:
+            raise CliError(f"--events {args.events}: Parquet needs pyarrow (pip install 'rmapsim[parquet]'); "
+                           "give a .csv name for CSV")
     ops = parse_trace_input(text, name)
     if args.era:
         try:
@@ -847,15 +859,22 @@ def cmd_replay(args: argparse.Namespace) -> int:
     else:
         header = trace_era(text, name)
         runs = [(header, "the trace header") if header else (DEFAULT_ERA, "the default era; the trace names none")]
-    codes = [_replay_one(era, source, ops, args.check, name) for era, source in runs]
+    many = len(runs) > 1
+    codes = [_replay_one(era, source, ops, args.check, name, args.events and _era_file(args.events, era, many))
+             for era, source in runs]
     return max(codes)
 
 
-def _replay_one(era: str, source: str, ops: Any, check_each: bool, name: str) -> int:
-    """Replay ``ops`` in ``era`` and report; 1 on an invariant violation, else 0."""
+def _replay_one(era: str, source: str, ops: Any, check_each: bool, name: str, events: Optional[str] = None) -> int:
+    """Replay ``ops`` in ``era`` and report; 1 on an invariant violation, else 0. With
+    ``events``, write the event log there."""
     sim = Simulator(era=era)
     try:
-        res = sim.apply(ops, check_each=check_each)
+        res = sim.apply(ops, check_each=check_each, events=bool(events))
+        if events and res.events is not None:
+            fmt = res.events.write(events)
+            print(f"event log of era {era} written to {events} ({fmt}: {len(res.events)} rows, "
+                  f"{len(res.events.columns)} columns)")
         msg = res.violation()
         if msg is None and len(res) == len(ops):
             try:

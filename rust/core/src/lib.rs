@@ -28,6 +28,7 @@ pub mod arena;
 pub mod check;
 pub mod contention;
 pub mod error;
+pub mod events;
 pub mod fault;
 pub mod fuzz;
 pub mod hostmem;

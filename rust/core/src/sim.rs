@@ -370,7 +370,7 @@ impl Simulator {
         self.op
     }
 
-    fn arena_counts(&self) -> [(u64, u64); 4] {
+    pub(crate) fn arena_counts(&self) -> [(u64, u64); 4] {
         [
             self.avs.alloc_free_counts(),
             self.avcs.alloc_free_counts(),

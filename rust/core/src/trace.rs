@@ -373,6 +373,8 @@ impl Outcome {
 pub struct Runner {
     /// pid of symbol p(i+1).
     pub pids: Vec<u32>,
+    /// The walk of the last operation, when it was a `try_to_unmap` of a mapped page.
+    pub last_walk: Option<crate::rmap::WalkResult>,
 }
 
 impl Runner {
@@ -385,6 +387,7 @@ impl Runner {
 
     /// Apply one operation.
     pub fn apply(&mut self, sim: &mut Simulator, op: &Op) -> Outcome {
+        self.last_walk = None;
         match self.apply_inner(sim, op) {
             Ok(v) => Outcome::Ok(v),
             Err(e) => Outcome::Err(e),
@@ -442,7 +445,19 @@ impl Runner {
                 let pid = self.pid(p)?;
                 match sim.page_at(pid, addr)? {
                     Some(page) => {
-                        sim.try_to_unmap(Some(&[page.to_u64()]))?;
+                        let s = sim.try_to_unmap(Some(&[page.to_u64()]))?;
+                        self.last_walk = (!s.page.is_empty()).then(|| crate::rmap::WalkResult {
+                            page: s.page[0],
+                            anon_vma: s.anon_vma[0],
+                            vmas_visited: s.vmas_visited[0],
+                            vmas_in_range: s.vmas_in_range[0],
+                            ptes_checked: s.ptes_checked[0],
+                            mappings_found: s.mappings_found[0],
+                            mapcount: s.mapcount[0],
+                            tree_nodes_visited: s.tree_nodes_visited[0],
+                            lock_id: s.lock_id[0],
+                            lock_mode: s.lock_mode[0],
+                        });
                         1
                     }
                     None => 0,
@@ -484,7 +499,7 @@ pub fn apply_sampled(sim: &mut Simulator, ops: &[Op], check_each: bool, every: u
         let (v, a, ch) = sim.memory();
         [n as u64, sim.pids().len() as u64, c.vma, c.anon_vma, c.anon_vma_chain, c.page, v, a, ch]
     };
-    let out = apply_inner(sim, ops, check_each, |sim, n| {
+    let out = apply_with(sim, ops, check_each, |sim, _, n| {
         if every > 0 && n % every == 0 {
             samples.push(sample(sim, n));
         }
@@ -495,11 +510,13 @@ pub fn apply_sampled(sim: &mut Simulator, ops: &[Op], check_each: bool, every: u
     (out, samples)
 }
 
-fn apply_inner(
+/// The loop of [`apply`]: `after(sim, runner, n)` runs after the `n`-th operation
+/// (1-based), the one that broke an invariant included, before `check_each`'s check.
+pub(crate) fn apply_with(
     sim: &mut Simulator,
     ops: &[Op],
     check_each: bool,
-    mut after: impl FnMut(&Simulator, usize),
+    mut after: impl FnMut(&Simulator, &Runner, usize),
 ) -> Vec<Outcome> {
     let mut r = Runner::default();
     let mut out = Vec::with_capacity(ops.len());
@@ -517,10 +534,10 @@ fn apply_inner(
         }
         let stop = o.is_violation();
         out.push(o);
+        after(sim, &r, out.len());
         if stop {
             break;
         }
-        after(sim, out.len());
         if check_each {
             if let Err(e) = sim.check() {
                 if e == SimError::Interrupted {

@@ -578,22 +578,35 @@ impl PySimulator {
                 Err(SimError::InvariantViolation("internal error in rmapsim during apply (please report it)".into()))
             })
         })?;
-        let (mut st, mut val, mut msg) = (Vec::new(), Vec::new(), Vec::new());
-        for o in out {
-            match o {
-                Outcome::Ok(v) => {
-                    st.push(0);
-                    val.push(v);
-                    msg.push(String::new());
-                }
-                Outcome::Err(e) => {
-                    st.push(ERROR_KINDS.iter().position(|k| *k == e.kind()).map_or(255, |i| i as u8 + 1));
-                    val.push(0);
-                    msg.push(e.to_string());
-                }
-            }
-        }
+        let (st, val, msg) = outcome_columns(out);
         Ok((st, val, msg, samples))
+    }
+
+    /// `_apply` recording the per-operation event log: the outcome columns, then a dict
+    /// of event columns (numpy arrays; `kind` a list of str) for `rmapsim.EventLog`.
+    #[pyo3(signature = (rows, check_each = dflt(false)), text_signature = "($self, rows, check_each=False)")]
+    fn _apply_events<'py>(
+        slf: &Bound<'py, Self>,
+        rows: &Bound<'_, PyAny>,
+        check_each: Py<PyAny>,
+    ) -> PyResult<(Vec<u8>, Vec<u64>, Vec<String>, Bound<'py, PyDict>)> {
+        let py = slf.py();
+        let rows = args::rows(rows, "ops")?;
+        let check_each = flag(check_each.bind(py), "check_each")?;
+        let (mut this, _running) = borrow_mut(slf, "apply")?;
+        let ops = decode_rows(&rows).py(py)?;
+        let inner = &mut this.inner;
+        let (out, events) = detached(py, || {
+            catch(|| {
+                let (out, ev) = rmapsim_core::events::apply_events(inner, &ops, check_each)?;
+                match out.last() {
+                    Some(Outcome::Err(SimError::Interrupted)) => Err(SimError::Interrupted),
+                    _ => Ok((out, ev)),
+                }
+            })
+        })?;
+        let (st, val, msg) = outcome_columns(out);
+        Ok((st, val, msg, event_columns(py, &events)?))
     }
 
     /// The rmap object graph: `{"vmas": [...], "anon_vmas": [...]}` for drawing. Each VMA:
@@ -927,6 +940,63 @@ impl PySimulator {
 /// Error kinds as `_apply` numbers them (status = index + 1).
 const ERROR_KINDS: [&str; 7] =
     ["NoSuchProcess", "BadAddress", "InvalidArgument", "StaleHandle", "OutOfMemory", "InvariantViolation", "TryAgain"];
+
+/// `apply`'s outcome columns: status (0 ok, else 1 + the index of the error kind in
+/// `ERROR_KINDS`), value, message.
+fn outcome_columns(out: Vec<Outcome>) -> (Vec<u8>, Vec<u64>, Vec<String>) {
+    let (mut st, mut val, mut msg) = (Vec::new(), Vec::new(), Vec::new());
+    for o in out {
+        match o {
+            Outcome::Ok(v) => {
+                st.push(0);
+                val.push(v);
+                msg.push(String::new());
+            }
+            Outcome::Err(e) => {
+                st.push(ERROR_KINDS.iter().position(|k| *k == e.kind()).map_or(255, |i| i as u8 + 1));
+                val.push(0);
+                msg.push(e.to_string());
+            }
+        }
+    }
+    (st, val, msg)
+}
+
+/// The event log as columns: `kind`, `p`, `pid` / `addr` / `len` (-1: none),
+/// `alloc:<site>`, `alloc_<kind>`, `freed_<kind>`, `live_<kind>`, and the walk columns
+/// (`walk_candidates` -1 when the operation walked nothing).
+fn event_columns<'py>(py: Python<'py>, ev: &[rmapsim_core::events::Event]) -> PyResult<Bound<'py, PyDict>> {
+    use rmapsim_core::events::{LIVE_KINDS, OBJECT_KINDS};
+    let d = PyDict::new(py);
+    let opt = |x: Option<u64>| x.map_or(-1, |v| v.min(i64::MAX as u64) as i64);
+    d.set_item("kind", ev.iter().map(|e| e.kind).collect::<Vec<_>>())?;
+    d.set_item("p", ev.iter().map(|e| e.p).collect::<Vec<u32>>().into_pyarray(py))?;
+    d.set_item("pid", ev.iter().map(|e| opt(e.pid.map(u64::from))).collect::<Vec<i64>>().into_pyarray(py))?;
+    d.set_item("addr", ev.iter().map(|e| opt(e.addr)).collect::<Vec<i64>>().into_pyarray(py))?;
+    d.set_item("len", ev.iter().map(|e| opt(e.len)).collect::<Vec<i64>>().into_pyarray(py))?;
+    for (i, site) in rmapsim_core::sim::AllocSite::ALL.iter().enumerate() {
+        d.set_item(
+            format!("alloc:{}", site.name()),
+            ev.iter().map(|e| e.site_allocs[i]).collect::<Vec<u64>>().into_pyarray(py),
+        )?;
+    }
+    for (i, k) in OBJECT_KINDS.iter().enumerate() {
+        d.set_item(format!("alloc_{k}"), ev.iter().map(|e| e.allocs[i]).collect::<Vec<u64>>().into_pyarray(py))?;
+        d.set_item(format!("freed_{k}"), ev.iter().map(|e| e.frees[i]).collect::<Vec<u64>>().into_pyarray(py))?;
+    }
+    for (i, k) in LIVE_KINDS.iter().enumerate() {
+        d.set_item(format!("live_{k}"), ev.iter().map(|e| e.live[i]).collect::<Vec<u64>>().into_pyarray(py))?;
+    }
+    let w = |f: fn(&rmapsim_core::events::WalkEvent) -> i64| {
+        ev.iter().map(|e| e.walk.as_ref().map_or(-1, f)).collect::<Vec<i64>>()
+    };
+    d.set_item("walk_candidates", w(|x| x.candidates as i64).into_pyarray(py))?;
+    d.set_item("walk_in_range", w(|x| x.in_range as i64).into_pyarray(py))?;
+    d.set_item("walk_mappings", w(|x| x.mappings as i64).into_pyarray(py))?;
+    d.set_item("walk_lock", w(|x| x.lock as i64).into_pyarray(py))?;
+    d.set_item("walk_shared", w(|x| x.shared as i64).into_pyarray(py))?;
+    Ok(d)
+}
 
 fn flag_names(flags: u32) -> Vec<&'static str> {
     use rmapsim_core::objects::vmflags::*;
