@@ -141,7 +141,7 @@ def _sim_calls() -> Dict[str, Tuple[Callable[..., Any], Callable[[Dict[str, Any]
         "try_to_unmap": (m("try_to_unmap"), walk),
         "drop_swap_cache": (m("drop_swap_cache"), lambda w: dict(pages=None)),
         "contention": (m("contention"), lambda w: dict(pages=None, cpus=2, per_candidate=1, handoff=1, outside=10,
-                                                       writer_every=0, writer_hold=5)),
+                                                       writer_every=0, writer_hold=5, spans=False)),
         "apply": (m("apply"), lambda w: dict(ops=TRACE, check_each=False, sample_every=0, events=False)),
         "from_bytes": (lambda w, **kw: rmapsim.Simulator.from_bytes(**kw), lambda w: dict(data=w["sim"].to_bytes())),
         "inject_enomem_nth": (m("inject_enomem"), lambda w: dict(nth=3)),
@@ -273,7 +273,7 @@ INT_PARAMS = {
     "nth", "seed", "max_ops", "run_len", "full_check_every", "total_hint", "children", "pages", "generations",
     "workers", "heap_pages", "cow_percent", "recycles", "pieces", "processes", "reclaim_every", "moves", "every",
 }
-FLAG_PARAMS = {"write", "may_move", "noreserve", "stack", "aggregate", "check_each", "extended"}
+FLAG_PARAMS = {"write", "may_move", "noreserve", "stack", "aggregate", "check_each", "extended", "spans"}
 REAL_PARAMS = {"rate", "fail_rate", "seconds", "q"}
 STR_PARAMS = {"prot", "advice", "era", "name", "text", "workload", "column", "knob", "writes", "ops_text", "cwd"}
 # (call, parameter) where None means "the default"

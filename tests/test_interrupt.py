@@ -90,6 +90,7 @@ WALKS = {
     "page_referenced rows": "sim.page_referenced()",
     "page_referenced aggregate, 2 threads": "sim.page_referenced(aggregate=True, threads=2)",
     "contention": "sim.contention()",
+    "contention with spans": "sim.contention(spans=True)",
     "check": "sim.check()",
 }
 

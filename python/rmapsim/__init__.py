@@ -322,14 +322,22 @@ class Simulator(_core.Simulator):
         return d
 
     def contention(self, pages: HandleArray = None, cpus: int = 16, per_candidate: int = 1, handoff: int = 1,
-                   outside: int = 10, writer_every: int = 0, writer_hold: int = 5) -> "ContentionResult":
+                   outside: int = 10, writer_every: int = 0, writer_hold: int = 5,
+                   spans: bool = False) -> "ContentionResult":
         """Replay the ``page_referenced`` walks on ``cpus`` simulated CPUs under the era's
-        locks (see :mod:`rmapsim.contention` for the cost model). Ctrl-C stops it with
+        locks (see :mod:`rmapsim.contention` for the cost model). ``spans=True`` also
+        records each CPU's waits, holds and outside work (``result.spans``; refused with
+        OutOfMemory beyond the host-memory budget). Ctrl-C stops it with
         ``KeyboardInterrupt``."""
         from .contention import ContentionResult
 
-        d = self._contention(self._pages(pages), cpus, per_candidate, handoff, outside, writer_every, writer_hold)
-        return ContentionResult(d, self.era)
+        d = self._contention(self._pages(pages), cpus, per_candidate, handoff, outside, writer_every, writer_hold,
+                             spans)
+        pol = self.policy()
+        params = dict(cpus=cpus, per_candidate=per_candidate, handoff=handoff, outside=outside,
+                      writer_every=writer_every, writer_hold=writer_hold)
+        return ContentionResult(d, self.era, {k: int(v) for k, v in params.items()},
+                                f"{pol['lock_scope']}/{pol['lock_kind']}")
 
     def madvise(self, pid: int, addr: int, length: int, advice: str) -> ScanStats:
         """``madvise(addr, length, advice)`` with advice ``normal``, ``random``,

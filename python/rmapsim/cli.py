@@ -417,6 +417,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--writer-hold", type=_hold, default=5, help="hold of each write-side update (default 5)")
     c.add_argument("--era", action="append", type=_era, metavar="E", help="era preset or spec, BASE+knob=value,... (repeatable; default: all presets)")
     c.add_argument("--plot", metavar="FILE", help="write a PNG/SVG figure (needs matplotlib)")
+    c.add_argument("--perfetto", metavar="FILE",
+                   help="write the replays as a Chrome/Perfetto trace-event JSON file, one process per era and one "
+                        "track per CPU (open it at ui.perfetto.dev; docs/contention.md)")
     st = sub.add_parser(
         "study",
         help="sweep a workload over parameters and eras; write CSV, plots and a Markdown summary",
@@ -604,6 +607,8 @@ def cmd_contention(args: argparse.Namespace) -> int:
         ext = Path(args.plot).suffix.lstrip(".").lower()
         if ext not in kinds:
             raise CliError(f"--plot {args.plot}: unknown figure format {ext!r}; use one of {', '.join(sorted(kinds))}")
+    if args.perfetto:
+        check_output("--perfetto", args.perfetto)
     results = []
     for era in args.era or eras():
         sim = Simulator(era=era)
@@ -612,7 +617,8 @@ def cmd_contention(args: argparse.Namespace) -> int:
         addr = sim.mmap(parent, length)
         sim.touch(parent, addr, length)
         sim.touch_many(sim.fork_many(parent, args.children), addr, length)
-        results.append(sim.contention(cpus=args.cpus, outside=args.outside, writer_every=args.writer_every, writer_hold=args.writer_hold))
+        results.append(sim.contention(cpus=args.cpus, outside=args.outside, writer_every=args.writer_every,
+                                      writer_hold=args.writer_hold, spans=bool(args.perfetto)))
     print(f"fork storm N={args.children} P={args.pages}: one page_referenced walk per page on {args.cpus} CPUs")
     print(f"{'era':<11} {'lock':<18} {'makespan':>10} {'waiting':>8} {'mean waiting CPUs':>18}")
     for r in results:
@@ -627,6 +633,13 @@ def cmd_contention(args: argparse.Namespace) -> int:
         fig.tight_layout()
         fig.savefig(args.plot)
         print(f"plot written to {args.plot}")
+    if args.perfetto:
+        from . import perfetto
+
+        n = perfetto.write_file(args.perfetto, results, {"name": "fork storm", "children": args.children, "pages": args.pages},
+                                "rmapsim " + " ".join(sys.argv[1:]))
+        print(f"perfetto trace written to {args.perfetto}: {n['processes']} eras, {n['tracks']} CPU tracks, "
+              f"{n['slices']:,} slices, {n['bytes']:,} bytes (open it at https://ui.perfetto.dev)")
     return 0
 
 

@@ -7,20 +7,36 @@ on simulated CPUs in virtual time under the era's locks: a per-anon_vma spinlock
 candidates visited (plus ``handoff`` after waiting); a CPU works ``outside`` units without
 the lock between walks; optionally every ``writer_every``-th walk is followed by a write-side
 update (fork/exit) holding the lock exclusively for ``writer_hold``.
+
+``Simulator.contention(..., spans=True)`` also records each CPU's time as spans
+(:attr:`ContentionResult.spans`), which :mod:`rmapsim.perfetto` writes as a trace for
+the Perfetto UI.
 """
 
 from __future__ import annotations
 
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 import numpy as np
+
+#: ``ContentionResult.spans["kind"]`` values: waiting for the lock (spinning or sleeping),
+#: holding it for a ``page_referenced`` walk, holding it exclusively for a write-side
+#: update, working without a lock between requests.
+SPAN_WAIT, SPAN_HOLD, SPAN_UPDATE, SPAN_OUTSIDE = 0, 1, 2, 3
+SPAN_KINDS = ("wait", "hold", "update", "outside")
+_SPAN_COLUMNS = ("cpu", "kind", "lock", "start", "end", "candidates")
 
 
 class ContentionResult:
     """Makespan, per-lock wait and hold, and the CPUs holding / waiting over time."""
 
-    def __init__(self, d: Dict[str, Any], era: str) -> None:
+    def __init__(self, d: Dict[str, Any], era: str, params: Optional[Dict[str, int]] = None,
+                 lock: str = "") -> None:
         self.era = era
+        #: the model's parameters (cpus, per_candidate, handoff, outside, writer_every, writer_hold)
+        self.params = dict(params or {})
+        #: the era's lock, ``scope/kind`` (``root/rwsem``)
+        self.lock = lock
         self.cpus = int(d["cpus"])
         self.makespan = int(d["makespan"])
         self.hold_time = int(d["hold_time"])
@@ -34,6 +50,13 @@ class ContentionResult:
         self.lock_acquisitions = np.asarray(d["lock_acquisitions"])
         self.lock_hold = np.asarray(d["lock_hold"])
         self.lock_wait = np.asarray(d["lock_wait"])
+        #: per-CPU spans (``spans=True`` only, else None): numpy columns ``cpu``, ``kind``
+        #: (:data:`SPAN_KINDS`), ``lock``, ``start``, ``end`` (virtual time, end exclusive)
+        #: and ``candidates`` (VMAs the walk visited; 0 for other kinds). On one CPU the
+        #: spans are in time order and never overlap; waits and outside work of 0 units
+        #: are not recorded; ``lock`` is 0 for outside work.
+        self.spans: Optional[Dict[str, np.ndarray]] = (
+            {c: np.asarray(d["span_" + c]) for c in _SPAN_COLUMNS} if "span_cpu" in d else None)
 
     def waiting_share(self) -> float:
         """Share of all CPU time spent waiting for a lock."""

@@ -738,8 +738,10 @@ impl PySimulator {
         Ok(d)
     }
 
-    /// The lock-contention model over the `page_referenced` walks of `pages`.
-    #[pyo3(signature = (pages = None, cpus = dflt(16), per_candidate = dflt(1), handoff = dflt(1), outside = dflt(10), writer_every = dflt(0), writer_hold = dflt(5)), text_signature = "($self, pages=None, cpus=16, per_candidate=1, handoff=1, outside=10, writer_every=0, writer_hold=5)")]
+    /// The lock-contention model over the `page_referenced` walks of `pages`; with
+    /// `spans=True` also each CPU's spans (`span_cpu`, `span_kind`, `span_lock`,
+    /// `span_start`, `span_end`, `span_candidates`).
+    #[pyo3(signature = (pages = None, cpus = dflt(16), per_candidate = dflt(1), handoff = dflt(1), outside = dflt(10), writer_every = dflt(0), writer_hold = dflt(5), spans = dflt(false)), text_signature = "($self, pages=None, cpus=16, per_candidate=1, handoff=1, outside=10, writer_every=0, writer_hold=5, spans=False)")]
     #[allow(clippy::too_many_arguments)]
     fn _contention<'py>(
         slf: &Bound<'py, Self>,
@@ -750,6 +752,7 @@ impl PySimulator {
         outside: Py<PyAny>,
         writer_every: Py<PyAny>,
         writer_hold: Py<PyAny>,
+        spans: Py<PyAny>,
     ) -> PyResult<Bound<'py, PyDict>> {
         let py = slf.py();
         let pages = handles(pages, "pages")?;
@@ -759,10 +762,11 @@ impl PySimulator {
         let outside = u64_arg(outside.bind(py), "outside")?;
         let writer_every = u64_arg(writer_every.bind(py), "writer_every")?;
         let writer_hold = u64_arg(writer_hold.bind(py), "writer_hold")?;
+        let spans = flag(spans.bind(py), "spans")?;
         let m = ReclaimModel { cpus, per_candidate, handoff, outside, writer_every, writer_hold };
         let (this, _running) = borrow(slf, "contention")?;
         let inner = &this.inner;
-        let r = detached(py, || inner.contention(pages.as_deref(), &m))?;
+        let mut r = detached(py, || inner.contention_with_spans(pages.as_deref(), &m, spans))?;
         let d = PyDict::new(py);
         d.set_item("makespan", r.makespan)?;
         d.set_item("hold_time", r.hold_time)?;
@@ -785,6 +789,14 @@ impl PySimulator {
         d.set_item("lock_acquisitions", cols(|x| x.1).into_pyarray(py))?;
         d.set_item("lock_hold", cols(|x| x.2).into_pyarray(py))?;
         d.set_item("lock_wait", cols(|x| x.3).into_pyarray(py))?;
+        if let Some(sp) = r.spans.take() {
+            d.set_item("span_cpu", sp.cpu.into_pyarray(py))?;
+            d.set_item("span_kind", sp.kind.into_pyarray(py))?;
+            d.set_item("span_lock", sp.lock.into_pyarray(py))?;
+            d.set_item("span_start", sp.start.into_pyarray(py))?;
+            d.set_item("span_end", sp.end.into_pyarray(py))?;
+            d.set_item("span_candidates", sp.candidates.into_pyarray(py))?;
+        }
         Ok(d)
     }
 
