@@ -31,6 +31,7 @@ pub mod error;
 pub mod fault;
 pub mod fuzz;
 pub mod hostmem;
+pub mod inspect;
 pub mod interrupt;
 pub mod itree;
 pub mod mm;
