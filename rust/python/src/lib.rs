@@ -664,11 +664,21 @@ impl PySimulator {
     // entry points by pid.
     /// The fields of one live object: `kind` is "mm", "vma", "anon_vma", "anon_vma_chain"
     /// or "page"; a freed or unknown handle raises `StaleHandle`.
-    fn _view<'py>(&self, py: Python<'py>, kind: &Bound<'_, PyAny>, handle: &Bound<'_, PyAny>) -> PyResult<Bound<'py, PyDict>> {
+    fn _view<'py>(
+        &self,
+        py: Python<'py>,
+        kind: &Bound<'_, PyAny>,
+        handle: &Bound<'_, PyAny>,
+    ) -> PyResult<Bound<'py, PyDict>> {
         views::view(py, &self.inner, kind, handle)
     }
     /// `(anon_vma_chain or None, handle)` pairs of the list an "mm", "vma" or "anon_vma" heads.
-    fn _view_list(&self, py: Python<'_>, kind: &Bound<'_, PyAny>, handle: &Bound<'_, PyAny>) -> PyResult<Vec<(Option<u64>, u64)>> {
+    fn _view_list(
+        &self,
+        py: Python<'_>,
+        kind: &Bound<'_, PyAny>,
+        handle: &Bound<'_, PyAny>,
+    ) -> PyResult<Vec<(Option<u64>, u64)>> {
         views::view_list(py, &self.inner, kind, handle)
     }
     /// The handle of `pid`'s mm_struct.
