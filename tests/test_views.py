@@ -454,3 +454,27 @@ def test_types_of_navigation():
     assert type(sim.page(sim.anon_pages()[0])) is PageView
     fresh = sim.vma_at(p, sim.mmap(p, PAGE, prot="r"))  # "r": no merge with the faulted VMA
     assert fresh.anon_vma is None and fresh.anon_vma_chain == []  # no fault yet
+
+
+def test_a_dangling_page_mapping_in_2_6_34_rc1_is_a_stale_anon_vma():
+    """rc1's overly anonymous anon_vma (docs/bugs.md): A writes p and forks B, p is reclaimed,
+    B reads it in first, so __page_set_anon_rmap gives it B's own anon_vma (avB); A maps it
+    from the swap cache too. B exits: avB's list empties and it is freed while A still maps
+    p. The view of p's mapping is then the use-after-free, reported as StaleHandle."""
+    sim = rmapsim.Simulator(era="2.6.34-rc1")
+    a = sim.spawn()
+    x = sim.mmap(a, PAGE)
+    sim.touch(a, x, PAGE)
+    p = sim.page(sim.page_at(a, x))
+    b = sim.fork(a)
+    sim.try_to_unmap([p.handle])
+    assert (p.mapcount, p.swap_slot is not None) == (0, True)
+    sim.touch(b, x, PAGE, write=False)
+    sim.touch(a, x, PAGE, write=False)
+    av_b = sim.vma_at(b, x).anon_vma
+    assert p.mapping == av_b and p.mapcount == 2
+    assert [e.vma.vm_mm.pid for e in av_b.head] == [b]  # A's VMA is not on avB: the bug
+    sim.exit(b)
+    assert p.mapcount == 1 and sim.page_at(a, x) == p.handle
+    with pytest.raises(rmapsim.StaleHandle, match=f"anon_vma handle {av_b.handle:#x} is stale"):
+        p.mapping.head
