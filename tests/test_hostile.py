@@ -84,7 +84,10 @@ def build_world(era: str) -> Dict[str, Any]:
     sim.exit(gone)
     page = int(sim.page_at(p, X + P))
     stats = sim.rmap_walk()
-    return dict(sim=sim, p=p, c=c, q=q, gone=gone, page=page, stats=stats)
+    v = sim.vma_at(c, X)
+    avc = v.anon_vma_chain[0].handle if hasattr(v, "anon_vma_chain") else None
+    return dict(sim=sim, p=p, c=c, q=q, gone=gone, page=page, stats=stats, vma=v.handle, av=v.anon_vma.handle,
+                avc=avc)
 
 
 def dump(sim) -> Dict[str, Any]:
@@ -134,6 +137,12 @@ def _sim_calls() -> Dict[str, Tuple[Callable[..., Any], Callable[[Dict[str, Any]
         "page_at": (m("page_at"), lambda w: dict(pid=w["p"], addr=X)),
         "page_info": (m("page_info"), lambda w: dict(page=w["page"])),
         "vmas": (m("vmas"), lambda w: dict(pid=w["p"])),
+        "mm": (m("mm"), lambda w: dict(pid=w["p"])),
+        "vma_at": (m("vma_at"), lambda w: dict(pid=w["p"], addr=X)),
+        "vma": (m("vma"), lambda w: dict(handle=w["vma"])),
+        "anon_vma": (m("anon_vma"), lambda w: dict(handle=w["av"])),
+        "anon_vma_chain": (m("anon_vma_chain"), lambda w: dict(handle=w["avc"])),
+        "page": (m("page"), lambda w: dict(handle=w["page"])),
         "parent": (m("parent"), lambda w: dict(pid=w["c"])),
         "render_layout": (m("render_layout"), lambda w: dict(pid=w["p"])),
         "page_referenced": (m("page_referenced"), walk),
@@ -268,7 +277,7 @@ PARAMS = _param_names()
 # The kind each parameter takes; a value of another kind must be refused, not coerced
 # (a bool is not an int, an int is not a flag, True is not a rate).
 INT_PARAMS = {
-    "pid", "n", "length", "addr", "file", "offset", "old_addr", "old_len", "new_len", "new_addr", "page",
+    "pid", "n", "length", "addr", "file", "offset", "old_addr", "old_len", "new_len", "new_addr", "page", "handle",
     "threads", "cpus", "per_candidate", "handoff", "outside", "writer_every", "writer_hold", "sample_every",
     "nth", "seed", "max_ops", "run_len", "full_check_every", "total_hint", "children", "pages", "generations",
     "workers", "heap_pages", "cow_percent", "recycles", "pieces", "processes", "reclaim_every", "moves", "every",

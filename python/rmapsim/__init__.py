@@ -23,6 +23,7 @@ from . import _core
 from ._stats import COLUMNS, LOCK_EXCLUSIVE, LOCK_SHARED, ScanStats, summary_from_totals
 from .policy import Knob, Policy, era_spec, knobs, policy_overrides
 from .events import EventLog
+from .views import AnonVmaChainView, AnonVmaView, MmView, PageView, VmaView
 from .errors import (
     BadAddress,
     Busy,
@@ -415,6 +416,32 @@ class Simulator(_core.Simulator):
         """The event log of the last ``apply(..., events=True)`` on this simulator (None
         before the first). A copy or unpickled simulator starts without one."""
         return getattr(self, "_event_log", None)
+
+    # Navigable views (rmapsim.views, docs/views.md).
+    def mm(self, pid: int) -> "MmView":
+        """A view of ``pid``'s ``struct mm_struct`` (:class:`NoSuchProcess` for no such pid)."""
+        return MmView(self, self._mm_handle(pid))
+
+    def vma_at(self, pid: int, addr: int) -> "Optional[VmaView]":
+        """A view of the VMA of ``pid`` containing byte ``addr`` (any alignment), or None."""
+        h = self._vma_at(pid, addr)
+        return None if h is None else VmaView(self, h)
+
+    def vma(self, handle: int) -> "VmaView":
+        """A view of a live VMA by handle (:class:`StaleHandle` if freed or unknown)."""
+        return VmaView._checked(self, handle)
+
+    def anon_vma(self, handle: int) -> "AnonVmaView":
+        """A view of a live anon_vma by handle (``vmas()``, ``graph()``, ``page_info()``)."""
+        return AnonVmaView._checked(self, handle)
+
+    def anon_vma_chain(self, handle: int) -> "AnonVmaChainView":
+        """A view of a live anon_vma_chain by handle."""
+        return AnonVmaChainView._checked(self, handle)
+
+    def page(self, handle: int) -> "PageView":
+        """A view of a live anon page by handle (``anon_pages()``, ``page_at()``)."""
+        return PageView._checked(self, handle)
 
     def to_dot(self) -> str:
         """Graphviz text of processes, VMAs, anon_vmas and chains (see :mod:`rmapsim.viz`)."""

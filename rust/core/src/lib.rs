@@ -32,6 +32,7 @@ pub mod events;
 pub mod fault;
 pub mod fuzz;
 pub mod hostmem;
+pub mod inspect;
 pub mod interrupt;
 pub mod itree;
 pub mod mm;

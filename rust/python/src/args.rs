@@ -195,9 +195,17 @@ pub fn pids(obj: &Bound<'_, PyAny>, name: &str) -> PyResult<Vec<i64>> {
 
 /// A page handle: an int; one that cannot be a handle is a `StaleHandle` naming it.
 pub fn handle(obj: &Bound<'_, PyAny>, name: &str) -> PyResult<u64> {
-    let x = int(obj, name).map_err(|_| invalid(obj, name, "an int (a page handle)"))?;
-    u64::try_from(x)
-        .map_err(|_| raise(obj.py(), "StaleHandle", format!("page handle {} does not name a page", short_repr(obj))))
+    kind_handle(obj, name, "page")
+}
+
+/// A handle of an object of `kind` (`page`, `vma`, `anon_vma`, …): an int; one that cannot
+/// be a handle is a `StaleHandle` naming it.
+pub fn kind_handle(obj: &Bound<'_, PyAny>, name: &str, kind: &str) -> PyResult<u64> {
+    let x = int(obj, name).map_err(|_| invalid(obj, name, &format!("an int (a {kind} handle)")))?;
+    let an = if kind.starts_with('a') { "an" } else { "a" };
+    u64::try_from(x).map_err(|_| {
+        raise(obj.py(), "StaleHandle", format!("{kind} handle {} does not name {an} {kind}", short_repr(obj)))
+    })
 }
 
 /// Page handles: None (every anon page) or a list of handles.

@@ -23,6 +23,7 @@ use rmapsim_core::{Advice, Inject, ScanStats, SimError, Simulator as Core, Total
 static GLOBAL: rmapsim_core::hostmem::CountingAlloc = rmapsim_core::hostmem::CountingAlloc;
 
 mod args;
+mod views;
 
 use args::{dflt, flag, handles, invalid, opt_addr, opt_dict, opt_text, ranged, real, text, to_py, u64_arg};
 
@@ -670,6 +671,38 @@ impl PySimulator {
         d.set_item("mapcount", mapcount)?;
         d.set_item("swap_slot", swap)?;
         Ok(d)
+    }
+
+    // Navigable views (`rmapsim.views`): one object by handle, the list it heads, and the
+    // entry points by pid.
+    /// The fields of one live object: `kind` is "mm", "vma", "anon_vma", "anon_vma_chain"
+    /// or "page"; a freed or unknown handle raises `StaleHandle`.
+    fn _view<'py>(
+        &self,
+        py: Python<'py>,
+        kind: &Bound<'_, PyAny>,
+        handle: &Bound<'_, PyAny>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        views::view(py, &self.inner, kind, handle)
+    }
+    /// `(anon_vma_chain or None, handle)` pairs of the list an "mm", "vma" or "anon_vma" heads.
+    fn _view_list(
+        &self,
+        py: Python<'_>,
+        kind: &Bound<'_, PyAny>,
+        handle: &Bound<'_, PyAny>,
+    ) -> PyResult<Vec<(Option<u64>, u64)>> {
+        views::view_list(py, &self.inner, kind, handle)
+    }
+    /// The handle of `pid`'s mm_struct.
+    fn _mm_handle(&self, py: Python<'_>, pid: &Bound<'_, PyAny>) -> PyResult<u64> {
+        let pid = args::pid(pid)?;
+        catch(|| self.inner.mm_handle(pid)).py(py)
+    }
+    /// The handle of `pid`'s VMA containing `addr`, or None.
+    fn _vma_at(&self, py: Python<'_>, pid: &Bound<'_, PyAny>, addr: &Bound<'_, PyAny>) -> PyResult<Option<u64>> {
+        let (pid, addr) = (args::pid(pid)?, args::addr(addr, "addr")?);
+        catch(|| self.inner.vma_handle_at(pid, addr)).py(py)
     }
 
     /// Kernel-faithful `page_referenced` walks; `pages` is a list of handles or None;
