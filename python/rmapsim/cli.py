@@ -438,7 +438,12 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--era", action="append", type=_era, metavar="E", help="era preset or spec, BASE+knob=value,... (repeatable; default: all presets)")
     st.add_argument("--out", required=True, metavar="DIR", help="output directory")
     st.add_argument("--jobs", type=_int_range(1, 1024), default=1, help="local worker processes, 1 .. 1024 (default 1)")
-    st.add_argument("--scheduler", metavar="ADDRESS", help="run on a Dask scheduler ('local' starts a LocalCluster)")
+    st.add_argument("--scheduler", metavar="ADDRESS",
+                    help="run on a Dask scheduler ('local' starts a LocalCluster of 2 worker processes with the "
+                         "dashboard on; its address is printed)")
+    st.add_argument("--base", metavar="FILE",
+                    help="start every run from this built state: a snapshot (Simulator.to_bytes) or a trace, "
+                         "replayed once (in the --era given, else the trace's era); runs in that one era")
     st.add_argument("--x", help="parameter on the plot's x axis (default: the first --param)")
     st.add_argument("--y", default="mean_vmas_visited", help="metric on the y axis (default mean_vmas_visited)")
     vk = sub.add_parser(
@@ -511,15 +516,16 @@ def cmd_study(args: argparse.Namespace) -> int:
         raise CliError(f"--x {args.x!r} must be one of the --param names ({', '.join(grid) or 'none given'})")
     executor = None
     try:
+        base = _study_base(args) if args.base else None
         if args.scheduler:
-            executor = dask_executor(None if args.scheduler == "local" else args.scheduler)
+            executor = dask_executor(address=None if args.scheduler == "local" else args.scheduler)
         elif args.jobs > 1:
             from concurrent.futures import ProcessPoolExecutor
 
             executor = ProcessPoolExecutor(args.jobs)
         interrupted = False
         try:
-            rows = sweep(args.workload, grid, args.era, executor=executor, progress=progress_bar())
+            rows = sweep(args.workload, grid, args.era, executor=executor, progress=progress_bar(), base=base)
         except SweepInterrupted as e:
             rows, interrupted = e.rows, True
     except SimError as e:
@@ -801,6 +807,30 @@ def cmd_record(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 1
     return 0
+
+
+def _study_base(args: argparse.Namespace) -> Simulator:
+    """``study --base FILE``: a snapshot, or a trace replayed once in ``--era`` (one era)
+    or the trace's own era."""
+    try:
+        data = Path(args.base).read_bytes()
+    except OSError as e:
+        raise CliError(f"--base {args.base}: {e.strerror or e}") from None
+    if data.startswith(b"RMAPSNAP"):
+        sim = Simulator.from_bytes(data)
+        print(f"base state: snapshot {args.base} (era {sim.era}, {sim.operations()} operations)")
+        return sim
+    text = data.decode("utf-8", "replace")
+    if args.era and len(set(args.era)) > 1:
+        raise CliError("--base runs in one era: give at most one --era")
+    era = args.era[0] if args.era else (trace_era(text, args.base) or DEFAULT_ERA)
+    sim = Simulator(era=era)
+    res = sim.apply(parse_trace_input(text, args.base))
+    if res.violation():
+        raise CliError(f"--base {args.base}: the trace breaks an invariant in era {era}: {res.violation()}")
+    print(f"base state: trace {args.base} replayed in era {era} ({len(res)} operations, "
+          f"{len(res.errors())} returned errors; {sim.counts()['vma']} VMAs, {sim.counts()['page']} pages)")
+    return sim
 
 
 def cmd_replay_memory(args: argparse.Namespace, text: str, name: str) -> int:

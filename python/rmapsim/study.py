@@ -4,21 +4,25 @@
     rows = sweep("fork_storm", {"children": [10, 100, 1000], "pages": [100]}, eras=["2.6.33", "6.18"])
 
 Any ``concurrent.futures.Executor`` runs the runs (``executor=ProcessPoolExecutor(2)``);
-:func:`dask_executor` gives one on a Dask ``distributed`` cluster (``pip install
-'rmapsim[dask]'``). Rows come back in grid order whatever the executor, so a sweep gives
-identical rows locally and on a cluster (except ``wall_s``). An interrupted sweep keeps
-the rows it finished (``SweepInterrupted.rows``).
+:func:`~rmapsim.cluster.dask_executor` gives one on a Dask ``distributed`` cluster (``pip
+install 'rmapsim[dask]'``). Runs finish in any order (progress counts them as they
+complete) but rows come back in grid order whatever the executor, so a sweep gives
+identical rows locally and on a cluster (except ``wall_s``). ``base=sim`` starts every run
+from a copy of a built state, sent to each worker once. An interrupted sweep keeps the
+rows it finished (``SweepInterrupted.rows``).
 """
 
 from __future__ import annotations
 
 import itertools
 import sys
-from concurrent.futures import Executor, Future
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence
+from concurrent.futures import Executor, Future, as_completed
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
+from . import Simulator
 from . import eras as all_eras
 from . import workloads
+from .cluster import dask_executor  # noqa: F401 (part of this module's API since 0.1)
 from .errors import InvalidArgument, short_repr
 from .policy import Policy, _text as _knob_text, era_spec, knobs
 
@@ -35,13 +39,34 @@ class SweepInterrupted(KeyboardInterrupt):
 KNOB_PREFIX = "knob:"
 
 
+#: Base states this process has decoded, by (length, checksum): a worker decodes a base
+#: once and copies it for each run.
+_BASES: Dict[Tuple[int, bytes], Simulator] = {}
+
+
+def _base_state(snapshot: bytes) -> Simulator:
+    key = (len(snapshot), bytes(snapshot[-8:]))
+    sim = _BASES.get(key)
+    if sim is None:
+        _BASES.clear()  # one base at a time: a worker keeps no stale states
+        sim = _BASES[key] = Simulator.from_bytes(snapshot)
+    return sim
+
+
 def _run(workload: str, era: str, params: Mapping[str, Any], spec: Optional[str] = None,
-         knob_values: Optional[Mapping[str, str]] = None) -> Dict[str, Any]:
+         knob_values: Optional[Mapping[str, str]] = None, base: Optional[bytes] = None) -> Dict[str, Any]:
     """One run: the row holds the workload, the era as given, the spec run (the era with
-    the swept knobs applied), each swept knob's value, the parameters and the results."""
+    the swept knobs applied), each swept knob's value, the parameters and the results.
+    ``base``: a snapshot every run starts from (a copy of it)."""
     spec = spec or era
     row: Dict[str, Any] = {"workload": workload, "era": era, "spec": spec, **(knob_values or {}), **params}
-    row.update(workloads.get(workload)(spec, **params))
+    if base is None:
+        row.update(workloads.get(workload)(spec, **params))
+        return row
+    state = _base_state(base)
+    row["base_operations"] = state.operations()
+    with workloads.starting_from(state):
+        row.update(workloads.get(workload)(spec, **params))
     return row
 
 
@@ -82,14 +107,28 @@ def sweep(
     eras: Optional[Sequence[str]] = None,
     executor: Optional[Executor] = None,
     progress: Optional[Callable[[int, int], None]] = None,
+    base: Optional[Simulator] = None,
 ) -> List[Dict[str, Any]]:
     """One row per (grid point, era, knob values), in grid order, then era order, then
     knob-value order. ``eras`` holds presets, era specs (``"6.0+fork_reuse=never"``) or
     :class:`~rmapsim.Policy` objects. A grid key ``"knob:NAME"`` sweeps that policy knob
     over its values, crossed with the eras. Each row has ``era`` (as given, canonical),
     ``spec`` (the variant that ran: the era with the swept knobs applied) and a column per
-    swept knob holding its value."""
+    swept knob holding its value. ``progress(done, total)`` is called as each run
+    completes.
+
+    ``base`` (a :class:`~rmapsim.Simulator`) starts every run from an independent copy of
+    that built state instead of an empty machine, in the base's era (``eras`` defaults to
+    it and may hold nothing else; knob grids are refused). The state is snapshotted once
+    and sent to each worker once (a Dask executor scatters it to every worker); rows get a
+    ``base_operations`` column."""
     fn = workloads.get(workload)
+    snapshot: Optional[bytes] = None
+    if base is not None:
+        if not isinstance(base, Simulator):
+            raise InvalidArgument(f"base must be a rmapsim.Simulator or None, got {short_repr(base)}")
+        if eras is None:
+            eras = [base.era]
     if eras is None:
         eras = all_eras()
     elif isinstance(eras, (str, bytes, Mapping)) or not isinstance(eras, Iterable):
@@ -101,6 +140,14 @@ def sweep(
         except InvalidArgument as err:
             raise InvalidArgument(f"eras: {err}") from None
     eras = specs
+    if base is not None:
+        other = [e for e in eras if e != base.era]
+        if other:
+            raise InvalidArgument(f"eras: a sweep from a base state runs in the base's era {base.era}, "
+                                  f"not {short_repr(other[0])}")
+        if isinstance(grid, Mapping) and any(isinstance(k, str) and k.startswith(KNOB_PREFIX) for k in grid):
+            raise InvalidArgument("grid: knob grids change the era; a sweep from a base state runs in the base's era")
+        snapshot = base.to_bytes()
     if executor is not None and not isinstance(executor, Executor):
         raise InvalidArgument(f"executor must be a concurrent.futures.Executor or None, got {short_repr(executor)}")
     if progress is not None and not callable(progress):
@@ -125,9 +172,14 @@ def sweep(
             except InvalidArgument as err:
                 raise InvalidArgument(f"grid: {err}") from None
             variants.append((era, spec, kv))
-    jobs = [(workload, era, p, spec, kv) for p in points for era, spec, kv in variants]
+    base_ref: Any = snapshot
+    client = getattr(executor, "client", None)
+    if snapshot is not None and client is not None and hasattr(client, "scatter"):
+        base_ref = client.scatter(snapshot, broadcast=True)  # once per worker, not once per run
+    jobs = [(workload, era, p, spec, kv, base_ref) for p in points for era, spec, kv in variants]
     rows: List[Optional[Dict[str, Any]]] = [None] * len(jobs)
     done = 0
+    futures: Dict[Future, int] = {}
     try:
         if executor is None:
             for i, job in enumerate(jobs):
@@ -136,14 +188,20 @@ def sweep(
                 if progress:
                     progress(done, len(jobs))
         else:
-            futures: List[Future] = [executor.submit(_run, *job) for job in jobs]
-            for i, f in enumerate(futures):
-                rows[i] = f.result()
+            futures = {executor.submit(_run, *job): i for i, job in enumerate(jobs)}
+            for f in as_completed(futures):
+                rows[futures[f]] = f.result()
                 done += 1
                 if progress:
                     progress(done, len(jobs))
     except KeyboardInterrupt:
+        for f in futures:
+            f.cancel()
         raise SweepInterrupted([r for r in rows if r is not None]) from None
+    except BaseException:
+        for f in futures:
+            f.cancel()
+        raise
     return [r for r in rows if r is not None]
 
 
@@ -153,40 +211,6 @@ def to_pandas(rows: List[Dict[str, Any]]):  # type: ignore[no-untyped-def]
     import pandas as pd
 
     return pd.DataFrame(rows)
-
-
-def dask_executor(address: Optional[str] = None, timeout: float = 10.0):  # type: ignore[no-untyped-def]
-    """A ``concurrent.futures.Executor`` on a Dask cluster: the scheduler at ``address``,
-    or a new ``LocalCluster``. Raises :class:`InvalidArgument` fast when the scheduler
-    cannot be reached. Close it with ``.close()`` (closes the client and any cluster)."""
-    if address is not None and not isinstance(address, str):
-        raise InvalidArgument(f"address must be a scheduler address string or None, got {short_repr(address)}")
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout < float("inf"):
-        raise InvalidArgument(f"timeout must be a number of seconds > 0, got {short_repr(timeout)}")
-    try:
-        from distributed import Client, LocalCluster
-    except ImportError:
-        raise InvalidArgument("Dask support needs 'distributed': pip install 'rmapsim[dask]'") from None
-    cluster = None
-    try:
-        if address is None:
-            cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
-            client = Client(cluster, timeout=timeout)
-        else:
-            client = Client(address, timeout=timeout)
-    except (OSError, TimeoutError) as e:
-        if cluster is not None:
-            cluster.close()
-        raise InvalidArgument(f"cannot reach the Dask scheduler {address!r}: {e}") from None
-    ex = client.get_executor()
-
-    def close() -> None:
-        client.close()
-        if cluster is not None:
-            cluster.close()
-
-    ex.close = close  # type: ignore[attr-defined]
-    return ex
 
 
 def progress_bar(total_hint: int = 0) -> Callable[[int, int], None]:

@@ -8,12 +8,15 @@ All workloads are deterministic for their parameters (and ``seed``).
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import random
 import time
-from typing import Any, Callable, Dict
+from typing import Any, Callable, Dict, Iterator, Optional
 
 from . import PAGE_SIZE, Policy, Simulator
 from .errors import InvalidArgument, short_repr
+from .policy import era_spec
 
 P = PAGE_SIZE
 
@@ -24,11 +27,34 @@ def _positive(name: str, v: Any, minimum: int = 1, maximum: int = 2**64 - 1) -> 
     return v
 
 
+_BASE: "contextvars.ContextVar[Optional[Simulator]]" = contextvars.ContextVar("rmapsim_workload_base", default=None)
+
+
+@contextlib.contextmanager
+def starting_from(base: Simulator) -> Iterator[None]:
+    """Inside this block every workload starts from an independent copy of ``base`` (its
+    processes, pages and random stream) instead of an empty machine; the era must be
+    ``base``'s. :func:`rmapsim.study.sweep` uses it for ``base=``."""
+    if not isinstance(base, Simulator):
+        raise InvalidArgument(f"base must be a rmapsim.Simulator, got {short_repr(base)}")
+    token = _BASE.set(base)
+    try:
+        yield
+    finally:
+        _BASE.reset(token)
+
+
 def _sim(era: Any, seed: int = 0) -> Simulator:
     """A fresh simulator of ``era`` (a preset, an era spec or a Policy: None is not "the
-    default era" here)."""
+    default era" here), or a copy of the base state of :func:`starting_from`."""
     if not isinstance(era, (str, Policy)):
         raise InvalidArgument(f"workload parameter era={short_repr(era)} must be an era name, an era spec or a rmapsim.Policy")
+    base = _BASE.get()
+    if base is not None:
+        if era_spec(era) != base.era:
+            raise InvalidArgument(f"era {short_repr(era_spec(era))}: the base state is of era {base.era}; a workload "
+                                  "started from it runs in that era")
+        return base.clone()
     return Simulator(era=era, seed=seed)
 
 
