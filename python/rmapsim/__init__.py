@@ -69,6 +69,7 @@ __all__ = [
     "InvariantViolation",
     "TryAgain",
     "Busy",
+    "diff",
 ]
 
 
@@ -456,3 +457,6 @@ def _guard_methods(cls: type) -> None:
 
 
 _guard_methods(Simulator)
+
+# The two-era lockstep diff (module rmapsim.diff; the package attribute is its function).
+from .diff import diff  # noqa: E402
