@@ -72,6 +72,7 @@ __all__ = [
     "InvariantViolation",
     "TryAgain",
     "Busy",
+    "diff",
 ]
 
 
@@ -550,3 +551,6 @@ def _guard_methods(cls: type) -> None:
 
 
 _guard_methods(Simulator)
+
+# The two-era lockstep diff (module rmapsim.diff; the package attribute is its function).
+from .diff import diff  # noqa: E402

@@ -107,10 +107,10 @@ def format_table(rows: List[Dict[str, Any]]) -> str:
     return render_table(head, body)
 
 
-def render_table(head: List[str], body: List[List[str]]) -> str:
-    """A plain text table: first column left-aligned, the others right-aligned."""
+def render_table(head: List[str], body: List[List[str]], left: int = 1) -> str:
+    """A plain text table: the first ``left`` columns left-aligned, the others right-aligned."""
     widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(head)]
-    line = lambda cells: "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))  # noqa: E731
+    line = lambda cells: "  ".join(c.rjust(w) if i >= left else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))  # noqa: E731
     out = [line(head), line(["-" * w for w in widths])]
     out += [line(b) for b in body]
     return "\n".join(out)
@@ -469,6 +469,9 @@ def build_parser() -> argparse.ArgumentParser:
     vk.add_argument("--json", action="store_true", help="print the comparison as JSON")
     vk.add_argument("--save", metavar="FILE", help="also write the raw measurements here (JSON)")
     vk.add_argument("--from", dest="from_file", metavar="FILE", help="compare saved measurements instead of running")
+    from .diff import add_parser as add_diff_parser
+
+    add_diff_parser(sub, _era, _count)
     e = sub.add_parser(
         "eras",
         help="print the era presets and their knobs as a table",
@@ -1014,6 +1017,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         return cmd_replay(args)
     if args.command == "fuzz":
         return cmd_fuzz(args)
+    if args.command == "diff":
+        from .diff import cmd_diff
+
+        return cmd_diff(args)
     if args.command == "record":
         return run_interruptible("record", cmd_record, args)
     if args.command == "validate-kernel":

@@ -78,3 +78,20 @@ def rows(ops: np.ndarray) -> list:
         raise InvalidArgument(f"ops must be trace text or a one-dimensional op array of dtype {OP_DTYPE}, "
                               f"got {short_repr(ops)}")
     return [[int(x) for x in r] for r in ops.tolist()]
+
+
+def fork_storm(children: int = 3, pages: int = 4, addr: int = 0x10000000) -> np.ndarray:
+    """The seed scenario (the 2010 thread's workload, ``rmapsim demo``) as an op array: p1
+    maps ``pages`` pages at ``addr`` and writes them, forks ``children`` children, then
+    each child writes every page. ``examples/seed-scenario.trace`` is
+    ``format(fork_storm())``."""
+    from .errors import InvalidArgument, short_repr
+
+    for name, v, hi in (("children", children, 4_194_302), ("pages", pages, 1 << 35)):
+        if not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= hi:
+            raise InvalidArgument(f"{name} must be an int from 1 to {hi}, got {short_repr(v)}")
+    n = pages * 4096
+    lines = ["# rmapsim trace v1", "spawn", f"mmap p1 {addr:#x} {n:#x} rw", f"touch p1 {addr:#x} {n:#x} w"]
+    lines += ["fork p1"] * children
+    lines += [f"touch p{k} {addr:#x} {n:#x} w" for k in range(2, children + 2)]
+    return parse("\n".join(lines) + "\n")

@@ -91,30 +91,37 @@ pub fn apply_events(sim: &mut Simulator, ops: &[Op], check_each: bool) -> Result
         .try_reserve_exact(ops.len())
         .map_err(|_| SimError::OutOfMemory(format!("events: no room for the event log of {} operations", ops.len())))?;
     let mut before = snap(sim);
-    let out = trace::apply_with(sim, ops, check_each, |sim: &Simulator, r: &Runner, n: usize| {
-        let (kind, p, addr, len) = describe(&ops[n - 1]);
-        let p = if kind == "spawn" { r.pids.len() as u32 } else { p };
-        let now = snap(sim);
-        let mut e =
-            Event { kind, p, addr, len, pid: r.pids.get((p as usize).wrapping_sub(1)).copied(), ..Event::default() };
-        for (i, s) in e.site_allocs.iter_mut().enumerate() {
-            *s = now.sites[i] - before.sites[i];
-        }
-        for i in 0..4 {
-            e.allocs[i] = now.arenas[i].0 - before.arenas[i].0;
-            e.frees[i] = now.arenas[i].1 - before.arenas[i].1;
-        }
-        let c = sim.counts();
-        e.live = [c.mm, c.vma, c.anon_vma, c.anon_vma_chain, c.page];
-        e.walk = r.last_walk.filter(|_| kind == "try_to_unmap").map(|w| WalkEvent {
-            candidates: w.vmas_visited,
-            in_range: w.vmas_in_range,
-            mappings: w.mappings_found,
-            lock: w.lock_id,
-            shared: w.lock_mode == LOCK_SHARED,
+    let out =
+        trace::apply_inner(sim, &mut Runner::default(), ops, check_each, |sim: &Simulator, r: &Runner, n: usize| {
+            let (kind, p, addr, len) = describe(&ops[n - 1]);
+            let p = if kind == "spawn" { r.pids.len() as u32 } else { p };
+            let now = snap(sim);
+            let mut e = Event {
+                kind,
+                p,
+                addr,
+                len,
+                pid: r.pids.get((p as usize).wrapping_sub(1)).copied(),
+                ..Event::default()
+            };
+            for (i, s) in e.site_allocs.iter_mut().enumerate() {
+                *s = now.sites[i] - before.sites[i];
+            }
+            for i in 0..4 {
+                e.allocs[i] = now.arenas[i].0 - before.arenas[i].0;
+                e.frees[i] = now.arenas[i].1 - before.arenas[i].1;
+            }
+            let c = sim.counts();
+            e.live = [c.mm, c.vma, c.anon_vma, c.anon_vma_chain, c.page];
+            e.walk = r.last_walk.filter(|_| kind == "try_to_unmap").map(|w| WalkEvent {
+                candidates: w.vmas_visited,
+                in_range: w.vmas_in_range,
+                mappings: w.mappings_found,
+                lock: w.lock_id,
+                shared: w.lock_mode == LOCK_SHARED,
+            });
+            events.push(e);
+            before = now;
         });
-        events.push(e);
-        before = now;
-    });
     Ok((out, events))
 }

@@ -873,6 +873,20 @@ impl Simulator {
         self.pages.ids().collect()
     }
 
+    /// Every PTE that maps an anon page, as `(pid, address, page)` in pid then address
+    /// order: the `page_at` of every address of every VMA in one pass over the page
+    /// tables (`rmapsim.diff` names pages by their mappings).
+    pub fn page_mappings(&self) -> Vec<(u32, u64, PageId)> {
+        let mut out = Vec::new();
+        for (&pid, p) in &self.procs {
+            for &v in self.mm(p.mm).vmas.values() {
+                let x = self.vma(v);
+                out.extend(x.ptes.range(x.start, x.end).filter_map(|(a, pte)| pte.page().map(|pg| (pid, a, pg))));
+            }
+        }
+        out
+    }
+
     /// The anon page mapped at `addr` in `pid` (`None` for no entry or the zero page).
     pub fn page_at(&self, pid: i64, addr: u64) -> Result<Option<PageId>> {
         let mm = self.proc_mm(pid)?;

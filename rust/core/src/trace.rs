@@ -499,7 +499,7 @@ pub fn apply_sampled(sim: &mut Simulator, ops: &[Op], check_each: bool, every: u
         let (v, a, ch) = sim.memory();
         [n as u64, sim.pids().len() as u64, c.vma, c.anon_vma, c.anon_vma_chain, c.page, v, a, ch]
     };
-    let out = apply_with(sim, ops, check_each, |sim, _, n| {
+    let out = apply_inner(sim, &mut Runner::default(), ops, check_each, |sim, _, n| {
         if every > 0 && n % every == 0 {
             samples.push(sample(sim, n));
         }
@@ -510,15 +510,22 @@ pub fn apply_sampled(sim: &mut Simulator, ops: &[Op], check_each: bool, every: u
     (out, samples)
 }
 
+/// [`apply`] continuing an earlier replay: `runner` holds the process symbols that replay
+/// created (its `pids`), so the ops may name them, and gains the ones these ops create.
+/// A lockstep replay (`rmapsim diff`) applies a trace one operation at a time this way.
+pub fn apply_with(sim: &mut Simulator, runner: &mut Runner, ops: &[Op], check_each: bool) -> Vec<Outcome> {
+    apply_inner(sim, runner, ops, check_each, |_, _, _| {})
+}
+
 /// The loop of [`apply`]: `after(sim, runner, n)` runs after the `n`-th operation
 /// (1-based), the one that broke an invariant included, before `check_each`'s check.
-pub(crate) fn apply_with(
+pub(crate) fn apply_inner(
     sim: &mut Simulator,
+    r: &mut Runner,
     ops: &[Op],
     check_each: bool,
     mut after: impl FnMut(&Simulator, &Runner, usize),
 ) -> Vec<Outcome> {
-    let mut r = Runner::default();
     let mut out = Vec::with_capacity(ops.len());
     let mut ticker = Ticker::new();
     for op in ops {
@@ -534,7 +541,7 @@ pub(crate) fn apply_with(
         }
         let stop = o.is_violation();
         out.push(o);
-        after(sim, &r, out.len());
+        after(sim, r, out.len());
         if stop {
             break;
         }
@@ -678,6 +685,44 @@ mod tests {
         assert_eq!(ops.len(), 15);
         let text = format(&ops, Some("6.18"));
         assert_eq!(parse(&text).unwrap(), ops);
+    }
+
+    #[test]
+    fn apply_with_one_op_at_a_time_is_one_batch() {
+        let ops: Vec<Op> = parse(T).unwrap().into_iter().filter(|o| !matches!(o, Op::Check)).collect();
+        let mut batch = Simulator::with_era("6.18", 0).unwrap();
+        let whole = apply(&mut batch, &ops, false);
+        let mut step = Simulator::with_era("6.18", 0).unwrap();
+        let mut runner = Runner::default();
+        let mut each = Vec::new();
+        for op in &ops {
+            each.extend(apply_with(&mut step, &mut runner, std::slice::from_ref(op), false));
+        }
+        assert_eq!(each, whole);
+        assert_eq!(runner.pids, vec![1, 2]);
+        assert_eq!(step.counts(), batch.counts());
+        assert_eq!(step.graph(), batch.graph());
+        // A fresh runner knows no symbol: the same op fails cleanly.
+        let again = apply_with(&mut step, &mut Runner::default(), &ops[4..5], false);
+        assert!(matches!(&again[0], Outcome::Err(SimError::InvalidArgument(m)) if m.contains("p2 was never created")));
+    }
+
+    #[test]
+    fn page_mappings_is_page_at_over_every_vma() {
+        let mut sim = Simulator::with_era("6.18", 0).unwrap();
+        let _ = apply(&mut sim, &parse(T).unwrap()[..9], false); // forks, COW, a split, a move, a swap-out
+        let mut want = Vec::new();
+        for pid in sim.pids() {
+            for v in sim.vmas_of(pid as i64).unwrap() {
+                for a in (v.start..v.end).step_by(crate::PAGE_SIZE as usize) {
+                    if let Some(pg) = sim.page_at(pid as i64, a).unwrap() {
+                        want.push((pid, a, pg));
+                    }
+                }
+            }
+        }
+        assert!(want.len() >= 4, "{want:?}");
+        assert_eq!(sim.page_mappings(), want);
     }
 
     #[test]

@@ -610,6 +610,43 @@ impl PySimulator {
         Ok((st, val, msg, event_columns(py, &events)?))
     }
 
+    /// `_apply` continuing an earlier replay (`trace::apply_with`): `pids` are the pids of
+    /// the process symbols p1, p2, ... created so far, as the previous call returned them;
+    /// returns `(status, value, messages, pids)` with the symbols these rows created added.
+    /// `rmapsim.diff` replays a trace one operation at a time with it.
+    #[pyo3(signature = (rows, pids), text_signature = "($self, rows, pids)")]
+    #[allow(clippy::type_complexity)]
+    fn _apply_from(
+        slf: &Bound<'_, Self>,
+        rows: &Bound<'_, PyAny>,
+        pids: &Bound<'_, PyAny>,
+    ) -> PyResult<(Vec<u8>, Vec<u64>, Vec<String>, Vec<u32>)> {
+        let py = slf.py();
+        let rows = args::rows(rows, "ops")?;
+        let symbols = args::pids(pids, "pids")?
+            .into_iter()
+            .map(|p| u32::try_from(p).map_err(|_| invalid(pids, "pids", "a list of pids from 1 to 2**32 - 1")))
+            .collect::<PyResult<Vec<u32>>>()?;
+        let (mut this, _running) = borrow_mut(slf, "apply")?;
+        let ops = decode_rows(&rows).py(py)?;
+        let inner = &mut this.inner;
+        let (out, symbols) = detached(py, || {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let mut runner = trace::Runner { pids: symbols, ..Default::default() };
+                let out = trace::apply_with(inner, &mut runner, &ops, false);
+                match out.last() {
+                    Some(Outcome::Err(SimError::Interrupted)) => Err(SimError::Interrupted),
+                    _ => Ok((out, runner.pids)),
+                }
+            }))
+            .unwrap_or_else(|_| {
+                Err(SimError::InvariantViolation("internal error in rmapsim during apply (please report it)".into()))
+            })
+        })?;
+        let (st, val, msg) = outcome_columns(out);
+        Ok((st, val, msg, symbols))
+    }
+
     /// The rmap object graph: `{"vmas": [...], "anon_vmas": [...]}` for drawing. Each VMA:
     /// pid, start, end, pgoff, prot, anon_vma, chain (anon_vma handles, oldest first);
     /// each anon_vma: handle, root, parent, entries on its list/tree.
@@ -659,6 +696,20 @@ impl PySimulator {
         let pid = args::pid(pid)?;
         let addr = args::addr(addr, "addr")?;
         Ok(catch(|| self.inner.page_at(pid, addr)).py(py)?.map(|p| p.to_u64()))
+    }
+
+    /// Every PTE that maps an anon page: `(pids, addresses, pages)`, three arrays in pid
+    /// then address order (`page_at` of every mapped address in one call).
+    #[allow(clippy::type_complexity)]
+    fn _page_mappings<'py>(
+        &self,
+        py: Python<'py>,
+    ) -> (Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<u64>>, Bound<'py, PyArray1<u64>>) {
+        let m = self.inner.page_mappings();
+        let pids = m.iter().map(|x| x.0).collect::<Vec<_>>().into_pyarray(py);
+        let addrs = m.iter().map(|x| x.1).collect::<Vec<_>>().into_pyarray(py);
+        let pages = m.iter().map(|x| x.2.to_u64()).collect::<Vec<_>>().into_pyarray(py);
+        (pids, addrs, pages)
     }
 
     /// `{"anon_vma": handle, "index": page index, "mapcount": n}` of a live page.
@@ -982,12 +1033,8 @@ impl PySimulator {
     }
 }
 
-/// Error kinds as `_apply` numbers them (status = index + 1).
-const ERROR_KINDS: [&str; 7] =
-    ["NoSuchProcess", "BadAddress", "InvalidArgument", "StaleHandle", "OutOfMemory", "InvariantViolation", "TryAgain"];
-
-/// `apply`'s outcome columns: status (0 ok, else 1 + the index of the error kind in
-/// `ERROR_KINDS`), value, message.
+/// `_apply`'s columns of outcomes: status (0 = ok, else the index + 1 of the error kind in
+/// `ERROR_KINDS`), value (0 for an error) and message ("" for a success).
 fn outcome_columns(out: Vec<Outcome>) -> (Vec<u8>, Vec<u64>, Vec<String>) {
     let (mut st, mut val, mut msg) = (Vec::new(), Vec::new(), Vec::new());
     for o in out {
@@ -1006,6 +1053,10 @@ fn outcome_columns(out: Vec<Outcome>) -> (Vec<u8>, Vec<u64>, Vec<String>) {
     }
     (st, val, msg)
 }
+
+/// Error kinds as `_apply` numbers them (status = index + 1).
+const ERROR_KINDS: [&str; 7] =
+    ["NoSuchProcess", "BadAddress", "InvalidArgument", "StaleHandle", "OutOfMemory", "InvariantViolation", "TryAgain"];
 
 /// The event log as columns: `kind`, `p`, `pid` / `addr` / `len` (-1: none),
 /// `alloc:<site>`, `alloc_<kind>`, `freed_<kind>`, `live_<kind>`, and the walk columns
