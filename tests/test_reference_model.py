@@ -49,6 +49,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 
 import rmapsim
 
+from _pairtrace import TraceRecorder
 from _simutil import MMAP_BASE, PAGE, layout_states, norm_prot, scan_rows
 
 
@@ -122,6 +123,8 @@ class Pair:
         self.failed = False  # a comparison failed: teardown must not mask it
         self.steps = 0
         self.ops = []  # for failure messages
+        self.rec = TraceRecorder()  # the ops as a trace: the reproducer of a finding
+        self.violation = None  # an invariant both the engine and the model found broken (a variant's finding)
 
     # ---- identity maps
 
@@ -160,8 +163,16 @@ class Pair:
         eargs = args
         if name in ("try_to_unmap", "drop_swap_cache"):
             eargs = (self.to_engine_pages(args[0]),)
+        lines = self.rec.lines_for(self.sim, self.model, name, args, kwargs, self.page_fwd)
         got = _outcome(getattr(self.sim, name), *eargs, **kwargs)
         want = _outcome(getattr(self.model, name), *margs, **kwargs)
+        self.rec.outcome(got[0] == "ok")
+        if got[0] == "ok" or len(lines) == 1:  # a refused batch op changed nothing: no lines
+            self.rec.lines += lines
+        if got[0] == "ok" and name in ("spawn", "fork"):
+            self.rec.created([got[1]])
+        elif got[0] == "ok" and name == "fork_many":
+            self.rec.created(got[1])
         ctx = f"{self.era} {name}{args} {kwargs}"
         if want[0] == "error" or got[0] == "error":
             assert got[0] == want[0], f"{ctx}: engine {got[1]!r}, model {want[1]!r}"
@@ -215,13 +226,22 @@ class Pair:
         ec = {k: int(ec[k]) for k in mc}
         assert ec == mc, f"counts: engine {ec}\n model {mc}"
 
-        broken = None
+        broken = engine_broken = None
+        try:
+            sim.check()
+        except rmapsim.InvariantViolation as e:
+            engine_broken = str(e)
         try:
             model.check()
         except rmapsim.InvariantViolation as e:
-            # the model's own rmap broke: only the known copy_vma defect may do that
-            assert model.copy_vma_defects, f"the reference model broke by itself: {e}"
+            # the model's own rmap broke: in a preset only the known copy_vma defect may do
+            # that; in a variant the engine must find it broken too (a finding both agree on)
+            if not model.copy_vma_defects:
+                assert engine_broken, f"the reference model broke by itself: {e}"
+                self.violation = (engine_broken, str(e))
             broken = str(e)
+        if engine_broken and not broken:
+            raise AssertionError(f"the engine breaks an invariant the model keeps: {engine_broken}")
 
         e_groups, m_groups = {}, {}
         mapped = {}  # model page id -> (pid, addr) of one mapping
@@ -305,6 +325,10 @@ class Pair:
         STATS["unpaired pages"] += len(unknown_m)
 
         # rmap walks of every mapped page
+        if self.violation is not None:
+            self.stopped = f"invariant violation both find: {broken}"
+            STATS["stopped at an invariant violation both find"] += 1
+            return
         if broken is not None:
             self.stopped = f"known copy_vma defect: {broken}"
             STATS["stopped at the copy_vma defect"] += 1
@@ -685,6 +709,8 @@ class ReferenceMachine(RuleBasedStateMachine):
             self.pair.compare()
 
     def teardown(self):
+        if self.pair.failed and not self.pair.rec.lost:
+            note(f"reproducer (rmapsim replay FILE):\n{self.pair.rec.text(self.ERA)}")
         event(f"stopped: {'copy_vma defect' if self.pair.stopped else 'no'}")
         for name in FILE_EVENTS:
             if self.pair.model.events[name]:
@@ -740,23 +766,85 @@ TestReference2634 = Reference2634.TestCase
 
 
 def run_seeded(era, seed, steps):
-    rng = random.Random(f"{era}/{seed}")
-    draw = RandDraw(rng)
     pair = Pair(era)
     try:
-        for op in first_ops(draw):
-            pair.apply(op)
-            pair.compare()
-        for _ in range(steps):
-            if pair.stopped:
-                break
-            pair.apply(draw_op(pair, draw))
-            pair.compare()
+        seeded_pair(era, seed, steps, pair)
         pair.teardown()
     except AssertionError as e:
         trail = "\n".join(f"  #{i + 1} {n}{a} {k}" for i, (n, a, k) in enumerate(pair.ops))
-        raise AssertionError(f"{era} seed {seed}, after:\n{trail}\n{e}") from None
+        raise AssertionError(f"{era} seed {seed}, after:\n{trail}\n{e}\n{write_reproducer(pair, seed)}") from None
     return pair
+
+
+def write_reproducer(pair, seed) -> str:
+    """Write the run's ops as a trace (to $RMAPSIM_REPRO_DIR, else the temp directory) and
+    say where, or why no trace can say them."""
+    if pair.rec.lost:
+        return f"(no reproducer trace: {pair.rec.lost})"
+    import os
+    import tempfile
+
+    where = Path(os.environ.get("RMAPSIM_REPRO_DIR", tempfile.gettempdir()))
+    path = where / f"differential-{re.sub(r'[^A-Za-z0-9._-]+', '_', pair.era)}-seed{seed}.trace"
+    path.write_text(pair.rec.text(pair.era))
+    return f"reproducer: {path} (rmapsim replay {path} --check)"
+
+
+def seeded_pair(era, seed, steps, pair=None):
+    """run_seeded without the final teardown: the pair as the last step left it."""
+    draw = RandDraw(random.Random(f"{era}/{seed}"))
+    pair = pair or Pair(era)
+    for op in first_ops(draw):
+        pair.apply(op)
+        pair.compare()
+    for _ in range(steps):
+        if pair.stopped:
+            break
+        pair.apply(draw_op(pair, draw))
+        pair.compare()
+    return pair
+
+
+@pytest.mark.parametrize("era", ["2.6.33", "2.6.34", "2.6.34+prepare_reuse=any_compatible"])
+def test_the_harness_trace_replays_to_the_same_state(era):
+    """The reproducer the harness writes is faithful: replaying it in a fresh engine gives
+    the state the harness's own calls built (handles, chains, walks, allocation counts)."""
+    replayed = 0
+    for seed in range(6):
+        pair = seeded_pair(era, seed, 120)
+        if pair.rec.lost:
+            continue
+        sim = rmapsim.Simulator(era=era, seed=0)
+        sim.apply(pair.rec.text(era))
+        a, b = pair.sim, sim
+        assert a.counts() == b.counts() and a.graph() == b.graph(), f"seed {seed}"
+        assert a.allocation_sites() == b.allocation_sites() and a.rmap_walk() == b.rmap_walk(), f"seed {seed}"
+        replayed += 1
+    assert replayed >= 3, "most runs can be said as a trace"
+
+
+def test_a_variant_finding_of_the_differential_harness_replays_via_the_cli(tmp_path, monkeypatch):
+    """2.6.34 with the patch-as-posted anon_vma_prepare reuse (any compatible neighbour): the
+    engine and the reference model both find invariant 4 broken at the same step, and the
+    reproducer's header names the variant, so `rmapsim replay` finds it again, while the
+    preset keeps the invariant on the same trace."""
+    import subprocess
+
+    era = "2.6.34+prepare_reuse=any_compatible"
+    pair = next((p for p in (seeded_pair(era, s, 300) for s in range(60)) if p.violation and not p.rec.lost), None)
+    assert pair is not None, "the harness finds the variant's broken invariant 4 within 60 seeds"
+    engine_msg, model_msg = pair.violation
+    assert engine_msg.startswith("invariant 4") and model_msg.startswith("invariant 4")
+    monkeypatch.setenv("RMAPSIM_REPRO_DIR", str(tmp_path))
+    msg = write_reproducer(pair, "x")
+    path = tmp_path / "differential-2.6.34_prepare_reuse_any_compatible-seedx.trace"
+    assert str(path) in msg and path.read_text().startswith(f"# rmapsim trace v1\n# era {era}\n")
+    run = lambda *a: subprocess.run([sys.executable, "-m", "rmapsim", "replay", str(path), *a],  # noqa: E731
+                                    capture_output=True, text=True, timeout=120)
+    r = run("--check")
+    assert r.returncode == 1 and f"era {era}: VIOLATION" in r.stdout and "invariant 4" in r.stdout, r.stdout
+    r = run("--check", "--era", "2.6.34")
+    assert r.returncode == 0 and "era 2.6.34: no invariant violation" in r.stdout, r.stdout
 
 
 @pytest.mark.parametrize("era", ERAS)

@@ -214,10 +214,21 @@ class ReferenceModel:
     :class:`rmapsim.Simulator` (page and anon_vma handles are the model's own)."""
 
     def __init__(self, era: str = "2.6.34"):
-        if era not in ERAS:
+        base, _, knobs = era.partition("+")
+        if base not in ERAS:
             raise InvalidArgument(f"unknown era {era!r}; the reference model knows {ERAS}")
         self.era = era
-        self.chain = era == "2.6.34"  # anon_vma_chain era
+        self.chain = base == "2.6.34"  # anon_vma_chain era
+        # Knob prepare_reuse: anon_vma_prepare reuses a neighbour's anon_vma only when the
+        # neighbour's chain is singular (2.6.34-rc4), or whenever it is compatible (the
+        # patch as posted, and 2.6.33 where there are no chains).
+        self.prepare_singular = self.chain
+        for kv in filter(None, knobs.split(",")):
+            k, _, v = kv.partition("=")
+            if k.strip() != "prepare_reuse" or v.strip() not in ("any_compatible", "singular_chain"):
+                raise InvalidArgument(f"era {era!r}: the reference model models one knob, "
+                                      "prepare_reuse=any_compatible|singular_chain")
+            self.prepare_singular = self.chain and v.strip() == "singular_chain"
         self.mms: Dict[int, Mm] = {}
         self._next_pid = 1
         self._ids = itertools.count()
@@ -455,7 +466,7 @@ class ReferenceModel:
         if old.anon_vma is None:
             return False
         # 2.6.34-rc4 (d0e9fe1758f2): list_is_singular(&old->anon_vma_chain)
-        return len(old.chain) == 1 if self.chain else True
+        return len(old.chain) == 1 if self.prepare_singular else True
 
     @staticmethod
     def _anon_vma_compatible(a: Vma, b: Vma) -> bool:
@@ -1366,7 +1377,7 @@ class ReferenceModel:
                     if v.anon_vma is not None:
                         if v.anon_vma not in [c.anon_vma for c in v.chain]:
                             raise InvariantViolation(f"invariant 3: {v} anon_vma not on its chain")
-                        key = [id(c.anon_vma) for c in v.chain]
+                        key = {id(c.anon_vma) for c in v.chain}  # the set the walks depend on
                         if chains.setdefault(id(v.anon_vma), key) != key:
                             raise InvariantViolation(f"invariant 4: same anon_vma, different chains in pid {mm.pid}")
                     elif v.chain:

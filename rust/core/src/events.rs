@@ -65,6 +65,7 @@ fn describe(op: &Op) -> (&'static str, u32, Option<u64>, Option<u64>) {
         Op::Mremap { p, addr, old_len, .. } => ("mremap", p, Some(addr), Some(old_len)),
         Op::TryToUnmap { p, addr } => ("try_to_unmap", p, Some(addr), None),
         Op::DropSwapCache => ("drop_swap_cache", 0, None, None),
+        Op::DropSwapCacheAt { p, addr } => ("drop_swap_cache", p, Some(addr), None),
         Op::Enomem { .. } => ("enomem", 0, None, None),
         Op::Check => ("check", 0, None, None),
         Op::Brk { p, addr } => ("brk", p, Some(addr), None),

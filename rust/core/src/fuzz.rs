@@ -279,6 +279,7 @@ fn op_process(op: &mut Op) -> Option<&mut u32> {
         | Op::Madvise { p, .. }
         | Op::Mremap { p, .. }
         | Op::TryToUnmap { p, .. }
+        | Op::DropSwapCacheAt { p, .. }
         | Op::Brk { p, .. }
         | Op::BrkBase { p, .. } => Some(p),
         Op::Spawn | Op::DropSwapCache | Op::Enomem { .. } | Op::Check => None,

@@ -889,6 +889,11 @@ impl Simulator {
 
     /// The anon page mapped at `addr` in `pid` (`None` for no entry or the zero page).
     pub fn page_at(&self, pid: i64, addr: u64) -> Result<Option<PageId>> {
+        Ok(self.pte_at(pid, addr)?.page())
+    }
+
+    /// The page-table entry at page-aligned `addr` of `pid` (which a VMA must cover).
+    fn pte_at(&self, pid: i64, addr: u64) -> Result<crate::objects::Pte> {
         let mm = self.proc_mm(pid)?;
         if !addr.is_multiple_of(PAGE_SIZE) {
             return Err(SimError::BadAddress(format!("address {addr:#x} is not page aligned (4096)")));
@@ -896,7 +901,14 @@ impl Simulator {
         let v = self
             .find_vma(mm, addr)
             .ok_or_else(|| SimError::BadAddress(format!("address {addr:#x} is not mapped in pid {pid}")))?;
-        Ok(self.vma(v).pte(addr).page())
+        Ok(self.vma(v).pte(addr))
+    }
+
+    /// The swap-cache page of the swap entry at `addr` of `pid`, if that entry is a swap
+    /// entry whose slot has a page in the swap cache (a trace's `drop_swap_cache p addr`
+    /// names a page that no PTE maps this way).
+    pub fn swap_cache_page_at(&self, pid: i64, addr: u64) -> Result<Option<PageId>> {
+        Ok(self.pte_at(pid, addr)?.swap_slot().and_then(|s| self.swap.get(s as usize).and_then(|x| x.cache)))
     }
 
     /// Details of one live page: (mapping anon_vma, index, mapcount, swap slot if in the

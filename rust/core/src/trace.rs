@@ -19,7 +19,8 @@
 //! madvise p1 0x10002000 0x2000 random
 //! mremap p1 0x10002000 0x2000 0x4000 move 0x20000000   # "move"/"nomove", optional new address
 //! try_to_unmap p1 0x10003000              # the page mapped at that address of p1
-//! drop_swap_cache
+//! drop_swap_cache                        # every swap-cache page no PTE maps
+//! drop_swap_cache p1 0x10003000           # only that of the swap entry at that address of p1
 //! enomem 3                                # the 3rd allocation from now fails; "enomem off"
 //! exit p2
 //! exec p1
@@ -99,6 +100,12 @@ pub enum Op {
         addr: u64,
     },
     DropSwapCache,
+    /// `drop_swap_cache` of one page: the swap-cache page of the swap entry at `addr` of
+    /// `p` (nothing when there is none, or when the page is mapped).
+    DropSwapCacheAt {
+        p: u32,
+        addr: u64,
+    },
     Enomem {
         nth: Option<u64>,
     },
@@ -165,6 +172,7 @@ impl fmt::Display for Op {
             }
             Op::TryToUnmap { p, addr } => write!(f, "try_to_unmap p{p} {addr:#x}"),
             Op::DropSwapCache => write!(f, "drop_swap_cache"),
+            Op::DropSwapCacheAt { p, addr } => write!(f, "drop_swap_cache p{p} {addr:#x}"),
             Op::Enomem { nth: Some(n) } => write!(f, "enomem {n}"),
             Op::Enomem { nth: None } => write!(f, "enomem off"),
             Op::Check => write!(f, "check"),
@@ -333,7 +341,10 @@ pub fn parse(text: &str) -> Result<Vec<Op>> {
                 Op::Mremap { p, addr, old_len, new_len, may_move, new_addr }
             }
             "try_to_unmap" => Op::TryToUnmap { p: sym(t.next(), line)?, addr: num(t.next(), line, "an address")? },
-            "drop_swap_cache" => Op::DropSwapCache,
+            "drop_swap_cache" => match t.next() {
+                None => Op::DropSwapCache,
+                s => Op::DropSwapCacheAt { p: sym(s, line)?, addr: num(t.next(), line, "an address")? },
+            },
             "enomem" => match t.next() {
                 Some("off") => Op::Enomem { nth: None },
                 n => Op::Enomem { nth: Some(num(n, line, "a count or off")?) },
@@ -464,6 +475,10 @@ impl Runner {
                 }
             }
             Op::DropSwapCache => sim.drop_swap_cache(None)?,
+            Op::DropSwapCacheAt { p, addr } => {
+                let page = sim.swap_cache_page_at(self.pid(p)?, addr)?;
+                sim.drop_swap_cache(Some(&page.map(|h| h.to_u64()).into_iter().collect::<Vec<_>>()))?
+            }
             Op::Enomem { nth } => {
                 sim.inject_enomem(nth.map_or(Inject::Off, Inject::Nth))?;
                 0
@@ -607,6 +622,7 @@ impl Op {
             }
             Op::TryToUnmap { p, addr } => [10, p as u64, addr, 0, 0, 0, 0],
             Op::DropSwapCache => [11, 0, 0, 0, 0, 0, 0],
+            Op::DropSwapCacheAt { p, addr } => [11, p as u64, addr, 0, 0, 0, 0],
             Op::Enomem { nth } => [12, 0, o(nth), 0, 0, 0, 0],
             Op::Check => [13, 0, 0, 0, 0, 0, 0],
             Op::Brk { p, addr } => [14, p as u64, addr, 0, 0, 0, 0],
@@ -663,7 +679,8 @@ impl Op {
                 new_addr: opt(r[6]),
             },
             10 => Op::TryToUnmap { p: p()?, addr: r[2] },
-            11 => Op::DropSwapCache,
+            11 if r[1] == 0 => Op::DropSwapCache,
+            11 => Op::DropSwapCacheAt { p: p()?, addr: r[2] },
             12 => Op::Enomem { nth: opt(r[2]) },
             13 => Op::Check,
             14 => Op::Brk { p: p()?, addr: r[2] },
@@ -677,12 +694,12 @@ impl Op {
 mod tests {
     use super::*;
 
-    const T: &str = "# rmapsim trace v1\n# era 6.18\nspawn\nmmap p1 0x10000000 0x4000 rw\ntouch p1 0x10000000 0x4000 w # fault\nfork p1\nmprotect p2 0x10001000 0x1000 r\nmadvise p2 0x10002000 0x2000 random\nmremap p2 0x10002000 0x2000 0x4000 move 0x20000000\ntry_to_unmap p1 0x10000000\ndrop_swap_cache\nenomem 3\nenomem off\nmmap p1 - 0x1000 none\nexit p2\nexec p1\ncheck\n";
+    const T: &str = "# rmapsim trace v1\n# era 6.18\nspawn\nmmap p1 0x10000000 0x4000 rw\ntouch p1 0x10000000 0x4000 w # fault\nfork p1\nmprotect p2 0x10001000 0x1000 r\nmadvise p2 0x10002000 0x2000 random\nmremap p2 0x10002000 0x2000 0x4000 move 0x20000000\ntry_to_unmap p1 0x10000000\ndrop_swap_cache\ndrop_swap_cache p2 0x10001000\nenomem 3\nenomem off\nmmap p1 - 0x1000 none\nexit p2\nexec p1\ncheck\n";
 
     #[test]
     fn parse_format_round_trip() {
         let ops = parse(T).unwrap();
-        assert_eq!(ops.len(), 15);
+        assert_eq!(ops.len(), 16);
         let text = format(&ops, Some("6.18"));
         assert_eq!(parse(&text).unwrap(), ops);
     }
@@ -788,11 +805,27 @@ mod tests {
     fn apply_runs_and_reports_each_result() {
         let mut s = Simulator::with_era("6.18", 0).unwrap();
         let out = apply(&mut s, &parse(T).unwrap(), true);
-        assert_eq!(out.len(), 15);
+        assert_eq!(out.len(), 16);
         assert_eq!(out[0], Outcome::Ok(1));
         assert_eq!(out[1], Outcome::Ok(0x1000_0000));
         assert_eq!(out[3], Outcome::Ok(2));
         assert_eq!(out[6], Outcome::Ok(0x2000_0000));
         assert!(out.iter().all(|o| matches!(o, Outcome::Ok(_))), "{out:?}");
+    }
+
+    /// `drop_swap_cache p addr` drops the swap-cache page of that swap entry only: after
+    /// `try_to_unmap` the shared page is unmapped from both processes and sits in the swap
+    /// cache; the second drop finds nothing left to drop.
+    #[test]
+    fn drop_swap_cache_of_one_swap_entry() {
+        let t = "# rmapsim trace v1\nspawn\nmmap p1 0x10000000 0x2000 rw\ntouch p1 0x10000000 0x2000 w\nfork p1\n\
+                 try_to_unmap p1 0x10000000\ntry_to_unmap p1 0x10001000\ndrop_swap_cache p2 0x10000000\n\
+                 drop_swap_cache p1 0x10000000\ndrop_swap_cache p1 0x10001000\ncheck\n";
+        let mut s = Simulator::with_era("6.18", 0).unwrap();
+        let out = apply(&mut s, &parse(t).unwrap(), true);
+        let got: Vec<_> = out[6..9].to_vec();
+        assert_eq!(got, vec![Outcome::Ok(1), Outcome::Ok(0), Outcome::Ok(1)]);
+        assert_eq!(s.counts().page, 0);
+        assert_eq!(out.len(), 10);
     }
 }
