@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -157,22 +158,9 @@ def test_replay_events_per_era_and_refusals(tmp_path):
     assert r.returncode == 2 and "--events" in r.stderr
 
 
-# The reproducer _core.fuzz wrote for this variant (seed 1): the tenth operation breaks
-# invariant 4.
-VARIANT_REPRO = """# rmapsim trace v1
-# era 2.6.34+prepare_reuse=any_compatible
-spawn
-mmap p1 0x10013000 0x4000 rw
-mmap p1 0x10015000 0x4000 rw
-fork p1
-touch p2 0x10017000 0x1000 w
-mprotect p2 0x10013000 0x4000 r
-fork p2
-mmap p3 0x10012000 0x2000 rw
-fork p3
-touch p4 0x10012000 0x2000 w
-touch p4 0x10012000 0x1000 w
-"""
+# The reproducer _core.fuzz wrote for this variant (seed 1), plus one more operation: the
+# tenth breaks invariant 4.
+VARIANT_REPRO = (Path(__file__).parent / "data" / "variant-invariant4.trace").read_text() + "touch p4 0x10012000 0x1000 w\n"
 
 
 def test_an_invariant_violation_ends_the_log_with_its_operation():

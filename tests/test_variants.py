@@ -122,7 +122,7 @@ def test_hypothesis_machine_trace_names_the_variant_and_replays_identically(tmp_
     # the header's era behaves as in the machine's policy, not as in the plain preset.
     m = VariantMachine()
     assert m.lines[1] == f"# era {VARIANT}"
-    m.lines += ["mmap p1 0x10000000 0x4000 rw", "touch p1 0x10000000 0x4000 w", "fork p1",
+    m.lines += ["spawn", "mmap p1 0x10000000 0x4000 rw", "touch p1 0x10000000 0x4000 w", "fork p1",
                 "munmap p1 0x10000000 0x4000", "mmap p2 0x10004000 0x4000 rw", "touch p2 0x10004000 0x4000 w"]
     f = tmp_path / "h.trace"
     f.write_text(m.trace())

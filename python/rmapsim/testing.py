@@ -1,38 +1,65 @@
-"""Hypothesis support: strategies for operations and a state machine to subclass.
+"""Hypothesis support: whole-program strategies run at native speed, and a state machine.
 
-Needs ``hypothesis`` (``pip install 'rmapsim[test]'``)::
+Needs ``hypothesis`` (``pip install 'rmapsim[test]'``). Two ways in:
+
+**Programs** (fast: hypothesis generates and shrinks whole programs; the engine decodes and
+runs each in one call)::
+
+    from hypothesis import given
+    from rmapsim.testing import programs
+
+    @given(programs())
+    def test_6_18_keeps_its_invariants(prog):
+        prog.check("6.18", fail_rate=0.05, extended=True)
+
+A :class:`Program` is a list of 64-bit words, one operation each, decoded the way the
+native fuzzer draws operations (``rmapsim fuzz``) for the processes alive at that point;
+the zero word is no operation, so shrinking a word to zero deletes it. :meth:`Program.check`
+raises :class:`ProgramViolation` (an ``AssertionError``) whose message holds the program's
+trace shrunk further by delta debugging, which ``rmapsim replay FILE --check`` reproduces.
+:func:`op_arrays` and :func:`traces` give the decoded programs of an era as op arrays or
+trace text for properties of your own (``sim.apply(arr)`` runs one in one call).
+
+**The state machine** :class:`RmapMachine` (readable shrunk programs, ``v2 = fork(v1)``)::
 
     from rmapsim.testing import RmapMachine
 
-    class SixEighteen(RmapMachine):
-        ERA = "6.18"
+    TestVariant = RmapMachine.for_era("6.0+fork_reuse=never").TestCase
 
-    TestSixEighteen = SixEighteen.TestCase
-
-The machine drives one :class:`rmapsim.Simulator` through random operations over a few
-processes and a small address window (so merges, splits, COW and swap are frequent), runs
-``check()`` after every step, and on a broken invariant fails with the version-1 trace
-text of the steps so far (replay it with ``rmapsim replay FILE --check``). Set ``POLICY``
-(a :class:`rmapsim.Policy` or a dict of knobs) to test a variant, and ``ALLOWED`` to the
-invariant numbers a knowingly buggy era may break.
+Every rule is one trace line applied through the trace runner, so the trace it prints on a
+failure replays exactly; structural checks run after every step and the full ``check()``
+every ``FULL_CHECK_EVERY`` steps. ``ALLOWED`` lists invariant numbers a knowingly buggy era
+may break.
 """
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Union
 
+import numpy as np
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from hypothesis import target
+from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, initialize, invariant, multiple, precondition, rule
 
-from . import PAGE_SIZE, Simulator
-from .errors import BadAddress, InvalidArgument, InvariantViolation, NoSuchProcess, OutOfMemory
+from . import _core
+from . import PAGE_SIZE, Policy, Simulator
+from .errors import InvalidArgument, InvariantViolation, short_repr
+from .policy import era_spec
+
+__all__ = ["addresses", "lengths", "ops", "traces", "programs", "op_arrays", "Program", "ProgramViolation",
+           "RmapMachine", "WORDS_PER_BLOCK"]
 
 BASE = 0x1000_0000
 WINDOW_PAGES = 8
 MAX_PROCS = 5
 
 ADVICE = ("normal", "random", "sequential", "dontneed", "pageout", "dontfork", "dofork")
+ALL_ADVICE = ADVICE + ("wipeonfork", "keeponfork", "hugepage", "nohugepage", "dontdump", "dodump")
 PROTS = ("rw", "rw", "r", "none")
+HEADER = "# rmapsim trace v1"
+
+#: Words (operations) per block a :func:`programs` example is made of.
+WORDS_PER_BLOCK = 32
 
 
 def addresses(window_pages: int = WINDOW_PAGES) -> st.SearchStrategy[int]:
@@ -61,21 +88,155 @@ def ops(procs: int = MAX_PROCS) -> st.SearchStrategy[str]:
     )
 
 
-def traces(max_ops: int = 40) -> st.SearchStrategy[str]:
-    """Whole version-1 traces: a spawn, then random operations."""
-    return st.lists(ops(), max_size=max_ops).map(lambda lines: "\n".join(["# rmapsim trace v1", "spawn", *lines]) + "\n")
+# ----------------------------------------------------------------------------- programs
 
 
-_EXPECTED_ERRORS = (BadAddress, InvalidArgument, OutOfMemory, NoSuchProcess)
+def _rows_to_array(rows: Sequence[Sequence[int]]) -> np.ndarray:
+    from .trace import OP_DTYPE
+
+    return np.array([tuple(r) for r in rows], dtype=OP_DTYPE)
+
+
+def _era_args(era: Any) -> str:
+    try:
+        return era_spec(era)
+    except InvalidArgument as e:
+        raise InvalidArgument(f"era: {e}") from None
+
+
+class ProgramViolation(AssertionError):
+    """A program broke an invariant. ``violation`` is the engine's message, ``ops`` the
+    program as run (op array), ``era`` the spec; ``str()`` adds the reproducer: the
+    program shrunk by the native fuzzer's delta debugging, as a trace (computed when the
+    message is first shown, so hypothesis's own shrinking does not pay for it)."""
+
+    def __init__(self, era: str, violation: str, ops: np.ndarray) -> None:
+        super().__init__(violation)
+        self.era, self.violation, self.ops = era, violation, ops
+        self._text: Optional[str] = None
+
+    def reproducer(self) -> str:
+        """The shrunk trace (falls back to the whole program if shrinking finds nothing)."""
+        from .trace import format as format_trace
+
+        got = _core.shrink_trace(self.era, self.ops.tolist())
+        rows = got[1] if got else self.ops.tolist()
+        return format_trace(_rows_to_array(rows), era=self.era)
+
+    def __str__(self) -> str:
+        if self._text is None:
+            rep = self.reproducer()
+            n = sum(1 for line in rep.splitlines() if line and not line.startswith("#"))
+            self._text = (f"{self.violation}\n--- era {self.era}: the program ({len(self.ops)} operations) shrunk "
+                          f"to {n} by delta debugging; rmapsim replay FILE --check reproduces it ---\n{rep}")
+        return self._text
+
+
+class Program:
+    """One generated program: ``words``, one operation each (see the module documentation).
+    The same words are a different program in another era only where the live processes
+    differ (a fork failing in one era, say)."""
+
+    __slots__ = ("words",)
+
+    def __init__(self, words: Sequence[int]) -> None:
+        self.words = [int(w) for w in words]
+
+    def __len__(self) -> int:
+        return sum(1 for w in self.words if w)
+
+    def __repr__(self) -> str:
+        return f"Program({len(self)} operations)"
+
+    def ops(self, era: Any = "6.18", fail_rate: float = 0.0, extended: bool = False, seed: int = 0) -> np.ndarray:
+        """The program decoded for ``era`` as an op array (``Simulator.apply`` runs it)."""
+        return _rows_to_array(_core.run_program(_era_args(era), self.words, seed, fail_rate, extended, None, 0)[0])
+
+    def trace(self, era: Any = "6.18", fail_rate: float = 0.0, extended: bool = False, seed: int = 0) -> str:
+        from .trace import format as format_trace
+
+        spec = _era_args(era)
+        return format_trace(self.ops(spec, fail_rate, extended, seed), era=spec)
+
+    def run(self, era: Any = "6.18", fail_rate: float = 0.0, extended: bool = False, seed: int = 0,
+            full_check_every: int = 16) -> "tuple[np.ndarray, Optional[str]]":
+        """Decode and run in one engine call: structural checks after every operation, the
+        full ``check()`` every ``full_check_every`` and after the last. Returns (the op
+        array run, the violation message or None)."""
+        rows, violation = _core.run_program(_era_args(era), self.words, seed, fail_rate, extended, None,
+                                            full_check_every)
+        return _rows_to_array(rows), violation
+
+    def check(self, era: Any = "6.18", fail_rate: float = 0.0, extended: bool = False, seed: int = 0,
+              full_check_every: int = 16, allowed: Sequence[int] = ()) -> None:
+        """:meth:`run`, raising :class:`ProgramViolation` on a broken invariant whose
+        number is not in ``allowed``."""
+        spec = _era_args(era)
+        arr, violation = self.run(spec, fail_rate, extended, seed, full_check_every)
+        if violation is not None and _invariant_number(violation) not in set(allowed):
+            raise ProgramViolation(spec, violation, arr)
+
+
+def _words(blocks: List[bytes]) -> Program:
+    data = b"".join(blocks)
+    return Program(np.frombuffer(data[: len(data) // 8 * 8], dtype="<u8").tolist())
+
+
+def programs(max_ops: int = 320) -> st.SearchStrategy[Program]:
+    """Programs of up to ``max_ops`` operations (rounded up to whole blocks of
+    :data:`WORDS_PER_BLOCK`): a list of byte blocks, so generating one costs a few draws and
+    shrinking deletes or zeroes whole blocks and words."""
+    if isinstance(max_ops, bool) or not isinstance(max_ops, int) or max_ops < 1:
+        raise InvalidArgument(f"max_ops must be an int >= 1, got {short_repr(max_ops)}")
+    block = st.binary(min_size=8 * WORDS_PER_BLOCK, max_size=8 * WORDS_PER_BLOCK)
+    return st.lists(block, min_size=1, max_size=-(-max_ops // WORDS_PER_BLOCK)).map(_words)
+
+
+def op_arrays(era: Any = "6.18", max_ops: int = 320, fail_rate: float = 0.0,
+              extended: bool = False) -> st.SearchStrategy[np.ndarray]:
+    """:func:`programs` decoded for ``era`` as op arrays."""
+    spec = _era_args(era)
+    return programs(max_ops).map(lambda p: p.ops(spec, fail_rate, extended))
+
+
+def traces(max_ops: int = 40, era: Any = None, extended: bool = False, fail_rate: float = 0.0) -> st.SearchStrategy[str]:
+    """Whole version-1 traces. With ``era`` (a spec): :func:`programs` decoded for it (the
+    native fuzzer's operation mix, ``extended`` and ``fail_rate`` as in ``rmapsim fuzz``);
+    without: a spawn, then lines of :func:`ops` (processes named blindly)."""
+    if era is not None:
+        spec = _era_args(era)
+        return programs(max_ops).map(lambda p: p.trace(spec, fail_rate, extended))
+    return st.lists(ops(), max_size=max_ops).map(lambda lines: "\n".join([HEADER, "spawn", *lines]) + "\n")
+
+
+# ----------------------------------------------------------------------------- the machine
+
+#: Addresses the machine maps at: a small window (so merges, splits, COW and overlaps are
+#: frequent), and a second one that moves land in.
+PAGES = st.integers(0, 2 * WINDOW_PAGES - 1)
 
 
 class RmapMachine(RuleBasedStateMachine):
-    """Random operations on one simulator with ``check()`` after every step."""
+    """One simulator driven by rules over process and range bundles, every rule one trace
+    line run by the trace runner; structural checks after every step, the full ``check()``
+    every :attr:`FULL_CHECK_EVERY` steps and at the end of a run."""
 
     ERA: str = "6.18"
     POLICY: Any = None
     #: invariant numbers the era may knowingly break (e.g. {4} for "3.19")
     ALLOWED: Sequence[int] = ()
+    FULL_CHECK_EVERY: int = 4
+
+    procs = Bundle("procs")
+    ranges = Bundle("ranges")
+
+    @classmethod
+    def for_era(cls, era: "Union[str, Policy]", allowed: Sequence[int] = ()) -> type:
+        """A machine class for ``era`` (a preset, an era spec or a Policy): use its
+        ``TestCase``."""
+        spec = _era_args(era)
+        name = "RmapMachine_" + "".join(c if c.isalnum() else "_" for c in spec)
+        return type(name, (cls,), {"ERA": spec, "POLICY": None, "ALLOWED": tuple(allowed)})
 
     def __init__(self) -> None:
         super().__init__()
@@ -83,109 +244,176 @@ class RmapMachine(RuleBasedStateMachine):
             self.sim = Simulator(era=self.ERA, policy=self.POLICY)
         else:
             self.sim = Simulator(policy=self.POLICY)
-        self.lines: List[str] = ["# rmapsim trace v1", f"# era {self.sim.era}", "spawn"]
-        self.syms: Dict[int, int] = {1: self.sim.spawn()}  # symbol -> pid
-        self.live: List[int] = [1]
+        self.lines: List[str] = [HEADER, f"# era {self.sim.era}"]
+        self.pids: List[int] = []  # pid of symbol p(i+1), as the trace runner numbers them
+        self.live: List[int] = []
         self.broken: Optional[str] = None
+        self.steps = 0
+        # hypothesis.target steers generation toward runs with more processes, VMAs and
+        # anon_vmas alive at once (fork/exit cycles, splits), where the rmap bugs live
+        self.peak: Dict[str, int] = {"live processes": 0, "VMAs": 0, "anon_vmas": 0}
 
     # -- helpers
 
     def trace(self) -> str:
         return "\n".join(self.lines) + "\n"
 
-    def _do(self, line: str, fn: Any, *args: Any) -> Any:
+    def _run(self, line: str) -> "tuple[bool, int]":
+        """Apply one trace line; (succeeded, value)."""
         self.lines.append(line)
-        try:
-            return fn(*args)
-        except _EXPECTED_ERRORS:
-            return None
+        rows = _core.parse_trace(f"{HEADER}\n{line}\n")
+        status, value, message, self.pids = self.sim._apply_from(rows, self.pids)
+        if status[0] == _ERROR_KINDS.index("InvariantViolation") + 1:
+            self._violated(message[0])
+        return status[0] == 0, int(value[0])
+
+    def _new_proc(self, line: str) -> Any:
+        ok, sym = self._run(line)
+        if not ok:
+            return multiple()
+        self.live.append(sym)
+        self.peak["live processes"] = max(self.peak["live processes"], len(self.live))
+        return sym
+
+    def _violated(self, msg: str) -> None:
+        if _invariant_number(msg) in set(self.ALLOWED):
+            self.broken = msg
+            return
+        rep = ProgramViolation(self.sim.era, msg, _rows_to_array(_core.parse_trace(self.trace())))
+        raise AssertionError(f"{msg}\n--- trace (rmapsim replay FILE --check) ---\n{self.trace()}"
+                             f"--- shrunk by delta debugging ---\n{rep.reproducer()}") from None
 
     # -- rules
 
+    @initialize(target=procs)
+    def spawn(self) -> Any:
+        return self._new_proc("spawn")
+
     @precondition(lambda self: len(self.live) < MAX_PROCS and self.broken is None)
-    @rule(data=st.data())
-    def fork(self, data: st.DataObject) -> None:
-        s = data.draw(st.sampled_from(self.live))
-        pid = self._do(f"fork p{s}", self.sim.fork, self.syms[s])
-        if pid is not None:
-            sym = len(self.syms) + 1
-            self.syms[sym] = pid
-            self.live.append(sym)
+    @rule(target=procs, p=procs)
+    def fork(self, p: int) -> Any:
+        return self._new_proc(f"fork p{p}")
+
+    @precondition(lambda self: len(self.live) < MAX_PROCS - 1 and self.broken is None)
+    @rule(target=procs, p=procs)
+    def fork_many(self, p: int) -> Any:
+        # fork_many(p, 2): two children in one call, which the trace says as two forks
+        kids = [self._new_proc(f"fork p{p}") for _ in range(2)]
+        return multiple(*[k for k in kids if isinstance(k, int)])
 
     @precondition(lambda self: len(self.live) > 1 and self.broken is None)
-    @rule(data=st.data())
-    def exit(self, data: st.DataObject) -> None:
-        s = data.draw(st.sampled_from(self.live))
-        self._do(f"exit p{s}", self.sim.exit, self.syms[s])
-        self.live.remove(s)
+    @rule(p=consumes(procs))
+    def exit(self, p: int) -> None:
+        if self._run(f"exit p{p}")[0] and p in self.live:
+            self.live.remove(p)
 
     @precondition(lambda self: self.broken is None)
-    @rule(data=st.data(), addr=addresses(), length=lengths(), prot=st.sampled_from(PROTS))
-    def mmap(self, data: st.DataObject, addr: int, length: int, prot: str) -> None:
-        s = data.draw(st.sampled_from(self.live))
-        self._do(f"mmap p{s} {addr:#x} {length:#x} {prot}", self.sim.mmap, self.syms[s], length, addr, prot)
+    @rule(p=procs)
+    def exec(self, p: int) -> None:
+        self._run(f"exec p{p}")
 
     @precondition(lambda self: self.broken is None)
-    @rule(data=st.data(), addr=addresses(), length=lengths())
-    def munmap(self, data: st.DataObject, addr: int, length: int) -> None:
-        s = data.draw(st.sampled_from(self.live))
-        self._do(f"munmap p{s} {addr:#x} {length:#x}", self.sim.munmap, self.syms[s], addr, length)
+    @rule(target=ranges, p=procs, page=PAGES, n=st.integers(1, 4), prot=st.sampled_from(PROTS),
+          kind=st.sampled_from(["anon", "anon", "anon", "file", "noreserve", "stack"]), file=st.integers(1, 2),
+          shift=st.integers(0, 1))
+    def mmap(self, p: int, page: int, n: int, prot: str, kind: str, file: int, shift: int) -> Any:
+        addr, length = BASE + page * PAGE_SIZE, n * PAGE_SIZE
+        extra = {"anon": "", "file": f" file {file} {(page + shift) * PAGE_SIZE:#x}", "noreserve": " noreserve",
+                 "stack": " stack"}[kind]
+        ok, _ = self._run(f"mmap p{p} {addr:#x} {length:#x} {prot}{extra}")
+        return (addr, length) if ok else multiple()
 
     @precondition(lambda self: self.broken is None)
-    @rule(data=st.data(), addr=addresses(), length=lengths(), write=st.booleans())
-    def touch(self, data: st.DataObject, addr: int, length: int, write: bool) -> None:
-        s = data.draw(st.sampled_from(self.live))
-        w = "w" if write else "r"
-        self._do(f"touch p{s} {addr:#x} {length:#x} {w}", self.sim.touch, self.syms[s], addr, length, write)
+    @rule(p=procs, r=ranges, cut=st.integers(0, 3))
+    def munmap(self, p: int, r: "tuple[int, int]", cut: int) -> None:
+        addr, length = r
+        self._run(f"munmap p{p} {addr + cut * PAGE_SIZE:#x} {max(PAGE_SIZE, length - cut * PAGE_SIZE):#x}")
 
     @precondition(lambda self: self.broken is None)
-    @rule(data=st.data(), addr=addresses(), length=lengths(), prot=st.sampled_from(PROTS))
-    def mprotect(self, data: st.DataObject, addr: int, length: int, prot: str) -> None:
-        s = data.draw(st.sampled_from(self.live))
-        self._do(f"mprotect p{s} {addr:#x} {length:#x} {prot}", self.sim.mprotect, self.syms[s], addr, length, prot)
+    @rule(p=procs, r=ranges, write=st.sampled_from([True, True, False]), head=st.booleans())
+    def touch(self, p: int, r: "tuple[int, int]", write: bool, head: bool) -> None:
+        addr, length = r
+        n = PAGE_SIZE if head else length
+        self._run(f"touch p{p} {addr:#x} {n:#x} {'w' if write else 'r'}")
 
     @precondition(lambda self: self.broken is None)
-    @rule(data=st.data(), addr=addresses(), length=lengths(), advice=st.sampled_from(ADVICE))
-    def madvise(self, data: st.DataObject, addr: int, length: int, advice: str) -> None:
-        s = data.draw(st.sampled_from(self.live))
-        self._do(f"madvise p{s} {addr:#x} {length:#x} {advice}", self.sim.madvise, self.syms[s], addr, length, advice)
+    @rule(p=procs, r=ranges, prot=st.sampled_from(PROTS), middle=st.booleans())
+    def mprotect(self, p: int, r: "tuple[int, int]", prot: str, middle: bool) -> None:
+        addr, length = r
+        if middle and length > PAGE_SIZE:  # splits: the kernel's vma_merge/vma_adjust cases
+            addr, length = addr + PAGE_SIZE, PAGE_SIZE
+        self._run(f"mprotect p{p} {addr:#x} {length:#x} {prot}")
 
     @precondition(lambda self: self.broken is None)
-    @rule(data=st.data(), addr=addresses())
-    def try_to_unmap(self, data: st.DataObject, addr: int) -> None:
-        s = data.draw(st.sampled_from(self.live))
-        self.lines.append(f"try_to_unmap p{s} {addr:#x}")
-        try:
-            page = self.sim.page_at(self.syms[s], addr)
-        except _EXPECTED_ERRORS:
-            return
-        if page is not None:
-            self.sim.try_to_unmap([page])
+    @rule(p=procs, r=ranges, advice=st.sampled_from(ALL_ADVICE), middle=st.booleans())
+    def madvise(self, p: int, r: "tuple[int, int]", advice: str, middle: bool) -> None:
+        addr, length = r
+        if middle and length > PAGE_SIZE:
+            addr, length = addr + PAGE_SIZE, PAGE_SIZE
+        self._run(f"madvise p{p} {addr:#x} {length:#x} {advice}")
 
     @precondition(lambda self: self.broken is None)
-    @rule(data=st.data(), addr=addresses(), length=lengths(), new_length=lengths(), dest=st.none() | addresses(2 * WINDOW_PAGES))
-    def mremap(self, data: st.DataObject, addr: int, length: int, new_length: int, dest: Optional[int]) -> None:
-        s = data.draw(st.sampled_from(self.live))
-        line = f"mremap p{s} {addr:#x} {length:#x} {new_length:#x} move" + ("" if dest is None else f" {dest:#x}")
-        self._do(line, self.sim.mremap, self.syms[s], addr, length, new_length, True, dest)
+    @rule(target=ranges, p=procs, r=ranges, new_n=st.integers(1, 4),
+          form=st.sampled_from(["move", "nomove", "fixed", "fixed_same"]), dest=PAGES)
+    def mremap(self, p: int, r: "tuple[int, int]", new_n: int, form: str, dest: int) -> Any:
+        addr, length = r
+        new_len = length if form == "fixed_same" else new_n * PAGE_SIZE
+        to = BASE + (WINDOW_PAGES + dest) * PAGE_SIZE
+        tail = {"move": " move", "nomove": " nomove", "fixed": f" move {to:#x}", "fixed_same": f" move {to:#x}"}[form]
+        ok, value = self._run(f"mremap p{p} {addr:#x} {length:#x} {new_len:#x}{tail}")
+        return (value, new_len) if ok and value else multiple()
 
     @precondition(lambda self: self.broken is None)
-    @rule()
-    def drop_swap_cache(self) -> None:
-        self._do("drop_swap_cache", self.sim.drop_swap_cache)
+    @rule(p=procs, r=ranges, page=st.integers(0, 3))
+    def try_to_unmap(self, p: int, r: "tuple[int, int]", page: int) -> None:
+        addr, length = r
+        self._run(f"try_to_unmap p{p} {addr + min(page * PAGE_SIZE, length - PAGE_SIZE):#x}")
+
+    @precondition(lambda self: self.broken is None)
+    @rule(p=procs, r=ranges, one=st.booleans())
+    def drop_swap_cache(self, p: int, r: "tuple[int, int]", one: bool) -> None:
+        self._run(f"drop_swap_cache p{p} {r[0]:#x}" if one else "drop_swap_cache")
+
+    @precondition(lambda self: self.broken is None)
+    @rule(p=procs, grow=st.integers(0, 5))
+    def brk(self, p: int, grow: int) -> None:
+        heap = BASE + 2 * WINDOW_PAGES * PAGE_SIZE
+        if grow == 0:
+            self._run(f"brkbase p{p} {heap:#x}")
+        else:
+            self._run(f"brk p{p} {heap + grow * PAGE_SIZE:#x}")
+
+    @precondition(lambda self: self.broken is None)
+    @rule(nth=st.integers(1, 4))
+    def enomem(self, nth: int) -> None:
+        # an armed allocation failure: the nth allocation from now fails (ENOMEM)
+        self._run(f"enomem {nth}")
 
     @invariant()
     def invariants_hold(self) -> None:
-        if self.broken is not None:
+        if self.broken is not None or not self.pids:
             return
+        self.steps += 1
+        full = self.steps % self.FULL_CHECK_EVERY == 0
         try:
-            self.sim.check()
+            self.sim.check() if full else self.sim._check_structure()
         except InvariantViolation as e:
-            n = _invariant_number(str(e))
-            if n is not None and n in self.ALLOWED:
-                self.broken = str(e)
-                return
-            raise AssertionError(f"{e}\n--- trace (rmapsim replay FILE --check) ---\n{self.trace()}") from None
+            self._violated(str(e))
+        c = self.sim.counts()
+        self.peak["VMAs"] = max(self.peak["VMAs"], c["vma"])
+        self.peak["anon_vmas"] = max(self.peak["anon_vmas"], c["anon_vma"])
+
+    def teardown(self) -> None:
+        for label, v in self.peak.items():
+            target(float(v), label=label)
+        if self.broken is None and self.pids:
+            try:
+                self.sim.check()
+            except InvariantViolation as e:
+                self._violated(str(e))
+
+
+_ERROR_KINDS = tuple(_core.ERROR_KINDS)
 
 
 def _invariant_number(msg: str) -> Optional[int]:

@@ -49,7 +49,7 @@ pub struct FuzzReport {
     pub interrupted: bool,
 }
 
-struct Rng(u64);
+pub(crate) struct Rng(pub(crate) u64);
 impl Rng {
     fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
@@ -71,7 +71,7 @@ const WINDOW: u64 = 24; // pages
 const MAX_PROCS: u64 = 6;
 
 /// One random operation for the processes `live` (symbols) of a run.
-fn gen_op(r: &mut Rng, live: &[u32], fail_rate: f64, ext: bool) -> Op {
+pub(crate) fn gen_op(r: &mut Rng, live: &[u32], fail_rate: f64, ext: bool) -> Op {
     if fail_rate > 0.0 && r.chance(fail_rate) {
         return Op::Enomem { nth: Some(1 + r.below(4)) };
     }
@@ -122,7 +122,10 @@ fn gen_op(r: &mut Rng, live: &[u32], fail_rate: f64, ext: bool) -> Op {
             Op::Madvise { p, addr, len, advice }
         }
         77..=84 => {
-            let new_addr = if r.chance(0.5) { Some(BASE + (WINDOW + r.below(WINDOW)) * PAGE_SIZE) } else { None };
+            // moves land in the second window; in the extended mix anywhere in both, so a
+            // VMA can also move back beside what was mapped at its old place meanwhile
+            let (lo, span) = if ext { (0, 2 * WINDOW) } else { (WINDOW, WINDOW) };
+            let new_addr = if r.chance(0.5) { Some(BASE + (lo + r.below(span)) * PAGE_SIZE) } else { None };
             Op::Mremap { p, addr, old_len: len, new_len: (1 + r.below(4)) * PAGE_SIZE, may_move: true, new_addr }
         }
         85..=93 => Op::TryToUnmap { p, addr },
@@ -144,7 +147,7 @@ pub fn first_violation(policy: &Policy, ops: &[Op]) -> Option<String> {
 
 /// The invariant a violation message names ("invariant N"), or the message's first words
 /// (a use-after-free found by a walk).
-fn violation_kind(m: &str) -> String {
+pub(crate) fn violation_kind(m: &str) -> String {
     if let Some(i) = m.find("invariant ") {
         m[i..].split_whitespace().take(2).collect::<Vec<_>>().join(" ")
     } else {

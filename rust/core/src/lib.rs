@@ -42,6 +42,7 @@ pub mod objects;
 pub mod pagestore;
 pub mod pgtable;
 pub mod policy;
+pub mod program;
 pub mod render;
 pub mod rmap;
 pub mod sim;

@@ -215,6 +215,19 @@ pub fn handles(obj: Option<&Bound<'_, PyAny>>, name: &str) -> PyResult<Option<Ve
     v.iter().map(|h| handle(h, &format!("each of {name}"))).collect::<PyResult<_>>().map(Some)
 }
 
+/// A list of ints from 0 to 2**64 - 1 (program words).
+pub fn words(obj: &Bound<'_, PyAny>, name: &str) -> PyResult<Vec<u64>> {
+    let v = items(obj, name, "a list of ints from 0 to 2**64 - 1")?;
+    v.iter()
+        .map(|w| {
+            if w.is_instance_of::<PyBool>() {
+                return Err(invalid(w, &format!("each of {name}"), "an int from 0 to 2**64 - 1"));
+            }
+            u64_arg(w, &format!("each of {name}"))
+        })
+        .collect()
+}
+
 /// Most worker threads a walk may use.
 pub const THREADS_MAX: usize = rmapsim_core::sim::MAX_THREADS;
 

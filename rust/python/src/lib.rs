@@ -987,6 +987,14 @@ impl PySimulator {
         Ok(())
     }
 
+    /// The cheap structural checks the native fuzzer runs after every operation (object
+    /// links, counts, no rmap oracle); raises `InvariantViolation` like `check`.
+    fn _check_structure(slf: &Bound<'_, Self>) -> PyResult<()> {
+        let (this, _running) = borrow(slf, "check")?;
+        let inner = &this.inner;
+        detached(slf.py(), || inner.check_structure())
+    }
+
     /// Check every invariant; raises `InvariantViolation` naming the first broken one.
     /// Ctrl-C stops it with `KeyboardInterrupt` (it changes nothing).
     fn check(slf: &Bound<'_, Self>) -> PyResult<()> {
@@ -1143,6 +1151,54 @@ fn format_trace(py: Python<'_>, rows: &Bound<'_, PyAny>, era: Option<&Bound<'_, 
     Ok(trace::format(&ops, era.as_deref()))
 }
 
+/// The native fuzzer's delta-debugging shrink of op rows that break an invariant in `era`:
+/// `(message, shrunk rows)`, or None when the rows break nothing.
+#[pyfunction]
+#[pyo3(signature = (era, rows, policy = None), text_signature = "(era, rows, policy=None)")]
+fn shrink_trace(
+    py: Python<'_>,
+    era: &Bound<'_, PyAny>,
+    rows: &Bound<'_, PyAny>,
+    policy: Option<&Bound<'_, PyAny>>,
+) -> PyResult<Option<(String, OpRows)>> {
+    let era = args::text(era, "era")?;
+    let rows = args::rows(rows, "rows")?;
+    let p = policy_of(py, &era, opt_dict(policy, "policy")?)?;
+    let ops = decode_rows(&rows).py(py)?;
+    let r = detached(py, || catch(|| Ok(rmapsim_core::program::shrink(&p, &ops))))?;
+    Ok(r.map(|(m, small)| (m, small.iter().map(Op::encode).collect())))
+}
+
+/// Decode and run program words in one call (`rmapsim_core::program::run`): one operation
+/// per word, drawn as the native fuzzer draws it for the processes alive at that point of a
+/// run in `era` (a spec) with knob overrides `policy`; structural checks after every
+/// operation, the full `check()` every `full_check_every` operations and after the last
+/// (0: no checks, just decode). Returns `(op rows run, violation message or None)`.
+#[pyfunction]
+#[pyo3(signature = (era, words, seed = dflt(0), fail_rate = dflt(0.0), extended = dflt(false), policy = None, full_check_every = dflt(16)), text_signature = "(era, words, seed=0, fail_rate=0.0, extended=False, policy=None, full_check_every=16)")]
+#[allow(clippy::too_many_arguments)]
+fn run_program(
+    py: Python<'_>,
+    era: &Bound<'_, PyAny>,
+    words: &Bound<'_, PyAny>,
+    seed: Py<PyAny>,
+    fail_rate: Py<PyAny>,
+    extended: Py<PyAny>,
+    policy: Option<&Bound<'_, PyAny>>,
+    full_check_every: Py<PyAny>,
+) -> PyResult<(OpRows, Option<String>)> {
+    let era = args::text(era, "era")?;
+    let words = args::words(words, "words")?;
+    let seed = u64_arg(seed.bind(py), "seed")?;
+    let fail_rate = real(fail_rate.bind(py), "fail_rate", 0.0, 1.0)?;
+    let extended = flag(extended.bind(py), "extended")?;
+    let every: u64 = ranged(full_check_every.bind(py), "full_check_every", 0, u64::MAX as i128)?;
+    let p = policy_of(py, &era, opt_dict(policy, "policy")?)?;
+    let checks = (every > 0).then_some(every);
+    let r = detached(py, || catch(|| rmapsim_core::program::run(&p, seed, &words, fail_rate, extended, checks)))?;
+    Ok((r.ops.iter().map(Op::encode).collect(), r.violation))
+}
+
 /// Run the native fuzzer; returns a dict (ops, runs, seconds, violation, trace, unshrunk_len).
 /// Ctrl-C stops it within a poll interval; the `KeyboardInterrupt` raised then carries that
 /// dict as its `fuzz_report` attribute (what was found so far; a violation's trace as far
@@ -1249,6 +1305,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(parse_trace, m)?)?;
     m.add_function(wrap_pyfunction!(format_trace, m)?)?;
     m.add_function(wrap_pyfunction!(fuzz, m)?)?;
+    m.add_function(wrap_pyfunction!(run_program, m)?)?;
+    m.add_function(wrap_pyfunction!(shrink_trace, m)?)?;
     m.add_function(wrap_pyfunction!(knobs, m)?)?;
     m.add_function(wrap_pyfunction!(_running, m)?)?;
     m.add("DEFAULT_ERA", rmapsim_core::policy::DEFAULT_ERA)?;
