@@ -5,6 +5,7 @@ test_clone.py over random runs in every era."""
 
 from __future__ import annotations
 
+import copy
 import pickle
 import struct
 
@@ -59,6 +60,25 @@ def test_pickle_keeps_the_subclass():
     sim.spawn()
     back = pickle.loads(pickle.dumps(sim))
     assert type(back) is Mine and back.pids().tolist() == [1]
+
+
+def test_copies_and_pickles_keep_a_subclass_s_attributes():
+    """A subclass instance's own attributes were silently dropped by pickle, copy.copy,
+    copy.deepcopy and clone() (only the core state came back). They come along now; a
+    deep copy copies them deeply, and the event log of the last apply stays behind."""
+    sim = Mine(era="6.0")
+    p = sim.spawn()
+    sim.apply("# rmapsim trace v1\nspawn\n", events=True)
+    sim.note, sim.params = "run 7", {"children": [1, 2]}
+    for how, back in (("pickle", pickle.loads(pickle.dumps(sim))), ("copy", copy.copy(sim)),
+                      ("deepcopy", copy.deepcopy(sim)), ("clone", sim.clone())):
+        assert type(back) is Mine and back.note == "run 7" and back.params == {"children": [1, 2]}, how
+        assert back.events() is None and back.fork(p) == sim.clone().fork(p), how
+    deep = copy.deepcopy(sim)
+    deep.params["children"].append(3)
+    assert sim.params == {"children": [1, 2]}
+    plain = rmapsim.Simulator()
+    assert pickle.loads(pickle.dumps(plain)).__dict__ == {}
 
 
 def refused(data: object) -> str:
