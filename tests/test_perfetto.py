@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import subprocess
 import sys
 import textwrap
@@ -269,3 +270,29 @@ def test_the_documented_seed_run_trace_validates(tmp_path, capsys):
     procs = validate(json.loads(f.read_text()))
     for pid, era in enumerate(rmapsim.eras(), 1):
         check_against_model(procs[pid], storm(era, 200, 200).contention(cpus=16))
+
+
+def test_trace_to_a_special_file_or_symlink_writes_through_it(tmp_path):
+    """``--perfetto /dev/null`` run as root replaced /dev/null with a regular file (the
+    trace was written beside it and renamed over it; seen with /dev/full). A FIFO stands
+    in for the device here: it must stay a FIFO and receive the trace. A symlink must stay
+    a symlink, its target getting the trace."""
+    r = two_pages().contention(cpus=2, per_candidate=1, handoff=0, outside=0, spans=True)
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # a reader, so the writer's open does not block
+    try:
+        n = perfetto.write_file(str(fifo), [r])  # about 1 KiB: it fits in the pipe's buffer
+        got = b"".join(iter(lambda: os.read(fd, 1 << 16), b""))
+    finally:
+        os.close(fd)
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    assert n["bytes"] == len(got) and n["slices"] == 3
+    validate(json.loads(got))
+    target, link = tmp_path / "target.json", tmp_path / "link.json"
+    target.write_text("old")
+    link.symlink_to(target)
+    perfetto.write_file(str(link), [r])
+    assert link.is_symlink() and os.readlink(link) == str(target)
+    validate(json.loads(target.read_text()))
+    assert sorted(os.listdir(tmp_path)) == ["link.json", "pipe", "target.json"]

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import copy
 import functools
 import inspect
 from typing import Any, Dict, Iterable, List, Literal, Optional, Tuple, Union, overload
@@ -191,16 +192,30 @@ class Simulator(_core.Simulator):
         stream, ENOMEM injection, limits and counters, so the same operations on the copy
         and the original give the same results bit for bit. A copy too big for this
         process's host-memory budget raises :class:`OutOfMemory` (nothing changes).
-        ``copy.copy`` and ``copy.deepcopy`` make the same copy."""
+        ``copy.copy`` and ``copy.deepcopy`` make the same copy. A subclass's instance
+        attributes come along (``deepcopy`` deep-copies them, as ``pickle`` carries them);
+        the :meth:`events` log does not."""
+        new = self._bare_clone()
+        new.__dict__.update(self._py_state())
+        return new
+
+    def _bare_clone(self) -> "Simulator":
         new = type(self).__new__(type(self), era=self.era)
         new._copy_from(self)
         return new
+
+    def _py_state(self) -> Dict[str, Any]:
+        """A subclass's instance attributes, which copies and pickles carry (the event log
+        of the last ``apply`` stays behind)."""
+        return {k: v for k, v in self.__dict__.items() if k != "_event_log"}
 
     def __copy__(self) -> "Simulator":
         return self.clone()
 
     def __deepcopy__(self, memo: Dict[int, Any]) -> "Simulator":
-        return self.clone()
+        new = memo[id(self)] = self._bare_clone()
+        new.__dict__.update(copy.deepcopy(self._py_state(), memo))
+        return new
 
     def to_bytes(self) -> bytes:
         """The whole state as a compact, versioned snapshot (docs/snapshots.md): what
@@ -224,7 +239,7 @@ class Simulator(_core.Simulator):
         return new
 
     def __reduce__(self) -> Tuple[Any, ...]:
-        return (_restore_simulator, (type(self), self.to_bytes()))
+        return (_restore_simulator, (type(self), self.to_bytes()), self._py_state() or None)
 
     def exit_many(self, pids: Iterable[int]) -> None:
         """``exit`` each process of ``pids``, in order (the same as calling ``exit`` on

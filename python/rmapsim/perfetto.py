@@ -133,18 +133,38 @@ def write(out: IO[str], results: Sequence[ContentionResult], workload: Optional[
 
 def write_file(path: str, results: Sequence[ContentionResult], workload: Optional[Dict[str, Any]] = None,
                command: Optional[str] = None) -> Dict[str, int]:
-    """:func:`write` to the file `path` (replaced whole: written beside it, then renamed).
-    The counts also give ``bytes``, the file's size."""
-    tmp = f"{path}.tmp{os.getpid()}"
+    """:func:`write` to the file `path`. A regular file (or a new one) is replaced whole:
+    written beside it, then renamed; through a symlink, its target is replaced. Anything
+    else that exists (``/dev/null``, a pipe) is written in place, never replaced. The
+    counts also give ``bytes``, the bytes written (the trace is ASCII)."""
+    real = os.path.realpath(path)
+    if os.path.exists(real) and not os.path.isfile(real):
+        with open(real, "w", encoding="utf-8") as f:
+            sized = _Counting(f)
+            n = write(sized, results, workload, command)  # type: ignore[arg-type]
+        n["bytes"] = sized.chars
+        return n
+    tmp = f"{real}.tmp{os.getpid()}"
     try:
         with open(tmp, "w", encoding="utf-8") as f:
             n = write(f, results, workload, command)
-        os.replace(tmp, path)
+        os.replace(tmp, real)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-    n["bytes"] = os.path.getsize(path)
+    n["bytes"] = os.path.getsize(real)
     return n
+
+
+class _Counting:
+    """A text stream that counts what is written through it."""
+
+    def __init__(self, f: IO[str]) -> None:
+        self.f, self.chars = f, 0
+
+    def write(self, s: str) -> int:
+        self.chars += len(s)
+        return self.f.write(s)
 
 
 __all__: List[str] = ["TID_BASE", "US_PER_UNIT", "other_data", "tid", "write", "write_file"]

@@ -259,7 +259,38 @@ impl<T> Arena<T> {
 
 // Snapshot coding (`crate::snapshot`).
 crate::wire_struct!(Slot<T> { gen, freed_by, val });
-crate::wire_struct!(Arena<T> { slots, free, pins, live, allocs, frees });
+/// An arena's bookkeeping is checked as it is read (`check()` sees objects, not free
+/// lists): every free-list entry names an empty slot below the slot count, once, and
+/// `live` counts the occupied slots. A snapshot that breaks this is refused rather than
+/// left to panic on the next insert.
+impl<T: crate::snapshot::Wire> crate::snapshot::Wire for Arena<T> {
+    fn put(&self, w: &mut crate::snapshot::Writer) {
+        let Arena { slots, free, pins, live, allocs, frees } = self;
+        slots.put(w);
+        free.put(w);
+        pins.put(w);
+        live.put(w);
+        allocs.put(w);
+        frees.put(w);
+    }
+    fn get(r: &mut crate::snapshot::Reader<'_>) -> crate::error::Result<Self> {
+        use crate::snapshot::Wire;
+        let (slots, free, pins): (Vec<Slot<T>>, Vec<u32>, Vec<u32>) = Wire::get(r)?;
+        let (live, allocs, frees): (usize, u64, u64) = Wire::get(r)?;
+        let bad = |m: &str| crate::error::SimError::InvalidArgument(format!("data: not a valid rmapsim snapshot: {m}"));
+        let mut listed = vec![false; slots.len()];
+        for &i in &free {
+            match slots.get(i as usize) {
+                Some(s) if s.val.is_none() && !listed[i as usize] => listed[i as usize] = true,
+                _ => return Err(bad("an arena's free list names a slot that is out of range, occupied or listed twice")),
+            }
+        }
+        if slots.iter().filter(|s| s.val.is_some()).count() != live {
+            return Err(bad("an arena's live count does not match its occupied slots"));
+        }
+        Ok(Arena { slots, free, pins, live, allocs, frees })
+    }
+}
 
 #[cfg(test)]
 mod tests {

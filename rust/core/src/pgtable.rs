@@ -657,6 +657,11 @@ impl crate::snapshot::Wire for PteTable {
         use crate::snapshot::{get_ptes, vec_with, Wire};
         let bad = |m: &str| crate::error::SimError::InvalidArgument(format!("data: not a valid rmapsim snapshot: {m}"));
         let (n, base): (usize, u64) = Wire::get(r)?;
+        // A dense array covers at most two small VMAs being merged (`absorb`); a longer
+        // claim would make a few bytes of input allocate gigabytes of empty entries.
+        if n as u64 > 2 * DENSE_MAX_PAGES {
+            return Err(bad(&format!("a dense page table claims {n} entries (at most {})", 2 * DENSE_MAX_PAGES)));
+        }
         let mut e = vec_with(n)?;
         e.resize(n, Pte::NONE);
         let used = get_ptes(r, &mut e)?;

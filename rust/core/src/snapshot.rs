@@ -855,6 +855,30 @@ mod tests {
         assert!(e.contains("format version 2"), "{e}");
     }
 
+    /// An arena's free list and live count are checked as they are read: a free list
+    /// naming an occupied or out-of-range slot made the next insert panic (index out of
+    /// bounds) or overwrite a live object, with `check()` passing before it.
+    #[test]
+    fn arena_bookkeeping_is_checked_on_read() {
+        use crate::arena::Arena;
+        // slots: [gen 0, freed_by 0, Some(5)], then free list, pins [], live, allocs, frees
+        let arena = |free: &[u8], live: u8| {
+            let mut b = vec![1, 0, 0, 1, 5, free.len() as u8];
+            b.extend_from_slice(free);
+            b.extend_from_slice(&[0, live, 1, 0]);
+            <Arena<u32> as Wire>::get(&mut Reader::new(&b))
+        };
+        assert!(arena(&[], 1).is_ok());
+        for (free, live) in [(&[0u8][..], 1), (&[3][..], 1), (&[], 2), (&[], 0)] {
+            let e = arena(free, live).err().expect("refused").to_string();
+            assert!(e.contains("not a valid rmapsim snapshot"), "{e}");
+        }
+        // An empty slot may be listed once, not twice.
+        let b = [1, 1, 7, 0, 2, 0, 0, 0, 0, 1, 1];
+        assert!(<Arena<u32> as Wire>::get(&mut Reader::new(&b)).is_err());
+        assert!(<Arena<u32> as Wire>::get(&mut Reader::new(&[1, 1, 7, 0, 1, 0, 0, 0, 1, 1])).is_ok());
+    }
+
     /// Bytes changed behind the checksum's back (the checksum recomputed) decode to an
     /// error or to some state, never to a panic: every read is bounds-checked.
     #[test]
