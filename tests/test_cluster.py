@@ -10,6 +10,7 @@ import csv
 import subprocess
 import sys
 import urllib.request
+from pathlib import Path
 from concurrent.futures import ProcessPoolExecutor
 
 import pytest
@@ -151,3 +152,9 @@ def test_study_cli_from_a_snapshot_and_from_a_trace(tmp_path):
     assert r.returncode == 2 and "base's era 6.0" in r.stderr
     r = cli("study", "fork_storm", "--param", "children=2", "--base", str(tmp_path / "none"), "--out", str(tmp_path / "d"))
     assert r.returncode == 2 and "--base" in r.stderr
+
+
+def test_study_refuses_a_base_state_that_breaks_an_invariant(tmp_path):
+    bad = Path(__file__).parent / "data" / "variant-invariant4.trace"
+    r = cli("study", "fork_storm", "--param", "children=2", "--base", str(bad), "--out", str(tmp_path / "x"))
+    assert r.returncode == 2 and "breaks an invariant" in r.stderr and "invariant 4" in r.stderr

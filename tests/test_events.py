@@ -170,3 +170,16 @@ def test_an_invariant_violation_ends_the_log_with_its_operation():
     assert len(res.events) == 10 and res.events["result"][-1] == "InvariantViolation"
     assert res.events["kind"][-1] == "touch" and res.events["alloc:anon_vma@anon_vma_prepare"][-1] == 0, \
         "the fault reused a neighbour's anon_vma (the any_compatible rule) instead of allocating"
+
+
+def test_addresses_beyond_2_63_are_logged_exactly():
+    ev = log("6.18", SEED + "munmap p1 0xfffffffffffff000 0x1000\n")
+    assert int(ev["addr"][-1]) == 0xFFFFFFFFFFFFF000 and ev["result"][-1] == "BadAddress"
+    assert int(ev["addr"][0]) == 2**64 - 1 == rmapsim.trace.NONE, "spawn has no address: the op arrays' NONE"
+
+
+def test_an_empty_events_path_is_refused(tmp_path):
+    t = tmp_path / "seed.trace"
+    t.write_text(SEED)
+    r = run_cli("replay", str(t), "--events", "")
+    assert r.returncode == 2 and "--events" in r.stderr

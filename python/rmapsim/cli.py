@@ -821,6 +821,10 @@ def _study_base(args: argparse.Namespace) -> Simulator:
         raise CliError(f"--base {args.base}: {e.strerror or e}") from None
     if data.startswith(b"RMAPSNAP"):
         sim = Simulator.from_bytes(data)
+        try:
+            sim.check()
+        except InvariantViolation as e:
+            raise CliError(f"--base {args.base}: the snapshot's state breaks an invariant: {e}") from None
         print(f"base state: snapshot {args.base} (era {sim.era}, {sim.operations()} operations)")
         return sim
     text = data.decode("utf-8", "replace")
@@ -829,8 +833,14 @@ def _study_base(args: argparse.Namespace) -> Simulator:
     era = args.era[0] if args.era else (trace_era(text, args.base) or DEFAULT_ERA)
     sim = Simulator(era=era)
     res = sim.apply(parse_trace_input(text, args.base))
-    if res.violation():
-        raise CliError(f"--base {args.base}: the trace breaks an invariant in era {era}: {res.violation()}")
+    broken = res.violation()
+    if broken is None:
+        try:
+            sim.check()
+        except InvariantViolation as e:
+            broken = str(e)
+    if broken:
+        raise CliError(f"--base {args.base}: the state it builds breaks an invariant in era {era}: {broken}")
     print(f"base state: trace {args.base} replayed in era {era} ({len(res)} operations, "
           f"{len(res.errors())} returned errors; {sim.counts()['vma']} VMAs, {sim.counts()['page']} pages)")
     return sim
@@ -889,6 +899,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
         return cmd_replay_memory(args, text, name)
     if args.csv or args.every:
         raise CliError("--csv and --every need --memory")
+    if args.events is not None and not args.events.strip():
+        raise CliError("--events: give a file name (an empty one names nothing)")
     if args.events:
         check_output("--events", args.events)
         if args.events.endswith(".parquet") and importlib.util.find_spec("pyarrow") is None:

@@ -46,8 +46,8 @@ class EventLog:
             ("kind", "U16", cols["kind"]),
             ("p", np.uint32, cols["p"]),
             ("pid", np.int64, cols["pid"]),
-            ("addr", np.int64, cols["addr"]),
-            ("len", np.int64, cols["len"]),
+            ("addr", np.uint64, cols["addr"]),
+            ("len", np.uint64, cols["len"]),
             ("result", "U20", ["ok" if s == 0 else ERROR_KINDS[s - 1] for s in status[:n].tolist()]),
             ("value", np.uint64, value[:n]),
             *[(k, np.uint64, cols[k]) for k in sites],
@@ -90,7 +90,8 @@ class EventLog:
         return pd.DataFrame({c: self.array[c] for c in self.columns})
 
     def to_csv(self, path: str) -> None:
-        """Write the table as CSV with a header row (missing values: -1; text: empty)."""
+        """Write the table as CSV with a header row (missing: ``pid`` -1, ``addr`` / ``len``
+        18446744073709551615 as in op arrays, walk columns -1, text empty)."""
         with open(path, "w", newline="") as f:
             w = csv.writer(f)
             w.writerow(self.columns)

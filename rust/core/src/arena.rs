@@ -282,7 +282,9 @@ impl<T: crate::snapshot::Wire> crate::snapshot::Wire for Arena<T> {
         for &i in &free {
             match slots.get(i as usize) {
                 Some(s) if s.val.is_none() && !listed[i as usize] => listed[i as usize] = true,
-                _ => return Err(bad("an arena's free list names a slot that is out of range, occupied or listed twice")),
+                _ => {
+                    return Err(bad("an arena's free list names a slot that is out of range, occupied or listed twice"))
+                }
             }
         }
         if slots.iter().filter(|s| s.val.is_some()).count() != live {

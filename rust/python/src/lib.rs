@@ -1066,18 +1066,19 @@ fn outcome_columns(out: Vec<Outcome>) -> (Vec<u8>, Vec<u64>, Vec<String>) {
 const ERROR_KINDS: [&str; 7] =
     ["NoSuchProcess", "BadAddress", "InvalidArgument", "StaleHandle", "OutOfMemory", "InvariantViolation", "TryAgain"];
 
-/// The event log as columns: `kind`, `p`, `pid` / `addr` / `len` (-1: none),
+/// The event log as columns: `kind`, `p`, `pid` (-1: none), `addr` / `len` (`trace::NONE`,
+/// 2**64 - 1: none),
 /// `alloc:<site>`, `alloc_<kind>`, `freed_<kind>`, `live_<kind>`, and the walk columns
 /// (`walk_candidates` -1 when the operation walked nothing).
 fn event_columns<'py>(py: Python<'py>, ev: &[rmapsim_core::events::Event]) -> PyResult<Bound<'py, PyDict>> {
     use rmapsim_core::events::{LIVE_KINDS, OBJECT_KINDS};
     let d = PyDict::new(py);
-    let opt = |x: Option<u64>| x.map_or(-1, |v| v.min(i64::MAX as u64) as i64);
+    let opt = |x: Option<u64>| x.unwrap_or(trace::NONE);
     d.set_item("kind", ev.iter().map(|e| e.kind).collect::<Vec<_>>())?;
     d.set_item("p", ev.iter().map(|e| e.p).collect::<Vec<u32>>().into_pyarray(py))?;
-    d.set_item("pid", ev.iter().map(|e| opt(e.pid.map(u64::from))).collect::<Vec<i64>>().into_pyarray(py))?;
-    d.set_item("addr", ev.iter().map(|e| opt(e.addr)).collect::<Vec<i64>>().into_pyarray(py))?;
-    d.set_item("len", ev.iter().map(|e| opt(e.len)).collect::<Vec<i64>>().into_pyarray(py))?;
+    d.set_item("pid", ev.iter().map(|e| e.pid.map_or(-1, i64::from)).collect::<Vec<i64>>().into_pyarray(py))?;
+    d.set_item("addr", ev.iter().map(|e| opt(e.addr)).collect::<Vec<u64>>().into_pyarray(py))?;
+    d.set_item("len", ev.iter().map(|e| opt(e.len)).collect::<Vec<u64>>().into_pyarray(py))?;
     for (i, site) in rmapsim_core::sim::AllocSite::ALL.iter().enumerate() {
         d.set_item(
             format!("alloc:{}", site.name()),
