@@ -1,6 +1,6 @@
 """Type stub for the native module ``rmapsim._core`` (kept honest by ``mypy.stubtest``)."""
 
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -23,9 +23,9 @@ def _running(sim: Any) -> Optional[str]: ...
 def parse_trace(text: str) -> List[List[int]]: ...
 def format_trace(rows: List[List[int]], era: Optional[str] = None) -> str: ...
 def run_program(
-    era: str, words: Sequence[int], seed: int = 0, fail_rate: float = 0.0, extended: bool = False,
+    era: str, words: Union[bytes, Sequence[int]], seed: int = 0, fail_rate: float = 0.0, extended: bool = False,
     policy: Optional[Dict[str, str]] = None, full_check_every: int = 16,
-) -> Tuple[List[List[int]], Optional[str]]: ...
+) -> Tuple[npt.NDArray[np.uint64], Optional[str]]: ...
 def shrink_trace(era: str, rows: Any, policy: Optional[Dict[str, str]] = None) -> Optional[Tuple[str, List[List[int]]]]: ...
 def fuzz(
     era: str,

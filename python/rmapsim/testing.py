@@ -133,24 +133,37 @@ class ProgramViolation(AssertionError):
 
 
 class Program:
-    """One generated program: ``words``, one operation each (see the module documentation).
-    The same words are a different program in another era only where the live processes
-    differ (a fork failing in one era, say)."""
+    """One generated program: 64-bit words, one operation each (see the module
+    documentation), held as little-endian bytes. The same words are a different program in
+    another era only where the live processes differ (a fork failing in one era, say)."""
 
-    __slots__ = ("words",)
+    __slots__ = ("data",)
 
-    def __init__(self, words: Sequence[int]) -> None:
-        self.words = [int(w) for w in words]
+    def __init__(self, words: "Union[bytes, Sequence[int]]") -> None:
+        if isinstance(words, (bytes, bytearray, memoryview)):
+            data = bytes(words)
+            self.data = data[: len(data) // 8 * 8]
+        else:
+            self.data = np.asarray([int(w) for w in words], dtype="<u8").tobytes()
+
+    @property
+    def words(self) -> List[int]:
+        return np.frombuffer(self.data, dtype="<u8").tolist()
 
     def __len__(self) -> int:
-        return sum(1 for w in self.words if w)
+        return int(np.count_nonzero(np.frombuffer(self.data, dtype="<u8")))
 
     def __repr__(self) -> str:
         return f"Program({len(self)} operations)"
 
+    def _run(self, era: Any, fail_rate: float, extended: bool, seed: int,
+             every: int) -> "tuple[np.ndarray, Optional[str]]":
+        flat, violation = _core.run_program(_era_args(era), self.data, seed, fail_rate, extended, None, every)
+        return flat.view(_op_dtype()), violation
+
     def ops(self, era: Any = "6.18", fail_rate: float = 0.0, extended: bool = False, seed: int = 0) -> np.ndarray:
         """The program decoded for ``era`` as an op array (``Simulator.apply`` runs it)."""
-        return _rows_to_array(_core.run_program(_era_args(era), self.words, seed, fail_rate, extended, None, 0)[0])
+        return self._run(era, fail_rate, extended, seed, 0)[0]
 
     def trace(self, era: Any = "6.18", fail_rate: float = 0.0, extended: bool = False, seed: int = 0) -> str:
         from .trace import format as format_trace
@@ -163,9 +176,9 @@ class Program:
         """Decode and run in one engine call: structural checks after every operation, the
         full ``check()`` every ``full_check_every`` and after the last. Returns (the op
         array run, the violation message or None)."""
-        rows, violation = _core.run_program(_era_args(era), self.words, seed, fail_rate, extended, None,
-                                            full_check_every)
-        return _rows_to_array(rows), violation
+        if isinstance(full_check_every, bool) or not isinstance(full_check_every, int) or full_check_every < 1:
+            raise InvalidArgument(f"full_check_every must be an int >= 1, got {short_repr(full_check_every)}")
+        return self._run(era, fail_rate, extended, seed, full_check_every)
 
     def check(self, era: Any = "6.18", fail_rate: float = 0.0, extended: bool = False, seed: int = 0,
               full_check_every: int = 16, allowed: Sequence[int] = ()) -> None:
@@ -177,9 +190,14 @@ class Program:
             raise ProgramViolation(spec, violation, arr)
 
 
+def _op_dtype() -> np.dtype:
+    from .trace import OP_DTYPE
+
+    return OP_DTYPE
+
+
 def _words(blocks: List[bytes]) -> Program:
-    data = b"".join(blocks)
-    return Program(np.frombuffer(data[: len(data) // 8 * 8], dtype="<u8").tolist())
+    return Program(b"".join(blocks))
 
 
 def programs(max_ops: int = 320) -> st.SearchStrategy[Program]:

@@ -1174,12 +1174,13 @@ fn shrink_trace(
 /// per word, drawn as the native fuzzer draws it for the processes alive at that point of a
 /// run in `era` (a spec) with knob overrides `policy`; structural checks after every
 /// operation, the full `check()` every `full_check_every` operations and after the last
-/// (0: no checks, just decode). Returns `(op rows run, violation message or None)`.
+/// (0: no checks, just decode). `words`: a list of ints, or bytes holding little-endian
+/// 64-bit words. Returns `(the op rows run, flat: 7 numbers a row, violation or None)`.
 #[pyfunction]
 #[pyo3(signature = (era, words, seed = dflt(0), fail_rate = dflt(0.0), extended = dflt(false), policy = None, full_check_every = dflt(16)), text_signature = "(era, words, seed=0, fail_rate=0.0, extended=False, policy=None, full_check_every=16)")]
 #[allow(clippy::too_many_arguments)]
-fn run_program(
-    py: Python<'_>,
+fn run_program<'py>(
+    py: Python<'py>,
     era: &Bound<'_, PyAny>,
     words: &Bound<'_, PyAny>,
     seed: Py<PyAny>,
@@ -1187,9 +1188,15 @@ fn run_program(
     extended: Py<PyAny>,
     policy: Option<&Bound<'_, PyAny>>,
     full_check_every: Py<PyAny>,
-) -> PyResult<(OpRows, Option<String>)> {
+) -> PyResult<(Bound<'py, PyArray1<u64>>, Option<String>)> {
     let era = args::text(era, "era")?;
-    let words = args::words(words, "words")?;
+    let words = match words.cast::<PyBytes>() {
+        Ok(b) if b.as_bytes().len() % 8 == 0 => {
+            b.as_bytes().chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes"))).collect()
+        }
+        Ok(_) => return Err(args::invalid(words, "words", "bytes of whole little-endian 64-bit words, or a list of ints")),
+        Err(_) => args::words(words, "words")?,
+    };
     let seed = u64_arg(seed.bind(py), "seed")?;
     let fail_rate = real(fail_rate.bind(py), "fail_rate", 0.0, 1.0)?;
     let extended = flag(extended.bind(py), "extended")?;
@@ -1197,7 +1204,8 @@ fn run_program(
     let p = policy_of(py, &era, opt_dict(policy, "policy")?)?;
     let checks = (every > 0).then_some(every);
     let r = detached(py, || catch(|| rmapsim_core::program::run(&p, seed, &words, fail_rate, extended, checks)))?;
-    Ok((r.ops.iter().map(Op::encode).collect(), r.violation))
+    let flat: Vec<u64> = r.ops.iter().flat_map(Op::encode).collect();
+    Ok((flat.into_pyarray(py), r.violation))
 }
 
 /// Run the native fuzzer; returns a dict (ops, runs, seconds, violation, trace, unshrunk_len).
