@@ -88,10 +88,10 @@ def hypo(era: str, fail_rate: float, extended: bool, seed: int, budget: float) -
     except ProgramViolation as e:
         dt = time.perf_counter() - t0
         own = len(e.ops) - 1  # hypothesis's own minimal program (without its spawn)
-        rep = e.reproducer()
+        msg, rep = e._shrunk()
         n = sum(1 for line in rep.splitlines() if line and not line.startswith("#"))
         return {"found": True, "seconds": dt, "find_s": state["first"], "length": n, "hypothesis_length": own,
-                "message": e.violation, "trace": rep, "ops_per_s": state["ops"] / dt}
+                "message": msg, "trace": rep, "ops_per_s": state["ops"] / dt}
     return {"found": False, "seconds": time.perf_counter() - t0}
 
 

@@ -78,7 +78,7 @@ def test_a_seeded_hypothesis_search_finds_the_variant_and_shrinks_it():
         search()
     text = str(e.value)
     assert text.startswith("invariant 4")
-    trace = text.split("reproduces it ---\n", 1)[1]
+    trace = text.split("--- rmapsim replay FILE --check reproduces it ---\n", 1)[1]
     n = sum(1 for line in trace.splitlines() if line and not line.startswith("#"))
     assert n <= 20, f"{n} operations"
     assert f"# era {VARIANT}" in trace

@@ -117,18 +117,22 @@ class ProgramViolation(AssertionError):
 
     def reproducer(self) -> str:
         """The shrunk trace (falls back to the whole program if shrinking finds nothing)."""
+        return self._shrunk()[1]
+
+    def _shrunk(self) -> "tuple[str, str]":
         from .trace import format as format_trace
 
         got = _core.shrink_trace(self.era, self.ops.tolist())
-        rows = got[1] if got else self.ops.tolist()
-        return format_trace(_rows_to_array(rows), era=self.era)
+        msg, rows = got if got else (self.violation, self.ops.tolist())
+        return msg, format_trace(_rows_to_array(rows), era=self.era)
 
     def __str__(self) -> str:
         if self._text is None:
-            rep = self.reproducer()
+            msg, rep = self._shrunk()
             n = sum(1 for line in rep.splitlines() if line and not line.startswith("#"))
             self._text = (f"{self.violation}\n--- era {self.era}: the program ({len(self.ops)} operations) shrunk "
-                          f"to {n} by delta debugging; rmapsim replay FILE --check reproduces it ---\n{rep}")
+                          f"to {n} by delta debugging, which breaks it as: {msg}\n"
+                          f"--- rmapsim replay FILE --check reproduces it ---\n{rep}")
         return self._text
 
 
