@@ -292,6 +292,20 @@ def print_scale(scale: Dict[str, Dict[str, Any]]) -> Dict[str, float]:
 # ------------------------------------------------------------------- regression guard
 
 #: figures where higher is better (ratios); every other figure is a time or a size
+FUZZ_OPS = 2_000_000
+
+
+def fuzz_rate(jobs: int, reps: int) -> float:
+    """Best wall time of ``rmapsim fuzz`` on 6.18 (seed 11, failure injection, FUZZ_OPS
+    operations, no violation) with ``jobs`` workers."""
+    best = float("inf")
+    for _ in range(reps):
+        r = rmapsim._core.fuzz("6.18", seed=11, max_ops=FUZZ_OPS, fail_rate=0.02, jobs=jobs)
+        assert r["violation"] is None and r["ops"] == FUZZ_OPS, r
+        best = min(best, r["seconds"])
+    return best
+
+
 def higher_is_better(key: str) -> bool:
     return "speedup" in key or key.endswith(" x")
 
@@ -380,6 +394,12 @@ def main() -> None:
     for name, (t1, t2) in parallel_walks(n, p, args.reps).items():
         print(f"  {name:<28} 1 thread {t1:.3f} s, 2 threads {t2:.3f} s  ->  {t1 / t2:.2f}x")
         figs[f"parallel {name} x"] = t1 / t2
+
+    print(f"\nnative fuzzer, 6.18 with allocation-failure injection, {FUZZ_OPS:,} operations (best of {args.reps}{cores})")
+    t1, t2 = (fuzz_rate(jobs, args.reps) for jobs in (1, 2))
+    print(f"  1 worker {FUZZ_OPS / t1:,.0f} ops/s, 2 workers {FUZZ_OPS / t2:,.0f} ops/s  ->  {t1 / t2:.2f}x")
+    figs["fuzz 6.18 1 worker ns/op"] = t1 / FUZZ_OPS * 1e9
+    figs["fuzz 6.18 2 workers ns/op"] = t2 / FUZZ_OPS * 1e9
 
     print(f"\nbaselines at full size N={n} P={p}, same run")
     if not args.no_reference:

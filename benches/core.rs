@@ -13,7 +13,9 @@
 //! * `split_merge`: `mprotect` splitting a shared, faulted VMA in two and merging it back
 //!   (`__split_vma`, `vma_merge`, `anon_vma_clone`);
 //! * `exit`: `exit_mmap` of a family (zap, `unlink_anon_vmas`), throughput in PTEs;
-//! * `fork_storm_build`: the seed scenario's whole build.
+//! * `fork_storm_build`: the seed scenario's whole build;
+//! * `fuzz_6_18`: the native fuzzer on 6.18 with allocation-failure injection, throughput
+//!   in operations: incremental and from-scratch structural checks, one and two workers.
 
 use std::time::Duration;
 
@@ -137,5 +139,28 @@ fn bench_fork_cow(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_walk, bench_fork, bench_cow, bench_split_merge, bench_exit, bench_fork_cow);
+fn bench_fuzz(c: &mut Criterion) {
+    use rmapsim_core::fuzz::{fuzz, FuzzConfig};
+    let mut g = quick(c, "fuzz_6_18");
+    const OPS: u64 = 200_000;
+    g.throughput(Throughput::Elements(OPS));
+    for (name, jobs, incremental) in [("incremental_1", 1, true), ("scratch_1", 1, false), ("incremental_2", 2, true)] {
+        let cfg = FuzzConfig {
+            policy: rmapsim_core::Policy::preset("6.18").expect("era"),
+            seed: 11,
+            max_ops: OPS,
+            seconds: 0.0,
+            fail_rate: 0.02,
+            run_len: 400,
+            full_check_every: 16,
+            extended: false,
+            jobs,
+            incremental,
+        };
+        g.bench_function(name, |b| b.iter(|| fuzz(&cfg).expect("fuzz")));
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench_walk, bench_fork, bench_cow, bench_split_merge, bench_exit, bench_fork_cow, bench_fuzz);
 criterion_main!(benches);

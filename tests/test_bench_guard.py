@@ -51,3 +51,12 @@ def test_kernel_time_is_not_ours_to_guard():
 def test_figures_missing_from_the_saved_run_are_skipped():
     old = {"rows": [], "figures": {}}
     assert bench.regressions(old, run()) == []
+
+
+def test_a_slower_fuzzer_is_flagged():
+    key = "fuzz 6.18 2 workers ns/op"
+    old = run(**{key: 1000.0})
+    assert bench.regressions(old, run(**{key: 1150.0})) == []
+    slow = bench.regressions(old, run(**{key: 1250.0}))
+    assert len(slow) == 1 and key in slow[0]
+    assert bench.regressions(old, run(**{key: 500.0})) == []  # faster is fine

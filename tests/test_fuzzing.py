@@ -189,3 +189,33 @@ def test_extended_fuzzing_with_file_mappings_and_brk(tmp_path):
     assert plain["trace"] != text  # the extended mix is another stream for the same seed
     sim = rmapsim.Simulator(era="2.6.34-rc1")
     assert sim.apply(text, check_each=True).violation() is not None
+
+
+def test_parallel_fuzzing_is_deterministic_per_seed_jobs_and_budget():
+    from rmapsim import _core
+
+    def session(**kw):
+        r = _core.fuzz("2.6.34-rc1", seed=3, max_ops=200_000, fail_rate=0.02, **kw)
+        return {k: v for k, v in r.items() if k != "seconds"}
+
+    two = session(jobs=2)
+    assert two["jobs"] == 2 and two["violation"] and two == session(jobs=2)
+    # the violation is the first in (operation within worker, worker) order, so its
+    # reproducer replays; worker 0 runs the single-worker stream, so two workers find a
+    # violation no later than one worker's index (2 * (index + 1) operations at most)
+    one = session()
+    assert one["jobs"] == 1 and one["violation"]
+    assert two["ops"] <= 2 * one["ops"]
+    assert session(incremental=False) == one
+    with pytest.raises(rmapsim.InvalidArgument, match="jobs must be from 1 to 64, got 0"):
+        _core.fuzz("6.18", max_ops=5, jobs=0)
+    with pytest.raises(rmapsim.InvalidArgument, match="jobs must be from 1 to 64, got 65"):
+        _core.fuzz("6.18", max_ops=5, jobs=65)
+
+
+def test_fuzz_cli_jobs():
+    r = run("fuzz", "--era", "6.18", "--max-ops", "20001", "--jobs", "2", "--seed", "4")
+    assert r.returncode == 0, r.stderr
+    assert "era 6.18: 20,001 operations in " in r.stdout and "runs, 2 workers," in r.stdout
+    bad = run("fuzz", "--max-ops", "10", "--jobs", "0")
+    assert bad.returncode == 2 and "--jobs: 0 must be >= 1" in bad.stderr

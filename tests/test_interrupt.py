@@ -148,8 +148,9 @@ def test_exit_many_stops_on_sigint_with_the_exits_so_far_done():
     assert lines == ["True True"]  # some exited, some did not
 
 
-def test_native_fuzzer_stops_on_sigint_and_reports_what_it_did():
-    lat, lines = interrupt_child("", "_core.fuzz('6.18', seconds=30.0)",
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_native_fuzzer_stops_on_sigint_and_reports_what_it_did(jobs):
+    lat, lines = interrupt_child("", f"_core.fuzz('6.18', seconds=30.0, jobs={jobs})",
                                  after="r = e.fuzz_report; print(r['ops'] > 0, r['seconds'] < 5, r['violation'])")
     assert lat < BOUND_S
     assert lines == ["True True None"]

@@ -37,6 +37,8 @@ def fuzz(
     full_check_every: int = 16,
     policy: Optional[Dict[str, str]] = None,
     extended: bool = False,
+    jobs: int = 1,
+    incremental: bool = True,
 ) -> Dict[str, Any]: ...
 
 ERROR_KINDS: List[str]

@@ -381,8 +381,9 @@ def build_parser() -> argparse.ArgumentParser:
             "Random forks, exits, execs, mmaps, munmaps, faults, mprotects, madvises, mremaps, "
             "reclaim and injected allocation failures over a few processes; structural checks "
             "after every operation, the full rmap oracle every --full-check-every operations. "
-            "A violation is shrunk (delta debugging) to a minimal trace. Deterministic per seed "
-            "and --max-ops. Exit status: 1 violation found (trace written), 0 none, 2 bad usage (an unwritable --out "
+            "A violation is shrunk (delta debugging) to a minimal trace. Deterministic per seed, "
+            "--jobs and --max-ops (the first violation in (operation within worker, worker) order is "
+            "reported); a --seconds budget is not deterministic. Exit status: 1 violation found (trace written), 0 none, 2 bad usage (an unwritable --out "
             "is refused before the run)."
         ),
     )
@@ -394,6 +395,9 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--seed", type=_count, default=0, help="random seed, 0 .. 2**64 - 1 (default 0)")
     f.add_argument("--fail-rate", type=_finite(0.0, 1.0), default=0.02, help="probability per operation of arming an allocation failure (default 0.02)")
     f.add_argument("--full-check-every", type=_count, default=16, help="full check() interval in operations (default 16; 0 = never)")
+    f.add_argument("--jobs", type=_int_range(1, 64, "the most workers"), default=1, metavar="N",
+                   help="parallel workers, 1 .. 64 (default 1); worker w's stream comes from (seed, w) and "
+                        "--max-ops is split among them")
     f.add_argument("--out", metavar="FILE", help="write the shrunk reproducer here (default: print it)")
     f.add_argument("--extended", action="store_true",
                    help="also generate private file mappings, MAP_NORESERVE and MAP_STACK mappings and brk (a different "
@@ -989,6 +993,7 @@ def _fuzz_one(args: argparse.Namespace, era: str, seconds: float, many: bool) ->
             fail_rate=args.fail_rate,
             full_check_every=args.full_check_every,
             extended=args.extended,
+            jobs=args.jobs,
         )
     except KeyboardInterrupt as e:  # report what was found so far, then exit 130 (main)
         if getattr(e, "fuzz_report", None) is None:
@@ -1003,7 +1008,8 @@ def _fuzz_one(args: argparse.Namespace, era: str, seconds: float, many: bool) ->
 
 def _fuzz_report(args: argparse.Namespace, era: str, r: Dict[str, Any], many: bool) -> int:
     rate = r["ops"] / r["seconds"] if r["seconds"] > 0 else float("inf")
-    print(f"era {era}: {r['ops']:,} operations in {r['runs']:,} runs, {r['seconds']:.2f} s ({rate:,.0f} ops/s)")
+    jobs = f", {r['jobs']} workers" if r.get("jobs", 1) > 1 else ""
+    print(f"era {era}: {r['ops']:,} operations in {r['runs']:,} runs{jobs}, {r['seconds']:.2f} s ({rate:,.0f} ops/s)")
     if r["violation"] is None:
         print(f"era {era}: no violation found")
         return 0

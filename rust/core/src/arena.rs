@@ -102,11 +102,31 @@ pub struct Arena<T> {
     live: usize,
     allocs: u64,
     frees: u64,
+    /// Slots written since the last [`Arena::drain_touched`], while tracking is on.
+    touched: TouchLog,
+}
+
+/// The slots an arena handed out for writing ([`Arena::get_mut`]), filled and freed since
+/// the last drain, while tracking is on ([`Arena::track`]): what the incremental checks
+/// recheck. Not part of a snapshot (a restored arena starts untracked).
+#[cfg_attr(test, derive(Debug))]
+#[derive(Clone, Default)]
+pub struct TouchLog {
+    on: bool,
+    slots: Vec<u32>,
 }
 
 impl<T> Default for Arena<T> {
     fn default() -> Self {
-        Arena { slots: Vec::new(), free: Vec::new(), pins: Vec::new(), live: 0, allocs: 0, frees: 0 }
+        Arena {
+            slots: Vec::new(),
+            free: Vec::new(),
+            pins: Vec::new(),
+            live: 0,
+            allocs: 0,
+            frees: 0,
+            touched: TouchLog::default(),
+        }
     }
 }
 
@@ -121,11 +141,30 @@ impl<T> Arena<T> {
         Ok(self.free.len() + self.slots.capacity() - self.slots.len())
     }
 
+    /// Record writes to slots from now on (`true`) or stop (`false`, dropping the log).
+    pub fn track(&mut self, on: bool) {
+        self.touched.on = on;
+        self.touched.slots.clear();
+    }
+
+    /// Move the slots written, filled or freed since the last drain into `out` (in order,
+    /// with repeats); empty unless tracking is on.
+    pub fn drain_touched(&mut self, out: &mut Vec<u32>) {
+        out.append(&mut self.touched.slots);
+    }
+
+    #[inline]
+    fn touch(&mut self, idx: u32) {
+        if self.touched.on {
+            self.touched.slots.push(idx);
+        }
+    }
+
     /// Place `val` in a slot and return its handle.
     pub fn insert(&mut self, val: T) -> Id<T> {
         self.live += 1;
         self.allocs += 1;
-        if let Some(idx) = self.free.pop() {
+        let id = if let Some(idx) = self.free.pop() {
             let s = &mut self.slots[idx as usize];
             s.val = Some(val);
             Id::new(idx, s.gen)
@@ -133,7 +172,9 @@ impl<T> Arena<T> {
             let idx = self.slots.len() as u32;
             self.slots.push(Slot { gen: 0, freed_by: 0, val: Some(val) });
             Id::new(idx, 0)
-        }
+        };
+        self.touch(id.idx);
+        id
     }
 
     /// Free the object; `op` is the simulator operation number doing it.
@@ -144,14 +185,16 @@ impl<T> Arena<T> {
         }
         let v = s.val.take();
         s.gen = s.gen.wrapping_add(1);
+        let gen = s.gen;
         s.freed_by = op;
         // Generations stay below 2^29 so that a page handle packs into a PTE; a slot
         // that reaches it is retired rather than reused.
-        if s.gen < MAX_GENERATION && self.pins.get(id.idx as usize).is_none_or(|&n| n == 0) {
+        if gen < MAX_GENERATION && self.pins.get(id.idx as usize).is_none_or(|&n| n == 0) {
             self.free.push(id.idx);
         }
         self.live -= 1;
         self.frees += 1;
+        self.touch(id.idx);
         v
     }
 
@@ -199,6 +242,9 @@ impl<T> Arena<T> {
 
     #[inline]
     pub fn get_mut(&mut self, id: Id<T>) -> Option<&mut T> {
+        if self.touched.on {
+            self.touched.slots.push(id.idx);
+        }
         match self.slots.get_mut(id.idx as usize) {
             Some(s) if s.gen == id.gen => s.val.as_mut(),
             _ => None,
@@ -265,7 +311,7 @@ crate::wire_struct!(Slot<T> { gen, freed_by, val });
 /// left to panic on the next insert.
 impl<T: crate::snapshot::Wire> crate::snapshot::Wire for Arena<T> {
     fn put(&self, w: &mut crate::snapshot::Writer) {
-        let Arena { slots, free, pins, live, allocs, frees } = self;
+        let Arena { slots, free, pins, live, allocs, frees, touched: _ } = self;
         slots.put(w);
         free.put(w);
         pins.put(w);
@@ -290,7 +336,7 @@ impl<T: crate::snapshot::Wire> crate::snapshot::Wire for Arena<T> {
         if slots.iter().filter(|s| s.val.is_some()).count() != live {
             return Err(bad("an arena's live count does not match its occupied slots"));
         }
-        Ok(Arena { slots, free, pins, live, allocs, frees })
+        Ok(Arena { slots, free, pins, live, allocs, frees, touched: TouchLog::default() })
     }
 }
 

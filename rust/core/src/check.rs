@@ -65,7 +65,7 @@ impl Simulator {
     /// not left mergeable with a neighbour. (Adjacent mergeable VMAs can legitimately
     /// exist elsewhere: a munmap whose second split fails leaves its first split behind,
     /// exactly as the kernel does.)
-    fn check_merge_site(&self) -> Result<()> {
+    pub(crate) fn check_merge_site(&self) -> Result<()> {
         if self.merge_failed {
             return Ok(());
         }

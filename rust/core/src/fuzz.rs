@@ -3,8 +3,10 @@
 //! with injected allocation failures, checked after every operation; a violation is
 //! shrunk by delta debugging to a minimal trace that reproduces it.
 
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Instant;
 
+use crate::check_incr::IncrementalCheck;
 use crate::error::{Result, SimError};
 use crate::interrupt::{self, Ticker};
 use crate::mprotect::Advice;
@@ -32,6 +34,11 @@ pub struct FuzzConfig {
     /// Also generate private file mappings, brk and MAP_NORESERVE mappings (off: the
     /// original operation mix, so seeds keep their streams).
     pub extended: bool,
+    /// Parallel workers, 1 to [`MAX_JOBS`]; worker 0 is the single-worker fuzzer.
+    pub jobs: u32,
+    /// Structural checks by [`IncrementalCheck`] (recheck what each operation touched)
+    /// rather than from scratch; the same verdicts and messages.
+    pub incremental: bool,
 }
 
 /// What a fuzz session found.
@@ -289,80 +296,205 @@ fn op_process(op: &mut Op) -> Option<&mut u32> {
     }
 }
 
-/// Run the fuzzer. Deterministic for a given seed and operation budget (a time budget
-/// only decides where it stops).
-pub fn fuzz(cfg: &FuzzConfig) -> Result<FuzzReport> {
-    cfg.policy.validate().map_err(SimError::InvalidArgument)?;
-    let t0 = Instant::now();
-    let mut rng = Rng(cfg.seed ^ 0x5EED_F022);
-    let mut report = FuzzReport { ops: 0, runs: 0, seconds: 0.0, violation: None, unshrunk_len: 0, interrupted: false };
+/// Most parallel workers of one session.
+pub const MAX_JOBS: u32 = 64;
+
+/// What one worker did: its operations, the operation index at which each of its runs
+/// started, and its first violation (the operation index, message, unshrunk run).
+#[derive(Default)]
+struct WorkerOut {
+    ops: u64,
+    run_starts: Vec<u64>,
+    found: Option<(u64, String, Vec<Op>)>,
+    interrupted: bool,
+}
+
+/// The seed of worker `w` of a session seeded `seed`: worker 0 has the session's seed
+/// (so `jobs = 1` is the single-worker fuzzer), the others a splitmix64 mix of both.
+pub fn worker_seed(seed: u64, w: u32) -> u64 {
+    if w == 0 {
+        return seed;
+    }
+    Rng(seed ^ (w as u64).wrapping_mul(0xD1B5_4A32_D192_ED03)).next()
+}
+
+/// Worker `w`'s share of an operation budget: `max_ops / jobs`, the remainder going one
+/// each to the first workers (`u64::MAX`: no limit, for `max_ops = 0`).
+pub fn worker_budget(max_ops: u64, jobs: u32, w: u32) -> u64 {
+    if max_ops == 0 {
+        return u64::MAX;
+    }
+    let j = jobs.max(1) as u64;
+    max_ops / j + u64::from((w as u64) < max_ops % j)
+}
+
+/// Where a worker's operation falls in the session's deterministic order: by operation
+/// index within the worker, then by worker. The violation reported is the first in this
+/// order, wherever the threads were when it was found.
+fn order_key(i: u64, w: u32) -> u64 {
+    (i << 8) | w as u64
+}
+
+/// One worker: runs of random operations until its budget, a violation, a violation of
+/// another worker earlier in the session order (`best`), or an interrupt.
+fn worker(cfg: &FuzzConfig, w: u32, t0: Instant, best: &AtomicU64) -> WorkerOut {
+    let seed = worker_seed(cfg.seed, w);
+    let budget = worker_budget(cfg.max_ops, cfg.jobs, w);
+    let mut rng = Rng(seed ^ 0x5EED_F022);
+    let mut out = WorkerOut::default();
     let mut ticker = Ticker::new();
-    let budget_done = |ops: u64| -> bool {
-        (cfg.max_ops > 0 && ops >= cfg.max_ops) || (cfg.seconds > 0.0 && t0.elapsed().as_secs_f64() >= cfg.seconds)
+    let mut incr = IncrementalCheck::default();
+    let mut ops: Vec<Op> = Vec::with_capacity(cfg.run_len.min(1 << 16) as usize + 1);
+    let mut live: Vec<u32> = Vec::with_capacity(MAX_PROCS as usize);
+    let done = |n: u64| {
+        n >= budget
+            || order_key(n, w) > best.load(Relaxed)
+            || (cfg.seconds > 0.0 && n % 64 == 0 && t0.elapsed().as_secs_f64() >= cfg.seconds)
     };
-    'session: while !budget_done(report.ops) {
-        report.runs += 1;
-        let mut sim = Simulator::new(cfg.policy.clone(), cfg.seed.wrapping_add(report.runs));
+    'session: while !done(out.ops) {
+        out.run_starts.push(out.ops);
+        let mut sim = Simulator::new(cfg.policy.clone(), seed.wrapping_add(out.run_starts.len() as u64));
+        if cfg.incremental {
+            incr.attach(&mut sim);
+        }
         let mut runner = trace::Runner::default();
-        let mut ops: Vec<Op> = vec![Op::Spawn];
+        ops.clear();
+        ops.push(Op::Spawn);
         runner.apply(&mut sim, &Op::Spawn);
-        let mut live: Vec<u32> = vec![1];
+        live.clear();
+        live.push(1);
         for i in 0..cfg.run_len {
-            if budget_done(report.ops) {
+            if done(out.ops) {
                 break;
             }
             if ticker.tick_by(16).is_err() {
-                report.interrupted = true;
+                out.interrupted = true;
                 break 'session;
             }
             let op = gen_op(&mut rng, &live, cfg.fail_rate, cfg.extended);
-            let out = runner.apply(&mut sim, &op);
-            if out == Outcome::Err(SimError::Interrupted) {
-                report.interrupted = true;
+            let res = runner.apply(&mut sim, &op);
+            if res == Outcome::Err(SimError::Interrupted) {
+                out.interrupted = true;
                 break 'session;
             }
-            report.ops += 1;
-            match (&op, &out) {
+            out.ops += 1;
+            match (&op, &res) {
                 (Op::Fork { .. }, Outcome::Ok(s)) => live.push(*s as u32),
                 (Op::Exit { p }, Outcome::Ok(_)) => live.retain(|x| x != p),
                 _ => {}
             }
             ops.push(op);
             let full = cfg.full_check_every > 0 && (i + 1) % cfg.full_check_every == 0;
-            let verdict = match out {
+            let verdict = match res {
                 Outcome::Err(SimError::InvariantViolation(m)) => Some(m),
-                _ => match if full { sim.check() } else { sim.check_structure() } {
-                    Err(SimError::Interrupted) => {
-                        report.interrupted = true;
-                        break 'session;
+                _ => {
+                    let r = match (full, cfg.incremental) {
+                        (true, inc) => {
+                            let r = sim.check();
+                            if inc {
+                                incr.note(&mut sim);
+                            }
+                            r
+                        }
+                        (false, true) => incr.check(&mut sim),
+                        (false, false) => sim.check_structure(),
+                    };
+                    match r {
+                        Err(SimError::Interrupted) => {
+                            out.interrupted = true;
+                            break 'session;
+                        }
+                        r => r.err().map(|e| e.to_string()),
                     }
-                    r => r.err().map(|e| e.to_string()),
-                },
+                }
             };
             if let Some(m) = verdict {
-                report.unshrunk_len = ops.len();
-                let kind = violation_kind(&m);
-                let small = shrink(&cfg.policy, &ops, &kind);
-                let msg = first_violation(&cfg.policy, &small).unwrap_or(m);
-                report.violation = Some((msg, small));
-                report.interrupted = interrupt::stopped();
-                report.seconds = t0.elapsed().as_secs_f64();
-                return Ok(report);
+                best.fetch_min(order_key(out.ops - 1, w), Relaxed);
+                out.found = Some((out.ops - 1, m, ops.clone()));
+                break 'session;
             }
             if live.is_empty() {
                 break;
             }
         }
     }
+    out
+}
+
+/// Run the fuzzer: `jobs` workers (see [`worker_seed`], [`worker_budget`]). Deterministic
+/// for a given seed, `jobs` and operation budget: the violation reported is the first in
+/// (operation index within its worker, worker) order, and the operations and runs counted
+/// are those up to it in that order. A time budget only decides where it stops (and so,
+/// with several workers, what is counted and found).
+pub fn fuzz(cfg: &FuzzConfig) -> Result<FuzzReport> {
+    cfg.policy.validate().map_err(SimError::InvalidArgument)?;
+    if !(1..=MAX_JOBS).contains(&cfg.jobs) {
+        return Err(SimError::InvalidArgument(format!("jobs must be from 1 to {MAX_JOBS}, got {}", cfg.jobs)));
+    }
+    let t0 = Instant::now();
+    let best = AtomicU64::new(u64::MAX);
+    if cfg.jobs == 1 {
+        let out = worker(cfg, 0, t0, &best);
+        return Ok(finish(cfg, vec![out], t0));
+    }
+    Ok(interrupt::join_polling(|| {
+        let tok = interrupt::token();
+        let outs = std::thread::scope(|s| {
+            let hs: Vec<_> = (0..cfg.jobs)
+                .map(|w| {
+                    let (tok, best) = (tok.clone(), &best);
+                    s.spawn(move || tok.enter(|| worker(cfg, w, t0, best)))
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()
+        });
+        finish(cfg, outs, t0)
+    }))
+}
+
+/// The session's report from its workers' results: the first violation in session order,
+/// shrunk; the operations and runs up to it.
+fn finish(cfg: &FuzzConfig, outs: Vec<WorkerOut>, t0: Instant) -> FuzzReport {
+    let winner = (0..outs.len())
+        .filter_map(|w| outs[w].found.as_ref().map(|f| (order_key(f.0, w as u32), w)))
+        .min()
+        .map(|(_, w)| w);
+    let mut report = FuzzReport {
+        ops: 0,
+        runs: 0,
+        seconds: 0.0,
+        violation: None,
+        unshrunk_len: 0,
+        interrupted: outs.iter().any(|o| o.interrupted),
+    };
+    let k = winner.map(|w| (outs[w].found.as_ref().map_or(0, |f| f.0), w));
+    for (w, o) in outs.iter().enumerate() {
+        // operations before the winning one in session order
+        let n = match k {
+            Some((k, ww)) => o.ops.min(k + u64::from(w <= ww)),
+            None => o.ops,
+        };
+        report.ops += n;
+        report.runs += o.run_starts.partition_point(|&s| s < n) as u64;
+    }
+    if let Some(w) = winner {
+        let (_, m, ops) = outs[w].found.clone().expect("the winner found a violation");
+        report.unshrunk_len = ops.len();
+        let kind = violation_kind(&m);
+        let small = shrink(&cfg.policy, &ops, &kind);
+        let msg = first_violation(&cfg.policy, &small).unwrap_or(m);
+        report.violation = Some((msg, small));
+        report.interrupted |= interrupt::stopped();
+    }
     report.seconds = t0.elapsed().as_secs_f64();
-    Ok(report)
+    report
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn cfg(era: &str, seed: u64, max_ops: u64) -> FuzzConfig {
+    pub(super) fn cfg(era: &str, seed: u64, max_ops: u64) -> FuzzConfig {
         FuzzConfig {
             policy: Policy::preset(era).unwrap(),
             seed,
@@ -372,6 +504,8 @@ mod tests {
             run_len: 300,
             full_check_every: 16,
             extended: false,
+            jobs: 1,
+            incremental: true,
         }
     }
 
@@ -507,3 +641,7 @@ mod tests {
 #[cfg(test)]
 #[path = "review_diff.rs"]
 mod review_diff;
+
+#[cfg(test)]
+#[path = "fuzz_tests.rs"]
+mod fuzz_tests;

@@ -26,6 +26,7 @@
 pub mod anon_vma;
 pub mod arena;
 pub mod check;
+pub mod check_incr;
 pub mod contention;
 pub mod error;
 pub mod events;

@@ -1208,12 +1208,14 @@ fn run_program<'py>(
     Ok((flat.into_pyarray(py), r.violation))
 }
 
-/// Run the native fuzzer; returns a dict (ops, runs, seconds, violation, trace, unshrunk_len).
+/// Run the native fuzzer; returns a dict (ops, runs, seconds, violation, trace, unshrunk_len,
+/// jobs). `jobs` workers run in parallel, deterministic per (seed, jobs, max_ops);
+/// `incremental=False` runs the structural checks from scratch after every operation.
 /// Ctrl-C stops it within a poll interval; the `KeyboardInterrupt` raised then carries that
 /// dict as its `fuzz_report` attribute (what was found so far; a violation's trace as far
 /// as shrinking got).
 #[pyfunction]
-#[pyo3(signature = (era, seed = dflt(0), max_ops = dflt(0), seconds = dflt(0.0), fail_rate = dflt(0.0), run_len = dflt(400), full_check_every = dflt(16), policy = None, extended = dflt(false)), text_signature = "(era, seed=0, max_ops=0, seconds=0.0, fail_rate=0.0, run_len=400, full_check_every=16, policy=None, extended=False)")]
+#[pyo3(signature = (era, seed = dflt(0), max_ops = dflt(0), seconds = dflt(0.0), fail_rate = dflt(0.0), run_len = dflt(400), full_check_every = dflt(16), policy = None, extended = dflt(false), jobs = dflt(1), incremental = dflt(true)), text_signature = "(era, seed=0, max_ops=0, seconds=0.0, fail_rate=0.0, run_len=400, full_check_every=16, policy=None, extended=False, jobs=1, incremental=True)")]
 #[allow(clippy::too_many_arguments)]
 fn fuzz<'py>(
     py: Python<'py>,
@@ -1226,6 +1228,8 @@ fn fuzz<'py>(
     full_check_every: Py<PyAny>,
     policy: Option<&Bound<'_, PyAny>>,
     extended: Py<PyAny>,
+    jobs: Py<PyAny>,
+    incremental: Py<PyAny>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let era = args::text(era, "era")?;
     let seed = u64_arg(seed.bind(py), "seed")?;
@@ -1235,6 +1239,12 @@ fn fuzz<'py>(
     let run_len = u64_arg(run_len.bind(py), "run_len")?;
     let full_check_every = u64_arg(full_check_every.bind(py), "full_check_every")?;
     let extended = flag(extended.bind(py), "extended")?;
+    let jobs = u64_arg(jobs.bind(py), "jobs")?;
+    let incremental = flag(incremental.bind(py), "incremental")?;
+    let max_jobs = rmapsim_core::fuzz::MAX_JOBS;
+    if !(1..=max_jobs as u64).contains(&jobs) {
+        return Err(to_py(py, SimError::InvalidArgument(format!("jobs must be from 1 to {max_jobs}, got {jobs}"))));
+    }
     let p = policy_of(py, &era, opt_dict(policy, "policy")?)?;
     if max_ops == 0 && seconds <= 0.0 {
         return Err(to_py(py, SimError::InvalidArgument("give max_ops > 0 or seconds > 0".into())));
@@ -1248,6 +1258,8 @@ fn fuzz<'py>(
         run_len: run_len.max(1),
         full_check_every,
         extended,
+        jobs: jobs as u32,
+        incremental,
     };
     let name = cfg.policy.name.clone();
     let (r, pending) = run_interruptible(py, || rmapsim_core::fuzz::fuzz(&cfg));
@@ -1261,6 +1273,7 @@ fn fuzz<'py>(
     d.set_item("runs", r.runs)?;
     d.set_item("seconds", r.seconds)?;
     d.set_item("unshrunk_len", r.unshrunk_len)?;
+    d.set_item("jobs", jobs)?;
     match r.violation {
         Some((m, ops)) => {
             d.set_item("violation", m)?;
