@@ -173,10 +173,38 @@ fn two_workers_report_the_first_violation_in_session_order() {
 /// (with `adjust_imports_upfront`, which removes 2.6.34's own case-6 defect).
 const CATALOGUE: &[(&str, &str, u64, f64, bool, &str)] = &[
     ("2.6.34-rc1 (all five)", "2.6.34-rc1", 1, 0.02, false, "invariant 3"),
-    ("prepare-time reuse", "2.6.34+prepare_reuse=any_compatible,adjust_imports_upfront=true", 3, 0.02, false, "invariant 4"),
-    ("swap-in anon_vma", "2.6.34+swapin_target=vma_anon_vma,adjust_imports_upfront=true", 3, 0.02, false, "invariant 2"),
-    ("importer clones own chain", "2.6.34+importer_clones_exporter=false,adjust_imports_upfront=true", 1, 0.02, false, "invariant 3"),
-    ("fork error path leak", "2.6.34+fork_error_unlinks=false,adjust_imports_upfront=true", 4, 0.02, false, "invariant 3"),
+    (
+        "prepare-time reuse",
+        "2.6.34+prepare_reuse=any_compatible,adjust_imports_upfront=true",
+        3,
+        0.02,
+        false,
+        "invariant 4",
+    ),
+    (
+        "swap-in anon_vma",
+        "2.6.34+swapin_target=vma_anon_vma,adjust_imports_upfront=true",
+        3,
+        0.02,
+        false,
+        "invariant 2",
+    ),
+    (
+        "importer clones own chain",
+        "2.6.34+importer_clones_exporter=false,adjust_imports_upfront=true",
+        1,
+        0.02,
+        false,
+        "invariant 3",
+    ),
+    (
+        "fork error path leak",
+        "2.6.34+fork_error_unlinks=false,adjust_imports_upfront=true",
+        4,
+        0.02,
+        false,
+        "invariant 3",
+    ),
     ("3.19 double reuse", "3.19", 9, 0.0, false, "invariant 4"),
     ("2.6.34 case-6 ENOMEM", "2.6.34", 18, 0.02, false, "use-after-free"),
 ];

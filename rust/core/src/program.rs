@@ -32,7 +32,7 @@ pub struct RunResult {
 }
 
 /// Decode and run `words` in one pass (see [`decode`]). With `checks = Some(k)`, the
-/// structural checks run after every operation and the full `check()` (with the rmap
+/// structural checks run after every operation (incrementally, as in the native fuzzer) and the full `check()` (with the rmap
 /// oracle) after every `k`-th and after the last, as in the native fuzzer (`k` = 1: the
 /// full check every time); the run stops at the first violation. The zero word is no
 /// operation, so a shrinker that zeroes a word deletes it.
@@ -45,6 +45,11 @@ pub fn run(
     checks: Option<u64>,
 ) -> Result<RunResult> {
     let mut sim = Simulator::with_policy(policy.clone(), seed)?;
+    // the native fuzzer's incremental structural check (same verdicts and messages)
+    let mut incr = crate::check_incr::IncrementalCheck::default();
+    if checks.is_some() {
+        incr.attach(&mut sim);
+    }
     let mut runner = Runner::default();
     let mut out = RunResult { ops: Vec::with_capacity(words.len() + 1), violation: None };
     out.ops.push(Op::Spawn);
@@ -67,8 +72,12 @@ pub fn run(
         if let Some(k) = checks {
             let verdict = match res {
                 Outcome::Err(SimError::InvariantViolation(m)) => Err(SimError::InvariantViolation(m)),
-                _ if n % k.max(1) == 0 => sim.check(),
-                _ => sim.check_structure(),
+                _ if n % k.max(1) == 0 => {
+                    let r = sim.check();
+                    incr.note(&mut sim);
+                    r
+                }
+                _ => incr.check(&mut sim),
             };
             match verdict {
                 Err(SimError::InvariantViolation(m)) => {

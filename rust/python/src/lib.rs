@@ -1194,7 +1194,9 @@ fn run_program<'py>(
         Ok(b) if b.as_bytes().len() % 8 == 0 => {
             b.as_bytes().chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes"))).collect()
         }
-        Ok(_) => return Err(args::invalid(words, "words", "bytes of whole little-endian 64-bit words, or a list of ints")),
+        Ok(_) => {
+            return Err(args::invalid(words, "words", "bytes of whole little-endian 64-bit words, or a list of ints"))
+        }
         Err(_) => args::words(words, "words")?,
     };
     let seed = u64_arg(seed.bind(py), "seed")?;
