@@ -174,18 +174,10 @@ def _time_to_find(name):
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benches"))
 import time_to_find as _ttf  # noqa: E402
 
-COPY_VMA = "copy_vma merge into an unfaulted VMA"
-
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", [b[0] for b in _ttf.BUGS if b[0] != COPY_VMA])
+@pytest.mark.parametrize("name", [b[0] for b in _ttf.BUGS])
 def test_time_to_find(name):
     """benches/time_to_find.py's hypothesis column: found within 60 s median, shrunk to at
     most about 20 operations, and the reproducer replays to the same kind of violation."""
     _time_to_find(name)
-
-
-@pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="hypothesis does not reach the copy_vma merge within 60 s (docs/fuzzing.md)")
-def test_time_to_find_copy_vma():
-    _time_to_find(COPY_VMA)

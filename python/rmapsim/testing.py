@@ -59,7 +59,7 @@ PROTS = ("rw", "rw", "r", "none")
 HEADER = "# rmapsim trace v1"
 
 #: Words (operations) per block a :func:`programs` example is made of.
-WORDS_PER_BLOCK = 32
+WORDS_PER_BLOCK = 64
 
 
 def addresses(window_pages: int = WINDOW_PAGES) -> st.SearchStrategy[int]:

@@ -73,8 +73,8 @@ impl Rng {
     }
 }
 
-const BASE: u64 = 0x1000_0000;
-const WINDOW: u64 = 24; // pages
+pub(crate) const BASE: u64 = 0x1000_0000;
+pub(crate) const WINDOW: u64 = 24; // pages
 const MAX_PROCS: u64 = 6;
 
 /// One random operation for the processes `live` (symbols) of a run.
