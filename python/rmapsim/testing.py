@@ -45,6 +45,9 @@ from . import _core
 from . import PAGE_SIZE, Policy, Simulator
 from .errors import InvalidArgument, InvariantViolation, short_repr
 from .policy import era_spec
+from .trace import ERROR_KINDS, OP_DTYPE
+from .trace import format as format_trace
+from .trace import parse as parse_trace
 
 __all__ = ["addresses", "lengths", "ops", "traces", "programs", "op_arrays", "Program", "ProgramViolation",
            "RmapMachine", "WORDS_PER_BLOCK"]
@@ -92,8 +95,6 @@ def ops(procs: int = MAX_PROCS) -> st.SearchStrategy[str]:
 
 
 def _rows_to_array(rows: Sequence[Sequence[int]]) -> np.ndarray:
-    from .trace import OP_DTYPE
-
     return np.array([tuple(r) for r in rows], dtype=OP_DTYPE)
 
 
@@ -120,8 +121,6 @@ class ProgramViolation(AssertionError):
         return self._shrunk()[1]
 
     def _shrunk(self) -> "tuple[str, str]":
-        from .trace import format as format_trace
-
         got = _core.shrink_trace(self.era, self.ops.tolist())
         msg, rows = got if got else (self.violation, self.ops.tolist())
         return msg, format_trace(_rows_to_array(rows), era=self.era)
@@ -163,15 +162,13 @@ class Program:
     def _run(self, era: Any, fail_rate: float, extended: bool, seed: int,
              every: int) -> "tuple[np.ndarray, Optional[str]]":
         flat, violation = _core.run_program(_era_args(era), self.data, seed, fail_rate, extended, None, every)
-        return flat.view(_op_dtype()), violation
+        return flat.view(OP_DTYPE), violation
 
     def ops(self, era: Any = "6.18", fail_rate: float = 0.0, extended: bool = False, seed: int = 0) -> np.ndarray:
         """The program decoded for ``era`` as an op array (``Simulator.apply`` runs it)."""
         return self._run(era, fail_rate, extended, seed, 0)[0]
 
     def trace(self, era: Any = "6.18", fail_rate: float = 0.0, extended: bool = False, seed: int = 0) -> str:
-        from .trace import format as format_trace
-
         spec = _era_args(era)
         return format_trace(self.ops(spec, fail_rate, extended, seed), era=spec)
 
@@ -192,12 +189,6 @@ class Program:
         arr, violation = self.run(spec, fail_rate, extended, seed, full_check_every)
         if violation is not None and _invariant_number(violation) not in set(allowed):
             raise ProgramViolation(spec, violation, arr)
-
-
-def _op_dtype() -> np.dtype:
-    from .trace import OP_DTYPE
-
-    return OP_DTYPE
 
 
 def _words(blocks: List[bytes]) -> Program:
@@ -285,7 +276,7 @@ class RmapMachine(RuleBasedStateMachine):
         self.lines.append(line)
         rows = _core.parse_trace(f"{HEADER}\n{line}\n")
         status, value, message, self.pids = self.sim._apply_from(rows, self.pids)
-        if status[0] == _ERROR_KINDS.index("InvariantViolation") + 1:
+        if status[0] == ERROR_KINDS.index("InvariantViolation") + 1:
             self._violated(message[0])
         return status[0] == 0, int(value[0])
 
@@ -301,7 +292,7 @@ class RmapMachine(RuleBasedStateMachine):
         if _invariant_number(msg) in set(self.ALLOWED):
             self.broken = msg
             return
-        rep = ProgramViolation(self.sim.era, msg, _rows_to_array(_core.parse_trace(self.trace())))
+        rep = ProgramViolation(self.sim.era, msg, parse_trace(self.trace()))
         raise AssertionError(f"{msg}\n--- trace (rmapsim replay FILE --check) ---\n{self.trace()}"
                              f"--- shrunk by delta debugging ---\n{rep.reproducer()}") from None
 
@@ -433,9 +424,6 @@ class RmapMachine(RuleBasedStateMachine):
                 self.sim.check()
             except InvariantViolation as e:
                 self._violated(str(e))
-
-
-_ERROR_KINDS = tuple(_core.ERROR_KINDS)
 
 
 def _invariant_number(msg: str) -> Optional[int]:
