@@ -140,7 +140,7 @@ fn bench_fork_cow(c: &mut Criterion) {
 }
 
 fn bench_fuzz(c: &mut Criterion) {
-    use rmapsim_core::fuzz::{fuzz, FuzzConfig};
+    use rmapsim_core::harness::fuzz::{fuzz, FuzzConfig};
     let mut g = quick(c, "fuzz_6_18");
     const OPS: u64 = 200_000;
     g.throughput(Throughput::Elements(OPS));

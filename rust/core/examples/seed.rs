@@ -5,8 +5,8 @@
 //! PHASE `touch` skips the walk, `walk` skips the children's writes, `exit` adds the exits.
 use std::time::Instant;
 
-use rmapsim_core::rmap::WalkMode;
-use rmapsim_core::sim::Simulator;
+use rmapsim_core::mm::rmap::WalkMode;
+use rmapsim_core::state::sim::Simulator;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();

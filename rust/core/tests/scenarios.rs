@@ -1,6 +1,6 @@
 //! Scenario tests of the core (public API only), written from the kernel's rules.
 
-use rmapsim_core::objects::prot;
+use rmapsim_core::state::objects::prot;
 use rmapsim_core::*;
 
 const PG: u64 = PAGE_SIZE;
@@ -595,7 +595,7 @@ fn parallel_walks_match_sequential() {
 /// (2.6.34) and shared rwsem walks (3.8+) do not.
 #[test]
 fn contention_model_shows_the_family_lock() {
-    let m = rmapsim_core::contention::ReclaimModel {
+    let m = rmapsim_core::harness::contention::ReclaimModel {
         cpus: 16,
         per_candidate: 1,
         handoff: 1,

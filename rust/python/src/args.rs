@@ -229,7 +229,7 @@ pub fn words(obj: &Bound<'_, PyAny>, name: &str) -> PyResult<Vec<u64>> {
 }
 
 /// Most worker threads a walk may use.
-pub const THREADS_MAX: usize = rmapsim_core::sim::MAX_THREADS;
+pub const THREADS_MAX: usize = rmapsim_core::state::sim::MAX_THREADS;
 
 /// Walk threads: None (0 here: all cores) or an int from 1 to `THREADS_MAX`.
 pub fn threads(obj: Option<&Bound<'_, PyAny>>) -> PyResult<usize> {

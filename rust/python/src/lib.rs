@@ -8,19 +8,19 @@ use pyo3::exceptions::{PyKeyboardInterrupt, PyRuntimeError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyType};
 
-use rmapsim_core::contention::ReclaimModel;
-use rmapsim_core::fuzz::FuzzConfig;
+use rmapsim_core::harness::contention::ReclaimModel;
+use rmapsim_core::harness::fuzz::FuzzConfig;
+use rmapsim_core::harness::trace::{self, Op, Outcome};
+use rmapsim_core::mm::vma::MapOpts;
 use rmapsim_core::policy::{Policy, KNOBS};
-use rmapsim_core::sim::WriteStats;
-use rmapsim_core::trace::{self, Op, Outcome};
-use rmapsim_core::vma::MapOpts;
+use rmapsim_core::state::sim::WriteStats;
 use rmapsim_core::{Advice, Inject, ScanStats, SimError, Simulator as Core, TotalsSink, WalkMode, WalkTotals};
 
 /// Every Rust allocation of the extension is counted, for the host-memory guard
-/// (`rmapsim_core::hostmem`): beyond its budget operations raise `OutOfMemory` instead of
+/// (`rmapsim_core::state::hostmem`): beyond its budget operations raise `OutOfMemory` instead of
 /// the process aborting.
 #[global_allocator]
-static GLOBAL: rmapsim_core::hostmem::CountingAlloc = rmapsim_core::hostmem::CountingAlloc;
+static GLOBAL: rmapsim_core::state::hostmem::CountingAlloc = rmapsim_core::state::hostmem::CountingAlloc;
 
 mod args;
 mod views;
@@ -80,7 +80,7 @@ fn run_interruptible<T: Send>(
             }
         })
     };
-    let r = py.detach(|| rmapsim_core::interrupt::run(poll, || catch(f)));
+    let r = py.detach(|| rmapsim_core::state::interrupt::run(poll, || catch(f)));
     let caught = pending.lock().ok().and_then(|mut g| g.take());
     (r, caught)
 }
@@ -232,7 +232,7 @@ fn totals_dict(py: Python<'_>, t: WalkTotals) -> PyResult<Bound<'_, PyDict>> {
 }
 
 /// Most CPUs `_contention` simulates (the core's cap).
-const CONTENTION_CPUS_MAX: u32 = rmapsim_core::sim::NR_CPUS;
+const CONTENTION_CPUS_MAX: u32 = rmapsim_core::state::sim::NR_CPUS;
 
 /// The native simulator. Use `rmapsim.Simulator`, which wraps this class.
 #[pyclass(subclass, module = "rmapsim._core", name = "Simulator")]
@@ -590,7 +590,7 @@ impl PySimulator {
         slf: &Bound<'py, Self>,
         rows: &Bound<'_, PyAny>,
         check_each: Py<PyAny>,
-    ) -> PyResult<(Vec<u8>, Vec<u64>, Vec<String>, Bound<'py, PyDict>)> {
+    ) -> PyResult<EventColumns<'py>> {
         let py = slf.py();
         let rows = args::rows(rows, "ops")?;
         let check_each = flag(check_each.bind(py), "check_each")?;
@@ -599,7 +599,7 @@ impl PySimulator {
         let inner = &mut this.inner;
         let (out, events) = detached(py, || {
             catch(|| {
-                let (out, ev) = rmapsim_core::events::apply_events(inner, &ops, check_each)?;
+                let (out, ev) = rmapsim_core::harness::events::apply_events(inner, &ops, check_each)?;
                 match out.last() {
                     Some(Outcome::Err(SimError::Interrupted)) => Err(SimError::Interrupted),
                     _ => Ok((out, ev)),
@@ -891,7 +891,7 @@ impl PySimulator {
     }
 
     fn set_pid_max(&mut self, py: Python<'_>, pid_max: &Bound<'_, PyAny>) -> PyResult<()> {
-        use rmapsim_core::sim::{PID_MAX_DEFAULT, PID_MAX_MIN};
+        use rmapsim_core::state::sim::{PID_MAX_DEFAULT, PID_MAX_MIN};
         let v: u64 = ranged(pid_max, "pid_max", PID_MAX_MIN as i128, PID_MAX_DEFAULT as i128)?;
         self.inner.set_pid_max(v).py(py)
     }
@@ -1070,8 +1070,8 @@ const ERROR_KINDS: [&str; 7] =
 /// 2**64 - 1: none),
 /// `alloc:<site>`, `alloc_<kind>`, `freed_<kind>`, `live_<kind>`, and the walk columns
 /// (`walk_candidates` -1 when the operation walked nothing).
-fn event_columns<'py>(py: Python<'py>, ev: &[rmapsim_core::events::Event]) -> PyResult<Bound<'py, PyDict>> {
-    use rmapsim_core::events::{LIVE_KINDS, OBJECT_KINDS};
+fn event_columns<'py>(py: Python<'py>, ev: &[rmapsim_core::harness::events::Event]) -> PyResult<Bound<'py, PyDict>> {
+    use rmapsim_core::harness::events::{LIVE_KINDS, OBJECT_KINDS};
     let d = PyDict::new(py);
     let opt = |x: Option<u64>| x.unwrap_or(trace::NONE);
     d.set_item("kind", ev.iter().map(|e| e.kind).collect::<Vec<_>>())?;
@@ -1079,7 +1079,7 @@ fn event_columns<'py>(py: Python<'py>, ev: &[rmapsim_core::events::Event]) -> Py
     d.set_item("pid", ev.iter().map(|e| e.pid.map_or(-1, i64::from)).collect::<Vec<i64>>().into_pyarray(py))?;
     d.set_item("addr", ev.iter().map(|e| opt(e.addr)).collect::<Vec<u64>>().into_pyarray(py))?;
     d.set_item("len", ev.iter().map(|e| opt(e.len)).collect::<Vec<u64>>().into_pyarray(py))?;
-    for (i, site) in rmapsim_core::sim::AllocSite::ALL.iter().enumerate() {
+    for (i, site) in rmapsim_core::state::sim::AllocSite::ALL.iter().enumerate() {
         d.set_item(
             format!("alloc:{}", site.name()),
             ev.iter().map(|e| e.site_allocs[i]).collect::<Vec<u64>>().into_pyarray(py),
@@ -1092,7 +1092,7 @@ fn event_columns<'py>(py: Python<'py>, ev: &[rmapsim_core::events::Event]) -> Py
     for (i, k) in LIVE_KINDS.iter().enumerate() {
         d.set_item(format!("live_{k}"), ev.iter().map(|e| e.live[i]).collect::<Vec<u64>>().into_pyarray(py))?;
     }
-    let w = |f: fn(&rmapsim_core::events::WalkEvent) -> i64| {
+    let w = |f: fn(&rmapsim_core::harness::events::WalkEvent) -> i64| {
         ev.iter().map(|e| e.walk.as_ref().map_or(-1, f)).collect::<Vec<i64>>()
     };
     d.set_item("walk_candidates", w(|x| x.candidates as i64).into_pyarray(py))?;
@@ -1104,7 +1104,7 @@ fn event_columns<'py>(py: Python<'py>, ev: &[rmapsim_core::events::Event]) -> Py
 }
 
 fn flag_names(flags: u32) -> Vec<&'static str> {
-    use rmapsim_core::objects::vmflags::*;
+    use rmapsim_core::state::objects::vmflags::*;
     [
         (RAND_READ, "rand"),
         (SEQ_READ, "seq"),
@@ -1129,6 +1129,9 @@ fn eras() -> Vec<&'static str> {
 }
 
 type OpRows = Vec<[u64; 7]>;
+/// What `_apply_events` returns: the per-operation status codes, values and messages, and
+/// the event log's columns.
+type EventColumns<'py> = (Vec<u8>, Vec<u64>, Vec<String>, Bound<'py, PyDict>);
 
 fn decode_rows(rows: &[[u64; 7]]) -> Result<Vec<Op>, SimError> {
     rows.iter().enumerate().map(|(i, r)| Op::decode(*r, i)).collect()
@@ -1166,11 +1169,11 @@ fn shrink_trace(
     let rows = args::rows(rows, "rows")?;
     let p = policy_of(py, &era, opt_dict(policy, "policy")?)?;
     let ops = decode_rows(&rows).py(py)?;
-    let r = detached(py, || catch(|| Ok(rmapsim_core::program::shrink(&p, &ops))))?;
+    let r = detached(py, || catch(|| Ok(rmapsim_core::harness::program::shrink(&p, &ops))))?;
     Ok(r.map(|(m, small)| (m, small.iter().map(Op::encode).collect())))
 }
 
-/// Decode and run program words in one call (`rmapsim_core::program::run`): one operation
+/// Decode and run program words in one call (`rmapsim_core::harness::program::run`): one operation
 /// per word, drawn as the native fuzzer draws it for the processes alive at that point of a
 /// run in `era` (a spec) with knob overrides `policy`; structural checks after every
 /// operation, the full `check()` every `full_check_every` operations and after the last
@@ -1205,7 +1208,8 @@ fn run_program<'py>(
     let every: u64 = ranged(full_check_every.bind(py), "full_check_every", 0, u64::MAX as i128)?;
     let p = policy_of(py, &era, opt_dict(policy, "policy")?)?;
     let checks = (every > 0).then_some(every);
-    let r = detached(py, || catch(|| rmapsim_core::program::run(&p, seed, &words, fail_rate, extended, checks)))?;
+    let r =
+        detached(py, || catch(|| rmapsim_core::harness::program::run(&p, seed, &words, fail_rate, extended, checks)))?;
     let flat: Vec<u64> = r.ops.iter().flat_map(Op::encode).collect();
     Ok((flat.into_pyarray(py), r.violation))
 }
@@ -1243,7 +1247,7 @@ fn fuzz<'py>(
     let extended = flag(extended.bind(py), "extended")?;
     let jobs = u64_arg(jobs.bind(py), "jobs")?;
     let incremental = flag(incremental.bind(py), "incremental")?;
-    let max_jobs = rmapsim_core::fuzz::MAX_JOBS;
+    let max_jobs = rmapsim_core::harness::fuzz::MAX_JOBS;
     if !(1..=max_jobs as u64).contains(&jobs) {
         return Err(to_py(py, SimError::InvalidArgument(format!("jobs must be from 1 to {max_jobs}, got {jobs}"))));
     }
@@ -1264,7 +1268,7 @@ fn fuzz<'py>(
         incremental,
     };
     let name = cfg.policy.name.clone();
-    let (r, pending) = run_interruptible(py, || rmapsim_core::fuzz::fuzz(&cfg));
+    let (r, pending) = run_interruptible(py, || rmapsim_core::harness::fuzz::fuzz(&cfg));
     let interrupted = || pending.unwrap_or_else(|| PyKeyboardInterrupt::new_err(()));
     let r = match r {
         Err(SimError::Interrupted) => return Err(interrupted()),

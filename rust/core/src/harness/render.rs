@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use crate::error::Result;
-use crate::objects::*;
-use crate::sim::Simulator;
+use crate::state::objects::*;
+use crate::state::sim::Simulator;
 
 /// Spans up to this many pages are drawn to scale, one column per page.
 const TO_SCALE_PAGES: u64 = 160;

@@ -3,9 +3,9 @@
 //! every op, counters and write stats included) and the grouped full-walk totals (vs the
 //! per-page walks, also on randomly corrupted states). `REVIEW_SEEDS=n` for more seeds.
 use super::*;
-use crate::fault::COW_FAST;
-use crate::rmap::WalkMode;
-use crate::sim::Inject;
+use crate::mm::memory::COW_FAST;
+use crate::mm::rmap::WalkMode;
+use crate::state::sim::Inject;
 
 const ALL_ERAS: &[&str] = crate::policy::ERAS;
 
@@ -244,7 +244,7 @@ fn review_cow_streams() {
             }
         }
     }
-    let (hits, oom) = (crate::fault::COW_HITS.with(|c| c.get()), crate::fault::COW_OOM.with(|c| c.get()));
+    let (hits, oom) = (crate::mm::memory::COW_HITS.with(|c| c.get()), crate::mm::memory::COW_OOM.with(|c| c.get()));
     eprintln!("cow: cow_copy_run copies {hits}, injected ENOMEM inside it {oom}");
     assert!(hits > 1000 && oom > 10, "the fast path was exercised: {hits} copies, {oom} ENOMEM");
     eprintln!("cow: {ops} ops, {walks} walk comparisons");
@@ -313,12 +313,16 @@ fn corrupt(sim: &mut Simulator, r: &mut Rng) {
         11 if !pages.is_empty() => {
             // page->mapping set to a freed anon_vma handle (held aside), or a bogus one
             let p = pages[pick(r, pages.len())];
-            let freed =
-                sim.avs.iter().map(|(a, _)| a).next().map(|a| crate::arena::Id::new(a.index(), a.generation() + 7));
+            let freed = sim
+                .avs
+                .iter()
+                .map(|(a, _)| a)
+                .next()
+                .map(|a| crate::state::arena::Id::new(a.index(), a.generation() + 7));
             let bogus = if r.chance(0.5) {
-                freed.unwrap_or(crate::arena::Id::new(u32::MAX, 0))
+                freed.unwrap_or(crate::state::arena::Id::new(u32::MAX, 0))
             } else {
-                crate::arena::Id::new(u32::MAX - 1, 3)
+                crate::state::arena::Id::new(u32::MAX - 1, 3)
             };
             sim.page_update(p, |pg| pg.mapping = bogus);
         }

@@ -87,7 +87,8 @@ fn the_incremental_check_catches_corruption_it_was_not_told_about() {
         assert_eq!(incr.check(&mut sim), Ok(()));
         (sim, incr, a, b)
     };
-    let corruptions: [(&str, fn(&mut Simulator, i64, i64)); 5] = [
+    type Corrupt = fn(&mut Simulator, i64, i64);
+    let corruptions: [(&str, Corrupt); 5] = [
         ("stretched VMA", |sim, a, _| {
             let v = sim.find_vma(sim.procs[&(a as u32)].mm, 0x1000_0000).unwrap();
             sim.vmas.get_mut(v).unwrap().end += PAGE_SIZE;

@@ -4,12 +4,12 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use crate::error::{Result, SimError};
-use crate::interrupt::{self, Ticker};
-use crate::itree;
-use crate::objects::*;
+use crate::index::itree;
+use crate::mm::rmap::WalkMode;
 use crate::policy::{AnonIndex, ForkReuse, Linking};
-use crate::rmap::WalkMode;
-use crate::sim::Simulator;
+use crate::state::interrupt::{self, Ticker};
+use crate::state::objects::*;
+use crate::state::sim::Simulator;
 
 /// The brute-force scan's result: every page's mappings as (pid, VMA, address).
 /// The brute-force oracle's result: every present entry as (page, pid, vma, addr), sorted

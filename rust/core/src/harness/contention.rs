@@ -22,7 +22,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 
 use crate::error::Result;
-use crate::interrupt::Ticker;
+use crate::state::interrupt::Ticker;
 
 /// One lock request: `cpu` asks for `lock` (shared or exclusive) for `hold` units.
 /// `candidates` (the walk's VMAs visited) and `update` (a write-side update, not a walk)
@@ -364,7 +364,12 @@ mod tests {
         let mut s = Simulator::with_era("2.6.33", 0).unwrap();
         let parent = s.spawn().unwrap() as i64;
         let a = s
-            .mmap(parent, 4 * crate::PAGE_SIZE, None, crate::objects::prot::READ | crate::objects::prot::WRITE)
+            .mmap(
+                parent,
+                4 * crate::PAGE_SIZE,
+                None,
+                crate::state::objects::prot::READ | crate::state::objects::prot::WRITE,
+            )
             .unwrap();
         s.touch(parent, a, 4 * crate::PAGE_SIZE, true).unwrap();
         s.fork_many(parent, 2).unwrap();
@@ -384,9 +389,9 @@ mod tests {
 }
 
 use crate::error::SimError;
+use crate::mm::rmap::LOCK_SHARED;
 use crate::policy::LockKind;
-use crate::rmap::LOCK_SHARED;
-use crate::sim::Simulator;
+use crate::state::sim::Simulator;
 
 /// Parameters of [`Simulator::contention`].
 #[derive(Clone, Copy, Debug)]
@@ -421,10 +426,10 @@ impl Simulator {
         m: &ReclaimModel,
         spans: bool,
     ) -> Result<ContentionResult> {
-        if !(1..=crate::sim::NR_CPUS).contains(&m.cpus) {
+        if !(1..=crate::state::sim::NR_CPUS).contains(&m.cpus) {
             return Err(SimError::InvalidArgument(format!(
                 "cpus must be from 1 to {} (NR_CPUS), got {}",
-                crate::sim::NR_CPUS,
+                crate::state::sim::NR_CPUS,
                 m.cpus
             )));
         }
@@ -479,7 +484,7 @@ impl Simulator {
         let spans = if spans {
             let n = max_spans(&reqs);
             let bytes = n.saturating_mul(Spans::BYTES);
-            let heap = crate::hostmem::heap_bytes();
+            let heap = crate::state::hostmem::heap_bytes();
             if heap.saturating_add(bytes) > self.host_budget {
                 return Err(SimError::OutOfMemory(format!(
                     "contention spans refused: up to {n} spans need {bytes} bytes and rmapsim holds {heap}, \

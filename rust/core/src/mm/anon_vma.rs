@@ -9,10 +9,10 @@
 //! Fork reuse: 3.19's `degree` rule, 6.0's `num_children` / `num_active_vmas` rule.
 
 use crate::error::Result;
-use crate::itree;
-use crate::objects::*;
+use crate::index::itree;
 use crate::policy::{AnonIndex, ForkReuse, Linking, LockScope, PrepareReuse};
-use crate::sim::{AllocSite, Simulator};
+use crate::state::objects::*;
+use crate::state::sim::{AllocSite, Simulator};
 
 impl Simulator {
     /// `anon_vma_alloc` (after the caller's `may_alloc`): a new root of its own tree.
@@ -21,8 +21,8 @@ impl Simulator {
             list: AvList::default(),
             tree: None,
             tree_len: 0,
-            root: crate::arena::Id::new(0, 0),
-            parent: crate::arena::Id::new(0, 0),
+            root: crate::state::arena::Id::new(0, 0),
+            parent: crate::state::arena::Id::new(0, 0),
             refcount: 1,
             degree: 1,
             num_children: 0,

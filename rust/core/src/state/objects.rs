@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::arena::Id;
+use crate::state::arena::Id;
 
 pub type MmId = Id<Mm>;
 pub type VmaId = Id<Vma>;
@@ -84,7 +84,7 @@ pub struct Vma {
     pub pgoff: u64,
     /// The part of the mm's page table that covers this VMA: sparse, page-table pages of
     /// 512 entries that exist only where an entry is populated.
-    pub ptes: crate::pgtable::PteTable,
+    pub ptes: crate::state::pgtable::PteTable,
     pub mm: MmId,
     pub prot: u8,
     pub flags: u32,
@@ -168,10 +168,10 @@ pub struct Avc {
     /// Position on `anon_vma->head` (`same_anon_vma`), list eras.
     pub pos: ListPos,
     /// Node in `anon_vma->rb_root` (`rb` + `rb_subtree_last`), interval-tree eras.
-    pub tree: crate::itree::TreeLinks,
+    pub tree: crate::index::itree::TreeLinks,
 }
 
-/// An anonymous page, as [`crate::pagestore::PageStore`] decodes it.
+/// An anonymous page, as [`crate::state::pagestore::PageStore`] decodes it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Page {
     /// `page->mapping` (an anon_vma). Protected by the page lock.
@@ -423,7 +423,7 @@ mod tests {
     }
 }
 
-// Snapshot coding (`crate::snapshot`), field by field.
+// Snapshot coding (`crate::state::snapshot`), field by field.
 crate::wire_struct!(Mm { pid, start_brk, brk, vmas });
 crate::wire_struct!(Vma { start, end, pgoff, ptes, mm, prot, flags, anon_vma, chain, av_pos });
 crate::wire_struct!(AnonVma { list, tree, tree_len, root, parent, refcount, degree, num_children, num_active_vmas });

@@ -2,13 +2,13 @@
 //! `do_wp_page`) and the rmap calls they make (`page_add_new_anon_rmap`,
 //! `page_move_anon_rmap`, `page_remove_rmap`).
 
-use crate::arena::Arena;
 use crate::error::{Result, SimError};
-use crate::interrupt::Ticker;
-use crate::objects::*;
-use crate::pagestore::PageStore;
 use crate::policy::SwapinTarget;
-use crate::sim::{AllocSite, Simulator};
+use crate::state::arena::Arena;
+use crate::state::interrupt::Ticker;
+use crate::state::objects::*;
+use crate::state::pagestore::PageStore;
+use crate::state::sim::{AllocSite, Simulator};
 
 #[cfg(test)]
 thread_local! {

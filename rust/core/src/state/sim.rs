@@ -8,11 +8,11 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use crate::arena::Arena;
 use crate::error::{Result, SimError};
-use crate::objects::*;
-use crate::pagestore::{PageStore, Stale};
 use crate::policy::Policy;
+use crate::state::arena::Arena;
+use crate::state::objects::*;
+use crate::state::pagestore::{PageStore, Stale};
 
 /// Lowest address a mapping may start at (`mmap_min_addr`, 64 KiB by default).
 pub const MMAP_MIN_ADDR: u64 = 0x1_0000;
@@ -323,7 +323,7 @@ impl Simulator {
             pid_max: PID_MAX_DEFAULT,
             ram: RAM_DEFAULT,
             alloc_fast: 0,
-            host_budget: crate::hostmem::budget(),
+            host_budget: crate::state::hostmem::budget(),
             mms: Arena::default(),
             vmas: Arena::default(),
             avs: Arena::default(),
@@ -402,7 +402,7 @@ impl Simulator {
     }
 
     pub(crate) fn begin_op(&mut self, name: &'static str) {
-        debug_assert!(crate::snapshot::OP_NAMES.contains(&name), "add {name:?} to snapshot::OP_NAMES");
+        debug_assert!(crate::state::snapshot::OP_NAMES.contains(&name), "add {name:?} to snapshot::OP_NAMES");
         self.flush_write_stats();
         self.ws_cur.ops = 1;
         self.op += 1;
@@ -539,7 +539,7 @@ impl Simulator {
                 self.allocations, self.op, self.op_name, self.ram
             )));
         }
-        let heap = crate::hostmem::heap_bytes();
+        let heap = crate::state::hostmem::heap_bytes();
         if heap > self.host_budget {
             return Err(SimError::OutOfMemory(format!(
                 "allocation #{} ({site}) refused during op #{} ({}): rmapsim holds {heap} bytes of host memory, \
@@ -757,7 +757,7 @@ impl Simulator {
     /// would take the host guard's budget (see `hostmem`), instead of aborting.
     pub fn try_clone(&self) -> Result<Simulator> {
         let bytes: u64 = self.memory_usage().iter().map(|k| k.capacity_bytes).sum();
-        let heap = crate::hostmem::heap_bytes();
+        let heap = crate::state::hostmem::heap_bytes();
         if heap.saturating_add(bytes) > self.host_budget {
             return Err(SimError::OutOfMemory(format!(
                 "clone refused: it needs about {bytes} bytes and rmapsim holds {heap}, beyond this process's budget of {} bytes",
@@ -768,8 +768,8 @@ impl Simulator {
     }
 
     pub fn memory_usage(&self) -> Vec<KindUsage> {
-        fn arena<T>(kind: &'static str, a: &crate::arena::Arena<T>, heap: (u64, u64)) -> KindUsage {
-            let sb = crate::arena::Arena::<T>::slot_size() as u64;
+        fn arena<T>(kind: &'static str, a: &crate::state::arena::Arena<T>, heap: (u64, u64)) -> KindUsage {
+            let sb = crate::state::arena::Arena::<T>::slot_size() as u64;
             KindUsage {
                 kind,
                 live: a.len() as u64,
@@ -893,7 +893,7 @@ impl Simulator {
     }
 
     /// The page-table entry at page-aligned `addr` of `pid` (which a VMA must cover).
-    fn pte_at(&self, pid: i64, addr: u64) -> Result<crate::objects::Pte> {
+    fn pte_at(&self, pid: i64, addr: u64) -> Result<crate::state::objects::Pte> {
         let mm = self.proc_mm(pid)?;
         if !addr.is_multiple_of(PAGE_SIZE) {
             return Err(SimError::BadAddress(format!("address {addr:#x} is not page aligned (4096)")));

@@ -19,13 +19,13 @@
 //! from-scratch [`Simulator::check_structure`] runs and its result is returned, so the
 //! message is exactly the one the full structural check gives.
 //!
-//! [`Arena::track`]: crate::arena::Arena::track
+//! [`Arena::track`]: crate::state::arena::Arena::track
 
 use crate::error::{Result, SimError};
-use crate::itree;
-use crate::objects::*;
+use crate::index::itree;
 use crate::policy::{AnonIndex, ForkReuse, Linking};
-use crate::sim::Simulator;
+use crate::state::objects::*;
+use crate::state::sim::Simulator;
 
 /// A cached page-table entry of a process: the page (with the `page->index` its address
 /// gives) or a swap slot.

@@ -77,7 +77,7 @@ impl<T> fmt::Debug for Id<T> {
     }
 }
 
-/// Generations are kept below this bound (see [`crate::objects::Pte`]).
+/// Generations are kept below this bound (see [`crate::state::objects::Pte`]).
 pub const MAX_GENERATION: u32 = 1 << 29;
 
 #[cfg_attr(test, derive(Debug))]
@@ -303,14 +303,14 @@ impl<T> Arena<T> {
     }
 }
 
-// Snapshot coding (`crate::snapshot`).
+// Snapshot coding (`crate::state::snapshot`).
 crate::wire_struct!(Slot<T> { gen, freed_by, val });
 /// An arena's bookkeeping is checked as it is read (`check()` sees objects, not free
 /// lists): every free-list entry names an empty slot below the slot count, once, and
 /// `live` counts the occupied slots. A snapshot that breaks this is refused rather than
 /// left to panic on the next insert.
-impl<T: crate::snapshot::Wire> crate::snapshot::Wire for Arena<T> {
-    fn put(&self, w: &mut crate::snapshot::Writer) {
+impl<T: crate::state::snapshot::Wire> crate::state::snapshot::Wire for Arena<T> {
+    fn put(&self, w: &mut crate::state::snapshot::Writer) {
         let Arena { slots, free, pins, live, allocs, frees, touched: _ } = self;
         slots.put(w);
         free.put(w);
@@ -319,8 +319,8 @@ impl<T: crate::snapshot::Wire> crate::snapshot::Wire for Arena<T> {
         allocs.put(w);
         frees.put(w);
     }
-    fn get(r: &mut crate::snapshot::Reader<'_>) -> crate::error::Result<Self> {
-        use crate::snapshot::Wire;
+    fn get(r: &mut crate::state::snapshot::Reader<'_>) -> crate::error::Result<Self> {
+        use crate::state::snapshot::Wire;
         let (slots, free, pins): (Vec<Slot<T>>, Vec<u32>, Vec<u32>) = Wire::get(r)?;
         let (live, allocs, frees): (usize, u64, u64) = Wire::get(r)?;
         let bad = |m: &str| crate::error::SimError::InvalidArgument(format!("data: not a valid rmapsim snapshot: {m}"));

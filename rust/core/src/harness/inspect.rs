@@ -10,12 +10,12 @@
 //! (`index = list`) and `anon_vma->rb_root` from 3.7 (`index = interval_tree`),
 //! `vma->anon_vma_chain` exists from 2.6.34 (`linking = chain`).
 
-use crate::arena::{Arena, Id};
 use crate::error::{Result, SimError};
-use crate::itree;
-use crate::objects::*;
+use crate::index::itree;
 use crate::policy::{AnonIndex, ForkReuse, Linking};
-use crate::sim::Simulator;
+use crate::state::arena::{Arena, Id};
+use crate::state::objects::*;
+use crate::state::sim::Simulator;
 
 /// An `mm_struct`: its owner and its VMAs.
 #[derive(Clone, Debug, PartialEq, Eq)]

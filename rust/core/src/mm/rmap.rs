@@ -6,14 +6,14 @@
 //! `vma_address`; in-range candidates cost a page-table lookup. What each walk paid is
 //! returned as one row of [`ScanStats`].
 
-use crate::arena::Id;
 use crate::error::{Result, SimError};
-use crate::interrupt::{self, Ticker};
-use crate::itree;
-use crate::objects::*;
-use crate::pagestore::WalkFields;
+use crate::index::itree;
 use crate::policy::{AnonIndex, LockKind, LockScope};
-use crate::sim::Simulator;
+use crate::state::arena::Id;
+use crate::state::interrupt::{self, Ticker};
+use crate::state::objects::*;
+use crate::state::pagestore::WalkFields;
+use crate::state::sim::Simulator;
 
 /// How far a walk goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -6,8 +6,8 @@
 //! is lost.
 
 use crate::error::{Result, SimError};
-use crate::objects::*;
 use crate::policy::{Linking, MergeAnonRule};
+use crate::state::objects::*;
 
 /// What a range being merged belongs to, for the 2025 merge rule.
 #[derive(Clone, Copy, Debug, Default)]
@@ -17,7 +17,7 @@ pub(crate) struct MergeCtx {
     /// The VMA an mremap copies from.
     pub copied_from: Option<VmaId>,
 }
-use crate::sim::{AllocSite, Simulator, MMAP_BASE, MMAP_MIN_ADDR, TASK_SIZE};
+use crate::state::sim::{AllocSite, Simulator, MMAP_BASE, MMAP_MIN_ADDR, TASK_SIZE};
 
 /// The `MAP_*` flags of an mmap besides `MAP_PRIVATE`/`MAP_ANONYMOUS`/`MAP_FIXED`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -46,13 +46,13 @@ impl Simulator {
     }
 
     /// Move `v`'s page-table entries into `pool`; leaves `v` with none.
-    fn take_ptes(&mut self, v: VmaId, pool: &mut crate::pgtable::PteTable) {
+    fn take_ptes(&mut self, v: VmaId, pool: &mut crate::state::pgtable::PteTable) {
         pool.absorb(std::mem::take(&mut self.vma_mut(v).ptes));
     }
 
     /// Hand each VMA among `targets` the entries of `pool` it now covers (table pages
     /// move whole where they can).
-    fn place_ptes(&mut self, mut pool: crate::pgtable::PteTable, targets: &[VmaId]) {
+    fn place_ptes(&mut self, mut pool: crate::state::pgtable::PteTable, targets: &[VmaId]) {
         for &t in targets {
             let (s, e) = (self.vma(t).start, self.vma(t).end);
             let mine = pool.extract(s, e);
@@ -220,7 +220,7 @@ impl Simulator {
                 }
             }
             // Nothing below can fail.
-            let mut entries = crate::pgtable::PteTable::default();
+            let mut entries = crate::state::pgtable::PteTable::default();
             self.take_ptes(vma, &mut entries);
             if let Some(n) = next.filter(|_| remove_next > 0 || adjust_next != 0) {
                 self.take_ptes(n, &mut entries);

@@ -7,10 +7,10 @@
 //! mapped or in the swap cache.
 
 use crate::error::{Result, SimError};
-use crate::interrupt::Ticker;
-use crate::objects::*;
-use crate::rmap::{ScanStats, WalkMode, WalkSink};
-use crate::sim::Simulator;
+use crate::mm::rmap::{ScanStats, WalkMode, WalkSink};
+use crate::state::interrupt::Ticker;
+use crate::state::objects::*;
+use crate::state::sim::Simulator;
 
 impl Simulator {
     /// `get_swap_page`: take a free slot (lowest recently freed first).

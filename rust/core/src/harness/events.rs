@@ -5,9 +5,9 @@
 //! `rmapsim replay --events` present it as a table.
 
 use crate::error::{Result, SimError};
-use crate::rmap::LOCK_SHARED;
-use crate::sim::{AllocSite, Simulator};
-use crate::trace::{self, Op, Outcome, Runner};
+use crate::harness::trace::{self, Op, Outcome, Runner};
+use crate::mm::rmap::LOCK_SHARED;
+use crate::state::sim::{AllocSite, Simulator};
 
 /// Object kinds of [`Event::allocs`] and [`Event::frees`], in order.
 pub const OBJECT_KINDS: [&str; 4] = ["anon_vma", "anon_vma_chain", "vma", "page"];

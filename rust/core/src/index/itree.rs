@@ -14,8 +14,8 @@
 //!
 //! The nodes live inside the `Avc` objects (as `rb` lives inside `anon_vma_chain`).
 
-use crate::arena::Arena;
-use crate::objects::{Avc, AvcId};
+use crate::state::arena::Arena;
+use crate::state::objects::{Avc, AvcId};
 
 /// Tree links and key embedded in an `Avc`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -213,8 +213,8 @@ pub fn validate(a: &Arena<Avc>, root: Option<AvcId>) -> Result<usize, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::arena::Id;
-    use crate::objects::Avc;
+    use crate::state::arena::Id;
+    use crate::state::objects::Avc;
 
     fn node(a: &mut Arena<Avc>, start: u64, last: u64) -> AvcId {
         let id = a.insert(Avc { vma: Id::new(0, 0), anon_vma: Id::new(0, 0), pos: 0, tree: TreeLinks::default() });

@@ -4,9 +4,9 @@
 //! VMA before splitting off the piece.
 
 use crate::error::{Result, SimError};
-use crate::objects::*;
-use crate::rmap::ScanStats;
-use crate::sim::Simulator;
+use crate::mm::rmap::ScanStats;
+use crate::state::objects::*;
+use crate::state::sim::Simulator;
 
 /// `madvise` advice values the simulator models.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -125,7 +125,7 @@ impl Simulator {
             (x.start, x.pgoff, x.anon_vma)
         };
         let pgoff = vpgoff + ((start - vstart) >> PAGE_SHIFT);
-        let ctx = crate::vma::MergeCtx { middle: Some(vma), copied_from: None };
+        let ctx = crate::mm::vma::MergeCtx { middle: Some(vma), copied_from: None };
         let v = match self.vma_merge(mm, prev, start, end, prot, flags, av, pgoff, ctx) {
             Some(m) => m,
             None => {

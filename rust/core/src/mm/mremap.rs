@@ -2,9 +2,9 @@
 //! `move_page_tables`, `do_munmap` of the source).
 
 use crate::error::{Result, SimError};
-use crate::objects::*;
 use crate::policy::{Linking, MergeAnonRule};
-use crate::sim::{AllocSite, Simulator, TASK_SIZE};
+use crate::state::objects::*;
+use crate::state::sim::{AllocSite, Simulator, TASK_SIZE};
 
 impl Simulator {
     /// `mremap(old_addr, old_len, new_len, MREMAP_MAYMOVE?, [MREMAP_FIXED, new_addr])`.
@@ -105,7 +105,7 @@ impl Simulator {
             if self.policy.mremap_expand_merges {
                 // 6.1+ (ca3d76b0aa80): vma_merge_extend, the grown part as a new range after
                 // the VMA itself, so it also merges with a compatible next VMA.
-                let ctx = crate::vma::MergeCtx::default();
+                let ctx = crate::mm::vma::MergeCtx::default();
                 if self.vma_merge(mm, Some(v), e, new_end, prot, flags, av, pg + pages, ctx).is_some() {
                     self.merge_sites.push((mm, e, new_end, true));
                     return Ok(old_addr);
@@ -198,10 +198,10 @@ impl Simulator {
             let v = self.vma(vma);
             (v.prot, v.flags, v.anon_vma)
         };
-        let anonymous = flags >> crate::objects::vmflags::FILE_SHIFT == 0;
+        let anonymous = flags >> crate::state::objects::vmflags::FILE_SHIFT == 0;
         let pgoff = if av.is_none() && anonymous { addr >> PAGE_SHIFT } else { pgoff };
         let prev = self.mm(mm).vmas.range(..addr).next_back().map(|(_, &v)| v);
-        let ctx = crate::vma::MergeCtx { middle: None, copied_from: Some(vma) };
+        let ctx = crate::mm::vma::MergeCtx { middle: None, copied_from: Some(vma) };
         if let Some(merged) = self.vma_merge(mm, prev, addr, addr + len, prot, flags, av, pgoff, ctx) {
             // 2025 rule: an unfaulted target inherits the source's anon_vma (dup_anon_vma).
             if self.policy.merge_rule == MergeAnonRule::Case2025 && self.vma(merged).anon_vma.is_none() && av.is_some()

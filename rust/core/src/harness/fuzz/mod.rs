@@ -6,14 +6,14 @@
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Instant;
 
-use crate::check_incr::IncrementalCheck;
 use crate::error::{Result, SimError};
-use crate::interrupt::{self, Ticker};
-use crate::mprotect::Advice;
-use crate::objects::PAGE_SIZE;
+use crate::harness::check_incr::IncrementalCheck;
+use crate::harness::trace::{self, Op, Outcome};
+use crate::mm::mprotect::Advice;
 use crate::policy::Policy;
-use crate::sim::Simulator;
-use crate::trace::{self, Op, Outcome};
+use crate::state::interrupt::{self, Ticker};
+use crate::state::objects::PAGE_SIZE;
+use crate::state::sim::Simulator;
 
 /// Fuzzer settings.
 #[derive(Clone, Debug)]
@@ -349,7 +349,7 @@ fn worker(cfg: &FuzzConfig, w: u32, t0: Instant, best: &AtomicU64) -> WorkerOut 
     let done = |n: u64| {
         n >= budget
             || order_key(n, w) > best.load(Relaxed)
-            || (cfg.seconds > 0.0 && n % 64 == 0 && t0.elapsed().as_secs_f64() >= cfg.seconds)
+            || (cfg.seconds > 0.0 && n.is_multiple_of(64) && t0.elapsed().as_secs_f64() >= cfg.seconds)
     };
     'session: while !done(out.ops) {
         out.run_starts.push(out.ops);
@@ -570,7 +570,7 @@ mod tests {
     /// pages and for a chosen list with repeats.
     #[test]
     fn grouped_full_walk_totals_equal_the_per_page_walks() {
-        use crate::rmap::WalkMode;
+        use crate::mm::rmap::WalkMode;
         let mut compared = 0u64;
         for era in crate::policy::ERAS {
             for (seed, ext) in [(1u64, false), (2, true), (3, false), (4, true), (5, false), (6, false)] {
@@ -609,7 +609,7 @@ mod tests {
                             });
                         match (rows, one) {
                             (Ok(rows), Ok(one)) => {
-                                let mut want = crate::rmap::ScanStats::default();
+                                let mut want = crate::mm::rmap::ScanStats::default();
                                 for w in &one {
                                     want.push(w);
                                 }
@@ -639,9 +639,7 @@ mod tests {
 }
 
 #[cfg(test)]
-#[path = "review_diff.rs"]
 mod review_diff;
 
 #[cfg(test)]
-#[path = "fuzz_tests.rs"]
-mod fuzz_tests;
+mod tests_incr;

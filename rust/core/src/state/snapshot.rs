@@ -25,12 +25,12 @@
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasher, Hash};
 
-use crate::arena::Id;
 use crate::error::{Result, SimError};
-use crate::interrupt::Ticker;
-use crate::objects::{Pte, SwapSlot};
 use crate::policy::Policy;
-use crate::sim::{Inject, Process, Simulator, WriteStats};
+use crate::state::arena::Id;
+use crate::state::interrupt::Ticker;
+use crate::state::objects::{Pte, SwapSlot};
+use crate::state::sim::{Inject, Process, Simulator, WriteStats};
 
 pub const MAGIC: &[u8; 8] = b"RMAPSNAP";
 /// Bump whenever the payload layout changes; a reader refuses every other version.
@@ -216,7 +216,7 @@ impl<'a> Reader<'a> {
 
     /// A sequence length, at most one item per remaining byte (each item takes at least
     /// one), so no claimed length can make the reader reserve more than the input's size.
-    pub fn len(&mut self) -> Result<usize> {
+    pub fn read_len(&mut self) -> Result<usize> {
         let n = self.varint()?;
         if n > self.remaining() as u64 {
             return Err(bad(format!("a sequence claims {n} items with {} bytes left", self.remaining())));
@@ -225,7 +225,7 @@ impl<'a> Reader<'a> {
     }
 
     pub fn bytes(&mut self) -> Result<&'a [u8]> {
-        let n = self.len()?;
+        let n = self.read_len()?;
         let s = &self.data[self.pos..self.pos + n];
         self.pos += n;
         Ok(s)
@@ -252,13 +252,13 @@ pub trait Wire: Sized {
 #[macro_export]
 macro_rules! wire_struct {
     ($ty:ident $(<$g:ident>)? { $($f:ident),* $(,)? }) => {
-        impl$(<$g: $crate::snapshot::Wire>)? $crate::snapshot::Wire for $ty$(<$g>)? {
-            fn put(&self, w: &mut $crate::snapshot::Writer) {
+        impl$(<$g: $crate::state::snapshot::Wire>)? $crate::state::snapshot::Wire for $ty$(<$g>)? {
+            fn put(&self, w: &mut $crate::state::snapshot::Writer) {
                 let $ty { $($f),* } = self;
-                $( $crate::snapshot::Wire::put($f, w); )*
+                $( $crate::state::snapshot::Wire::put($f, w); )*
             }
-            fn get(r: &mut $crate::snapshot::Reader<'_>) -> $crate::error::Result<Self> {
-                Ok($ty { $($f: $crate::snapshot::Wire::get(r)?),* })
+            fn get(r: &mut $crate::state::snapshot::Reader<'_>) -> $crate::error::Result<Self> {
+                Ok($ty { $($f: $crate::state::snapshot::Wire::get(r)?),* })
             }
         }
     };
@@ -384,7 +384,7 @@ impl<T: Wire> Wire for Vec<T> {
         }
     }
     fn get(r: &mut Reader<'_>) -> Result<Self> {
-        let n = r.len()?;
+        let n = r.read_len()?;
         let mut v = vec_with(n)?;
         for _ in 0..n {
             v.push(T::get(r)?);
@@ -438,7 +438,7 @@ impl<K: Wire + Ord, V: Wire> Wire for BTreeMap<K, V> {
         }
     }
     fn get(r: &mut Reader<'_>) -> Result<Self> {
-        let n = r.len()?;
+        let n = r.read_len()?;
         let mut m = BTreeMap::new();
         for _ in 0..n {
             let k = K::get(r)?;
@@ -468,7 +468,7 @@ impl<K: Wire + Ord + Hash + Copy, V: Wire, S: BuildHasher + Default> Wire for Ha
         }
     }
     fn get(r: &mut Reader<'_>) -> Result<Self> {
-        let n = r.len()?;
+        let n = r.read_len()?;
         let mut m = HashMap::with_hasher(S::default());
         m.try_reserve(n).map_err(|_| SimError::OutOfMemory(format!("snapshot: could not reserve {n} map entries")))?;
         for _ in 0..n {
@@ -498,7 +498,7 @@ pub fn put_deltas(w: &mut Writer, col: &[u32]) {
 
 /// Inverse of [`put_deltas`].
 pub fn get_deltas(r: &mut Reader<'_>) -> Result<Vec<u32>> {
-    let n = r.len()?;
+    let n = r.read_len()?;
     let mut col = vec_with(n)?;
     let mut prev = 0u32;
     for _ in 0..n {
@@ -690,7 +690,7 @@ impl Wire for Simulator {
         (s.ptes, s.merge_sites, s.merge_failed) = Wire::get(r)?;
         (s.swap, s.swap_free, s.swap_used, s.tree_seq) = Wire::get(r)?;
         (s.ws_cur, s.ws_snap) = Wire::get(r)?;
-        let n = r.len()?;
+        let n = r.read_len()?;
         for _ in 0..n {
             let k = op_name(std::str::from_utf8(r.bytes()?).map_err(|_| bad("operation name"))?)?;
             if s.ws_totals.insert(k, WriteStats::get(r)?).is_some() {
@@ -860,7 +860,7 @@ mod tests {
     /// bounds) or overwrite a live object, with `check()` passing before it.
     #[test]
     fn arena_bookkeeping_is_checked_on_read() {
-        use crate::arena::Arena;
+        use crate::state::arena::Arena;
         // slots: [gen 0, freed_by 0, Some(5)], then free list, pins [], live, allocs, frees
         let arena = |free: &[u8], live: u8| {
             let mut b = vec![1, 0, 0, 1, 5, free.len() as u8];
@@ -870,7 +870,7 @@ mod tests {
         };
         assert!(arena(&[], 1).is_ok());
         for (free, live) in [(&[0u8][..], 1), (&[3][..], 1), (&[], 2), (&[], 0)] {
-            let e = arena(free, live).err().expect("refused").to_string();
+            let e = arena(free, live).expect_err("refused").to_string();
             assert!(e.contains("not a valid rmapsim snapshot"), "{e}");
         }
         // An empty slot may be listed once, not twice.

@@ -14,7 +14,7 @@
 //! Memory grows with populated spans, never with mapped length: a 64 TiB mapping with one
 //! touched page costs one 4 KiB page-table page.
 
-use crate::objects::{Pte, PAGE_SHIFT};
+use crate::state::objects::{Pte, PAGE_SHIFT};
 
 /// Entries per page-table page (`PTRS_PER_PTE` on x86-64).
 pub const PTRS_PER_PTE: usize = 512;
@@ -638,11 +638,11 @@ impl Paged {
     }
 }
 
-// Snapshot coding (`crate::snapshot`): entries run-length coded, so a table costs bytes
+// Snapshot coding (`crate::state::snapshot`): entries run-length coded, so a table costs bytes
 // per populated entry, not per page of the range.
-impl crate::snapshot::Wire for PteTable {
-    fn put(&self, w: &mut crate::snapshot::Writer) {
-        use crate::snapshot::put_ptes;
+impl crate::state::snapshot::Wire for PteTable {
+    fn put(&self, w: &mut crate::state::snapshot::Writer) {
+        use crate::state::snapshot::put_ptes;
         self.d.e.len().put(w);
         self.d.base.put(w);
         put_ptes(w, &self.d.e);
@@ -653,8 +653,8 @@ impl crate::snapshot::Wire for PteTable {
             put_ptes(w, &pg.e);
         }
     }
-    fn get(r: &mut crate::snapshot::Reader<'_>) -> crate::error::Result<Self> {
-        use crate::snapshot::{get_ptes, vec_with, Wire};
+    fn get(r: &mut crate::state::snapshot::Reader<'_>) -> crate::error::Result<Self> {
+        use crate::state::snapshot::{get_ptes, vec_with, Wire};
         let bad = |m: &str| crate::error::SimError::InvalidArgument(format!("data: not a valid rmapsim snapshot: {m}"));
         let (n, base): (usize, u64) = Wire::get(r)?;
         // A dense array covers at most two small VMAs being merged (`absorb`); a longer
@@ -667,7 +667,7 @@ impl crate::snapshot::Wire for PteTable {
         let used = get_ptes(r, &mut e)?;
         let d = Dense { e, base, used };
         let keys: Vec<(u64, u32)> = Wire::get(r)?;
-        let np = r.len()?;
+        let np = r.read_len()?;
         let mut pages = vec_with(np)?;
         for _ in 0..np {
             let mut pg = PtePage::new(u64::get(r)?);
@@ -687,7 +687,7 @@ impl crate::snapshot::Wire for PteTable {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::arena::Id;
+    use crate::state::arena::Id;
 
     fn p(i: u32) -> Pte {
         Pte::present(Id::new(i, 0), true)

@@ -33,9 +33,9 @@
 use std::fmt;
 
 use crate::error::{quote, Result, SimError};
-use crate::interrupt::Ticker;
-use crate::mprotect::Advice;
-use crate::sim::{Inject, Simulator};
+use crate::mm::mprotect::Advice;
+use crate::state::interrupt::Ticker;
+use crate::state::sim::{Inject, Simulator};
 
 /// The header line every version-1 trace starts with.
 pub const HEADER: &str = "# rmapsim trace v1";
@@ -385,7 +385,7 @@ pub struct Runner {
     /// pid of symbol p(i+1).
     pub pids: Vec<u32>,
     /// The walk of the last operation, when it was a `try_to_unmap` of a mapped page.
-    pub last_walk: Option<crate::rmap::WalkResult>,
+    pub last_walk: Option<crate::mm::rmap::WalkResult>,
 }
 
 impl Runner {
@@ -426,7 +426,7 @@ impl Runner {
                 0
             }
             Op::Mmap { p, addr, len, prot, file, noreserve, stack } => {
-                sim.mmap_with(self.pid(p)?, len, addr, prot, file, crate::vma::MapOpts { noreserve, stack })?
+                sim.mmap_with(self.pid(p)?, len, addr, prot, file, crate::mm::vma::MapOpts { noreserve, stack })?
             }
             Op::Brk { p, addr } => sim.brk(self.pid(p)?, addr)?,
             Op::BrkBase { p, addr } => {
@@ -457,7 +457,7 @@ impl Runner {
                 match sim.page_at(pid, addr)? {
                     Some(page) => {
                         let s = sim.try_to_unmap(Some(&[page.to_u64()]))?;
-                        self.last_walk = (!s.page.is_empty()).then(|| crate::rmap::WalkResult {
+                        self.last_walk = (!s.page.is_empty()).then(|| crate::mm::rmap::WalkResult {
                             page: s.page[0],
                             anon_vma: s.anon_vma[0],
                             vmas_visited: s.vmas_visited[0],

@@ -4,10 +4,10 @@
 use std::collections::BTreeMap;
 
 use crate::error::{Result, SimError};
-use crate::interrupt;
-use crate::objects::*;
 use crate::policy::Linking;
-use crate::sim::{AllocSite, Process, Simulator, RESERVED_PIDS};
+use crate::state::interrupt;
+use crate::state::objects::*;
+use crate::state::sim::{AllocSite, Process, Simulator, RESERVED_PIDS};
 
 impl Simulator {
     /// `mm_alloc`: a new, empty address space.

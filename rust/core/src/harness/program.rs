@@ -8,10 +8,10 @@
 //! deletes one operation, and every word is a valid operation, so any list is a program.
 
 use crate::error::{Result, SimError};
-use crate::fuzz::{gen_op, Rng};
+use crate::harness::fuzz::{gen_op, Rng};
+use crate::harness::trace::{Op, Outcome, Runner};
 use crate::policy::Policy;
-use crate::sim::Simulator;
-use crate::trace::{Op, Outcome, Runner};
+use crate::state::sim::Simulator;
 
 /// Decode `words` into a program that starts with `spawn`: each word is one operation
 /// for the processes alive at that point of a run in `policy` (forks and exits that
@@ -46,7 +46,7 @@ pub fn run(
 ) -> Result<RunResult> {
     let mut sim = Simulator::with_policy(policy.clone(), seed)?;
     // the native fuzzer's incremental structural check (same verdicts and messages)
-    let mut incr = crate::check_incr::IncrementalCheck::default();
+    let mut incr = crate::harness::check_incr::IncrementalCheck::default();
     if checks.is_some() {
         incr.attach(&mut sim);
     }
@@ -55,7 +55,7 @@ pub fn run(
     out.ops.push(Op::Spawn);
     runner.apply(&mut sim, &Op::Spawn);
     let mut live: Vec<u32> = vec![1];
-    let mut ticker = crate::interrupt::Ticker::new();
+    let mut ticker = crate::state::interrupt::Ticker::new();
     let mut n = 0u64;
     for &w in words.iter().filter(|&&w| w != 0) {
         ticker.tick_by(16)?;
@@ -75,7 +75,7 @@ pub fn run(
         if let Some(k) = checks {
             let verdict = match res {
                 Outcome::Err(SimError::InvariantViolation(m)) => Err(SimError::InvariantViolation(m)),
-                _ if n % k.max(1) == 0 => {
+                _ if n.is_multiple_of(k.max(1)) => {
                     let r = sim.check();
                     incr.note(&mut sim);
                     r
@@ -119,16 +119,16 @@ fn seek_merge(sim: &Simulator, runner: &Runner, op: &mut Op, w: u64) {
     let Some(&pid) = runner.pids.get(*p as usize - 1) else { return };
     let Ok(vmas) = sim.vmas_of(pid as i64) else { return };
     let Some(src) = vmas.iter().find(|v| v.start <= *addr && *addr < v.end) else { return };
-    let pgoff = src.pgoff + ((*addr - src.start) >> crate::objects::PAGE_SHIFT);
+    let pgoff = src.pgoff + ((*addr - src.start) >> crate::state::objects::PAGE_SHIFT);
     let others: Vec<_> = vmas.iter().filter(|v| v.start != src.start && v.file == src.file).collect();
     if others.is_empty() {
         return;
     }
     let v = others[((w >> 40) % others.len() as u64) as usize];
     // where page `pgoff` would sit if `v`'s offsets continued (page aligned, in the windows)
-    let at = (v.start as i128) + ((pgoff as i128 - v.pgoff as i128) << crate::objects::PAGE_SHIFT);
-    let lo = crate::fuzz::BASE as i128;
-    let hi = lo + ((2 * crate::fuzz::WINDOW as i128) << crate::objects::PAGE_SHIFT);
+    let at = (v.start as i128) + ((pgoff as i128 - v.pgoff as i128) << crate::state::objects::PAGE_SHIFT);
+    let lo = crate::harness::fuzz::BASE as i128;
+    let hi = lo + ((2 * crate::harness::fuzz::WINDOW as i128) << crate::state::objects::PAGE_SHIFT);
     if (lo..hi).contains(&at) {
         *to = at as u64;
     }
@@ -138,9 +138,9 @@ fn seek_merge(sim: &Simulator, runner: &Runner, op: &mut Op, w: u64) {
 /// shortest trace it finds that breaks the same invariant, and that violation's message
 /// (`None` when `ops` breaks nothing when replayed with a check after every operation).
 pub fn shrink(policy: &Policy, ops: &[Op]) -> Option<(String, Vec<Op>)> {
-    let m = crate::fuzz::first_violation(policy, ops)?;
-    let small = crate::fuzz::shrink(policy, ops, &crate::fuzz::violation_kind(&m));
-    let msg = crate::fuzz::first_violation(policy, &small).unwrap_or(m);
+    let m = crate::harness::fuzz::first_violation(policy, ops)?;
+    let small = crate::harness::fuzz::shrink(policy, ops, &crate::harness::fuzz::violation_kind(&m));
+    let msg = crate::harness::fuzz::first_violation(policy, &small).unwrap_or(m);
     Some((msg, small))
 }
 
@@ -184,7 +184,10 @@ mod tests {
             })
             .expect("the variant breaks invariant 4 within 400 random programs");
         assert!(found.0.starts_with("invariant 4"), "{}", found.0);
-        assert_eq!(crate::fuzz::first_violation(&p, &found.1).as_deref().map(|m| &m[..11]), Some("invariant 4"));
+        assert_eq!(
+            crate::harness::fuzz::first_violation(&p, &found.1).as_deref().map(|m| &m[..11]),
+            Some("invariant 4")
+        );
         let (msg, small) = shrink(&p, &found.1).unwrap();
         assert!(msg.starts_with("invariant 4") && small.len() <= found.1.len(), "{msg}");
         assert_eq!(shrink(&p, &[Op::Spawn]), None);
@@ -195,8 +198,8 @@ mod tests {
     /// mapped, kept by moves), its old place next to the one it was cut from.
     #[test]
     fn seek_merge_lines_the_offsets_up() {
-        use crate::fuzz::BASE;
-        use crate::objects::PAGE_SIZE as P;
+        use crate::harness::fuzz::BASE;
+        use crate::state::objects::PAGE_SIZE as P;
         let mut sim = Simulator::with_era("2.6.33", 0).unwrap();
         let mut runner = Runner::default();
         for op in [

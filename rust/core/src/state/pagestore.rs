@@ -31,8 +31,8 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
-use crate::arena::{Arena, Id};
-use crate::objects::{AnonVma, AnonVmaId, Page, PageId};
+use crate::state::arena::{Arena, Id};
+use crate::state::objects::{AnonVma, AnonVmaId, Page, PageId};
 
 const LIVE: u32 = 1 << 31;
 const ANON: u32 = 1 << 30;
@@ -448,13 +448,13 @@ impl PageStore {
     }
 }
 
-// Snapshot coding (`crate::snapshot`). The three `u32` columns are delta coded (see
+// Snapshot coding (`crate::state::snapshot`). The three `u32` columns are delta coded (see
 // `put_deltas`): neighbouring slots usually hold pages of one anon_vma at consecutive
 // indices with equal flags, so a page takes about four bytes. The side maps are written in
 // slot order.
-impl crate::snapshot::Wire for PageStore {
-    fn put(&self, w: &mut crate::snapshot::Writer) {
-        use crate::snapshot::put_deltas;
+impl crate::state::snapshot::Wire for PageStore {
+    fn put(&self, w: &mut crate::state::snapshot::Writer) {
+        use crate::state::snapshot::put_deltas;
         let PageStore {
             word,
             mapping,
@@ -482,8 +482,8 @@ impl crate::snapshot::Wire for PageStore {
         allocs.put(w);
         frees.put(w);
     }
-    fn get(r: &mut crate::snapshot::Reader<'_>) -> crate::error::Result<Self> {
-        use crate::snapshot::{get_deltas, Wire};
+    fn get(r: &mut crate::state::snapshot::Reader<'_>) -> crate::error::Result<Self> {
+        use crate::state::snapshot::{get_deltas, Wire};
         let s = PageStore {
             word: get_deltas(r)?,
             mapping: get_deltas(r)?,
@@ -515,7 +515,7 @@ impl crate::snapshot::Wire for PageStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::objects::{AvList, Page};
+    use crate::state::objects::{AvList, Page};
 
     fn av() -> AnonVma {
         AnonVma {
