@@ -8,7 +8,8 @@ use pyo3::types::PyDict;
 use rmapsim_core::Simulator as Core;
 
 use crate::args::{kind_handle, raise, short_repr, text};
-use crate::{catch, flag_names, IntoPy};
+use crate::call::{catch, IntoPy};
+use crate::simulator::flag_names;
 
 /// The kinds `_view` reads.
 const KINDS: &[&str] = &["mm", "vma", "anon_vma", "anon_vma_chain", "page"];

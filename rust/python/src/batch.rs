@@ -1,0 +1,83 @@
+//! Batches of operations (`Simulator._apply`, `_apply_events`, `_apply_from`): op rows in,
+//! per-operation outcome columns and the event log's columns out.
+
+use numpy::IntoPyArray;
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use rmapsim_core::harness::trace::{self, Op, Outcome};
+use rmapsim_core::SimError;
+
+/// `_apply`'s columns of outcomes: status (0 = ok, else the index + 1 of the error kind in
+/// `ERROR_KINDS`), value (0 for an error) and message ("" for a success).
+pub fn outcome_columns(out: Vec<Outcome>) -> (Vec<u8>, Vec<u64>, Vec<String>) {
+    let (mut st, mut val, mut msg) = (Vec::new(), Vec::new(), Vec::new());
+    for o in out {
+        match o {
+            Outcome::Ok(v) => {
+                st.push(0);
+                val.push(v);
+                msg.push(String::new());
+            }
+            Outcome::Err(e) => {
+                st.push(ERROR_KINDS.iter().position(|k| *k == e.kind()).map_or(255, |i| i as u8 + 1));
+                val.push(0);
+                msg.push(e.to_string());
+            }
+        }
+    }
+    (st, val, msg)
+}
+
+/// Error kinds as `_apply` numbers them (status = index + 1).
+pub const ERROR_KINDS: [&str; 7] =
+    ["NoSuchProcess", "BadAddress", "InvalidArgument", "StaleHandle", "OutOfMemory", "InvariantViolation", "TryAgain"];
+
+/// The event log as columns: `kind`, `p`, `pid` (-1: none), `addr` / `len` (`trace::NONE`,
+/// 2**64 - 1: none),
+/// `alloc:<site>`, `alloc_<kind>`, `freed_<kind>`, `live_<kind>`, and the walk columns
+/// (`walk_candidates` -1 when the operation walked nothing).
+pub fn event_columns<'py>(
+    py: Python<'py>,
+    ev: &[rmapsim_core::harness::events::Event],
+) -> PyResult<Bound<'py, PyDict>> {
+    use rmapsim_core::harness::events::{LIVE_KINDS, OBJECT_KINDS};
+    let d = PyDict::new(py);
+    let opt = |x: Option<u64>| x.unwrap_or(trace::NONE);
+    d.set_item("kind", ev.iter().map(|e| e.kind).collect::<Vec<_>>())?;
+    d.set_item("p", ev.iter().map(|e| e.p).collect::<Vec<u32>>().into_pyarray(py))?;
+    d.set_item("pid", ev.iter().map(|e| e.pid.map_or(-1, i64::from)).collect::<Vec<i64>>().into_pyarray(py))?;
+    d.set_item("addr", ev.iter().map(|e| opt(e.addr)).collect::<Vec<u64>>().into_pyarray(py))?;
+    d.set_item("len", ev.iter().map(|e| opt(e.len)).collect::<Vec<u64>>().into_pyarray(py))?;
+    for (i, site) in rmapsim_core::state::sim::AllocSite::ALL.iter().enumerate() {
+        d.set_item(
+            format!("alloc:{}", site.name()),
+            ev.iter().map(|e| e.site_allocs[i]).collect::<Vec<u64>>().into_pyarray(py),
+        )?;
+    }
+    for (i, k) in OBJECT_KINDS.iter().enumerate() {
+        d.set_item(format!("alloc_{k}"), ev.iter().map(|e| e.allocs[i]).collect::<Vec<u64>>().into_pyarray(py))?;
+        d.set_item(format!("freed_{k}"), ev.iter().map(|e| e.frees[i]).collect::<Vec<u64>>().into_pyarray(py))?;
+    }
+    for (i, k) in LIVE_KINDS.iter().enumerate() {
+        d.set_item(format!("live_{k}"), ev.iter().map(|e| e.live[i]).collect::<Vec<u64>>().into_pyarray(py))?;
+    }
+    let w = |f: fn(&rmapsim_core::harness::events::WalkEvent) -> i64| {
+        ev.iter().map(|e| e.walk.as_ref().map_or(-1, f)).collect::<Vec<i64>>()
+    };
+    d.set_item("walk_candidates", w(|x| x.candidates as i64).into_pyarray(py))?;
+    d.set_item("walk_in_range", w(|x| x.in_range as i64).into_pyarray(py))?;
+    d.set_item("walk_mappings", w(|x| x.mappings as i64).into_pyarray(py))?;
+    d.set_item("walk_lock", w(|x| x.lock as i64).into_pyarray(py))?;
+    d.set_item("walk_shared", w(|x| x.shared as i64).into_pyarray(py))?;
+    Ok(d)
+}
+
+pub type OpRows = Vec<[u64; 7]>;
+/// What `_apply_events` returns: the per-operation status codes, values and messages, and
+/// the event log's columns.
+pub type EventColumns<'py> = (Vec<u8>, Vec<u64>, Vec<String>, Bound<'py, PyDict>);
+
+pub fn decode_rows(rows: &[[u64; 7]]) -> Result<Vec<Op>, SimError> {
+    rows.iter().enumerate().map(|(i, r)| Op::decode(*r, i)).collect()
+}
