@@ -1,12 +1,11 @@
 //! Argument converters. Every parameter of the public API arrives as a Python object and
-//! goes through one of these, so a bad value always raises an `rmapsim` exception that
+//! goes through one of these (by its kind, see [`crate::params`]), so a bad value always raises an `rmapsim` exception that
 //! names the parameter and the value as given (its repr cut to `QUOTE_MAX` characters),
 //! never a bare `OverflowError` / `TypeError` from the extraction.
 
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple, PyType};
-use pyo3::IntoPyObjectExt;
+use pyo3::types::{PyBool, PyFloat, PyInt, PyList, PyString, PyTuple, PyType};
 
 use rmapsim_core::error::QUOTE_MAX;
 use rmapsim_core::SimError;
@@ -41,18 +40,6 @@ pub fn short_repr(obj: &Bound<'_, PyAny>) -> String {
 /// `InvalidArgument("<name> must be <want>, got <repr>")`.
 pub fn invalid(obj: &Bound<'_, PyAny>, name: &str, want: &str) -> PyErr {
     raise(obj.py(), "InvalidArgument", format!("{name} must be {want}, got {}", short_repr(obj)))
-}
-
-/// A default value for a `#[pyo3(signature)]` parameter taken as an object, so that an
-/// explicit `None` is refused instead of meaning the default.
-pub fn dflt<T>(v: T) -> Py<PyAny>
-where
-    T: for<'py> IntoPyObject<'py>,
-{
-    Python::attach(|py| match v.into_bound_py_any(py) {
-        Ok(o) => o.unbind(),
-        Err(_) => py.None(),
-    })
 }
 
 /// An int (a Python int or an object with `__index__`, such as a numpy integer; not a
@@ -108,11 +95,6 @@ pub fn addr(obj: &Bound<'_, PyAny>, name: &str) -> PyResult<u64> {
     })
 }
 
-/// An optional address (None: the kernel's choice).
-pub fn opt_addr(obj: Option<&Bound<'_, PyAny>>, name: &str) -> PyResult<Option<u64>> {
-    obj.filter(|o| !o.is_none()).map(|o| addr(o, name)).transpose()
-}
-
 /// `True` / `False` (or a numpy bool); ints and everything else are refused.
 pub fn flag(obj: &Bound<'_, PyAny>, name: &str) -> PyResult<bool> {
     if let Ok(b) = obj.cast::<PyBool>() {
@@ -156,19 +138,6 @@ pub fn text(obj: &Bound<'_, PyAny>, name: &str) -> PyResult<String> {
     }
 }
 
-/// An optional string (None: absent).
-pub fn opt_text(obj: Option<&Bound<'_, PyAny>>, name: &str) -> PyResult<Option<String>> {
-    obj.filter(|o| !o.is_none()).map(|o| text(o, name)).transpose()
-}
-
-/// An optional dict (None: absent).
-pub fn opt_dict<'a, 'py>(obj: Option<&'a Bound<'py, PyAny>>, name: &str) -> PyResult<Option<&'a Bound<'py, PyDict>>> {
-    match obj.filter(|o| !o.is_none()) {
-        None => Ok(None),
-        Some(o) => o.cast::<PyDict>().map(Some).map_err(|_| invalid(o, name, "a dict")),
-    }
-}
-
 /// The items of a list or tuple.
 fn items<'py>(obj: &Bound<'py, PyAny>, name: &str, want: &str) -> PyResult<Vec<Bound<'py, PyAny>>> {
     if let Ok(l) = obj.cast::<PyList>() {
@@ -208,11 +177,10 @@ pub fn kind_handle(obj: &Bound<'_, PyAny>, name: &str, kind: &str) -> PyResult<u
     })
 }
 
-/// Page handles: None (every anon page) or a list of handles.
-pub fn handles(obj: Option<&Bound<'_, PyAny>>, name: &str) -> PyResult<Option<Vec<u64>>> {
-    let Some(obj) = obj.filter(|o| !o.is_none()) else { return Ok(None) };
+/// A list of page handles (None, every anon page, is the caller's case).
+pub fn handles(obj: &Bound<'_, PyAny>, name: &str) -> PyResult<Vec<u64>> {
     let v = items(obj, name, "None or a list of page handles")?;
-    v.iter().map(|h| handle(h, &format!("each of {name}"))).collect::<PyResult<_>>().map(Some)
+    v.iter().map(|h| handle(h, &format!("each of {name}"))).collect()
 }
 
 /// A list of ints from 0 to 2**64 - 1 (program words).
@@ -232,12 +200,12 @@ pub fn words(obj: &Bound<'_, PyAny>, name: &str) -> PyResult<Vec<u64>> {
 pub const THREADS_MAX: usize = rmapsim_core::state::sim::MAX_THREADS;
 
 /// Walk threads: None (0 here: all cores) or an int from 1 to `THREADS_MAX`.
-pub fn threads(obj: Option<&Bound<'_, PyAny>>) -> PyResult<usize> {
-    match obj.filter(|o| !o.is_none()) {
-        None => Ok(0),
-        Some(o) => ranged(o, "threads", 1, THREADS_MAX as i128)
-            .map_err(|_| invalid(o, "threads", &format!("an int from 1 to {THREADS_MAX} or None (all cores)"))),
+pub fn threads(obj: &Bound<'_, PyAny>, name: &str) -> PyResult<usize> {
+    if obj.is_none() {
+        return Ok(0);
     }
+    ranged(obj, name, 1, THREADS_MAX as i128)
+        .map_err(|_| invalid(obj, name, &format!("an int from 1 to {THREADS_MAX} or None (all cores)")))
 }
 
 /// Op rows `[code, p, a, b, c, d, e]` of u64 each.

@@ -4,12 +4,14 @@ use pyo3::exceptions::PyKeyboardInterrupt;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use rmapsim_core::harness::fuzz::FuzzConfig;
+use rmapsim_core::harness::fuzz::{FuzzConfig, MAX_JOBS};
 use rmapsim_core::harness::trace;
 use rmapsim_core::SimError;
 
-use crate::args::{self, dflt, flag, opt_dict, real, to_py, u64_arg};
+use crate::args::to_py;
 use crate::call::{run_interruptible, IntoPy};
+use crate::dicts::dict;
+use crate::params::{args, Dict, Flag, Fraction, In, Seconds, Text, U64};
 use crate::policy::policy_of;
 
 /// Run the native fuzzer; returns a dict (ops, runs, seconds, violation, trace, unshrunk_len,
@@ -19,75 +21,65 @@ use crate::policy::policy_of;
 /// dict as its `fuzz_report` attribute (what was found so far; a violation's trace as far
 /// as shrinking got).
 #[pyfunction]
-#[pyo3(signature = (era, seed = dflt(0), max_ops = dflt(0), seconds = dflt(0.0), fail_rate = dflt(0.0), run_len = dflt(400), full_check_every = dflt(16), policy = None, extended = dflt(false), jobs = dflt(1), incremental = dflt(true)), text_signature = "(era, seed=0, max_ops=0, seconds=0.0, fail_rate=0.0, run_len=400, full_check_every=16, policy=None, extended=False, jobs=1, incremental=True)")]
+#[pyo3(signature = (era, seed = In::value(0), max_ops = In::value(0), seconds = In::value(0.0), fail_rate = In::value(0.0), run_len = In::value(400), full_check_every = In::value(16), policy = None, extended = In::value(false), jobs = In::value(1), incremental = In::value(true)), text_signature = "(era, seed=0, max_ops=0, seconds=0.0, fail_rate=0.0, run_len=400, full_check_every=16, policy=None, extended=False, jobs=1, incremental=True)")]
 #[allow(clippy::too_many_arguments)]
 pub fn fuzz<'py>(
     py: Python<'py>,
-    era: &Bound<'_, PyAny>,
-    seed: Py<PyAny>,
-    max_ops: Py<PyAny>,
-    seconds: Py<PyAny>,
-    fail_rate: Py<PyAny>,
-    run_len: Py<PyAny>,
-    full_check_every: Py<PyAny>,
-    policy: Option<&Bound<'_, PyAny>>,
-    extended: Py<PyAny>,
-    jobs: Py<PyAny>,
-    incremental: Py<PyAny>,
+    era: In<Text>,
+    seed: In<U64>,
+    max_ops: In<U64>,
+    seconds: In<Seconds>,
+    fail_rate: In<Fraction>,
+    run_len: In<U64>,
+    full_check_every: In<U64>,
+    policy: Option<In<Dict>>,
+    extended: In<Flag>,
+    jobs: In<U64>,
+    incremental: In<Flag>,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let era = args::text(era, "era")?;
-    let seed = u64_arg(seed.bind(py), "seed")?;
-    let max_ops = u64_arg(max_ops.bind(py), "max_ops")?;
-    let seconds = real(seconds.bind(py), "seconds", 0.0, f64::MAX)?;
-    let fail_rate = real(fail_rate.bind(py), "fail_rate", 0.0, 1.0)?;
-    let run_len = u64_arg(run_len.bind(py), "run_len")?;
-    let full_check_every = u64_arg(full_check_every.bind(py), "full_check_every")?;
-    let extended = flag(extended.bind(py), "extended")?;
-    let jobs = u64_arg(jobs.bind(py), "jobs")?;
-    let incremental = flag(incremental.bind(py), "incremental")?;
-    let max_jobs = rmapsim_core::harness::fuzz::MAX_JOBS;
-    if !(1..=max_jobs as u64).contains(&jobs) {
-        return Err(to_py(py, SimError::InvalidArgument(format!("jobs must be from 1 to {max_jobs}, got {jobs}"))));
+    args!(era, seed, max_ops, seconds, fail_rate, run_len, full_check_every, extended, jobs, incremental);
+    if !(1..=MAX_JOBS as u64).contains(&jobs) {
+        let msg = format!("jobs must be from 1 to {MAX_JOBS}, got {jobs}");
+        return Err(to_py(py, SimError::InvalidArgument(msg)));
     }
-    let p = policy_of(py, &era, opt_dict(policy, "policy")?)?;
+    args!(policy);
+    let policy = policy_of(py, &era, policy.as_ref())?;
     if max_ops == 0 && seconds <= 0.0 {
         return Err(to_py(py, SimError::InvalidArgument("give max_ops > 0 or seconds > 0".into())));
     }
+    let run_len = run_len.max(1);
+    let jobs = jobs as u32;
     let cfg = FuzzConfig {
-        policy: p,
+        policy,
         seed,
         max_ops,
         seconds,
         fail_rate,
-        run_len: run_len.max(1),
+        run_len,
         full_check_every,
         extended,
-        jobs: jobs as u32,
+        jobs,
         incremental,
     };
-    let name = cfg.policy.name.clone();
     let (r, pending) = run_interruptible(py, || rmapsim_core::harness::fuzz::fuzz(&cfg));
     let interrupted = || pending.unwrap_or_else(|| PyKeyboardInterrupt::new_err(()));
     let r = match r {
         Err(SimError::Interrupted) => return Err(interrupted()),
         r => r.py(py)?,
     };
-    let d = PyDict::new(py);
-    d.set_item("ops", r.ops)?;
-    d.set_item("runs", r.runs)?;
-    d.set_item("seconds", r.seconds)?;
-    d.set_item("unshrunk_len", r.unshrunk_len)?;
-    d.set_item("jobs", jobs)?;
-    match r.violation {
-        Some((m, ops)) => {
-            d.set_item("violation", m)?;
-            d.set_item("trace", trace::format(&ops, Some(&name)))?;
-        }
-        None => {
-            d.set_item("violation", py.None())?;
-            d.set_item("trace", py.None())?;
-        }
-    }
+    let (violation, trace) = match r.violation {
+        Some((m, ops)) => (Some(m), Some(trace::format(&ops, Some(&cfg.policy.name)))),
+        None => (None, None),
+    };
+    let d = dict!(py;
+        "ops" => r.ops,
+        "runs" => r.runs,
+        "seconds" => r.seconds,
+        "unshrunk_len" => r.unshrunk_len,
+        "jobs" => jobs as u64,
+        "violation" => violation,
+        "trace" => trace,
+    );
     if r.interrupted {
         let e = interrupted();
         e.value(py).setattr("fuzz_report", d)?;

@@ -7,8 +7,9 @@ use pyo3::types::{PyDict, PyString};
 use rmapsim_core::policy::{Policy, KNOBS};
 use rmapsim_core::SimError;
 
-use crate::args::{self, invalid, opt_dict, text};
+use crate::args::{invalid, text};
 use crate::call::IntoPy;
+use crate::params::{args, Dict, In, Text};
 
 /// Apply `{knob: value}` overrides; a bool value is its text ("true"), anything else its str().
 fn set_knobs(p: &mut Policy, overrides: &Bound<'_, PyDict>) -> PyResult<()> {
@@ -57,15 +58,16 @@ pub fn eras() -> Vec<&'static str> {
 /// The canonical era spec of `era` with `policy` (`{knob: value}`) applied on top.
 #[pyfunction]
 #[pyo3(signature = (era, policy = None))]
-pub fn spec(py: Python<'_>, era: &Bound<'_, PyAny>, policy: Option<&Bound<'_, PyAny>>) -> PyResult<String> {
-    Ok(policy_of(py, &args::text(era, "era")?, opt_dict(policy, "policy")?)?.name)
+pub fn spec(py: Python<'_>, era: In<Text>, policy: Option<In<Dict>>) -> PyResult<String> {
+    args!(era, policy);
+    Ok(policy_of(py, &era, policy.as_ref())?.name)
 }
 
 /// The knob values of a preset: `{knob: value as text}`.
 #[pyfunction]
-pub fn preset(py: Python<'_>, name: &Bound<'_, PyAny>) -> PyResult<Vec<(&'static str, String)>> {
-    let p = preset_of(py, &args::text(name, "era")?)?;
-    Ok(p.knob_values())
+pub fn preset(py: Python<'_>, name: In<Text>) -> PyResult<Vec<(&'static str, String)>> {
+    args!(name as "era");
+    Ok(preset_of(py, &name)?.knob_values())
 }
 
 /// `(name, meaning, kernel change)` of every policy knob.

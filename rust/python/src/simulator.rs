@@ -1,69 +1,45 @@
-//! The `Simulator` class (`rmapsim._core.Simulator`; `rmapsim.Simulator` wraps it).
+//! The `Simulator` class (`rmapsim._core.Simulator`; `rmapsim.Simulator` wraps it). Each
+//! method declares its parameters by kind ([`crate::params`]), converts them with `args!`,
+//! calls the core (long calls with the GIL released, see [`crate::busy`]) and returns
+//! plain values, numpy arrays or the dicts of [`crate::dicts`].
 
 use numpy::{IntoPyArray, PyArray1};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyList};
+use pyo3::types::{IntoPyDict, PyBytes, PyDict, PyList};
 
 use rmapsim_core::harness::contention::ReclaimModel;
-use rmapsim_core::harness::trace::{self, Outcome};
+use rmapsim_core::harness::trace;
 use rmapsim_core::mm::vma::MapOpts;
-use rmapsim_core::state::sim::WriteStats;
-use rmapsim_core::{Advice, Inject, ScanStats, SimError, Simulator as Core, TotalsSink, WalkMode, WalkTotals};
+use rmapsim_core::state::sim::{WriteStats, NR_CPUS, PID_MAX_DEFAULT, PID_MAX_MIN};
+use rmapsim_core::{Inject, SimError, Simulator as Core, TotalsSink, WalkMode, PAGE_SIZE};
 
-use crate::args::{
-    self, dflt, flag, handles, invalid, opt_addr, opt_dict, opt_text, ranged, real, text, to_py, u64_arg,
-};
-use crate::batch::{decode_rows, event_columns, outcome_columns, EventColumns};
+use crate::args::to_py;
+use crate::batch::{self, EventColumns};
 use crate::busy::{borrow, borrow_mut};
 use crate::call::{catch, detached, IntoPy};
+use crate::dicts::{dict, page_dict, ToDict};
+use crate::params::{
+    args, Addr, Advice, Dict, Flag, Fraction, In, Int, Len, Page, Pages, Pid, Pids, Prot, Rows, Symbols, Text, Threads,
+    U64,
+};
 use crate::policy::policy_of;
 use crate::views;
 
 /// A `touch` shorter than this (bytes) is not worth an interrupt poll.
-const SHORT_TOUCH: u64 = 1024 * rmapsim_core::PAGE_SIZE;
+const SHORT_TOUCH: u64 = 1024 * PAGE_SIZE;
 
-fn prot_arg(obj: &Bound<'_, PyAny>) -> PyResult<u8> {
-    let s = text(obj, "prot")?;
-    Core::parse_prot(&s).py(obj.py())
-}
-
-fn advice_arg(obj: &Bound<'_, PyAny>) -> PyResult<Advice> {
-    let s = text(obj, "advice")?;
-    Advice::parse(&s).py(obj.py())
-}
-
-fn stats_dict<'py>(py: Python<'py>, s: ScanStats) -> PyResult<Bound<'py, PyDict>> {
-    let d = PyDict::new(py);
-    d.set_item("page", s.page.into_pyarray(py))?;
-    d.set_item("anon_vma", s.anon_vma.into_pyarray(py))?;
-    d.set_item("vmas_visited", s.vmas_visited.into_pyarray(py))?;
-    d.set_item("vmas_in_range", s.vmas_in_range.into_pyarray(py))?;
-    d.set_item("ptes_checked", s.ptes_checked.into_pyarray(py))?;
-    d.set_item("mappings_found", s.mappings_found.into_pyarray(py))?;
-    d.set_item("mapcount", s.mapcount.into_pyarray(py))?;
-    d.set_item("tree_nodes_visited", s.tree_nodes_visited.into_pyarray(py))?;
-    d.set_item("lock_id", s.lock_id.into_pyarray(py))?;
-    d.set_item("lock_mode", s.lock_mode.into_pyarray(py))?;
-    Ok(d)
-}
-
-fn totals_dict(py: Python<'_>, t: WalkTotals) -> PyResult<Bound<'_, PyDict>> {
-    let d = PyDict::new(py);
-    d.set_item("walks", t.walks)?;
-    d.set_item("total_vmas_visited", t.vmas_visited)?;
-    d.set_item("total_vmas_in_range", t.vmas_in_range)?;
-    d.set_item("total_ptes_checked", t.ptes_checked)?;
-    d.set_item("total_mappings_found", t.mappings_found)?;
-    d.set_item("total_mapcount", t.mapcount)?;
-    d.set_item("total_tree_nodes_visited", t.tree_nodes_visited)?;
-    let (v, n): (Vec<u32>, Vec<u64>) = t.histogram.into_iter().unzip();
-    d.set_item("hist_values", v.into_pyarray(py))?;
-    d.set_item("hist_counts", n.into_pyarray(py))?;
-    Ok(d)
-}
-
-/// Most CPUs `_contention` simulates (the core's cap).
-const CONTENTION_CPUS_MAX: u32 = rmapsim_core::state::sim::NR_CPUS;
+/// `fork_many`'s count (the core refuses a negative one, naming it).
+type Count = Int<i64, { i64::MIN as i128 }, { i64::MAX as i128 }>;
+/// A file identity.
+type FileId = Int<u32, 1, { u32::MAX as i128 }>;
+/// CPUs `_contention` simulates (up to the core's cap).
+type Cpus = Int<u32, 1, { NR_CPUS as i128 }>;
+/// `_apply`'s sampling interval.
+type Every = Int<usize, 0, { usize::MAX as i128 }>;
+/// `inject_enomem`'s nth allocation.
+type Nth = Int<u64, 1, { u64::MAX as i128 }>;
+type PidMax = Int<u64, { PID_MAX_MIN as i128 }, { PID_MAX_DEFAULT as i128 }>;
+type Ram = Int<u64, { PAGE_SIZE as i128 }, { u64::MAX as i128 }>;
 
 /// The native simulator. Use `rmapsim.Simulator`, which wraps this class.
 #[pyclass(subclass, module = "rmapsim._core", name = "Simulator")]
@@ -75,42 +51,24 @@ pub struct PySimulator {
 impl PySimulator {
     #[new]
     #[pyo3(signature = (era = None, seed = None, policy = None))]
-    fn new(
-        py: Python<'_>,
-        era: Option<&Bound<'_, PyAny>>,
-        seed: Option<&Bound<'_, PyAny>>,
-        policy: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<Self> {
-        let era = opt_text(era, "era")?.unwrap_or_else(|| rmapsim_core::policy::DEFAULT_ERA.to_string());
-        let seed = match seed.filter(|s| !s.is_none()) {
-            None => 0,
-            Some(s) => u64_arg(s, "seed")?,
-        };
-        let p = policy_of(py, &era, opt_dict(policy, "policy")?)?;
-        Ok(PySimulator { inner: Core::with_policy(p, seed).py(py)? })
+    fn new(py: Python<'_>, era: Option<In<Text>>, seed: Option<In<U64>>, policy: Option<In<Dict>>) -> PyResult<Self> {
+        args!(era, seed, policy);
+        let era = era.unwrap_or_else(|| rmapsim_core::policy::DEFAULT_ERA.to_string());
+        let p = policy_of(py, &era, policy.as_ref())?;
+        Ok(PySimulator { inner: Core::with_policy(p, seed.unwrap_or(0)).py(py)? })
     }
 
     /// The simulator's policy: `{knob: value as text}` plus `"name"`.
     fn policy<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let d = PyDict::new(py);
-        d.set_item("name", &self.inner.policy().name)?;
-        for (k, v) in self.inner.policy().knob_values() {
-            d.set_item(k, v)?;
-        }
-        Ok(d)
+        let p = self.inner.policy();
+        std::iter::once(("name", p.name.clone())).chain(p.knob_values()).into_py_dict(py)
     }
 
     /// Write-side work so far per operation kind: `{op: {counter: n}}`.
     fn write_stats<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let out = PyDict::new(py);
-        for (op, w) in self.inner.write_stats() {
-            let d = PyDict::new(py);
-            for (k, v) in WriteStats::FIELDS.iter().zip(w.values()) {
-                d.set_item(*k, v)?;
-            }
-            out.set_item(op, d)?;
-        }
-        Ok(out)
+        let per_op = |w: WriteStats| WriteStats::FIELDS.iter().copied().zip(w.values()).into_py_dict(py);
+        let ops = self.inner.write_stats().into_iter().map(|(op, w)| Ok((op, per_op(w)?)));
+        ops.collect::<PyResult<Vec<_>>>()?.into_py_dict(py)
     }
 
     /// The era preset name.
@@ -128,130 +86,92 @@ impl PySimulator {
         catch(|| self.inner.spawn()).py(py)
     }
 
-    fn fork(&mut self, py: Python<'_>, pid: &Bound<'_, PyAny>) -> PyResult<u32> {
-        let pid = args::pid(pid)?;
+    fn fork(&mut self, py: Python<'_>, pid: In<Pid>) -> PyResult<u32> {
+        args!(pid);
         catch(|| self.inner.fork(pid)).py(py)
     }
 
     /// `n` forks of `pid`, in order; returns the new pids. Ctrl-C stops it between two
     /// forks with `KeyboardInterrupt`: the children forked so far exist (see `pids()`).
-    fn fork_many<'py>(
-        slf: &Bound<'py, Self>,
-        pid: &Bound<'_, PyAny>,
-        n: &Bound<'_, PyAny>,
-    ) -> PyResult<Bound<'py, PyArray1<i64>>> {
+    fn fork_many<'py>(slf: &Bound<'py, Self>, pid: In<Pid>, n: In<Count>) -> PyResult<Bound<'py, PyArray1<i64>>> {
+        args!(pid, n);
         let py = slf.py();
-        let pid = args::pid(pid)?;
-        let n: i64 = ranged(n, "n", i64::MIN as i128, i64::MAX as i128)?;
         let (mut this, _running) = borrow_mut(slf, "fork_many")?;
         let inner = &mut this.inner;
         let kids = detached(py, || inner.fork_many(pid, n))?;
         Ok(kids.into_iter().map(i64::from).collect::<Vec<_>>().into_pyarray(py))
     }
 
-    fn exit(&mut self, py: Python<'_>, pid: &Bound<'_, PyAny>) -> PyResult<()> {
-        let pid = args::pid(pid)?;
+    fn exit(&mut self, py: Python<'_>, pid: In<Pid>) -> PyResult<()> {
+        args!(pid);
         catch(|| self.inner.exit(pid)).py(py)
     }
 
     /// `pids` is a list of ints (the Python wrapper converts arrays and sequences).
-    fn exit_many(slf: &Bound<'_, Self>, pids: &Bound<'_, PyAny>) -> PyResult<()> {
-        let py = slf.py();
-        let pids = args::pids(pids, "pids")?;
+    fn exit_many(slf: &Bound<'_, Self>, pids: In<Pids>) -> PyResult<()> {
+        args!(pids);
         let (mut this, _running) = borrow_mut(slf, "exit_many")?;
         let inner = &mut this.inner;
-        detached(py, || inner.exit_many(&pids))
+        detached(slf.py(), || inner.exit_many(&pids))
     }
 
-    fn exec(&mut self, py: Python<'_>, pid: &Bound<'_, PyAny>) -> PyResult<()> {
-        let pid = args::pid(pid)?;
+    fn exec(&mut self, py: Python<'_>, pid: In<Pid>) -> PyResult<()> {
+        args!(pid);
         catch(|| self.inner.exec(pid)).py(py)
     }
 
-    #[pyo3(signature = (pid, length, addr = None, prot = None, file = None, offset = None, noreserve = dflt(false), stack = dflt(false)), text_signature = "($self, pid, length, addr=None, prot=None, file=None, offset=None, noreserve=False, stack=False)")]
+    #[pyo3(signature = (pid, length, addr = None, prot = None, file = None, offset = None, noreserve = In::value(false), stack = In::value(false)), text_signature = "($self, pid, length, addr=None, prot=None, file=None, offset=None, noreserve=False, stack=False)")]
     #[allow(clippy::too_many_arguments)]
     fn mmap(
         &mut self,
         py: Python<'_>,
-        pid: &Bound<'_, PyAny>,
-        length: &Bound<'_, PyAny>,
-        addr: Option<&Bound<'_, PyAny>>,
-        prot: Option<&Bound<'_, PyAny>>,
-        file: Option<&Bound<'_, PyAny>>,
-        offset: Option<&Bound<'_, PyAny>>,
-        noreserve: Py<PyAny>,
-        stack: Py<PyAny>,
+        pid: In<Pid>,
+        length: In<Len>,
+        addr: Option<In<Addr>>,
+        prot: Option<In<Prot>>,
+        file: Option<In<FileId>>,
+        offset: Option<In<U64>>,
+        noreserve: In<Flag>,
+        stack: In<Flag>,
     ) -> PyResult<u64> {
-        let pid = args::pid(pid)?;
-        let length = u64_arg(length, "length")?;
-        let addr = opt_addr(addr, "addr")?;
-        let prot = match prot.filter(|p| !p.is_none()) {
-            Some(p) => prot_arg(p)?,
-            None => 3,
-        };
-        let file = file.filter(|f| !f.is_none());
-        let offset = offset.filter(|o| !o.is_none());
+        args!(pid, length, addr, prot);
         let file = match (file, offset) {
             (None, None) => None,
-            (None, Some(_)) => {
-                return Err(SimError::InvalidArgument("offset given without file".into())).py(py);
-            }
-            (Some(f), o) => {
-                let f: u32 = ranged(f, "file", 1, u32::MAX as i128)?;
-                let o = match o {
-                    Some(o) => u64_arg(o, "offset")?,
-                    None => 0,
-                };
-                Some((f, o))
+            (None, Some(_)) => return Err(to_py(py, SimError::InvalidArgument("offset given without file".into()))),
+            (Some(file), offset) => {
+                args!(file, offset);
+                Some((file, offset.unwrap_or(0)))
             }
         };
-        let opts = MapOpts { noreserve: flag(noreserve.bind(py), "noreserve")?, stack: flag(stack.bind(py), "stack")? };
-        catch(|| self.inner.mmap_with(pid, length, addr, prot, file, opts)).py(py)
+        args!(noreserve, stack);
+        let opts = MapOpts { noreserve, stack };
+        catch(|| self.inner.mmap_with(pid, length, addr, prot.unwrap_or(3), file, opts)).py(py)
     }
 
-    fn set_brk_base(&mut self, py: Python<'_>, pid: &Bound<'_, PyAny>, addr: &Bound<'_, PyAny>) -> PyResult<()> {
-        let pid = args::pid(pid)?;
-        let addr = args::addr(addr, "addr")?;
+    fn set_brk_base(&mut self, py: Python<'_>, pid: In<Pid>, addr: In<Addr>) -> PyResult<()> {
+        args!(pid, addr);
         catch(|| self.inner.set_brk_base(pid, addr)).py(py)
     }
 
-    fn brk(&mut self, py: Python<'_>, pid: &Bound<'_, PyAny>, addr: &Bound<'_, PyAny>) -> PyResult<u64> {
-        let pid = args::pid(pid)?;
-        let addr = args::addr(addr, "addr")?;
+    fn brk(&mut self, py: Python<'_>, pid: In<Pid>, addr: In<Addr>) -> PyResult<u64> {
+        args!(pid, addr);
         catch(|| self.inner.brk(pid, addr)).py(py)
     }
 
-    fn brk_info(&self, py: Python<'_>, pid: &Bound<'_, PyAny>) -> PyResult<(u64, u64)> {
-        let pid = args::pid(pid)?;
+    fn brk_info(&self, py: Python<'_>, pid: In<Pid>) -> PyResult<(u64, u64)> {
+        args!(pid);
         catch(|| self.inner.brk_info(pid)).py(py)
     }
 
-    fn munmap(
-        &mut self,
-        py: Python<'_>,
-        pid: &Bound<'_, PyAny>,
-        addr: &Bound<'_, PyAny>,
-        length: &Bound<'_, PyAny>,
-    ) -> PyResult<()> {
-        let pid = args::pid(pid)?;
-        let addr = args::addr(addr, "addr")?;
-        let length = u64_arg(length, "length")?;
+    fn munmap(&mut self, py: Python<'_>, pid: In<Pid>, addr: In<Addr>, length: In<Len>) -> PyResult<()> {
+        args!(pid, addr, length);
         catch(|| self.inner.munmap(pid, addr, length)).py(py)
     }
 
-    #[pyo3(signature = (pid, addr, length, write = dflt(true)), text_signature = "($self, pid, addr, length, write=True)")]
-    fn touch(
-        slf: &Bound<'_, Self>,
-        pid: &Bound<'_, PyAny>,
-        addr: &Bound<'_, PyAny>,
-        length: &Bound<'_, PyAny>,
-        write: Py<PyAny>,
-    ) -> PyResult<()> {
+    #[pyo3(signature = (pid, addr, length, write = In::value(true)), text_signature = "($self, pid, addr, length, write=True)")]
+    fn touch(slf: &Bound<'_, Self>, pid: In<Pid>, addr: In<Addr>, length: In<Len>, write: In<Flag>) -> PyResult<()> {
+        args!(pid, addr, length, write);
         let py = slf.py();
-        let pid = args::pid(pid)?;
-        let addr = args::addr(addr, "addr")?;
-        let length = u64_arg(length, "length")?;
-        let write = flag(write.bind(py), "write")?;
         let (mut this, _running) = borrow_mut(slf, "touch")?;
         let inner = &mut this.inner;
         if length < SHORT_TOUCH {
@@ -262,36 +182,29 @@ impl PySimulator {
     }
 
     /// `pids` is a list of ints (the Python wrapper converts arrays and sequences).
-    #[pyo3(signature = (pids, addr, length, write = dflt(true)), text_signature = "($self, pids, addr, length, write=True)")]
+    #[pyo3(signature = (pids, addr, length, write = In::value(true)), text_signature = "($self, pids, addr, length, write=True)")]
     fn touch_many(
         slf: &Bound<'_, Self>,
-        pids: &Bound<'_, PyAny>,
-        addr: &Bound<'_, PyAny>,
-        length: &Bound<'_, PyAny>,
-        write: Py<PyAny>,
+        pids: In<Pids>,
+        addr: In<Addr>,
+        length: In<Len>,
+        write: In<Flag>,
     ) -> PyResult<()> {
-        let py = slf.py();
-        let pids = args::pids(pids, "pids")?;
-        let addr = args::addr(addr, "addr")?;
-        let length = u64_arg(length, "length")?;
-        let write = flag(write.bind(py), "write")?;
+        args!(pids, addr, length, write);
         let (mut this, _running) = borrow_mut(slf, "touch_many")?;
         let inner = &mut this.inner;
-        detached(py, || inner.touch_many(&pids, addr, length, write))
+        detached(slf.py(), || inner.touch_many(&pids, addr, length, write))
     }
 
     fn mprotect(
         &mut self,
         py: Python<'_>,
-        pid: &Bound<'_, PyAny>,
-        addr: &Bound<'_, PyAny>,
-        length: &Bound<'_, PyAny>,
-        prot: &Bound<'_, PyAny>,
+        pid: In<Pid>,
+        addr: In<Addr>,
+        length: In<Len>,
+        prot: In<Prot>,
     ) -> PyResult<()> {
-        let pid = args::pid(pid)?;
-        let addr = args::addr(addr, "addr")?;
-        let length = u64_arg(length, "length")?;
-        let prot = prot_arg(prot)?;
+        args!(pid, addr, length, prot);
         catch(|| self.inner.mprotect(pid, addr, length, prot)).py(py)
     }
 
@@ -299,82 +212,70 @@ impl PySimulator {
     fn _madvise<'py>(
         &mut self,
         py: Python<'py>,
-        pid: &Bound<'_, PyAny>,
-        addr: &Bound<'_, PyAny>,
-        length: &Bound<'_, PyAny>,
-        advice: &Bound<'_, PyAny>,
+        pid: In<Pid>,
+        addr: In<Addr>,
+        length: In<Len>,
+        advice: In<Advice>,
     ) -> PyResult<Bound<'py, PyDict>> {
-        let pid = args::pid(pid)?;
-        let addr = args::addr(addr, "addr")?;
-        let length = u64_arg(length, "length")?;
-        let advice = advice_arg(advice)?;
-        let s = catch(|| self.inner.madvise(pid, addr, length, advice)).py(py)?;
-        stats_dict(py, s)
+        args!(pid, addr, length, advice);
+        catch(|| self.inner.madvise(pid, addr, length, advice)).py(py)?.to_dict(py)
     }
 
-    #[pyo3(signature = (pid, old_addr, old_len, new_len, may_move = dflt(true), new_addr = None), text_signature = "($self, pid, old_addr, old_len, new_len, may_move=True, new_addr=None)")]
+    #[pyo3(signature = (pid, old_addr, old_len, new_len, may_move = In::value(true), new_addr = None), text_signature = "($self, pid, old_addr, old_len, new_len, may_move=True, new_addr=None)")]
     #[allow(clippy::too_many_arguments)]
     fn mremap(
         &mut self,
         py: Python<'_>,
-        pid: &Bound<'_, PyAny>,
-        old_addr: &Bound<'_, PyAny>,
-        old_len: &Bound<'_, PyAny>,
-        new_len: &Bound<'_, PyAny>,
-        may_move: Py<PyAny>,
-        new_addr: Option<&Bound<'_, PyAny>>,
+        pid: In<Pid>,
+        old_addr: In<Addr>,
+        old_len: In<Len>,
+        new_len: In<Len>,
+        may_move: In<Flag>,
+        new_addr: Option<In<Addr>>,
     ) -> PyResult<u64> {
-        let pid = args::pid(pid)?;
-        let old_addr = args::addr(old_addr, "old_addr")?;
-        let old_len = u64_arg(old_len, "old_len")?;
-        let new_len = u64_arg(new_len, "new_len")?;
-        let may_move = flag(may_move.bind(py), "may_move")?;
-        let new_addr = opt_addr(new_addr, "new_addr")?;
+        args!(pid, old_addr, old_len, new_len, may_move, new_addr);
         catch(|| self.inner.mremap(pid, old_addr, old_len, new_len, may_move, new_addr)).py(py)
     }
 
     /// `try_to_unmap` on a list of page handles or None (every anon page).
-    #[pyo3(signature = (pages = None, threads = dflt(1)), text_signature = "($self, pages=None, threads=1)")]
+    #[pyo3(signature = (pages = None, threads = In::value(1)), text_signature = "($self, pages=None, threads=1)")]
     fn _try_to_unmap<'py>(
         slf: &Bound<'py, Self>,
-        pages: Option<&Bound<'_, PyAny>>,
-        threads: Py<PyAny>,
+        pages: Option<In<Pages>>,
+        threads: In<Threads>,
     ) -> PyResult<Bound<'py, PyDict>> {
-        let py = slf.py();
-        let (pages, threads) = (handles(pages, "pages")?, args::threads(Some(threads.bind(py)))?);
+        args!(pages, threads);
         let (mut this, _running) = borrow_mut(slf, "try_to_unmap")?;
         let inner = &mut this.inner;
-        let s = detached(py, || inner.try_to_unmap_par(pages.as_deref(), threads))?;
-        stats_dict(py, s)
+        detached(slf.py(), || inner.try_to_unmap_par(pages.as_deref(), threads))?.to_dict(slf.py())
     }
 
     /// `try_to_unmap` keeping only walk totals (a dict as `_walk_totals` returns).
-    #[pyo3(signature = (pages = None, threads = dflt(1)), text_signature = "($self, pages=None, threads=1)")]
+    #[pyo3(signature = (pages = None, threads = In::value(1)), text_signature = "($self, pages=None, threads=1)")]
     fn _try_to_unmap_totals<'py>(
         slf: &Bound<'py, Self>,
-        pages: Option<&Bound<'_, PyAny>>,
-        threads: Py<PyAny>,
+        pages: Option<In<Pages>>,
+        threads: In<Threads>,
     ) -> PyResult<Bound<'py, PyDict>> {
-        let py = slf.py();
-        let (pages, threads) = (handles(pages, "pages")?, args::threads(Some(threads.bind(py)))?);
+        args!(pages, threads);
         let (mut this, _running) = borrow_mut(slf, "try_to_unmap")?;
         let inner = &mut this.inner;
-        let t = detached(py, || {
+        let t = detached(slf.py(), || {
             let mut sink = TotalsSink::default();
             inner.try_to_unmap_into(pages.as_deref(), threads, &mut sink)?;
             Ok(sink.finish())
         })?;
-        totals_dict(py, t)
+        t.to_dict(slf.py())
     }
 
     #[pyo3(signature = (pages = None))]
-    fn _drop_swap_cache(&mut self, py: Python<'_>, pages: Option<&Bound<'_, PyAny>>) -> PyResult<u64> {
-        let pages = handles(pages, "pages")?;
+    fn _drop_swap_cache(&mut self, py: Python<'_>, pages: Option<In<Pages>>) -> PyResult<u64> {
+        args!(pages);
         catch(|| self.inner.drop_swap_cache(pages.as_deref())).py(py)
     }
 
-    fn render_layout(&self, py: Python<'_>, pid: &Bound<'_, PyAny>) -> PyResult<String> {
-        let pid = args::pid(pid)?;
+    fn render_layout(&self, py: Python<'_>, pid: In<Pid>) -> PyResult<String> {
+        args!(pid);
         catch(|| self.inner.render_layout(pid)).py(py)
     }
 
@@ -383,62 +284,27 @@ impl PySimulator {
     /// message. With `check_each`, `check()` runs after every op; the run stops at the first
     /// invariant violation (the rows after it are not applied). `every` > 0 also samples
     /// counts and bytes after every `every`-th op and the last (`trace::Sample`).
-    #[pyo3(signature = (rows, check_each = dflt(false), every = dflt(0)), text_signature = "($self, rows, check_each=False, every=0)")]
+    #[pyo3(signature = (rows, check_each = In::value(false), every = In::value(0)), text_signature = "($self, rows, check_each=False, every=0)")]
     #[allow(clippy::type_complexity)]
     fn _apply(
         slf: &Bound<'_, Self>,
-        rows: &Bound<'_, PyAny>,
-        check_each: Py<PyAny>,
-        every: Py<PyAny>,
+        rows: In<Rows>,
+        check_each: In<Flag>,
+        every: In<Every>,
     ) -> PyResult<(Vec<u8>, Vec<u64>, Vec<String>, Vec<trace::Sample>)> {
-        let py = slf.py();
-        let rows = args::rows(rows, "ops")?;
-        let check_each = flag(check_each.bind(py), "check_each")?;
-        let every: usize = ranged(every.bind(py), "sample_every", 0, usize::MAX as i128)?;
+        args!(rows as "ops", check_each, every as "sample_every");
         let (mut this, _running) = borrow_mut(slf, "apply")?;
-        let ops = decode_rows(&rows).py(py)?;
-        let inner = &mut this.inner;
-        let (out, samples) = detached(py, || {
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                let (out, samples) = trace::apply_sampled(inner, &ops, check_each, every);
-                match out.last() {
-                    Some(Outcome::Err(SimError::Interrupted)) => Err(SimError::Interrupted),
-                    _ => Ok((out, samples)),
-                }
-            }))
-            .unwrap_or_else(|_| {
-                Err(SimError::InvariantViolation("internal error in rmapsim during apply (please report it)".into()))
-            })
-        })?;
-        let (st, val, msg) = outcome_columns(out);
+        let ((st, val, msg), samples) = batch::apply(slf.py(), &mut this.inner, &rows, check_each, every)?;
         Ok((st, val, msg, samples))
     }
 
     /// `_apply` recording the per-operation event log: the outcome columns, then a dict
     /// of event columns (numpy arrays; `kind` a list of str) for `rmapsim.EventLog`.
-    #[pyo3(signature = (rows, check_each = dflt(false)), text_signature = "($self, rows, check_each=False)")]
-    fn _apply_events<'py>(
-        slf: &Bound<'py, Self>,
-        rows: &Bound<'_, PyAny>,
-        check_each: Py<PyAny>,
-    ) -> PyResult<EventColumns<'py>> {
-        let py = slf.py();
-        let rows = args::rows(rows, "ops")?;
-        let check_each = flag(check_each.bind(py), "check_each")?;
+    #[pyo3(signature = (rows, check_each = In::value(false)), text_signature = "($self, rows, check_each=False)")]
+    fn _apply_events<'py>(slf: &Bound<'py, Self>, rows: In<Rows>, check_each: In<Flag>) -> PyResult<EventColumns<'py>> {
+        args!(rows as "ops", check_each);
         let (mut this, _running) = borrow_mut(slf, "apply")?;
-        let ops = decode_rows(&rows).py(py)?;
-        let inner = &mut this.inner;
-        let (out, events) = detached(py, || {
-            catch(|| {
-                let (out, ev) = rmapsim_core::harness::events::apply_events(inner, &ops, check_each)?;
-                match out.last() {
-                    Some(Outcome::Err(SimError::Interrupted)) => Err(SimError::Interrupted),
-                    _ => Ok((out, ev)),
-                }
-            })
-        })?;
-        let (st, val, msg) = outcome_columns(out);
-        Ok((st, val, msg, event_columns(py, &events)?))
+        batch::apply_events(slf.py(), &mut this.inner, &rows, check_each)
     }
 
     /// `_apply` continuing an earlier replay (`trace::apply_with`): `pids` are the pids of
@@ -449,83 +315,36 @@ impl PySimulator {
     #[allow(clippy::type_complexity)]
     fn _apply_from(
         slf: &Bound<'_, Self>,
-        rows: &Bound<'_, PyAny>,
-        pids: &Bound<'_, PyAny>,
+        rows: In<Rows>,
+        pids: In<Symbols>,
     ) -> PyResult<(Vec<u8>, Vec<u64>, Vec<String>, Vec<u32>)> {
-        let py = slf.py();
-        let rows = args::rows(rows, "ops")?;
-        let symbols = args::pids(pids, "pids")?
-            .into_iter()
-            .map(|p| u32::try_from(p).map_err(|_| invalid(pids, "pids", "a list of pids from 1 to 2**32 - 1")))
-            .collect::<PyResult<Vec<u32>>>()?;
+        args!(rows as "ops", pids);
         let (mut this, _running) = borrow_mut(slf, "apply")?;
-        let ops = decode_rows(&rows).py(py)?;
-        let inner = &mut this.inner;
-        let (out, symbols) = detached(py, || {
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                let mut runner = trace::Runner { pids: symbols, ..Default::default() };
-                let out = trace::apply_with(inner, &mut runner, &ops, false);
-                match out.last() {
-                    Some(Outcome::Err(SimError::Interrupted)) => Err(SimError::Interrupted),
-                    _ => Ok((out, runner.pids)),
-                }
-            }))
-            .unwrap_or_else(|_| {
-                Err(SimError::InvariantViolation("internal error in rmapsim during apply (please report it)".into()))
-            })
-        })?;
-        let (st, val, msg) = outcome_columns(out);
-        Ok((st, val, msg, symbols))
+        let ((st, val, msg), pids) = batch::apply_from(slf.py(), &mut this.inner, &rows, pids)?;
+        Ok((st, val, msg, pids))
     }
 
     /// The rmap object graph: `{"vmas": [...], "anon_vmas": [...]}` for drawing. Each VMA:
     /// pid, start, end, pgoff, prot, anon_vma, chain (anon_vma handles, oldest first);
     /// each anon_vma: handle, root, parent, entries on its list/tree.
     fn graph<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let g = self.inner.graph();
-        let d = PyDict::new(py);
-        let vl = PyList::empty(py);
-        for v in g.0 {
-            let x = PyDict::new(py);
-            x.set_item("pid", v.0)?;
-            x.set_item("start", v.1)?;
-            x.set_item("end", v.2)?;
-            x.set_item("pgoff", v.3)?;
-            x.set_item("prot", Core::prot_string(v.4).replace('-', ""))?;
-            x.set_item("anon_vma", v.5)?;
-            x.set_item("chain", v.6)?;
-            vl.append(x)?;
-        }
-        let al = PyList::empty(py);
-        for a in g.1 {
-            let x = PyDict::new(py);
-            x.set_item("anon_vma", a.0)?;
-            x.set_item("root", a.1)?;
-            x.set_item("parent", a.2)?;
-            x.set_item("entries", a.3)?;
-            al.append(x)?;
-        }
-        d.set_item("vmas", vl)?;
-        d.set_item("anon_vmas", al)?;
-        Ok(d)
+        let (vmas, anon_vmas) = self.inner.graph();
+        let vmas = PyList::new(py, vmas.into_iter().map(|v| v.to_dict(py)).collect::<PyResult<Vec<_>>>()?)?;
+        let avs = PyList::new(py, anon_vmas.into_iter().map(|a| a.to_dict(py)).collect::<PyResult<Vec<_>>>()?)?;
+        Ok(dict!(py; "vmas" => vmas, "anon_vmas" => avs))
     }
 
     /// Allocation attempts so far per site, `{"<slab>@<kernel function>": n}`.
     fn allocation_sites<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let d = PyDict::new(py);
-        for (k, v) in self.inner.allocation_sites() {
-            d.set_item(k, v)?;
-        }
-        Ok(d)
+        self.inner.allocation_sites().into_py_dict(py)
     }
 
     fn anon_pages<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<u64>> {
         self.inner.anon_pages().into_iter().map(|p| p.to_u64()).collect::<Vec<_>>().into_pyarray(py)
     }
 
-    fn page_at(&self, py: Python<'_>, pid: &Bound<'_, PyAny>, addr: &Bound<'_, PyAny>) -> PyResult<Option<u64>> {
-        let pid = args::pid(pid)?;
-        let addr = args::addr(addr, "addr")?;
+    fn page_at(&self, py: Python<'_>, pid: In<Pid>, addr: In<Addr>) -> PyResult<Option<u64>> {
+        args!(pid, addr);
         Ok(catch(|| self.inner.page_at(pid, addr)).py(py)?.map(|p| p.to_u64()))
     }
 
@@ -544,15 +363,9 @@ impl PySimulator {
     }
 
     /// `{"anon_vma": handle, "index": page index, "mapcount": n}` of a live page.
-    fn page_info<'py>(&self, py: Python<'py>, page: &Bound<'_, PyAny>) -> PyResult<Bound<'py, PyDict>> {
-        let h = args::handle(page, "page")?;
-        let (av, index, mapcount, swap) = catch(|| self.inner.page_info(rmapsim_core::Id::from_u64(h))).py(py)?;
-        let d = PyDict::new(py);
-        d.set_item("anon_vma", av)?;
-        d.set_item("index", index)?;
-        d.set_item("mapcount", mapcount)?;
-        d.set_item("swap_slot", swap)?;
-        Ok(d)
+    fn page_info<'py>(&self, py: Python<'py>, page: In<Page>) -> PyResult<Bound<'py, PyDict>> {
+        args!(page);
+        page_dict(py, "anon_vma", catch(|| self.inner.page_info(rmapsim_core::Id::from_u64(page))).py(py)?)
     }
 
     // Navigable views (`rmapsim.views`): one object by handle, the list it heads, and the
@@ -577,142 +390,88 @@ impl PySimulator {
         views::view_list(py, &self.inner, kind, handle)
     }
     /// The handle of `pid`'s mm_struct.
-    fn _mm_handle(&self, py: Python<'_>, pid: &Bound<'_, PyAny>) -> PyResult<u64> {
-        let pid = args::pid(pid)?;
+    fn _mm_handle(&self, py: Python<'_>, pid: In<Pid>) -> PyResult<u64> {
+        args!(pid);
         catch(|| self.inner.mm_handle(pid)).py(py)
     }
     /// The handle of `pid`'s VMA containing `addr`, or None.
-    fn _vma_at(&self, py: Python<'_>, pid: &Bound<'_, PyAny>, addr: &Bound<'_, PyAny>) -> PyResult<Option<u64>> {
-        let (pid, addr) = (args::pid(pid)?, args::addr(addr, "addr")?);
+    fn _vma_at(&self, py: Python<'_>, pid: In<Pid>, addr: In<Addr>) -> PyResult<Option<u64>> {
+        args!(pid, addr);
         catch(|| self.inner.vma_handle_at(pid, addr)).py(py)
     }
 
     /// Kernel-faithful `page_referenced` walks; `pages` is a list of handles or None;
     /// `threads` 0 = all cores.
-    #[pyo3(signature = (pages = None, threads = dflt(1)), text_signature = "($self, pages=None, threads=1)")]
+    #[pyo3(signature = (pages = None, threads = In::value(1)), text_signature = "($self, pages=None, threads=1)")]
     fn _page_referenced<'py>(
         slf: &Bound<'py, Self>,
-        pages: Option<&Bound<'_, PyAny>>,
-        threads: Py<PyAny>,
+        pages: Option<In<Pages>>,
+        threads: In<Threads>,
     ) -> PyResult<Bound<'py, PyDict>> {
-        let py = slf.py();
-        let (pages, threads) = (handles(pages, "pages")?, args::threads(Some(threads.bind(py)))?);
+        args!(pages, threads);
         let (this, _running) = borrow(slf, "page_referenced")?;
         let inner = &this.inner;
-        let s = detached(py, || inner.page_referenced_par(pages.as_deref(), threads))?;
-        stats_dict(py, s)
+        detached(slf.py(), || inner.page_referenced_par(pages.as_deref(), threads))?.to_dict(slf.py())
     }
 
     /// Full `rmap_walk`s; `pages` is a list of handles or None; `threads` 0 = all cores.
-    #[pyo3(signature = (pages = None, threads = dflt(1)), text_signature = "($self, pages=None, threads=1)")]
+    #[pyo3(signature = (pages = None, threads = In::value(1)), text_signature = "($self, pages=None, threads=1)")]
     fn _rmap_walk<'py>(
         slf: &Bound<'py, Self>,
-        pages: Option<&Bound<'_, PyAny>>,
-        threads: Py<PyAny>,
+        pages: Option<In<Pages>>,
+        threads: In<Threads>,
     ) -> PyResult<Bound<'py, PyDict>> {
-        let py = slf.py();
-        let (pages, threads) = (handles(pages, "pages")?, args::threads(Some(threads.bind(py)))?);
+        args!(pages, threads);
         let (this, _running) = borrow(slf, "rmap_walk")?;
         let inner = &this.inner;
-        let s = detached(py, || inner.rmap_walk_par(pages.as_deref(), threads))?;
-        stats_dict(py, s)
+        detached(slf.py(), || inner.rmap_walk_par(pages.as_deref(), threads))?.to_dict(slf.py())
     }
 
     /// Column totals and the `vmas_visited` histogram of full (`full=True`) or
     /// `page_referenced` walks, without per-page rows.
-    #[pyo3(signature = (pages = None, full = dflt(true), threads = dflt(1)), text_signature = "($self, pages=None, full=True, threads=1)")]
+    #[pyo3(signature = (pages = None, full = In::value(true), threads = In::value(1)), text_signature = "($self, pages=None, full=True, threads=1)")]
     fn _walk_totals<'py>(
         slf: &Bound<'py, Self>,
-        pages: Option<&Bound<'_, PyAny>>,
-        full: Py<PyAny>,
-        threads: Py<PyAny>,
+        pages: Option<In<Pages>>,
+        full: In<Flag>,
+        threads: In<Threads>,
     ) -> PyResult<Bound<'py, PyDict>> {
-        let py = slf.py();
-        let (pages, threads) = (handles(pages, "pages")?, args::threads(Some(threads.bind(py)))?);
-        let full = flag(full.bind(py), "full")?;
+        args!(pages, threads, full);
         let (this, _running) = borrow(slf, if full { "rmap_walk" } else { "page_referenced" })?;
         let inner = &this.inner;
         let mode = if full { WalkMode::Full } else { WalkMode::UntilAllFound };
-        let t = detached(py, || inner.walk_totals(pages.as_deref(), mode, threads))?;
-        totals_dict(py, t)
+        detached(slf.py(), || inner.walk_totals(pages.as_deref(), mode, threads))?.to_dict(slf.py())
     }
 
     /// The simulator's own memory per object kind: `{kind: {live, slot_bytes, slots,
     /// bytes, capacity_bytes}}` for mm, vma, anon_vma, anon_vma_chain, page, pte, swap_slot.
     fn _memory_usage<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let d = PyDict::new(py);
-        for k in self.inner.memory_usage() {
-            let x = PyDict::new(py);
-            x.set_item("live", k.live)?;
-            x.set_item("slot_bytes", k.slot_bytes)?;
-            x.set_item("slots", k.slots)?;
-            x.set_item("bytes", k.bytes)?;
-            x.set_item("capacity_bytes", k.capacity_bytes)?;
-            d.set_item(k.kind, x)?;
-        }
-        Ok(d)
+        let kinds = self.inner.memory_usage().into_iter().map(|k| Ok((k.kind, k.to_dict(py)?)));
+        kinds.collect::<PyResult<Vec<_>>>()?.into_py_dict(py)
     }
 
     /// The lock-contention model over the `page_referenced` walks of `pages`; with
     /// `spans=True` also each CPU's spans (`span_cpu`, `span_kind`, `span_lock`,
     /// `span_start`, `span_end`, `span_candidates`).
-    #[pyo3(signature = (pages = None, cpus = dflt(16), per_candidate = dflt(1), handoff = dflt(1), outside = dflt(10), writer_every = dflt(0), writer_hold = dflt(5), spans = dflt(false)), text_signature = "($self, pages=None, cpus=16, per_candidate=1, handoff=1, outside=10, writer_every=0, writer_hold=5, spans=False)")]
+    #[pyo3(signature = (pages = None, cpus = In::value(16), per_candidate = In::value(1), handoff = In::value(1), outside = In::value(10), writer_every = In::value(0), writer_hold = In::value(5), spans = In::value(false)), text_signature = "($self, pages=None, cpus=16, per_candidate=1, handoff=1, outside=10, writer_every=0, writer_hold=5, spans=False)")]
     #[allow(clippy::too_many_arguments)]
     fn _contention<'py>(
         slf: &Bound<'py, Self>,
-        pages: Option<&Bound<'_, PyAny>>,
-        cpus: Py<PyAny>,
-        per_candidate: Py<PyAny>,
-        handoff: Py<PyAny>,
-        outside: Py<PyAny>,
-        writer_every: Py<PyAny>,
-        writer_hold: Py<PyAny>,
-        spans: Py<PyAny>,
+        pages: Option<In<Pages>>,
+        cpus: In<Cpus>,
+        per_candidate: In<U64>,
+        handoff: In<U64>,
+        outside: In<U64>,
+        writer_every: In<U64>,
+        writer_hold: In<U64>,
+        spans: In<Flag>,
     ) -> PyResult<Bound<'py, PyDict>> {
-        let py = slf.py();
-        let pages = handles(pages, "pages")?;
-        let cpus: u32 = ranged(cpus.bind(py), "cpus", 1, CONTENTION_CPUS_MAX as i128)?;
-        let per_candidate = u64_arg(per_candidate.bind(py), "per_candidate")?;
-        let handoff = u64_arg(handoff.bind(py), "handoff")?;
-        let outside = u64_arg(outside.bind(py), "outside")?;
-        let writer_every = u64_arg(writer_every.bind(py), "writer_every")?;
-        let writer_hold = u64_arg(writer_hold.bind(py), "writer_hold")?;
-        let spans = flag(spans.bind(py), "spans")?;
+        args!(pages, cpus, per_candidate, handoff, outside, writer_every, writer_hold, spans);
         let m = ReclaimModel { cpus, per_candidate, handoff, outside, writer_every, writer_hold };
         let (this, _running) = borrow(slf, "contention")?;
         let inner = &this.inner;
-        let mut r = detached(py, || inner.contention_with_spans(pages.as_deref(), &m, spans))?;
-        let d = PyDict::new(py);
-        d.set_item("makespan", r.makespan)?;
-        d.set_item("hold_time", r.hold_time)?;
-        d.set_item("wait_time", r.wait_time)?;
-        d.set_item("outside_time", r.outside_time)?;
-        d.set_item("spinning", r.spinning)?;
-        d.set_item("cpus", cpus)?;
-        let (t, h, w): (Vec<u64>, Vec<u32>, Vec<u32>) =
-            r.timeline.iter().fold((vec![], vec![], vec![]), |mut acc, &(t, h, w)| {
-                acc.0.push(t);
-                acc.1.push(h);
-                acc.2.push(w);
-                acc
-            });
-        d.set_item("time", t.into_pyarray(py))?;
-        d.set_item("holding", h.into_pyarray(py))?;
-        d.set_item("waiting", w.into_pyarray(py))?;
-        let cols = |f: fn(&(u64, u64, u64, u64)) -> u64| r.locks.iter().map(f).collect::<Vec<u64>>();
-        d.set_item("lock_id", cols(|x| x.0).into_pyarray(py))?;
-        d.set_item("lock_acquisitions", cols(|x| x.1).into_pyarray(py))?;
-        d.set_item("lock_hold", cols(|x| x.2).into_pyarray(py))?;
-        d.set_item("lock_wait", cols(|x| x.3).into_pyarray(py))?;
-        if let Some(sp) = r.spans.take() {
-            d.set_item("span_cpu", sp.cpu.into_pyarray(py))?;
-            d.set_item("span_kind", sp.kind.into_pyarray(py))?;
-            d.set_item("span_lock", sp.lock.into_pyarray(py))?;
-            d.set_item("span_start", sp.start.into_pyarray(py))?;
-            d.set_item("span_end", sp.end.into_pyarray(py))?;
-            d.set_item("span_candidates", sp.candidates.into_pyarray(py))?;
-        }
-        Ok(d)
+        let r = detached(slf.py(), || inner.contention_with_spans(pages.as_deref(), &m, spans))?;
+        crate::dicts::contention_dict(slf.py(), r, cpus)
     }
 
     /// `/proc/sys/kernel/pid_max` of the simulated machine.
@@ -721,10 +480,9 @@ impl PySimulator {
         self.inner.pid_max()
     }
 
-    fn set_pid_max(&mut self, py: Python<'_>, pid_max: &Bound<'_, PyAny>) -> PyResult<()> {
-        use rmapsim_core::state::sim::{PID_MAX_DEFAULT, PID_MAX_MIN};
-        let v: u64 = ranged(pid_max, "pid_max", PID_MAX_MIN as i128, PID_MAX_DEFAULT as i128)?;
-        self.inner.set_pid_max(v).py(py)
+    fn set_pid_max(&mut self, py: Python<'_>, pid_max: In<PidMax>) -> PyResult<()> {
+        args!(pid_max);
+        self.inner.set_pid_max(pid_max).py(py)
     }
 
     /// Simulated RAM in bytes.
@@ -733,9 +491,9 @@ impl PySimulator {
         self.inner.ram_limit()
     }
 
-    fn set_ram(&mut self, py: Python<'_>, ram: &Bound<'_, PyAny>) -> PyResult<()> {
-        let v: u64 = ranged(ram, "ram", rmapsim_core::PAGE_SIZE as i128, u64::MAX as i128)?;
-        self.inner.set_ram_limit(v).py(py)
+    fn set_ram(&mut self, py: Python<'_>, ram: In<Ram>) -> PyResult<()> {
+        args!(ram);
+        self.inner.set_ram_limit(ram).py(py)
     }
 
     /// Simulated RAM in use: anon pages plus the kernel objects at the era's sizes.
@@ -744,45 +502,18 @@ impl PySimulator {
     }
 
     fn counts<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let c = self.inner.counts();
-        let d = PyDict::new(py);
-        d.set_item("mm", c.mm)?;
-        d.set_item("vma", c.vma)?;
-        d.set_item("anon_vma", c.anon_vma)?;
-        d.set_item("anon_vma_chain", c.anon_vma_chain)?;
-        d.set_item("page", c.page)?;
-        d.set_item("pte", c.pte)?;
-        d.set_item("swap_slot", c.swap_slot)?;
-        d.set_item("swap_cache", c.swap_cache)?;
-        Ok(d)
+        self.inner.counts().to_dict(py)
     }
 
     fn memory<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let (v, a, c) = self.inner.memory();
-        let d = PyDict::new(py);
-        d.set_item("vm_area_struct", v)?;
-        d.set_item("anon_vma", a)?;
-        d.set_item("anon_vma_chain", c)?;
-        d.set_item("total", v + a + c)?;
-        Ok(d)
+        Ok(dict!(py; "vm_area_struct" => v, "anon_vma" => a, "anon_vma_chain" => c, "total" => v + a + c))
     }
 
-    fn vmas<'py>(&self, py: Python<'py>, pid: &Bound<'_, PyAny>) -> PyResult<Bound<'py, PyList>> {
-        let pid = args::pid(pid)?;
-        let out = PyList::empty(py);
-        for v in catch(|| self.inner.vmas_of(pid)).py(py)? {
-            let d = PyDict::new(py);
-            d.set_item("start", v.start)?;
-            d.set_item("end", v.end)?;
-            d.set_item("pgoff", v.pgoff)?;
-            d.set_item("prot", Core::prot_string(v.prot).replace('-', ""))?;
-            d.set_item("anon_vma", v.anon_vma)?;
-            d.set_item("chain_len", v.chain_len)?;
-            d.set_item("flags", flag_names(v.flags))?;
-            d.set_item("file", v.file)?;
-            out.append(d)?;
-        }
-        Ok(out)
+    fn vmas<'py>(&self, py: Python<'py>, pid: In<Pid>) -> PyResult<Bound<'py, PyList>> {
+        args!(pid);
+        let vmas = catch(|| self.inner.vmas_of(pid)).py(py)?;
+        PyList::new(py, vmas.into_iter().map(|v| v.to_dict(py)).collect::<PyResult<Vec<_>>>()?)
     }
 
     /// Make this simulator an independent deep copy of `other` (its whole state and
@@ -838,8 +569,8 @@ impl PySimulator {
         self.inner.pids().into_iter().map(i64::from).collect::<Vec<_>>().into_pyarray(py)
     }
 
-    fn parent(&self, py: Python<'_>, pid: &Bound<'_, PyAny>) -> PyResult<u32> {
-        let pid = args::pid(pid)?;
+    fn parent(&self, py: Python<'_>, pid: In<Pid>) -> PyResult<u32> {
+        args!(pid);
         catch(|| self.inner.parent_of(pid)).py(py)
     }
 
@@ -854,39 +585,21 @@ impl PySimulator {
     }
 
     #[pyo3(signature = (nth = None, rate = None))]
-    fn inject_enomem(
-        &mut self,
-        py: Python<'_>,
-        nth: Option<&Bound<'_, PyAny>>,
-        rate: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<()> {
-        let inj = match (nth.filter(|n| !n.is_none()), rate.filter(|r| !r.is_none())) {
+    fn inject_enomem(&mut self, py: Python<'_>, nth: Option<In<Nth>>, rate: Option<In<Fraction>>) -> PyResult<()> {
+        let inj = match (nth, rate) {
             (Some(_), Some(_)) => {
-                return Err(to_py(py, SimError::InvalidArgument("give nth or rate, not both".into())));
+                return Err(to_py(py, SimError::InvalidArgument("give nth or rate, not both".into())))
             }
-            (Some(n), None) => Inject::Nth(ranged(n, "nth", 1, u64::MAX as i128)?),
-            (None, Some(r)) => Inject::Rate(real(r, "rate", 0.0, 1.0)?),
+            (Some(nth), None) => {
+                args!(nth);
+                Inject::Nth(nth)
+            }
+            (None, Some(rate)) => {
+                args!(rate);
+                Inject::Rate(rate)
+            }
             (None, None) => Inject::Off,
         };
         catch(|| self.inner.inject_enomem(inj)).py(py)
     }
-}
-
-pub fn flag_names(flags: u32) -> Vec<&'static str> {
-    use rmapsim_core::state::objects::vmflags::*;
-    [
-        (RAND_READ, "rand"),
-        (SEQ_READ, "seq"),
-        (DONTCOPY, "dontcopy"),
-        (WIPEONFORK, "wipeonfork"),
-        (ACCOUNT, "account"),
-        (HUGEPAGE, "hugepage"),
-        (NOHUGEPAGE, "nohugepage"),
-        (DONTDUMP, "dontdump"),
-        (NORESERVE, "noreserve"),
-    ]
-    .iter()
-    .filter(|(b, _)| flags & b != 0)
-    .map(|&(_, n)| n)
-    .collect()
 }
