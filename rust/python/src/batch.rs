@@ -1,7 +1,6 @@
 //! Batches of operations (`Simulator._apply`, `_apply_events`, `_apply_from`): op rows in,
 //! per-operation outcome columns and the event log's columns out.
 
-use numpy::IntoPyArray;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
@@ -9,6 +8,7 @@ use rmapsim_core::harness::trace::{self, Op, Outcome};
 use rmapsim_core::{SimError, Simulator as Core};
 
 use crate::call::{catch, detached, IntoPy};
+use crate::dicts::event_columns;
 
 /// The outcome columns: status, value, message of each operation.
 pub type Outcomes = (Vec<u8>, Vec<u64>, Vec<String>);
@@ -94,46 +94,6 @@ pub fn outcome_columns(out: Vec<Outcome>) -> Outcomes {
 /// Error kinds as `_apply` numbers them (status = index + 1).
 pub const ERROR_KINDS: [&str; 7] =
     ["NoSuchProcess", "BadAddress", "InvalidArgument", "StaleHandle", "OutOfMemory", "InvariantViolation", "TryAgain"];
-
-/// The event log as columns: `kind`, `p`, `pid` (-1: none), `addr` / `len` (`trace::NONE`,
-/// 2**64 - 1: none),
-/// `alloc:<site>`, `alloc_<kind>`, `freed_<kind>`, `live_<kind>`, and the walk columns
-/// (`walk_candidates` -1 when the operation walked nothing).
-pub fn event_columns<'py>(
-    py: Python<'py>,
-    ev: &[rmapsim_core::harness::events::Event],
-) -> PyResult<Bound<'py, PyDict>> {
-    use rmapsim_core::harness::events::{LIVE_KINDS, OBJECT_KINDS};
-    let d = PyDict::new(py);
-    let opt = |x: Option<u64>| x.unwrap_or(trace::NONE);
-    d.set_item("kind", ev.iter().map(|e| e.kind).collect::<Vec<_>>())?;
-    d.set_item("p", ev.iter().map(|e| e.p).collect::<Vec<u32>>().into_pyarray(py))?;
-    d.set_item("pid", ev.iter().map(|e| e.pid.map_or(-1, i64::from)).collect::<Vec<i64>>().into_pyarray(py))?;
-    d.set_item("addr", ev.iter().map(|e| opt(e.addr)).collect::<Vec<u64>>().into_pyarray(py))?;
-    d.set_item("len", ev.iter().map(|e| opt(e.len)).collect::<Vec<u64>>().into_pyarray(py))?;
-    for (i, site) in rmapsim_core::state::sim::AllocSite::ALL.iter().enumerate() {
-        d.set_item(
-            format!("alloc:{}", site.name()),
-            ev.iter().map(|e| e.site_allocs[i]).collect::<Vec<u64>>().into_pyarray(py),
-        )?;
-    }
-    for (i, k) in OBJECT_KINDS.iter().enumerate() {
-        d.set_item(format!("alloc_{k}"), ev.iter().map(|e| e.allocs[i]).collect::<Vec<u64>>().into_pyarray(py))?;
-        d.set_item(format!("freed_{k}"), ev.iter().map(|e| e.frees[i]).collect::<Vec<u64>>().into_pyarray(py))?;
-    }
-    for (i, k) in LIVE_KINDS.iter().enumerate() {
-        d.set_item(format!("live_{k}"), ev.iter().map(|e| e.live[i]).collect::<Vec<u64>>().into_pyarray(py))?;
-    }
-    let w = |f: fn(&rmapsim_core::harness::events::WalkEvent) -> i64| {
-        ev.iter().map(|e| e.walk.as_ref().map_or(-1, f)).collect::<Vec<i64>>()
-    };
-    d.set_item("walk_candidates", w(|x| x.candidates as i64).into_pyarray(py))?;
-    d.set_item("walk_in_range", w(|x| x.in_range as i64).into_pyarray(py))?;
-    d.set_item("walk_mappings", w(|x| x.mappings as i64).into_pyarray(py))?;
-    d.set_item("walk_lock", w(|x| x.lock as i64).into_pyarray(py))?;
-    d.set_item("walk_shared", w(|x| x.shared as i64).into_pyarray(py))?;
-    Ok(d)
-}
 
 pub type OpRows = Vec<[u64; 7]>;
 /// What `_apply_events` returns: the per-operation status codes, values and messages, and

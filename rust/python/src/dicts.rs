@@ -7,9 +7,11 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use rmapsim_core::harness::contention::ContentionResult;
+use rmapsim_core::harness::events::{Event, WalkEvent, LIVE_KINDS, OBJECT_KINDS};
 use rmapsim_core::harness::inspect::{AnonVmaFields, MmFields, VmaFields};
 use rmapsim_core::harness::render::{GraphAnonVma, GraphVma};
-use rmapsim_core::state::sim::{Counts, KindUsage, VmaInfo};
+use rmapsim_core::harness::trace;
+use rmapsim_core::state::sim::{AllocSite, Counts, KindUsage, VmaInfo};
 use rmapsim_core::{ScanStats, Simulator as Core, WalkTotals};
 
 /// A value's Python dict.
@@ -183,5 +185,37 @@ pub fn contention_dict(py: Python<'_>, mut r: ContentionResult, cpus: u32) -> Py
             "span_candidates" => sp.candidates.into_pyarray(py),
         );
     }
+    Ok(d)
+}
+
+/// The event log as columns: `kind`, `p`, `pid` (-1: none), `addr` / `len` (`trace::NONE`,
+/// 2**64 - 1: none), `alloc:<site>`, `alloc_<kind>`, `freed_<kind>`, `live_<kind>`, and the
+/// walk columns (`walk_candidates` -1 when the operation walked nothing).
+pub fn event_columns<'py>(py: Python<'py>, ev: &[Event]) -> PyResult<Bound<'py, PyDict>> {
+    let col = |f: &dyn Fn(&Event) -> u64| ev.iter().map(f).collect::<Vec<u64>>().into_pyarray(py);
+    let walk = |f: fn(&WalkEvent) -> i64| ev.iter().map(|e| e.walk.as_ref().map_or(-1, f)).collect::<Vec<i64>>();
+    let d = dict!(py;
+        "kind" => ev.iter().map(|e| e.kind).collect::<Vec<_>>(),
+        "p" => ev.iter().map(|e| e.p).collect::<Vec<u32>>().into_pyarray(py),
+        "pid" => ev.iter().map(|e| e.pid.map_or(-1, i64::from)).collect::<Vec<i64>>().into_pyarray(py),
+        "addr" => col(&|e| e.addr.unwrap_or(trace::NONE)),
+        "len" => col(&|e| e.len.unwrap_or(trace::NONE)),
+    );
+    for (i, site) in AllocSite::ALL.iter().enumerate() {
+        dict!(@put d; format!("alloc:{}", site.name()) => col(&|e| e.site_allocs[i]));
+    }
+    for (i, k) in OBJECT_KINDS.iter().enumerate() {
+        dict!(@put d; format!("alloc_{k}") => col(&|e| e.allocs[i]), format!("freed_{k}") => col(&|e| e.frees[i]));
+    }
+    for (i, k) in LIVE_KINDS.iter().enumerate() {
+        dict!(@put d; format!("live_{k}") => col(&|e| e.live[i]));
+    }
+    dict!(@put d;
+        "walk_candidates" => walk(|x| x.candidates as i64).into_pyarray(py),
+        "walk_in_range" => walk(|x| x.in_range as i64).into_pyarray(py),
+        "walk_mappings" => walk(|x| x.mappings as i64).into_pyarray(py),
+        "walk_lock" => walk(|x| x.lock as i64).into_pyarray(py),
+        "walk_shared" => walk(|x| x.shared as i64).into_pyarray(py),
+    );
     Ok(d)
 }
