@@ -25,7 +25,7 @@ with warnings.catch_warnings():
 
 import rmapsim
 
-from _simutil import CORRECT_ERAS, ERAS, RC1_INVARIANTS, invariant_number
+from helpers import CORRECT_ERAS, ERAS, RC1_INVARIANTS, invariant_number
 
 settings.register_profile(
     "fast",
@@ -56,7 +56,7 @@ def sim(era):
     assert s.era == era
     yield s
     if getattr(s, "_rmapsim_tests_broken", False):
-        # the test declared (and checked, _simutil.expect_broken) that it drove the buggy
+        # the test declared (and checked, helpers.expect_broken) that it drove the buggy
         # 2.6.34-rc1 into one of its bugs: the breakage must still be one of those bugs'
         assert era not in CORRECT_ERAS
         with pytest.raises(rmapsim.InvariantViolation) as ei:

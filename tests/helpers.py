@@ -7,6 +7,11 @@ nothing here computes expected values -- the tests derive those from kernel rule
 from __future__ import annotations
 
 import re
+from pathlib import Path
+
+TESTS = Path(__file__).resolve().parent  # tests/
+DATA = TESTS / "data"  # recordings, traces and C programs the tests read
+ROOT = TESTS.parent  # the repository
 
 PAGE = 4096
 PAGE_SHIFT = 12

@@ -11,7 +11,6 @@ import copy
 import doctest
 import pickle
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,11 +18,11 @@ import pytest
 import rmapsim
 from rmapsim import _core, trace
 
-from _simutil import PAGE, SCAN_COLUMNS
+from helpers import ROOT, PAGE, SCAN_COLUMNS
 
 P = PAGE
 U64 = 2**64 - 1
-DOCS = Path(__file__).resolve().parent.parent / "docs"
+DOCS = ROOT / "docs"
 
 
 def family(pages, child_writes):

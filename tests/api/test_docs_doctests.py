@@ -4,12 +4,11 @@ each fenced block holding ``>>>`` lines runs as a doctest."""
 from __future__ import annotations
 
 import doctest
-import pathlib
 import re
 
 import pytest
+from helpers import ROOT
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
 FENCE = re.compile(r"^```[a-z]*\n(.*?)^```[ \t]*$", re.S | re.M)
 
 

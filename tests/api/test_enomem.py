@@ -42,7 +42,7 @@ import pytest
 
 import rmapsim
 
-from _simutil import PAGE
+from helpers import PAGE
 
 ALL_ERAS = ("2.6.33", "2.6.34-rc1", "2.6.34")
 RC1 = "2.6.34-rc1"

@@ -19,7 +19,7 @@ import pytest
 
 import rmapsim
 
-from _simutil import (
+from helpers import (
     ADVICE,
     LINUX_4_14_ADVICE,
     MMAP_BASE,

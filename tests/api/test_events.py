@@ -8,7 +8,6 @@ from __future__ import annotations
 import csv
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 
 import rmapsim
 from rmapsim.testing import traces
+from helpers import DATA
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
@@ -160,7 +160,7 @@ def test_replay_events_per_era_and_refusals(tmp_path):
 
 # The reproducer _core.fuzz wrote for this variant (seed 1), plus one more operation: the
 # tenth breaks invariant 4.
-VARIANT_REPRO = (Path(__file__).parent / "data" / "variant-invariant4.trace").read_text() + "touch p4 0x10012000 0x1000 w\n"
+VARIANT_REPRO = (DATA / "variant-invariant4.trace").read_text() + "touch p4 0x10012000 0x1000 w\n"
 
 
 def test_an_invariant_violation_ends_the_log_with_its_operation():

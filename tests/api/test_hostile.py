@@ -28,7 +28,7 @@ import rmapsim
 from rmapsim import _core, record, study, trace, workloads
 from rmapsim.policy import Policy
 
-from _simutil import PAGE, snapshot
+from helpers import PAGE, snapshot
 
 P = PAGE
 X = 0x4000_0000  # the world's anonymous region
@@ -93,7 +93,7 @@ def build_world(era: str) -> Dict[str, Any]:
 def dump(sim) -> Dict[str, Any]:
     """Every observable part of the state: per process its VMAs, page layout, parent and
     brk; every page's page_info; counts, memory, allocations (total and per site), write
-    stats, policy, live pids, and which page each address maps (_simutil.snapshot)."""
+    stats, policy, live pids, and which page each address maps (helpers.snapshot)."""
     d = snapshot(sim)
     d["brk"] = {pid: tuple(sim.brk_info(pid)) for pid in d["pids"]}
     d["parent"] = {pid: int(sim.parent(pid)) for pid in d["pids"]}

@@ -17,7 +17,7 @@ import pytest
 import rmapsim
 from rmapsim.views import AnonVmaChainView, AnonVmaView, MmView, PageView, VmaView
 
-from _simutil import EVERY_ERA, PAGE
+from helpers import EVERY_ERA, PAGE
 
 N = 4  # pages of the seed scenario's mapping
 

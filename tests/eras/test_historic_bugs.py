@@ -23,7 +23,7 @@ import pytest
 
 import rmapsim
 
-from _simutil import PAGE, PAGE_SHIFT, scan_rows
+from helpers import PAGE, PAGE_SHIFT, scan_rows
 
 ALL_ERAS = ("2.6.33", "2.6.34-rc1", "2.6.34")
 RC1 = "2.6.34-rc1"

@@ -7,20 +7,18 @@ tests/data/map_stack.out; the simulator's 6.18 must print the same lines."""
 
 from __future__ import annotations
 
-import os
 import shutil
 
 import pytest
 
 import rmapsim
 import rmapsim.trace
-from _simutil import kernel_at_least, recorded_lines, run_c_program
+from helpers import DATA, kernel_at_least, recorded_lines, run_c_program
 
 P = 4096
 BASE = 0x1000_0000
-HERE = os.path.dirname(os.path.abspath(__file__))
-RECORDING = os.path.join(HERE, "data", "map_stack.out")
-PROGRAM = os.path.join(HERE, "data", "map_stack.c")
+RECORDING = str(DATA / "map_stack.out")
+PROGRAM = str(DATA / "map_stack.c")
 # map_stack.c's mappings: (first page, pages, MAP_STACK?)
 MAPS = [(0, 2, False), (2, 2, True), (4, 2, True), (6, 2, False), (10, 2, True)]
 

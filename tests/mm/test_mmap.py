@@ -3,7 +3,7 @@
 Every test runs in all three eras (conftest `sim`). 2.6.34-rc1 is the anon_vma_chain patch as
 first posted: where its rules differ from 2.6.34 (anon_vma_prepare reuses any compatible
 neighbour's anon_vma, with no singular-chain test), the test asserts rc1's own outcome, and
-where that outcome breaks an invariant, that check() reports it (_simutil.expect_broken).
+where that outcome breaks an invariant, that check() reports it (helpers.expect_broken).
 
 Every expected number below is derived by hand from what Linux 2.6.33 / 2.6.34 do
 (mm/mmap.c vma_merge / find_mergeable_anon_vma, mm/rmap.c anon_vma_prepare / anon_vma_fork /
@@ -21,7 +21,7 @@ import pytest
 
 import rmapsim
 
-from _simutil import (
+from helpers import (
     ALL_ERAS,
     MMAP_BASE,
     PAGE,

@@ -8,13 +8,12 @@ range that is not inside one VMA (EFAULT)."""
 
 from __future__ import annotations
 
-import os
 import shutil
 
 import pytest
 
 import rmapsim
-from _simutil import kernel_at_least, recorded_lines, run_c_program
+from helpers import DATA, kernel_at_least, recorded_lines, run_c_program
 
 P = 4096
 SRC = 0x1000_0000
@@ -157,9 +156,8 @@ def test_enomem_part_way_leaves_a_consistent_state():
 
 # --------------------------------------------------------------------------- the live kernel
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-RECORDING = os.path.join(HERE, "data", "mremap_multi.out")
-PROGRAM = os.path.join(HERE, "data", "mremap_multi.c")
+RECORDING = str(DATA / "mremap_multi.out")
+PROGRAM = str(DATA / "mremap_multi.c")
 # the calls of mremap_multi.c: (name, old, old_len, new_len, new_addr), all MAYMOVE|FIXED
 CALLS = [
     ("move-all", SRC, 7 * P, 7 * P, DST),

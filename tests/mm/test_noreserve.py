@@ -11,7 +11,6 @@ kernel; its recording is tests/data/noreserve.out."""
 
 from __future__ import annotations
 
-import os
 import platform
 import re
 import shutil
@@ -20,7 +19,7 @@ import numpy as np
 import pytest
 
 import rmapsim
-from _simutil import recorded_lines, run_c_program
+from helpers import DATA, recorded_lines, run_c_program
 from rmapsim import trace
 
 P = 4096
@@ -41,9 +40,8 @@ def layout(sim, pid):
 
 # ------------------------------------------------------------------ the live kernel
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-RECORDING = os.path.join(HERE, "data", "noreserve.out")
-PROGRAM = os.path.join(HERE, "data", "noreserve.c")
+RECORDING = str(DATA / "noreserve.out")
+PROGRAM = str(DATA / "noreserve.c")
 
 
 def simulate_program(era):

@@ -45,7 +45,7 @@ import pytest
 
 import rmapsim
 
-from _simutil import PAGE, PAGE_SHIFT, norm_prot, page_at, scan_rows
+from helpers import PAGE, PAGE_SHIFT, norm_prot, page_at, scan_rows
 
 ALL_ERAS = ("2.6.33", "2.6.34-rc1", "2.6.34")
 CHAIN_ERAS = ("2.6.34-rc1", "2.6.34")

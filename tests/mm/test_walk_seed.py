@@ -19,7 +19,7 @@ from fractions import Fraction
 
 import pytest
 
-from _simutil import (
+from helpers import (
     PAGE,
     counts,
     is_chain_era,

@@ -49,15 +49,15 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 
 import rmapsim
 
-from _pairtrace import TraceRecorder
-from _simutil import MMAP_BASE, PAGE, layout_states, norm_prot, scan_rows
+from pairtrace import TraceRecorder
+from helpers import ROOT, MMAP_BASE, PAGE, layout_states, norm_prot, scan_rows
 
 
 def _load_reference():
     """The reference model from the source tree (python/rmapsim/reference.py), loaded as a
     submodule of the installed package so that it raises the very exception classes the
     engine raises (the installed copy of the package may predate it)."""
-    path = Path(__file__).resolve().parents[1] / "python" / "rmapsim" / "reference.py"
+    path = ROOT / "python" / "rmapsim" / "reference.py"
     spec = importlib.util.spec_from_file_location("rmapsim.reference", path)
     mod = importlib.util.module_from_spec(spec)
     sys.modules["rmapsim.reference"] = mod

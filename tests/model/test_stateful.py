@@ -46,7 +46,7 @@ VMA boundaries are and whether a VMA has an anon_vma; those two it reads from th
 copy_page_range).
 
 On top of the page-level model, rmap-level properties are checked in every era from its
-rules (_simutil.ERA_RULES, from SPEC.md section 3): a full rmap_walk finds exactly the true
+rules (helpers.ERA_RULES, from SPEC.md section 3): a full rmap_walk finds exactly the true
 mappings of every page (mappings_found == mapcount); it enumerates exactly the VMAs whose
 chain holds the page's anon_vma (list eras) or, of those, the ones whose pgoff range covers
 the page (interval-tree eras); it takes the lock of the anon_vma or of its root (the oldest
@@ -59,7 +59,7 @@ anon_vma on the VMA's chain / the root, which is that oldest) for one read and s
 
 The faithful buggy eras run the same machine with a correct era in lockstep (2.6.34-rc1 with
 2.6.34, 3.19 with 6.0: the eras whose rules differ only by the bug). Their check() may fail,
-naming only the invariants their bugs break (_simutil.BUGGY_BREAKS); the lockstep era must
+naming only the invariants their bugs break (helpers.BUGGY_BREAKS); the lockstep era must
 then pass check() and show the same page-level state (the bugs break rmap, not the page
 tables). The machine stops driving a buggy era once it broke. `pytest -s` prints how often.
 
@@ -108,7 +108,7 @@ from hypothesis.stateful import (
 
 import rmapsim
 
-from _simutil import (
+from helpers import (
     ADVICE,
     BUGGY_BREAKS,
     ERA_RULES,
@@ -1675,7 +1675,7 @@ del _era
 
 def test_every_era_has_a_machine_and_rules():
     """The machines, the differential and the long runs cover every preset, and the rules
-    the tests assume (_simutil.ERA_RULES, from SPEC.md section 3) are the presets' knobs."""
+    the tests assume (helpers.ERA_RULES, from SPEC.md section 3) are the presets' knobs."""
     assert tuple(rmapsim.eras()) == EVERY_ERA
     assert set(MACHINES) == set(EVERY_ERA) == set(ERA_RULES) == set(STRUCT_SIZES)
     assert set(SOUND_ERAS) | set(BUGGY_BREAKS) == set(EVERY_ERA)

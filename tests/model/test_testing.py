@@ -8,7 +8,6 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,6 +19,8 @@ from hypothesis.stateful import run_state_machine_as_test
 import rmapsim
 from rmapsim import _core
 from rmapsim.testing import Program, ProgramViolation, RmapMachine, op_arrays, programs, traces
+
+from helpers import DATA, ROOT
 
 WORDS = [0x1234_5678_9ABC_DEF1 * (i + 1) % 2**64 or 1 for i in range(80)]
 VARIANT = "2.6.34+prepare_reuse=any_compatible"
@@ -136,7 +137,7 @@ def test_for_era_makes_a_machine_of_that_era():
 
 # The reproducer _core.fuzz wrote for the variant (seed 1): the tenth operation breaks
 # invariant 4.
-REPRO = [x for x in (Path(__file__).parent / "data" / "variant-invariant4.trace").read_text().splitlines()
+REPRO = [x for x in (DATA / "variant-invariant4.trace").read_text().splitlines()
          if x and not x.startswith("#")]
 
 
@@ -160,7 +161,7 @@ def test_the_machine_reports_a_replayable_shrunk_trace():
 
 
 def _time_to_find(name):
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benches"))
+    sys.path.insert(0, str(ROOT / "benches"))
     import time_to_find as T
 
     [(_, era, fr, ext, pat)] = [b for b in T.BUGS if b[0] == name]
@@ -171,7 +172,7 @@ def _time_to_find(name):
     assert all(r["length"] <= 22 and re.search(pat, r["message"]) and T.replays(era, r["trace"], pat) for r in ok), name
 
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benches"))
+sys.path.insert(0, str(ROOT / "benches"))
 import time_to_find as _ttf  # noqa: E402
 
 

@@ -4,10 +4,10 @@ more than 20% worse than the saved run, and only then. No timing happens here.""
 from __future__ import annotations
 
 import importlib.util
-import pathlib
+from helpers import ROOT
 
 spec = importlib.util.spec_from_file_location(
-    "bench_e2e", pathlib.Path(__file__).resolve().parent.parent / "benches" / "bench_e2e.py"
+    "bench_e2e", ROOT / "benches" / "bench_e2e.py"
 )
 assert spec and spec.loader
 bench = importlib.util.module_from_spec(spec)

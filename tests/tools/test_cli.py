@@ -7,13 +7,13 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 import rmapsim
 import rmapsim.cli
 from rmapsim.cli import main
+from helpers import DATA
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
@@ -87,7 +87,7 @@ def test_help_and_no_command():
 # Exit statuses: one table of argv (and input files) -> status and a stderr substring
 # ---------------------------------------------------------------------------------------
 
-DATA = Path(__file__).parent / "data" / "kernel-6.18-measurements.json"
+DATA = DATA / "kernel-6.18-measurements.json"
 RECORDS = json.loads(DATA.read_text())
 HEADER = "# rmapsim trace v1\n"
 

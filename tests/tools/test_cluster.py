@@ -10,7 +10,6 @@ import csv
 import subprocess
 import sys
 import urllib.request
-from pathlib import Path
 from concurrent.futures import ProcessPoolExecutor
 
 import pytest
@@ -18,6 +17,7 @@ import pytest
 import rmapsim
 from rmapsim.cluster import dask_executor
 from rmapsim.study import sweep
+from helpers import DATA
 
 distributed = pytest.importorskip("distributed")  # in the test extra: present wherever the suite runs
 
@@ -155,6 +155,6 @@ def test_study_cli_from_a_snapshot_and_from_a_trace(tmp_path):
 
 
 def test_study_refuses_a_base_state_that_breaks_an_invariant(tmp_path):
-    bad = Path(__file__).parent / "data" / "variant-invariant4.trace"
+    bad = DATA / "variant-invariant4.trace"
     r = cli("study", "fork_storm", "--param", "children=2", "--base", str(bad), "--out", str(tmp_path / "x"))
     assert r.returncode == 2 and "breaks an invariant" in r.stderr and "invariant 4" in r.stderr

@@ -13,8 +13,8 @@ import pytest
 import rmapsim
 from rmapsim import trace
 from rmapsim.cli import main
+from helpers import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 SEED = ROOT / "examples" / "seed-scenario.trace"
 REUSE = ROOT / "tests" / "data" / "degree-reuse-3.19.trace"
 

@@ -21,8 +21,9 @@ import pytest
 import rmapsim
 from rmapsim import kernel
 from rmapsim.cli import Terminated, main, signals_raise
+from helpers import DATA
 
-DATA = Path(__file__).parent / "data" / "kernel-6.18-measurements.json"
+DATA = DATA / "kernel-6.18-measurements.json"
 RECORDS = json.loads(DATA.read_text())
 BY_NAME = {r["scenario"]: r for r in RECORDS}
 
