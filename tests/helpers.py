@@ -9,6 +9,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
+import rmapsim
+
 TESTS = Path(__file__).resolve().parent  # tests/
 DATA = TESTS / "data"  # recordings, traces and C programs the tests read
 ROOT = TESTS.parent  # the repository
@@ -470,3 +474,155 @@ def run_c_program(source, tmp_path) -> list:
     exe = tmp_path / "prog"
     subprocess.run(["cc", "-O0", "-o", str(exe), str(source)], check=True, capture_output=True)
     return subprocess.run([str(exe)], check=True, capture_output=True, text=True, timeout=30).stdout.splitlines()
+
+
+# --------------------------------------------------------------------------- per-operation tests
+# (the mm/ suites: test_mmap, test_rmap_prepare, test_rmap_fork, test_memory_wp, ...)
+#
+# Every test runs in every era of the `sim` fixture (conftest). 2.6.34-rc1 is the anon_vma_chain
+# patch as first posted: where its rules differ from 2.6.34 (anon_vma_prepare reuses any
+# compatible neighbour's anon_vma, with no singular-chain test), the test asserts rc1's own
+# outcome, and where that outcome breaks an invariant, that check() reports it
+# (helpers.expect_broken).
+#
+# Every expected number is derived by hand from what Linux does in the era (mm/mmap.c
+# vma_merge / find_mergeable_anon_vma, mm/rmap.c anon_vma_prepare / anon_vma_fork /
+# anon_vma_clone / unlink_anon_vmas, mm/memory.c do_anonymous_page / do_wp_page /
+# copy_page_range), as summarised in shared/design/kernel-eras.md sections 1-2 and the 2010
+# patch; the comment next to each assertion says which rule gives the number. Addresses: X
+# (helpers) is a fixed, otherwise empty region used with MAP_FIXED semantics (mmap(addr=...)).
+
+X = 0x4000_0000  # fixed test region: far from MMAP_BASE, above mmap_min_addr
+RW = norm_prot("rw")
+R = norm_prot("r")
+RWX = norm_prot("rwx")
+
+
+def assert_counts(sim, **expected):
+    c = counts(sim)
+    got = {k: c[k] for k in expected}
+    assert got == expected, f"counts() = {c}"
+
+
+def no_page_outside_vmas(sim, pid, addr):
+    """page_at of an address no VMA covers raises BadAddress (nothing is mapped there)."""
+    with pytest.raises(rmapsim.BadAddress, match=hex(addr)):
+        sim.page_at(pid, addr)
+    return True
+
+
+def write_all(sim, pid, addr, npages):
+    sim.touch(pid, addr, npages * PAGE, write=True)
+
+
+def pages_of(sim, pid, addr, npages):
+    return [page_at(sim, pid, addr + i * PAGE) for i in range(npages)]
+
+
+def flags_of(sim, pid):
+    """The madvise flags of each VMA (VM_ACCOUNT, set on every writable mapping here, left out)."""
+    return [(v["start"], v["end"], v["flags"] - {"account"}) for v in vmas(sim, pid)]
+
+
+def slot_of(sim, h):
+    return sim.page_info(h)["swap_slot"]
+
+
+# --------------------------------------------------------------------------- scenario helpers
+# (column i of the fixed region X is page A(i); the historic-bug and prepare-reuse scenarios)
+
+RC1 = "2.6.34-rc1"
+XP = X >> PAGE_SHIFT
+
+
+def A(i: int) -> int:
+    return X + i * PAGE
+
+
+def new_sim(era):
+    sim = rmapsim.Simulator(era=era, seed=0)
+    assert sim.era == era
+    return sim
+
+
+def pic(sim, *pids) -> str:
+    out = []
+    for q in pids:
+        try:
+            out.append(sim.render_layout(q))
+        except Exception as e:  # pragma: no cover - failure messages only
+            out.append(f"<render_layout({q}) failed: {e!r}>")
+    return "\n" + "\n".join(out)
+
+
+def page(sim, pid, col) -> int:
+    h = sim.page_at(pid, A(col))
+    assert h is not None, f"no page at column {col} of pid {pid}{pic(sim, pid)}"
+    return int(h)
+
+
+def info(sim, h) -> dict:
+    d = sim.page_info(h)
+    return {
+        "anon_vma": int(d["anon_vma"]),
+        "index": int(d["index"]),
+        "mapcount": int(d["mapcount"]),
+        "swap_slot": None if d["swap_slot"] is None else int(d["swap_slot"]),
+    }
+
+
+def vma_at(sim, pid, col) -> dict:
+    for v in sim.vmas(pid):
+        if int(v["start"]) <= A(col) < int(v["end"]):
+            return v
+    raise AssertionError(f"no VMA at column {col}{pic(sim, pid)}")
+
+
+def av(sim, pid, col):
+    a = vma_at(sim, pid, col)["anon_vma"]
+    return None if a is None else int(a)
+
+
+def walk(sim, h):
+    """(mappings_found, mapcount) of a full rmap walk of one page."""
+    r = scan_rows(sim.rmap_walk([h]))[0]
+    return r["mappings_found"], r["mapcount"]
+
+
+def check_ok(sim, *pids):
+    try:
+        sim.check()
+    except rmapsim.InvariantViolation as e:  # pragma: no cover - failure path
+        raise AssertionError(f"check() failed: {e}{pic(sim, *pids)}") from None
+
+
+def check_fails(sim, pattern, *pids):
+    """check() must raise InvariantViolation with a message matching pattern."""
+    try:
+        sim.check()
+    except rmapsim.InvariantViolation as e:
+        msg = f"check() raised {e}; expected /{pattern}/{pic(sim, *pids)}"
+        assert re.search(pattern, str(e)), msg
+        return
+    msg = f"check() passed; expected InvariantViolation /{pattern}/{pic(sim, *pids)}"
+    raise AssertionError(msg)
+
+
+def sites_delta(sim, fn):
+    before = dict(sim.allocation_sites())
+    out = fn()
+    after = dict(sim.allocation_sites())
+    delta = {k: int(after[k]) - int(before[k]) for k in after}
+    return out, {k: d for k, d in delta.items() if d}
+
+
+# --------------------------------------------------------------------------- era groups
+# (the eras since 2010 by the rule a test depends on; kernel-eras.md sections 3-8)
+
+P = PAGE
+BASE = 0x1000_0000  # a fixed region of the era tests (MAP_FIXED)
+ALL = rmapsim.eras()  # what the library lists (test_presets checks it against EVERY_ERA)
+CHAIN = [e for e in ALL if e != "2.6.33"]  # anon_vma_chain eras
+NO_REUSE = ["2.6.34", "2.6.35", "3.0", "3.7", "3.8"]  # chain eras whose fork never reuses
+REUSE = ["3.19", "6.0", "6.18"]  # anon_vma_fork reuses an old anon_vma (degree / active)
+TREE = ["3.7", "3.8", "3.19", "6.0", "6.18"]  # interval-tree index (bf181b9f9d8d, 3.7)

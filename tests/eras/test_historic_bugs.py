@@ -17,100 +17,25 @@ era (the comment says which rule), not from running rmapsim.
 
 from __future__ import annotations
 
-import re
-
 import pytest
-
 import rmapsim
 
-from helpers import PAGE, PAGE_SHIFT, scan_rows
-
-ALL_ERAS = ("2.6.33", "2.6.34-rc1", "2.6.34")
-RC1 = "2.6.34-rc1"
-
-X = 0x4000_0000
-XP = X >> PAGE_SHIFT
-
-
-def A(i: int) -> int:
-    return X + i * PAGE
-
-
-def new_sim(era):
-    sim = rmapsim.Simulator(era=era, seed=0)
-    assert sim.era == era
-    return sim
-
-
-def pic(sim, *pids) -> str:
-    out = []
-    for q in pids:
-        try:
-            out.append(sim.render_layout(q))
-        except Exception as e:  # pragma: no cover - failure messages only
-            out.append(f"<render_layout({q}) failed: {e!r}>")
-    return "\n" + "\n".join(out)
-
-
-def page(sim, pid, col) -> int:
-    h = sim.page_at(pid, A(col))
-    assert h is not None, f"no page at column {col} of pid {pid}{pic(sim, pid)}"
-    return int(h)
-
-
-def info(sim, h) -> dict:
-    d = sim.page_info(h)
-    return {
-        "anon_vma": int(d["anon_vma"]),
-        "index": int(d["index"]),
-        "mapcount": int(d["mapcount"]),
-        "swap_slot": None if d["swap_slot"] is None else int(d["swap_slot"]),
-    }
-
-
-def vma_at(sim, pid, col) -> dict:
-    for v in sim.vmas(pid):
-        if int(v["start"]) <= A(col) < int(v["end"]):
-            return v
-    raise AssertionError(f"no VMA at column {col}{pic(sim, pid)}")
-
-
-def av(sim, pid, col):
-    a = vma_at(sim, pid, col)["anon_vma"]
-    return None if a is None else int(a)
-
-
-def walk(sim, h):
-    """(mappings_found, mapcount) of a full rmap walk of one page."""
-    r = scan_rows(sim.rmap_walk([h]))[0]
-    return r["mappings_found"], r["mapcount"]
-
-
-def check_ok(sim, *pids):
-    try:
-        sim.check()
-    except rmapsim.InvariantViolation as e:  # pragma: no cover - failure path
-        raise AssertionError(f"check() failed: {e}{pic(sim, *pids)}") from None
-
-
-def check_fails(sim, pattern, *pids):
-    """check() must raise InvariantViolation with a message matching pattern."""
-    try:
-        sim.check()
-    except rmapsim.InvariantViolation as e:
-        msg = f"check() raised {e}; expected /{pattern}/{pic(sim, *pids)}"
-        assert re.search(pattern, str(e)), msg
-        return
-    msg = f"check() passed; expected InvariantViolation /{pattern}/{pic(sim, *pids)}"
-    raise AssertionError(msg)
-
-
-def sites_delta(sim, fn):
-    before = dict(sim.allocation_sites())
-    out = fn()
-    after = dict(sim.allocation_sites())
-    delta = {k: int(after[k]) - int(before[k]) for k in after}
-    return out, {k: d for k, d in delta.items() if d}
+from helpers import (
+    A,
+    ALL_ERAS,
+    PAGE,
+    RC1,
+    XP,
+    av,
+    check_fails,
+    check_ok,
+    info,
+    new_sim,
+    page,
+    pic,
+    sites_delta,
+    walk,
+)
 
 
 # ======================================================== (a) overly anonymous anon_vma
@@ -242,124 +167,6 @@ def test_overly_anonymous_exclusive_variant(era):
     sim.exit(b)
     sim.exit(a)
     assert all(int(v) == 0 for v in sim.counts().values()), sim.counts()
-
-
-# ============================================ (b) prepare-time reuse of a multi-entry chain
-
-
-def forked_x(era, x_col):
-    """Parent writes a 2-page VMA X at x_col and forks C: C's X has anon_vma avC and, in
-    chain eras, the chain [avP, avC]."""
-    sim = new_sim(era)
-    par = sim.spawn()
-    sim.mmap(par, 2 * PAGE, addr=A(x_col))
-    sim.touch(par, A(x_col), 2 * PAGE, write=True)
-    c = sim.fork(par)
-    x = vma_at(sim, c, x_col)
-    assert int(x["chain_len"]) == (0 if era == "2.6.33" else 2)
-    return sim, par, c
-
-
-def fault_y(sim, era, c, y_col, x_col):
-    """In C, a new VMA Y adjacent to X with prot rwx (so vma_merge does not merge it with
-    X: prot differs) but anon_vma_compatible with X (flags equal but for r/w/x, pgoff
-    contiguous), then a write fault in Y. find_mergeable_anon_vma offers X's anon_vma:
-      2.6.33 and rc1 reuse it (no anon_vma allocated); 2.6.34 refuses it because X's chain
-      has 2 entries and allocates a new anon_vma."""
-    sim.mmap(c, 2 * PAGE, addr=A(y_col), prot="rwx")
-    assert len(sim.vmas(c)) == 2
-    _, d = sites_delta(sim, lambda: sim.touch(c, A(y_col), PAGE, write=True))
-    expect = {"page@do_anonymous_page": 1}
-    if era != "2.6.33":
-        expect["anon_vma_chain@anon_vma_prepare"] = 1
-    if era == "2.6.34":
-        expect["anon_vma@anon_vma_prepare"] = 1
-    assert d == expect, d
-    y, x = vma_at(sim, c, y_col), vma_at(sim, c, x_col)
-    if era == "2.6.34":
-        assert int(y["anon_vma"]) != int(x["anon_vma"])
-    else:
-        assert int(y["anon_vma"]) == int(x["anon_vma"])
-    assert int(y["chain_len"]) == (0 if era == "2.6.33" else 1)
-
-
-@pytest.mark.parametrize("era", ALL_ERAS)
-def test_prepare_reuse_y_above_x(era):
-    """0123          0123
-       XX**   ->     XXYY (in C)   -> mprotect Y rw
-
-    rc1: Y shares avC with X but links only avC, X links [avP, avC]: invariant 4 ("same
-    anon_vma => same chain") is broken.
-    Then mprotect Y to rw: in rc1 and 2.6.33 the anon_vmas are equal, so vma_merge case 7
-    grows X over Y and unlinks Y's chain (anon_vma_merge): the merged VMA keeps X's chain,
-    2 entries in rc1. Y's page lives in avC, which is on that chain, and X's pages (still
-    shared with the parent, in avP) are on it too: every walk succeeds and check() passes
-    again. 2.6.34: avY != avC, no merge, two VMAs, all consistent throughout."""
-    sim, par, c = forked_x(era, 0)
-    fault_y(sim, era, c, 2, 0)
-    if era == RC1:
-        check_fails(sim, r"invariant 4\b", par, c)
-    else:
-        check_ok(sim, par, c)
-
-    sim.mprotect(c, A(2), 2 * PAGE, "rw")
-    vs = sim.vmas(c)
-    if era == "2.6.34":
-        assert [(int(v["start"]), int(v["end"])) for v in vs] == [(A(0), A(2)), (A(2), A(4))]
-    else:
-        got = [(int(v["start"]), int(v["end"]), int(v["pgoff"])) for v in vs]
-        assert got == [(A(0), A(4), XP)], pic(sim, c)
-        assert int(vs[0]["chain_len"]) == (0 if era == "2.6.33" else 2), pic(sim, c)
-    y_page = page(sim, c, 2)
-    assert walk(sim, y_page) == (1, 1), pic(sim, c)
-    for col in (0, 1):  # X's pages, still shared with the parent
-        assert walk(sim, page(sim, c, col)) == (2, 2), pic(sim, par, c)
-    check_ok(sim, par, c)
-
-
-@pytest.mark.parametrize("era", ALL_ERAS)
-def test_prepare_reuse_y_below_x(era):
-    """0123          0123
-       **XX   ->     YYXX (in C)   -> mprotect Y rw
-
-    The harmful direction: Y is below X, so the merge is vma_merge case 8 and Y (the
-    area) grows over X. rc1: anon_vma_merge(Y, X) unlinks X's chain [avP, avC]; the merged
-    VMA keeps Y's chain [avC] alone. X's pages are still shared with the parent and live in
-    avP, whose list now holds only the parent's VMA: the walk finds 1 of 2 mappings
-    (invariant 1). When the parent exits, avP's list empties and avP is freed while C maps
-    those pages: dangling page->mapping (invariant 2). 2.6.33 merges with one family
-    anon_vma (fine); 2.6.34 never shared avC, so nothing merges and nothing breaks."""
-    sim, par, c = forked_x(era, 2)
-    fault_y(sim, era, c, 0, 2)
-    if era == RC1:
-        check_fails(sim, r"invariant 4\b", par, c)
-    else:
-        check_ok(sim, par, c)
-
-    sim.mprotect(c, A(0), 2 * PAGE, "rw")
-    vs = sim.vmas(c)
-    if era == "2.6.34":
-        assert len(vs) == 2, pic(sim, c)
-    else:
-        got = [(int(v["start"]), int(v["end"]), int(v["pgoff"])) for v in vs]
-        assert got == [(A(0), A(4), XP)], pic(sim, c)
-        assert int(vs[0]["chain_len"]) == (0 if era == "2.6.33" else 1), pic(sim, c)
-    x_pages = [page(sim, c, 2), page(sim, c, 3)]
-    for h in x_pages:
-        assert walk(sim, h) == ((1, 2) if era == RC1 else (2, 2)), pic(sim, par, c)
-    assert walk(sim, page(sim, c, 0)) == (1, 1)
-    if era == RC1:
-        check_fails(sim, r"invariant 1\b", par, c)
-    else:
-        check_ok(sim, par, c)
-
-    sim.exit(par)
-    if era == RC1:
-        check_fails(sim, r"invariant 2\b.*freed", c)
-    else:
-        for h in x_pages:
-            assert walk(sim, h) == (1, 1)
-        check_ok(sim, c)
 
 
 # ================================================================ (c) importer clone bug
