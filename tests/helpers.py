@@ -7,6 +7,7 @@ nothing here computes expected values -- the tests derive those from kernel rule
 from __future__ import annotations
 
 import re
+import weakref
 from pathlib import Path
 
 import pytest
@@ -626,3 +627,55 @@ CHAIN = [e for e in ALL if e != "2.6.33"]  # anon_vma_chain eras
 NO_REUSE = ["2.6.34", "2.6.35", "3.0", "3.7", "3.8"]  # chain eras whose fork never reuses
 REUSE = ["3.19", "6.0", "6.18"]  # anon_vma_fork reuses an old anon_vma (degree / active)
 TREE = ["3.7", "3.8", "3.19", "6.0", "6.18"]  # interval-tree index (bf181b9f9d8d, 3.7)
+
+
+# --------------------------------------------------------------------------- failure pictures
+# Every Simulator a test makes is tracked (conftest wraps Simulator.__init__; track() adds
+# others, e.g. restored snapshots); when the test fails, conftest's pytest_runtest_makereport
+# adds every tracked simulator's address-space pictures (render_layout of each process, anon_vma
+# labels global across its processes) to the report.
+
+_TRACKED: "list[weakref.ref]" = []
+MAX_PICTURED_SIMS = 4  # the most recent ones
+MAX_PICTURED_PIDS = 12  # per simulator
+MAX_PICTURE_CHARS = 20_000  # per simulator
+
+
+def track(sim):
+    """Record `sim` for the failure pictures of the running test; returns it."""
+    _TRACKED[:] = [r for r in _TRACKED if r() is not None]
+    _TRACKED.append(weakref.ref(sim))
+    return sim
+
+
+def clear_tracked():
+    _TRACKED.clear()
+
+
+def tracked():
+    """The simulators made by the running test that are still alive, oldest first."""
+    return [s for s in (r() for r in _TRACKED) if s is not None]
+
+
+def failure_pictures() -> str:
+    """Every process's picture of each tracked simulator (the last MAX_PICTURED_SIMS)."""
+    sims = tracked()
+    out = []
+    first = max(0, len(sims) - MAX_PICTURED_SIMS)
+    if first:
+        out.append(f"({first} older simulator(s) of this test not shown)")
+    for i, sim in enumerate(sims[first:], start=first + 1):
+        try:
+            ps = list(sim.pids())
+            text = [f"=== simulator {i} of {len(sims)}: era {sim.era}, {len(ps)} process(es)"]
+            for pid in ps[:MAX_PICTURED_PIDS]:
+                text.append(sim.render_layout(int(pid)).rstrip("\n"))
+            if len(ps) > MAX_PICTURED_PIDS:
+                text.append(f"({len(ps) - MAX_PICTURED_PIDS} more process(es) not shown)")
+            block = "\n".join(text)
+        except Exception as e:  # a broken or busy simulator must not hide the real failure
+            block = f"=== simulator {i}: no picture ({type(e).__name__}: {e})"
+        if len(block) > MAX_PICTURE_CHARS:
+            block = block[:MAX_PICTURE_CHARS] + "\n... (cut)"
+        out.append(block)
+    return "\n".join(out)
