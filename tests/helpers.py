@@ -31,7 +31,6 @@ TASK_SIZE = 1 << 47  # x86-64 user address space (4-level paging)
 CORRECT_ERAS = ("2.6.33", "2.6.34")
 BUGGY_ERAS = ("2.6.34-rc1",)
 ALL_ERAS = ("2.6.33", "2.6.34-rc1", "2.6.34")  # oldest first, as rmapsim.eras() lists them
-ERAS = ALL_ERAS  # what the `era` / `sim` fixtures run
 
 
 # the invariants (SPEC.md section 5) that 2.6.34-rc1's bugs are allowed to break:
@@ -53,6 +52,7 @@ BUGGY_BREAKS = {"2.6.34-rc1": RC1_INVARIANTS, "3.19": (1, 2, 4)}
 # (None: any of the above)
 FIRST_BREAK = {"2.6.34-rc1": None, "3.19": 4}
 SOUND_ERAS = tuple(e for e in EVERY_ERA if e not in BUGGY_BREAKS)
+ERAS = EVERY_ERA  # what the `era` / `sim` fixtures run: every era
 
 # Per-era rules the tests rely on, written from SPEC.md section 3 and kernel-eras.md
 # sections 1-8 (test_stateful checks that the presets agree):
@@ -70,19 +70,25 @@ SOUND_ERAS = tuple(e for e in EVERY_ERA if e not in BUGGY_BREAKS)
 #               oldest (the oldest on the VMA's chain, 2.6.34-rc4) | root (2.6.35)
 #   unaccount   mprotect to non-writable drops VM_ACCOUNT from an anonymous VMA without
 #               anon_vma (6.7+)
+#   swapin_keeps a page still anonymous in the swap cache keeps page->mapping when mapped again
+#               (__page_set_anon_rmap returns early for PageAnon; 3.0+ here)
+#   prepare_head anon_vma_prepare links its chain entry at the head of the anon_vma list
+#               (list_add, 2.6.34-2.6.37; the tail again from 2.6.38: 3.0 here)
 def _rules(linking="chain", prepare="singular", merge="simple", index="list", lock_root=True,
            lock_shared=False, fork_reuse="never", wipeonfork=False, mremap_merges_next=False,
-           swapin="root", unaccount=False):
+           swapin="root", unaccount=False, prepare_head=False,
+           swapin_keeps=True):
     return dict(linking=linking, prepare=prepare, merge=merge, index=index, lock_root=lock_root,
                 lock_shared=lock_shared, fork_reuse=fork_reuse, wipeonfork=wipeonfork,
-                mremap_merges_next=mremap_merges_next, swapin=swapin, unaccount=unaccount)
+                mremap_merges_next=mremap_merges_next, swapin=swapin, unaccount=unaccount,
+                prepare_head=prepare_head, swapin_keeps=swapin_keeps)
 
 
 ERA_RULES = {
-    "2.6.33": _rules(linking="legacy", prepare="any", lock_root=False, swapin="vma"),
-    "2.6.34-rc1": _rules(prepare="any", lock_root=False, swapin="vma"),
-    "2.6.34": _rules(lock_root=False, swapin="oldest"),
-    "2.6.35": _rules(),
+    "2.6.33": _rules(linking="legacy", prepare="any", lock_root=False, swapin="vma", swapin_keeps=False),
+    "2.6.34-rc1": _rules(prepare="any", lock_root=False, swapin="vma", prepare_head=True, swapin_keeps=False),
+    "2.6.34": _rules(lock_root=False, swapin="oldest", prepare_head=True, swapin_keeps=False),
+    "2.6.35": _rules(prepare_head=True, swapin_keeps=False),
     "3.0": _rules(merge="singular"),
     "3.7": _rules(merge="singular", index="itree"),
     "3.8": _rules(merge="singular", index="itree", lock_shared=True),
@@ -679,3 +685,10 @@ def failure_pictures() -> str:
             block = block[:MAX_PICTURE_CHARS] + "\n... (cut)"
         out.append(block)
     return "\n".join(out)
+
+
+def expected_visits(sim, on_list: int, covering: int) -> int:
+    """What a walk visits by the era's index (ERA_RULES "index"): every entry on the
+    anon_vma's list (`on_list`), or from 3.7 (bf181b9f9d8d, the interval tree) only the
+    entries whose pgoff range covers the page's index (`covering`)."""
+    return on_list if ERA_RULES[sim.era]["index"] == "list" else covering

@@ -11,6 +11,7 @@ import pytest
 import rmapsim
 
 from helpers import (
+    ERA_RULES,
     ALL_ERAS,
     MMAP_BASE,
     PAGE,
@@ -248,6 +249,22 @@ def test_new_mmap_merges_into_forked_childs_vma(sim):
     child = sim.fork(parent)
     before = vmas(sim, child)[0]
     sim.mmap(child, 2 * PAGE, addr=X + 2 * PAGE)
+    if ERA_RULES[sim.era]["merge"] != "simple":
+        # 3.0+: is_mergeable_anon_vma(NULL, x) requires x's chain to be singular; the
+        # child's is [C, AP]: no merge. The write then finds no reusable neighbour either
+        # (the same singular test in find_mergeable_anon_vma): a new anon_vma and one AVC
+        a, b = vmas(sim, child)
+        assert (a["start"], a["end"], a["anon_vma"]) == (X, X + 2 * PAGE, before["anon_vma"])
+        assert (b["start"], b["end"], b["pgoff"]) == (X + 2 * PAGE, X + 4 * PAGE, (X >> PAGE_SHIFT) + 2)
+        assert b["anon_vma"] is None
+        c0 = counts(sim)
+        sim.touch(child, X + 2 * PAGE, 2 * PAGE, write=True)
+        c1 = counts(sim)
+        assert (c1["anon_vma"], c1["anon_vma_chain"]) == (c0["anon_vma"] + 1, c0["anon_vma_chain"] + 1)
+        own = vmas(sim, child)[1]["anon_vma"]
+        assert own not in (None, before["anon_vma"])
+        assert walk_one(sim, page_at(sim, child, X + 2 * PAGE))["anon_vma"] == own
+        return
     [v] = vmas(sim, child)
     assert (v["start"], v["end"], v["pgoff"]) == (X, X + 4 * PAGE, X >> PAGE_SHIFT)
     assert v["anon_vma"] == before["anon_vma"]
@@ -330,7 +347,17 @@ def test_gap_fill_merge_in_forked_child_depends_on_era(sim):
         expect_broken(sim, 4, mark=False)
     sim.mmap(child, PAGE, addr=X + 2 * PAGE, prot="rw")
     x = X >> PAGE_SHIFT
-    if sim.era == "2.6.34":
+    rules = ERA_RULES[sim.era]
+    if rules["merge"] != "simple":
+        # 3.0+ (965f55dea0e3): the new range, with no anon_vma, merges only with a neighbour
+        # whose chain is singular: not A ([C, AP]), but D (it reused B's anon_vma, chain of
+        # 1) -> vma_merge extends next backwards over the hole
+        assert layout(sim, child) == [
+            (X, X + 2 * PAGE, x, RW),
+            (X + 2 * PAGE, X + 4 * PAGE, x + 2, RW),
+        ]
+    elif rules["prepare"] == "singular":
+        # 2.6.34, 2.6.35: prev and next anon_vmas differ -> case 2, prev grows over the hole
         assert layout(sim, child) == [
             (X, X + 3 * PAGE, x, RW),
             (X + 3 * PAGE, X + 4 * PAGE, x + 3, RW),

@@ -19,7 +19,10 @@ from fractions import Fraction
 
 import pytest
 
+import rmapsim
+
 from helpers import (
+    ERA_RULES,
     PAGE,
     counts,
     is_chain_era,
@@ -86,8 +89,15 @@ def test_seed_rmap_walk(sim, n, p):
         # gets one PTE lookup
         assert r["vmas_in_range"] == r["vmas_visited"]
         assert r["ptes_checked"] == r["vmas_visited"]
-        assert r["tree_nodes_visited"] == 0
-        assert r["lock_mode"] == 0  # spinlock
+        rules = ERA_RULES[sim.era]
+        if rules["index"] == "list":
+            assert r["tree_nodes_visited"] == 0
+        else:
+            # interval tree (3.7+): every entry of the anon_vma covers the page's index, so
+            # the search reports each node it visits -- at least the candidates
+            assert r["tree_nodes_visited"] >= r["vmas_visited"]
+        # spinlock / exclusive rwsem; walks take the rwsem shared from 3.8
+        assert r["lock_mode"] == (rmapsim.LOCK_SHARED if rules["lock_shared"] else rmapsim.LOCK_EXCLUSIVE)
         if is_chain_era(sim):
             assert r["anon_vma"] == own_av[pid]  # COW copies go to the writer's anon_vma
             assert r["vmas_visited"] == (n + 1 if k == 0 else 1)
@@ -125,12 +135,19 @@ def test_seed_locks(sim, n, p):
     parent, kids, addr, owner = build_seed(sim, n, p)
     rows = scan_rows(sim.rmap_walk())  # pages=None: every anon page
     assert len(rows) == p * (n + 1)
-    # 2.6.33/2.6.34 lock the page's own anon_vma (no root lock before 2.6.35): the lock is a
-    # function of the anon_vma and distinct anon_vmas have distinct locks
     lock_of = {}
     for r in rows:
         lock_of.setdefault(r["anon_vma"], set()).add(r["lock_id"])
     assert all(len(ls) == 1 for ls in lock_of.values())
+    assert len(lock_of) == (n + 1 if is_chain_era(sim) else 1)
+    if ERA_RULES[sim.era]["lock_root"]:
+        # 2.6.35+ (012f18004da3) lock the root of the fork tree: every child's anon_vma
+        # was forked from the parent's, the root of all of them
+        root = vmas(sim, parent)[0]["anon_vma"]
+        assert {next(iter(ls)) for ls in lock_of.values()} == {root}
+        return
+    # 2.6.33/2.6.34 lock the page's own anon_vma (no root lock before 2.6.35): the lock is a
+    # function of the anon_vma and distinct anon_vmas have distinct locks
     assert len({next(iter(ls)) for ls in lock_of.values()}) == len(lock_of)
     assert len(lock_of) == (n + 1 if is_chain_era(sim) else 1)
 
