@@ -172,7 +172,7 @@ def test_madvise_pageout_reclaims_pages_mapped_once(sim):
     sim.mmap(parent, 3 * PAGE, addr=X)
     write_all(sim, parent, X, 3)
     hs = pages_of(sim, parent, X, 3)
-    child = sim.fork(parent)
+    sim.fork(parent)  # the child maps every page too
     sim.touch(parent, X + 2 * PAGE, PAGE, write=True)  # page 2: the parent's own copy
     own = page_at(sim, parent, X + 2 * PAGE)
     stats = sim.madvise(parent, X, 3 * PAGE, "pageout")

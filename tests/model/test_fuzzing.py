@@ -125,7 +125,7 @@ def test_fuzz_finds_shrinks_and_reproduces_rc1(tmp_path):
     rr = run("replay", str(out), "--check")
     assert rr.returncode == 1 and kind in rr.stdout
     # deterministic per seed and budget
-    r2 = run("fuzz", "--era", "2.6.34-rc1", "--max-ops", "200000", "--seed", "1", "--out", str(tmp_path / "b"))
+    run("fuzz", "--era", "2.6.34-rc1", "--max-ops", "200000", "--seed", "1", "--out", str(tmp_path / "b"))
     assert (tmp_path / "b").read_text() == text
 
 
