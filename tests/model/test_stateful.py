@@ -710,6 +710,9 @@ def test_every_era_has_a_machine_and_rules():
         assert (k["lock_kind"] == "rwsem") == r["lock_shared"], era
         assert k["has_wipeonfork"] == str(r["wipeonfork"]).lower(), era
         assert k["swapin_target"] == {"vma": "vma_anon_vma", "oldest": "oldest_unless_exclusive", "root": "root_unless_exclusive"}[r["swapin"]], era
+        assert k["prepare_links_at_head"] == str(r["prepare_head"]).lower(), era
+        assert k["swapin_keeps_anon_mapping"] == str(r["swapin_keeps"]).lower(), era
+        assert k["mremap_expand_merges"] == str(r["mremap_merges_next"]).lower(), era
         sizes = STRUCT_SIZES[era]
         assert [int(k["size_" + t]) for t in ("vm_area_struct", "anon_vma", "anon_vma_chain")] == [
             sizes["vm_area_struct"], sizes["anon_vma"], sizes["anon_vma_chain"]
