@@ -490,7 +490,7 @@ class RmapMachine(RuleBasedStateMachine):
             grown = dict(v, end=old + new_n * PAGE)
             if nxt is not None and mergeable_either_way(self.ERA, grown, nxt):
                 # mremap grows in place with vma_adjust and no vma_merge before 6.1, leaving
-                # a neighbour mergeable one way or both (test_ops.py::
+                # a neighbour mergeable one way or both (mm/test_mremap.py::
                 # test_merge_next_to_mremap_grown_vma); a later anon_vma_prepare of the
                 # grown VMA can then reuse next's anon_vma, making them mergeable both ways
                 # with no merge to come. 6.1+ merge them (vma_merge_extend; see
