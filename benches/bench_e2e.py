@@ -156,7 +156,7 @@ def spin_ratio() -> Optional[float]:
 def parallel_walks(n: int, p: int, reps: int) -> Dict[str, Tuple[float, float]]:
     """The 2.6.33 seed scenario's batch walks at threads=1 and threads=2, best of ``reps``
     each: {walk: (seconds with 1 thread, seconds with 2)}. The results are identical at
-    any thread count (tests/test_parallel.py)."""
+    any thread count (tests/tools/test_parallel.py)."""
     sim, _, _ = seed_build("2.6.33", n, p)
     walks = {
         "rmap_walk (rows)": lambda th: sim.rmap_walk(threads=th),

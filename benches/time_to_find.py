@@ -8,7 +8,7 @@ message prints (hypothesis's own minimal program, shrunk further by delta debugg
 
     python benches/time_to_find.py [--seeds 5] [--budget 60] [--only NAME] [--json F]
 
-A benchmark, not a test: figures depend on the machine. tests/test_time_to_find.py runs a
+A benchmark, not a test: figures depend on the machine. tests/model/test_testing.py runs a
 quick deterministic case by default and this whole table when slow tests are selected.
 """
 

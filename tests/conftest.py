@@ -1,4 +1,4 @@
-"""Shared fixtures and hypothesis profiles for the rmapsim test suite.
+"""Shared fixtures, hypothesis profiles and the failure pictures of the rmapsim test suite.
 
 Hypothesis profile: RMAPSIM_HYPOTHESIS_PROFILE=fast (default, CI) or slow (nightly/fuzz).
 """
@@ -25,7 +25,8 @@ with warnings.catch_warnings():
 
 import rmapsim
 
-from _simutil import CORRECT_ERAS, ERAS, RC1_INVARIANTS, invariant_number
+import helpers
+from helpers import CORRECT_ERAS, ERAS, RC1_INVARIANTS, invariant_number
 
 settings.register_profile(
     "fast",
@@ -56,7 +57,7 @@ def sim(era):
     assert s.era == era
     yield s
     if getattr(s, "_rmapsim_tests_broken", False):
-        # the test declared (and checked, _simutil.expect_broken) that it drove the buggy
+        # the test declared (and checked, helpers.expect_broken) that it drove the buggy
         # 2.6.34-rc1 into one of its bugs: the breakage must still be one of those bugs'
         assert era not in CORRECT_ERAS
         with pytest.raises(rmapsim.InvariantViolation) as ei:
@@ -66,3 +67,31 @@ def sim(era):
         # Every other test leaves a simulator whose invariants (SPEC.md section 5) hold --
         # in 2.6.34-rc1 too, unless the test said otherwise.
         s.check()
+
+
+# --------------------------------------------------------------------------- failure pictures
+# Every Simulator made during a test is tracked (helpers.track); a failing test's report gets
+# a section with every process's address-space picture of each (helpers.failure_pictures).
+
+_simulator_init = rmapsim.Simulator.__init__
+
+
+def _tracked_init(self, *args, **kwargs):
+    _simulator_init(self, *args, **kwargs)
+    helpers.track(self)
+
+
+rmapsim.Simulator.__init__ = _tracked_init
+
+
+def pytest_runtest_setup(item):
+    helpers.clear_tracked()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed and helpers.tracked():
+        report.sections.append(("rmapsim address spaces (every process of every simulator the test made)",
+                                helpers.failure_pictures()))

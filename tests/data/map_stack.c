@@ -1,6 +1,6 @@
 /* MAP_STACK on the live kernel: from Linux 6.7 it sets VM_NOHUGEPAGE (calc_vm_flag_bits,
  * with THP configured), so a MAP_STACK mapping does not merge with a plain anonymous
- * neighbour. tests/test_map_stack.py replays the same calls on the simulator and compares
+ * neighbour. tests/mm/test_map_stack.py replays the same calls on the simulator and compares
  * with the recorded output (tests/data/map_stack.out). Build: cc -O0 -o map_stack map_stack.c
  *
  * Prints each VMA in [BASE, BASE + 16 pages) with its perms and the `nh` (VM_NOHUGEPAGE)

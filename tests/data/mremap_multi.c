@@ -1,5 +1,5 @@
 /* Linux 6.17+ mremap of a range over several VMAs (remap_move), run on the live kernel;
- * tests/test_mremap_multi.py replays the same calls on the simulator and compares with the
+ * tests/mm/test_mremap_multi.py replays the same calls on the simulator and compares with the
  * recorded output (tests/data/mremap_multi.out). Build: cc -O0 -o mremap_multi mremap_multi.c
  *
  * Layout: A = [SRC, SRC+2P) rw written, a one-page hole, B = [SRC+3P, SRC+5P) r read,

@@ -1,4 +1,4 @@
-/* MAP_NORESERVE (VM_NORESERVE) and VM_ACCOUNT on the live kernel; tests/test_noreserve.py
+/* MAP_NORESERVE (VM_NORESERVE) and VM_ACCOUNT on the live kernel; tests/mm/test_noreserve.py
  * replays the same calls on the simulator and compares with the recorded output
  * (tests/data/noreserve.out). Build: cc -O0 -o noreserve noreserve.c
  *

@@ -19,7 +19,9 @@ impl Simulator {
     /// a line of page states under it (`.` no entry, `z` zero page, `p` anon page mapped
     /// once, `s` anon page mapped more than once, `w` swap entry), then one line per VMA
     /// with its range, pgoff, prot, flags, anon_vma and chain (oldest first). anon_vmas
-    /// are labelled `av0`, `av1`, … in order of first appearance; their handles follow.
+    /// are labelled `av0`, `av1`, … across the whole simulator (see [`Self::anon_vma_labels`]),
+    /// so one anon_vma has one label in every process's picture; the handles of the labels
+    /// this picture uses follow.
     pub fn render_layout(&self, pid: i64) -> Result<String> {
         let mm = self.proc_mm(pid)?;
         let vmas: Vec<VmaId> = self.mm(mm).vmas.values().copied().collect();
@@ -38,13 +40,11 @@ impl Simulator {
             vmas.len(),
             if to_scale { "" } else { "  (not to scale: long VMAs and gaps are shortened)" }
         );
-        let mut labels: BTreeMap<AnonVmaId, usize> = BTreeMap::new();
-        let mut order: Vec<AnonVmaId> = Vec::new();
-        let mut label = |av: AnonVmaId, labels: &mut BTreeMap<AnonVmaId, usize>| -> String {
-            let n = *labels.entry(av).or_insert_with(|| {
-                order.push(av);
-                order.len() - 1
-            });
+        let labels = self.anon_vma_labels();
+        let mut used: BTreeMap<usize, AnonVmaId> = BTreeMap::new();
+        let mut label = |av: AnonVmaId| -> String {
+            let n = labels[&av];
+            used.insert(n, av);
             format!("av{n}")
         };
         let (mut ruler, mut letters, mut states) = (String::new(), String::new(), String::new());
@@ -92,9 +92,9 @@ impl Simulator {
         for (i, &v) in vmas.iter().enumerate() {
             let vma = self.vma(v);
             let letter = char::from(b'A' + (i % 26) as u8);
-            let av = vma.anon_vma.map_or("-".to_string(), |a| label(a, &mut labels));
+            let av = vma.anon_vma.map_or("-".to_string(), &mut label);
             let chain: Vec<String> =
-                vma.chain.iter().filter_map(|&c| self.avcs.get(c)).map(|c| label(c.anon_vma, &mut labels)).collect();
+                vma.chain.iter().filter_map(|&c| self.avcs.get(c)).map(|c| label(c.anon_vma)).collect();
             let mut flags = Vec::new();
             for (bit, name) in [
                 (vmflags::RAND_READ, "rand"),
@@ -123,12 +123,31 @@ impl Simulator {
                 chain.join(" ")
             );
         }
-        if !order.is_empty() {
-            let names: Vec<String> =
-                order.iter().enumerate().map(|(i, a)| format!("av{i}={:#x}", a.to_u64())).collect();
+        if !used.is_empty() {
+            let names: Vec<String> = used.iter().map(|(i, a)| format!("av{i}={:#x}", a.to_u64())).collect();
             let _ = writeln!(out, "  {}", names.join(" "));
         }
         Ok(out)
+    }
+}
+
+impl Simulator {
+    /// The `avN` label of every anon_vma a VMA names (as its anon_vma or on its chain), in
+    /// order of first appearance over all processes: pids ascending, each process's VMAs by
+    /// address, a VMA's anon_vma before its chain (oldest first).
+    fn anon_vma_labels(&self) -> BTreeMap<AnonVmaId, usize> {
+        let mut labels = BTreeMap::new();
+        for p in self.procs.values() {
+            for &v in self.mm(p.mm).vmas.values() {
+                let vma = self.vma(v);
+                let chain = vma.chain.iter().filter_map(|&c| self.avcs.get(c)).map(|c| c.anon_vma);
+                for av in vma.anon_vma.into_iter().chain(chain) {
+                    let n = labels.len();
+                    labels.entry(av).or_insert(n);
+                }
+            }
+        }
+        labels
     }
 }
 
