@@ -16,7 +16,7 @@ from __future__ import annotations
 import sys
 from typing import Any, Optional
 
-from .errors import InvalidArgument, short_repr
+from ..errors import InvalidArgument, short_repr
 
 #: What :func:`dask_executor` gives ``LocalCluster`` unless ``cluster_kwargs`` say otherwise:
 #: two single-threaded worker processes (the GIL is released in walks, but a sweep's runs

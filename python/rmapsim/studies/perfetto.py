@@ -31,7 +31,7 @@ from typing import IO, Any, Dict, Iterable, List, Optional, Sequence
 
 import numpy as np
 
-from .contention import SPAN_HOLD, SPAN_UPDATE, SPAN_WAIT, ContentionResult
+from ..contention import SPAN_HOLD, SPAN_UPDATE, SPAN_WAIT, ContentionResult
 
 #: microseconds written per model time unit (a candidate-visit)
 US_PER_UNIT = 1
@@ -79,7 +79,7 @@ def other_data(results: Sequence[ContentionResult], workload: Optional[Dict[str,
                command: Optional[str] = None) -> Dict[str, Any]:
     """The trace's ``otherData``: generator, time unit, workload, and per process the era
     spec, its lock, the model's parameters and the replay's totals."""
-    from . import __version__
+    from .. import __version__
 
     d: Dict[str, Any] = {"generator": f"rmapsim {__version__}"}
     if command:

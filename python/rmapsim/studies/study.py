@@ -19,12 +19,12 @@ import sys
 from concurrent.futures import Executor, Future, as_completed
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
-from . import Simulator
-from . import eras as all_eras
+from .. import Simulator
+from .. import eras as all_eras
 from . import workloads
 from .cluster import dask_executor  # noqa: F401 (part of this module's API since 0.1)
-from .errors import InvalidArgument, short_repr
-from .policy import Policy, _text as _knob_text, era_spec, knobs
+from ..errors import InvalidArgument, short_repr
+from ..policy import Policy, _text as _knob_text, era_spec, knobs
 
 
 class SweepInterrupted(KeyboardInterrupt):

@@ -14,9 +14,9 @@ import random
 import time
 from typing import Any, Callable, Dict, Iterator, Optional
 
-from . import PAGE_SIZE, Policy, Simulator
-from .errors import InvalidArgument, short_repr
-from .policy import era_spec
+from .. import PAGE_SIZE, Policy, Simulator
+from ..errors import InvalidArgument, short_repr
+from ..policy import era_spec
 
 P = PAGE_SIZE
 
