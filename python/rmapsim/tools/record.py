@@ -585,7 +585,7 @@ def convert_log(text: str, writes: str = "touched", cwd: Optional[str] = None,
     """Trace lines (without header) and conversion statistics for an ``strace -f`` log.
     ``cwd``: where the command started (relative execve paths); ``mmap_base``: see
     :func:`mmap_base_for`."""
-    from .errors import InvalidArgument, short_repr
+    from ..errors import InvalidArgument, short_repr
 
     if not isinstance(text, str):
         raise InvalidArgument(f"text must be the strace log as a string, got {short_repr(text)}")
@@ -738,9 +738,9 @@ def memory_report(ops_text: Any, eras: Sequence[str], every: int = 0) -> List[Di
     counts and bytes over time; per era the peak (by VMA bytes) and time-mean chain/VMA byte ratio."""
     import numpy as np
 
-    from . import Simulator
-    from . import trace as tr
-    from .errors import InvalidArgument, short_repr
+    from .. import Simulator
+    from .. import trace as tr
+    from ..errors import InvalidArgument, short_repr
 
     if isinstance(eras, (str, bytes)) or not isinstance(eras, Sequence):
         raise InvalidArgument(f"eras must be a list of era names, got {short_repr(eras)}")
