@@ -191,7 +191,7 @@ class _Run:
         pid = self.symbols[sym - 1]
         text = self.sim.render_layout(pid)
 
-        def named(m: "re.Match[str]") -> str:
+        def named(m: re.Match[str]) -> str:
             return f"{m.group(1)}={self.names.get(int(m.group(2), 16), '?')}"
 
         return re.sub(r"\b(av\d+)=0x([0-9a-f]+)", named, text)
@@ -318,11 +318,12 @@ def _compare_keyed(add: Callable[[str, Callable[[], str]], None], da: Dict[Any, 
     for k in sorted(da.keys() | db.keys(), key=order):
         xa, xb = da.get(k), db.get(k)
         if xa is None or xb is None:
-            add(fields[0][1], lambda: f"{name(k)} only in {'A' if xb is None else 'B'}")
+            # add() calls the message at once (or never): the loop variables are current
+            add(fields[0][1], lambda: f"{name(k)} only in {'A' if xb is None else 'B'}")  # noqa: B023
             continue
         for i, cat, show in fields:
             if xa[i] != xb[i]:
-                add(cat, lambda: f"{name(k)}: {show(xa[i], xb[i])}")
+                add(cat, lambda: f"{name(k)}: {show(xa[i], xb[i])}")  # noqa: B023
 
 
 def _compare(a: _State, b: _State) -> Dict[str, List[str]]:
@@ -342,7 +343,7 @@ def _compare(a: _State, b: _State) -> Dict[str, List[str]]:
         add("result", lambda: f"A {a.result[0]} {a.result[1]:#x}, B {b.result[0]} {b.result[1]:#x}")
     for k in COUNT_KINDS:
         if a.counts.get(k) != b.counts.get(k):
-            add("counts", lambda: f"{k}: A {a.counts.get(k)}, B {b.counts.get(k)}")
+            add("counts", lambda: f"{k}: A {a.counts.get(k)}, B {b.counts.get(k)}")  # noqa: B023 (called at once)
     _compare_keyed(add, a.vmas, b.vmas, _vma_name, (
         (0, "vmas", lambda x, y: f"prot A {x}, B {y}"),
         (1, "vma_anon_vma", lambda x, y: f"anon_vma A {x}, B {y}"),

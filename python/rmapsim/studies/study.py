@@ -21,10 +21,11 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Seque
 
 from .. import Simulator
 from .. import eras as all_eras
+from ..errors import InvalidArgument, short_repr
+from ..policy import Policy, era_spec, knobs
+from ..policy import _text as _knob_text
 from . import workloads
 from .cluster import dask_executor  # noqa: F401 (part of this module's API since 0.1)
-from ..errors import InvalidArgument, short_repr
-from ..policy import Policy, _text as _knob_text, era_spec, knobs
 
 
 class SweepInterrupted(KeyboardInterrupt):
@@ -70,7 +71,7 @@ def _run(workload: str, era: str, params: Mapping[str, Any], spec: Optional[str]
     return row
 
 
-def _split_grid(grid: Mapping[str, Sequence[Any]]) -> "tuple[Dict[str, Sequence[Any]], Dict[str, List[str]]]":
+def _split_grid(grid: Mapping[str, Sequence[Any]]) -> tuple[Dict[str, Sequence[Any]], Dict[str, List[str]]]:
     """(workload parameters, {knob: values}) of a grid whose ``knob:NAME`` keys sweep knobs."""
     params: Dict[str, Sequence[Any]] = {}
     knob_grid: Dict[str, List[str]] = {}

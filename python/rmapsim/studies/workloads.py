@@ -27,7 +27,7 @@ def _positive(name: str, v: Any, minimum: int = 1, maximum: int = 2**64 - 1) -> 
     return v
 
 
-_BASE: "contextvars.ContextVar[Optional[Simulator]]" = contextvars.ContextVar("rmapsim_workload_base", default=None)
+_BASE: contextvars.ContextVar[Optional[Simulator]] = contextvars.ContextVar("rmapsim_workload_base", default=None)
 
 
 @contextlib.contextmanager

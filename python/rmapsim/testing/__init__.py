@@ -41,42 +41,33 @@ module on first use, so ``rmapsim.testing.reference`` works without hypothesis i
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any, Dict, List
+from typing import Any, Dict, List
 
-if TYPE_CHECKING:
-    from .machine import RmapMachine
-    from .strategies import (
-        WORDS_PER_BLOCK,
-        Program,
-        ProgramViolation,
-        addresses,
-        lengths,
-        op_arrays,
-        ops,
-        programs,
-        traces,
-    )
-
-__all__ = [
-    "addresses",
-    "lengths",
-    "ops",
-    "traces",
-    "programs",
-    "op_arrays",
-    "Program",
-    "ProgramViolation",
-    "RmapMachine",
-    "WORDS_PER_BLOCK",
-]
-
-#: Where each name lives (the former single module's other public names included).
-_HOME: Dict[str, str] = {
-    **{n: "strategies" for n in ("addresses", "lengths", "ops", "traces", "programs", "op_arrays", "Program",
-                                 "ProgramViolation", "WORDS_PER_BLOCK", "BASE", "WINDOW_PAGES", "MAX_PROCS",
-                                 "ADVICE", "ALL_ADVICE", "PROTS", "HEADER")},
-    **{n: "machine" for n in ("RmapMachine", "PAGES")},
+#: The names each module gives the package: the documented ones first, then the former
+#: single module's other public names.
+_NAMES = {
+    "strategies": (
+        "addresses",
+        "lengths",
+        "ops",
+        "traces",
+        "programs",
+        "op_arrays",
+        "Program",
+        "ProgramViolation",
+        "WORDS_PER_BLOCK",
+        "BASE",
+        "WINDOW_PAGES",
+        "MAX_PROCS",
+        "ADVICE",
+        "ALL_ADVICE",
+        "PROTS",
+        "HEADER",
+    ),
+    "machine": ("RmapMachine", "PAGES"),
 }
+__all__ = [*_NAMES["strategies"][:9], "RmapMachine"]
+_HOME: Dict[str, str] = {name: module for module, names in _NAMES.items() for name in names}
 _SUBMODULES = ("strategies", "machine", "ops", "reference")
 
 

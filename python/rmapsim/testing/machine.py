@@ -6,17 +6,32 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 
 from hypothesis import strategies as st
 from hypothesis import target
-from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, initialize, invariant, multiple, precondition, rule
+from hypothesis.stateful import (
+    Bundle,
+    RuleBasedStateMachine,
+    consumes,
+    initialize,
+    invariant,
+    multiple,
+    precondition,
+    rule,
+)
 
-from .. import _core
-from .. import PAGE_SIZE, Policy, Simulator
+from .. import PAGE_SIZE, Policy, Simulator, _core
 from ..errors import InvariantViolation
 from ..trace import ERROR_KINDS
 from ..trace import parse as parse_trace
-from .strategies import ALL_ADVICE, BASE, HEADER, MAX_PROCS, PROTS, WINDOW_PAGES, ProgramViolation, _era_args, _invariant_number
-
-__all__ = ["RmapMachine", "PAGES"]
-
+from .strategies import (
+    ALL_ADVICE,
+    BASE,
+    HEADER,
+    MAX_PROCS,
+    PROTS,
+    WINDOW_PAGES,
+    ProgramViolation,
+    _era_args,
+    _invariant_number,
+)
 
 #: Addresses the machine maps at: a small window (so merges, splits, COW and overlaps are
 #: frequent), and a second one that moves land in.
@@ -38,7 +53,7 @@ class RmapMachine(RuleBasedStateMachine):
     ranges = Bundle("ranges")
 
     @classmethod
-    def for_era(cls, era: "Union[str, Policy]", allowed: Sequence[int] = ()) -> type:
+    def for_era(cls, era: Union[str, Policy], allowed: Sequence[int] = ()) -> type:
         """A machine class for ``era`` (a preset, an era spec or a Policy): use its
         ``TestCase``."""
         spec = _era_args(era)
@@ -65,7 +80,7 @@ class RmapMachine(RuleBasedStateMachine):
     def trace(self) -> str:
         return "\n".join(self.lines) + "\n"
 
-    def _run(self, line: str) -> "tuple[bool, int]":
+    def _run(self, line: str) -> tuple[bool, int]:
         """Apply one trace line; (succeeded, value)."""
         self.lines.append(line)
         rows = _core.parse_trace(f"{HEADER}\n{line}\n")
@@ -87,8 +102,10 @@ class RmapMachine(RuleBasedStateMachine):
             self.broken = msg
             return
         rep = ProgramViolation(self.sim.era, msg, parse_trace(self.trace()))
-        raise AssertionError(f"{msg}\n--- trace (rmapsim replay FILE --check) ---\n{self.trace()}"
-                             f"--- shrunk by delta debugging ---\n{rep.reproducer()}") from None
+        raise AssertionError(
+            f"{msg}\n--- trace (rmapsim replay FILE --check) ---\n{self.trace()}"
+            f"--- shrunk by delta debugging ---\n{rep.reproducer()}"
+        ) from None
 
     # -- rules
 
@@ -120,32 +137,43 @@ class RmapMachine(RuleBasedStateMachine):
         self._run(f"exec p{p}")
 
     @precondition(lambda self: self.broken is None)
-    @rule(target=ranges, p=procs, page=PAGES, n=st.integers(1, 4), prot=st.sampled_from(PROTS),
-          kind=st.sampled_from(["anon", "anon", "anon", "file", "noreserve", "stack"]), file=st.integers(1, 2),
-          shift=st.integers(0, 1))
+    @rule(
+        target=ranges,
+        p=procs,
+        page=PAGES,
+        n=st.integers(1, 4),
+        prot=st.sampled_from(PROTS),
+        kind=st.sampled_from(["anon", "anon", "anon", "file", "noreserve", "stack"]),
+        file=st.integers(1, 2),
+        shift=st.integers(0, 1),
+    )
     def mmap(self, p: int, page: int, n: int, prot: str, kind: str, file: int, shift: int) -> Any:
         addr, length = BASE + page * PAGE_SIZE, n * PAGE_SIZE
-        extra = {"anon": "", "file": f" file {file} {(page + shift) * PAGE_SIZE:#x}", "noreserve": " noreserve",
-                 "stack": " stack"}[kind]
+        extra = {
+            "anon": "",
+            "file": f" file {file} {(page + shift) * PAGE_SIZE:#x}",
+            "noreserve": " noreserve",
+            "stack": " stack",
+        }[kind]
         ok, _ = self._run(f"mmap p{p} {addr:#x} {length:#x} {prot}{extra}")
         return (addr, length) if ok else multiple()
 
     @precondition(lambda self: self.broken is None)
     @rule(p=procs, r=ranges, cut=st.integers(0, 3))
-    def munmap(self, p: int, r: "tuple[int, int]", cut: int) -> None:
+    def munmap(self, p: int, r: tuple[int, int], cut: int) -> None:
         addr, length = r
         self._run(f"munmap p{p} {addr + cut * PAGE_SIZE:#x} {max(PAGE_SIZE, length - cut * PAGE_SIZE):#x}")
 
     @precondition(lambda self: self.broken is None)
     @rule(p=procs, r=ranges, write=st.sampled_from([True, True, False]), head=st.booleans())
-    def touch(self, p: int, r: "tuple[int, int]", write: bool, head: bool) -> None:
+    def touch(self, p: int, r: tuple[int, int], write: bool, head: bool) -> None:
         addr, length = r
         n = PAGE_SIZE if head else length
         self._run(f"touch p{p} {addr:#x} {n:#x} {'w' if write else 'r'}")
 
     @precondition(lambda self: self.broken is None)
     @rule(p=procs, r=ranges, prot=st.sampled_from(PROTS), middle=st.booleans())
-    def mprotect(self, p: int, r: "tuple[int, int]", prot: str, middle: bool) -> None:
+    def mprotect(self, p: int, r: tuple[int, int], prot: str, middle: bool) -> None:
         addr, length = r
         if middle and length > PAGE_SIZE:  # splits: the kernel's vma_merge/vma_adjust cases
             addr, length = addr + PAGE_SIZE, PAGE_SIZE
@@ -153,16 +181,22 @@ class RmapMachine(RuleBasedStateMachine):
 
     @precondition(lambda self: self.broken is None)
     @rule(p=procs, r=ranges, advice=st.sampled_from(ALL_ADVICE), middle=st.booleans())
-    def madvise(self, p: int, r: "tuple[int, int]", advice: str, middle: bool) -> None:
+    def madvise(self, p: int, r: tuple[int, int], advice: str, middle: bool) -> None:
         addr, length = r
         if middle and length > PAGE_SIZE:
             addr, length = addr + PAGE_SIZE, PAGE_SIZE
         self._run(f"madvise p{p} {addr:#x} {length:#x} {advice}")
 
     @precondition(lambda self: self.broken is None)
-    @rule(target=ranges, p=procs, r=ranges, new_n=st.integers(1, 4),
-          form=st.sampled_from(["move", "nomove", "fixed", "fixed_same"]), dest=PAGES)
-    def mremap(self, p: int, r: "tuple[int, int]", new_n: int, form: str, dest: int) -> Any:
+    @rule(
+        target=ranges,
+        p=procs,
+        r=ranges,
+        new_n=st.integers(1, 4),
+        form=st.sampled_from(["move", "nomove", "fixed", "fixed_same"]),
+        dest=PAGES,
+    )
+    def mremap(self, p: int, r: tuple[int, int], new_n: int, form: str, dest: int) -> Any:
         addr, length = r
         new_len = length if form == "fixed_same" else new_n * PAGE_SIZE
         to = BASE + (WINDOW_PAGES + dest) * PAGE_SIZE
@@ -172,13 +206,13 @@ class RmapMachine(RuleBasedStateMachine):
 
     @precondition(lambda self: self.broken is None)
     @rule(p=procs, r=ranges, page=st.integers(0, 3))
-    def try_to_unmap(self, p: int, r: "tuple[int, int]", page: int) -> None:
+    def try_to_unmap(self, p: int, r: tuple[int, int], page: int) -> None:
         addr, length = r
         self._run(f"try_to_unmap p{p} {addr + min(page * PAGE_SIZE, length - PAGE_SIZE):#x}")
 
     @precondition(lambda self: self.broken is None)
     @rule(p=procs, r=ranges, one=st.booleans())
-    def drop_swap_cache(self, p: int, r: "tuple[int, int]", one: bool) -> None:
+    def drop_swap_cache(self, p: int, r: tuple[int, int], one: bool) -> None:
         self._run(f"drop_swap_cache p{p} {r[0]:#x}" if one else "drop_swap_cache")
 
     @precondition(lambda self: self.broken is None)

@@ -8,15 +8,11 @@ from typing import Any, List, Optional, Sequence, Union
 import numpy as np
 from hypothesis import strategies as st
 
-from .. import _core
-from .. import PAGE_SIZE
+from .. import PAGE_SIZE, _core
 from ..errors import InvalidArgument, short_repr
 from ..policy import era_spec
 from ..trace import OP_DTYPE
 from ..trace import format as format_trace
-
-__all__ = ["addresses", "lengths", "ops", "traces", "programs", "op_arrays", "Program", "ProgramViolation",
-           "WORDS_PER_BLOCK"]
 
 BASE = 0x1000_0000
 WINDOW_PAGES = 8
@@ -86,7 +82,7 @@ class ProgramViolation(AssertionError):
         """The shrunk trace (falls back to the whole program if shrinking finds nothing)."""
         return self._shrunk()[1]
 
-    def _shrunk(self) -> "tuple[str, str]":
+    def _shrunk(self) -> tuple[str, str]:
         got = _core.shrink_trace(self.era, self.ops.tolist())
         msg, rows = got if got else (self.violation, self.ops.tolist())
         return msg, format_trace(_rows_to_array(rows), era=self.era)
@@ -95,9 +91,11 @@ class ProgramViolation(AssertionError):
         if self._text is None:
             msg, rep = self._shrunk()
             n = sum(1 for line in rep.splitlines() if line and not line.startswith("#"))
-            self._text = (f"{self.violation}\n--- era {self.era}: the program ({len(self.ops)} operations) shrunk "
-                          f"to {n} by delta debugging, which breaks it as: {msg}\n"
-                          f"--- rmapsim replay FILE --check reproduces it ---\n{rep}")
+            self._text = (
+                f"{self.violation}\n--- era {self.era}: the program ({len(self.ops)} operations) shrunk "
+                f"to {n} by delta debugging, which breaks it as: {msg}\n"
+                f"--- rmapsim replay FILE --check reproduces it ---\n{rep}"
+            )
         return self._text
 
 
@@ -108,7 +106,7 @@ class Program:
 
     __slots__ = ("data",)
 
-    def __init__(self, words: "Union[bytes, Sequence[int]]") -> None:
+    def __init__(self, words: Union[bytes, Sequence[int]]) -> None:
         if isinstance(words, (bytes, bytearray, memoryview)):
             data = bytes(words)
             self.data = data[: len(data) // 8 * 8]
@@ -125,8 +123,9 @@ class Program:
     def __repr__(self) -> str:
         return f"Program({len(self)} operations)"
 
-    def _run(self, era: Any, fail_rate: float, extended: bool, seed: int,
-             every: int) -> "tuple[np.ndarray, Optional[str]]":
+    def _run(
+        self, era: Any, fail_rate: float, extended: bool, seed: int, every: int
+    ) -> tuple[np.ndarray, Optional[str]]:
         flat, violation = _core.run_program(_era_args(era), self.data, seed, fail_rate, extended, None, every)
         return flat.view(OP_DTYPE), violation
 
@@ -138,8 +137,14 @@ class Program:
         spec = _era_args(era)
         return format_trace(self.ops(spec, fail_rate, extended, seed), era=spec)
 
-    def run(self, era: Any = "6.18", fail_rate: float = 0.0, extended: bool = False, seed: int = 0,
-            full_check_every: int = 16) -> "tuple[np.ndarray, Optional[str]]":
+    def run(
+        self,
+        era: Any = "6.18",
+        fail_rate: float = 0.0,
+        extended: bool = False,
+        seed: int = 0,
+        full_check_every: int = 16,
+    ) -> tuple[np.ndarray, Optional[str]]:
         """Decode and run in one engine call: structural checks after every operation, the
         full ``check()`` every ``full_check_every`` and after the last. Returns (the op
         array run, the violation message or None)."""
@@ -147,8 +152,15 @@ class Program:
             raise InvalidArgument(f"full_check_every must be an int >= 1, got {short_repr(full_check_every)}")
         return self._run(era, fail_rate, extended, seed, full_check_every)
 
-    def check(self, era: Any = "6.18", fail_rate: float = 0.0, extended: bool = False, seed: int = 0,
-              full_check_every: int = 16, allowed: Sequence[int] = ()) -> None:
+    def check(
+        self,
+        era: Any = "6.18",
+        fail_rate: float = 0.0,
+        extended: bool = False,
+        seed: int = 0,
+        full_check_every: int = 16,
+        allowed: Sequence[int] = (),
+    ) -> None:
         """:meth:`run`, raising :class:`ProgramViolation` on a broken invariant whose
         number is not in ``allowed``."""
         spec = _era_args(era)
@@ -171,14 +183,17 @@ def programs(max_ops: int = 320) -> st.SearchStrategy[Program]:
     return st.lists(block, min_size=1, max_size=-(-max_ops // WORDS_PER_BLOCK)).map(_words)
 
 
-def op_arrays(era: Any = "6.18", max_ops: int = 320, fail_rate: float = 0.0,
-              extended: bool = False) -> st.SearchStrategy[np.ndarray]:
+def op_arrays(
+    era: Any = "6.18", max_ops: int = 320, fail_rate: float = 0.0, extended: bool = False
+) -> st.SearchStrategy[np.ndarray]:
     """:func:`programs` decoded for ``era`` as op arrays."""
     spec = _era_args(era)
     return programs(max_ops).map(lambda p: p.ops(spec, fail_rate, extended))
 
 
-def traces(max_ops: int = 40, era: Any = None, extended: bool = False, fail_rate: float = 0.0) -> st.SearchStrategy[str]:
+def traces(
+    max_ops: int = 40, era: Any = None, extended: bool = False, fail_rate: float = 0.0
+) -> st.SearchStrategy[str]:
     """Whole version-1 traces. With ``era`` (a spec): :func:`programs` decoded for it (the
     native fuzzer's operation mix, ``extended`` and ``fail_rate`` as in ``rmapsim fuzz``);
     without: a spawn, then lines of :func:`ops` (processes named blindly)."""

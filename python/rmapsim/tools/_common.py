@@ -20,7 +20,6 @@ from .._text import render_table  # noqa: F401 (shared by the subcommands)
 from ..errors import InvalidArgument
 from ..policy import era_spec
 
-
 # Exit statuses (docs/api-contract.md, "Command line exit status").
 EXIT_OK = 0
 EXIT_FINDING = 1  # what the command looks for: an invariant violation, a kernel disagreement
@@ -78,8 +77,11 @@ def _finite(lo: float, hi: float = math.inf) -> Any:
         except ValueError:
             raise argparse.ArgumentTypeError(f"{s!r} is not a number") from None
         if not math.isfinite(v) or not lo <= v <= hi:
-            raise argparse.ArgumentTypeError(f"{s} must be a finite number within [{lo:g}, {hi:g}]"
-                                             if hi < math.inf else f"{s} must be a finite number >= {lo:g}")
+            raise argparse.ArgumentTypeError(
+                f"{s} must be a finite number within [{lo:g}, {hi:g}]"
+                if hi < math.inf
+                else f"{s} must be a finite number >= {lo:g}"
+            )
         return v
 
     return conv
@@ -132,8 +134,9 @@ def read_text_input(path: str) -> str:
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise CliError(f"not UTF-8 text (byte {e.start}: {raw[e.start:e.start + 1]!r})", name,
-                       raw.count(b"\n", 0, e.start) + 1) from None
+        raise CliError(
+            f"not UTF-8 text (byte {e.start}: {raw[e.start : e.start + 1]!r})", name, raw.count(b"\n", 0, e.start) + 1
+        ) from None
 
 
 _TRACE_LINE = re.compile(r"^trace line (\d+): (.*)$", re.S)
@@ -158,8 +161,12 @@ def trace_era(text: str, name: str) -> Optional[str]:
         if line.strip().startswith("# era "):
             era = line.strip()[6:].strip()
             if era.endswith("*"):
-                raise CliError(f"the trace header names {era!r}, a variant of {era[:-1]!r} whose knobs an older "
-                               f"rmapsim did not record; give the variant with --era BASE+knob=value,...", name, i)
+                raise CliError(
+                    f"the trace header names {era!r}, a variant of {era[:-1]!r} whose knobs an older "
+                    f"rmapsim did not record; give the variant with --era BASE+knob=value,...",
+                    name,
+                    i,
+                )
             try:
                 return era_spec(era)
             except InvalidArgument as e:

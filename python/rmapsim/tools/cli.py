@@ -93,9 +93,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="rmapsim",
         description="Simulate the Linux kernel's anonymous reverse mapping across kernel eras.",
-        epilog=("Exit status: 0 success, 1 the finding (an invariant violation, a kernel disagreement), "
-                "2 bad usage or bad input (one line on stderr), 70 internal error (a bug), 77 cannot run here, "
-                "130 interrupted, 141 stdout closed by its reader."),
+        epilog=(
+            "Exit status: 0 success, 1 the finding (an invariant violation, a kernel disagreement), "
+            "2 bad usage or bad input (one line on stderr), 70 internal error (a bug), 77 cannot run here, "
+            "130 interrupted, 141 stdout closed by its reader."
+        ),
     )
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     for command in COMMANDS:
@@ -151,8 +153,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return EXIT_USAGE
     except Exception:  # noqa: BLE001 - a bug: keep the traceback, but not the finding's status
         traceback.print_exc()
-        print(f"rmapsim {name}: internal error (a bug in rmapsim; please report it with the traceback above)",
-              file=sys.stderr)
+        print(
+            f"rmapsim {name}: internal error (a bug in rmapsim; please report it with the traceback above)",
+            file=sys.stderr,
+        )
         return EXIT_SOFTWARE
 
 

@@ -647,7 +647,7 @@ class KernelSampler:
         return {c: (now[f"{c}_alloc"] - self.base[f"{c}_alloc"]) - (now[f"{c}_free"] - self.base[f"{c}_free"])
                 for c in ("anon_vma", "anon_vma_chain", "vm_area_struct")}
 
-    def start(self) -> "KernelSampler":
+    def start(self) -> KernelSampler:
         self._t.start()
         return self
 

@@ -100,8 +100,9 @@ class ReferenceModel(SyscallMixin, VmaMixin, AnonVmaMixin, MemoryMixin, WalkMixi
         for kv in filter(None, knobs.split(",")):
             k, _, v = kv.partition("=")
             if k.strip() != "prepare_reuse" or v.strip() not in ("any_compatible", "singular_chain"):
-                raise InvalidArgument(f"era {era!r}: the reference model models one knob, "
-                                      "prepare_reuse=any_compatible|singular_chain")
+                raise InvalidArgument(
+                    f"era {era!r}: the reference model models one knob, prepare_reuse=any_compatible|singular_chain"
+                )
             self.prepare_singular = self.chain and v.strip() == "singular_chain"
         self.mms: Dict[int, Mm] = {}
         self._next_pid = 1

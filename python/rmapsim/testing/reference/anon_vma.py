@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import List, Optional
 
 from ...errors import InvariantViolation
-from .objects import FILE, PAGE, PRESENT, SWAP, ZERO, _remove, AnonVma, Avc, Mm, Page, Pte, Vma
+from .objects import FILE, PAGE, PRESENT, SWAP, ZERO, AnonVma, Avc, Mm, Page, Pte, Vma, _remove
 
 
 class AnonVmaMixin:
@@ -79,9 +79,7 @@ class AnonVmaMixin:
         if nxt.anon_vma is None:
             return
         if vma.anon_vma is not nxt.anon_vma:
-            raise InvariantViolation(
-                f"vma_adjust merges {nxt} into {vma} whose anon_vma differs (VM_BUG_ON)"
-            )
+            raise InvariantViolation(f"vma_adjust merges {nxt} into {vma} whose anon_vma differs (VM_BUG_ON)")
         if self.chain:
             self.unlink_anon_vmas(nxt)
         else:

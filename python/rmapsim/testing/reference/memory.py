@@ -140,8 +140,7 @@ class MemoryMixin:
         mm.ptes[addr] = Pte(PRESENT, page, True)
 
     def _try_to_unmap_one_page(self, page: Page) -> dict:
-        row = {"page": page.id, "anon_vma": None, "vmas_visited": 0, "mappings_found": 0,
-               "mapcount": page.mapcount}
+        row = {"page": page.id, "anon_vma": None, "vmas_visited": 0, "mappings_found": 0, "mapcount": page.mapcount}
         if page.mapcount == 0:
             return row  # page_lock_anon_vma: !page_mapped -> no walk
         av = self._walk_target(page)

@@ -31,7 +31,7 @@ _LATER_ADVICE = {"wipeonfork", "keeponfork"}  # Linux 4.14: EINVAL in 2.6.x
 
 
 def parse_prot(prot) -> frozenset:
-    """"", "none", or letters from r/w/x in any order without repeats."""
+    """ "", "none", or letters from r/w/x in any order without repeats."""
     if prot is None:
         prot = "rw"
     if not isinstance(prot, str):

@@ -6,7 +6,21 @@ from __future__ import annotations
 from typing import List
 
 from ...errors import BadAddress, InvalidArgument, OutOfMemory
-from .objects import _ADVICE, _FLAG_ADVICE, _LATER_ADVICE, FILE_MAX, MAX_FILE_PAGES, PAGE, PAGE_SHIFT, PRESENT, TASK_SIZE, _file_args, Mm, parse_prot, Vma
+from .objects import (
+    _ADVICE,
+    _FLAG_ADVICE,
+    _LATER_ADVICE,
+    FILE_MAX,
+    MAX_FILE_PAGES,
+    PAGE,
+    PAGE_SHIFT,
+    PRESENT,
+    TASK_SIZE,
+    Mm,
+    Vma,
+    _file_args,
+    parse_prot,
+)
 
 
 class SyscallMixin:

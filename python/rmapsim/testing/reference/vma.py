@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import List, Optional
 
 from ...errors import OutOfMemory
-from .objects import MMAP_BASE, MMAP_MIN_ADDR, PAGE_SHIFT, _index, Mm, Vma
+from .objects import MMAP_BASE, MMAP_MIN_ADDR, PAGE_SHIFT, Mm, Vma, _index
 
 
 class VmaMixin:
@@ -130,8 +130,12 @@ class VmaMixin:
         area = nxt
         if nxt is not None and nxt.end == end:  # cases 6, 7, 8
             nxt = self._next(nxt)
-        self._note_file_rule(prev if prev is not None and prev.end == addr else None, prot, flags, anon_vma, file, pgoff)
-        self._note_file_rule(nxt if nxt is not None and nxt.end == end else None, prot, flags, anon_vma, file, pgoff + pglen, before=True)
+        self._note_file_rule(
+            prev if prev is not None and prev.end == addr else None, prot, flags, anon_vma, file, pgoff
+        )
+        self._note_file_rule(
+            nxt if nxt is not None and nxt.end == end else None, prot, flags, anon_vma, file, pgoff + pglen, before=True
+        )
 
         if (
             prev is not None
@@ -245,9 +249,7 @@ class VmaMixin:
         if self.chain:
             self.anon_vma_clone(new, vma)
         if new_below:
-            self.vma_adjust(
-                vma, addr, vma.end, vma.pgoff + ((addr - new.start) >> PAGE_SHIFT), new
-            )
+            self.vma_adjust(vma, addr, vma.end, vma.pgoff + ((addr - new.start) >> PAGE_SHIFT), new)
         else:
             self.vma_adjust(vma, vma.start, addr, vma.pgoff, new)
         return new
@@ -315,9 +317,7 @@ class VmaMixin:
         elif vma.file is not None and vma.anon_vma is None:
             self.events["copy_vma keeps an unfaulted file VMA's pgoff"] += 1
         _, prev = self._find_vma_prev(mm, addr)
-        new_vma = self.vma_merge(
-            mm, prev, addr, addr + length, vma.prot, vma.flags, vma.anon_vma, vma.file, pgoff
-        )
+        new_vma = self.vma_merge(mm, prev, addr, addr + length, vma.prot, vma.flags, vma.anon_vma, vma.file, pgoff)
         if new_vma is not None:
             self.events["copy_vma merges at the destination"] += 1
             if vma.file is not None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Dict, List, Optional, Tuple
 
 from ...errors import BadAddress, InvalidArgument, InvariantViolation
-from .objects import FILE, PAGE_SHIFT, PRESENT, SWAP, ZERO, AnonVma, Page, prot_str, Vma
+from .objects import FILE, PAGE_SHIFT, PRESENT, SWAP, ZERO, AnonVma, Page, Vma, prot_str
 
 
 class WalkMixin:
@@ -23,9 +23,7 @@ class WalkMixin:
     def _walk_target(self, page: Page) -> AnonVma:
         av = page.mapping
         if av is None or av.freed:
-            raise InvariantViolation(
-                f"use-after-free: page {page.id} has page->mapping = {av} (dangling)"
-            )
+            raise InvariantViolation(f"use-after-free: page {page.id} has page->mapping = {av} (dangling)")
         return av
 
     def pids(self) -> List[int]:
@@ -89,10 +87,7 @@ class WalkMixin:
     def page_map(self) -> Dict[tuple, int]:
         """{(pid, addr): page id} of every present anon PTE."""
         return {
-            (pid, a): pte.page.id
-            for pid, mm in self.mms.items()
-            for a, pte in mm.ptes.items()
-            if pte.kind == PRESENT
+            (pid, a): pte.page.id for pid, mm in self.mms.items() for a, pte in mm.ptes.items() if pte.kind == PRESENT
         }
 
     def _page_of(self, pid, addr) -> Page:
@@ -170,9 +165,7 @@ class WalkMixin:
         for s in self.slots.values():
             if s.count == 0 and s.cache is None:
                 raise InvariantViolation(f"invariant 6: slot {s.id} unused but allocated")
-            refs = sum(
-                1 for mm in self.mms.values() for pte in mm.ptes.values() if pte.kind == SWAP and pte.slot is s
-            )
+            refs = sum(1 for mm in self.mms.values() for pte in mm.ptes.values() if pte.kind == SWAP and pte.slot is s)
             if refs != s.count:
                 raise InvariantViolation(f"invariant 6: slot {s.id} count {s.count} != {refs}")
         for mm in self.mms.values():

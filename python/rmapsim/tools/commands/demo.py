@@ -26,9 +26,19 @@ def register(sub: Any) -> None:
             "page_mapcount mappings."
         ),
     )
-    d.add_argument("--children", "-n", type=_children, default=1000, metavar="N", help="children to fork (default 1000)")
-    d.add_argument("--pages", "-p", type=_pages, default=1000, metavar="P", help="pages in the parent's mapping (default 1000)")
-    d.add_argument("--era", action="append", type=_era, metavar="E", help="era preset or spec, BASE+knob=value,... (repeatable; default: all presets)")
+    d.add_argument(
+        "--children", "-n", type=_children, default=1000, metavar="N", help="children to fork (default 1000)"
+    )
+    d.add_argument(
+        "--pages", "-p", type=_pages, default=1000, metavar="P", help="pages in the parent's mapping (default 1000)"
+    )
+    d.add_argument(
+        "--era",
+        action="append",
+        type=_era,
+        metavar="E",
+        help="era preset or spec, BASE+knob=value,... (repeatable; default: all presets)",
+    )
     d.add_argument("--json", action="store_true", help="print one JSON object per era instead of a table")
     d.set_defaults(run=run)
 
@@ -124,6 +134,8 @@ def run(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(rows[-1]), flush=True)
     if not args.json:
-        print(f"fork storm: 1 parent + {args.children} children x {args.pages} pages, every page written by every process")
+        print(
+            f"fork storm: 1 parent + {args.children} children x {args.pages} pages, every page written by every process"
+        )
         print(format_table(rows))
     return 0

@@ -26,14 +26,24 @@ def register(sub: Any) -> None:
         ),
     )
     d.add_argument("trace", metavar="TRACE", help="trace file ('-' for standard input)")
-    d.add_argument("--era", action="append", type=_era, metavar="E", required=True,
-                   help="era preset or spec (BASE+knob=value,...); give it exactly twice: --era A --era B")
+    d.add_argument(
+        "--era",
+        action="append",
+        type=_era,
+        metavar="E",
+        required=True,
+        help="era preset or spec (BASE+knob=value,...); give it exactly twice: --era A --era B",
+    )
     d.add_argument("--csv", metavar="FILE", help="also write the per-operation table (every operation) as CSV")
     d.add_argument("--json", action="store_true", help="print the whole result as JSON instead of the text report")
     d.add_argument("--no-pictures", action="store_true", help="leave out the layout pictures")
-    d.add_argument("--limit", type=_count, default=50, metavar="N",
-                   help="show the first N operations in the text table, and the first divergence's (default 50; "
-                        "0 = all)")
+    d.add_argument(
+        "--limit",
+        type=_count,
+        default=50,
+        metavar="N",
+        help="show the first N operations in the text table, and the first divergence's (default 50; 0 = all)",
+    )
     d.set_defaults(run=cmd_diff)
 
 

@@ -25,21 +25,46 @@ def register(sub: Any) -> None:
             "is refused before the run)."
         ),
     )
-    f.add_argument("--era", action="append", type=_era, metavar="E",
-                   help=f"era preset or spec (BASE+knob=value,...; repeatable: one fuzz run and result per era, "
-                        f"--out FILE then names each reproducer FILE-ERA; default {DEFAULT_ERA})")
-    f.add_argument("--seconds", type=_finite(0.0), default=10.0, help="time budget (default 10; 0 = no limit, needs --max-ops)")
+    f.add_argument(
+        "--era",
+        action="append",
+        type=_era,
+        metavar="E",
+        help=f"era preset or spec (BASE+knob=value,...; repeatable: one fuzz run and result per era, "
+        f"--out FILE then names each reproducer FILE-ERA; default {DEFAULT_ERA})",
+    )
+    f.add_argument(
+        "--seconds", type=_finite(0.0), default=10.0, help="time budget (default 10; 0 = no limit, needs --max-ops)"
+    )
     f.add_argument("--max-ops", type=_count, default=0, help="operation budget (0 = no limit)")
     f.add_argument("--seed", type=_count, default=0, help="random seed, 0 .. 2**64 - 1 (default 0)")
-    f.add_argument("--fail-rate", type=_finite(0.0, 1.0), default=0.02, help="probability per operation of arming an allocation failure (default 0.02)")
-    f.add_argument("--full-check-every", type=_count, default=16, help="full check() interval in operations (default 16; 0 = never)")
-    f.add_argument("--jobs", type=_int_range(1, 64, "the most workers"), default=1, metavar="N",
-                   help="parallel workers, 1 .. 64 (default 1); worker w's stream comes from (seed, w) and "
-                        "--max-ops is split among them")
+    f.add_argument(
+        "--fail-rate",
+        type=_finite(0.0, 1.0),
+        default=0.02,
+        help="probability per operation of arming an allocation failure (default 0.02)",
+    )
+    f.add_argument(
+        "--full-check-every",
+        type=_count,
+        default=16,
+        help="full check() interval in operations (default 16; 0 = never)",
+    )
+    f.add_argument(
+        "--jobs",
+        type=_int_range(1, 64, "the most workers"),
+        default=1,
+        metavar="N",
+        help="parallel workers, 1 .. 64 (default 1); worker w's stream comes from (seed, w) and "
+        "--max-ops is split among them",
+    )
     f.add_argument("--out", metavar="FILE", help="write the shrunk reproducer here (default: print it)")
-    f.add_argument("--extended", action="store_true",
-                   help="also generate private file mappings, MAP_NORESERVE and MAP_STACK mappings and brk (a different "
-                        "operation stream per seed)")
+    f.add_argument(
+        "--extended",
+        action="store_true",
+        help="also generate private file mappings, MAP_NORESERVE and MAP_STACK mappings and brk (a different "
+        "operation stream per seed)",
+    )
     f.set_defaults(run=cmd_fuzz)
 
 

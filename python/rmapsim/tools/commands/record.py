@@ -28,10 +28,17 @@ def register(sub: Any) -> None:
         ),
     )
     rec.add_argument("--out", required=True, metavar="TRACE", help="trace file to write")
-    rec.add_argument("--writes", choices=["touched", "all", "none"], default="touched", help="which pages are assumed written (default touched)")
-    rec.add_argument("--kernel-ratio", action="store_true", help="also sample the live kernel's slab objects during the run")
+    rec.add_argument(
+        "--writes",
+        choices=["touched", "all", "none"],
+        default="touched",
+        help="which pages are assumed written (default touched)",
+    )
+    rec.add_argument(
+        "--kernel-ratio", action="store_true", help="also sample the live kernel's slab objects during the run"
+    )
     rec.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- COMMAND ...")
-    rec.set_defaults(run=lambda args: run_interruptible('record', cmd_record, args))
+    rec.set_defaults(run=lambda args: run_interruptible("record", cmd_record, args))
 
 
 def cmd_record(args: argparse.Namespace) -> int:
@@ -43,24 +50,35 @@ def cmd_record(args: argparse.Namespace) -> int:
         return 2
     check_output("--out", args.out)
     try:
-        summary = record.record(cmd, Path(args.out), writes=args.writes, kernel_ratio=args.kernel_ratio,
-                                progress=lambda m: print(m, file=sys.stderr))
+        summary = record.record(
+            cmd,
+            Path(args.out),
+            writes=args.writes,
+            kernel_ratio=args.kernel_ratio,
+            progress=lambda m: print(m, file=sys.stderr),
+        )
     except FileNotFoundError as e:
         print(f"rmapsim record: {e}", file=sys.stderr)
         return 2
     except kernel.KernelUnavailable as e:
         print(f"rmapsim record: --kernel-ratio: the live kernel cannot be measured here: {e}", file=sys.stderr)
         return kernel.EXIT_UNAVAILABLE
-    print(f"{args.out}: {summary['ops']} operations, {summary['processes']} processes, {summary['files']} files "
-          f"(command exit status {summary['exit_status']})")
+    print(
+        f"{args.out}: {summary['ops']} operations, {summary['processes']} processes, {summary['files']} files "
+        f"(command exit status {summary['exit_status']})"
+    )
     if summary["skipped"]:
         print("skipped: " + ", ".join(f"{k} x{v}" for k, v in sorted(summary["skipped"].items())))
     k = summary.get("kernel")
     if k and "ratio_at_peak" in k:
-        print(f"live kernel during the run: anon_vma_chain/vm_area_struct bytes {k['ratio_at_peak']:.3f} at the VMA peak "
-              f"(mean {k['ratio_mean']:.3f}); peak {k['peak']}")
+        print(
+            f"live kernel during the run: anon_vma_chain/vm_area_struct bytes {k['ratio_at_peak']:.3f} at the VMA peak "
+            f"(mean {k['ratio_mean']:.3f}); peak {k['peak']}"
+        )
     if summary["exit_status"] != 0:
-        print(f"rmapsim record: the command exited with status {summary['exit_status']} (trace written anyway)",
-              file=sys.stderr)
+        print(
+            f"rmapsim record: the command exited with status {summary['exit_status']} (trace written anyway)",
+            file=sys.stderr,
+        )
         return 1
     return 0

@@ -35,19 +35,40 @@ def register(sub: Any) -> None:
         ),
     )
     r.add_argument("trace", metavar="FILE", help="trace file ('-' for standard input)")
-    r.add_argument("--era", action="append", type=_era, metavar="E",
-                   help="era preset or spec (BASE+knob=value,...; repeatable: one result per era; default: the "
-                        "trace's '# era' line, else the default era)")
-    r.add_argument("--check", action="store_true", help="check() after every operation (default: only at 'check' lines and at the end)")
-    r.add_argument("--memory", action="store_true",
-                   help="instead: replay in every era (or --era) and report objects and bytes over time, and the "
-                        "anon_vma_chain/vm_area_struct byte ratio (next to the live kernel's, for a recorded trace)")
-    r.add_argument("--every", type=_positive, default=None, metavar="K", help="--memory: sample every K operations (default: 200 samples)")
+    r.add_argument(
+        "--era",
+        action="append",
+        type=_era,
+        metavar="E",
+        help="era preset or spec (BASE+knob=value,...; repeatable: one result per era; default: the "
+        "trace's '# era' line, else the default era)",
+    )
+    r.add_argument(
+        "--check",
+        action="store_true",
+        help="check() after every operation (default: only at 'check' lines and at the end)",
+    )
+    r.add_argument(
+        "--memory",
+        action="store_true",
+        help="instead: replay in every era (or --era) and report objects and bytes over time, and the "
+        "anon_vma_chain/vm_area_struct byte ratio (next to the live kernel's, for a recorded trace)",
+    )
+    r.add_argument(
+        "--every",
+        type=_positive,
+        default=None,
+        metavar="K",
+        help="--memory: sample every K operations (default: 200 samples)",
+    )
     r.add_argument("--csv", metavar="FILE", help="--memory: write every sample of every era here")
-    r.add_argument("--events", metavar="FILE",
-                   help="write the per-operation event log (allocations and frees by site, live objects, walks): "
-                        "Parquet for a .parquet name (needs pyarrow), CSV otherwise; with several --era, one file "
-                        "per era (the spec before the suffix)")
+    r.add_argument(
+        "--events",
+        metavar="FILE",
+        help="write the per-operation event log (allocations and frees by site, live objects, walks): "
+        "Parquet for a .parquet name (needs pyarrow), CSV otherwise; with several --era, one file "
+        "per era (the spec before the suffix)",
+    )
     r.set_defaults(run=cmd_replay)
 
 
@@ -65,8 +86,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if args.events:
         check_output("--events", args.events)
         if args.events.endswith(".parquet") and importlib.util.find_spec("pyarrow") is None:
-            raise CliError(f"--events {args.events}: Parquet needs pyarrow (pip install 'rmapsim[parquet]'); "
-                           "give a .csv name for CSV")
+            raise CliError(
+                f"--events {args.events}: Parquet needs pyarrow (pip install 'rmapsim[parquet]'); "
+                "give a .csv name for CSV"
+            )
     ops = parse_trace_input(text, name)
     if args.era:
         try:
@@ -79,8 +102,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
         header = trace_era(text, name)
         runs = [(header, "the trace header") if header else (DEFAULT_ERA, "the default era; the trace names none")]
     many = len(runs) > 1
-    codes = [_replay_one(era, source, ops, args.check, name, args.events and _era_file(args.events, era, many))
-             for era, source in runs]
+    codes = [
+        _replay_one(era, source, ops, args.check, name, args.events and _era_file(args.events, era, many))
+        for era, source in runs
+    ]
     return max(codes)
 
 
@@ -92,8 +117,10 @@ def _replay_one(era: str, source: str, ops: Any, check_each: bool, name: str, ev
         res = sim.apply(ops, check_each=check_each, events=bool(events))
         if events and res.events is not None:
             fmt = res.events.write(events)
-            print(f"event log of era {era} written to {events} ({fmt}: {len(res.events)} rows, "
-                  f"{len(res.events.columns)} columns)")
+            print(
+                f"event log of era {era} written to {events} ({fmt}: {len(res.events)} rows, "
+                f"{len(res.events.columns)} columns)"
+            )
         msg = res.violation()
         if msg is None and len(res) == len(ops):
             try:
@@ -133,12 +160,35 @@ def cmd_replay_memory(args: argparse.Namespace, text: str, name: str) -> int:
         raise CliError(str(e), name) from None
     n = rows[0]["ops"] if rows else 0
     print(f"{args.trace}: {n} operations replayed in {len(rows)} era(s); peak = the sample with the most VMA bytes")
-    head = ["era", "errors", "procs", "VMAs", "anon_vmas", "chains", "VMA bytes", "chain bytes", "chain/VMA@peak",
-            "mean", "replay s"]
-    body = [[r["era"], str(r["errors"]), str(r["peak"]["processes"]), f"{r['peak']['vma']:,}",
-             f"{r['peak']['anon_vma']:,}", f"{r['peak']['anon_vma_chain']:,}", _fmt_bytes(r["peak"]["vma_bytes"]),
-             _fmt_bytes(r["peak"]["anon_vma_chain_bytes"]), f"{r['ratio_at_peak']:.3f}", f"{r['ratio_mean']:.3f}",
-             f"{r['replay_s']:.2f}"] for r in rows]
+    head = [
+        "era",
+        "errors",
+        "procs",
+        "VMAs",
+        "anon_vmas",
+        "chains",
+        "VMA bytes",
+        "chain bytes",
+        "chain/VMA@peak",
+        "mean",
+        "replay s",
+    ]
+    body = [
+        [
+            r["era"],
+            str(r["errors"]),
+            str(r["peak"]["processes"]),
+            f"{r['peak']['vma']:,}",
+            f"{r['peak']['anon_vma']:,}",
+            f"{r['peak']['anon_vma_chain']:,}",
+            _fmt_bytes(r["peak"]["vma_bytes"]),
+            _fmt_bytes(r["peak"]["anon_vma_chain_bytes"]),
+            f"{r['ratio_at_peak']:.3f}",
+            f"{r['ratio_mean']:.3f}",
+            f"{r['replay_s']:.2f}",
+        ]
+        for r in rows
+    ]
     print(render_table(head, body))
     k = record.kernel_line(text)
     if k:
@@ -148,7 +198,9 @@ def cmd_replay_memory(args: argparse.Namespace, text: str, name: str) -> int:
     if len(s):
         print(f"over time ({last['era']}): ops -> VMAs / anon_vmas / chains")
         for j in sorted({(len(s) - 1) * k // 8 for k in range(9)}):
-            print(f"  {int(s['ops'][j]):>8}  {int(s['vma'][j]):>7} / {int(s['anon_vma'][j]):>6} / {int(s['anon_vma_chain'][j]):>7}")
+            print(
+                f"  {int(s['ops'][j]):>8}  {int(s['vma'][j]):>7} / {int(s['anon_vma'][j]):>6} / {int(s['anon_vma_chain'][j]):>7}"
+            )
     if args.csv:
         import csv
 

@@ -27,18 +27,34 @@ def register(sub: Any) -> None:
         ),
     )
     st.add_argument("workload", metavar="WORKLOAD")
-    st.add_argument("--param", action="append", default=[], metavar="K=V1,V2",
-                    help="workload parameter values, or knob:NAME=V1,V2 to sweep a policy knob crossed with the eras "
-                         "(repeatable)")
-    st.add_argument("--era", action="append", type=_era, metavar="E", help="era preset or spec, BASE+knob=value,... (repeatable; default: all presets)")
+    st.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="K=V1,V2",
+        help="workload parameter values, or knob:NAME=V1,V2 to sweep a policy knob crossed with the eras (repeatable)",
+    )
+    st.add_argument(
+        "--era",
+        action="append",
+        type=_era,
+        metavar="E",
+        help="era preset or spec, BASE+knob=value,... (repeatable; default: all presets)",
+    )
     st.add_argument("--out", required=True, metavar="DIR", help="output directory")
     st.add_argument("--jobs", type=_int_range(1, 1024), default=1, help="local worker processes, 1 .. 1024 (default 1)")
-    st.add_argument("--scheduler", metavar="ADDRESS",
-                    help="run on a Dask scheduler ('local' starts a LocalCluster of 2 worker processes with the "
-                         "dashboard on; its address is printed)")
-    st.add_argument("--base", metavar="FILE",
-                    help="start every run from this built state: a snapshot (Simulator.to_bytes) or a trace, "
-                         "replayed once (in the --era given, else the trace's era); runs in that one era")
+    st.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="run on a Dask scheduler ('local' starts a LocalCluster of 2 worker processes with the "
+        "dashboard on; its address is printed)",
+    )
+    st.add_argument(
+        "--base",
+        metavar="FILE",
+        help="start every run from this built state: a snapshot (Simulator.to_bytes) or a trace, "
+        "replayed once (in the --era given, else the trace's era); runs in that one era",
+    )
     st.add_argument("--x", help="parameter on the plot's x axis (default: the first --param)")
     st.add_argument("--y", default="mean_vmas_visited", help="metric on the y axis (default mean_vmas_visited)")
     st.set_defaults(run=cmd_study)
@@ -105,20 +121,24 @@ def cmd_study(args: argparse.Namespace) -> int:
             pass
     if rows and args.y not in rows[0]:
         metrics = [k for k, v in rows[0].items() if isinstance(v, (int, float)) and k not in grid]
-        raise CliError(f"--y {args.y!r} is not a column of the results (written to {args.out}/results.csv); "
-                       f"columns: {', '.join(metrics)}")
+        raise CliError(
+            f"--y {args.y!r} is not a column of the results (written to {args.out}/results.csv); "
+            f"columns: {', '.join(metrics)}"
+        )
     x = args.x or next((k for k in grid if not k.startswith("knob:")), None)
     plotted = _study_plot(rows, x, args.y, args.out) if rows and x else False
     with open(os.path.join(args.out, "summary.md"), "w") as fh:
         fh.write(f"# {args.workload}: {args.y} by {x}\n\n")
-        swept = [k[len("knob:"):] if k.startswith("knob:") else k for k in grid]
+        swept = [k[len("knob:") :] if k.startswith("knob:") else k for k in grid]
         cols = list(dict.fromkeys(["era", "spec", *swept, args.y, "n_anon_vma", "n_anon_vma_chain", "wall_s"]))
         fh.write("| " + " | ".join(cols) + " |\n|" + "---|" * len(cols) + "\n")
         for r in rows:
             fh.write("| " + " | ".join(f"{r[c]:.4g}" if isinstance(r[c], float) else str(r[c]) for c in cols) + " |\n")
         if plotted:
             fh.write(f"\n![{args.y} by {x}](cost.png)\n")
-    print(f"{len(rows)} runs written to {args.out}/ (results.csv, summary.md{', cost.png, cost.svg' if plotted else ''})")
+    print(
+        f"{len(rows)} runs written to {args.out}/ (results.csv, summary.md{', cost.png, cost.svg' if plotted else ''})"
+    )
     if interrupted:
         print("interrupted: the rows finished so far were written", file=sys.stderr)
         return 130
@@ -182,6 +202,8 @@ def _study_base(args: argparse.Namespace) -> Simulator:
             broken = str(e)
     if broken:
         raise CliError(f"--base {args.base}: the state it builds breaks an invariant in era {era}: {broken}")
-    print(f"base state: trace {args.base} replayed in era {era} ({len(res)} operations, "
-          f"{len(res.errors())} returned errors; {sim.counts()['vma']} VMAs, {sim.counts()['page']} pages)")
+    print(
+        f"base state: trace {args.base} replayed in era {era} ({len(res)} operations, "
+        f"{len(res.errors())} returned errors; {sim.counts()['vma']} VMAs, {sim.counts()['page']} pages)"
+    )
     return sim

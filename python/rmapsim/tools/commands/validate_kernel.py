@@ -29,16 +29,25 @@ def register(sub: Any) -> None:
             "or no measurement to compare, 77 kernel unusable."
         ),
     )
-    vk.add_argument("--scenario", action="append", metavar="NAME",
-                    help="scenario to run (repeatable; default: all). Use --list to see them")
+    vk.add_argument(
+        "--scenario",
+        action="append",
+        metavar="NAME",
+        help="scenario to run (repeatable; default: all). Use --list to see them",
+    )
     vk.add_argument("--list", action="store_true", help="list the scenarios and exit")
-    vk.add_argument("--era", action="append", type=_era, metavar="E",
-                    help="era to compare with (repeatable; default 6.18, the live kernel's)")
+    vk.add_argument(
+        "--era",
+        action="append",
+        type=_era,
+        metavar="E",
+        help="era to compare with (repeatable; default 6.18, the live kernel's)",
+    )
     vk.add_argument("--pages", type=_positive, default=8, help="pages in the driver's region (default 8)")
     vk.add_argument("--json", action="store_true", help="print the comparison as JSON")
     vk.add_argument("--save", metavar="FILE", help="also write the raw measurements here (JSON)")
     vk.add_argument("--from", dest="from_file", metavar="FILE", help="compare saved measurements instead of running")
-    vk.set_defaults(run=lambda args: run_interruptible('validate-kernel', cmd_validate_kernel, args))
+    vk.set_defaults(run=lambda args: run_interruptible("validate-kernel", cmd_validate_kernel, args))
 
 
 def cmd_validate_kernel(args: argparse.Namespace) -> int:
@@ -51,8 +60,10 @@ def cmd_validate_kernel(args: argparse.Namespace) -> int:
     names = args.scenario or list(kernel.SCENARIOS)
     bad = [n for n in names if n not in kernel.SCENARIOS]
     if bad:
-        print(f"rmapsim validate-kernel: unknown scenario {bad[0]!r}; known: {', '.join(kernel.SCENARIOS)}",
-              file=sys.stderr)
+        print(
+            f"rmapsim validate-kernel: unknown scenario {bad[0]!r}; known: {', '.join(kernel.SCENARIOS)}",
+            file=sys.stderr,
+        )
         return 2
     if args.save:
         check_output("--save", args.save)
@@ -92,8 +103,10 @@ def cmd_validate_kernel(args: argparse.Namespace) -> int:
         out.extend(results)
         if not args.json:
             kern = records[0].get("kernel", "?") if records else "?"
-            print(f"live kernel {kern} vs era {era}: slab allocations / frees; table: fitted per-unit slopes; "
-                  f"verdict: every fitted coefficient (slopes and intercept) equal to 1e-6")
+            print(
+                f"live kernel {kern} vs era {era}: slab allocations / frees; table: fitted per-unit slopes; "
+                f"verdict: every fitted coefficient (slopes and intercept) equal to 1e-6"
+            )
             print(kernel.exit_frees_line(records))
             print(kernel.format_comparison(results))
             print()

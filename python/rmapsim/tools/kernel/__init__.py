@@ -37,13 +37,23 @@ module ``rmapsim.kernel`` (still its public name).
 
 from __future__ import annotations
 
-from .driver import _remove_swapfile, _swap_active  # noqa: F401 (reached through the package)
-from .driver import build_driver, measure, pageout_timing, probe_exit_frees, run_driver, run_plain, swapfile
-from .perf import _event_ids, _kallsyms  # noqa: F401 (reached through the package: rmapsim.record, tests)
-from .perf import (
+from .driver import (  # noqa: F401 (reached through the package)
+    _remove_swapfile,
+    _swap_active,
+    build_driver,
+    measure,
+    pageout_timing,
+    probe_exit_frees,
+    run_driver,
+    run_plain,
+    swapfile,
+)
+from .perf import (  # noqa: F401 (reached through the package: rmapsim.record, tests)
     AVC_FUNCTIONS,
     AVC_HELPERS,
     Counters,
+    _event_ids,
+    _kallsyms,
     avc_call_site_range,
     avc_call_site_ranges,
     avc_filter,
@@ -69,10 +79,41 @@ from .scenarios import (
 
 __all__ = [
     # the former module's names
-    "EXIT_UNAVAILABLE", "KernelUnavailable", "Mapping", "SCENARIOS", "Scenario", "avc_call_site_ranges",
-    "avc_filter", "build_driver", "compare", "exit_frees_line", "fit", "format_comparison", "measure", "mirror",
-    "load", "parse_smaps", "predict", "probe", "probe_exit_frees", "replay", "save",
+    "EXIT_UNAVAILABLE",
+    "KernelUnavailable",
+    "Mapping",
+    "SCENARIOS",
+    "Scenario",
+    "avc_call_site_ranges",
+    "avc_filter",
+    "build_driver",
+    "compare",
+    "exit_frees_line",
+    "fit",
+    "format_comparison",
+    "measure",
+    "mirror",
+    "load",
+    "parse_smaps",
+    "predict",
+    "probe",
+    "probe_exit_frees",
+    "replay",
+    "save",
     # its other public names, importable from it before too
-    "AVC_FUNCTIONS", "AVC_HELPERS", "CACHES", "Counters", "DRIVER_SOURCE", "KINDS", "MOVED", "REGION",
-    "avc_call_site_range", "filters", "pageout_timing", "run_driver", "run_plain", "swapfile", "tracefs",
+    "AVC_FUNCTIONS",
+    "AVC_HELPERS",
+    "CACHES",
+    "Counters",
+    "DRIVER_SOURCE",
+    "KINDS",
+    "MOVED",
+    "REGION",
+    "avc_call_site_range",
+    "filters",
+    "pageout_timing",
+    "run_driver",
+    "run_plain",
+    "swapfile",
+    "tracefs",
 ]

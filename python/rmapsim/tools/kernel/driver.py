@@ -22,8 +22,13 @@ from .perf import Counters, _event_ids, filters, probe, tracefs
 from .scenarios import DRIVER_SOURCE, SCENARIOS, KernelUnavailable, Mapping, parse_smaps
 
 
-def probe_exit_frees(exe: Path, ids: Dict[str, int], flt: Dict[str, str], pages: int = 8,
-                     runner: Optional[Callable[..., Dict[str, Any]]] = None) -> bool:
+def probe_exit_frees(
+    exe: Path,
+    ids: Dict[str, int],
+    flt: Dict[str, str],
+    pages: int = 8,
+    runner: Optional[Callable[..., Dict[str, Any]]] = None,
+) -> bool:
     """Whether the inherited counters see the frees processes make at exit, measured.
 
     Runs the driver's ``fork`` scenario at N = 1 and 2: it maps and writes a region and
@@ -36,8 +41,10 @@ def probe_exit_frees(exe: Path, ids: Dict[str, int], flt: Dict[str, str], pages:
         return True
     if all(f == 0 for f in frees):
         return False
-    raise RuntimeError(f"exit-time frees probe is inconsistent: vm_area_struct frees {frees} at N = 1, 2 "
-                       f"of the fork scenario (expected both zero or both non-zero)")
+    raise RuntimeError(
+        f"exit-time frees probe is inconsistent: vm_area_struct frees {frees} at N = 1, 2 "
+        f"of the fork scenario (expected both zero or both non-zero)"
+    )
 
 
 def build_driver(cache_dir: Optional[Path] = None) -> Path:
@@ -61,7 +68,7 @@ def build_driver(cache_dir: Optional[Path] = None) -> Path:
     raise KernelUnavailable(f"compiling the driver failed: {r.stderr.strip()[-400:]}")
 
 
-def _kill_group(proc: "subprocess.Popen[bytes]") -> None:
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
     """Kill the process group of a driver started with ``start_new_session`` (the driver and
     every process it forked) and reap the driver. Safe to call twice."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -70,18 +77,29 @@ def _kill_group(proc: "subprocess.Popen[bytes]") -> None:
         proc.communicate()  # reap it, close the pipes
 
 
-def run_driver(exe: Path, scenario: str, n: int, pages: int, ids: Dict[str, int],
-               flt: Dict[str, str], timeout: float = 120.0,
-               counters_factory: Optional[Callable[[int, Dict[str, int], Dict[str, str]], "Counters"]] = None,
-               ) -> Dict[str, Any]:
+def run_driver(
+    exe: Path,
+    scenario: str,
+    n: int,
+    pages: int,
+    ids: Dict[str, int],
+    flt: Dict[str, str],
+    timeout: float = 120.0,
+    counters_factory: Optional[Callable[[int, Dict[str, int], Dict[str, str]], Counters]] = None,
+) -> Dict[str, Any]:
     """Run one scenario for real; returns the counts, the driver's start layout and its output.
 
     The driver runs in a session (process group) of its own; if it has not finished after
     ``timeout`` seconds, or anything goes wrong (an exception, a signal turned into one),
     its whole process group is killed and reaped. A timeout raises :class:`RuntimeError`
     naming the scenario and N."""
-    proc = subprocess.Popen([str(exe), scenario, str(n), str(pages)], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    proc = subprocess.Popen(
+        [str(exe), scenario, str(n), str(pages)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     counters = None
     try:
         assert proc.stdout is not None and proc.stdin is not None
@@ -95,8 +113,9 @@ def run_driver(exe: Path, scenario: str, n: int, pages: int, ids: Dict[str, int]
             out, err = proc.communicate(input=b"g", timeout=timeout)
         except subprocess.TimeoutExpired:
             _kill_group(proc)
-            raise RuntimeError(f"driver {scenario} N={n} did not finish within {timeout:g} s; "
-                               f"its process group was killed") from None
+            raise RuntimeError(
+                f"driver {scenario} N={n} did not finish within {timeout:g} s; its process group was killed"
+            ) from None
         if proc.returncode != 0:
             raise RuntimeError(f"driver {scenario} N={n} failed (exit {proc.returncode}): {err.decode().strip()}")
         counts = counters.read()
@@ -109,13 +128,19 @@ def run_driver(exe: Path, scenario: str, n: int, pages: int, ids: Dict[str, int]
 
 def run_plain(exe: Path, scenario: str, n: int, pages: int, timeout: float = 300.0) -> str:
     """Run one driver scenario without counters; returns its standard output."""
-    proc = subprocess.Popen([str(exe), scenario, str(n), str(pages)], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    proc = subprocess.Popen(
+        [str(exe), scenario, str(n), str(pages)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     try:
         out, err = proc.communicate(input=b"g", timeout=timeout)
     except subprocess.TimeoutExpired:
-        raise RuntimeError(f"driver {scenario} N={n} did not finish within {timeout:g} s; "
-                           f"its process group was killed") from None
+        raise RuntimeError(
+            f"driver {scenario} N={n} did not finish within {timeout:g} s; its process group was killed"
+        ) from None
     finally:
         _kill_group(proc)
     if proc.returncode != 0:
@@ -128,8 +153,9 @@ TIMING_SIZES = (2, 128, 512, 1024)
 TIMING_PAGES = 128
 
 
-def pageout_timing(exe: Path, sizes: Sequence[int] = TIMING_SIZES, pages: int = TIMING_PAGES,
-                   reps: int = 3) -> Dict[str, Any]:
+def pageout_timing(
+    exe: Path, sizes: Sequence[int] = TIMING_SIZES, pages: int = TIMING_PAGES, reps: int = 3
+) -> Dict[str, Any]:
     """Time MADV_PAGEOUT of pages only the first-forked / only the last-forked child maps,
     for several numbers of children (best of ``reps``). The kernel's try_to_unmap walks the
     parent's anon_vma in fork order, so the last child's pages should cost a time linear in
@@ -150,9 +176,16 @@ def pageout_timing(exe: Path, sizes: Sequence[int] = TIMING_SIZES, pages: int = 
     pred = np.polyval(fit_last, x)
     ss = float(((np.asarray(last) - np.mean(last)) ** 2).sum())
     r2 = 1 - float(((np.asarray(last) - pred) ** 2).sum()) / ss if ss else 0.0
-    return {"sizes": list(sizes), "pages": pages, "first_ns_per_page": first, "last_ns_per_page": last,
-            "first_slope_ns_per_child": float(np.polyfit(x, first, 1)[0]),
-            "last_slope_ns_per_child": float(fit_last[0]), "last_r2": r2, "all_swapped": bool(swapped)}
+    return {
+        "sizes": list(sizes),
+        "pages": pages,
+        "first_ns_per_page": first,
+        "last_ns_per_page": last,
+        "first_slope_ns_per_child": float(np.polyfit(x, first, 1)[0]),
+        "last_slope_ns_per_child": float(fit_last[0]),
+        "last_r2": r2,
+        "all_swapped": bool(swapped),
+    }
 
 
 @contextlib.contextmanager
@@ -197,15 +230,23 @@ def _remove_swapfile(path: Path) -> None:
     if _swap_active(path):
         r = subprocess.run(["swapoff", str(path)], capture_output=True, text=True)
         if r.returncode != 0:
-            warnings.warn(f"swapoff {path} failed ({r.stderr.strip() or r.returncode}); the swap file is still "
-                          f"active and was kept: run 'swapoff {path} && rm {path}'", RuntimeWarning, stacklevel=3)
+            warnings.warn(
+                f"swapoff {path} failed ({r.stderr.strip() or r.returncode}); the swap file is still "
+                f"active and was kept: run 'swapoff {path} && rm {path}'",
+                RuntimeWarning,
+                stacklevel=3,
+            )
             return
     with contextlib.suppress(OSError):
         path.unlink()
 
 
-def measure(scenarios: Sequence[str], pages: int = 8, sizes: Optional[Dict[str, Sequence[int]]] = None,
-            progress: Optional[Callable[[str], None]] = None) -> List[Dict[str, Any]]:
+def measure(
+    scenarios: Sequence[str],
+    pages: int = 8,
+    sizes: Optional[Dict[str, Sequence[int]]] = None,
+    progress: Optional[Callable[[str], None]] = None,
+) -> List[Dict[str, Any]]:
     """Run each scenario for real at its sizes; returns recorded measurements (see :func:`compare`)."""
     why = probe()
     if why:
@@ -234,8 +275,10 @@ def measure(scenarios: Sequence[str], pages: int = 8, sizes: Optional[Dict[str, 
                     layout = r["layout"]
                 if name == "pageout":
                     sw = [line.split() for line in r["stdout"].splitlines() if line.startswith("swapped")]
-                    kobs = {"swapped": {int(p): v == "1" for _, p, v in sw},
-                            "swapped_all": len(sw) == 2 and all(v == "1" for *_, v in sw)}
+                    kobs = {
+                        "swapped": {int(p): v == "1" for _, p, v in sw},
+                        "swapped_all": len(sw) == 2 and all(v == "1" for *_, v in sw),
+                    }
                     if swap_why:
                         kobs["swap_unavailable"] = swap_why
                 if progress:
@@ -244,8 +287,14 @@ def measure(scenarios: Sequence[str], pages: int = 8, sizes: Optional[Dict[str, 
                 kobs["timing"] = pageout_timing(exe)
                 if progress:
                     progress(f"  pageout timing: {kobs['timing']}")
-            rec: Dict[str, Any] = {"scenario": name, "pages": pages, "layout": [m.to_json() for m in layout],
-                                   "runs": runs, "kernel": platform.release(), "exit_frees_counted": exit_frees}
+            rec: Dict[str, Any] = {
+                "scenario": name,
+                "pages": pages,
+                "layout": [m.to_json() for m in layout],
+                "runs": runs,
+                "kernel": platform.release(),
+                "exit_frees_counted": exit_frees,
+            }
             if kobs:
                 rec["kernel_observed"] = kobs
             records.append(rec)

@@ -17,7 +17,6 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 from .scenarios import CACHES, KINDS, KernelUnavailable
 
-
 _PERF_TYPE_TRACEPOINT = 2
 _PERF_IOC_SET_FILTER = 0x40082406
 _NR_PERF_EVENT_OPEN = {"x86_64": 298, "aarch64": 241, "riscv64": 241}
@@ -109,8 +108,10 @@ def avc_call_site_ranges(syms: Optional[Sequence[Tuple[int, str]]] = None) -> Li
             continue
         end = end_of(a)
         if not end or end - a > _MAX_RANGE:
-            raise KernelUnavailable(f"kallsyms shows {name} (an anon_vma_chain allocation or free site outside "
-                                    f"the anon_vma functions) but its end cannot be bounded")
+            raise KernelUnavailable(
+                f"kallsyms shows {name} (an anon_vma_chain allocation or free site outside "
+                f"the anon_vma functions) but its end cannot be bounded"
+            )
         ranges.append((a, end))
     return sorted(ranges)
 
@@ -124,7 +125,7 @@ def avc_filter(ranges: Sequence[Tuple[int, int]]) -> str:
     """The tracepoint filter selecting ``anon_vma_chain`` objects: a call site in one of
     ``ranges``, and not the anon_vma allocations made there."""
     sites = " || ".join(f"call_site >= {lo:#x} && call_site < {hi:#x}" for lo, hi in ranges)
-    return f"({sites}) && name != \"anon_vma\"" if len(ranges) > 1 else f'{sites} && name != "anon_vma"'
+    return f'({sites}) && name != "anon_vma"' if len(ranges) > 1 else f'{sites} && name != "anon_vma"'
 
 
 def _slab_merged(cache: str) -> bool:

@@ -32,8 +32,12 @@ def mirror(sim: Simulator, layout: Sequence[Mapping]) -> int:
             while i + len(group) < len(layout):
                 nxt = layout[i + len(group)]
                 last = group[-1]
-                if not (nxt.path == m.path and nxt.start == last.end and nxt.anonymous_kb
-                        and nxt.offset == last.offset + (last.end - last.start)):
+                if not (
+                    nxt.path == m.path
+                    and nxt.start == last.end
+                    and nxt.anonymous_kb
+                    and nxt.offset == last.offset + (last.end - last.start)
+                ):
                     break
                 group.append(nxt)
         start, end = group[0].start, group[-1].end
@@ -72,7 +76,7 @@ def replay(sim: Simulator, drv: int, scenario: str, n: int, pages: int) -> Dict[
     sim.touch(drv, REGION, length, write=True)
     if scenario in ("chain_alive", "chain_exit"):
         chain = [drv]
-        for g in range(n):
+        for _ in range(n):
             c = sim.fork(chain[-1])
             if scenario == "chain_exit" and chain[-1] != drv:
                 sim.exit(chain.pop())
@@ -151,8 +155,9 @@ def _alloc_free(sim: Simulator, exit_frees: bool = False) -> Dict[str, int]:
     return totals
 
 
-def predict(layout: Sequence[Mapping], scenario: str, n: int, pages: int, era: str = "6.18",
-            exit_frees: bool = False) -> Dict[str, Any]:
+def predict(
+    layout: Sequence[Mapping], scenario: str, n: int, pages: int, era: str = "6.18", exit_frees: bool = False
+) -> Dict[str, Any]:
     """Allocations and frees per cache the simulator predicts for one driver run, counted
     from the moment the driver starts its scenario (its start-up mappings excluded); the
     frees made by exiting processes only when ``exit_frees``."""
@@ -200,11 +205,28 @@ def compare(record: Dict[str, Any], era: str = "6.18") -> Dict[str, Any]:
             cm, cp = fit(sizes, meas, scen.degree), fit(sizes, want, scen.degree)
             ok = all(abs(a - b) < 1e-6 for a, b in zip(cm, cp))
             agree &= ok
-            rows.append({"cache": cache, "kind": k, "measured": cm, "predicted": cp, "agree": ok,
-                         "measured_counts": meas, "predicted_counts": want})
-    out = {"scenario": scen.name, "unit": scen.unit, "degree": scen.degree, "sizes": sizes, "rows": rows,
-           "agree": agree, "era": era, "exit_frees_counted": exit_frees,
-           "exit_frees_measured": "exit_frees_counted" in record}
+            rows.append(
+                {
+                    "cache": cache,
+                    "kind": k,
+                    "measured": cm,
+                    "predicted": cp,
+                    "agree": ok,
+                    "measured_counts": meas,
+                    "predicted_counts": want,
+                }
+            )
+    out = {
+        "scenario": scen.name,
+        "unit": scen.unit,
+        "degree": scen.degree,
+        "sizes": sizes,
+        "rows": rows,
+        "agree": agree,
+        "era": era,
+        "exit_frees_counted": exit_frees,
+        "exit_frees_measured": "exit_frees_counted" in record,
+    }
     obs = pred[sizes[-1]]["observed"]
     if obs:
         out["observed"] = {"size": sizes[-1], **obs}
@@ -217,22 +239,28 @@ def exit_frees_line(records: Sequence[Dict[str, Any]]) -> str:
     """One line saying whether exit-time frees are in the comparison, and how that is known."""
     known = [r["exit_frees_counted"] for r in records if "exit_frees_counted" in r]
     if not known:
-        return ("exit-time frees: left out of both sides (not measured: these records predate the probe; "
-                "assumed invisible to the counters, as on Linux >= 6.17)")
+        return (
+            "exit-time frees: left out of both sides (not measured: these records predate the probe; "
+            "assumed invisible to the counters, as on Linux >= 6.17)"
+        )
     if len(set(known)) > 1:
         return "exit-time frees: MIXED records (probe answers differ); each record is compared as it says"
     if known[0]:
         return "exit-time frees: counted by the kernel's counters (probe: fork scenario) and included in the prediction"
-    return ("exit-time frees: invisible to the kernel's counters (probe: fork scenario frees no VMA) "
-            "and left out of the prediction")
+    return (
+        "exit-time frees: invisible to the kernel's counters (probe: fork scenario frees no VMA) "
+        "and left out of the prediction"
+    )
 
 
 def format_comparison(results: Sequence[Dict[str, Any]]) -> str:
     """The measured-vs-predicted table: the fitted per-unit slope of each count (quadratic
     scenarios also show the per-unit² coefficient). The verdict compares every fitted
     coefficient, intercepts included, though the table does not print the intercepts."""
-    lines = [f"{'scenario':<16} {'unit':<10} {'cache':<15} {'measured (alloc/free)':>24} "
-             f"{'predicted (alloc/free)':>24}  verdict"]
+    lines = [
+        f"{'scenario':<16} {'unit':<10} {'cache':<15} {'measured (alloc/free)':>24} "
+        f"{'predicted (alloc/free)':>24}  verdict"
+    ]
 
     def coef(c: List[float], degree: int) -> str:
         c = [round(x, 6) + 0.0 for x in c]  # no "-0.00"
@@ -248,25 +276,35 @@ def format_comparison(results: Sequence[Dict[str, Any]]) -> str:
             m = f"{coef(a['measured'], r['degree'])} / {coef(f['measured'], r['degree'])}"
             p = f"{coef(a['predicted'], r['degree'])} / {coef(f['predicted'], r['degree'])}"
             verdict = "agree" if a["agree"] and f["agree"] else "DISAGREE"
-            lines.append(f"{r['scenario'] if first else '':<16} {r['unit'] if first else '':<10} {cache:<15} "
-                         f"{m:>24} {p:>24}  {verdict}")
+            lines.append(
+                f"{r['scenario'] if first else '':<16} {r['unit'] if first else '':<10} {cache:<15} "
+                f"{m:>24} {p:>24}  {verdict}"
+            )
             first = False
         if "observed" in r and "walks" in r["observed"]:
             o = r["observed"]
             w = o["walks"]
-            lines.append(f"{'':<16} {'':<10} pageout walk at N={o['size']}: page kept by the first child found after "
-                         f"{w[0][0]} VMAs, by the last child after {w[1][0]} (simulator)")
+            lines.append(
+                f"{'':<16} {'':<10} pageout walk at N={o['size']}: page kept by the first child found after "
+                f"{w[0][0]} VMAs, by the last child after {w[1][0]} (simulator)"
+            )
             ko = r.get("kernel_observed")
             if ko:
-                lines.append(f"{'':<16} {'':<10} kernel: both pages swapped out: "
-                             f"{'yes' if ko.get('swapped_all') else 'NO'} (pagemap swap bit in each keeper)")
+                lines.append(
+                    f"{'':<16} {'':<10} kernel: both pages swapped out: "
+                    f"{'yes' if ko.get('swapped_all') else 'NO'} (pagemap swap bit in each keeper)"
+                )
             t = (ko or {}).get("timing")
             if t:
                 sz = ", ".join(str(s) for s in t["sizes"])
                 fmt = lambda v: ", ".join(f"{x / 1000:.1f}" for x in v)  # noqa: E731
-                lines.append(f"{'':<16} {'':<10} kernel MADV_PAGEOUT, us per page at N = {sz}: first child's "
-                             f"{fmt(t['first_ns_per_page'])}; last child's {fmt(t['last_ns_per_page'])}")
-                lines.append(f"{'':<16} {'':<10} -> last child's pages: +{t['last_slope_ns_per_child']:.0f} ns per "
-                             f"extra VMA before it in fork order (R² {t['last_r2']:.3f}); first child's: "
-                             f"{t['first_slope_ns_per_child']:+.1f} ns per child")
+                lines.append(
+                    f"{'':<16} {'':<10} kernel MADV_PAGEOUT, us per page at N = {sz}: first child's "
+                    f"{fmt(t['first_ns_per_page'])}; last child's {fmt(t['last_ns_per_page'])}"
+                )
+                lines.append(
+                    f"{'':<16} {'':<10} -> last child's pages: +{t['last_slope_ns_per_child']:.0f} ns per "
+                    f"extra VMA before it in fork order (R² {t['last_r2']:.3f}); first child's: "
+                    f"{t['first_slope_ns_per_child']:+.1f} ns per child"
+                )
     return "\n".join(lines)

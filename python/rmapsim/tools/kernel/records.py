@@ -47,7 +47,9 @@ def _check_record(rec: Any) -> Optional[str]:
     if not isinstance(runs, dict):
         return "'runs' must be an object {size: counts}"
     if len(runs) < scen.degree + 1:
-        return f"'runs' needs at least {scen.degree + 1} sizes to fit a degree-{scen.degree} polynomial, has {len(runs)}"
+        return (
+            f"'runs' needs at least {scen.degree + 1} sizes to fit a degree-{scen.degree} polynomial, has {len(runs)}"
+        )
     for n, counts in runs.items():
         if not (isinstance(n, str) and n.isdigit() and n.isascii() and 1 <= int(n) < _PID_MAX):
             return f"'runs' key {n!r} is not a size within [1, {_PID_MAX - 1}]"
@@ -97,11 +99,15 @@ def load(path: Path) -> List[Dict[str, Any]]:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:
-        raise InvalidArgument(f"{path}:{e.lineno}: cannot read measurements: not JSON: {e.msg} (column {e.colno})") from None
+        raise InvalidArgument(
+            f"{path}:{e.lineno}: cannot read measurements: not JSON: {e.msg} (column {e.colno})"
+        ) from None
     except RecursionError:
         raise InvalidArgument(f"{path}: cannot read measurements: JSON nested too deeply") from None
     if not isinstance(data, list):
-        raise InvalidArgument(f"{path}: not a measurements file: a JSON list of records expected, got {type(data).__name__}")
+        raise InvalidArgument(
+            f"{path}: not a measurements file: a JSON list of records expected, got {type(data).__name__}"
+        )
     for i, rec in enumerate(data):
         why = _check_record(rec)
         if why:

@@ -47,9 +47,21 @@ SCENARIOS: Dict[str, Scenario] = {
             "generation chain, each parent exits after forking (anon_vma reuse from N=2 on)",
             (2, 4, 8, 16),
         ),
-        Scenario("split_parent", "split", "driver forks 2 children, then mprotects N single pages (2 splits each)", (1, 2, 4, 8, 16)),
-        Scenario("split_children", "child", "each child writes, then mprotects one middle page (splits in children)", (1, 2, 4, 8, 16)),
-        Scenario("mremap_children", "child", "each child writes, then mremap-moves the region (copy_vma)", (1, 2, 4, 8, 16)),
+        Scenario(
+            "split_parent",
+            "split",
+            "driver forks 2 children, then mprotects N single pages (2 splits each)",
+            (1, 2, 4, 8, 16),
+        ),
+        Scenario(
+            "split_children",
+            "child",
+            "each child writes, then mprotects one middle page (splits in children)",
+            (1, 2, 4, 8, 16),
+        ),
+        Scenario(
+            "mremap_children", "child", "each child writes, then mremap-moves the region (copy_vma)", (1, 2, 4, 8, 16)
+        ),
         Scenario("munmap_exit", "child", "each child munmaps the region's first page; all exit", (1, 2, 4, 8, 16)),
         Scenario(
             "pageout",
