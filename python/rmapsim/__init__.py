@@ -16,7 +16,7 @@ from __future__ import annotations
 import copy
 import functools
 import inspect
-from typing import Any, Dict, Iterable, List, Literal, Optional, Tuple, Union, overload
+from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Literal, Optional, Tuple, Union, overload
 
 import numpy as np
 
@@ -37,6 +37,9 @@ from .errors import (
     TryAgain,
     short_repr,
 )
+
+if TYPE_CHECKING:
+    from .contention import ContentionResult
 
 __version__ = "0.1.0"
 

@@ -1,101 +1,12 @@
-"""Dask ``distributed`` clusters for sweeps (``pip install 'rmapsim[dask]'``).
-
-    from rmapsim.cluster import dask_executor
-    from rmapsim.study import sweep
-
-    if __name__ == "__main__":   # a LocalCluster with processes starts workers by spawning
-        ex = dask_executor()     # a LocalCluster: 2 worker processes, dashboard on
-        try:
-            rows = sweep("fork_storm", {"children": [10, 100]}, eras=["2.6.33", "6.18"], executor=ex)
-        finally:
-            ex.close()
+"""``rmapsim.cluster``: the Dask executor of the studies, under the name documented in
+docs/api-contract.md. The code lives in :mod:`rmapsim.studies.cluster`; this name is bound to
+that same module object (not a copy), so ``import rmapsim.cluster``, ``from rmapsim.cluster
+import ...`` and attributes set on either name (monkeypatching) all reach the one module.
 """
 
-from __future__ import annotations
-
 import sys
-from typing import Any, Optional
 
-from .errors import InvalidArgument, short_repr
+from .studies import cluster as _module
+from .studies.cluster import *  # noqa: F403 (the names for a loader that keeps this module object)
 
-#: What :func:`dask_executor` gives ``LocalCluster`` unless ``cluster_kwargs`` say otherwise:
-#: two single-threaded worker processes (the GIL is released in walks, but a sweep's runs
-#: are independent processes' worth of work) and Dask's default dashboard port.
-LOCAL_DEFAULTS = {"n_workers": 2, "threads_per_worker": 1, "processes": True, "dashboard_address": ":8787"}
-
-
-def dask_executor(client: Any = None, address: Optional[str] = None, timeout: float = 10.0, quiet: bool = False,
-                  **cluster_kwargs: Any) -> Any:
-    """A ``concurrent.futures.Executor`` on a Dask cluster, for
-    :func:`rmapsim.study.sweep`'s ``executor``:
-
-    * ``client``: an existing ``distributed.Client`` (left open by ``close()``), or a
-      scheduler address string (the same as ``address``);
-    * ``address``: the scheduler at that address (``"tcp://host:8786"``);
-    * neither: a new ``LocalCluster(**LOCAL_DEFAULTS, **cluster_kwargs)``.
-
-    The dashboard address is printed on standard error (unless ``quiet``) and kept as
-    ``executor.dashboard_link``; ``executor.client`` is the client. A scheduler that cannot
-    be reached within ``timeout`` seconds, or a bad argument, raises
-    :class:`InvalidArgument`. ``executor.close()`` closes what this call opened."""
-    if isinstance(client, str):  # dask_executor("tcp://host:8786"), as Client("tcp://...") reads
-        client, address = None, (client if address is None else _both())
-    if client is not None and address is not None:
-        _both()
-    if address is not None and not isinstance(address, str):
-        raise InvalidArgument(f"address must be a scheduler address string or None, got {short_repr(address)}")
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout < float("inf"):
-        raise InvalidArgument(f"timeout must be a number of seconds > 0, got {short_repr(timeout)}")
-    if cluster_kwargs and (client is not None or address is not None):
-        raise InvalidArgument(f"cluster_kwargs {sorted(cluster_kwargs)} apply to a new LocalCluster only, "
-                              "not to a given client or address")
-    try:
-        from distributed import Client, LocalCluster
-    except ImportError:
-        raise InvalidArgument("Dask support needs 'distributed': pip install 'rmapsim[dask]'") from None
-    if client is not None and not isinstance(client, Client):
-        raise InvalidArgument(f"client must be a distributed.Client or None, got {short_repr(client)}")
-    cluster = None
-    own_client = client is None
-    try:
-        if client is None and address is None:
-            try:
-                cluster = LocalCluster(**{**LOCAL_DEFAULTS, **cluster_kwargs})
-            except Exception as e:  # LocalCluster passes unknown kwargs on to each worker
-                raise InvalidArgument(f"cluster_kwargs {sorted(cluster_kwargs)}: the LocalCluster did not start: "
-                                      f"{_root_cause(e)}") from None
-            client = Client(cluster, timeout=timeout)
-        elif client is None:
-            client = Client(address, timeout=timeout)
-    except (OSError, TimeoutError) as e:
-        if cluster is not None:
-            cluster.close()
-        raise InvalidArgument(f"cannot reach the Dask scheduler {address!r}: {e}") from None
-    ex = client.get_executor()
-    link = getattr(client, "dashboard_link", None)
-    ex.client = client  # type: ignore[attr-defined]
-    ex.dashboard_link = link  # type: ignore[attr-defined]
-    if not quiet:
-        where = cluster and "LocalCluster" or client.scheduler.address
-        print(f"rmapsim: Dask {where}, {len(client.scheduler_info().get('workers', {}))} workers; "
-              f"dashboard: {link or 'off (install bokeh>=3.1 for it)'}", file=sys.stderr)
-
-    def close() -> None:
-        if own_client:
-            client.close()
-        if cluster is not None:
-            cluster.close()
-
-    ex.close = close  # type: ignore[attr-defined]
-    return ex
-
-
-def _root_cause(e: BaseException) -> str:
-    """The innermost exception's text (Dask wraps a worker's start-up error)."""
-    while e.__cause__ is not None or e.__context__ is not None:
-        e = e.__cause__ or e.__context__  # type: ignore[assignment]
-    return f"{type(e).__name__}: {e}"
-
-
-def _both() -> Any:
-    raise InvalidArgument("give client or address, not both")
+sys.modules[__name__] = _module

@@ -63,7 +63,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from . import Simulator
-from .errors import InvalidArgument, InvariantViolation, SimError, short_repr
+from .errors import InvalidArgument, InvariantViolation, short_repr
 from .policy import Policy, era_spec
 
 #: The compared categories, in report order.
@@ -191,7 +191,7 @@ class _Run:
         pid = self.symbols[sym - 1]
         text = self.sim.render_layout(pid)
 
-        def named(m: "re.Match[str]") -> str:
+        def named(m: re.Match[str]) -> str:
             return f"{m.group(1)}={self.names.get(int(m.group(2), 16), '?')}"
 
         return re.sub(r"\b(av\d+)=0x([0-9a-f]+)", named, text)
@@ -318,11 +318,12 @@ def _compare_keyed(add: Callable[[str, Callable[[], str]], None], da: Dict[Any, 
     for k in sorted(da.keys() | db.keys(), key=order):
         xa, xb = da.get(k), db.get(k)
         if xa is None or xb is None:
-            add(fields[0][1], lambda: f"{name(k)} only in {'A' if xb is None else 'B'}")
+            # add() calls the message at once (or never): the loop variables are current
+            add(fields[0][1], lambda: f"{name(k)} only in {'A' if xb is None else 'B'}")  # noqa: B023
             continue
         for i, cat, show in fields:
             if xa[i] != xb[i]:
-                add(cat, lambda: f"{name(k)}: {show(xa[i], xb[i])}")
+                add(cat, lambda: f"{name(k)}: {show(xa[i], xb[i])}")  # noqa: B023
 
 
 def _compare(a: _State, b: _State) -> Dict[str, List[str]]:
@@ -342,7 +343,7 @@ def _compare(a: _State, b: _State) -> Dict[str, List[str]]:
         add("result", lambda: f"A {a.result[0]} {a.result[1]:#x}, B {b.result[0]} {b.result[1]:#x}")
     for k in COUNT_KINDS:
         if a.counts.get(k) != b.counts.get(k):
-            add("counts", lambda: f"{k}: A {a.counts.get(k)}, B {b.counts.get(k)}")
+            add("counts", lambda: f"{k}: A {a.counts.get(k)}, B {b.counts.get(k)}")  # noqa: B023 (called at once)
     _compare_keyed(add, a.vmas, b.vmas, _vma_name, (
         (0, "vmas", lambda x, y: f"prot A {x}, B {y}"),
         (1, "vma_anon_vma", lambda x, y: f"anon_vma A {x}, B {y}"),
@@ -444,7 +445,7 @@ def format_rows(res: DiffResult, limit: int = 0) -> str:
     """The per-operation table as text: one line per operation; a cell shows the value of
     both runs when they agree and ``A|B`` when they differ. ``limit`` > 0: the first
     ``limit`` operations, and the first divergence's row if it comes later."""
-    from .cli import render_table
+    from ._text import render_table
 
     head = ["op", "operation", "differs", "vma", "anon_vma", "chains", "pages", "walk", "walk max", "verdict"]
     keep = res.rows if limit <= 0 else res.rows[:limit]
@@ -483,61 +484,18 @@ def format_report(res: DiffResult, name: str, limit: int = 0) -> str:
     return "\n".join(out)
 
 
-def add_parser(sub: Any, era_type: Any, count_type: Any) -> None:
-    """Register ``rmapsim diff`` on the CLI's subparsers (``era_type``: the --era converter)."""
-    d = sub.add_parser(
-        "diff",
-        help="replay a trace in two eras in lockstep and report the first operation where their rmap state differs",
-        description=(
-            "Replays a version-1 trace in era A and era B one operation at a time and compares, after every "
-            "operation, the op's result, the object counts, the VMAs, each VMA's anon_vma and chain (anon_vma "
-            "identities mapped between the runs by the VMA and operation that first used them), which anon_vma "
-            "each page points to, each page's full rmap_walk cost and the check() verdict (docs/diff.md). Prints "
-            "the first divergence, the first differing operation per category, a per-operation table and the "
-            "layouts of both runs at the first divergence. Exit status: 0 identical, 1 they differ, 2 bad usage "
-            "or a malformed trace."
-        ),
-    )
-    d.add_argument("trace", metavar="TRACE", help="trace file ('-' for standard input)")
-    d.add_argument("--era", action="append", type=era_type, metavar="E", required=True,
-                   help="era preset or spec (BASE+knob=value,...); give it exactly twice: --era A --era B")
-    d.add_argument("--csv", metavar="FILE", help="also write the per-operation table (every operation) as CSV")
-    d.add_argument("--json", action="store_true", help="print the whole result as JSON instead of the text report")
-    d.add_argument("--no-pictures", action="store_true", help="leave out the layout pictures")
-    d.add_argument("--limit", type=count_type, default=50, metavar="N",
-                   help="show the first N operations in the text table, and the first divergence's (default 50; "
-                        "0 = all)")
+def __getattr__(name: str) -> Any:
+    """``add_parser`` and ``cmd_diff``, the CLI side, moved to :mod:`rmapsim.tools.cmd_diff`
+    (``register``, ``cmd_diff``); the old names stay importable from here."""
+    if name in ("add_parser", "cmd_diff"):
+        from .tools import cmd_diff
+
+        return cmd_diff.cmd_diff if name == "cmd_diff" else _add_parser
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def cmd_diff(args: Any) -> int:
-    """``rmapsim diff``: 0 identical, 1 the runs differ; bad usage raises CliError (2)."""
-    import csv
-    import json
+def _add_parser(sub: Any, era_type: Any = None, count_type: Any = None) -> None:
+    """The former ``add_parser(sub, era_type, count_type)``: registers ``rmapsim diff``."""
+    from .tools import cmd_diff
 
-    from .cli import CliError, check_output, parse_trace_input, read_text_input
-
-    if len(args.era) != 2:
-        raise CliError(f"give exactly two eras, --era A --era B (got {len(args.era)}: {', '.join(args.era)})")
-    if args.csv:
-        check_output("--csv", args.csv)
-    name = "<stdin>" if args.trace == "-" else args.trace
-    text = read_text_input(args.trace)
-    parse_trace_input(text, name)  # a malformed trace: the CLI's error naming file and line
-    try:
-        res = diff(text, args.era[0], args.era[1], pictures=not args.no_pictures)
-    except InvariantViolation:
-        raise
-    except SimError as e:
-        raise CliError(str(e), name) from None
-    if args.csv:
-        with open(args.csv, "w", newline="") as fh:
-            w = csv.DictWriter(fh, fieldnames=list(COLUMNS))
-            w.writeheader()
-            w.writerows(res.rows)
-    if args.json:
-        print(json.dumps(res.as_dict(), indent=1))
-    else:
-        print(format_report(res, args.trace, args.limit))
-        if args.csv:
-            print(f"\nper-operation table written to {args.csv}")
-    return 0 if res.identical else 1
+    cmd_diff.register(sub)

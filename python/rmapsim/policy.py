@@ -48,7 +48,7 @@ class Policy:
     values: Tuple[Tuple[str, str], ...]
 
     @classmethod
-    def preset(cls, name: str) -> "Policy":
+    def preset(cls, name: str) -> Policy:
         """The knobs of an era preset (``rmapsim.eras()``) or of an era spec
         (``"6.0+fork_reuse=never"``)."""
         if isinstance(name, Policy):
@@ -59,7 +59,7 @@ class Policy:
         return cls(base=spec.split("+", 1)[0], values=tuple(_core.preset(spec)))
 
     @classmethod
-    def parse(cls, spec: str) -> "Policy":
+    def parse(cls, spec: str) -> Policy:
         """The policy of an era spec, ``BASE[+knob=value[,knob=value...]]``; the inverse
         of ``str(policy)``."""
         return cls.preset(spec)
@@ -82,7 +82,7 @@ class Policy:
             raise InvalidArgument(f"unknown knob {short_repr(knob)}; knobs: {', '.join(d)}")
         return d[knob]
 
-    def replace(self, **changes: Any) -> "Policy":
+    def replace(self, **changes: Any) -> Policy:
         """A copy with some knobs changed (values as text, bools or ints)."""
         d = self.as_dict()
         for k, v in changes.items():
@@ -107,7 +107,7 @@ def era_spec(era: Any) -> str:
     return _core.spec(era)
 
 
-def policy_overrides(policy: "Policy | Mapping[str, Any] | None") -> Tuple[str | None, Dict[str, str] | None]:
+def policy_overrides(policy: Policy | Mapping[str, Any] | None) -> Tuple[str | None, Dict[str, str] | None]:
     """(base era, knob overrides) for ``Simulator(policy=...)``."""
     if policy is None:
         return None, None

@@ -106,10 +106,10 @@ class _View:
     def __repr__(self) -> str:
         return f"({self._struct} *){self._h:#x}"
 
-    def __copy__(self) -> "_View":
+    def __copy__(self) -> _View:
         return self  # a view is an immutable reference, copied as copy copies an int
 
-    def __deepcopy__(self, memo: Dict[int, Any]) -> "_View":
+    def __deepcopy__(self, memo: Dict[int, Any]) -> _View:
         return self
 
     def __reduce__(self) -> Any:
@@ -143,7 +143,7 @@ class MmView(_View):
     brk = _field("brk", "``mm->brk``: the current break (0 until a base is set).")
 
     @property
-    def vmas(self) -> List["VmaView"]:
+    def vmas(self) -> List[VmaView]:
         """The VMAs in address order (the kernel's VMA tree / ``mmap`` list)."""
         return [VmaView(self._sim, v) for _, v in self._list()]
 
@@ -168,7 +168,7 @@ class VmaView(_View):
                                                "VMA go (None before the first fault).")
 
     @property
-    def anon_vma_chain(self) -> List["AnonVmaChainView"]:
+    def anon_vma_chain(self) -> List[AnonVmaChainView]:
         """``vma->anon_vma_chain`` in ``list_for_each_entry`` order: newest first (the
         VMA's own anon_vma first, the root's last; ``graph()`` and ``render_layout()``
         list chains oldest first). 2.6.34+."""
@@ -214,7 +214,7 @@ class AnonVmaView(_View):
         return self._members("head")
 
     @property
-    def rb_root(self) -> List["AnonVmaChainView"]:
+    def rb_root(self) -> List[AnonVmaChainView]:
         """``anon_vma->rb_root`` (3.7+): the chain entries of the interval tree in order
         (by ``vm_pgoff``; equal starts in link order)."""
         return self._members("rb_root")

@@ -275,7 +275,7 @@ def test_errors_during_replay_and_demo_are_one_line(exc, want, tmp_path, monkeyp
         assert status == want and err.startswith("rmapsim replay: ")
     if want == 2:
         assert f"{f}: replay failed in era 6.18: {exc}" in err
-    monkeypatch.setattr(rmapsim.cli, "seed_scenario", boom)
+    monkeypatch.setattr(rmapsim.tools.commands.demo, "seed_scenario", boom)
     status, err = _one_line_status(["demo", "--era", "3.0"], capsys)
     assert status == want and err.startswith("rmapsim demo: ")
     if want == 2:
@@ -286,7 +286,7 @@ def test_a_bug_keeps_its_traceback_and_exits_70(monkeypatch, capsys):
     def bug(*a, **k):
         raise ZeroDivisionError("a bug")
 
-    monkeypatch.setattr(rmapsim.cli, "seed_scenario", bug)
+    monkeypatch.setattr(rmapsim.tools.commands.demo, "seed_scenario", bug)
     assert main(["demo", "--era", "3.0"]) == 70
     err = capsys.readouterr().err
     assert "Traceback" in err and "ZeroDivisionError: a bug" in err and "internal error" in err
@@ -305,7 +305,7 @@ def test_output_paths_are_checked_before_the_work(tmp_path, monkeypatch, capsys)
         raise AssertionError("the work ran before the output path was checked")
 
     monkeypatch.setattr(_core, "fuzz", work)
-    monkeypatch.setattr(rmapsim.cli, "Simulator", work)
+    monkeypatch.setattr(rmapsim.tools.commands.contention, "Simulator", work)
     monkeypatch.setattr(rmapsim.study, "sweep", work)
     monkeypatch.setattr(rmapsim.record, "memory_report", work)
     monkeypatch.setattr(rmapsim.record, "record", work)

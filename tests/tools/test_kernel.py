@@ -434,8 +434,8 @@ def test_remove_swapfile_checks_swapoff(tmp_path, monkeypatch):
         calls.append(cmd)
         return subprocess.CompletedProcess(cmd, rc, "", "swapoff: Device or resource busy")
 
-    monkeypatch.setattr(kernel.subprocess, "run", run)
-    monkeypatch.setattr(kernel, "_swap_active", lambda p: True)
+    monkeypatch.setattr(kernel.driver.subprocess, "run", run)
+    monkeypatch.setattr(kernel.driver, "_swap_active", lambda p: True)
     f.write_bytes(b"x")
     rc = 255
     with pytest.warns(RuntimeWarning, match=f"swapoff {f} failed.*kept"):
@@ -446,7 +446,7 @@ def test_remove_swapfile_checks_swapoff(tmp_path, monkeypatch):
     assert not f.exists()
     f.write_bytes(b"x")
     calls.clear()
-    monkeypatch.setattr(kernel, "_swap_active", lambda p: False)  # swapon never happened
+    monkeypatch.setattr(kernel.driver, "_swap_active", lambda p: False)  # swapon never happened
     kernel._remove_swapfile(f)
     assert not f.exists() and calls == []
 

@@ -1,0 +1,131 @@
+"""``rmapsim fuzz``: the native fuzzer and shrinker over one or more eras."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any, Dict, Optional
+
+from ... import DEFAULT_ERA
+from .._common import _count, _era, _era_file, _finite, _int_range, check_output
+
+
+def register(sub: Any) -> None:
+    """Add ``rmapsim fuzz`` to the subparsers ``sub``."""
+    f = sub.add_parser(
+        "fuzz",
+        help="fuzz an era with random operation sequences and shrink any violation",
+        description=(
+            "Random forks, exits, execs, mmaps, munmaps, faults, mprotects, madvises, mremaps, "
+            "reclaim and injected allocation failures over a few processes; structural checks "
+            "after every operation, the full rmap oracle every --full-check-every operations. "
+            "A violation is shrunk (delta debugging) to a minimal trace. Deterministic per seed, "
+            "--jobs and --max-ops (the first violation in (operation within worker, worker) order is "
+            "reported); a --seconds budget is not deterministic. Exit status: 1 violation found (trace written), 0 none, 2 bad usage (an unwritable --out "
+            "is refused before the run)."
+        ),
+    )
+    f.add_argument(
+        "--era",
+        action="append",
+        type=_era,
+        metavar="E",
+        help=f"era preset or spec (BASE+knob=value,...; repeatable: one fuzz run and result per era, "
+        f"--out FILE then names each reproducer FILE-ERA; default {DEFAULT_ERA})",
+    )
+    f.add_argument(
+        "--seconds", type=_finite(0.0), default=10.0, help="time budget (default 10; 0 = no limit, needs --max-ops)"
+    )
+    f.add_argument("--max-ops", type=_count, default=0, help="operation budget (0 = no limit)")
+    f.add_argument("--seed", type=_count, default=0, help="random seed, 0 .. 2**64 - 1 (default 0)")
+    f.add_argument(
+        "--fail-rate",
+        type=_finite(0.0, 1.0),
+        default=0.02,
+        help="probability per operation of arming an allocation failure (default 0.02)",
+    )
+    f.add_argument(
+        "--full-check-every",
+        type=_count,
+        default=16,
+        help="full check() interval in operations (default 16; 0 = never)",
+    )
+    f.add_argument(
+        "--jobs",
+        type=_int_range(1, 64, "the most workers"),
+        default=1,
+        metavar="N",
+        help="parallel workers, 1 .. 64 (default 1); worker w's stream comes from (seed, w) and "
+        "--max-ops is split among them",
+    )
+    f.add_argument("--out", metavar="FILE", help="write the shrunk reproducer here (default: print it)")
+    f.add_argument(
+        "--extended",
+        action="store_true",
+        help="also generate private file mappings, MAP_NORESERVE and MAP_STACK mappings and brk (a different "
+        "operation stream per seed)",
+    )
+    f.set_defaults(run=cmd_fuzz)
+
+
+def cmd_fuzz(args: argparse.Namespace) -> int:
+    if args.seconds <= 0 and args.max_ops <= 0:
+        print("rmapsim fuzz: give --seconds > 0 or --max-ops > 0", file=sys.stderr)
+        return 2
+    if args.out:
+        check_output("--out", args.out)
+    seconds = args.seconds if args.max_ops <= 0 else 0.0
+    eras_ = list(dict.fromkeys(args.era or [DEFAULT_ERA]))
+    code = 0
+    for era in eras_:
+        code = max(code, _fuzz_one(args, era, seconds, len(eras_) > 1))
+    return code
+
+
+def _fuzz_one(args: argparse.Namespace, era: str, seconds: float, many: bool) -> int:
+    from ... import _core
+
+    if sys.stderr.isatty():
+        budget = f"{args.max_ops} ops" if args.max_ops > 0 else f"{seconds:g} s"
+        print(f"[fuzz] era {era}, seed {args.seed}, budget {budget} ...", file=sys.stderr, flush=True)
+    interrupted: Optional[KeyboardInterrupt] = None
+    try:
+        r = _core.fuzz(
+            era,
+            seed=args.seed,
+            max_ops=max(args.max_ops, 0),
+            seconds=seconds,
+            fail_rate=args.fail_rate,
+            full_check_every=args.full_check_every,
+            extended=args.extended,
+            jobs=args.jobs,
+        )
+    except KeyboardInterrupt as e:  # report what was found so far, then exit 130 (main)
+        if getattr(e, "fuzz_report", None) is None:
+            raise
+        r, interrupted = e.fuzz_report, e  # type: ignore[attr-defined]
+    try:
+        return _fuzz_report(args, era, r, many)
+    finally:
+        if interrupted is not None:
+            raise interrupted
+
+
+def _fuzz_report(args: argparse.Namespace, era: str, r: Dict[str, Any], many: bool) -> int:
+    rate = r["ops"] / r["seconds"] if r["seconds"] > 0 else float("inf")
+    jobs = f", {r['jobs']} workers" if r.get("jobs", 1) > 1 else ""
+    print(f"era {era}: {r['ops']:,} operations in {r['runs']:,} runs{jobs}, {r['seconds']:.2f} s ({rate:,.0f} ops/s)")
+    if r["violation"] is None:
+        print(f"era {era}: no violation found")
+        return 0
+    print(f"era {era}: VIOLATION: {r['violation']}")
+    n = len([ln for ln in r["trace"].splitlines() if ln and not ln.startswith("#")])
+    print(f"shrunk from {r['unshrunk_len']} to {n} operations")
+    if args.out:
+        out = _era_file(args.out, era, many)
+        with open(out, "w") as fh:
+            fh.write(r["trace"])
+        print(f"reproducer written to {out} (replay: rmapsim replay {out} --check)")
+    else:
+        print(r["trace"], end="")
+    return 1

@@ -1,0 +1,785 @@
+"""``rmapsim record``: turn what a real program does into a trace.
+
+The command runs under ``strace -f`` with address-space randomisation off (the
+``ADDR_NO_RANDOMIZE`` personality, inherited by every process it starts), and its
+fork/vfork/clone/clone3/execve/exit/mmap/munmap/mprotect/mremap/brk/madvise calls become
+trace operations (``docs/replay.md`` documents the mapping). Addresses are the ones the
+kernel returned, so later calls that name them line up.
+
+What strace cannot see, and what is assumed instead:
+
+* **Page faults.** Which pages get written is a documented, selectable assumption
+  (``writes``): ``touched`` (default) writes the first page of every private writable
+  mapping when it is made (the loader's relocations, malloc's arena header, a stack),
+  which is what decides whether a VMA has an anon_vma; ``all`` writes every page of it;
+  ``none`` writes nothing.
+* **execve's own mappings.** The kernel maps the executable, its ``PT_INTERP`` (ld.so),
+  ``[vvar]``/``[vdso]`` and the stack inside execve. They are rebuilt from the ELF program
+  headers at the addresses the kernel uses without randomisation on x86-64: a PIE at
+  ``ELF_ET_DYN_BASE`` (0x555555554000), an ET_EXEC at its link address, ld.so just below
+  ``mmap_base`` (TASK_SIZE − 128 MiB), vvar/vdso below it, the stack under TASK_SIZE sized
+  as setup_arg_pages does (the argument and environment strings' pages plus 32).
+* **Threads** (``clone`` with ``CLONE_VM``) share their process's address space; a
+  ``vfork`` child (or ``clone3``/``clone`` with ``CLONE_VM|CLONE_VFORK``) borrows its
+  parent's until it execs, which then makes a new process.
+* Shared mappings are replayed as never-written file mappings (they have no anon rmap).
+  ``MAP_NORESERVE`` (0x4000) becomes the trace's ``noreserve``: the VMA gets VM_NORESERVE and
+  is not charged (glibc maps the heaps of a threaded program's non-main malloc arenas so).
+  ``MAP_STACK`` (0x20000, glibc's thread stacks) becomes ``stack``: VM_NOHUGEPAGE in eras
+  from 6.7, so the stack stays apart from plain anonymous neighbours.
+
+Calls that failed are skipped; calls the simulator refuses on replay (a range the
+reconstruction missed) are counted by ``replay`` and do not stop it.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import ctypes
+import os
+import platform
+import re
+import shutil
+import struct
+import subprocess
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+PAGE = 4096
+WRITES = ("touched", "all", "none")
+ELF_ET_DYN_BASE = 0x555555554000
+TASK_SIZE = 0x7FFFFFFFF000
+MMAP_BASE_NORANDOM = TASK_SIZE - (128 << 20)
+
+
+def mmap_base_for(stack_rlimit: Optional[int]) -> int:
+    """x86-64 ``mmap_base()`` without randomisation: TASK_SIZE minus the stack rlimit plus
+    the 1 MiB stack guard gap, clamped to [128 MiB, 5/6 TASK_SIZE] (an unlimited stack
+    takes the upper clamp). ``None``: the default 8 MiB rlimit."""
+    gap = (8 << 20 if stack_rlimit is None else stack_rlimit) + (256 * PAGE)
+    gap = min(max(gap, 128 << 20), (TASK_SIZE // 6) * 5)
+    return (TASK_SIZE - gap + PAGE - 1) & ~(PAGE - 1)
+STACK = (0x7FFFFFFDE000, 0x7FFFFFFFF000)
+VDSO_PAGES = (("[vvar]", 4, "r"), ("[vvar_vclock]", 2, "r"), ("[vdso]", 2, "rx"))
+ADDR_NO_RANDOMIZE = 0x0040000
+
+_LINE = re.compile(r"^(\d+)\s+(.*)$")
+_CALL = re.compile(r"^(\w+)\((.*)\)\s+=\s+(-?\w+)(.*)$")
+_RESUMED = re.compile(r"^<\.\.\. (\w+) resumed>(.*)$")
+_EXIT = re.compile(r"^\+\+\+ (exited with \d+|killed by \w+.*) \+\+\+$")
+_FD_PATH = re.compile(r"^-?\d+<(.*)>$")
+_PID_CHANGED = re.compile(r"<pid changed to (\d+) \.\.\.>$")
+
+_ADVICE = {
+    "MADV_NORMAL": "normal", "MADV_RANDOM": "random", "MADV_SEQUENTIAL": "sequential",
+    "MADV_DONTNEED": "dontneed", "MADV_DONTFORK": "dontfork", "MADV_DOFORK": "dofork",
+    "MADV_WIPEONFORK": "wipeonfork", "MADV_KEEPONFORK": "keeponfork", "MADV_PAGEOUT": "pageout",
+    "MADV_HUGEPAGE": "hugepage", "MADV_NOHUGEPAGE": "nohugepage", "MADV_DONTDUMP": "dontdump",
+    "MADV_DODUMP": "dodump",
+}
+
+
+def _split_args(s: str) -> List[str]:
+    """Top-level comma split of an strace argument list (brackets, braces, quotes)."""
+    out, depth, cur, quote, esc = [], 0, [], False, False
+    for ch in s:
+        if quote:
+            cur.append(ch)
+            if esc:
+                esc = False
+            elif ch == "\\":
+                esc = True
+            elif ch == '"':
+                quote = False
+            continue
+        if ch == '"':
+            quote = True
+        elif ch in "[{(":
+            depth += 1
+        elif ch in "]})":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            out.append("".join(cur).strip())
+            cur = []
+            continue
+        cur.append(ch)
+    if cur:
+        out.append("".join(cur).strip())
+    return out
+
+
+def _prot(s: str) -> str:
+    if s in ("PROT_NONE", "0"):
+        return "none"
+    p = "".join(c for flag, c in (("PROT_READ", "r"), ("PROT_WRITE", "w"), ("PROT_EXEC", "x")) if flag in s)
+    return p or "none"
+
+
+MAP_NORESERVE = 0x4000
+MAP_STACK = 0x20000
+
+
+def _has_flag(flags: str, name: str, bit: int) -> bool:
+    """Do strace's mmap flags (``MAP_PRIVATE|MAP_ANONYMOUS|MAP_NORESERVE``, unnamed bits
+    as hex) include ``name``?"""
+    for tok in flags.split("|"):
+        tok = tok.strip()
+        if tok == name or (tok[:1].isdigit() and _num(tok) & bit):
+            return True
+    return False
+
+
+def _map_words(flags: str) -> str:
+    """The trace words for MAP_NORESERVE and MAP_STACK in strace's mmap flags (in the
+    trace's order: " noreserve", then " stack"), or ""."""
+    return ((" noreserve" if _has_flag(flags, "MAP_NORESERVE", MAP_NORESERVE) else "")
+            + (" stack" if _has_flag(flags, "MAP_STACK", MAP_STACK) else ""))
+
+
+def _num(s: str) -> int:
+    s = s.strip()
+    if s == "NULL":
+        return 0
+    return int(s, 0)
+
+
+@dataclass
+class Segment:
+    start: int
+    end: int
+    prot: str
+    offset: int
+    file: Optional[str]  # None: anonymous (bss)
+    written: bool
+
+
+def elf_image(path: str, base: Optional[int] = None) -> Tuple[List[Segment], Optional[str], int]:
+    """The mappings execve makes for one ELF file: file segments (and anonymous bss), its
+    PT_INTERP, and the image's end. ``base`` overrides the load address (ld.so)."""
+    with open(path, "rb") as f:
+        data = f.read(1 << 16)
+    if data[:4] != b"\x7fELF" or data[4] != 2:
+        raise ValueError(f"{path}: not a 64-bit ELF file")
+    e_type, = struct.unpack_from("<H", data, 16)
+    e_phoff, = struct.unpack_from("<Q", data, 32)
+    e_phentsize, e_phnum = struct.unpack_from("<HH", data, 54)
+    phs = []
+    interp = None
+    for i in range(e_phnum):
+        off = e_phoff + i * e_phentsize
+        p_type, p_flags, p_offset, p_vaddr, _, p_filesz, p_memsz, _ = struct.unpack_from("<IIQQQQQQ", data, off)
+        if p_type == 1:
+            phs.append((p_flags, p_offset, p_vaddr, p_filesz, p_memsz))
+        elif p_type == 3:
+            with open(path, "rb") as f:
+                f.seek(p_offset)
+                interp = f.read(p_filesz).rstrip(b"\0").decode()
+    if base is None:
+        base = ELF_ET_DYN_BASE if e_type == 3 else 0
+    down = lambda x: x & ~(PAGE - 1)  # noqa: E731
+    up = lambda x: (x + PAGE - 1) & ~(PAGE - 1)  # noqa: E731
+    segs: List[Segment] = []
+    end = 0
+    for flags, p_offset, vaddr, filesz, memsz in phs:
+        prot = ("r" if flags & 4 else "") + ("w" if flags & 2 else "") + ("x" if flags & 1 else "")
+        start = base + down(vaddr)
+        fend = up(base + vaddr + filesz)
+        mend = up(base + vaddr + memsz)
+        if fend > start:
+            # a partial last file page of a writable segment is zeroed past filesz: written
+            segs.append(Segment(start, fend, prot or "none", down(p_offset), path, "w" in prot))
+        if mend > fend:
+            segs.append(Segment(fend, mend, prot or "none", 0, None, "w" in prot))
+        end = max(end, mend)
+    return segs, interp, end
+
+
+def script_interpreter(path: str, depth: int = 0) -> str:
+    """The ELF file execve really loads for ``path``: a ``#!`` script's interpreter
+    (binfmt_script, up to 4 levels as the kernel allows), else ``path`` itself."""
+    with open(path, "rb") as f:
+        head = f.read(256)
+    if not head.startswith(b"#!") or depth >= 4:
+        return path
+    words = head[2:].split(b"\n", 1)[0].split()
+    if not words:
+        raise ValueError(f"{path}: empty #! line")
+    return script_interpreter(words[0].decode(), depth + 1)
+
+
+STACK_EXPAND_PAGES = 32  # setup_arg_pages' stack_expand: 128 KiB below the argument pages
+
+
+def _c_string_bytes(tok: str) -> Optional[int]:
+    """Bytes of one strace-quoted C string with its NUL (``"a\\nb"`` -> 4); None when strace
+    truncated it (``"abc"...``) or it is not a string."""
+    tok = tok.strip()
+    if len(tok) < 2 or tok[0] != '"' or tok[-1] != '"':
+        return None
+    body, i, n = tok[1:-1], 0, 0
+    while i < len(body):
+        if body[i] == "\\" and i + 1 < len(body):
+            if body[i + 1] == "x":
+                i += 4  # \xHH
+            elif body[i + 1] in "01234567":
+                j = i + 1
+                while j < len(body) and j < i + 4 and body[j] in "01234567":
+                    j += 1
+                i = j  # up to three octal digits
+            else:
+                i += 2  # \n, \t, \", \\ ...
+        else:
+            i += 1
+        n += 1
+    return n + 1
+
+
+def _string_array_bytes(tok: str) -> Optional[List[int]]:
+    """Each string's bytes (with its NUL) of an strace string array ``["a", "bc"]``; None
+    when strace abbreviated it (``/* 3 vars */``, a trailing ``...``)."""
+    tok = tok.strip()
+    if len(tok) < 2 or tok[0] != "[" or tok[-1] != "]":
+        return None
+    inner = tok[1:-1].strip()
+    out = []
+    for part in _split_args(inner) if inner else []:
+        b = _c_string_bytes(part)
+        if b is None:
+            return None
+        out.append(b)
+    return out
+
+
+def stack_pages(args: List[str], path: str) -> Optional[int]:
+    """Pages of the stack VMA execve leaves (``setup_arg_pages``): the pages the argument
+    and environment strings fill under the stack top (``bprm->p`` starts one pointer below
+    it; the file name is copied first), plus ``stack_expand`` (32 pages). A ``#!`` script
+    (binfmt_script, up to 4 levels) drops argv[0] and adds the interpreter's name, its
+    optional argument and the script's name. ``args`` are execve's strace arguments
+    (file name, argv, envp); None when strace abbreviated them."""
+    if len(args) < 3:
+        return None
+    name, argv, env = _c_string_bytes(args[0]), _string_array_bytes(args[1]), _string_array_bytes(args[2])
+    if name is None or argv is None or env is None:
+        return None
+    used = 8 + name + sum(argv) + sum(env)
+    deepest = used  # the VMA covers the lowest bprm->p ever reached (remove_arg_zero raises it)
+    interp, cur, first = name, path, argv[0] if argv else 0
+    for _ in range(4):
+        try:
+            with open(cur, "rb") as f:
+                head = f.read(256)
+        except OSError:
+            break
+        if not head.startswith(b"#!"):
+            break
+        line = head[2:].split(b"\n", 1)[0].strip()
+        if not line:
+            break
+        words = line.split(None, 1)
+        i_name = len(words[0]) + 1
+        i_arg = len(words[1].strip()) + 1 if len(words) > 1 and words[1].strip() else 0
+        used += -first + interp + i_arg + i_name  # remove_arg_zero, then interp, i_arg, i_name
+        deepest = max(deepest, used)
+        interp, first, cur = i_name, i_name, words[0].decode(errors="replace")
+    return STACK_EXPAND_PAGES + -(-deepest // PAGE)
+
+
+def _elf_type(path: str) -> int:
+    with open(path, "rb") as f:
+        return struct.unpack("<H", f.read(18)[16:18])[0]
+
+
+def image_for(path: str, mmap_base: int = MMAP_BASE_NORANDOM) -> List[Segment]:
+    """Everything execve maps for ``path`` without randomisation (see the module doc). A
+    ``#!`` script maps its interpreter; an ET_DYN file without PT_INTERP (a static PIE,
+    ld.so run directly) goes top-down below ``mmap_base`` like an interpreter."""
+    real = script_interpreter(path)
+    segs, interp, span = elf_image(real)
+    top = mmap_base
+    if not interp and segs and segs[0].start == ELF_ET_DYN_BASE and _elf_type(real) == 3:
+        segs, _, _ = elf_image(real, base=top - (span - ELF_ET_DYN_BASE))
+        top -= span - ELF_ET_DYN_BASE
+    if interp:
+        _, _, span = elf_image(interp, base=0)
+        base = top - span
+        isegs, _, _ = elf_image(interp, base=base)
+        segs += isegs
+        top = base
+    for name, pages, prot in VDSO_PAGES[::-1]:
+        top -= pages * PAGE
+        segs.append(Segment(top, top + pages * PAGE, prot, 0, name, False))
+    segs.append(Segment(STACK[0], STACK[1], "rw", 0, None, True))
+    return segs
+
+
+@dataclass
+class Converter:
+    """strace -f log → trace operations (see the module doc)."""
+
+    writes: str = "touched"
+    ops: List[str] = field(default_factory=list)
+    sym: Dict[int, int] = field(default_factory=dict)  # strace pid -> process symbol
+    members: Dict[int, set] = field(default_factory=dict)  # symbol -> live pids using its mm
+    borrowed: Dict[int, int] = field(default_factory=dict)  # vfork child pid -> parent symbol
+    nproc: int = 0
+    files: Dict[str, int] = field(default_factory=dict)
+    shared_ids: int = 0
+    stack_guessed: int = 0  # execves whose strings strace abbreviated: a 33-page stack assumed
+    skipped: Dict[str, int] = field(default_factory=dict)
+    seen: Dict[str, int] = field(default_factory=dict)
+    # child pid -> queue of (parent pid, kind), in log order (pids get reused)
+    creators: Dict[int, Any] = field(default_factory=lambda: collections.defaultdict(collections.deque))
+    started: bool = False  # the traced command's process exists (later unknown tasks are not it)
+    cwd: Dict[int, str] = field(default_factory=dict)  # pid -> working directory
+    start_cwd: str = field(default_factory=os.getcwd)
+    mmap_base: int = MMAP_BASE_NORANDOM
+    based: set = field(default_factory=set)  # symbols whose mm has a brk base
+    base_of: Dict[int, int] = field(default_factory=dict)  # symbol -> its brk base
+    brk_seen: Dict[int, int] = field(default_factory=dict)  # symbol -> highest break so far
+
+    def _skip(self, why: str) -> None:
+        self.skipped[why] = self.skipped.get(why, 0) + 1
+
+    def _file_id(self, key: str) -> int:
+        if key.startswith("/"):
+            key = os.path.realpath(key)  # python3 -> python3.11, /lib64/ld-linux... -> /usr/lib/...
+        return self.files.setdefault(key, len(self.files) + 1)
+
+    def _new_proc(self, pid: int, op: str) -> int:
+        self.started = True
+        self.ops.append(op)
+        self.nproc += 1
+        self.sym[pid] = self.nproc
+        self.members[self.nproc] = {pid}
+        return self.nproc
+
+    def _touch(self, p: int, start: int, end: int) -> None:
+        if self.writes == "none" or end <= start:
+            return
+        length = PAGE if self.writes == "touched" else end - start
+        self.ops.append(f"touch p{p} {start:#x} {length:#x} w")
+
+    def _map(self, p: int, seg: Segment) -> None:
+        fpart = f" file {self._file_id(seg.file)} {seg.offset:#x}" if seg.file else ""
+        self.ops.append(f"mmap p{p} {seg.start:#x} {seg.end - seg.start:#x} {seg.prot}{fpart}")
+        if seg.written and "w" in seg.prot:
+            self._touch(p, seg.start, seg.end)
+
+    def _ensure(self, pid: int) -> Optional[int]:
+        """The process symbol of ``pid``, creating the process when this is a child's
+        first line (strace may print it before the parent's clone returns)."""
+        if pid in self.sym:
+            return self.sym[pid]
+        if pid in self.borrowed:
+            return self.borrowed[pid]
+        queue = self.creators.get(pid)
+        if not queue:
+            if not self.started:  # the traced command itself
+                self.cwd[pid] = self.start_cwd
+                return self._new_proc(pid, "spawn")
+            return None
+        ppid, kind = queue.popleft()
+        parent = self._ensure(ppid)
+        if parent is None:
+            return None
+        self.cwd[pid] = self.cwd.get(ppid, self.start_cwd)
+        if kind == "thread":
+            self.sym[pid] = parent
+            self.members[parent].add(pid)
+            return parent
+        if kind == "vfork":  # vfork, or CLONE_VM without CLONE_THREAD: the parent's mm until exec
+            self.borrowed[pid] = parent
+            return parent
+        child = self._new_proc(pid, f"fork p{parent}")
+        if parent in self.based:  # dup_mm copies the heap bounds
+            self.based.add(child)
+        return child
+
+    def _exit_pid(self, pid: int) -> None:
+        if pid in self.borrowed:
+            del self.borrowed[pid]
+            return
+        p = self.sym.pop(pid, None)
+        if p is None:
+            return
+        m = self.members.get(p, set())
+        m.discard(pid)
+        if not m:
+            self.ops.append(f"exit p{p}")
+            del self.members[p]
+
+    def _execve(self, pid: int, args: List[str]) -> None:
+        path = args[0].strip('"') if args else ""
+        if path and not path.startswith("/"):
+            path = os.path.normpath(os.path.join(self.cwd.get(pid, self.start_cwd), path))
+        try:
+            image = image_for(path, self.mmap_base)
+        except (OSError, ValueError, struct.error):
+            image = [Segment(STACK[0], STACK[1], "rw", 0, None, True)]
+            self._skip("execve of an unreadable or non-ELF image (stack only)")
+        pages = stack_pages(args, path)
+        if pages is not None:  # the real size, from the strings (else the 33-page default)
+            image[-1] = Segment(STACK[1] - pages * PAGE, STACK[1], "rw", 0, None, True)
+        else:
+            self.stack_guessed += 1
+        if pid in self.borrowed:  # vfork child: a new mm of its own now
+            del self.borrowed[pid]
+            p = self._new_proc(pid, "spawn")
+        else:
+            p = self.sym[pid]
+            # other threads of the old image are gone after a successful execve
+            for other in list(self.members.get(p, set())):
+                if other != pid:
+                    self.sym.pop(other, None)
+            self.members[p] = {pid}
+            self.ops.append(f"exec p{p}")
+        self.based.discard(p)
+        for seg in image:
+            self._map(p, seg)
+
+    def call(self, pid: int, name: str, args: List[str], ret: str) -> None:
+        self.seen[name] = self.seen.get(name, 0) + 1
+        failed = ret.startswith("-") or ret == "?"
+        if name in ("exit", "exit_group"):
+            return  # the "+++ exited" line ends the task
+        p = self._ensure(pid)
+        if p is None:
+            self._skip("call by a task of unknown origin")
+            return
+        if name == "execve" or name == "execveat":
+            if not failed:
+                self._execve(pid, args[1:] if name == "execveat" else args)
+            return
+        if failed:
+            self._skip(f"{name} failed")
+            return
+        if name in ("fork", "vfork", "clone", "clone3"):
+            return  # children are created on their first line (creators)
+        if name == "chdir":
+            base = self.cwd.get(pid, self.start_cwd)
+            self.cwd[pid] = os.path.normpath(os.path.join(base, args[0].strip('"')))
+            return
+        if name == "fchdir":
+            m = _FD_PATH.match(args[0])
+            if m:
+                self.cwd[pid] = m.group(1)
+            return
+        if name == "mmap":
+            addr, length, prot, flags, fd, off = (args + [""] * 6)[:6]
+            start, length = _num(ret), _num(length)
+            length = (length + PAGE - 1) & ~(PAGE - 1)
+            m = _FD_PATH.match(fd)
+            if "MAP_SHARED" in flags:
+                self.shared_ids += 1
+                key = f"shared:{m.group(1) if m else 'anon'}:{self.shared_ids if not m else ''}"
+                self.ops.append(f"mmap p{p} {start:#x} {length:#x} {_prot(prot)} file {self._file_id(key)} "
+                                f"{_num(off):#x}{_map_words(flags)}")
+                return
+            fpart = f" file {self._file_id(m.group(1))} {_num(off):#x}" if (m and "MAP_ANONYMOUS" not in flags) else ""
+            self.ops.append(f"mmap p{p} {start:#x} {length:#x} {_prot(prot)}{fpart}{_map_words(flags)}")
+            if "PROT_WRITE" in prot:
+                self._touch(p, start, start + length)
+        elif name == "munmap":
+            length = (_num(args[1]) + PAGE - 1) & ~(PAGE - 1)
+            self.ops.append(f"munmap p{p} {_num(args[0]):#x} {length:#x}")
+        elif name == "mprotect" or name == "pkey_mprotect":
+            length = (_num(args[1]) + PAGE - 1) & ~(PAGE - 1)
+            self.ops.append(f"mprotect p{p} {_num(args[0]):#x} {length:#x} {_prot(args[2])}")
+            if "PROT_WRITE" in args[2]:  # made writable to be used (glibc's thread stacks, arenas)
+                self._touch(p, _num(args[0]), _num(args[0]) + length)
+        elif name == "mremap":
+            old, oldlen, newlen = _num(args[0]), _num(args[1]), _num(args[2])
+            up = lambda x: (x + PAGE - 1) & ~(PAGE - 1)  # noqa: E731
+            new = _num(ret)
+            move = "move" if "MREMAP_MAYMOVE" in args[3] else "nomove"
+            tail = f" {new:#x}" if new != old else ""
+            if tail and move == "nomove":
+                move = "move"
+            self.ops.append(f"mremap p{p} {old:#x} {up(oldlen):#x} {up(newlen):#x} {move}{tail}")
+        elif name == "brk":
+            cur = _num(ret)
+            if p not in self.based:  # glibc's first brk(NULL) after exec: the loader's base
+                self.ops.append(f"brkbase p{p} {cur:#x}")
+                self.based.add(p)
+                self.base_of[p] = cur
+                self.brk_seen[p] = cur
+            if _num(args[0]) != 0:
+                self.ops.append(f"brk p{p} {cur:#x}")
+                if cur > self.brk_seen.get(p, 0):  # grown: malloc writes what it got
+                    self._touch(p, (self.brk_seen.get(p, 0) or self.base_of.get(p, cur)) & ~(PAGE - 1), cur)
+            self.brk_seen[p] = max(self.brk_seen.get(p, 0), cur)
+        elif name == "madvise":
+            adv = _ADVICE.get(args[2].strip())
+            if adv is None:
+                self._skip(f"madvise {args[2].strip()} (no rmap effect modelled)")
+                return
+            length = (_num(args[1]) + PAGE - 1) & ~(PAGE - 1)
+            self.ops.append(f"madvise p{p} {_num(args[0]):#x} {length:#x} {adv}")
+
+    def convert(self, lines: Sequence[str]) -> List[str]:
+        """Convert a whole ``strace -f -o`` log."""
+        events: List[Tuple[int, str]] = []
+        pending: Dict[int, str] = {}
+        for raw in lines:
+            m = _LINE.match(raw.rstrip("\n"))
+            if not m:
+                continue
+            pid, rest = int(m.group(1)), m.group(2)
+            if rest.endswith("<unfinished ...>"):
+                pending[pid] = rest[: -len("<unfinished ...>")].rstrip()
+                continue
+            changed = _PID_CHANGED.search(rest)
+            if changed:  # execve by a non-leader thread: it resumes as the leader
+                pending[int(changed.group(1))] = rest[: changed.start()].rstrip()
+                continue
+            r = _RESUMED.match(rest)
+            if r:
+                rest = pending.pop(pid, r.group(1) + "(") + r.group(2)
+            events.append((pid, rest))
+        # first pass: who created which task, and how
+        for pid, rest in events:
+            c = _CALL.match(rest)
+            if not c or c.group(1) not in ("fork", "vfork", "clone", "clone3"):
+                continue
+            try:
+                child = int(c.group(3))
+            except ValueError:
+                continue
+            if child <= 0:
+                continue
+            a = c.group(2)
+            name = c.group(1)
+            if "CLONE_THREAD" in a:
+                kind = "thread"
+            elif name == "vfork" or "CLONE_VM" in a:
+                kind = "vfork"
+            else:
+                kind = "fork"
+            self.creators[child].append((pid, kind))
+        for pid, rest in events:
+            if _EXIT.match(rest):
+                self._ensure(pid)
+                self._exit_pid(pid)
+                continue
+            c = _CALL.match(rest)
+            if not c:
+                continue
+            try:
+                self.call(pid, c.group(1), _split_args(c.group(2)), c.group(3))
+            except (ValueError, IndexError):
+                self._skip(f"{c.group(1)}: unparsed arguments")
+        for p in sorted(self.members):  # tasks strace lost track of
+            self.ops.append(f"exit p{p}")
+        self.members.clear()
+        return self.ops
+
+
+def convert_log(text: str, writes: str = "touched", cwd: Optional[str] = None,
+                mmap_base: int = MMAP_BASE_NORANDOM) -> Tuple[List[str], Dict[str, Any]]:
+    """Trace lines (without header) and conversion statistics for an ``strace -f`` log.
+    ``cwd``: where the command started (relative execve paths); ``mmap_base``: see
+    :func:`mmap_base_for`."""
+    from ..errors import InvalidArgument, short_repr
+
+    if not isinstance(text, str):
+        raise InvalidArgument(f"text must be the strace log as a string, got {short_repr(text)}")
+    if not isinstance(writes, str) or writes not in WRITES:
+        raise InvalidArgument(f"writes must be one of {', '.join(WRITES)}, got {short_repr(writes)}")
+    if cwd is not None and not isinstance(cwd, str):
+        raise InvalidArgument(f"cwd must be a directory path or None, got {short_repr(cwd)}")
+    if isinstance(mmap_base, bool) or not isinstance(mmap_base, int) or not 0 < mmap_base < 2**64:
+        raise InvalidArgument(f"mmap_base must be an address, got {short_repr(mmap_base)}")
+    c = Converter(writes=writes, mmap_base=mmap_base)
+    if cwd is not None:
+        c.start_cwd = cwd
+    ops = c.convert(text.splitlines())
+    return ops, {"processes": c.nproc, "files": len(c.files), "syscalls": c.seen, "skipped": c.skipped,
+                 "stack_guessed": c.stack_guessed}
+
+
+# ---------------------------------------------------------------------------------------
+# Recording, with the live kernel's own chain/VMA memory sampled during the same run
+# ---------------------------------------------------------------------------------------
+
+
+def _no_aslr() -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.personality(ADDR_NO_RANDOMIZE)
+
+
+class KernelSampler:
+    """Machine-wide live anon_vma / anon_vma_chain / vm_area_struct objects added since start,
+    sampled every ``interval`` seconds (allocations minus frees, kmem tracepoints)."""
+
+    def __init__(self, interval: float = 0.05) -> None:
+        from . import kernel
+
+        why = kernel.probe()
+        if why:
+            raise kernel.KernelUnavailable(why)
+        self._stack = contextlib.ExitStack()
+        try:
+            tfs = self._stack.enter_context(kernel.tracefs())
+            self.counters = kernel.Counters(-1, kernel._event_ids(tfs), kernel.filters())
+            self._stack.callback(self.counters.close)
+            self.base = self.counters.read()
+        except BaseException:
+            self._stack.close()  # unmount the tracefs we mounted
+            raise
+        self.interval = interval
+        self.samples: List[Dict[str, int]] = []
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+        self.objsize = slab_object_sizes()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.samples.append(self.live())
+
+    def live(self) -> Dict[str, int]:
+        now = self.counters.read()
+        return {c: (now[f"{c}_alloc"] - self.base[f"{c}_alloc"]) - (now[f"{c}_free"] - self.base[f"{c}_free"])
+                for c in ("anon_vma", "anon_vma_chain", "vm_area_struct")}
+
+    def start(self) -> KernelSampler:
+        self._t.start()
+        return self
+
+    def stop(self) -> Dict[str, Any]:
+        self._stop.set()
+        self._t.join()
+        try:
+            self.samples.append(self.live())
+        finally:
+            self._stack.close()  # counters, then tracefs
+        return summarize_kernel(self.samples, self.objsize)
+
+
+def slab_object_sizes() -> Dict[str, int]:
+    """Slab object sizes (``/proc/slabinfo`` objsize; anon_vma_chain's merged cache: 64)."""
+    sizes = {"anon_vma": 0, "anon_vma_chain": 64, "vm_area_struct": 0}
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/slabinfo").read_text().splitlines()[2:]:
+            f = line.split()
+            if f and f[0] in sizes:
+                sizes[f[0]] = int(f[3])
+    return sizes
+
+
+def summarize_kernel(samples: Sequence[Dict[str, int]], objsize: Dict[str, int]) -> Dict[str, Any]:
+    """Peak and time-mean of the build's live objects and of the chain/VMA byte ratio."""
+    rows = [s for s in samples if s["vm_area_struct"] > 0]
+    if not rows:
+        return {"samples": len(samples)}
+    ratio = [s["anon_vma_chain"] * objsize["anon_vma_chain"] / (s["vm_area_struct"] * objsize["vm_area_struct"])
+             for s in rows]
+    peak = max(rows, key=lambda s: s["vm_area_struct"])
+    return {
+        "samples": len(samples),
+        "objsize": objsize,
+        "peak": peak,
+        "ratio_at_peak": peak["anon_vma_chain"] * objsize["anon_vma_chain"] / (peak["vm_area_struct"] * objsize["vm_area_struct"]),
+        "ratio_mean": sum(ratio) / len(ratio),
+        "count_ratio_at_peak": peak["anon_vma_chain"] / peak["vm_area_struct"],
+    }
+
+
+def record(command: Sequence[str], out: Path, writes: str = "touched", kernel_ratio: bool = False,
+           progress: Optional[Callable[[str], None]] = None) -> Dict[str, Any]:
+    """Run ``command`` under strace, write the trace to ``out``; returns a summary
+    (conversion statistics, and the live kernel's ratio during the run when asked)."""
+    strace = shutil.which("strace")
+    if strace is None:
+        raise FileNotFoundError("strace is not installed (Debian: apt-get install strace)")
+    if writes not in WRITES:
+        raise ValueError(f"writes must be one of {', '.join(WRITES)}, got {writes!r}")
+    sampler = KernelSampler().start() if kernel_ratio else None
+    with tempfile.TemporaryDirectory(prefix="rmapsim-record-") as tmp:
+        log = Path(tmp) / "strace.log"
+        t0 = time.perf_counter()
+        try:
+            # -v -s: execve's argument and environment strings in full (the stack's size)
+            rc = subprocess.run([strace, "-f", "-q", "-y", "-v", "-s", "1048576",
+                                 "-e", "trace=%process,%memory,chdir,fchdir", "-e", "signal=none",
+                                 "-o", str(log), "--", *command], preexec_fn=_no_aslr).returncode
+        finally:
+            ksum = sampler.stop() if sampler else None
+        wall = time.perf_counter() - t0
+        import resource
+
+        rl = resource.getrlimit(resource.RLIMIT_STACK)[0]
+        base = mmap_base_for(1 << 62 if rl == resource.RLIM_INFINITY else rl)  # unlimited: the upper clamp
+        ops, stats = convert_log(log.read_text(errors="replace"), writes, cwd=os.getcwd(), mmap_base=base)
+    header = ["# rmapsim trace v1", f"# recorded: {' '.join(command)}", f"# exit status {rc}, {wall:.1f} s under strace",
+              f"# writes: {writes}", f"# kernel: {platform.release()}"]
+    if ksum and "ratio_at_peak" in ksum:
+        pk = ksum["peak"]
+        header.append(
+            f"# kernel-live: peak vm_area_struct {pk['vm_area_struct']} anon_vma_chain {pk['anon_vma_chain']} "
+            f"anon_vma {pk['anon_vma']}; chain/VMA bytes at peak {ksum['ratio_at_peak']:.4f} "
+            f"mean {ksum['ratio_mean']:.4f}")
+    out.write_text("\n".join(header + ops) + "\n")
+    summary = {"command": list(command), "exit_status": rc, "wall_s": wall, "ops": len(ops), **stats}
+    if ksum is not None:
+        summary["kernel"] = ksum
+    if progress:
+        progress(f"recorded {len(ops)} operations from {stats['processes']} processes in {wall:.1f} s")
+    return summary
+
+
+def memory_report(ops_text: Any, eras: Sequence[str], every: int = 0) -> List[Dict[str, Any]]:
+    """Replay a trace (text, or an op array already parsed) in each era, sampling object
+    counts and bytes over time; per era the peak (by VMA bytes) and time-mean chain/VMA byte ratio."""
+    import numpy as np
+
+    from .. import Simulator
+    from .. import trace as tr
+    from ..errors import InvalidArgument, short_repr
+
+    if isinstance(eras, (str, bytes)) or not isinstance(eras, Sequence):
+        raise InvalidArgument(f"eras must be a list of era names, got {short_repr(eras)}")
+    if isinstance(every, bool) or not isinstance(every, int) or every < 0:
+        raise InvalidArgument(f"every must be an int >= 0, got {short_repr(every)}")
+    if isinstance(ops_text, str):
+        ops = tr.parse(ops_text)
+    elif isinstance(ops_text, (list, np.ndarray)):
+        ops = ops_text
+    else:
+        raise InvalidArgument(f"ops_text must be trace text or a parsed op array, got {short_repr(ops_text)}")
+    every = every or max(1, len(ops) // 200)
+    out = []
+    for era in eras:
+        sim = Simulator(era=era)
+        t0 = time.perf_counter()
+        res = sim.apply(ops, sample_every=every)
+        dt = time.perf_counter() - t0
+        s = res.samples
+        vb = s["vma_bytes"].astype(float)
+        cb = s["anon_vma_chain_bytes"].astype(float)
+        ok = vb > 0
+        i = int(np.argmax(vb))
+        out.append({
+            "era": era, "ops": len(ops), "errors": len(res.errors()), "replay_s": dt, "samples": s,
+            "peak": {k: int(s[k][i]) for k in s.dtype.names},
+            "ratio_at_peak": float(cb[i] / vb[i]) if vb[i] else 0.0,
+            "ratio_mean": float((cb[ok] / vb[ok]).mean()) if ok.any() else 0.0,
+            "count_ratio_at_peak": float(s["anon_vma_chain"][i] / s["vma"][i]) if s["vma"][i] else 0.0,
+        })
+    return out
+
+
+def kernel_line(text: str) -> Optional[str]:
+    for line in text.splitlines()[:10]:
+        if line.startswith("# kernel-live:"):
+            return line[len("# kernel-live:"):].strip()
+    return None
+
+
+__all__ = ["WRITES", "Converter", "convert_log", "elf_image", "image_for", "memory_report", "record",
+           "summarize_kernel", "KernelSampler"]

@@ -1,0 +1,132 @@
+"""rmapsim.testing.ops, the one Python random-operation generator: its operations are
+real calls of the engine and the reference model, seeded runs repeat, the mixes reach what
+they name, and bad options are refused naming the option."""
+
+import inspect
+import random
+from collections import Counter
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import rmapsim
+from rmapsim.testing.ops import (
+    DIFFERENTIAL_KINDS,
+    OPERATIONS,
+    HypothesisDraw,
+    ModelState,
+    OpGenerator,
+    RandomDraw,
+    SimulatorState,
+    operation_table,
+    operations,
+)
+from rmapsim.testing.reference import ReferenceModel
+
+
+def _run(target, state, gen, draw, steps):
+    """Apply ``steps`` drawn operations to ``target``; (ops, Counter of error kinds)."""
+    ops, errors = [], Counter()
+    for _ in range(steps):
+        op = gen(state(target), draw)
+        ops.append(op)
+        name, args, kwargs = op
+        try:
+            getattr(target, name)(*args, **kwargs)
+        except rmapsim.SimError as e:
+            errors[type(e).__name__] += 1
+    return ops, errors
+
+
+def test_every_operation_is_a_simulator_method_with_its_positional_arity():
+    # the arity from the methods' own signatures, not from the generator's table
+    for name, arity in OPERATIONS.items():
+        params = inspect.signature(getattr(rmapsim.Simulator, name)).parameters.values()
+        positional = [p for p in params if p.name != "self" and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        required = [p for p in positional if p.default is inspect.Parameter.empty]
+        assert len(required) <= arity <= len(positional), name
+        assert callable(getattr(ReferenceModel, name)), name
+    assert operation_table() == OPERATIONS
+
+
+def test_seeded_runs_repeat_and_reach_every_operation():
+    runs = []
+    for _ in range(2):
+        model = ReferenceModel("2.6.34")
+        ops, errors = _run(model, ModelState, OpGenerator(), RandomDraw(random.Random(7)), 600)
+        runs.append(ops)
+    assert runs[0] == runs[1]
+    ops = runs[0]
+    assert {name for name, _, _ in ops} == set(OPERATIONS)
+    for name, args, _ in ops:
+        assert len(args) == OPERATIONS[name], (name, args)
+    assert any("file" in kw for name, _, kw in ops if name == "mmap")
+    assert any(kw.get("addr") is None for name, _, kw in ops if name == "mmap")
+    assert errors["NoSuchProcess"] > 0  # dead_pid
+    model.check()
+
+
+def test_the_differential_mix_names_no_file_and_no_dead_pid():
+    sim = rmapsim.Simulator(era="6.18", seed=0)
+    gen = OpGenerator(kinds=DIFFERENTIAL_KINDS, files=(), rare_advice=(), max_pages=6, prefer_busy=False)
+    draw = RandomDraw(random.Random(3))
+    seen = Counter()
+    for _ in range(400):
+        state = SimulatorState(sim)
+        live = state.pids()
+        name, args, kw = gen(state, draw)
+        seen[name] += 1
+        assert "file" not in kw and "offset" not in kw
+        assert name not in ("fork_many", "touch_many")
+        if name in ("fork", "exit", "exec", "munmap", "touch", "mprotect", "madvise", "mremap"):
+            assert args[0] in live, (name, args, live)
+        if name == "madvise":
+            assert args[3] in ("normal", "random", "sequential", "dontfork", "dofork", "dontneed", "pageout")
+        try:
+            getattr(sim, name)(*args, **kw)
+        except rmapsim.SimError:
+            pass
+    sim.check()
+    assert seen["mmap"] and seen["mremap"] and seen["try_to_unmap"] and seen["spawn"]
+
+
+def test_no_live_process_means_spawn():
+    assert OpGenerator()(ModelState(ReferenceModel("2.6.33")), RandomDraw(random.Random(0))) == ("spawn", (), {})
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.data())
+def test_the_strategy_draws_from_the_state_as_it_is(data):
+    sim = rmapsim.Simulator(era="6.18", seed=0)
+    p = sim.spawn()
+    a = sim.mmap(p, 4 * 4096)
+    sim.touch(p, a, 4 * 4096)
+    name, args, kw = data.draw(operations(SimulatorState(sim), files=()))
+    assert name in OPERATIONS
+    if name in ("munmap", "touch", "mprotect", "madvise", "mremap"):
+        assert args[0] == p
+    op = OpGenerator(files=())(SimulatorState(sim), HypothesisDraw(data))
+    assert op[0] in OPERATIONS
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"kinds": ["mmap", "nope"]}, "each of kinds must be one of"),
+        ({"kinds": "mmap"}, "kinds must be a list or tuple of strings"),
+        ({"kinds": []}, "kinds must name at least one kind"),
+        ({"max_procs": 0}, "max_procs must be an int >= 1, got 0"),
+        ({"max_procs": True}, "max_procs must be an int >= 1, got True"),
+        ({"window": (4097, 8)}, "window[0] must be page aligned, got 0x1001"),
+        ({"window": (4096,)}, "window must be (lowest address, pages)"),
+        ({"files": (0,)}, "each of files must be an int >= 1, got 0"),
+        ({"max_pages": 0}, "max_pages must be an int >= 1, got 0"),
+        ({"prefer_busy": 1}, "prefer_busy must be True or False, got 1"),
+        ({"prots": ()}, "prots, mprotect_prots and advice must each name at least one value"),
+    ],
+)
+def test_bad_options_are_refused_naming_the_option(options, message):
+    with pytest.raises(rmapsim.InvalidArgument) as e:
+        OpGenerator(**options)
+    assert message in str(e.value)
