@@ -140,8 +140,10 @@ def spin_ratio() -> Optional[float]:
     with tempfile.TemporaryDirectory() as d:
         src, exe = os.path.join(d, "spin.c"), os.path.join(d, "spin")
         with open(src, "w") as fh:
-            fh.write("int main(void){volatile unsigned long x=0;"
-                     "for(unsigned long i=0;i<600000000UL;i++)x+=i;return (int)(x&1);}\n")
+            fh.write(
+                "int main(void){volatile unsigned long x=0;"
+                "for(unsigned long i=0;i<600000000UL;i++)x+=i;return (int)(x&1);}\n"
+            )
         subprocess.run([cc, "-O1", "-o", exe, src], check=True)
         t0 = time.perf_counter()
         subprocess.run([exe])
@@ -255,8 +257,12 @@ def peak_rss() -> int:
 def run_scale() -> Dict[str, Dict[str, Any]]:
     out = {}
     for name in ("fork_storm", "aim7_like"):
-        r = subprocess.run([sys.executable, os.path.abspath(__file__), "--scale-child", name],
-                           check=True, capture_output=True, text=True)
+        r = subprocess.run(
+            [sys.executable, os.path.abspath(__file__), "--scale-child", name],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
         out[name] = json.loads(r.stdout.strip().splitlines()[-1])
     return out
 
@@ -264,15 +270,19 @@ def run_scale() -> Dict[str, Dict[str, Any]]:
 def print_scale(scale: Dict[str, Dict[str, Any]]) -> Dict[str, float]:
     figs: Dict[str, float] = {}
     print("\nscale: 10,000 processes x 1,000 pages in 6.18, each workload in its own process")
-    print(f"{'workload':<11} {'wall s':>7} {'build s':>8} {'walks':>11} {'PTEs':>11} {'pages':>11}"
-          f" {'peak RSS':>9} {'sim MiB':>8} {'B/PTE':>6} {'cap B/PTE':>9} {'RSS B/PTE':>9}")
+    print(
+        f"{'workload':<11} {'wall s':>7} {'build s':>8} {'walks':>11} {'PTEs':>11} {'pages':>11}"
+        f" {'peak RSS':>9} {'sim MiB':>8} {'B/PTE':>6} {'cap B/PTE':>9} {'RSS B/PTE':>9}"
+    )
     for name, s in scale.items():
         m, row = s["memory"], s["row"]
         ptes = m["pte"]["live"]
         mib = 1 << 20
-        print(f"{name:<11} {row['wall_s']:>7.2f} {s['build_s']:>8.2f} {row['walks']:>11,} {ptes:>11,}"
-              f" {m['page']['live']:>11,} {s['peak_rss'] / mib:>5.0f} MiB {m['total']['bytes'] / mib:>8.1f}"
-              f" {m['bytes_per_pte']:>6.1f} {m['total']['capacity_bytes'] / ptes:>9.1f} {s['peak_rss'] / ptes:>9.1f}")
+        print(
+            f"{name:<11} {row['wall_s']:>7.2f} {s['build_s']:>8.2f} {row['walks']:>11,} {ptes:>11,}"
+            f" {m['page']['live']:>11,} {s['peak_rss'] / mib:>5.0f} MiB {m['total']['bytes'] / mib:>8.1f}"
+            f" {m['bytes_per_pte']:>6.1f} {m['total']['capacity_bytes'] / ptes:>9.1f} {s['peak_rss'] / ptes:>9.1f}"
+        )
         figs[f"scale {name} wall_s"] = row["wall_s"]
         figs[f"scale {name} peak_rss_mib"] = s["peak_rss"] / mib
         figs[f"scale {name} bytes_per_pte"] = m["bytes_per_pte"]
@@ -284,7 +294,9 @@ def print_scale(scale: Dict[str, Dict[str, Any]]) -> Dict[str, float]:
             if kind in ("total", "bytes_per_pte"):
                 continue
             per = u["bytes"] / u["live"] if u["live"] else float("nan")
-            print(f"{kind:<15} {u['live']:>11,} {u['slot_bytes']:>7} {u['bytes']:>13,} {per:>9.1f} {u['capacity_bytes']:>13,}")
+            print(
+                f"{kind:<15} {u['live']:>11,} {u['slot_bytes']:>7} {u['bytes']:>13,} {per:>9.1f} {u['capacity_bytes']:>13,}"
+            )
         print(f"{'total':<15} {'':>11} {'':>7} {m['total']['bytes']:>13,} {'':>9} {m['total']['capacity_bytes']:>13,}")
     return figs
 
@@ -353,7 +365,9 @@ def main() -> None:
         return
     n, p, k = args.children, args.pages, args.baseline_scale
     bn, bp = max(1, n // k), max(1, p // k)
-    print(f"rmapsim bench, {platform.node()} ({os.cpu_count()} CPUs, Linux {platform.release()}), Python {platform.python_version()}")
+    print(
+        f"rmapsim bench, {platform.node()} ({os.cpu_count()} CPUs, Linux {platform.release()}), Python {platform.python_version()}"
+    )
 
     rows: List[Dict[str, Any]] = []
     figs: Dict[str, float] = {}
@@ -364,27 +378,45 @@ def main() -> None:
         visits, b_build, b_walk = PlainModel(chain=era != "2.6.33").run(bn, bp)
         ns_visit, ns_fault = r["walk_s"] / r["visits"] * 1e9, r["build_s"] / (p * (n + 1)) * 1e9
         base_visit, base_fault = b_walk / visits * 1e9, b_build / (bp * (bn + 1)) * 1e9
-        rows.append({
-            "era": era, "visits": int(r["visits"]), "build s": r["build_s"], "walk s": r["walk_s"],
-            "ns/visit": ns_visit, "ns/fault": ns_fault,
-            "plain ns/visit": base_visit, "walk speedup": base_visit / ns_visit,
-            "plain ns/fault": base_fault, "build speedup": base_fault / ns_fault,
-        })
-    print(f"\nseed scenario N={n} P={p}: build = mmap, parent writes, fork N, children write;"
-          f" walk = full rmap_walk of every page\n(plain-Python model at N={bn} P={bp}, per visit / per fault, same process)")
+        rows.append(
+            {
+                "era": era,
+                "visits": int(r["visits"]),
+                "build s": r["build_s"],
+                "walk s": r["walk_s"],
+                "ns/visit": ns_visit,
+                "ns/fault": ns_fault,
+                "plain ns/visit": base_visit,
+                "walk speedup": base_visit / ns_visit,
+                "plain ns/fault": base_fault,
+                "build speedup": base_fault / ns_fault,
+            }
+        )
+    print(
+        f"\nseed scenario N={n} P={p}: build = mmap, parent writes, fork N, children write;"
+        f" walk = full rmap_walk of every page\n(plain-Python model at N={bn} P={bp}, per visit / per fault, same process)"
+    )
     head = list(rows[0].keys())
     print("  ".join(f"{h:>14}" for h in head))
     for row in rows:
-        print("  ".join(f"{v:>14,}" if isinstance(v, int) else f"{v:>14.3f}" if isinstance(v, float) else f"{v:>14}"
-                        for v in row.values()))
-    print("\nwalk cost per candidate VMA, single thread: the aggregate walk (totals, anon_vma by anon_vma)"
-          " and the walk page by page (rows)")
+        print(
+            "  ".join(
+                f"{v:>14,}" if isinstance(v, int) else f"{v:>14.3f}" if isinstance(v, float) else f"{v:>14}"
+                for v in row.values()
+            )
+        )
+    print(
+        "\nwalk cost per candidate VMA, single thread: the aggregate walk (totals, anon_vma by anon_vma)"
+        " and the walk page by page (rows)"
+    )
     for era in ("2.6.33", "6.18"):
         agg, one = sims[era], per_page_walk(era, n, p)
         assert one["visits"] == agg["visits"], (one, agg)
         a_ns, o_ns = agg["walk_s"] / agg["visits"] * 1e9, one["walk_s"] / one["visits"] * 1e9
-        print(f"  {era:<7} {int(agg['visits']):>13,} candidates: aggregate {a_ns:.2f} ns, page by page {o_ns:.2f} ns"
-              f" ({o_ns / a_ns:.1f}x the aggregate)")
+        print(
+            f"  {era:<7} {int(agg['visits']):>13,} candidates: aggregate {a_ns:.2f} ns, page by page {o_ns:.2f} ns"
+            f" ({o_ns / a_ns:.1f}x the aggregate)"
+        )
         figs[f"walk {era} aggregate ns/candidate"] = a_ns
         figs[f"walk {era} per-page ns/candidate"] = o_ns
 
@@ -395,7 +427,9 @@ def main() -> None:
         print(f"  {name:<28} 1 thread {t1:.3f} s, 2 threads {t2:.3f} s  ->  {t1 / t2:.2f}x")
         figs[f"parallel {name} x"] = t1 / t2
 
-    print(f"\nnative fuzzer, 6.18 with allocation-failure injection, {FUZZ_OPS:,} operations (best of {args.reps}{cores})")
+    print(
+        f"\nnative fuzzer, 6.18 with allocation-failure injection, {FUZZ_OPS:,} operations (best of {args.reps}{cores})"
+    )
     t1, t2 = (fuzz_rate(jobs, args.reps) for jobs in (1, 2))
     print(f"  1 worker {FUZZ_OPS / t1:,.0f} ops/s, 2 workers {FUZZ_OPS / t2:,.0f} ops/s  ->  {t1 / t2:.2f}x")
     figs["fuzz 6.18 1 worker ns/op"] = t1 / FUZZ_OPS * 1e9
@@ -404,13 +438,17 @@ def main() -> None:
     print(f"\nbaselines at full size N={n} P={p}, same run")
     if not args.no_reference:
         ref = reference_seed(n, p)
-        print(f"  reference model (pure Python, 2.6.34 rules): build {ref['build_s']:.2f} s + walk {ref['walk_s']:.2f} s"
-              f" = {ref['total_s']:.2f} s")
+        print(
+            f"  reference model (pure Python, 2.6.34 rules): build {ref['build_s']:.2f} s + walk {ref['walk_s']:.2f} s"
+            f" = {ref['total_s']:.2f} s"
+        )
         for era in ("2.6.34", "6.18"):
             s = sims[era]
             x = ref["total_s"] / (s["build_s"] + s["walk_s"])
-            print(f"    simulator {era:<7} build {s['build_s']:.3f} s + walk {s['walk_s']:.3f} s"
-                  f" = {s['build_s'] + s['walk_s']:.3f} s  ->  {x:,.0f}x faster than the reference model")
+            print(
+                f"    simulator {era:<7} build {s['build_s']:.3f} s + walk {s['walk_s']:.3f} s"
+                f" = {s['build_s'] + s['walk_s']:.3f} s  ->  {x:,.0f}x faster than the reference model"
+            )
             figs[f"vs reference {era} x"] = x
             figs[f"seed {era} build+walk s"] = s["build_s"] + s["walk_s"]
     if not args.no_kernel:
@@ -419,11 +457,15 @@ def main() -> None:
             s = sim_seed("6.18", n, p, args.reps, exits=True)
             x = kern["total_s"] / s["total_s"]
             runs = ", ".join(f"{t:.2f}" for t in kern["runs_s"])
-            print(f"  real kernel (Linux {kern['kernel']}, seed_kernel.c: mmap, write, fork, COW writes, all alive, exit):"
-                  f" {kern['total_s']:.2f} s (best of {runs})")
-            print(f"    simulator 6.18 same operations + full walk of every page + exits: build {s['build_s']:.3f} s"
-                  f" + walk {s['walk_s']:.3f} s + exits {s['exit_s']:.3f} s = {s['total_s']:.3f} s"
-                  f"  ->  {x:,.0f}x faster than the kernel")
+            print(
+                f"  real kernel (Linux {kern['kernel']}, seed_kernel.c: mmap, write, fork, COW writes, all alive, exit):"
+                f" {kern['total_s']:.2f} s (best of {runs})"
+            )
+            print(
+                f"    simulator 6.18 same operations + full walk of every page + exits: build {s['build_s']:.3f} s"
+                f" + walk {s['walk_s']:.3f} s + exits {s['exit_s']:.3f} s = {s['total_s']:.3f} s"
+                f"  ->  {x:,.0f}x faster than the kernel"
+            )
             figs["vs kernel 6.18 x"] = x
             figs["seed 6.18 ops+walk+exit s"] = s["total_s"]
     if args.scale:

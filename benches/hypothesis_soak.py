@@ -46,8 +46,10 @@ def main() -> int:
             print(f"era {a.era}: VIOLATION (seed {total['seeds']}): {e}")
             return 1
     dt = time.perf_counter() - t0
-    print(f"era {a.era}: no violation in {dt / 60:.1f} min: {total['seeds']} seeds, {total['examples']:,} examples, "
-          f"{total['ops']:,} operations (fail_rate {a.fail_rate}{', extended' if a.extended else ''})")
+    print(
+        f"era {a.era}: no violation in {dt / 60:.1f} min: {total['seeds']} seeds, {total['examples']:,} examples, "
+        f"{total['ops']:,} operations (fail_rate {a.fail_rate}{', extended' if a.extended else ''})"
+    )
     return 0
 
 

@@ -22,8 +22,13 @@ def measure(era: str, examples: int, fail_rate: float, extended: bool) -> dict:
     count = {"ops": 0, "examples": 0, "engine_s": 0.0}
 
     @hseed(1)
-    @settings(max_examples=examples, database=None, deadline=None, phases=[Phase.generate],
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=examples,
+        database=None,
+        deadline=None,
+        phases=[Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
     @given(programs())
     def run(prog):
         t = time.perf_counter()
@@ -47,9 +52,11 @@ def main() -> int:
     ap.add_argument("--extended", action="store_true")
     a = ap.parse_args()
     r = measure(a.era, a.examples, a.fail_rate, a.extended)
-    print(f"era {a.era}: {r['examples']:,} examples, {r['ops']:,} operations in {r['seconds']:.2f} s = "
-          f"{r['ops_per_s']:,.0f} ops/s including generation ({r['ops'] / r['examples']:.0f} ops per example; "
-          f"the engine's share of the time {r['engine_s'] / r['seconds']:.0%})")
+    print(
+        f"era {a.era}: {r['examples']:,} examples, {r['ops']:,} operations in {r['seconds']:.2f} s = "
+        f"{r['ops_per_s']:,.0f} ops/s including generation ({r['ops'] / r['examples']:.0f} ops per example; "
+        f"the engine's share of the time {r['engine_s'] / r['seconds']:.0%})"
+    )
     return 0
 
 

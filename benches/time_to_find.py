@@ -30,10 +30,28 @@ from rmapsim import _core
 #: violation found names the bug; 2.6.34 itself keeps the copy_vma merge (2.6.33-2.6.35),
 #: whose dangling page->mapping (invariant 2) is told apart by its message.
 BUGS = [
-    ("rc1 swap-in to the faulting VMA's anon_vma", "2.6.34+swapin_target=vma_anon_vma", 0.0, False, r"invariant 1\b|invariant 2 .*dangling|freed anon_vma"),
+    (
+        "rc1 swap-in to the faulting VMA's anon_vma",
+        "2.6.34+swapin_target=vma_anon_vma",
+        0.0,
+        False,
+        r"invariant 1\b|invariant 2 .*dangling|freed anon_vma",
+    ),
     ("rc1 prepare-time reuse of any neighbour", "2.6.34+prepare_reuse=any_compatible", 0.0, False, r"invariant 4\b"),
-    ("rc1 vma_adjust importer clones its own chain", "2.6.34+importer_clones_exporter=false", 0.0, False, r"invariant [123]\b"),
-    ("rc1 anon_vma_fork error path leaks the chain", "2.6.34+fork_error_unlinks=false", 0.05, False, r"invariant (3|6)\b|use-after-free"),
+    (
+        "rc1 vma_adjust importer clones its own chain",
+        "2.6.34+importer_clones_exporter=false",
+        0.0,
+        False,
+        r"invariant [123]\b",
+    ),
+    (
+        "rc1 anon_vma_fork error path leaks the chain",
+        "2.6.34+fork_error_unlinks=false",
+        0.05,
+        False,
+        r"invariant (3|6)\b|use-after-free",
+    ),
     ("rc1, all at once", "2.6.34-rc1", 0.05, False, r"invariant|use-after-free"),
     ("3.19 degree double reuse (CVE-2022-42703)", "3.19", 0.0, False, r"invariant 4\b"),
     ("copy_vma merge into an unfaulted VMA", "2.6.33", 0.0, True, r"invariant [12]\b.*\(mremap\)"),
@@ -67,8 +85,13 @@ def hypo(era: str, fail_rate: float, extended: bool, seed: int, budget: float) -
     t0 = time.perf_counter()
 
     @hseed(seed)
-    @settings(max_examples=10**9, database=None, deadline=None, suppress_health_check=list(HealthCheck),
-              report_multiple_bugs=False)
+    @settings(
+        max_examples=10**9,
+        database=None,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+        report_multiple_bugs=False,
+    )
     @given(programs())
     def search(prog):
         state["examples"] += 1
@@ -90,8 +113,16 @@ def hypo(era: str, fail_rate: float, extended: bool, seed: int, budget: float) -
         own = len(e.ops) - 1  # hypothesis's own minimal program (without its spawn)
         msg, rep = e._shrunk()
         n = sum(1 for line in rep.splitlines() if line and not line.startswith("#"))
-        return {"found": True, "seconds": dt, "find_s": state["first"], "length": n, "hypothesis_length": own,
-                "message": msg, "trace": rep, "ops_per_s": state["ops"] / dt}
+        return {
+            "found": True,
+            "seconds": dt,
+            "find_s": state["first"],
+            "length": n,
+            "hypothesis_length": own,
+            "message": msg,
+            "trace": rep,
+            "ops_per_s": state["ops"] / dt,
+        }
     return {"found": False, "seconds": time.perf_counter() - t0}
 
 
@@ -104,7 +135,9 @@ def median(xs: List[float]) -> Optional[float]:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--seeds", type=int, default=5, help="seeds per bug and tool (default 5)")
     ap.add_argument("--budget", type=float, default=60.0, help="seconds per search before giving up (default 60)")
     ap.add_argument("--only", help="run the bugs whose name contains this text")
@@ -120,13 +153,16 @@ def main(argv: Optional[List[str]] = None) -> int:
             ok = [r for r in runs if r["found"]]
             bad = [r for r in ok if not re.search(pat, r["message"]) or not replays(era, r["trace"], pat)]
             rows.append({"bug": name, "era": era, "tool": tool, "runs": runs, "wrong_or_unreplayable": len(bad)})
-            f = lambda k: median([r[k] for r in ok])  # noqa: E731
+            f = lambda k: median([r[k] for r in ok])  # noqa: E731, B023 (called at once, inside the loop)
             mf, ms, ml = f("find_s"), f("seconds"), f("length")
             own = median([r["hypothesis_length"] for r in ok if "hypothesis_length" in r])
             cell = lambda v, w, fmt: ("-" if v is None else format(v, fmt)).rjust(w)  # noqa: E731
-            print(f"{name:46} {era:38} {tool:10} {len(ok)}/{len(runs):<3} {cell(mf, 7, '.2f')} {cell(ms, 9, '.2f')} "
-                  f"{cell(ml, 6, '.0f')} {cell(own, 4, '.0f')}" + (f"  ({len(bad)} other bug / not replayed)" if bad else ""),
-                  flush=True)
+            print(
+                f"{name:46} {era:38} {tool:10} {len(ok)}/{len(runs):<3} {cell(mf, 7, '.2f')} {cell(ms, 9, '.2f')} "
+                f"{cell(ml, 6, '.0f')} {cell(own, 4, '.0f')}"
+                + (f"  ({len(bad)} other bug / not replayed)" if bad else ""),
+                flush=True,
+            )
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(rows, fh, indent=1)

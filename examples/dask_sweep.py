@@ -1,7 +1,7 @@
 """A sweep on a Dask cluster, every run starting from one built state.
 
-    python examples/dask_sweep.py                      # a LocalCluster of 2 worker processes
-    python examples/dask_sweep.py tcp://host:8786      # an existing scheduler
+python examples/dask_sweep.py                      # a LocalCluster of 2 worker processes
+python examples/dask_sweep.py tcp://host:8786      # an existing scheduler
 """
 
 import sys
@@ -27,8 +27,13 @@ def busy_machine() -> rmapsim.Simulator:
 if __name__ == "__main__":
     ex = dask_executor(address=sys.argv[1] if len(sys.argv) > 1 else None)
     try:
-        rows = sweep("fork_storm", {"children": [10, 100, 1000], "pages": [100]}, base=busy_machine(), executor=ex,
-                     progress=lambda done, total: print(f"  {done}/{total} runs done", file=sys.stderr))
+        rows = sweep(
+            "fork_storm",
+            {"children": [10, 100, 1000], "pages": [100]},
+            base=busy_machine(),
+            executor=ex,
+            progress=lambda done, total: print(f"  {done}/{total} runs done", file=sys.stderr),
+        )
     finally:
         ex.close()
     cols = ["era", "children", "base_operations", "mean_vmas_visited", "n_mm", "n_vma", "n_anon_vma", "n_page"]

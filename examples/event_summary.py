@@ -17,8 +17,10 @@ def main(path: str) -> None:
     sites = df[[c for c in df.columns if c.startswith("alloc:")]].sum()
     print(sites[sites > 0].to_string())
     peak = df.loc[df.live_vma.idxmax()]
-    print(f"most VMAs live after op {peak.op} ({peak.kind}): " +
-          ", ".join(f"{k} {peak['live_' + k]}" for k in ["mm", *kinds]))
+    print(
+        f"most VMAs live after op {peak.op} ({peak.kind}): "
+        + ", ".join(f"{k} {peak['live_' + k]}" for k in ["mm", *kinds])
+    )
 
 
 if __name__ == "__main__":

@@ -93,5 +93,6 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
     if report.failed and helpers.tracked():
-        report.sections.append(("rmapsim address spaces (every process of every simulator the test made)",
-                                helpers.failure_pictures()))
+        report.sections.append(
+            ("rmapsim address spaces (every process of every simulator the test made)", helpers.failure_pictures())
+        )

@@ -54,6 +54,7 @@ FIRST_BREAK = {"2.6.34-rc1": None, "3.19": 4}
 SOUND_ERAS = tuple(e for e in EVERY_ERA if e not in BUGGY_BREAKS)
 ERAS = EVERY_ERA  # what the `era` / `sim` fixtures run: every era
 
+
 # Per-era rules the tests rely on, written from SPEC.md section 3 and kernel-eras.md
 # sections 1-8 (test_stateful checks that the presets agree):
 #   linking     legacy (one family anon_vma, VMAs on its list) | chain (anon_vma_chain)
@@ -74,14 +75,36 @@ ERAS = EVERY_ERA  # what the `era` / `sim` fixtures run: every era
 #               (__page_set_anon_rmap returns early for PageAnon; 3.0+ here)
 #   prepare_head anon_vma_prepare links its chain entry at the head of the anon_vma list
 #               (list_add, 2.6.34-2.6.37; the tail again from 2.6.38: 3.0 here)
-def _rules(linking="chain", prepare="singular", merge="simple", index="list", lock_root=True,
-           lock_shared=False, fork_reuse="never", wipeonfork=False, mremap_merges_next=False,
-           swapin="root", unaccount=False, prepare_head=False,
-           swapin_keeps=True):
-    return dict(linking=linking, prepare=prepare, merge=merge, index=index, lock_root=lock_root,
-                lock_shared=lock_shared, fork_reuse=fork_reuse, wipeonfork=wipeonfork,
-                mremap_merges_next=mremap_merges_next, swapin=swapin, unaccount=unaccount,
-                prepare_head=prepare_head, swapin_keeps=swapin_keeps)
+def _rules(
+    linking="chain",
+    prepare="singular",
+    merge="simple",
+    index="list",
+    lock_root=True,
+    lock_shared=False,
+    fork_reuse="never",
+    wipeonfork=False,
+    mremap_merges_next=False,
+    swapin="root",
+    unaccount=False,
+    prepare_head=False,
+    swapin_keeps=True,
+):
+    return dict(
+        linking=linking,
+        prepare=prepare,
+        merge=merge,
+        index=index,
+        lock_root=lock_root,
+        lock_shared=lock_shared,
+        fork_reuse=fork_reuse,
+        wipeonfork=wipeonfork,
+        mremap_merges_next=mremap_merges_next,
+        swapin=swapin,
+        unaccount=unaccount,
+        prepare_head=prepare_head,
+        swapin_keeps=swapin_keeps,
+    )
 
 
 ERA_RULES = {
@@ -94,8 +117,15 @@ ERA_RULES = {
     "3.8": _rules(merge="singular", index="itree", lock_shared=True),
     "3.19": _rules(merge="singular", index="itree", lock_shared=True, fork_reuse="degree"),
     "6.0": _rules(merge="singular", index="itree", lock_shared=True, fork_reuse="active", wipeonfork=True),
-    "6.18": _rules(merge="2025", index="itree", lock_shared=True, fork_reuse="active", wipeonfork=True,
-                   mremap_merges_next=True, unaccount=True),
+    "6.18": _rules(
+        merge="2025",
+        index="itree",
+        lock_shared=True,
+        fork_reuse="active",
+        wipeonfork=True,
+        mremap_merges_next=True,
+        unaccount=True,
+    ),
 }
 
 COUNT_KEYS = ("mm", "vma", "anon_vma", "anon_vma_chain", "page", "pte", "swap_slot", "swap_cache")
@@ -227,8 +257,7 @@ def anon_pages(sim) -> list:
 def mapped_page_addrs(sim, pid):
     """Every page address covered by a VMA of pid."""
     for v in vmas(sim, pid):
-        for a in range(v["start"], v["end"], PAGE):
-            yield a
+        yield from range(v["start"], v["end"], PAGE)
 
 
 def page_map(sim) -> dict:
@@ -641,7 +670,7 @@ TREE = ["3.7", "3.8", "3.19", "6.0", "6.18"]  # interval-tree index (bf181b9f9d8
 # adds every tracked simulator's address-space pictures (render_layout of each process, anon_vma
 # labels global across its processes) to the report.
 
-_TRACKED: "list[weakref.ref]" = []
+_TRACKED: list[weakref.ref] = []
 MAX_PICTURED_SIMS = 4  # the most recent ones
 MAX_PICTURED_PIDS = 12  # per simulator
 MAX_PICTURE_CHARS = 20_000  # per simulator

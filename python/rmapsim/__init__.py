@@ -22,9 +22,6 @@ import numpy as np
 
 from . import _core
 from ._stats import COLUMNS, LOCK_EXCLUSIVE, LOCK_SHARED, ScanStats, summary_from_totals
-from .policy import Knob, Policy, era_spec, knobs, policy_overrides
-from .events import EventLog
-from .views import AnonVmaChainView, AnonVmaView, MmView, PageView, VmaView
 from .errors import (
     BadAddress,
     Busy,
@@ -37,6 +34,9 @@ from .errors import (
     TryAgain,
     short_repr,
 )
+from .events import EventLog
+from .policy import Knob, Policy, era_spec, knobs, policy_overrides
+from .views import AnonVmaChainView, AnonVmaView, MmView, PageView, VmaView
 
 if TYPE_CHECKING:
     from .contention import ContentionResult
@@ -121,8 +121,17 @@ def _aggregate(aggregate: object) -> bool:
 
 #: Columns of :attr:`ApplyResult.samples`: operations applied, live processes, VMAs, anon_vmas,
 #: anon_vma_chains, anon pages, then bytes of vm_area_struct, anon_vma, anon_vma_chain.
-SAMPLE_FIELDS = ("ops", "processes", "vma", "anon_vma", "anon_vma_chain", "page",
-                 "vma_bytes", "anon_vma_bytes", "anon_vma_chain_bytes")
+SAMPLE_FIELDS = (
+    "ops",
+    "processes",
+    "vma",
+    "anon_vma",
+    "anon_vma_chain",
+    "page",
+    "vma_bytes",
+    "anon_vma_bytes",
+    "anon_vma_chain_bytes",
+)
 SAMPLE_DTYPE = np.dtype([(f, np.uint64) for f in SAMPLE_FIELDS])
 
 
@@ -135,7 +144,7 @@ class ApplyResult:
         self.status, self.value, self.message = status, value, message
         self.samples = np.zeros(0, dtype=SAMPLE_DTYPE)
         #: The per-operation event log with ``apply(..., events=True)``, else None.
-        self.events: "Optional[EventLog]" = None
+        self.events: Optional[EventLog] = None
 
     def __len__(self) -> int:
         return len(self.status)
@@ -166,8 +175,14 @@ class Simulator(_core.Simulator):
     :class:`SimError` subclass naming the bad value, leaving the state unchanged.
     """
 
-    def __new__(cls, era: "Optional[Union[str, Policy]]" = None, seed: Optional[int] = None, policy: object = None,
-                pid_max: Optional[int] = None, ram: Optional[int] = None) -> "Simulator":
+    def __new__(
+        cls,
+        era: Optional[Union[str, Policy]] = None,
+        seed: Optional[int] = None,
+        policy: object = None,
+        pid_max: Optional[int] = None,
+        ram: Optional[int] = None,
+    ) -> Simulator:
         if isinstance(era, Policy):
             era = str(era)
         base, overrides = policy_overrides(policy)  # type: ignore[arg-type]
@@ -177,8 +192,14 @@ class Simulator(_core.Simulator):
             era = base
         return super().__new__(cls, era, seed, overrides)
 
-    def __init__(self, era: "Optional[Union[str, Policy]]" = None, seed: Optional[int] = None, policy: object = None,
-                 pid_max: Optional[int] = None, ram: Optional[int] = None) -> None:
+    def __init__(
+        self,
+        era: Optional[Union[str, Policy]] = None,
+        seed: Optional[int] = None,
+        policy: object = None,
+        pid_max: Optional[int] = None,
+        ram: Optional[int] = None,
+    ) -> None:
         """``pid_max`` (default 4,194,304, from 301) bounds the pids, as the kernel's
         sysctl does: a fork or spawn with no free pid raises :class:`TryAgain` (EAGAIN)
         and changes nothing. ``ram`` (bytes, default 1 TiB) is the simulated machine's
@@ -190,7 +211,7 @@ class Simulator(_core.Simulator):
         if ram is not None:
             self.set_ram(ram)
 
-    def clone(self) -> "Simulator":
+    def clone(self) -> Simulator:
         """An independent deep copy of the whole state and its future: the same random
         stream, ENOMEM injection, limits and counters, so the same operations on the copy
         and the original give the same results bit for bit. A copy too big for this
@@ -202,7 +223,7 @@ class Simulator(_core.Simulator):
         new.__dict__.update(self._py_state())
         return new
 
-    def _bare_clone(self) -> "Simulator":
+    def _bare_clone(self) -> Simulator:
         new = type(self).__new__(type(self), era=self.era)
         new._copy_from(self)
         return new
@@ -212,10 +233,10 @@ class Simulator(_core.Simulator):
         of the last ``apply`` stays behind)."""
         return {k: v for k, v in self.__dict__.items() if k != "_event_log"}
 
-    def __copy__(self) -> "Simulator":
+    def __copy__(self) -> Simulator:
         return self.clone()
 
-    def __deepcopy__(self, memo: Dict[int, Any]) -> "Simulator":
+    def __deepcopy__(self, memo: Dict[int, Any]) -> Simulator:
         new = memo[id(self)] = self._bare_clone()
         new.__dict__.update(copy.deepcopy(self._py_state(), memo))
         return new
@@ -229,14 +250,16 @@ class Simulator(_core.Simulator):
         return self._snapshot()
 
     @classmethod
-    def from_bytes(cls, data: "Union[bytes, bytearray, memoryview]") -> "Simulator":
+    def from_bytes(cls, data: Union[bytes, bytearray, memoryview]) -> Simulator:
         """The simulator a :meth:`to_bytes` snapshot holds. Raises :class:`InvalidArgument`
         naming what is wrong when ``data`` is not a snapshot, comes from another format
         version, is truncated or fails its checksum."""
         if isinstance(data, (bytearray, memoryview)):
             data = bytes(data)
         if not isinstance(data, bytes):
-            raise InvalidArgument(f"data: expected bytes (a snapshot from Simulator.to_bytes), got {type(data).__name__}")
+            raise InvalidArgument(
+                f"data: expected bytes (a snapshot from Simulator.to_bytes), got {type(data).__name__}"
+            )
         new = cls.__new__(cls)
         new._restore(data)
         return new
@@ -252,9 +275,17 @@ class Simulator(_core.Simulator):
         reparented to 0), the rest are untouched."""
         super().exit_many(_int_list(pids, "pids"))
 
-    def mmap(self, pid: int, length: int, addr: Optional[int] = None,  # type: ignore[override]
-             prot: Optional[str] = None, file: Optional[int] = None, offset: Optional[int] = None,
-             noreserve: bool = False, stack: bool = False) -> int:  # stricter than _core's: None is refused
+    def mmap(
+        self,
+        pid: int,
+        length: int,
+        addr: Optional[int] = None,  # type: ignore[override]
+        prot: Optional[str] = None,
+        file: Optional[int] = None,
+        offset: Optional[int] = None,
+        noreserve: bool = False,
+        stack: bool = False,
+    ) -> int:  # stricter than _core's: None is refused
         """A private mapping (anonymous, or of ``file`` at ``offset``); see
         docs/api-contract.md. ``noreserve=True`` is ``MAP_NORESERVE``: the VMA gets
         ``VM_NORESERVE`` (``vmas()`` flag "noreserve") and is never charged (no
@@ -276,14 +307,17 @@ class Simulator(_core.Simulator):
         return None if pages is None else _int_list(pages, "pages")
 
     @overload
-    def page_referenced(self, pages: HandleArray = ..., threads: Optional[int] = ...,
-                        aggregate: Literal[False] = ...) -> ScanStats: ...
+    def page_referenced(
+        self, pages: HandleArray = ..., threads: Optional[int] = ..., aggregate: Literal[False] = ...
+    ) -> ScanStats: ...
     @overload
-    def page_referenced(self, pages: HandleArray = ..., threads: Optional[int] = ..., *,
-                        aggregate: Literal[True]) -> Dict[str, Any]: ...
+    def page_referenced(
+        self, pages: HandleArray = ..., threads: Optional[int] = ..., *, aggregate: Literal[True]
+    ) -> Dict[str, Any]: ...
 
-    def page_referenced(self, pages: HandleArray = None, threads: Optional[int] = 1,
-                        aggregate: bool = False) -> Union[ScanStats, Dict[str, Any]]:
+    def page_referenced(
+        self, pages: HandleArray = None, threads: Optional[int] = 1, aggregate: bool = False
+    ) -> Union[ScanStats, Dict[str, Any]]:
         """Kernel-faithful ``page_referenced`` walks (``page_referenced_anon``): each walk
         stops once it has found ``page_mapcount`` mappings. ``pages=None`` walks every
         live anon page. ``threads``: worker threads (None = all cores); results are
@@ -292,14 +326,17 @@ class Simulator(_core.Simulator):
         return self._walk("page_referenced", pages, threads, aggregate)
 
     @overload
-    def rmap_walk(self, pages: HandleArray = ..., threads: Optional[int] = ...,
-                  aggregate: Literal[False] = ...) -> ScanStats: ...
+    def rmap_walk(
+        self, pages: HandleArray = ..., threads: Optional[int] = ..., aggregate: Literal[False] = ...
+    ) -> ScanStats: ...
     @overload
-    def rmap_walk(self, pages: HandleArray = ..., threads: Optional[int] = ..., *,
-                  aggregate: Literal[True]) -> Dict[str, Any]: ...
+    def rmap_walk(
+        self, pages: HandleArray = ..., threads: Optional[int] = ..., *, aggregate: Literal[True]
+    ) -> Dict[str, Any]: ...
 
-    def rmap_walk(self, pages: HandleArray = None, threads: Optional[int] = 1,
-                  aggregate: bool = False) -> Union[ScanStats, Dict[str, Any]]:
+    def rmap_walk(
+        self, pages: HandleArray = None, threads: Optional[int] = 1, aggregate: bool = False
+    ) -> Union[ScanStats, Dict[str, Any]]:
         """Full ``rmap_walk`` of each page: every candidate VMA on the page's anon_vma is
         visited (what migration's ``remove_migration_ptes`` and the checker do, and the
         cost the 2010 thread's O(N) → 2 claim counts). ``threads`` as for
@@ -316,8 +353,9 @@ class Simulator(_core.Simulator):
         Simulator meanwhile; a mutating call from another thread raises :class:`Busy`."""
         return self._walk("rmap_walk", pages, threads, aggregate)
 
-    def _walk(self, kind: str, pages: HandleArray, threads: Optional[int],
-              aggregate: bool) -> Union[ScanStats, Dict[str, Any]]:
+    def _walk(
+        self, kind: str, pages: HandleArray, threads: Optional[int], aggregate: bool
+    ) -> Union[ScanStats, Dict[str, Any]]:
         pages_, threads_ = self._pages(pages), threads
         if _aggregate(aggregate):
             return summary_from_totals(self._walk_totals(pages_, kind == "rmap_walk", threads_), kind)
@@ -341,9 +379,17 @@ class Simulator(_core.Simulator):
         d["bytes_per_pte"] = total / ptes if ptes else float("nan")
         return d
 
-    def contention(self, pages: HandleArray = None, cpus: int = 16, per_candidate: int = 1, handoff: int = 1,
-                   outside: int = 10, writer_every: int = 0, writer_hold: int = 5,
-                   spans: bool = False) -> "ContentionResult":
+    def contention(
+        self,
+        pages: HandleArray = None,
+        cpus: int = 16,
+        per_candidate: int = 1,
+        handoff: int = 1,
+        outside: int = 10,
+        writer_every: int = 0,
+        writer_hold: int = 5,
+        spans: bool = False,
+    ) -> ContentionResult:
         """Replay the ``page_referenced`` walks on ``cpus`` simulated CPUs under the era's
         locks (see :mod:`rmapsim.contention` for the cost model). ``spans=True`` also
         records each CPU's waits, holds and outside work (``result.spans``; refused with
@@ -351,13 +397,21 @@ class Simulator(_core.Simulator):
         ``KeyboardInterrupt``."""
         from .contention import ContentionResult
 
-        d = self._contention(self._pages(pages), cpus, per_candidate, handoff, outside, writer_every, writer_hold,
-                             spans)
+        d = self._contention(
+            self._pages(pages), cpus, per_candidate, handoff, outside, writer_every, writer_hold, spans
+        )
         pol = self.policy()
-        params = dict(cpus=cpus, per_candidate=per_candidate, handoff=handoff, outside=outside,
-                      writer_every=writer_every, writer_hold=writer_hold)
-        return ContentionResult(d, self.era, {k: int(v) for k, v in params.items()},
-                                f"{pol['lock_scope']}/{pol['lock_kind']}")
+        params = dict(
+            cpus=cpus,
+            per_candidate=per_candidate,
+            handoff=handoff,
+            outside=outside,
+            writer_every=writer_every,
+            writer_hold=writer_hold,
+        )
+        return ContentionResult(
+            d, self.era, {k: int(v) for k, v in params.items()}, f"{pol['lock_scope']}/{pol['lock_kind']}"
+        )
 
     def madvise(self, pid: int, addr: int, length: int, advice: str) -> ScanStats:
         """``madvise(addr, length, advice)`` with advice ``normal``, ``random``,
@@ -369,14 +423,17 @@ class Simulator(_core.Simulator):
         return ScanStats(self._madvise(pid, addr, length, advice), kind="try_to_unmap")
 
     @overload
-    def try_to_unmap(self, pages: HandleArray = ..., threads: Optional[int] = ...,
-                     aggregate: Literal[False] = ...) -> ScanStats: ...
+    def try_to_unmap(
+        self, pages: HandleArray = ..., threads: Optional[int] = ..., aggregate: Literal[False] = ...
+    ) -> ScanStats: ...
     @overload
-    def try_to_unmap(self, pages: HandleArray = ..., threads: Optional[int] = ..., *,
-                     aggregate: Literal[True]) -> Dict[str, Any]: ...
+    def try_to_unmap(
+        self, pages: HandleArray = ..., threads: Optional[int] = ..., *, aggregate: Literal[True]
+    ) -> Dict[str, Any]: ...
 
-    def try_to_unmap(self, pages: HandleArray = None, threads: Optional[int] = 1,
-                     aggregate: bool = False) -> Union[ScanStats, Dict[str, Any]]:
+    def try_to_unmap(
+        self, pages: HandleArray = None, threads: Optional[int] = 1, aggregate: bool = False
+    ) -> Union[ScanStats, Dict[str, Any]]:
         """Reclaim's ``try_to_unmap`` on each page (every anon page when None): the page
         enters the swap cache and every mapping its rmap walk finds becomes a swap entry;
         the walk stops once the page is unmapped. A mapping the walk misses stays mapped,
@@ -395,8 +452,7 @@ class Simulator(_core.Simulator):
         Returns how many pages were dropped."""
         return int(self._drop_swap_cache(self._pages(pages)))
 
-    def apply(self, ops: object, check_each: bool = False, sample_every: int = 0,
-              events: bool = False) -> "ApplyResult":
+    def apply(self, ops: object, check_each: bool = False, sample_every: int = 0, events: bool = False) -> ApplyResult:
         """Run a batch of operations in one call: ``ops`` is trace text (version 1) or an
         op array (:mod:`rmapsim.trace`). Every operation runs even if earlier ones fail;
         with ``check_each``, ``check()`` runs after every operation and the batch stops at
@@ -416,49 +472,54 @@ class Simulator(_core.Simulator):
             raise InvalidArgument(f"events must be True or False, got {short_repr(events)}")
         if events:
             if sample_every != 0:
-                raise InvalidArgument(f"sample_every={short_repr(sample_every)} with events=True: the event log "
-                                      "already has the live counts after every operation")
+                raise InvalidArgument(
+                    f"sample_every={short_repr(sample_every)} with events=True: the event log "
+                    "already has the live counts after every operation"
+                )
             from .events import EventLog, lock_kind_of
 
             status, value, message, cols = self._apply_events(trace.rows(arr), check_each)
-            res = ApplyResult(np.frombuffer(bytes(status), dtype=np.uint8).copy(), np.asarray(value, dtype=np.uint64),
-                              list(message))
+            res = ApplyResult(
+                np.frombuffer(bytes(status), dtype=np.uint8).copy(), np.asarray(value, dtype=np.uint64), list(message)
+            )
             res.events = EventLog(self.era, lock_kind_of(self.era), res.status, res.value, res.message, cols)
             self._event_log = res.events
             return res
         status, value, message, samples = self._apply(trace.rows(arr), check_each, sample_every)
-        res = ApplyResult(np.frombuffer(bytes(status), dtype=np.uint8).copy(), np.asarray(value, dtype=np.uint64), list(message))
+        res = ApplyResult(
+            np.frombuffer(bytes(status), dtype=np.uint8).copy(), np.asarray(value, dtype=np.uint64), list(message)
+        )
         res.samples = np.array([tuple(s) for s in samples], dtype=SAMPLE_DTYPE)
         return res
 
-    def events(self) -> "Optional[EventLog]":
+    def events(self) -> Optional[EventLog]:
         """The event log of the last ``apply(..., events=True)`` on this simulator (None
         before the first). A copy or unpickled simulator starts without one."""
         return getattr(self, "_event_log", None)
 
     # Navigable views (rmapsim.views, docs/views.md).
-    def mm(self, pid: int) -> "MmView":
+    def mm(self, pid: int) -> MmView:
         """A view of ``pid``'s ``struct mm_struct`` (:class:`NoSuchProcess` for no such pid)."""
         return MmView(self, self._mm_handle(pid))
 
-    def vma_at(self, pid: int, addr: int) -> "Optional[VmaView]":
+    def vma_at(self, pid: int, addr: int) -> Optional[VmaView]:
         """A view of the VMA of ``pid`` containing byte ``addr`` (any alignment), or None."""
         h = self._vma_at(pid, addr)
         return None if h is None else VmaView(self, h)
 
-    def vma(self, handle: int) -> "VmaView":
+    def vma(self, handle: int) -> VmaView:
         """A view of a live VMA by handle (:class:`StaleHandle` if freed or unknown)."""
         return VmaView._checked(self, handle)
 
-    def anon_vma(self, handle: int) -> "AnonVmaView":
+    def anon_vma(self, handle: int) -> AnonVmaView:
         """A view of a live anon_vma by handle (``vmas()``, ``graph()``, ``page_info()``)."""
         return AnonVmaView._checked(self, handle)
 
-    def anon_vma_chain(self, handle: int) -> "AnonVmaChainView":
+    def anon_vma_chain(self, handle: int) -> AnonVmaChainView:
         """A view of a live anon_vma_chain by handle."""
         return AnonVmaChainView._checked(self, handle)
 
-    def page(self, handle: int) -> "PageView":
+    def page(self, handle: int) -> PageView:
         """A view of a live anon page by handle (``anon_pages()``, ``page_at()``)."""
         return PageView._checked(self, handle)
 
@@ -546,8 +607,20 @@ def _busy_guard(name: str, fn: Any) -> Any:
 
 
 #: Native methods that borrow the simulator themselves and raise Busy (the long calls).
-_SELF_GUARDED = frozenset({"touch", "fork_many", "check", "_rmap_walk", "_page_referenced", "_walk_totals",
-                           "_contention", "_try_to_unmap", "_try_to_unmap_totals", "_apply"})
+_SELF_GUARDED = frozenset(
+    {
+        "touch",
+        "fork_many",
+        "check",
+        "_rmap_walk",
+        "_page_referenced",
+        "_walk_totals",
+        "_contention",
+        "_try_to_unmap",
+        "_try_to_unmap_totals",
+        "_apply",
+    }
+)
 
 
 def _guard_methods(cls: type) -> None:

@@ -68,7 +68,11 @@ class ScanStats:
         return int(self.column(column).sum(dtype=np.uint64))
 
     def percentile(self, q: float, column: str = "vmas_visited") -> float:
-        if isinstance(q, (bool, np.bool_)) or not isinstance(q, (int, float, np.integer, np.floating)) or not 0 <= q <= 100:
+        if (
+            isinstance(q, (bool, np.bool_))
+            or not isinstance(q, (int, float, np.integer, np.floating))
+            or not 0 <= q <= 100
+        ):
             from .errors import InvalidArgument, short_repr
 
             raise InvalidArgument(f"q must be a number from 0 to 100, got {short_repr(q)}")
@@ -154,8 +158,14 @@ def summary_from_totals(d: Mapping[str, Any], kind: str) -> Dict[str, Any]:
         "p99": _hist_percentile(values, cum, n, 99) if n else float("nan"),
         "max": int(values[-1]) if n else 0,
     }
-    for k in ("total_vmas_visited", "total_ptes_checked", "total_mappings_found", "total_mapcount",
-              "total_vmas_in_range", "total_tree_nodes_visited"):
+    for k in (
+        "total_vmas_visited",
+        "total_ptes_checked",
+        "total_mappings_found",
+        "total_mapcount",
+        "total_vmas_in_range",
+        "total_tree_nodes_visited",
+    ):
         out[k] = int(d[k])
     out["histogram"] = {int(v): int(c) for v, c in zip(values.tolist(), counts.tolist())}
     out["kind"] = kind

@@ -30,8 +30,7 @@ _SPAN_COLUMNS = ("cpu", "kind", "lock", "start", "end", "candidates")
 class ContentionResult:
     """Makespan, per-lock wait and hold, and the CPUs holding / waiting over time."""
 
-    def __init__(self, d: Dict[str, Any], era: str, params: Optional[Dict[str, int]] = None,
-                 lock: str = "") -> None:
+    def __init__(self, d: Dict[str, Any], era: str, params: Optional[Dict[str, int]] = None, lock: str = "") -> None:
         self.era = era
         #: the model's parameters (cpus, per_candidate, handoff, outside, writer_every, writer_hold)
         self.params = dict(params or {})
@@ -56,7 +55,8 @@ class ContentionResult:
         #: spans are in time order and never overlap; waits and outside work of 0 units
         #: are not recorded; ``lock`` is 0 for outside work.
         self.spans: Optional[Dict[str, np.ndarray]] = (
-            {c: np.asarray(d["span_" + c]) for c in _SPAN_COLUMNS} if "span_cpu" in d else None)
+            {c: np.asarray(d["span_" + c]) for c in _SPAN_COLUMNS} if "span_cpu" in d else None
+        )
 
     def waiting_share(self) -> float:
         """Share of all CPU time spent waiting for a lock."""
@@ -90,7 +90,12 @@ class ContentionResult:
             _, ax = plt.subplots(figsize=(7, 2.6))
         t = np.append(self.time, self.makespan)
         ax.step(t, np.append(self.holding, 0), where="post", label="holding the lock")
-        ax.step(t, np.append(self.waiting, 0), where="post", label="waiting" + (" (spinning)" if self.spinning else " (sleeping)"))
+        ax.step(
+            t,
+            np.append(self.waiting, 0),
+            where="post",
+            label="waiting" + (" (spinning)" if self.spinning else " (sleeping)"),
+        )
         ax.set_title(f"{self.era}: {self.cpus} CPUs, {100 * self.waiting_share():.0f}% of CPU time waiting")
         ax.set_xlabel("virtual time (candidate-visits)")
         ax.set_ylabel("CPUs")

@@ -71,9 +71,11 @@ CATEGORIES = ("result", "counts", "vmas", "vma_anon_vma", "vma_chain", "pages", 
 #: The object kinds of ``Simulator.counts()`` that every row carries for A and B.
 COUNT_KINDS = ("mm", "vma", "anon_vma", "anon_vma_chain", "page", "pte", "swap_slot", "swap_cache")
 #: Columns of :attr:`DiffResult.rows` (the CSV and the JSON ``rows``), in order.
-COLUMNS = (("op", "line", "operation", "differs", "what", "result_a", "result_b")
-           + tuple(f"{k}_{s}" for k in COUNT_KINDS for s in "ab")
-           + ("walk_a", "walk_b", "walk_max_a", "walk_max_b", "verdict_a", "verdict_b"))
+COLUMNS = (
+    ("op", "line", "operation", "differs", "what", "result_a", "result_b")
+    + tuple(f"{k}_{s}" for k in COUNT_KINDS for s in "ab")
+    + ("walk_a", "walk_b", "walk_max_a", "walk_max_b", "verdict_a", "verdict_b")
+)
 #: At most this many details per category are kept (the rest are counted).
 MAX_DETAILS = 12
 
@@ -126,8 +128,14 @@ class _Run:
         infos = {int(h): self.sim.page_info(int(h)) for h in self.sim.anon_pages()}
         self._name_new(op, vmas, graph, maps)
         nm = self.names.get
-        state_vmas = {k: (v["prot"], nm(v["anon_vma"], "?") if v["anon_vma"] is not None else None,
-                          tuple(sorted(nm(c, "?") for c in v["chain"]))) for k, v in vmas}
+        state_vmas = {
+            k: (
+                v["prot"],
+                nm(v["anon_vma"], "?") if v["anon_vma"] is not None else None,
+                tuple(sorted(nm(c, "?") for c in v["chain"])),
+            )
+            for k, v in vmas
+        }
         walk = self._walk_cost()
         pages: Dict[PageKey, Tuple[Optional[str], Optional[int]]] = {}
         for h, info in infos.items():
@@ -161,8 +169,13 @@ class _Run:
             return {}
         return dict(zip(s.column("page").tolist(), s.column("vmas_visited").tolist()))
 
-    def _name_new(self, op: int, vmas: List[Tuple[VmaKey, Dict[str, Any]]], graph: Dict[str, Any],
-                  maps: Dict[int, List[Tuple[int, int]]]) -> None:
+    def _name_new(
+        self,
+        op: int,
+        vmas: List[Tuple[VmaKey, Dict[str, Any]]],
+        graph: Dict[str, Any],
+        maps: Dict[int, List[Tuple[int, int]]],
+    ) -> None:
         """Give every anon_vma handle seen for the first time its identity (module doc)."""
         live = {a["anon_vma"] for a in graph["anon_vmas"]}
         new = sorted(h for h in live if h not in self.names)
@@ -240,9 +253,13 @@ class DiffResult:
         """Everything as JSON-ready data (``rmapsim diff --json``)."""
         fd = self.first_divergence
         return {
-            "a": self.a, "b": self.b, "ops": self.ops, "identical": self.identical,
-            "first_divergence": None if fd is None else
-            {"op": fd.op, "line": fd.line, "lineno": fd.lineno, "details": fd.details},
+            "a": self.a,
+            "b": self.b,
+            "ops": self.ops,
+            "identical": self.identical,
+            "first_divergence": None
+            if fd is None
+            else {"op": fd.op, "line": fd.line, "lineno": fd.lineno, "details": fd.details},
             "first_by_category": self.first_by_category,
             "columns": list(COLUMNS),
             "rows": self.to_dicts(),
@@ -270,8 +287,9 @@ def _ops_and_lines(trace: object) -> Tuple[np.ndarray, Optional[List[int]]]:
         try:
             text = Path(trace).read_text()
         except (OSError, UnicodeDecodeError) as e:
-            raise InvalidArgument(f"cannot read trace file trace={short_repr(os.fspath(trace))}: "
-                                  f"{e.__class__.__name__}") from None
+            raise InvalidArgument(
+                f"cannot read trace file trace={short_repr(os.fspath(trace))}: {e.__class__.__name__}"
+            ) from None
     elif isinstance(trace, str):
         text = trace
     else:
@@ -307,9 +325,14 @@ def _page_order(k: PageKey) -> Tuple[Any, ...]:
 Field = Tuple[int, str, Callable[[Any, Any], str]]
 
 
-def _compare_keyed(add: Callable[[str, Callable[[], str]], None], da: Dict[Any, Tuple[Any, ...]],
-                   db: Dict[Any, Tuple[Any, ...]], name: Callable[[Any], str], fields: Sequence[Field],
-                   order: Optional[Callable[[Any], Any]] = None) -> None:
+def _compare_keyed(
+    add: Callable[[str, Callable[[], str]], None],
+    da: Dict[Any, Tuple[Any, ...]],
+    db: Dict[Any, Tuple[Any, ...]],
+    name: Callable[[Any], str],
+    fields: Sequence[Field],
+    order: Optional[Callable[[Any], Any]] = None,
+) -> None:
     """Report what differs between two dicts of tuples (VMAs or pages): a key only one side
     has under the first field's category; for a common key each (index, category, show)
     field whose values differ."""
@@ -344,13 +367,28 @@ def _compare(a: _State, b: _State) -> Dict[str, List[str]]:
     for k in COUNT_KINDS:
         if a.counts.get(k) != b.counts.get(k):
             add("counts", lambda: f"{k}: A {a.counts.get(k)}, B {b.counts.get(k)}")  # noqa: B023 (called at once)
-    _compare_keyed(add, a.vmas, b.vmas, _vma_name, (
-        (0, "vmas", lambda x, y: f"prot A {x}, B {y}"),
-        (1, "vma_anon_vma", lambda x, y: f"anon_vma A {x}, B {y}"),
-        (2, "vma_chain", lambda x, y: f"chain A {_chain(x)}, B {_chain(y)}")))
-    _compare_keyed(add, a.pages, b.pages, _page_name, (
-        (0, "pages", lambda x, y: f"anon_vma A {x}, B {y}"),
-        (1, "walk", lambda x, y: f"rmap_walk visits A {x}, B {y} VMAs")), order=_page_order)
+    _compare_keyed(
+        add,
+        a.vmas,
+        b.vmas,
+        _vma_name,
+        (
+            (0, "vmas", lambda x, y: f"prot A {x}, B {y}"),
+            (1, "vma_anon_vma", lambda x, y: f"anon_vma A {x}, B {y}"),
+            (2, "vma_chain", lambda x, y: f"chain A {_chain(x)}, B {_chain(y)}"),
+        ),
+    )
+    _compare_keyed(
+        add,
+        a.pages,
+        b.pages,
+        _page_name,
+        (
+            (0, "pages", lambda x, y: f"anon_vma A {x}, B {y}"),
+            (1, "walk", lambda x, y: f"rmap_walk visits A {x}, B {y} VMAs"),
+        ),
+        order=_page_order,
+    )
     if a.verdict != b.verdict:
         add("verdict", lambda: f"A {a.message or 'ok'}; B {b.message or 'ok'}")
     for cat, n in more.items():
@@ -359,12 +397,25 @@ def _compare(a: _State, b: _State) -> Dict[str, List[str]]:
 
 
 def _row(op: int, line: str, lineno: Optional[int], a: _State, b: _State, what: Sequence[str]) -> Dict[str, Any]:
-    r: Dict[str, Any] = {"op": op, "line": lineno, "operation": line, "differs": bool(what), "what": "+".join(what),
-                         "result_a": a.result[0], "result_b": b.result[0]}
+    r: Dict[str, Any] = {
+        "op": op,
+        "line": lineno,
+        "operation": line,
+        "differs": bool(what),
+        "what": "+".join(what),
+        "result_a": a.result[0],
+        "result_b": b.result[0],
+    }
     for k in COUNT_KINDS:
         r[f"{k}_a"], r[f"{k}_b"] = a.counts.get(k, 0), b.counts.get(k, 0)
-    r.update(walk_a=a.walk_total, walk_b=b.walk_total, walk_max_a=a.walk_max, walk_max_b=b.walk_max,
-             verdict_a=a.verdict, verdict_b=b.verdict)
+    r.update(
+        walk_a=a.walk_total,
+        walk_b=b.walk_total,
+        walk_max_a=a.walk_max,
+        walk_max_b=b.walk_max,
+        verdict_a=a.verdict,
+        verdict_b=b.verdict,
+    )
     return r
 
 
@@ -421,7 +472,7 @@ def diff(trace: TraceInput, a: Union[str, Policy], b: Union[str, Policy], pictur
     pics = ""
     for i, row in enumerate(tr.rows(ops)):
         op = i + 1
-        line = tr.format(ops[i:i + 1]).splitlines()[-1]
+        line = tr.format(ops[i : i + 1]).splitlines()[-1]
         lineno = lines[i] if lines else None
         sa, sb = ra.step(row, op), rb.step(row, op)
         details = _compare(sa, sb)
@@ -452,9 +503,21 @@ def format_rows(res: DiffResult, limit: int = 0) -> str:
     fd = res.first_divergence
     if limit > 0 and fd is not None and fd.op > limit:
         keep = keep + [res.rows[fd.op - 1]]
-    body = [[str(r["op"]), r["operation"], r["what"] or "-", _cell(r, "vma"), _cell(r, "anon_vma"),
-             _cell(r, "anon_vma_chain"), _cell(r, "page"), _cell(r, "walk"), _cell(r, "walk_max"),
-             _cell(r, "verdict")] for r in keep]
+    body = [
+        [
+            str(r["op"]),
+            r["operation"],
+            r["what"] or "-",
+            _cell(r, "vma"),
+            _cell(r, "anon_vma"),
+            _cell(r, "anon_vma_chain"),
+            _cell(r, "page"),
+            _cell(r, "walk"),
+            _cell(r, "walk_max"),
+            _cell(r, "verdict"),
+        ]
+        for r in keep
+    ]
     out = render_table(head, body, left=3) if body else "(no operations)"
     if len(keep) < len(res.rows):
         out += f"\n... {len(res.rows) - len(keep)} more operations (--limit 0 shows all; --csv writes all)"
@@ -476,11 +539,18 @@ def format_report(res: DiffResult, name: str, limit: int = 0) -> str:
             out.extend(f"    {m}" for m in msgs)
         firsts = ", ".join(f"{c} op {v}" if v is not None else f"{c} never" for c, v in res.first_by_category.items())
         out.append(f"first differing op per category: {firsts}")
-    out += ["", "per-operation table (a cell is A|B where the runs differ; walk = VMAs visited by a full "
-            "rmap_walk of every page):", format_rows(res, limit)]
+    out += [
+        "",
+        "per-operation table (a cell is A|B where the runs differ; walk = VMAs visited by a full "
+        "rmap_walk of every page):",
+        format_rows(res, limit),
+    ]
     if res.pictures:
-        out += ["", f"layouts after op {fd.op if fd else '?'} (A left, B right; avN = anon_vma identities):",
-                res.pictures]
+        out += [
+            "",
+            f"layouts after op {fd.op if fd else '?'} (A left, B right; avN = anon_vma identities):",
+            res.pictures,
+        ]
     return "\n".join(out)
 
 

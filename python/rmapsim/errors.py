@@ -32,7 +32,7 @@ def short_repr(value: object) -> str:
         r = "<unprintable>"
     if len(r) <= QUOTE_MAX:
         return r
-    return f"{r[:QUOTE_MAX - 3]}... ({len(r)} chars)"
+    return f"{r[: QUOTE_MAX - 3]}... ({len(r)} chars)"
 
 
 class SimError(Exception):
@@ -69,6 +69,8 @@ class InvariantViolation(SimError, AssertionError):
 class TryAgain(SimError, OSError):
     """A kernel limit refused the operation as the kernel's ``EAGAIN`` does: no free pid
     below the Simulator's ``pid_max`` for a fork or spawn. Nothing changed."""
+
+
 class Busy(SimError, RuntimeError):
     """A call found the Simulator in use by a long call (a walk, ``check``, a batch) running
     in another thread. The message names the call in progress. One Simulator is used by one

@@ -33,8 +33,9 @@ class EventLog:
     ``log.array`` the structured array; ``log.columns`` the column names in order;
     ``log["kind"]`` one column."""
 
-    def __init__(self, era: str, lock_kind: str, status: np.ndarray, value: np.ndarray, message: List[str],
-                 cols: Dict[str, Any]) -> None:
+    def __init__(
+        self, era: str, lock_kind: str, status: np.ndarray, value: np.ndarray, message: List[str], cols: Dict[str, Any]
+    ) -> None:
         from .trace import ERROR_KINDS
 
         n = len(cols["kind"])
@@ -55,8 +56,11 @@ class EventLog:
             *[(f"freed_{k}", np.uint64, cols[f"freed_{k}"]) for k in OBJECT_KINDS],
             *[(f"live_{k}", np.uint64, cols[f"live_{k}"]) for k in LIVE_KINDS],
             *[(k, np.int64, cols[k]) for k in _WALK],
-            ("walk_lock_mode", "U9", np.where(walked, np.where(np.asarray(cols["walk_shared"]) == 1, "shared",
-                                                               "exclusive"), "")),
+            (
+                "walk_lock_mode",
+                "U9",
+                np.where(walked, np.where(np.asarray(cols["walk_shared"]) == 1, "shared", "exclusive"), ""),
+            ),
             ("walk_lock_kind", "U5", np.where(walked, lock_kind, "")),
         ]
         self.array = np.zeros(n, dtype=[(name, dt) for name, dt, _ in fields])
@@ -104,8 +108,9 @@ class EventLog:
             import pyarrow as pa  # type: ignore[import-not-found]
             import pyarrow.parquet as pq  # type: ignore[import-not-found]
         except ImportError:
-            raise InvalidArgument(f"path: writing Parquet ({path!r}) needs pyarrow: pip install 'rmapsim[parquet]', "
-                                  "or give a .csv path") from None
+            raise InvalidArgument(
+                f"path: writing Parquet ({path!r}) needs pyarrow: pip install 'rmapsim[parquet]', or give a .csv path"
+            ) from None
         pq.write_table(pa.table({c: self.array[c] for c in self.columns}), path)
 
     def write(self, path: str) -> str:

@@ -61,7 +61,9 @@ def load(path: Union[str, Path]) -> np.ndarray:
     try:
         text = Path(path).read_text()
     except (OSError, UnicodeDecodeError, ValueError) as e:
-        raise InvalidArgument(f"cannot read trace file path={short_repr(os.fspath(path))}: {e.__class__.__name__}") from e
+        raise InvalidArgument(
+            f"cannot read trace file path={short_repr(os.fspath(path))}: {e.__class__.__name__}"
+        ) from e
     return parse(text)
 
 
@@ -75,8 +77,9 @@ def rows(ops: np.ndarray) -> list:
     from .errors import InvalidArgument, short_repr
 
     if not isinstance(ops, np.ndarray) or ops.dtype != OP_DTYPE or ops.ndim != 1:
-        raise InvalidArgument(f"ops must be trace text or a one-dimensional op array of dtype {OP_DTYPE}, "
-                              f"got {short_repr(ops)}")
+        raise InvalidArgument(
+            f"ops must be trace text or a one-dimensional op array of dtype {OP_DTYPE}, got {short_repr(ops)}"
+        )
     return [[int(x) for x in r] for r in ops.tolist()]
 
 

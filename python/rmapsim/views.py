@@ -31,17 +31,17 @@ _ABSENT = {
     ("anon_vma", "refcount"): "the anon_vma refcount that pins the root came with 2.6.35 (knob track_root=true)",
     ("anon_vma", "parent"): "anon_vma->parent came with 3.19 (knob fork_reuse=degree or active_vmas)",
     ("anon_vma", "degree"): "anon_vma->degree existed from 3.19 to 5.19 (knob fork_reuse=degree); "
-                            "6.0 replaced it by num_children and num_active_vmas",
+    "6.0 replaced it by num_children and num_active_vmas",
     ("anon_vma", "num_children"): "anon_vma->num_children came with 6.0 (knob fork_reuse=active_vmas), "
-                                  "replacing 3.19's degree",
+    "replacing 3.19's degree",
     ("anon_vma", "num_active_vmas"): "anon_vma->num_active_vmas came with 6.0 (knob fork_reuse=active_vmas), "
-                                     "replacing 3.19's degree",
+    "replacing 3.19's degree",
     ("anon_vma", "head"): "anon_vma->head, a list, was the index up to 3.6 (knob index=list); "
-                          "3.7 replaced it by the interval tree rb_root",
+    "3.7 replaced it by the interval tree rb_root",
     ("anon_vma", "rb_root"): "anon_vma->rb_root, an interval tree, came with 3.7 (knob index=interval_tree); "
-                             "before, the index was the list head",
+    "before, the index was the list head",
     ("vma", "anon_vma_chain"): "vma->anon_vma_chain came with 2.6.34 (knob linking=chain); "
-                               "in 2.6.33 the VMA itself sits on anon_vma->head",
+    "in 2.6.33 the VMA itself sits on anon_vma->head",
 }
 
 
@@ -123,9 +123,11 @@ def _field(name: str, doc: str) -> property:
 def _ptr(name: str, view: str, doc: str) -> property:
     """A pointer field: the view (class ``view`` of this module) of the object it names,
     or None for a NULL pointer."""
+
     def get(self: _View) -> Any:
         h = self._get(name)
         return None if h is None else globals()[view](self._sim, h)
+
     return property(get, doc=doc)
 
 
@@ -164,8 +166,11 @@ class VmaView(_View):
     flags = _field("flags", "The other ``vm_flags`` bits, named as ``vmas()`` names them.")
 
     vm_mm = _ptr("vm_mm", "MmView", "``vma->vm_mm``: the address space (an :class:`MmView`).")
-    anon_vma = _ptr("anon_vma", "AnonVmaView", "``vma->anon_vma``: where new anonymous pages of the "
-                                               "VMA go (None before the first fault).")
+    anon_vma = _ptr(
+        "anon_vma",
+        "AnonVmaView",
+        "``vma->anon_vma``: where new anonymous pages of the VMA go (None before the first fault).",
+    )
 
     @property
     def anon_vma_chain(self) -> List[AnonVmaChainView]:
@@ -185,19 +190,27 @@ class AnonVmaView(_View):
     _kind = "anon_vma"
     _struct = "struct anon_vma"
 
-    root = _ptr("root", "AnonVmaView", "``anon_vma->root``: the oldest anon_vma of the fork tree "
-                                       "(itself for a root).")
-    parent = _ptr("parent", "AnonVmaView", "``anon_vma->parent``: the anon_vma of the parent VMA at "
-                                           "fork (itself for a root).")
-    refcount = _field("refcount", "``anon_vma->refcount`` as modelled: 1 while in use plus one per "
-                                  "anon_vma pinning this root (2.6.35 named it external_refcount and "
-                                  "counted only the pins).")
-    degree = _field("degree", "``anon_vma->degree`` (3.19–5.19): VMAs using it as ``->anon_vma`` "
-                              "plus child anon_vmas, a root counting itself.")
-    num_children = _field("num_children", "``anon_vma->num_children`` (6.0+): anon_vmas whose "
-                                          "parent this is, a root counting itself.")
-    num_active_vmas = _field("num_active_vmas", "``anon_vma->num_active_vmas`` (6.0+): VMAs whose "
-                                                "``->anon_vma`` this is.")
+    root = _ptr("root", "AnonVmaView", "``anon_vma->root``: the oldest anon_vma of the fork tree (itself for a root).")
+    parent = _ptr(
+        "parent", "AnonVmaView", "``anon_vma->parent``: the anon_vma of the parent VMA at fork (itself for a root)."
+    )
+    refcount = _field(
+        "refcount",
+        "``anon_vma->refcount`` as modelled: 1 while in use plus one per "
+        "anon_vma pinning this root (2.6.35 named it external_refcount and "
+        "counted only the pins).",
+    )
+    degree = _field(
+        "degree",
+        "``anon_vma->degree`` (3.19–5.19): VMAs using it as ``->anon_vma`` "
+        "plus child anon_vmas, a root counting itself.",
+    )
+    num_children = _field(
+        "num_children", "``anon_vma->num_children`` (6.0+): anon_vmas whose parent this is, a root counting itself."
+    )
+    num_active_vmas = _field(
+        "num_active_vmas", "``anon_vma->num_active_vmas`` (6.0+): VMAs whose ``->anon_vma`` this is."
+    )
 
     def _members(self, field: str) -> List[Any]:
         if self._get("index") != field:
@@ -238,12 +251,19 @@ class PageView(_View):
     _kind = "page"
     _struct = "struct page"
 
-    mapping = _ptr("mapping", "AnonVmaView", "``page->mapping``: the anon_vma (the kernel tags the "
-                   "pointer with ``PAGE_MAPPING_ANON``). In a buggy era it can be freed: the view then "
-                   "raises ``StaleHandle``, the use-after-free a walk would meet.")
+    mapping = _ptr(
+        "mapping",
+        "AnonVmaView",
+        "``page->mapping``: the anon_vma (the kernel tags the "
+        "pointer with ``PAGE_MAPPING_ANON``). In a buggy era it can be freed: the view then "
+        "raises ``StaleHandle``, the use-after-free a walk would meet.",
+    )
 
     index = _field("index", "``page->index``: the linear page offset it was created at.")
-    mapcount = _field("mapcount", "``page_mapcount(page)``: present PTEs mapping it (the kernel "
-                                  "stores one less in ``_mapcount``).")
-    swap_slot = _field("swap_slot", "The swap slot in ``page_private`` while the page is in the "
-                                    "swap cache (``PageSwapCache``), else None.")
+    mapcount = _field(
+        "mapcount", "``page_mapcount(page)``: present PTEs mapping it (the kernel stores one less in ``_mapcount``)."
+    )
+    swap_slot = _field(
+        "swap_slot",
+        "The swap slot in ``page_private`` while the page is in the swap cache (``PageSwapCache``), else None.",
+    )

@@ -26,7 +26,9 @@ def to_dot(sim: Any) -> str:
     for pid, vs in by_pid.items():
         lines.append(f'  subgraph cluster_p{pid} {{ label="pid {pid}"; style=rounded;')
         for v in vs:
-            lines.append(f'    v{pid}_{v["start"]:x} [shape=box, label="[{v["start"]:#x}, {v["end"]:#x})\\npgoff {v["pgoff"]:#x} {v["prot"] or "none"}"];')
+            lines.append(
+                f'    v{pid}_{v["start"]:x} [shape=box, label="[{v["start"]:#x}, {v["end"]:#x})\\npgoff {v["pgoff"]:#x} {v["prot"] or "none"}"];'
+            )
         lines.append("  }")
     for a in g["anon_vmas"]:
         n = _label(names, a["anon_vma"])
@@ -34,9 +36,11 @@ def to_dot(sim: Any) -> str:
         lines.append(f'  {n} [shape=ellipse, label="{n}{root}\\n{a["entries"]} entries"];')
     for a in g["anon_vmas"]:
         if a["parent"] != a["anon_vma"]:
-            lines.append(f'  {_label(names, a["anon_vma"])} -> {_label(names, a["parent"])} [style=dashed, label="parent"];')
+            lines.append(
+                f'  {_label(names, a["anon_vma"])} -> {_label(names, a["parent"])} [style=dashed, label="parent"];'
+            )
     for v in g["vmas"]:
-        node = f'v{v["pid"]}_{v["start"]:x}'
+        node = f"v{v['pid']}_{v['start']:x}"
         targets = v["chain"] or ([v["anon_vma"]] if v["anon_vma"] is not None else [])
         for h in targets:
             bold = ', style=bold, color="blue"' if h == v["anon_vma"] else ""
@@ -57,11 +61,24 @@ def plot_state(sim: Any, ax: Any = None) -> Any:
     avs = [a["anon_vma"] for a in g["anon_vmas"]]
     ay = {h: i for i, h in enumerate(avs)}
     for i, v in enumerate(g["vmas"]):
-        ax.text(0.0, -i, f'pid {v["pid"]} [{v["start"]:#x}, {v["end"]:#x})', ha="right", va="center", fontsize=8, family="monospace")
+        ax.text(
+            0.0,
+            -i,
+            f"pid {v['pid']} [{v['start']:#x}, {v['end']:#x})",
+            ha="right",
+            va="center",
+            fontsize=8,
+            family="monospace",
+        )
         targets = v["chain"] or ([v["anon_vma"]] if v["anon_vma"] is not None else [])
         for h in targets:
             if h in ay:
-                ax.plot([0.02, 0.98], [-i, -ay[h]], lw=2.2 if h == v["anon_vma"] else 0.8, color="tab:blue" if h == v["anon_vma"] else "0.5")
+                ax.plot(
+                    [0.02, 0.98],
+                    [-i, -ay[h]],
+                    lw=2.2 if h == v["anon_vma"] else 0.8,
+                    color="tab:blue" if h == v["anon_vma"] else "0.5",
+                )
     for h, j in ay.items():
         ax.text(1.0, -j, f" {_label(names, h)}", ha="left", va="center", fontsize=8, family="monospace")
     ax.set_xlim(-0.6, 1.3)
@@ -81,7 +98,9 @@ def sim_html(sim: Any) -> str:
 def stats_html(stats: Any) -> str:
     s = stats.summary()
     rows = "".join(
-        f"<tr><td>{html.escape(k)}</td><td>{v:,.4g}</td></tr>" if isinstance(v, float) else f"<tr><td>{html.escape(k)}</td><td>{v:,}</td></tr>"
+        f"<tr><td>{html.escape(k)}</td><td>{v:,.4g}</td></tr>"
+        if isinstance(v, float)
+        else f"<tr><td>{html.escape(k)}</td><td>{v:,}</td></tr>"
         for k, v in s.items()
     )
     return f"<div><b>ScanStats</b> ({html.escape(stats.kind)})<table>{rows}</table></div>"

@@ -18,7 +18,7 @@ import pytest
 import rmapsim
 from rmapsim import _core, trace
 
-from helpers import ROOT, PAGE, SCAN_COLUMNS
+from helpers import PAGE, ROOT, SCAN_COLUMNS
 
 P = PAGE
 U64 = 2**64 - 1
@@ -56,25 +56,46 @@ def raises(exc, message, fn, *args, **kwargs):
 @pytest.mark.parametrize("threads", [2**64, 2**63, 1025, 0, -1])
 def test_threads_out_of_range(world, walk, threads):
     sim = world[0]
-    raises(rmapsim.InvalidArgument, f"threads must be an int from 1 to 1024 or None (all cores), got {threads}",
-           getattr(sim, walk), threads=threads)
+    raises(
+        rmapsim.InvalidArgument,
+        f"threads must be an int from 1 to 1024 or None (all cores), got {threads}",
+        getattr(sim, walk),
+        threads=threads,
+    )
 
 
-@pytest.mark.parametrize("param,value,lo,hi", [
-    ("cpus", 2**32, 1, 8192), ("cpus", 8193, 1, 8192), ("cpus", 0, 1, 8192),
-    ("outside", 2**64, 0, U64), ("per_candidate", -1, 0, U64), ("handoff", 2**70, 0, U64),
-    ("writer_every", -(2**70), 0, U64), ("writer_hold", 2**64, 0, U64),
-])
+@pytest.mark.parametrize(
+    "param,value,lo,hi",
+    [
+        ("cpus", 2**32, 1, 8192),
+        ("cpus", 8193, 1, 8192),
+        ("cpus", 0, 1, 8192),
+        ("outside", 2**64, 0, U64),
+        ("per_candidate", -1, 0, U64),
+        ("handoff", 2**70, 0, U64),
+        ("writer_every", -(2**70), 0, U64),
+        ("writer_hold", 2**64, 0, U64),
+    ],
+)
 def test_contention_out_of_range(world, param, value, lo, hi):
     sim = world[0]
-    raises(rmapsim.InvalidArgument, f"{param} must be an int from {lo} to {hi}, got {value}",
-           sim.contention, **{param: value})
+    raises(
+        rmapsim.InvalidArgument,
+        f"{param} must be an int from {lo} to {hi}, got {value}",
+        sim.contention,
+        **{param: value},
+    )
 
 
 @pytest.mark.parametrize("value", [2**64, -1])
 def test_apply_sample_every_out_of_range(world, value):
-    raises(rmapsim.InvalidArgument, f"sample_every must be an int from 0 to {U64}, got {value}",
-           world[0].apply, "# rmapsim trace v1\n", sample_every=value)
+    raises(
+        rmapsim.InvalidArgument,
+        f"sample_every must be an int from 0 to {U64}, got {value}",
+        world[0].apply,
+        "# rmapsim trace v1\n",
+        sample_every=value,
+    )
 
 
 @pytest.mark.parametrize("param", ["seed", "run_len", "full_check_every", "max_ops"])
@@ -95,18 +116,28 @@ def test_pid_is_reported_as_given(world, pid):
 @pytest.mark.parametrize("addr", [-1, 2**64, 2**70])
 def test_address_out_of_range(world, addr):
     sim, p = world[0], world[1]
-    raises(rmapsim.BadAddress, f"addr must be an address from 0 to 0xffffffffffffffff, got {addr}",
-           sim.munmap, p, addr, P)
-    raises(rmapsim.BadAddress, f"new_addr must be an address from 0 to 0xffffffffffffffff, got {addr}",
-           sim.mremap, p, world[3], P, P, new_addr=addr)
+    raises(
+        rmapsim.BadAddress, f"addr must be an address from 0 to 0xffffffffffffffff, got {addr}", sim.munmap, p, addr, P
+    )
+    raises(
+        rmapsim.BadAddress,
+        f"new_addr must be an address from 0 to 0xffffffffffffffff, got {addr}",
+        sim.mremap,
+        p,
+        world[3],
+        P,
+        P,
+        new_addr=addr,
+    )
 
 
 @pytest.mark.parametrize("length", [-1, 2**64])
 def test_length_out_of_range(world, length):
     sim, p, _, a = world
     raises(rmapsim.InvalidArgument, f"length must be an int from 0 to {U64}, got {length}", sim.touch, p, a, length)
-    raises(rmapsim.InvalidArgument, f"old_len must be an int from 0 to {U64}, got {length}",
-           sim.mremap, p, a, length, P)
+    raises(
+        rmapsim.InvalidArgument, f"old_len must be an int from 0 to {U64}, got {length}", sim.mremap, p, a, length, P
+    )
 
 
 def test_numpy_ints_are_ints(world):
@@ -148,8 +179,14 @@ def test_bools_are_not_ints(world, bad):
 @pytest.mark.parametrize("bad", [True, np.bool_(False)])
 def test_bools_are_not_rates(world, bad):
     raises(rmapsim.InvalidArgument, f"rate must be a number from 0 to 1, got {bad!r}", world[0].inject_enomem, rate=bad)
-    raises(rmapsim.InvalidArgument, f"fail_rate must be a number from 0 to 1, got {bad!r}",
-           _core.fuzz, "6.18", max_ops=5, fail_rate=bad)
+    raises(
+        rmapsim.InvalidArgument,
+        f"fail_rate must be a number from 0 to 1, got {bad!r}",
+        _core.fuzz,
+        "6.18",
+        max_ops=5,
+        fail_rate=bad,
+    )
 
 
 # --------------------------------------------------------------------------- huge input is quoted short
@@ -170,9 +207,13 @@ def test_values_are_quoted_short(world):
         sim.fork(big)
     assert len(str(ei.value)) < 200 and str(ei.value).startswith("pid must be an int, got [0, 1, 2,")
     assert str(ei.value).endswith(f"... ({len(repr(big))} chars)")
-    for fn in (lambda: sim.madvise(p, a, P, "z" * 10**6), lambda: sim.mprotect(p, a, P, "r" * 10**6),
-               lambda: rmapsim.Simulator(era="e" * 10**6), lambda: rmapsim.Simulator(policy={"k" * 10**6: 1}),
-               lambda: rmapsim.Simulator(policy=rmapsim.Policy.preset("6.18").replace(index="v" * 10**6))):
+    for fn in (
+        lambda: sim.madvise(p, a, P, "z" * 10**6),
+        lambda: sim.mprotect(p, a, P, "r" * 10**6),
+        lambda: rmapsim.Simulator(era="e" * 10**6),
+        lambda: rmapsim.Simulator(policy={"k" * 10**6: 1}),
+        lambda: rmapsim.Simulator(policy=rmapsim.Policy.preset("6.18").replace(index="v" * 10**6)),
+    ):
         before = sim.counts()
         with pytest.raises(rmapsim.InvalidArgument) as ei:
             fn()

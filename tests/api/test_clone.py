@@ -28,15 +28,24 @@ def same_future(a: rmapsim.Simulator, b: rmapsim.Simulator, trace: str) -> None:
 
 @pytest.mark.parametrize("era", rmapsim.eras() + ["6.0+fork_reuse=never"])
 @settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
-@given(before=traces(40), after=traces(40), rate=st.sampled_from([0.0, 0.05]), how=st.sampled_from(["clone", "copy", "deepcopy", "pickle", "bytes"]))
+@given(
+    before=traces(40),
+    after=traces(40),
+    rate=st.sampled_from([0.0, 0.05]),
+    how=st.sampled_from(["clone", "copy", "deepcopy", "pickle", "bytes"]),
+)
 def test_a_copy_has_the_original_future(era, before, after, rate, how):
     sim = rmapsim.Simulator(era=era, seed=7)
     sim.apply(before)
     if rate:
         sim.inject_enomem(rate=rate)  # the random stream must carry over
-    dup = {"clone": sim.clone, "copy": lambda: copy.copy(sim), "deepcopy": lambda: copy.deepcopy(sim),
-           "pickle": lambda: pickle.loads(pickle.dumps(sim)),
-           "bytes": lambda: rmapsim.Simulator.from_bytes(sim.to_bytes())}[how]()
+    dup = {
+        "clone": sim.clone,
+        "copy": lambda: copy.copy(sim),
+        "deepcopy": lambda: copy.deepcopy(sim),
+        "pickle": lambda: pickle.loads(pickle.dumps(sim)),
+        "bytes": lambda: rmapsim.Simulator.from_bytes(sim.to_bytes()),
+    }[how]()
     assert type(dup) is rmapsim.Simulator and dup.era == sim.era
     same_future(sim, dup, after)
     sim.check()
@@ -65,8 +74,12 @@ def test_limits_and_counters_carry_over():
     sim = rmapsim.Simulator(era="3.19", pid_max=400, ram=1 << 30)
     sim.spawn()
     dup = sim.clone()
-    assert (dup.pid_max, dup.ram, dup.operations(), dup.allocations()) == \
-        (sim.pid_max, sim.ram, sim.operations(), sim.allocations())
+    assert (dup.pid_max, dup.ram, dup.operations(), dup.allocations()) == (
+        sim.pid_max,
+        sim.ram,
+        sim.operations(),
+        sim.allocations(),
+    )
 
 
 @pytest.mark.parametrize("how", ["clone", "pickle"])
@@ -76,8 +89,15 @@ def test_limits_and_counters_carry_over_every_copy(how):
     sim.touch(p, sim.mmap(p, 16 * 4096), 16 * 4096)
     sim.inject_enomem(nth=3)
     dup = sim.clone() if how == "clone" else pickle.loads(pickle.dumps(sim, protocol=pickle.HIGHEST_PROTOCOL))
-    assert (dup.era, dup.seed, dup.pid_max, dup.ram, dup.operations(), dup.allocations(), dup.write_stats()) == \
-        (sim.era, sim.seed, sim.pid_max, sim.ram, sim.operations(), sim.allocations(), sim.write_stats())
+    assert (dup.era, dup.seed, dup.pid_max, dup.ram, dup.operations(), dup.allocations(), dup.write_stats()) == (
+        sim.era,
+        sim.seed,
+        sim.pid_max,
+        sim.ram,
+        sim.operations(),
+        sim.allocations(),
+        sim.write_stats(),
+    )
     # The armed injection fails the same (third) allocation in both.
     for s in (sim, dup):
         with pytest.raises(rmapsim.OutOfMemory):

@@ -7,6 +7,7 @@ import doctest
 import re
 
 import pytest
+
 from helpers import ROOT
 
 FENCE = re.compile(r"^```[a-z]*\n(.*?)^```[ \t]*$", re.S | re.M)

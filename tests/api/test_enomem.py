@@ -504,7 +504,7 @@ def fail_at(era, sc, cum, k, res: SweepResult) -> Optional[str]:
     return site
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def sweep(era) -> SweepResult:
     res = SweepResult(era)
     for sc in SCENARIOS:

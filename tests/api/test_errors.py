@@ -20,8 +20,8 @@ import pytest
 import rmapsim
 
 from helpers import (
-    ERA_RULES,
     ADVICE,
+    ERA_RULES,
     LINUX_4_14_ADVICE,
     MMAP_BASE,
     PAGE,
@@ -166,9 +166,7 @@ ADDR_OPS = {
 def test_unaligned_addr(world, op, offset):
     sim, parent, child, gone = world
     addr = X + offset
-    expect_error(
-        sim, ADDR_ERRORS, ValueError, value_pattern(addr), ADDR_OPS[op], sim, parent, addr, PAGE
-    )
+    expect_error(sim, ADDR_ERRORS, ValueError, value_pattern(addr), ADDR_OPS[op], sim, parent, addr, PAGE)
 
 
 @pytest.mark.parametrize("op", sorted(ADDR_OPS))
@@ -176,9 +174,7 @@ def test_unaligned_addr(world, op, offset):
 def test_unaligned_length(world, op, length):
     sim, parent, child, gone = world
     addr = X + 16 * PAGE if op == "mmap" else X
-    expect_error(
-        sim, LEN_ERRORS, ValueError, value_pattern(length), ADDR_OPS[op], sim, parent, addr, length
-    )
+    expect_error(sim, LEN_ERRORS, ValueError, value_pattern(length), ADDR_OPS[op], sim, parent, addr, length)
 
 
 @pytest.mark.parametrize("op", sorted(ADDR_OPS))
@@ -186,9 +182,7 @@ def test_unaligned_length(world, op, length):
 def test_zero_or_negative_length(world, op, length):
     sim, parent, child, gone = world
     addr = X + 16 * PAGE if op == "mmap" else X
-    expect_error(
-        sim, LEN_ERRORS, ValueError, value_pattern(length), ADDR_OPS[op], sim, parent, addr, length
-    )
+    expect_error(sim, LEN_ERRORS, ValueError, value_pattern(length), ADDR_OPS[op], sim, parent, addr, length)
 
 
 def test_mmap_none_addr_zero_length(world):
@@ -233,9 +227,7 @@ def test_munmap_and_touch_out_of_range(world, addr):
     pat = value_pattern(addr)
     expect_error(sim, rmapsim.BadAddress, ValueError, pat, sim.munmap, parent, addr, PAGE)
     for write in (True, False):
-        expect_error(
-            sim, rmapsim.BadAddress, ValueError, pat, sim.touch, parent, addr, PAGE, write=write
-        )
+        expect_error(sim, rmapsim.BadAddress, ValueError, pat, sim.touch, parent, addr, PAGE, write=write)
 
 
 @pytest.mark.parametrize(
@@ -249,9 +241,7 @@ def test_munmap_and_touch_out_of_range(world, addr):
 )
 def test_munmap_of_empty_range(world, addr, length):
     sim, parent, child, gone = world
-    expect_error(
-        sim, rmapsim.BadAddress, ValueError, value_pattern(addr), sim.munmap, parent, addr, length
-    )
+    expect_error(sim, rmapsim.BadAddress, ValueError, value_pattern(addr), sim.munmap, parent, addr, length)
 
 
 # --------------------------------------------------------------------------- touch
@@ -262,7 +252,14 @@ def test_touch_unmapped(world):
     a = X + 16 * PAGE
     for write in (True, False):
         expect_error(
-            sim, rmapsim.BadAddress, ValueError, value_pattern(a), sim.touch, child, a, PAGE,
+            sim,
+            rmapsim.BadAddress,
+            ValueError,
+            value_pattern(a),
+            sim.touch,
+            child,
+            a,
+            PAGE,
             write=write,
         )
 
@@ -321,7 +318,14 @@ def test_touch_of_prot_none_vma(world, write):
     sim, parent, child, gone = world
     a = X + 6 * PAGE
     expect_error(
-        sim, rmapsim.BadAddress, ValueError, value_pattern(a), sim.touch, parent, a, PAGE,
+        sim,
+        rmapsim.BadAddress,
+        ValueError,
+        value_pattern(a),
+        sim.touch,
+        parent,
+        a,
+        PAGE,
         write=write,
     )
 
@@ -375,9 +379,7 @@ def test_unknown_era(bad_era):
 @pytest.mark.parametrize("n", [0, -1, -5])
 def test_fork_many_bad_n(world, n):
     sim, parent, child, gone = world
-    expect_error(
-        sim, rmapsim.InvalidArgument, ValueError, value_pattern(n), sim.fork_many, parent, n
-    )
+    expect_error(sim, rmapsim.InvalidArgument, ValueError, value_pattern(n), sim.fork_many, parent, n)
 
 
 # --------------------------------------------------------------------------- page handles
@@ -411,9 +413,7 @@ def test_stale_page_handle(world, stale, walker):
     # free the world's unmapped swap-cache page
     live = [int(p) for p in sim.anon_pages()]
     for pages in (live + [stale], [stale] + live):
-        expect_error(
-            sim, rmapsim.StaleHandle, ValueError, value_pattern(stale), fn, pages=pages
-        )
+        expect_error(sim, rmapsim.StaleHandle, ValueError, value_pattern(stale), fn, pages=pages)
     # positionally too
     expect_error(sim, rmapsim.StaleHandle, ValueError, value_pattern(stale), fn, [stale])
 
@@ -431,8 +431,12 @@ def test_page_freed_by_drop_swap_cache_goes_stale(world):
     assert sim.drop_swap_cache(cached) == 1
     for walker in WALKERS:
         expect_error(
-            sim, rmapsim.StaleHandle, ValueError, value_pattern(cached[0]),
-            getattr(sim, walker), pages=cached,
+            sim,
+            rmapsim.StaleHandle,
+            ValueError,
+            value_pattern(cached[0]),
+            getattr(sim, walker),
+            pages=cached,
         )
 
 
@@ -480,7 +484,7 @@ RANGE_OPS = {
     "mprotect": lambda s, pid, addr, length: s.mprotect(pid, addr, length, "r"),
     "mprotect_rw": lambda s, pid, addr, length: s.mprotect(pid, addr, length, "rw"),
     **{
-        f"madvise_{a}": (lambda a: lambda s, pid, addr, length: s.madvise(pid, addr, length, a))(a)
+        f"madvise_{a}": (lambda a: lambda s, pid, addr, length: s.madvise(pid, addr, length, a))(a)  # noqa: B023 (a is bound by the outer lambda)
         for a in ADVICE
     },
 }
@@ -503,8 +507,15 @@ def test_range_with_a_hole(world, op, addr, length, first_hole):
     sim, parent, child, gone = world
     for pid in (parent, child):
         expect_error(
-            sim, rmapsim.BadAddress, ValueError, value_pattern(addr, first_hole),
-            RANGE_OPS[op], sim, pid, addr, length,
+            sim,
+            rmapsim.BadAddress,
+            ValueError,
+            value_pattern(addr, first_hole),
+            RANGE_OPS[op],
+            sim,
+            pid,
+            addr,
+            length,
         )
 
 
@@ -520,8 +531,15 @@ def test_range_outside_user_space(world, op, addr):
 def test_mprotect_bad_prot(world, prot):
     sim, parent, child, gone = world
     expect_error(
-        sim, rmapsim.InvalidArgument, ValueError, re.escape(str(prot)),
-        sim.mprotect, parent, X, PAGE, prot,
+        sim,
+        rmapsim.InvalidArgument,
+        ValueError,
+        re.escape(str(prot)),
+        sim.mprotect,
+        parent,
+        X,
+        PAGE,
+        prot,
     )
 
 
@@ -529,9 +547,7 @@ def test_mprotect_bad_prot(world, prot):
 def test_madvise_unknown_advice(world, advice):
     sim, parent, child, gone = world
     pat = re.escape(str(advice)) if advice != "" else "advice"
-    expect_error(
-        sim, rmapsim.InvalidArgument, ValueError, pat, sim.madvise, parent, X, PAGE, advice
-    )
+    expect_error(sim, rmapsim.InvalidArgument, ValueError, pat, sim.madvise, parent, X, PAGE, advice)
 
 
 @pytest.mark.parametrize("advice", LINUX_4_14_ADVICE)
@@ -549,8 +565,15 @@ def test_madvise_wipeonfork_is_einval_in_2_6(world, advice):
         return
     for pid, addr, length in [(parent, X, 2 * PAGE), (child, SW, 3 * PAGE), (parent, X, 11 * PAGE)]:
         expect_error(
-            sim, rmapsim.InvalidArgument, ValueError, value_pattern(advice),
-            sim.madvise, pid, addr, length, advice,
+            sim,
+            rmapsim.InvalidArgument,
+            ValueError,
+            value_pattern(advice),
+            sim.madvise,
+            pid,
+            addr,
+            length,
+            advice,
         )
 
 
@@ -562,8 +585,16 @@ def test_madvise_wipeonfork_is_einval_in_2_6(world, advice):
 def test_mremap_bad_new_len(world, new_len, new_addr):
     sim, parent, child, gone = world
     expect_error(
-        sim, rmapsim.InvalidArgument, ValueError, value_pattern(new_len),
-        sim.mremap, parent, X, 2 * PAGE, new_len, new_addr=new_addr,
+        sim,
+        rmapsim.InvalidArgument,
+        ValueError,
+        value_pattern(new_len),
+        sim.mremap,
+        parent,
+        X,
+        2 * PAGE,
+        new_len,
+        new_addr=new_addr,
     )
 
 
@@ -574,8 +605,17 @@ def test_mremap_new_addr_needs_may_move(world, new_len):
     sim, parent, child, gone = world
     new = X + 16 * PAGE
     expect_error(
-        sim, rmapsim.InvalidArgument, ValueError, value_pattern(new),
-        sim.mremap, parent, X, 2 * PAGE, new_len, may_move=False, new_addr=new,
+        sim,
+        rmapsim.InvalidArgument,
+        ValueError,
+        value_pattern(new),
+        sim.mremap,
+        parent,
+        X,
+        2 * PAGE,
+        new_len,
+        may_move=False,
+        new_addr=new,
     )
 
 
@@ -594,8 +634,16 @@ def test_mremap_overlapping_new_range(world, old, old_len, new, new_len):
     otherwise unmap part of the old range first)."""
     sim, parent, child, gone = world
     expect_error(
-        sim, rmapsim.InvalidArgument, ValueError, value_pattern(new),
-        sim.mremap, parent, old, old_len, new_len, new_addr=new,
+        sim,
+        rmapsim.InvalidArgument,
+        ValueError,
+        value_pattern(new),
+        sim.mremap,
+        parent,
+        old,
+        old_len,
+        new_len,
+        new_addr=new,
     )
 
 
@@ -615,8 +663,16 @@ def test_mremap_old_range_not_in_one_vma(world, old, old_len, fixed):
     sim, parent, child, gone = world
     kw = {"new_addr": X + 24 * PAGE} if fixed else {}
     expect_error(
-        sim, rmapsim.BadAddress, ValueError, value_pattern(old),
-        sim.mremap, parent, old, old_len, old_len + PAGE, **kw,
+        sim,
+        rmapsim.BadAddress,
+        ValueError,
+        value_pattern(old),
+        sim.mremap,
+        parent,
+        old,
+        old_len,
+        old_len + PAGE,
+        **kw,
     )
 
 
@@ -639,8 +695,16 @@ def test_mremap_grow_without_room_and_no_move(world, old, old_len, new_len):
     else:
         pid = parent
     expect_error(
-        sim, rmapsim.OutOfMemory, MemoryError, value_pattern(old),
-        sim.mremap, pid, old, old_len, new_len, may_move=False,
+        sim,
+        rmapsim.OutOfMemory,
+        MemoryError,
+        value_pattern(old),
+        sim.mremap,
+        pid,
+        old,
+        old_len,
+        new_len,
+        may_move=False,
     )
 
 
@@ -648,8 +712,16 @@ def test_mremap_grow_without_room_and_no_move(world, old, old_len, new_len):
 def test_mremap_unaligned_new_addr(world, new_addr):
     sim, parent, child, gone = world
     expect_error(
-        sim, rmapsim.BadAddress, ValueError, value_pattern(new_addr),
-        sim.mremap, parent, X, 2 * PAGE, 2 * PAGE, new_addr=new_addr,
+        sim,
+        rmapsim.BadAddress,
+        ValueError,
+        value_pattern(new_addr),
+        sim.mremap,
+        parent,
+        X,
+        2 * PAGE,
+        2 * PAGE,
+        new_addr=new_addr,
     )
 
 
@@ -657,6 +729,14 @@ def test_mremap_unaligned_new_addr(world, new_addr):
 def test_mremap_new_addr_outside_user_space(world, new_addr):
     sim, parent, child, gone = world
     expect_error(
-        sim, rmapsim.BadAddress, ValueError, value_pattern(new_addr),
-        sim.mremap, parent, X, 2 * PAGE, 2 * PAGE, new_addr=new_addr,
+        sim,
+        rmapsim.BadAddress,
+        ValueError,
+        value_pattern(new_addr),
+        sim.mremap,
+        parent,
+        X,
+        2 * PAGE,
+        2 * PAGE,
+        new_addr=new_addr,
     )

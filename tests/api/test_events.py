@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 
 import rmapsim
 from rmapsim.testing import traces
+
 from helpers import DATA
 
 
@@ -52,14 +53,26 @@ def test_fork_and_fault_allocations_follow_the_kernel_paths():
     rows = log("2.6.34").rows()
     assert [r["kind"] for r in rows] == ["spawn", "mmap", "touch", "fork", "touch", "try_to_unmap", "exit", "munmap"]
     assert nonzero(rows[0], "alloc:") == {"alloc:mm_struct@mm_alloc": 1}
-    assert nonzero(rows[2], "alloc:") == {"alloc:anon_vma@anon_vma_prepare": 1, "alloc:anon_vma_chain@anon_vma_prepare": 1,
-                                          "alloc:page@do_anonymous_page": 4}
-    assert nonzero(rows[3], "alloc:") == {"alloc:mm_struct@dup_mm": 1, "alloc:vm_area_struct@dup_mmap": 1,
-                                          "alloc:anon_vma@anon_vma_fork": 1, "alloc:anon_vma_chain@anon_vma_clone": 1,
-                                          "alloc:anon_vma_chain@anon_vma_fork": 1}
+    assert nonzero(rows[2], "alloc:") == {
+        "alloc:anon_vma@anon_vma_prepare": 1,
+        "alloc:anon_vma_chain@anon_vma_prepare": 1,
+        "alloc:page@do_anonymous_page": 4,
+    }
+    assert nonzero(rows[3], "alloc:") == {
+        "alloc:mm_struct@dup_mm": 1,
+        "alloc:vm_area_struct@dup_mmap": 1,
+        "alloc:anon_vma@anon_vma_fork": 1,
+        "alloc:anon_vma_chain@anon_vma_clone": 1,
+        "alloc:anon_vma_chain@anon_vma_fork": 1,
+    }
     assert nonzero(rows[4], "alloc:") == {"alloc:page@do_wp_page": 1}
     # exit frees the child's VMA, its two chains, its anon_vma and its one COW page.
-    assert nonzero(rows[6], "freed_") == {"freed_vma": 1, "freed_anon_vma_chain": 2, "freed_anon_vma": 1, "freed_page": 1}
+    assert nonzero(rows[6], "freed_") == {
+        "freed_vma": 1,
+        "freed_anon_vma_chain": 2,
+        "freed_anon_vma": 1,
+        "freed_page": 1,
+    }
     assert rows[7]["result"] == "BadAddress" and not nonzero(rows[7], "alloc")
     assert (rows[3]["p"], rows[3]["pid"], rows[3]["value"]) == (1, 1, 2), "fork names the parent; value is the child"
     assert (rows[0]["p"], rows[0]["pid"]) == (1, 1), "spawn names the new process"
@@ -73,15 +86,26 @@ def test_the_2_6_33_fork_shares_the_parents_anon_vma():
     assert (rows[3]["live_anon_vma"], rows[3]["live_anon_vma_chain"]) == (1, 0)
 
 
-@pytest.mark.parametrize("era,kind,mode", [("2.6.33", "spin", "exclusive"), ("3.0", "mutex", "exclusive"),
-                                           ("3.8", "rwsem", "shared"), ("6.18", "rwsem", "shared")])
+@pytest.mark.parametrize(
+    "era,kind,mode",
+    [
+        ("2.6.33", "spin", "exclusive"),
+        ("3.0", "mutex", "exclusive"),
+        ("3.8", "rwsem", "shared"),
+        ("6.18", "rwsem", "shared"),
+    ],
+)
 def test_a_walk_records_candidates_and_the_lock(era, kind, mode):
     # The page at 0x10001000 is still shared by parent and child (the child wrote only the
     # first page), so the walk finds both mappings. 3.8 made rmap walks take the anon_vma
     # rwsem for read.
     walk = log(era).rows()[5]
-    assert (walk["walk_candidates"], walk["walk_mappings"], walk["walk_lock_kind"], walk["walk_lock_mode"]) == \
-        (2, 2, kind, mode)
+    assert (walk["walk_candidates"], walk["walk_mappings"], walk["walk_lock_kind"], walk["walk_lock_mode"]) == (
+        2,
+        2,
+        kind,
+        mode,
+    )
     others = log(era)["walk_candidates"][[0, 1, 2, 3, 4, 6, 7]]
     assert (others == -1).all(), "only the walk has walk columns"
 
@@ -95,12 +119,16 @@ def test_live_counts_match_replays_stopped_at_each_operation(trace):
         sim = rmapsim.Simulator(era="6.0")
         sim.apply(ops[: k + 1])
         c = sim.counts()
-        assert [int(ev[f"live_{x}"][k]) for x in ("vma", "anon_vma", "anon_vma_chain", "page")] == \
-            [c["vma"], c["anon_vma"], c["anon_vma_chain"], c["page"]]
+        assert [int(ev[f"live_{x}"][k]) for x in ("vma", "anon_vma", "anon_vma_chain", "page")] == [
+            c["vma"],
+            c["anon_vma"],
+            c["anon_vma_chain"],
+            c["page"],
+        ]
     # Allocated minus freed, summed over the log, is what is live at the end.
     for x in ("vma", "anon_vma", "anon_vma_chain", "page"):
         assert int(ev[f"alloc_{x}"].sum()) - int(ev[f"freed_{x}"].sum()) == int(ev[f"live_{x}"][-1])
-    sites = {k[len("alloc:"):]: int(ev[k].sum()) for k in ev.columns if k.startswith("alloc:")}
+    sites = {k[len("alloc:") :]: int(ev[k].sum()) for k in ev.columns if k.startswith("alloc:")}
     sim = rmapsim.Simulator(era="6.0")
     sim.apply(trace)
     assert sites == sim.allocation_sites()
@@ -167,8 +195,9 @@ def test_an_invariant_violation_ends_the_log_with_its_operation():
     res = sim.apply(VARIANT_REPRO, events=True, check_each=True)
     assert len(res) == 10 and "invariant 4" in (res.violation() or "")
     assert len(res.events) == 10 and res.events["result"][-1] == "InvariantViolation"
-    assert res.events["kind"][-1] == "touch" and res.events["alloc:anon_vma@anon_vma_prepare"][-1] == 0, \
+    assert res.events["kind"][-1] == "touch" and res.events["alloc:anon_vma@anon_vma_prepare"][-1] == 0, (
         "the fault reused a neighbour's anon_vma (the any_compatible rule) instead of allocating"
+    )
 
 
 def test_addresses_beyond_2_63_are_logged_exactly():

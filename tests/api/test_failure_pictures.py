@@ -11,7 +11,7 @@ import sys
 
 from helpers import TESTS
 
-FAILING = '''
+FAILING = """
 import rmapsim
 
 def test_fails_on_purpose():
@@ -29,15 +29,20 @@ def test_fails_on_purpose():
 
 def test_passes():
     rmapsim.Simulator(era="2.6.34").spawn()
-'''
+"""
 
 
 def _run(tmp_path):
     for name in ("conftest.py", "helpers.py"):
         shutil.copy(TESTS / name, tmp_path / name)
     (tmp_path / "test_on_purpose.py").write_text(FAILING)
-    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rN", str(tmp_path)],
-                       capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rN", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
     return r
 
 
@@ -46,7 +51,7 @@ def test_a_failing_test_prints_every_process_of_every_simulator(tmp_path):
     out = r.stdout
     assert r.returncode == 1, out + r.stderr
     assert "1 failed, 1 passed" in out, out
-    section = out[out.index("rmapsim address spaces"):]
+    section = out[out.index("rmapsim address spaces") :]
     # both simulators, in order of creation; the first has the parent and the child
     assert "=== simulator 1 of 2: era 2.6.34, 2 process(es)" in section, section
     assert "=== simulator 2 of 2: era 6.18, 1 process(es)" in section, section

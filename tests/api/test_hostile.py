@@ -37,15 +37,57 @@ B = 0x2000_0000  # the parent's brk base
 HUGE_TEXT = "x" * 100_000
 
 HOSTILE: List[Any] = [
-    -1, 0, 1, 2**31, 2**32, 2**63, 2**64, 2**70, -(2**70),
-    2**47 - P, 2**47, 2**63 - P, 2**64 - P, 2**64 - 1,  # page-aligned edges of the address space
-    True, False,
-    0.0, 1.5, -2.5, float("nan"), float("inf"),
-    np.int64(-1), np.uint64(2**64 - 1), np.int8(3), np.uint32(2**32 - 1), np.float64(2.0), np.float32(0.5),
-    np.bool_(True), np.bool_(False),
-    None, "", "rw", "2.6.34", HUGE_TEXT,
-    [], [1], [-1], [2**70], [True], [None], [1.5], [[1]], [[1], [2, 3]], [HUGE_TEXT], (1, 2),
-    b"rw", {}, {"a": 1}, object(), np.zeros(3), np.zeros((2, 2), dtype=np.int64),
+    -1,
+    0,
+    1,
+    2**31,
+    2**32,
+    2**63,
+    2**64,
+    2**70,
+    -(2**70),
+    2**47 - P,
+    2**47,
+    2**63 - P,
+    2**64 - P,
+    2**64 - 1,  # page-aligned edges of the address space
+    True,
+    False,
+    0.0,
+    1.5,
+    -2.5,
+    float("nan"),
+    float("inf"),
+    np.int64(-1),
+    np.uint64(2**64 - 1),
+    np.int8(3),
+    np.uint32(2**32 - 1),
+    np.float64(2.0),
+    np.float32(0.5),
+    np.bool_(True),
+    np.bool_(False),
+    None,
+    "",
+    "rw",
+    "2.6.34",
+    HUGE_TEXT,
+    [],
+    [1],
+    [-1],
+    [2**70],
+    [True],
+    [None],
+    [1.5],
+    [[1]],
+    [[1], [2, 3]],
+    [HUGE_TEXT],
+    (1, 2),
+    b"rw",
+    {},
+    {"a": 1},
+    object(),
+    np.zeros(3),
+    np.zeros((2, 2), dtype=np.int64),
 ]
 
 
@@ -86,8 +128,7 @@ def build_world(era: str) -> Dict[str, Any]:
     stats = sim.rmap_walk()
     v = sim.vma_at(c, X)
     avc = v.anon_vma_chain[0].handle if hasattr(v, "anon_vma_chain") else None
-    return dict(sim=sim, p=p, c=c, q=q, gone=gone, page=page, stats=stats, vma=v.handle, av=v.anon_vma.handle,
-                avc=avc)
+    return dict(sim=sim, p=p, c=c, q=q, gone=gone, page=page, stats=stats, vma=v.handle, av=v.anon_vma.handle, avc=avc)
 
 
 def dump(sim) -> Dict[str, Any]:
@@ -110,7 +151,7 @@ TRACE = "# rmapsim trace v1\nspawn\nmmap p1 0x10000000 0x2000 rw\ntouch p1 0x100
 
 def _sim_calls() -> Dict[str, Tuple[Callable[..., Any], Callable[[Dict[str, Any]], Dict[str, Any]]]]:
     """name -> (call(world, **kwargs), valid kwargs for the world)."""
-    m = lambda name: (lambda w, **kw: getattr(w["sim"], name)(**kw))  # noqa: E731
+    m = lambda name: lambda w, **kw: getattr(w["sim"], name)(**kw)  # noqa: E731
     walk = lambda w: dict(pages=None, threads=1, aggregate=False)  # noqa: E731
     return {
         "fork": (m("fork"), lambda w: dict(pid=w["p"])),
@@ -120,8 +161,12 @@ def _sim_calls() -> Dict[str, Tuple[Callable[..., Any], Callable[[Dict[str, Any]
         "exit": (m("exit"), lambda w: dict(pid=w["c"])),
         "exit_many": (m("exit_many"), lambda w: dict(pids=[w["c"]])),
         "exec": (m("exec"), lambda w: dict(pid=w["q"])),
-        "mmap": (m("mmap"), lambda w: dict(pid=w["p"], length=P, addr=X + 40 * P, prot="rw", file=None,
-                                           offset=None, noreserve=False, stack=False)),
+        "mmap": (
+            m("mmap"),
+            lambda w: dict(
+                pid=w["p"], length=P, addr=X + 40 * P, prot="rw", file=None, offset=None, noreserve=False, stack=False
+            ),
+        ),
         "mmap_anywhere": (m("mmap"), lambda w: dict(pid=w["p"], length=P)),
         "mmap_file": (m("mmap"), lambda w: dict(pid=w["p"], length=P, addr=X + 40 * P, prot="r", file=3, offset=0)),
         "munmap": (m("munmap"), lambda w: dict(pid=w["p"], addr=X, length=P)),
@@ -129,8 +174,10 @@ def _sim_calls() -> Dict[str, Tuple[Callable[..., Any], Callable[[Dict[str, Any]
         "touch_many": (m("touch_many"), lambda w: dict(pids=[w["p"], w["c"]], addr=X, length=P, write=True)),
         "mprotect": (m("mprotect"), lambda w: dict(pid=w["p"], addr=X, length=P, prot="r")),
         "madvise": (m("madvise"), lambda w: dict(pid=w["p"], addr=X, length=P, advice="random")),
-        "mremap": (m("mremap"), lambda w: dict(pid=w["p"], old_addr=X, old_len=P, new_len=2 * P, may_move=True,
-                                               new_addr=None)),
+        "mremap": (
+            m("mremap"),
+            lambda w: dict(pid=w["p"], old_addr=X, old_len=P, new_len=2 * P, may_move=True, new_addr=None),
+        ),
         "set_brk_base": (m("set_brk_base"), lambda w: dict(pid=w["q"], addr=B)),
         "brk": (m("brk"), lambda w: dict(pid=w["p"], addr=B + 3 * P)),
         "brk_info": (m("brk_info"), lambda w: dict(pid=w["p"])),
@@ -149,8 +196,12 @@ def _sim_calls() -> Dict[str, Tuple[Callable[..., Any], Callable[[Dict[str, Any]
         "rmap_walk": (m("rmap_walk"), walk),
         "try_to_unmap": (m("try_to_unmap"), walk),
         "drop_swap_cache": (m("drop_swap_cache"), lambda w: dict(pages=None)),
-        "contention": (m("contention"), lambda w: dict(pages=None, cpus=2, per_candidate=1, handoff=1, outside=10,
-                                                       writer_every=0, writer_hold=5, spans=False)),
+        "contention": (
+            m("contention"),
+            lambda w: dict(
+                pages=None, cpus=2, per_candidate=1, handoff=1, outside=10, writer_every=0, writer_hold=5, spans=False
+            ),
+        ),
         "apply": (m("apply"), lambda w: dict(ops=TRACE, check_each=False, sample_every=0, events=False)),
         "from_bytes": (lambda w, **kw: rmapsim.Simulator.from_bytes(**kw), lambda w: dict(data=w["sim"].to_bytes())),
         "inject_enomem_nth": (m("inject_enomem"), lambda w: dict(nth=3)),
@@ -163,17 +214,33 @@ def _stats_call(name: str) -> Callable[..., Any]:
 
 
 def _module_calls() -> Dict[str, Tuple[Callable[..., Any], Callable[[Dict[str, Any]], Dict[str, Any]]]]:
-    f = lambda fn: (lambda w, **kw: fn(**kw))  # noqa: E731
+    f = lambda fn: lambda w, **kw: fn(**kw)  # noqa: E731
     calls = {
         "Simulator": (f(rmapsim.Simulator), lambda w: dict(era="6.18", seed=0, policy=None, pid_max=None, ram=None)),
-        "Simulator_policy_knob": (lambda w, value: rmapsim.Simulator(policy={"index": value}),
-                                  lambda w: dict(value="list")),
+        "Simulator_policy_knob": (
+            lambda w, value: rmapsim.Simulator(policy={"index": value}),
+            lambda w: dict(value="list"),
+        ),
         "Policy.preset": (f(Policy.preset), lambda w: dict(name="6.18")),
-        "Policy.replace": (lambda w, value: Policy.preset("6.18").replace(fork_reuse=value),
-                           lambda w: dict(value="never")),
+        "Policy.replace": (
+            lambda w, value: Policy.preset("6.18").replace(fork_reuse=value),
+            lambda w: dict(value="never"),
+        ),
         "Policy[]": (lambda w, knob: Policy.preset("6.18")[knob], lambda w: dict(knob="index")),
-        "_core.fuzz": (f(_core.fuzz), lambda w: dict(era="6.18", seed=0, max_ops=30, seconds=0.0, fail_rate=0.0,
-                                                     run_len=10, full_check_every=4, policy=None, extended=False)),
+        "_core.fuzz": (
+            f(_core.fuzz),
+            lambda w: dict(
+                era="6.18",
+                seed=0,
+                max_ops=30,
+                seconds=0.0,
+                fail_rate=0.0,
+                run_len=10,
+                full_check_every=4,
+                policy=None,
+                extended=False,
+            ),
+        ),
         "_core.preset": (f(_core.preset), lambda w: dict(name="6.18")),
         "_core.parse_trace": (f(_core.parse_trace), lambda w: dict(text=TRACE)),
         "_core.format_trace": (f(_core.format_trace), lambda w: dict(rows=[[0] * 7], era=None)),
@@ -183,17 +250,24 @@ def _module_calls() -> Dict[str, Tuple[Callable[..., Any], Callable[[Dict[str, A
         "workloads.get": (f(workloads.get), lambda w: dict(name="fork_storm")),
         "workloads.fork_storm": (f(workloads.fork_storm), lambda w: dict(era="6.18", children=2, pages=2)),
         "workloads.fork_chain": (f(workloads.fork_chain), lambda w: dict(era="6.18", generations=2, pages=2)),
-        "workloads.prefork_server": (f(workloads.prefork_server), lambda w: dict(era="6.18", workers=2, heap_pages=4,
-                                                                                 cow_percent=50, recycles=1)),
+        "workloads.prefork_server": (
+            f(workloads.prefork_server),
+            lambda w: dict(era="6.18", workers=2, heap_pages=4, cow_percent=50, recycles=1),
+        ),
         "workloads.mprotect_split": (f(workloads.mprotect_split), lambda w: dict(era="6.18", pieces=4, children=1)),
-        "workloads.aim7_like": (f(workloads.aim7_like), lambda w: dict(era="6.18", processes=3, pages=2,
-                                                                       reclaim_every=5, seed=0)),
-        "workloads.mremap_churn": (f(workloads.mremap_churn), lambda w: dict(era="6.18", moves=2, pages=2,
-                                                                             children=1)),
+        "workloads.aim7_like": (
+            f(workloads.aim7_like),
+            lambda w: dict(era="6.18", processes=3, pages=2, reclaim_every=5, seed=0),
+        ),
+        "workloads.mremap_churn": (f(workloads.mremap_churn), lambda w: dict(era="6.18", moves=2, pages=2, children=1)),
         "record.convert_log": (f(record.convert_log), lambda w: dict(text="", writes="touched", cwd=None)),
         "record.memory_report": (f(record.memory_report), lambda w: dict(ops_text=TRACE, eras=["6.18"], every=0)),
-        "study.sweep": (f(study.sweep), lambda w: dict(workload="fork_storm", grid={"children": [2], "pages": [2]},
-                                                       eras=["6.18"], executor=None, progress=None)),
+        "study.sweep": (
+            f(study.sweep),
+            lambda w: dict(
+                workload="fork_storm", grid={"children": [2], "pages": [2]}, eras=["6.18"], executor=None, progress=None
+            ),
+        ),
         "study.grid_points": (f(study.grid_points), lambda w: dict(grid={"children": [2]})),
         "study.to_pandas": (f(study.to_pandas), lambda w: dict(rows=[{"a": 1}])),
         "study.progress_bar": (f(study.progress_bar), lambda w: dict(total_hint=0)),
@@ -210,11 +284,27 @@ CALLS = {**_sim_calls(), **_module_calls()}
 # parameters that would run long on huge legitimate values
 LARGE_OK = {
     ("fork_many", "n"),
-    ("_core.fuzz", "max_ops"), ("_core.fuzz", "seconds"), ("record.memory_report", "every"),
+    ("_core.fuzz", "max_ops"),
+    ("_core.fuzz", "seconds"),
+    ("record.memory_report", "every"),
     ("study.progress_bar", "total_hint"),
-    *((name, k) for name in CALLS if name.startswith("workloads.") for k in
-      ("children", "pages", "generations", "workers", "heap_pages", "recycles", "pieces", "processes",
-       "reclaim_every", "moves")),
+    *(
+        (name, k)
+        for name in CALLS
+        if name.startswith("workloads.")
+        for k in (
+            "children",
+            "pages",
+            "generations",
+            "workers",
+            "heap_pages",
+            "recycles",
+            "pieces",
+            "processes",
+            "reclaim_every",
+            "moves",
+        )
+    ),
 }
 ERA = "6.18"
 
@@ -246,8 +336,11 @@ _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "0": "\0", "\\": "\\", '"': '"', "'
 
 def _unescape(msg: str) -> str:
     """`msg` with the escapes of quoted input (Rust's \\u{1f}, \\n, ...) decoded."""
-    return re.sub(r"\\(u\{([0-9a-f]+)\}|.)",
-                  lambda m: chr(int(m.group(2), 16)) if m.group(2) else _ESCAPES.get(m.group(1), m.group(0)), msg)
+    return re.sub(
+        r"\\(u\{([0-9a-f]+)\}|.)",
+        lambda m: chr(int(m.group(2), 16)) if m.group(2) else _ESCAPES.get(m.group(1), m.group(0)),
+        msg,
+    )
 
 
 def _names_value(msg: str, value: Any) -> bool:
@@ -277,10 +370,44 @@ PARAMS = _param_names()
 # The kind each parameter takes; a value of another kind must be refused, not coerced
 # (a bool is not an int, an int is not a flag, True is not a rate).
 INT_PARAMS = {
-    "pid", "n", "length", "addr", "file", "offset", "old_addr", "old_len", "new_len", "new_addr", "page", "handle",
-    "threads", "cpus", "per_candidate", "handoff", "outside", "writer_every", "writer_hold", "sample_every",
-    "nth", "seed", "max_ops", "run_len", "full_check_every", "total_hint", "children", "pages", "generations",
-    "workers", "heap_pages", "cow_percent", "recycles", "pieces", "processes", "reclaim_every", "moves", "every",
+    "pid",
+    "n",
+    "length",
+    "addr",
+    "file",
+    "offset",
+    "old_addr",
+    "old_len",
+    "new_len",
+    "new_addr",
+    "page",
+    "handle",
+    "threads",
+    "cpus",
+    "per_candidate",
+    "handoff",
+    "outside",
+    "writer_every",
+    "writer_hold",
+    "sample_every",
+    "nth",
+    "seed",
+    "max_ops",
+    "run_len",
+    "full_check_every",
+    "total_hint",
+    "children",
+    "pages",
+    "generations",
+    "workers",
+    "heap_pages",
+    "cow_percent",
+    "recycles",
+    "pieces",
+    "processes",
+    "reclaim_every",
+    "moves",
+    "every",
 }
 FLAG_PARAMS = {"write", "may_move", "noreserve", "stack", "aggregate", "check_each", "extended", "spans"}
 REAL_PARAMS = {"rate", "fail_rate", "seconds", "q"}
@@ -288,17 +415,32 @@ STR_PARAMS = {"prot", "advice", "era", "name", "text", "workload", "column", "kn
 # (call, parameter) where None means "the default"
 NONE_OK = {
     *((c, k) for c in ("mmap", "mmap_file") for k in ("addr", "prot", "file", "offset")),
-    ("mremap", "new_addr"), ("drop_swap_cache", "pages"), ("contention", "pages"),
+    ("mremap", "new_addr"),
+    ("drop_swap_cache", "pages"),
+    ("contention", "pages"),
     *((c, k) for c in ("page_referenced", "rmap_walk", "try_to_unmap") for k in ("pages", "threads")),
-    ("inject_enomem_nth", "nth"), ("inject_enomem_rate", "rate"),
-    ("Simulator", "era"), ("Simulator", "seed"), ("Simulator", "policy"), ("Simulator", "pid_max"),
-    ("Simulator", "ram"), ("_core.fuzz", "policy"),
-    ("_core.format_trace", "era"), ("trace.format", "era"),
-    ("study.sweep", "eras"), ("study.sweep", "executor"), ("study.sweep", "progress"),
+    ("inject_enomem_nth", "nth"),
+    ("inject_enomem_rate", "rate"),
+    ("Simulator", "era"),
+    ("Simulator", "seed"),
+    ("Simulator", "policy"),
+    ("Simulator", "pid_max"),
+    ("Simulator", "ram"),
+    ("_core.fuzz", "policy"),
+    ("_core.format_trace", "era"),
+    ("trace.format", "era"),
+    ("study.sweep", "eras"),
+    ("study.sweep", "executor"),
+    ("study.sweep", "progress"),
     ("record.convert_log", "cwd"),
 }
-HANDLE_LISTS = {("page_referenced", "pages"), ("rmap_walk", "pages"), ("try_to_unmap", "pages"),
-                ("drop_swap_cache", "pages"), ("contention", "pages")}
+HANDLE_LISTS = {
+    ("page_referenced", "pages"),
+    ("rmap_walk", "pages"),
+    ("try_to_unmap", "pages"),
+    ("drop_swap_cache", "pages"),
+    ("contention", "pages"),
+}
 
 
 def _r(v: Any) -> str:
@@ -356,12 +498,10 @@ def _attempt(w: Dict[str, Any], name: str, param: str, value: Any) -> bool:
         return False
     except BaseException as e:  # noqa: BLE001 - the point of the test
         raise AssertionError(
-            f"{name}({param}={_r(value)}) raised {type(e).__name__} "
-            f"(not an rmapsim error): {str(e)[:300]}"
+            f"{name}({param}={_r(value)}) raised {type(e).__name__} (not an rmapsim error): {str(e)[:300]}"
         ) from e
     w["sim"].inject_enomem()  # a successful inject_enomem must not fail later calls
-    assert not _must_refuse(name, param, value), (
-        f"{name}({param}={_r(value)}) accepted a value of the wrong kind")
+    assert not _must_refuse(name, param, value), f"{name}({param}={_r(value)}) accepted a value of the wrong kind"
     return True
 
 
@@ -382,10 +522,10 @@ def test_every_parameter(name, param, era):
 
 def _numpy_scalars() -> st.SearchStrategy[Any]:
     dtypes = [np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32, np.uint64]
-    ints = st.sampled_from(dtypes).flatmap(
-        lambda t: st.integers(int(np.iinfo(t).min), int(np.iinfo(t).max)).map(t))
+    ints = st.sampled_from(dtypes).flatmap(lambda t: st.integers(int(np.iinfo(t).min), int(np.iinfo(t).max)).map(t))
     floats = st.sampled_from([np.float16, np.float32, np.float64]).flatmap(
-        lambda t: st.floats(allow_nan=True, width=np.finfo(t).bits).map(t))
+        lambda t: st.floats(allow_nan=True, width=np.finfo(t).bits).map(t)
+    )
     return st.one_of(ints, floats, st.booleans().map(np.bool_))
 
 
@@ -393,8 +533,13 @@ HOSTILE_VALUES = st.recursive(
     st.one_of(
         st.integers(),
         st.sampled_from([2**31, 2**32, 2**47, 2**63, 2**64, 2**70, -(2**70), -1, 0]).flatmap(
-            lambda b: st.sampled_from([-P, -2, -1, 0, 1, 2, P]).map(lambda d: b + d)),
-        st.booleans(), st.floats(), st.none(), st.text(max_size=30), st.binary(max_size=8),
+            lambda b: st.sampled_from([-P, -2, -1, 0, 1, 2, P]).map(lambda d: b + d)
+        ),
+        st.booleans(),
+        st.floats(),
+        st.none(),
+        st.text(max_size=30),
+        st.binary(max_size=8),
         st.sampled_from(["", "rw", "6.18", "random", HUGE_TEXT]),
         _numpy_scalars(),
     ),

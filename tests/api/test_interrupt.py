@@ -63,8 +63,14 @@ def interrupt_child(setup: str, call: str, after: str = "pass") -> tuple[float, 
     the signal to the child's KeyboardInterrupt handler and the lines the handler printed."""
     src = CHILD.format(setup=textwrap.dedent(setup), call=call, after=after)
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    child = subprocess.Popen([sys.executable, "-c", src], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True, env=env, preexec_fn=sigint_default)
+    child = subprocess.Popen(
+        [sys.executable, "-c", src],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        preexec_fn=sigint_default,
+    )
     try:
         assert child.stdout is not None
         first = child.stdout.readline().strip()
@@ -98,15 +104,19 @@ WALKS = {
 @pytest.mark.parametrize("call", list(WALKS.values()), ids=list(WALKS))
 def test_read_only_calls_stop_on_sigint(call):
     # 2.6.33, 1,000 children x 1,000 pages: every walk visits ~1,000 VMAs (seconds of work)
-    lat, lines = interrupt_child(SEED.format(era="2.6.33", kids=1000, pages=1000), call,
-                                 after="print(sim.counts()['page'])")
+    lat, lines = interrupt_child(
+        SEED.format(era="2.6.33", kids=1000, pages=1000), call, after="print(sim.counts()['page'])"
+    )
     assert lat < BOUND_S
     assert lines == [str(1001 * 1000)]  # nothing changed
 
 
 def test_try_to_unmap_stops_on_sigint():
-    lat, lines = interrupt_child(SEED.format(era="2.6.33", kids=1000, pages=1000), "sim.try_to_unmap(threads=2)",
-                                 after="print(sim.counts()['page'])")
+    lat, lines = interrupt_child(
+        SEED.format(era="2.6.33", kids=1000, pages=1000),
+        "sim.try_to_unmap(threads=2)",
+        after="print(sim.counts()['page'])",
+    )
     assert lat < BOUND_S
     assert lines == [str(1001 * 1000)]
 
@@ -119,11 +129,13 @@ MUTATIONS = {
     # forks of a 10-page process (about 1.5 us each)
     "fork_many": (SEED.format(era="6.18", kids=1, pages=10), "sim.fork_many(p, 3_000_000)"),
     # 5,000 touch ops of 100,000 present pages (about 0.6 ms each)
-    "apply": ("sim = rmapsim.Simulator(era='6.18')\n"
-              "ops = rmapsim.trace.parse('# rmapsim trace v1\\nspawn\\nmmap p1 0x10000000 0x186a0000 rw\\n"
-              "touch p1 0x10000000 0x186a0000 w\\n')\n"
-              "ops = np.concatenate([ops, np.repeat(ops[2:], 5_000)])\n",
-              "sim.apply(ops)"),
+    "apply": (
+        "sim = rmapsim.Simulator(era='6.18')\n"
+        "ops = rmapsim.trace.parse('# rmapsim trace v1\\nspawn\\nmmap p1 0x10000000 0x186a0000 rw\\n"
+        "touch p1 0x10000000 0x186a0000 w\\n')\n"
+        "ops = np.concatenate([ops, np.repeat(ops[2:], 5_000)])\n",
+        "sim.apply(ops)",
+    ),
 }
 
 
@@ -142,16 +154,20 @@ def test_batch_mutations_stop_on_sigint_with_a_consistent_state(name):
 def test_exit_many_stops_on_sigint_with_the_exits_so_far_done():
     # 200,000 processes sharing 64 pages: the exits take about 0.7 s, their validation little
     setup = SEED.format(era="6.18", kids=1, pages=64) + "kids = sim.fork_many(p, 200_000)\nbefore = len(sim.pids())\n"
-    lat, lines = interrupt_child(setup, "sim.exit_many(kids)",
-                                 after="sim.check(); print(before - len(sim.pids()) > 0, len(sim.pids()) > 1)")
+    lat, lines = interrupt_child(
+        setup, "sim.exit_many(kids)", after="sim.check(); print(before - len(sim.pids()) > 0, len(sim.pids()) > 1)"
+    )
     assert lat < BOUND_S
     assert lines == ["True True"]  # some exited, some did not
 
 
 @pytest.mark.parametrize("jobs", [1, 2])
 def test_native_fuzzer_stops_on_sigint_and_reports_what_it_did(jobs):
-    lat, lines = interrupt_child("", f"_core.fuzz('6.18', seconds=30.0, jobs={jobs})",
-                                 after="r = e.fuzz_report; print(r['ops'] > 0, r['seconds'] < 5, r['violation'])")
+    lat, lines = interrupt_child(
+        "",
+        f"_core.fuzz('6.18', seconds=30.0, jobs={jobs})",
+        after="r = e.fuzz_report; print(r['ops'] > 0, r['seconds'] < 5, r['violation'])",
+    )
     assert lat < BOUND_S
     assert lines == ["True True None"]
 
@@ -159,15 +175,21 @@ def test_native_fuzzer_stops_on_sigint_and_reports_what_it_did(jobs):
 def test_a_study_stops_on_sigint_keeping_its_finished_rows():
     # the second run's walks (2.6.33, 1,500 x 1,000: seconds) get the signal
     call = "rmapsim.study.sweep('fork_storm', {'children': [1, 1500], 'pages': [1000]}, eras=['2.6.33'])"
-    lat, lines = interrupt_child("import rmapsim.study", call,
-                                 after="print(type(e).__name__, [r['children'] for r in e.rows])")
+    lat, lines = interrupt_child(
+        "import rmapsim.study", call, after="print(type(e).__name__, [r['children'] for r in e.rows])"
+    )
     assert lat < BOUND_S
     assert lines == ["SweepInterrupted [1]"]
 
 
 def test_cli_fuzz_exits_130_on_sigint():
-    child = subprocess.Popen([sys.executable, "-m", "rmapsim", "fuzz", "--seconds", "30"], stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True, preexec_fn=sigint_default)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "rmapsim", "fuzz", "--seconds", "30"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=sigint_default,
+    )
     try:
         time.sleep(1.5)  # start-up and import, then fuzzing
         t0 = time.monotonic()
@@ -208,8 +230,11 @@ def test_a_second_thread_gets_busy_while_a_walk_runs():
     try:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline and len(seen) < 3:
-            for name, call in (("fork", lambda: sim.fork(p)), ("touch", lambda: sim.touch(p, a, 4096)),
-                               ("mmap", lambda: sim.mmap(p, 4096))):
+            for name, call in (
+                ("fork", lambda: sim.fork(p)),
+                ("touch", lambda: sim.touch(p, a, 4096)),
+                ("mmap", lambda: sim.mmap(p, 4096)),
+            ):
                 try:
                     call()
                 except rmapsim.Busy as e:

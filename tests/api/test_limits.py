@@ -183,8 +183,9 @@ def test_ram_below_one_page_is_refused(bad):
 
 def run_capped(code: str, cap_gib: int = 4) -> subprocess.CompletedProcess:
     prelude = f"import resource\nresource.setrlimit(resource.RLIMIT_AS, ({cap_gib} << 30, {cap_gib} << 30))\n"
-    return subprocess.run([sys.executable, "-c", prelude + textwrap.dedent(code)], capture_output=True, text=True,
-                          timeout=300)
+    return subprocess.run(
+        [sys.executable, "-c", prelude + textwrap.dedent(code)], capture_output=True, text=True, timeout=300
+    )
 
 
 TOUCH_1_TIB = """
@@ -216,7 +217,8 @@ def test_write_touch_of_1_tib_under_a_4_gib_cap_raises_out_of_memory():
 
 
 def test_64_tib_mapping_with_one_touched_page_and_forks_fits_in_a_small_cap():
-    r = run_capped("""
+    r = run_capped(
+        """
         import rmapsim
         s = rmapsim.Simulator()
         p = s.spawn()
@@ -225,7 +227,9 @@ def test_64_tib_mapping_with_one_touched_page_and_forks_fits_in_a_small_cap():
         s.fork_many(p, 64)
         s.check()
         print(s.counts()["pte"])
-    """, cap_gib=1)
+    """,
+        cap_gib=1,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     assert r.stdout.strip() == "65"
 

@@ -1,5 +1,4 @@
-"""render_layout (docs/api-contract.md): the picture's rows, page states, and labels.
-"""
+"""render_layout (docs/api-contract.md): the picture's rows, page states, and labels."""
 
 from __future__ import annotations
 
@@ -54,7 +53,7 @@ def test_labels_are_global_across_processes(era):
     g = sim.fork(c)
     pictures = {q: sim.render_layout(q) for q in (p, c, g)}
     by_label = {}
-    for q, pic in pictures.items():
+    for _q, pic in pictures.items():
         for label, handle in _labels(pic).items():
             by_label.setdefault(label, set()).add(handle)
     assert all(len(h) == 1 for h in by_label.values()), by_label

@@ -30,7 +30,7 @@ def test_the_envelope_is_as_documented():
     assert n == len(b) - 20 - 8, "payload length, then an 8-byte checksum"
     # The payload opens with the writer's version, then the era spec (length-prefixed).
     vlen = b[20]
-    assert b[21:21 + vlen].decode() == rmapsim.__version__
+    assert b[21 : 21 + vlen].decode() == rmapsim.__version__
     # (the name, "6.18*"-style label, comes first, then the canonical spec)
 
 
@@ -70,8 +70,12 @@ def test_copies_and_pickles_keep_a_subclass_s_attributes():
     p = sim.spawn()
     sim.apply("# rmapsim trace v1\nspawn\n", events=True)
     sim.note, sim.params = "run 7", {"children": [1, 2]}
-    for how, back in (("pickle", pickle.loads(pickle.dumps(sim))), ("copy", copy.copy(sim)),
-                      ("deepcopy", copy.deepcopy(sim)), ("clone", sim.clone())):
+    for how, back in (
+        ("pickle", pickle.loads(pickle.dumps(sim))),
+        ("copy", copy.copy(sim)),
+        ("deepcopy", copy.deepcopy(sim)),
+        ("clone", sim.clone()),
+    ):
         assert type(back) is Mine and back.note == "run 7" and back.params == {"children": [1, 2]}, how
         assert back.events() is None and back.fork(p) == sim.clone().fork(p), how
     deep = copy.deepcopy(sim)
@@ -124,7 +128,7 @@ def _checksum(data: bytes) -> int:
     rot = lambda x: ((x << 29) | (x >> 35)) & _M  # noqa: E731
     words = len(data) // 8
     for i in range(words + 1):
-        w = int.from_bytes(data[8 * i:8 * i + 8].ljust(8, b"\0"), "little")
+        w = int.from_bytes(data[8 * i : 8 * i + 8].ljust(8, b"\0"), "little")
         h = rot(((h ^ w) * 0x9E37_79B9_7F4A_7C15) & _M)
     z = h ^ len(data)
     z = ((z ^ (z >> 30)) * 0xBF58_476D_1CE4_E5B9) & _M
@@ -141,7 +145,7 @@ def _uvar(v: int) -> bytes:
     return bytes(out)
 
 
-def _read_uvar(b: bytes, i: int) -> "tuple[int, int]":
+def _read_uvar(b: bytes, i: int) -> tuple[int, int]:
     v = shift = 0
     while True:
         x = b[i]
@@ -175,7 +179,9 @@ def test_a_dense_page_table_cannot_claim_more_entries_than_any_vma_has():
     gap, k = _read_uvar(payload, j)
     assert gap == 0
     extra = 1 << 24
-    crafted = payload[:at] + _uvar(7 + extra) + _uvar(a >> 12) + payload[at + len(head):j] + _uvar(extra) + payload[k:]
+    crafted = (
+        payload[:at] + _uvar(7 + extra) + _uvar(a >> 12) + payload[at + len(head) : j] + _uvar(extra) + payload[k:]
+    )
     data = b[:12] + struct.pack("<Q", len(crafted)) + crafted + struct.pack("<Q", _checksum(crafted))
     assert len(data) < 400
     with pytest.raises(rmapsim.InvalidArgument, match="dense page table claims 16777223 entries"):

@@ -251,7 +251,13 @@ def assert_views_agree(sim):
         views = mm.vmas
         for d, v in zip(sim.vmas(pid), views, strict=True):
             assert (v.vm_start, v.vm_end, v.vm_pgoff, v.prot, v.flags, v.vm_file) == (
-                d["start"], d["end"], d["pgoff"], d["prot"], d["flags"], d["file"])
+                d["start"],
+                d["end"],
+                d["pgoff"],
+                d["prot"],
+                d["flags"],
+                d["file"],
+            )
             assert v.vm_mm == mm and sim.vma_at(pid, d["start"]) == v == sim.vma(v.handle)
             assert (v.anon_vma.handle if v.anon_vma else None) == d["anon_vma"]
             if hasattr(v, "anon_vma_chain"):
@@ -289,7 +295,11 @@ def assert_views_agree(sim):
         pv = sim.page(h)
         d = sim.page_info(h)
         assert (pv.mapping.handle, pv.index, pv.mapcount, pv.swap_slot) == (
-            d["anon_vma"], d["index"], d["mapcount"], d["swap_slot"])
+            d["anon_vma"],
+            d["index"],
+            d["mapcount"],
+            d["swap_slot"],
+        )
 
 
 @pytest.mark.parametrize("era", ["2.6.33", "2.6.34", "2.6.35", "3.7", "3.19", "6.0", "6.18"])
@@ -311,7 +321,9 @@ def test_views_go_stale_when_the_object_is_freed():
     page = sim.page(sim.page_at(p, a))
     sim.munmap(c, a, N * PAGE)  # op 5
     for view, kind in [(v, "vma"), (chain[0], "anon_vma_chain"), (chain[1], "anon_vma_chain")]:
-        with pytest.raises(rmapsim.StaleHandle, match=f"{kind} handle {view.handle:#x} is stale: the {kind} was freed by operation #5"):
+        with pytest.raises(
+            rmapsim.StaleHandle, match=f"{kind} handle {view.handle:#x} is stale: the {kind} was freed by operation #5"
+        ):
             view.vm_start if kind == "vma" else view.vma
     with pytest.raises(rmapsim.StaleHandle, match=f"anon_vma handle {own.handle:#x} is stale: .* operation #5"):
         own.rb_root  # the child's own anon_vma went with its last entry
@@ -319,7 +331,9 @@ def test_views_go_stale_when_the_object_is_freed():
     assert page.mapcount == 1  # the parent's page lost the child's mapping
     pmm = sim.mm(p)
     sim.exec(p)  # op 6: a new mm; the pages go
-    with pytest.raises(rmapsim.StaleHandle, match=f"mm handle {pmm.handle:#x} is stale: the mm was freed by operation #6"):
+    with pytest.raises(
+        rmapsim.StaleHandle, match=f"mm handle {pmm.handle:#x} is stale: the mm was freed by operation #6"
+    ):
         pmm.pid
     assert sim.mm(p) != pmm and sim.mm(p).vmas == [] and sim.mm(p).pid == p
     with pytest.raises(rmapsim.StaleHandle, match=f"page handle {page.handle:#x} is stale"):

@@ -18,14 +18,15 @@ era (the comment says which rule), not from running rmapsim.
 from __future__ import annotations
 
 import pytest
+
 import rmapsim
 
 from helpers import (
-    A,
     ALL_ERAS,
     PAGE,
     RC1,
     XP,
+    A,
     av,
     check_fails,
     check_ok,
@@ -36,7 +37,6 @@ from helpers import (
     sites_delta,
     walk,
 )
-
 
 # ======================================================== (a) overly anonymous anon_vma
 

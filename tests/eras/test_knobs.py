@@ -256,9 +256,17 @@ def test_fork_error_unlinks_false_leaks_the_cloned_entry():
             sim.check()
 
 
-@pytest.mark.parametrize("knob,advice", [("has_wipeonfork", "wipeonfork"), ("has_wipeonfork", "keeponfork"),
-                                         ("has_thp_advice", "hugepage"), ("has_thp_advice", "nohugepage"),
-                                         ("has_dump_advice", "dontdump"), ("has_dump_advice", "dodump")])
+@pytest.mark.parametrize(
+    "knob,advice",
+    [
+        ("has_wipeonfork", "wipeonfork"),
+        ("has_wipeonfork", "keeponfork"),
+        ("has_thp_advice", "hugepage"),
+        ("has_thp_advice", "nohugepage"),
+        ("has_dump_advice", "dontdump"),
+        ("has_dump_advice", "dodump"),
+    ],
+)
 def test_advice_knobs_make_the_advice_einval(knob, advice):
     # madvise_behavior_valid() of a kernel without the advice refuses it: EINVAL
     for spec, exists in ((BASE, True), (f"{BASE}+{knob}=false", False)):
@@ -310,7 +318,10 @@ def test_mremap_move_multi_false_is_efault_over_two_vmas():
         dst = c(32)
         if moves:
             assert sim.mremap(p, c(0), 4 * PAGE, 4 * PAGE, may_move=True, new_addr=dst) == dst
-            assert [(v["start"], v["end"]) for v in vmas(sim, p)] == [(dst, dst + 2 * PAGE), (dst + 2 * PAGE, dst + 4 * PAGE)]
+            assert [(v["start"], v["end"]) for v in vmas(sim, p)] == [
+                (dst, dst + 2 * PAGE),
+                (dst + 2 * PAGE, dst + 4 * PAGE),
+            ]
         else:
             with pytest.raises(rmapsim.BadAddress):
                 sim.mremap(p, c(0), 4 * PAGE, 4 * PAGE, may_move=True, new_addr=dst)
@@ -429,7 +440,11 @@ def test_merge_rule_decides_a_new_range_beside_a_forked_vma(value):
     for spec, merges in ((BASE, False), (f"{BASE}+merge_rule={value}", value == "simple")):
         sim, p, ch = forked(spec)
         sim.mmap(ch, 2 * PAGE, addr=c(2))
-        want = [(X, c(4), X >> PAGE_SHIFT)] if merges else [(X, c(2), X >> PAGE_SHIFT), (c(2), c(4), (X >> PAGE_SHIFT) + 2)]
+        want = (
+            [(X, c(4), X >> PAGE_SHIFT)]
+            if merges
+            else [(X, c(2), X >> PAGE_SHIFT), (c(2), c(4), (X >> PAGE_SHIFT) + 2)]
+        )
         assert [(v["start"], v["end"], v["pgoff"]) for v in vmas(sim, ch)] == want
         sim.check()
 
@@ -453,8 +468,14 @@ def test_lock_kind_decides_shared_walks(value):
     assert walk_one(sim, sim.page_at(p, X))["lock_mode"] == rmapsim.LOCK_SHARED
 
 
-@pytest.mark.parametrize("knob,struct", [("size_vm_area_struct", "vm_area_struct"),
-                                         ("size_anon_vma", "anon_vma"), ("size_anon_vma_chain", "anon_vma_chain")])
+@pytest.mark.parametrize(
+    "knob,struct",
+    [
+        ("size_vm_area_struct", "vm_area_struct"),
+        ("size_anon_vma", "anon_vma"),
+        ("size_anon_vma_chain", "anon_vma_chain"),
+    ],
+)
 def test_struct_sizes_scale_memory(knob, struct):
     # memory() is count x size: a parent and a child of one written VMA have 2 VMAs, 2
     # anon_vmas and 3 chain entries (the parent's 1, the child's clone and own)

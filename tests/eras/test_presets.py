@@ -6,6 +6,7 @@ each era's rules (docs/design.md, kernel-eras.md §3–§8), not from running th
 from __future__ import annotations
 
 import pytest
+
 import rmapsim
 
 from helpers import ALL, P
@@ -33,13 +34,27 @@ def test_policy_knobs_follow_the_history():
     assert pol["2.6.34"]["track_root"] == "false" and pol["2.6.35"]["track_root"] == "true"
     assert [pol[e]["lock_kind"] for e in ("2.6.35", "3.0", "3.7", "3.8")] == ["spin", "mutex", "mutex", "rwsem"]
     assert pol["3.0"]["index"] == "list" and pol["3.7"]["index"] == "interval_tree"
-    assert [pol[e]["fork_reuse"] for e in ("3.8", "3.19", "6.0", "6.18")] == ["never", "degree", "active_vmas", "active_vmas"]
+    assert [pol[e]["fork_reuse"] for e in ("3.8", "3.19", "6.0", "6.18")] == [
+        "never",
+        "degree",
+        "active_vmas",
+        "active_vmas",
+    ]
     assert pol["6.0"]["merge_rule"] != pol["6.18"]["merge_rule"] == "case_2025"
     sizes = [(pol[e]["size_vm_area_struct"], pol[e]["size_anon_vma"], pol[e]["size_anon_vma_chain"]) for e in ALL]
     # SPEC §3 table
-    assert sizes == [("176", "24", "0"), ("176", "24", "48"), ("176", "24", "48"), ("176", "32", "48"),
-                     ("176", "64", "48"), ("184", "56", "64"), ("184", "56", "64"), ("200", "72", "64"),
-                     ("200", "96", "64"), ("192", "96", "64")]
+    assert sizes == [
+        ("176", "24", "0"),
+        ("176", "24", "48"),
+        ("176", "24", "48"),
+        ("176", "32", "48"),
+        ("176", "64", "48"),
+        ("184", "56", "64"),
+        ("184", "56", "64"),
+        ("200", "72", "64"),
+        ("200", "96", "64"),
+        ("192", "96", "64"),
+    ]
 
 
 def test_policy_overrides_ablate_one_knob():

@@ -38,17 +38,22 @@ def test_spec_round_trips_through_policy_and_simulator():
     assert rmapsim.Simulator(era=p).era == str(p)
     assert rmapsim.Simulator(era="6.0+fork_reuse=never").policy()["fork_reuse"] == "never"
     # The canonical form: knob order, spaces dropped, a knob at the preset's value left out.
-    assert rmapsim.era_spec(" 6.0 + fork_reuse=never , cow_reuse_moves_page = false") == \
-        "6.0+cow_reuse_moves_page=false,fork_reuse=never"
+    assert (
+        rmapsim.era_spec(" 6.0 + fork_reuse=never , cow_reuse_moves_page = false")
+        == "6.0+cow_reuse_moves_page=false,fork_reuse=never"
+    )
     assert rmapsim.era_spec("6.18+index=interval_tree") == "6.18"
 
 
-@pytest.mark.parametrize("spec, msg", [
-    ("6.0+fork_reus=never", 'unknown knob "fork_reus" (did you mean fork_reuse?)'),
-    ("6.1", 'unknown era "6.1" in era spec "6.1" (did you mean 6.0?)'),
-    ("6.0+fork_reuse", '"fork_reuse" is not knob=value'),
-    ("6.0+fork_reuse=sometimes", 'bad value "sometimes" for knob fork_reuse'),
-])
+@pytest.mark.parametrize(
+    "spec, msg",
+    [
+        ("6.0+fork_reus=never", 'unknown knob "fork_reus" (did you mean fork_reuse?)'),
+        ("6.1", 'unknown era "6.1" in era spec "6.1" (did you mean 6.0?)'),
+        ("6.0+fork_reuse", '"fork_reuse" is not knob=value'),
+        ("6.0+fork_reuse=sometimes", 'bad value "sometimes" for knob fork_reuse'),
+    ],
+)
 def test_bad_specs_are_invalid_argument_quoting_the_spec(spec, msg):
     with pytest.raises(rmapsim.InvalidArgument) as e:
         rmapsim.Simulator(era=spec)
@@ -120,8 +125,15 @@ def test_hypothesis_machine_trace_names_the_variant_and_replays_identically(tmp_
     # the header's era behaves as in the machine's policy, not as in the plain preset.
     m = VariantMachine()
     assert m.lines[1] == f"# era {VARIANT}"
-    m.lines += ["spawn", "mmap p1 0x10000000 0x4000 rw", "touch p1 0x10000000 0x4000 w", "fork p1",
-                "munmap p1 0x10000000 0x4000", "mmap p2 0x10004000 0x4000 rw", "touch p2 0x10004000 0x4000 w"]
+    m.lines += [
+        "spawn",
+        "mmap p1 0x10000000 0x4000 rw",
+        "touch p1 0x10000000 0x4000 w",
+        "fork p1",
+        "munmap p1 0x10000000 0x4000",
+        "mmap p2 0x10004000 0x4000 rw",
+        "touch p2 0x10004000 0x4000 w",
+    ]
     f = tmp_path / "h.trace"
     f.write_text(m.trace())
     by_header = rmapsim.Simulator(era=cli_header_era(f))
@@ -134,6 +146,7 @@ def test_hypothesis_machine_trace_names_the_variant_and_replays_identically(tmp_
 
 def cli_header_era(f: Path) -> str:
     from rmapsim.cli import trace_era
+
     era = trace_era(f.read_text(), str(f))
     assert era is not None
     return era
@@ -148,8 +161,11 @@ def test_a_legacy_star_header_is_refused_not_replayed_as_the_preset(tmp_path):
 
 
 def test_knob_grid_crosses_knob_values_with_eras():
-    rows = sweep("fork_chain", {"generations": [8], "pages": [2], "knob:fork_reuse": ["never", "active_vmas"]},
-                 eras=["6.0", "3.19"])
+    rows = sweep(
+        "fork_chain",
+        {"generations": [8], "pages": [2], "knob:fork_reuse": ["never", "active_vmas"]},
+        eras=["6.0", "3.19"],
+    )
     assert [(r["era"], r["spec"], r["fork_reuse"]) for r in rows] == [
         ("6.0", "6.0+fork_reuse=never", "never"),
         ("6.0", "6.0", "active_vmas"),
@@ -170,17 +186,34 @@ def test_cli_study_writes_spec_and_knob_columns_and_one_line_per_variant(tmp_pat
     import csv
 
     out = tmp_path / "s"
-    r = cli("study", "fork_chain", "--era", "6.0", "--era", "6.0+fork_reuse=never", "--param", "generations=2,8",
-            "--param", "pages=2", "--param", "knob:cow_reuse_moves_page=true,false", "--y", "n_anon_vma",
-            "--out", str(out))
+    r = cli(
+        "study",
+        "fork_chain",
+        "--era",
+        "6.0",
+        "--era",
+        "6.0+fork_reuse=never",
+        "--param",
+        "generations=2,8",
+        "--param",
+        "pages=2",
+        "--param",
+        "knob:cow_reuse_moves_page=true,false",
+        "--y",
+        "n_anon_vma",
+        "--out",
+        str(out),
+    )
     assert r.returncode == 0, r.stderr
     with open(out / "results.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == 8
     assert {(x["era"], x["spec"]) for x in rows} == {
-        ("6.0", "6.0"), ("6.0", "6.0+cow_reuse_moves_page=false"),
+        ("6.0", "6.0"),
+        ("6.0", "6.0+cow_reuse_moves_page=false"),
         ("6.0+fork_reuse=never", "6.0+fork_reuse=never"),
-        ("6.0+fork_reuse=never", "6.0+cow_reuse_moves_page=false,fork_reuse=never")}
+        ("6.0+fork_reuse=never", "6.0+cow_reuse_moves_page=false,fork_reuse=never"),
+    }
     assert {x["cow_reuse_moves_page"] for x in rows} == {"true", "false"}
     assert "| era | spec | generations | pages | cow_reuse_moves_page |" in (out / "summary.md").read_text()
     bad = cli("study", "fork_chain", "--era", "6.0", "--param", "knob:nope=1", "--out", str(tmp_path / "b"))

@@ -28,6 +28,7 @@ Kernel rules used throughout (2.6.33 and 2.6.34, mm/mmap.c, mm/rmap.c):
 from __future__ import annotations
 
 import re
+
 import rmapsim
 
 from helpers import PAGE, PAGE_SHIFT, norm_prot, page_at, scan_rows
@@ -160,7 +161,6 @@ def allocs_of(sim, fn, *args, **kwargs):
     before = sim.allocations()
     out = fn(*args, **kwargs)
     return out, sim.allocations() - before
-
 
 
 def map_ro(sim, p, npages, addr):

@@ -8,13 +8,14 @@ The kernel rules R1-R7 the comments cite are listed in merge_helpers.py.
 from __future__ import annotations
 
 import pytest
+
 import rmapsim
 
 from helpers import PAGE, page_at
 from merge_helpers import (
-    A,
     ALL_ERAS,
     XP,
+    A,
     allocs_of,
     assert_walks_complete,
     av_at,
@@ -26,7 +27,6 @@ from merge_helpers import (
     rel_vmas,
     snapshot,
 )
-
 
 # ============================================================================ copy_vma
 
@@ -125,9 +125,7 @@ def test_copy_vma_faulted_move_out_and_back_merges(era):
 
 
 @pytest.mark.parametrize("era", ALL_ERAS)
-@pytest.mark.parametrize(
-    "site,nth", [("vm_area_struct@copy_vma", 1), ("anon_vma_chain@anon_vma_clone", 2)]
-)
+@pytest.mark.parametrize("site,nth", [("vm_area_struct@copy_vma", 1), ("anon_vma_chain@anon_vma_clone", 2)])
 def test_copy_vma_enomem_changes_nothing(era, site, nth):
     """copy_vma allocates the new VMA, then clones the chain; either failure frees what
     was allocated and mremap returns ENOMEM before any PTE moved. 2.6.33 has no clone: its

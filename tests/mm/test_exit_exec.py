@@ -8,6 +8,7 @@ the fixed region X): the "per-operation tests" section of helpers.py.
 from __future__ import annotations
 
 import pytest
+
 import rmapsim
 
 from helpers import (
@@ -24,7 +25,6 @@ from helpers import (
     walk_one,
     write_all,
 )
-
 
 # --------------------------------------------------------------------------- exit / exec
 
@@ -121,11 +121,14 @@ def test_exit_many_is_exit_in_order(era):
     assert a.rmap_walk(aggregate=True) == b.rmap_walk(aggregate=True)
 
 
-@pytest.mark.parametrize("bad, err, names", [
-    ([1, 999], rmapsim.NoSuchProcess, "999"),
-    ([2, 3, 2], rmapsim.InvalidArgument, "pid 2 appears more than once"),
-    ("12", rmapsim.InvalidArgument, "'12'"),
-])
+@pytest.mark.parametrize(
+    "bad, err, names",
+    [
+        ([1, 999], rmapsim.NoSuchProcess, "999"),
+        ([2, 3, 2], rmapsim.InvalidArgument, "pid 2 appears more than once"),
+        ("12", rmapsim.InvalidArgument, "'12'"),
+    ],
+)
 def test_exit_many_validates_every_pid_before_any_exit(bad, err, names):
     sim, root, kids, grand = _family_with_grandchildren("6.18")
     before = (sim.counts(), list(sim.pids()), sim.operations())

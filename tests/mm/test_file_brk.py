@@ -64,7 +64,9 @@ def test_file_argument_errors():
         sim.mmap(p, PAGE, 0x400000, "r", offset=0)
     with pytest.raises(rmapsim.InvalidArgument, match="page aligned"):
         sim.mmap(p, PAGE, 0x400000, "r", file=1, offset=100)
-    with pytest.raises(rmapsim.InvalidArgument, match="offset must be an int from 0 to 18446744073709551615, got -4096"):
+    with pytest.raises(
+        rmapsim.InvalidArgument, match="offset must be an int from 0 to 18446744073709551615, got -4096"
+    ):
         sim.mmap(p, PAGE, 0x400000, "r", file=1, offset=-PAGE)
     with pytest.raises(rmapsim.InvalidArgument, match="file must be an int"):
         sim.mmap(p, PAGE, 0x400000, "r", file="libc.so")
@@ -186,7 +188,7 @@ def test_trace_ops_roundtrip_and_apply():
     assert [int(v) for v in res.value[3:5]] == [0x603000, 0]
     assert sim.brk_info(2) == (0x600000, 0x601000)
     assert sim.vmas(1)[0]["pgoff"] == 1 and sim.vmas(1)[0]["file"] == 3
-    with pytest.raises(rmapsim.InvalidArgument, match="line 2: expected \"file\", \"noreserve\", \"stack\" or end of line"):
+    with pytest.raises(rmapsim.InvalidArgument, match='line 2: expected "file", "noreserve", "stack" or end of line'):
         trace.parse("# rmapsim trace v1\nmmap p1 0x400000 0x2000 rx fil 3 0\n")
 
 
@@ -197,14 +199,24 @@ from hypothesis import strategies as st  # noqa: E402
 
 _BASE = 0x40000000
 _op = st.one_of(
-    st.tuples(st.just("mmap"), st.integers(0, 15), st.integers(1, 4), st.sampled_from(["r", "rw", "rx", "none"]),
-              st.sampled_from([None, 1, 2]), st.integers(0, 6)),
+    st.tuples(
+        st.just("mmap"),
+        st.integers(0, 15),
+        st.integers(1, 4),
+        st.sampled_from(["r", "rw", "rx", "none"]),
+        st.sampled_from([None, 1, 2]),
+        st.integers(0, 6),
+    ),
     st.tuples(st.just("touch"), st.integers(0, 15), st.integers(1, 4)),
     st.tuples(st.just("mprotect"), st.integers(0, 15), st.integers(1, 4), st.sampled_from(["r", "rw", "none"])),
     st.tuples(st.just("munmap"), st.integers(0, 15), st.integers(1, 4)),
     st.tuples(st.just("brk"), st.integers(0, 8)),
-    st.tuples(st.just("fork"),),
-    st.tuples(st.just("exit"),),
+    st.tuples(
+        st.just("fork"),
+    ),
+    st.tuples(
+        st.just("exit"),
+    ),
     st.tuples(st.just("mremap"), st.integers(0, 15), st.integers(1, 3), st.integers(1, 5), st.integers(16, 30)),
 )
 
@@ -316,7 +328,11 @@ def test_thp_and_dump_advice_split_and_remerge(era):
             continue
         sim.madvise(p, 0x401000, PAGE, advice)
         vs = sim.vmas(p)
-        assert [(v["start"], v["end"]) for v in vs] == [(0x400000, 0x401000), (0x401000, 0x402000), (0x402000, 0x404000)]
+        assert [(v["start"], v["end"]) for v in vs] == [
+            (0x400000, 0x401000),
+            (0x401000, 0x402000),
+            (0x402000, 0x404000),
+        ]
         assert advice in vs[1]["flags"]
         sim.madvise(p, 0x401000, PAGE, {"hugepage": "nohugepage", "dontdump": "dodump"}[advice])
         vs = sim.vmas(p)
@@ -363,7 +379,9 @@ def test_repeated_thp_advice_is_einval_until_4_4(era, advice):
             sim.madvise(p, 0x500000, 4 * PAGE, advice)
         vs = [v for v in sim.vmas(p) if v["start"] >= 0x500000]
         assert [(v["start"], v["end"], advice in v["flags"]) for v in vs] == [
-            (0x500000, 0x502000, True), (0x502000, 0x504000, True)]
+            (0x500000, 0x502000, True),
+            (0x502000, 0x504000, True),
+        ]
         other = "nohugepage" if advice == "hugepage" else "hugepage"
         sim.madvise(p, 0x400000, 4 * PAGE, other)  # the other flag replaces it: accepted
         assert other in sim.vmas(p)[0]["flags"]

@@ -13,6 +13,7 @@ import pytest
 
 import rmapsim
 import rmapsim.trace
+
 from helpers import DATA, kernel_at_least, recorded_lines, run_c_program
 
 P = 4096
@@ -102,7 +103,9 @@ def test_trace_word_round_trips():
     assert [v["flags"] for v in sim.vmas(1)] == [["account"], ["account", "nohugepage"]]
 
 
-@pytest.mark.skipif(not kernel_at_least(6, 7, thp=True) or shutil.which("cc") is None,
-                    reason="needs Linux 6.7+ with THP and a C compiler (the recording is compared above)")
+@pytest.mark.skipif(
+    not kernel_at_least(6, 7, thp=True) or shutil.which("cc") is None,
+    reason="needs Linux 6.7+ with THP and a C compiler (the recording is compared above)",
+)
 def test_the_live_kernel_still_gives_the_recording(tmp_path):
     assert run_c_program(PROGRAM, tmp_path) == recorded()

@@ -7,8 +7,6 @@ the fixed region X): the "per-operation tests" section of helpers.py.
 
 from __future__ import annotations
 
-
-
 import rmapsim
 
 from helpers import (
@@ -27,7 +25,6 @@ from helpers import (
     walk_one,
     write_all,
 )
-
 
 # --------------------------------------------------------------------------- touch
 
@@ -53,9 +50,7 @@ def test_write_after_read_replaces_zero_page(sim):
     # is replaced, so the PTE count stays 4
     p = pages_of(sim, pid, X, 4)
     assert p[0] is not None and p[1:] == [None] * 3
-    assert_counts(
-        sim, anon_vma=1, anon_vma_chain=1 if is_chain_era(sim) else 0, page=1, pte=4
-    )
+    assert_counts(sim, anon_vma=1, anon_vma_chain=1 if is_chain_era(sim) else 0, page=1, pte=4)
 
 
 def test_write_touch_creates_one_anon_vma(sim):
@@ -116,9 +111,7 @@ def test_touch_spanning_two_vmas(sim):
     # compatible prev neighbour with a singular chain and reuses it (both eras)
     vs = vmas(sim, pid)
     assert len(vs) == 2 and vs[0]["anon_vma"] == vs[1]["anon_vma"] is not None
-    assert_counts(
-        sim, anon_vma=1, anon_vma_chain=2 if is_chain_era(sim) else 0, page=4, pte=4
-    )
+    assert_counts(sim, anon_vma=1, anon_vma_chain=2 if is_chain_era(sim) else 0, page=4, pte=4)
 
 
 # --------------------------------------------------------------------------- COW
@@ -207,9 +200,7 @@ def test_sole_mapper_reuses_page_after_child_exit(sim):
     child = sim.fork(parent)
     sim.exit(child)
     # 2.6.34: the child's own anon_vma and both its AVCs are freed at exit
-    assert_counts(
-        sim, mm=1, vma=1, anon_vma=1, anon_vma_chain=1 if is_chain_era(sim) else 0, page=2
-    )
+    assert_counts(sim, mm=1, vma=1, anon_vma=1, anon_vma_chain=1 if is_chain_era(sim) else 0, page=2)
     sim.touch(parent, X, 2 * PAGE, write=True)
     assert pages_of(sim, parent, X, 2) == hs
     for h in hs:

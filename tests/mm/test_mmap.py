@@ -8,17 +8,18 @@ the fixed region X): the "per-operation tests" section of helpers.py.
 from __future__ import annotations
 
 import pytest
+
 import rmapsim
 
 from helpers import (
-    ERA_RULES,
     ALL_ERAS,
+    ERA_RULES,
     MMAP_BASE,
     PAGE,
     PAGE_SHIFT,
-    R,
     RW,
     STRUCT_SIZES,
+    R,
     X,
     anon_pages,
     assert_counts,
@@ -33,7 +34,6 @@ from helpers import (
     walk_one,
     write_all,
 )
-
 
 # --------------------------------------------------------------------------- basics
 
@@ -184,9 +184,7 @@ def test_new_mmap_merges_into_faulted_neighbour(sim):
     assert pages_of(sim, pid, X, 2) == before
     # a write fault in the grown part finds vma->anon_vma already set: no new rmap object
     write_all(sim, pid, X + 2 * PAGE, 2)
-    assert_counts(
-        sim, vma=1, anon_vma=1, anon_vma_chain=1 if is_chain_era(sim) else 0, page=4, pte=4
-    )
+    assert_counts(sim, vma=1, anon_vma=1, anon_vma_chain=1 if is_chain_era(sim) else 0, page=4, pte=4)
     if is_chain_era(sim):
         assert vmas(sim, pid)[0]["chain_len"] == 1
 
@@ -207,9 +205,7 @@ def test_mmap_fixed_with_same_prot_replaces_and_remerges(sim):
     assert now[1] is None
     assert [now[0], now[2], now[3]] == [old[0], old[2], old[3]]
     # 3 pages left; the merge unlinked next's chain so one AVC remains in 2.6.34
-    assert_counts(
-        sim, vma=1, anon_vma=1, anon_vma_chain=1 if is_chain_era(sim) else 0, page=3, pte=3
-    )
+    assert_counts(sim, vma=1, anon_vma=1, anon_vma_chain=1 if is_chain_era(sim) else 0, page=3, pte=3)
 
 
 def test_mmap_fixed_with_other_prot_replaces_middle(sim):
@@ -234,9 +230,7 @@ def test_mmap_fixed_with_other_prot_replaces_middle(sim):
     assert now == [old[0], None, old[2], old[3]]
     if is_chain_era(sim):
         assert [v["chain_len"] for v in vs] == [1, 0, 1]
-    assert_counts(
-        sim, vma=3, anon_vma=1, anon_vma_chain=2 if is_chain_era(sim) else 0, page=3, pte=3
-    )
+    assert_counts(sim, vma=3, anon_vma=1, anon_vma_chain=2 if is_chain_era(sim) else 0, page=3, pte=3)
 
 
 def test_new_mmap_merges_into_forked_childs_vma(sim):
@@ -321,9 +315,7 @@ def test_gap_fill_merges_prev_and_next_with_same_anon_vma(sim):
     assert layout(sim, pid) == [(X, X + 4 * PAGE, X >> PAGE_SHIFT, RW)]
     assert pages_of(sim, pid, X, 2) + [page_at(sim, pid, X + 3 * PAGE)] == kept
     # the merge unlinked next's chain: one AVC left in 2.6.34
-    assert_counts(
-        sim, vma=1, anon_vma=1, anon_vma_chain=1 if is_chain_era(sim) else 0, page=3
-    )
+    assert_counts(sim, vma=1, anon_vma=1, anon_vma_chain=1 if is_chain_era(sim) else 0, page=3)
 
 
 def test_gap_fill_merge_in_forked_child_depends_on_era(sim):

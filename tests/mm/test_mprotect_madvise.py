@@ -8,15 +8,16 @@ the fixed region X): the "per-operation tests" section of helpers.py.
 from __future__ import annotations
 
 import pytest
+
 import rmapsim
 
 from helpers import (
     BASE,
-    P,
     PAGE,
     PAGE_SHIFT,
-    R,
     RW,
+    P,
+    R,
     X,
     assert_counts,
     flags_of,
@@ -52,9 +53,7 @@ def test_madvise_flag_advice_splits_and_remerges(sim):
     # MADV_RANDOM on the middle two pages: VM_RAND_READ differs -> split at both ends
     assert len(sim.madvise(pid, X + PAGE, 2 * PAGE, "random")) == 0
     R_, S_, D_ = frozenset({"rand"}), frozenset({"seq"}), frozenset({"dontcopy"})
-    assert flags_of(sim, pid) == [
-        (X, X + PAGE, none), (X + PAGE, X + 3 * PAGE, R_), (X + 3 * PAGE, X + 4 * PAGE, none)
-    ]
+    assert flags_of(sim, pid) == [(X, X + PAGE, none), (X + PAGE, X + 3 * PAGE, R_), (X + 3 * PAGE, X + 4 * PAGE, none)]
     # MADV_SEQUENTIAL: (flags & ~VM_RAND_READ) | VM_SEQ_READ
     sim.madvise(pid, X + PAGE, PAGE, "sequential")
     assert [f for _, _, f in flags_of(sim, pid)] == [none, S_, R_, none]
@@ -70,9 +69,7 @@ def test_madvise_flag_advice_splits_and_remerges(sim):
     assert layout(sim, pid) == [(X, X + 4 * PAGE, X >> PAGE_SHIFT, RW)]
     # flag advice never touches the page tables
     assert pages_of(sim, pid, X, 4) == hs
-    assert_counts(
-        sim, vma=1, anon_vma=1, anon_vma_chain=1 if is_chain_era(sim) else 0, page=4, pte=4
-    )
+    assert_counts(sim, vma=1, anon_vma=1, anon_vma_chain=1 if is_chain_era(sim) else 0, page=4, pte=4)
 
 
 def test_mprotect_splits_keeps_pages_and_remerges(sim):
@@ -84,7 +81,9 @@ def test_mprotect_splits_keeps_pages_and_remerges(sim):
     sim.mprotect(pid, X + PAGE, 2 * PAGE, "r")
     x = X >> PAGE_SHIFT
     assert layout(sim, pid) == [
-        (X, X + PAGE, x, RW), (X + PAGE, X + 3 * PAGE, x + 1, R), (X + 3 * PAGE, X + 4 * PAGE, x + 3, RW)
+        (X, X + PAGE, x, RW),
+        (X + PAGE, X + 3 * PAGE, x + 1, R),
+        (X + 3 * PAGE, X + 4 * PAGE, x + 3, RW),
     ]
     assert [v["anon_vma"] for v in vmas(sim, pid)] == [av] * 3
     # change_protection write-protects PTEs; it does not unmap anything
@@ -98,9 +97,7 @@ def test_mprotect_splits_keeps_pages_and_remerges(sim):
     # a write to the (write-protected, sole-mapped) page reuses it: same page
     sim.touch(pid, X + PAGE, PAGE, write=True)
     assert pages_of(sim, pid, X, 4) == hs
-    assert_counts(
-        sim, vma=1, anon_vma=1, anon_vma_chain=1 if is_chain_era(sim) else 0, page=4, pte=4
-    )
+    assert_counts(sim, vma=1, anon_vma=1, anon_vma_chain=1 if is_chain_era(sim) else 0, page=4, pte=4)
 
 
 def test_madvise_dontneed_zaps_every_entry(sim):

@@ -8,6 +8,7 @@ the fixed region X): the "per-operation tests" section of helpers.py.
 from __future__ import annotations
 
 import pytest
+
 import rmapsim
 
 from helpers import (

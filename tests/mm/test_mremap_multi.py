@@ -13,6 +13,7 @@ import shutil
 import pytest
 
 import rmapsim
+
 from helpers import DATA, kernel_at_least, recorded_lines, run_c_program
 
 P = 4096
@@ -51,8 +52,11 @@ def test_a_range_over_three_vmas_and_a_hole_moves_with_its_gaps_in_6_18():
     index = [sim.page_info(h)["index"] for h in before]
     assert sim.mremap(p, SRC, 7 * P, 7 * P, new_addr=DST) == DST
     # the gaps between the source VMAs are kept: A' at DST, B' one page after A', C' after B'
-    assert layout(sim, p) == [(DST, DST + 2 * P, "rw"), (DST + 3 * P, DST + 5 * P, "r"),
-                              (DST + 5 * P, DST + 7 * P, "rw")]
+    assert layout(sim, p) == [
+        (DST, DST + 2 * P, "rw"),
+        (DST + 3 * P, DST + 5 * P, "r"),
+        (DST + 5 * P, DST + 7 * P, "rw"),
+    ]
     # the same pages, at the same offsets, keeping page->index (moved VMAs keep vm_pgoff)
     assert pages_at(sim, p, [DST + (a - SRC) for a in src]) == before
     assert [sim.page_info(h)["index"] for h in before] == index
@@ -90,9 +94,13 @@ def test_parts_of_the_first_and_last_vma_are_split_off_and_moved():
     kept_a, kept_c = sim.page_at(p, SRC), sim.page_at(p, SRC + 6 * P)
     moved = pages_at(sim, p, [SRC + P, SRC + 5 * P])
     assert sim.mremap(p, SRC + P, 5 * P, 5 * P, new_addr=DST) == DST
-    assert layout(sim, p) == [(SRC, SRC + P, "rw"), (SRC + 6 * P, SRC + 7 * P, "rw"),
-                              (DST, DST + P, "rw"), (DST + 2 * P, DST + 4 * P, "r"),
-                              (DST + 4 * P, DST + 5 * P, "rw")]
+    assert layout(sim, p) == [
+        (SRC, SRC + P, "rw"),
+        (SRC + 6 * P, SRC + 7 * P, "rw"),
+        (DST, DST + P, "rw"),
+        (DST + 2 * P, DST + 4 * P, "r"),
+        (DST + 4 * P, DST + 5 * P, "rw"),
+    ]
     assert sim.page_at(p, SRC) == kept_a and sim.page_at(p, SRC + 6 * P) == kept_c
     assert pages_at(sim, p, [DST, DST + 4 * P]) == moved
     sim.check()
@@ -218,12 +226,12 @@ def test_6_18_matches_the_live_kernel_recording():
 
 def test_6_0_refuses_the_moves_6_17_allows():
     got = simulate_program("6.0")
-    assert [line for line in got if line.startswith("call")] == [
-        f"call {name} errno 14" for name, *_ in CALLS
-    ]
+    assert [line for line in got if line.startswith("call")] == [f"call {name} errno 14" for name, *_ in CALLS]
 
 
-@pytest.mark.skipif(not kernel_at_least(6, 17) or shutil.which("cc") is None,
-                    reason="needs Linux 6.17+ and a C compiler (the recording is compared above)")
+@pytest.mark.skipif(
+    not kernel_at_least(6, 17) or shutil.which("cc") is None,
+    reason="needs Linux 6.17+ and a C compiler (the recording is compared above)",
+)
 def test_the_live_kernel_still_gives_the_recording(tmp_path):
     assert run_c_program(PROGRAM, tmp_path) == recorded()

@@ -19,8 +19,9 @@ import numpy as np
 import pytest
 
 import rmapsim
-from helpers import DATA, recorded_lines, run_c_program
 from rmapsim import trace
+
+from helpers import DATA, recorded_lines, run_c_program
 
 P = 4096
 SRC = 0x1000_0000
@@ -105,9 +106,10 @@ def _overcommit_heuristic():
         return False
 
 
-@pytest.mark.skipif(platform.system() != "Linux" or shutil.which("cc") is None or not _overcommit_heuristic(),
-                    reason="needs Linux with overcommit not OVERCOMMIT_NEVER and a C compiler "
-                           "(the recording is compared above)")
+@pytest.mark.skipif(
+    platform.system() != "Linux" or shutil.which("cc") is None or not _overcommit_heuristic(),
+    reason="needs Linux with overcommit not OVERCOMMIT_NEVER and a C compiler (the recording is compared above)",
+)
 def test_the_live_kernel_still_gives_the_recording(tmp_path):
     assert run_c_program(PROGRAM, tmp_path) == recorded()
 
@@ -120,9 +122,9 @@ def test_a_noreserve_mapping_merges_only_with_noreserve_neighbours(era):
     sim = rmapsim.Simulator(era=era)
     p = sim.spawn()
     sim.mmap(p, 2 * P, addr=SRC)
-    sim.mmap(p, 2 * P, addr=SRC + 2 * P, noreserve=True)   # next to an ordinary one: apart
-    sim.mmap(p, 2 * P, addr=SRC + 4 * P, noreserve=True)   # next to a noreserve one: merges
-    sim.mmap(p, 2 * P, addr=SRC + 6 * P)                   # ordinary again: apart
+    sim.mmap(p, 2 * P, addr=SRC + 2 * P, noreserve=True)  # next to an ordinary one: apart
+    sim.mmap(p, 2 * P, addr=SRC + 4 * P, noreserve=True)  # next to a noreserve one: merges
+    sim.mmap(p, 2 * P, addr=SRC + 6 * P)  # ordinary again: apart
     assert layout(sim, p) == [
         (SRC, SRC + 2 * P, "rw", "ac"),
         (SRC + 2 * P, SRC + 6 * P, "rw", "nr"),
@@ -142,7 +144,8 @@ def test_a_file_mapping_with_noreserve_does_not_merge_with_the_same_file():
     sim.mmap(p, P, addr=SRC + P, prot="r", file=1, offset=P, noreserve=True)
     sim.mmap(p, P, addr=SRC + 2 * P, prot="r", file=1, offset=2 * P, noreserve=True)
     assert [(v["start"], v["file"], marks(v)) for v in sim.vmas(p)] == [
-        (SRC, 1, "-"), (SRC + P, 1, "nr"),
+        (SRC, 1, "-"),
+        (SRC + P, 1, "nr"),
     ]
     assert sim.vmas(p)[1]["end"] == SRC + 3 * P
 
@@ -161,7 +164,7 @@ def test_the_largest_file_identity_still_fits_beside_the_flag():
 def test_mprotect_never_charges_a_noreserve_range(era):
     sim = rmapsim.Simulator(era=era)
     p = sim.spawn()
-    sim.mmap(p, 2 * P, addr=SRC, prot="r")                  # ordinary, read-only
+    sim.mmap(p, 2 * P, addr=SRC, prot="r")  # ordinary, read-only
     sim.mmap(p, 2 * P, addr=SRC + 4 * P, prot="r", noreserve=True)
     sim.mprotect(p, SRC, 2 * P, "rw")
     sim.mprotect(p, SRC + 4 * P, 2 * P, "rw")
@@ -200,9 +203,14 @@ def test_fork_copies_the_flag(era):
     sim.mmap(p, 2 * P, addr=SRC + 4 * P)
     sim.touch(p, SRC, 6 * P)
     child = sim.fork(p)
-    assert layout(sim, child) == layout(sim, p) == [
-        (SRC, SRC + 4 * P, "rw", "nr"), (SRC + 4 * P, SRC + 6 * P, "rw", "ac"),
-    ]
+    assert (
+        layout(sim, child)
+        == layout(sim, p)
+        == [
+            (SRC, SRC + 4 * P, "rw", "nr"),
+            (SRC + 4 * P, SRC + 6 * P, "rw", "ac"),
+        ]
+    )
     grandchild = sim.fork(child)
     assert layout(sim, grandchild) == layout(sim, p)
     sim.check()
@@ -214,17 +222,17 @@ def test_mremap_and_splits_keep_the_flag(era):
     p = sim.spawn()
     sim.mmap(p, 6 * P, addr=SRC, noreserve=True)
     sim.touch(p, SRC, P)
-    sim.munmap(p, SRC + 2 * P, P)                                    # split by munmap
-    sim.mmap(p, 2 * P, addr=DST)                                     # ordinary, rw
-    sim.mremap(p, SRC + 3 * P, 3 * P, 3 * P, new_addr=DST + 2 * P)   # moved beside it
-    grown = sim.mremap(p, SRC, 2 * P, 2 * P + P)                     # grown in place
+    sim.munmap(p, SRC + 2 * P, P)  # split by munmap
+    sim.mmap(p, 2 * P, addr=DST)  # ordinary, rw
+    sim.mremap(p, SRC + 3 * P, 3 * P, 3 * P, new_addr=DST + 2 * P)  # moved beside it
+    grown = sim.mremap(p, SRC, 2 * P, 2 * P + P)  # grown in place
     assert grown == SRC
     assert layout(sim, p) == [
         (SRC, SRC + 3 * P, "rw", "nr"),
         (DST, DST + 2 * P, "rw", "ac"),
         (DST + 2 * P, DST + 5 * P, "rw", "nr"),
     ]
-    sim.mremap(p, DST + 2 * P, 3 * P, P)                             # shrunk
+    sim.mremap(p, DST + 2 * P, 3 * P, P)  # shrunk
     assert layout(sim, p)[-1] == (DST + 2 * P, DST + 3 * P, "rw", "nr")
     sim.check()
 
@@ -251,7 +259,7 @@ check
 
 def test_the_trace_word_round_trips_and_replays_like_the_api():
     ops = trace.parse(TRACE)
-    assert [int(c) for c in ops["c"][1:4]] == [3 | 8, 3, 1 | 8]      # bit 3 of mmap's prot column
+    assert [int(c) for c in ops["c"][1:4]] == [3 | 8, 3, 1 | 8]  # bit 3 of mmap's prot column
     assert trace.format(ops).splitlines()[1:] == TRACE.splitlines()[1:]
     assert np.array_equal(trace.parse(trace.format(ops)), ops)
     sim = rmapsim.Simulator(era="6.18")
@@ -265,9 +273,9 @@ def test_an_mmap_row_with_a_bit_above_noreserve_and_stack_is_refused():
     ops["c"][1] = 32 | 3
     with pytest.raises(rmapsim.InvalidArgument, match="op row 1: mmap prot"):
         rmapsim.Simulator(era="6.18").apply(ops)
-    with pytest.raises(rmapsim.InvalidArgument, match="line 2: expected \"file\", \"noreserve\", \"stack\" or end of line"):
+    with pytest.raises(rmapsim.InvalidArgument, match='line 2: expected "file", "noreserve", "stack" or end of line'):
         trace.parse("# rmapsim trace v1\nmmap p1 0x1000 0x1000 rw reserve\n")
-    with pytest.raises(rmapsim.InvalidArgument, match="line 2: unexpected \"file\""):
+    with pytest.raises(rmapsim.InvalidArgument, match='line 2: unexpected "file"'):
         trace.parse("# rmapsim trace v1\nmmap p1 0x1000 0x1000 rw noreserve file 1 0x0\n")
 
 

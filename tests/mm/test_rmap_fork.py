@@ -8,16 +8,18 @@ the fixed region X): the "per-operation tests" section of helpers.py.
 from __future__ import annotations
 
 import random
+
 import pytest
+
 import rmapsim
 
 from helpers import (
-    ERA_RULES,
     BASE,
+    ERA_RULES,
     NO_REUSE,
-    P,
     PAGE,
     REUSE,
+    P,
     X,
     assert_counts,
     counts,
@@ -311,9 +313,7 @@ def test_fork_skips_dontfork_vmas(sim):
     sim.madvise(parent, X + PAGE, PAGE, "dontfork")
     child = sim.fork(parent)
     # dup_mmap: "if (mpnt->vm_flags & VM_DONTCOPY) continue;" -- no VMA, no PTEs there
-    assert [(s, e) for s, e, _ in flags_of(sim, child)] == [
-        (X, X + PAGE), (X + 2 * PAGE, X + 3 * PAGE)
-    ]
+    assert [(s, e) for s, e, _ in flags_of(sim, child)] == [(X, X + PAGE), (X + 2 * PAGE, X + 3 * PAGE)]
     assert no_page_outside_vmas(sim, child, X + PAGE)
     assert [page_at(sim, child, X), page_at(sim, child, X + 2 * PAGE)] == [hs[0], hs[2]]
     assert walk_one(sim, hs[1])["mapcount"] == 1

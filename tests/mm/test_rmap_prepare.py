@@ -10,18 +10,18 @@ from __future__ import annotations
 import pytest
 
 from helpers import (
-    ERA_RULES,
-    expected_visits,
-    A,
     ALL_ERAS,
+    ERA_RULES,
     PAGE,
     RC1,
-    X,
     XP,
+    A,
+    X,
     assert_counts,
     check_fails,
     check_ok,
     expect_broken,
+    expected_visits,
     is_chain_era,
     new_sim,
     page,
@@ -35,7 +35,6 @@ from helpers import (
     walk_one,
     write_all,
 )
-
 
 # ============================================ (b) prepare-time reuse of a multi-entry chain
 
@@ -182,9 +181,7 @@ def test_prepare_reuses_neighbour_with_singular_chain(sim, side):
     b_v = [v for v in vmas(sim, pid) if v["start"] == b][0]
     # find_mergeable_anon_vma finds the neighbour; its chain is singular -> reused in both eras
     assert b_v["anon_vma"] == a_v["anon_vma"]
-    assert_counts(
-        sim, anon_vma=1, anon_vma_chain=2 if is_chain_era(sim) else 0, page=3
-    )
+    assert_counts(sim, anon_vma=1, anon_vma_chain=2 if is_chain_era(sim) else 0, page=3)
     if is_chain_era(sim):
         assert b_v["chain_len"] == 1
     row = walk_one(sim, page_at(sim, pid, b))

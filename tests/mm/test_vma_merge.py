@@ -22,10 +22,10 @@ import pytest
 
 from helpers import PAGE
 from merge_helpers import (
-    A,
     ALL_ERAS,
-    R,
     RW,
+    A,
+    R,
     allocs_of,
     assert_pages,
     assert_walks_complete,
@@ -37,7 +37,6 @@ from merge_helpers import (
     pic,
     rel_vmas,
 )
-
 
 # =========================================================================== new ranges
 
@@ -158,22 +157,19 @@ EXISTING_CASES = [
     # 0123456789
     #   VVVVNNN
     #  -> VNNNNNN
-    ("right_partial", lambda s, p: build_split(s, p, 2, 9, [(6, 9)]), (3, 6), "r",
-     [(2, 3, 2, RW), (3, 9, 3, R)]),
+    ("right_partial", lambda s, p: build_split(s, p, 2, 9, [(6, 9)]), (3, 6), "r", [(2, 3, 2, RW), (3, 9, 3, R)]),
     # Merge right, full span (case 8: V grows over next, next removed).
     #   <-->
     # 0123456789
     #   VVVVNNN
     #  -> NNNNNNN
-    ("right_full", lambda s, p: build_split(s, p, 2, 9, [(6, 9)]), (2, 6), "r",
-     [(2, 9, 2, R)]),
+    ("right_full", lambda s, p: build_split(s, p, 2, 9, [(6, 9)]), (2, 6), "r", [(2, 9, 2, R)]),
     # Merge left, partial span (case 5: prev grows, vma shrinks from below).
     #    <->
     # 0123456789
     # PPPVVVV
     #  -> PPPPPPV
-    ("left_partial", lambda s, p: build_split(s, p, 0, 7, [(0, 3)]), (3, 6), "r",
-     [(0, 6, 0, R), (6, 7, 6, RW)]),
+    ("left_partial", lambda s, p: build_split(s, p, 0, 7, [(0, 3)]), (3, 6), "r", [(0, 6, 0, R), (6, 7, 6, RW)]),
     # Merge left, full span (case 7: prev grows over vma), V's anon_vma came from
     # anon_vma_prepare reusing P's.
     #    <-->
@@ -186,15 +182,12 @@ EXISTING_CASES = [
     # 0123456789
     # PPPVVVVNNN
     #  -> PPPPPPPPPP
-    ("both", lambda s, p: build_split(s, p, 0, 10, [(0, 3), (7, 10)]), (3, 7), "r",
-     [(0, 10, 0, R)]),
+    ("both", lambda s, p: build_split(s, p, 0, 10, [(0, 3), (7, 10)]), (3, 7), "r", [(0, 10, 0, R)]),
 ]
 
 
 @pytest.mark.parametrize("era", ALL_ERAS)
-@pytest.mark.parametrize(
-    "name,build,rng,prot,expected", EXISTING_CASES, ids=[c[0] for c in EXISTING_CASES]
-)
+@pytest.mark.parametrize("name,build,rng,prot,expected", EXISTING_CASES, ids=[c[0] for c in EXISTING_CASES])
 def test_merge_existing_range(era, name, build, rng, prot, expected):
     """mprotect of part/all of a VMA so that it merges with prev, next or both. All pieces
     share one anon_vma (split or prepare-time reuse), so no importer is involved and every
@@ -283,7 +276,6 @@ def test_madvise_flag_merge(era):
 
 
 # ============================================================== non-mergeable anon_vmas
-
 
 
 def build_p_n_distinct(sim, p, ro=True):

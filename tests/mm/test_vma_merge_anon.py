@@ -11,13 +11,13 @@ The kernel rules R1-R7 the comments cite are listed in merge_helpers.py.
 from __future__ import annotations
 
 import pytest
+
 import rmapsim
 
 from helpers import PAGE, page_at, scan_rows
 from merge_helpers import (
-    map_ro,
-    A,
     ALL_ERAS,
+    A,
     R,
     allocs_of,
     assert_pages,
@@ -27,12 +27,12 @@ from merge_helpers import (
     check_ok,
     clen,
     expect_shape,
+    map_ro,
     new_sim,
     pic,
     rel_vmas,
     snapshot,
 )
-
 
 # ================================================================== anon_vma duplication
 
@@ -89,8 +89,7 @@ def dup_next_extends(sim, p):
 DUP_CASES = [
     # 0123456789
     # PPP****NNN  ->  PPPPPPPPPP   (merged VMA must carry N's anon_vma and chain)
-    ("new_range", dup_new_range, [(0, 10, 0)], 0, range(7, 10), True,
-     [(0, 3, 0), (3, 7, 3), (7, 10, 7)]),
+    ("new_range", dup_new_range, [(0, 10, 0)], 0, range(7, 10), True, [(0, 3, 0), (3, 7, 3), (7, 10, 7)]),
     #    <-->
     # 0123456789
     # PPPVVVVNNN  ->  PPPPPPPPPP   (next has the anon_vma, prev gets it)
@@ -98,26 +97,29 @@ DUP_CASES = [
     #    <-->
     # 0123456789
     # PPPVVVVNNN  ->  PPPPPPPPPP   (vma has the anon_vma, prev gets it)
-    ("vma_has_anon", dup_vma_has_anon, [(0, 10, 0)], 0, range(3, 7), True,
-     [(0, 3, 0), (3, 7, 3), (7, 10, 7)]),
+    ("vma_has_anon", dup_vma_has_anon, [(0, 10, 0)], 0, range(3, 7), True, [(0, 3, 0), (3, 7, 3), (7, 10, 7)]),
     #    <>
     # 0123456789
     # PPPVVVVV    ->  PPPPPVVV     (vma has the anon_vma, prev extends over part of it)
-    ("prev_extends", dup_prev_extends, [(0, 5, 0), (5, 8, 5)], 0, range(3, 8), True,
-     [(0, 3, 0), (3, 5, 3), (5, 8, 5)]),
+    ("prev_extends", dup_prev_extends, [(0, 5, 0), (5, 8, 5)], 0, range(3, 8), True, [(0, 3, 0), (3, 5, 3), (5, 8, 5)]),
     #    <>
     # 0123456789
     # VVVVVNNN    ->  VVVNNNNN     (vma has the anon_vma, next extends over part of it)
-    ("next_extends", dup_next_extends, [(0, 3, 0), (3, 8, 3)], 3, range(0, 5), False,
-     [(0, 3, 0), (3, 5, 3), (5, 8, 5)]),
+    (
+        "next_extends",
+        dup_next_extends,
+        [(0, 3, 0), (3, 8, 3)],
+        3,
+        range(0, 5),
+        False,
+        [(0, 3, 0), (3, 5, 3), (5, 8, 5)],
+    ),
 ]
 DUP_IDS = [c[0] for c in DUP_CASES]
 
 
 @pytest.mark.parametrize("era", ALL_ERAS)
-@pytest.mark.parametrize(
-    "name,build,after,imp_col,page_cols,rc1_breaks,_nomem", DUP_CASES, ids=DUP_IDS
-)
+@pytest.mark.parametrize("name,build,after,imp_col,page_cols,rc1_breaks,_nomem", DUP_CASES, ids=DUP_IDS)
 def test_dup_anon_vma(era, name, build, after, imp_col, page_cols, rc1_breaks, _nomem):
     """The importer rule (R3): a VMA without anon_vma that grows over pages of one with an
     anon_vma must end with that anon_vma and, in chain eras, with a clone of its chain.
@@ -259,7 +261,7 @@ def test_enomem_in_importer_clone(era, name, build, after, imp_col, page_cols, r
 
 
 def test_enomem_in_case6_second_pass_clone():
-    """   <-->
+    """<-->
     0123456789
     PPPVVVVNNN   P and V unfaulted, N faulted; mprotect V to r = case 6.
 

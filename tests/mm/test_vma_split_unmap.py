@@ -7,15 +7,13 @@ the fixed region X): the "per-operation tests" section of helpers.py.
 
 from __future__ import annotations
 
-
-
 from helpers import (
-    expected_visits,
     PAGE,
     PAGE_SHIFT,
     RW,
     X,
     assert_counts,
+    expected_visits,
     is_chain_era,
     layout,
     no_page_outside_vmas,
@@ -24,7 +22,6 @@ from helpers import (
     walk_one,
     write_all,
 )
-
 
 # --------------------------------------------------------------------------- munmap
 
@@ -61,9 +58,7 @@ def test_munmap_middle_splits_with_right_pgoffs(sim):
     assert no_page_outside_vmas(sim, pid, X + 2 * PAGE)
     assert pages_of(sim, pid, X, 2) == old[:2]
     assert pages_of(sim, pid, X + 3 * PAGE, 2) == old[3:]
-    assert_counts(
-        sim, vma=2, anon_vma=1, anon_vma_chain=2 if is_chain_era(sim) else 0, page=4, pte=4
-    )
+    assert_counts(sim, vma=2, anon_vma=1, anon_vma_chain=2 if is_chain_era(sim) else 0, page=4, pte=4)
 
 
 def test_munmap_middle_in_forked_child(sim):
@@ -108,6 +103,4 @@ def test_munmap_head_and_tail(sim):
     x = X >> PAGE_SHIFT
     assert layout(sim, pid) == [(X + PAGE, X + 4 * PAGE, x + 1, RW)]
     # the split-off pieces were unmapped with their AVC: one VMA, one AVC left
-    assert_counts(
-        sim, vma=1, anon_vma=1, anon_vma_chain=1 if is_chain_era(sim) else 0, page=3, pte=3
-    )
+    assert_counts(sim, vma=1, anon_vma=1, anon_vma_chain=1 if is_chain_era(sim) else 0, page=3, pte=3)

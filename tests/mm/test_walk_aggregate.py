@@ -64,11 +64,19 @@ def test_aggregate_full_walk_over_many_chunks_agrees_with_the_rows(era):
     chosen = list(sim.anon_pages()[::3]) + list(sim.anon_pages()[:5])
     chosen_rows = sim.rmap_walk(chosen)
     for threads in (1, 2, 4, None):
-        for agg, r in ((sim.rmap_walk(aggregate=True, threads=threads), rows),
-                       (sim.rmap_walk(chosen, aggregate=True, threads=threads), chosen_rows)):
+        for agg, r in (
+            (sim.rmap_walk(aggregate=True, threads=threads), rows),
+            (sim.rmap_walk(chosen, aggregate=True, threads=threads), chosen_rows),
+        ):
             assert agg["walks"] == len(r)
-            for col in ("vmas_visited", "vmas_in_range", "ptes_checked", "mappings_found", "mapcount",
-                        "tree_nodes_visited"):
+            for col in (
+                "vmas_visited",
+                "vmas_in_range",
+                "ptes_checked",
+                "mappings_found",
+                "mapcount",
+                "tree_nodes_visited",
+            ):
                 assert agg[f"total_{col}"] == r.total(col), col
             assert agg["histogram"] == r.histogram()
 

@@ -188,7 +188,7 @@ def test_seed_state_is_left_intact_by_walks(sim):
     sim.rmap_walk()
     sim.page_referenced()
     assert (counts(sim), {pid: vmas(sim, pid) for pid in pids(sim)}) == before
-    for h, (k, pid) in owner.items():
+    for h, (_k, pid) in owner.items():
         i = [page_at(sim, pid, addr + j * PAGE) for j in range(p)]
         assert h in i
     assert sorted(owner) == sorted(int(h) for h in sim.anon_pages())

@@ -7,9 +7,10 @@ derived by hand from each era's rules (kernel-eras.md sections 3-8).
 from __future__ import annotations
 
 import pytest
+
 import rmapsim
 
-from helpers import BASE, CHAIN, P, TREE
+from helpers import BASE, CHAIN, TREE, P
 
 
 @pytest.mark.parametrize("era", CHAIN)
@@ -35,7 +36,13 @@ def test_split_region_walks_visit_every_piece_or_only_covering_ones(era):
 
 @pytest.mark.parametrize(
     "era,scope,shared",
-    [("2.6.34", "own", False), ("2.6.35", "root", False), ("3.0", "root", False), ("3.8", "root", True), ("6.18", "root", True)],
+    [
+        ("2.6.34", "own", False),
+        ("2.6.35", "root", False),
+        ("3.0", "root", False),
+        ("3.8", "root", True),
+        ("6.18", "root", True),
+    ],
 )
 def test_walk_locks(era, scope, shared):
     sim = rmapsim.Simulator(era=era)

@@ -6,13 +6,13 @@ The model and what each harness checks: the docstring of page_model.py.
 
 from __future__ import annotations
 
-import rmapsim
 from hypothesis import HealthCheck, note, settings
 from hypothesis.errors import InvalidArgument as HypothesisInvalidArgument
 
+import rmapsim
+
 from helpers import page_map, pids, vma_chains, vmas
 from model_checks import page_level_state
-
 
 # --------------------------------------------------------------------------- lockstep replay
 

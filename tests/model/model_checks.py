@@ -6,8 +6,9 @@ The model and what each harness checks: the docstring of page_model.py.
 
 from __future__ import annotations
 
-import rmapsim
 from collections import Counter
+
+import rmapsim
 
 from helpers import (
     ERA_RULES,
@@ -31,7 +32,6 @@ from helpers import (
     vmas,
 )
 from page_model import PAGEK, SWAP, ZERO
-
 
 # --------------------------------------------------------------------------- comparisons
 
@@ -193,8 +193,14 @@ def check_vma_rules(sim, pid, era=None, apart=None):
         # a pair stays legitimately apart as long as neither VMA changes.
         # what decides a merge at this boundary; munmap trimming A's head or B's tail keeps
         # it (the kernel does not try to merge the pieces munmap leaves)
-        sig = (a["end"], a["prot"], a["flags"], b["prot"], b["flags"],
-               b["pgoff"] - a["pgoff"] - ((a["end"] - a["start"]) >> 12))
+        sig = (
+            a["end"],
+            a["prot"],
+            a["flags"],
+            b["prot"],
+            b["flags"],
+            b["pgoff"] - a["pgoff"] - ((a["end"] - a["start"]) >> 12),
+        )
         if mergeable_both_ways(era, a, b):
             # dup_mmap copies VMAs without merging, and VM_WIPEONFORK leaves the child's
             # copies without the anon_vmas that kept the parent's apart
@@ -228,9 +234,7 @@ def check_rmap(sim, pmap=None, live=None, era=None):
         where.setdefault(h, []).append((pid, a))
     vmas_of = {pid: vmas(sim, pid) for pid in pids(sim)}
     chains = {pid: vma_chains(sim, pid) for pid in vmas_of}
-    all_vmas = [
-        dict(v, chain=chains[pid][v["start"]][1]) for pid, vs in vmas_of.items() for v in vs
-    ]
+    all_vmas = [dict(v, chain=chains[pid][v["start"]][1]) for pid, vs in vmas_of.items() for v in vs]
 
     def covering(pid, a):
         for v in vmas_of[pid]:
@@ -327,8 +331,9 @@ def page_level_state(sim, full=True):
     keys = ("mm", "page", "pte", "swap_slot", "swap_cache")
     if not full:
         kinds = {k: v for k, v in kinds.items() if v != ZERO}
-        pages = {p: {a: (v[0], frozenset(v[1]) - {"account"}, v[2]) for a, v in lay.items()}
-                 for p, lay in pages.items()}
+        pages = {
+            p: {a: (v[0], frozenset(v[1]) - {"account"}, v[2]) for a, v in lay.items()} for p, lay in pages.items()
+        }
         keys = keys[:2] + keys[3:]
     return {
         "pids": live,

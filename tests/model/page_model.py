@@ -89,9 +89,11 @@ by the Rust tests or below):
 from __future__ import annotations
 
 import itertools
-import hypothesis.strategies as st
-import rmapsim
 from collections import Counter
+
+import hypothesis.strategies as st
+
+import rmapsim
 
 from helpers import BUGGY_BREAKS, MMAP_BASE, PAGE, PAGE_SHIFT, norm_prot
 
@@ -157,30 +159,19 @@ class Model:
     # ---- derived views
 
     def mapcount(self) -> Counter:
-        return Counter(
-            e.ref for m in self.procs.values() for e in m.values() if e.kind == PAGEK
-        )
+        return Counter(e.ref for m in self.procs.values() for e in m.values() if e.kind == PAGEK)
 
     def swapcount(self) -> Counter:
         return Counter(e.ref for m in self.procs.values() for e in m.values() if e.kind == SWAP)
 
     def kinds(self) -> dict:
-        return {
-            (pid, a): e.kind for pid, m in self.procs.items() for a, e in m.items() if e.kind
-        }
+        return {(pid, a): e.kind for pid, m in self.procs.items() for a, e in m.items() if e.kind}
 
     def page_map(self) -> dict:
-        return {
-            (pid, a): e.ref
-            for pid, m in self.procs.items()
-            for a, e in m.items()
-            if e.kind == PAGEK
-        }
+        return {(pid, a): e.ref for pid, m in self.procs.items() for a, e in m.items() if e.kind == PAGEK}
 
     def swap_map(self) -> dict:
-        return {
-            (pid, a): e.ref for pid, m in self.procs.items() for a, e in m.items() if e.kind == SWAP
-        }
+        return {(pid, a): e.ref for pid, m in self.procs.items() for a, e in m.items() if e.kind == SWAP}
 
     def addrs(self, addr, n):
         return [addr + i * PAGE for i in range(n)]
@@ -543,6 +534,4 @@ def copy_vma_into_unfaulted(lay, old, new_n, dest):
     def unfaulted(n, pgoff):
         return n is not None and n[0] == prot and n[1] == flags and not n[3] and n[2] == pgoff
 
-    return unfaulted(lay.get(dest - PAGE), base - 1) or unfaulted(
-        lay.get(dest + new_n * PAGE), base + new_n
-    )
+    return unfaulted(lay.get(dest - PAGE), base - 1) or unfaulted(lay.get(dest + new_n * PAGE), base + new_n)

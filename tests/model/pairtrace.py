@@ -8,8 +8,10 @@ from typing import Dict, List, Optional
 
 import rmapsim
 
-_SIG = {name: inspect.signature(getattr(rmapsim.Simulator, name)) for name in (
-    "mmap", "munmap", "touch", "touch_many", "mprotect", "madvise", "mremap")}
+_SIG = {
+    name: inspect.signature(getattr(rmapsim.Simulator, name))
+    for name in ("mmap", "munmap", "touch", "touch_many", "mprotect", "madvise", "mremap")
+}
 
 
 def _prot(p: str) -> str:
@@ -36,7 +38,9 @@ class TraceRecorder:
         for pid in pids:
             self.sym[int(pid)] = len(self.sym) + 1
 
-    def lines_for(self, sim: rmapsim.Simulator, model, name: str, args: tuple, kwargs: dict, page_fwd: dict) -> List[str]:
+    def lines_for(
+        self, sim: rmapsim.Simulator, model, name: str, args: tuple, kwargs: dict, page_fwd: dict
+    ) -> List[str]:
         """The lines of one op, computed from the engine state before it runs (call
         :meth:`outcome` after it ran)."""
         self.unnamed = None
@@ -69,8 +73,15 @@ class TraceRecorder:
                     page = model.pages.get(p)
                     if page is None or page.mapcount or page.slot is None:
                         continue
-                    at = next(((pid, a) for pid, mm in sorted(model.mms.items()) for a, pte in sorted(mm.ptes.items())
-                               if pte.kind == "swap" and pte.slot is page.slot), None)
+                    at = next(
+                        (
+                            (pid, a)
+                            for pid, mm in sorted(model.mms.items())
+                            for a, pte in sorted(mm.ptes.items())
+                            if pte.kind == "swap" and pte.slot is page.slot
+                        ),
+                        None,
+                    )
                     if at is None:
                         self.lost = self.lost or f"drop_swap_cache: page {p} has no swap entry to name it by"
                         continue
@@ -95,8 +106,10 @@ class TraceRecorder:
         if name == "mmap":
             if a["offset"] is not None and a["file"] is None:
                 raise ValueError("an offset without a file")
-            line = f"mmap {self._p(a['pid'])} {'-' if a['addr'] is None else hex(a['addr'])} {a['length']:#x} " \
-                   f"{_prot(a['prot'] or 'rw')}"
+            line = (
+                f"mmap {self._p(a['pid'])} {'-' if a['addr'] is None else hex(a['addr'])} {a['length']:#x} "
+                f"{_prot(a['prot'] or 'rw')}"
+            )
             if a["file"] is not None:
                 line += f" file {a['file']} {a['offset'] or 0:#x}"
             return [line + (" noreserve" if a["noreserve"] else "") + (" stack" if a["stack"] else "")]
@@ -105,14 +118,18 @@ class TraceRecorder:
         if name == "touch":
             return [f"touch {self._p(a['pid'])} {a['addr']:#x} {a['length']:#x} {'w' if a['write'] else 'r'}"]
         if name == "touch_many":
-            return [f"touch {self._p(p)} {a['addr']:#x} {a['length']:#x} {'w' if a['write'] else 'r'}" for p in a["pids"]]
+            return [
+                f"touch {self._p(p)} {a['addr']:#x} {a['length']:#x} {'w' if a['write'] else 'r'}" for p in a["pids"]
+            ]
         if name == "mprotect":
             return [f"mprotect {self._p(a['pid'])} {a['addr']:#x} {a['length']:#x} {_prot(a['prot'])}"]
         if name == "madvise":
             return [f"madvise {self._p(a['pid'])} {a['addr']:#x} {a['length']:#x} {a['advice']}"]
         if name == "mremap":
-            line = f"mremap {self._p(a['pid'])} {a['old_addr']:#x} {a['old_len']:#x} {a['new_len']:#x} " \
-                   f"{'move' if a['may_move'] else 'nomove'}"
+            line = (
+                f"mremap {self._p(a['pid'])} {a['old_addr']:#x} {a['old_len']:#x} {a['new_len']:#x} "
+                f"{'move' if a['may_move'] else 'nomove'}"
+            )
             return [line + ("" if a["new_addr"] is None else f" {a['new_addr']:#x}")]
         raise AssertionError(f"no trace form for {name}")
 

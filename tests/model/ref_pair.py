@@ -38,12 +38,15 @@ from __future__ import annotations
 import importlib.util
 import re
 import sys
-import rmapsim
 from collections import Counter
-from hypothesis import note, strategies as st
-from pairtrace import TraceRecorder
+
+from hypothesis import note
+from hypothesis import strategies as st
+
+import rmapsim
 
 from helpers import MMAP_BASE, PAGE, ROOT, layout_states, norm_prot, scan_rows
+from pairtrace import TraceRecorder
 
 
 def _load_reference():
@@ -88,11 +91,7 @@ def layout_chains(sim, pid):
     render_layout(pid) (api-contract.md: "Chains are listed oldest first")."""
     text = sim.render_layout(pid)
     legend = {label: int(h, 16) for label, h in _LEGEND.findall(text)}
-    return {
-        int(start, 16): [legend[label] for label in chain.split()]
-        for start, chain in _VMA_LINE.findall(text)
-    }
-
+    return {int(start, 16): [legend[label] for label in chain.split()] for start, chain in _VMA_LINE.findall(text)}
 
 
 def _outcome(fn, *args, **kwargs):
@@ -336,7 +335,9 @@ class Pair:
                 r, e = full[h], early[h]
                 mi = model.page_info(p)
                 want = model.rmap_walk_len(pid, a)
-                assert r["vmas_visited"] == want, f"page {h} at pid {pid} {a:#x}: walk visits {r['vmas_visited']}, model {want}"
+                assert r["vmas_visited"] == want, (
+                    f"page {h} at pid {pid} {a:#x}: walk visits {r['vmas_visited']}, model {want}"
+                )
                 assert r["mappings_found"] == r["mapcount"] == mi["mapcount"], f"page {h}: {r}"
                 assert self.av_fwd.get(mi["anon_vma"], r["anon_vma"]) == r["anon_vma"], f"page {h}: {r} vs {mi}"
                 want = model.page_referenced_len(pid, a)

@@ -6,11 +6,13 @@ The model and what each harness checks: the docstring of page_model.py.
 
 from __future__ import annotations
 
+from collections import Counter
+
 import hypothesis.strategies as st
 import pytest
-import rmapsim
-from collections import Counter
 from hypothesis import event, given
+
+import rmapsim
 
 from helpers import (
     ADVICE,
@@ -39,11 +41,10 @@ from page_model import (
     MPROTECT_PROTS,
     PROTS,
     SWAP,
-    WINDOW,
     WIN_LO,
+    WINDOW,
     copy_vma_into_unfaulted,
 )
-
 
 # --------------------------------------------------------------------------- differential
 
@@ -165,8 +166,7 @@ def draw_op(data, sims, active, broken=()):
             if nxt is not None and mergeable_either_way(era, dict(v, end=addr + new_n * PAGE), nxt):
                 return ("noop", (), {})
         # 6.17+ move a range over several VMAs where earlier kernels say EFAULT
-        multi = (not inside and new_addr is not None and new_n == npages
-                 and s.policy()["mremap_move_multi"] == "true")
+        multi = not inside and new_addr is not None and new_n == npages and s.policy()["mremap_move_multi"] == "true"
         shapes.add((inside, ends, v is not None and v["anon_vma"] is not None, multi))
     if len(shapes) > 1 and (new_addr is not None or new_n > npages):
         return ("noop", (), {})
@@ -391,7 +391,7 @@ def _differential(data):
     for era, n in d.broken.items():
         DIFF_STATS["broke"][era][n] += 1
         event(f"{era} broke (invariant {n})")
-    for era, why in d.detached.items():
+    for why in d.detached.values():
         kind = "copy_vma defect" if "copy_vma" in why else "merged VMAs" if "merged VMAs" in why else "broken state"
         DIFF_STATS["detached"][kind] += 1
         event(f"detached: {kind}")
@@ -466,7 +466,8 @@ def test_madvise_over_unfaulted_and_faulted_vma():
         vs = vmas(sim, p)
         if ERA_RULES[era]["merge"] == "singular":
             assert [(v["start"], v["end"], v["flags"]) for v in vs] == [
-                (x, x + 2 * PAGE, frozenset({"account"})), (x + 2 * PAGE, x + 4 * PAGE, frozenset({"account"}))
+                (x, x + 2 * PAGE, frozenset({"account"})),
+                (x + 2 * PAGE, x + 4 * PAGE, frozenset({"account"})),
             ], era
             a, b = vs
             assert a["anon_vma"] is None and b["chain_len"] == 1

@@ -32,7 +32,9 @@ check
 
 
 def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "rmapsim", *args], capture_output=True, text=True, input=stdin, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "rmapsim", *args], capture_output=True, text=True, input=stdin, timeout=300
+    )
 
 
 def test_trace_round_trip_and_op_array():
@@ -42,8 +44,10 @@ def test_trace_round_trip_and_op_array():
     assert np.array_equal(trace.parse(trace.format(ops)), ops)
     assert trace.format(ops, era="3.8").splitlines()[:2] == ["# rmapsim trace v1", "# era 3.8"]
     # MAP_NORESERVE: the text word and bit 3 of an mmap row's prot column; old rows unchanged
-    nr = trace.parse("# rmapsim trace v1\nspawn\nmmap p1 0x10000000 0x4000 rw noreserve\n"
-                     "mmap p1 0x20000000 0x1000 rx file 2 0x3000 noreserve\n")
+    nr = trace.parse(
+        "# rmapsim trace v1\nspawn\nmmap p1 0x10000000 0x4000 rw noreserve\n"
+        "mmap p1 0x20000000 0x1000 rx file 2 0x3000 noreserve\n"
+    )
     assert [int(c) for c in nr["c"][1:]] == [3 | 8, 5 | 8]
     assert np.array_equal(trace.parse(trace.format(nr)), nr)
     assert trace.format(nr).splitlines()[3] == "mmap p1 0x20000000 0x1000 rx file 2 0x3000 noreserve"
@@ -57,8 +61,8 @@ def test_trace_round_trip_and_op_array():
         ("# rmapsim trace v1\nspawn\nfork 1\n", 3, "process symbol"),
         ("# rmapsim trace v1\nspawn\ntouch p1 0x10000000 0x1000 q\n", 3, "expected w or r"),
         ("# rmapsim trace v1\nmadvise p1 0x1000 0x1000 bogus\n", 2, "unknown advice"),
-        ("# rmapsim trace v1\nmmap p1 0x1000 0x1000 rw noreserved\n", 2, "expected \"file\", \"noreserve\""),
-        ("# rmapsim trace v1\nmmap p1 0x1000 0x1000 rw noreserve 1\n", 2, "unexpected \"1\""),
+        ("# rmapsim trace v1\nmmap p1 0x1000 0x1000 rw noreserved\n", 2, 'expected "file", "noreserve"'),
+        ("# rmapsim trace v1\nmmap p1 0x1000 0x1000 rw noreserve 1\n", 2, 'unexpected "1"'),
     ],
 )
 def test_malformed_trace_names_the_line(text, line, what):

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import os
 import random
-import rmapsim
 from collections import Counter
+
+import rmapsim
 
 from helpers import (
     BUGGY_BREAKS,
@@ -26,7 +27,6 @@ from lockstep import HandleMap, apply_op, coarser, extra_sharing, vma_boundaries
 from model_checks import check_rmap, check_vma_rules, page_level_state
 from page_model import MAX_PROCS, SWAP
 
-
 # --------------------------------------------------------------------------- long runs
 
 LONG_WINDOW = 16  # pages: a small playground, so that VMAs meet, split and merge often
@@ -36,9 +36,19 @@ LONG_LO = MMAP_BASE - 64 * PAGE
 # dominate (with these weights about one 3.19 run in seven breaks within 120 steps); the
 # rest keeps every other path in the mix.
 LONG_WEIGHTS = {
-    "fork": 8, "exit": 6, "split": 3, "merge": 2, "touch": 4,
-    "mprotect": 1, "munmap": 0.5, "mmap": 0.5, "mremap": 1, "swap": 0.7, "swapin": 0.7,
-    "advice": 0.7, "exec": 0.1,
+    "fork": 8,
+    "exit": 6,
+    "split": 3,
+    "merge": 2,
+    "touch": 4,
+    "mprotect": 1,
+    "munmap": 0.5,
+    "mmap": 0.5,
+    "mremap": 1,
+    "swap": 0.7,
+    "swapin": 0.7,
+    "advice": 0.7,
+    "exec": 0.1,
 }
 
 
@@ -163,7 +173,7 @@ def long_run_3_19(seed, steps):
     log, results = [], []
     for op in LONG_START:
         results.append(_apply_logged(sim, op, log))
-    for i in range(steps):
+    for i in range(steps):  # noqa: B007 (the count is returned)
         results.append(_apply_logged(sim, long_op(r, sim), log))
         try:
             sim.check()
@@ -209,7 +219,7 @@ def long_run_3_19(seed, steps):
     # differ where VMA boundaries matter; where none did, so do the page tables)
     newest = rmapsim.Simulator(era="6.18", seed=0)
     same = True
-    for k, (op, res) in enumerate(zip(log, results)):
+    for op, res in zip(log, results):
         same &= apply_op(newest, op) == res
         newest.check()
     if same:

@@ -10,15 +10,17 @@ from __future__ import annotations
 import random
 import re
 import sys
-import pytest
-import rmapsim
 from collections import Counter
 from pathlib import Path
-from hypothesis import HealthCheck, event, note, settings, strategies as st
+
+import pytest
+from hypothesis import HealthCheck, event, note, settings
+from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from ref_pair import ERAS, STATS, HypoDraw, Pair, RandDraw, draw_op, first_ops
+import rmapsim
 
+from ref_pair import ERAS, STATS, HypoDraw, Pair, RandDraw, draw_op, first_ops
 
 # --------------------------------------------------------------------------- state machines
 
@@ -180,8 +182,12 @@ def test_a_variant_finding_of_the_differential_harness_replays_via_the_cli(tmp_p
     msg = write_reproducer(pair, "x")
     path = tmp_path / "differential-2.6.34_prepare_reuse_any_compatible-seedx.trace"
     assert str(path) in msg and path.read_text().startswith(f"# rmapsim trace v1\n# era {era}\n")
-    run = lambda *a: subprocess.run([sys.executable, "-m", "rmapsim", "replay", str(path), *a],  # noqa: E731
-                                    capture_output=True, text=True, timeout=120)
+    run = lambda *a: subprocess.run(
+        [sys.executable, "-m", "rmapsim", "replay", str(path), *a],  # noqa: E731
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     r = run("--check")
     assert r.returncode == 1 and f"era {era}: VIOLATION" in r.stdout and "invariant 4" in r.stdout, r.stdout
     r = run("--check", "--era", "2.6.34")
@@ -206,8 +212,11 @@ def test_seeded_file_mappings(era):
     for seed in range(10):
         pair = run_seeded(era, seed, 200)
         reached.update(k for k in FILE_EVENTS if pair.model.events[k])
-    must = FILE_EVENTS[:6] + ("vma_merge: same file, contiguous", "vma_merge: same file, pgoff not contiguous",
-                              "copy_vma keeps an unfaulted file VMA's pgoff")
+    must = FILE_EVENTS[:6] + (
+        "vma_merge: same file, contiguous",
+        "vma_merge: same file, pgoff not contiguous",
+        "copy_vma keeps an unfaulted file VMA's pgoff",
+    )
     missing = [k for k in must if not reached[k]]
     assert not missing, f"{era}: not reached in 10 seeded runs: {missing}"
 
@@ -224,5 +233,7 @@ def test_long_run(era):
         steps += pair.steps
         stopped += bool(pair.stopped)
     got = STATS - before
-    print(f"\n{era}: {steps} lockstep steps, {stopped} runs stopped at the copy_vma defect; {dict(sorted(got.items()))}")
+    print(
+        f"\n{era}: {steps} lockstep steps, {stopped} runs stopped at the copy_vma defect; {dict(sorted(got.items()))}"
+    )
     assert steps > 40 * 300

@@ -7,13 +7,14 @@ What the lockstep compares: the docstring of ref_pair.py.
 
 from __future__ import annotations
 
-import pytest
-import rmapsim
 from collections import Counter
+
+import pytest
+
+import rmapsim
 
 from helpers import MMAP_BASE, PAGE
 from ref_pair import ERAS, STATS, WIN_LO, Pair
-
 
 # --------------------------------------------------------------------------- pinned sequences
 

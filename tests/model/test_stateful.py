@@ -6,9 +6,9 @@ The model and what each harness checks: the docstring of page_model.py.
 
 from __future__ import annotations
 
-import hypothesis.strategies as st
-import rmapsim
 from collections import Counter
+
+import hypothesis.strategies as st
 from hypothesis import event, note
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -18,6 +18,8 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
+
+import rmapsim
 
 from helpers import (
     ADVICE,
@@ -61,12 +63,11 @@ from page_model import (
     PAGEK,
     PROTS,
     SWAP,
-    WINDOW,
     WIN_LO,
+    WINDOW,
     Model,
     copy_vma_into_unfaulted,
 )
-
 
 # --------------------------------------------------------------------------- state machine
 
@@ -262,7 +263,9 @@ class RmapMachine(RuleBasedStateMachine):
                 # 2.6.34: the oldest anon_vma of the VMA's chain; 2.6.35+: its root, which
                 # is that oldest entry
                 want = chain[0]
-            assert got == want, f"{self.ERA}: page at pid {pid} {a:#x} ({where}) in anon_vma {got:#x}, want {want:#x}: {v} chain {chain}"
+            assert got == want, (
+                f"{self.ERA}: page at pid {pid} {a:#x} ({where}) in anon_vma {got:#x}, want {want:#x}: {v} chain {chain}"
+            )
             event(f"page->mapping checked: {where}")
 
     def _touch(self, pid, addr, npages, write):
@@ -522,9 +525,7 @@ class RmapMachine(RuleBasedStateMachine):
                 self.stopped = f"mremap moved {old:#x} beside an unfaulted VMA at {got:#x}"
                 KNOWN_DEFECT_HITS["copy_vma"] += 1
                 return
-        self.model.mremap_move(
-            pid, old, old_n, new_n, got, fixed_addr is not None, v["anon_vma"] is not None
-        )
+        self.model.mremap_move(pid, old, old_n, new_n, got, fixed_addr is not None, v["anon_vma"] is not None)
 
     # ---- reclaim
 
@@ -616,9 +617,7 @@ class RmapMachine(RuleBasedStateMachine):
             self.stopped = f"{self.ERA} broke: {e}"
             return
         pmap, handles = check_against_model(self.raw, self.model, self.ids)
-        self.apart = {
-            pid: check_vma_rules(self.raw, pid, self.ERA, self.apart.get(pid)) for pid in self.model.procs
-        }
+        self.apart = {pid: check_vma_rules(self.raw, pid, self.ERA, self.apart.get(pid)) for pid in self.model.procs}
         check_rmap(self.raw, pmap, sorted(handles.values()), self.ERA)
 
     @invariant()
@@ -709,13 +708,20 @@ def test_every_era_has_a_machine_and_rules():
         assert k["lock_scope"] == ("root" if r["lock_root"] else "per_anon_vma"), era
         assert (k["lock_kind"] == "rwsem") == r["lock_shared"], era
         assert k["has_wipeonfork"] == str(r["wipeonfork"]).lower(), era
-        assert k["swapin_target"] == {"vma": "vma_anon_vma", "oldest": "oldest_unless_exclusive", "root": "root_unless_exclusive"}[r["swapin"]], era
+        assert (
+            k["swapin_target"]
+            == {"vma": "vma_anon_vma", "oldest": "oldest_unless_exclusive", "root": "root_unless_exclusive"}[
+                r["swapin"]
+            ]
+        ), era
         assert k["prepare_links_at_head"] == str(r["prepare_head"]).lower(), era
         assert k["swapin_keeps_anon_mapping"] == str(r["swapin_keeps"]).lower(), era
         assert k["mremap_expand_merges"] == str(r["mremap_merges_next"]).lower(), era
         sizes = STRUCT_SIZES[era]
         assert [int(k["size_" + t]) for t in ("vm_area_struct", "anon_vma", "anon_vma_chain")] == [
-            sizes["vm_area_struct"], sizes["anon_vma"], sizes["anon_vma_chain"]
+            sizes["vm_area_struct"],
+            sizes["anon_vma"],
+            sizes["anon_vma_chain"],
         ], era
     for era, shadow in SHADOWS.items():
         assert era in BUGGY_BREAKS and shadow in SOUND_ERAS

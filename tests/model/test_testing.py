@@ -27,8 +27,13 @@ VARIANT = "2.6.34+prepare_reuse=any_compatible"
 
 
 def replay(era: str, text: str):
-    return subprocess.run([sys.executable, "-m", "rmapsim", "replay", "-", "--check", "--era", era],
-                          input=text, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "rmapsim", "replay", "-", "--check", "--era", era],
+        input=text,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_a_program_decodes_runs_and_traces_the_same_operations():
@@ -131,14 +136,21 @@ def test_bad_arguments():
 def test_for_era_makes_a_machine_of_that_era():
     m = RmapMachine.for_era("6.0+fork_reuse=never")
     assert m.ERA == "6.0+fork_reuse=never" and issubclass(m, RmapMachine)
-    run_state_machine_as_test(m, settings=settings(max_examples=15, stateful_step_count=30, deadline=None,
-                                                   derandomize=True, suppress_health_check=list(HealthCheck)))
+    run_state_machine_as_test(
+        m,
+        settings=settings(
+            max_examples=15,
+            stateful_step_count=30,
+            deadline=None,
+            derandomize=True,
+            suppress_health_check=list(HealthCheck),
+        ),
+    )
 
 
 # The reproducer _core.fuzz wrote for the variant (seed 1): the tenth operation breaks
 # invariant 4.
-REPRO = [x for x in (DATA / "variant-invariant4.trace").read_text().splitlines()
-         if x and not x.startswith("#")]
+REPRO = [x for x in (DATA / "variant-invariant4.trace").read_text().splitlines() if x and not x.startswith("#")]
 
 
 def test_the_machine_reports_a_replayable_shrunk_trace():
@@ -152,7 +164,9 @@ def test_the_machine_reports_a_replayable_shrunk_trace():
             m.invariants_hold()
     msg = str(e.value)
     assert msg.startswith("invariant 4"), msg[:300]
-    full, shrunk = msg.split("--- trace (rmapsim replay FILE --check) ---\n", 1)[1].split("--- shrunk by delta debugging ---\n")
+    full, shrunk = msg.split("--- trace (rmapsim replay FILE --check) ---\n", 1)[1].split(
+        "--- shrunk by delta debugging ---\n"
+    )
     assert full.splitlines()[2:] == REPRO
     assert len([x for x in shrunk.splitlines() if not x.startswith("#")]) <= len(REPRO)
     for text in (full, shrunk):

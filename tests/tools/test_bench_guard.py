@@ -4,19 +4,23 @@ more than 20% worse than the saved run, and only then. No timing happens here.""
 from __future__ import annotations
 
 import importlib.util
+
 from helpers import ROOT
 
-spec = importlib.util.spec_from_file_location(
-    "bench_e2e", ROOT / "benches" / "bench_e2e.py"
-)
+spec = importlib.util.spec_from_file_location("bench_e2e", ROOT / "benches" / "bench_e2e.py")
 assert spec and spec.loader
 bench = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(bench)
 
 
 def run(ns_visit=10.0, ns_fault=30.0, **figures):
-    base = {"vs reference 6.18 x": 50.0, "seed 6.18 build+walk s": 0.07, "vs kernel 6.18 x": 25.0,
-            "scale fork_storm peak_rss_mib": 250.0, "scale fork_storm bytes_per_pte": 22.5}
+    base = {
+        "vs reference 6.18 x": 50.0,
+        "seed 6.18 build+walk s": 0.07,
+        "vs kernel 6.18 x": 25.0,
+        "scale fork_storm peak_rss_mib": 250.0,
+        "scale fork_storm bytes_per_pte": 22.5,
+    }
     base.update(figures)
     return {"rows": [{"era": "6.18", "ns/visit": ns_visit, "ns/fault": ns_fault}], "figures": base}
 

@@ -13,6 +13,7 @@ import pytest
 import rmapsim
 import rmapsim.cli
 from rmapsim.cli import main
+
 from helpers import DATA
 
 
@@ -124,7 +125,11 @@ TABLE = [
     (["nope"], 2, "invalid choice: 'nope'"),
     # demo
     (["demo", "--children", str(2**40)], 2, f"{2**40} must be <= 4194302 (the simulator's pid_max 4194304"),
-    (["demo", "--pages", str(2**40)], 2, f"{2**40} must be <= {(2**47 - 2**12 - 2**16) // 2**12} (the user address space)"),
+    (
+        ["demo", "--pages", str(2**40)],
+        2,
+        f"{2**40} must be <= {(2**47 - 2**12 - 2**16) // 2**12} (the user address space)",
+    ),
     (["demo", "--children", "0"], 2, "0 must be >= 1"),
     (["demo", "--pages", "x"], 2, "'x' is not an integer"),
     (["demo", "--era", "2.6.99"], 2, 'unknown era "2.6.99"'),
@@ -132,7 +137,11 @@ TABLE = [
     # replay
     (["replay", "{d}/bad-utf8.trace"], 2, "rmapsim replay: {d}/bad-utf8.trace:3: not UTF-8 text (byte 25"),
     (["replay", "-"], 2, "rmapsim replay: <stdin>:3: not UTF-8 text", "bad-utf8.trace"),
-    (["replay", "{d}/era.trace"], 2, 'rmapsim replay: {d}/era.trace:2: the trace header: unknown era "9.99" in era spec "9.99"'),
+    (
+        ["replay", "{d}/era.trace"],
+        2,
+        'rmapsim replay: {d}/era.trace:2: the trace header: unknown era "9.99" in era spec "9.99"',
+    ),
     (["replay", "{d}/era.trace", "--era", "3.0"], 0, ""),  # --era wins over the header
     # A '*' header (older rmapsim: a variant whose knobs were not recorded) cannot be replayed as that
     # variant; --era names it.
@@ -181,10 +190,29 @@ TABLE = [
     (["study", "fork_storm", "--out", "{d}/s", "--jobs", "0"], 2, "0 must be >= 1"),
     (["study", "fork_storm"], 2, "the following arguments are required: --out"),
     (["study", "fork_storm", "--out", "{d}/s", "--param", "children="], 2, "--param 'children=' gives no values"),
-    (["study", "fork_storm", "--out", "{d}/s", "--param", "children=2", "--x", "pages"], 2,
-     "--x 'pages' must be one of the --param names (children)"),
-    (["study", "fork_storm", "--out", "{d}/s", "--era", "3.0", "--param", "children=2", "--param", "pages=1", "--y", "nope"],
-     2, "--y 'nope' is not a column of the results (written to {d}/s/results.csv)"),
+    (
+        ["study", "fork_storm", "--out", "{d}/s", "--param", "children=2", "--x", "pages"],
+        2,
+        "--x 'pages' must be one of the --param names (children)",
+    ),
+    (
+        [
+            "study",
+            "fork_storm",
+            "--out",
+            "{d}/s",
+            "--era",
+            "3.0",
+            "--param",
+            "children=2",
+            "--param",
+            "pages=1",
+            "--y",
+            "nope",
+        ],
+        2,
+        "--y 'nope' is not a column of the results (written to {d}/s/results.csv)",
+    ),
     (["study", "fork_storm", "--out", "{d}/s", "--param", "children=x"], 2, "children='x' must be an int from 1 to"),
     # validate-kernel --from (offline)
     (["validate-kernel", "--from", "{d}/fork.json"], 0, ""),
@@ -193,14 +221,28 @@ TABLE = [
     (["validate-kernel", "--from", "{d}/no-scenario.json"], 2, "record 0: missing 'scenario'"),
     (["validate-kernel", "--from", "{d}/bad-range.json"], 2, "record 0 (fork): layout[0] must be a page-aligned range"),
     (["validate-kernel", "--from", "{d}/one-run.json"], 2, "'runs' needs at least 2 sizes"),
-    (["validate-kernel", "--from", "{d}/bad-timing.json"], 2, "'kernel_observed.timing.sizes' must be a list of numbers"),
-    (["validate-kernel", "--from", "{d}/deep.json"], 2, "{d}/deep.json: cannot read measurements: JSON nested too deeply"),
+    (
+        ["validate-kernel", "--from", "{d}/bad-timing.json"],
+        2,
+        "'kernel_observed.timing.sizes' must be a list of numbers",
+    ),
+    (
+        ["validate-kernel", "--from", "{d}/deep.json"],
+        2,
+        "{d}/deep.json: cannot read measurements: JSON nested too deeply",
+    ),
     (["validate-kernel", "--from", "{d}/empty.json"], 2, "{d}/empty.json: no measurement of any scenario to compare"),
     (["validate-kernel", "--from", "{d}/object.json"], 2, "a JSON list of records expected, got dict"),
-    (["validate-kernel", "--from", "{d}/fork.json", "--scenario", "pageout"], 2,
-     "{d}/fork.json: no measurement of scenario 'pageout' to compare (the file has: fork)"),
-    (["validate-kernel", "--from", "{d}/fork.json", "--scenario", "fork", "--scenario", "pageout"], 2,
-     "no measurement of scenario 'pageout'"),
+    (
+        ["validate-kernel", "--from", "{d}/fork.json", "--scenario", "pageout"],
+        2,
+        "{d}/fork.json: no measurement of scenario 'pageout' to compare (the file has: fork)",
+    ),
+    (
+        ["validate-kernel", "--from", "{d}/fork.json", "--scenario", "fork", "--scenario", "pageout"],
+        2,
+        "no measurement of scenario 'pageout'",
+    ),
     (["validate-kernel", "--from", "{d}/not.json"], 2, "{d}/not.json:2: cannot read measurements: not JSON"),
     (["validate-kernel", "--from", "{d}/bad-utf8.json"], 2, "{d}/bad-utf8.json:2: cannot read measurements: not UTF-8"),
     (["validate-kernel", "--from", "{d}/missing.json"], 2, "{d}/missing.json: cannot read measurements: No such file"),
@@ -251,15 +293,19 @@ def _one_line_status(argv, capsys) -> tuple:
     return status, err
 
 
-@pytest.mark.parametrize("exc,want", [
-    (rmapsim.OutOfMemory("simulated RAM limit reached"), 2),
-    (rmapsim.InvalidArgument("pid_max reached"), 2),
-    (rmapsim.InvariantViolation("invariant 1 broken"), 1),
-    (KeyboardInterrupt(), 130),
-])
+@pytest.mark.parametrize(
+    "exc,want",
+    [
+        (rmapsim.OutOfMemory("simulated RAM limit reached"), 2),
+        (rmapsim.InvalidArgument("pid_max reached"), 2),
+        (rmapsim.InvariantViolation("invariant 1 broken"), 1),
+        (KeyboardInterrupt(), 130),
+    ],
+)
 def test_errors_during_replay_and_demo_are_one_line(exc, want, tmp_path, monkeypatch, capsys):
     """Whatever the core raises mid-run is one line: a SimError is bad input for this run (2),
     an InvariantViolation the finding (1), Ctrl-C 130."""
+
     def boom(*a, **k):
         raise exc
 
@@ -314,10 +360,14 @@ def test_output_paths_are_checked_before_the_work(tmp_path, monkeypatch, capsys)
     trace = tmp_path / "ok.trace"
     trace.write_bytes(FILES["ok.trace"])
     bad = str(tmp_path / "missing" / "dir" / "out")
-    for argv in (["fuzz", "--max-ops", "5", "--out", bad], ["contention", "--plot", bad + ".png"],
-                 ["study", "fork_storm", "--out", str(trace / "d")],
-                 ["replay", str(trace), "--memory", "--csv", bad], ["record", "--out", bad, "--", "true"],
-                 ["validate-kernel", "--scenario", "fork", "--save", bad]):
+    for argv in (
+        ["fuzz", "--max-ops", "5", "--out", bad],
+        ["contention", "--plot", bad + ".png"],
+        ["study", "fork_storm", "--out", str(trace / "d")],
+        ["replay", str(trace), "--memory", "--csv", bad],
+        ["record", "--out", bad, "--", "true"],
+        ["validate-kernel", "--scenario", "fork", "--save", bad],
+    ):
         status, err = _one_line_status(argv, capsys)
         assert status == 2 and ("does not exist" in err or "is not a directory" in err), (argv, err)
     assert ran == []
@@ -339,26 +389,33 @@ def test_unwritable_output_directory(tmp_path, capsys, monkeypatch):
 
 # End to end through `python -m rmapsim` (the console script's path): a few rows, EPIPE.
 
-@pytest.mark.parametrize("argv,want,msg", [
-    (["replay", "{d}/bad-utf8.trace"], 2, "bad-utf8.trace:3: not UTF-8 text"),
-    (["demo", "--children", str(2**40)], 2, "must be <= 4194302"),
-    (["fuzz", "--max-ops", "5", "--out", "{d}/missing/dir/x.trace"], 2, "directory"),
-])
+
+@pytest.mark.parametrize(
+    "argv,want,msg",
+    [
+        (["replay", "{d}/bad-utf8.trace"], 2, "bad-utf8.trace:3: not UTF-8 text"),
+        (["demo", "--children", str(2**40)], 2, "must be <= 4194302"),
+        (["fuzz", "--max-ops", "5", "--out", "{d}/missing/dir/x.trace"], 2, "directory"),
+    ],
+)
 def test_end_to_end_rows(argv, want, msg, tmp_path):
     (tmp_path / "bad-utf8.trace").write_bytes(FILES["bad-utf8.trace"])
     r = run(*[a.format(d=tmp_path) for a in argv])
     assert r.returncode == want and msg in r.stderr and "Traceback" not in r.stderr, r.stderr
 
 
-@pytest.mark.parametrize("argv", [["eras", "--knobs"], ["demo", "-n", "2", "-p", "1"], ["demo", "-n", "2", "-p", "1", "--json"]])
+@pytest.mark.parametrize(
+    "argv", [["eras", "--knobs"], ["demo", "-n", "2", "-p", "1"], ["demo", "-n", "2", "-p", "1", "--json"]]
+)
 def test_closed_stdout_exits_141_quietly(argv):
     """The reader went away (`rmapsim eras --knobs | head -0`): no BrokenPipeError traceback,
     status 141 (128 + SIGPIPE, what a tool killed by SIGPIPE reports)."""
     rfd, wfd = os.pipe()
     os.close(rfd)  # closed before the first write: EPIPE every time, not only on a full pipe
     try:
-        r = subprocess.run([sys.executable, "-m", "rmapsim", *argv], stdout=wfd, stderr=subprocess.PIPE, text=True,
-                           timeout=120)
+        r = subprocess.run(
+            [sys.executable, "-m", "rmapsim", *argv], stdout=wfd, stderr=subprocess.PIPE, text=True, timeout=120
+        )
     finally:
         os.close(wfd)
     assert r.returncode == 141 and r.stderr == "", r.stderr

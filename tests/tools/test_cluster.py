@@ -17,6 +17,7 @@ import pytest
 import rmapsim
 from rmapsim.cluster import dask_executor
 from rmapsim.study import sweep
+
 from helpers import DATA
 
 distributed = pytest.importorskip("distributed")  # in the test extra: present wherever the suite runs
@@ -103,15 +104,18 @@ def test_a_new_local_cluster_has_its_dashboard_on(capfd):
         ex.close()
 
 
-@pytest.mark.parametrize("call,msg", [
-    (lambda: dask_executor(client=object()), "client must be a distributed.Client"),
-    (lambda: dask_executor(client=None, address=5), "address must be"),
-    (lambda: dask_executor(address="tcp://127.0.0.1:9", n_workers=3), "apply to a new LocalCluster only"),
-    (lambda: dask_executor(bogus_option=1), "cluster_kwargs"),
-    (lambda: sweep("fork_storm", GRID, base="state"), "base must be a rmapsim.Simulator"),
-    (lambda: sweep("fork_storm", GRID, base=base_state(), eras=["6.18", "6.0"]), "runs in the base's era 6.18"),
-    (lambda: sweep("fork_storm", {**GRID, "knob:fork_reuse": ["never"]}, base=base_state()), "knob grids"),
-])
+@pytest.mark.parametrize(
+    "call,msg",
+    [
+        (lambda: dask_executor(client=object()), "client must be a distributed.Client"),
+        (lambda: dask_executor(client=None, address=5), "address must be"),
+        (lambda: dask_executor(address="tcp://127.0.0.1:9", n_workers=3), "apply to a new LocalCluster only"),
+        (lambda: dask_executor(bogus_option=1), "cluster_kwargs"),
+        (lambda: sweep("fork_storm", GRID, base="state"), "base must be a rmapsim.Simulator"),
+        (lambda: sweep("fork_storm", GRID, base=base_state(), eras=["6.18", "6.0"]), "runs in the base's era 6.18"),
+        (lambda: sweep("fork_storm", {**GRID, "knob:fork_reuse": ["never"]}, base=base_state()), "knob grids"),
+    ],
+)
 def test_bad_arguments_are_refused(call, msg):
     with pytest.raises(rmapsim.InvalidArgument, match=msg):
         call()
@@ -134,23 +138,57 @@ def test_study_cli_from_a_snapshot_and_from_a_trace(tmp_path):
     base = base_state("6.0")
     snap = tmp_path / "base.snap"
     snap.write_bytes(base.to_bytes())
-    r = cli("study", "fork_storm", "--param", "children=2,4", "--param", "pages=3", "--base", str(snap),
-            "--out", str(tmp_path / "a"))
+    r = cli(
+        "study",
+        "fork_storm",
+        "--param",
+        "children=2,4",
+        "--param",
+        "pages=3",
+        "--base",
+        str(snap),
+        "--out",
+        str(tmp_path / "a"),
+    )
     assert r.returncode == 0, r.stderr
     assert "base state: snapshot" in r.stdout and "era 6.0" in r.stdout
     with open(tmp_path / "a" / "results.csv") as f:
         rows = list(csv.DictReader(f))
     assert [int(x["n_vma"]) for x in rows] == [3 + base.counts()["vma"], 5 + base.counts()["vma"]]
     trace = tmp_path / "base.trace"
-    trace.write_text("# rmapsim trace v1\n# era 3.19\nspawn\nmmap p1 0x10000000 0x4000 rw\ntouch p1 0x10000000 0x4000 w\n")
-    r = cli("study", "fork_storm", "--param", "children=2", "--param", "pages=3", "--base", str(trace),
-            "--out", str(tmp_path / "b"))
+    trace.write_text(
+        "# rmapsim trace v1\n# era 3.19\nspawn\nmmap p1 0x10000000 0x4000 rw\ntouch p1 0x10000000 0x4000 w\n"
+    )
+    r = cli(
+        "study",
+        "fork_storm",
+        "--param",
+        "children=2",
+        "--param",
+        "pages=3",
+        "--base",
+        str(trace),
+        "--out",
+        str(tmp_path / "b"),
+    )
     assert r.returncode == 0, r.stderr
     assert "replayed in era 3.19 (3 operations" in r.stdout
-    r = cli("study", "fork_storm", "--param", "children=2", "--base", str(snap), "--era", "6.18",
-            "--out", str(tmp_path / "c"))
+    r = cli(
+        "study",
+        "fork_storm",
+        "--param",
+        "children=2",
+        "--base",
+        str(snap),
+        "--era",
+        "6.18",
+        "--out",
+        str(tmp_path / "c"),
+    )
     assert r.returncode == 2 and "base's era 6.0" in r.stderr
-    r = cli("study", "fork_storm", "--param", "children=2", "--base", str(tmp_path / "none"), "--out", str(tmp_path / "d"))
+    r = cli(
+        "study", "fork_storm", "--param", "children=2", "--base", str(tmp_path / "none"), "--out", str(tmp_path / "d")
+    )
     assert r.returncode == 2 and "--base" in r.stderr
 
 

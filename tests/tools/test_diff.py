@@ -13,6 +13,7 @@ import pytest
 import rmapsim
 from rmapsim import trace
 from rmapsim.cli import main
+
 from helpers import ROOT
 
 SEED = ROOT / "examples" / "seed-scenario.trace"
@@ -29,10 +30,17 @@ DOC_COLUMNS = (
 def test_seed_trace_is_the_fork_storm():
     # The committed trace is the seed scenario: spawn, map 4 pages, write, fork 3, each child writes.
     ops = trace.load(SEED)
-    assert [trace.format(ops[i:i + 1]).splitlines()[-1] for i in range(len(ops))] == [
-        "spawn", "mmap p1 0x10000000 0x4000 rw", "touch p1 0x10000000 0x4000 w",
-        "fork p1", "fork p1", "fork p1",
-        "touch p2 0x10000000 0x4000 w", "touch p3 0x10000000 0x4000 w", "touch p4 0x10000000 0x4000 w"]
+    assert [trace.format(ops[i : i + 1]).splitlines()[-1] for i in range(len(ops))] == [
+        "spawn",
+        "mmap p1 0x10000000 0x4000 rw",
+        "touch p1 0x10000000 0x4000 w",
+        "fork p1",
+        "fork p1",
+        "fork p1",
+        "touch p2 0x10000000 0x4000 w",
+        "touch p3 0x10000000 0x4000 w",
+        "touch p4 0x10000000 0x4000 w",
+    ]
     assert (ops == trace.fork_storm(3, 4)).all()
     with pytest.raises(rmapsim.InvalidArgument, match="children must be an int from 1"):
         trace.fork_storm(0, 4)
@@ -66,8 +74,16 @@ def test_seed_scenario_2_6_33_vs_2_6_34_hand_checked():
     # op 4, the first fork: the child's VMA uses the parent's anon_vma (2.6.33) or a new one.
     # op 7, the first child's write: its COW pages point at p1's anon_vma, on which all 4
     # VMAs are listed (2.6.33: walk 4), or at p2's own (2.6.34: walk 1).
-    assert res.first_by_category == {"result": None, "counts": 3, "vmas": None, "vma_anon_vma": 4,
-                                     "vma_chain": 3, "pages": 7, "walk": 7, "verdict": None}
+    assert res.first_by_category == {
+        "result": None,
+        "counts": 3,
+        "vmas": None,
+        "vma_anon_vma": 4,
+        "vma_chain": 3,
+        "pages": 7,
+        "walk": 7,
+        "verdict": None,
+    }
     rows = {r["op"]: r for r in res.rows}
     assert [rows[i]["what"] for i in (1, 2)] == ["", ""]
     # after the forks, every one of the 4 shared pages is walked over the 4 VMAs in both
@@ -105,7 +121,8 @@ def test_3_19_vs_6_0_diverges_before_the_violation():
     # new anon_vma. Same anon_vma, same chain so far: no invariant is broken yet.
     assert (fd.op, fd.line) == (10, "fork p4")
     assert fd.details["vma_anon_vma"] == [
-        "p5 [0x1000f000, 0x10010000): anon_vma A p3@0x1000d000/op5, B p5@0x1000f000/op10"]
+        "p5 [0x1000f000, 0x10010000): anon_vma A p3@0x1000d000/op5, B p5@0x1000f000/op10"
+    ]
     assert fd.details["counts"] == ["anon_vma: A 3, B 4", "anon_vma_chain: A 13, B 14"]
     assert "verdict" not in fd.details
     assert res.first_by_category["verdict"] == violation
@@ -123,7 +140,8 @@ def test_the_3_19_divergence_is_the_fork_reuse_knob_alone():
     res = rmapsim.diff(REUSE, "6.0", "6.0+fork_reuse=never", pictures=False)
     assert res.first_divergence.op == 7 and res.pictures == ""
     assert res.first_divergence.details["vma_anon_vma"] == [
-        "p4 [0x1000d000, 0x10010000): anon_vma A p2@0x1000d000/op4, B p4@0x1000d000/op7"]
+        "p4 [0x1000d000, 0x10010000): anon_vma A p2@0x1000d000/op4, B p4@0x1000d000/op7"
+    ]
 
 
 @pytest.mark.parametrize("path,a,b", [(SEED, "2.6.33", "2.6.34"), (REUSE, "3.19", "6.0")])
@@ -139,8 +157,10 @@ def test_lockstep_ends_where_a_batch_replay_ends(path, a, b):
 
 
 def test_swap_cache_pages_and_failed_ops_are_compared():
-    text = ("# rmapsim trace v1\nspawn\nmmap p1 0x10000000 0x2000 rw\ntouch p1 0x10000000 0x2000 w\n"
-            "fork p1\ntry_to_unmap p1 0x10000000\nexit p9\ndrop_swap_cache\n")
+    text = (
+        "# rmapsim trace v1\nspawn\nmmap p1 0x10000000 0x2000 rw\ntouch p1 0x10000000 0x2000 w\n"
+        "fork p1\ntry_to_unmap p1 0x10000000\nexit p9\ndrop_swap_cache\n"
+    )
     res = rmapsim.diff(text, "6.18", "6.18")
     assert res.identical
     rows = res.rows
@@ -172,14 +192,17 @@ def _run(argv):
         return e.code
 
 
-@pytest.mark.parametrize("argv,needle", [
-    (["--era", "6.0"], "give exactly two eras, --era A --era B (got 1: 6.0)"),
-    (["--era", "6.0", "--era", "3.19", "--era", "6.18"], "give exactly two eras"),
-    (["--era", "6.0", "--era", "6.0", "--csv", "/nonexistent/dir/x.csv"], "--csv /nonexistent/dir/x.csv"),
-    (["--era", "6.0", "--era", "6.0", "--limit", "-1"], "must be >= 0"),
-    (["--era", "6.0", "--era", "7.0"], 'unknown era "7.0"'),
-    ([], "the following arguments are required: --era"),
-])
+@pytest.mark.parametrize(
+    "argv,needle",
+    [
+        (["--era", "6.0"], "give exactly two eras, --era A --era B (got 1: 6.0)"),
+        (["--era", "6.0", "--era", "3.19", "--era", "6.18"], "give exactly two eras"),
+        (["--era", "6.0", "--era", "6.0", "--csv", "/nonexistent/dir/x.csv"], "--csv /nonexistent/dir/x.csv"),
+        (["--era", "6.0", "--era", "6.0", "--limit", "-1"], "must be >= 0"),
+        (["--era", "6.0", "--era", "7.0"], 'unknown era "7.0"'),
+        ([], "the following arguments are required: --era"),
+    ],
+)
 def test_cli_usage_errors_exit_2(argv, needle, capsys):
     assert _run(["diff", str(SEED), *argv]) == 2
     assert needle in capsys.readouterr().err
@@ -218,7 +241,11 @@ def test_cli_csv_and_json_have_the_documented_columns(tmp_path, capsys):
     with out.open() as fh:
         rows = list(csv.DictReader(fh))
     assert list(rows[0]) == DOC_COLUMNS and len(rows) == 9
-    assert (rows[8]["walk_a"], rows[8]["walk_b"], rows[8]["what"]) == ("64", "28", "counts+vma_anon_vma+vma_chain+pages+walk")
+    assert (rows[8]["walk_a"], rows[8]["walk_b"], rows[8]["what"]) == (
+        "64",
+        "28",
+        "counts+vma_anon_vma+vma_chain+pages+walk",
+    )
     assert [r["op"] for r in rows] == [str(i) for i in range(1, 10)]
     assert [r["line"] for r in rows] == [str(i) for i in range(5, 14)]
 
@@ -241,11 +268,18 @@ def test_identity_fallbacks_follow_the_documented_rule():
     from rmapsim.diff import _Run
 
     run = _Run("6.0")
-    vmas = [((1, 0x1000, 0x2000), {"anon_vma": 5, "chain": [5, 7, 10]}),
-            ((2, 0x1000, 0x2000), {"anon_vma": 8, "chain": [7, 8]})]
+    vmas = [
+        ((1, 0x1000, 0x2000), {"anon_vma": 5, "chain": [5, 7, 10]}),
+        ((2, 0x1000, 0x2000), {"anon_vma": 8, "chain": [7, 8]}),
+    ]
     graph = {"anon_vmas": [{"anon_vma": h} for h in (5, 7, 8, 9, 10)]}
     run._name_new(3, vmas, graph, {})
-    assert run.names == {5: "p1@0x1000/op3", 7: "p1@0x1000~/op3", 8: "p2@0x1000/op3", 9: "?/op3",
-                         10: "p1@0x1000~/op3#2"}
+    assert run.names == {
+        5: "p1@0x1000/op3",
+        7: "p1@0x1000~/op3",
+        8: "p2@0x1000/op3",
+        9: "?/op3",
+        10: "p1@0x1000~/op3#2",
+    }
     run._name_new(4, vmas, {"anon_vmas": [{"anon_vma": h} for h in (5, 11)]}, {})
     assert run.names[5] == "p1@0x1000/op3" and run.names[11] == "?/op4"  # names stick

@@ -21,6 +21,7 @@ import pytest
 import rmapsim
 from rmapsim import kernel
 from rmapsim.cli import Terminated, main, signals_raise
+
 from helpers import DATA
 
 DATA = DATA / "kernel-6.18-measurements.json"
@@ -70,8 +71,12 @@ def test_mirror_relro_split_shares_the_data_segments_anon_vma():
     pid = kernel.mirror(sim, kernel.parse_smaps(SMAPS))
     vs = sim.vmas(pid)
     assert [(v["start"], v["end"]) for v in vs] == [
-        (0x400000, 0x401000), (0x4A4000, 0x4A8000), (0x4A8000, 0x4AB000), (0x4AB000, 0x4B1000),
-        (0x7FFC8D5CE000, 0x7FFC8D5EF000)]
+        (0x400000, 0x401000),
+        (0x4A4000, 0x4A8000),
+        (0x4A8000, 0x4AB000),
+        (0x4AB000, 0x4B1000),
+        (0x7FFC8D5CE000, 0x7FFC8D5EF000),
+    ]
     assert vs[0]["anon_vma"] is None and vs[0]["file"] == 1
     assert vs[1]["anon_vma"] == vs[2]["anon_vma"] is not None
     assert vs[3]["anon_vma"] not in (None, vs[2]["anon_vma"]) and vs[3]["file"] is None
@@ -258,9 +263,15 @@ def test_intercepts_are_compared_too():
 # ---------------------------------------------------------------------------------------
 
 BASE_SYMS = [
-    (0x1000, "__pfx___anon_vma_prepare"), (0x1010, "__anon_vma_prepare"), (0x1200, "__pfx_unlink_anon_vmas"),
-    (0x1210, "unlink_anon_vmas"), (0x1400, "anon_vma_clone"), (0x1600, "anon_vma_fork"),
-    (0x1800, "__pfx_try_to_unmap"), (0x1810, "try_to_unmap"), (0x9000, "kmem_cache_alloc"),
+    (0x1000, "__pfx___anon_vma_prepare"),
+    (0x1010, "__anon_vma_prepare"),
+    (0x1200, "__pfx_unlink_anon_vmas"),
+    (0x1210, "unlink_anon_vmas"),
+    (0x1400, "anon_vma_clone"),
+    (0x1600, "anon_vma_fork"),
+    (0x1800, "__pfx_try_to_unmap"),
+    (0x1810, "try_to_unmap"),
+    (0x9000, "kmem_cache_alloc"),
     (0x9400, "some_other_function"),
 ]
 
@@ -271,10 +282,15 @@ def test_avc_range_is_the_four_functions():
 
 
 def test_avc_ranges_add_out_of_line_helpers_and_cold_parts():
-    syms = BASE_SYMS + [(0x5000, "anon_vma_chain_alloc"), (0x5080, "next_one"),
-                        (0x7000, "anon_vma_fork.cold"), (0x7040, "unrelated.cold"),
-                        (0x8000, "anon_vma_chain_free.isra.0"), (0x8020, "x"),
-                        (0x1500, "anon_vma_clone.cold")]  # inside the main range: nothing added
+    syms = BASE_SYMS + [
+        (0x5000, "anon_vma_chain_alloc"),
+        (0x5080, "next_one"),
+        (0x7000, "anon_vma_fork.cold"),
+        (0x7040, "unrelated.cold"),
+        (0x8000, "anon_vma_chain_free.isra.0"),
+        (0x8020, "x"),
+        (0x1500, "anon_vma_clone.cold"),
+    ]  # inside the main range: nothing added
     ranges = kernel.avc_call_site_ranges(syms)
     assert ranges == [(0x1010, 0x1800), (0x5000, 0x5080), (0x7000, 0x7040), (0x8000, 0x8020)]
     flt = kernel.avc_filter(ranges)
@@ -289,8 +305,15 @@ def test_avc_ranges_refuse_what_cannot_be_bounded():
     with pytest.raises(kernel.KernelUnavailable, match="anon_vma_chain_alloc"):
         kernel.avc_call_site_ranges(BASE_SYMS + [(0xFFFF0000, "anon_vma_chain_alloc")])  # last symbol: no end
     with pytest.raises(kernel.KernelUnavailable, match="cannot bound"):
-        kernel.avc_call_site_ranges([(0x1000, "__anon_vma_prepare"), (0x1100, "unlink_anon_vmas"),
-                                     (0x1200, "anon_vma_clone"), (0x100000, "anon_vma_fork"), (0x100100, "z")])
+        kernel.avc_call_site_ranges(
+            [
+                (0x1000, "__anon_vma_prepare"),
+                (0x1100, "unlink_anon_vmas"),
+                (0x1200, "anon_vma_clone"),
+                (0x100000, "anon_vma_fork"),
+                (0x100100, "z"),
+            ]
+        )
 
 
 @pytest.mark.skipif(LIVE is not None, reason=f"live kernel not usable here: {LIVE}")
@@ -500,8 +523,12 @@ def test_live_signal_during_validate_kernel_cleans_up(tmp_path, sig):
     mounted if it was not, a driver running): the swap file is off and gone, tracefs is
     unmounted, no driver is left, exit status 128 + signal."""
     assert _leftovers() == ([], [])
-    proc = subprocess.Popen([sys.executable, "-m", "rmapsim", "validate-kernel", "--scenario", "pageout"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rmapsim", "validate-kernel", "--scenario", "pageout"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     lines = []
     assert proc.stderr is not None
     for line in proc.stderr:

@@ -18,12 +18,12 @@ from typing import Any, Dict, List, Tuple
 
 import numpy as np
 import pytest
+from test_parallel import storm  # the fork storm: N children writing P pages
 
 import rmapsim
 from rmapsim import perfetto
 from rmapsim.cli import main
 from rmapsim.contention import SPAN_HOLD, SPAN_OUTSIDE, SPAN_UPDATE, SPAN_WAIT
-from test_parallel import storm  # the fork storm: N children writing P pages
 
 P = 4096
 
@@ -63,8 +63,13 @@ def test_spans_of_two_walks_on_one_lock_hand_derived():
     # CPU 0 holds 0..1; CPU 1 waits 0..1 (spinning: 2.6.33), then holds 1..2
     assert rows(r) == [(0, SPAN_HOLD, lock, 0, 1, 1), (1, SPAN_WAIT, lock, 0, 1, 0), (1, SPAN_HOLD, lock, 1, 2, 1)]
     assert {c: r.spans[c].dtype for c in r.spans} == {
-        "cpu": np.uint32, "kind": np.uint8, "lock": np.uint64, "start": np.uint64, "end": np.uint64,
-        "candidates": np.uint32}
+        "cpu": np.uint32,
+        "kind": np.uint8,
+        "lock": np.uint64,
+        "start": np.uint64,
+        "end": np.uint64,
+        "candidates": np.uint32,
+    }
 
 
 def test_spans_with_write_side_updates_hand_derived():
@@ -74,9 +79,14 @@ def test_spans_with_write_side_updates_hand_derived():
     # t=0 CPU 0 walks (0..1), CPU 1 queues; t=1 CPU 1 walks (1..2), CPU 0's update queues;
     # t=2 CPU 0 updates (2..5), CPU 1's update queues; t=5 CPU 1 updates (5..8)
     assert sorted(rows(r), key=lambda x: (x[0], x[3])) == [
-        (0, SPAN_HOLD, L, 0, 1, 1), (0, SPAN_WAIT, L, 1, 2, 0), (0, SPAN_UPDATE, L, 2, 5, 0),
-        (1, SPAN_WAIT, L, 0, 1, 0), (1, SPAN_HOLD, L, 1, 2, 1), (1, SPAN_WAIT, L, 2, 5, 0),
-        (1, SPAN_UPDATE, L, 5, 8, 0)]
+        (0, SPAN_HOLD, L, 0, 1, 1),
+        (0, SPAN_WAIT, L, 1, 2, 0),
+        (0, SPAN_UPDATE, L, 2, 5, 0),
+        (1, SPAN_WAIT, L, 0, 1, 0),
+        (1, SPAN_HOLD, L, 1, 2, 1),
+        (1, SPAN_WAIT, L, 2, 5, 0),
+        (1, SPAN_UPDATE, L, 5, 8, 0),
+    ]
     assert (r.makespan, r.wait_time, r.hold_time) == (8, 5, 8)
 
 
@@ -212,15 +222,32 @@ def test_trace_of_two_walks_hand_derived(tmp_path):
     slices = [ev for ev in doc["traceEvents"] if ev["ph"] == "X"]
     L = int(r.lock_id[0])
     assert slices == [
-        {"name": "walk", "cat": "hold", "ph": "X", "ts": 0, "dur": 1, "pid": 1, "tid": 10000,
-         "args": {"lock": L, "candidates": 1}},
+        {
+            "name": "walk",
+            "cat": "hold",
+            "ph": "X",
+            "ts": 0,
+            "dur": 1,
+            "pid": 1,
+            "tid": 10000,
+            "args": {"lock": L, "candidates": 1},
+        },
         {"name": "spin", "cat": "wait", "ph": "X", "ts": 0, "dur": 1, "pid": 1, "tid": 10001, "args": {"lock": L}},
-        {"name": "walk", "cat": "hold", "ph": "X", "ts": 1, "dur": 1, "pid": 1, "tid": 10001,
-         "args": {"lock": L, "candidates": 1}},
+        {
+            "name": "walk",
+            "cat": "hold",
+            "ph": "X",
+            "ts": 1,
+            "dur": 1,
+            "pid": 1,
+            "tid": 10001,
+            "args": {"lock": L, "candidates": 1},
+        },
     ]
     assert n == {"processes": 1, "tracks": 2, "slices": 3, "events": 1 + 2 * 2 + 3, "bytes": f.stat().st_size}
-    assert doc["otherData"]["processes"]["1"]["model"] == dict(cpus=2, per_candidate=1, handoff=0, outside=0,
-                                                               writer_every=0, writer_hold=5)
+    assert doc["otherData"]["processes"]["1"]["model"] == dict(
+        cpus=2, per_candidate=1, handoff=0, outside=0, writer_every=0, writer_hold=5
+    )
     validate(doc)
 
 

@@ -150,7 +150,9 @@ def test_apply_sampling():
     assert sizes["vm_area_struct"] == 0
     assert int(s["vma_bytes"][1]) == 2 * int(s["vma_bytes"][0])
     assert len(sim.apply(text).samples) == 0
-    with pytest.raises(rmapsim.InvalidArgument, match="sample_every must be an int from 0 to 18446744073709551615, got -1"):
+    with pytest.raises(
+        rmapsim.InvalidArgument, match="sample_every must be an int from 0 to 18446744073709551615, got -1"
+    ):
         sim.apply(text, sample_every=-1)
 
 
@@ -167,9 +169,11 @@ def test_memory_report_ratio():
 
 def test_summarize_kernel():
     sizes = {"anon_vma": 104, "anon_vma_chain": 64, "vm_area_struct": 192}
-    samples = [{"anon_vma": 1, "anon_vma_chain": 2, "vm_area_struct": 3},
-               {"anon_vma": 5, "anon_vma_chain": 30, "vm_area_struct": 60},
-               {"anon_vma": 0, "anon_vma_chain": 0, "vm_area_struct": 0}]
+    samples = [
+        {"anon_vma": 1, "anon_vma_chain": 2, "vm_area_struct": 3},
+        {"anon_vma": 5, "anon_vma_chain": 30, "vm_area_struct": 60},
+        {"anon_vma": 0, "anon_vma_chain": 0, "vm_area_struct": 0},
+    ]
     k = record.summarize_kernel(samples, sizes)
     assert k["peak"]["vm_area_struct"] == 60
     assert k["ratio_at_peak"] == pytest.approx(30 * 64 / (60 * 192))
@@ -179,7 +183,11 @@ def test_summarize_kernel():
 def test_cli_replay_memory(tmp_path, capsys):
     ops, _ = ops_of(BASIC)
     t = tmp_path / "t.trace"
-    t.write_text("# rmapsim trace v1\n# kernel-live: peak vm_area_struct 9 anon_vma_chain 3 anon_vma 2; chain/VMA bytes at peak 0.1111 mean 0.1\n" + "\n".join(ops) + "\n")
+    t.write_text(
+        "# rmapsim trace v1\n# kernel-live: peak vm_area_struct 9 anon_vma_chain 3 anon_vma 2; chain/VMA bytes at peak 0.1111 mean 0.1\n"
+        + "\n".join(ops)
+        + "\n"
+    )
     csv = tmp_path / "s.csv"
     assert main(["replay", str(t), "--memory", "--csv", str(csv)]) == 0
     out = capsys.readouterr().out
@@ -216,7 +224,8 @@ def test_a_script_maps_its_interpreter(tmp_path):
     script.write_text(f"#!{EXE} -u\nprint(1)\n")
     assert record.script_interpreter(str(script)) == EXE
     assert [(s.start, s.end, s.prot) for s in record.image_for(str(script))] == [
-        (s.start, s.end, s.prot) for s in record.image_for(EXE)]
+        (s.start, s.end, s.prot) for s in record.image_for(EXE)
+    ]
     plain = tmp_path / "notelf"
     plain.write_text("hello\n")
     with pytest.raises(ValueError, match="not a 64-bit ELF file"):
@@ -293,8 +302,10 @@ def test_static_pie_goes_below_mmap_base(tmp_path):
     """An ET_DYN without PT_INTERP is mapped top-down below mmap_base, not at
     ELF_ET_DYN_BASE: checked against the real process's maps."""
     src = tmp_path / "p.c"
-    src.write_text('#include <stdio.h>\nint main(void){FILE*f=fopen("/proc/self/maps","r");int c;'
-                   "while((c=fgetc(f))!=EOF)putchar(c);return 0;}\n")
+    src.write_text(
+        '#include <stdio.h>\nint main(void){FILE*f=fopen("/proc/self/maps","r");int c;'
+        "while((c=fgetc(f))!=EOF)putchar(c);return 0;}\n"
+    )
     exe = tmp_path / "p"
     r = subprocess.run(["cc", "-O2", "-static-pie", "-o", str(exe), str(src)], capture_output=True)
     if r.returncode != 0:
@@ -324,13 +335,17 @@ def test_flag_advice_is_converted_and_splits_vmas():
     tr = "# rmapsim trace v1\n" + "\n".join(o for o in ops if not o.startswith("exit")) + "\n"
     assert sim.apply(tr, check_each=True).errors() == []
     p = int(sim.pids()[0])
-    got = [(v["start"], v["flags"]) for v in sim.vmas(p) if 0x7ffff7000000 <= v["start"] < 0x7ffff7004000]
-    assert got == [(0x7ffff7000000, ["account"]), (0x7ffff7001000, ["account", "nohugepage"]),
-                   (0x7ffff7002000, ["account", "dontdump"]), (0x7ffff7003000, ["account"])]
+    got = [(v["start"], v["flags"]) for v in sim.vmas(p) if 0x7FFFF7000000 <= v["start"] < 0x7FFFF7004000]
+    assert got == [
+        (0x7FFFF7000000, ["account"]),
+        (0x7FFFF7001000, ["account", "nohugepage"]),
+        (0x7FFFF7002000, ["account", "dontdump"]),
+        (0x7FFFF7003000, ["account"]),
+    ]
 
 
 def _marks(flags) -> str:
-    """"ac" (VM_ACCOUNT) / "nr" (VM_NORESERVE) / "nh" (VM_NOHUGEPAGE) as smaps VmFlags
+    """ "ac" (VM_ACCOUNT) / "nr" (VM_NORESERVE) / "nh" (VM_NOHUGEPAGE) as smaps VmFlags
     names them; "-": none of them."""
     names = (("ac", "account"), ("nr", "noreserve"), ("nh", "nohugepage"))
     return " ".join(m for m, f in names if f in flags) or "-"
@@ -362,9 +377,12 @@ def test_map_noreserve_and_map_stack_become_trace_words():
     sim = rmapsim.Simulator(era="6.18")
     tr = "# rmapsim trace v1\n" + "\n".join(o for o in ops if not o.startswith("exit")) + "\n"
     assert sim.apply(tr, check_each=True).errors() == []
-    got = [(v["start"], v["end"], _marks(v["flags"])) for v in sim.vmas(int(sim.pids()[0]))
-           if 0x7fffe8000000 <= v["start"] < 0x7ffff0000000]
-    assert got == [(0x7fffe8000000, 0x7fffe8021000, "nr"), (0x7fffe8021000, 0x7ffff0000000, "nr")]
+    got = [
+        (v["start"], v["end"], _marks(v["flags"]))
+        for v in sim.vmas(int(sim.pids()[0]))
+        if 0x7FFFE8000000 <= v["start"] < 0x7FFFF0000000
+    ]
+    assert got == [(0x7FFFE8000000, 0x7FFFE8021000, "nr"), (0x7FFFE8021000, 0x7FFFF0000000, "nr")]
 
 
 ARENA_C = r"""
@@ -411,8 +429,10 @@ def _smaps_vmas(text: str, skip=("[vsyscall]",)):
     return out
 
 
-@pytest.mark.skipif(shutil.which("strace") is None or shutil.which("cc") is None or sys.platform != "linux",
-                    reason="needs strace, a C compiler and Linux")
+@pytest.mark.skipif(
+    shutil.which("strace") is None or shutil.which("cc") is None or sys.platform != "linux",
+    reason="needs strace, a C compiler and Linux",
+)
 def test_a_threaded_programs_arena_heap_replays_with_the_kernels_flags(tmp_path):
     """glibc maps a non-main malloc arena's heap with MAP_NORESERVE (128 MiB PROT_NONE,
     trimmed to an aligned 64 MiB, its start made writable) and the thread's stack with
@@ -431,8 +451,9 @@ def test_a_threaded_programs_arena_heap_replays_with_the_kernels_flags(tmp_path)
     text = out.read_text()
     assert " noreserve" in text
     sim = rmapsim.Simulator(era="6.18")
-    res = sim.apply("\n".join(line for line in text.splitlines() if not line.startswith("exit")) + "\n",
-                    check_each=True)
+    res = sim.apply(
+        "\n".join(line for line in text.splitlines() if not line.startswith("exit")) + "\n", check_each=True
+    )
     assert res.errors() == [] and res.violation() is None
     perms = lambda prot: "".join(c if c in prot else "-" for c in "rwx")  # noqa: E731
     replayed = [(v["start"], v["end"], perms(v["prot"]), _marks(v["flags"])) for v in sim.vmas(1)]
@@ -471,8 +492,10 @@ def test_the_stack_size_comes_from_the_argument_and_environment_strings(tmp_path
     assert record.stack_pages(base, str(script)) == 34  # 4094 - 2 + 3 ("/s") + 3 ("-e") + 8 ("/bin/sh")
 
 
-@pytest.mark.skipif(shutil.which("strace") is None or shutil.which("cc") is None or sys.platform != "linux",
-                    reason="needs strace, a C compiler and Linux")
+@pytest.mark.skipif(
+    shutil.which("strace") is None or shutil.which("cc") is None or sys.platform != "linux",
+    reason="needs strace, a C compiler and Linux",
+)
 def test_a_big_environment_gives_the_kernels_stack_size(tmp_path):
     """20,000 bytes of environment: the real [stack] grows by five pages, and the replayed
     stack VMA has exactly the real range."""

@@ -124,27 +124,67 @@ def test_sweep_interruption_keeps_finished_rows(monkeypatch):
 def test_study_cli_writes_table_plot_and_summary(tmp_path):
     out = tmp_path / "s"
     r = subprocess.run(
-        [sys.executable, "-m", "rmapsim", "study", "fork_storm", "--param", "children=2,4", "--param", "pages=2",
-         "--era", "2.6.33", "--era", "6.18", "--out", str(out)],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "rmapsim",
+            "study",
+            "fork_storm",
+            "--param",
+            "children=2,4",
+            "--param",
+            "pages=2",
+            "--era",
+            "2.6.33",
+            "--era",
+            "6.18",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert r.returncode == 0, r.stderr
     with open(out / "results.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert [(x["era"], x["children"], x["mean_vmas_visited"]) for x in rows] == [
-        ("2.6.33", "2", "3.0"), ("6.18", "2", str((2 * 2 + 1) / 3)), ("2.6.33", "4", "5.0"), ("6.18", "4", str((2 * 4 + 1) / 5))]
+        ("2.6.33", "2", "3.0"),
+        ("6.18", "2", str((2 * 2 + 1) / 3)),
+        ("2.6.33", "4", "5.0"),
+        ("6.18", "4", str((2 * 4 + 1) / 5)),
+    ]
     assert (out / "cost.png").stat().st_size > 0 and (out / "cost.svg").exists()
     assert "| era | spec | children | pages | mean_vmas_visited" in (out / "summary.md").read_text()
     # a --y that is also one of the fixed columns is shown once
     r = subprocess.run(
-        [sys.executable, "-m", "rmapsim", "study", "fork_chain", "--param", "generations=2", "--param", "pages=2",
-         "--era", "6.18", "--y", "n_anon_vma", "--out", str(out)],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "rmapsim",
+            "study",
+            "fork_chain",
+            "--param",
+            "generations=2",
+            "--param",
+            "pages=2",
+            "--era",
+            "6.18",
+            "--y",
+            "n_anon_vma",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert r.returncode == 0, r.stderr
     header = (out / "summary.md").read_text().splitlines()[2]
     assert header.count("n_anon_vma |") == 1, header
-    bad = subprocess.run([sys.executable, "-m", "rmapsim", "study", "nope", "--out", str(out)], capture_output=True, text=True)
+    bad = subprocess.run(
+        [sys.executable, "-m", "rmapsim", "study", "nope", "--out", str(out)], capture_output=True, text=True
+    )
     assert bad.returncode == 2 and "unknown workload" in bad.stderr
 
 

@@ -1,14 +1,14 @@
 """Dask ``distributed`` clusters for sweeps (``pip install 'rmapsim[dask]'``).
 
-    from rmapsim.cluster import dask_executor
-    from rmapsim.study import sweep
+from rmapsim.cluster import dask_executor
+from rmapsim.study import sweep
 
-    if __name__ == "__main__":   # a LocalCluster with processes starts workers by spawning
-        ex = dask_executor()     # a LocalCluster: 2 worker processes, dashboard on
-        try:
-            rows = sweep("fork_storm", {"children": [10, 100]}, eras=["2.6.33", "6.18"], executor=ex)
-        finally:
-            ex.close()
+if __name__ == "__main__":   # a LocalCluster with processes starts workers by spawning
+    ex = dask_executor()     # a LocalCluster: 2 worker processes, dashboard on
+    try:
+        rows = sweep("fork_storm", {"children": [10, 100]}, eras=["2.6.33", "6.18"], executor=ex)
+    finally:
+        ex.close()
 """
 
 from __future__ import annotations
@@ -24,8 +24,9 @@ from ..errors import InvalidArgument, short_repr
 LOCAL_DEFAULTS = {"n_workers": 2, "threads_per_worker": 1, "processes": True, "dashboard_address": ":8787"}
 
 
-def dask_executor(client: Any = None, address: Optional[str] = None, timeout: float = 10.0, quiet: bool = False,
-                  **cluster_kwargs: Any) -> Any:
+def dask_executor(
+    client: Any = None, address: Optional[str] = None, timeout: float = 10.0, quiet: bool = False, **cluster_kwargs: Any
+) -> Any:
     """A ``concurrent.futures.Executor`` on a Dask cluster, for
     :func:`rmapsim.study.sweep`'s ``executor``:
 
@@ -47,8 +48,10 @@ def dask_executor(client: Any = None, address: Optional[str] = None, timeout: fl
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout < float("inf"):
         raise InvalidArgument(f"timeout must be a number of seconds > 0, got {short_repr(timeout)}")
     if cluster_kwargs and (client is not None or address is not None):
-        raise InvalidArgument(f"cluster_kwargs {sorted(cluster_kwargs)} apply to a new LocalCluster only, "
-                              "not to a given client or address")
+        raise InvalidArgument(
+            f"cluster_kwargs {sorted(cluster_kwargs)} apply to a new LocalCluster only, "
+            "not to a given client or address"
+        )
     try:
         from distributed import Client, LocalCluster
     except ImportError:
@@ -62,8 +65,9 @@ def dask_executor(client: Any = None, address: Optional[str] = None, timeout: fl
             try:
                 cluster = LocalCluster(**{**LOCAL_DEFAULTS, **cluster_kwargs})
             except Exception as e:  # LocalCluster passes unknown kwargs on to each worker
-                raise InvalidArgument(f"cluster_kwargs {sorted(cluster_kwargs)}: the LocalCluster did not start: "
-                                      f"{_root_cause(e)}") from None
+                raise InvalidArgument(
+                    f"cluster_kwargs {sorted(cluster_kwargs)}: the LocalCluster did not start: {_root_cause(e)}"
+                ) from None
             client = Client(cluster, timeout=timeout)
         elif client is None:
             client = Client(address, timeout=timeout)
@@ -77,8 +81,11 @@ def dask_executor(client: Any = None, address: Optional[str] = None, timeout: fl
     ex.dashboard_link = link  # type: ignore[attr-defined]
     if not quiet:
         where = cluster and "LocalCluster" or client.scheduler.address
-        print(f"rmapsim: Dask {where}, {len(client.scheduler_info().get('workers', {}))} workers; "
-              f"dashboard: {link or 'off (install bokeh>=3.1 for it)'}", file=sys.stderr)
+        print(
+            f"rmapsim: Dask {where}, {len(client.scheduler_info().get('workers', {}))} workers; "
+            f"dashboard: {link or 'off (install bokeh>=3.1 for it)'}",
+            file=sys.stderr,
+        )
 
     def close() -> None:
         if own_client:

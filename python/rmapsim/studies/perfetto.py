@@ -45,8 +45,7 @@ def tid(pid: int, cpu: int) -> int:
 
 
 def _meta(name: str, pid: int, tid: int, args: Dict[str, Any]) -> str:
-    return json.dumps({"name": name, "ph": "M", "ts": 0, "pid": pid, "tid": tid, "args": args},
-                      separators=(",", ":"))
+    return json.dumps({"name": name, "ph": "M", "ts": 0, "pid": pid, "tid": tid, "args": args}, separators=(",", ":"))
 
 
 def _process_label(r: ContentionResult) -> str:
@@ -65,18 +64,25 @@ def _slices(r: ContentionResult, pid: int) -> Iterable[str]:
     for cpu, kind, lock, start, end, cands in zip(tids, *cols):
         ts, dur = start * US_PER_UNIT, (end - start) * US_PER_UNIT
         if kind == SPAN_HOLD:
-            yield (f'{{"name":"walk","cat":"hold","ph":"X","ts":{ts},"dur":{dur},"pid":{pid},"tid":{cpu},'
-                   f'"args":{{"lock":{lock},"candidates":{cands}}}}}')
+            yield (
+                f'{{"name":"walk","cat":"hold","ph":"X","ts":{ts},"dur":{dur},"pid":{pid},"tid":{cpu},'
+                f'"args":{{"lock":{lock},"candidates":{cands}}}}}'
+            )
         elif kind == SPAN_UPDATE:
-            yield (f'{{"name":"update","cat":"hold","ph":"X","ts":{ts},"dur":{dur},"pid":{pid},"tid":{cpu},'
-                   f'"args":{{"lock":{lock}}}}}')
+            yield (
+                f'{{"name":"update","cat":"hold","ph":"X","ts":{ts},"dur":{dur},"pid":{pid},"tid":{cpu},'
+                f'"args":{{"lock":{lock}}}}}'
+            )
         else:
-            yield (f'{{"name":"{wait_name}","cat":"wait","ph":"X","ts":{ts},"dur":{dur},"pid":{pid},"tid":{cpu},'
-                   f'"args":{{"lock":{lock}}}}}')
+            yield (
+                f'{{"name":"{wait_name}","cat":"wait","ph":"X","ts":{ts},"dur":{dur},"pid":{pid},"tid":{cpu},'
+                f'"args":{{"lock":{lock}}}}}'
+            )
 
 
-def other_data(results: Sequence[ContentionResult], workload: Optional[Dict[str, Any]] = None,
-               command: Optional[str] = None) -> Dict[str, Any]:
+def other_data(
+    results: Sequence[ContentionResult], workload: Optional[Dict[str, Any]] = None, command: Optional[str] = None
+) -> Dict[str, Any]:
     """The trace's ``otherData``: generator, time unit, workload, and per process the era
     spec, its lock, the model's parameters and the replay's totals."""
     from .. import __version__
@@ -88,16 +94,28 @@ def other_data(results: Sequence[ContentionResult], workload: Optional[Dict[str,
     if workload:
         d["workload"] = dict(workload)
     d["processes"] = {
-        str(pid): {"era": r.era, "lock": r.lock, "spinning": r.spinning, "model": dict(r.params),
-                   "makespan": r.makespan, "hold_time": r.hold_time, "wait_time": r.wait_time,
-                   "outside_time": r.outside_time, "locks": len(r.lock_id)}
+        str(pid): {
+            "era": r.era,
+            "lock": r.lock,
+            "spinning": r.spinning,
+            "model": dict(r.params),
+            "makespan": r.makespan,
+            "hold_time": r.hold_time,
+            "wait_time": r.wait_time,
+            "outside_time": r.outside_time,
+            "locks": len(r.lock_id),
+        }
         for pid, r in enumerate(results, 1)
     }
     return d
 
 
-def write(out: IO[str], results: Sequence[ContentionResult], workload: Optional[Dict[str, Any]] = None,
-          command: Optional[str] = None) -> Dict[str, int]:
+def write(
+    out: IO[str],
+    results: Sequence[ContentionResult],
+    workload: Optional[Dict[str, Any]] = None,
+    command: Optional[str] = None,
+) -> Dict[str, int]:
     """Write `results` (each from ``Simulator.contention(..., spans=True)``) to `out` as a
     trace (see the module documentation). Returns counts: ``processes``, ``tracks`` (CPU
     threads), ``slices`` (complete events) and ``events`` (all trace events)."""
@@ -131,8 +149,12 @@ def write(out: IO[str], results: Sequence[ContentionResult], workload: Optional[
     return n
 
 
-def write_file(path: str, results: Sequence[ContentionResult], workload: Optional[Dict[str, Any]] = None,
-               command: Optional[str] = None) -> Dict[str, int]:
+def write_file(
+    path: str,
+    results: Sequence[ContentionResult],
+    workload: Optional[Dict[str, Any]] = None,
+    command: Optional[str] = None,
+) -> Dict[str, int]:
     """:func:`write` to the file `path`. A regular file (or a new one) is replaced whole:
     written beside it, then renamed; through a symlink, its target is replaced. Anything
     else that exists (``/dev/null``, a pipe) is written in place, never replaced. The

@@ -54,8 +54,14 @@ def _base_state(snapshot: bytes) -> Simulator:
     return sim
 
 
-def _run(workload: str, era: str, params: Mapping[str, Any], spec: Optional[str] = None,
-         knob_values: Optional[Mapping[str, str]] = None, base: Optional[bytes] = None) -> Dict[str, Any]:
+def _run(
+    workload: str,
+    era: str,
+    params: Mapping[str, Any],
+    spec: Optional[str] = None,
+    knob_values: Optional[Mapping[str, str]] = None,
+    base: Optional[bytes] = None,
+) -> Dict[str, Any]:
     """One run: the row holds the workload, the era as given, the spec run (the era with
     the swept knobs applied), each swept knob's value, the parameters and the results.
     ``base``: a snapshot every run starts from (a copy of it)."""
@@ -78,10 +84,11 @@ def _split_grid(grid: Mapping[str, Sequence[Any]]) -> tuple[Dict[str, Sequence[A
     names = {k.name for k in knobs()}
     for k, vs in grid.items():
         if isinstance(k, str) and k.startswith(KNOB_PREFIX):
-            name = k[len(KNOB_PREFIX):]
+            name = k[len(KNOB_PREFIX) :]
             if name not in names:
-                raise InvalidArgument(f"grid key {short_repr(k)}: unknown knob {short_repr(name)} "
-                                      f"(`rmapsim eras --knobs` lists them)")
+                raise InvalidArgument(
+                    f"grid key {short_repr(k)}: unknown knob {short_repr(name)} (`rmapsim eras --knobs` lists them)"
+                )
             if isinstance(vs, (str, bytes, Mapping)) or not isinstance(vs, Iterable):
                 raise InvalidArgument(f"grid[{short_repr(k)}] must be a list of values, got {short_repr(vs)}")
             knob_grid[name] = [_knob_text(name, v) for v in vs]
@@ -144,8 +151,9 @@ def sweep(
     if base is not None:
         other = [e for e in eras if e != base.era]
         if other:
-            raise InvalidArgument(f"eras: a sweep from a base state runs in the base's era {base.era}, "
-                                  f"not {short_repr(other[0])}")
+            raise InvalidArgument(
+                f"eras: a sweep from a base state runs in the base's era {base.era}, not {short_repr(other[0])}"
+            )
         if isinstance(grid, Mapping) and any(isinstance(k, str) and k.startswith(KNOB_PREFIX) for k in grid):
             raise InvalidArgument("grid: knob grids change the era; a sweep from a base state runs in the base's era")
         snapshot = base.to_bytes()
@@ -160,8 +168,9 @@ def sweep(
     accepted = set(inspect.signature(fn).parameters) - {"era"}
     for k in grid:
         if k not in accepted:
-            raise InvalidArgument(f"workload {workload} has no parameter {short_repr(k)}; "
-                                  f"parameters: {', '.join(sorted(accepted))}")
+            raise InvalidArgument(
+                f"workload {workload} has no parameter {short_repr(k)}; parameters: {', '.join(sorted(accepted))}"
+            )
     # validate every point quickly on the smallest possible failure: a bad value fails fast
     # Every era crossed with every combination of swept knob values, as canonical specs
     # (a bad knob value fails here, before anything runs).

@@ -48,12 +48,16 @@ def _sim(era: Any, seed: int = 0) -> Simulator:
     """A fresh simulator of ``era`` (a preset, an era spec or a Policy: None is not "the
     default era" here), or a copy of the base state of :func:`starting_from`."""
     if not isinstance(era, (str, Policy)):
-        raise InvalidArgument(f"workload parameter era={short_repr(era)} must be an era name, an era spec or a rmapsim.Policy")
+        raise InvalidArgument(
+            f"workload parameter era={short_repr(era)} must be an era name, an era spec or a rmapsim.Policy"
+        )
     base = _BASE.get()
     if base is not None:
         if era_spec(era) != base.era:
-            raise InvalidArgument(f"era {short_repr(era_spec(era))}: the base state is of era {base.era}; a workload "
-                                  "started from it runs in that era")
+            raise InvalidArgument(
+                f"era {short_repr(era_spec(era))}: the base state is of era {base.era}; a workload "
+                "started from it runs in that era"
+            )
         return base.clone()
     return Simulator(era=era, seed=seed)
 
@@ -116,7 +120,9 @@ def fork_chain(era: str, generations: int = 10, pages: int = 16) -> Dict[str, An
     return row
 
 
-def prefork_server(era: str, workers: int = 16, heap_pages: int = 256, cow_percent: int = 25, recycles: int = 2) -> Dict[str, Any]:
+def prefork_server(
+    era: str, workers: int = 16, heap_pages: int = 256, cow_percent: int = 25, recycles: int = 2
+) -> Dict[str, Any]:
     """A parent with a large heap forks ``workers``; each worker writes ``cow_percent`` %
     of the heap; ``recycles`` times every worker exits and is replaced by a new fork."""
     _positive("workers", workers)
@@ -158,7 +164,9 @@ def mprotect_split(era: str, pieces: int = 16, children: int = 8) -> Dict[str, A
     return measure(sim, t0)
 
 
-def aim7_like(era: str, processes: int = 200, pages: int = 32, reclaim_every: int = 50, seed: int = 0) -> Dict[str, Any]:
+def aim7_like(
+    era: str, processes: int = 200, pages: int = 32, reclaim_every: int = 50, seed: int = 0
+) -> Dict[str, Any]:
     """Many processes forking, execing, touching and exiting (AIM7's shape), with a
     ``try_to_unmap`` pass over every anon page each ``reclaim_every`` operations. The
     population is kept near ``processes``."""

@@ -64,6 +64,8 @@ def mmap_base_for(stack_rlimit: Optional[int]) -> int:
     gap = (8 << 20 if stack_rlimit is None else stack_rlimit) + (256 * PAGE)
     gap = min(max(gap, 128 << 20), (TASK_SIZE // 6) * 5)
     return (TASK_SIZE - gap + PAGE - 1) & ~(PAGE - 1)
+
+
 STACK = (0x7FFFFFFDE000, 0x7FFFFFFFF000)
 VDSO_PAGES = (("[vvar]", 4, "r"), ("[vvar_vclock]", 2, "r"), ("[vdso]", 2, "rx"))
 ADDR_NO_RANDOMIZE = 0x0040000
@@ -76,10 +78,18 @@ _FD_PATH = re.compile(r"^-?\d+<(.*)>$")
 _PID_CHANGED = re.compile(r"<pid changed to (\d+) \.\.\.>$")
 
 _ADVICE = {
-    "MADV_NORMAL": "normal", "MADV_RANDOM": "random", "MADV_SEQUENTIAL": "sequential",
-    "MADV_DONTNEED": "dontneed", "MADV_DONTFORK": "dontfork", "MADV_DOFORK": "dofork",
-    "MADV_WIPEONFORK": "wipeonfork", "MADV_KEEPONFORK": "keeponfork", "MADV_PAGEOUT": "pageout",
-    "MADV_HUGEPAGE": "hugepage", "MADV_NOHUGEPAGE": "nohugepage", "MADV_DONTDUMP": "dontdump",
+    "MADV_NORMAL": "normal",
+    "MADV_RANDOM": "random",
+    "MADV_SEQUENTIAL": "sequential",
+    "MADV_DONTNEED": "dontneed",
+    "MADV_DONTFORK": "dontfork",
+    "MADV_DOFORK": "dofork",
+    "MADV_WIPEONFORK": "wipeonfork",
+    "MADV_KEEPONFORK": "keeponfork",
+    "MADV_PAGEOUT": "pageout",
+    "MADV_HUGEPAGE": "hugepage",
+    "MADV_NOHUGEPAGE": "nohugepage",
+    "MADV_DONTDUMP": "dontdump",
     "MADV_DODUMP": "dodump",
 }
 
@@ -137,8 +147,9 @@ def _has_flag(flags: str, name: str, bit: int) -> bool:
 def _map_words(flags: str) -> str:
     """The trace words for MAP_NORESERVE and MAP_STACK in strace's mmap flags (in the
     trace's order: " noreserve", then " stack"), or ""."""
-    return ((" noreserve" if _has_flag(flags, "MAP_NORESERVE", MAP_NORESERVE) else "")
-            + (" stack" if _has_flag(flags, "MAP_STACK", MAP_STACK) else ""))
+    return (" noreserve" if _has_flag(flags, "MAP_NORESERVE", MAP_NORESERVE) else "") + (
+        " stack" if _has_flag(flags, "MAP_STACK", MAP_STACK) else ""
+    )
 
 
 def _num(s: str) -> int:
@@ -165,8 +176,8 @@ def elf_image(path: str, base: Optional[int] = None) -> Tuple[List[Segment], Opt
         data = f.read(1 << 16)
     if data[:4] != b"\x7fELF" or data[4] != 2:
         raise ValueError(f"{path}: not a 64-bit ELF file")
-    e_type, = struct.unpack_from("<H", data, 16)
-    e_phoff, = struct.unpack_from("<Q", data, 32)
+    (e_type,) = struct.unpack_from("<H", data, 16)
+    (e_phoff,) = struct.unpack_from("<Q", data, 32)
     e_phentsize, e_phnum = struct.unpack_from("<HH", data, 54)
     phs = []
     interp = None
@@ -478,8 +489,10 @@ class Converter:
             if "MAP_SHARED" in flags:
                 self.shared_ids += 1
                 key = f"shared:{m.group(1) if m else 'anon'}:{self.shared_ids if not m else ''}"
-                self.ops.append(f"mmap p{p} {start:#x} {length:#x} {_prot(prot)} file {self._file_id(key)} "
-                                f"{_num(off):#x}{_map_words(flags)}")
+                self.ops.append(
+                    f"mmap p{p} {start:#x} {length:#x} {_prot(prot)} file {self._file_id(key)} "
+                    f"{_num(off):#x}{_map_words(flags)}"
+                )
                 return
             fpart = f" file {self._file_id(m.group(1))} {_num(off):#x}" if (m and "MAP_ANONYMOUS" not in flags) else ""
             self.ops.append(f"mmap p{p} {start:#x} {length:#x} {_prot(prot)}{fpart}{_map_words(flags)}")
@@ -580,8 +593,9 @@ class Converter:
         return self.ops
 
 
-def convert_log(text: str, writes: str = "touched", cwd: Optional[str] = None,
-                mmap_base: int = MMAP_BASE_NORANDOM) -> Tuple[List[str], Dict[str, Any]]:
+def convert_log(
+    text: str, writes: str = "touched", cwd: Optional[str] = None, mmap_base: int = MMAP_BASE_NORANDOM
+) -> Tuple[List[str], Dict[str, Any]]:
     """Trace lines (without header) and conversion statistics for an ``strace -f`` log.
     ``cwd``: where the command started (relative execve paths); ``mmap_base``: see
     :func:`mmap_base_for`."""
@@ -599,8 +613,13 @@ def convert_log(text: str, writes: str = "touched", cwd: Optional[str] = None,
     if cwd is not None:
         c.start_cwd = cwd
     ops = c.convert(text.splitlines())
-    return ops, {"processes": c.nproc, "files": len(c.files), "syscalls": c.seen, "skipped": c.skipped,
-                 "stack_guessed": c.stack_guessed}
+    return ops, {
+        "processes": c.nproc,
+        "files": len(c.files),
+        "syscalls": c.seen,
+        "skipped": c.skipped,
+        "stack_guessed": c.stack_guessed,
+    }
 
 
 # ---------------------------------------------------------------------------------------
@@ -644,8 +663,10 @@ class KernelSampler:
 
     def live(self) -> Dict[str, int]:
         now = self.counters.read()
-        return {c: (now[f"{c}_alloc"] - self.base[f"{c}_alloc"]) - (now[f"{c}_free"] - self.base[f"{c}_free"])
-                for c in ("anon_vma", "anon_vma_chain", "vm_area_struct")}
+        return {
+            c: (now[f"{c}_alloc"] - self.base[f"{c}_alloc"]) - (now[f"{c}_free"] - self.base[f"{c}_free"])
+            for c in ("anon_vma", "anon_vma_chain", "vm_area_struct")
+        }
 
     def start(self) -> KernelSampler:
         self._t.start()
@@ -677,21 +698,30 @@ def summarize_kernel(samples: Sequence[Dict[str, int]], objsize: Dict[str, int])
     rows = [s for s in samples if s["vm_area_struct"] > 0]
     if not rows:
         return {"samples": len(samples)}
-    ratio = [s["anon_vma_chain"] * objsize["anon_vma_chain"] / (s["vm_area_struct"] * objsize["vm_area_struct"])
-             for s in rows]
+    ratio = [
+        s["anon_vma_chain"] * objsize["anon_vma_chain"] / (s["vm_area_struct"] * objsize["vm_area_struct"])
+        for s in rows
+    ]
     peak = max(rows, key=lambda s: s["vm_area_struct"])
     return {
         "samples": len(samples),
         "objsize": objsize,
         "peak": peak,
-        "ratio_at_peak": peak["anon_vma_chain"] * objsize["anon_vma_chain"] / (peak["vm_area_struct"] * objsize["vm_area_struct"]),
+        "ratio_at_peak": peak["anon_vma_chain"]
+        * objsize["anon_vma_chain"]
+        / (peak["vm_area_struct"] * objsize["vm_area_struct"]),
         "ratio_mean": sum(ratio) / len(ratio),
         "count_ratio_at_peak": peak["anon_vma_chain"] / peak["vm_area_struct"],
     }
 
 
-def record(command: Sequence[str], out: Path, writes: str = "touched", kernel_ratio: bool = False,
-           progress: Optional[Callable[[str], None]] = None) -> Dict[str, Any]:
+def record(
+    command: Sequence[str],
+    out: Path,
+    writes: str = "touched",
+    kernel_ratio: bool = False,
+    progress: Optional[Callable[[str], None]] = None,
+) -> Dict[str, Any]:
     """Run ``command`` under strace, write the trace to ``out``; returns a summary
     (conversion statistics, and the live kernel's ratio during the run when asked)."""
     strace = shutil.which("strace")
@@ -705,9 +735,26 @@ def record(command: Sequence[str], out: Path, writes: str = "touched", kernel_ra
         t0 = time.perf_counter()
         try:
             # -v -s: execve's argument and environment strings in full (the stack's size)
-            rc = subprocess.run([strace, "-f", "-q", "-y", "-v", "-s", "1048576",
-                                 "-e", "trace=%process,%memory,chdir,fchdir", "-e", "signal=none",
-                                 "-o", str(log), "--", *command], preexec_fn=_no_aslr).returncode
+            rc = subprocess.run(
+                [
+                    strace,
+                    "-f",
+                    "-q",
+                    "-y",
+                    "-v",
+                    "-s",
+                    "1048576",
+                    "-e",
+                    "trace=%process,%memory,chdir,fchdir",
+                    "-e",
+                    "signal=none",
+                    "-o",
+                    str(log),
+                    "--",
+                    *command,
+                ],
+                preexec_fn=_no_aslr,
+            ).returncode
         finally:
             ksum = sampler.stop() if sampler else None
         wall = time.perf_counter() - t0
@@ -716,14 +763,20 @@ def record(command: Sequence[str], out: Path, writes: str = "touched", kernel_ra
         rl = resource.getrlimit(resource.RLIMIT_STACK)[0]
         base = mmap_base_for(1 << 62 if rl == resource.RLIM_INFINITY else rl)  # unlimited: the upper clamp
         ops, stats = convert_log(log.read_text(errors="replace"), writes, cwd=os.getcwd(), mmap_base=base)
-    header = ["# rmapsim trace v1", f"# recorded: {' '.join(command)}", f"# exit status {rc}, {wall:.1f} s under strace",
-              f"# writes: {writes}", f"# kernel: {platform.release()}"]
+    header = [
+        "# rmapsim trace v1",
+        f"# recorded: {' '.join(command)}",
+        f"# exit status {rc}, {wall:.1f} s under strace",
+        f"# writes: {writes}",
+        f"# kernel: {platform.release()}",
+    ]
     if ksum and "ratio_at_peak" in ksum:
         pk = ksum["peak"]
         header.append(
             f"# kernel-live: peak vm_area_struct {pk['vm_area_struct']} anon_vma_chain {pk['anon_vma_chain']} "
             f"anon_vma {pk['anon_vma']}; chain/VMA bytes at peak {ksum['ratio_at_peak']:.4f} "
-            f"mean {ksum['ratio_mean']:.4f}")
+            f"mean {ksum['ratio_mean']:.4f}"
+        )
     out.write_text("\n".join(header + ops) + "\n")
     summary = {"command": list(command), "exit_status": rc, "wall_s": wall, "ops": len(ops), **stats}
     if ksum is not None:
@@ -764,22 +817,37 @@ def memory_report(ops_text: Any, eras: Sequence[str], every: int = 0) -> List[Di
         cb = s["anon_vma_chain_bytes"].astype(float)
         ok = vb > 0
         i = int(np.argmax(vb))
-        out.append({
-            "era": era, "ops": len(ops), "errors": len(res.errors()), "replay_s": dt, "samples": s,
-            "peak": {k: int(s[k][i]) for k in s.dtype.names},
-            "ratio_at_peak": float(cb[i] / vb[i]) if vb[i] else 0.0,
-            "ratio_mean": float((cb[ok] / vb[ok]).mean()) if ok.any() else 0.0,
-            "count_ratio_at_peak": float(s["anon_vma_chain"][i] / s["vma"][i]) if s["vma"][i] else 0.0,
-        })
+        out.append(
+            {
+                "era": era,
+                "ops": len(ops),
+                "errors": len(res.errors()),
+                "replay_s": dt,
+                "samples": s,
+                "peak": {k: int(s[k][i]) for k in s.dtype.names},
+                "ratio_at_peak": float(cb[i] / vb[i]) if vb[i] else 0.0,
+                "ratio_mean": float((cb[ok] / vb[ok]).mean()) if ok.any() else 0.0,
+                "count_ratio_at_peak": float(s["anon_vma_chain"][i] / s["vma"][i]) if s["vma"][i] else 0.0,
+            }
+        )
     return out
 
 
 def kernel_line(text: str) -> Optional[str]:
     for line in text.splitlines()[:10]:
         if line.startswith("# kernel-live:"):
-            return line[len("# kernel-live:"):].strip()
+            return line[len("# kernel-live:") :].strip()
     return None
 
 
-__all__ = ["WRITES", "Converter", "convert_log", "elf_image", "image_for", "memory_report", "record",
-           "summarize_kernel", "KernelSampler"]
+__all__ = [
+    "WRITES",
+    "Converter",
+    "convert_log",
+    "elf_image",
+    "image_for",
+    "memory_report",
+    "record",
+    "summarize_kernel",
+    "KernelSampler",
+]
