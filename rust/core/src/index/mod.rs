@@ -2,3 +2,4 @@
 //! 2.6.33–3.6, or the interval tree (`rb_root`) of 3.7+.
 
 pub mod itree;
+pub mod list;
