@@ -7,8 +7,7 @@
 //! returned as one row of [`ScanStats`].
 
 use crate::error::{Result, SimError};
-use crate::index::itree;
-use crate::policy::{AnonIndex, LockKind, LockScope};
+use crate::policy::{LockKind, LockScope};
 use crate::state::arena::Id;
 use crate::state::interrupt::{self, Ticker};
 use crate::state::objects::*;
@@ -394,47 +393,22 @@ impl<'a> WalkCache<'a> {
         self.cands.clear();
         self.usable = false;
         let Some(anon_vma) = sim.avs.get(av) else { return };
-        match sim.policy.index {
-            AnonIndex::List => {
-                let mut ok = true;
-                anon_vma.list.for_each_vma_while(|v| match sim.vmas.get(v) {
-                    Some(vma) => {
-                        self.cands.push(Cand::new(v, vma, 0));
-                        true
-                    }
-                    None => {
-                        ok = false;
-                        false
-                    }
-                });
-                (self.lo, self.hi) = (0, u64::MAX); // every page visits every entry
-                self.usable = ok;
-            }
-            AnonIndex::IntervalTree => {
-                let (mut lo, mut hi) = (0u64, u64::MAX);
-                let mut stack: Vec<AvcId> = Vec::new();
-                let mut cur = anon_vma.tree;
-                loop {
-                    while let Some(c) = cur {
-                        stack.push(c);
-                        cur = match sim.avcs.get(c) {
-                            Some(avc) => avc.tree.left,
-                            None => return,
-                        };
-                    }
-                    let Some(c) = stack.pop() else { break };
-                    let Some(avc) = sim.avcs.get(c) else { return };
-                    let Some(vma) = sim.vmas.get(avc.vma) else { return };
-                    lo = lo.max(avc.tree.start);
-                    hi = hi.min(avc.tree.last).min(avc.tree.subtree_last);
-                    self.cands.push(Cand::new(avc.vma, vma, stack.len() as u32));
-                    cur = avc.tree.right;
-                }
-                self.lo = lo;
-                self.hi = hi;
-                self.usable = self.cands.len() == anon_vma.tree_len as usize && lo <= hi;
-            }
-        }
+        // List: every entry, and every page visits them all. Tree: the nodes in order,
+        // and the window of indices every node's interval (and subtree) contains.
+        let (mut lo, mut hi) = (0u64, u64::MAX);
+        let complete = anon_vma.index.for_each_entry(&sim.avcs, |_, v, node| {
+            let Some(vma) = sim.vmas.get(v) else { return false };
+            let pending = node.map_or(0, |(t, pending)| {
+                lo = lo.max(t.start);
+                hi = hi.min(t.last).min(t.subtree_last);
+                pending
+            });
+            self.cands.push(Cand::new(v, vma, pending));
+            true
+        });
+        self.lo = lo;
+        self.hi = hi;
+        self.usable = complete && self.cands.len() == anon_vma.index.len() && lo <= hi;
     }
 
     /// Note a walk of `av`; the candidates to use for a page at `index`, if cached.
@@ -530,7 +504,7 @@ impl Simulator {
             } else {
                 target.visit_cands(cands, &mut w, &mut remaining, &mut on_hit)
             };
-            if self.policy.index == AnonIndex::IntervalTree {
+            if self.policy.index.keyed() {
                 // Stopped at the k-th node: the k + 1 nodes entered plus the ancestors
                 // still pending.
                 w.tree_nodes_visited = match stop {
@@ -556,15 +530,7 @@ impl Simulator {
             };
             target.visit(vma_id, vma, w, &mut remaining, &mut on_hit)
         };
-        match self.policy.index {
-            AnonIndex::List => anon_vma.list.for_each_vma_while(|v| visit(v, &mut w)),
-            AnonIndex::IntervalTree => {
-                let mut ww = w;
-                let nodes = itree::query(&self.avcs, anon_vma.tree, index, &mut |_, avc| visit(avc.vma, &mut ww));
-                w = ww;
-                w.tree_nodes_visited = nodes;
-            }
-        }
+        w.tree_nodes_visited = anon_vma.index.for_each_candidate(&self.avcs, index, |v| visit(v, &mut w));
         if let Some(e) = bad {
             return Err(e);
         }
@@ -772,8 +738,7 @@ impl Simulator {
         ticker: &mut Ticker,
     ) -> Result<()> {
         // Enumerating the whole tree pays off only for runs not much shorter than the tree.
-        let short = self.policy.index == AnonIndex::IntervalTree
-            && self.avs.get(av).is_some_and(|a| a.tree_len as usize > 4 * run.len() + 16);
+        let short = self.policy.index.keyed() && self.avs.get(av).is_some_and(|a| a.index.len() > 4 * run.len() + 16);
         if !short {
             cache.build(self, av);
         }
@@ -858,7 +823,7 @@ impl Simulator {
             t.vmas_in_range += in_range;
             t.ptes_checked += in_range;
             t.mappings_found += found;
-            if self.policy.index == AnonIndex::IntervalTree {
+            if self.policy.index.keyed() {
                 t.tree_nodes_visited += g * l;
             }
             acc.h.add(l as u32, g);

@@ -48,9 +48,10 @@ pub enum SwapinTarget {
     RootUnlessExclusive,
 }
 
-/// The rmap index of an anon_vma: what a walk enumerates.
+/// The kind of rmap index an anon_vma keeps (the `index` knob): what a walk enumerates.
+/// Only [`crate::index`] acts on it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AnonIndex {
+pub enum IndexKind {
     /// `anon_vma->head` list: every entry is a candidate (≤ 3.6).
     List,
     /// `anon_vma->rb_root` interval tree keyed by the VMA's pgoff range: only entries
@@ -194,7 +195,7 @@ pub struct Policy {
     /// the swap cache (`if (PageAnon(page)) return;` in `__page_set_anon_rmap`); before,
     /// its first mapping chose again. On from 3.0 here (the exact release is unverified).
     pub swapin_keeps_anon_mapping: bool,
-    pub index: AnonIndex,
+    pub index: IndexKind,
     pub fork_reuse: ForkReuse,
     pub merge_rule: MergeAnonRule,
     pub lock_scope: LockScope,
@@ -234,7 +235,7 @@ impl Policy {
             brk_heap_only: false,
             track_root: false,
             swapin_keeps_anon_mapping: false,
-            index: AnonIndex::List,
+            index: IndexKind::List,
             fork_reuse: ForkReuse::Never,
             merge_rule: MergeAnonRule::Simple,
             lock_scope: LockScope::PerAnonVma,
@@ -283,7 +284,7 @@ impl Policy {
         };
         let v37 = Policy {
             name: "3.7".into(),
-            index: AnonIndex::IntervalTree,
+            index: IndexKind::IntervalTree,
             has_dump_advice: true,
             sizes: StructSizes { vm_area_struct: 184, anon_vma: 56, anon_vma_chain: 64 },
             ..v30.clone()
@@ -322,7 +323,7 @@ impl Policy {
     pub fn validate(&self) -> Result<(), String> {
         let chain = self.linking == Linking::Chain;
         let checks: [(bool, &str); 5] = [
-            (chain || self.index == AnonIndex::List, "index=IntervalTree needs linking=Chain"),
+            (chain || self.index == IndexKind::List, "index=IntervalTree needs linking=Chain"),
             (chain || self.fork_reuse == ForkReuse::Never, "fork_reuse needs linking=Chain"),
             (self.track_root || self.lock_scope == LockScope::PerAnonVma, "lock_scope=Root needs track_root"),
             (
@@ -359,7 +360,7 @@ mod tests {
             assert_eq!(Policy::preset(e).map(|p| p.validate()), Some(Ok(())), "{e}");
         }
         let mut p = Policy::preset("2.6.33").unwrap();
-        p.index = AnonIndex::IntervalTree;
+        p.index = IndexKind::IntervalTree;
         assert!(p.validate().is_err());
     }
 
@@ -425,7 +426,7 @@ const SWAPIN: &[(SwapinTarget, &str)] = &[
     (SwapinTarget::OldestUnlessExclusive, "oldest_unless_exclusive"),
     (SwapinTarget::RootUnlessExclusive, "root_unless_exclusive"),
 ];
-const INDEX: &[(AnonIndex, &str)] = &[(AnonIndex::List, "list"), (AnonIndex::IntervalTree, "interval_tree")];
+const INDEX: &[(IndexKind, &str)] = &[(IndexKind::List, "list"), (IndexKind::IntervalTree, "interval_tree")];
 const REUSE: &[(ForkReuse, &str)] =
     &[(ForkReuse::Never, "never"), (ForkReuse::Degree, "degree"), (ForkReuse::ActiveVmas, "active_vmas")];
 const MERGE: &[(MergeAnonRule, &str)] = &[

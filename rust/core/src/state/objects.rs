@@ -136,13 +136,9 @@ impl Vma {
 #[cfg_attr(test, derive(Debug))]
 #[derive(Clone)]
 pub struct AnonVma {
-    /// `anon_vma->head` (≤ 3.6): chain entries (legacy: VMAs) of every VMA that may map
-    /// pages of this anon_vma; protected by the anon_vma's (root's, 2.6.35+) lock.
-    pub list: AvList,
-    /// `anon_vma->rb_root` (3.7+): the same entries in an interval tree.
-    pub tree: Option<AvcId>,
-    /// Entries in `tree`.
-    pub tree_len: u32,
+    /// The VMAs that may map its pages: `anon_vma->head` (≤ 3.6) or `anon_vma->rb_root`
+    /// (3.7+), see [`crate::index`].
+    pub index: crate::index::AnonIndex,
     /// `anon_vma->root` (2.6.35+): the oldest anon_vma of the fork tree; its lock is
     /// the lock of the whole tree. Self for a root (and in eras without roots).
     pub root: AnonVmaId,
@@ -299,5 +295,5 @@ mod tests {
 // Snapshot coding (`crate::state::snapshot`), field by field.
 crate::wire_struct!(Mm { pid, start_brk, brk, vmas });
 crate::wire_struct!(Vma { start, end, pgoff, ptes, mm, prot, flags, anon_vma, chain, av_pos });
-crate::wire_struct!(AnonVma { list, tree, tree_len, root, parent, refcount, degree, num_children, num_active_vmas });
+crate::wire_struct!(AnonVma { index, root, parent, refcount, degree, num_children, num_active_vmas });
 crate::wire_struct!(Avc { vma, anon_vma, pos, tree });

@@ -302,7 +302,7 @@ pub struct Simulator {
     pub(crate) swap_free: Vec<u32>,
     pub(crate) swap_used: u64,
     /// Interval-tree insertion sequence (tie-break of equal keys).
-    pub(crate) tree_seq: u64,
+    pub(in crate::state) tree_seq: u64,
     /// Explicit write-side counters of the operation in progress.
     pub(crate) ws_cur: WriteStats,
     /// Arena (alloc, free) counters when the operation in progress started.
@@ -399,6 +399,12 @@ impl Simulator {
     pub fn write_stats(&mut self) -> Vec<(&'static str, WriteStats)> {
         self.flush_write_stats();
         self.ws_totals.iter().map(|(k, v)| (*k, *v)).collect()
+    }
+
+    /// The next interval-tree insertion number (the tie-break of equal keys).
+    pub(crate) fn next_tree_seq(&mut self) -> u64 {
+        self.tree_seq += 1;
+        self.tree_seq
     }
 
     pub(crate) fn begin_op(&mut self, name: &'static str) {
@@ -791,11 +797,11 @@ impl Simulator {
             pte_cap += c;
             pte_slots += v.ptes.slots() as u64;
         }
-        let le = std::mem::size_of::<Option<ListEntry>>() as u64;
         let (mut list, mut list_cap) = (0, 0);
         for (_, a) in self.avs.iter() {
-            list += a.list.slots() as u64 * le;
-            list_cap += a.list.heap_bytes() as u64;
+            let (b, c) = a.index.heap_bytes();
+            list += b;
+            list_cap += c;
         }
         let pb = std::mem::size_of::<Pte>() as u64;
         let sw = std::mem::size_of::<SwapSlot>() as u64;
