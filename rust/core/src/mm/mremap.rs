@@ -233,7 +233,7 @@ impl Simulator {
         for src in self.vmas_in(mm, old_addr, end) {
             moved.extend(self.vma_mut(src).ptes.take_range(old_addr, end));
         }
-        self.ptes -= moved.len() as u64;
+        self.ptes_removed(moved.len() as u64);
         for (addr, pte) in moved {
             self.set_pte(new_vma, addr - old_addr + new_addr, pte);
         }

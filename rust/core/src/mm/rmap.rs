@@ -7,7 +7,7 @@
 //! returned as one row of [`ScanStats`].
 
 use crate::error::{Result, SimError};
-use crate::policy::{LockKind, LockScope};
+use crate::policy::{LockKind, LockScope, SwapinTarget};
 use crate::state::arena::Id;
 use crate::state::interrupt::{self, Ticker};
 use crate::state::objects::*;
@@ -962,5 +962,61 @@ impl Simulator {
             }
         }?;
         Ok(acc.finish())
+    }
+}
+
+// ----------------------------------------------------------------------------------------
+// Mapping and unmapping one page: the page's side of `mm/rmap.c`
+// ----------------------------------------------------------------------------------------
+
+impl Simulator {
+    /// `page_add_anon_rmap(page, vma, address)` with 2.6.34-rc4's `exclusive`: one more
+    /// mapping. When the page is mapped for the first time (≤ 2.6.35), or is not yet
+    /// anonymous (3.0+: `if (PageAnon(page)) return;`), `__page_set_anon_rmap` chooses its
+    /// anon_vma: `vma->anon_vma` (2.6.33, 2.6.34-rc1), or unless exclusive the oldest on
+    /// the VMA's chain (2.6.34-rc4) / the root (2.6.35+).
+    pub(crate) fn page_add_anon_rmap(&mut self, page: PageId, v: VmaId, addr: u64, exclusive: bool) {
+        let vma = self.vma(v);
+        let own = vma.anon_vma;
+        let target = match self.policy.swapin_target {
+            SwapinTarget::VmaAnonVma => own,
+            _ if exclusive => own,
+            SwapinTarget::OldestUnlessExclusive => {
+                vma.chain.first().and_then(|&c| self.avcs.get(c)).map(|c| c.anon_vma).or(own)
+            }
+            SwapinTarget::RootUnlessExclusive => own.and_then(|a| self.avs.get(a)).map(|a| a.root).or(own),
+        };
+        let index = vma.linear_page_index(addr);
+        let keeps = self.policy.swapin_keeps_anon_mapping;
+        self.page_update(page, |p| {
+            p.mapcount += 1;
+            let set = if keeps { !p.anon } else { p.mapcount == 1 };
+            if set {
+                if let Some(t) = target {
+                    p.mapping = t;
+                }
+                p.index = index;
+                p.anon = true;
+            }
+        });
+    }
+
+    /// `page_move_anon_rmap(page, vma, address)` (2.6.34, seed thread patch 3): the page
+    /// belongs to this process alone after a COW fault, so point it at the VMA's own
+    /// anon_vma; rmap will then not search the parent or siblings for it.
+    pub(crate) fn page_move_anon_rmap(&mut self, page: PageId, v: VmaId, addr: u64) {
+        let vma = self.vma(v);
+        debug_assert_eq!(self.page(page).map(|p| p.index), Some(vma.linear_page_index(addr)));
+        if let Some(av) = vma.anon_vma {
+            self.page_update(page, |p| p.mapping = av);
+        }
+    }
+
+    /// `page_remove_rmap` for one present entry: drop a mapcount; a page nobody maps any
+    /// more is freed unless the swap cache holds it.
+    pub(crate) fn page_remove_rmap(&mut self, page: PageId) {
+        if self.pages.add_mapcount(page, -1).is_some() {
+            self.maybe_free_page(page);
+        }
     }
 }

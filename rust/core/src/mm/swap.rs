@@ -35,13 +35,6 @@ impl Simulator {
         }
     }
 
-    /// Free a page nobody maps and the swap cache does not hold.
-    pub(crate) fn maybe_free_page(&mut self, page: PageId) {
-        if self.pages.mapcount(page) == Some(0) && self.pages.swap_slot(page).is_none() {
-            self.page_free(page);
-        }
-    }
-
     /// `add_to_swap`: give an anon page a swap slot and put it in the swap cache.
     fn add_to_swap(&mut self, page: PageId) -> u32 {
         let slot = self.get_swap_page();
@@ -90,27 +83,13 @@ impl Simulator {
 
     /// `free_swap_cache` (the mmu_gather's batch free after a zap): a swap-cache page that
     /// is no longer mapped and that no swap entry refers to leaves the swap cache.
-    fn free_swap_cache(&mut self, page: PageId) {
+    pub(crate) fn free_swap_cache(&mut self, page: PageId) {
         if self.pages.mapcount(page) == Some(0) {
             if let Some(slot) = self.pages.swap_slot(page) {
                 if self.swap[slot as usize].count == 0 {
                     self.delete_from_swap_cache(page);
                 }
             }
-        }
-    }
-
-    /// Drop one page-table entry's reference to whatever it maps (zap).
-    pub(crate) fn zap_pte(&mut self, pte: Pte) {
-        if pte.is_none() {
-            return;
-        }
-        self.ptes -= 1;
-        if let Some(page) = pte.page() {
-            self.page_remove_rmap(page);
-            self.free_swap_cache(page);
-        } else if let Some(slot) = pte.swap_slot() {
-            self.free_swap_and_cache(slot);
         }
     }
 

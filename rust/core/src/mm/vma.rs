@@ -33,18 +33,6 @@ impl Simulator {
     // Page-table entry plumbing
     // ----------------------------------------------------------------------------------
 
-    /// Install `pte` at `addr` in `vma` (a page-table page appears with its first entry).
-    pub(crate) fn set_pte(&mut self, v: VmaId, addr: u64, pte: Pte) {
-        let vma = self.vma_mut(v);
-        let (start, end) = (vma.start, vma.end);
-        let old = vma.ptes.set_in(addr, pte, start, end);
-        match (old.is_none(), pte.is_none()) {
-            (true, false) => self.ptes += 1,
-            (false, true) => self.ptes -= 1,
-            _ => {}
-        }
-    }
-
     /// Move `v`'s page-table entries into `pool`; leaves `v` with none.
     fn take_ptes(&mut self, v: VmaId, pool: &mut crate::state::pgtable::PteTable) {
         pool.absorb(std::mem::take(&mut self.vma_mut(v).ptes));
@@ -61,35 +49,6 @@ impl Simulator {
             ptes.fit(s, e);
         }
         debug_assert!(pool.is_empty(), "page-table entries lost their VMA");
-    }
-
-    /// `page_remove_rmap` for one present entry: drop a mapcount; a page nobody maps any
-    /// more is freed unless the swap cache holds it.
-    pub(crate) fn page_remove_rmap(&mut self, page: PageId) {
-        if self.pages.add_mapcount(page, -1).is_some() {
-            self.maybe_free_page(page);
-        }
-    }
-
-    /// `zap_page_range` over the whole VMA (`unmap_vmas`): clear every entry.
-    pub(crate) fn zap_vma(&mut self, v: VmaId) {
-        let ptes = std::mem::take(&mut self.vma_mut(v).ptes);
-        if let Some((_, e)) = ptes.dense_slice() {
-            for &p in e.iter().filter(|p| !p.is_none()) {
-                self.zap_pte(p);
-            }
-            return;
-        }
-        for (_, p) in ptes.iter() {
-            self.zap_pte(p);
-        }
-    }
-
-    /// `zap_page_range(vma, start, len)` for part of a VMA (MADV_DONTNEED).
-    pub(crate) fn zap_range(&mut self, v: VmaId, start: u64, end: u64) {
-        for (_, pte) in self.vma_mut(v).ptes.take_range(start, end) {
-            self.zap_pte(pte);
-        }
     }
 
     // ----------------------------------------------------------------------------------

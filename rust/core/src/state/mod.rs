@@ -6,6 +6,7 @@ pub mod arena;
 pub mod hostmem;
 pub mod interrupt;
 pub mod objects;
+pub mod pages;
 pub mod pagestore;
 pub mod pgtable;
 pub mod sim;

@@ -12,7 +12,7 @@ use crate::error::{Result, SimError};
 use crate::policy::Policy;
 use crate::state::arena::Arena;
 use crate::state::objects::*;
-use crate::state::pagestore::{PageStore, Stale};
+use crate::state::pagestore::PageStore;
 
 /// Lowest address a mapping may start at (`mmap_min_addr`, 64 KiB by default).
 pub const MMAP_MIN_ADDR: u64 = 0x1_0000;
@@ -922,42 +922,5 @@ impl Simulator {
     pub fn page_info(&self, page: PageId) -> Result<(u64, u64, u32, Option<u32>)> {
         let p = self.page_checked(page)?;
         Ok((p.mapping.to_u64(), p.index, p.mapcount, p.swap))
-    }
-
-    pub(crate) fn page_checked(&self, page: PageId) -> Result<Page> {
-        self.page(page).ok_or_else(|| match self.pages.stale(page) {
-            Some(Stale::Freed(Some(op))) => SimError::StaleHandle(format!(
-                "page handle {:#x} is stale: the page was freed by operation #{op}",
-                page.to_u64()
-            )),
-            Some(Stale::Freed(None)) => SimError::StaleHandle(format!(
-                "page handle {:#x} is stale: the page was freed (its slot has been reused since)",
-                page.to_u64()
-            )),
-            _ => SimError::StaleHandle(format!("page handle {:#x} does not name a page", page.to_u64())),
-        })
-    }
-
-    /// The page `id`, decoded, if live.
-    #[inline]
-    pub(crate) fn page(&self, id: PageId) -> Option<Page> {
-        self.pages.get(id, &self.avs)
-    }
-
-    /// Change a live page's fields through `f`; false if `id` is not live.
-    pub(crate) fn page_update(&mut self, id: PageId, f: impl FnOnce(&mut Page)) -> bool {
-        let Some(mut p) = self.page(id) else { return false };
-        f(&mut p);
-        self.pages.set(id, p, &mut self.avs)
-    }
-
-    /// `alloc_page` for an anonymous page with its fields set.
-    pub(crate) fn page_alloc(&mut self, p: Page) -> PageId {
-        self.pages.insert(p, &mut self.avs)
-    }
-
-    /// Free a page (`free_page`), recording this operation as the one that freed it.
-    pub(crate) fn page_free(&mut self, id: PageId) {
-        self.pages.remove(id, self.op, &mut self.avs);
     }
 }
