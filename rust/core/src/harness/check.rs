@@ -65,10 +65,10 @@ impl Simulator {
     /// exist elsewhere: a munmap whose second split fails leaves its first split behind,
     /// exactly as the kernel does.)
     pub(crate) fn check_merge_site(&self) -> Result<()> {
-        if self.merge_failed {
+        if self.merge_failed() {
             return Ok(());
         }
-        for &(mm, start, end, new_range) in &self.merge_sites {
+        for &(mm, start, end, new_range) in self.merge_sites() {
             self.check_merged_at(mm, start, end, new_range)?;
         }
         Ok(())
@@ -90,7 +90,7 @@ impl Simulator {
         }
         // A boundary shared with the next piece of the same operation was decided by that
         // piece's merge (the range after its prev), checked as that piece's left edge.
-        let inner = self.merge_sites.iter().any(|&(m, s, _, _)| m == mm && s == end);
+        let inner = self.merge_sites().iter().any(|&(m, s, _, _)| m == mm && s == end);
         if let Some(v) = self.find_vma(mm, end - 1).filter(|&v| !inner && self.vma(v).end == end) {
             if let Some(n) = self.vma_next(v).filter(|&n| self.range_mergeable_with(v, n, false, new_range)) {
                 stuck = Some((v, n));
@@ -118,7 +118,7 @@ impl Simulator {
     /// page table, grouped by page, as (pid, vma, addr). Also checks the entry maps a live
     /// page at the right index (invariant 2).
     fn check_layout_and_scan(&self) -> Result<Truth> {
-        let need = self.ptes as usize;
+        let need = self.pte_count() as usize;
         let bytes = need as u64 * std::mem::size_of::<(PageId, u32, VmaId, u64)>() as u64;
         let oom = |why: String| {
             SimError::OutOfMemory(format!(
@@ -246,11 +246,11 @@ impl Simulator {
                 used += 1;
             }
         }
-        if used != self.swap_used {
+        if used != self.swap.used() {
             return Err(self.violation(
                 6,
                 "accounting",
-                format!("{} swap slots counted in use, {used} are", self.swap_used),
+                format!("{} swap slots counted in use, {used} are", self.swap.used()),
             ));
         }
         Ok(())
@@ -618,11 +618,11 @@ impl Simulator {
                 ));
             }
         }
-        if ptes != self.ptes {
+        if ptes != self.pte_count() {
             return Err(self.violation(
                 6,
                 "accounting",
-                format!("{} page-table entries counted, {ptes} present", self.ptes),
+                format!("{} page-table entries counted, {ptes} present", self.pte_count()),
             ));
         }
         for (what, (a, f), live) in [

@@ -311,7 +311,7 @@ impl IncrementalCheck {
             }
             used += u64::from(s.count > 0 || s.cache.is_some());
         }
-        ensure(used == sim.swap_used)
+        ensure(used == sim.swap.used())
     }
 
     /// Invariant 2 (without the walks) and the leak part of 6, page by page.
@@ -447,7 +447,7 @@ impl IncrementalCheck {
         }
         reachable += self.av_mark.iter().filter(|&&m| m == 2).count();
         ensure(vmas == sim.vmas.len() && avcs == sim.avcs.len() && reachable == sim.avs.len())?;
-        ensure(ptes == sim.ptes)?;
+        ensure(ptes == sim.pte_count())?;
         for ((a, f), live) in [
             (sim.mms.alloc_free_counts(), sim.mms.len()),
             (sim.vmas.alloc_free_counts(), sim.vmas.len()),

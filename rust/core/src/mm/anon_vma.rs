@@ -51,7 +51,7 @@ impl Simulator {
     fn lock_write(&mut self, av: AnonVmaId, held: &mut Option<AnonVmaId>) {
         let l = self.lock_of(av);
         if *held != Some(l) {
-            self.ws_cur.lock_acquire += 1;
+            self.count_lock_acquire();
             *held = Some(l);
         }
     }
@@ -61,7 +61,7 @@ impl Simulator {
     fn av_index_insert(&mut self, avc: AvcId, at_head: bool) {
         let Some(c) = self.avcs.get(avc) else { return };
         let (av, vma) = (c.anon_vma, c.vma);
-        self.ws_cur.index_insert += 1;
+        self.count_index_insert();
         let key = crate::index::key_of(self.vma(vma));
         // A tree insertion's number orders equal keys; lists need none.
         let seq = if self.policy.index.keyed() { self.next_tree_seq() } else { 0 };
@@ -73,7 +73,7 @@ impl Simulator {
     /// Remove `avc` from its anon_vma's index; true when the index became empty.
     fn av_index_remove(&mut self, avc: AvcId) -> bool {
         let Some(av) = self.avcs.get(avc).map(|c| c.anon_vma) else { return false };
-        self.ws_cur.index_remove += 1;
+        self.count_index_remove();
         self.avs.get_mut(av).is_some_and(|a| a.index.remove(&mut self.avcs, avc))
     }
 
@@ -94,9 +94,9 @@ impl Simulator {
             if let Some(a) = self.avs.get_mut(av) {
                 a.index.rekey(&mut self.avcs, c, key, seq);
             }
-            self.ws_cur.index_remove += 1;
-            self.ws_cur.index_insert += 1;
-            self.ws_cur.tree_rekey += 1;
+            self.count_index_remove();
+            self.count_index_insert();
+            self.count_tree_rekey();
         }
     }
 
@@ -113,8 +113,8 @@ impl Simulator {
     /// list. Allocates nothing and cannot fail.
     pub(crate) fn anon_vma_link(&mut self, vma: VmaId) {
         let Some(av) = self.vma(vma).anon_vma else { return };
-        self.ws_cur.lock_acquire += 1;
-        self.ws_cur.index_insert += 1;
+        self.count_lock_acquire();
+        self.count_index_insert();
         // vma->anon_vma of a live VMA is live (invariant 3 checks it).
         if let Some(a) = self.avs.get_mut(av) {
             let pos = a.index.link_vma(vma);
@@ -126,8 +126,8 @@ impl Simulator {
     /// anon_vma when the list is empty.
     pub(crate) fn anon_vma_unlink(&mut self, vma: VmaId) {
         if let Some(av) = self.vma(vma).anon_vma {
-            self.ws_cur.lock_acquire += 1;
-            self.ws_cur.index_remove += 1;
+            self.count_lock_acquire();
+            self.count_index_remove();
             let pos = self.vma(vma).av_pos;
             let vmas = &mut self.vmas;
             let emptied = self.avs.get_mut(av).is_some_and(|a| {

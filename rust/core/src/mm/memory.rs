@@ -273,7 +273,7 @@ impl Simulator {
                 let vma = self.vma(v);
                 let (mapping, index) = (own, vma.linear_page_index(addr));
                 let p = self.page_alloc(Page { mapping, index, mapcount: 0, swap: Some(slot), anon: false });
-                self.swap[slot as usize].cache = Some(p);
+                self.swap.set_cache(slot, Some(p));
                 p
             }
         };

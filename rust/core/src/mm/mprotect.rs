@@ -150,7 +150,7 @@ impl Simulator {
         let x = self.vma_mut(v);
         x.prot = prot;
         x.flags = flags;
-        self.merge_sites.push((mm, start, end, false));
+        self.note_merge(mm, start, end, false);
         Ok(v)
     }
 

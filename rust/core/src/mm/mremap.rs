@@ -107,10 +107,10 @@ impl Simulator {
                 // the VMA itself, so it also merges with a compatible next VMA.
                 let ctx = crate::mm::vma::MergeCtx::default();
                 if self.vma_merge(mm, Some(v), e, new_end, prot, flags, av, pg + pages, ctx).is_some() {
-                    self.merge_sites.push((mm, e, new_end, true));
+                    self.note_merge(mm, e, new_end, true);
                     return Ok(old_addr);
                 }
-                if self.merge_failed {
+                if self.merge_failed() {
                     // expand_vma_in_place: vma_merge_extend returned NULL -> ENOMEM, nothing changed
                     return Err(SimError::OutOfMemory(format!(
                         "mremap of [{old_addr:#x}, {:#x}) in place: vma_merge_extend failed (ENOMEM); nothing changed",

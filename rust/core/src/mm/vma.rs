@@ -330,7 +330,7 @@ impl Simulator {
         match self.vma_merge_inner(mm, prev, addr, end, prot, flags, av, pgoff, ctx) {
             Ok(v) => v,
             Err(_) => {
-                self.merge_failed = true;
+                self.note_merge_failed();
                 None
             }
         }
@@ -558,7 +558,7 @@ impl Simulator {
         }
         let prev = self.mm(mm).vmas.range(..addr).next_back().map(|(_, &v)| v);
         self.map_new_range(mm, prev, addr, end, prot, flags, pgoff)?;
-        self.merge_sites.push((mm, addr, end, true));
+        self.note_merge(mm, addr, end, true);
         Ok(addr)
     }
 
@@ -662,7 +662,7 @@ impl Simulator {
             .filter(|&v| !heap_only || self.vma(v).end > start_brk);
         self.map_new_range(mm, prev, oldbrk, newbrk, rw, vmflags::ACCOUNT, pgoff)?;
         if prev.is_some() {
-            self.merge_sites.push((mm, oldbrk, newbrk, true));
+            self.note_merge(mm, oldbrk, newbrk, true);
         }
         self.mm_mut(mm).brk = new;
         Ok(new)

@@ -634,8 +634,6 @@ impl Wire for Simulator {
             merge_sites,
             merge_failed,
             swap,
-            swap_free,
-            swap_used,
             tree_seq,
             ws_cur,
             ws_snap,
@@ -663,8 +661,6 @@ impl Wire for Simulator {
         merge_sites.put(w);
         merge_failed.put(w);
         swap.put(w);
-        swap_free.put(w);
-        swap_used.put(w);
         tree_seq.put(w);
         ws_cur.put(w);
         ws_snap.put(w);
@@ -688,7 +684,7 @@ impl Wire for Simulator {
         s.pages = Wire::get(r)?;
         (s.allocations, s.site_allocs, s.inject, s.rng) = Wire::get(r)?;
         (s.ptes, s.merge_sites, s.merge_failed) = Wire::get(r)?;
-        (s.swap, s.swap_free, s.swap_used, s.tree_seq) = Wire::get(r)?;
+        (s.swap, s.tree_seq) = Wire::get(r)?;
         (s.ws_cur, s.ws_snap) = Wire::get(r)?;
         let n = r.read_len()?;
         for _ in 0..n {
