@@ -5,6 +5,7 @@
 
 use crate::error::{Result, SimError};
 use crate::mm::rmap::ScanStats;
+use crate::mm::vma::{MergeCtx, VmaMerge};
 use crate::state::objects::*;
 use crate::state::sim::Simulator;
 
@@ -125,8 +126,8 @@ impl Simulator {
             (x.start, x.pgoff, x.anon_vma)
         };
         let pgoff = vpgoff + ((start - vstart) >> PAGE_SHIFT);
-        let ctx = crate::mm::vma::MergeCtx { middle: Some(vma), copied_from: None };
-        let v = match self.vma_merge(mm, prev, start, end, prot, flags, av, pgoff, ctx) {
+        let ctx = MergeCtx { middle: Some(vma), copied_from: None };
+        let v = match self.vma_merge(&VmaMerge { mm, prev, start, end, prot, flags, anon_vma: av, pgoff, ctx }) {
             Some(m) => m,
             None => {
                 // A merge that failed half way (2.6.3x's case 6: the second pass's importer

@@ -1,7 +1,10 @@
-//! `mm/mremap.c` of 2.6.34: shrink, expand in place, or move (`move_vma` → `copy_vma`,
-//! `move_page_tables`, `do_munmap` of the source).
+//! `mm/mremap.c`, every era from 2.6.33 to 6.18: shrink, expand in place, or move
+//! (`move_vma` → `copy_vma`, `move_page_tables`, `do_munmap` of the source). The code has
+//! 2.6.34's structure; 6.1's merge after growing in place (`mremap_expand_merges`) and
+//! 6.17's move of a range spanning several VMAs (`mremap_move_multi`) are knobs.
 
 use crate::error::{Result, SimError};
+use crate::mm::vma::{MergeCtx, VmaMerge};
 use crate::policy::{Linking, MergeAnonRule};
 use crate::state::objects::*;
 use crate::state::sim::{AllocSite, Simulator, TASK_SIZE};
@@ -105,8 +108,21 @@ impl Simulator {
             if self.policy.mremap_expand_merges {
                 // 6.1+ (ca3d76b0aa80): vma_merge_extend, the grown part as a new range after
                 // the VMA itself, so it also merges with a compatible next VMA.
-                let ctx = crate::mm::vma::MergeCtx::default();
-                if self.vma_merge(mm, Some(v), e, new_end, prot, flags, av, pg + pages, ctx).is_some() {
+                let ctx = MergeCtx::default();
+                if self
+                    .vma_merge(&VmaMerge {
+                        mm,
+                        prev: Some(v),
+                        start: e,
+                        end: new_end,
+                        prot,
+                        flags,
+                        anon_vma: av,
+                        pgoff: pg + pages,
+                        ctx,
+                    })
+                    .is_some()
+                {
                     self.note_merge(mm, e, new_end, true);
                     return Ok(old_addr);
                 }
@@ -201,8 +217,10 @@ impl Simulator {
         let anonymous = flags >> crate::state::objects::vmflags::FILE_SHIFT == 0;
         let pgoff = if av.is_none() && anonymous { addr >> PAGE_SHIFT } else { pgoff };
         let prev = self.mm(mm).vmas.range(..addr).next_back().map(|(_, &v)| v);
-        let ctx = crate::mm::vma::MergeCtx { middle: None, copied_from: Some(vma) };
-        if let Some(merged) = self.vma_merge(mm, prev, addr, addr + len, prot, flags, av, pgoff, ctx) {
+        let ctx = MergeCtx { middle: None, copied_from: Some(vma) };
+        if let Some(merged) =
+            self.vma_merge(&VmaMerge { mm, prev, start: addr, end: addr + len, prot, flags, anon_vma: av, pgoff, ctx })
+        {
             // 2025 rule: an unfaulted target inherits the source's anon_vma (dup_anon_vma).
             if self.policy.merge_rule == MergeAnonRule::Case2025 && self.vma(merged).anon_vma.is_none() && av.is_some()
             {

@@ -1,10 +1,31 @@
-//! Reverse-map walks of anonymous pages: the read side of `mm/rmap.c`
-//! (`page_lock_anon_vma`, `page_referenced_anon`, `rmap_walk_anon`).
+//! Reverse-map walks of anonymous pages — the read side of `mm/rmap.c`
+//! (`page_lock_anon_vma`, `page_referenced_anon`, `rmap_walk_anon`) — and, in the last
+//! section, a page's mapping side (`page_add_anon_rmap`, `page_move_anon_rmap`,
+//! `page_remove_rmap`).
 //!
-//! A walk starts at `page->mapping`, takes that anon_vma's lock, enumerates its list
-//! (legacy: VMAs; chain eras: chain entries) and for every candidate computes
-//! `vma_address`; in-range candidates cost a page-table lookup. What each walk paid is
-//! returned as one row of [`ScanStats`].
+//! A walk starts at `page->mapping`, takes that anon_vma's lock, enumerates its index
+//! (legacy: VMAs; chain eras: chain entries; see [`crate::index::AnonIndex`]) and for
+//! every candidate computes `vma_address`; in-range candidates cost a page-table lookup.
+//! What each walk paid is returned as one row of [`ScanStats`].
+//!
+//! # Lock order
+//!
+//! The kernel nests these locks in this order, outermost first:
+//!
+//! 1. `mm->mmap_lock` (`mmap_sem` before 5.8) of the address space being changed;
+//! 2. the anon_vma lock — the anon_vma's own (≤ 2.6.34) or its root's (2.6.35+): a
+//!    spinlock (≤ 2.6.39), a mutex (3.0–3.7), an rwsem (3.8+);
+//! 3. the page-table lock of the entries touched.
+//!
+//! The model runs one operation at a time, so it takes no lock; it records the ones the
+//! kernel would take. A write-side operation (fork, mmap, mprotect, munmap, mremap, a
+//! fault) is as if it held its mm's `mmap_lock`; each anon_vma lock it would take is
+//! counted in `WriteStats::lock_acquire` (`lock_anon_vma_root` keeps a root across a
+//! loop and is counted once). A walk holds no `mmap_lock` — reclaim and migration reach
+//! a page without knowing its mm — and takes exactly one lock, `page->mapping`'s anon_vma
+//! lock (or its root's) for reading from 3.8, exclusively before; each row of
+//! [`ScanStats`] names it (`lock_id`, `lock_mode`). Page-table locks are implied by
+//! every entry read or written and not recorded.
 
 use crate::error::{Result, SimError};
 use crate::policy::{LockKind, LockScope, SwapinTarget};

@@ -1,4 +1,10 @@
-//! VMA creation, merging, splitting and unmapping: `mm/mmap.c` of 2.6.33 / 2.6.34.
+//! VMA creation, merging, splitting and unmapping: `mm/mmap.c` (from 6.1 partly, and
+//! from 6.7 `mm/vma.c`), for every era from 2.6.33 to 6.18. The code follows the
+//! 2.6.33/2.6.34 structure (`vma_merge`'s eight cases, `vma_adjust`, `__split_vma`,
+//! `do_munmap`); later eras' rules enter through the policy knobs read here: the
+//! anon_vma merge rule (`merge_rule`: 3.0's singular chain, 2025's case rule), the
+//! importer chosen up front (`adjust_imports_upfront`), brk's heap-only growth of 6.1
+//! (`brk_heap_only`), `MAP_STACK`'s `VM_NOHUGEPAGE` of 6.7 (`map_stack_nohugepage`).
 //!
 //! Page-table entries are stored per VMA (`Vma::ptes`, sparse and keyed by address), so
 //! whenever VMA boundaries move the entries are handed to whichever VMA now covers their
@@ -18,6 +24,22 @@ pub(crate) struct MergeCtx {
     pub copied_from: Option<VmaId>,
 }
 use crate::state::sim::{AllocSite, Simulator, MMAP_BASE, MMAP_MIN_ADDR, TASK_SIZE};
+
+/// One `vma_merge` request: the range `[start, end)` of `mm` after `prev`, with the
+/// attributes it would have (protection, flags, anon_vma, `vm_pgoff` of `start`) and the
+/// caller's context. Our own counterpart of the kernel's `struct vma_merge_struct`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct VmaMerge {
+    pub mm: MmId,
+    pub prev: Option<VmaId>,
+    pub start: u64,
+    pub end: u64,
+    pub prot: u8,
+    pub flags: u32,
+    pub anon_vma: Option<AnonVmaId>,
+    pub pgoff: u64,
+    pub ctx: MergeCtx,
+}
 
 /// The `MAP_*` flags of an mmap besides `MAP_PRIVATE`/`MAP_ANONYMOUS`/`MAP_FIXED`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -306,7 +328,7 @@ impl Simulator {
         }
     }
 
-    /// `vma_merge(mm, prev, addr, end, vm_flags, anon_vma, pgoff)` (2.6.33 / 2.6.34): merge
+    /// `vma_merge(mm, prev, addr, end, vm_flags, anon_vma, pgoff)` (2.6.33 structure, every era): merge
     /// the range `[addr, end)` — new (mmap) or an existing part of a VMA (mprotect,
     /// madvise) — with `prev` and/or the following VMA when attributes, pgoff and
     /// anon_vmas allow. Returns the VMA now covering the range, or `None` when no merge
@@ -314,20 +336,8 @@ impl Simulator {
     ///
     /// As in the kernel (`if (err) return NULL;`), a failure of the `vma_adjust` inside
     /// (the importer's ENOMEM) is reported as "no merge"; the caller carries on.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn vma_merge(
-        &mut self,
-        mm: MmId,
-        prev: Option<VmaId>,
-        addr: u64,
-        end: u64,
-        prot: u8,
-        flags: u32,
-        av: Option<AnonVmaId>,
-        pgoff: u64,
-        ctx: MergeCtx,
-    ) -> Option<VmaId> {
-        match self.vma_merge_inner(mm, prev, addr, end, prot, flags, av, pgoff, ctx) {
+    pub(crate) fn vma_merge(&mut self, m: &VmaMerge) -> Option<VmaId> {
+        match self.vma_merge_inner(m) {
             Ok(v) => v,
             Err(_) => {
                 self.note_merge_failed();
@@ -336,19 +346,8 @@ impl Simulator {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn vma_merge_inner(
-        &mut self,
-        mm: MmId,
-        prev: Option<VmaId>,
-        addr: u64,
-        end: u64,
-        prot: u8,
-        flags: u32,
-        av: Option<AnonVmaId>,
-        pgoff: u64,
-        ctx: MergeCtx,
-    ) -> Result<Option<VmaId>> {
+    fn vma_merge_inner(&mut self, m: &VmaMerge) -> Result<Option<VmaId>> {
+        let &VmaMerge { mm, prev, start: addr, end, prot, flags, anon_vma: av, pgoff, ctx } = m;
         let pglen = (end - addr) >> PAGE_SHIFT;
         let mut next = match prev {
             Some(p) => self.vma_next(p),
@@ -575,7 +574,20 @@ impl Simulator {
         flags: u32,
         pgoff: u64,
     ) -> Result<()> {
-        if self.vma_merge(mm, prev, addr, end, prot, flags, None, pgoff, MergeCtx::default()).is_none() {
+        if self
+            .vma_merge(&VmaMerge {
+                mm,
+                prev,
+                start: addr,
+                end,
+                prot,
+                flags,
+                anon_vma: None,
+                pgoff,
+                ctx: MergeCtx::default(),
+            })
+            .is_none()
+        {
             let v = self.vma_alloc(AllocSite::VmaMmap, mm, addr, end, pgoff, prot, flags)?;
             self.vma_link(v, true);
         }
