@@ -286,3 +286,74 @@ impl AnonIndex {
 }
 
 crate::wire_struct!(AnonIndex { list, tree, tree_len });
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::arena::Id;
+
+    const AV: AnonVmaId = Id::new(0, 0);
+
+    /// Chain entries for VMAs 1, 2, … (the VMAs themselves are not needed).
+    fn entries(avcs: &mut Arena<Avc>, n: u32) -> Vec<AvcId> {
+        (1..=n)
+            .map(|v| avcs.insert(Avc { vma: Id::new(v, 0), anon_vma: AV, pos: 0, tree: TreeLinks::default() }))
+            .collect()
+    }
+
+    fn candidates(ix: &AnonIndex, avcs: &Arena<Avc>, pgoff: u64) -> (Vec<u32>, u32) {
+        let mut out = Vec::new();
+        let nodes = ix.for_each_candidate(avcs, pgoff, |v| {
+            out.push(v.index());
+            true
+        });
+        (out, nodes)
+    }
+
+    #[test]
+    fn a_list_gives_every_entry_in_list_add_order() {
+        let (mut avcs, mut ix) = (Arena::default(), AnonIndex::default());
+        let c = entries(&mut avcs, 3);
+        // list_add_tail(1), list_add(2), list_add_tail(3): 2, 1, 3.
+        for (&e, head) in c.iter().zip([false, true, false]) {
+            ix.insert(IndexKind::List, &mut avcs, e, (0, 0), head, 0);
+        }
+        assert_eq!(candidates(&ix, &avcs, 12345), (vec![2, 1, 3], 0), "a list ignores the offset");
+        assert!(!ix.remove(&mut avcs, c[1]));
+        assert_eq!(candidates(&ix, &avcs, 0).0, vec![1, 3]);
+        assert_eq!(ix.verify(IndexKind::List, AV, &avcs, &Arena::default(), false), Ok(2));
+        ix.tree_len = 1;
+        assert!(ix
+            .verify(IndexKind::List, AV, &avcs, &Arena::default(), false)
+            .unwrap_err()
+            .contains("outside its list"));
+    }
+
+    #[test]
+    fn a_tree_gives_the_entries_covering_the_offset_and_rekeys() {
+        let (mut avcs, mut ix) = (Arena::default(), AnonIndex::default());
+        let c = entries(&mut avcs, 3);
+        for (k, (&e, key)) in c.iter().zip([(0, 9), (5, 5), (20, 29)]).enumerate() {
+            ix.insert(IndexKind::IntervalTree, &mut avcs, e, key, false, k as u64 + 1);
+        }
+        assert_eq!(ix.len(), 3);
+        let (at5, nodes) = candidates(&ix, &avcs, 5);
+        assert_eq!(at5, vec![1, 2]);
+        assert!(nodes >= 2);
+        assert_eq!(candidates(&ix, &avcs, 25).0, vec![3]);
+        assert_eq!(candidates(&ix, &avcs, 15).0, Vec::<u32>::new());
+        ix.rekey(&mut avcs, c[2], (3, 4), 4);
+        assert_eq!(candidates(&ix, &avcs, 4).0, vec![1, 3], "ordered by start: [0, 9] then [3, 4]");
+        assert_eq!(candidates(&ix, &avcs, 25).0, Vec::<u32>::new());
+        assert_eq!(ix.verify(IndexKind::IntervalTree, AV, &avcs, &Arena::default(), false), Ok(3));
+        ix.tree_len = 4;
+        assert!(ix
+            .verify(IndexKind::IntervalTree, AV, &avcs, &Arena::default(), false)
+            .unwrap_err()
+            .contains("counted 4"));
+        ix.tree_len = 3;
+        assert!(!ix.remove(&mut avcs, c[0]) && !ix.remove(&mut avcs, c[1]));
+        assert!(ix.remove(&mut avcs, c[2]), "the last removal empties the tree");
+        assert!(ix.is_empty());
+    }
+}
