@@ -484,11 +484,11 @@ fn interval_tree_visits_only_covering_pieces() {
         let (visited, in_range, found) = (st.vmas_visited[0] as u64, st.vmas_in_range[0] as u64, st.mappings_found[0]);
         assert_eq!((in_range, found), (n as u64 + 1, n as u32 + 1), "{era}");
         match s.policy().index {
-            rmapsim_core::policy::AnonIndex::List if s.policy().linking == rmapsim_core::policy::Linking::Legacy => {
+            rmapsim_core::policy::IndexKind::List if s.policy().linking == rmapsim_core::policy::Linking::Legacy => {
                 assert_eq!(visited, k * (n as u64 + 1), "{era}")
             }
-            rmapsim_core::policy::AnonIndex::List => assert_eq!(visited, k * (n as u64 + 1), "{era}"),
-            rmapsim_core::policy::AnonIndex::IntervalTree => {
+            rmapsim_core::policy::IndexKind::List => assert_eq!(visited, k * (n as u64 + 1), "{era}"),
+            rmapsim_core::policy::IndexKind::IntervalTree => {
                 assert_eq!(visited, n as u64 + 1, "{era}");
                 assert!(st.tree_nodes_visited[0] as u64 > n as u64);
             }

@@ -4,9 +4,8 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use crate::error::{Result, SimError};
-use crate::index::itree;
 use crate::mm::rmap::WalkMode;
-use crate::policy::{AnonIndex, ForkReuse, Linking};
+use crate::policy::{ForkReuse, Linking};
 use crate::state::interrupt::{self, Ticker};
 use crate::state::objects::*;
 use crate::state::sim::Simulator;
@@ -66,10 +65,10 @@ impl Simulator {
     /// exist elsewhere: a munmap whose second split fails leaves its first split behind,
     /// exactly as the kernel does.)
     pub(crate) fn check_merge_site(&self) -> Result<()> {
-        if self.merge_failed {
+        if self.merge_failed() {
             return Ok(());
         }
-        for &(mm, start, end, new_range) in &self.merge_sites {
+        for &(mm, start, end, new_range) in self.merge_sites() {
             self.check_merged_at(mm, start, end, new_range)?;
         }
         Ok(())
@@ -91,7 +90,7 @@ impl Simulator {
         }
         // A boundary shared with the next piece of the same operation was decided by that
         // piece's merge (the range after its prev), checked as that piece's left edge.
-        let inner = self.merge_sites.iter().any(|&(m, s, _, _)| m == mm && s == end);
+        let inner = self.merge_sites().iter().any(|&(m, s, _, _)| m == mm && s == end);
         if let Some(v) = self.find_vma(mm, end - 1).filter(|&v| !inner && self.vma(v).end == end) {
             if let Some(n) = self.vma_next(v).filter(|&n| self.range_mergeable_with(v, n, false, new_range)) {
                 stuck = Some((v, n));
@@ -119,7 +118,7 @@ impl Simulator {
     /// page table, grouped by page, as (pid, vma, addr). Also checks the entry maps a live
     /// page at the right index (invariant 2).
     fn check_layout_and_scan(&self) -> Result<Truth> {
-        let need = self.ptes as usize;
+        let need = self.pte_count() as usize;
         let bytes = need as u64 * std::mem::size_of::<(PageId, u32, VmaId, u64)>() as u64;
         let oom = |why: String| {
             SimError::OutOfMemory(format!(
@@ -247,11 +246,11 @@ impl Simulator {
                 used += 1;
             }
         }
-        if used != self.swap_used {
+        if used != self.swap.used() {
             return Err(self.violation(
                 6,
                 "accounting",
-                format!("{} swap slots counted in use, {used} are", self.swap_used),
+                format!("{} swap slots counted in use, {used} are", self.swap.used()),
             ));
         }
         Ok(())
@@ -362,91 +361,25 @@ impl Simulator {
                     format!("anon_vma_chain {c:?} points to freed anon_vma {:?}", avc.anon_vma),
                 ));
             };
-            if self.policy.index == AnonIndex::IntervalTree {
-                let (s, l) = (vma.pgoff, vma.pgoff + vma.pages() - 1);
-                if (avc.tree.start, avc.tree.last) != (s, l) {
-                    return Err(self.violation(3, "chain/list symmetry", format!(
-                        "anon_vma_chain {c:?} is keyed [{:#x}, {:#x}] in the interval tree but its VMA covers pgoff [{s:#x}, {l:#x}]",
-                        avc.tree.start, avc.tree.last
-                    )));
-                }
-            } else if av.list.get(avc.pos) != Some(ListEntry { avc: Some(c), vma: avc.vma }) {
-                return Err(self.violation(
-                    3,
-                    "chain/list symmetry",
-                    format!("anon_vma_chain {c:?} is not at its recorded place on anon_vma {:?}'s list", avc.anon_vma),
-                ));
+            if let Some(fault) = av.index.entry_fault(self.policy.index, c, avc, vma) {
+                return Err(self.violation(3, "chain/list symmetry", fault));
             }
         }
         let mut on_lists = 0usize;
+        let legacy = self.policy.linking == Linking::Legacy;
         for (a, av) in self.avs.iter() {
             ticker.tick()?;
-            if self.policy.index == AnonIndex::IntervalTree {
-                let n = itree::validate(&self.avcs, av.tree).map_err(|e| {
-                    self.violation(3, "chain/list symmetry", format!("anon_vma {:#x}'s tree: {e}", a.to_u64()))
-                })?;
-                if n != av.tree_len as usize {
-                    return Err(self.violation(
-                        3,
-                        "chain/list symmetry",
-                        format!("anon_vma {:#x}'s tree holds {n} entries, counted {}", a.to_u64(), av.tree_len),
-                    ));
-                }
-                let mut foreign = None;
-                itree::for_each(&self.avcs, av.tree, &mut |c| {
-                    if self.avcs.get(c).is_none_or(|x| x.anon_vma != a) {
-                        foreign = Some(c);
-                    }
-                });
-                if let Some(c) = foreign {
-                    return Err(self.violation(
-                        3,
-                        "chain/list symmetry",
-                        format!("anon_vma {:#x}'s tree holds a foreign entry {c:?}", a.to_u64()),
-                    ));
-                }
-                on_lists += n;
-                if n == 0 && !self.pinned_root(a) {
-                    return Err(self.violation(
-                        6,
-                        "accounting",
-                        format!("anon_vma {:#x} has an empty tree but was not freed", a.to_u64()),
-                    ));
-                }
-                continue;
-            }
-            if av.list.is_empty() && !self.pinned_root(a) {
+            let n = av
+                .index
+                .verify(self.policy.index, a, &self.avcs, &self.vmas, legacy)
+                .map_err(|e| self.violation(3, "chain/list symmetry", e))?;
+            on_lists += n;
+            if n == 0 && !self.pinned_root(a) {
                 return Err(self.violation(
                     6,
                     "accounting",
-                    format!("anon_vma {:#x} has an empty list but was not freed", a.to_u64()),
+                    format!("anon_vma {:#x} has an empty {} but was not freed", a.to_u64(), self.policy.index.noun()),
                 ));
-            }
-            for (pos, e) in av.list.iter_pos() {
-                on_lists += 1;
-                match e.avc {
-                    Some(c) => match self.avcs.get(c) {
-                        Some(avc) if avc.anon_vma == a && avc.pos == pos && avc.vma == e.vma => {}
-                        _ => {
-                            return Err(self.violation(
-                                3,
-                                "chain/list symmetry",
-                                format!("anon_vma {:#x} lists a stale or foreign chain entry {c:?}", a.to_u64()),
-                            ))
-                        }
-                    },
-                    None => match self.vmas.get(e.vma) {
-                        Some(v)
-                            if self.policy.linking == Linking::Legacy && v.anon_vma == Some(a) && v.av_pos == pos => {}
-                        _ => {
-                            return Err(self.violation(
-                                3,
-                                "chain/list symmetry",
-                                format!("anon_vma {:#x} lists VMA {:?} that does not point back", a.to_u64(), e.vma),
-                            ))
-                        }
-                    },
-                }
             }
         }
         let expected = match self.policy.linking {
@@ -515,13 +448,6 @@ impl Simulator {
         self.policy.track_root && self.avs.iter().any(|(c, x)| c != a && x.root == a)
     }
 
-    fn index_len(&self, av: &AnonVma) -> usize {
-        match self.policy.index {
-            AnonIndex::List => av.list.len(),
-            AnonIndex::IntervalTree => av.tree_len as usize,
-        }
-    }
-
     /// Invariants 3 (one root per chain) and 5 (counters): every anon_vma of a chain shares
     /// the chain's root; refcounts, `degree`, `num_children` and `num_active_vmas` equal a
     /// recount from scratch.
@@ -569,12 +495,12 @@ impl Simulator {
             if x.root != c {
                 *pins.entry(x.root).or_default() += 1;
             }
-            if self.index_len(x) > 0 {
+            if !x.index.is_empty() {
                 *children.entry(x.parent).or_default() += 1; // the root counts itself
             }
         }
         for (a, x) in self.avs.iter() {
-            let in_use = u32::from(self.index_len(x) > 0);
+            let in_use = u32::from(!x.index.is_empty());
             let refs = in_use + pins.get(&a).copied().unwrap_or(0);
             if x.refcount != refs {
                 return Err(self.violation(
@@ -692,11 +618,11 @@ impl Simulator {
                 ));
             }
         }
-        if ptes != self.ptes {
+        if ptes != self.pte_count() {
             return Err(self.violation(
                 6,
                 "accounting",
-                format!("{} page-table entries counted, {ptes} present", self.ptes),
+                format!("{} page-table entries counted, {ptes} present", self.pte_count()),
             ));
         }
         for (what, (a, f), live) in [

@@ -22,8 +22,7 @@
 //! [`Arena::track`]: crate::state::arena::Arena::track
 
 use crate::error::{Result, SimError};
-use crate::index::itree;
-use crate::policy::{AnonIndex, ForkReuse, Linking};
+use crate::policy::{ForkReuse, Linking};
 use crate::state::objects::*;
 use crate::state::sim::Simulator;
 
@@ -312,7 +311,7 @@ impl IncrementalCheck {
             }
             used += u64::from(s.count > 0 || s.cache.is_some());
         }
-        ensure(used == sim.swap_used)
+        ensure(used == sim.swap.used())
     }
 
     /// Invariant 2 (without the walks) and the leak part of 6, page by page.
@@ -335,46 +334,27 @@ impl IncrementalCheck {
 
     /// Invariant 3 and the empty-index part of 6, as `check_links`.
     fn check_links(&mut self, sim: &Simulator) -> Found {
-        let tree = sim.policy.index == AnonIndex::IntervalTree;
+        let kind = sim.policy.index;
         for (c, avc) in sim.avcs.iter() {
             *at(&mut self.avc_av, c.index() as usize) = avc.anon_vma.index() + 1;
             let vma = sim.vmas.get(avc.vma).ok_or(Broken)?;
             ensure(vma.chain.iter().filter(|&&x| x == c).count() == 1)?;
             let av = sim.avs.get(avc.anon_vma).ok_or(Broken)?;
-            if tree {
-                ensure((avc.tree.start, avc.tree.last) == (vma.pgoff, vma.pgoff + vma.pages() - 1))?;
-            } else {
-                ensure(av.list.get(avc.pos) == Some(ListEntry { avc: Some(c), vma: avc.vma }))?;
-            }
+            ensure(av.index.entry_fault(kind, c, avc, vma).is_none())?;
         }
         let mut on_lists = 0usize;
+        let legacy = sim.policy.linking == Linking::Legacy;
         for (a, av) in sim.avs.iter() {
-            if tree {
-                let ok = at(&mut self.tree_ok, a.index() as usize);
-                if *ok != Some(a) {
-                    let n = itree::validate(&sim.avcs, av.tree).map_err(|_| Broken)?;
-                    ensure(n == av.tree_len as usize)?;
-                    let mut foreign = false;
-                    itree::for_each(&sim.avcs, av.tree, &mut |c| {
-                        foreign |= sim.avcs.get(c).is_none_or(|x| x.anon_vma != a);
-                    });
-                    ensure(!foreign)?;
+            // A tree verified since its last change is not verified again.
+            let ok = at(&mut self.tree_ok, a.index() as usize);
+            if !kind.keyed() || *ok != Some(a) {
+                av.index.verify(kind, a, &sim.avcs, &sim.vmas, legacy).map_err(|_| Broken)?;
+                if kind.keyed() {
                     *ok = Some(a);
                 }
-                ensure(av.tree_len > 0 || self.pinned_root(sim, a))?;
-                on_lists += av.tree_len as usize;
-                continue;
             }
-            ensure(!av.list.is_empty() || self.pinned_root(sim, a))?;
-            for (pos, e) in av.list.iter_pos() {
-                on_lists += 1;
-                ensure(match e.avc {
-                    Some(c) => sim.avcs.get(c).is_some_and(|x| x.anon_vma == a && x.pos == pos && x.vma == e.vma),
-                    None => sim.vmas.get(e.vma).is_some_and(|v| {
-                        sim.policy.linking == Linking::Legacy && v.anon_vma == Some(a) && v.av_pos == pos
-                    }),
-                })?;
-            }
+            ensure(!av.index.is_empty() || self.pinned_root(sim, a))?;
+            on_lists += av.index.len();
         }
         let mut expected = sim.avcs.len();
         if sim.policy.linking == Linking::Legacy {
@@ -434,13 +414,13 @@ impl IncrementalCheck {
                 self.av_pins[x.root.index() as usize] += 1;
             }
             // (a parent freed before its child counts under a handle no live anon_vma has)
-            if index_len(sim, x) > 0 && sim.avs.contains(x.parent) {
+            if !x.index.is_empty() && sim.avs.contains(x.parent) {
                 self.av_children[x.parent.index() as usize] += 1;
             }
         }
         for (a, x) in sim.avs.iter() {
             let i = a.index() as usize;
-            ensure(x.refcount == u32::from(index_len(sim, x) > 0) + self.av_pins[i])?;
+            ensure(x.refcount == u32::from(!x.index.is_empty()) + self.av_pins[i])?;
             let (act, kids) = (self.av_active[i], self.av_children[i]);
             ensure(match sim.policy.fork_reuse {
                 ForkReuse::Never => true,
@@ -467,7 +447,7 @@ impl IncrementalCheck {
         }
         reachable += self.av_mark.iter().filter(|&&m| m == 2).count();
         ensure(vmas == sim.vmas.len() && avcs == sim.avcs.len() && reachable == sim.avs.len())?;
-        ensure(ptes == sim.ptes)?;
+        ensure(ptes == sim.pte_count())?;
         for ((a, f), live) in [
             (sim.mms.alloc_free_counts(), sim.mms.len()),
             (sim.vmas.alloc_free_counts(), sim.vmas.len()),
@@ -478,13 +458,6 @@ impl IncrementalCheck {
             ensure(a - f == live as u64)?;
         }
         Ok(())
-    }
-}
-
-fn index_len(sim: &Simulator, av: &AnonVma) -> usize {
-    match sim.policy.index {
-        AnonIndex::List => av.list.len(),
-        AnonIndex::IntervalTree => av.tree_len as usize,
     }
 }
 

@@ -11,8 +11,7 @@
 //! `vma->anon_vma_chain` exists from 2.6.34 (`linking = chain`).
 
 use crate::error::{Result, SimError};
-use crate::index::itree;
-use crate::policy::{AnonIndex, ForkReuse, Linking};
+use crate::policy::{ForkReuse, Linking};
 use crate::state::arena::{Arena, Id};
 use crate::state::objects::*;
 use crate::state::sim::Simulator;
@@ -125,10 +124,7 @@ impl Simulator {
         let a = live(&self.avs, h, "anon_vma")?;
         let p = &self.policy;
         let rooted = p.track_root;
-        let (entries, index) = match p.index {
-            AnonIndex::List => (a.list.len(), "head"),
-            AnonIndex::IntervalTree => (a.tree_len as usize, "rb_root"),
-        };
+        let (entries, index) = (a.index.len(), p.index.field_name());
         Ok(AnonVmaFields {
             root: rooted.then_some(a.root.to_u64()),
             parent: (p.fork_reuse != ForkReuse::Never).then_some(a.parent.to_u64()),
@@ -177,18 +173,12 @@ impl Simulator {
             }
             "anon_vma" => {
                 let a = live(&self.avs, h, "anon_vma")?;
-                Ok(match self.policy.index {
-                    AnonIndex::List => a.list.iter().map(|e| (e.avc.map(|c| c.to_u64()), e.vma.to_u64())).collect(),
-                    AnonIndex::IntervalTree => {
-                        let mut out = Vec::with_capacity(a.tree_len as usize);
-                        itree::for_each(&self.avcs, a.tree, &mut |c| {
-                            if let Some(x) = self.avcs.get(c) {
-                                out.push((Some(c.to_u64()), x.vma.to_u64()));
-                            }
-                        });
-                        out
-                    }
-                })
+                let mut out = Vec::with_capacity(a.index.len());
+                a.index.for_each_entry(&self.avcs, |c, v, _| {
+                    out.push((c.map(|c| c.to_u64()), v.to_u64()));
+                    true
+                });
+                Ok(out)
             }
             _ => Err(SimError::InvalidArgument(format!(
                 "kind must be one of \"mm\", \"vma\", \"anon_vma\" (objects that head a list), got {}",

@@ -167,17 +167,8 @@ impl Simulator {
                 vmas.push((pid, x.start, x.end, x.pgoff, x.prot, x.anon_vma.map(|a| a.to_u64()), chain));
             }
         }
-        let avs = self
-            .avs
-            .iter()
-            .map(|(a, x)| {
-                let n = match self.policy.index {
-                    crate::policy::AnonIndex::List => x.list.len(),
-                    crate::policy::AnonIndex::IntervalTree => x.tree_len as usize,
-                };
-                (a.to_u64(), x.root.to_u64(), x.parent.to_u64(), n)
-            })
-            .collect();
+        let avs =
+            self.avs.iter().map(|(a, x)| (a.to_u64(), x.root.to_u64(), x.parent.to_u64(), x.index.len())).collect();
         (vmas, avs)
     }
 }

@@ -10,7 +10,7 @@
 
 use crate::error::Result;
 use crate::index::itree;
-use crate::policy::{AnonIndex, ForkReuse, Linking, LockScope, PrepareReuse};
+use crate::policy::{ForkReuse, Linking, LockScope, PrepareReuse};
 use crate::state::objects::*;
 use crate::state::sim::{AllocSite, Simulator};
 
@@ -18,9 +18,7 @@ impl Simulator {
     /// `anon_vma_alloc` (after the caller's `may_alloc`): a new root of its own tree.
     fn anon_vma_alloc(&mut self) -> AnonVmaId {
         let av = self.avs.insert(AnonVma {
-            list: AvList::default(),
-            tree: None,
-            tree_len: 0,
+            index: crate::index::AnonIndex::default(),
             root: crate::state::arena::Id::new(0, 0),
             parent: crate::state::arena::Id::new(0, 0),
             refcount: 1,
@@ -53,32 +51,9 @@ impl Simulator {
     fn lock_write(&mut self, av: AnonVmaId, held: &mut Option<AnonVmaId>) {
         let l = self.lock_of(av);
         if *held != Some(l) {
-            self.ws_cur.lock_acquire += 1;
+            self.count_lock_acquire();
             *held = Some(l);
         }
-    }
-
-    /// Remove one entry from `av`'s list and keep back-pointers valid across compaction.
-    /// Returns true when the list became empty.
-    fn av_list_del(&mut self, av: AnonVmaId, pos: ListPos) -> bool {
-        let Some(a) = self.avs.get_mut(av) else {
-            return false;
-        };
-        a.list.remove(pos);
-        if a.list.wants_compaction() {
-            let moved = a.list.compact();
-            for (e, p) in moved {
-                match e.avc {
-                    Some(c) => {
-                        if let Some(c) = self.avcs.get_mut(c) {
-                            c.pos = p
-                        }
-                    }
-                    None => self.vma_mut(e.vma).av_pos = p,
-                }
-            }
-        }
-        self.avs.get(av).is_some_and(|a| a.list.is_empty())
     }
 
     /// Insert `avc` into its anon_vma's index (list head/tail, or interval tree keyed by
@@ -86,75 +61,42 @@ impl Simulator {
     fn av_index_insert(&mut self, avc: AvcId, at_head: bool) {
         let Some(c) = self.avcs.get(avc) else { return };
         let (av, vma) = (c.anon_vma, c.vma);
-        self.ws_cur.index_insert += 1;
-        match self.policy.index {
-            AnonIndex::List => {
-                let e = ListEntry { avc: Some(avc), vma };
-                let Some(a) = self.avs.get_mut(av) else { return };
-                let pos = if at_head { a.list.push_head(e) } else { a.list.push_tail(e) };
-                if let Some(c) = self.avcs.get_mut(avc) {
-                    c.pos = pos;
-                }
-            }
-            AnonIndex::IntervalTree => {
-                let (start, last) = {
-                    let v = self.vma(vma);
-                    (v.pgoff, v.pgoff + v.pages() - 1)
-                };
-                if let Some(c) = self.avcs.get_mut(avc) {
-                    c.tree.start = start;
-                    c.tree.last = last;
-                }
-                self.tree_seq += 1;
-                let seq = self.tree_seq;
-                let root = self.avs.get(av).and_then(|a| a.tree);
-                let root = itree::insert(&mut self.avcs, root, avc, seq);
-                if let Some(a) = self.avs.get_mut(av) {
-                    a.tree = root;
-                    a.tree_len += 1;
-                }
-            }
+        self.count_index_insert();
+        let key = crate::index::key_of(self.vma(vma));
+        // A tree insertion's number orders equal keys; lists need none.
+        let seq = if self.policy.index.keyed() { self.next_tree_seq() } else { 0 };
+        if let Some(a) = self.avs.get_mut(av) {
+            a.index.insert(self.policy.index, &mut self.avcs, avc, key, at_head, seq);
         }
     }
 
     /// Remove `avc` from its anon_vma's index; true when the index became empty.
     fn av_index_remove(&mut self, avc: AvcId) -> bool {
-        let Some(c) = self.avcs.get(avc) else { return false };
-        let (av, pos) = (c.anon_vma, c.pos);
-        self.ws_cur.index_remove += 1;
-        match self.policy.index {
-            AnonIndex::List => self.av_list_del(av, pos),
-            AnonIndex::IntervalTree => {
-                let root = self.avs.get(av).and_then(|a| a.tree);
-                let root = itree::remove(&mut self.avcs, root, avc);
-                match self.avs.get_mut(av) {
-                    Some(a) => {
-                        a.tree = root;
-                        a.tree_len -= 1;
-                        a.tree_len == 0
-                    }
-                    None => false,
-                }
-            }
-        }
+        let Some(av) = self.avcs.get(avc).map(|c| c.anon_vma) else { return false };
+        self.count_index_remove();
+        self.avs.get_mut(av).is_some_and(|a| a.index.remove(&mut self.avcs, avc))
     }
 
     /// `anon_vma_interval_tree_pre_update_vma` + `post_update_vma`: `vma`'s range or pgoff
     /// changed, so every chain entry is taken out of its tree and put back with the new
     /// key. Nothing to do for list indexes.
     pub(crate) fn rekey_vma(&mut self, vma: VmaId) {
-        if self.policy.index != AnonIndex::IntervalTree {
+        if !self.policy.index.keyed() {
             return;
         }
+        let key = crate::index::key_of(self.vma(vma));
         let chain = self.vma(vma).chain.clone();
         let mut held = None;
         for &c in &chain {
-            if let Some(av) = self.avcs.get(c).map(|x| x.anon_vma) {
-                self.lock_write(av, &mut held);
+            let Some(av) = self.avcs.get(c).map(|x| x.anon_vma) else { continue };
+            self.lock_write(av, &mut held);
+            let seq = self.next_tree_seq();
+            if let Some(a) = self.avs.get_mut(av) {
+                a.index.rekey(&mut self.avcs, c, key, seq);
             }
-            self.av_index_remove(c);
-            self.av_index_insert(c, false);
-            self.ws_cur.tree_rekey += 1;
+            self.count_index_remove();
+            self.count_index_insert();
+            self.count_tree_rekey();
         }
     }
 
@@ -171,11 +113,11 @@ impl Simulator {
     /// list. Allocates nothing and cannot fail.
     pub(crate) fn anon_vma_link(&mut self, vma: VmaId) {
         let Some(av) = self.vma(vma).anon_vma else { return };
-        self.ws_cur.lock_acquire += 1;
-        self.ws_cur.index_insert += 1;
+        self.count_lock_acquire();
+        self.count_index_insert();
         // vma->anon_vma of a live VMA is live (invariant 3 checks it).
         if let Some(a) = self.avs.get_mut(av) {
-            let pos = a.list.push_tail(ListEntry { avc: None, vma });
+            let pos = a.index.link_vma(vma);
             self.vma_mut(vma).av_pos = pos;
         }
     }
@@ -184,10 +126,18 @@ impl Simulator {
     /// anon_vma when the list is empty.
     pub(crate) fn anon_vma_unlink(&mut self, vma: VmaId) {
         if let Some(av) = self.vma(vma).anon_vma {
-            self.ws_cur.lock_acquire += 1;
-            self.ws_cur.index_remove += 1;
+            self.count_lock_acquire();
+            self.count_index_remove();
             let pos = self.vma(vma).av_pos;
-            if self.av_list_del(av, pos) {
+            let vmas = &mut self.vmas;
+            let emptied = self.avs.get_mut(av).is_some_and(|a| {
+                a.index.list_del(pos, &mut self.avcs, |v, p| {
+                    if let Some(v) = vmas.get_mut(v) {
+                        v.av_pos = p;
+                    }
+                })
+            });
+            if emptied {
                 self.avs.remove(av, self.op);
             }
         }

@@ -158,12 +158,12 @@ impl Simulator {
                 *p = p.write_protected();
                 self.pages.add_mapcount(page, 1);
             } else if let Some(slot) = p.swap_slot() {
-                self.swap[slot as usize].count += 1; // swap_duplicate
+                self.swap_duplicate(slot);
             }
         });
         self.vma_mut(dst).ptes = ptes.clone();
         self.vma_mut(src).ptes = ptes;
-        self.ptes += populated;
+        self.ptes_added(populated);
     }
 
     /// `exit_mmap`: zap every VMA, unlink the anon rmap in address order

@@ -1,9 +1,10 @@
-//! Page faults on private anonymous memory: `mm/memory.c` (`do_anonymous_page`,
-//! `do_wp_page`) and the rmap calls they make (`page_add_new_anon_rmap`,
-//! `page_move_anon_rmap`, `page_remove_rmap`).
+//! Page faults on private anonymous memory and the zapping of page-table entries:
+//! `mm/memory.c` (`handle_pte_fault`, `do_anonymous_page`, `do_wp_page`, `do_swap_page`,
+//! `zap_page_range` / `zap_pte_range`). The rmap calls they make (`page_add_anon_rmap`,
+//! `page_move_anon_rmap`, `page_remove_rmap`) are in `rmap.rs`, the swap-slot
+//! bookkeeping in `swap.rs`; installing an entry is `state`'s `set_pte`.
 
 use crate::error::{Result, SimError};
-use crate::policy::SwapinTarget;
 use crate::state::arena::Arena;
 use crate::state::interrupt::Ticker;
 use crate::state::objects::*;
@@ -272,7 +273,7 @@ impl Simulator {
                 let vma = self.vma(v);
                 let (mapping, index) = (own, vma.linear_page_index(addr));
                 let p = self.page_alloc(Page { mapping, index, mapcount: 0, swap: Some(slot), anon: false });
-                self.swap[slot as usize].cache = Some(p);
+                self.swap.set_cache(slot, Some(p));
                 p
             }
         };
@@ -285,46 +286,45 @@ impl Simulator {
         }
         Ok(())
     }
+}
 
-    /// `page_add_anon_rmap(page, vma, address)` with 2.6.34-rc4's `exclusive`: one more
-    /// mapping. When the page is mapped for the first time (≤ 2.6.35), or is not yet
-    /// anonymous (3.0+: `if (PageAnon(page)) return;`), `__page_set_anon_rmap` chooses its
-    /// anon_vma: `vma->anon_vma` (2.6.33, 2.6.34-rc1), or unless exclusive the oldest on
-    /// the VMA's chain (2.6.34-rc4) / the root (2.6.35+).
-    fn page_add_anon_rmap(&mut self, page: PageId, v: VmaId, addr: u64, exclusive: bool) {
-        let vma = self.vma(v);
-        let own = vma.anon_vma;
-        let target = match self.policy.swapin_target {
-            SwapinTarget::VmaAnonVma => own,
-            _ if exclusive => own,
-            SwapinTarget::OldestUnlessExclusive => {
-                vma.chain.first().and_then(|&c| self.avcs.get(c)).map(|c| c.anon_vma).or(own)
+// ----------------------------------------------------------------------------------------
+// Zapping: `zap_page_range` / `zap_pte_range`
+// ----------------------------------------------------------------------------------------
+
+impl Simulator {
+    /// `zap_page_range` over the whole VMA (`unmap_vmas`): clear every entry.
+    pub(crate) fn zap_vma(&mut self, v: VmaId) {
+        let ptes = std::mem::take(&mut self.vma_mut(v).ptes);
+        if let Some((_, e)) = ptes.dense_slice() {
+            for &p in e.iter().filter(|p| !p.is_none()) {
+                self.zap_pte(p);
             }
-            SwapinTarget::RootUnlessExclusive => own.and_then(|a| self.avs.get(a)).map(|a| a.root).or(own),
-        };
-        let index = vma.linear_page_index(addr);
-        let keeps = self.policy.swapin_keeps_anon_mapping;
-        self.page_update(page, |p| {
-            p.mapcount += 1;
-            let set = if keeps { !p.anon } else { p.mapcount == 1 };
-            if set {
-                if let Some(t) = target {
-                    p.mapping = t;
-                }
-                p.index = index;
-                p.anon = true;
-            }
-        });
+            return;
+        }
+        for (_, p) in ptes.iter() {
+            self.zap_pte(p);
+        }
     }
 
-    /// `page_move_anon_rmap(page, vma, address)` (2.6.34, seed thread patch 3): the page
-    /// belongs to this process alone after a COW fault, so point it at the VMA's own
-    /// anon_vma; rmap will then not search the parent or siblings for it.
-    pub(crate) fn page_move_anon_rmap(&mut self, page: PageId, v: VmaId, addr: u64) {
-        let vma = self.vma(v);
-        debug_assert_eq!(self.page(page).map(|p| p.index), Some(vma.linear_page_index(addr)));
-        if let Some(av) = vma.anon_vma {
-            self.page_update(page, |p| p.mapping = av);
+    /// `zap_page_range(vma, start, len)` for part of a VMA (MADV_DONTNEED).
+    pub(crate) fn zap_range(&mut self, v: VmaId, start: u64, end: u64) {
+        for (_, pte) in self.vma_mut(v).ptes.take_range(start, end) {
+            self.zap_pte(pte);
+        }
+    }
+
+    /// Drop one page-table entry's reference to whatever it maps (zap).
+    pub(crate) fn zap_pte(&mut self, pte: Pte) {
+        if pte.is_none() {
+            return;
+        }
+        self.ptes_removed(1);
+        if let Some(page) = pte.page() {
+            self.page_remove_rmap(page);
+            self.free_swap_cache(page);
+        } else if let Some(slot) = pte.swap_slot() {
+            self.free_swap_and_cache(slot);
         }
     }
 }

@@ -7,9 +7,15 @@
 //! | `mprotect.rs` | `mm/mprotect.c`, `mm/madvise.c`, `mm/mlock.c`                  |
 //! | `mremap.rs`   | `mm/mremap.c`                                                 |
 //! | `anon_vma.rs` | `mm/rmap.c`, write side: prepare, clone, fork, unlink          |
-//! | `rmap.rs`     | `mm/rmap.c`, read side: `rmap_walk` and its callers            |
-//! | `memory.rs`   | `mm/memory.c`: faults                                         |
+//! | `rmap.rs`     | `mm/rmap.c`, read side: `rmap_walk` and its callers; a page's   |
+//! |               | mapping side: `page_add_anon_rmap`, `page_remove_rmap`          |
+//! | `memory.rs`   | `mm/memory.c`: faults, zapping page-table entries              |
 //! | `swap.rs`     | `mm/swapfile.c`, `mm/swap_state.c`                             |
+//!
+//! Calls between them go one way: each file calls only files after it in the order
+//! `fork`, `mremap`, `mprotect`, `vma`, `memory`, `swap`, `rmap`, `anon_vma`. State is
+//! touched through `state`'s methods (`state/mod.rs` says what is still reached
+//! directly, and why).
 
 pub mod anon_vma;
 pub mod fork;

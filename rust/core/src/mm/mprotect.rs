@@ -5,6 +5,7 @@
 
 use crate::error::{Result, SimError};
 use crate::mm::rmap::ScanStats;
+use crate::mm::vma::{MergeCtx, VmaMerge};
 use crate::state::objects::*;
 use crate::state::sim::Simulator;
 
@@ -125,8 +126,8 @@ impl Simulator {
             (x.start, x.pgoff, x.anon_vma)
         };
         let pgoff = vpgoff + ((start - vstart) >> PAGE_SHIFT);
-        let ctx = crate::mm::vma::MergeCtx { middle: Some(vma), copied_from: None };
-        let v = match self.vma_merge(mm, prev, start, end, prot, flags, av, pgoff, ctx) {
+        let ctx = MergeCtx { middle: Some(vma), copied_from: None };
+        let v = match self.vma_merge(&VmaMerge { mm, prev, start, end, prot, flags, anon_vma: av, pgoff, ctx }) {
             Some(m) => m,
             None => {
                 // A merge that failed half way (2.6.3x's case 6: the second pass's importer
@@ -150,7 +151,7 @@ impl Simulator {
         let x = self.vma_mut(v);
         x.prot = prot;
         x.flags = flags;
-        self.merge_sites.push((mm, start, end, false));
+        self.note_merge(mm, start, end, false);
         Ok(v)
     }
 

@@ -1,7 +1,10 @@
-//! `mm/mremap.c` of 2.6.34: shrink, expand in place, or move (`move_vma` → `copy_vma`,
-//! `move_page_tables`, `do_munmap` of the source).
+//! `mm/mremap.c`, every era from 2.6.33 to 6.18: shrink, expand in place, or move
+//! (`move_vma` → `copy_vma`, `move_page_tables`, `do_munmap` of the source). The code has
+//! 2.6.34's structure; 6.1's merge after growing in place (`mremap_expand_merges`) and
+//! 6.17's move of a range spanning several VMAs (`mremap_move_multi`) are knobs.
 
 use crate::error::{Result, SimError};
+use crate::mm::vma::{MergeCtx, VmaMerge};
 use crate::policy::{Linking, MergeAnonRule};
 use crate::state::objects::*;
 use crate::state::sim::{AllocSite, Simulator, TASK_SIZE};
@@ -25,34 +28,7 @@ impl Simulator {
         new_addr: Option<u64>,
     ) -> Result<u64> {
         let mm = self.proc_mm(pid)?;
-        let old_end = Self::check_range(old_addr, old_len)?;
-        if new_len == 0 {
-            return Err(SimError::InvalidArgument("new_len 0 is not positive".into()));
-        }
-        if !new_len.is_multiple_of(PAGE_SIZE) {
-            return Err(SimError::InvalidArgument(format!(
-                "new_len {new_len} is not a multiple of the page size (4096)"
-            )));
-        }
-        if new_len > TASK_SIZE {
-            // "Is the new length silly?" (EINVAL, before anything is looked at)
-            return Err(SimError::InvalidArgument(format!(
-                "new_len {new_len} is larger than the user address space ({TASK_SIZE:#x} bytes)"
-            )));
-        }
-        if let Some(na) = new_addr {
-            if !may_move {
-                return Err(SimError::InvalidArgument(format!(
-                    "new_addr {na:#x} needs may_move=True (MREMAP_FIXED without MREMAP_MAYMOVE is EINVAL)"
-                )));
-            }
-            let ne = Self::check_range(na, new_len)?;
-            if na < old_end && old_addr < ne {
-                return Err(SimError::InvalidArgument(format!(
-                    "new range [{na:#x}, {ne:#x}) overlaps old range [{old_addr:#x}, {old_end:#x})"
-                )));
-            }
-        }
+        let old_end = Self::mremap_check_args(old_addr, old_len, new_len, may_move, new_addr)?;
         if let Some(na) = new_addr {
             if self.policy.mremap_move_multi && old_len == new_len && !self.inside_one_vma(mm, old_addr, old_end) {
                 return self.remap_move(pid, mm, old_addr, old_end, na);
@@ -96,36 +72,96 @@ impl Simulator {
             return Ok(old_addr);
         }
         if self.vma_expandable(mm, old_addr, old_len, new_len) {
-            let Some(v) = self.find_vma(mm, old_addr) else { return Ok(old_addr) };
-            let (s, e, pg, pages, prot, flags, av) = {
-                let x = self.vma(v);
-                (x.start, x.end, x.pgoff, x.pages(), x.prot, x.flags, x.anon_vma)
-            };
-            let new_end = old_addr + new_len;
-            if self.policy.mremap_expand_merges {
-                // 6.1+ (ca3d76b0aa80): vma_merge_extend, the grown part as a new range after
-                // the VMA itself, so it also merges with a compatible next VMA.
-                let ctx = crate::mm::vma::MergeCtx::default();
-                if self.vma_merge(mm, Some(v), e, new_end, prot, flags, av, pg + pages, ctx).is_some() {
-                    self.merge_sites.push((mm, e, new_end, true));
-                    return Ok(old_addr);
-                }
-                if self.merge_failed {
-                    // expand_vma_in_place: vma_merge_extend returned NULL -> ENOMEM, nothing changed
-                    return Err(SimError::OutOfMemory(format!(
-                        "mremap of [{old_addr:#x}, {:#x}) in place: vma_merge_extend failed (ENOMEM); nothing changed",
-                        old_addr + old_len
-                    )));
-                }
-            }
-            self.vma_adjust(v, s, new_end, pg, None)?;
-            return Ok(old_addr);
+            return self.mremap_grow_in_place(mm, old_addr, old_len, new_len);
         }
         let na = match dest {
             Some(na) => na,
             None => self.get_unmapped_area(mm, new_len)?,
         };
         self.move_vma(mm, old_addr, old_len, new_len, na)
+    }
+
+    /// `mremap`'s argument checks, in the kernel's order (EINVAL before anything is looked
+    /// up); the old range's end.
+    fn mremap_check_args(
+        old_addr: u64,
+        old_len: u64,
+        new_len: u64,
+        may_move: bool,
+        new_addr: Option<u64>,
+    ) -> Result<u64> {
+        let old_end = Self::check_range(old_addr, old_len)?;
+        if new_len == 0 {
+            return Err(SimError::InvalidArgument("new_len 0 is not positive".into()));
+        }
+        if !new_len.is_multiple_of(PAGE_SIZE) {
+            return Err(SimError::InvalidArgument(format!(
+                "new_len {new_len} is not a multiple of the page size (4096)"
+            )));
+        }
+        if new_len > TASK_SIZE {
+            // "Is the new length silly?" (EINVAL, before anything is looked at)
+            return Err(SimError::InvalidArgument(format!(
+                "new_len {new_len} is larger than the user address space ({TASK_SIZE:#x} bytes)"
+            )));
+        }
+        if let Some(na) = new_addr {
+            if !may_move {
+                return Err(SimError::InvalidArgument(format!(
+                    "new_addr {na:#x} needs may_move=True (MREMAP_FIXED without MREMAP_MAYMOVE is EINVAL)"
+                )));
+            }
+            let ne = Self::check_range(na, new_len)?;
+            if na < old_end && old_addr < ne {
+                return Err(SimError::InvalidArgument(format!(
+                    "new range [{na:#x}, {ne:#x}) overlaps old range [{old_addr:#x}, {old_end:#x})"
+                )));
+            }
+        }
+        Ok(old_end)
+    }
+
+    /// Grow the VMA at `old_addr` in place (`vma_expandable` said the room is there): 6.1+
+    /// merges the grown part like a new range (`vma_merge_extend`), else `vma_adjust`
+    /// moves the end.
+    fn mremap_grow_in_place(&mut self, mm: MmId, old_addr: u64, old_len: u64, new_len: u64) -> Result<u64> {
+        let Some(v) = self.find_vma(mm, old_addr) else { return Ok(old_addr) };
+        let (s, e, pg, pages, prot, flags, av) = {
+            let x = self.vma(v);
+            (x.start, x.end, x.pgoff, x.pages(), x.prot, x.flags, x.anon_vma)
+        };
+        let new_end = old_addr + new_len;
+        if self.policy.mremap_expand_merges {
+            // 6.1+ (ca3d76b0aa80): vma_merge_extend, the grown part as a new range after
+            // the VMA itself, so it also merges with a compatible next VMA.
+            let ctx = MergeCtx::default();
+            if self
+                .vma_merge(&VmaMerge {
+                    mm,
+                    prev: Some(v),
+                    start: e,
+                    end: new_end,
+                    prot,
+                    flags,
+                    anon_vma: av,
+                    pgoff: pg + pages,
+                    ctx,
+                })
+                .is_some()
+            {
+                self.note_merge(mm, e, new_end, true);
+                return Ok(old_addr);
+            }
+            if self.merge_failed() {
+                // expand_vma_in_place: vma_merge_extend returned NULL -> ENOMEM, nothing changed
+                return Err(SimError::OutOfMemory(format!(
+                    "mremap of [{old_addr:#x}, {:#x}) in place: vma_merge_extend failed (ENOMEM); nothing changed",
+                    old_addr + old_len
+                )));
+            }
+        }
+        self.vma_adjust(v, s, new_end, pg, None)?;
+        Ok(old_addr)
     }
 
     fn inside_one_vma(&self, mm: MmId, start: u64, end: u64) -> bool {
@@ -201,8 +237,10 @@ impl Simulator {
         let anonymous = flags >> crate::state::objects::vmflags::FILE_SHIFT == 0;
         let pgoff = if av.is_none() && anonymous { addr >> PAGE_SHIFT } else { pgoff };
         let prev = self.mm(mm).vmas.range(..addr).next_back().map(|(_, &v)| v);
-        let ctx = crate::mm::vma::MergeCtx { middle: None, copied_from: Some(vma) };
-        if let Some(merged) = self.vma_merge(mm, prev, addr, addr + len, prot, flags, av, pgoff, ctx) {
+        let ctx = MergeCtx { middle: None, copied_from: Some(vma) };
+        if let Some(merged) =
+            self.vma_merge(&VmaMerge { mm, prev, start: addr, end: addr + len, prot, flags, anon_vma: av, pgoff, ctx })
+        {
             // 2025 rule: an unfaulted target inherits the source's anon_vma (dup_anon_vma).
             if self.policy.merge_rule == MergeAnonRule::Case2025 && self.vma(merged).anon_vma.is_none() && av.is_some()
             {
@@ -233,7 +271,7 @@ impl Simulator {
         for src in self.vmas_in(mm, old_addr, end) {
             moved.extend(self.vma_mut(src).ptes.take_range(old_addr, end));
         }
-        self.ptes -= moved.len() as u64;
+        self.ptes_removed(moved.len() as u64);
         for (addr, pte) in moved {
             self.set_pte(new_vma, addr - old_addr + new_addr, pte);
         }

@@ -1,14 +1,34 @@
-//! Reverse-map walks of anonymous pages: the read side of `mm/rmap.c`
-//! (`page_lock_anon_vma`, `page_referenced_anon`, `rmap_walk_anon`).
+//! Reverse-map walks of anonymous pages — the read side of `mm/rmap.c`
+//! (`page_lock_anon_vma`, `page_referenced_anon`, `rmap_walk_anon`) — and, in the last
+//! section, a page's mapping side (`page_add_anon_rmap`, `page_move_anon_rmap`,
+//! `page_remove_rmap`).
 //!
-//! A walk starts at `page->mapping`, takes that anon_vma's lock, enumerates its list
-//! (legacy: VMAs; chain eras: chain entries) and for every candidate computes
-//! `vma_address`; in-range candidates cost a page-table lookup. What each walk paid is
-//! returned as one row of [`ScanStats`].
+//! A walk starts at `page->mapping`, takes that anon_vma's lock, enumerates its index
+//! (legacy: VMAs; chain eras: chain entries; see [`crate::index::AnonIndex`]) and for
+//! every candidate computes `vma_address`; in-range candidates cost a page-table lookup.
+//! What each walk paid is returned as one row of [`ScanStats`].
+//!
+//! # Lock order
+//!
+//! The kernel nests these locks in this order, outermost first:
+//!
+//! 1. `mm->mmap_lock` (`mmap_sem` before 5.8) of the address space being changed;
+//! 2. the anon_vma lock — the anon_vma's own (≤ 2.6.34) or its root's (2.6.35+): a
+//!    spinlock (≤ 2.6.39), a mutex (3.0–3.7), an rwsem (3.8+);
+//! 3. the page-table lock of the entries touched.
+//!
+//! The model runs one operation at a time, so it takes no lock; it records the ones the
+//! kernel would take. A write-side operation (fork, mmap, mprotect, munmap, mremap, a
+//! fault) is as if it held its mm's `mmap_lock`; each anon_vma lock it would take is
+//! counted in `WriteStats::lock_acquire` (`lock_anon_vma_root` keeps a root across a
+//! loop and is counted once). A walk holds no `mmap_lock` — reclaim and migration reach
+//! a page without knowing its mm — and takes exactly one lock, `page->mapping`'s anon_vma
+//! lock (or its root's) for reading from 3.8, exclusively before; each row of
+//! [`ScanStats`] names it (`lock_id`, `lock_mode`). Page-table locks are implied by
+//! every entry read or written and not recorded.
 
 use crate::error::{Result, SimError};
-use crate::index::itree;
-use crate::policy::{AnonIndex, LockKind, LockScope};
+use crate::policy::{LockKind, LockScope, SwapinTarget};
 use crate::state::arena::Id;
 use crate::state::interrupt::{self, Ticker};
 use crate::state::objects::*;
@@ -394,47 +414,22 @@ impl<'a> WalkCache<'a> {
         self.cands.clear();
         self.usable = false;
         let Some(anon_vma) = sim.avs.get(av) else { return };
-        match sim.policy.index {
-            AnonIndex::List => {
-                let mut ok = true;
-                anon_vma.list.for_each_vma_while(|v| match sim.vmas.get(v) {
-                    Some(vma) => {
-                        self.cands.push(Cand::new(v, vma, 0));
-                        true
-                    }
-                    None => {
-                        ok = false;
-                        false
-                    }
-                });
-                (self.lo, self.hi) = (0, u64::MAX); // every page visits every entry
-                self.usable = ok;
-            }
-            AnonIndex::IntervalTree => {
-                let (mut lo, mut hi) = (0u64, u64::MAX);
-                let mut stack: Vec<AvcId> = Vec::new();
-                let mut cur = anon_vma.tree;
-                loop {
-                    while let Some(c) = cur {
-                        stack.push(c);
-                        cur = match sim.avcs.get(c) {
-                            Some(avc) => avc.tree.left,
-                            None => return,
-                        };
-                    }
-                    let Some(c) = stack.pop() else { break };
-                    let Some(avc) = sim.avcs.get(c) else { return };
-                    let Some(vma) = sim.vmas.get(avc.vma) else { return };
-                    lo = lo.max(avc.tree.start);
-                    hi = hi.min(avc.tree.last).min(avc.tree.subtree_last);
-                    self.cands.push(Cand::new(avc.vma, vma, stack.len() as u32));
-                    cur = avc.tree.right;
-                }
-                self.lo = lo;
-                self.hi = hi;
-                self.usable = self.cands.len() == anon_vma.tree_len as usize && lo <= hi;
-            }
-        }
+        // List: every entry, and every page visits them all. Tree: the nodes in order,
+        // and the window of indices every node's interval (and subtree) contains.
+        let (mut lo, mut hi) = (0u64, u64::MAX);
+        let complete = anon_vma.index.for_each_entry(&sim.avcs, |_, v, node| {
+            let Some(vma) = sim.vmas.get(v) else { return false };
+            let pending = node.map_or(0, |(t, pending)| {
+                lo = lo.max(t.start);
+                hi = hi.min(t.last).min(t.subtree_last);
+                pending
+            });
+            self.cands.push(Cand::new(v, vma, pending));
+            true
+        });
+        self.lo = lo;
+        self.hi = hi;
+        self.usable = complete && self.cands.len() == anon_vma.index.len() && lo <= hi;
     }
 
     /// Note a walk of `av`; the candidates to use for a page at `index`, if cached.
@@ -530,7 +525,7 @@ impl Simulator {
             } else {
                 target.visit_cands(cands, &mut w, &mut remaining, &mut on_hit)
             };
-            if self.policy.index == AnonIndex::IntervalTree {
+            if self.policy.index.keyed() {
                 // Stopped at the k-th node: the k + 1 nodes entered plus the ancestors
                 // still pending.
                 w.tree_nodes_visited = match stop {
@@ -556,15 +551,7 @@ impl Simulator {
             };
             target.visit(vma_id, vma, w, &mut remaining, &mut on_hit)
         };
-        match self.policy.index {
-            AnonIndex::List => anon_vma.list.for_each_vma_while(|v| visit(v, &mut w)),
-            AnonIndex::IntervalTree => {
-                let mut ww = w;
-                let nodes = itree::query(&self.avcs, anon_vma.tree, index, &mut |_, avc| visit(avc.vma, &mut ww));
-                w = ww;
-                w.tree_nodes_visited = nodes;
-            }
-        }
+        w.tree_nodes_visited = anon_vma.index.for_each_candidate(&self.avcs, index, |v| visit(v, &mut w));
         if let Some(e) = bad {
             return Err(e);
         }
@@ -772,8 +759,7 @@ impl Simulator {
         ticker: &mut Ticker,
     ) -> Result<()> {
         // Enumerating the whole tree pays off only for runs not much shorter than the tree.
-        let short = self.policy.index == AnonIndex::IntervalTree
-            && self.avs.get(av).is_some_and(|a| a.tree_len as usize > 4 * run.len() + 16);
+        let short = self.policy.index.keyed() && self.avs.get(av).is_some_and(|a| a.index.len() > 4 * run.len() + 16);
         if !short {
             cache.build(self, av);
         }
@@ -858,7 +844,7 @@ impl Simulator {
             t.vmas_in_range += in_range;
             t.ptes_checked += in_range;
             t.mappings_found += found;
-            if self.policy.index == AnonIndex::IntervalTree {
+            if self.policy.index.keyed() {
                 t.tree_nodes_visited += g * l;
             }
             acc.h.add(l as u32, g);
@@ -997,5 +983,61 @@ impl Simulator {
             }
         }?;
         Ok(acc.finish())
+    }
+}
+
+// ----------------------------------------------------------------------------------------
+// Mapping and unmapping one page: the page's side of `mm/rmap.c`
+// ----------------------------------------------------------------------------------------
+
+impl Simulator {
+    /// `page_add_anon_rmap(page, vma, address)` with 2.6.34-rc4's `exclusive`: one more
+    /// mapping. When the page is mapped for the first time (≤ 2.6.35), or is not yet
+    /// anonymous (3.0+: `if (PageAnon(page)) return;`), `__page_set_anon_rmap` chooses its
+    /// anon_vma: `vma->anon_vma` (2.6.33, 2.6.34-rc1), or unless exclusive the oldest on
+    /// the VMA's chain (2.6.34-rc4) / the root (2.6.35+).
+    pub(crate) fn page_add_anon_rmap(&mut self, page: PageId, v: VmaId, addr: u64, exclusive: bool) {
+        let vma = self.vma(v);
+        let own = vma.anon_vma;
+        let target = match self.policy.swapin_target {
+            SwapinTarget::VmaAnonVma => own,
+            _ if exclusive => own,
+            SwapinTarget::OldestUnlessExclusive => {
+                vma.chain.first().and_then(|&c| self.avcs.get(c)).map(|c| c.anon_vma).or(own)
+            }
+            SwapinTarget::RootUnlessExclusive => own.and_then(|a| self.avs.get(a)).map(|a| a.root).or(own),
+        };
+        let index = vma.linear_page_index(addr);
+        let keeps = self.policy.swapin_keeps_anon_mapping;
+        self.page_update(page, |p| {
+            p.mapcount += 1;
+            let set = if keeps { !p.anon } else { p.mapcount == 1 };
+            if set {
+                if let Some(t) = target {
+                    p.mapping = t;
+                }
+                p.index = index;
+                p.anon = true;
+            }
+        });
+    }
+
+    /// `page_move_anon_rmap(page, vma, address)` (2.6.34, seed thread patch 3): the page
+    /// belongs to this process alone after a COW fault, so point it at the VMA's own
+    /// anon_vma; rmap will then not search the parent or siblings for it.
+    pub(crate) fn page_move_anon_rmap(&mut self, page: PageId, v: VmaId, addr: u64) {
+        let vma = self.vma(v);
+        debug_assert_eq!(self.page(page).map(|p| p.index), Some(vma.linear_page_index(addr)));
+        if let Some(av) = vma.anon_vma {
+            self.page_update(page, |p| p.mapping = av);
+        }
+    }
+
+    /// `page_remove_rmap` for one present entry: drop a mapcount; a page nobody maps any
+    /// more is freed unless the swap cache holds it.
+    pub(crate) fn page_remove_rmap(&mut self, page: PageId) {
+        if self.pages.add_mapcount(page, -1).is_some() {
+            self.maybe_free_page(page);
+        }
     }
 }

@@ -15,37 +15,13 @@ use crate::state::sim::Simulator;
 impl Simulator {
     /// `get_swap_page`: take a free slot (lowest recently freed first).
     fn get_swap_page(&mut self) -> u32 {
-        self.swap_used += 1;
-        match self.swap_free.pop() {
-            Some(s) => s,
-            None => {
-                self.swap.push(SwapSlot::default());
-                (self.swap.len() - 1) as u32
-            }
-        }
-    }
-
-    /// Free `slot` if no entry refers to it and no page caches it.
-    fn swap_release_if_unused(&mut self, slot: u32) {
-        let s = self.swap[slot as usize];
-        if s.count == 0 && s.cache.is_none() {
-            self.swap[slot as usize] = SwapSlot::default();
-            self.swap_free.push(slot);
-            self.swap_used -= 1;
-        }
-    }
-
-    /// Free a page nobody maps and the swap cache does not hold.
-    pub(crate) fn maybe_free_page(&mut self, page: PageId) {
-        if self.pages.mapcount(page) == Some(0) && self.pages.swap_slot(page).is_none() {
-            self.page_free(page);
-        }
+        self.swap.alloc()
     }
 
     /// `add_to_swap`: give an anon page a swap slot and put it in the swap cache.
     fn add_to_swap(&mut self, page: PageId) -> u32 {
         let slot = self.get_swap_page();
-        self.swap[slot as usize].cache = Some(page);
+        self.swap.set_cache(slot, Some(page));
         self.page_update(page, |p| p.swap = Some(slot));
         slot
     }
@@ -55,62 +31,45 @@ impl Simulator {
     pub(crate) fn delete_from_swap_cache(&mut self, page: PageId) {
         let Some(slot) = self.page(page).and_then(|p| p.swap) else { return };
         self.page_update(page, |p| p.swap = None);
-        self.swap[slot as usize].cache = None;
-        self.swap_release_if_unused(slot);
+        self.swap.set_cache(slot, None);
+        self.swap.release_if_unused(slot);
         self.maybe_free_page(page);
     }
 
     /// `swap_duplicate`: one more page-table entry refers to `slot` (fork).
     pub(crate) fn swap_duplicate(&mut self, slot: u32) {
-        self.swap[slot as usize].count += 1;
+        self.swap.dup(slot);
     }
 
     /// `swap_free`: one entry fewer refers to `slot`.
     pub(crate) fn swap_free(&mut self, slot: u32) {
-        let s = &mut self.swap[slot as usize];
-        s.count = s.count.saturating_sub(1);
-        self.swap_release_if_unused(slot);
+        self.swap.put(slot);
+        self.swap.release_if_unused(slot);
     }
 
     /// `free_swap_and_cache` (zap of a swap entry): drop the entry's reference; when no
     /// entry refers to the slot any more, an unmapped swap-cache page goes too.
     pub(crate) fn free_swap_and_cache(&mut self, slot: u32) {
-        let s = &mut self.swap[slot as usize];
-        s.count = s.count.saturating_sub(1);
-        if s.count == 0 {
-            if let Some(page) = s.cache {
+        if self.swap.put(slot) == 0 {
+            if let Some(page) = self.swap[slot as usize].cache {
                 if self.pages.mapcount(page) == Some(0) {
                     self.delete_from_swap_cache(page);
                     return;
                 }
             }
         }
-        self.swap_release_if_unused(slot);
+        self.swap.release_if_unused(slot);
     }
 
     /// `free_swap_cache` (the mmu_gather's batch free after a zap): a swap-cache page that
     /// is no longer mapped and that no swap entry refers to leaves the swap cache.
-    fn free_swap_cache(&mut self, page: PageId) {
+    pub(crate) fn free_swap_cache(&mut self, page: PageId) {
         if self.pages.mapcount(page) == Some(0) {
             if let Some(slot) = self.pages.swap_slot(page) {
                 if self.swap[slot as usize].count == 0 {
                     self.delete_from_swap_cache(page);
                 }
             }
-        }
-    }
-
-    /// Drop one page-table entry's reference to whatever it maps (zap).
-    pub(crate) fn zap_pte(&mut self, pte: Pte) {
-        if pte.is_none() {
-            return;
-        }
-        self.ptes -= 1;
-        if let Some(page) = pte.page() {
-            self.page_remove_rmap(page);
-            self.free_swap_cache(page);
-        } else if let Some(slot) = pte.swap_slot() {
-            self.free_swap_and_cache(slot);
         }
     }
 
@@ -231,9 +190,9 @@ impl Simulator {
             if let Some(slot) = p.swap {
                 count += self.swap[slot as usize].count as u64;
                 if count == 1 {
-                    self.swap[slot as usize].cache = None;
+                    self.swap.set_cache(slot, None);
                     self.page_update(page, |p| p.swap = None);
-                    self.swap_release_if_unused(slot);
+                    self.swap.release_if_unused(slot);
                 }
             }
         }

@@ -1,4 +1,10 @@
-//! VMA creation, merging, splitting and unmapping: `mm/mmap.c` of 2.6.33 / 2.6.34.
+//! VMA creation, merging, splitting and unmapping: `mm/mmap.c` (from 6.1 partly, and
+//! from 6.7 `mm/vma.c`), for every era from 2.6.33 to 6.18. The code follows the
+//! 2.6.33/2.6.34 structure (`vma_merge`'s eight cases, `vma_adjust`, `__split_vma`,
+//! `do_munmap`); later eras' rules enter through the policy knobs read here: the
+//! anon_vma merge rule (`merge_rule`: 3.0's singular chain, 2025's case rule), the
+//! importer chosen up front (`adjust_imports_upfront`), brk's heap-only growth of 6.1
+//! (`brk_heap_only`), `MAP_STACK`'s `VM_NOHUGEPAGE` of 6.7 (`map_stack_nohugepage`).
 //!
 //! Page-table entries are stored per VMA (`Vma::ptes`, sparse and keyed by address), so
 //! whenever VMA boundaries move the entries are handed to whichever VMA now covers their
@@ -19,6 +25,22 @@ pub(crate) struct MergeCtx {
 }
 use crate::state::sim::{AllocSite, Simulator, MMAP_BASE, MMAP_MIN_ADDR, TASK_SIZE};
 
+/// One `vma_merge` request: the range `[start, end)` of `mm` after `prev`, with the
+/// attributes it would have (protection, flags, anon_vma, `vm_pgoff` of `start`) and the
+/// caller's context. Our own counterpart of the kernel's `struct vma_merge_struct`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct VmaMerge {
+    pub mm: MmId,
+    pub prev: Option<VmaId>,
+    pub start: u64,
+    pub end: u64,
+    pub prot: u8,
+    pub flags: u32,
+    pub anon_vma: Option<AnonVmaId>,
+    pub pgoff: u64,
+    pub ctx: MergeCtx,
+}
+
 /// The `MAP_*` flags of an mmap besides `MAP_PRIVATE`/`MAP_ANONYMOUS`/`MAP_FIXED`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct MapOpts {
@@ -32,18 +54,6 @@ impl Simulator {
     // ----------------------------------------------------------------------------------
     // Page-table entry plumbing
     // ----------------------------------------------------------------------------------
-
-    /// Install `pte` at `addr` in `vma` (a page-table page appears with its first entry).
-    pub(crate) fn set_pte(&mut self, v: VmaId, addr: u64, pte: Pte) {
-        let vma = self.vma_mut(v);
-        let (start, end) = (vma.start, vma.end);
-        let old = vma.ptes.set_in(addr, pte, start, end);
-        match (old.is_none(), pte.is_none()) {
-            (true, false) => self.ptes += 1,
-            (false, true) => self.ptes -= 1,
-            _ => {}
-        }
-    }
 
     /// Move `v`'s page-table entries into `pool`; leaves `v` with none.
     fn take_ptes(&mut self, v: VmaId, pool: &mut crate::state::pgtable::PteTable) {
@@ -61,35 +71,6 @@ impl Simulator {
             ptes.fit(s, e);
         }
         debug_assert!(pool.is_empty(), "page-table entries lost their VMA");
-    }
-
-    /// `page_remove_rmap` for one present entry: drop a mapcount; a page nobody maps any
-    /// more is freed unless the swap cache holds it.
-    pub(crate) fn page_remove_rmap(&mut self, page: PageId) {
-        if self.pages.add_mapcount(page, -1).is_some() {
-            self.maybe_free_page(page);
-        }
-    }
-
-    /// `zap_page_range` over the whole VMA (`unmap_vmas`): clear every entry.
-    pub(crate) fn zap_vma(&mut self, v: VmaId) {
-        let ptes = std::mem::take(&mut self.vma_mut(v).ptes);
-        if let Some((_, e)) = ptes.dense_slice() {
-            for &p in e.iter().filter(|p| !p.is_none()) {
-                self.zap_pte(p);
-            }
-            return;
-        }
-        for (_, p) in ptes.iter() {
-            self.zap_pte(p);
-        }
-    }
-
-    /// `zap_page_range(vma, start, len)` for part of a VMA (MADV_DONTNEED).
-    pub(crate) fn zap_range(&mut self, v: VmaId, start: u64, end: u64) {
-        for (_, pte) in self.vma_mut(v).ptes.take_range(start, end) {
-            self.zap_pte(pte);
-        }
     }
 
     // ----------------------------------------------------------------------------------
@@ -347,7 +328,7 @@ impl Simulator {
         }
     }
 
-    /// `vma_merge(mm, prev, addr, end, vm_flags, anon_vma, pgoff)` (2.6.33 / 2.6.34): merge
+    /// `vma_merge(mm, prev, addr, end, vm_flags, anon_vma, pgoff)` (2.6.33 structure, every era): merge
     /// the range `[addr, end)` — new (mmap) or an existing part of a VMA (mprotect,
     /// madvise) — with `prev` and/or the following VMA when attributes, pgoff and
     /// anon_vmas allow. Returns the VMA now covering the range, or `None` when no merge
@@ -355,41 +336,18 @@ impl Simulator {
     ///
     /// As in the kernel (`if (err) return NULL;`), a failure of the `vma_adjust` inside
     /// (the importer's ENOMEM) is reported as "no merge"; the caller carries on.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn vma_merge(
-        &mut self,
-        mm: MmId,
-        prev: Option<VmaId>,
-        addr: u64,
-        end: u64,
-        prot: u8,
-        flags: u32,
-        av: Option<AnonVmaId>,
-        pgoff: u64,
-        ctx: MergeCtx,
-    ) -> Option<VmaId> {
-        match self.vma_merge_inner(mm, prev, addr, end, prot, flags, av, pgoff, ctx) {
+    pub(crate) fn vma_merge(&mut self, m: &VmaMerge) -> Option<VmaId> {
+        match self.vma_merge_inner(m) {
             Ok(v) => v,
             Err(_) => {
-                self.merge_failed = true;
+                self.note_merge_failed();
                 None
             }
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn vma_merge_inner(
-        &mut self,
-        mm: MmId,
-        prev: Option<VmaId>,
-        addr: u64,
-        end: u64,
-        prot: u8,
-        flags: u32,
-        av: Option<AnonVmaId>,
-        pgoff: u64,
-        ctx: MergeCtx,
-    ) -> Result<Option<VmaId>> {
+    fn vma_merge_inner(&mut self, m: &VmaMerge) -> Result<Option<VmaId>> {
+        let &VmaMerge { mm, prev, start: addr, end, prot, flags, anon_vma: av, pgoff, ctx } = m;
         let pglen = (end - addr) >> PAGE_SHIFT;
         let mut next = match prev {
             Some(p) => self.vma_next(p),
@@ -599,7 +557,7 @@ impl Simulator {
         }
         let prev = self.mm(mm).vmas.range(..addr).next_back().map(|(_, &v)| v);
         self.map_new_range(mm, prev, addr, end, prot, flags, pgoff)?;
-        self.merge_sites.push((mm, addr, end, true));
+        self.note_merge(mm, addr, end, true);
         Ok(addr)
     }
 
@@ -616,7 +574,20 @@ impl Simulator {
         flags: u32,
         pgoff: u64,
     ) -> Result<()> {
-        if self.vma_merge(mm, prev, addr, end, prot, flags, None, pgoff, MergeCtx::default()).is_none() {
+        if self
+            .vma_merge(&VmaMerge {
+                mm,
+                prev,
+                start: addr,
+                end,
+                prot,
+                flags,
+                anon_vma: None,
+                pgoff,
+                ctx: MergeCtx::default(),
+            })
+            .is_none()
+        {
             let v = self.vma_alloc(AllocSite::VmaMmap, mm, addr, end, pgoff, prot, flags)?;
             self.vma_link(v, true);
         }
@@ -703,7 +674,7 @@ impl Simulator {
             .filter(|&v| !heap_only || self.vma(v).end > start_brk);
         self.map_new_range(mm, prev, oldbrk, newbrk, rw, vmflags::ACCOUNT, pgoff)?;
         if prev.is_some() {
-            self.merge_sites.push((mm, oldbrk, newbrk, true));
+            self.note_merge(mm, oldbrk, newbrk, true);
         }
         self.mm_mut(mm).brk = new;
         Ok(new)

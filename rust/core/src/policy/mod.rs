@@ -9,104 +9,118 @@
 use crate::error::quote;
 use std::fmt;
 
+pub mod knobs;
+mod presets;
+use knobs::{knob_enum, policy_knobs};
+pub use presets::{DEFAULT_ERA, ERAS};
+
+knob_enum! {
 /// How VMAs are attached to anon_vmas.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Linking {
     /// ≤ 2.6.33: one anon_vma per fork family; every VMA of the family sits directly on
     /// `anon_vma->head` (through `vma->anon_vma_node`). Fork allocates nothing.
-    Legacy,
+    Legacy = "legacy",
     /// 2.6.34+ (commit 5beb49305251): `anon_vma_chain` objects link each VMA to every
     /// anon_vma whose pages it may map; each fork gives the child VMA its own anon_vma.
-    Chain,
+    Chain = "chain",
+}
 }
 
+knob_enum! {
 /// Which neighbour anon_vma `anon_vma_prepare` → `find_mergeable_anon_vma` may reuse.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PrepareReuse {
     /// Any adjacent, compatible neighbour that has an anon_vma (2.6.33, 2.6.34-rc1..rc3).
-    AnyCompatible,
+    AnyCompatible = "any_compatible",
     /// Only a neighbour whose `anon_vma_chain` is singular (2.6.34-rc4, d0e9fe1758f2
     /// "Simplify and comment on anon_vma re-use for anon_vma_prepare()"), so that VMAs
     /// sharing `->anon_vma` keep identical chains.
-    SingularChain,
+    SingularChain = "singular_chain",
+}
 }
 
+knob_enum! {
 /// Which anon_vma a page gets when it is mapped for the first time by a swap-in fault
 /// (`__page_set_anon_rmap` called from `do_swap_page`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SwapinTarget {
     /// The faulting VMA's own `vma->anon_vma` (2.6.33, where the family shares one; and
     /// 2.6.34-rc1..rc3, where it is **the bug**: a page still mapped by the parent can end
     /// up in a child's anon_vma, which the parent's VMA is not linked to).
-    VmaAnonVma,
+    VmaAnonVma = "vma_anon_vma",
     /// The oldest anon_vma on the VMA's chain unless the fault maps the page exclusively
     /// (2.6.34-rc4, ea90002b0fa7 "anonvma: when setting up page->mapping, we need to pick
     /// the _oldest_ anonvma").
-    OldestUnlessExclusive,
+    OldestUnlessExclusive = "oldest_unless_exclusive",
     /// `anon_vma->root` unless exclusive (2.6.35+, "mm: always lock the root (oldest)
     /// anon_vma").
-    RootUnlessExclusive,
+    RootUnlessExclusive = "root_unless_exclusive",
+}
 }
 
-/// The rmap index of an anon_vma: what a walk enumerates.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AnonIndex {
+knob_enum! {
+/// The kind of rmap index an anon_vma keeps (the `index` knob): what a walk enumerates.
+/// Only [`crate::index`] acts on it.
+pub enum IndexKind {
     /// `anon_vma->head` list: every entry is a candidate (≤ 3.6).
-    List,
+    List = "list",
     /// `anon_vma->rb_root` interval tree keyed by the VMA's pgoff range: only entries
     /// covering the page's index are candidates (3.7+, bf181b9f9d8d).
-    IntervalTree,
+    IntervalTree = "interval_tree",
+}
 }
 
+knob_enum! {
 /// Whether `anon_vma_fork` may reuse an existing anon_vma instead of allocating one.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ForkReuse {
     /// Always allocate (2.6.34–3.18).
-    Never,
+    Never = "never",
     /// 3.19 (7a3ef208e662 "mm: prevent endless growth of anon_vma hierarchy"): the first
     /// chain entry, oldest first, that is not the source's own and has `degree < 2` —
     /// including the ambiguity that became CVE-2022-42703.
-    Degree,
+    Degree = "degree",
     /// 6.0 (2555283eb40d): the first entry with `num_active_vmas == 0 &&
     /// num_children < 2`.
-    ActiveVmas,
+    ActiveVmas = "active_vmas",
+}
 }
 
+knob_enum! {
 /// `is_mergeable_anon_vma`: when may VMAs with these anon_vmas merge?
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MergeAnonRule {
     /// Either side without an anon_vma, or the same one (≤ 2.6.39).
-    Simple,
+    Simple = "simple",
     /// "mmap: avoid merging cloned VMAs" (965f55dea0e3): a side without an anon_vma is
     /// only accepted when the neighbour checked has a singular chain (3.0–6.14; this
     /// also refused unfaulted-target / faulted-source merges, the "incorrectly disallowed"
     /// merges of kernel-eras §8).
-    SingularChain,
+    SingularChain = "singular_chain",
     /// "mm/vma: fix incorrectly disallowed anonymous VMA merges" (2025): decided by case —
     /// unfaulted target + faulted source when the source has no uncowed parents (the
     /// target then inherits the source's anon_vma); faulted target + unfaulted source when
     /// the target has none; both faulted when they share the anon_vma.
-    Case2025,
+    Case2025 = "case_2025",
+}
 }
 
+knob_enum! {
 /// Where a walk-side or link-side lock lives.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LockScope {
     /// The anon_vma's own lock (≤ 2.6.34).
-    PerAnonVma,
+    PerAnonVma = "per_anon_vma",
     /// The root anon_vma's lock, for the whole fork tree (2.6.35+).
-    Root,
+    Root = "root",
+}
 }
 
+knob_enum! {
 /// Kind of the anon_vma lock.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LockKind {
     /// `spinlock_t` (≤ 2.6.39): walks and updates are exclusive.
-    Spin,
+    Spin = "spin",
     /// `struct mutex` (3.0–3.7): exclusive, sleeping.
-    Mutex,
+    Mutex = "mutex",
     /// `rw_semaphore` (3.8+): walks take it shared, updates exclusive.
-    RwSem,
+    RwSem = "rwsem",
+}
 }
 
 /// Bytes per kernel object on x86-64, for [`crate::Simulator::memory`].
@@ -118,211 +132,102 @@ pub struct StructSizes {
     pub anon_vma_chain: u32,
 }
 
+policy_knobs! {
 /// A complete era description. Build one with [`Policy::preset`] and adjust fields to
 /// ablate a single knob.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Policy {
     /// Preset name (kernel version) or a user label.
     pub name: String,
-    pub linking: Linking,
-    pub prepare_reuse: PrepareReuse,
+    pub linking: Linking => "legacy: VMAs sit on one family anon_vma; chain: anon_vma_chain links each VMA to every anon_vma it may map", "2.6.34 (5beb49305251)";
+    pub prepare_reuse: PrepareReuse => "which neighbour anon_vma anon_vma_prepare may reuse: any_compatible, or singular_chain (neighbour's chain has one entry)", "2.6.34-rc4 (d0e9fe1758f2)";
     /// COW reuse of an exclusively mapped page calls `page_move_anon_rmap`, moving the
     /// page into the faulting VMA's own anon_vma (2.6.34, seed thread patch 3).
-    pub cow_reuse_moves_page: bool,
+    pub cow_reuse_moves_page: bool => "a COW fault that reuses an exclusive page moves it to the VMA's own anon_vma (page_move_anon_rmap)", "2.6.34 (seed thread patch 3)";
     /// `anon_vma_prepare` links the new chain entry at the *head* of the anon_vma's list
     /// (the 2.6.34 `list_add`), rather than the tail (2.6.33 `list_add_tail`). Only walk
     /// order, and so early-stopping walk cost, depends on it.
-    pub prepare_links_at_head: bool,
-    pub swapin_target: SwapinTarget,
+    pub prepare_links_at_head: bool => "anon_vma_prepare adds its chain entry at the head of the anon_vma list (list_add) instead of the tail", "2.6.34 (head); 2.6.38 back to tail";
+    pub swapin_target: SwapinTarget => "anon_vma of a page first mapped by swap-in: vma_anon_vma, oldest_unless_exclusive, root_unless_exclusive", "2.6.34-rc4 (ea90002b0fa7); 2.6.35 root";
     /// `anon_vma_clone` walks the source chain newest → oldest while adding each entry at
     /// the head of the destination chain, so the clone comes out in reverse order (the
     /// patch as posted; fixed in 2.6.34-rc4 by walking the source in reverse).
-    pub clone_reverses_chain: bool,
+    pub clone_reverses_chain: bool => "anon_vma_clone produces the source chain in reverse order (the patch as posted)", "fixed in 2.6.34-rc4";
     /// `vma_adjust`'s importer clones the chain of the *exporter* (the VMA whose pages
     /// it absorbs). The patch as posted cloned `vma`'s own chain, which is empty when
     /// `vma` is the importer (fixed in 2.6.34-rc4 by 287d97ac "vma_adjust: fix the
     /// copying of anon_vma chains").
-    pub importer_clones_exporter: bool,
+    pub importer_clones_exporter: bool => "vma_adjust's importer clones the exporter's chain (false: its own, the posted patch's bug)", "2.6.34-rc4 (287d97ac)";
     /// `anon_vma_fork` unlinks the chain it cloned when a later allocation fails. The
     /// patch as posted returned -ENOMEM without unlinking, leaking the chain entries of a
     /// VMA that `dup_mmap` then frees.
-    pub fork_error_unlinks: bool,
+    pub fork_error_unlinks: bool => "anon_vma_fork unlinks the cloned chain when a later allocation fails (false: leak, the posted patch)", "2.6.34";
     /// `MADV_WIPEONFORK` / `MADV_KEEPONFORK` exist (Linux 4.14+); otherwise EINVAL.
-    pub has_wipeonfork: bool,
+    pub has_wipeonfork: bool => "MADV_WIPEONFORK / MADV_KEEPONFORK exist", "4.14";
     /// `MADV_HUGEPAGE` / `MADV_NOHUGEPAGE` exist (2.6.38, transparent hugepages); otherwise
     /// EINVAL. Only their `VM_HUGEPAGE` / `VM_NOHUGEPAGE` flags are modelled (they split and
     /// merge VMAs), not huge pages.
-    pub has_thp_advice: bool,
+    pub has_thp_advice: bool => "MADV_HUGEPAGE / MADV_NOHUGEPAGE exist (their VM_HUGEPAGE / VM_NOHUGEPAGE flags split and merge VMAs)", "2.6.38";
     /// `MADV_HUGEPAGE` on a VMA that already has `VM_HUGEPAGE` (`MADV_NOHUGEPAGE`: already
     /// `VM_NOHUGEPAGE`) is EINVAL (`hugepage_madvise`'s "over-protective like KSM" test,
     /// 2.6.38 until 4.4, "mm: Loosen MADV_NOHUGEPAGE to enable Qemu postcopy on s390");
     /// later kernels accept the repeat.
-    pub thp_advice_strict: bool,
+    pub thp_advice_strict: bool => "MADV_HUGEPAGE on a VMA that already has VM_HUGEPAGE (NOHUGEPAGE: VM_NOHUGEPAGE) is EINVAL", "2.6.38; accepted again from 4.4 (\"mm: Loosen MADV_NOHUGEPAGE to enable Qemu postcopy on s390\")";
     /// `MADV_DONTDUMP` / `MADV_DODUMP` exist (3.4); otherwise EINVAL.
-    pub has_dump_advice: bool,
+    pub has_dump_advice: bool => "MADV_DONTDUMP / MADV_DODUMP exist (VM_DONTDUMP)", "3.4";
     /// `vma_adjust` chooses the VMA to import an anon_vma from before removing anything,
     /// looking past an unfaulted `next` in case 6; earlier kernels found it only on the
     /// second pass, after `next` was freed (a failed clone there is a use-after-free).
-    pub adjust_imports_upfront: bool,
+    pub adjust_imports_upfront: bool => "vma_adjust picks the anon_vma exporter before removing anything (case 6 looks past an unfaulted next)", "4.x (release unverified); 6.x merge code dups first";
     /// mremap growing a VMA in place merges the grown part like a new range, so the VMA
     /// also merges with a compatible next one (6.1+, "mm: add merging after mremap
     /// resize"); before, `vma_adjust` only moved the end.
-    pub mremap_expand_merges: bool,
+    pub mremap_expand_merges: bool => "mremap growing a VMA in place also merges it with a compatible next VMA", "6.1 (ca3d76b0aa80)";
     /// mremap with `MREMAP_FIXED` and `old_len == new_len` (a pure move) may span several
     /// VMAs and gaps: each VMA's part moves in address order, the gaps between them kept,
     /// and a gap only at the start is EFAULT (6.17+, `remap_move`, "mm/mremap: permit
     /// mremap() move of multiple VMAs"); before, the range had to lie inside one VMA.
-    pub mremap_move_multi: bool,
+    pub mremap_move_multi: bool => "mremap with MREMAP_FIXED and old_len == new_len moves every VMA of a range that spans several (gaps kept; a gap at the start is EFAULT)", "6.17 (\"mm/mremap: permit mremap() move of multiple VMAs\")";
     /// `MAP_STACK` gives the new VMA `VM_NOHUGEPAGE` (`calc_vm_flag_bits`, 6.7+: "mm: mmap:
     /// map MAP_STACK to VM_NOHUGEPAGE", c4608d1bf7c6; only with THP configured since 2025,
     /// assumed here), so a thread stack does not merge with plain anonymous neighbours.
     /// Before, `MAP_STACK` was a no-op.
-    pub map_stack_nohugepage: bool,
+    pub map_stack_nohugepage: bool => "mmap with MAP_STACK sets VM_NOHUGEPAGE (a thread stack stays apart from plain anonymous neighbours)", "6.7 (c4608d1bf7c6, \"mm: mmap: map MAP_STACK to VM_NOHUGEPAGE\")";
     /// mprotect to non-writable drops `VM_ACCOUNT` from an anonymous VMA that has no
     /// anon_vma yet (`mprotect_fixup`'s `else if ((oldflags & VM_ACCOUNT) &&
     /// vma_is_anonymous(vma) && !vma->anon_vma)`, 6.7+); before, the charge stayed.
-    pub mprotect_unaccounts: bool,
+    pub mprotect_unaccounts: bool => "mprotect to non-writable clears VM_ACCOUNT of an anonymous VMA without anon_vma (it merges with never-writable neighbours again)", "6.7 (\"allow unfaulted VMAs to be unaccounted on mprotect()\"; checked on the live 6.18)";
     /// brk follows the 6.1 maple-tree code: growth expands only the heap VMA
     /// (`vma_prev_limit(start_brk)`, never the bss below it) and a shrink over an unmapped
     /// range keeps the old break. Before 6.1, `do_brk` ran a full `vma_merge` with any
     /// previous VMA and a shrink always unmapped and moved the break.
-    pub brk_heap_only: bool,
+    pub brk_heap_only: bool => "brk growth expands only the heap VMA (never the bss below start_brk); a shrink over an unmapped heap keeps the break", "6.1 (maple tree brk rewrite)";
     /// anon_vmas record their fork tree's root, non-roots pin the root so it is freed
     /// last, and anon_vmas are reference counted (2.6.35+).
-    pub track_root: bool,
+    pub track_root: bool => "anon_vmas record the root of their fork tree; non-roots pin it; anon_vmas are refcounted", "2.6.35 (Rik van Riel's root series)";
     /// A page that is already anonymous keeps `page->mapping` when it is mapped again from
     /// the swap cache (`if (PageAnon(page)) return;` in `__page_set_anon_rmap`); before,
     /// its first mapping chose again. On from 3.0 here (the exact release is unverified).
-    pub swapin_keeps_anon_mapping: bool,
-    pub index: AnonIndex,
-    pub fork_reuse: ForkReuse,
-    pub merge_rule: MergeAnonRule,
-    pub lock_scope: LockScope,
-    pub lock_kind: LockKind,
-    pub sizes: StructSizes,
+    pub swapin_keeps_anon_mapping: bool => "a page that is already anonymous keeps page->mapping when mapped again from the swap cache", "3.0 here (exact release unverified)";
+    pub index: IndexKind => "what a walk enumerates: list (every entry), or interval_tree (entries covering the page index)", "3.7 (bf181b9f9d8d)";
+    pub fork_reuse: ForkReuse => "anon_vma_fork reuse: never, degree (3.19, degree < 2 and not src's own), active_vmas (6.0)", "3.19 (7a3ef208e662); 6.0 (2555283eb40d)";
+    pub merge_rule: MergeAnonRule => "is_mergeable_anon_vma: simple, singular_chain (965f55dea0e3), case_2025 (fix of incorrectly disallowed merges)", "3.0; 2025";
+    pub lock_scope: LockScope => "lock of walks and updates: per_anon_vma, or root (one lock per fork tree)", "2.6.35";
+    pub lock_kind: LockKind => "spin, mutex (3.0), rwsem with shared walks (3.8, 5a505085f043)", "3.0; 3.8";
+    sizes: StructSizes {
+        "size_vm_area_struct" => vm_area_struct, "bytes per vm_area_struct for memory()", "per era";
+        "size_anon_vma" => anon_vma, "bytes per anon_vma for memory()", "per era";
+        "size_anon_vma_chain" => anon_vma_chain, "bytes per anon_vma_chain for memory()", "per era";
+    }
+}
 }
 
-/// Names of the presets, oldest first.
-pub const ERAS: &[&str] = &["2.6.33", "2.6.34-rc1", "2.6.34", "2.6.35", "3.0", "3.7", "3.8", "3.19", "6.0", "6.18"];
-
-/// The default era.
-pub const DEFAULT_ERA: &str = "6.18";
-
 impl Policy {
-    /// The named preset, or `None` for an unknown name.
-    pub fn preset(name: &str) -> Option<Policy> {
-        // Each preset is the previous one plus the change its kernel release made.
-        let legacy = Policy {
-            name: "2.6.33".into(),
-            linking: Linking::Legacy,
-            prepare_reuse: PrepareReuse::AnyCompatible,
-            cow_reuse_moves_page: false,
-            prepare_links_at_head: false,
-            swapin_target: SwapinTarget::VmaAnonVma,
-            clone_reverses_chain: false,
-            importer_clones_exporter: true,
-            fork_error_unlinks: true,
-            has_wipeonfork: false,
-            has_thp_advice: false,
-            thp_advice_strict: false,
-            has_dump_advice: false,
-            adjust_imports_upfront: false,
-            mremap_expand_merges: false,
-            mremap_move_multi: false,
-            map_stack_nohugepage: false,
-            mprotect_unaccounts: false,
-            brk_heap_only: false,
-            track_root: false,
-            swapin_keeps_anon_mapping: false,
-            index: AnonIndex::List,
-            fork_reuse: ForkReuse::Never,
-            merge_rule: MergeAnonRule::Simple,
-            lock_scope: LockScope::PerAnonVma,
-            lock_kind: LockKind::Spin,
-            sizes: StructSizes { vm_area_struct: 176, anon_vma: 24, anon_vma_chain: 0 },
-        };
-        let rc1 = Policy {
-            name: "2.6.34-rc1".into(),
-            linking: Linking::Chain,
-            cow_reuse_moves_page: true,
-            prepare_links_at_head: true,
-            clone_reverses_chain: true,
-            importer_clones_exporter: false,
-            fork_error_unlinks: false,
-            sizes: StructSizes { anon_vma_chain: 48, ..legacy.sizes },
-            ..legacy.clone()
-        };
-        let v2634 = Policy {
-            name: "2.6.34".into(),
-            prepare_reuse: PrepareReuse::SingularChain,
-            swapin_target: SwapinTarget::OldestUnlessExclusive,
-            clone_reverses_chain: false,
-            importer_clones_exporter: true,
-            fork_error_unlinks: true,
-            ..rc1.clone()
-        };
-        let v2635 = Policy {
-            name: "2.6.35".into(),
-            track_root: true,
-            swapin_target: SwapinTarget::RootUnlessExclusive,
-            lock_scope: LockScope::Root,
-            // list_add_tail at prepare came with THP's ordering rule (2.6.38); kept at head here.
-            sizes: StructSizes { anon_vma: 32, ..v2634.sizes },
-            ..v2634.clone()
-        };
-        let v30 = Policy {
-            name: "3.0".into(),
-            lock_kind: LockKind::Mutex,
-            merge_rule: MergeAnonRule::SingularChain,
-            swapin_keeps_anon_mapping: true,
-            prepare_links_at_head: false,
-            has_thp_advice: true,
-            thp_advice_strict: true,
-            sizes: StructSizes { anon_vma: 64, ..v2635.sizes },
-            ..v2635.clone()
-        };
-        let v37 = Policy {
-            name: "3.7".into(),
-            index: AnonIndex::IntervalTree,
-            has_dump_advice: true,
-            sizes: StructSizes { vm_area_struct: 184, anon_vma: 56, anon_vma_chain: 64 },
-            ..v30.clone()
-        };
-        let v38 = Policy { name: "3.8".into(), lock_kind: LockKind::RwSem, ..v37.clone() };
-        let v319 = Policy {
-            name: "3.19".into(),
-            fork_reuse: ForkReuse::Degree,
-            sizes: StructSizes { vm_area_struct: 200, anon_vma: 72, anon_vma_chain: 64 },
-            ..v38.clone()
-        };
-        let v60 = Policy {
-            name: "6.0".into(),
-            fork_reuse: ForkReuse::ActiveVmas,
-            has_wipeonfork: true,
-            thp_advice_strict: false,
-            adjust_imports_upfront: true,
-            sizes: StructSizes { vm_area_struct: 200, anon_vma: 96, anon_vma_chain: 64 },
-            ..v319.clone()
-        };
-        let v618 = Policy {
-            name: "6.18".into(),
-            merge_rule: MergeAnonRule::Case2025,
-            mremap_expand_merges: true,
-            mremap_move_multi: true,
-            map_stack_nohugepage: true,
-            mprotect_unaccounts: true,
-            brk_heap_only: true,
-            sizes: StructSizes { vm_area_struct: 192, anon_vma: 96, anon_vma_chain: 64 },
-            ..v60.clone()
-        };
-        [legacy, rc1, v2634, v2635, v30, v37, v38, v319, v60, v618].into_iter().find(|p| p.name == name)
-    }
-
     /// Refuse knob combinations the engine cannot run (each names the knob to fix).
     pub fn validate(&self) -> Result<(), String> {
         let chain = self.linking == Linking::Chain;
         let checks: [(bool, &str); 5] = [
-            (chain || self.index == AnonIndex::List, "index=IntervalTree needs linking=Chain"),
+            (chain || self.index == IndexKind::List, "index=IntervalTree needs linking=Chain"),
             (chain || self.fork_reuse == ForkReuse::Never, "fork_reuse needs linking=Chain"),
             (self.track_root || self.lock_scope == LockScope::PerAnonVma, "lock_scope=Root needs track_root"),
             (
@@ -359,7 +264,7 @@ mod tests {
             assert_eq!(Policy::preset(e).map(|p| p.validate()), Some(Ok(())), "{e}");
         }
         let mut p = Policy::preset("2.6.33").unwrap();
-        p.index = AnonIndex::IntervalTree;
+        p.index = IndexKind::IntervalTree;
         assert!(p.validate().is_err());
     }
 
@@ -371,155 +276,6 @@ mod tests {
         assert!(Policy::preset("2.6.32").is_none());
         assert_eq!(Policy::preset("2.6.33").map(|p| p.linking), Some(Linking::Legacy));
         assert_eq!(Policy::preset("2.6.34").map(|p| p.linking), Some(Linking::Chain));
-    }
-}
-
-/// Every knob: (name, meaning, the kernel change that introduced its non-legacy value).
-pub const KNOBS: &[(&str, &str, &str)] = &[
-    ("linking", "legacy: VMAs sit on one family anon_vma; chain: anon_vma_chain links each VMA to every anon_vma it may map", "2.6.34 (5beb49305251)"),
-    ("prepare_reuse", "which neighbour anon_vma anon_vma_prepare may reuse: any_compatible, or singular_chain (neighbour's chain has one entry)", "2.6.34-rc4 (d0e9fe1758f2)"),
-    ("cow_reuse_moves_page", "a COW fault that reuses an exclusive page moves it to the VMA's own anon_vma (page_move_anon_rmap)", "2.6.34 (seed thread patch 3)"),
-    ("prepare_links_at_head", "anon_vma_prepare adds its chain entry at the head of the anon_vma list (list_add) instead of the tail", "2.6.34 (head); 2.6.38 back to tail"),
-    ("swapin_target", "anon_vma of a page first mapped by swap-in: vma_anon_vma, oldest_unless_exclusive, root_unless_exclusive", "2.6.34-rc4 (ea90002b0fa7); 2.6.35 root"),
-    ("clone_reverses_chain", "anon_vma_clone produces the source chain in reverse order (the patch as posted)", "fixed in 2.6.34-rc4"),
-    ("importer_clones_exporter", "vma_adjust's importer clones the exporter's chain (false: its own, the posted patch's bug)", "2.6.34-rc4 (287d97ac)"),
-    ("fork_error_unlinks", "anon_vma_fork unlinks the cloned chain when a later allocation fails (false: leak, the posted patch)", "2.6.34"),
-    ("has_wipeonfork", "MADV_WIPEONFORK / MADV_KEEPONFORK exist", "4.14"),
-    ("has_thp_advice", "MADV_HUGEPAGE / MADV_NOHUGEPAGE exist (their VM_HUGEPAGE / VM_NOHUGEPAGE flags split and merge VMAs)", "2.6.38"),
-    ("thp_advice_strict", "MADV_HUGEPAGE on a VMA that already has VM_HUGEPAGE (NOHUGEPAGE: VM_NOHUGEPAGE) is EINVAL", "2.6.38; accepted again from 4.4 (\"mm: Loosen MADV_NOHUGEPAGE to enable Qemu postcopy on s390\")"),
-    ("has_dump_advice", "MADV_DONTDUMP / MADV_DODUMP exist (VM_DONTDUMP)", "3.4"),
-    ("adjust_imports_upfront", "vma_adjust picks the anon_vma exporter before removing anything (case 6 looks past an unfaulted next)", "4.x (release unverified); 6.x merge code dups first"),
-    ("mremap_expand_merges", "mremap growing a VMA in place also merges it with a compatible next VMA", "6.1 (ca3d76b0aa80)"),
-    ("mremap_move_multi", "mremap with MREMAP_FIXED and old_len == new_len moves every VMA of a range that spans several (gaps kept; a gap at the start is EFAULT)", "6.17 (\"mm/mremap: permit mremap() move of multiple VMAs\")"),
-    ("map_stack_nohugepage", "mmap with MAP_STACK sets VM_NOHUGEPAGE (a thread stack stays apart from plain anonymous neighbours)", "6.7 (c4608d1bf7c6, \"mm: mmap: map MAP_STACK to VM_NOHUGEPAGE\")"),
-    ("brk_heap_only", "brk growth expands only the heap VMA (never the bss below start_brk); a shrink over an unmapped heap keeps the break", "6.1 (maple tree brk rewrite)"),
-    ("mprotect_unaccounts", "mprotect to non-writable clears VM_ACCOUNT of an anonymous VMA without anon_vma (it merges with never-writable neighbours again)", "6.7 (\"allow unfaulted VMAs to be unaccounted on mprotect()\"; checked on the live 6.18)"),
-    ("track_root", "anon_vmas record the root of their fork tree; non-roots pin it; anon_vmas are refcounted", "2.6.35 (Rik van Riel's root series)"),
-    ("swapin_keeps_anon_mapping", "a page that is already anonymous keeps page->mapping when mapped again from the swap cache", "3.0 here (exact release unverified)"),
-    ("index", "what a walk enumerates: list (every entry), or interval_tree (entries covering the page index)", "3.7 (bf181b9f9d8d)"),
-    ("fork_reuse", "anon_vma_fork reuse: never, degree (3.19, degree < 2 and not src's own), active_vmas (6.0)", "3.19 (7a3ef208e662); 6.0 (2555283eb40d)"),
-    ("merge_rule", "is_mergeable_anon_vma: simple, singular_chain (965f55dea0e3), case_2025 (fix of incorrectly disallowed merges)", "3.0; 2025"),
-    ("lock_scope", "lock of walks and updates: per_anon_vma, or root (one lock per fork tree)", "2.6.35"),
-    ("lock_kind", "spin, mutex (3.0), rwsem with shared walks (3.8, 5a505085f043)", "3.0; 3.8"),
-    ("size_vm_area_struct", "bytes per vm_area_struct for memory()", "per era"),
-    ("size_anon_vma", "bytes per anon_vma for memory()", "per era"),
-    ("size_anon_vma_chain", "bytes per anon_vma_chain for memory()", "per era"),
-];
-
-fn word<T: Copy + PartialEq>(v: T, names: &[(T, &'static str)]) -> &'static str {
-    names.iter().find(|(x, _)| *x == v).map_or("?", |(_, n)| n)
-}
-
-fn parse_word<T: Copy>(s: &str, names: &[(T, &'static str)], knob: &str) -> Result<T, String> {
-    names.iter().find(|(_, n)| *n == s).map(|(x, _)| *x).ok_or_else(|| {
-        let all: Vec<&str> = names.iter().map(|(_, n)| *n).collect();
-        format!("bad value {} for knob {knob}: one of {}", quote(s), all.join(", "))
-    })
-}
-
-const LINKING: &[(Linking, &str)] = &[(Linking::Legacy, "legacy"), (Linking::Chain, "chain")];
-const PREPARE: &[(PrepareReuse, &str)] =
-    &[(PrepareReuse::AnyCompatible, "any_compatible"), (PrepareReuse::SingularChain, "singular_chain")];
-const SWAPIN: &[(SwapinTarget, &str)] = &[
-    (SwapinTarget::VmaAnonVma, "vma_anon_vma"),
-    (SwapinTarget::OldestUnlessExclusive, "oldest_unless_exclusive"),
-    (SwapinTarget::RootUnlessExclusive, "root_unless_exclusive"),
-];
-const INDEX: &[(AnonIndex, &str)] = &[(AnonIndex::List, "list"), (AnonIndex::IntervalTree, "interval_tree")];
-const REUSE: &[(ForkReuse, &str)] =
-    &[(ForkReuse::Never, "never"), (ForkReuse::Degree, "degree"), (ForkReuse::ActiveVmas, "active_vmas")];
-const MERGE: &[(MergeAnonRule, &str)] = &[
-    (MergeAnonRule::Simple, "simple"),
-    (MergeAnonRule::SingularChain, "singular_chain"),
-    (MergeAnonRule::Case2025, "case_2025"),
-];
-const SCOPE: &[(LockScope, &str)] = &[(LockScope::PerAnonVma, "per_anon_vma"), (LockScope::Root, "root")];
-const KIND: &[(LockKind, &str)] = &[(LockKind::Spin, "spin"), (LockKind::Mutex, "mutex"), (LockKind::RwSem, "rwsem")];
-
-fn parse_bool(s: &str, knob: &str) -> Result<bool, String> {
-    match s {
-        "true" | "True" | "1" => Ok(true),
-        "false" | "False" | "0" => Ok(false),
-        _ => Err(format!("bad value {} for knob {knob}: true or false", quote(s))),
-    }
-}
-
-impl Policy {
-    /// Every knob's current value, as text, in `KNOBS` order.
-    pub fn knob_values(&self) -> Vec<(&'static str, String)> {
-        let b = |x: bool| x.to_string();
-        vec![
-            ("linking", word(self.linking, LINKING).into()),
-            ("prepare_reuse", word(self.prepare_reuse, PREPARE).into()),
-            ("cow_reuse_moves_page", b(self.cow_reuse_moves_page)),
-            ("prepare_links_at_head", b(self.prepare_links_at_head)),
-            ("swapin_target", word(self.swapin_target, SWAPIN).into()),
-            ("clone_reverses_chain", b(self.clone_reverses_chain)),
-            ("importer_clones_exporter", b(self.importer_clones_exporter)),
-            ("fork_error_unlinks", b(self.fork_error_unlinks)),
-            ("has_wipeonfork", b(self.has_wipeonfork)),
-            ("has_thp_advice", b(self.has_thp_advice)),
-            ("thp_advice_strict", b(self.thp_advice_strict)),
-            ("has_dump_advice", b(self.has_dump_advice)),
-            ("adjust_imports_upfront", b(self.adjust_imports_upfront)),
-            ("mremap_expand_merges", b(self.mremap_expand_merges)),
-            ("mremap_move_multi", b(self.mremap_move_multi)),
-            ("map_stack_nohugepage", b(self.map_stack_nohugepage)),
-            ("mprotect_unaccounts", b(self.mprotect_unaccounts)),
-            ("brk_heap_only", b(self.brk_heap_only)),
-            ("track_root", b(self.track_root)),
-            ("swapin_keeps_anon_mapping", b(self.swapin_keeps_anon_mapping)),
-            ("index", word(self.index, INDEX).into()),
-            ("fork_reuse", word(self.fork_reuse, REUSE).into()),
-            ("merge_rule", word(self.merge_rule, MERGE).into()),
-            ("lock_scope", word(self.lock_scope, SCOPE).into()),
-            ("lock_kind", word(self.lock_kind, KIND).into()),
-            ("size_vm_area_struct", self.sizes.vm_area_struct.to_string()),
-            ("size_anon_vma", self.sizes.anon_vma.to_string()),
-            ("size_anon_vma_chain", self.sizes.anon_vma_chain.to_string()),
-        ]
-    }
-
-    /// Set one knob from text (the names and values of `knob_values`).
-    pub fn set_knob(&mut self, knob: &str, value: &str) -> Result<(), String> {
-        let size =
-            |v: &str| v.parse::<u32>().map_err(|_| format!("bad value {} for knob {knob}: a byte count", quote(v)));
-        match knob {
-            "linking" => self.linking = parse_word(value, LINKING, knob)?,
-            "prepare_reuse" => self.prepare_reuse = parse_word(value, PREPARE, knob)?,
-            "cow_reuse_moves_page" => self.cow_reuse_moves_page = parse_bool(value, knob)?,
-            "prepare_links_at_head" => self.prepare_links_at_head = parse_bool(value, knob)?,
-            "swapin_target" => self.swapin_target = parse_word(value, SWAPIN, knob)?,
-            "clone_reverses_chain" => self.clone_reverses_chain = parse_bool(value, knob)?,
-            "importer_clones_exporter" => self.importer_clones_exporter = parse_bool(value, knob)?,
-            "fork_error_unlinks" => self.fork_error_unlinks = parse_bool(value, knob)?,
-            "has_wipeonfork" => self.has_wipeonfork = parse_bool(value, knob)?,
-            "has_thp_advice" => self.has_thp_advice = parse_bool(value, knob)?,
-            "thp_advice_strict" => self.thp_advice_strict = parse_bool(value, knob)?,
-            "has_dump_advice" => self.has_dump_advice = parse_bool(value, knob)?,
-            "adjust_imports_upfront" => self.adjust_imports_upfront = parse_bool(value, knob)?,
-            "mremap_expand_merges" => self.mremap_expand_merges = parse_bool(value, knob)?,
-            "mremap_move_multi" => self.mremap_move_multi = parse_bool(value, knob)?,
-            "map_stack_nohugepage" => self.map_stack_nohugepage = parse_bool(value, knob)?,
-            "mprotect_unaccounts" => self.mprotect_unaccounts = parse_bool(value, knob)?,
-            "brk_heap_only" => self.brk_heap_only = parse_bool(value, knob)?,
-            "track_root" => self.track_root = parse_bool(value, knob)?,
-            "swapin_keeps_anon_mapping" => self.swapin_keeps_anon_mapping = parse_bool(value, knob)?,
-            "index" => self.index = parse_word(value, INDEX, knob)?,
-            "fork_reuse" => self.fork_reuse = parse_word(value, REUSE, knob)?,
-            "merge_rule" => self.merge_rule = parse_word(value, MERGE, knob)?,
-            "lock_scope" => self.lock_scope = parse_word(value, SCOPE, knob)?,
-            "lock_kind" => self.lock_kind = parse_word(value, KIND, knob)?,
-            "size_vm_area_struct" => self.sizes.vm_area_struct = size(value)?,
-            "size_anon_vma" => self.sizes.anon_vma = size(value)?,
-            "size_anon_vma_chain" => self.sizes.anon_vma_chain = size(value)?,
-            "name" => self.name = value.to_string(),
-            _ => {
-                let all: Vec<&str> = KNOBS.iter().map(|k| k.0).collect();
-                return Err(format!("unknown knob {}; knobs: {}", quote(knob), all.join(", ")));
-            }
-        }
-        Ok(())
     }
 }
 

@@ -515,13 +515,11 @@ impl crate::state::snapshot::Wire for PageStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::objects::{AvList, Page};
+    use crate::state::objects::Page;
 
     fn av() -> AnonVma {
         AnonVma {
-            list: AvList::default(),
-            tree: None,
-            tree_len: 0,
+            index: crate::index::AnonIndex::default(),
             root: Id::new(0, 0),
             parent: Id::new(0, 0),
             refcount: 1,

@@ -349,7 +349,7 @@ fn corrupt(sim: &mut Simulator, r: &mut Rng) {
             }
             if r.chance(0.7) {
                 if let Some(a) = sim.avs.get_mut(av) {
-                    a.tree_len += 1;
+                    a.index.tree_len += 1;
                 }
             }
         }
@@ -357,7 +357,7 @@ fn corrupt(sim: &mut Simulator, r: &mut Rng) {
             let a = avs[pick(r, avs.len())];
             let d = r.below(3) as i64 - 1;
             if let Some(x) = sim.avs.get_mut(a) {
-                x.tree_len = (x.tree_len as i64 + d).max(0) as u32;
+                x.index.tree_len = (x.index.tree_len as i64 + d).max(0) as u32;
             }
         }
         1 if !vmas.is_empty() => {
