@@ -4,11 +4,10 @@
 //! full-walk totals are compared with the per-page walks on the first after every op
 //! (`crate::fast::totals::tests::walks_agree`). `REVIEW_SEEDS=n` for more seeds.
 use crate::fast::totals::tests::{seeds, walks_agree};
-use crate::harness::fuzz::{gen_op, Rng, BASE};
+use crate::harness::fuzz::gen_op;
+use crate::harness::opgen::{gen, Mix, Rng};
 use crate::harness::trace::{self, Op, Outcome};
-use crate::mm::mprotect::Advice;
 use crate::policy::Policy;
-use crate::state::objects::PAGE_SIZE;
 use crate::state::sim::{Inject, Simulator};
 
 thread_local! {
@@ -20,91 +19,6 @@ thread_local! {
 }
 
 use crate::fast::totals::tests::ALL_ERAS;
-
-/// A wider generator than gen_op: more processes, larger window and lengths, more COW.
-pub(crate) fn gen_big(r: &mut Rng, live: &[u32], fail_rate: f64, window: u64, maxlen: u64, maxp: u64) -> Op {
-    if fail_rate > 0.0 && r.chance(fail_rate) {
-        return Op::Enomem { nth: Some(1 + r.below(8)) };
-    }
-    let p = live[r.below(live.len() as u64) as usize];
-    let addr = BASE + r.below(window) * PAGE_SIZE;
-    let len = (1 + r.below(maxlen)) * PAGE_SIZE;
-    let prot = [3u8, 3, 1, 3, 0, 3, 3][r.below(7) as usize];
-    match r.below(100) {
-        0..=9 if (live.len() as u64) < maxp => Op::Fork { p },
-        0..=9 => Op::Exit { p },
-        10..=13 if live.len() > 1 => Op::Exit { p },
-        10..=13 => Op::Fork { p },
-        14 => Op::Exec { p },
-        15 if r.chance(0.3) => Op::BrkBase { p, addr: BASE + 2 * window * PAGE_SIZE },
-        15 => Op::Brk { p, addr: BASE + (2 * window + r.below(6)) * PAGE_SIZE },
-        16..=23 if r.chance(0.4) => {
-            let file = Some((1 + r.below(2) as u32, (addr - BASE) + r.below(3) * PAGE_SIZE));
-            Op::Mmap { p, addr: Some(addr), len, prot, file, noreserve: false, stack: false }
-        }
-        16..=23 => Op::Mmap { p, addr: Some(addr), len, prot, file: None, noreserve: false, stack: false },
-        24..=27 => Op::Munmap { p, addr, len },
-        28..=55 => Op::Touch { p, addr, len, write: true },
-        56..=62 => Op::Touch { p, addr, len, write: false },
-        63..=69 => Op::Mprotect { p, addr, len, prot },
-        70..=77 => {
-            let advice = [
-                Advice::Random,
-                Advice::Normal,
-                Advice::Sequential,
-                Advice::DontNeed,
-                Advice::PageOut,
-                Advice::PageOut,
-                Advice::DontFork,
-                Advice::DoFork,
-            ][r.below(8) as usize];
-            Op::Madvise { p, addr, len, advice }
-        }
-        78..=86 => {
-            let new_addr = if r.chance(0.5) { Some(BASE + (window + r.below(window)) * PAGE_SIZE) } else { None };
-            Op::Mremap { p, addr, old_len: len, new_len: (1 + r.below(maxlen)) * PAGE_SIZE, may_move: true, new_addr }
-        }
-        87..=93 => Op::TryToUnmap { p, addr },
-        94..=95 => Op::DropSwapCache,
-        _ => Op::Touch { p, addr, len, write: true },
-    }
-}
-
-fn gen_cow(r: &mut Rng, live: &[u32], fail_rate: f64) -> Op {
-    if fail_rate > 0.0 && r.chance(fail_rate) {
-        return Op::Enomem { nth: Some(1 + r.below(24)) };
-    }
-    let window = 32;
-    let p = live[r.below(live.len() as u64) as usize];
-    let addr = BASE + r.below(window) * PAGE_SIZE;
-    let len = (1 + r.below(32)) * PAGE_SIZE;
-    match r.below(100) {
-        0..=14 if (live.len() as u64) < 8 => Op::Fork { p },
-        0..=14 => Op::Exit { p },
-        15..=17 if live.len() > 2 => Op::Exit { p },
-        15..=17 => Op::Fork { p },
-        18..=22 if r.chance(0.5) => {
-            let file = Some((1 + r.below(2) as u32, (addr - BASE) + r.below(3) * PAGE_SIZE));
-            Op::Mmap { p, addr: Some(addr), len, prot: 3, file, noreserve: false, stack: false }
-        }
-        18..=22 => Op::Mmap { p, addr: Some(addr), len, prot: 3, file: None, noreserve: false, stack: false },
-        23..=25 => Op::Mprotect { p, addr, len, prot: [1u8, 3, 3][r.below(3) as usize] },
-        26..=31 => {
-            let advice = [Advice::DontNeed, Advice::PageOut, Advice::PageOut, Advice::DontFork, Advice::DoFork]
-                [r.below(5) as usize];
-            Op::Madvise { p, addr, len, advice }
-        }
-        32..=36 => {
-            let new_addr = if r.chance(0.5) { Some(BASE + (window + r.below(window)) * PAGE_SIZE) } else { None };
-            Op::Mremap { p, addr, old_len: len, new_len: (1 + r.below(32)) * PAGE_SIZE, may_move: true, new_addr }
-        }
-        37..=40 => Op::TryToUnmap { p, addr },
-        41 => Op::DropSwapCache,
-        42..=50 => Op::Touch { p, addr, len, write: false },
-        51 => Op::Munmap { p, addr, len },
-        _ => Op::Touch { p, addr, len, write: true },
-    }
-}
 
 fn dump(sim: &Simulator) -> String {
     format!("{sim:?}")
@@ -142,9 +56,9 @@ fn diff_run(
     let mut walks = 0;
     for i in 0..nops {
         let op = if big && !ext {
-            gen_cow(&mut rng, &live, fail)
+            gen(&mut rng, &live, &Mix::COW, fail)
         } else if big {
-            gen_big(&mut rng, &live, fail, 64, 24, 12)
+            gen(&mut rng, &live, &Mix::wide(64, 24, 12), fail)
         } else {
             gen_op(&mut rng, &live, fail, ext)
         };

@@ -2,8 +2,7 @@
 //! streams (`crate::fast::cow::tests`), on randomly corrupted states (dangling pointers,
 //! shared tree nodes, wrong counts: both must report the same error), and across chunks
 //! and thread counts. `REVIEW_SEEDS=n` for more seeds.
-use crate::fast::cow::tests::gen_big;
-use crate::harness::fuzz::Rng;
+use crate::harness::opgen::{gen, Mix, Rng};
 use crate::harness::trace::{self, Op, Outcome};
 use crate::mm::mprotect::Advice;
 use crate::mm::rmap::WalkMode;
@@ -72,7 +71,7 @@ fn review_corrupted_states() {
             let mut live: Vec<u32> = vec![1];
             let n = 50 + rng.below(300);
             for _ in 0..n {
-                let op = gen_big(&mut rng, &live, 0.0, 48, 16, 10);
+                let op = gen(&mut rng, &live, &Mix::wide(48, 16, 10), 0.0);
                 match (&op, &runner.apply(&mut sim, &op)) {
                     (Op::Fork { .. }, Outcome::Ok(s)) => live.push(*s as u32),
                     (Op::Exit { p }, Outcome::Ok(_)) => live.retain(|x| x != p),

@@ -1,6 +1,7 @@
 //! The walk cache and the grouped totals against the kernel's walks one by one, after
 //! every operation of random runs in every era.
-use crate::harness::fuzz::{gen_op, Rng};
+use crate::harness::fuzz::gen_op;
+use crate::harness::opgen::Rng;
 use crate::harness::trace::{self, Op, Outcome};
 use crate::mm::rmap::WalkMode;
 use crate::policy::Policy;

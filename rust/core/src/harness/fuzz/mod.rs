@@ -9,10 +9,8 @@ use std::time::Instant;
 use crate::error::{Result, SimError};
 use crate::harness::check_incr::IncrementalCheck;
 use crate::harness::trace::{self, Op, Outcome};
-use crate::mm::mprotect::Advice;
 use crate::policy::Policy;
 use crate::state::interrupt::{self, Ticker};
-use crate::state::objects::PAGE_SIZE;
 use crate::state::sim::Simulator;
 
 /// Fuzzer settings.
@@ -56,89 +54,13 @@ pub struct FuzzReport {
     pub interrupted: bool,
 }
 
-pub(crate) struct Rng(pub(crate) u64);
-impl Rng {
-    pub(crate) fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    pub(crate) fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-    pub(crate) fn chance(&mut self, p: f64) -> bool {
-        ((self.next() >> 11) as f64 / (1u64 << 53) as f64) < p
-    }
-}
+pub(crate) use crate::harness::opgen::Rng;
+use crate::harness::opgen::{gen, Mix};
 
-pub(crate) const BASE: u64 = 0x1000_0000;
-pub(crate) const WINDOW: u64 = 24; // pages
-const MAX_PROCS: u64 = 6;
-
-/// One random operation for the processes `live` (symbols) of a run.
+/// One random operation of the fuzzer's mix (or its extended form) for the processes
+/// `live` (symbols) of a run.
 pub(crate) fn gen_op(r: &mut Rng, live: &[u32], fail_rate: f64, ext: bool) -> Op {
-    if fail_rate > 0.0 && r.chance(fail_rate) {
-        return Op::Enomem { nth: Some(1 + r.below(4)) };
-    }
-    let p = live[r.below(live.len() as u64) as usize];
-    let addr = BASE + r.below(WINDOW) * PAGE_SIZE;
-    let len = (1 + r.below(4)) * PAGE_SIZE;
-    let prot = [3u8, 3, 1, 3, 0][r.below(5) as usize];
-    match r.below(100) {
-        0..=9 if (live.len() as u64) < MAX_PROCS => Op::Fork { p },
-        0..=9 => Op::Exit { p },
-        10..=14 if live.len() > 1 => Op::Exit { p },
-        10..=14 => Op::Fork { p },
-        15 if !ext || r.chance(0.5) => Op::Exec { p },
-        // the heap sits right after the window (and its moves), so brk meets mmaps there
-        15 if r.chance(0.3) => Op::BrkBase { p, addr: BASE + 2 * WINDOW * PAGE_SIZE },
-        15 => Op::Brk { p, addr: BASE + (2 * WINDOW + r.below(6)) * PAGE_SIZE },
-        // private file mappings: two files, offset = window slot (+0/1 page) so that
-        // neighbours sometimes continue each other
-        16..=25 if ext && r.chance(0.3) => {
-            let file = Some((1 + r.below(2) as u32, (addr - BASE) + r.below(2) * PAGE_SIZE));
-            Op::Mmap { p, addr: Some(addr), len, prot, file, noreserve: r.chance(0.2), stack: false }
-        }
-        // MAP_NORESERVE and MAP_STACK only in the extended mix (`ext &&` draws nothing
-        // otherwise)
-        16..=25 => Op::Mmap {
-            p,
-            addr: Some(addr),
-            len,
-            prot,
-            file: None,
-            noreserve: ext && r.chance(0.2),
-            stack: ext && r.chance(0.15),
-        },
-        26..=30 => Op::Munmap { p, addr, len },
-        31..=50 => Op::Touch { p, addr, len, write: true },
-        51..=56 => Op::Touch { p, addr, len, write: false },
-        57..=66 => Op::Mprotect { p, addr, len, prot },
-        67..=76 => {
-            let advice = [
-                Advice::Random,
-                Advice::Normal,
-                Advice::Sequential,
-                Advice::DontNeed,
-                Advice::PageOut,
-                Advice::DontFork,
-                Advice::DoFork,
-            ][r.below(7) as usize];
-            Op::Madvise { p, addr, len, advice }
-        }
-        77..=84 => {
-            // moves land in the second window; in the extended mix anywhere in both, so a
-            // VMA can also move back beside what was mapped at its old place meanwhile
-            let (lo, span) = if ext { (0, 2 * WINDOW) } else { (WINDOW, WINDOW) };
-            let new_addr = if r.chance(0.5) { Some(BASE + (lo + r.below(span)) * PAGE_SIZE) } else { None };
-            Op::Mremap { p, addr, old_len: len, new_len: (1 + r.below(4)) * PAGE_SIZE, may_move: true, new_addr }
-        }
-        85..=93 => Op::TryToUnmap { p, addr },
-        94..=96 => Op::DropSwapCache,
-        _ => Op::Touch { p, addr, len, write: true },
-    }
+    gen(r, live, &Mix::fuzz(ext), fail_rate)
 }
 
 /// Replay `ops` on a fresh simulator, checking after every operation; the first
@@ -345,7 +267,7 @@ fn worker(cfg: &FuzzConfig, w: u32, t0: Instant, best: &AtomicU64) -> WorkerOut 
     let mut ticker = Ticker::new();
     let mut incr = IncrementalCheck::default();
     let mut ops: Vec<Op> = Vec::with_capacity(cfg.run_len.min(1 << 16) as usize + 1);
-    let mut live: Vec<u32> = Vec::with_capacity(MAX_PROCS as usize);
+    let mut live: Vec<u32> = Vec::with_capacity(Mix::FUZZ.max_procs as usize);
     let done = |n: u64| {
         n >= budget
             || order_key(n, w) > best.load(Relaxed)
