@@ -9,6 +9,7 @@ pub mod events;
 pub mod fuzz;
 pub mod inspect;
 pub(crate) mod opgen;
+pub mod ops;
 pub mod program;
 pub mod render;
 pub mod trace;
