@@ -23,6 +23,7 @@ use rmapsim_core::{Advice, Inject, ScanStats, SimError, Simulator as Core, Total
 static GLOBAL: rmapsim_core::state::hostmem::CountingAlloc = rmapsim_core::state::hostmem::CountingAlloc;
 
 mod args;
+mod ops;
 mod views;
 
 use args::{dflt, flag, handles, invalid, opt_addr, opt_dict, opt_text, ranged, real, text, to_py, u64_arg};
@@ -1336,6 +1337,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(run_program, m)?)?;
     m.add_function(wrap_pyfunction!(shrink_trace, m)?)?;
     m.add_function(wrap_pyfunction!(knobs, m)?)?;
+    m.add_function(wrap_pyfunction!(ops::op_table, m)?)?;
     m.add_function(wrap_pyfunction!(_running, m)?)?;
     m.add("DEFAULT_ERA", rmapsim_core::policy::DEFAULT_ERA)?;
     m.add("ERROR_KINDS", ERROR_KINDS.to_vec())?;

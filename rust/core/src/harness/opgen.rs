@@ -288,6 +288,22 @@ pub(crate) fn gen(r: &mut Rng, live: &[u32], m: &Mix, fail_rate: f64) -> Op {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::harness::ops::{OpSpec, OPS};
+
+    /// The registry's `fuzzed` marks are what the fuzzer's extended mix generates: an
+    /// operation added to the registry is either given a share here or marked quiet there.
+    #[test]
+    fn the_registry_marks_what_the_fuzzer_generates() {
+        let mut r = Rng(11);
+        let mut seen = std::collections::BTreeSet::new();
+        for i in 0..50_000u32 {
+            let live: Vec<u32> = (1..=1 + i % 6).collect();
+            let row = gen(&mut r, &live, &Mix::FUZZ_EXT, 0.05).encode();
+            seen.insert(OpSpec::of_row(&row).expect("a registered operation").variant);
+        }
+        let marked: std::collections::BTreeSet<_> = OPS.iter().filter(|s| s.fuzzed).map(|s| s.variant).collect();
+        assert_eq!(seen, marked);
+    }
 
     /// Each mix's shares fit in 100 and name only operations [`gen`] generates.
     #[test]

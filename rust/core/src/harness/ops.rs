@@ -1,4 +1,23 @@
-//! The operations of traces, op arrays, fuzzers and event logs.
+//! The operation registry: every operation of traces, op arrays (`_apply`'s rows of
+//! `[u64; 7]`), fuzzers and event logs, declared once in [`OPS`]: its trace word, its
+//! [`Op`] variant, its row code and its arguments (name, [`ArgKind`], row column). The
+//! trace parser and printer (`harness::trace`), the event log (`harness::events`) and
+//! Python (`rmapsim._core.op_table()`) read the table; the generator (`harness::opgen`)
+//! is checked against its `fuzzed` marks.
+//!
+//! Adding an operation touches these files (a trial operation, added and removed on a
+//! scratch branch, needed exactly them):
+//!
+//! 1. the kernel path itself, a `Simulator` method in `mm/` (the file of its kernel file);
+//! 2. `harness/ops.rs` (this file): the [`Op`] variant, its row in [`OPS`], its arms of
+//!    [`Op::encode`] and [`Op::decode`];
+//! 3. `harness/trace.rs`: its arm of `Runner::apply_inner` (which method it calls);
+//! 4. `harness/opgen.rs`, when the fuzzer should generate it (a `Pick` and a share);
+//! 5. the Python side, when it should have a method of its own: the binding in
+//!    `rust/python/src/` and its stub in `python/rmapsim/_core.pyi`.
+//!
+//! Trace text, op-array rows, the event log's columns and `op_table()` follow from the
+//! table; nothing else names operations one by one.
 
 use crate::error::{Result, SimError};
 use crate::mm::mprotect::Advice;
@@ -87,6 +106,191 @@ pub(crate) fn advice_name(a: Advice) -> &'static str {
     Advice::NAMES[ADVICES.iter().position(|&x| x == a).unwrap_or(0)]
 }
 
+/// What an argument is: how a trace line writes it and how its row column holds it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ArgKind {
+    /// A process symbol `pN` (N >= 1).
+    Proc,
+    /// An address (decimal or 0x hex).
+    Addr,
+    /// An address, or `-` for none (the kernel chooses); none is [`NONE`] in the row.
+    OptAddr,
+    /// A length in bytes.
+    Len,
+    /// A protection such as `rw` or `none`: the low three bits of the column.
+    Prot,
+    /// One of two words: the first is 1, the second 0.
+    Choice(&'static str, &'static str),
+    /// An advice name: its index in the advice table.
+    Advice,
+    /// Optional `file ID OFF`: the identity (0: anonymous) and the next column the offset.
+    File,
+    /// An optional flag word: bit `bit` of the column.
+    Flag(&'static str),
+    /// An optional address at the end of the line ([`NONE`] when absent).
+    TrailingAddr,
+    /// A count, or `off` ([`NONE`]).
+    CountOrOff,
+}
+
+impl ArgKind {
+    /// The name `op_table()` gives the kind.
+    pub fn name(self) -> &'static str {
+        match self {
+            ArgKind::Proc => "proc",
+            ArgKind::Addr => "addr",
+            ArgKind::OptAddr => "opt_addr",
+            ArgKind::Len => "len",
+            ArgKind::Prot => "prot",
+            ArgKind::Choice(..) => "choice",
+            ArgKind::Advice => "advice",
+            ArgKind::File => "file",
+            ArgKind::Flag(_) => "flag",
+            ArgKind::TrailingAddr => "trailing_addr",
+            ArgKind::CountOrOff => "count_or_off",
+        }
+    }
+
+    /// May a line leave it out?
+    pub fn optional(self) -> bool {
+        matches!(self, ArgKind::File | ArgKind::Flag(_) | ArgKind::TrailingAddr)
+    }
+}
+
+/// One argument of an operation.
+#[derive(Clone, Copy, Debug)]
+pub struct ArgSpec {
+    /// The [`Op`] field it fills.
+    pub name: &'static str,
+    pub kind: ArgKind,
+    /// Its column of the `[code, p, a, b, c, d, e]` row (1-6).
+    pub col: usize,
+    /// [`ArgKind::Flag`]: its bit of the column.
+    pub bit: u32,
+    /// What a parse error says was expected ("an address").
+    pub what: &'static str,
+}
+
+/// One operation of the registry.
+#[derive(Clone, Copy, Debug)]
+pub struct OpSpec {
+    /// The trace word (two operations may share one: `drop_swap_cache` with and without
+    /// a page).
+    pub name: &'static str,
+    pub variant: &'static str,
+    /// The row code (column 0); operations sharing a word share it, the one without
+    /// arguments having 0 in column 1.
+    pub code: u64,
+    pub args: &'static [ArgSpec],
+    /// The native fuzzer generates it (`harness::opgen`, checked by a test there).
+    pub fuzzed: bool,
+}
+
+const fn arg(name: &'static str, kind: ArgKind, col: usize, what: &'static str) -> ArgSpec {
+    ArgSpec { name, kind, col, bit: 0, what }
+}
+const P: ArgSpec = arg("p", ArgKind::Proc, 1, "a process symbol like p1");
+const ADDR: ArgSpec = arg("addr", ArgKind::Addr, 2, "an address");
+const LEN: ArgSpec = arg("len", ArgKind::Len, 3, "a length");
+
+const fn op(name: &'static str, variant: &'static str, code: u64, args: &'static [ArgSpec]) -> OpSpec {
+    OpSpec { name, variant, code, args, fuzzed: true }
+}
+const fn quiet(o: OpSpec) -> OpSpec {
+    OpSpec { fuzzed: false, ..o }
+}
+
+/// Every operation, in row-code order.
+pub const OPS: &[OpSpec] = &[
+    quiet(op("spawn", "Spawn", 0, &[])),
+    op("fork", "Fork", 1, &[P]),
+    op("exit", "Exit", 2, &[P]),
+    op("exec", "Exec", 3, &[P]),
+    op(
+        "mmap",
+        "Mmap",
+        4,
+        &[
+            P,
+            arg("addr", ArgKind::OptAddr, 2, "an address or -"),
+            LEN,
+            arg("prot", ArgKind::Prot, 4, "a prot like rw"),
+            arg("file", ArgKind::File, 5, "a file identity"),
+            ArgSpec { bit: 3, ..arg("noreserve", ArgKind::Flag("noreserve"), 4, "") },
+            ArgSpec { bit: 4, ..arg("stack", ArgKind::Flag("stack"), 4, "") },
+        ],
+    ),
+    op("munmap", "Munmap", 5, &[P, ADDR, LEN]),
+    op("touch", "Touch", 6, &[P, ADDR, LEN, arg("write", ArgKind::Choice("w", "r"), 4, "")]),
+    op("mprotect", "Mprotect", 7, &[P, ADDR, LEN, arg("prot", ArgKind::Prot, 4, "a prot like rw")]),
+    op("madvise", "Madvise", 8, &[P, ADDR, LEN, arg("advice", ArgKind::Advice, 4, "an advice")]),
+    op(
+        "mremap",
+        "Mremap",
+        9,
+        &[
+            P,
+            ADDR,
+            arg("old_len", ArgKind::Len, 3, "the old length"),
+            arg("new_len", ArgKind::Len, 4, "the new length"),
+            arg("may_move", ArgKind::Choice("move", "nomove"), 5, ""),
+            arg("new_addr", ArgKind::TrailingAddr, 6, "a new address"),
+        ],
+    ),
+    op("try_to_unmap", "TryToUnmap", 10, &[P, ADDR]),
+    op("drop_swap_cache", "DropSwapCache", 11, &[]),
+    quiet(op("drop_swap_cache", "DropSwapCacheAt", 11, &[P, ADDR])),
+    op("enomem", "Enomem", 12, &[arg("nth", ArgKind::CountOrOff, 2, "a count or off")]),
+    quiet(op("check", "Check", 13, &[])),
+    op("brk", "Brk", 14, &[P, ADDR]),
+    op("brkbase", "BrkBase", 15, &[P, ADDR]),
+];
+
+impl OpSpec {
+    /// The operation of a row: by its code, and for a shared code by whether column 1
+    /// names a process.
+    pub fn of_row(r: &[u64; 7]) -> Option<&'static OpSpec> {
+        OPS.iter().filter(|s| s.code == r[0]).min_by_key(|s| s.args.is_empty() != (r[1] == 0))
+    }
+
+    /// The operation a trace line starting with `word` means, given whether more words
+    /// follow (for words two operations share).
+    pub fn of_word(word: &str, more: bool) -> Option<&'static OpSpec> {
+        OPS.iter().filter(|s| s.name == word).min_by_key(|s| s.args.is_empty() == more)
+    }
+
+    /// The trace syntax, such as `touch pN ADDR LEN w|r`.
+    pub fn syntax(&self) -> String {
+        let mut s = self.name.to_string();
+        for a in self.args {
+            let w = match a.kind {
+                ArgKind::Proc => "pN".to_string(),
+                ArgKind::Addr => "ADDR".to_string(),
+                ArgKind::OptAddr => "ADDR|-".to_string(),
+                ArgKind::Len => a.name.to_uppercase(),
+                ArgKind::Prot => "PROT".to_string(),
+                ArgKind::Choice(y, n) => std::format!("{y}|{n}"),
+                ArgKind::Advice => "ADVICE".to_string(),
+                ArgKind::File => "[file ID OFF]".to_string(),
+                ArgKind::Flag(w) => std::format!("[{w}]"),
+                ArgKind::TrailingAddr => std::format!("[{}]", a.name.to_uppercase()),
+                ArgKind::CountOrOff => "N|off".to_string(),
+            };
+            s.push(' ');
+            s.push_str(&w);
+        }
+        s
+    }
+}
+
+/// The advice a row column holds (its index in the advice table), and back.
+pub(crate) fn advice_index(a: Advice) -> u64 {
+    ADVICES.iter().position(|&x| x == a).unwrap_or(0) as u64
+}
+pub(crate) fn advice_at(i: u64) -> Option<Advice> {
+    ADVICES.get(i as usize).copied()
+}
+
 /// Sentinel for "none" in the op-array form.
 pub const NONE: u64 = u64::MAX;
 
@@ -127,9 +331,7 @@ impl Op {
             Op::Munmap { p, addr, len } => [5, p as u64, addr, len, 0, 0, 0],
             Op::Touch { p, addr, len, write } => [6, p as u64, addr, len, write as u64, 0, 0],
             Op::Mprotect { p, addr, len, prot } => [7, p as u64, addr, len, prot as u64, 0, 0],
-            Op::Madvise { p, addr, len, advice } => {
-                [8, p as u64, addr, len, ADVICES.iter().position(|&x| x == advice).unwrap_or(0) as u64, 0, 0]
-            }
+            Op::Madvise { p, addr, len, advice } => [8, p as u64, addr, len, advice_index(advice), 0, 0],
             Op::Mremap { p, addr, old_len, new_len, may_move, new_addr } => {
                 [9, p as u64, addr, old_len, new_len, may_move as u64, o(new_addr)]
             }
@@ -181,7 +383,7 @@ impl Op {
                 p: p()?,
                 addr: r[2],
                 len: r[3],
-                advice: *ADVICES.get(r[4] as usize).ok_or_else(|| bad("advice index out of range"))?,
+                advice: advice_at(r[4]).ok_or_else(|| bad("advice index out of range"))?,
             },
             9 => Op::Mremap {
                 p: p()?,
@@ -200,5 +402,73 @@ impl Op {
             15 => Op::BrkBase { p: p()?, addr: r[2] },
             _ => return Err(bad("unknown op code")),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::harness::trace;
+
+    /// A row of `spec` with every argument given (`full`) or every optional one left out.
+    fn sample_row(spec: &OpSpec, full: bool) -> [u64; 7] {
+        let mut r = [spec.code, 0, 0, 0, 0, 0, 0];
+        for a in spec.args {
+            let v = match a.kind {
+                ArgKind::Proc => 2,
+                ArgKind::Addr => 0x1000_0000 + 0x1000 * a.col as u64,
+                ArgKind::OptAddr | ArgKind::TrailingAddr if !full => NONE,
+                ArgKind::OptAddr | ArgKind::TrailingAddr => 0x2000_0000,
+                ArgKind::Len => 0x3000 + 0x1000 * a.col as u64,
+                ArgKind::Prot => 5,
+                ArgKind::Choice(..) => full as u64,
+                ArgKind::Advice => 8,
+                ArgKind::File if full => {
+                    r[a.col + 1] = 0x5000;
+                    3
+                }
+                ArgKind::Flag(_) if full => 1 << a.bit,
+                ArgKind::File | ArgKind::Flag(_) => 0,
+                ArgKind::CountOrOff if full => 7,
+                ArgKind::CountOrOff => NONE,
+            };
+            r[a.col] |= v;
+        }
+        r
+    }
+
+    /// Each registry entry's columns are those its hand-written arms of `Op::encode` and
+    /// `Op::decode` use: a row built from the entry alone decodes to an operation of the
+    /// entry's variant that encodes back to the same row and round-trips through its
+    /// trace line, whose words are the entry's name and arguments.
+    #[test]
+    fn every_entry_agrees_with_the_codec_and_the_trace_syntax() {
+        for spec in OPS {
+            for full in [false, true] {
+                let row = sample_row(spec, full);
+                let op = Op::decode(row, 0).unwrap_or_else(|e| panic!("{}: {e}", spec.variant));
+                assert!(std::format!("{op:?}").starts_with(spec.variant), "{} decoded to {op:?}", spec.variant);
+                assert_eq!(op.encode(), row, "{}", spec.variant);
+                assert_eq!(OpSpec::of_row(&row).map(|s| s.variant), Some(spec.variant));
+                let line = op.to_string();
+                assert_eq!(line.split(' ').next(), Some(spec.name), "{line}");
+                let required = spec.args.iter().filter(|a| !a.kind.optional()).count();
+                assert!(line.split(' ').count() > required, "{line}: {}", spec.syntax());
+                let text = trace::format(std::slice::from_ref(&op), None);
+                assert_eq!(trace::parse(&text).unwrap(), vec![op.clone()], "{line}");
+            }
+        }
+    }
+
+    #[test]
+    fn codes_are_unique_but_for_shared_words() {
+        for (i, a) in OPS.iter().enumerate() {
+            for b in &OPS[i + 1..] {
+                assert_eq!(a.code == b.code, a.name == b.name, "{} / {}", a.variant, b.variant);
+                assert_ne!(a.variant, b.variant);
+            }
+        }
+        let mmap = OPS.iter().find(|s| s.name == "mmap").unwrap();
+        assert_eq!(mmap.syntax(), "mmap pN ADDR|- LEN PROT [file ID OFF] [noreserve] [stack]");
     }
 }

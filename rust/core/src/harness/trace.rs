@@ -31,9 +31,10 @@
 //! address): traces do not depend on handle values.
 
 use std::fmt;
+use std::iter::Peekable;
 
 use crate::error::{quote, Result, SimError};
-use crate::harness::ops::advice_name;
+use crate::harness::ops::{advice_at, advice_index, advice_name, ArgKind, ArgSpec, OpSpec};
 pub use crate::harness::ops::{Op, NONE};
 use crate::mm::mprotect::Advice;
 use crate::state::interrupt::Ticker;
@@ -43,58 +44,33 @@ use crate::state::sim::{Inject, Simulator};
 pub const HEADER: &str = "# rmapsim trace v1";
 
 impl fmt::Display for Op {
+    /// The operation's trace line, written from its row by the registry's [`OPS`] entry.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let prot = |p: u8| Simulator::prot_string(p).replace('-', "");
-        let prot = |p: u8| if prot(p).is_empty() { "none".to_string() } else { prot(p) };
-        match self {
-            Op::Spawn => write!(f, "spawn"),
-            Op::Fork { p } => write!(f, "fork p{p}"),
-            Op::Exit { p } => write!(f, "exit p{p}"),
-            Op::Exec { p } => write!(f, "exec p{p}"),
-            Op::Mmap { p, addr, len, prot: pr, file, noreserve, stack } => {
-                match addr {
-                    Some(a) => write!(f, "mmap p{p} {a:#x} {len:#x} {}", prot(*pr))?,
-                    None => write!(f, "mmap p{p} - {len:#x} {}", prot(*pr))?,
+        let r = self.encode();
+        let Some(spec) = OpSpec::of_row(&r) else { return write!(f, "?{}", r[0]) };
+        write!(f, "{}", spec.name)?;
+        for a in spec.args {
+            let v = r[a.col];
+            match a.kind {
+                ArgKind::Proc => write!(f, " p{v}")?,
+                ArgKind::Addr | ArgKind::Len => write!(f, " {v:#x}")?,
+                ArgKind::OptAddr if v == NONE => write!(f, " -")?,
+                ArgKind::OptAddr => write!(f, " {v:#x}")?,
+                ArgKind::Prot => {
+                    let s = Simulator::prot_string(v as u8 & 7).replace('-', "");
+                    write!(f, " {}", if s.is_empty() { "none" } else { &s })?
                 }
-                if let Some((id, off)) = file {
-                    write!(f, " file {id} {off:#x}")?;
-                }
-                if *noreserve {
-                    write!(f, " noreserve")?;
-                }
-                if *stack {
-                    write!(f, " stack")?;
-                }
-                Ok(())
+                ArgKind::Choice(yes, no) => write!(f, " {}", if v != 0 { yes } else { no })?,
+                ArgKind::Advice => write!(f, " {}", advice_at(v).map_or("?", advice_name))?,
+                ArgKind::File if v != 0 => write!(f, " file {v} {:#x}", r[a.col + 1])?,
+                ArgKind::Flag(w) if (v >> a.bit) & 1 != 0 => write!(f, " {w}")?,
+                ArgKind::TrailingAddr if v != NONE => write!(f, " {v:#x}")?,
+                ArgKind::CountOrOff if v == NONE => write!(f, " off")?,
+                ArgKind::CountOrOff => write!(f, " {v}")?,
+                ArgKind::File | ArgKind::Flag(_) | ArgKind::TrailingAddr => {}
             }
-            Op::Brk { p, addr } => write!(f, "brk p{p} {addr:#x}"),
-            Op::BrkBase { p, addr } => write!(f, "brkbase p{p} {addr:#x}"),
-            Op::Munmap { p, addr, len } => write!(f, "munmap p{p} {addr:#x} {len:#x}"),
-            Op::Touch { p, addr, len, write } => {
-                write!(f, "touch p{p} {addr:#x} {len:#x} {}", if *write { "w" } else { "r" })
-            }
-            Op::Mprotect { p, addr, len, prot: pr } => write!(f, "mprotect p{p} {addr:#x} {len:#x} {}", prot(*pr)),
-            Op::Madvise { p, addr, len, advice } => {
-                write!(f, "madvise p{p} {addr:#x} {len:#x} {}", advice_name(*advice))
-            }
-            Op::Mremap { p, addr, old_len, new_len, may_move, new_addr } => {
-                write!(
-                    f,
-                    "mremap p{p} {addr:#x} {old_len:#x} {new_len:#x} {}",
-                    if *may_move { "move" } else { "nomove" }
-                )?;
-                if let Some(n) = new_addr {
-                    write!(f, " {n:#x}")?;
-                }
-                Ok(())
-            }
-            Op::TryToUnmap { p, addr } => write!(f, "try_to_unmap p{p} {addr:#x}"),
-            Op::DropSwapCache => write!(f, "drop_swap_cache"),
-            Op::DropSwapCacheAt { p, addr } => write!(f, "drop_swap_cache p{p} {addr:#x}"),
-            Op::Enomem { nth: Some(n) } => write!(f, "enomem {n}"),
-            Op::Enomem { nth: None } => write!(f, "enomem off"),
-            Op::Check => write!(f, "check"),
         }
+        Ok(())
     }
 }
 
@@ -168,117 +144,94 @@ pub fn parse(text: &str) -> Result<Vec<Op>> {
             continue;
         }
         let content = raw.split('#').next().unwrap_or("");
-        let mut t = content.split_whitespace();
-        let Some(word) = t.next() else { continue };
-        let op = match word {
-            "spawn" => Op::Spawn,
-            "fork" => Op::Fork { p: sym(t.next(), line)? },
-            "exit" => Op::Exit { p: sym(t.next(), line)? },
-            "exec" => Op::Exec { p: sym(t.next(), line)? },
-            "mmap" => {
-                let p = sym(t.next(), line)?;
-                let addr = match t.next() {
-                    Some("-") => None,
-                    a => Some(num(a, line, "an address or -")?),
-                };
-                let (len, pr) = (num(t.next(), line, "a length")?, prot(t.next(), line)?);
-                let mut next = t.next();
-                let file = match next {
-                    Some("file") => {
-                        let id = num(t.next(), line, "a file identity")?;
-                        let id = u32::try_from(id)
-                            .ok()
-                            .filter(|&i| i >= 1)
-                            .ok_or_else(|| bad(line, std::format!("file identity must be 1..2^32, found {id}")))?;
-                        let off = num(t.next(), line, "a file offset")?;
-                        next = t.next();
-                        Some((id, off))
-                    }
-                    _ => None,
-                };
-                let noreserve = next == Some("noreserve");
-                if noreserve {
-                    next = t.next();
-                }
-                let stack = next == Some("stack");
-                if stack {
-                    next = t.next();
-                }
-                match next {
-                    None => {}
-                    Some(other) if !noreserve && !stack => {
-                        return Err(bad(
-                            line,
-                            std::format!(
-                                "expected \"file\", \"noreserve\", \"stack\" or end of line, found {}",
-                                quote(other)
-                            ),
-                        ))
-                    }
-                    Some(extra) => return Err(bad(line, std::format!("unexpected {} after mmap", quote(extra)))),
-                }
-                Op::Mmap { p, addr, len, prot: pr, file, noreserve, stack }
-            }
-            "brk" => Op::Brk { p: sym(t.next(), line)?, addr: num(t.next(), line, "an address")? },
-            "brkbase" => Op::BrkBase { p: sym(t.next(), line)?, addr: num(t.next(), line, "an address")? },
-            "munmap" => Op::Munmap {
-                p: sym(t.next(), line)?,
-                addr: num(t.next(), line, "an address")?,
-                len: num(t.next(), line, "a length")?,
-            },
-            "touch" => {
-                let (p, addr, len) =
-                    (sym(t.next(), line)?, num(t.next(), line, "an address")?, num(t.next(), line, "a length")?);
-                let write = choice(t.next(), line, "w", "r")?;
-                Op::Touch { p, addr, len, write }
-            }
-            "mprotect" => Op::Mprotect {
-                p: sym(t.next(), line)?,
-                addr: num(t.next(), line, "an address")?,
-                len: num(t.next(), line, "a length")?,
-                prot: prot(t.next(), line)?,
-            },
-            "madvise" => {
-                let (p, addr, len) =
-                    (sym(t.next(), line)?, num(t.next(), line, "an address")?, num(t.next(), line, "a length")?);
-                let a = t.next().ok_or_else(|| bad(line, "expected an advice, found end of line"))?;
-                Op::Madvise { p, addr, len, advice: Advice::parse(a).map_err(|e| bad(line, e))? }
-            }
-            "mremap" => {
-                let (p, addr, old_len, new_len) = (
-                    sym(t.next(), line)?,
-                    num(t.next(), line, "an address")?,
-                    num(t.next(), line, "the old length")?,
-                    num(t.next(), line, "the new length")?,
-                );
-                let may_move = choice(t.next(), line, "move", "nomove")?;
-                let new_addr = match t.next() {
-                    None => None,
-                    a => Some(num(a, line, "a new address")?),
-                };
-                Op::Mremap { p, addr, old_len, new_len, may_move, new_addr }
-            }
-            "try_to_unmap" => Op::TryToUnmap { p: sym(t.next(), line)?, addr: num(t.next(), line, "an address")? },
-            "drop_swap_cache" => match t.next() {
-                None => Op::DropSwapCache,
-                s => Op::DropSwapCacheAt { p: sym(s, line)?, addr: num(t.next(), line, "an address")? },
-            },
-            "enomem" => match t.next() {
-                Some("off") => Op::Enomem { nth: None },
-                n => Op::Enomem { nth: Some(num(n, line, "a count or off")?) },
-            },
-            "check" => Op::Check,
-            other => return Err(bad(line, std::format!("unknown operation {}", quote(other)))),
-        };
-        if let Some(extra) = t.next() {
-            return Err(bad(line, std::format!("unexpected {} after {word}", quote(extra))));
-        }
-        ops.push(op);
+        let mut words = content.split_whitespace().peekable();
+        let Some(word) = words.next() else { continue };
+        ops.push(parse_op(word, &mut words, line)?);
     }
     if !seen_header {
         return Err(bad(1, std::format!("empty trace: expected the header {HEADER:?}")));
     }
     Ok(ops)
+}
+
+/// One trace line's operation: the registry's entry for `word`, its arguments read into
+/// the operation's row in order, then the row decoded.
+fn parse_op<'a>(word: &str, t: &mut Peekable<impl Iterator<Item = &'a str>>, line: usize) -> Result<Op> {
+    let spec = OpSpec::of_word(word, t.peek().is_some())
+        .ok_or_else(|| bad(line, std::format!("unknown operation {}", quote(word))))?;
+    let mut r = [0u64; 7];
+    r[0] = spec.code;
+    let mut flagged = false;
+    for a in spec.args {
+        flagged |= parse_arg(a, t, line, &mut r[a.col..])?;
+    }
+    if let Some(extra) = t.next() {
+        let optional: Vec<String> = spec.args.iter().filter_map(|a| optional_word(a.kind)).collect();
+        if optional.is_empty() || flagged {
+            return Err(bad(line, std::format!("unexpected {} after {word}", quote(extra))));
+        }
+        let list = optional.join(", ");
+        return Err(bad(line, std::format!("expected {list} or end of line, found {}", quote(extra))));
+    }
+    Op::decode(r, line)
+}
+
+/// The word an optional argument starts with, quoted (`"file"`).
+fn optional_word(k: ArgKind) -> Option<String> {
+    match k {
+        ArgKind::File => Some("\"file\"".to_string()),
+        ArgKind::Flag(w) => Some(std::format!("{w:?}")),
+        _ => None,
+    }
+}
+
+/// Read one argument into `cols` (its column first); true when it is a flag that was
+/// given.
+fn parse_arg<'a>(
+    a: &ArgSpec,
+    t: &mut Peekable<impl Iterator<Item = &'a str>>,
+    line: usize,
+    cols: &mut [u64],
+) -> Result<bool> {
+    cols[0] |= match a.kind {
+        ArgKind::Proc => sym(t.next(), line)? as u64,
+        ArgKind::Addr | ArgKind::Len => num(t.next(), line, a.what)?,
+        ArgKind::OptAddr => match t.next() {
+            Some("-") => NONE,
+            v => num(v, line, a.what)?,
+        },
+        ArgKind::Prot => prot(t.next(), line)? as u64,
+        ArgKind::Choice(yes, no) => choice(t.next(), line, yes, no)? as u64,
+        ArgKind::Advice => {
+            let v = t.next().ok_or_else(|| bad(line, std::format!("expected {}, found end of line", a.what)))?;
+            advice_index(Advice::parse(v).map_err(|e| bad(line, e))?)
+        }
+        ArgKind::File if t.peek() == Some(&"file") => {
+            t.next();
+            let id = num(t.next(), line, "a file identity")?;
+            let id = u32::try_from(id)
+                .ok()
+                .filter(|&i| i >= 1)
+                .ok_or_else(|| bad(line, std::format!("file identity must be 1..2^32, found {id}")))?;
+            cols[1] = num(t.next(), line, "a file offset")?;
+            id as u64
+        }
+        ArgKind::Flag(w) if t.peek() == Some(&w) => {
+            t.next();
+            cols[0] |= 1 << a.bit;
+            return Ok(true);
+        }
+        ArgKind::File | ArgKind::Flag(_) => 0,
+        ArgKind::TrailingAddr => match t.next() {
+            None => NONE,
+            v => num(v, line, a.what)?,
+        },
+        ArgKind::CountOrOff => match t.next() {
+            Some("off") => NONE,
+            v => num(v, line, a.what)?,
+        },
+    };
+    Ok(false)
 }
 
 /// The outcome of one applied operation.
