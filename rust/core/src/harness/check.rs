@@ -339,6 +339,32 @@ impl Simulator {
     /// anon_vma's list); no anon_vma has an empty list (it should have been freed).
     fn check_links(&self) -> Result<()> {
         let mut ticker = Ticker::new();
+        self.check_chain_entries(&mut ticker)?;
+        let mut on_lists = 0usize;
+        for (a, av) in self.avs.iter() {
+            ticker.tick()?;
+            on_lists += match self.policy.index {
+                AnonIndex::IntervalTree => self.check_tree_index(a, av)?,
+                AnonIndex::List => self.check_list_index(a, av)?,
+            };
+        }
+        let expected = match self.policy.linking {
+            Linking::Chain => self.avcs.len(),
+            Linking::Legacy => self.vmas.iter().filter(|(_, v)| v.anon_vma.is_some()).count(),
+        };
+        if on_lists != expected {
+            return Err(self.violation(
+                3,
+                "chain/list symmetry",
+                format!("{on_lists} entries on anon_vma lists, expected {expected}"),
+            ));
+        }
+        self.check_vma_chains(&mut ticker)
+    }
+
+    /// Invariant 3, each chain entry: its VMA and anon_vma live, on the VMA's chain once,
+    /// at its recorded place of the anon_vma's list (keyed by its VMA's pages in a tree).
+    fn check_chain_entries(&self, ticker: &mut Ticker) -> Result<()> {
         for (c, avc) in self.avcs.iter() {
             ticker.tick()?;
             let Some(vma) = self.vmas.get(avc.vma) else {
@@ -378,88 +404,87 @@ impl Simulator {
                 ));
             }
         }
-        let mut on_lists = 0usize;
-        for (a, av) in self.avs.iter() {
-            ticker.tick()?;
-            if self.policy.index == AnonIndex::IntervalTree {
-                let n = itree::validate(&self.avcs, av.tree).map_err(|e| {
-                    self.violation(3, "chain/list symmetry", format!("anon_vma {:#x}'s tree: {e}", a.to_u64()))
-                })?;
-                if n != av.tree_len as usize {
-                    return Err(self.violation(
-                        3,
-                        "chain/list symmetry",
-                        format!("anon_vma {:#x}'s tree holds {n} entries, counted {}", a.to_u64(), av.tree_len),
-                    ));
-                }
-                let mut foreign = None;
-                itree::for_each(&self.avcs, av.tree, &mut |c| {
-                    if self.avcs.get(c).is_none_or(|x| x.anon_vma != a) {
-                        foreign = Some(c);
-                    }
-                });
-                if let Some(c) = foreign {
-                    return Err(self.violation(
-                        3,
-                        "chain/list symmetry",
-                        format!("anon_vma {:#x}'s tree holds a foreign entry {c:?}", a.to_u64()),
-                    ));
-                }
-                on_lists += n;
-                if n == 0 && !self.pinned_root(a) {
-                    return Err(self.violation(
-                        6,
-                        "accounting",
-                        format!("anon_vma {:#x} has an empty tree but was not freed", a.to_u64()),
-                    ));
-                }
-                continue;
-            }
-            if av.list.is_empty() && !self.pinned_root(a) {
-                return Err(self.violation(
-                    6,
-                    "accounting",
-                    format!("anon_vma {:#x} has an empty list but was not freed", a.to_u64()),
-                ));
-            }
-            for (pos, e) in av.list.iter_pos() {
-                on_lists += 1;
-                match e.avc {
-                    Some(c) => match self.avcs.get(c) {
-                        Some(avc) if avc.anon_vma == a && avc.pos == pos && avc.vma == e.vma => {}
-                        _ => {
-                            return Err(self.violation(
-                                3,
-                                "chain/list symmetry",
-                                format!("anon_vma {:#x} lists a stale or foreign chain entry {c:?}", a.to_u64()),
-                            ))
-                        }
-                    },
-                    None => match self.vmas.get(e.vma) {
-                        Some(v)
-                            if self.policy.linking == Linking::Legacy && v.anon_vma == Some(a) && v.av_pos == pos => {}
-                        _ => {
-                            return Err(self.violation(
-                                3,
-                                "chain/list symmetry",
-                                format!("anon_vma {:#x} lists VMA {:?} that does not point back", a.to_u64(), e.vma),
-                            ))
-                        }
-                    },
-                }
-            }
-        }
-        let expected = match self.policy.linking {
-            Linking::Chain => self.avcs.len(),
-            Linking::Legacy => self.vmas.iter().filter(|(_, v)| v.anon_vma.is_some()).count(),
-        };
-        if on_lists != expected {
+        Ok(())
+    }
+
+    /// Invariant 3 for one anon_vma's interval tree (a valid tree of its own entries,
+    /// as many as counted; invariant 6: not empty unless a pinned root); its entries.
+    fn check_tree_index(&self, a: AnonVmaId, av: &AnonVma) -> Result<usize> {
+        let n = itree::validate(&self.avcs, av.tree)
+            .map_err(|e| self.violation(3, "chain/list symmetry", format!("anon_vma {:#x}'s tree: {e}", a.to_u64())))?;
+        if n != av.tree_len as usize {
             return Err(self.violation(
                 3,
                 "chain/list symmetry",
-                format!("{on_lists} entries on anon_vma lists, expected {expected}"),
+                format!("anon_vma {:#x}'s tree holds {n} entries, counted {}", a.to_u64(), av.tree_len),
             ));
         }
+        let mut foreign = None;
+        itree::for_each(&self.avcs, av.tree, &mut |c| {
+            if self.avcs.get(c).is_none_or(|x| x.anon_vma != a) {
+                foreign = Some(c);
+            }
+        });
+        if let Some(c) = foreign {
+            return Err(self.violation(
+                3,
+                "chain/list symmetry",
+                format!("anon_vma {:#x}'s tree holds a foreign entry {c:?}", a.to_u64()),
+            ));
+        }
+        if n == 0 && !self.pinned_root(a) {
+            return Err(self.violation(
+                6,
+                "accounting",
+                format!("anon_vma {:#x} has an empty tree but was not freed", a.to_u64()),
+            ));
+        }
+        Ok(n)
+    }
+
+    /// Invariant 3 for one anon_vma's list: every entry points back (a chain entry at
+    /// that place, or in legacy eras a VMA); invariant 6: not empty unless a pinned root.
+    /// Its entries.
+    fn check_list_index(&self, a: AnonVmaId, av: &AnonVma) -> Result<usize> {
+        if av.list.is_empty() && !self.pinned_root(a) {
+            return Err(self.violation(
+                6,
+                "accounting",
+                format!("anon_vma {:#x} has an empty list but was not freed", a.to_u64()),
+            ));
+        }
+        let mut n = 0;
+        for (pos, e) in av.list.iter_pos() {
+            n += 1;
+            match e.avc {
+                Some(c) => match self.avcs.get(c) {
+                    Some(avc) if avc.anon_vma == a && avc.pos == pos && avc.vma == e.vma => {}
+                    _ => {
+                        return Err(self.violation(
+                            3,
+                            "chain/list symmetry",
+                            format!("anon_vma {:#x} lists a stale or foreign chain entry {c:?}", a.to_u64()),
+                        ))
+                    }
+                },
+                None => match self.vmas.get(e.vma) {
+                    Some(v) if self.policy.linking == Linking::Legacy && v.anon_vma == Some(a) && v.av_pos == pos => {}
+                    _ => {
+                        return Err(self.violation(
+                            3,
+                            "chain/list symmetry",
+                            format!("anon_vma {:#x} lists VMA {:?} that does not point back", a.to_u64(), e.vma),
+                        ))
+                    }
+                },
+            }
+        }
+        Ok(n)
+    }
+
+    /// Invariant 3, each VMA: its chain holds live entries of its own, one per anon_vma,
+    /// `vma->anon_vma` among them (chain eras); no chain without an anon_vma.
+    fn check_vma_chains(&self, ticker: &mut Ticker) -> Result<()> {
         for (v, vma) in self.vmas.iter() {
             ticker.tick()?;
             let mut seen = BTreeSet::new();

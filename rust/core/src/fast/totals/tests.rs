@@ -103,49 +103,8 @@ fn corrupt(sim: &mut Simulator, r: &mut Rng) {
     let pages = sim.anon_pages();
     let pick = |r: &mut Rng, n: usize| r.below(n as u64) as usize;
     match r.below(14) {
-        11 if !pages.is_empty() => {
-            // page->mapping set to a freed anon_vma handle (held aside), or a bogus one
-            let p = pages[pick(r, pages.len())];
-            let freed = sim
-                .avs
-                .iter()
-                .map(|(a, _)| a)
-                .next()
-                .map(|a| crate::state::arena::Id::new(a.index(), a.generation() + 7));
-            let bogus = if r.chance(0.5) {
-                freed.unwrap_or(crate::state::arena::Id::new(u32::MAX, 0))
-            } else {
-                crate::state::arena::Id::new(u32::MAX - 1, 3)
-            };
-            sim.page_update(p, |pg| pg.mapping = bogus);
-        }
-        12 | 13 if !avcs.is_empty() => {
-            // share a leaf: X.left/right = leaf Y (a DAG), tree_len adjusted (or not)
-            let x = avcs[pick(r, avcs.len())];
-            let leaves: Vec<_> = avcs
-                .iter()
-                .copied()
-                .filter(|&c| c != x && sim.avcs.get(c).is_some_and(|a| a.tree.left.is_none() && a.tree.right.is_none()))
-                .collect();
-            if leaves.is_empty() {
-                return;
-            }
-            let y = leaves[pick(r, leaves.len())];
-            let av = sim.avcs.get(x).unwrap().anon_vma;
-            let xa = sim.avcs.get_mut(x).unwrap();
-            if xa.tree.left.is_none() {
-                xa.tree.left = Some(y);
-            } else if xa.tree.right.is_none() {
-                xa.tree.right = Some(y);
-            } else {
-                return;
-            }
-            if r.chance(0.7) {
-                if let Some(a) = sim.avs.get_mut(av) {
-                    a.tree_len += 1;
-                }
-            }
-        }
+        11 if !pages.is_empty() => corrupt_mapping(sim, r, &pages),
+        12 | 13 if !avcs.is_empty() => share_a_leaf(sim, r, &avcs),
         0 if !avs.is_empty() => {
             let a = avs[pick(r, avs.len())];
             let d = r.below(3) as i64 - 1;
@@ -234,6 +193,51 @@ fn review_chunks_and_threads() {
         let want = sim.walk_totals_per_page(Some(&chosen), WalkMode::Full, 1).unwrap();
         for t in [1, 2, 0] {
             assert_eq!(sim.walk_totals(Some(&chosen), WalkMode::Full, t).unwrap(), want, "{era} chosen t={t}");
+        }
+    }
+}
+
+/// `page->mapping` of a random page set to a freed anon_vma's handle (held aside) or a
+/// bogus one.
+fn corrupt_mapping(sim: &mut Simulator, r: &mut Rng, pages: &[crate::state::objects::PageId]) {
+    // page->mapping set to a freed anon_vma handle (held aside), or a bogus one
+    let p = pages[r.below(pages.len() as u64) as usize];
+    let freed =
+        sim.avs.iter().map(|(a, _)| a).next().map(|a| crate::state::arena::Id::new(a.index(), a.generation() + 7));
+    let bogus = if r.chance(0.5) {
+        freed.unwrap_or(crate::state::arena::Id::new(u32::MAX, 0))
+    } else {
+        crate::state::arena::Id::new(u32::MAX - 1, 3)
+    };
+    sim.page_update(p, |pg| pg.mapping = bogus);
+}
+
+/// A random chain entry's tree node gets a leaf of another as a child (a DAG), the
+/// anon_vma's tree count adjusted (or not).
+fn share_a_leaf(sim: &mut Simulator, r: &mut Rng, avcs: &[crate::state::objects::AvcId]) {
+    // share a leaf: X.left/right = leaf Y (a DAG), tree_len adjusted (or not)
+    let x = avcs[r.below(avcs.len() as u64) as usize];
+    let leaves: Vec<_> = avcs
+        .iter()
+        .copied()
+        .filter(|&c| c != x && sim.avcs.get(c).is_some_and(|a| a.tree.left.is_none() && a.tree.right.is_none()))
+        .collect();
+    if leaves.is_empty() {
+        return;
+    }
+    let y = leaves[r.below(leaves.len() as u64) as usize];
+    let av = sim.avcs.get(x).unwrap().anon_vma;
+    let xa = sim.avcs.get_mut(x).unwrap();
+    if xa.tree.left.is_none() {
+        xa.tree.left = Some(y);
+    } else if xa.tree.right.is_none() {
+        xa.tree.right = Some(y);
+    } else {
+        return;
+    }
+    if r.chance(0.7) {
+        if let Some(a) = sim.avs.get_mut(av) {
+            a.tree_len += 1;
         }
     }
 }
