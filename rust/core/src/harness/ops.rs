@@ -311,6 +311,25 @@ const ADVICES: [Advice; 13] = [
 ];
 
 impl Op {
+    /// The process symbol the operation names (by the registry: its process argument).
+    pub fn process(&self) -> Option<u32> {
+        let r = self.encode();
+        let spec = OpSpec::of_row(&r)?;
+        spec.args.iter().find(|a| a.kind == ArgKind::Proc).map(|a| r[a.col] as u32)
+    }
+
+    /// The operation naming process `p` instead (itself when it names none; `p` >= 1).
+    pub fn with_process(&self, p: u32) -> Op {
+        let mut r = self.encode();
+        match OpSpec::of_row(&r).and_then(|s| s.args.iter().find(|a| a.kind == ArgKind::Proc)) {
+            Some(a) => {
+                r[a.col] = p as u64;
+                Op::decode(r, 0).unwrap_or_else(|_| self.clone())
+            }
+            None => self.clone(),
+        }
+    }
+
     /// The op-array row `[code, p, a, b, c, d, e]` (see `python/rmapsim/trace.py`).
     pub fn encode(&self) -> [u64; 7] {
         let o = |x: Option<u64>| x.unwrap_or(NONE);
@@ -454,6 +473,9 @@ mod tests {
                 assert_eq!(line.split(' ').next(), Some(spec.name), "{line}");
                 let required = spec.args.iter().filter(|a| !a.kind.optional()).count();
                 assert!(line.split(' ').count() > required, "{line}: {}", spec.syntax());
+                let names_one = spec.args.iter().any(|a| a.kind == ArgKind::Proc);
+                assert_eq!(op.process(), names_one.then_some(2), "{line}");
+                assert_eq!(op.with_process(5).process(), names_one.then_some(5), "{line}");
                 let text = trace::format(std::slice::from_ref(&op), None);
                 assert_eq!(trace::parse(&text).unwrap(), vec![op.clone()], "{line}");
             }

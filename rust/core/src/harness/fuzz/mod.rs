@@ -186,36 +186,14 @@ fn drop_process(ops: &[Op], s: u32) -> Option<Vec<Op>> {
                 };
             }
         }
-        if let Some(p) = op_process(&mut op) {
-            if *p == s {
-                continue;
-            }
-            if *p > s {
-                *p -= 1;
-            }
+        match op.process() {
+            Some(p) if p == s => continue,
+            Some(p) if p > s => op = op.with_process(p - 1),
+            _ => {}
         }
         out.push(op);
     }
     Some(out)
-}
-
-fn op_process(op: &mut Op) -> Option<&mut u32> {
-    match op {
-        Op::Fork { p }
-        | Op::Exit { p }
-        | Op::Exec { p }
-        | Op::Mmap { p, .. }
-        | Op::Munmap { p, .. }
-        | Op::Touch { p, .. }
-        | Op::Mprotect { p, .. }
-        | Op::Madvise { p, .. }
-        | Op::Mremap { p, .. }
-        | Op::TryToUnmap { p, .. }
-        | Op::DropSwapCacheAt { p, .. }
-        | Op::Brk { p, .. }
-        | Op::BrkBase { p, .. } => Some(p),
-        Op::Spawn | Op::DropSwapCache | Op::Enomem { .. } | Op::Check => None,
-    }
 }
 
 /// Most parallel workers of one session.
