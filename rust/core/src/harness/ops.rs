@@ -5,19 +5,23 @@
 //! Python (`rmapsim._core.op_table()`) read the table; the generator (`harness::opgen`)
 //! is checked against its `fuzzed` marks.
 //!
-//! Adding an operation touches these files (a trial operation, added and removed on a
-//! scratch branch, needed exactly them):
+//! Adding an operation touches three files (a trial, `mlock pN ADDR LEN` added on a
+//! scratch branch and deleted, needed exactly these; clippy and the tests here passed):
 //!
 //! 1. the kernel path itself, a `Simulator` method in `mm/` (the file of its kernel file);
-//! 2. `harness/ops.rs` (this file): the [`Op`] variant, its row in [`OPS`], its arms of
-//!    [`Op::encode`] and [`Op::decode`];
-//! 3. `harness/trace.rs`: its arm of `Runner::apply_inner` (which method it calls);
-//! 4. `harness/opgen.rs`, when the fuzzer should generate it (a `Pick` and a share);
-//! 5. the Python side, when it should have a method of its own: the binding in
-//!    `rust/python/src/` and its stub in `python/rmapsim/_core.pyi`.
+//! 2. `harness/ops.rs` (this file): the [`Op`] variant, its row in [`OPS`] (marked
+//!    `quiet` unless fuzzed), its arms of [`Op::encode`] and [`Op::decode`];
+//! 3. `harness/trace.rs`: its arm of `Runner::apply_inner` (the method it calls).
+//!
+//! It is then in trace text, op-array rows and `_apply`, the event log, the shrinker and
+//! `op_table()`. Optionally: `harness/opgen.rs` for the fuzzer to generate it (a `Pick`
+//! and a share, and drop `quiet`); `python/rmapsim/trace.py`'s `CODES` until it is read
+//! from `op_table()`; a Python method of its own in `rust/python/src/` and
+//! `python/rmapsim/_core.pyi`.
 //!
 //! Trace text, op-array rows, the event log's columns and `op_table()` follow from the
-//! table; nothing else names operations one by one.
+//! table; beyond the codec here, the runner's arms and the generator's picks, only
+//! process creation (spawn, fork) is named by the fuzzer and the program decoder.
 
 use crate::error::{Result, SimError};
 use crate::mm::mprotect::Advice;
