@@ -44,7 +44,8 @@ use crate::state::sim::{Inject, Simulator};
 pub const HEADER: &str = "# rmapsim trace v1";
 
 impl fmt::Display for Op {
-    /// The operation's trace line, written from its row by the registry's [`OPS`] entry.
+    /// The operation's trace line, written from its row by its registry entry
+    /// ([`OPS`](crate::harness::ops::OPS)).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let r = self.encode();
         let Some(spec) = OpSpec::of_row(&r) else { return write!(f, "?{}", r[0]) };

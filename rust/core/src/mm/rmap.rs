@@ -7,8 +7,7 @@
 //! returned as one row of [`ScanStats`].
 //!
 //! Only the kernel's walk of one page lives here ([`Simulator::rmap_walk_one`], in two
-//! steps: [`Simulator::rmap_walk_start`] and [`Simulator::rmap_walk_anon`]). Walking
-//! many pages (`rmap_walk`, `page_referenced`, `walk_totals`, the batch `try_to_unmap`)
+//! steps: `rmap_walk_start` and `rmap_walk_anon`). Walking many pages (`rmap_walk`, `page_referenced`, `walk_totals`, the batch `try_to_unmap`)
 //! is machinery in `crate::fast`, which calls these steps and may take shortcuts
 //! proven equal to them (a candidate cache, grouped totals).
 
