@@ -29,9 +29,12 @@
 //             snapshots; no kernel rule lives here
 //   index/    the anon_vma's index of VMAs (a list, or the interval tree of 3.7+)
 //   mm/       the faithful kernel paths, one file per kernel file (or side of one)
+//   fast/     shortcuts around the kernel paths, each beside its equivalence test
 //   harness/  machinery around the model: checks, fuzzers, traces, rendering, contention
-// Dependencies point down this list's reverse: harness → mm → index/state → policy.
+// Dependencies point down this list's reverse: harness → fast → mm → index/state → policy
+// (mm calls fast at one documented dispatch point, see fast/mod.rs).
 pub mod error;
+pub mod fast;
 pub mod harness;
 pub mod index;
 pub mod mm;
@@ -39,8 +42,9 @@ pub mod policy;
 pub mod state;
 
 pub use error::{Result, SimError};
+pub use fast::totals::{TotalsSink, WalkTotals};
 pub use mm::mprotect::Advice;
-pub use mm::rmap::{ScanStats, TotalsSink, WalkMode, WalkResult, WalkSink, WalkTotals};
+pub use mm::rmap::{ScanStats, WalkMode, WalkResult, WalkSink};
 pub use policy::{Policy, ERAS};
 pub use state::arena::Id;
 pub use state::objects::{PageId, PAGE_SIZE};

@@ -16,6 +16,7 @@ mod busy;
 mod call;
 mod dicts;
 mod fuzz;
+mod ops;
 mod params;
 mod policy;
 mod program;
@@ -35,6 +36,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(program::run_program, m)?)?;
     m.add_function(wrap_pyfunction!(program::shrink_trace, m)?)?;
     m.add_function(wrap_pyfunction!(policy::knobs, m)?)?;
+    m.add_function(wrap_pyfunction!(ops::op_table, m)?)?;
     m.add_function(wrap_pyfunction!(busy::_running, m)?)?;
     m.add("DEFAULT_ERA", rmapsim_core::policy::DEFAULT_ERA)?;
     m.add("ERROR_KINDS", batch::ERROR_KINDS.to_vec())?;

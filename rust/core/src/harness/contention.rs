@@ -169,16 +169,6 @@ pub fn simulate_with_spans(
     }
     let (mut holding, mut waiting) = (0u32, 0u32);
     let mut current: Vec<Option<Request>> = vec![None; reqs.len()];
-    let mark = |t: u64, h: u32, w: u32, tl: &mut Vec<(u64, u32, u32)>| {
-        if let Some(last) = tl.last_mut() {
-            if last.0 == t {
-                last.1 = h;
-                last.2 = w;
-                return;
-            }
-        }
-        tl.push((t, h, w));
-    };
     // Grant `req` to `cpu` at time `t` (waited `waited`): schedule its release.
     let grant = |t: u64,
                  cpu: u32,
@@ -256,12 +246,28 @@ pub fn simulate_with_spans(
             events.push(Reverse((t + cfg.outside, 1, cpu)));
         }
     }
-    let mut v: Vec<(u64, u64, u64, u64)> =
-        locks.into_iter().map(|(k, s)| (k, s.acquisitions, s.hold, s.wait)).collect();
-    v.sort_unstable();
-    res.locks = v;
+    res.locks = lock_totals(locks);
     res.spans = spans;
     Ok(res)
+}
+
+/// Record `(t, holding, waiting)` on the timeline (replacing a point at the same time).
+fn mark(t: u64, h: u32, w: u32, tl: &mut Vec<(u64, u32, u32)>) {
+    if let Some(last) = tl.last_mut() {
+        if last.0 == t {
+            last.1 = h;
+            last.2 = w;
+            return;
+        }
+    }
+    tl.push((t, h, w));
+}
+
+/// `(lock, acquisitions, hold, wait)` of every lock, by lock.
+fn lock_totals(locks: HashMap<u64, LockState>) -> Vec<(u64, u64, u64, u64)> {
+    let mut v: Vec<_> = locks.into_iter().map(|(k, s)| (k, s.acquisitions, s.hold, s.wait)).collect();
+    v.sort_unstable();
+    v
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 //! `rmapsim replay --events` present it as a table.
 
 use crate::error::{Result, SimError};
+use crate::harness::ops::{ArgKind, OpSpec, NONE};
 use crate::harness::trace::{self, Op, Outcome, Runner};
 use crate::mm::rmap::LOCK_SHARED;
 use crate::state::sim::{AllocSite, Simulator};
@@ -50,27 +51,19 @@ pub struct Event {
     pub walk: Option<WalkEvent>,
 }
 
-/// The trace word, process symbol, address and length of `op`.
+/// The trace word, process symbol, address and length of `op`: from its row, by the
+/// registry's entry (its process argument, its first address and its first length).
 fn describe(op: &Op) -> (&'static str, u32, Option<u64>, Option<u64>) {
-    match *op {
-        Op::Spawn => ("spawn", 0, None, None),
-        Op::Fork { p } => ("fork", p, None, None),
-        Op::Exit { p } => ("exit", p, None, None),
-        Op::Exec { p } => ("exec", p, None, None),
-        Op::Mmap { p, addr, len, .. } => ("mmap", p, addr, Some(len)),
-        Op::Munmap { p, addr, len } => ("munmap", p, Some(addr), Some(len)),
-        Op::Touch { p, addr, len, .. } => ("touch", p, Some(addr), Some(len)),
-        Op::Mprotect { p, addr, len, .. } => ("mprotect", p, Some(addr), Some(len)),
-        Op::Madvise { p, addr, len, .. } => ("madvise", p, Some(addr), Some(len)),
-        Op::Mremap { p, addr, old_len, .. } => ("mremap", p, Some(addr), Some(old_len)),
-        Op::TryToUnmap { p, addr } => ("try_to_unmap", p, Some(addr), None),
-        Op::DropSwapCache => ("drop_swap_cache", 0, None, None),
-        Op::DropSwapCacheAt { p, addr } => ("drop_swap_cache", p, Some(addr), None),
-        Op::Enomem { .. } => ("enomem", 0, None, None),
-        Op::Check => ("check", 0, None, None),
-        Op::Brk { p, addr } => ("brk", p, Some(addr), None),
-        Op::BrkBase { p, addr } => ("brkbase", p, Some(addr), None),
-    }
+    let r = op.encode();
+    let Some(spec) = OpSpec::of_row(&r) else { return ("?", 0, None, None) };
+    let first = |want: &[ArgKind]| spec.args.iter().find(|a| want.contains(&a.kind)).map(|a| r[a.col]);
+    let p = first(&[ArgKind::Proc]).map_or(0, |p| p as u32);
+    let addr = match spec.args.iter().find(|a| matches!(a.kind, ArgKind::Addr | ArgKind::OptAddr)) {
+        Some(a) if a.kind == ArgKind::OptAddr && r[a.col] == NONE => None,
+        Some(a) => Some(r[a.col]),
+        None => None,
+    };
+    (spec.name, p, addr, first(&[ArgKind::Len]))
 }
 
 /// What the counters read between two operations.

@@ -8,6 +8,8 @@ pub mod contention;
 pub mod events;
 pub mod fuzz;
 pub mod inspect;
+pub(crate) mod opgen;
+pub mod ops;
 pub mod program;
 pub mod render;
 pub mod trace;

@@ -4,11 +4,12 @@
 //! hypothesis can generate and shrink whole programs as plain integer lists while the
 //! engine decodes and runs them at native speed. `rmapsim.testing.programs` uses it.
 //!
-//! Word `w` seeds the fuzzer's generator for one draw (`fuzz::gen_op`): deleting a word
-//! deletes one operation, and every word is a valid operation, so any list is a program.
+//! Word `w` seeds the one generator (`harness::opgen`, in the fuzzer's mix) for one draw:
+//! deleting a word deletes one operation, and every word is a valid operation, so any
+//! list is a program.
 
 use crate::error::{Result, SimError};
-use crate::harness::fuzz::{gen_op, Rng};
+use crate::harness::opgen::{gen, Mix, Rng, BASE};
 use crate::harness::trace::{Op, Outcome, Runner};
 use crate::policy::Policy;
 use crate::state::sim::Simulator;
@@ -57,9 +58,10 @@ pub fn run(
     let mut live: Vec<u32> = vec![1];
     let mut ticker = crate::state::interrupt::Ticker::new();
     let mut n = 0u64;
+    let mix = Mix::fuzz(extended);
     for &w in words.iter().filter(|&&w| w != 0) {
         ticker.tick_by(16)?;
-        let mut op = gen_op(&mut Rng(w), &live, fail_rate, extended);
+        let mut op = gen(&mut Rng(w), &live, &mix, fail_rate);
         if extended {
             seek_merge(&sim, &runner, &mut op, w);
         }
@@ -127,8 +129,8 @@ fn seek_merge(sim: &Simulator, runner: &Runner, op: &mut Op, w: u64) {
     let v = others[((w >> 40) % others.len() as u64) as usize];
     // where page `pgoff` would sit if `v`'s offsets continued (page aligned, in the windows)
     let at = (v.start as i128) + ((pgoff as i128 - v.pgoff as i128) << crate::state::objects::PAGE_SHIFT);
-    let lo = crate::harness::fuzz::BASE as i128;
-    let hi = lo + ((2 * crate::harness::fuzz::WINDOW as i128) << crate::state::objects::PAGE_SHIFT);
+    let lo = BASE as i128;
+    let hi = lo + ((2 * Mix::FUZZ.window as i128) << crate::state::objects::PAGE_SHIFT);
     if (lo..hi).contains(&at) {
         *to = at as u64;
     }
@@ -198,7 +200,6 @@ mod tests {
     /// mapped, kept by moves), its old place next to the one it was cut from.
     #[test]
     fn seek_merge_lines_the_offsets_up() {
-        use crate::harness::fuzz::BASE;
         use crate::state::objects::PAGE_SIZE as P;
         let mut sim = Simulator::with_era("2.6.33", 0).unwrap();
         let mut runner = Runner::default();

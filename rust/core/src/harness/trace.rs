@@ -31,8 +31,11 @@
 //! address): traces do not depend on handle values.
 
 use std::fmt;
+use std::iter::Peekable;
 
 use crate::error::{quote, Result, SimError};
+use crate::harness::ops::{advice_at, advice_index, advice_name, ArgKind, ArgSpec, OpSpec};
+pub use crate::harness::ops::{Op, NONE};
 use crate::mm::mprotect::Advice;
 use crate::state::interrupt::Ticker;
 use crate::state::sim::{Inject, Simulator};
@@ -40,143 +43,35 @@ use crate::state::sim::{Inject, Simulator};
 /// The header line every version-1 trace starts with.
 pub const HEADER: &str = "# rmapsim trace v1";
 
-/// One operation; `p` fields are process symbols (1 = p1).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Op {
-    Spawn,
-    Fork {
-        p: u32,
-    },
-    Exit {
-        p: u32,
-    },
-    Exec {
-        p: u32,
-    },
-    /// `noreserve`: `MAP_NORESERVE` (the VMA gets `VM_NORESERVE`, never `VM_ACCOUNT`);
-    /// `stack`: `MAP_STACK` (`VM_NOHUGEPAGE` in eras from 6.7).
-    Mmap {
-        p: u32,
-        addr: Option<u64>,
-        len: u64,
-        prot: u8,
-        file: Option<(u32, u64)>,
-        noreserve: bool,
-        stack: bool,
-    },
-    Munmap {
-        p: u32,
-        addr: u64,
-        len: u64,
-    },
-    Touch {
-        p: u32,
-        addr: u64,
-        len: u64,
-        write: bool,
-    },
-    Mprotect {
-        p: u32,
-        addr: u64,
-        len: u64,
-        prot: u8,
-    },
-    Madvise {
-        p: u32,
-        addr: u64,
-        len: u64,
-        advice: Advice,
-    },
-    Mremap {
-        p: u32,
-        addr: u64,
-        old_len: u64,
-        new_len: u64,
-        may_move: bool,
-        new_addr: Option<u64>,
-    },
-    TryToUnmap {
-        p: u32,
-        addr: u64,
-    },
-    DropSwapCache,
-    /// `drop_swap_cache` of one page: the swap-cache page of the swap entry at `addr` of
-    /// `p` (nothing when there is none, or when the page is mapped).
-    DropSwapCacheAt {
-        p: u32,
-        addr: u64,
-    },
-    Enomem {
-        nth: Option<u64>,
-    },
-    Check,
-    Brk {
-        p: u32,
-        addr: u64,
-    },
-    BrkBase {
-        p: u32,
-        addr: u64,
-    },
-}
-
-fn advice_name(a: Advice) -> &'static str {
-    Advice::NAMES[ADVICES.iter().position(|&x| x == a).unwrap_or(0)]
-}
-
 impl fmt::Display for Op {
+    /// The operation's trace line, written from its row by its registry entry
+    /// ([`OPS`](crate::harness::ops::OPS)).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let prot = |p: u8| Simulator::prot_string(p).replace('-', "");
-        let prot = |p: u8| if prot(p).is_empty() { "none".to_string() } else { prot(p) };
-        match self {
-            Op::Spawn => write!(f, "spawn"),
-            Op::Fork { p } => write!(f, "fork p{p}"),
-            Op::Exit { p } => write!(f, "exit p{p}"),
-            Op::Exec { p } => write!(f, "exec p{p}"),
-            Op::Mmap { p, addr, len, prot: pr, file, noreserve, stack } => {
-                match addr {
-                    Some(a) => write!(f, "mmap p{p} {a:#x} {len:#x} {}", prot(*pr))?,
-                    None => write!(f, "mmap p{p} - {len:#x} {}", prot(*pr))?,
+        let r = self.encode();
+        let Some(spec) = OpSpec::of_row(&r) else { return write!(f, "?{}", r[0]) };
+        write!(f, "{}", spec.name)?;
+        for a in spec.args {
+            let v = r[a.col];
+            match a.kind {
+                ArgKind::Proc => write!(f, " p{v}")?,
+                ArgKind::Addr | ArgKind::Len => write!(f, " {v:#x}")?,
+                ArgKind::OptAddr if v == NONE => write!(f, " -")?,
+                ArgKind::OptAddr => write!(f, " {v:#x}")?,
+                ArgKind::Prot => {
+                    let s = Simulator::prot_string(v as u8 & 7).replace('-', "");
+                    write!(f, " {}", if s.is_empty() { "none" } else { &s })?
                 }
-                if let Some((id, off)) = file {
-                    write!(f, " file {id} {off:#x}")?;
-                }
-                if *noreserve {
-                    write!(f, " noreserve")?;
-                }
-                if *stack {
-                    write!(f, " stack")?;
-                }
-                Ok(())
+                ArgKind::Choice(yes, no) => write!(f, " {}", if v != 0 { yes } else { no })?,
+                ArgKind::Advice => write!(f, " {}", advice_at(v).map_or("?", advice_name))?,
+                ArgKind::File if v != 0 => write!(f, " file {v} {:#x}", r[a.col + 1])?,
+                ArgKind::Flag(w) if (v >> a.bit) & 1 != 0 => write!(f, " {w}")?,
+                ArgKind::TrailingAddr if v != NONE => write!(f, " {v:#x}")?,
+                ArgKind::CountOrOff if v == NONE => write!(f, " off")?,
+                ArgKind::CountOrOff => write!(f, " {v}")?,
+                ArgKind::File | ArgKind::Flag(_) | ArgKind::TrailingAddr => {}
             }
-            Op::Brk { p, addr } => write!(f, "brk p{p} {addr:#x}"),
-            Op::BrkBase { p, addr } => write!(f, "brkbase p{p} {addr:#x}"),
-            Op::Munmap { p, addr, len } => write!(f, "munmap p{p} {addr:#x} {len:#x}"),
-            Op::Touch { p, addr, len, write } => {
-                write!(f, "touch p{p} {addr:#x} {len:#x} {}", if *write { "w" } else { "r" })
-            }
-            Op::Mprotect { p, addr, len, prot: pr } => write!(f, "mprotect p{p} {addr:#x} {len:#x} {}", prot(*pr)),
-            Op::Madvise { p, addr, len, advice } => {
-                write!(f, "madvise p{p} {addr:#x} {len:#x} {}", advice_name(*advice))
-            }
-            Op::Mremap { p, addr, old_len, new_len, may_move, new_addr } => {
-                write!(
-                    f,
-                    "mremap p{p} {addr:#x} {old_len:#x} {new_len:#x} {}",
-                    if *may_move { "move" } else { "nomove" }
-                )?;
-                if let Some(n) = new_addr {
-                    write!(f, " {n:#x}")?;
-                }
-                Ok(())
-            }
-            Op::TryToUnmap { p, addr } => write!(f, "try_to_unmap p{p} {addr:#x}"),
-            Op::DropSwapCache => write!(f, "drop_swap_cache"),
-            Op::DropSwapCacheAt { p, addr } => write!(f, "drop_swap_cache p{p} {addr:#x}"),
-            Op::Enomem { nth: Some(n) } => write!(f, "enomem {n}"),
-            Op::Enomem { nth: None } => write!(f, "enomem off"),
-            Op::Check => write!(f, "check"),
         }
+        Ok(())
     }
 }
 
@@ -250,117 +145,94 @@ pub fn parse(text: &str) -> Result<Vec<Op>> {
             continue;
         }
         let content = raw.split('#').next().unwrap_or("");
-        let mut t = content.split_whitespace();
-        let Some(word) = t.next() else { continue };
-        let op = match word {
-            "spawn" => Op::Spawn,
-            "fork" => Op::Fork { p: sym(t.next(), line)? },
-            "exit" => Op::Exit { p: sym(t.next(), line)? },
-            "exec" => Op::Exec { p: sym(t.next(), line)? },
-            "mmap" => {
-                let p = sym(t.next(), line)?;
-                let addr = match t.next() {
-                    Some("-") => None,
-                    a => Some(num(a, line, "an address or -")?),
-                };
-                let (len, pr) = (num(t.next(), line, "a length")?, prot(t.next(), line)?);
-                let mut next = t.next();
-                let file = match next {
-                    Some("file") => {
-                        let id = num(t.next(), line, "a file identity")?;
-                        let id = u32::try_from(id)
-                            .ok()
-                            .filter(|&i| i >= 1)
-                            .ok_or_else(|| bad(line, std::format!("file identity must be 1..2^32, found {id}")))?;
-                        let off = num(t.next(), line, "a file offset")?;
-                        next = t.next();
-                        Some((id, off))
-                    }
-                    _ => None,
-                };
-                let noreserve = next == Some("noreserve");
-                if noreserve {
-                    next = t.next();
-                }
-                let stack = next == Some("stack");
-                if stack {
-                    next = t.next();
-                }
-                match next {
-                    None => {}
-                    Some(other) if !noreserve && !stack => {
-                        return Err(bad(
-                            line,
-                            std::format!(
-                                "expected \"file\", \"noreserve\", \"stack\" or end of line, found {}",
-                                quote(other)
-                            ),
-                        ))
-                    }
-                    Some(extra) => return Err(bad(line, std::format!("unexpected {} after mmap", quote(extra)))),
-                }
-                Op::Mmap { p, addr, len, prot: pr, file, noreserve, stack }
-            }
-            "brk" => Op::Brk { p: sym(t.next(), line)?, addr: num(t.next(), line, "an address")? },
-            "brkbase" => Op::BrkBase { p: sym(t.next(), line)?, addr: num(t.next(), line, "an address")? },
-            "munmap" => Op::Munmap {
-                p: sym(t.next(), line)?,
-                addr: num(t.next(), line, "an address")?,
-                len: num(t.next(), line, "a length")?,
-            },
-            "touch" => {
-                let (p, addr, len) =
-                    (sym(t.next(), line)?, num(t.next(), line, "an address")?, num(t.next(), line, "a length")?);
-                let write = choice(t.next(), line, "w", "r")?;
-                Op::Touch { p, addr, len, write }
-            }
-            "mprotect" => Op::Mprotect {
-                p: sym(t.next(), line)?,
-                addr: num(t.next(), line, "an address")?,
-                len: num(t.next(), line, "a length")?,
-                prot: prot(t.next(), line)?,
-            },
-            "madvise" => {
-                let (p, addr, len) =
-                    (sym(t.next(), line)?, num(t.next(), line, "an address")?, num(t.next(), line, "a length")?);
-                let a = t.next().ok_or_else(|| bad(line, "expected an advice, found end of line"))?;
-                Op::Madvise { p, addr, len, advice: Advice::parse(a).map_err(|e| bad(line, e))? }
-            }
-            "mremap" => {
-                let (p, addr, old_len, new_len) = (
-                    sym(t.next(), line)?,
-                    num(t.next(), line, "an address")?,
-                    num(t.next(), line, "the old length")?,
-                    num(t.next(), line, "the new length")?,
-                );
-                let may_move = choice(t.next(), line, "move", "nomove")?;
-                let new_addr = match t.next() {
-                    None => None,
-                    a => Some(num(a, line, "a new address")?),
-                };
-                Op::Mremap { p, addr, old_len, new_len, may_move, new_addr }
-            }
-            "try_to_unmap" => Op::TryToUnmap { p: sym(t.next(), line)?, addr: num(t.next(), line, "an address")? },
-            "drop_swap_cache" => match t.next() {
-                None => Op::DropSwapCache,
-                s => Op::DropSwapCacheAt { p: sym(s, line)?, addr: num(t.next(), line, "an address")? },
-            },
-            "enomem" => match t.next() {
-                Some("off") => Op::Enomem { nth: None },
-                n => Op::Enomem { nth: Some(num(n, line, "a count or off")?) },
-            },
-            "check" => Op::Check,
-            other => return Err(bad(line, std::format!("unknown operation {}", quote(other)))),
-        };
-        if let Some(extra) = t.next() {
-            return Err(bad(line, std::format!("unexpected {} after {word}", quote(extra))));
-        }
-        ops.push(op);
+        let mut words = content.split_whitespace().peekable();
+        let Some(word) = words.next() else { continue };
+        ops.push(parse_op(word, &mut words, line)?);
     }
     if !seen_header {
         return Err(bad(1, std::format!("empty trace: expected the header {HEADER:?}")));
     }
     Ok(ops)
+}
+
+/// One trace line's operation: the registry's entry for `word`, its arguments read into
+/// the operation's row in order, then the row decoded.
+fn parse_op<'a>(word: &str, t: &mut Peekable<impl Iterator<Item = &'a str>>, line: usize) -> Result<Op> {
+    let spec = OpSpec::of_word(word, t.peek().is_some())
+        .ok_or_else(|| bad(line, std::format!("unknown operation {}", quote(word))))?;
+    let mut r = [0u64; 7];
+    r[0] = spec.code;
+    let mut flagged = false;
+    for a in spec.args {
+        flagged |= parse_arg(a, t, line, &mut r[a.col..])?;
+    }
+    if let Some(extra) = t.next() {
+        let optional: Vec<String> = spec.args.iter().filter_map(|a| optional_word(a.kind)).collect();
+        if optional.is_empty() || flagged {
+            return Err(bad(line, std::format!("unexpected {} after {word}", quote(extra))));
+        }
+        let list = optional.join(", ");
+        return Err(bad(line, std::format!("expected {list} or end of line, found {}", quote(extra))));
+    }
+    Op::decode(r, line)
+}
+
+/// The word an optional argument starts with, quoted (`"file"`).
+fn optional_word(k: ArgKind) -> Option<String> {
+    match k {
+        ArgKind::File => Some("\"file\"".to_string()),
+        ArgKind::Flag(w) => Some(std::format!("{w:?}")),
+        _ => None,
+    }
+}
+
+/// Read one argument into `cols` (its column first); true when it is a flag that was
+/// given.
+fn parse_arg<'a>(
+    a: &ArgSpec,
+    t: &mut Peekable<impl Iterator<Item = &'a str>>,
+    line: usize,
+    cols: &mut [u64],
+) -> Result<bool> {
+    cols[0] |= match a.kind {
+        ArgKind::Proc => sym(t.next(), line)? as u64,
+        ArgKind::Addr | ArgKind::Len => num(t.next(), line, a.what)?,
+        ArgKind::OptAddr => match t.next() {
+            Some("-") => NONE,
+            v => num(v, line, a.what)?,
+        },
+        ArgKind::Prot => prot(t.next(), line)? as u64,
+        ArgKind::Choice(yes, no) => choice(t.next(), line, yes, no)? as u64,
+        ArgKind::Advice => {
+            let v = t.next().ok_or_else(|| bad(line, std::format!("expected {}, found end of line", a.what)))?;
+            advice_index(Advice::parse(v).map_err(|e| bad(line, e))?)
+        }
+        ArgKind::File if t.peek() == Some(&"file") => {
+            t.next();
+            let id = num(t.next(), line, "a file identity")?;
+            let id = u32::try_from(id)
+                .ok()
+                .filter(|&i| i >= 1)
+                .ok_or_else(|| bad(line, std::format!("file identity must be 1..2^32, found {id}")))?;
+            cols[1] = num(t.next(), line, "a file offset")?;
+            id as u64
+        }
+        ArgKind::Flag(w) if t.peek() == Some(&w) => {
+            t.next();
+            cols[0] |= 1 << a.bit;
+            return Ok(true);
+        }
+        ArgKind::File | ArgKind::Flag(_) => 0,
+        ArgKind::TrailingAddr => match t.next() {
+            None => NONE,
+            v => num(v, line, a.what)?,
+        },
+        ArgKind::CountOrOff => match t.next() {
+            Some("off") => NONE,
+            v => num(v, line, a.what)?,
+        },
+    };
+    Ok(false)
 }
 
 /// The outcome of one applied operation.
@@ -572,122 +444,6 @@ pub(crate) fn apply_inner(
         }
     }
     out
-}
-
-/// Sentinel for "none" in the op-array form.
-pub const NONE: u64 = u64::MAX;
-
-const ADVICES: [Advice; 13] = [
-    Advice::Normal,
-    Advice::Random,
-    Advice::Sequential,
-    Advice::DontNeed,
-    Advice::DontFork,
-    Advice::DoFork,
-    Advice::WipeOnFork,
-    Advice::KeepOnFork,
-    Advice::PageOut,
-    Advice::HugePage,
-    Advice::NoHugePage,
-    Advice::DontDump,
-    Advice::DoDump,
-];
-
-impl Op {
-    /// The op-array row `[code, p, a, b, c, d, e]` (see `python/rmapsim/trace.py`).
-    pub fn encode(&self) -> [u64; 7] {
-        let o = |x: Option<u64>| x.unwrap_or(NONE);
-        match *self {
-            Op::Spawn => [0, 0, 0, 0, 0, 0, 0],
-            Op::Fork { p } => [1, p as u64, 0, 0, 0, 0, 0],
-            Op::Exit { p } => [2, p as u64, 0, 0, 0, 0, 0],
-            Op::Exec { p } => [3, p as u64, 0, 0, 0, 0, 0],
-            Op::Mmap { p, addr, len, prot, file, noreserve, stack } => {
-                // bit 3 of the prot column: MAP_NORESERVE, bit 4: MAP_STACK (rows without
-                // them are unchanged)
-                let pr = prot as u64 | (noreserve as u64) << 3 | (stack as u64) << 4;
-                match file {
-                    None => [4, p as u64, o(addr), len, pr, 0, 0],
-                    Some((id, off)) => [4, p as u64, o(addr), len, pr, id as u64, off],
-                }
-            }
-            Op::Munmap { p, addr, len } => [5, p as u64, addr, len, 0, 0, 0],
-            Op::Touch { p, addr, len, write } => [6, p as u64, addr, len, write as u64, 0, 0],
-            Op::Mprotect { p, addr, len, prot } => [7, p as u64, addr, len, prot as u64, 0, 0],
-            Op::Madvise { p, addr, len, advice } => {
-                [8, p as u64, addr, len, ADVICES.iter().position(|&x| x == advice).unwrap_or(0) as u64, 0, 0]
-            }
-            Op::Mremap { p, addr, old_len, new_len, may_move, new_addr } => {
-                [9, p as u64, addr, old_len, new_len, may_move as u64, o(new_addr)]
-            }
-            Op::TryToUnmap { p, addr } => [10, p as u64, addr, 0, 0, 0, 0],
-            Op::DropSwapCache => [11, 0, 0, 0, 0, 0, 0],
-            Op::DropSwapCacheAt { p, addr } => [11, p as u64, addr, 0, 0, 0, 0],
-            Op::Enomem { nth } => [12, 0, o(nth), 0, 0, 0, 0],
-            Op::Check => [13, 0, 0, 0, 0, 0, 0],
-            Op::Brk { p, addr } => [14, p as u64, addr, 0, 0, 0, 0],
-            Op::BrkBase { p, addr } => [15, p as u64, addr, 0, 0, 0, 0],
-        }
-    }
-
-    /// Inverse of [`Op::encode`]; `row` names the row in errors.
-    pub fn decode(r: [u64; 7], row: usize) -> Result<Op> {
-        let bad = |m: &str| SimError::InvalidArgument(std::format!("op row {row}: {m} (row {r:?})"));
-        let p = || -> Result<u32> {
-            u32::try_from(r[1]).ok().filter(|&p| p >= 1).ok_or_else(|| bad("process symbol must be >= 1"))
-        };
-        let prot = |v: u64| -> Result<u8> {
-            u8::try_from(v).ok().filter(|&x| x & !7 == 0).ok_or_else(|| bad("prot must be a combination of 1|2|4"))
-        };
-        let opt = |v: u64| (v != NONE).then_some(v);
-        Ok(match r[0] {
-            0 => Op::Spawn,
-            1 => Op::Fork { p: p()? },
-            2 => Op::Exit { p: p()? },
-            3 => Op::Exec { p: p()? },
-            4 => Op::Mmap {
-                p: p()?,
-                addr: opt(r[2]),
-                len: r[3],
-                prot: if r[4] & !0x1f == 0 {
-                    prot(r[4] & 7)?
-                } else {
-                    return Err(bad("mmap prot must be a combination of 1|2|4, plus 8 for noreserve, 16 for stack"));
-                },
-                file: match r[5] {
-                    0 => None,
-                    id => Some((u32::try_from(id).map_err(|_| bad("file identity must fit 32 bits"))?, r[6])),
-                },
-                noreserve: r[4] & 8 != 0,
-                stack: r[4] & 16 != 0,
-            },
-            5 => Op::Munmap { p: p()?, addr: r[2], len: r[3] },
-            6 => Op::Touch { p: p()?, addr: r[2], len: r[3], write: r[4] != 0 },
-            7 => Op::Mprotect { p: p()?, addr: r[2], len: r[3], prot: prot(r[4])? },
-            8 => Op::Madvise {
-                p: p()?,
-                addr: r[2],
-                len: r[3],
-                advice: *ADVICES.get(r[4] as usize).ok_or_else(|| bad("advice index out of range"))?,
-            },
-            9 => Op::Mremap {
-                p: p()?,
-                addr: r[2],
-                old_len: r[3],
-                new_len: r[4],
-                may_move: r[5] != 0,
-                new_addr: opt(r[6]),
-            },
-            10 => Op::TryToUnmap { p: p()?, addr: r[2] },
-            11 if r[1] == 0 => Op::DropSwapCache,
-            11 => Op::DropSwapCacheAt { p: p()?, addr: r[2] },
-            12 => Op::Enomem { nth: opt(r[2]) },
-            13 => Op::Check,
-            14 => Op::Brk { p: p()?, addr: r[2] },
-            15 => Op::BrkBase { p: p()?, addr: r[2] },
-            _ => return Err(bad("unknown op code")),
-        })
-    }
 }
 
 #[cfg(test)]

@@ -7,8 +7,7 @@
 //! mapped or in the swap cache.
 
 use crate::error::{Result, SimError};
-use crate::mm::rmap::{ScanStats, WalkMode, WalkSink};
-use crate::state::interrupt::Ticker;
+use crate::mm::rmap::{WalkMode, WalkSink};
 use crate::state::objects::*;
 use crate::state::sim::Simulator;
 
@@ -73,61 +72,6 @@ impl Simulator {
         }
     }
 
-    /// `try_to_unmap` (`try_to_unmap_anon`, 2.6.33 / 2.6.34) on each page (every anon page
-    /// when `None`): put the page in the swap cache, then walk its rmap replacing every
-    /// entry found with a swap entry, stopping once the page is no longer mapped. A
-    /// mapping the walk cannot find stays mapped — the checker reports it.
-    pub fn try_to_unmap(&mut self, pages: Option<&[u64]>) -> Result<ScanStats> {
-        self.try_to_unmap_par(pages, 1)
-    }
-
-    /// `try_to_unmap` with the walks on `threads` threads (0 = all cores). The pages get
-    /// their swap slots first, in order; the walks (read-only: one page's walk never
-    /// looks at another page's entries) run in parallel; the unmapping is applied in page
-    /// order. The result is identical to the sequential one at any thread count.
-    pub fn try_to_unmap_par(&mut self, pages: Option<&[u64]>, threads: usize) -> Result<ScanStats> {
-        let mut out = ScanStats::default();
-        self.try_to_unmap_into(pages, threads, &mut out)?;
-        Ok(out)
-    }
-
-    /// `try_to_unmap_par` recording each walk in `out` (rows or totals). An interrupt (see
-    /// `interrupt`) stops it between two pages: the pages before are unmapped, and some
-    /// of the rest may be in the swap cache while still mapped (a state reclaim also
-    /// leaves).
-    pub fn try_to_unmap_into(&mut self, pages: Option<&[u64]>, threads: usize, out: &mut impl WalkSink) -> Result<()> {
-        let threads = Self::check_threads(threads)?;
-        let ids = self.resolve_page_ids(pages)?;
-        self.begin_op("try_to_unmap");
-        let mut slots = Vec::with_capacity(ids.len());
-        let mut ticker = Ticker::new();
-        for &id in &ids {
-            ticker.tick()?;
-            slots.push(self.swap_slot_for_unmap(id)?);
-        }
-        // Walks go in chunks so that memory stays bounded for millions of pages; a page's
-        // walk does not depend on other pages' unmapping, so chunking changes nothing.
-        const CHUNK: usize = 1 << 16;
-        let unique = pages.is_none(); // every live page once
-        let mut seen = std::collections::HashSet::new();
-        for (ids, slots) in ids.chunks(CHUNK).zip(slots.chunks(CHUNK)) {
-            let walks = self.walk_many(ids, WalkMode::UntilAllFound, threads, true)?;
-            for ((&id, &slot), (w, hits)) in ids.iter().zip(slots).zip(walks) {
-                ticker.tick()?;
-                if unique || seen.insert(id) {
-                    out.record(&w);
-                    if let Some(slot) = slot {
-                        self.unmap_hits(id, slot, &hits);
-                    }
-                } else {
-                    // the same page again: walk it now, as a sequential pass would
-                    self.try_to_unmap_one_page(id, out)?;
-                }
-            }
-        }
-        Ok(())
-    }
-
     /// `try_to_unmap` of one page, now (MADV_PAGEOUT, repeated pages).
     pub(crate) fn try_to_unmap_one_page(&mut self, page: PageId, out: &mut impl WalkSink) -> Result<()> {
         let slot = self.swap_slot_for_unmap(page)?;
@@ -142,7 +86,7 @@ impl Simulator {
 
     /// The swap slot `try_to_unmap` turns the page's mappings into: its swap-cache slot,
     /// a new one for a mapped page (`add_to_swap`), none for an unmapped page.
-    fn swap_slot_for_unmap(&mut self, page: PageId) -> Result<Option<u32>> {
+    pub(crate) fn swap_slot_for_unmap(&mut self, page: PageId) -> Result<Option<u32>> {
         let p = self.page_checked(page)?;
         Ok(match (p.swap, p.mapcount > 0) {
             (Some(s), _) => Some(s),
@@ -151,7 +95,7 @@ impl Simulator {
         })
     }
 
-    fn unmap_hits(&mut self, page: PageId, slot: u32, hits: &[(VmaId, u64)]) {
+    pub(crate) fn unmap_hits(&mut self, page: PageId, slot: u32, hits: &[(VmaId, u64)]) {
         for &(v, addr) in hits {
             self.set_pte(v, addr, Pte::swap(slot));
             self.swap_duplicate(slot);

@@ -9,10 +9,8 @@ use std::time::Instant;
 use crate::error::{Result, SimError};
 use crate::harness::check_incr::IncrementalCheck;
 use crate::harness::trace::{self, Op, Outcome};
-use crate::mm::mprotect::Advice;
 use crate::policy::Policy;
 use crate::state::interrupt::{self, Ticker};
-use crate::state::objects::PAGE_SIZE;
 use crate::state::sim::Simulator;
 
 /// Fuzzer settings.
@@ -56,89 +54,13 @@ pub struct FuzzReport {
     pub interrupted: bool,
 }
 
-pub(crate) struct Rng(pub(crate) u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-    fn chance(&mut self, p: f64) -> bool {
-        ((self.next() >> 11) as f64 / (1u64 << 53) as f64) < p
-    }
-}
+pub(crate) use crate::harness::opgen::Rng;
+use crate::harness::opgen::{gen, Mix};
 
-pub(crate) const BASE: u64 = 0x1000_0000;
-pub(crate) const WINDOW: u64 = 24; // pages
-const MAX_PROCS: u64 = 6;
-
-/// One random operation for the processes `live` (symbols) of a run.
+/// One random operation of the fuzzer's mix (or its extended form) for the processes
+/// `live` (symbols) of a run.
 pub(crate) fn gen_op(r: &mut Rng, live: &[u32], fail_rate: f64, ext: bool) -> Op {
-    if fail_rate > 0.0 && r.chance(fail_rate) {
-        return Op::Enomem { nth: Some(1 + r.below(4)) };
-    }
-    let p = live[r.below(live.len() as u64) as usize];
-    let addr = BASE + r.below(WINDOW) * PAGE_SIZE;
-    let len = (1 + r.below(4)) * PAGE_SIZE;
-    let prot = [3u8, 3, 1, 3, 0][r.below(5) as usize];
-    match r.below(100) {
-        0..=9 if (live.len() as u64) < MAX_PROCS => Op::Fork { p },
-        0..=9 => Op::Exit { p },
-        10..=14 if live.len() > 1 => Op::Exit { p },
-        10..=14 => Op::Fork { p },
-        15 if !ext || r.chance(0.5) => Op::Exec { p },
-        // the heap sits right after the window (and its moves), so brk meets mmaps there
-        15 if r.chance(0.3) => Op::BrkBase { p, addr: BASE + 2 * WINDOW * PAGE_SIZE },
-        15 => Op::Brk { p, addr: BASE + (2 * WINDOW + r.below(6)) * PAGE_SIZE },
-        // private file mappings: two files, offset = window slot (+0/1 page) so that
-        // neighbours sometimes continue each other
-        16..=25 if ext && r.chance(0.3) => {
-            let file = Some((1 + r.below(2) as u32, (addr - BASE) + r.below(2) * PAGE_SIZE));
-            Op::Mmap { p, addr: Some(addr), len, prot, file, noreserve: r.chance(0.2), stack: false }
-        }
-        // MAP_NORESERVE and MAP_STACK only in the extended mix (`ext &&` draws nothing
-        // otherwise)
-        16..=25 => Op::Mmap {
-            p,
-            addr: Some(addr),
-            len,
-            prot,
-            file: None,
-            noreserve: ext && r.chance(0.2),
-            stack: ext && r.chance(0.15),
-        },
-        26..=30 => Op::Munmap { p, addr, len },
-        31..=50 => Op::Touch { p, addr, len, write: true },
-        51..=56 => Op::Touch { p, addr, len, write: false },
-        57..=66 => Op::Mprotect { p, addr, len, prot },
-        67..=76 => {
-            let advice = [
-                Advice::Random,
-                Advice::Normal,
-                Advice::Sequential,
-                Advice::DontNeed,
-                Advice::PageOut,
-                Advice::DontFork,
-                Advice::DoFork,
-            ][r.below(7) as usize];
-            Op::Madvise { p, addr, len, advice }
-        }
-        77..=84 => {
-            // moves land in the second window; in the extended mix anywhere in both, so a
-            // VMA can also move back beside what was mapped at its old place meanwhile
-            let (lo, span) = if ext { (0, 2 * WINDOW) } else { (WINDOW, WINDOW) };
-            let new_addr = if r.chance(0.5) { Some(BASE + (lo + r.below(span)) * PAGE_SIZE) } else { None };
-            Op::Mremap { p, addr, old_len: len, new_len: (1 + r.below(4)) * PAGE_SIZE, may_move: true, new_addr }
-        }
-        85..=93 => Op::TryToUnmap { p, addr },
-        94..=96 => Op::DropSwapCache,
-        _ => Op::Touch { p, addr, len, write: true },
-    }
+    gen(r, live, &Mix::fuzz(ext), fail_rate)
 }
 
 /// Replay `ops` on a fresh simulator, checking after every operation; the first
@@ -264,36 +186,14 @@ fn drop_process(ops: &[Op], s: u32) -> Option<Vec<Op>> {
                 };
             }
         }
-        if let Some(p) = op_process(&mut op) {
-            if *p == s {
-                continue;
-            }
-            if *p > s {
-                *p -= 1;
-            }
+        match op.process() {
+            Some(p) if p == s => continue,
+            Some(p) if p > s => op = op.with_process(p - 1),
+            _ => {}
         }
         out.push(op);
     }
     Some(out)
-}
-
-fn op_process(op: &mut Op) -> Option<&mut u32> {
-    match op {
-        Op::Fork { p }
-        | Op::Exit { p }
-        | Op::Exec { p }
-        | Op::Mmap { p, .. }
-        | Op::Munmap { p, .. }
-        | Op::Touch { p, .. }
-        | Op::Mprotect { p, .. }
-        | Op::Madvise { p, .. }
-        | Op::Mremap { p, .. }
-        | Op::TryToUnmap { p, .. }
-        | Op::DropSwapCacheAt { p, .. }
-        | Op::Brk { p, .. }
-        | Op::BrkBase { p, .. } => Some(p),
-        Op::Spawn | Op::DropSwapCache | Op::Enomem { .. } | Op::Check => None,
-    }
 }
 
 /// Most parallel workers of one session.
@@ -345,7 +245,7 @@ fn worker(cfg: &FuzzConfig, w: u32, t0: Instant, best: &AtomicU64) -> WorkerOut 
     let mut ticker = Ticker::new();
     let mut incr = IncrementalCheck::default();
     let mut ops: Vec<Op> = Vec::with_capacity(cfg.run_len.min(1 << 16) as usize + 1);
-    let mut live: Vec<u32> = Vec::with_capacity(MAX_PROCS as usize);
+    let mut live: Vec<u32> = Vec::with_capacity(Mix::FUZZ.max_procs as usize);
     let done = |n: u64| {
         n >= budget
             || order_key(n, w) > best.load(Relaxed)
@@ -564,70 +464,6 @@ mod tests {
         assert!(full.violation.is_some_and(|(_, s)| s.len() <= small.len()));
     }
 
-    /// The grouped full-walk totals (`walk_totals`, anon_vma by anon_vma) equal the
-    /// per-page walks' totals after every operation of random runs in every era, including
-    /// the buggy eras' dangling pointers (where both must report the same error), for all
-    /// pages and for a chosen list with repeats.
-    #[test]
-    fn grouped_full_walk_totals_equal_the_per_page_walks() {
-        use crate::mm::rmap::WalkMode;
-        let mut compared = 0u64;
-        for era in crate::policy::ERAS {
-            for (seed, ext) in [(1u64, false), (2, true), (3, false), (4, true), (5, false), (6, false)] {
-                let mut rng = Rng(seed.wrapping_mul(0x1234_5678_9ABC));
-                let mut sim = Simulator::new(Policy::preset(era).unwrap(), seed);
-                let mut runner = trace::Runner::default();
-                runner.apply(&mut sim, &Op::Spawn);
-                let mut live: Vec<u32> = vec![1];
-                for _ in 0..1000 {
-                    let op = gen_op(&mut rng, &live, 0.02, ext);
-                    match (&op, &runner.apply(&mut sim, &op)) {
-                        (Op::Fork { .. }, Outcome::Ok(s)) => live.push(*s as u32),
-                        (Op::Exit { p }, Outcome::Ok(_)) => live.retain(|x| x != p),
-                        _ => {}
-                    }
-                    let ids: Vec<u64> = sim.anon_pages().iter().map(|p| p.to_u64()).collect();
-                    let chosen: Vec<u64> = ids.iter().rev().step_by(2).chain(ids.iter().take(3)).copied().collect();
-                    for pages in [None, Some(&chosen[..])] {
-                        let uncached = sim.walk_totals_uncached(pages, WalkMode::Full).map_err(|e| e.to_string());
-                        let grouped = sim.walk_totals(pages, WalkMode::Full, 1).map_err(|e| e.to_string());
-                        let one_by_one = sim.walk_totals_per_page(pages, WalkMode::Full, 1).map_err(|e| e.to_string());
-                        assert_eq!(grouped, uncached, "{era} seed {seed}");
-                        assert_eq!(one_by_one, uncached, "{era} seed {seed}");
-                        // page_referenced: the batch walks (with their WalkCache) against walks
-                        // one by one
-                        let until = WalkMode::UntilAllFound;
-                        let uncached = sim.walk_totals_uncached(pages, until).map_err(|e| e.to_string());
-                        let cached = sim.walk_totals_per_page(pages, until, 1).map_err(|e| e.to_string());
-                        assert_eq!(cached, uncached, "{era} seed {seed} (page_referenced)");
-                        let rows = sim.page_referenced(pages).map_err(|e| e.to_string());
-                        let one: std::result::Result<Vec<_>, String> =
-                            sim.resolve_page_ids(pages).map_err(|e| e.to_string()).and_then(|ids| {
-                                ids.iter()
-                                    .map(|&id| sim.rmap_walk_one(id, until, |_, _| {}).map_err(|e| e.to_string()))
-                                    .collect()
-                            });
-                        match (rows, one) {
-                            (Ok(rows), Ok(one)) => {
-                                let mut want = crate::mm::rmap::ScanStats::default();
-                                for w in &one {
-                                    want.push(w);
-                                }
-                                assert_eq!(rows, want, "{era} seed {seed} (page_referenced rows)");
-                            }
-                            (a, b) => assert_eq!(a.err(), b.err(), "{era} seed {seed}"),
-                        }
-                        compared += 1;
-                    }
-                    if live.is_empty() {
-                        break;
-                    }
-                }
-            }
-        }
-        assert!(compared > 10_000, "{compared}");
-    }
-
     #[test]
     fn correct_eras_survive_a_short_fuzz() {
         for era in ["2.6.34", "6.0", "6.18"] {
@@ -637,9 +473,6 @@ mod tests {
         }
     }
 }
-
-#[cfg(test)]
-mod review_diff;
 
 #[cfg(test)]
 mod tests_incr;

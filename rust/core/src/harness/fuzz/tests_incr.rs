@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::policy::ERAS;
+use crate::state::objects::PAGE_SIZE;
 
 /// After every operation of random runs in every era (with and without failure injection,
 /// both op mixes), the incremental check gives exactly the from-scratch structural check's

@@ -1,0 +1,332 @@
+//! The one random-operation generator of the Rust side (machinery, not kernel model): the
+//! native fuzzer (`harness::fuzz`), the property-test programs (`harness::program`, one
+//! draw per 64-bit word) and the fast paths' differential tests (`crate::fast`) all draw
+//! their operations here, each with its own [`Mix`]: which operations, how often, over
+//! what address window and lengths.
+//!
+//! One draw reads, in order: the armed-failure coin, the process, the address, the
+//! length, the protection, the operation (a number below 100 against the mix's
+//! [`Mix::shares`]), then what that operation needs. The default mix ([`Mix::FUZZ`]) is
+//! the fuzzer's original stream, pinned by a test so that seeds keep finding what they
+//! found.
+
+use crate::harness::trace::Op;
+use crate::mm::mprotect::Advice;
+use crate::state::objects::PAGE_SIZE;
+
+/// splitmix64: the generator's source of randomness. A program's word seeds one (one
+/// operation per word), the fuzzer's session seed one per worker.
+pub(crate) struct Rng(pub(crate) u64);
+
+impl Rng {
+    pub(crate) fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+    pub(crate) fn chance(&mut self, p: f64) -> bool {
+        ((self.next() >> 11) as f64 / (1u64 << 53) as f64) < p
+    }
+}
+
+/// Where the generated ranges start: the window is `BASE` and the `window` pages after it
+/// (moves may also land in the `window` pages after that, the heap right above both).
+pub(crate) const BASE: u64 = 0x1000_0000;
+
+/// One operation mix of [`gen`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Mix {
+    /// Pages of the address window; lengths are 1 to `max_len` pages.
+    pub window: u64,
+    pub max_len: u64,
+    /// A fork needs fewer live processes than this (else it exits instead); an exit more
+    /// than `exit_above` (else it forks instead).
+    pub max_procs: u64,
+    pub exit_above: usize,
+    /// An armed failure fails the 1st to `enomem_max`-th allocation from now.
+    pub enomem_max: u64,
+    /// Protections drawn for mmap and mprotect; `mmap_prot` overrides the mmap's.
+    pub prots: &'static [u8],
+    pub mmap_prot: Option<u8>,
+    pub advice: &'static [Advice],
+    /// Chances of a private file mapping (and the page offsets its file offset may add),
+    /// of MAP_NORESERVE and of MAP_STACK; 0 draws nothing.
+    pub file: f64,
+    pub file_slots: u64,
+    pub noreserve: f64,
+    pub stack: f64,
+    /// brk at the exec slot (half the time), else exec only.
+    pub brk: bool,
+    /// Moves land anywhere in both windows, rather than in the second one.
+    pub move_anywhere: bool,
+    /// `(operation, share of 100)` in draw order; what is left over is a write touch.
+    pub shares: &'static [(Pick, u64)],
+}
+
+const ADVICE_7: &[Advice] = &[
+    Advice::Random,
+    Advice::Normal,
+    Advice::Sequential,
+    Advice::DontNeed,
+    Advice::PageOut,
+    Advice::DontFork,
+    Advice::DoFork,
+];
+
+/// What a draw picks; [`gen`] then draws the operation's arguments.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Pick {
+    Fork,
+    Exit,
+    /// exec, or (in a mix with `brk`) brk or its base half the time
+    Exec,
+    Mmap,
+    Munmap,
+    TouchWrite,
+    TouchRead,
+    Mprotect,
+    Madvise,
+    Mremap,
+    TryToUnmap,
+    DropSwapCache,
+}
+
+use Pick as K;
+
+/// The fuzzer's shares.
+const FUZZ_SHARES: &[(Pick, u64)] = &[
+    (K::Fork, 10),
+    (K::Exit, 5),
+    (K::Exec, 1),
+    (K::Mmap, 10),
+    (K::Munmap, 5),
+    (K::TouchWrite, 20),
+    (K::TouchRead, 6),
+    (K::Mprotect, 10),
+    (K::Madvise, 10),
+    (K::Mremap, 8),
+    (K::TryToUnmap, 9),
+    (K::DropSwapCache, 3),
+];
+
+impl Mix {
+    /// The native fuzzer's original mix: a 24-page window, 1–4 page ranges, 6 processes.
+    pub(crate) const FUZZ: Mix = Mix {
+        window: 24,
+        max_len: 4,
+        max_procs: 6,
+        exit_above: 1,
+        enomem_max: 4,
+        prots: &[3, 3, 1, 3, 0],
+        mmap_prot: None,
+        advice: ADVICE_7,
+        file: 0.0,
+        file_slots: 2,
+        noreserve: 0.0,
+        stack: 0.0,
+        brk: false,
+        move_anywhere: false,
+        shares: FUZZ_SHARES,
+    };
+
+    /// `--extended`: also private file mappings, brk, MAP_NORESERVE and MAP_STACK, and
+    /// moves anywhere in both windows.
+    pub(crate) const FUZZ_EXT: Mix =
+        Mix { file: 0.3, noreserve: 0.2, stack: 0.15, brk: true, move_anywhere: true, ..Mix::FUZZ };
+
+    /// The fuzzer's mix, or its extended form.
+    pub(crate) fn fuzz(extended: bool) -> Mix {
+        if extended {
+            Mix::FUZZ_EXT
+        } else {
+            Mix::FUZZ
+        }
+    }
+
+    /// Wider: more processes, a larger window and longer ranges, more write touches
+    /// (the fast paths' differential tests).
+    #[cfg(test)]
+    pub(crate) const fn wide(window: u64, max_len: u64, max_procs: u64) -> Mix {
+        Mix {
+            window,
+            max_len,
+            max_procs,
+            enomem_max: 8,
+            prots: &[3, 3, 1, 3, 0, 3, 3],
+            advice: &[
+                Advice::Random,
+                Advice::Normal,
+                Advice::Sequential,
+                Advice::DontNeed,
+                Advice::PageOut,
+                Advice::PageOut,
+                Advice::DontFork,
+                Advice::DoFork,
+            ],
+            file: 0.4,
+            file_slots: 3,
+            brk: true,
+            shares: &[
+                (K::Fork, 10),
+                (K::Exit, 4),
+                (K::Exec, 2),
+                (K::Mmap, 8),
+                (K::Munmap, 4),
+                (K::TouchWrite, 28),
+                (K::TouchRead, 7),
+                (K::Mprotect, 7),
+                (K::Madvise, 8),
+                (K::Mremap, 9),
+                (K::TryToUnmap, 7),
+                (K::DropSwapCache, 2),
+            ],
+            ..Mix::FUZZ
+        }
+    }
+
+    /// Mostly COW: many forks of writable mappings written again and again (the COW-run
+    /// shortcut's differential test).
+    #[cfg(test)]
+    pub(crate) const COW: Mix = Mix {
+        window: 32,
+        max_len: 32,
+        max_procs: 8,
+        exit_above: 2,
+        enomem_max: 24,
+        prots: &[1, 3, 3],
+        mmap_prot: Some(3),
+        advice: &[Advice::DontNeed, Advice::PageOut, Advice::PageOut, Advice::DontFork, Advice::DoFork],
+        file: 0.5,
+        file_slots: 3,
+        shares: &[
+            (K::Fork, 15),
+            (K::Exit, 3),
+            (K::Mmap, 5),
+            (K::Mprotect, 3),
+            (K::Madvise, 6),
+            (K::Mremap, 5),
+            (K::TryToUnmap, 4),
+            (K::DropSwapCache, 1),
+            (K::TouchRead, 9),
+            (K::Munmap, 1),
+        ],
+        ..Mix::FUZZ
+    };
+}
+
+/// The operation a draw of `x` (below 100) picks from `shares`: the first whose running
+/// total passes `x`, else a write touch.
+fn pick(shares: &[(Pick, u64)], x: u64) -> Pick {
+    let mut total = 0;
+    for &(k, n) in shares {
+        total += n;
+        if x < total {
+            return k;
+        }
+    }
+    K::TouchWrite
+}
+
+/// One random operation for the processes `live` (symbols) of a run, drawn from `r` in
+/// the mix `m`; with probability `fail_rate` an armed allocation failure instead.
+pub(crate) fn gen(r: &mut Rng, live: &[u32], m: &Mix, fail_rate: f64) -> Op {
+    if fail_rate > 0.0 && r.chance(fail_rate) {
+        return Op::Enomem { nth: Some(1 + r.below(m.enomem_max)) };
+    }
+    let p = live[r.below(live.len() as u64) as usize];
+    let addr = BASE + r.below(m.window) * PAGE_SIZE;
+    let len = (1 + r.below(m.max_len)) * PAGE_SIZE;
+    let prot = m.prots[r.below(m.prots.len() as u64) as usize];
+    let coin = |r: &mut Rng, p: f64| p > 0.0 && r.chance(p);
+    let kind = match pick(m.shares, r.below(100)) {
+        K::Fork if live.len() as u64 >= m.max_procs => K::Exit,
+        K::Exit if live.len() <= m.exit_above => K::Fork,
+        k => k,
+    };
+    match kind {
+        K::Fork => Op::Fork { p },
+        K::Exit => Op::Exit { p },
+        K::Exec if !m.brk || r.chance(0.5) => Op::Exec { p },
+        // the heap sits right after the window (and its moves), so brk meets mmaps there
+        K::Exec if r.chance(0.3) => Op::BrkBase { p, addr: BASE + 2 * m.window * PAGE_SIZE },
+        K::Exec => Op::Brk { p, addr: BASE + (2 * m.window + r.below(6)) * PAGE_SIZE },
+        K::Mmap => {
+            let prot = m.mmap_prot.unwrap_or(prot);
+            if coin(r, m.file) {
+                // two files, offset = window slot (+ a page or two) so that neighbours
+                // sometimes continue each other
+                let file = Some((1 + r.below(2) as u32, (addr - BASE) + r.below(m.file_slots) * PAGE_SIZE));
+                Op::Mmap { p, addr: Some(addr), len, prot, file, noreserve: coin(r, m.noreserve), stack: false }
+            } else {
+                let (noreserve, stack) = (coin(r, m.noreserve), coin(r, m.stack));
+                Op::Mmap { p, addr: Some(addr), len, prot, file: None, noreserve, stack }
+            }
+        }
+        K::Munmap => Op::Munmap { p, addr, len },
+        K::TouchWrite => Op::Touch { p, addr, len, write: true },
+        K::TouchRead => Op::Touch { p, addr, len, write: false },
+        K::Mprotect => Op::Mprotect { p, addr, len, prot },
+        K::Madvise => Op::Madvise { p, addr, len, advice: m.advice[r.below(m.advice.len() as u64) as usize] },
+        K::Mremap => {
+            // moves land in the second window; with `move_anywhere` anywhere in both, so
+            // a VMA can also move back beside what was mapped at its old place meanwhile
+            let (lo, span) = if m.move_anywhere { (0, 2 * m.window) } else { (m.window, m.window) };
+            let new_addr = if r.chance(0.5) { Some(BASE + (lo + r.below(span)) * PAGE_SIZE) } else { None };
+            let new_len = (1 + r.below(m.max_len)) * PAGE_SIZE;
+            Op::Mremap { p, addr, old_len: len, new_len, may_move: true, new_addr }
+        }
+        K::TryToUnmap => Op::TryToUnmap { p, addr },
+        K::DropSwapCache => Op::DropSwapCache,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::harness::ops::{OpSpec, OPS};
+
+    /// The registry's `fuzzed` marks are what the fuzzer's extended mix generates: an
+    /// operation added to the registry is either given a share here or marked quiet there.
+    #[test]
+    fn the_registry_marks_what_the_fuzzer_generates() {
+        let mut r = Rng(11);
+        let mut seen = std::collections::BTreeSet::new();
+        for i in 0..50_000u32 {
+            let live: Vec<u32> = (1..=1 + i % 6).collect();
+            let row = gen(&mut r, &live, &Mix::FUZZ_EXT, 0.05).encode();
+            seen.insert(OpSpec::of_row(&row).expect("a registered operation").variant);
+        }
+        let marked: std::collections::BTreeSet<_> = OPS.iter().filter(|s| s.fuzzed).map(|s| s.variant).collect();
+        assert_eq!(seen, marked);
+    }
+
+    /// Each mix's shares fit in 100 and name only operations [`gen`] generates.
+    #[test]
+    fn the_mixes_are_well_formed() {
+        for m in [Mix::FUZZ, Mix::FUZZ_EXT, Mix::wide(64, 24, 12), Mix::COW] {
+            assert!(m.shares.iter().map(|s| s.1).sum::<u64>() <= 100, "{m:?}");
+            let mut r = Rng(3);
+            let mut words = std::collections::BTreeSet::new();
+            for i in 0..20_000u32 {
+                let live: Vec<u32> = (1..=1 + i % 5).collect();
+                let op = gen(&mut r, &live, &m, 0.05);
+                words.insert(op.to_string().split(' ').next().unwrap().to_string());
+            }
+            let word = |k: Pick| match k {
+                K::TouchWrite | K::TouchRead => "touch".to_string(),
+                K::TryToUnmap => "try_to_unmap".to_string(),
+                K::DropSwapCache => "drop_swap_cache".to_string(),
+                k => format!("{k:?}").to_lowercase(),
+            };
+            for w in m.shares.iter().map(|s| word(s.0)).chain(["touch".into(), "enomem".into()]) {
+                assert!(words.contains(&w), "{w} never drawn in {m:?}");
+            }
+            assert_eq!(words.contains("brk"), m.brk, "{m:?}");
+        }
+    }
+}
