@@ -4,7 +4,7 @@
 //! |---------------|---------------------------------------------------------------|
 //! | `fork.rs`     | `kernel/fork.c` (`dup_mmap`), `exit_mmap`, exec                |
 //! | `vma.rs`      | `mm/mmap.c`, later `mm/vma.c`: create, merge, split, unmap     |
-//! | `mprotect.rs` | `mm/mprotect.c`, `mm/madvise.c`, `mm/mlock.c`                  |
+//! | `mprotect.rs` | `mm/mprotect.c`, `mm/madvise.c`                               |
 //! | `mremap.rs`   | `mm/mremap.c`                                                 |
 //! | `anon_vma.rs` | `mm/rmap.c`, write side: prepare, clone, fork, unlink          |
 //! | `rmap.rs`     | `mm/rmap.c`, read side: `rmap_walk` and its callers; a page's   |
