@@ -338,6 +338,14 @@ impl Simulator {
     /// anon_vma's list); no anon_vma has an empty list (it should have been freed).
     fn check_links(&self) -> Result<()> {
         let mut ticker = Ticker::new();
+        self.check_chain_entries(&mut ticker)?;
+        self.check_indexes(&mut ticker)?;
+        self.check_vma_chains(&mut ticker)
+    }
+
+    /// Invariant 3 from each chain entry: its VMA and anon_vma are live, it is on its
+    /// VMA's chain once, and at its recorded place in its anon_vma's index.
+    fn check_chain_entries(&self, ticker: &mut Ticker) -> Result<()> {
         for (c, avc) in self.avcs.iter() {
             ticker.tick()?;
             let Some(vma) = self.vmas.get(avc.vma) else {
@@ -365,6 +373,12 @@ impl Simulator {
                 return Err(self.violation(3, "chain/list symmetry", fault));
             }
         }
+        Ok(())
+    }
+
+    /// Invariant 3 from each anon_vma's index (well formed, as many entries as chain
+    /// entries, or VMAs in the legacy design); invariant 6: no empty index but a pinned root.
+    fn check_indexes(&self, ticker: &mut Ticker) -> Result<()> {
         let mut on_lists = 0usize;
         let legacy = self.policy.linking == Linking::Legacy;
         for (a, av) in self.avs.iter() {
@@ -393,6 +407,12 @@ impl Simulator {
                 format!("{on_lists} entries on anon_vma lists, expected {expected}"),
             ));
         }
+        Ok(())
+    }
+
+    /// Invariant 3 from each VMA's chain: live entries of its own, one per anon_vma, its
+    /// own anon_vma among them (chain eras); no chain without an anon_vma.
+    fn check_vma_chains(&self, ticker: &mut Ticker) -> Result<()> {
         for (v, vma) in self.vmas.iter() {
             ticker.tick()?;
             let mut seen = BTreeSet::new();
