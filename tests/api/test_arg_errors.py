@@ -1,7 +1,7 @@
 """The argument-error discipline (docs/api-contract.md, issue 14) on the cases the issue
 names, and ScanStats pickling and copying.
 
-The broad sweep is tests/test_hostile.py; here each problem the issue reports gets the exact
+The broad sweep is tests/api/test_hostile.py; here each problem the issue reports gets the exact
 message it must now produce (parameter, value as given, range).
 """
 

@@ -121,7 +121,7 @@ _M = (1 << 64) - 1
 
 
 def _checksum(data: bytes) -> int:
-    """The payload checksum, written again from its description in rust/core/src/snapshot.rs
+    """The payload checksum, written again from its description in rust/core/src/state/snapshot.rs
     (each 8-byte word, the tail zero-padded, mixed with a multiply and a 29-bit rotate,
     then the length through a splitmix finaliser), to alter a payload behind it."""
     h = 0x5241_4D50_534E_4150

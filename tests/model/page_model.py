@@ -519,7 +519,7 @@ def copy_vma_into_unfaulted(lay, old, new_n, dest):
     pgoff-contiguous neighbour at dest? lay: page_layout of the process before the call.
 
     That merge is a latent defect of the 2.6.3x code the simulator reproduces faithfully
-    (rust/core/src/tests.rs mremap_back_beside_unfaulted_prev_loses_the_anon_vma):
+    (rust/core/tests/scenarios.rs mremap_back_beside_unfaulted_prev_loses_the_anon_vma):
     is_mergeable_anon_vma(anon_vma, NULL) is true and vma_adjust has no importer step for
     a new range, so the moved pages end up in a VMA without anon_vma and check() fails in
     the eras with the "simple" merge rule (2.6.33-2.6.35). 3.0+ refuse the merge (an

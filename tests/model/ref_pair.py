@@ -451,7 +451,7 @@ def _entry_run(model, live, kind, draw):
 
 
 def _file_kwargs(draw, addr, n, near=None):
-    """A private file mapping (as rust/core/src/fuzz.rs's extended gen_op makes them): one
+    """A private file mapping (as rust/core/src/harness/opgen.rs's extended mix makes them): one
     of two files, the offset the window slot (+0/1 page) so that neighbours sometimes
     continue each other; beside a VMA ``near`` = (vma, "after" | "before"), often that
     VMA's file at the offset that continues it (or its old offset: not contiguous)."""

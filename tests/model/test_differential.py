@@ -400,7 +400,7 @@ def _differential(data):
 
 def test_differential_goes_past_the_copy_vma_defect():
     """A move of a faulted range back beside an unfaulted, pgoff-contiguous neighbour
-    (rust/core/src/tests.rs mremap_back_beside_unfaulted_prev_loses_the_anon_vma): the
+    (rust/core/tests/scenarios.rs mremap_back_beside_unfaulted_prev_loses_the_anon_vma): the
     "simple" merge eras merge it into the neighbour and lose the anon_vma (the known
     defect: detached, page tables still right); 3.0-6.0 refuse the merge, 6.18 merges and
     gives the neighbour the anon_vma (dup_anon_vma). Those go on and still agree."""
