@@ -95,6 +95,26 @@ def test_no_live_process_means_spawn():
     assert OpGenerator()(ModelState(ReferenceModel("2.6.33")), RandomDraw(random.Random(0))) == ("spawn", (), {})
 
 
+def test_touch_swap_falls_back_as_told_when_nothing_is_swapped():
+    sim = rmapsim.Simulator(era="6.18", seed=0)
+    p = sim.spawn()
+    a = sim.mmap(p, 4 * 4096)
+    sim.touch(p, a, 4 * 4096, write=True)
+    swapped = {(p, a + 4096): "swap"}
+    for fallback, names in [("touch", {"touch"}), ("try_to_unmap", {"try_to_unmap"})]:
+        gen = OpGenerator(kinds=["touch_swap"], max_procs=1, swap_fallback=fallback)
+        draw = RandomDraw(random.Random(5))
+        # nothing swapped: the fallback, a touch of the process's range or a try_to_unmap
+        got = [gen(SimulatorState(sim, entries=dict), draw) for _ in range(50)]
+        assert {name for name, _, _ in got} == names, fallback
+        if fallback == "try_to_unmap":
+            handles = {int(h) for h in sim.anon_pages()}
+            assert all(args[0] is None or set(args[0]) <= handles for _, args, _ in got)
+        # one swap entry: a touch of exactly it, whatever the fallback
+        for _ in range(20):
+            assert gen(SimulatorState(sim, entries=lambda: swapped), draw)[:2] == ("touch", (p, a + 4096, 4096))
+
+
 @settings(max_examples=30, deadline=None)
 @given(st.data())
 def test_the_strategy_draws_from_the_state_as_it_is(data):
@@ -123,6 +143,7 @@ def test_the_strategy_draws_from_the_state_as_it_is(data):
         ({"files": (0,)}, "each of files must be an int >= 1, got 0"),
         ({"max_pages": 0}, "max_pages must be an int >= 1, got 0"),
         ({"prefer_busy": 1}, "prefer_busy must be True or False, got 1"),
+        ({"swap_fallback": "exit"}, "swap_fallback must be 'touch' or 'try_to_unmap', got 'exit'"),
         ({"prots": ()}, "prots, mprotect_prots and advice must each name at least one value"),
     ],
 )

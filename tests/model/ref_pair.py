@@ -19,7 +19,8 @@ of the same era, then asserts that they agree on:
   before its early stop (which depends on the anon_vma list order);
 * for try_to_unmap / madvise(pageout): per page the walk's vmas_visited and mappings found.
 
-The operations include private file mappings (two files, offsets that make neighbours
+The operations are drawn by rmapsim.testing.ops (OpGenerator, its default mix). They
+include private file mappings (two files, offsets that make neighbours
 continue each other, or that equal the address so that anonymous and file neighbours are
 pgoff-contiguous), writes to their page-cache entries and moves beside same-file VMAs; the
 model's kernel paths for them are reported as hypothesis events (FILE_EVENTS).
@@ -41,11 +42,11 @@ import sys
 from collections import Counter
 
 from hypothesis import note
-from hypothesis import strategies as st
 
 import rmapsim
+from rmapsim.testing.ops import FILES, WIN_LO, WINDOW, ModelState, OpGenerator
 
-from helpers import MMAP_BASE, PAGE, ROOT, layout_states, norm_prot, scan_rows
+from helpers import PAGE, ROOT, layout_states, norm_prot, scan_rows
 from pairtrace import TraceRecorder
 
 
@@ -65,17 +66,10 @@ reference = _load_reference()
 ReferenceModel = reference.ReferenceModel
 
 ERAS = ("2.6.33", "2.6.34")
-WINDOW = 24  # pages of fixed-address playground right below mmap_base, where addr=None lands
-WIN_LO = MMAP_BASE - WINDOW * PAGE
-MAX_PROCS = 5
-PROTS = ("rw", "rw", "rw", "r", "rwx", "w", "x", "none")
-MPROTECT_PROTS = ("r", "rw", "rw", "none", "rwx")
-ADVICE = ("normal", "random", "sequential", "dontfork", "dofork", "dontneed", "pageout")
 STATE = {".": None, "z": "zero", "p": "page", "s": "page", "w": "swap"}
 # the engine's page table shows a page-cache page of a private file mapping as it shows the
 # zero page ("z": an entry that maps no anon page); the model names it "file"
 ENGINE_KIND = {"file": "zero"}
-FILES = (1, 2)  # file identities of the private file mappings the state machine makes
 
 STATS = Counter()  # printed by `pytest -s` (see test_long_run)
 
@@ -358,298 +352,14 @@ class Pair:
 # --------------------------------------------------------------------------- operations
 
 
-class HypoDraw:
-    def __init__(self, data):
-        self.data = data
-
-    def pick(self, seq):
-        return self.data.draw(st.sampled_from(list(seq)))
-
-    def int(self, lo, hi):
-        return self.data.draw(st.integers(lo, hi))
-
-    def bool(self):
-        return self.data.draw(st.booleans())
-
-
-class RandDraw:
-    def __init__(self, rng):
-        self.rng = rng
-
-    def pick(self, seq):
-        return self.rng.choice(list(seq))
-
-    def int(self, lo, hi):
-        return self.rng.randint(lo, hi)
-
-    def bool(self):
-        return self.rng.random() < 0.5
-
-
-KINDS = (
-    ["fork"] * 3
-    + ["fork_many", "exit", "exec", "dead_pid"]
-    + ["mmap"] * 4
-    + ["munmap"] * 3
-    + ["touch"] * 8
-    + ["touch_many", "touch_whole"]
-    + ["touch_swap"] * 3
-    + ["touch_file"] * 2
-    + ["mprotect"] * 3
-    + ["madvise"] * 3
-    + ["mremap"] * 4
-    + ["try_to_unmap"] * 2
-    + ["reclaim_vma"] * 2
-    + ["drop_swap_cache"] * 2
-)
-
-
-def _window_range(draw):
-    slot = draw.int(0, WINDOW - 1)
-    return WIN_LO + slot * PAGE, min(draw.int(1, 4), WINDOW - slot)
-
-
-def _range(model, pid, draw):
-    """Mostly a piece of one VMA (sometimes all of it, sometimes running past its end into
-    the next VMA or a hole), else a range of the window."""
-    vs = model.vmas(pid)
-    if vs and draw.int(0, 7):
-        v = draw.pick(vs)
-        size = (v["end"] - v["start"]) // PAGE
-        if not draw.int(0, 3):
-            return v["start"], size
-        off = draw.int(0, size - 1)
-        n = draw.int(1, 4)
-        if draw.int(0, 5):
-            n = min(n, size - off)
-        return v["start"] + off * PAGE, n
-    return _window_range(draw)
-
-
-def _neighbour_prot(model, pid, addr, draw, choices):
-    """Often the prot of a VMA next to the one at addr (mprotect then merges, and
-    vma_adjust's importer rule comes into play), else a random one."""
-    vs = model.vmas(pid)
-    i = next((i for i, v in enumerate(vs) if v["start"] <= addr < v["end"]), None)
-    near = [] if i is None else [vs[j]["prot"] or "none" for j in (i - 1, i + 1) if 0 <= j < len(vs)]
-    if near and draw.bool():
-        return draw.pick(near)
-    return draw.pick(choices)
-
-
-def _entry_run(model, live, kind, draw):
-    """(pid, addr, length) of one to three consecutive page-table entries of ``kind`` (the
-    model's entry_kind) somewhere in the live processes, or None."""
-    found = sorted((p, a) for p in live for a, pte in model.mms[p].ptes.items() if pte.kind == kind)
-    if not found:
-        return None
-    p, a = draw.pick(found)
-    n = 1
-    while n < 3 and model.entry_kind(p, a + n * PAGE) == kind and draw.bool():
-        n += 1
-    return (p, a, n * PAGE)
-
-
-def _file_kwargs(draw, addr, n, near=None):
-    """A private file mapping (as rust/core/src/harness/opgen.rs's extended mix makes them): one
-    of two files, the offset the window slot (+0/1 page) so that neighbours sometimes
-    continue each other; beside a VMA ``near`` = (vma, "after" | "before"), often that
-    VMA's file at the offset that continues it (or its old offset: not contiguous)."""
-    f = draw.pick(FILES)
-    off = (addr - WIN_LO) + draw.int(0, 1) * PAGE
-    if not draw.int(0, 5):
-        # the offset an anonymous mapping's pgoff would have there: anonymous and file
-        # neighbours are then pgoff-contiguous and only vm_file tells them apart
-        off = addr
-    if near is not None and draw.int(0, 3):
-        v, side = near
-        pg = v["pgoff"] if side == "after" else v["pgoff"] - n
-        pg += (v["end"] - v["start"]) // PAGE if side == "after" else 0
-        if v["file"] is not None and draw.int(0, 2):
-            f = v["file"]  # else maybe the other file at the contiguous offset
-        if pg >= 0 and draw.int(0, 4):
-            off = pg * PAGE  # continues the neighbour's pages
-        elif draw.bool():
-            off = v["pgoff"] * PAGE  # pages not contiguous
-    if not draw.int(0, 40):
-        # the argument checks: offset not page aligned, identity 0 / too large, no file
-        bad = draw.pick(["unaligned", "zero", "large", "nofile", "negative"])
-        if bad == "unaligned":
-            return {"file": f, "offset": off + 512}
-        if bad == "zero":
-            return {"file": 0, "offset": off}
-        if bad == "large":
-            return {"file": 1 << 24, "offset": off}
-        if bad == "negative":
-            return {"file": f, "offset": -PAGE}
-        return {"offset": off}
-    if off == 0 and draw.bool():
-        return {"file": f}  # offset defaults to 0
-    return {"file": f, "offset": off}
-
-
-def _draw_mmap(model, pid, draw):
-    prot = draw.pick(PROTS)
-    file = draw.int(0, 2) == 0  # a third of the mmaps are private file mappings
-    if draw.int(0, 2) == 0:
-        n = draw.int(1, 4)
-        kw = {"prot": prot}
-        if file:
-            kw.update(_file_kwargs(draw, WIN_LO, n))
-        return ("mmap", (pid, n * PAGE), kw)
-    addr, n = _window_range(draw)
-    vs = model.vmas(pid)
-    near = None
-    if vs and draw.bool():
-        # right after or right before an existing VMA (pgoff contiguous: mergeable)
-        v = draw.pick(vs)
-        side = draw.pick(["after", "before"])
-        addr = v["end"] if side == "after" else v["start"] - n * PAGE
-        if draw.bool():
-            prot = v["prot"] or "none"
-        if v["file"] is not None and draw.int(0, 2):
-            file = True  # mostly a file mapping beside a file mapping
-        near = (v, side)
-        if not WIN_LO <= addr <= MMAP_BASE - n * PAGE:
-            addr, n = _window_range(draw)
-            near = None
-    kw = {"addr": addr, "prot": prot}
-    if file:
-        kw.update(_file_kwargs(draw, addr, n, near))
-    return ("mmap", (pid, n * PAGE), kw)
+#: The reference model harness's generator: rmapsim.testing.ops with its default mix (KINDS).
+GEN = OpGenerator()
 
 
 def draw_op(pair, draw):
     """One operation (name, args, kwargs), arguments chosen from the model's state. Page
     arguments are model page ids the engine is known to name."""
-    model = pair.model
-    live = model.pids()
-    if not live:
-        return ("spawn", (), {})
-    kinds = list(KINDS)
-    if len(live) < MAX_PROCS:
-        kinds += ["spawn", "fork", "fork"]
-    kind = draw.pick(kinds)
-    if kind == "spawn":
-        return ("spawn", (), {})
-    if kind in ("try_to_unmap", "drop_swap_cache"):
-        known = pair.known_pages()
-        if not known or draw.bool():
-            return (kind, (None,), {})
-        n = draw.int(1, min(4, len(known)))
-        pages = []
-        for _ in range(n):
-            p = draw.pick(known)
-            if p not in pages:
-                pages.append(p)
-        return (kind, (pages,), {})
-    if kind == "dead_pid":
-        dead = model._next_pid  # never allocated yet, or an exited one
-        gone = [p for p in range(1, model._next_pid) if p not in model.mms]
-        if gone and draw.bool():
-            dead = draw.pick(gone)
-        return (draw.pick(["fork", "exit", "exec"]), (dead,), {})
-    pid = draw.pick(live)
-    busy = [p for p in live if model.mms[p].vmas]
-    if busy and kind not in ("exit", "exec") and draw.int(0, 7):
-        pid = draw.pick(busy)  # memory operations mostly where there is memory
-    if kind in ("fork", "fork_many"):
-        if len(live) >= MAX_PROCS:
-            return ("exit", (pid,), {})
-        if kind == "fork_many":
-            return ("fork_many", (pid, min(2, MAX_PROCS - len(live))), {})
-        return ("fork", (pid,), {})
-    if kind in ("exit", "exec"):
-        return (kind, (pid,), {})
-    if kind == "mmap":
-        return _draw_mmap(model, pid, draw)
-    if kind == "touch_swap":
-        run = _entry_run(model, live, "swap", draw)
-        if run:
-            return ("touch", run, {"write": draw.bool()})
-        kind = "touch"
-    if kind == "touch_file":
-        # a write to page-cache entries (do_wp_page's copy of a file page), or a read
-        run = _entry_run(model, live, "file", draw)
-        if run:
-            p, a, _ = run
-            v = next(v for v in model.vmas(p) if v["start"] <= a < v["end"])
-            return ("touch", run, {"write": "w" in v["prot"] or not draw.int(0, 5)})
-        kind = "touch"
-    if kind == "touch_whole":
-        vs = model.vmas(pid)
-        if vs:
-            v = draw.pick(vs)
-            return ("touch", (pid, v["start"], v["end"] - v["start"]), {"write": draw.bool()})
-        kind = "touch"
-    if kind == "touch_many":
-        vs = model.vmas(pid)
-        other = draw.pick(live)
-        if vs:
-            v = draw.pick(vs)
-            group = [pid] if other == pid else [pid, other]
-            return ("touch_many", (group, v["start"], v["end"] - v["start"]), {"write": draw.bool()})
-        kind = "touch"
-    if kind == "reclaim_vma":
-        vs = model.vmas(pid)
-        pages = []
-        if vs:
-            v = draw.pick(vs)
-            for a in range(v["start"], v["end"], PAGE):
-                p = model.page_at(pid, a)
-                if p is not None and p in pair.page_fwd and p not in pages:
-                    pages.append(p)
-        return ("try_to_unmap", (pages,), {})
-    addr, n = _range(model, pid, draw)
-    if kind == "munmap":
-        return ("munmap", (pid, addr, n * PAGE), {})
-    if kind == "touch":
-        v = next((v for v in model.vmas(pid) if v["start"] <= addr < v["end"]), None)
-        write = draw.int(0, 4) >= 2
-        if v is not None and write and "w" not in v["prot"] and draw.int(0, 3):
-            write = False  # mostly valid faults; sometimes the BadAddress of a write to r/o
-        return ("touch", (pid, addr, n * PAGE), {"write": write})
-    if kind == "mprotect":
-        return ("mprotect", (pid, addr, n * PAGE, _neighbour_prot(model, pid, addr, draw, MPROTECT_PROTS)), {})
-    if kind == "madvise":
-        advice = draw.pick(ADVICE + ("wipeonfork",) if not draw.int(0, 30) else ADVICE)
-        return ("madvise", (pid, addr, n * PAGE, advice), {})
-    assert kind == "mremap"
-    how = draw.pick(["shrink", "grow", "grow", "fixed", "fixed", "same"])
-    may_move = draw.int(0, 3) != 0
-    new_addr = None
-    if how == "shrink":
-        new_n = max(1, n - draw.int(1, 3))
-    elif how == "same":
-        new_n = n
-    elif how == "grow":
-        new_n = n + draw.int(1, 3)
-    else:
-        new_addr, new_n = _window_range(draw)
-        v = next((v for v in model.vmas(pid) if v["start"] <= addr < v["end"]), None)
-        if v is not None and draw.int(0, 2) == 0:
-            # where copy_vma's merges happen: right beside the source VMA, or back "home"
-            # (the address its pgoff says, where a faulted range came from -- and where an
-            # unfaulted neighbour mapped meanwhile meets the copy_vma defect)
-            new_n = n if draw.bool() else new_n
-            home = (v["pgoff"] << 12) + (addr - v["start"])
-            choices = [v["end"], v["start"] - new_n * PAGE]
-            if home != addr:
-                choices += [home, home]
-            if v["file"] is not None:
-                # beside a VMA of the same file whose pages the moved ones continue (or
-                # that continues them): copy_vma's merge of a file range
-                pg = v["pgoff"] + (addr - v["start"]) // PAGE
-                for w in model.vmas(pid):
-                    if w["file"] == v["file"] and w is not v:
-                        if w["pgoff"] + (w["end"] - w["start"]) // PAGE == pg:
-                            choices += [w["end"]] * 3
-                        if w["pgoff"] == pg + new_n:
-                            choices += [w["start"] - new_n * PAGE] * 3
-            new_addr = draw.pick(choices)
-            if not WIN_LO <= new_addr <= MMAP_BASE - new_n * PAGE:
-                new_addr, new_n = _window_range(draw)
-    return ("mremap", (pid, addr, n * PAGE, new_n * PAGE), {"may_move": may_move, "new_addr": new_addr})
+    return GEN(ModelState(pair.model, pair.known_pages), draw)
 
 
 def first_ops(draw):

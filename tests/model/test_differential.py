@@ -13,6 +13,7 @@ import pytest
 from hypothesis import event, given
 
 import rmapsim
+from rmapsim.testing.ops import DIFFERENTIAL_KINDS, HypothesisDraw, OpGenerator, SimulatorState
 
 from helpers import (
     ADVICE,
@@ -67,91 +68,51 @@ def _runs(addrs):
     return [tuple(r) for r in out]
 
 
+#: The differential's generator: rmapsim.testing.ops with the cross-era mix (no file
+#: mappings, no pid or page errors, no fork_many/touch_many) and this harness's prots;
+#: memory operations mostly where there is memory, and try_to_unmap when there is no swap
+#: entry to touch (which makes some).
+GEN = OpGenerator(
+    kinds=DIFFERENTIAL_KINDS,
+    max_procs=MAX_PROCS,
+    window=(WIN_LO, WINDOW),
+    prots=PROTS,
+    mprotect_prots=MPROTECT_PROTS,
+    advice=ADVICE,
+    rare_advice=(),
+    files=(),
+    max_pages=6,
+    swap_fallback="try_to_unmap",
+)
+
+
 def draw_op(data, sims, active, broken=()):
     """One random call ("method", args, kwargs), arguments chosen from the primary's state.
     Page handles are the primary's (translated per era when applied). broken: buggy eras
     whose check() reported their bug."""
     sim = sims[PRIMARY]
-    live = pids(sim)
-    if not live:
-        return ("spawn", (), {})
-    kinds = (
-        ["mmap", "mmap", "munmap", "munmap", "fork", "exit", "exec"]
-        + ["touch"] * 6
-        + ["mprotect", "madvise", "madvise", "mremap", "mremap", "mremap"]
-        + ["try_to_unmap", "try_to_unmap", "try_to_unmap", "drop_swap_cache"]
-        + ["touch_swap"] * 3
-    )
-    if len(live) < MAX_PROCS:
-        kinds += ["spawn", "fork", "fork"]
-    kind = data.draw(st.sampled_from(kinds))
-    if kind == "spawn":
-        return ("spawn", (), {})
-    if kind == "touch_swap":
-        swapped = sorted(k for k, v in entry_kinds(sim).items() if v == SWAP)
-        if swapped:
-            pid, addr = data.draw(st.sampled_from(swapped))
-            return ("touch", (pid, addr, PAGE), {"write": data.draw(st.booleans())})
-        kind = "try_to_unmap"
-    if kind in ("try_to_unmap", "drop_swap_cache"):
-        hs = anon_pages(sim)
+
+    def known():
         # pages every era can name (a page never mapped has no (pid, addr) to learn it from)
-        known = [h for h in hs if all(h in active[e].fwd for e in active if e != PRIMARY)]
-        if not known or data.draw(st.booleans()):
-            return (kind, (None,), {})
-        return (kind, (data.draw(st.lists(st.sampled_from(known), unique=True, max_size=6)),), {})
-    pid = data.draw(st.sampled_from(live))
-    if kind == "fork":
-        return ("fork", (pid,), {}) if len(live) < MAX_PROCS else ("exit", (pid,), {})
-    if kind in ("exit", "exec"):
-        return (kind, (pid,), {})
-    npages = data.draw(st.integers(1, 4))
-    if kind == "mmap":
-        slot = data.draw(st.one_of(st.none(), st.integers(0, WINDOW - 1)))
-        prot = data.draw(st.sampled_from(PROTS))
-        if slot is None:
-            return ("mmap", (pid, npages * PAGE), {"prot": prot})
-        npages = min(npages, WINDOW - slot)
-        return ("mmap", (pid, npages * PAGE), {"addr": WIN_LO + slot * PAGE, "prot": prot})
-    vs = vmas(sim, pid)
-    if vs and data.draw(st.sampled_from([True, True, True, False])):
-        # mostly inside one VMA, sometimes running past its end
-        v = data.draw(st.sampled_from(vs))
-        size = (v["end"] - v["start"]) // PAGE
-        off = data.draw(st.integers(0, size - 1))
-        addr = v["start"] + off * PAGE
-        if data.draw(st.sampled_from([True, True, True, False])):
-            npages = min(npages, size - off)
-    else:
-        slot = data.draw(st.integers(0, WINDOW - 1))
-        addr, npages = WIN_LO + slot * PAGE, min(npages, WINDOW - slot)
-    if kind == "munmap":
-        return ("munmap", (pid, addr, npages * PAGE), {})
-    if kind == "touch":
-        return ("touch", (pid, addr, npages * PAGE), {"write": data.draw(st.booleans())})
-    if kind == "mprotect":
-        return ("mprotect", (pid, addr, npages * PAGE, data.draw(st.sampled_from(MPROTECT_PROTS))), {})
-    if kind == "madvise":
-        return ("madvise", (pid, addr, npages * PAGE, data.draw(st.sampled_from(ADVICE))), {})
-    # mremap
-    how = data.draw(st.sampled_from(["shrink", "grow", "grow", "fixed", "fixed"]))
-    may_move = data.draw(st.sampled_from([True, True, True, False]))
-    new_addr = None
-    if how == "shrink":
-        new_n = max(1, npages - data.draw(st.integers(1, 3)))
-    elif how == "grow":
-        new_n = npages + data.draw(st.integers(1, 3))
-    else:
-        slot = data.draw(st.integers(0, WINDOW - 1))
-        new_addr = WIN_LO + slot * PAGE
-        new_n = min(data.draw(st.integers(1, 4)), WINDOW - slot)
-    op = ("mremap", (pid, addr, npages * PAGE, new_n * PAGE), {"may_move": may_move, "new_addr": new_addr})
-    # Whether the old range lies in one VMA and ends it is VMA-level, and VMA boundaries
-    # differ between eras by kernel rule: only where every era sees the same is the result
-    # era independent (a broken buggy era is not asked: it is detached if it differs).
-    # So is a pure move over several VMAs (6.17+ only). Also keep clear of growing in place
-    # next to a mergeable VMA (see the state machine's mremap rule).
-    old_end = addr + npages * PAGE
+        return [h for h in anon_pages(sim) if all(h in active[e].fwd for e in active if e != PRIMARY)]
+
+    op = GEN(SimulatorState(sim, entries=lambda: entry_kinds(sim), known=known), HypothesisDraw(data))
+    if op[0] == "mremap" and era_dependent_mremap(op, sims, active, broken):
+        return ("noop", (), {})
+    return op
+
+
+def era_dependent_mremap(op, sims, active, broken=()):
+    """Whether the result of this mremap depends on the era's VMA boundaries.
+
+    Whether the old range lies in one VMA and ends it is VMA-level, and VMA boundaries
+    differ between eras by kernel rule: only where every era sees the same is the result
+    era independent (a broken buggy era is not asked: it is detached if it differs). So is
+    a pure move over several VMAs (6.17+ only). Also keep clear of growing in place next to
+    a mergeable VMA (see the state machine's mremap rule)."""
+    pid, addr, old_len, new_len = op[1]
+    npages, new_n, new_addr = old_len // PAGE, new_len // PAGE, op[2]["new_addr"]
+    old_end = addr + old_len
     shapes = set()
     for era in active:
         if era in broken:
@@ -164,13 +125,11 @@ def draw_op(data, sims, active, broken=()):
         if ends and new_addr is None and new_n > npages:
             nxt = next((w for w in evs if w["start"] >= v["end"]), None)
             if nxt is not None and mergeable_either_way(era, dict(v, end=addr + new_n * PAGE), nxt):
-                return ("noop", (), {})
+                return True
         # 6.17+ move a range over several VMAs where earlier kernels say EFAULT
         multi = not inside and new_addr is not None and new_n == npages and s.policy()["mremap_move_multi"] == "true"
         shapes.add((inside, ends, v is not None and v["anon_vma"] is not None, multi))
-    if len(shapes) > 1 and (new_addr is not None or new_n > npages):
-        return ("noop", (), {})
-    return op
+    return len(shapes) > 1 and (new_addr is not None or new_n > npages)
 
 
 def walks_rmap(op):

@@ -19,8 +19,9 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 import rmapsim
+from rmapsim.testing.ops import HypothesisDraw, RandomDraw
 
-from ref_pair import ERAS, STATS, HypoDraw, Pair, RandDraw, draw_op, first_ops
+from ref_pair import ERAS, STATS, Pair, draw_op, first_ops
 
 # --------------------------------------------------------------------------- state machines
 
@@ -34,7 +35,7 @@ class ReferenceMachine(RuleBasedStateMachine):
 
     @initialize(data=st.data())
     def start(self, data):
-        for op in first_ops(HypoDraw(data)):
+        for op in first_ops(HypothesisDraw(data)):
             self.pair.apply(op)
             self.pair.compare()
 
@@ -42,7 +43,7 @@ class ReferenceMachine(RuleBasedStateMachine):
     def step(self, data):
         if self.pair.stopped:
             return
-        op = draw_op(self.pair, HypoDraw(data))
+        op = draw_op(self.pair, HypothesisDraw(data))
         event(op[0] + (" file" if "file" in op[2] else ""))
         self.pair.apply(op)
 
@@ -135,7 +136,7 @@ def write_reproducer(pair, seed) -> str:
 
 def seeded_pair(era, seed, steps, pair=None):
     """run_seeded without the final teardown: the pair as the last step left it."""
-    draw = RandDraw(random.Random(f"{era}/{seed}"))
+    draw = RandomDraw(random.Random(f"{era}/{seed}"))
     pair = pair or Pair(era)
     for op in first_ops(draw):
         pair.apply(op)
@@ -182,12 +183,12 @@ def test_a_variant_finding_of_the_differential_harness_replays_via_the_cli(tmp_p
     msg = write_reproducer(pair, "x")
     path = tmp_path / "differential-2.6.34_prepare_reuse_any_compatible-seedx.trace"
     assert str(path) in msg and path.read_text().startswith(f"# rmapsim trace v1\n# era {era}\n")
-    run = lambda *a: subprocess.run(
-        [sys.executable, "-m", "rmapsim", "replay", str(path), *a],  # noqa: E731
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+
+    def run(*a):
+        return subprocess.run(
+            [sys.executable, "-m", "rmapsim", "replay", str(path), *a], capture_output=True, text=True, timeout=120
+        )
+
     r = run("--check")
     assert r.returncode == 1 and f"era {era}: VIOLATION" in r.stdout and "invariant 4" in r.stdout, r.stdout
     r = run("--check", "--era", "2.6.34")

@@ -48,7 +48,7 @@ operation or a way of choosing one's arguments:
                         anywhere in the window
 ``touch``               a range; mostly valid faults (a write to a read-only VMA seldom)
 ``touch_whole``         every page of one VMA; ``touch_many``: one VMA in two processes
-``touch_swap``          1-3 consecutive swap entries (else ``touch``)
+``touch_swap``          1-3 consecutive swap entries (else ``swap_fallback``: ``touch``)
 ``touch_file``          1-3 consecutive page-cache entries of file mappings (else ``touch``)
 ``mprotect``            a range, often to a neighbouring VMA's prot (merges)
 ``madvise``             a range, an advice of ``advice`` (seldom of ``rare_advice``)
@@ -62,8 +62,8 @@ operation or a way of choosing one's arguments:
 
 While fewer than ``max_procs`` processes live, ``spawn``, ``fork``, ``fork`` join the mix;
 with none alive the operation is ``spawn``. :data:`KINDS` is the reference model harness's
-mix (tests/test_reference_model.py), :data:`DIFFERENTIAL_KINDS` the cross-era differential
-harness's (tests/test_stateful.py), which has no file mappings and no pid or page errors.
+mix (tests/model/ref_pair.py), :data:`DIFFERENTIAL_KINDS` the cross-era differential
+harness's (tests/model/test_differential.py), which has no file mappings and no pid or page errors.
 
 **The operations** (:data:`OPERATIONS`) are named as ``Simulator`` methods with their
 positional arity. When the Rust operation registry (``_core.op_table()``) is available,
@@ -380,6 +380,8 @@ class OpGenerator:
     which 2.6.x refuses). ``files``: file identities of private file mappings (``()``: none).
     ``max_pages``: most pages a try_to_unmap or drop_swap_cache names (default 4).
     ``prefer_busy``: memory operations mostly in a process that has VMAs (default True).
+    ``swap_fallback``: what ``touch_swap`` draws when there is no swap entry: ``"touch"``
+    (default) or ``"try_to_unmap"`` (which makes some).
 
     Calling the generator, ``gen(state, draw)``, returns one :data:`Op`."""
 
@@ -395,6 +397,7 @@ class OpGenerator:
         files: Sequence[int] = FILES,
         max_pages: int = 4,
         prefer_busy: bool = True,
+        swap_fallback: str = "touch",
     ) -> None:
         self.kinds = _strings(kinds, "kinds", _KIND_NAMES)
         if not self.kinds:
@@ -419,6 +422,9 @@ class OpGenerator:
         if not isinstance(prefer_busy, bool):
             raise InvalidArgument(f"prefer_busy must be True or False, got {short_repr(prefer_busy)}")
         self.prefer_busy = prefer_busy
+        if swap_fallback not in ("touch", "try_to_unmap"):
+            raise InvalidArgument(f"swap_fallback must be 'touch' or 'try_to_unmap', got {short_repr(swap_fallback)}")
+        self.swap_fallback = swap_fallback
 
     # -- ranges and prots
 
@@ -601,6 +607,8 @@ class OpGenerator:
         kind = draw.pick(kinds)
         if kind == "spawn":
             return ("spawn", (), {})
+        if kind == "touch_swap" and self.swap_fallback == "try_to_unmap" and not state.entries("swap"):
+            kind = "try_to_unmap"
         if kind in ("try_to_unmap", "drop_swap_cache"):
             return self._pages_op(kind, state, draw)
         if kind == "dead_pid":
