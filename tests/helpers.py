@@ -339,10 +339,12 @@ def page_infos(sim) -> dict:
     return out
 
 
-def snapshot(sim) -> dict:
-    """Everything observable that a failed operation must leave untouched."""
+def snapshot(sim, allocations: bool = True) -> dict:
+    """Everything observable that a failed operation must leave untouched. With
+    ``allocations=False`` the allocation counters are left out: under injected ENOMEM a
+    failed attempt is still an attempt, and counts."""
     live = pids(sim)
-    return {
+    out = {
         "counts": counts(sim),
         "pids": live,
         "vmas": {pid: vmas(sim, pid) for pid in live},
@@ -350,8 +352,10 @@ def snapshot(sim) -> dict:
         "anon_pages": anon_pages(sim),
         "page_infos": page_infos(sim),
         "page_map": page_map(sim),
-        "allocation_sites": dict(sim.allocation_sites()),
     }
+    if allocations:
+        out["allocation_sites"] = dict(sim.allocation_sites())
+    return out
 
 
 def scan_rows(stats) -> list:

@@ -42,7 +42,7 @@ import pytest
 
 import rmapsim
 
-from helpers import PAGE
+from helpers import PAGE, snapshot
 
 ALL_ERAS = ("2.6.33", "2.6.34-rc1", "2.6.34")
 RC1 = "2.6.34-rc1"
@@ -370,24 +370,6 @@ def new_sim(era):
     return sim
 
 
-def snapshot(sim) -> dict:
-    live = sorted(int(x) for x in sim.pids())
-    vm = {q: [dict(v) for v in sim.vmas(q)] for q in live}
-    pm = {}
-    for q in live:
-        for v in vm[q]:
-            for a in range(int(v["start"]), int(v["end"]), PAGE):
-                pm[(q, a)] = sim.page_at(q, a)
-    pages = sorted(int(h) for h in sim.anon_pages())
-    return {
-        "counts": dict(sim.counts()),
-        "pids": live,
-        "vmas": vm,
-        "page_map": pm,
-        "pages": {h: dict(sim.page_info(h)) for h in pages},
-    }
-
-
 def exit_all(sim):
     for q in sorted(int(x) for x in sim.pids()):
         sim.exit(q)
@@ -441,7 +423,7 @@ def fail_at(era, sc, cum, k, res: SweepResult) -> Optional[str]:
     assert sim.allocations() == (cum[i - 1] if i else 0) < k, where
     step = sc.steps[i]
     where += f" step {step.name!r}"
-    before = snapshot(sim) if step.atomic else None
+    before = snapshot(sim, allocations=False) if step.atomic else None
     site = None
     try:
         step.fn(sim, ctx)
@@ -472,7 +454,7 @@ def fail_at(era, sc, cum, k, res: SweepResult) -> Optional[str]:
         except rmapsim.InvariantViolation as e:
             raise AssertionError(f"{where}: check() after the failure: {e}") from None
         if site is not None and before is not None:
-            assert snapshot(sim) == before, f"{where}: a failed {step.name!r} changed the state"
+            assert snapshot(sim, allocations=False) == before, f"{where}: a failed {step.name!r} changed the state"
     if site is None:
         # an absorbed failure: the scenario goes on, and must stay consistent
         for st in sc.steps[i + 1 :]:

@@ -126,26 +126,6 @@ def check_ok(sim, pid):
         raise AssertionError(f"check() failed: {e}{pic(sim, pid)}") from None
 
 
-def snapshot(sim) -> dict:
-    """The observable state a failed call must leave untouched (allocation counters aside:
-    a failed attempt is still an attempt)."""
-    live = sorted(int(x) for x in sim.pids())
-    vm = {q: [dict(v) for v in sim.vmas(q)] for q in live}
-    pm = {}
-    for q in live:
-        for v in vm[q]:
-            for a in range(int(v["start"]), int(v["end"]), PAGE):
-                pm[(q, a)] = sim.page_at(q, a)
-    pages = sorted(int(h) for h in sim.anon_pages())
-    return {
-        "counts": dict(sim.counts()),
-        "pids": live,
-        "vmas": vm,
-        "page_map": pm,
-        "pages": {h: dict(sim.page_info(h)) for h in pages},
-    }
-
-
 def check_fails(sim, pid, pattern=""):
     """check() must raise InvariantViolation (with a message matching pattern)."""
     try:
