@@ -28,9 +28,10 @@
 //! every entry read or written and not recorded.
 //!
 //! Only the kernel's walk of one page lives here ([`Simulator::rmap_walk_one`], in two
-//! steps: `rmap_walk_start` and `rmap_walk_anon`). Walking many pages (`rmap_walk`, `page_referenced`, `walk_totals`, the batch `try_to_unmap`)
-//! is machinery in `crate::fast`, which calls these steps and may take shortcuts
-//! proven equal to them (a candidate cache, grouped totals).
+//! steps: `rmap_walk_start` and `rmap_walk_anon`). Walking many pages (`rmap_walk`,
+//! `page_referenced`, `walk_totals`, the batch `try_to_unmap`) is machinery in
+//! `crate::fast`, which calls these steps and may take shortcuts proven equal to them
+//! (a candidate cache, grouped totals).
 
 use crate::error::{Result, SimError};
 use crate::policy::{LockKind, LockScope, SwapinTarget};

@@ -287,7 +287,6 @@ impl Simulator {
     }
 
     /// `can_vma_merge_after(prev, …, pgoff)`: the range may be appended to `prev`.
-    #[allow(clippy::too_many_arguments)]
     fn can_vma_merge_after(
         &self,
         prev: VmaId,
@@ -302,7 +301,6 @@ impl Simulator {
     }
 
     /// `can_vma_merge_before(next, …, pgoff)`: the range may be prepended to `next`.
-    #[allow(clippy::too_many_arguments)]
     fn can_vma_merge_before(
         &self,
         next: VmaId,
