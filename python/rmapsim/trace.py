@@ -23,24 +23,7 @@ from . import _core
 
 OP_DTYPE = np.dtype([(f, np.uint64) for f in ("code", "p", "a", "b", "c", "d", "e")])
 NONE = np.iinfo(np.uint64).max
-CODES = {
-    "spawn": 0,
-    "fork": 1,
-    "exit": 2,
-    "exec": 3,
-    "mmap": 4,
-    "munmap": 5,
-    "touch": 6,
-    "mprotect": 7,
-    "madvise": 8,
-    "mremap": 9,
-    "try_to_unmap": 10,
-    "drop_swap_cache": 11,
-    "enomem": 12,
-    "check": 13,
-    "brk": 14,
-    "brkbase": 15,
-}
+CODES = {word: code for word, _variant, code, *_ in _core.op_table()}
 ERROR_KINDS = tuple(_core.ERROR_KINDS)
 
 

@@ -37,6 +37,29 @@ def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
     )
 
 
+def test_op_array_row_codes_are_the_documented_ones():
+    """The op-array row codes, written out by hand: saved op arrays depend on them, so the
+    Rust registry that `trace.CODES` now reads must keep them."""
+    assert trace.CODES == {
+        "spawn": 0,
+        "fork": 1,
+        "exit": 2,
+        "exec": 3,
+        "mmap": 4,
+        "munmap": 5,
+        "touch": 6,
+        "mprotect": 7,
+        "madvise": 8,
+        "mremap": 9,
+        "try_to_unmap": 10,
+        "drop_swap_cache": 11,
+        "enomem": 12,
+        "check": 13,
+        "brk": 14,
+        "brkbase": 15,
+    }
+
+
 def test_trace_round_trip_and_op_array():
     ops = trace.parse(TRACE)
     assert ops.dtype == trace.OP_DTYPE and len(ops) == 12

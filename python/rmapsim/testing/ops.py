@@ -66,8 +66,8 @@ mix (tests/model/ref_pair.py), :data:`DIFFERENTIAL_KINDS` the cross-era differen
 harness's (tests/model/test_differential.py), which has no file mappings and no pid or page errors.
 
 **The operations** (:data:`OPERATIONS`) are named as ``Simulator`` methods with their
-positional arity. When the Rust operation registry (``_core.op_table()``) is available,
-:func:`operation_table` is the one place to read names and arity from it instead.
+positional arity; :func:`operation_table` checks them against the Rust operation
+registry (``_core.op_table()``).
 """
 
 from __future__ import annotations
@@ -167,15 +167,15 @@ _KIND_NAMES = frozenset(
 
 
 def operation_table() -> Dict[str, int]:
-    """The operations the generator may emit, by name, with their positional arity.
-
-    The seam for the Rust operation registry: once ``_core.op_table()`` exists (one
-    declaration per operation that the trace format, fuzzers, bindings and CLI read), read
-    the names and arity from it here and check :data:`OPERATIONS` against it; until then
-    (and on a build without it) this is :data:`OPERATIONS`."""
-    if getattr(_core, "op_table", None) is None:
-        return dict(OPERATIONS)
-    return dict(OPERATIONS)  # registry present: adopt its names here once its format is fixed
+    """The operations the generator may emit, by name, with their positional arity
+    (:data:`OPERATIONS`), checked against the Rust operation registry
+    (``_core.op_table()``): every one but the batch calls (``fork_many``, ``touch_many``,
+    which are Simulator methods, not trace operations) must be a registered operation."""
+    words = {row[0] for row in _core.op_table()}
+    missing = set(OPERATIONS) - {"fork_many", "touch_many"} - words
+    if missing:
+        raise RuntimeError(f"operations not in the Rust registry: {sorted(missing)}")
+    return dict(OPERATIONS)
 
 
 # ----------------------------------------------------------------------------- draws
