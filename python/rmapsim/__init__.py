@@ -23,6 +23,7 @@ import numpy as np
 from . import _core
 from ._stats import COLUMNS, LOCK_EXCLUSIVE, LOCK_SHARED, ScanStats, summary_from_totals
 from .errors import (
+    AlreadyMapped,
     BadAddress,
     Busy,
     InvalidArgument,
@@ -32,7 +33,6 @@ from .errors import (
     SimError,
     StaleHandle,
     TryAgain,
-    AlreadyMapped,
     short_repr,
 )
 from .events import EventLog

@@ -72,7 +72,6 @@ pub(crate) struct Mix {
     pub shares: &'static [(Pick, u64)],
 }
 
-
 /// The extended mix's advice: [`ADVICE_7`] and `MADV_FREE` (twice as often as the others).
 const ADVICE_EXT: &[Advice] = &[
     Advice::Random,

@@ -57,7 +57,7 @@ impl Simulator {
         }
         if let Some(na) = new_addr {
             if self.policy.mremap_move_multi && old_len == new_len && !self.inside_one_vma(mm, old_addr, old_end) {
-                return self.remap_move(pid, mm, old_addr, old_end, na);
+                return self.remap_move(pid, mm, old_addr, old_end, na, false);
             }
         }
         let shrink_in_place = new_addr.is_none() && new_len <= old_len;
@@ -160,9 +160,11 @@ impl Simulator {
     /// still visit it (and find nothing there).
     ///
     /// Refused before anything changes: without `may_move` or with `old_len != new_len`
-    /// (EINVAL, `check_mremap_params`); an old range not inside one VMA (EFAULT; the
-    /// 6.17 multi-VMA move is not taken with this flag here); 5.7-5.12 (`anon_only`) a
-    /// VMA that is not private anonymous (EINVAL, `vma_to_resize`).
+    /// (EINVAL, `check_mremap_params`); an old range not inside one VMA (EFAULT), except
+    /// that from 6.17 (knob `mremap_move_multi`) a move to `new_addr` may span several
+    /// VMAs and holes (`remap_move`, each part with this flag, as the live 6.18 does);
+    /// 5.7-5.12 (`anon_only`) a VMA that is not private anonymous (EINVAL,
+    /// `vma_to_resize`).
     #[allow(clippy::too_many_arguments)]
     fn mremap_dontunmap(
         &mut self,
@@ -180,6 +182,12 @@ impl Simulator {
             )));
         }
         let old_end = old_addr + old_len;
+        if let Some(na) = new_addr {
+            if self.policy.mremap_move_multi && !self.inside_one_vma(mm, old_addr, old_end) {
+                // 6.17+: the multi-VMA move takes the flag too (checked on the live 6.18)
+                return self.remap_move(pid, mm, old_addr, old_end, na, true);
+            }
+        }
         // holes: kernel mode (the range must lie in one VMA in both modes)
         let Some(v) = self.find_vma(mm, old_addr).filter(|&v| self.vma(v).end >= old_end) else {
             return Err(SimError::BadAddress(format!(
@@ -204,6 +212,14 @@ impl Simulator {
         if new_addr.is_some() {
             self.do_munmap(mm, dest, new_len)?;
         }
+        self.move_vma_dontunmap(mm, old_addr, old_len, dest)
+    }
+
+    /// `move_vma` with `MREMAP_DONTUNMAP`: `copy_vma`, `move_page_tables`, then
+    /// `dontunmap_complete` instead of unmapping the source (see
+    /// [`Simulator::mremap_dontunmap`]).
+    fn move_vma_dontunmap(&mut self, mm: MmId, old_addr: u64, old_len: u64, dest: u64) -> Result<u64> {
+        let old_end = old_addr + old_len;
         let Some(vma) = self.find_vma(mm, old_addr) else {
             return Err(SimError::BadAddress(format!("address {old_addr:#x} is not mapped")));
         };
@@ -274,7 +290,8 @@ impl Simulator {
     /// the source VMAs, so gaps are kept. A range that does not begin inside a VMA is
     /// EFAULT, with nothing changed. A failure part way (an injected ENOMEM) returns the
     /// error with the parts already moved left moved, as in the kernel.
-    fn remap_move(&mut self, pid: i64, mm: MmId, start: u64, end: u64, new_addr: u64) -> Result<u64> {
+    /// With `dontunmap` each part moves as `MREMAP_DONTUNMAP` does, its source VMA left.
+    fn remap_move(&mut self, pid: i64, mm: MmId, start: u64, end: u64, new_addr: u64, dontunmap: bool) -> Result<u64> {
         if self.find_vma(mm, start).is_none() {
             return Err(SimError::BadAddress(format!(
                 "mremap move of [{start:#x}, {end:#x}) in pid {pid}: no VMA at its start (EFAULT)"
@@ -289,7 +306,11 @@ impl Simulator {
             let len = end.min(ve) - addr;
             let dest = target + last_end.map_or(0, |le| vs.saturating_sub(le));
             self.do_munmap(mm, dest, len)?;
-            let moved = self.move_vma(mm, addr, len, len, dest)?;
+            let moved = if dontunmap {
+                self.move_vma_dontunmap(mm, addr, len, dest)?
+            } else {
+                self.move_vma(mm, addr, len, len, dest)?
+            };
             last_end = Some(ve);
             target = moved + len;
             cursor = ve;
