@@ -332,6 +332,29 @@ mod tests {
         assert_eq!(seen, marked);
     }
 
+    /// The extended mix draws MAP_FIXED_NOREPLACE, MREMAP_DONTUNMAP (always a same-length
+    /// move) and MADV_FREE; the default mix, pinned, never does.
+    #[test]
+    fn only_the_extended_mix_draws_noreplace_dontunmap_and_free() {
+        for (m, want) in [(Mix::FUZZ_EXT, true), (Mix::FUZZ, false)] {
+            let mut r = Rng(7);
+            let (mut noreplace, mut dontunmap, mut free) = (0, 0, 0);
+            for i in 0..20_000u32 {
+                let live: Vec<u32> = (1..=1 + i % 4).collect();
+                match gen(&mut r, &live, &m, 0.0) {
+                    Op::Mmap { noreplace: true, .. } => noreplace += 1,
+                    Op::Mremap { dontunmap: true, old_len, new_len, .. } => {
+                        assert_eq!(old_len, new_len);
+                        dontunmap += 1
+                    }
+                    Op::Madvise { advice: Advice::Free, .. } => free += 1,
+                    _ => {}
+                }
+            }
+            assert_eq!((noreplace > 0, dontunmap > 0, free > 0), (want, want, want), "{m:?}");
+        }
+    }
+
     /// Each mix's shares fit in 100 and name only operations [`gen`] generates.
     #[test]
     fn the_mixes_are_well_formed() {
