@@ -8,7 +8,10 @@
  * re-marked swap-backed and stays); MADV_PAGEOUT again (now it is swapped). Then
  * B = [SRC+8P, SRC+10P) rw written, paged out (swapped), MADV_FREE (the swap entries are
  * dropped). Each "state" line gives every page of A and B as p (present), s (swapped) or
- * - (neither), from /proc/self/pagemap; "data" the bytes read at the end. */
+ * - (neither), from /proc/self/pagemap; "data" the bytes read at the end. Last, C = [SRC+12P,
+ * SRC+14P) rw written, shared with a child: MADV_FREE while the child maps it is skipped (a
+ * shared page), the child exits, and MADV_PAGEOUT swaps C's first page; its second page,
+ * MADV_FREE'd after the exit, is discarded ("shared" line: C's two pages). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -17,6 +20,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #ifndef MADV_PAGEOUT
@@ -80,5 +84,25 @@ int main(void) {
     show("b-freed");
     printf("data %d %d %d %d %d\n", a[0], a[P], a[2 * P], b[0], b[P]);
     show("read");
+    char *c = mmap((void *)(SRC + 12 * P), 2 * P, PROT_READ | PROT_WRITE, anon, -1, 0);
+    memset(c, 4, 2 * P);
+    int go[2];
+    if (pipe(go))
+        return 1;
+    pid_t child = fork();
+    if (child == 0) {
+        char x;
+        close(go[1]);
+        while (read(go[0], &x, 1) > 0) /* until the parent has advised */
+            ;
+        _exit(0);
+    }
+    close(go[0]);
+    advise("free-c-shared", SRC + 12 * P, P, MADV_FREE);
+    close(go[1]);
+    waitpid(child, NULL, 0);
+    advise("free-c-alone", SRC + 13 * P, P, MADV_FREE);
+    advise("pageout-c", SRC + 12 * P, 2 * P, MADV_PAGEOUT);
+    printf("shared %c%c\n", state(SRC + 12 * P), state(SRC + 13 * P));
     return 0;
 }

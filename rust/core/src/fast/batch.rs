@@ -171,7 +171,7 @@ impl Simulator {
             let walks = self.walk_many(ids, WalkMode::UntilAllFound, threads, true)?;
             for ((&id, &slot), (w, hits)) in ids.iter().zip(slots).zip(walks) {
                 ticker.tick()?;
-                if self.pages.lazy(id) != 0 {
+                if self.pages.is_lazyfree(id) {
                     // MADV_FREE's lazy-free page: discarded or re-marked, not swapped
                     self.try_to_unmap_lazyfree(id, out)?;
                 } else if unique || seen.insert(id) {

@@ -287,7 +287,7 @@ impl Simulator {
                 }
             }
             let lazy = self.pages.lazy(page);
-            if lazy != 0 && (!pg.anon || pg.swap.is_some() || lazy & !3 != 0 || lazy & 1 == 0) {
+            if lazy & !3 != 0 || (lazy & 1 != 0 && (!pg.anon || pg.swap.is_some())) {
                 // MADV_FREE marks only anonymous pages outside the swap cache, and reclaim
                 // never adds a lazy-free page to it (it discards or re-marks it first).
                 return Err(self.violation(
