@@ -13,6 +13,9 @@ from hypothesis import strategies as st
 import rmapsim
 from rmapsim.testing.ops import (
     DIFFERENTIAL_KINDS,
+    EXTENDED_ADVICE,
+    EXTENDED_KINDS,
+    KINDS,
     OPERATIONS,
     HypothesisDraw,
     ModelState,
@@ -89,6 +92,33 @@ def test_the_differential_mix_names_no_file_and_no_dead_pid():
             pass
     sim.check()
     assert seen["mmap"] and seen["mremap"] and seen["try_to_unmap"] and seen["spawn"]
+
+
+def test_the_extended_mix_draws_the_4_5_to_5_7_operations_and_keeps_invariants():
+    """EXTENDED_KINDS / EXTENDED_ADVICE (simulator only: see the module documentation) draw
+    MAP_FIXED_NOREPLACE, MREMAP_DONTUNMAP and MADV_FREE; on 6.18 each succeeds sometimes and
+    fails only with the kernel's errors (EEXIST, EINVAL, EFAULT, ENOMEM-like range errors),
+    check() holding after every call; KINDS and DIFFERENTIAL_KINDS never draw them."""
+    assert not {"mmap_noreplace", "mremap_dontunmap"} & set(KINDS + DIFFERENTIAL_KINDS)
+    sim = rmapsim.Simulator(era="6.18", seed=0)
+    gen = OpGenerator(kinds=EXTENDED_KINDS, advice=EXTENDED_ADVICE, files=())
+    draw = RandomDraw(random.Random(5))
+    ok, failed = Counter(), Counter()
+    for _ in range(1500):
+        name, args, kw = gen(SimulatorState(sim), draw)
+        what = "noreplace" if kw.get("noreplace") else "dontunmap" if kw.get("dontunmap") else None
+        if name == "madvise" and args[3] == "free":
+            what = "free"
+        try:
+            getattr(sim, name)(*args, **kw)
+            ok[what] += 1
+        except rmapsim.SimError as e:
+            failed[(what, type(e).__name__)] += 1
+        sim.check()
+    assert ok["noreplace"] and ok["dontunmap"] and ok["free"], ok
+    assert failed[("noreplace", "AlreadyMapped")] > 0, failed
+    kinds = {k for w, k in failed if w is not None}
+    assert kinds <= {"AlreadyMapped", "InvalidArgument", "BadAddress", "NoSuchProcess"}, failed
 
 
 def test_no_live_process_means_spawn():

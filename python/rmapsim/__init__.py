@@ -23,6 +23,7 @@ import numpy as np
 from . import _core
 from ._stats import COLUMNS, LOCK_EXCLUSIVE, LOCK_SHARED, ScanStats, summary_from_totals
 from .errors import (
+    AlreadyMapped,
     BadAddress,
     Busy,
     InvalidArgument,
@@ -75,6 +76,7 @@ __all__ = [
     "OutOfMemory",
     "InvariantViolation",
     "TryAgain",
+    "AlreadyMapped",
     "Busy",
     "diff",
 ]
@@ -285,6 +287,7 @@ class Simulator(_core.Simulator):
         offset: Optional[int] = None,
         noreserve: bool = False,
         stack: bool = False,
+        noreplace: bool = False,
     ) -> int:  # stricter than _core's: None is refused
         """A private mapping (anonymous, or of ``file`` at ``offset``); see
         docs/api-contract.md. ``noreserve=True`` is ``MAP_NORESERVE``: the VMA gets
@@ -292,9 +295,13 @@ class Simulator(_core.Simulator):
         ``VM_ACCOUNT``, even when writable or later made writable by ``mprotect``), so it
         does not merge with ordinary mappings. ``stack=True`` is ``MAP_STACK``: from Linux
         6.7 (era 6.18) the VMA gets ``VM_NOHUGEPAGE`` (flag "nohugepage"), so a thread
-        stack stays apart from plain anonymous neighbours; earlier eras ignore it. A
-        non-bool raises ``InvalidArgument``."""
-        return super().mmap(pid, length, addr, prot, file, offset, noreserve, stack)
+        stack stays apart from plain anonymous neighbours; earlier eras ignore it.
+        ``noreplace=True`` is ``MAP_FIXED_NOREPLACE`` (needs ``addr``): from Linux 4.17
+        (eras 6.0, 6.18) a range overlapping any VMA raises ``AlreadyMapped`` (EEXIST) and
+        changes nothing; earlier kernels ignored the unknown flag, so ``addr`` is only a
+        hint there (taken when free, else the kernel chooses). A non-bool raises
+        ``InvalidArgument``."""
+        return super().mmap(pid, length, addr, prot, file, offset, noreserve, stack, noreplace)
 
     def touch_many(self, pids: Iterable[int], addr: int, length: int, write: bool = True) -> None:
         """Fault ``[addr, addr+length)`` in each process of ``pids``, in order. All pids
@@ -419,7 +426,10 @@ class Simulator(_core.Simulator):
         VMAs), ``wipeonfork`` / ``keeponfork`` (Linux 4.14+ eras only; EINVAL earlier),
         ``hugepage`` / ``nohugepage`` (2.6.38+) and ``dontdump`` / ``dodump`` (3.4+), which
         only change vm_flags here, ``dontneed`` (zap the pages) or ``pageout`` (reclaim the pages this process maps
-        exclusively through their rmap walks). Returns the walks made (``pageout`` only)."""
+        exclusively through their rmap walks), or ``free`` (``MADV_FREE``, 4.5+: the pages
+        mapped only here become lazy-free, ``page_info()["lazyfree"]``, and swap entries in
+        the range are dropped; reclaim then discards a lazy-free page unless it was written
+        again; anonymous VMAs only). Returns the walks made (``pageout`` only)."""
         return ScanStats(self._madvise(pid, addr, length, advice), kind="try_to_unmap")
 
     @overload

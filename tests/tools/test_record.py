@@ -512,3 +512,33 @@ def test_a_big_environment_gives_the_kernels_stack_size(tmp_path):
     assert res.errors() == []
     top = max(sim.vmas(1), key=lambda v: v["end"])
     assert (top["start"], top["end"]) == real[0][:2]
+
+
+def test_noreplace_dontunmap_and_madv_free_become_trace_words():
+    """MAP_FIXED_NOREPLACE (0x100000, also as an unnamed bit), MREMAP_DONTUNMAP (4) and
+    MADV_FREE (8, also as strace's bare number) as strace prints them; the replay on 6.18
+    leaves the source of the DONTUNMAP move in place and the freed pages lazy-free."""
+    text = log(
+        f'710 execve("{EXE}", ["python"], 0x7ffe /* 3 vars */) = 0',
+        "710 mmap(0x10000000, 8192, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS|MAP_FIXED_NOREPLACE, -1, 0)"
+        " = 0x10000000",
+        "710 mmap(0x10002000, 4096, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS|0x100000, -1, 0) = 0x10002000",
+        "710 madvise(0x10002000, 4096, MADV_FREE) = 0",
+        "710 madvise(0x10000000, 4096, 0x8) = 0",
+        "710 mremap(0x10000000, 8192, 8192, MREMAP_MAYMOVE|MREMAP_FIXED|MREMAP_DONTUNMAP, 0x20000000) = 0x20000000",
+        "710 +++ exited with 0 +++",
+    )
+    ops, _ = ops_of(text)
+    assert "mmap p1 0x10000000 0x2000 rw noreplace" in ops
+    assert "mmap p1 0x10002000 0x1000 rw noreplace" in ops
+    assert "madvise p1 0x10002000 0x1000 free" in ops and "madvise p1 0x10000000 0x1000 free" in ops
+    assert "mremap p1 0x10000000 0x2000 0x2000 move 0x20000000 dontunmap" in ops
+    sim = rmapsim.Simulator(era="6.18")
+    tr = "# rmapsim trace v1\n" + "\n".join(o for o in ops if not o.startswith("exit")) + "\n"
+    assert sim.apply(tr, check_each=True).errors() == []
+    pid = int(sim.pids()[0])
+    got = [(v["start"], v["end"]) for v in sim.vmas(pid) if v["start"] in (0x10000000, 0x20000000)]
+    assert got == [(0x10000000, 0x10003000), (0x20000000, 0x20002000)]
+    assert sim.page_at(pid, 0x10000000) is None  # emptied by the move
+    assert sim.page_info(sim.page_at(pid, 0x20000000))["lazyfree"] is True  # moved, still lazy-free
+    assert sim.page_info(sim.page_at(pid, 0x10002000))["lazyfree"] is True

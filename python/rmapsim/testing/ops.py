@@ -55,6 +55,10 @@ operation or a way of choosing one's arguments:
 ``mremap``              shrink, grow, same size, or move to a window address or next to
                         where copy_vma merges (beside the VMA, back home, beside a VMA of
                         the same file whose pages it continues)
+``mmap_noreplace``      ``mmap(noreplace=True)`` at a window address (MAP_FIXED_NOREPLACE:
+                        ``AlreadyMapped`` over a VMA; a hint before 4.17)
+``mremap_dontunmap``    a same-length ``mremap(dontunmap=True)`` of a range, to a window
+                        address or where the kernel chooses (EINVAL before 5.7)
 ``try_to_unmap``        every page (None) or up to ``max_pages`` of the known pages
 ``drop_swap_cache``     likewise
 ``reclaim_vma``         try_to_unmap of the known pages of one VMA
@@ -64,6 +68,12 @@ While fewer than ``max_procs`` processes live, ``spawn``, ``fork``, ``fork`` joi
 with none alive the operation is ``spawn``. :data:`KINDS` is the reference model harness's
 mix (tests/model/ref_pair.py), :data:`DIFFERENTIAL_KINDS` the cross-era differential
 harness's (tests/model/test_differential.py), which has no file mappings and no pid or page errors.
+Neither has ``mmap_noreplace``, ``mremap_dontunmap`` or the advice ``free``
+(MAP_FIXED_NOREPLACE, MREMAP_DONTUNMAP, MADV_FREE): the reference model does not implement
+them, and the cross-era harness compares every era's abstract state while these calls are
+EINVAL (a hint, for MAP_FIXED_NOREPLACE) before 4.5-5.7, so every older era would diverge
+by design. :data:`EXTENDED_KINDS` is :data:`KINDS` with them, for harnesses that drive
+simulators only (pass ``advice=EXTENDED_ADVICE`` for ``free``).
 
 **The operations** (:data:`OPERATIONS`) are named as ``Simulator`` methods with their
 positional arity; :func:`operation_table` checks them against the Rust operation
@@ -93,6 +103,8 @@ __all__ = [
     "OPERATIONS",
     "KINDS",
     "DIFFERENTIAL_KINDS",
+    "EXTENDED_KINDS",
+    "EXTENDED_ADVICE",
     "WINDOW",
     "WIN_LO",
     "PROTS",
@@ -161,8 +173,14 @@ DIFFERENTIAL_KINDS: Tuple[str, ...] = tuple(
     + ["touch_swap"] * 3
 )
 
+#: :data:`KINDS` and the simulator-only kinds of the 4.5-5.7 operations (see above).
+EXTENDED_KINDS: Tuple[str, ...] = KINDS + ("mmap_noreplace", "mmap_noreplace", "mremap_dontunmap", "mremap_dontunmap")
+#: :data:`ADVICE` and ``free`` (MADV_FREE).
+EXTENDED_ADVICE: Tuple[str, ...] = ADVICE + ("free", "free")
+
 _KIND_NAMES = frozenset(
-    ["dead_pid", "touch_whole", "touch_swap", "touch_file", "reclaim_vma"] + [k for k in OPERATIONS if k != "spawn"]
+    ["dead_pid", "touch_whole", "touch_swap", "touch_file", "reclaim_vma", "mmap_noreplace", "mremap_dontunmap"]
+    + [k for k in OPERATIONS if k != "spawn"]
 )
 
 
@@ -628,6 +646,9 @@ class OpGenerator:
             return (kind, (pid,), {})
         if kind == "mmap":
             return self._mmap(state, pid, draw)
+        if kind == "mmap_noreplace":
+            addr, n = self._window_range(draw)
+            return ("mmap", (pid, n * PAGE), {"addr": addr, "prot": draw.pick(self.prots), "noreplace": True})
         if kind in ("touch_swap", "touch_file", "touch_whole", "touch_many"):
             op = self._touch_kind(kind, state, live, pid, draw)
             if op is not None:
@@ -655,6 +676,13 @@ class OpGenerator:
                 "madvise",
                 (pid, addr, n * PAGE, draw.pick(self.advice + self.rare_advice if rare else self.advice)),
                 {},
+            )
+        if kind == "mremap_dontunmap":
+            new_addr = self._window_range(draw)[0] if draw.bool() else None
+            return (
+                "mremap",
+                (pid, addr, n * PAGE, n * PAGE),
+                {"may_move": True, "new_addr": new_addr, "dontunmap": True},
             )
         assert kind == "mremap", kind
         return self._mremap(state, pid, addr, n, draw)

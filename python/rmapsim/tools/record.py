@@ -27,6 +27,10 @@ What strace cannot see, and what is assumed instead:
   is not charged (glibc maps the heaps of a threaded program's non-main malloc arenas so).
   ``MAP_STACK`` (0x20000, glibc's thread stacks) becomes ``stack``: VM_NOHUGEPAGE in eras
   from 6.7, so the stack stays apart from plain anonymous neighbours.
+  ``MAP_FIXED_NOREPLACE`` (0x100000) becomes ``noreplace`` (the call succeeded, so the range
+  was free: the replay maps it there too, or, before 4.17, takes the address as a hint).
+  ``mremap``'s ``MREMAP_DONTUNMAP`` (4) becomes ``dontunmap`` and ``madvise(MADV_FREE)`` (8)
+  the advice ``free``.
 
 Calls that failed are skipped; calls the simulator refuses on replay (a range the
 reconstruction missed) are counted by ``replay`` and do not stop it.
@@ -93,6 +97,8 @@ _ADVICE = {
     "MADV_NOHUGEPAGE": "nohugepage",
     "MADV_DONTDUMP": "dontdump",
     "MADV_DODUMP": "dodump",
+    "MADV_FREE": "free",
+    "0x8": "free",
 }
 
 
@@ -105,6 +111,8 @@ def _prot(s: str) -> str:
 
 MAP_NORESERVE = 0x4000
 MAP_STACK = 0x20000
+MAP_FIXED_NOREPLACE = 0x100000
+MREMAP_DONTUNMAP = 4
 
 
 def _has_flag(flags: str, name: str, bit: int) -> bool:
@@ -118,11 +126,11 @@ def _has_flag(flags: str, name: str, bit: int) -> bool:
 
 
 def _map_words(flags: str) -> str:
-    """The trace words for MAP_NORESERVE and MAP_STACK in strace's mmap flags (in the
-    trace's order: " noreserve", then " stack"), or ""."""
-    return (" noreserve" if _has_flag(flags, "MAP_NORESERVE", MAP_NORESERVE) else "") + (
-        " stack" if _has_flag(flags, "MAP_STACK", MAP_STACK) else ""
-    )
+    """The trace words for MAP_NORESERVE, MAP_STACK and MAP_FIXED_NOREPLACE in strace's mmap
+    flags (in the trace's order: " noreserve", " stack", " noreplace"), or ""."""
+    words = (("MAP_NORESERVE", MAP_NORESERVE, " noreserve"), ("MAP_STACK", MAP_STACK, " stack"))
+    words += (("MAP_FIXED_NOREPLACE", MAP_FIXED_NOREPLACE, " noreplace"),)
+    return "".join(w for name, bit, w in words if _has_flag(flags, name, bit))
 
 
 def _num(s: str) -> int:
@@ -317,7 +325,8 @@ class Converter:
             tail = f" {new:#x}" if new != old else ""
             if tail and move == "nomove":
                 move = "move"
-            self.ops.append(f"mremap p{p} {old:#x} {up(oldlen):#x} {up(newlen):#x} {move}{tail}")
+            keep = " dontunmap" if _has_flag(args[3], "MREMAP_DONTUNMAP", MREMAP_DONTUNMAP) else ""
+            self.ops.append(f"mremap p{p} {old:#x} {up(oldlen):#x} {up(newlen):#x} {move}{tail}{keep}")
         elif name == "brk":
             cur = _num(ret)
             if p not in self.based:  # glibc's first brk(NULL) after exec: the loader's base

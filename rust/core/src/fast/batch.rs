@@ -171,7 +171,10 @@ impl Simulator {
             let walks = self.walk_many(ids, WalkMode::UntilAllFound, threads, true)?;
             for ((&id, &slot), (w, hits)) in ids.iter().zip(slots).zip(walks) {
                 ticker.tick()?;
-                if unique || seen.insert(id) {
+                if self.pages.lazy(id) != 0 {
+                    // MADV_FREE's lazy-free page: discarded or re-marked, not swapped
+                    self.try_to_unmap_lazyfree(id, out)?;
+                } else if unique || seen.insert(id) {
                     out.record(&w);
                     if let Some(slot) = slot {
                         self.unmap_hits(id, slot, &hits);

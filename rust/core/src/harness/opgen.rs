@@ -60,6 +60,10 @@ pub(crate) struct Mix {
     pub file_slots: u64,
     pub noreserve: f64,
     pub stack: f64,
+    /// Chances of MAP_FIXED_NOREPLACE (anonymous mmaps) and of MREMAP_DONTUNMAP (a move
+    /// of the same length); 0 draws nothing.
+    pub noreplace: f64,
+    pub dontunmap: f64,
     /// brk at the exec slot (half the time), else exec only.
     pub brk: bool,
     /// Moves land anywhere in both windows, rather than in the second one.
@@ -68,7 +72,8 @@ pub(crate) struct Mix {
     pub shares: &'static [(Pick, u64)],
 }
 
-const ADVICE_7: &[Advice] = &[
+/// The extended mix's advice: [`ADVICE_7`] and `MADV_FREE` (twice as often as the others).
+const ADVICE_EXT: &[Advice] = &[
     Advice::Random,
     Advice::Normal,
     Advice::Sequential,
@@ -76,7 +81,12 @@ const ADVICE_7: &[Advice] = &[
     Advice::PageOut,
     Advice::DontFork,
     Advice::DoFork,
+    Advice::Free,
+    Advice::Free,
 ];
+
+/// The fuzzer's original seven advice values (the head of [`ADVICE_EXT`]).
+const ADVICE_7: &[Advice] = ADVICE_EXT.split_at(7).0;
 
 /// What a draw picks; [`gen`] then draws the operation's arguments.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -129,15 +139,27 @@ impl Mix {
         file_slots: 2,
         noreserve: 0.0,
         stack: 0.0,
+        noreplace: 0.0,
+        dontunmap: 0.0,
         brk: false,
         move_anywhere: false,
         shares: FUZZ_SHARES,
     };
 
-    /// `--extended`: also private file mappings, brk, MAP_NORESERVE and MAP_STACK, and
-    /// moves anywhere in both windows.
-    pub(crate) const FUZZ_EXT: Mix =
-        Mix { file: 0.3, noreserve: 0.2, stack: 0.15, brk: true, move_anywhere: true, ..Mix::FUZZ };
+    /// `--extended`: also private file mappings, brk, MAP_NORESERVE, MAP_STACK,
+    /// MAP_FIXED_NOREPLACE, MREMAP_DONTUNMAP and MADV_FREE, and moves anywhere in both
+    /// windows.
+    pub(crate) const FUZZ_EXT: Mix = Mix {
+        file: 0.3,
+        noreserve: 0.2,
+        stack: 0.15,
+        noreplace: 0.15,
+        dontunmap: 0.2,
+        advice: ADVICE_EXT,
+        brk: true,
+        move_anywhere: true,
+        ..Mix::FUZZ
+    };
 
     /// The fuzzer's mix, or its extended form.
     pub(crate) fn fuzz(extended: bool) -> Mix {
@@ -261,10 +283,12 @@ pub(crate) fn gen(r: &mut Rng, live: &[u32], m: &Mix, fail_rate: f64) -> Op {
                 // two files, offset = window slot (+ a page or two) so that neighbours
                 // sometimes continue each other
                 let file = Some((1 + r.below(2) as u32, (addr - BASE) + r.below(m.file_slots) * PAGE_SIZE));
-                Op::Mmap { p, addr: Some(addr), len, prot, file, noreserve: coin(r, m.noreserve), stack: false }
+                let noreserve = coin(r, m.noreserve);
+                Op::Mmap { p, addr: Some(addr), len, prot, file, noreserve, stack: false, noreplace: false }
             } else {
                 let (noreserve, stack) = (coin(r, m.noreserve), coin(r, m.stack));
-                Op::Mmap { p, addr: Some(addr), len, prot, file: None, noreserve, stack }
+                let noreplace = coin(r, m.noreplace);
+                Op::Mmap { p, addr: Some(addr), len, prot, file: None, noreserve, stack, noreplace }
             }
         }
         K::Munmap => Op::Munmap { p, addr, len },
@@ -278,7 +302,10 @@ pub(crate) fn gen(r: &mut Rng, live: &[u32], m: &Mix, fail_rate: f64) -> Op {
             let (lo, span) = if m.move_anywhere { (0, 2 * m.window) } else { (m.window, m.window) };
             let new_addr = if r.chance(0.5) { Some(BASE + (lo + r.below(span)) * PAGE_SIZE) } else { None };
             let new_len = (1 + r.below(m.max_len)) * PAGE_SIZE;
-            Op::Mremap { p, addr, old_len: len, new_len, may_move: true, new_addr }
+            // MREMAP_DONTUNMAP needs old_len == new_len (else EINVAL)
+            let dontunmap = coin(r, m.dontunmap);
+            let new_len = if dontunmap { len } else { new_len };
+            Op::Mremap { p, addr, old_len: len, new_len, may_move: true, new_addr, dontunmap }
         }
         K::TryToUnmap => Op::TryToUnmap { p, addr },
         K::DropSwapCache => Op::DropSwapCache,
@@ -303,6 +330,29 @@ mod tests {
         }
         let marked: std::collections::BTreeSet<_> = OPS.iter().filter(|s| s.fuzzed).map(|s| s.variant).collect();
         assert_eq!(seen, marked);
+    }
+
+    /// The extended mix draws MAP_FIXED_NOREPLACE, MREMAP_DONTUNMAP (always a same-length
+    /// move) and MADV_FREE; the default mix, pinned, never does.
+    #[test]
+    fn only_the_extended_mix_draws_noreplace_dontunmap_and_free() {
+        for (m, want) in [(Mix::FUZZ_EXT, true), (Mix::FUZZ, false)] {
+            let mut r = Rng(7);
+            let (mut noreplace, mut dontunmap, mut free) = (0, 0, 0);
+            for i in 0..20_000u32 {
+                let live: Vec<u32> = (1..=1 + i % 4).collect();
+                match gen(&mut r, &live, &m, 0.0) {
+                    Op::Mmap { noreplace: true, .. } => noreplace += 1,
+                    Op::Mremap { dontunmap: true, old_len, new_len, .. } => {
+                        assert_eq!(old_len, new_len);
+                        dontunmap += 1
+                    }
+                    Op::Madvise { advice: Advice::Free, .. } => free += 1,
+                    _ => {}
+                }
+            }
+            assert_eq!((noreplace > 0, dontunmap > 0, free > 0), (want, want, want), "{m:?}");
+        }
     }
 
     /// Each mix's shares fit in 100 and name only operations [`gen`] generates.

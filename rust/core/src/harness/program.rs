@@ -205,7 +205,16 @@ mod tests {
         let mut runner = Runner::default();
         for op in [
             Op::Spawn,
-            Op::Mmap { p: 1, addr: Some(BASE), len: 4 * P, prot: 3, file: None, noreserve: false, stack: false },
+            Op::Mmap {
+                p: 1,
+                addr: Some(BASE),
+                len: 4 * P,
+                prot: 3,
+                file: None,
+                noreserve: false,
+                stack: false,
+                noreplace: false,
+            },
             Op::Touch { p: 1, addr: BASE, len: 4 * P, write: true }, // faulted: a move keeps the offsets
             Op::Mremap {
                 p: 1,
@@ -214,6 +223,7 @@ mod tests {
                 new_len: 2 * P,
                 may_move: true,
                 new_addr: Some(BASE + 30 * P),
+                dontunmap: false,
             },
         ] {
             assert!(matches!(runner.apply(&mut sim, &op), Outcome::Ok(_)), "{op}");
@@ -226,6 +236,7 @@ mod tests {
                 new_len: 2 * P,
                 may_move: true,
                 new_addr: Some(BASE + 40 * P),
+                dontunmap: false,
             };
             seek_merge(&sim, &runner, &mut op, w);
             match op {

@@ -19,6 +19,7 @@
 
 pub mod anon_vma;
 pub mod fork;
+pub mod madv_free;
 pub mod memory;
 pub mod mprotect;
 pub mod mremap;

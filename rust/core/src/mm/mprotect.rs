@@ -25,6 +25,8 @@ pub enum Advice {
     NoHugePage,
     DontDump,
     DoDump,
+    /// `MADV_FREE` (4.5+, `mm::madv_free`).
+    Free,
 }
 
 impl Advice {
@@ -42,6 +44,7 @@ impl Advice {
         "nohugepage",
         "dontdump",
         "dodump",
+        "free",
     ];
 
     pub fn parse(s: &str) -> Result<Advice> {
@@ -59,6 +62,7 @@ impl Advice {
             "nohugepage" => Advice::NoHugePage,
             "dontdump" => Advice::DontDump,
             "dodump" => Advice::DoDump,
+            "free" => Advice::Free,
             _ => {
                 return Err(SimError::InvalidArgument(format!(
                     "unknown advice {}; known: {}",
@@ -85,7 +89,7 @@ impl Advice {
             Advice::NoHugePage => (flags & !HUGEPAGE) | NOHUGEPAGE,
             Advice::DontDump => flags | DONTDUMP,
             Advice::DoDump => flags & !DONTDUMP,
-            Advice::DontNeed | Advice::PageOut => return None,
+            Advice::DontNeed | Advice::PageOut | Advice::Free => return None,
         })
     }
 }
@@ -261,6 +265,9 @@ impl Simulator {
             )));
         }
         self.check_mapped(pid, mm, addr, end)?;
+        if advice == Advice::Free {
+            self.madvise_free_check(pid, mm, addr, end)?;
+        }
         if advice == Advice::WipeOnFork {
             // madvise_behavior_valid + madvise_update_vma: only private anonymous memory.
             if let Some(v) = self.vmas_in(mm, addr, end).into_iter().find(|&v| self.vma(v).file().is_some()) {
@@ -281,6 +288,7 @@ impl Simulator {
                     self.zap_range(v, s, e);
                 }
             }
+            Advice::Free => self.madvise_free(mm, addr, end),
             Advice::PageOut => {
                 let mut victims = Vec::new();
                 for v in self.vmas_in(mm, addr, end) {

@@ -48,6 +48,10 @@ pub struct MapOpts {
     pub noreserve: bool,
     /// `MAP_STACK`: `VM_NOHUGEPAGE` from 6.7 (knob `map_stack_nohugepage`), else nothing.
     pub stack: bool,
+    /// `MAP_FIXED_NOREPLACE` (4.17+, knob `has_map_fixed_noreplace`): the address is fixed
+    /// but an overlap with any VMA is EEXIST (`AlreadyMapped`), nothing unmapped. Before
+    /// 4.17 the bit was unknown and `do_mmap` ignored it, so the address was a hint.
+    pub noreplace: bool,
 }
 
 impl Simulator {
@@ -494,7 +498,7 @@ impl Simulator {
         file: Option<(u32, u64)>,
         opts: MapOpts,
     ) -> Result<u64> {
-        let MapOpts { noreserve, stack } = opts;
+        let MapOpts { noreserve, stack, noreplace } = opts;
         let mm = self.proc_mm(pid)?;
         if prot & !prot::ALL != 0 {
             return Err(SimError::InvalidArgument(format!("bad prot bits {prot:#x}")));
@@ -513,9 +517,15 @@ impl Simulator {
             }
         }
         let addr = match addr {
+            Some(a) if noreplace => self.map_fixed_noreplace(pid, mm, a, len)?,
             Some(a) => {
                 Self::check_range(a, len)?;
                 a
+            }
+            None if noreplace => {
+                return Err(SimError::InvalidArgument(
+                    "noreplace=True (MAP_FIXED_NOREPLACE) needs an address (addr=None)".into(),
+                ))
             }
             None => {
                 Self::check_range(MMAP_MIN_ADDR, len)?;
@@ -537,6 +547,32 @@ impl Simulator {
                 self.mmap_region(mm, addr, len, prot, flags | f << vmflags::FILE_SHIFT, off >> PAGE_SHIFT)
             }
         }
+    }
+
+    /// The address of an mmap with `MAP_FIXED_NOREPLACE` at `a`. 4.17+ (`do_mmap`: the
+    /// flag implies `MAP_FIXED`, and `find_vma_intersection` over the range is EEXIST):
+    /// `a`, or `AlreadyMapped` with nothing changed. Before 4.17 `do_mmap` ignored the
+    /// unknown bit and, without `MAP_FIXED`, `a` was a hint
+    /// (`arch_get_unmapped_area_topdown`): taken when the whole range is free and inside
+    /// `[mmap_min_addr, TASK_SIZE)`, else the usual search.
+    fn map_fixed_noreplace(&self, pid: i64, mm: MmId, a: u64, len: u64) -> Result<u64> {
+        let end = Self::check_range(a, len)?;
+        let overlap = self.vmas_in(mm, a, end).first().copied();
+        if !self.policy.has_map_fixed_noreplace {
+            if overlap.is_none() && a >= MMAP_MIN_ADDR {
+                return Ok(a);
+            }
+            Self::check_range(MMAP_MIN_ADDR, len)?;
+            return self.get_unmapped_area(mm, len);
+        }
+        if let Some(v) = overlap {
+            let x = self.vma(v);
+            return Err(SimError::AlreadyMapped(format!(
+                "mmap with noreplace (MAP_FIXED_NOREPLACE) of [{a:#x}, {end:#x}) in pid {pid} overlaps VMA [{:#x}, {:#x}) (EEXIST); nothing changed",
+                x.start, x.end
+            )));
+        }
+        Ok(a)
     }
 
     /// `mmap_region`: unmap what is in the way, then merge with a neighbour or link a new VMA.

@@ -132,6 +132,18 @@ pub struct StructSizes {
     pub anon_vma_chain: u32,
 }
 
+knob_enum! {
+/// Which VMAs `mremap(MREMAP_DONTUNMAP)` accepts (the `mremap_dontunmap` knob).
+pub enum DontUnmap {
+    /// The flag is unknown: EINVAL (before 5.7).
+    None = "none",
+    /// Private anonymous VMAs only (`vma_to_resize`, 5.7 to 5.12).
+    AnonOnly = "anon_only",
+    /// Any VMA but `VM_DONTEXPAND` / `VM_PFNMAP` ones (5.13+): private file mappings too.
+    Any = "any",
+}
+}
+
 policy_knobs! {
 /// A complete era description. Build one with [`Policy::preset`] and adjust fields to
 /// ablate a single knob.
@@ -214,6 +226,15 @@ pub struct Policy {
     pub merge_rule: MergeAnonRule => "is_mergeable_anon_vma: simple, singular_chain (965f55dea0e3), case_2025 (fix of incorrectly disallowed merges)", "3.0; 2025";
     pub lock_scope: LockScope => "lock of walks and updates: per_anon_vma, or root (one lock per fork tree)", "2.6.35";
     pub lock_kind: LockKind => "spin, mutex (3.0), rwsem with shared walks (3.8, 5a505085f043)", "3.0; 3.8";
+    /// `MADV_FREE` exists (4.5, 854e9ed09ded "mm: support madvise(MADV_FREE)"): lazy-free
+    /// marking of exclusively mapped anonymous pages that reclaim then discards unless they
+    /// were written again; otherwise the advice is EINVAL.
+    pub has_madv_free: bool => "MADV_FREE exists (lazy-free pages: reclaim discards them instead of swapping unless written again)", "4.5 (854e9ed09ded)";
+    /// `MAP_FIXED_NOREPLACE` exists (4.17, a4ff8e8620d3): a fixed mapping that fails with
+    /// EEXIST over an existing VMA. Before, `do_mmap` ignored the unknown bit, so the
+    /// address was only a hint (without `MAP_FIXED`).
+    pub has_map_fixed_noreplace: bool => "MAP_FIXED_NOREPLACE exists (EEXIST over an existing VMA); before, the flag was ignored and the address only a hint", "4.17 (a4ff8e8620d3)";
+    pub mremap_dontunmap: DontUnmap => "MREMAP_DONTUNMAP: none (EINVAL), anon_only (private anonymous VMAs, 5.7), any (also private file VMAs, 5.13)", "5.7 (e346b3813067); 5.13 (a4609387859f)";
     sizes: StructSizes {
         "size_vm_area_struct" => vm_area_struct, "bytes per vm_area_struct for memory()", "per era";
         "size_anon_vma" => anon_vma, "bytes per anon_vma for memory()", "per era";

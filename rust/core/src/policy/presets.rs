@@ -38,6 +38,9 @@ fn legacy() -> Policy {
         merge_rule: MergeAnonRule::Simple,
         lock_scope: LockScope::PerAnonVma,
         lock_kind: LockKind::Spin,
+        has_madv_free: false,
+        has_map_fixed_noreplace: false,
+        mremap_dontunmap: DontUnmap::None,
         sizes: StructSizes { vm_area_struct: 176, anon_vma: 24, anon_vma_chain: 0 },
     }
 }
@@ -100,6 +103,9 @@ const ROWS: &[Row] = &[
         has_wipeonfork: true,
         thp_advice_strict: false,
         adjust_imports_upfront: true,
+        has_madv_free: true,
+        has_map_fixed_noreplace: true,
+        mremap_dontunmap: DontUnmap::Any,
         sizes: StructSizes { vm_area_struct: 200, anon_vma: 96, anon_vma_chain: 64 },
         ..p
     }),
