@@ -236,7 +236,7 @@ impl PySimulator {
         dontunmap: In<Flag>,
     ) -> PyResult<u64> {
         args!(pid, old_addr, old_len, new_len, may_move, new_addr, dontunmap);
-        catch(|| self.inner.mremap_flags(pid, old_addr, old_len, new_len, may_move, new_addr, dontunmap)).py(py)
+        catch(|| self.inner.mremap(pid, old_addr, old_len, new_len, may_move, new_addr, dontunmap)).py(py)
     }
 
     /// `try_to_unmap` on a list of page handles or None (every anon page).

@@ -17,23 +17,10 @@ impl Simulator {
     /// without `may_move`, overlapping old and new ranges, an old range that is not inside
     /// one VMA (when growing or moving) or has holes (when shrinking). The exception is the
     /// 6.17+ pure move (knob `mremap_move_multi`: `new_addr` with `old_len == new_len`),
-    /// which may span several VMAs and holes (`remap_move` below).
-    pub fn mremap(
-        &mut self,
-        pid: i64,
-        old_addr: u64,
-        old_len: u64,
-        new_len: u64,
-        may_move: bool,
-        new_addr: Option<u64>,
-    ) -> Result<u64> {
-        self.mremap_flags(pid, old_addr, old_len, new_len, may_move, new_addr, false)
-    }
-
-    /// [`Simulator::mremap`] with `MREMAP_DONTUNMAP` when `dontunmap` (see
-    /// [`Simulator::mremap_dontunmap`]).
+    /// which may span several VMAs and holes (`remap_move` below). `dontunmap` is
+    /// `MREMAP_DONTUNMAP` (see [`Simulator::mremap_dontunmap`]).
     #[allow(clippy::too_many_arguments)]
-    pub fn mremap_flags(
+    pub fn mremap(
         &mut self,
         pid: i64,
         old_addr: u64,
