@@ -57,6 +57,11 @@ FLIPS = {
     "merge_rule": ["simple", "singular_chain"],
     "lock_scope": ["per_anon_vma"],
     "lock_kind": ["spin", "mutex"],
+    "has_madv_free": ["false"],
+    "has_map_fixed_noreplace": ["false"],
+    "mremap_dontunmap": ["none", "anon_only"],
+    "merge_next_survives": ["false"],
+    "holes": ["kernel"],
     "size_vm_area_struct": ["200"],
     "size_anon_vma": ["100"],
     "size_anon_vma_chain": ["40"],
@@ -483,3 +488,20 @@ def test_struct_sizes_scale_memory(knob, struct):
     sim, p, ch = forked(f"{BASE}+{knob}={size}", 1)
     count = {"vm_area_struct": 2, "anon_vma": 2, "anon_vma_chain": 3}[struct]
     assert sim.memory()[struct] == count * int(size)
+
+
+def test_merge_next_survives_false_keeps_the_range_vma():
+    # e86f15ee64d8 (4.9): vma_merge case 8 keeps next (remove_next == 3); before, the
+    # range's VMA grew over next and imported a clone of next's chain entry
+    for spec, keeps_next in ((BASE, True), (f"{BASE}+merge_next_survives=false", False)):
+        sim = rmapsim.Simulator(era=spec)
+        p = sim.spawn()
+        sim.mmap(p, 2 * PAGE, addr=c(0), prot="r")
+        sim.mmap(p, 2 * PAGE, addr=c(2), prot="rw")
+        sim.touch(p, c(2), PAGE, write=True)
+        middle, nxt = sim.vma_at(p, c(0)), sim.vma_at(p, c(2))
+        clones = sim.allocation_sites().get("anon_vma_chain@anon_vma_clone", 0)
+        sim.mprotect(p, c(0), 2 * PAGE, "rw")
+        assert sim.vma_at(p, c(0)) == (nxt if keeps_next else middle)
+        cloned = sim.allocation_sites().get("anon_vma_chain@anon_vma_clone", 0) - clones
+        assert cloned == (0 if keeps_next else 1)

@@ -391,8 +391,14 @@ impl Simulator {
                         let (ps, ppg) = (self.vma(p).start, self.vma(p).pgoff);
                         self.vma_adjust(p, ps, addr, ppg, None)?;
                     }
+                    _ if area != Some(n) && self.policy.merge_next_survives => {
+                        // case 8 from 4.9: next grows down over area, which is freed
+                        let Some(a) = area else { return Ok(None) };
+                        self.merge_next_over(a, n, addr, self.vma(n).pgoff - pglen)?;
+                        return Ok(Some(n));
+                    }
                     _ => {
-                        // cases 3, 8
+                        // cases 3, 8 (before 4.9: area grows over next)
                         let Some(a) = area else { return Ok(None) };
                         let (ne, npg) = (self.vma(n).end, self.vma(n).pgoff);
                         self.vma_adjust(a, addr, ne, npg - pglen, None)?;
@@ -402,6 +408,32 @@ impl Simulator {
             }
         }
         Ok(None)
+    }
+
+    /// `vma_merge` case 8 as 4.9+ does it (`__vma_adjust(area, addr, next->vm_end, pgoff,
+    /// NULL, next)` with `remove_next == 3`, e86f15ee64d8; 6.18 mm/vma.c
+    /// `vma_merge_existing_range`'s merge-right branch with `__remove_middle`, then
+    /// `commit_merge`): `next` becomes `[start, next->vm_end)` at `pgoff` and `middle` —
+    /// the existing range, a whole VMA — is freed. The importer is `next`, the exporter
+    /// `middle` (`dup_anon_vma(next, middle)`): `middle`'s chain is cloned into `next`
+    /// only when `next` has no anon_vma. That clone is the only allocation and happens
+    /// before anything changes. `next`'s own chain entries stay where they are in each
+    /// anon_vma's index (re-keyed to the grown range); `middle`'s are unlinked
+    /// (`anon_vma_merge`).
+    fn merge_next_over(&mut self, middle: VmaId, next: VmaId, start: u64, pgoff: u64) -> Result<()> {
+        self.import_anon_vma(next, middle, next)?;
+        let mut entries = crate::state::pgtable::PteTable::default();
+        self.take_ptes(middle, &mut entries);
+        self.take_ptes(next, &mut entries);
+        let (mm, mstart, nend) = (self.vma(middle).mm, self.vma(middle).start, self.vma(next).end);
+        self.mm_mut(mm).vmas.remove(&mstart);
+        self.set_vma_range(next, start, nend, pgoff);
+        self.place_ptes(entries, &[next]);
+        if self.vma(middle).anon_vma.is_some() {
+            self.anon_vma_merge(next, middle);
+        }
+        self.remove_vma(middle);
+        Ok(())
     }
 
     /// `__split_vma(mm, vma, addr, new_below)` (2.6.34): split at `addr`; the new VMA

@@ -41,6 +41,8 @@ fn legacy() -> Policy {
         has_madv_free: false,
         has_map_fixed_noreplace: false,
         mremap_dontunmap: DontUnmap::None,
+        merge_next_survives: false,
+        holes: Holes::Strict,
         sizes: StructSizes { vm_area_struct: 176, anon_vma: 24, anon_vma_chain: 0 },
     }
 }
@@ -106,6 +108,8 @@ const ROWS: &[Row] = &[
         has_madv_free: true,
         has_map_fixed_noreplace: true,
         mremap_dontunmap: DontUnmap::Any,
+        // 4.9 (e86f15ee64d8): vma_merge case 8 keeps next (remove_next == 3).
+        merge_next_survives: true,
         sizes: StructSizes { vm_area_struct: 200, anon_vma: 96, anon_vma_chain: 64 },
         ..p
     }),
