@@ -61,6 +61,7 @@ FLIPS = {
     "has_map_fixed_noreplace": ["false"],
     "mremap_dontunmap": ["none", "anon_only"],
     "merge_next_survives": ["false"],
+    "mremap_needs_vma": ["false"],
     "holes": ["kernel"],
     "size_vm_area_struct": ["200"],
     "size_anon_vma": ["100"],
@@ -505,3 +506,31 @@ def test_merge_next_survives_false_keeps_the_range_vma():
         assert sim.vma_at(p, c(0)) == (nxt if keeps_next else middle)
         cloned = sim.allocation_sites().get("anon_vma_chain@anon_vma_clone", 0) - clones
         assert cloned == (0 if keeps_next else 1)
+
+
+def test_mremap_needs_vma_false_shrinks_at_an_unmapped_address():
+    # 550a7d60bd5e (5.16): do_mremap looks up old_addr's VMA first; before, a shrink in
+    # place only unmapped the tail. Visible with holes=kernel only.
+    for spec, ok in ((f"{BASE}+holes=kernel", False), (f"{BASE}+holes=kernel,mremap_needs_vma=false", True)):
+        sim = rmapsim.Simulator(era=spec)
+        p = sim.spawn()
+        sim.mmap(p, 2 * PAGE, addr=c(1))
+        if ok:
+            assert sim.mremap(p, c(0), 3 * PAGE, 2 * PAGE, may_move=False) == c(0)
+            assert [(v["start"], v["end"]) for v in vmas(sim, p)] == [(c(1), c(2))]
+        else:
+            with pytest.raises(rmapsim.BadAddress):
+                sim.mremap(p, c(0), 3 * PAGE, 2 * PAGE, may_move=False)
+
+
+def test_holes_kernel_applies_mprotect_up_to_the_hole():
+    # rmapsim option: strict refuses the range (nothing changed); kernel is do_mprotect_pkey
+    # (ENOMEM at the hole, the VMAs before it changed)
+    for spec, changed in ((BASE, False), (f"{BASE}+holes=kernel", True)):
+        sim = rmapsim.Simulator(era=spec)
+        p = sim.spawn()
+        sim.mmap(p, 2 * PAGE, addr=c(0), prot="r")
+        sim.mmap(p, 2 * PAGE, addr=c(3), prot="r")
+        with pytest.raises(rmapsim.BadAddress):
+            sim.mprotect(p, c(0), 5 * PAGE, "rw")
+        assert [str(v["prot"]) for v in sim.vmas(p)] == (["rw", "r"] if changed else ["r", "r"])

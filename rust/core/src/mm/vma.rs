@@ -60,13 +60,13 @@ impl Simulator {
     // ----------------------------------------------------------------------------------
 
     /// Move `v`'s page-table entries into `pool`; leaves `v` with none.
-    fn take_ptes(&mut self, v: VmaId, pool: &mut crate::state::pgtable::PteTable) {
+    pub(crate) fn take_ptes(&mut self, v: VmaId, pool: &mut crate::state::pgtable::PteTable) {
         pool.absorb(std::mem::take(&mut self.vma_mut(v).ptes));
     }
 
     /// Hand each VMA among `targets` the entries of `pool` it now covers (table pages
     /// move whole where they can).
-    fn place_ptes(&mut self, mut pool: crate::state::pgtable::PteTable, targets: &[VmaId]) {
+    pub(crate) fn place_ptes(&mut self, mut pool: crate::state::pgtable::PteTable, targets: &[VmaId]) {
         for &t in targets {
             let (s, e) = (self.vma(t).start, self.vma(t).end);
             let mine = pool.extract(s, e);
@@ -132,7 +132,7 @@ impl Simulator {
         self.vmas.remove(v, self.op);
     }
 
-    fn set_vma_range(&mut self, v: VmaId, start: u64, end: u64, pgoff: u64) {
+    pub(crate) fn set_vma_range(&mut self, v: VmaId, start: u64, end: u64, pgoff: u64) {
         let (mm, old_start) = {
             let vma = self.vma(v);
             (vma.mm, vma.start)
@@ -408,32 +408,6 @@ impl Simulator {
             }
         }
         Ok(None)
-    }
-
-    /// `vma_merge` case 8 as 4.9+ does it (`__vma_adjust(area, addr, next->vm_end, pgoff,
-    /// NULL, next)` with `remove_next == 3`, e86f15ee64d8; 6.18 mm/vma.c
-    /// `vma_merge_existing_range`'s merge-right branch with `__remove_middle`, then
-    /// `commit_merge`): `next` becomes `[start, next->vm_end)` at `pgoff` and `middle` —
-    /// the existing range, a whole VMA — is freed. The importer is `next`, the exporter
-    /// `middle` (`dup_anon_vma(next, middle)`): `middle`'s chain is cloned into `next`
-    /// only when `next` has no anon_vma. That clone is the only allocation and happens
-    /// before anything changes. `next`'s own chain entries stay where they are in each
-    /// anon_vma's index (re-keyed to the grown range); `middle`'s are unlinked
-    /// (`anon_vma_merge`).
-    fn merge_next_over(&mut self, middle: VmaId, next: VmaId, start: u64, pgoff: u64) -> Result<()> {
-        self.import_anon_vma(next, middle, next)?;
-        let mut entries = crate::state::pgtable::PteTable::default();
-        self.take_ptes(middle, &mut entries);
-        self.take_ptes(next, &mut entries);
-        let (mm, mstart, nend) = (self.vma(middle).mm, self.vma(middle).start, self.vma(next).end);
-        self.mm_mut(mm).vmas.remove(&mstart);
-        self.set_vma_range(next, start, nend, pgoff);
-        self.place_ptes(entries, &[next]);
-        if self.vma(middle).anon_vma.is_some() {
-            self.anon_vma_merge(next, middle);
-        }
-        self.remove_vma(middle);
-        Ok(())
     }
 
     /// `__split_vma(mm, vma, addr, new_below)` (2.6.34): split at `addr`; the new VMA
@@ -746,13 +720,18 @@ impl Simulator {
         Ok(new)
     }
 
-    /// `munmap(addr, length)`. Unlike the kernel (which returns 0), a range containing
-    /// no mapping at all is refused with `BadAddress`, since it is almost always a
-    /// mistake in a simulation script.
+    /// `munmap(addr, length)`. A range with no mapping at all is refused with `BadAddress`
+    /// in strict mode (knob `holes`: almost always a script's mistake); in kernel mode it
+    /// succeeds, changing nothing, as every era's `do_munmap` does (6.18 `do_vmi_munmap`,
+    /// mm/vma.c 1562-1585). Holes inside a range are fine in both modes.
     pub fn munmap(&mut self, pid: i64, addr: u64, len: u64) -> Result<()> {
         let mm = self.proc_mm(pid)?;
         Self::check_range(addr, len)?;
         if self.vmas_in(mm, addr, addr + len).is_empty() {
+            if self.policy.holes == crate::policy::Holes::Kernel {
+                self.begin_op("munmap");
+                return Ok(());
+            }
             return Err(SimError::BadAddress(format!(
                 "nothing is mapped in [{addr:#x}, {:#x}) of pid {pid}",
                 addr + len

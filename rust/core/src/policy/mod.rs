@@ -256,6 +256,12 @@ pub struct Policy {
     /// `vma_merge_existing_range`'s merge-right branch, `dup_anon_vma(next, middle)`).
     /// Before, `middle` grew over `next` and imported `next`'s chain.
     pub merge_next_survives: bool => "vma_merge case 8 (a whole VMA merging only with the next one) keeps next and frees the range's VMA, cloning its chain into next only if next has no anon_vma (false: the range's VMA grows over next and imports next's chain)", "4.9 (e86f15ee64d8)";
+    /// `mremap` looks up the VMA at `old_addr` before anything else (EFAULT when none), a
+    /// shrink in place too (5.16, 550a7d60bd5e "mm, hugepages: add mremap() support for
+    /// hugepage backed vma"; 6.18 `do_mremap` → `check_prep_vma`). Before, a shrink in
+    /// place only unmapped the tail, whatever was mapped. Seen only with `holes=kernel`
+    /// (strict mode refuses a shrink over a hole anyway).
+    pub mremap_needs_vma: bool => "mremap looks up the VMA at old_addr first (EFAULT when none), also for a shrink in place (visible with holes=kernel)", "5.16 (550a7d60bd5e)";
     /// Ranges with holes (an rmapsim option, not a kernel change): `strict` refuses a
     /// range with a hole with `BadAddress` before anything changes; `kernel` does what
     /// 6.18 does (munmap of nothing succeeds, mprotect / madvise apply VMA by VMA and fail
