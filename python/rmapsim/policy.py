@@ -124,7 +124,7 @@ def policy_overrides(policy: Policy | Mapping[str, Any] | None) -> Tuple[str | N
 def holes_override(holes: object, overrides: Dict[str, str] | None) -> Dict[str, str]:
     """The knob overrides with ``holes`` (``Simulator(..., holes=...)``) added: "strict" or
     "kernel"; a ``policy`` that sets the knob to another value contradicts it."""
-    if holes not in ("strict", "kernel"):
+    if not isinstance(holes, str) or holes not in ("strict", "kernel"):
         raise InvalidArgument(f'holes must be "strict" or "kernel", got {short_repr(holes)}')
     out = dict(overrides or {})
     if out.get("holes", holes) != holes:

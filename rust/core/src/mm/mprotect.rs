@@ -106,8 +106,9 @@ impl Advice {
 }
 
 impl Simulator {
-    /// Refuse a range with a hole (the kernel changes the mapped part and then returns
-    /// ENOMEM; rmapsim refuses up front so bad input changes nothing).
+    /// Refuse a range with a hole, before anything changes (strict mode; what the kernel
+    /// does instead, and `holes="kernel"` too, is each caller's business: see
+    /// [`Simulator::for_each_piece`] and `mremap_check_shrink`).
     pub(crate) fn check_mapped(&self, pid: i64, mm: MmId, addr: u64, end: u64) -> Result<()> {
         let mut cur = addr;
         while cur < end {

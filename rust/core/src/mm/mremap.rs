@@ -13,11 +13,13 @@ impl Simulator {
     /// `mremap(old_addr, old_len, new_len, MREMAP_MAYMOVE?, [MREMAP_FIXED, new_addr])`.
     /// Returns the address of the (possibly moved) mapping.
     ///
-    /// rmapsim refuses up front what the kernel refuses (EINVAL / EFAULT): `new_addr`
-    /// without `may_move`, overlapping old and new ranges, an old range that is not inside
-    /// one VMA (when growing or moving) or has holes (when shrinking). The exception is the
-    /// 6.17+ pure move (knob `mremap_move_multi`: `new_addr` with `old_len == new_len`),
-    /// which may span several VMAs and holes (`remap_move` below).
+    /// Refused up front, as the kernel refuses them (EINVAL / EFAULT): `new_addr` without
+    /// `may_move`, overlapping old and new ranges, an old range that is not inside one VMA
+    /// when growing or moving (a move that also shrinks: only the kept part, the tail is
+    /// unmapped first). The 6.17+ pure move (knob `mremap_move_multi`: `new_addr` with
+    /// `old_len == new_len`) may span several VMAs and holes (`remap_move` below). A shrink
+    /// over holes is refused in strict mode (knob `holes`); the kernel, and
+    /// `holes="kernel"`, unmap the tail whatever is there.
     pub fn mremap(
         &mut self,
         pid: i64,
