@@ -42,6 +42,10 @@ it kept its own entry; in the interval tree (3.7+) both the kept entry and the c
 re-inserted at commit (``vma_prepare`` / ``vma_complete``'s interval-tree pre/post update),
 so the order is the same either way.
 
+Ground truth: tests/data/merge_next.c run on this machine's Linux 6.18 under the perf kmem
+tracepoint counters `rmapsim validate-kernel` uses, the allocation and free counts of the
+merge recorded in tests/data/merge_next.out (repeated live when the kernel is usable).
+
 Pictures: one column per page from X; letters name VMAs.
 """
 
@@ -51,7 +55,7 @@ import pytest
 
 import rmapsim
 
-from helpers import PAGE, X, scan_rows
+from helpers import DATA, PAGE, X, kernel_at_least, recorded_lines, scan_rows
 
 NEXT_SURVIVES = ("6.0", "6.18")
 MIDDLE_SURVIVES = ("2.6.34", "2.6.35", "3.0", "3.7", "3.8", "3.19")
@@ -275,3 +279,104 @@ def test_new_range_merges_do_not_depend_on_the_knob(era):
     assert sim.vma_at(p, c(8)) == prev and (prev.vm_start, prev.vm_end) == (c(0), c(12))
     assert stale(n)
     sim.check()
+
+
+# --------------------------------------------------------------------------- the live kernel
+# tests/data/merge_next.c does the issue's example (and its reverse) on Linux 6.18 under the
+# perf kmem tracepoint counters of `rmapsim validate-kernel` (anon_vma, anon_vma_chain,
+# vm_area_struct allocations and frees of that process), the mprotect run minus a run
+# without it; tests/data/merge_next.out is the recording.
+
+RECORDING = DATA / "merge_next.out"
+PROGRAM = DATA / "merge_next.c"
+KEYS = (
+    "anon_vma_alloc",
+    "anon_vma_free",
+    "anon_vma_chain_alloc",
+    "anon_vma_chain_free",
+    "vm_area_struct_alloc",
+    "vm_area_struct_free",
+)
+
+
+def parse_counts(lines):
+    out = {}
+    for line in lines:
+        case, *rest = line.split()
+        out[case] = {k: int(v) for k, v in zip(rest[::2], rest[1::2])}
+    return out
+
+
+def simulated_counts(era):
+    """The simulator's objects allocated and freed by the mprotect, per cache (allocations:
+    every site of the cache; frees: allocations minus the change in live objects)."""
+    out = {}
+    for case in ("next", "middle"):
+        sim, p, _, _ = issue_layout(era, fault_next=case == "next")
+        sites0, live0 = sim.allocation_sites(), sim.counts()
+        sim.mprotect(p, c(39), 6 * PAGE, "rw")
+        sites1, live1 = sim.allocation_sites(), sim.counts()
+        row = {}
+        for cache, live in (("anon_vma", "anon_vma"), ("anon_vma_chain", "anon_vma_chain"), ("vm_area_struct", "vma")):
+            alloc = sum(n - sites0.get(k, 0) for k, n in sites1.items() if k.split("@")[0] == cache)
+            row[f"{cache}_alloc"] = alloc
+            row[f"{cache}_free"] = alloc - (live1[live] - live0[live])
+        out[case] = row
+    return out
+
+
+def test_6_18_matches_the_live_kernels_allocation_counts():
+    """Linux 6.18 (the recording): with N faulted the merge allocates and frees no chain
+    entry and frees one VMA (M); with M faulted it clones one entry into N and frees M and
+    its entry. rmapsim's 6.18 gives the same counts; the pre-4.9 rule would not."""
+    rec = parse_counts(recorded_lines(RECORDING))
+    assert rec["next"]["anon_vma_chain_alloc"] == 0 and rec["middle"]["anon_vma_chain_alloc"] == 1
+    assert simulated_counts("6.18") == rec
+    old = simulated_counts("6.18+merge_next_survives=false")
+    assert (old["next"]["anon_vma_chain_alloc"], old["middle"]["anon_vma_chain_alloc"]) == (1, 0)
+
+
+def live_counts(tmp_path):
+    """Run merge_next.c for each case with and without the mprotect under the counters;
+    the differences, as the recording has them."""
+    import subprocess
+
+    from rmapsim.tools.kernel.perf import Counters, _event_ids, filters, tracefs
+
+    exe = tmp_path / "merge_next"
+    subprocess.run(["cc", "-O0", "-o", str(exe), str(PROGRAM)], check=True, capture_output=True)
+    out = {}
+    with tracefs() as tfs:
+        ids, flt = _event_ids(tfs), filters()
+        for case in ("next", "middle"):
+            runs = {}
+            for merge in ("1", "0"):
+                cmd = [str(exe), case, merge]
+                with subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) as proc:
+                    assert proc.stdout.readline().strip() == "ready"
+                    counters = Counters(proc.pid, ids, flt)
+                    try:
+                        before = counters.read()
+                        proc.stdin.write("go\n")
+                        proc.stdin.flush()
+                        assert proc.stdout.readline().strip() == "done"
+                        after = counters.read()
+                    finally:
+                        counters.close()
+                        proc.stdin.write("go\n")
+                        proc.stdin.flush()
+                        proc.wait(timeout=30)
+                runs[merge] = {k: after[k] - before[k] for k in KEYS}
+            out[case] = {k: runs["1"][k] - runs["0"][k] for k in KEYS}
+    return out
+
+
+def _live_why():
+    from rmapsim.tools.kernel.perf import probe
+
+    return probe() or (None if kernel_at_least(6, 18) else "needs Linux 6.18")
+
+
+@pytest.mark.skipif(_live_why() is not None, reason="needs root, tracefs, perf counters, cc and Linux 6.18")
+def test_the_live_kernel_still_gives_the_recording(tmp_path):
+    assert live_counts(tmp_path) == parse_counts(recorded_lines(RECORDING))
