@@ -38,7 +38,9 @@ def add_arguments(vk: Any) -> None:
         "minimised and saved as replayable traces. Exit 0 none, 1 a divergence, 77 kernel unusable.",
     )
     g.add_argument("--fuzz", type=int, metavar="N", help="run N random sequences (N >= 1)")
-    g.add_argument("--seed", type=int, default=1, help="random seed (default 1): the same seed gives the same sequences")
+    g.add_argument(
+        "--seed", type=int, default=1, help="random seed (default 1): the same seed gives the same sequences"
+    )
     g.add_argument(
         "--ops", type=ops_range, default=(10, 40), metavar="A..B", help="operations per sequence (default 10..40)"
     )
@@ -102,7 +104,7 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
         )
 
     if args.against:
-        rep = run(fz.SimAsKernel(args.against), fuzzgen.DRIVER_IMAGE, f"simulator {args.against}")
+        rep = run(fz.SimAsKernel(args.against), fuzzgen.DRIVER_IMAGE, f"simulator {args.against} (--against)")
     else:
         rep = _live(run, progress)
         if isinstance(rep, int):
@@ -118,9 +120,9 @@ def _live(run: Any, progress: Any) -> Any:
     """Run on the live kernel: probe, build, tracefs, swap, the driver's cgroup; 77 when
     it cannot run here. Everything set up is torn down on every way out."""
     from ..kernel import driver, perf
+    from ..kernel.fuzzgen import FILE_PAGES, FILES, OBSERVED
     from ..kernel.live import LiveKernel, build_serve, cgroup2_root
     from ..kernel.scenarios import EXIT_UNAVAILABLE, KernelUnavailable
-    from ..kernel.fuzzgen import FILE_PAGES, FILES, OBSERVED
 
     def unavailable(why: str) -> int:
         print(f"rmapsim validate-kernel: the live kernel cannot be used here: {why}", file=sys.stderr)
@@ -144,6 +146,6 @@ def _live(run: Any, progress: Any) -> Any:
 
             if swap_why:
                 return unavailable(f"no swap for MADV_PAGEOUT: {swap_why}")
-            return run(KernelSide(live), image, platform.release())
+            return run(KernelSide(live), image, f"live kernel {platform.release()}")
     except KernelUnavailable as e:
         return unavailable(str(e))

@@ -225,7 +225,7 @@ def minimise(
             best[tuple(keep)] = (cand[: out.at + 1], out)
         return ok
 
-    keep = ddmin(len(upto), interesting)
+    keep = ddmin(len(upto), interesting, fixed=())
     if tuple(keep) not in best and not interesting(keep):
         return upto, first
     cand, out = best[tuple(keep)]
@@ -308,9 +308,7 @@ def class_of(steps: Sequence[Step], out: Outcome) -> str:
     return f"{word}: {'+'.join(out.dims)}"
 
 
-def save(
-    out_dir: Path, n: int, steps: Sequence[Step], out: Outcome, spec: str, header: Sequence[str]
-) -> Path:
+def save(out_dir: Path, n: int, steps: Sequence[Step], out: Outcome, spec: str, header: Sequence[str]) -> Path:
     """Write a divergence as a trace ``rmapsim replay`` reads, both sides in comments."""
     assert out.at is not None and out.kernel is not None and out.sim is not None
     lines = [f"era {spec}", *header]
@@ -365,7 +363,7 @@ def fuzz(
     """Run ``n`` sequences on ``kernel`` (a side) and the simulator of ``spec``; minimise
     and save divergences (up to ``saved_per_class`` per :func:`class_of`); ``emit`` gets
     one JSON-able record per divergence. Returns the :class:`Report`."""
-    rep = Report(spec, release or platform.release(), seed, ops, "kernel" if holes else "strict")
+    rep = Report(spec, release or f"live kernel {platform.release()}", seed, ops, "kernel" if holes else "strict")
     if not holes:
         rep.notes.append("no kernel-exact holes mode in this rmapsim: no operation was generated over a hole")
     gen = Generator(spec, image, seed, ops, have=have, holes=holes)
@@ -421,7 +419,7 @@ def _divergence(
         rec["minimised_operation"] = small[sout.at][0] if sout.at is not None else None
         if out_dir is not None and sout.at is not None:
             header = [
-                f"validate-kernel --fuzz: live kernel {rep.kernel}, seed {rep.seed}, sequence {i}, "
+                f"validate-kernel --fuzz: {rep.kernel}, seed {rep.seed}, sequence {i}, "
                 f"minimised from {len(steps)} to {len(small)} steps; class {cls}",
             ]
             rec["trace"] = str(save(out_dir, len(rep.divergences) + 1, small, sout, spec, header))
@@ -436,7 +434,7 @@ def format_report(rep: Report) -> str:
     """The text report: per dimension, sequences and operations agreeing / diverging."""
     s = rep.summary()
     lines = [
-        f"live kernel {s['kernel']} vs era {s['era']} (holes: {s['holes']}): {s['sequences']} sequences "
+        f"{s['kernel']} vs era {s['era']} (holes: {s['holes']}): {s['sequences']} sequences "
         f"of {s['ops'][0]}-{s['ops'][1]} operations, seed {s['seed']}, {s['steps']} operations compared",
         f"{'dimension':<10} {'sequences agree':>16} {'diverge':>8} {'operations agree':>17} {'diverge':>8}",
     ]

@@ -243,7 +243,11 @@ class Generator:
             step = self._make(kind, r.choice(self.live))
             if step is not None:
                 return step
-        return [f"touch p{self.live[0]} {REGION:#x} {PAGE:#x} r"] if self._covered(self.live[0], REGION, PAGE) else self._spawn()
+        return (
+            [f"touch p{self.live[0]} {REGION:#x} {PAGE:#x} r"]
+            if self._covered(self.live[0], REGION, PAGE)
+            else self._spawn()
+        )
 
     def _make(self, kind: str, sym: int) -> Optional[Step]:
         r, p = self.rng, f"p{sym}"
@@ -261,7 +265,9 @@ class Generator:
             lo = self.img.start_brk + 4 * PAGE
             return [f"brk {p} {lo + r.randint(0, 60) * PAGE:#x}"]
         if kind == "mlockall":
-            words = r.choice([["current"], ["future"], ["current", "future"], ["current", "onfault"], ["future", "onfault"]])
+            words = r.choice(
+                [["current"], ["future"], ["current", "future"], ["current", "onfault"], ["future", "onfault"]]
+            )
             return [f"mlockall {p} {' '.join(words)}"]
         if kind == "munlockall":
             return [f"munlockall {p}"]
@@ -360,7 +366,6 @@ class Generator:
             if self.holes or self._covered(sym, a, n):
                 return a, n
         return None
-
 
     def _mmap(self, sym: int) -> str:
         r = self.rng

@@ -88,7 +88,6 @@ ADVICE = {
 }
 
 
-
 def _num(tok: str) -> int:
     return int(tok, 0)
 
@@ -197,9 +196,7 @@ def parse_smaps_flags(text: str) -> List[KVma]:
             continue
         if "-" in head[0] and len(head) >= 5 and len(head[1]) == 4 and not head[0].endswith(":"):
             lo, hi = (int(x, 16) for x in head[0].split("-"))
-            out.append(
-                KVma(lo, hi, head[1][:3].replace("-", ""), int(head[2], 16), " ".join(head[5:]), frozenset())
-            )
+            out.append(KVma(lo, hi, head[1][:3].replace("-", ""), int(head[2], 16), " ".join(head[5:]), frozenset()))
         elif head[0] == "VmFlags:" and out:
             out[-1].flags = frozenset(head[1:])
     return [v for v in out if v.path != "[vsyscall]"]
@@ -281,10 +278,16 @@ class LiveKernel:
         procs_file = str(cg.path / "cgroup.procs")
         fd = theirs.fileno()
 
+        cpu = max(os.sched_getaffinity(0))
+
         def child() -> None:  # runs in the forked child before exec
             os.dup2(fd, 3)
             with open(procs_file, "w") as f:
                 f.write("0")
+            # One CPU for the whole driver tree: a page faulted in waits in that CPU's
+            # LRU batch, which MADV_PAGEOUT's lru_add_drain() empties only on its own CPU;
+            # a page left in another CPU's batch cannot be isolated and is not paged out.
+            os.sched_setaffinity(0, {cpu})
 
         self.dispatcher = subprocess.Popen(
             [str(self.exe), "dispatch"],
