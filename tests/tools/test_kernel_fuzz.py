@@ -163,6 +163,20 @@ def test_fault_around_entries_in_file_vmas_only_are_tolerated():
     assert fuzzcmp.compare(k, s) == (["pages"], 0)
 
 
+def test_lock_and_ksm_flags_are_not_compared_on_the_special_mappings():
+    """mlock_fixup skips VM_SPECIAL VMAs and vma_ksm_compatible refuses them, so the kernel
+    never shows lo/lf/mg on [vvar]/[vdso]; the mirror's plain file mappings may have them."""
+    vdso = fuzzgen.SPECIAL_FILES["[vdso]"]
+    k_rows = {1: [(0x7FFFF7FFD000, 0x7FFFF7FFF000, "rx", (), vdso, 0), (0x400000, 0x401000, "r", (), 1001, 0)]}
+    s_rows = {
+        1: [(0x7FFFF7FFD000, 0x7FFFF7FFF000, "rx", ("lo", "mg"), vdso, 0), (0x400000, 0x401000, "r", ("lo",), 1001, 0)]
+    }
+    _, k_own = fuzzcmp._group_rows(k_rows)
+    _, s_own = fuzzcmp._group_rows(s_rows)
+    assert k_own[1][0] == s_own[1][0]  # the vdso: lo and mg dropped
+    assert k_own[1][1] != s_own[1][1]  # the image's own text: still compared
+
+
 def test_sharing_and_mapcount_do_not_depend_on_pfns():
     a = Observation(("ok", 0), sharing=fuzzcmp._sharing({(1, 0x1000): ("anon", 77), (2, 0x1000): ("anon", 77)}))
     b = Observation(("ok", 0), sharing=fuzzcmp._sharing({(1, 0x1000): ("anon", 5), (2, 0x1000): ("anon", 5)}))

@@ -90,9 +90,23 @@ def _in_region(start: int, end: int) -> bool:
     return start < OBSERVED[1] and end > OBSERVED[0]
 
 
+#: Flags the kernel never sets on VM_SPECIAL mappings ([vvar], [vvar_vclock], [vdso]):
+#: mlock/mlockall skip them (mlock_fixup) and so does KSM (vma_ksm_compatible). The mirror
+#: makes them plain file mappings, so these flags are not compared on them.
+_NOT_ON_SPECIAL = frozenset({"lo", "lf", "mg"})
+_SPECIAL_IDS = frozenset(SPECIAL_FILES.values())
+
+
 def _group_rows(
     rows: Dict[int, List[VmaRow]],
 ) -> Tuple[Dict[int, Tuple[VmaRow, ...]], Dict[int, Tuple[VmaRow, ...]]]:
+    rows = {
+        s: [
+            r if r[4] not in _SPECIAL_IDS else (*r[:3], tuple(f for f in r[3] if f not in _NOT_ON_SPECIAL), *r[4:])
+            for r in v
+        ]
+        for s, v in rows.items()
+    }
     region = {s: tuple(r for r in v if _in_region(r[0], r[1])) for s, v in rows.items()}
     own = {s: tuple(r for r in v if not _in_region(r[0], r[1])) for s, v in rows.items()}
     return region, own

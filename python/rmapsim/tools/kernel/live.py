@@ -257,6 +257,11 @@ class LiveKernel:
             for f in files:
                 with open(self.workdir / f"f{f}", "wb") as fh:
                     fh.write(bytes([f & 0xFF]) * (file_pages * PAGE))
+                    fh.flush()
+                    # Clean page cache from the start: MADV_PAGEOUT reclaims clean file
+                    # pages at once but dirty ones only after writeback, which would make
+                    # the kernel's answer depend on when the flusher ran.
+                    os.fsync(fh.fileno())
             root = cgroup2_root()
             if root is None:
                 raise KernelUnavailable("needs a cgroup v2 hierarchy (no cgroup2 mount in /proc/mounts)")
