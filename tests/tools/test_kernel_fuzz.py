@@ -143,6 +143,8 @@ def _obs(**kw):
 
 def test_kernel_errno_maps_to_the_agreed_classes():
     assert fuzzcmp.kernel_result("munmap", 0, errno.ENOMEM) == ("BadAddress",)
+    # docs/api-contract.md: mremap growing without room and may_move=False -> OutOfMemory
+    assert fuzzcmp.kernel_result("mremap", -1, errno.ENOMEM) == ("OutOfMemory",)
     assert fuzzcmp.kernel_result("touch", -1, errno.EFAULT) == ("BadAddress",)
     assert fuzzcmp.kernel_result("mprotect", -1, errno.EINVAL) == ("InvalidArgument",)
     assert fuzzcmp.kernel_result("mmap", -1, errno.EEXIST) == ("AlreadyMapped",)

@@ -56,6 +56,10 @@ ERRNO_CLASS = {
     _errno.EAGAIN: "TryAgain",
     _errno.EEXIST: "AlreadyMapped",
 }
+#: Where docs/api-contract.md gives an operation's errno another class: mremap's ENOMEM
+#: (no room to grow in place without MREMAP_MAYMOVE, ``vma_merge_extend`` failing) is
+#: OutOfMemory ("the kernel's ENOMEM").
+ERRNO_CLASS_BY_OP = {("mremap", _errno.ENOMEM): "OutOfMemory"}
 #: Operations whose value is compared (an address or the break); others only by class.
 VALUED = ("mmap", "mremap", "brk")
 
@@ -80,8 +84,11 @@ class Observation:
 
 def kernel_result(word: str, value: int, err: int) -> Tuple[Any, ...]:
     """``(class, value)`` of a kernel call: ``("ok", value)`` (value only for :data:`VALUED`)
-    or the class :data:`ERRNO_CLASS` maps its errno to (``errno EIO`` for others)."""
+    or the class :data:`ERRNO_CLASS_BY_OP` / :data:`ERRNO_CLASS` maps its errno to
+    (``errno EIO`` for others)."""
     if err:
+        if (word, err) in ERRNO_CLASS_BY_OP:
+            return (ERRNO_CLASS_BY_OP[word, err],)
         return (ERRNO_CLASS.get(err, f"errno {_errno.errorcode.get(err, err)}"),)
     return ("ok", value if word in VALUED else 0)
 
