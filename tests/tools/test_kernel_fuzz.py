@@ -228,6 +228,8 @@ def test_a_planted_difference_is_found_minimised_saved_and_replays(tmp_path):
     assert "# era 6.18" in text and "first difference at trace line" in text
     assert "vm_area_struct_alloc: kernel " in text and "rmapsim " in text
     steps = _steps(text)
+    n = int(text.split("first difference at trace line ")[1].split(":")[0])
+    assert text.splitlines()[n - 1] == steps[-1][0]  # the line number names the operation
     assert steps[-1][0].startswith("mprotect") and steps[0] == ["spawn", *fuzzgen.image_lines(fuzzgen.DRIVER_IMAGE, 1)]
     assert first["minimised_steps"] == len(steps) <= 5 < first["steps"]
     # 1-minimal, by brute force: without any one step the planted difference is gone (or

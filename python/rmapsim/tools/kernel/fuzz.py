@@ -311,10 +311,11 @@ def class_of(steps: Sequence[Step], out: Outcome) -> str:
 def save(out_dir: Path, n: int, steps: Sequence[Step], out: Outcome, spec: str, header: Sequence[str]) -> Path:
     """Write a divergence as a trace ``rmapsim replay`` reads, both sides in comments."""
     assert out.at is not None and out.kernel is not None and out.sim is not None
-    lines = [f"era {spec}", *header]
-    line_no = 2 + len(header) + 1 + sum(len(s) for s in steps[: out.at])
-    lines.append(f"first difference at trace line {line_no}: {steps[out.at][0]}  ({', '.join(out.dims)})")
-    lines += [x.rstrip() for x in describe(out.kernel, out.sim, out.dims)]
+    sides = [x.rstrip() for x in describe(out.kernel, out.sim, out.dims)]
+    # the version line, the comments (era, header, this line, both sides), the steps before
+    line_no = 1 + 1 + len(header) + 1 + len(sides) + sum(len(s) for s in steps[: out.at]) + 1
+    first = f"first difference at trace line {line_no}: {steps[out.at][0]}  ({', '.join(out.dims)})"
+    lines = [f"era {spec}", *header, first, *sides]
     path = out_dir / f"divergence-{n:04d}.trace"
     path.write_text(trace_text(steps, lines))
     return path
