@@ -379,3 +379,57 @@ def test_live_signal_mid_run_leaves_nothing_behind(sig, status):
     assert not any(line.split()[:1] == [f"/tmp/rmapsim-swap-{proc.pid}"] for line in swaps)
     assert not _driver_processes()
     assert not list(Path("/tmp").glob("rmapsim-fuzz-*"))  # the mapped files' directory
+
+
+@pytest.mark.skipif(LIVE is not None, reason=f"live kernel not usable here: {LIVE}")
+def test_live_driver_runs_the_operations_rmapsim_is_gaining():
+    """The driver side of mlock/mlock2(MLOCK_ONFAULT)/munlock/mlockall/munlockall, MAP_LOCKED,
+    MAP_FIXED_NOREPLACE, MREMAP_DONTUNMAP, PR_SET_MEMORY_MERGE and MADV_FREE, checked on the
+    kernel's own rules (6.18): mlock_fixup sets VM_LOCKED ("lo") and populate_vma_page_range
+    write-faults a private writable range; MLOCK_ONFAULT adds VM_LOCKONFAULT ("lf") and
+    populates nothing; MAP_FIXED_NOREPLACE over a mapping is EEXIST (mm/mmap.c do_mmap);
+    MREMAP_DONTUNMAP keeps the source VMA, emptied (mm/mremap.c); PR_SET_MEMORY_MERGE marks
+    every eligible VMA VM_MERGEABLE ("mg", ksm_enable_merge_any)."""
+    from rmapsim.tools.kernel.live import LiveKernel, build_serve
+
+    base = fuzzgen.REGION
+    with perf.tracefs() as tfs:
+        with LiveKernel(build_serve(), perf._event_ids(tfs), perf.filters(), fuzzgen.OBSERVED) as k:
+
+            def region(vmas_of=1):
+                st = k.observe()
+                vm = {v.start: v for v in st.vmas[vmas_of] if fuzzgen.OBSERVED[0] <= v.start < fuzzgen.OBSERVED[1]}
+                return vm, st.pages
+
+            k.run("spawn")
+            assert k.run(f"mmap p1 {base:#x} 0x2000 rw") == (base, 0)
+            assert k.run(f"mlock p1 {base:#x} 0x2000") == (0, 0)
+            vm, pages = region()
+            assert "lo" in vm[base].flags and "lf" not in vm[base].flags
+            assert pages[(1, base)].kind == pages[(1, base + 0x1000)].kind == "anon"
+            assert k.run(f"mmap p1 {base + 0x4000:#x} 0x2000 rw") == (base + 0x4000, 0)
+            assert k.run(f"mlock p1 {base + 0x4000:#x} 0x2000 onfault") == (0, 0)
+            vm, pages = region()
+            assert {"lo", "lf"} <= vm[base + 0x4000].flags and (1, base + 0x4000) not in pages
+            assert k.run(f"munlock p1 {base:#x} 0x2000") == (0, 0)
+            assert "lo" not in region()[0][base].flags
+            assert k.run(f"mmap p1 {base + 0x8000:#x} 0x1000 rw locked") == (base + 0x8000, 0)
+            vm, pages = region()
+            assert "lo" in vm[base + 0x8000].flags and pages[(1, base + 0x8000)].kind == "anon"
+            assert k.run(f"mmap p1 {base:#x} 0x1000 rw noreplace") == (-1, errno.EEXIST)
+            assert k.run(f"mremap p1 {base:#x} 0x2000 0x2000 move {base + 0x10000:#x} dontunmap") == (
+                base + 0x10000,
+                0,
+            )
+            vm, pages = region()
+            assert base in vm and (1, base) not in pages and pages[(1, base + 0x10000)].kind == "anon"
+            assert k.run("munlockall p1") == (0, 0)
+            assert not any("lo" in v.flags for v in region()[0].values())
+            assert k.run("mlockall p1 current future") == (0, 0)
+            assert all("lo" in v.flags for v in region()[0].values())
+            assert k.run("munlockall p1") == (0, 0)
+            assert k.run("memory_merge p1 on") == (0, 0)
+            assert all("mg" in v.flags for v in region()[0].values())
+            assert k.run(f"madvise p1 {base + 0x10000:#x} 0x1000 free") == (0, 0)
+            assert k.run(f"madvise p1 {base + 0x10000:#x} 0x1000 unmergeable") == (0, 0)
+            assert "mg" not in region()[0][base + 0x10000].flags
