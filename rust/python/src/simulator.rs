@@ -368,7 +368,8 @@ impl PySimulator {
     fn _pte_entries<'py>(
         &self,
         py: Python<'py>,
-    ) -> (Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<u64>>, Bound<'py, PyArray1<u8>>, Bound<'py, PyArray1<u64>>) {
+    ) -> (Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<u64>>, Bound<'py, PyArray1<u8>>, Bound<'py, PyArray1<u64>>)
+    {
         let m = self.inner.pte_entries();
         let pids = m.iter().map(|x| x.0).collect::<Vec<_>>().into_pyarray(py);
         let addrs = m.iter().map(|x| x.1).collect::<Vec<_>>().into_pyarray(py);
