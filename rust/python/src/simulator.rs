@@ -364,6 +364,22 @@ impl PySimulator {
         (pids, addrs, pages)
     }
 
+    /// Every populated page-table entry: `(pids, addrs, kinds, values)` (kind 1 zero page,
+    /// 2 anon page with its handle, 3 swap entry with its slot), for `validate-kernel --fuzz`.
+    #[allow(clippy::type_complexity)]
+    fn _pte_entries<'py>(
+        &self,
+        py: Python<'py>,
+    ) -> (Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<u64>>, Bound<'py, PyArray1<u8>>, Bound<'py, PyArray1<u64>>)
+    {
+        let m = self.inner.pte_entries();
+        let pids = m.iter().map(|x| x.0).collect::<Vec<_>>().into_pyarray(py);
+        let addrs = m.iter().map(|x| x.1).collect::<Vec<_>>().into_pyarray(py);
+        let kinds = m.iter().map(|x| x.2).collect::<Vec<_>>().into_pyarray(py);
+        let values = m.iter().map(|x| x.3).collect::<Vec<_>>().into_pyarray(py);
+        (pids, addrs, kinds, values)
+    }
+
     /// `{"anon_vma": handle, "index": page index, "mapcount": n, "swap_slot": slot or None,
     /// "lazyfree": bool, "dirty": bool}` of a live page.
     fn page_info<'py>(&self, py: Python<'py>, page: In<Page>) -> PyResult<Bound<'py, PyDict>> {
