@@ -256,7 +256,12 @@ class LiveKernel:
         try:
             for f in files:
                 with open(self.workdir / f"f{f}", "wb") as fh:
-                    fh.write(bytes([f & 0xFF]) * (file_pages * PAGE))
+                    # One write per page: a longer buffered write gives the page cache
+                    # large folios (ext4 from 6.16), and MADV_PAGEOUT of part of a large
+                    # folio splits it, which unmaps all of its pages. rmapsim's page
+                    # cache has one page per folio, as after page-sized writes.
+                    for _ in range(file_pages):
+                        fh.write(bytes([f & 0xFF]) * PAGE)
                     fh.flush()
                     # Clean page cache from the start: MADV_PAGEOUT reclaims clean file
                     # pages at once but dirty ones only after writeback, which would make

@@ -7,6 +7,8 @@
 //! | `vma_merge.rs`| `vma_merge` case 8 of 4.9+ (`mm/vma.c` merge-right): next kept |
 //! | `mprotect.rs` | `mm/mprotect.c`, `mm/madvise.c`                               |
 //! | `mremap.rs`   | `mm/mremap.c`                                                 |
+//! | `madv_free.rs`| `mm/madvise.c` `MADV_FREE`, reclaim of lazy-free pages        |
+//! | `madv_pageout.rs` | `mm/madvise.c` `MADV_PAGEOUT` (`madvise_pageout`)         |
 //! | `anon_vma.rs` | `mm/rmap.c`, write side: prepare, clone, fork, unlink          |
 //! | `rmap.rs`     | `mm/rmap.c`, read side: `rmap_walk` and its callers; a page's   |
 //! |               | mapping side: `page_add_anon_rmap`, `page_remove_rmap`          |
@@ -22,6 +24,7 @@
 pub mod anon_vma;
 pub mod fork;
 pub mod madv_free;
+pub mod madv_pageout;
 pub mod memory;
 pub mod mprotect;
 pub mod mremap;

@@ -288,9 +288,10 @@ impl Simulator {
 
     /// `madvise(addr, len, advice)`. Flag advice (`normal`, `random`, `sequential`,
     /// `dontfork`, `dofork`, `wipeonfork`, `keeponfork`) splits and re-merges VMAs like
-    /// mprotect; `dontneed` zaps the entries; `pageout` reclaims the pages this process maps
-    /// exclusively through their rmap walks (`try_to_unmap`), then frees them from the
-    /// swap cache. Returns the walks made (empty except for `pageout`).
+    /// mprotect; `dontneed` zaps the entries; `pageout` reclaims the pages mapped only
+    /// here: anon pages through their rmap walks (`try_to_unmap`), then out of the swap
+    /// cache, page-cache pages by dropping their entry (`mm/madv_pageout.rs`). Returns the
+    /// walks made (empty except for `pageout`).
     pub fn madvise(&mut self, pid: i64, addr: u64, len: u64, advice: Advice) -> Result<ScanStats> {
         let mm = self.proc_mm(pid)?;
         let end = Self::check_range(addr, len)?;
@@ -335,18 +336,21 @@ impl Simulator {
             (None, _) => (end, None),
         };
         self.begin_op("madvise");
-        let stats = if work_end > addr {
+        let done = if work_end <= addr || self.vmas_in(mm, addr, work_end).is_empty() {
+            Ok(ScanStats::default())
+        } else {
             // madvise_vma_behavior: an allocation failure is EAGAIN (mm/madvise.c 1433-1434)
             self.madvise_range(pid, mm, addr, work_end, advice).map_err(|e| match (e, self.policy.holes) {
                 (SimError::OutOfMemory(m), Holes::Kernel) => SimError::TryAgain(format!("{m} (madvise: EAGAIN)")),
                 (e, _) => e,
-            })?
-        } else {
-            ScanStats::default()
+            })
         };
-        match refused {
-            Some(e) => Err(e),
-            None => self.range_hole(mm, addr, end).map_or(Ok(stats), Err),
+        // A hole before the refused VMA is only remembered (ENOMEM); the refusal returns
+        // at once with its EINVAL (madvise_walk_vmas, mm/madvise.c 1651-1669).
+        match (done, refused) {
+            (Ok(_) | Err(SimError::BadAddress(_)), Some(e)) => Err(e),
+            (Err(e), _) => Err(e),
+            (Ok(stats), None) => self.range_hole(mm, addr, end).map_or(Ok(stats), Err),
         }
     }
 
@@ -399,29 +403,7 @@ impl Simulator {
                 }
             }
             Advice::Free => self.madvise_free(mm, addr, end),
-            Advice::PageOut => {
-                let mut victims = Vec::new();
-                for v in self.vmas_in(mm, addr, end) {
-                    let vma = self.vma(v);
-                    let (s, e) = (vma.start.max(addr), vma.end.min(end));
-                    let mut a = s;
-                    while a < e {
-                        if let Some(p) = vma.pte(a).page() {
-                            // MADV_PAGEOUT leaves pages that may be shared alone.
-                            if self.pages.mapcount(p) == Some(1) {
-                                victims.push(p);
-                            }
-                        }
-                        a += PAGE_SIZE;
-                    }
-                }
-                for p in victims {
-                    self.try_to_unmap_one_page(p, &mut stats)?;
-                    if self.pages.mapcount(p) == Some(0) {
-                        self.delete_from_swap_cache(p);
-                    }
-                }
-            }
+            Advice::PageOut => stats = self.madvise_pageout(mm, addr, end)?,
             _ => {
                 // hugepage_madvise (2.6.38-4.3): advice whose flag the visited VMA already
                 // has is EINVAL, checked VMA by VMA as the madvise loop visits them. The
