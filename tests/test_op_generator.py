@@ -181,3 +181,31 @@ def test_bad_options_are_refused_naming_the_option(options, message):
     with pytest.raises(rmapsim.InvalidArgument) as e:
         OpGenerator(**options)
     assert message in str(e.value)
+
+
+def test_holes_draws_ranges_over_holes_that_kernel_mode_applies_in_part():
+    """OpGenerator(holes=True) on a holes="kernel" simulator: munmap/mprotect/madvise/mremap
+    over holes; some munmaps of nothing succeed, some mprotects and madvises raise
+    BadAddress after changing the VMAs before (or around) the hole, and check() holds
+    after every call, injected allocation failures included."""
+    sim = rmapsim.Simulator(era="6.18", seed=0, holes="kernel")
+    gen = OpGenerator(kinds=EXTENDED_KINDS, advice=EXTENDED_ADVICE, files=(), holes=True)
+    draw = RandomDraw(random.Random(11))
+    rng = random.Random(3)
+    partial = Counter()
+    for i in range(1500):
+        name, args, kw = gen(SimulatorState(sim), draw)
+        if i % 50 == 0:
+            sim.inject_enomem(nth=rng.randint(1, 4))
+        before = str(sim.vmas(args[0])) if name in ("mprotect", "madvise") and args[0] in sim.pids() else None
+        try:
+            getattr(sim, name)(*args, **kw)
+        except rmapsim.BadAddress:
+            if before is not None and str(sim.vmas(args[0])) != before:
+                partial[name] += 1  # failed at a hole, having changed what came first
+        except rmapsim.SimError:
+            pass
+        sim.check()
+    assert partial["mprotect"] > 0 and partial["madvise"] > 0, partial
+    with pytest.raises(rmapsim.InvalidArgument, match="holes must be True or False"):
+        OpGenerator(holes=1)

@@ -36,7 +36,7 @@ from .errors import (
     short_repr,
 )
 from .events import EventLog
-from .policy import Knob, Policy, era_spec, knobs, policy_overrides
+from .policy import Knob, Policy, era_spec, holes_override, knobs, policy_overrides
 from .views import AnonVmaChainView, AnonVmaView, MmView, PageView, VmaView
 
 if TYPE_CHECKING:
@@ -175,6 +175,10 @@ class Simulator(_core.Simulator):
     (a :class:`Policy` brings its own base era). Addresses and lengths are bytes and must
     be page aligned (4096). Every call validates its input and raises a
     :class:`SimError` subclass naming the bad value, leaving the state unchanged.
+    ``holes="kernel"`` (the knob ``holes``, sugar for ``policy={"holes": "kernel"}``)
+    treats ranges with holes exactly as the kernel does instead (munmap of nothing
+    succeeds; mprotect and madvise change what they reach before failing with
+    :class:`BadAddress`; see docs/api-contract.md); ``"strict"`` is the default.
     """
 
     def __new__(
@@ -184,10 +188,13 @@ class Simulator(_core.Simulator):
         policy: object = None,
         pid_max: Optional[int] = None,
         ram: Optional[int] = None,
+        holes: Optional[str] = None,
     ) -> Simulator:
         if isinstance(era, Policy):
             era = str(era)
         base, overrides = policy_overrides(policy)  # type: ignore[arg-type]
+        if holes is not None:
+            overrides = holes_override(holes, overrides)
         if base is not None:
             if era is not None and era != base:
                 raise InvalidArgument(f"era {short_repr(era)} contradicts the policy's base era {short_repr(base)}")
@@ -201,6 +208,7 @@ class Simulator(_core.Simulator):
         policy: object = None,
         pid_max: Optional[int] = None,
         ram: Optional[int] = None,
+        holes: Optional[str] = None,
     ) -> None:
         """``pid_max`` (default 4,194,304, from 301) bounds the pids, as the kernel's
         sysctl does: a fork or spawn with no free pid raises :class:`TryAgain` (EAGAIN)

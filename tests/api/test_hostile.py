@@ -229,7 +229,10 @@ def _stats_call(name: str) -> Callable[..., Any]:
 def _module_calls() -> Dict[str, Tuple[Callable[..., Any], Callable[[Dict[str, Any]], Dict[str, Any]]]]:
     f = lambda fn: lambda w, **kw: fn(**kw)  # noqa: E731
     calls = {
-        "Simulator": (f(rmapsim.Simulator), lambda w: dict(era="6.18", seed=0, policy=None, pid_max=None, ram=None)),
+        "Simulator": (
+            f(rmapsim.Simulator),
+            lambda w: dict(era="6.18", seed=0, policy=None, pid_max=None, ram=None, holes="kernel"),
+        ),
         "Simulator_policy_knob": (
             lambda w, value: rmapsim.Simulator(policy={"index": value}),
             lambda w: dict(value="list"),
@@ -451,6 +454,7 @@ NONE_OK = {
     ("Simulator", "policy"),
     ("Simulator", "pid_max"),
     ("Simulator", "ram"),
+    ("Simulator", "holes"),
     ("_core.fuzz", "policy"),
     ("_core.format_trace", "era"),
     ("trace.format", "era"),

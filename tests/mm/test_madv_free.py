@@ -334,3 +334,23 @@ def test_the_live_kernel_still_gives_the_recording(tmp_path):
         assert why is None, why
         got = subprocess.run([str(exe)], check=True, capture_output=True, text=True, timeout=30).stdout.splitlines()
     assert got == recorded_lines(DATA / "madv_free.out")
+
+
+def test_a_lazyfree_page_listed_twice_is_reclaimed_as_two_calls_would():
+    """A page repeated in one ``try_to_unmap`` list is walked again as a second call would
+    (the batch's rule for repeats). For a dirty lazy-free page the first visit re-marks it
+    swap-backed (try_to_unmap_one's lazy-free branch, folio_set_swapbacked); the second is
+    then an ordinary reclaim and swaps it. A clean one is discarded by the first visit, so
+    the second finds no mapping."""
+    sim, p = world(pages=2)
+    sim.madvise(p, SRC, 2 * P, "free")
+    sim.touch(p, SRC, P)  # page 0 dirty again, page 1 clean
+    dirty, clean = sim.page_at(p, SRC), sim.page_at(p, SRC + P)
+    w = sim.try_to_unmap([dirty, dirty])
+    assert list(w.mappings_found) == [1, 1]
+    assert layout_states(sim, p)[SRC] == "w"  # swapped by the second visit
+    assert sim.page_info(dirty)["swap_slot"] is not None
+    w = sim.try_to_unmap([clean, clean])
+    assert list(w.mappings_found) == [1, 0]
+    assert layout_states(sim, p)[SRC + P] == "."
+    sim.check()

@@ -400,6 +400,10 @@ class OpGenerator:
     ``prefer_busy``: memory operations mostly in a process that has VMAs (default True).
     ``swap_fallback``: what ``touch_swap`` draws when there is no swap entry: ``"touch"``
     (default) or ``"try_to_unmap"`` (which makes some).
+    ``holes``: for simulators with ``holes="kernel"``, one range in three of munmap,
+    mprotect, madvise and mremap is drawn over a hole on purpose (from inside a VMA across
+    a gap into the next VMA, or a range with nothing mapped), so the kernel's partial
+    application is exercised; default False.
 
     Calling the generator, ``gen(state, draw)``, returns one :data:`Op`."""
 
@@ -416,6 +420,7 @@ class OpGenerator:
         max_pages: int = 4,
         prefer_busy: bool = True,
         swap_fallback: str = "touch",
+        holes: bool = False,
     ) -> None:
         self.kinds = _strings(kinds, "kinds", _KIND_NAMES)
         if not self.kinds:
@@ -443,6 +448,9 @@ class OpGenerator:
         if swap_fallback not in ("touch", "try_to_unmap"):
             raise InvalidArgument(f"swap_fallback must be 'touch' or 'try_to_unmap', got {short_repr(swap_fallback)}")
         self.swap_fallback = swap_fallback
+        if not isinstance(holes, bool):
+            raise InvalidArgument(f"holes must be True or False, got {short_repr(holes)}")
+        self.holes = holes
 
     # -- ranges and prots
 
@@ -465,6 +473,21 @@ class OpGenerator:
                 n = min(n, size - off)
             return v["start"] + off * PAGE, n
         return self._window_range(draw)
+
+    def _hole_range(self, state: OpState, pid: int, draw: Draw) -> Optional[Tuple[int, int]]:
+        """A range over a hole of the window: from a page of one VMA across the gap after
+        it into the next VMA (or past the gap), or a gap alone; None without a gap."""
+        vs = [v for v in state.vmas(pid) if self.lo <= v["start"] and v["end"] <= self.hi]
+        gaps = [(a["end"], b["start"], b) for a, b in zip(vs, vs[1:]) if a["end"] < b["start"]]
+        if vs and vs[-1]["end"] < self.hi:
+            gaps.append((vs[-1]["end"], self.hi, None))
+        if not gaps:
+            return None
+        g0, g1, after = draw.pick(gaps)
+        start = max(self.lo, g0 - PAGE * draw.int(0, 2))
+        end = g1 + PAGE * draw.int(0, 2) if after is not None else min(g1, g0 + PAGE * draw.int(1, 3))
+        end = min(max(end, start + PAGE), self.hi)
+        return start, (end - start) // PAGE
 
     def _neighbour_prot(self, state: OpState, pid: int, addr: int, draw: Draw) -> str:
         """Often the prot of a VMA next to the one at addr (mprotect then merges, and
@@ -660,6 +683,8 @@ class OpGenerator:
 
     def _range_op(self, kind: str, state: OpState, pid: int, draw: Draw) -> Op:
         addr, n = self._range(state, pid, draw)
+        if self.holes and kind in ("munmap", "mprotect", "madvise", "mremap") and not draw.int(0, 2):
+            addr, n = self._hole_range(state, pid, draw) or (addr, n)
         if kind == "munmap":
             return ("munmap", (pid, addr, n * PAGE), {})
         if kind == "touch":

@@ -32,8 +32,13 @@ What strace cannot see, and what is assumed instead:
   ``mremap``'s ``MREMAP_DONTUNMAP`` (4) becomes ``dontunmap`` and ``madvise(MADV_FREE)`` (8)
   the advice ``free``.
 
-Calls that failed are skipped; calls the simulator refuses on replay (a range the
-reconstruction missed) are counted by ``replay`` and do not stop it.
+Calls that failed are skipped, except an mprotect or madvise that failed with ENOMEM: a
+range with a hole, which the kernel changed up to the hole (mprotect) or around it
+(madvise) before failing. The trace's ``# era`` line is the default era with
+``holes=kernel``, and ``replay`` adds ``holes=kernel`` to any ``--era`` too, so these calls,
+a munmap of nothing and an mremap shrinking over holes replay as the kernel ran them.
+Calls the simulator refuses on replay (a range the reconstruction missed) are counted by
+``replay`` and do not stop it.
 """
 
 from __future__ import annotations
@@ -265,9 +270,11 @@ class Converter:
         for seg in image:
             self._map(p, seg)
 
-    def call(self, pid: int, name: str, args: List[str], ret: str) -> None:
+    def call(self, pid: int, name: str, args: List[str], ret: str, tail: str = "") -> None:
         self.seen[name] = self.seen.get(name, 0) + 1
         failed = ret.startswith("-") or ret == "?"
+        if failed and name in ("mprotect", "madvise") and tail.split()[:1] == ["ENOMEM"]:
+            failed = False  # a range with a hole: changed up to it (kept for holes=kernel)
         if name in ("exit", "exit_group"):
             return  # the "+++ exited" line ends the task
         p = self._ensure(pid)
@@ -396,7 +403,7 @@ class Converter:
             if not c:
                 continue
             try:
-                self.call(pid, c.group(1), _split_args(c.group(2)), c.group(3))
+                self.call(pid, c.group(1), _split_args(c.group(2)), c.group(3), c.group(4))
             except (ValueError, IndexError):
                 self._skip(f"{c.group(1)}: unparsed arguments")
         for p in sorted(self.members):  # tasks strace lost track of
@@ -575,12 +582,18 @@ def record(
         rl = resource.getrlimit(resource.RLIMIT_STACK)[0]
         base = mmap_base_for(1 << 62 if rl == resource.RLIM_INFINITY else rl)  # unlimited: the upper clamp
         ops, stats = convert_log(log.read_text(errors="replace"), writes, cwd=os.getcwd(), mmap_base=base)
+    from .. import DEFAULT_ERA
+
     header = [
         "# rmapsim trace v1",
         f"# recorded: {' '.join(command)}",
         f"# exit status {rc}, {wall:.1f} s under strace",
         f"# writes: {writes}",
         f"# kernel: {platform.release()}",
+        # real programs munmap ranges with nothing mapped and mprotect or madvise ranges with
+        # holes: the trace replays with the kernel's rules for them (replay adds holes=kernel
+        # to any --era too)
+        f"# era {DEFAULT_ERA}+holes=kernel",
     ]
     if ksum and "ratio_at_peak" in ksum:
         pk = ksum["peak"]

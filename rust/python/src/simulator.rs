@@ -236,7 +236,7 @@ impl PySimulator {
         dontunmap: In<Flag>,
     ) -> PyResult<u64> {
         args!(pid, old_addr, old_len, new_len, may_move, new_addr, dontunmap);
-        catch(|| self.inner.mremap_flags(pid, old_addr, old_len, new_len, may_move, new_addr, dontunmap)).py(py)
+        catch(|| self.inner.mremap(pid, old_addr, old_len, new_len, may_move, new_addr, dontunmap)).py(py)
     }
 
     /// `try_to_unmap` on a list of page handles or None (every anon page).
@@ -362,6 +362,22 @@ impl PySimulator {
         let addrs = m.iter().map(|x| x.1).collect::<Vec<_>>().into_pyarray(py);
         let pages = m.iter().map(|x| x.2.to_u64()).collect::<Vec<_>>().into_pyarray(py);
         (pids, addrs, pages)
+    }
+
+    /// Every populated page-table entry: `(pids, addrs, kinds, values)` (kind 1 zero page,
+    /// 2 anon page with its handle, 3 swap entry with its slot), for `validate-kernel --fuzz`.
+    #[allow(clippy::type_complexity)]
+    fn _pte_entries<'py>(
+        &self,
+        py: Python<'py>,
+    ) -> (Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<u64>>, Bound<'py, PyArray1<u8>>, Bound<'py, PyArray1<u64>>)
+    {
+        let m = self.inner.pte_entries();
+        let pids = m.iter().map(|x| x.0).collect::<Vec<_>>().into_pyarray(py);
+        let addrs = m.iter().map(|x| x.1).collect::<Vec<_>>().into_pyarray(py);
+        let kinds = m.iter().map(|x| x.2).collect::<Vec<_>>().into_pyarray(py);
+        let values = m.iter().map(|x| x.3).collect::<Vec<_>>().into_pyarray(py);
+        (pids, addrs, kinds, values)
     }
 
     /// `{"anon_vma": handle, "index": page index, "mapcount": n, "swap_slot": slot or None,

@@ -327,7 +327,7 @@ impl Runner {
                 0
             }
             Op::Mremap { p, addr, old_len, new_len, may_move, new_addr, dontunmap } => {
-                sim.mremap_flags(self.pid(p)?, addr, old_len, new_len, may_move, new_addr, dontunmap)?
+                sim.mremap(self.pid(p)?, addr, old_len, new_len, may_move, new_addr, dontunmap)?
             }
             Op::TryToUnmap { p, addr } => {
                 let pid = self.pid(p)?;

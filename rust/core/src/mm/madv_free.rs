@@ -46,9 +46,9 @@ impl Simulator {
     }
 
     /// `MADV_FREE`'s checks before anything changes: the era has it (EINVAL before 4.5)
-    /// and every VMA of the (hole-free) range is anonymous (`madvise_free_single_vma`:
-    /// EINVAL; the kernel fails at that VMA having freed the ones before it, rmapsim
-    /// refuses up front).
+    /// and every VMA of the range is anonymous (`madvise_free_single_vma`: EINVAL; the
+    /// kernel fails at that VMA having freed the ones before it, which `holes="kernel"`
+    /// does too; strict mode refuses up front).
     pub(crate) fn madvise_free_check(&self, pid: i64, mm: MmId, addr: u64, end: u64) -> Result<()> {
         if !self.policy.has_madv_free {
             return Err(SimError::InvalidArgument(format!(

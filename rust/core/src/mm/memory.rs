@@ -5,74 +5,90 @@
 //! bookkeeping in `swap.rs`; installing an entry is `state`'s `set_pte`.
 
 use crate::error::{Result, SimError};
+use crate::policy::Holes;
 use crate::state::interrupt::Ticker;
 use crate::state::objects::*;
 use crate::state::sim::{AllocSite, Simulator};
 
 impl Simulator {
     /// Check that `[addr, addr+len)` is entirely mapped in `mm` with a protection that
-    /// allows the access (x86: any of r/w/x allows a read; a write needs w).
+    /// allows the access (x86: any of r/w/x allows a read; a write needs w). With
+    /// `holes="kernel"` nothing is checked up front: the accesses run in order and the
+    /// first that faults stops them (`touch_range`), as a user program's loop would.
     fn check_access(&self, pid: i64, mm: MmId, addr: u64, len: u64, write: bool) -> Result<()> {
         let end = Self::check_range(addr, len)?;
+        if self.policy.holes == Holes::Kernel {
+            return Ok(());
+        }
         let mut cur = addr;
         while cur < end {
-            let v = self.find_vma(mm, cur).ok_or_else(|| {
-                SimError::BadAddress(format!("address {cur:#x} is not mapped in pid {pid} (SIGSEGV)"))
-            })?;
-            let vma = self.vma(v);
-            let ok = if write { vma.prot & prot::WRITE != 0 } else { vma.prot & prot::ALL != 0 };
-            if !ok {
-                return Err(SimError::BadAddress(format!(
-                    "{} fault at {cur:#x} in pid {pid}: VMA [{:#x}, {:#x}) has prot {} (SIGSEGV)",
-                    if write { "write" } else { "read" },
-                    vma.start,
-                    vma.end,
-                    Self::prot_string(vma.prot)
-                )));
-            }
-            cur = vma.end;
+            cur = self.vma(self.access_vma(pid, mm, cur, write)?).end;
         }
         Ok(())
     }
 
+    /// The VMA an access at `addr` faults in, or the SIGSEGV it gets: no VMA there
+    /// (`lock_mm_and_find_vma` fails; a `VM_GROWSDOWN` stack's growth is not modelled), or a
+    /// protection that forbids it (`access_error`, arch/x86/mm/fault.c).
+    fn access_vma(&self, pid: i64, mm: MmId, addr: u64, write: bool) -> Result<VmaId> {
+        let v = self
+            .find_vma(mm, addr)
+            .ok_or_else(|| SimError::BadAddress(format!("address {addr:#x} is not mapped in pid {pid} (SIGSEGV)")))?;
+        let vma = self.vma(v);
+        let ok = if write { vma.prot & prot::WRITE != 0 } else { vma.prot & prot::ALL != 0 };
+        if !ok {
+            return Err(SimError::BadAddress(format!(
+                "{} fault at {addr:#x} in pid {pid}: VMA [{:#x}, {:#x}) has prot {} (SIGSEGV)",
+                if write { "write" } else { "read" },
+                vma.start,
+                vma.end,
+                Self::prot_string(vma.prot)
+            )));
+        }
+        Ok(v)
+    }
+
     /// Fault in every page of `[addr, addr+len)` of `pid`, as reads or writes. The range
-    /// is validated first; an allocation failure part way leaves the pages faulted so far
-    /// in place (each fault is its own kernel event) and raises `OutOfMemory`.
+    /// is validated first (in strict mode: all of it mapped and accessible, or nothing
+    /// happens; with `holes="kernel"` the pages before the first that faults are
+    /// accessed, then `BadAddress`); an allocation failure part way leaves the pages
+    /// faulted so far in place (each fault is its own kernel event) and raises
+    /// `OutOfMemory`.
     pub fn touch(&mut self, pid: i64, addr: u64, len: u64, write: bool) -> Result<()> {
         let mm = self.proc_mm(pid)?;
         self.check_access(pid, mm, addr, len, write)?;
         self.begin_op("touch");
-        self.touch_range(mm, addr, addr + len, write, &mut Ticker::new())
+        self.touch_range(pid, mm, addr, addr + len, write, &mut Ticker::new())
     }
 
-    /// `touch` for several processes, in order; every pid and range is validated before
-    /// any fault happens. An interrupt (see `interrupt`) stops it between two faults: the
-    /// processes before have faulted the whole range, the current one part of it.
+    /// `touch` for several processes, in order; every pid and (in strict mode) range is
+    /// validated before any fault happens. An interrupt (see `interrupt`) stops it between
+    /// two faults: the processes before have faulted the whole range, the current one part
+    /// of it; so does, with `holes="kernel"`, the first access that faults.
     pub fn touch_many(&mut self, pids: &[i64], addr: u64, len: u64, write: bool) -> Result<()> {
         let mut mms = Vec::with_capacity(pids.len());
         for &pid in pids {
             let mm = self.proc_mm(pid)?;
             self.check_access(pid, mm, addr, len, write)?;
-            mms.push(mm);
+            mms.push((pid, mm));
         }
         let mut ticker = Ticker::new();
-        for mm in mms {
+        for (pid, mm) in mms {
             ticker.tick()?;
             self.begin_op("touch");
-            self.touch_range(mm, addr, addr + len, write, &mut ticker)?;
+            self.touch_range(pid, mm, addr, addr + len, write, &mut ticker)?;
         }
         Ok(())
     }
 
-    /// The faults of `[addr, end)` in order. An interrupt (see `interrupt`) stops it
-    /// between two faults, the pages faulted so far staying in place. After a write the
-    /// lazy-free pages written (those before a fault that failed too) are dirty again.
-    fn touch_range(&mut self, mm: MmId, addr: u64, end: u64, write: bool, ticker: &mut Ticker) -> Result<()> {
+    /// The faults of `[addr, end)` in order, VMA by VMA, each VMA's protection checked
+    /// when the access reaches it. An interrupt (see `interrupt`) stops it between two
+    /// faults, the pages faulted so far staying in place. After a write the lazy-free
+    /// pages written (those before a fault that failed too) are dirty again.
+    fn touch_range(&mut self, pid: i64, mm: MmId, addr: u64, end: u64, write: bool, ticker: &mut Ticker) -> Result<()> {
         let mut cur = addr;
         while cur < end {
-            let Some(v) = self.find_vma(mm, cur) else {
-                return Err(SimError::BadAddress(format!("address {cur:#x} is not mapped (SIGSEGV)")));
-            };
+            let v = self.access_vma(pid, mm, cur, write)?;
             let (first, stop) = (cur, self.vma(v).end.min(end));
             let faulted = self.touch_vma_range(v, &mut cur, stop, write, ticker);
             if write {

@@ -6,8 +6,19 @@
 use crate::error::{Result, SimError};
 use crate::mm::rmap::ScanStats;
 use crate::mm::vma::{MergeCtx, VmaMerge};
+use crate::policy::Holes;
 use crate::state::objects::*;
 use crate::state::sim::Simulator;
+
+/// What the VMA-by-VMA walk of a kernel-mode range does at a hole (see
+/// `Simulator::for_each_piece`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum AtHole {
+    /// mprotect: ENOMEM at the hole.
+    Stop,
+    /// madvise: carry on, ENOMEM at the end.
+    Skip,
+}
 
 /// `madvise` advice values the simulator models.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -95,8 +106,9 @@ impl Advice {
 }
 
 impl Simulator {
-    /// Refuse a range with a hole (the kernel changes the mapped part and then returns
-    /// ENOMEM; rmapsim refuses up front so bad input changes nothing).
+    /// Refuse a range with a hole, before anything changes (strict mode; what the kernel
+    /// does instead, and `holes="kernel"` too, is each caller's business: see
+    /// [`Simulator::for_each_piece`] and `mremap_check_shrink`).
     pub(crate) fn check_mapped(&self, pid: i64, mm: MmId, addr: u64, end: u64) -> Result<()> {
         let mut cur = addr;
         while cur < end {
@@ -160,33 +172,74 @@ impl Simulator {
     }
 
     /// Walk `[start, end)` piece by piece as `sys_mprotect` / `sys_madvise` do, calling
-    /// `fixup(prev, vma, piece_start, piece_end)` which returns the new `prev`.
+    /// `fixup(prev, vma, piece_start, piece_end)` which returns the new `prev`. In strict
+    /// mode the range was checked mapped, so no hole is met. In kernel mode (`holes`)
+    /// a hole is handled by `at_hole`: [`AtHole::Stop`] is mprotect's (6.18
+    /// `do_mprotect_pkey`, mm/mprotect.c 934-942 and 1000-1001; the same loop in every
+    /// era's `sys_mprotect`): ENOMEM at the hole, the pieces before it changed;
+    /// [`AtHole::Skip`] is madvise's (6.18 `madvise_walk_vmas`, mm/madvise.c 1618-1692;
+    /// every era's `sys_madvise` keeps `unmapped_error`): go on with the next VMA and
+    /// return ENOMEM at the end. Either way the error is `BadAddress`.
     fn for_each_piece(
         &mut self,
         mm: MmId,
         start: u64,
         end: u64,
+        at_hole: AtHole,
         mut fixup: impl FnMut(&mut Self, Option<VmaId>, VmaId, u64, u64) -> Result<VmaId>,
     ) -> Result<()> {
-        // ok-by-validation: the range is fully mapped (check_mapped ran).
-        let Some(mut vma) = self.find_vma(mm, start) else { return Ok(()) };
+        let hole =
+            |a: u64| SimError::BadAddress(format!("address {a:#x} in [{start:#x}, {end:#x}) is not mapped (ENOMEM)"));
+        let first = self.find_vma_above(mm, start).filter(|&v| self.vma(v).start < end);
+        let Some(mut vma) = first else { return Err(hole(start)) };
         let mut prev = if start > self.vma(vma).start { Some(vma) } else { self.vma_prev(vma) };
         let mut nstart = start;
+        let mut unmapped = None;
         loop {
+            let vstart = self.vma(vma).start;
+            if vstart > nstart {
+                if at_hole == AtHole::Stop {
+                    return Err(hole(nstart));
+                }
+                unmapped.get_or_insert(nstart);
+                nstart = vstart;
+            }
             let tmp = self.vma(vma).end.min(end);
             let p = fixup(self, prev, vma, nstart, tmp)?;
             prev = Some(p);
             nstart = tmp.max(self.vma(p).end.min(end));
             if nstart >= end {
-                return Ok(());
+                break;
             }
             match self.vma_next(p) {
-                Some(n) if self.vma(n).start == nstart => vma = n,
+                Some(n) if self.vma(n).start < end => vma = n,
                 _ => {
-                    return Err(SimError::InvariantViolation(format!(
-                        "internal: hole at {nstart:#x} in a range validated as mapped"
-                    )))
+                    unmapped.get_or_insert(nstart);
+                    break;
                 }
+            }
+        }
+        match unmapped {
+            Some(a) => Err(hole(a)),
+            None => Ok(()),
+        }
+    }
+
+    /// Where an mprotect or madvise range must be mapped before anything changes: all of
+    /// it in strict mode; in kernel mode only mprotect's start (`vma->vm_start > start`
+    /// is ENOMEM before the loop, mm/mprotect.c 904-918) — madvise's walk itself reports
+    /// a range with no VMA at all (ENOMEM, nothing changed).
+    fn check_mapped_for(&self, pid: i64, mm: MmId, addr: u64, end: u64, at_hole: AtHole) -> Result<()> {
+        match (self.policy.holes, at_hole) {
+            (Holes::Strict, _) => self.check_mapped(pid, mm, addr, end),
+            (Holes::Kernel, AtHole::Stop) => self.check_mapped(pid, mm, addr, addr + PAGE_SIZE),
+            (Holes::Kernel, AtHole::Skip) => {
+                if self.vmas_in(mm, addr, end).is_empty() {
+                    return Err(SimError::BadAddress(format!(
+                        "nothing is mapped in [{addr:#x}, {end:#x}) of pid {pid} (ENOMEM)"
+                    )));
+                }
+                Ok(())
             }
         }
     }
@@ -200,9 +253,9 @@ impl Simulator {
             return Err(SimError::InvalidArgument(format!("bad prot bits {prot:#x}")));
         }
         let end = Self::check_range(addr, len)?;
-        self.check_mapped(pid, mm, addr, end)?;
+        self.check_mapped_for(pid, mm, addr, end, AtHole::Stop)?;
         self.begin_op("mprotect");
-        self.for_each_piece(mm, addr, end, |s, prev, vma, st, en| {
+        self.for_each_piece(mm, addr, end, AtHole::Stop, |s, prev, vma, st, en| {
             if s.vma(vma).prot == prot {
                 return Ok(vma);
             }
@@ -235,9 +288,10 @@ impl Simulator {
 
     /// `madvise(addr, len, advice)`. Flag advice (`normal`, `random`, `sequential`,
     /// `dontfork`, `dofork`, `wipeonfork`, `keeponfork`) splits and re-merges VMAs like
-    /// mprotect; `dontneed` zaps the entries; `pageout` reclaims the pages this process maps
-    /// exclusively through their rmap walks (`try_to_unmap`), then frees them from the
-    /// swap cache. Returns the walks made (empty except for `pageout`).
+    /// mprotect; `dontneed` zaps the entries; `pageout` reclaims the pages mapped only
+    /// here: anon pages through their rmap walks (`try_to_unmap`), then out of the swap
+    /// cache, page-cache pages by dropping their entry (`mm/madv_pageout.rs`). Returns the
+    /// walks made (empty except for `pageout`).
     pub fn madvise(&mut self, pid: i64, addr: u64, len: u64, advice: Advice) -> Result<ScanStats> {
         let mm = self.proc_mm(pid)?;
         let end = Self::check_range(addr, len)?;
@@ -264,22 +318,82 @@ impl Simulator {
                 self.policy.name
             )));
         }
-        self.check_mapped(pid, mm, addr, end)?;
-        if advice == Advice::Free {
-            self.madvise_free_check(pid, mm, addr, end)?;
+        if advice == Advice::Free && !self.policy.has_madv_free {
+            return self.madvise_free_check(pid, mm, addr, end).map(|_| ScanStats::default());
+            // the era's EINVAL
         }
-        if advice == Advice::WipeOnFork {
-            // madvise_behavior_valid + madvise_update_vma: only private anonymous memory.
-            if let Some(v) = self.vmas_in(mm, addr, end).into_iter().find(|&v| self.vma(v).file().is_some()) {
-                return Err(SimError::InvalidArgument(format!(
-                    "advice \"wipeonfork\" needs anonymous memory; [{:#x}, {:#x}) of pid {pid} maps file {}",
-                    self.vma(v).start,
-                    self.vma(v).end,
-                    self.vma(v).file().unwrap_or(0)
-                )));
+        self.check_mapped_for(pid, mm, addr, end, AtHole::Skip)?;
+        // The advice that refuses a file VMA (EINVAL): strict mode checks the whole range
+        // first; the kernel refuses when its walk reaches that VMA, the VMAs before it done.
+        let refused = match advice {
+            Advice::Free => self.madvise_free_check(pid, mm, addr, end).err(),
+            Advice::WipeOnFork => self.madvise_wipeonfork_check(pid, mm, addr, end).err(),
+            _ => None,
+        };
+        let (work_end, refused) = match (refused, self.policy.holes) {
+            (Some(e), Holes::Strict) => return Err(e),
+            (Some(e), Holes::Kernel) => (self.first_file_vma_start(mm, addr, end).max(addr), Some(e)),
+            (None, _) => (end, None),
+        };
+        self.begin_op("madvise");
+        let done = if work_end <= addr || self.vmas_in(mm, addr, work_end).is_empty() {
+            Ok(ScanStats::default())
+        } else {
+            // madvise_vma_behavior: an allocation failure is EAGAIN (mm/madvise.c 1433-1434)
+            self.madvise_range(pid, mm, addr, work_end, advice).map_err(|e| match (e, self.policy.holes) {
+                (SimError::OutOfMemory(m), Holes::Kernel) => SimError::TryAgain(format!("{m} (madvise: EAGAIN)")),
+                (e, _) => e,
+            })
+        };
+        // A hole before the refused VMA is only remembered (ENOMEM); the refusal returns
+        // at once with its EINVAL (madvise_walk_vmas, mm/madvise.c 1651-1669).
+        match (done, refused) {
+            (Ok(_) | Err(SimError::BadAddress(_)), Some(e)) => Err(e),
+            (Err(e), _) => Err(e),
+            (Ok(stats), None) => self.range_hole(mm, addr, end).map_or(Ok(stats), Err),
+        }
+    }
+
+    /// `madvise_behavior_valid` + `madvise_update_vma` for `MADV_WIPEONFORK`: only
+    /// private anonymous memory (EINVAL for a file VMA).
+    fn madvise_wipeonfork_check(&self, pid: i64, mm: MmId, addr: u64, end: u64) -> Result<()> {
+        if let Some(v) = self.vmas_in(mm, addr, end).into_iter().find(|&v| self.vma(v).file().is_some()) {
+            return Err(SimError::InvalidArgument(format!(
+                "advice \"wipeonfork\" needs anonymous memory; [{:#x}, {:#x}) of pid {pid} maps file {}",
+                self.vma(v).start,
+                self.vma(v).end,
+                self.vma(v).file().unwrap_or(0)
+            )));
+        }
+        Ok(())
+    }
+
+    /// The start of the first file VMA meeting `[addr, end)` (`end` when there is none).
+    fn first_file_vma_start(&self, mm: MmId, addr: u64, end: u64) -> u64 {
+        let v = self.vmas_in(mm, addr, end).into_iter().find(|&v| self.vma(v).file().is_some());
+        v.map_or(end, |v| self.vma(v).start)
+    }
+
+    /// Kernel mode: the ENOMEM of a range with a hole (`BadAddress` naming its first
+    /// unmapped address), or `None` when `[addr, end)` is mapped throughout.
+    fn range_hole(&self, mm: MmId, addr: u64, end: u64) -> Option<SimError> {
+        let mut cur = addr;
+        while cur < end {
+            match self.find_vma(mm, cur) {
+                Some(v) => cur = self.vma(v).end,
+                None => {
+                    return Some(SimError::BadAddress(format!(
+                        "address {cur:#x} in [{addr:#x}, {end:#x}) is not mapped (ENOMEM)"
+                    )))
+                }
             }
         }
-        self.begin_op("madvise");
+        None
+    }
+
+    /// The advice applied to `[addr, end)` (validated by [`Simulator::madvise`]), the
+    /// mapped parts VMA by VMA.
+    fn madvise_range(&mut self, pid: i64, mm: MmId, addr: u64, end: u64, advice: Advice) -> Result<ScanStats> {
         let mut stats = ScanStats::default();
         match advice {
             Advice::DontNeed => {
@@ -289,29 +403,7 @@ impl Simulator {
                 }
             }
             Advice::Free => self.madvise_free(mm, addr, end),
-            Advice::PageOut => {
-                let mut victims = Vec::new();
-                for v in self.vmas_in(mm, addr, end) {
-                    let vma = self.vma(v);
-                    let (s, e) = (vma.start.max(addr), vma.end.min(end));
-                    let mut a = s;
-                    while a < e {
-                        if let Some(p) = vma.pte(a).page() {
-                            // MADV_PAGEOUT leaves pages that may be shared alone.
-                            if self.pages.mapcount(p) == Some(1) {
-                                victims.push(p);
-                            }
-                        }
-                        a += PAGE_SIZE;
-                    }
-                }
-                for p in victims {
-                    self.try_to_unmap_one_page(p, &mut stats)?;
-                    if self.pages.mapcount(p) == Some(0) {
-                        self.delete_from_swap_cache(p);
-                    }
-                }
-            }
+            Advice::PageOut => stats = self.madvise_pageout(mm, addr, end)?,
             _ => {
                 // hugepage_madvise (2.6.38-4.3): advice whose flag the visited VMA already
                 // has is EINVAL, checked VMA by VMA as the madvise loop visits them. The
@@ -323,7 +415,7 @@ impl Simulator {
                     Advice::NoHugePage if self.policy.thp_advice_strict => vmflags::NOHUGEPAGE,
                     _ => 0,
                 };
-                self.for_each_piece(mm, addr, end, |s, prev, vma, st, en| {
+                self.for_each_piece(mm, addr, end, AtHole::Skip, |s, prev, vma, st, en| {
                     let flags = s.vma(vma).flags;
                     if flags & strict != 0 {
                         return Err(SimError::InvalidArgument(format!(

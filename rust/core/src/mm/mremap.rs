@@ -5,7 +5,7 @@
 
 use crate::error::{Result, SimError};
 use crate::mm::vma::{MergeCtx, VmaMerge};
-use crate::policy::{DontUnmap, Linking, MergeAnonRule};
+use crate::policy::{DontUnmap, Holes, Linking, MergeAnonRule};
 use crate::state::objects::*;
 use crate::state::sim::{AllocSite, Simulator, TASK_SIZE};
 
@@ -13,27 +13,16 @@ impl Simulator {
     /// `mremap(old_addr, old_len, new_len, MREMAP_MAYMOVE?, [MREMAP_FIXED, new_addr])`.
     /// Returns the address of the (possibly moved) mapping.
     ///
-    /// rmapsim refuses up front what the kernel refuses (EINVAL / EFAULT): `new_addr`
-    /// without `may_move`, overlapping old and new ranges, an old range that is not inside
-    /// one VMA (when growing or moving) or has holes (when shrinking). The exception is the
-    /// 6.17+ pure move (knob `mremap_move_multi`: `new_addr` with `old_len == new_len`),
-    /// which may span several VMAs and holes (`remap_move` below).
-    pub fn mremap(
-        &mut self,
-        pid: i64,
-        old_addr: u64,
-        old_len: u64,
-        new_len: u64,
-        may_move: bool,
-        new_addr: Option<u64>,
-    ) -> Result<u64> {
-        self.mremap_flags(pid, old_addr, old_len, new_len, may_move, new_addr, false)
-    }
-
-    /// [`Simulator::mremap`] with `MREMAP_DONTUNMAP` when `dontunmap` (see
-    /// [`Simulator::mremap_dontunmap`]).
+    /// Refused up front, as the kernel refuses them (EINVAL / EFAULT): `new_addr` without
+    /// `may_move`, overlapping old and new ranges, an old range that is not inside one VMA
+    /// when growing or moving (a move that also shrinks: only the kept part, the tail is
+    /// unmapped first). The 6.17+ pure move (knob `mremap_move_multi`: `new_addr` with
+    /// `old_len == new_len`) may span several VMAs and holes (`remap_move` below). A shrink
+    /// over holes is refused in strict mode (knob `holes`); the kernel, and
+    /// `holes="kernel"`, unmap the tail whatever is there. `dontunmap` is
+    /// `MREMAP_DONTUNMAP` (see [`Simulator::mremap_dontunmap`]).
     #[allow(clippy::too_many_arguments)]
-    pub fn mremap_flags(
+    pub fn mremap(
         &mut self,
         pid: i64,
         old_addr: u64,
@@ -62,13 +51,9 @@ impl Simulator {
         }
         let shrink_in_place = new_addr.is_none() && new_len <= old_len;
         if shrink_in_place {
-            self.check_mapped(pid, mm, old_addr, old_end)?;
+            self.mremap_check_shrink(pid, mm, old_addr, old_end)?;
         } else {
-            if !self.inside_one_vma(mm, old_addr, old_end) {
-                return Err(SimError::BadAddress(format!(
-                    "[{old_addr:#x}, {old_end:#x}) is not inside one VMA of pid {pid} (EFAULT)"
-                )));
-            }
+            self.mremap_check_move_range(pid, mm, old_addr, old_len, new_len, new_addr.is_some())?;
         }
         if new_addr.is_none() && !shrink_in_place && !may_move && !self.vma_expandable(mm, old_addr, old_len, new_len) {
             return Err(SimError::OutOfMemory(format!(
@@ -105,6 +90,52 @@ impl Simulator {
             None => self.get_unmapped_area(mm, new_len)?,
         };
         self.move_vma(mm, old_addr, old_len, new_len, na)
+    }
+
+    /// A shrink (or same-size call) in place: in strict mode the old range must be mapped
+    /// throughout. The kernel only unmaps the tail (`do_munmap`, holes and all): 6.18
+    /// `do_mremap` looks up the VMA at `old_addr` first (mm/mremap.c 1931, EFAULT in
+    /// `check_prep_vma` at 1658-1659 when none; it returns at 1676-1677 for a shrink), then
+    /// `mremap_at` → `shrink_vma` (1560-1570, 1326-1358), from 5.16 (knob
+    /// `mremap_needs_vma`); before, `sys_mremap` shrank before looking anything up, so
+    /// even an unmapped `old_addr` succeeded.
+    fn mremap_check_shrink(&self, pid: i64, mm: MmId, old_addr: u64, old_end: u64) -> Result<()> {
+        match self.policy.holes {
+            Holes::Strict => self.check_mapped(pid, mm, old_addr, old_end),
+            Holes::Kernel if self.policy.mremap_needs_vma => self.check_mapped(pid, mm, old_addr, old_addr + PAGE_SIZE),
+            Holes::Kernel => Ok(()),
+        }
+    }
+
+    /// The old range of a move or a growth must lie in one VMA ("can't remap across vm area
+    /// boundaries", EFAULT). A move to a fixed address that also shrinks unmaps the tail
+    /// `[old_addr + new_len, old_addr + old_len)` first — across any VMA boundaries — so
+    /// only the shortened range `[old_addr, old_addr + new_len)` must lie in one VMA: every
+    /// era (2.6.33's `do_mremap` shrinks before `find_vma`; 2.6.34-6.16 `mremap_to` calls
+    /// `do_munmap` on the tail before `vma_to_resize(addr, new_len, ...)`; 6.18
+    /// `check_prep_vma` checks `new_len` for `MREMAP_SHRINK`, then `mremap_to` →
+    /// `shrink_vma`). In strict mode the tail must be mapped (a hole is refused up front);
+    /// the kernel unmaps whatever is there (`holes="kernel"`).
+    fn mremap_check_move_range(
+        &self,
+        pid: i64,
+        mm: MmId,
+        old_addr: u64,
+        old_len: u64,
+        new_len: u64,
+        fixed: bool,
+    ) -> Result<()> {
+        let shrinks = fixed && new_len < old_len;
+        let kept_end = old_addr + if shrinks { new_len } else { old_len };
+        if !self.inside_one_vma(mm, old_addr, kept_end) {
+            return Err(SimError::BadAddress(format!(
+                "[{old_addr:#x}, {kept_end:#x}) is not inside one VMA of pid {pid} (EFAULT)"
+            )));
+        }
+        if shrinks && self.policy.holes == Holes::Strict {
+            self.check_mapped(pid, mm, kept_end, old_addr + old_len)?;
+        }
+        Ok(())
     }
 
     /// `mremap`'s argument checks, in the kernel's order (EINVAL before anything is looked

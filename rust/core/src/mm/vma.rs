@@ -60,13 +60,13 @@ impl Simulator {
     // ----------------------------------------------------------------------------------
 
     /// Move `v`'s page-table entries into `pool`; leaves `v` with none.
-    fn take_ptes(&mut self, v: VmaId, pool: &mut crate::state::pgtable::PteTable) {
+    pub(crate) fn take_ptes(&mut self, v: VmaId, pool: &mut crate::state::pgtable::PteTable) {
         pool.absorb(std::mem::take(&mut self.vma_mut(v).ptes));
     }
 
     /// Hand each VMA among `targets` the entries of `pool` it now covers (table pages
     /// move whole where they can).
-    fn place_ptes(&mut self, mut pool: crate::state::pgtable::PteTable, targets: &[VmaId]) {
+    pub(crate) fn place_ptes(&mut self, mut pool: crate::state::pgtable::PteTable, targets: &[VmaId]) {
         for &t in targets {
             let (s, e) = (self.vma(t).start, self.vma(t).end);
             let mine = pool.extract(s, e);
@@ -132,7 +132,7 @@ impl Simulator {
         self.vmas.remove(v, self.op);
     }
 
-    fn set_vma_range(&mut self, v: VmaId, start: u64, end: u64, pgoff: u64) {
+    pub(crate) fn set_vma_range(&mut self, v: VmaId, start: u64, end: u64, pgoff: u64) {
         let (mm, old_start) = {
             let vma = self.vma(v);
             (vma.mm, vma.start)
@@ -391,8 +391,14 @@ impl Simulator {
                         let (ps, ppg) = (self.vma(p).start, self.vma(p).pgoff);
                         self.vma_adjust(p, ps, addr, ppg, None)?;
                     }
+                    _ if area != Some(n) && self.policy.merge_next_survives => {
+                        // case 8 from 4.9: next grows down over area, which is freed
+                        let Some(a) = area else { return Ok(None) };
+                        self.merge_next_over(a, n, addr, self.vma(n).pgoff - pglen)?;
+                        return Ok(Some(n));
+                    }
                     _ => {
-                        // cases 3, 8
+                        // cases 3, 8 (before 4.9: area grows over next)
                         let Some(a) = area else { return Ok(None) };
                         let (ne, npg) = (self.vma(n).end, self.vma(n).pgoff);
                         self.vma_adjust(a, addr, ne, npg - pglen, None)?;
@@ -714,13 +720,18 @@ impl Simulator {
         Ok(new)
     }
 
-    /// `munmap(addr, length)`. Unlike the kernel (which returns 0), a range containing
-    /// no mapping at all is refused with `BadAddress`, since it is almost always a
-    /// mistake in a simulation script.
+    /// `munmap(addr, length)`. A range with no mapping at all is refused with `BadAddress`
+    /// in strict mode (knob `holes`: almost always a script's mistake); in kernel mode it
+    /// succeeds, changing nothing, as every era's `do_munmap` does (6.18 `do_vmi_munmap`,
+    /// mm/vma.c 1562-1585). Holes inside a range are fine in both modes.
     pub fn munmap(&mut self, pid: i64, addr: u64, len: u64) -> Result<()> {
         let mm = self.proc_mm(pid)?;
         Self::check_range(addr, len)?;
         if self.vmas_in(mm, addr, addr + len).is_empty() {
+            if self.policy.holes == crate::policy::Holes::Kernel {
+                self.begin_op("munmap");
+                return Ok(());
+            }
             return Err(SimError::BadAddress(format!(
                 "nothing is mapped in [{addr:#x}, {:#x}) of pid {pid}",
                 addr + len

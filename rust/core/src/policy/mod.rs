@@ -144,6 +144,19 @@ pub enum DontUnmap {
 }
 }
 
+knob_enum! {
+/// How a range with holes is treated (the `holes` knob; `Simulator(..., holes=...)`).
+pub enum Holes {
+    /// A hole anywhere in the range raises `BadAddress` and nothing changes (the default
+    /// of every preset: bad input in a simulation script changes nothing).
+    Strict = "strict",
+    /// Exactly the kernel: munmap of nothing succeeds; mprotect and madvise work VMA by
+    /// VMA and return the kernel's error at the hole, keeping what they changed; mremap
+    /// shrinking over holes succeeds.
+    Kernel = "kernel",
+}
+}
+
 policy_knobs! {
 /// A complete era description. Build one with [`Policy::preset`] and adjust fields to
 /// ablate a single knob.
@@ -235,6 +248,25 @@ pub struct Policy {
     /// address was only a hint (without `MAP_FIXED`).
     pub has_map_fixed_noreplace: bool => "MAP_FIXED_NOREPLACE exists (EEXIST over an existing VMA); before, the flag was ignored and the address only a hint", "4.17 (a4ff8e8620d3)";
     pub mremap_dontunmap: DontUnmap => "MREMAP_DONTUNMAP: none (EINVAL), anon_only (private anonymous VMAs, 5.7), any (also private file VMAs, 5.13)", "5.7 (e346b3813067); 5.13 (a4609387859f)";
+    /// `vma_merge` case 8 — an existing range that is a whole VMA (`middle`) and merges
+    /// only with the VMA after it — keeps `next`: `next` grows down over the range and
+    /// `middle` is freed, `middle`'s chain cloned into `next` only when `next` has no
+    /// anon_vma (4.9, e86f15ee64d8 "mm: vma_merge: fix vm_page_prot SMP race condition
+    /// against rmap_walk": `__vma_adjust`'s `remove_next == 3`, `swap(vma, next)`; 6.x
+    /// `vma_merge_existing_range`'s merge-right branch, `dup_anon_vma(next, middle)`).
+    /// Before, `middle` grew over `next` and imported `next`'s chain.
+    pub merge_next_survives: bool => "vma_merge case 8 (a whole VMA merging only with the next one) keeps next and frees the range's VMA, cloning its chain into next only if next has no anon_vma (false: the range's VMA grows over next and imports next's chain)", "4.9 (e86f15ee64d8)";
+    /// `mremap` looks up the VMA at `old_addr` before anything else (EFAULT when none), a
+    /// shrink in place too (5.16, 550a7d60bd5e "mm, hugepages: add mremap() support for
+    /// hugepage backed vma"; 6.18 `do_mremap` → `check_prep_vma`). Before, a shrink in
+    /// place only unmapped the tail, whatever was mapped. Seen only with `holes=kernel`
+    /// (strict mode refuses a shrink over a hole anyway).
+    pub mremap_needs_vma: bool => "mremap looks up the VMA at old_addr first (EFAULT when none), also for a shrink in place (visible with holes=kernel)", "5.16 (550a7d60bd5e)";
+    /// Ranges with holes (an rmapsim option, not a kernel change): `strict` refuses a
+    /// range with a hole with `BadAddress` before anything changes; `kernel` does what
+    /// 6.18 does (munmap of nothing succeeds, mprotect / madvise apply VMA by VMA and fail
+    /// at the hole having changed what came before, mremap shrink over holes succeeds).
+    pub holes: Holes => "ranges with holes: strict (BadAddress, nothing changed) or kernel (exactly as the kernel: partial application, the kernel's errno)", "rmapsim option";
     sizes: StructSizes {
         "size_vm_area_struct" => vm_area_struct, "bytes per vm_area_struct for memory()", "per era";
         "size_anon_vma" => anon_vma, "bytes per anon_vma for memory()", "per era";

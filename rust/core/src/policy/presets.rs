@@ -41,6 +41,9 @@ fn legacy() -> Policy {
         has_madv_free: false,
         has_map_fixed_noreplace: false,
         mremap_dontunmap: DontUnmap::None,
+        merge_next_survives: false,
+        mremap_needs_vma: false,
+        holes: Holes::Strict,
         sizes: StructSizes { vm_area_struct: 176, anon_vma: 24, anon_vma_chain: 0 },
     }
 }
@@ -106,6 +109,10 @@ const ROWS: &[Row] = &[
         has_madv_free: true,
         has_map_fixed_noreplace: true,
         mremap_dontunmap: DontUnmap::Any,
+        // 4.9 (e86f15ee64d8): vma_merge case 8 keeps next (remove_next == 3).
+        merge_next_survives: true,
+        // 5.16 (550a7d60bd5e): do_mremap looks up old_addr's VMA first.
+        mremap_needs_vma: true,
         sizes: StructSizes { vm_area_struct: 200, anon_vma: 96, anon_vma_chain: 64 },
         ..p
     }),
