@@ -110,8 +110,43 @@ def simulate_program(era="6.18"):
     advise("pageout-c", c, 2, "pageout")
     st = layout_states(sim, p)
     out.append("shared " + LIVE[st[c]] + LIVE[st[c + P]])
+    simulate_part_d(sim, p, out)
     sim.check()
     return out
+
+
+def simulate_part_d(sim, p, out):
+    """D of tests/data/madv_free.c: the per-entry dirty bits through swap-in, MADV_FREE,
+    mremap, fork and a shared MADV_FREE (the child's lines as the child prints them)."""
+    d = [SRC + (16 + i) * P for i in range(5)]
+
+    def advise(pid, name, addr, n, advice):
+        sim.madvise(pid, addr, n * P, advice)
+        out.append(f"call {name} ok")
+
+    def states(pid, addrs):
+        st = layout_states(sim, pid)
+        return "".join(LIVE[st[a]] for a in addrs)
+
+    sim.mmap(p, 5 * P, addr=d[0])
+    sim.touch(p, d[0], 5 * P)
+    advise(p, "pageout-d2", d[2], 1, "pageout")
+    sim.touch(p, d[2], P)  # swapped in by a write
+    advise(p, "free-d1", d[1], 1, "free")
+    advise(p, "free-d3-d4", d[3], 2, "free")
+    sim.touch(p, d[3], P)
+    sim.mremap(p, d[3], P, P, new_addr=SRC + 24 * P)
+    sim.mremap(p, d[4], P, P, new_addr=SRC + 25 * P)
+    advise(p, "pageout-moved", SRC + 24 * P, 2, "pageout")
+    out.append("moved " + states(p, [SRC + 24 * P, SRC + 25 * P]))
+    child = sim.fork(p)
+    advise(p, "free-d0-shared", d[0], 1, "free")
+    advise(p, "free-d2-shared", d[2], 1, "free")
+    sim.mmap(p, 3 * P, addr=d[0])
+    for r in (1, 2):
+        advise(child, "child-pageout", d[0], 3, "pageout")
+        out.append(f"child-{r} " + states(child, d[:3]))
+    sim.exit(child)
 
 
 def test_6_18_matches_the_live_kernel_recording():
@@ -140,7 +175,7 @@ def test_pages_become_lazyfree_shared_ones_too_but_not_the_zero_page():
     # mapcount test, lazy-free; the child's entries keep their dirty bits (written before fork)
     assert [lazy(sim, p, SRC + i * P) for i in (0, 1)] == [(True, True)] * 2
     assert lazy(sim, p, SRC + 2 * P) == (True, False)  # exclusive, its one entry cleaned
-    assert lazy(sim, child, SRC + 2 * P) == (False, True)  # the child's own copy: not in the range
+    assert lazy(sim, child, SRC + 2 * P) == (False, False)  # the child's own copy: not in the range
     assert sim.page_at(p, SRC + 3 * P) is None and layout_states(sim, p)[SRC + 3 * P] == "z"
     assert sim.vmas(p)[0]["flags"] == ["account"]  # no VMA change: no split, no flag
     sim.check()
@@ -154,35 +189,46 @@ def test_a_shared_pg_dirty_page_is_skipped():
     sim.try_to_unmap([page])
     sim.touch(p, SRC, P)  # swap-in by a write: reuse_swap_page takes it out of the swap cache
     page = sim.page_at(p, SRC)
-    assert sim.page_info(page)["swap_slot"] is None and lazy(sim, p, SRC) == (False, True)
+    assert sim.page_info(page)["swap_slot"] is None and lazy(sim, p, SRC) == (False, False)
     child = sim.fork(p)
     sim.madvise(p, SRC, P, "free")
-    assert lazy(sim, p, SRC) == (False, True)  # skipped
+    assert lazy(sim, p, SRC) == (False, False)  # skipped (PG_dirty and shared)
     sim.exit(child)
     sim.madvise(p, SRC, P, "free")
     assert lazy(sim, p, SRC) == (True, False)  # PG_dirty cleared, entry cleaned
     sim.check()
 
 
-def test_a_shared_lazyfree_page_keeps_the_mappings_after_the_first_dirty_one():
-    """Written, then forked: both entries dirty; the parent's MADV_FREE cleans only its own.
-    try_to_unmap discards the mappings it meets before the child's dirty entry, then stops
-    there with the page swap-backed again: the parent's mapping is gone exactly when the walk
-    met it first (two mappings found), else only one was found and both stay."""
-    sim, p = world(pages=1)
+@pytest.mark.parametrize("era", ["6.0", "6.18"])
+@pytest.mark.parametrize("freer", ["parent", "child"])
+def test_a_shared_lazyfree_page_keeps_the_mappings_after_the_first_dirty_one(era, freer):
+    """Written, then forked: both entries dirty (copy_present_pte keeps the bit of a private
+    mapping); one side's MADV_FREE cleans only its own entry and marks the page (no swap
+    cache, no PG_dirty: no mapcount test). try_to_unmap_one discards each clean mapping the
+    walk meets and aborts at the first dirty one, the page swap-backed again. The walk goes
+    through page->mapping, the parent's anon_vma, whose interval tree holds the parent's
+    VMA before the child's (same pgoff; anon_vma_fork adds the child's entry later, and an
+    equal key goes to the right): parent first. So when the parent freed, its mapping is
+    discarded and the walk stops at the child's (two found, the child keeps the page); when
+    the child freed, the walk stops at the parent's dirty entry at once (one found, nothing
+    discarded)."""
+    sim, p = world(era, pages=1)
     page = sim.page_at(p, SRC)
     child = sim.fork(p)
-    sim.madvise(p, SRC, P, "free")
+    sim.madvise(p if freer == "parent" else child, SRC, P, "free")
     assert sim.page_info(page)["lazyfree"] is True
     w = sim.try_to_unmap([page])
-    found = int(w.mappings_found[0])
-    assert sim.page_at(child, SRC) == page  # the dirty mapping stays
-    assert sim.page_info(page)["lazyfree"] is False
-    if found == 2:
-        assert layout_states(sim, p)[SRC] == "." and sim.page_info(page)["mapcount"] == 1
+    assert sim.page_info(page)["lazyfree"] is False and sim.page_info(page)["swap_slot"] is None
+    if freer == "parent":
+        assert list(w.mappings_found) == [2] and sim.page_info(page)["mapcount"] == 1
+        assert layout_states(sim, p)[SRC] == "." and sim.page_at(child, SRC) == page
     else:
-        assert found == 1 and sim.page_at(p, SRC) == page and sim.page_info(page)["mapcount"] == 2
+        assert list(w.mappings_found) == [1] and sim.page_info(page)["mapcount"] == 2
+        assert sim.page_at(p, SRC) == page and sim.page_at(child, SRC) == page
     sim.check()
+    # swap-backed again: the next reclaim swaps every mapping left
+    sim.try_to_unmap([page])
+    assert layout_states(sim, child)[SRC] == "w"  # swapped, the page in the swap cache
 
 
 def test_swap_entries_in_the_range_are_dropped():
@@ -256,7 +302,7 @@ def test_a_rewritten_page_is_swap_backed_again_and_stays_mapped():
     # walk_abort at the first mapping found: one found of two, nothing unmapped
     assert list(w.mappings_found) == [1] and list(w.mapcount) == [2]
     assert sim.page_info(page)["mapcount"] == 2 and sim.page_info(page)["swap_slot"] is None
-    assert lazy(sim, p, SRC) == (False, True)  # folio_set_swapbacked, folio_mark_dirty
+    assert lazy(sim, p, SRC) == (False, False)  # folio_set_swapbacked (and folio_mark_dirty)
     sim.check()
     # now an ordinary page: the next reclaim swaps both mappings
     w = sim.try_to_unmap([page])
@@ -303,7 +349,7 @@ def test_a_file_mapping_in_the_range_is_einval_and_nothing_changes():
     sim.touch(p, SRC + 2 * P, 2 * P)  # COW copies: anonymous pages in a file VMA
     with pytest.raises(rmapsim.InvalidArgument, match="anonymous"):
         sim.madvise(p, SRC, 4 * P, "free")
-    assert all(lazy(sim, p, SRC + i * P) == (False, True) for i in range(4))  # written, not marked
+    assert all(lazy(sim, p, SRC + i * P) == (False, False) for i in range(4))  # not marked
 
 
 def test_the_state_survives_a_snapshot_and_the_trace_word_replays():

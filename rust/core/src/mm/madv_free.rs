@@ -34,15 +34,17 @@ use crate::state::sim::Simulator;
 
 impl Simulator {
     /// A live page's `MADV_FREE` state: `(lazyfree, dirty)` — lazy-free (not swap-backed),
-    /// and dirty: `PG_dirty`, or an entry mapping it has its dirty bit (`page_info`'s
-    /// `lazyfree` and `dirty`).
+    /// and, for a lazy-free page, written again: an entry mapping it has its dirty bit, so
+    /// reclaim will make it swap-backed again (`page_info`'s `lazyfree` and `dirty`; both
+    /// false for a page that is not lazy-free).
     pub fn page_lazyfree(&self, page: PageId) -> Result<(bool, bool)> {
         self.page_checked(page)?;
-        let s = self.pages.lazy(page);
-        let mut hits: Vec<(VmaId, u64)> = Vec::new();
-        self.rmap_walk_one(page, WalkMode::Full, |v, a| hits.push((v, a)))?;
-        let dirty = s & PG_DIRTY != 0 || hits.iter().any(|&(v, a)| self.vma(v).pte(a).dirty());
-        Ok((s & LAZYFREE != 0, dirty))
+        if !self.pages.is_lazyfree(page) {
+            return Ok((false, false));
+        }
+        let mut dirty = self.pages.lazy(page) & PG_DIRTY != 0;
+        self.rmap_walk_one(page, WalkMode::Full, |v, a| dirty |= self.vma(v).pte(a).dirty())?;
+        Ok((true, dirty))
     }
 
     /// `MADV_FREE`'s checks before anything changes: the era has it (EINVAL before 4.5)
@@ -140,11 +142,8 @@ impl Simulator {
         }
         let mut hits: Vec<(VmaId, u64)> = Vec::new();
         let full = self.rmap_walk_one(page, WalkMode::UntilAllFound, |v, a| hits.push((v, a)))?;
-        let abort = if state & PG_DIRTY != 0 {
-            Some(0)
-        } else {
-            hits.iter().position(|&(v, a)| self.vma(v).pte(a).dirty())
-        };
+        let abort =
+            if state & PG_DIRTY != 0 { Some(0) } else { hits.iter().position(|&(v, a)| self.vma(v).pte(a).dirty()) };
         let discard = abort.unwrap_or(hits.len());
         match abort {
             None => out.record(&full),

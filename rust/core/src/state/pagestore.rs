@@ -420,7 +420,18 @@ impl PageStore {
     /// Is the page lazy-free ([`LAZYFREE`])?
     #[inline]
     pub fn is_lazyfree(&self, id: PageId) -> bool {
-        self.lazy(id) & LAZYFREE != 0
+        self.lazy_count > 0 && self.lazy(id) & LAZYFREE != 0
+    }
+
+    /// Pages with [`LAZYFREE`] (kept as the side map changes; `check()` recounts it).
+    #[inline]
+    pub fn lazyfree_pages(&self) -> usize {
+        self.lazy_count
+    }
+
+    /// The live pages' [`PageStore::lazy`] flags, by slot index (for `check()`).
+    pub fn lazy_flags(&self) -> impl Iterator<Item = (u32, u8)> + '_ {
+        self.lazy.iter().map(|(&i, &f)| (i, f))
     }
 
     /// Is any page lazy-free? (Paths that only matter for lazy-free pages test this first.)
