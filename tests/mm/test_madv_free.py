@@ -30,8 +30,15 @@ Ground truth: tests/data/madv_free.c run on this machine's Linux 6.18 with a swa
 recorded in tests/data/madv_free.out: the first MADV_PAGEOUT after MADV_FREE discards the
 clean pages and leaves the re-dirtied one present; a second one swaps it; MADV_FREE drops
 swap entries; MADV_FREE of a page shared with a child marks it (once the child has gone,
-MADV_PAGEOUT discards it rather than swapping it). The 6.18 tree's line numbers could not be checked here (the kernel repository
-was too large to fetch), so the functions are named without line ranges."""
+MADV_PAGEOUT discards it rather than swapping it). Part D, the per-entry dirty bits: after
+the parent's MADV_FREE of a shared page and its unmapping, the child's MADV_PAGEOUT keeps
+the page (the child's entry is dirty: swap-backed again) and the next one swaps it; a page
+swapped in by a write (PG_dirty) and shared is skipped (the child's pageout swaps it); an
+entry MADV_FREE cleaned before fork is copied clean (the child's pageout discards it); a
+lazy-free page written again and moved by mremap is kept by reclaim, a clean one discarded
+(tests/mm/test_pte_dirty.py has the same rules one by one). The 6.18 tree's line numbers
+could not be checked here (the kernel repository was too large to fetch), so the functions
+are named without line ranges."""
 
 from __future__ import annotations
 

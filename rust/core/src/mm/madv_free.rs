@@ -47,7 +47,8 @@ impl Simulator {
         Ok((true, dirty))
     }
 
-    /// `MADV_FREE`'s checks before anything changes: the era has it (EINVAL before 4.5)
+    /// `MADV_FREE`'s checks before anything changes (with mlock: a `VM_LOCKED` VMA is
+    /// EINVAL too, `madvise_dontneed_free_valid_vma`): the era has it (EINVAL before 4.5)
     /// and every VMA of the range is anonymous (`madvise_free_single_vma`: EINVAL; the
     /// kernel fails at that VMA having freed the ones before it, which `holes="kernel"`
     /// does too; strict mode refuses up front).
@@ -115,7 +116,9 @@ impl Simulator {
 
     /// A write reached the pages mapped in `[start, end)` of `v`: while any page is
     /// lazy-free, each entry gets its dirty bit (one written through a clean writable entry
-    /// did not fault). Entries a fault installed for the write are dirty already.
+    /// did not fault). Entries a fault installed for the write are dirty already, and only
+    /// `MADV_FREE` makes a writable entry clean, whose page stays lazy-free while the entry
+    /// does (`check()` verifies it): with no lazy-free page there is nothing to do.
     pub(crate) fn lazyfree_written(&mut self, v: VmaId, start: u64, end: u64) {
         if self.pages.has_lazy() {
             self.vma_mut(v).ptes.update_range(start, end, |_, p| *p = p.dirtied());
