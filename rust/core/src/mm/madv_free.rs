@@ -119,10 +119,19 @@ impl Simulator {
     /// did not fault). Entries a fault installed for the write are dirty already, and only
     /// `MADV_FREE` makes a writable entry clean, whose page stays lazy-free while the entry
     /// does (`check()` verifies it): with no lazy-free page there is nothing to do.
+    #[inline]
     pub(crate) fn lazyfree_written(&mut self, v: VmaId, start: u64, end: u64) {
         if self.pages.has_lazy() {
-            self.vma_mut(v).ptes.update_range(start, end, |_, p| *p = p.dirtied());
+            self.dirty_range(v, start, end);
         }
+    }
+
+    /// `pte_mkdirty` on every present entry of `[start, end)` of `v` (kept out of line:
+    /// the write path calls it only while a page is lazy-free).
+    #[cold]
+    #[inline(never)]
+    fn dirty_range(&mut self, v: VmaId, start: u64, end: u64) {
+        self.vma_mut(v).ptes.update_range(start, end, |_, p| *p = p.dirtied());
     }
 
     /// `PG_dirty` for a mapped page leaving the swap cache (`folio_free_swap` sets it: the

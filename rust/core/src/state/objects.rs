@@ -224,11 +224,12 @@ impl Pte {
     pub const ZERO: Pte = Pte(PTE_ZERO);
 
     /// An entry mapping `page`; a writable one is made by a write fault, so it is also
-    /// dirty (`maybe_mkwrite(pte_mkdirty(entry))`), a read-only one clean.
+    /// dirty (`maybe_mkwrite(pte_mkdirty(entry))`), a read-only one clean. (A page
+    /// generation is below 2^24, `state::pagestore`: it never reaches the dirty bit.)
     #[inline]
     pub fn present(page: PageId, writable: bool) -> Pte {
         Pte(((page.index() as u64) << 32)
-            | ((page.generation() as u64 & PTE_GEN_MASK) << 3)
+            | ((page.generation() as u64) << 3)
             | if writable { PTE_WRITE | PTE_DIRTY } else { 0 }
             | PTE_PRESENT)
     }
