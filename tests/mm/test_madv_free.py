@@ -2,24 +2,28 @@
 madvise(MADV_FREE)"; knob ``has_madv_free``, set in 6.0 and 6.18) and what reclaim does with
 the lazy-free pages it leaves.
 
-Kernel rules (6.18; 4.5 the same in what is modelled):
+Kernel rules (the 6.18.2 tree's line numbers; 4.5 the same in what is modelled):
 
-* mm/madvise.c ``madvise_free_single_vma``: a VMA that is not anonymous is EINVAL (rmapsim
-  refuses the whole call up front, nothing changed). ``madvise_free_pte_range``: a swap entry
-  in the range is dropped (``free_swap_and_cache``, the entry cleared). A page in the swap
-  cache or with PG_dirty must be mapped once (4.5: "If page is shared with others, we
-  couldn't clear PG_dirty of the page"; 6.18: ``folio_mapcount(folio) !=
-  folio_nr_pages(folio)``) and leave the swap cache (``folio_free_swap``: no swap entry may
+* mm/madvise.c ``madvise_free_single_vma`` (803-839): a VMA that is not anonymous is EINVAL
+  (rmapsim refuses the whole call up front, nothing changed); ``lru_add_drain`` (828) puts
+  this CPU's new pages on the LRU first. ``madvise_free_pte_range`` (655-787): a swap entry
+  in the range is dropped (``free_swap_and_cache_nr``, the entry cleared). A page in the
+  swap cache or with PG_dirty must be mapped once (``folio_mapcount(folio) !=
+  folio_nr_pages(folio)``: skipped; 4.5: "If page is shared with others, we couldn't clear
+  PG_dirty of the page") and leave the swap cache (``folio_free_swap``: no swap entry may
   refer to its slot), else it is skipped; it loses PG_dirty. Any other page, shared or not,
-  is not checked: the entry is made clean and old (this mapping's only) and
-  ``folio_mark_lazyfree`` clears PG_swapbacked: ``page_info()["lazyfree"]``. The zero page
-  is not touched. (The live 6.18 marks a page shared with a child: "shared" below.)
-* a later write sets the entry's dirty bit; ``page_info()["dirty"]``: PG_dirty or a dirty
-  entry. PG_dirty is set when a mapped page leaves the swap cache (``folio_free_swap``).
-* mm/vmscan.c ``shrink_folio_list`` gives a lazy-free page no swap slot (only swap-backed
-  pages go through ``add_to_swap``); mm/rmap.c ``try_to_unmap_one`` clears each mapping the
-  walk finds and, for a page that is not swap-backed: dirty (the cleared entry was dirty:
-  ``folio_mark_dirty``, or PG_dirty) -> the entry is put back, ``folio_set_swapbacked``, and
+  is not checked: the entry is made clean and old (``clear_young_dirty_ptes``, this
+  mapping's only) and mm/swap.c ``folio_mark_lazyfree`` (724-732) clears PG_swapbacked:
+  ``page_info()["lazyfree"]``. The zero page is not touched. (The live 6.18 marks a page
+  shared with a child: "shared" below.)
+* a later write sets the entry's dirty bit; ``page_info()["dirty"]``: lazy-free with a
+  dirty entry. PG_dirty is set when a mapped page leaves the swap cache (mm/swapfile.c
+  ``folio_free_swap``, 1910-1920).
+* mm/vmscan.c ``shrink_folio_list`` (1099-1646) gives a lazy-free page no swap slot (only
+  swap-backed pages go through ``add_to_swap``, 1296-1302); mm/rmap.c ``try_to_unmap_one``
+  (1865-2249) clears each mapping the walk finds and, for a page that is not swap-backed
+  (2117-2158): dirty (the cleared entry was dirty: ``folio_mark_dirty``, 2065-2066, or
+  PG_dirty) -> the entry is put back, ``folio_set_swapbacked``, and
   the walk aborts (it stops at that mapping; the ones it discarded before stay discarded);
   clean -> the mapping is discarded (no swap entry) and the walk goes on.
   A discarded page is freed (``free_it``); a later read fault maps the zero page.
@@ -36,9 +40,7 @@ the page (the child's entry is dirty: swap-backed again) and the next one swaps 
 swapped in by a write (PG_dirty) and shared is skipped (the child's pageout swaps it); an
 entry MADV_FREE cleaned before fork is copied clean (the child's pageout discards it); a
 lazy-free page written again and moved by mremap is kept by reclaim, a clean one discarded
-(tests/mm/test_pte_dirty.py has the same rules one by one). The 6.18 tree's line numbers
-could not be checked here (the kernel repository was too large to fetch), so the functions
-are named without line ranges."""
+(tests/mm/test_pte_dirty.py has the same rules one by one)."""
 
 from __future__ import annotations
 

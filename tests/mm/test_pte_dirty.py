@@ -1,21 +1,25 @@
 """The page-table entry's dirty bit (``pte_dirty``), which only MADV_FREE's reclaim reads,
 carried through every path that makes, copies or moves an entry, and PG_dirty beside it.
 
-Kernel rules (6.18; the functions are named without line ranges: the 6.18 tree was too
-large to fetch here, as in test_madv_free.py):
+Kernel rules (the 6.18.2 tree's line numbers):
 
-* mm/memory.c ``do_anonymous_page`` and ``wp_page_copy`` install a write fault's entry
-  dirty (``pte_mkdirty`` before ``maybe_mkwrite``); ``wp_page_reuse`` dirties the reused
-  entry; ``do_swap_page`` maps a write fault's page dirty, a read fault's clean.
-* mm/memory.c ``copy_present_pte`` (fork) write-protects a private mapping's entry in both
-  processes and keeps its dirty bit (only a shared mapping's copy is cleaned).
-* mm/mremap.c ``move_ptes`` (``move_page_tables``, MREMAP_DONTUNMAP too) moves the entry
-  with its bits.
-* mm/madvise.c ``madvise_free_pte_range`` cleans only the entries of the calling process
-  (``clear_young_dirty_ptes``); mm/rmap.c ``try_to_unmap_one`` moves each cleared entry's
-  dirty bit to the folio (``folio_mark_dirty``) and, for a lazy-free folio that is dirty,
-  puts the entry back, ``folio_set_swapbacked`` and aborts; PG_dirty then stays, so a
-  later MADV_FREE of the page while shared skips it (the mapcount test of a PG_dirty folio).
+* mm/memory.c ``do_anonymous_page`` (5134-5247; 5200-5202) and ``wp_page_copy``
+  (3658-3807; 3736) install a write fault's entry dirty (``pte_mkdirty`` with the write
+  bit); ``wp_page_reuse`` (3564-3591) dirties the reused entry; ``do_swap_page``
+  (4582-5030; 4936-4942) maps a write fault's page dirty, a read fault's clean.
+* mm/memory.c ``__copy_present_ptes`` (fork, 1081-1102) write-protects a private
+  mapping's entry in both processes and keeps its dirty bit (only a shared mapping's copy
+  is cleaned).
+* mm/mremap.c ``move_ptes`` (193-315; ``move_pte`` 288, ``set_ptes`` 300; MREMAP_DONTUNMAP
+  too) moves the entry with its bits.
+* mm/madvise.c ``madvise_free_pte_range`` (655-787) cleans only the entries of the calling
+  process (``clear_young_dirty_ptes``); mm/rmap.c ``try_to_unmap_one`` (1865-2249) moves
+  each cleared entry's dirty bit to the folio (``folio_mark_dirty``, 2065-2066) and, for a
+  lazy-free folio that is dirty, puts the entry back, ``folio_set_swapbacked`` and aborts
+  (2117-2158); PG_dirty then stays, so a later MADV_FREE of the page while shared skips it
+  (the mapcount test of a PG_dirty folio). mm/swapfile.c ``folio_free_swap`` (1910-1920)
+  sets PG_dirty on a page leaving the swap cache (``should_try_to_free_swap``, mm/memory.c
+  4318-4334: a write fault's swap-in).
 * Snapshots: format 3 keeps the bit; a format-2 snapshot (no bit) loads with every entry of
   a page that is not lazy-free dirty, and a lazy-free page's entries dirty exactly when it
   was written after MADV_FREE (the old flag 2).

@@ -3,22 +3,25 @@ of one address in a tree of processes (each process's entry: none, the zero page
 with its write and dirty bits; each page: mapcount, lazy-free, PG_dirty), driven with the
 simulator by random sequences of writes, reads, forks, exits, remaps, MADV_FREE and reclaim.
 
-The model's rules are the kernel's (6.18; functions named, the tree's line numbers could
-not be checked here):
+The model's rules are the kernel's (the 6.18.2 tree's line numbers):
 
-* ``do_anonymous_page``: a write maps a new page writable and dirty, a read the zero page;
-  ``do_wp_page``: a write to the zero page or to a page mapped elsewhere too copies it
-  (``wp_page_copy``: new page, dirty entry); a page mapped only here is reused
-  (``wp_page_reuse``: writable, dirty); a write through a writable entry sets its dirty bit.
-* ``copy_present_pte`` (fork): the entry is copied, write-protected in both, its dirty bit
-  kept (private mapping); ``vma_needs_copy``: nothing is copied from a VMA without an
-  anon_vma (one only read: the child's fault maps the zero page again).
-* ``madvise_free_pte_range``: a PG_dirty page must be mapped once (else skipped) and loses
-  PG_dirty; the caller's entry is cleaned and the page marked lazy-free (shared or not).
-* ``try_to_unmap_one`` on a lazy-free page, mappings in walk order (the page's anon_vma's
-  interval tree: equal keys in insertion order, i.e. the processes in creation order): a
-  clean mapping is discarded; at the first dirty entry (or PG_dirty) the walk aborts, the
-  page swap-backed again with PG_dirty. A page with no mapping left is freed.
+* mm/memory.c ``do_anonymous_page`` (5134-5247): a write maps a new page writable and
+  dirty, a read the zero page; ``do_wp_page``: a write to the zero page or to a page mapped
+  elsewhere too copies it (``wp_page_copy``, 3658-3807: new page, dirty entry); a page
+  mapped only here is reused (``wp_page_reuse``, 3564-3591: writable, dirty); a write
+  through a writable entry sets its dirty bit (the hardware).
+* mm/memory.c ``__copy_present_ptes`` (fork, 1081-1102): the entry is copied,
+  write-protected in both, its dirty bit kept (private mapping); ``vma_needs_copy`` (1464-1488):
+  nothing is copied from a VMA without an anon_vma (one only read: the child's fault maps
+  the zero page again).
+* mm/madvise.c ``madvise_free_pte_range`` (655-787): a PG_dirty page must be mapped once
+  (else skipped) and loses PG_dirty; the caller's entry is cleaned and the page marked
+  lazy-free (shared or not).
+* mm/rmap.c ``try_to_unmap_one`` (1865-2249) on a lazy-free page, mappings in walk order
+  (the page's anon_vma's interval tree: equal keys in insertion order, i.e. the processes
+  in creation order): a clean mapping is discarded; at the first dirty entry (or PG_dirty)
+  the walk aborts, the page swap-backed again with PG_dirty (2117-2158). A page with no
+  mapping left is freed.
 
 After every step each process's entry (kind, which page), each page's mapcount and
 ``page_info``'s ``lazyfree`` / ``dirty`` (lazy-free with a dirty entry) must agree."""

@@ -12,6 +12,10 @@
 //! not checked. The entry is then made clean and old (`pte_mkclean`: this mapping's dirty
 //! bit only; a child's copy of the entry keeps its own) and the page becomes lazy-free
 //! (`folio_mark_lazyfree`: `PG_swapbacked` cleared). The zero page is left alone.
+//! (6.18.2: `madvise_free_pte_range` mm/madvise.c 655-787, `folio_mark_lazyfree` mm/swap.c
+//! 724-732. Not modelled: that function also leaves a folio alone that is unevictable,
+//! mlocked through another process's `VM_LOCKED` mapping, or not yet on the LRU, in another
+//! CPU's batch: `madvise_free_single_vma` drains only the calling CPU's.)
 //!
 //! A write sets the dirty bit of the entry written through (a write fault installs a dirty
 //! entry; a write through a clean writable entry dirties it: `lazyfree_written`). Fork
@@ -24,7 +28,7 @@
 //! goes on; at the first dirty one the entry is put back, the page is swap-backed again
 //! (`folio_set_swapbacked`) and the walk stops (`walk_abort`): the mappings found before
 //! it are gone, the rest stay, the page stays mapped and an ordinary later reclaim swaps
-//! it.
+//! it (6.18.2: `try_to_unmap_one` mm/rmap.c 1865-2249, the lazy-free branch 2117-2158).
 
 use crate::error::{Result, SimError};
 use crate::mm::rmap::{WalkMode, WalkSink, WalkStart};
