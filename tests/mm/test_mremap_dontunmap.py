@@ -137,7 +137,9 @@ def simulate_merge_program(era="6.18"):
 def test_the_emptied_source_merges_as_the_live_kernel_shows(era):
     """The source VMA's anon_vma is gone after a whole move (the hole between it and C, which
     has another anon_vma, merges all three) and stays after a partial one (only the left
-    merge): unlink_anon_vmas clearing vma->anon_vma, observed on the live 6.18."""
+    merge): mm/mremap.c dontunmap_complete (6.18.2 lines 1245-1264) unlinks the chain only
+    when the moved range was the whole VMA, and unlink_anon_vmas clears vma->anon_vma;
+    observed on the live 6.18 (tests/data/dontunmap_merge.c, re-run by the live test)."""
     rec = recorded_lines(DATA / "dontunmap_merge.out")
     assert rec == ["whole 0x20000000", "vma 0x10000000 0x10005000"] + [
         "partial 0x40000000",
