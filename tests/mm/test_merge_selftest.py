@@ -29,7 +29,8 @@ Not ported (rmapsim cannot model them; also in docs/validation.md):
   (uprobe_mmap -> install_breakpoint), and copy_vma must then refuse a merge that would
   orphan that page (vmg.skip_vma_uprobe). rmapsim has no uprobes and no executable-file
   breakpoint pages; the case only checks that the two mremaps do not crash the kernel. Its
-  live line is recorded (and repeated by the live test) all the same.
+  live line is recorded (and repeated by the live test) all the same, and the file-VMA
+  layout its mremaps leave is compared with the simulator's (pgoff arithmetic only).
   Nothing of merge.c needs the KSM daemon itself (ksm_merge only looks at VMAs).
 
 Kernel rules (line ranges of 6.18.2's tree; the live 6.18.44 also has the 6.18.y backports of
@@ -66,7 +67,7 @@ import pytest
 import rmapsim
 
 from helpers import ERA_RULES, EVERY_ERA, RC1_INVARIANTS, expect_broken, kernel_at_least
-from merge_selftest_cases import MERGE, WITH_FORK, at, live_lines, recorded, run_case
+from merge_selftest_cases import MERGE, WITH_FORK, P, Run, at, live_lines, recorded, run_case
 
 REC = recorded()
 # 2.6.34-rc1's importer bug: prev (or the VMA growing over the faulted range) takes the
@@ -251,6 +252,25 @@ def test_merge_with_fork(era, name, variant):
     src = [v for v in r.sim.vmas(r.p) if v["start"] == at(20)]
     assert [(v["end"], v["anon_vma"], v["chain_len"]) for v in src] == [(at(23), None, 0)]
     assert all(r.sim.page_at(r.p, at(20) + i * 4096) is None for i in range(3))
+
+
+def test_the_uprobe_case_s_layout_without_the_uprobe():
+    """TEST_F(merge, handle_uprobe_upon_merged_vma) is not ported (module docstring): its
+    subject, the breakpoint page a uprobe installs in a file VMA, is not modelled, and its
+    only check is that the kernel survives. What rmapsim does model is the file-VMA layout
+    its two mremaps leave, which this checks against the kernel's (recorded with the probe
+    active): 10 pages of a 1-page file mapped PROT_EXEC at page 1 (pgoff 0-9); page 1 moved
+    and grown to [6,8) (pgoff 0-1, replacing pgoff 5-6); its first page moved back to page 1,
+    where pgoff 0 is contiguous with [2,6)'s 1-4 and merges (vma_merge_new_range, mm/vma.c
+    1042-1102, from copy_vma 1807-1900, a file VMA keeping its pgoff); [7,8) (pgoff 1) and
+    [8,11) (pgoff 7) stay apart."""
+    r = Run("6.18", "handle_uprobe_upon_merged_vma")
+    ptr1 = r.sim.mmap(r.p, 10 * P, addr=at(1), prot="x", file=1, offset=0)
+    ptr2 = r.sim.mremap(r.p, ptr1, P, 2 * P, may_move=True, new_addr=ptr1 + 5 * P)
+    r.sim.mremap(r.p, ptr2, P, P, may_move=True, new_addr=ptr1)
+    assert r.layout() == REC[r.name].split(" | ")[1]
+    assert [(v["start"], v["pgoff"]) for v in r.sim.vmas(r.p) if v["file"] == 1] == [(at(1), 0), (at(7), 1), (at(8), 7)]
+    r.sim.check()
 
 
 def test_the_recording_is_merge_c_passing_on_6_18():
