@@ -18,7 +18,7 @@
  * pages) at the end of the case, with its protection (r, w, x or -) and the VmFlags of
  * interest (ac = VM_ACCOUNT, nr = VM_NORESERVE, mg = VM_MERGEABLE; "-" if none).
  * Build: cc -O0 -o merge_selftest merge_selftest.c; run as root (the uprobe case needs
- * perf_event_open of a uprobe). */
+ * perf_event_open of a uprobe). `merge_selftest NAME` is the count mode (see count_mode). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -52,6 +52,7 @@
 static char *carveout;
 static char line[8192];
 static int failed;
+static int counting; /* count mode (see main): no I/O inside the case */
 
 static void say(const char *fmt, ...) {
     va_list ap;
@@ -82,6 +83,8 @@ static int find_vma(const void *addr, unsigned long *start, unsigned long *end) 
 /* merge.c's "ASSERT_TRUE(find_vma_procmap(addr)); vma_start == start; vma_end == end". */
 static void expect_vma(const void *addr, const void *start, unsigned long len) {
     unsigned long s, e;
+    if (counting)
+        return;
     if (!find_vma(addr, &s, &e)) {
         say(" q none");
         failed = 1;
@@ -554,7 +557,44 @@ static void run(const struct test *t, const char *variant) {
     waitpid(pid, NULL, 0);
 }
 
-int main(void) {
+static void wait_line(const char *say_this) {
+    char buf[16];
+    printf("%s\n", say_this);
+    fflush(stdout);
+    if (!fgets(buf, sizeof buf, stdin))
+        exit(1);
+}
+
+/* Count mode, `merge_selftest NAME` (NAME or NAME/unforked, not a forking case): map the
+ * carveout, print "ready", wait for a line, run the case's body with its queries turned
+ * off (no allocation but the case's own), print "done", wait for a line, exit. The perf
+ * kmem counters of tests/mm/test_merge_selftest.py are read at the two waits. */
+static int count_mode(const char *name) {
+    char base[128];
+    const char *slash = strchr(name, '/');
+    size_t n = slash ? (size_t)(slash - name) : strlen(name);
+    if (n >= sizeof base || (slash && strcmp(slash, "/unforked")))
+        return 2;
+    memcpy(base, name, n);
+    base[n] = 0;
+    for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
+        if (strcmp(tests[i].name, base) || tests[i].with_fork != !!slash)
+            continue;
+        counting = 1;
+        carveout = mmap((void *)BASE, 30 * P, PROT_NONE, MAP_ANONYMOUS | MAP_PRIVATE | MAP_FIXED_NOREPLACE, -1, 0);
+        if (carveout != (char *)BASE)
+            return 3;
+        wait_line("ready");
+        tests[i].fn();
+        wait_line("done");
+        return strchr(line, '\n') ? 4 : 0;
+    }
+    return 2;
+}
+
+int main(int argc, char **argv) {
+    if (argc == 2)
+        return count_mode(argv[1]);
     for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
         if (!tests[i].with_fork) {
             run(&tests[i], NULL);

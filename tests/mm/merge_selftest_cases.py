@@ -316,3 +316,59 @@ def run_case(era: str, name: str, variant: str = "") -> Run:
     else:
         MERGE[name](r)
     return r
+
+
+# ------------------------------------------------- allocation counts (the count mode)
+# merge_selftest.c NAME runs one case's body between two waits, with its queries turned
+# off; the perf kmem tracepoint counters of `rmapsim validate-kernel` (anon_vma,
+# anon_vma_chain and vm_area_struct allocations and frees of that process) are read at the
+# waits. Forking cases are left out (a per-process counter does not follow the child).
+
+COUNTS = DATA / "merge_selftest_counts.out"
+
+
+def counted_cases() -> list:
+    return [n for n in MERGE if not n.startswith("forked")] + [f"{n}/unforked" for n in WITH_FORK]
+
+
+def simulated_counts(era: str, name: str) -> dict:
+    """The simulator's objects allocated and freed by the case's body, per cache
+    (allocations: every site of the cache; frees: allocations minus the change in live
+    objects)."""
+    base, _, variant = name.partition("/")
+    r = Run(era, name)
+    sites0, live0 = r.sim.allocation_sites(), r.sim.counts()
+    if variant:
+        WITH_FORK[base](r, False)
+    else:
+        MERGE[base](r)
+    sites1, live1 = r.sim.allocation_sites(), r.sim.counts()
+    row = {}
+    for cache, live in (("anon_vma", "anon_vma"), ("anon_vma_chain", "anon_vma_chain"), ("vm_area_struct", "vma")):
+        alloc = sum(n - sites0.get(k, 0) for k, n in sites1.items() if k.split("@")[0] == cache)
+        row[f"{cache}_alloc"] = alloc
+        row[f"{cache}_free"] = alloc - (live1[live] - live0[live])
+    return row
+
+
+def recorded_counts() -> dict:
+    out = {}
+    for line in recorded_lines(COUNTS):
+        name, *rest = line.split()
+        out[name] = {k: int(v) for k, v in zip(rest[::2], rest[1::2])}
+    return out
+
+
+def live_counts(tmp_path) -> dict:
+    """Build merge_selftest.c and run each counted case under the counters."""
+    import subprocess
+
+    from rmapsim.tools.kernel.perf import _event_ids, filters, tracefs
+
+    from helpers import counted_run
+
+    exe = tmp_path / "merge_selftest"
+    subprocess.run(["cc", "-O0", "-o", str(exe), str(PROGRAM)], check=True, capture_output=True)
+    with tracefs() as tfs:
+        ids, flt = _event_ids(tfs), filters()
+        return {name: counted_run([str(exe), name], ids, flt) for name in counted_cases()}

@@ -9,6 +9,11 @@ VM_MERGEABLE, pass or FAIL of merge.c's assertions); its output is recorded in
 tests/data/merge_selftest.out (23/23 pass). The case bodies are in merge_selftest_cases.py,
 with the C program's helpers re-done on a Simulator.
 
+A second recording, tests/data/merge_selftest_counts.out, holds the anon_vma,
+anon_vma_chain and vm_area_struct allocations and frees of each non-forking case's body on
+the live kernel (merge_selftest.c's count mode under the perf kmem counters); rmapsim's
+6.18 must give the same counts (the tests at the end).
+
 Each test below runs one TEST_F in every era: in 6.18 the simulator's line must equal the
 live kernel's line exactly (so merge.c's assertions hold, and so does every other VMA of the
 window), and in the older eras the ranges merge.c queries must be the ones the era's merge
@@ -67,7 +72,20 @@ import pytest
 import rmapsim
 
 from helpers import ERA_RULES, EVERY_ERA, RC1_INVARIANTS, expect_broken, kernel_at_least
-from merge_selftest_cases import MERGE, WITH_FORK, P, Run, at, live_lines, recorded, run_case
+from merge_selftest_cases import (
+    MERGE,
+    WITH_FORK,
+    P,
+    Run,
+    at,
+    counted_cases,
+    live_counts,
+    live_lines,
+    recorded,
+    recorded_counts,
+    run_case,
+    simulated_counts,
+)
 
 REC = recorded()
 # 2.6.34-rc1's importer bug: prev (or the VMA growing over the faulted range) takes the
@@ -271,6 +289,59 @@ def test_the_uprobe_case_s_layout_without_the_uprobe():
     assert r.layout() == REC[r.name].split(" | ")[1]
     assert [(v["start"], v["pgoff"]) for v in r.sim.vmas(r.p) if v["file"] == 1] == [(at(1), 0), (at(7), 1), (at(8), 7)]
     r.sim.check()
+
+
+# ------------------------------------------------------------------ allocation counts
+# A second kernel-side check: merge.c looks only at VMA ranges, but which VMA survives a
+# merge and which chain is cloned show in the allocation and free counts of anon_vma,
+# anon_vma_chain and vm_area_struct (issue 18's first error class). merge_selftest.c's count
+# mode runs each non-forking case's body under the perf kmem counters; the counts are
+# recorded in tests/data/merge_selftest_counts.out (two live runs, identical).
+
+COUNTS = recorded_counts()
+
+
+@pytest.mark.parametrize("name", counted_cases())
+def test_6_18_allocation_counts_match_the_live_kernel(name):
+    """Every counted case (15: the merge fixture's 11 non-forking cases and the four
+    merge_with_fork cases unforked): rmapsim's 6.18 allocates and frees exactly what the
+    kernel does, per cache, over the whole case."""
+    assert simulated_counts("6.18", name) == COUNTS[name]
+
+
+def test_mprotect_unfaulted_right_counts_show_the_survivor():
+    """TEST_F(merge, mprotect_unfaulted_right) is the merge-right case of issue 18: the
+    faulted range (middle) merges into the unfaulted next. Counted by hand for 6.18:
+    mmap over the carveout splits it twice and maps one VMA, freeing the carved piece (3
+    vm_area_struct allocated, 1 freed); mprotect of the last 5 pages splits (1 more); the
+    write allocates an anon_vma and its chain entry; the merge keeps next
+    (vma_merge_existing_range merge-right, mm/vma.c 944-971), so dup_anon_vma(next, middle)
+    (611-641) clones middle's entry into next (1 chain entry allocated) and vma_complete
+    (333-410) frees middle and its entry. The pre-4.9 survivor rule (middle grows over next:
+    knob merge_next_survives=false) would allocate and free no chain entry."""
+    want = {
+        "anon_vma_alloc": 1,
+        "anon_vma_free": 0,
+        "anon_vma_chain_alloc": 2,
+        "anon_vma_chain_free": 1,
+        "vm_area_struct_alloc": 4,
+        "vm_area_struct_free": 2,
+    }
+    assert COUNTS["mprotect_unfaulted_right"] == want
+    assert simulated_counts("6.18", "mprotect_unfaulted_right") == want
+    old = simulated_counts("6.18+merge_next_survives=false", "mprotect_unfaulted_right")
+    assert old == {**want, "anon_vma_chain_alloc": 1, "anon_vma_chain_free": 0}
+
+
+def _counters_why():
+    from rmapsim.tools.kernel.perf import probe
+
+    return probe() or (None if kernel_at_least(6, 18) else "needs Linux 6.18")
+
+
+@pytest.mark.skipif(_counters_why() is not None, reason="needs root, tracefs, perf counters, cc and Linux 6.18")
+def test_the_live_kernel_still_gives_the_counts(tmp_path):
+    assert live_counts(tmp_path) == COUNTS
 
 
 def test_the_recording_is_merge_c_passing_on_6_18():
