@@ -1,5 +1,7 @@
-/* The kernel selftest tools/testing/selftests/mm/merge.c (Linux 6.18.y: 15 `merge` cases and
- * the 4 `merge_with_fork` cases in their forked and unforked variants), re-written as one
+/* The kernel selftest tools/testing/selftests/mm/merge.c (its 23-case version: 15 `merge`
+ * cases and the 4 `merge_with_fork` cases in their forked and unforked variants, added
+ * with the January 2026 mremap-merge fixes 61f67c230a5e / 3b617fd3d317, whose kernel side
+ * the 6.18.y stable kernels carry; 6.18.2's tree has the 15 `merge` cases), re-written as one
  * plain program whose output tests/mm/test_merge_selftest.py compares with rmapsim (recorded
  * in tests/data/merge_selftest.out). Same mappings, same operations, same checks; the
  * differences from merge.c are only these:

@@ -1,4 +1,4 @@
-"""merge.c's cases (Linux 6.18.y tools/testing/selftests/mm/merge.c) on the simulator: the
+"""merge.c's cases (tools/testing/selftests/mm/merge.c, 23-case version) on the simulator: the
 helpers of tests/data/merge_selftest.c re-done on a Simulator (``Run``), then one function
 per TEST_F written against them exactly as the C program writes them against the kernel.
 Page numbers are relative to the 30-page carveout at BASE.

@@ -1,6 +1,8 @@
-"""The kernel's VMA merge selftest, tools/testing/selftests/mm/merge.c (Linux 6.18.y: the
-`merge` fixture's 15 cases and the `merge_with_fork` fixture's 4 cases in its forked and
-unforked variants, 23 in all), ported: same mappings, same operations, same assertions.
+"""The kernel's VMA merge selftest, tools/testing/selftests/mm/merge.c, ported: same
+mappings, same operations, same assertions. The version ported has 23 cases: the `merge`
+fixture's 15 and the `merge_with_fork` fixture's 4 in its forked and unforked variants,
+added with the January 2026 mremap-merge fixes (61f67c230a5e, 3b617fd3d317) that 6.18.y
+carries as backports; 6.18.2's tree has the 15 `merge` cases only.
 
 Ground truth: tests/data/merge_selftest.c runs every case on this machine's Linux 6.18
 (6.18.44, as root) and prints one line per case (the VMAs merge.c's ``find_vma_procmap``
@@ -345,7 +347,7 @@ def test_the_live_kernel_still_gives_the_counts(tmp_path):
 
 
 def test_the_recording_is_merge_c_passing_on_6_18():
-    """The recording holds all 23 cases of 6.18.y's merge.c, every one passing."""
+    """The recording holds all 23 cases of merge.c, every one passing on 6.18.44."""
     lines = list(REC.values())
     assert len(lines) == 23 and all(line.endswith("| pass") for line in lines)
     expected = set(MERGE) | {"ksm_merge", "handle_uprobe_upon_merged_vma"}

@@ -1,4 +1,4 @@
-"""merge.c's ``TEST_F(merge, ksm_merge)`` (Linux 6.18.y tools/testing/selftests/mm/merge.c),
+"""merge.c's ``TEST_F(merge, ksm_merge)`` (tools/testing/selftests/mm/merge.c),
 the one case of the port that needs KSM's ``prctl(PR_SET_MEMORY_MERGE)``
 (``Simulator.set_memory_merge``, helper B's part of issue 18). It looks only at VMAs --
 whether a VM_MERGEABLE VMA and a new mapping next to it merge -- so no KSM daemon is
