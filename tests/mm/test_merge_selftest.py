@@ -33,8 +33,9 @@ Coverage (merge.c case -> where):
 Not ported (rmapsim cannot model them; also in docs/validation.md):
   handle_uprobe_upon_merged_vma: a uprobe on a file makes the kernel install an anonymous
   copy-on-write page (the breakpoint) in a file VMA when the file is mapped executable
-  (uprobe_mmap -> install_breakpoint), and copy_vma must then refuse a merge that would
-  orphan that page (vmg.skip_vma_uprobe). rmapsim has no uprobes and no executable-file
+  (uprobe_mmap -> install_breakpoint), and a merge done by mremap's copy_vma must not
+  install another one, which the page-table move would then orphan (vmg.skip_vma_uprobe,
+  copy_vma, mm/vma.c 1807-1900). rmapsim has no uprobes and no executable-file
   breakpoint pages; the case only checks that the two mremaps do not crash the kernel. Its
   live line is recorded (and repeated by the live test) all the same, and the file-VMA
   layout its mremaps leave is compared with the simulator's (pgoff arithmetic only).
