@@ -725,3 +725,41 @@ def expected_visits(sim, on_list: int, covering: int) -> int:
     anon_vma's list (`on_list`), or from 3.7 (bf181b9f9d8d, the interval tree) only the
     entries whose pgoff range covers the page's index (`covering`)."""
     return on_list if ERA_RULES[sim.era]["index"] == "list" else covering
+
+
+# what counted_run reads: the perf kmem counters of `rmapsim validate-kernel`, per cache
+KMEM_KEYS = (
+    "anon_vma_alloc",
+    "anon_vma_free",
+    "anon_vma_chain_alloc",
+    "anon_vma_chain_free",
+    "vm_area_struct_alloc",
+    "vm_area_struct_free",
+)
+
+
+def counted_run(cmd, ids, flt, keys=KMEM_KEYS) -> dict:
+    """Run `cmd`, a program that prints "ready", waits for a line, does what is measured,
+    prints "done" and waits for a line again; the perf kmem counters of `rmapsim
+    validate-kernel` (rmapsim.tools.kernel.perf.Counters with event ids `ids` and filters
+    `flt`) are read at the two waits. Returns after - before for each of `keys`."""
+    import subprocess
+
+    from rmapsim.tools.kernel.perf import Counters
+
+    with subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) as proc:
+        assert proc.stdout.readline().strip() == "ready"
+        counters = Counters(proc.pid, ids, flt)
+        try:
+            before = counters.read()
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+            assert proc.stdout.readline().strip() == "done"
+            after = counters.read()
+        finally:
+            counters.close()
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+            proc.wait(timeout=30)
+    assert proc.returncode == 0, f"{cmd}: exited {proc.returncode}"
+    return {k: after[k] - before[k] for k in keys}

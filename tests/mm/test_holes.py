@@ -323,3 +323,79 @@ def test_kernel_mode_injected_failure_part_way_leaves_a_consistent_state():
         sim.mprotect(p, pg(1), 4 * P, "r")
     assert layout(sim, p) == [(0, 1, "rw"), (1, 2, "r"), (2, 4, "r"), (4, 6, "rw")]
     sim.check()
+
+
+def _entries(sim, p):
+    pids, addrs, kinds, _ = sim._pte_entries()
+    return {
+        (int(a) - BASE) // P: {1: "z", 2: "anon", 3: "swap"}[int(k)] for q, a, k in zip(pids, addrs, kinds) if q == p
+    }
+
+
+@pytest.mark.parametrize("write", [False, True])
+def test_kernel_mode_touch_faults_the_pages_before_the_hole(write):
+    """A program's loop over [addr, addr+len) accesses the pages in address order; the
+    first access with no VMA (lock_mm_and_find_vma fails: SIGSEGV) stops it, the pages
+    before it faulted in (do_anonymous_page: the zero page for a read, a new anon page for a
+    write). The live fuzzer's saved traces tests/data/validate-fuzz/touch-over-hole-*.trace
+    show Linux 6.18 doing so (the driver catches the SIGSEGV and answers EFAULT). Strict
+    mode faults nothing."""
+    for holes, faulted in (("kernel", [1, 2, 3]), ("strict", [])):
+        sim = rmapsim.Simulator("6.18", holes=holes)
+        p = sim.spawn()
+        sim.mmap(p, 4 * P, addr=pg(0))
+        with pytest.raises(rmapsim.BadAddress, match=f"{pg(4):#x}"):
+            sim.touch(p, pg(1), 6 * P, write=write)
+        kind = "anon" if write else "z"
+        assert _entries(sim, p) == {n: kind for n in faulted}
+        sim.check()
+
+
+def test_kernel_mode_touch_stops_at_a_vma_that_forbids_the_access():
+    """access_error (arch/x86/mm/fault.c): a write to a read-only VMA is SIGSEGV there; the
+    pages of the writable VMA before it are written, the VMA after it is not reached."""
+    sim, p = kernel_sim()
+    sim.mmap(p, 2 * P, addr=pg(0), prot="rw")
+    sim.mmap(p, 2 * P, addr=pg(2), prot="r")
+    sim.mmap(p, 2 * P, addr=pg(4), prot="rw")
+    with pytest.raises(rmapsim.BadAddress, match="write fault"):
+        sim.touch(p, pg(0), 6 * P, write=True)
+    assert _entries(sim, p) == {0: "anon", 1: "anon"}
+    # a read is allowed by r: the whole range is read
+    sim.touch(p, pg(0), 6 * P, write=False)
+    assert _entries(sim, p) == {0: "anon", 1: "anon", 2: "z", 3: "z", 4: "z", 5: "z"}
+    sim.check()
+
+
+def test_kernel_mode_touch_many_stops_at_the_first_process_that_faults():
+    """touch_many is one touch per process in order: with holes="kernel" the first fault
+    stops the call, the processes before it having faulted the whole range."""
+    sim, p = kernel_sim()
+    sim.mmap(p, 2 * P, addr=pg(0))
+    a, b, c = sim.fork(p), sim.fork(p), sim.fork(p)
+    sim.munmap(b, pg(1), P)
+    with pytest.raises(rmapsim.BadAddress):
+        sim.touch_many([a, b, c], pg(0), 2 * P, write=True)
+    assert _entries(sim, a) == {0: "anon", 1: "anon"}
+    assert _entries(sim, b) == {0: "anon"}
+    assert _entries(sim, c) == {}
+    sim.check()
+
+
+def test_kernel_mode_madvise_refused_vma_after_a_hole_is_einval():
+    """madvise_walk_vmas (mm/madvise.c 1651-1669): a hole first only records ENOMEM; the
+    file VMA that MADV_WIPEONFORK refuses then returns EINVAL at once (the live fuzzer's
+    wipeonfork-after-hole.trace, Linux 6.18). When the range starts inside the refused VMA
+    nothing is split (wipeonfork-refused-first.trace: no vm_area_struct allocated)."""
+    sim, p = kernel_sim()
+    sim.mmap(p, 2 * P, addr=pg(4), file=2, offset=0)
+    with pytest.raises(rmapsim.InvalidArgument, match="wipeonfork"):
+        sim.madvise(p, pg(0), 6 * P, "wipeonfork")
+    sim.mmap(p, 8 * P, addr=pg(10), file=2, offset=0x10000)
+    before = sim.write_stats()["madvise"]
+    with pytest.raises(rmapsim.InvalidArgument, match="wipeonfork"):
+        sim.madvise(p, pg(16), 3 * P, "wipeonfork")
+    after = sim.write_stats()["madvise"]
+    assert after["ops"] == before["ops"] + 1 and after["vma_alloc"] == before["vma_alloc"] == 0
+    assert layout(sim, p) == [(4, 6, "rw"), (10, 18, "rw")]
+    sim.check()

@@ -55,7 +55,7 @@ import pytest
 
 import rmapsim
 
-from helpers import DATA, PAGE, X, kernel_at_least, recorded_lines, scan_rows
+from helpers import DATA, KMEM_KEYS, PAGE, X, counted_run, kernel_at_least, recorded_lines, scan_rows
 
 NEXT_SURVIVES = ("6.0", "6.18")
 MIDDLE_SURVIVES = ("2.6.34", "2.6.35", "3.0", "3.7", "3.8", "3.19")
@@ -289,14 +289,7 @@ def test_new_range_merges_do_not_depend_on_the_knob(era):
 
 RECORDING = DATA / "merge_next.out"
 PROGRAM = DATA / "merge_next.c"
-KEYS = (
-    "anon_vma_alloc",
-    "anon_vma_free",
-    "anon_vma_chain_alloc",
-    "anon_vma_chain_free",
-    "vm_area_struct_alloc",
-    "vm_area_struct_free",
-)
+KEYS = KMEM_KEYS
 
 
 def parse_counts(lines):
@@ -341,7 +334,7 @@ def live_counts(tmp_path):
     the differences, as the recording has them."""
     import subprocess
 
-    from rmapsim.tools.kernel.perf import Counters, _event_ids, filters, tracefs
+    from rmapsim.tools.kernel.perf import _event_ids, filters, tracefs
 
     exe = tmp_path / "merge_next"
     subprocess.run(["cc", "-O0", "-o", str(exe), str(PROGRAM)], check=True, capture_output=True)
@@ -351,22 +344,7 @@ def live_counts(tmp_path):
         for case in ("next", "middle"):
             runs = {}
             for merge in ("1", "0"):
-                cmd = [str(exe), case, merge]
-                with subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) as proc:
-                    assert proc.stdout.readline().strip() == "ready"
-                    counters = Counters(proc.pid, ids, flt)
-                    try:
-                        before = counters.read()
-                        proc.stdin.write("go\n")
-                        proc.stdin.flush()
-                        assert proc.stdout.readline().strip() == "done"
-                        after = counters.read()
-                    finally:
-                        counters.close()
-                        proc.stdin.write("go\n")
-                        proc.stdin.flush()
-                        proc.wait(timeout=30)
-                runs[merge] = {k: after[k] - before[k] for k in KEYS}
+                runs[merge] = counted_run([str(exe), case, merge], ids, flt, KEYS)
             out[case] = {k: runs["1"][k] - runs["0"][k] for k in KEYS}
     return out
 

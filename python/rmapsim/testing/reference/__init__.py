@@ -53,7 +53,9 @@ Modelling decisions taken from the project documents (not kernel behaviour):
   pages ending at or below 2^52 (the engine's bounds; all InvalidArgument). The kernel's
   page-cache pages are not objects: only the entry kind tells them apart.
 * ``madvise(pageout)``: each page of the range whose only mapping is this one is unmapped
-  with try_to_unmap and freed from the swap cache, in address order.
+  with try_to_unmap and freed from the swap cache, in address order; then each page-cache
+  entry of the range whose file page no other entry maps (counted over every process) is
+  dropped (madvise_cold_or_pageout_pte_range, the caller owning the file).
 
 Known kernel defect modelled as the kernel has it (docs/bugs.md): copy_vma may merge a moved
 *faulted* range into an *unfaulted*, pgoff-contiguous neighbour (is_mergeable_anon_vma(x,

@@ -3,13 +3,14 @@ madvise (mm/madvise.c) and mremap (mm/mremap.c), with their argument checks."""
 
 from __future__ import annotations
 
-from typing import List
+from typing import Dict, List
 
 from ...errors import BadAddress, InvalidArgument, OutOfMemory
 from .objects import (
     _ADVICE,
     _FLAG_ADVICE,
     _LATER_ADVICE,
+    FILE,
     FILE_MAX,
     MAX_FILE_PAGES,
     PAGE,
@@ -141,6 +142,7 @@ class SyscallMixin:
                     page = pte.page
                     rows.append(self._try_to_unmap_one_page(page))
                     self._drop_one(page)
+            self._pageout_file(mm, start, end)
             return rows
         vma, prev = self._find_vma_prev(mm, start)
         if start > vma.start:
@@ -155,6 +157,27 @@ class SyscallMixin:
                 return []
             vma = self._next(prev)
             assert vma is not None and vma.start == start
+
+    def _file_page(self, mm, a):
+        """(file, file page) of a page-cache entry at ``a`` of ``mm``."""
+        v = self._vma_at(mm, a)
+        return v.file, v.pgoff + ((a - v.start) >> PAGE_SHIFT)
+
+    def _pageout_file(self, mm, start, end) -> None:
+        """madvise_cold_or_pageout_pte_range for page-cache pages: one mapped by exactly
+        one entry in the whole system (folio_mapcount 1) is reclaimed, its entry gone."""
+        here = {a: self._file_page(mm, a) for a, pte in mm.ptes.items() if start <= a < end and pte.kind == FILE}
+        if not here:
+            return
+        mapped: Dict[tuple, int] = {}
+        for other in self.mms.values():
+            for a, pte in other.ptes.items():
+                if pte.kind == FILE:
+                    key = self._file_page(other, a)
+                    mapped[key] = mapped.get(key, 0) + 1
+        for a, key in here.items():
+            if mapped[key] == 1:
+                del mm.ptes[a]
 
     def _madvise_behavior(self, vma: Vma, prev, start, end, advice) -> Vma:
         clear, add = _FLAG_ADVICE[advice]
