@@ -435,9 +435,11 @@ class Simulator(_core.Simulator):
         ``hugepage`` / ``nohugepage`` (2.6.38+) and ``dontdump`` / ``dodump`` (3.4+), which
         only change vm_flags here, ``dontneed`` (zap the pages) or ``pageout`` (reclaim the pages this process maps
         exclusively through their rmap walks), or ``free`` (``MADV_FREE``, 4.5+: the pages
-        mapped only here become lazy-free, ``page_info()["lazyfree"]``, and swap entries in
-        the range are dropped; reclaim then discards a lazy-free page unless it was written
-        again; anonymous VMAs only). Returns the walks made (``pageout`` only)."""
+        become lazy-free, ``page_info()["lazyfree"]``, and this process's entries clean,
+        except that a page in the swap cache or with PG_dirty must be mapped only here;
+        swap entries in the range are dropped; reclaim then discards each clean mapping of
+        a lazy-free page and keeps the page at the first entry written since; anonymous
+        VMAs only). Returns the walks made (``pageout`` only)."""
         return ScanStats(self._madvise(pid, addr, length, advice), kind="try_to_unmap")
 
     @overload

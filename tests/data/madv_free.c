@@ -8,7 +8,19 @@
  * re-marked swap-backed and stays); MADV_PAGEOUT again (now it is swapped). Then
  * B = [SRC+8P, SRC+10P) rw written, paged out (swapped), MADV_FREE (the swap entries are
  * dropped). Each "state" line gives every page of A and B as p (present), s (swapped) or
- * - (neither), from /proc/self/pagemap; "data" the bytes read at the end. */
+ * - (neither), from /proc/self/pagemap; "data" the bytes read at the end. Then C = [SRC+12P,
+ * SRC+14P) rw written, shared with a child: MADV_FREE of C's first page while the child maps
+ * it marks it lazy-free all the same (neither in the swap cache nor PG_dirty: no mapcount
+ * test), the child exits, C's second page is MADV_FREE'd, and MADV_PAGEOUT discards both
+ * ("shared" line: C's two pages). Last, D = [SRC+16P, SRC+21P) rw written, the per-entry dirty
+ * bits: d2 is paged out and written again (swapped in by a write: PG_dirty), d1, d3 and d4
+ * are MADV_FREE'd while mapped once (their entries cleaned), d3 is written again, d3 and d4
+ * move (mremap) to SRC+24P and SRC+25P and are paged out there ("moved" line: the dirty one
+ * stays, the clean one goes); then a child is forked, the parent MADV_FREEs d0 (shared,
+ * marked; only the parent's entry is cleaned) and d2 (shared with PG_dirty: skipped) and
+ * maps fresh pages over d0..d2, and the child pages out d0..d2 twice ("child" lines: its own
+ * dirty entry makes d0 swap-backed again, then it is swapped; d1's copied clean entry is
+ * discarded; d2 is swapped). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -17,6 +29,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #ifndef MADV_PAGEOUT
@@ -80,5 +93,63 @@ int main(void) {
     show("b-freed");
     printf("data %d %d %d %d %d\n", a[0], a[P], a[2 * P], b[0], b[P]);
     show("read");
+    char *c = mmap((void *)(SRC + 12 * P), 2 * P, PROT_READ | PROT_WRITE, anon, -1, 0);
+    memset(c, 4, 2 * P);
+    int go[2];
+    if (pipe(go))
+        return 1;
+    pid_t child = fork();
+    if (child == 0) {
+        char x;
+        close(go[1]);
+        while (read(go[0], &x, 1) > 0) /* until the parent has advised */
+            ;
+        _exit(0);
+    }
+    close(go[0]);
+    advise("free-c-shared", SRC + 12 * P, P, MADV_FREE);
+    close(go[1]);
+    waitpid(child, NULL, 0);
+    advise("free-c-alone", SRC + 13 * P, P, MADV_FREE);
+    advise("pageout-c", SRC + 12 * P, 2 * P, MADV_PAGEOUT);
+    printf("shared %c%c\n", state(SRC + 12 * P), state(SRC + 13 * P));
+    char *d = mmap((void *)(SRC + 16 * P), 5 * P, PROT_READ | PROT_WRITE, anon, -1, 0);
+    memset(d, 5, 5 * P);
+    advise("pageout-d2", SRC + 18 * P, P, MADV_PAGEOUT);
+    d[2 * P] = 6;
+    advise("free-d1", SRC + 17 * P, P, MADV_FREE);
+    advise("free-d3-d4", SRC + 19 * P, 2 * P, MADV_FREE);
+    d[3 * P] = 7;
+    int move = MREMAP_MAYMOVE | MREMAP_FIXED;
+    if (mremap(d + 3 * P, P, P, move, (void *)(SRC + 24 * P)) == MAP_FAILED ||
+        mremap(d + 4 * P, P, P, move, (void *)(SRC + 25 * P)) == MAP_FAILED)
+        return 1;
+    advise("pageout-moved", SRC + 24 * P, 2 * P, MADV_PAGEOUT);
+    printf("moved %c%c\n", state(SRC + 24 * P), state(SRC + 25 * P));
+    fflush(stdout);
+    if (pipe(go))
+        return 1;
+    child = fork();
+    if (child == 0) {
+        char x;
+        close(go[1]);
+        while (read(go[0], &x, 1) > 0) /* until the parent has advised and remapped */
+            ;
+        close(pagemap);
+        pagemap = open("/proc/self/pagemap", O_RDONLY); /* the child's own */
+        for (int round = 1; round <= 2; round++) {
+            advise("child-pageout", SRC + 16 * P, 3 * P, MADV_PAGEOUT);
+            printf("child-%d %c%c%c\n", round, state(SRC + 16 * P), state(SRC + 17 * P), state(SRC + 18 * P));
+        }
+        fflush(stdout);
+        _exit(0);
+    }
+    close(go[0]);
+    advise("free-d0-shared", SRC + 16 * P, P, MADV_FREE);
+    advise("free-d2-shared", SRC + 18 * P, P, MADV_FREE);
+    mmap((void *)(SRC + 16 * P), 3 * P, PROT_READ | PROT_WRITE, anon, -1, 0);
+    fflush(stdout);
+    close(go[1]);
+    waitpid(child, NULL, 0);
     return 0;
 }

@@ -2,22 +2,30 @@
 madvise(MADV_FREE)"; knob ``has_madv_free``, set in 6.0 and 6.18) and what reclaim does with
 the lazy-free pages it leaves.
 
-Kernel rules (6.18; 4.5 the same in what is modelled):
+Kernel rules (the 6.18.2 tree's line numbers; 4.5 the same in what is modelled):
 
-* mm/madvise.c ``madvise_free_single_vma``: a VMA that is not anonymous is EINVAL (rmapsim
-  refuses the whole call up front, nothing changed). ``madvise_free_pte_range``: a swap entry
-  in the range is dropped (``free_swap_and_cache``, the entry cleared); a page that may be
-  shared (``folio_maybe_mapped_shared``; 4.5: ``page_mapcount(page) != 1``) is skipped; a
-  swap-cache page leaves the swap cache when no swap entry refers to its slot
-  (``folio_free_swap``), else it is skipped; the page's dirty flag is cleared, its entry made
-  clean and old, and ``folio_mark_lazyfree`` clears PG_swapbacked: ``page_info()["lazyfree"]``.
-  The zero page is not touched.
-* a later write sets the entry's dirty bit: ``page_info()["dirty"]``.
-* mm/vmscan.c ``shrink_folio_list`` gives a lazy-free page no swap slot (only swap-backed
-  pages go through ``add_to_swap``); mm/rmap.c ``try_to_unmap_one`` clears each mapping the
-  walk finds and, for a page that is not swap-backed: dirty (the cleared entry was dirty, or
-  PG_dirty) -> the entry is put back, ``folio_set_swapbacked``, and the walk aborts (it stops
-  at that mapping); clean -> the mapping is discarded (no swap entry) and the walk goes on.
+* mm/madvise.c ``madvise_free_single_vma`` (803-839): a VMA that is not anonymous is EINVAL
+  (rmapsim refuses the whole call up front, nothing changed); ``lru_add_drain`` (828) puts
+  this CPU's new pages on the LRU first. ``madvise_free_pte_range`` (655-787): a swap entry
+  in the range is dropped (``free_swap_and_cache_nr``, the entry cleared). A page in the
+  swap cache or with PG_dirty must be mapped once (``folio_mapcount(folio) !=
+  folio_nr_pages(folio)``: skipped; 4.5: "If page is shared with others, we couldn't clear
+  PG_dirty of the page") and leave the swap cache (``folio_free_swap``: no swap entry may
+  refer to its slot), else it is skipped; it loses PG_dirty. Any other page, shared or not,
+  is not checked: the entry is made clean and old (``clear_young_dirty_ptes``, this
+  mapping's only) and mm/swap.c ``folio_mark_lazyfree`` (724-732) clears PG_swapbacked:
+  ``page_info()["lazyfree"]``. The zero page is not touched. (The live 6.18 marks a page
+  shared with a child: "shared" below.)
+* a later write sets the entry's dirty bit; ``page_info()["dirty"]``: lazy-free with a
+  dirty entry. PG_dirty is set when a mapped page leaves the swap cache (mm/swapfile.c
+  ``folio_free_swap``, 1910-1920).
+* mm/vmscan.c ``shrink_folio_list`` (1099-1646) gives a lazy-free page no swap slot (only
+  swap-backed pages go through ``add_to_swap``, 1296-1302); mm/rmap.c ``try_to_unmap_one``
+  (1865-2249) clears each mapping the walk finds and, for a page that is not swap-backed
+  (2117-2158): dirty (the cleared entry was dirty: ``folio_mark_dirty``, 2065-2066, or
+  PG_dirty) -> the entry is put back, ``folio_set_swapbacked``, and
+  the walk aborts (it stops at that mapping; the ones it discarded before stay discarded);
+  clean -> the mapping is discarded (no swap entry) and the walk goes on.
   A discarded page is freed (``free_it``); a later read fault maps the zero page.
   ``MADV_PAGEOUT`` (exclusive pages only) takes the same path; so does the simulator's
   ``try_to_unmap``.
@@ -25,8 +33,14 @@ Kernel rules (6.18; 4.5 the same in what is modelled):
 Ground truth: tests/data/madv_free.c run on this machine's Linux 6.18 with a swap file,
 recorded in tests/data/madv_free.out: the first MADV_PAGEOUT after MADV_FREE discards the
 clean pages and leaves the re-dirtied one present; a second one swaps it; MADV_FREE drops
-swap entries. The 6.18 tree's line numbers could not be checked here (the kernel repository
-was too large to fetch), so the functions are named without line ranges."""
+swap entries; MADV_FREE of a page shared with a child marks it (once the child has gone,
+MADV_PAGEOUT discards it rather than swapping it). Part D, the per-entry dirty bits: after
+the parent's MADV_FREE of a shared page and its unmapping, the child's MADV_PAGEOUT keeps
+the page (the child's entry is dirty: swap-backed again) and the next one swaps it; a page
+swapped in by a write (PG_dirty) and shared is skipped (the child's pageout swaps it); an
+entry MADV_FREE cleaned before fork is copied clean (the child's pageout discards it); a
+lazy-free page written again and moved by mremap is kept by reclaim, a clean one discarded
+(tests/mm/test_pte_dirty.py has the same rules one by one)."""
 
 from __future__ import annotations
 
@@ -95,8 +109,53 @@ def simulate_program(era="6.18"):
         got.append(value[a] if held else 0)
     out.append("data " + " ".join(map(str, got)))
     show("read")
+    c = SRC + 12 * P
+    sim.mmap(p, 2 * P, addr=c)
+    sim.touch(p, c, 2 * P)
+    child = sim.fork(p)
+    advise("free-c-shared", c, 1, "free")
+    sim.exit(child)
+    advise("free-c-alone", c + P, 1, "free")
+    advise("pageout-c", c, 2, "pageout")
+    st = layout_states(sim, p)
+    out.append("shared " + LIVE[st[c]] + LIVE[st[c + P]])
+    simulate_part_d(sim, p, out)
     sim.check()
     return out
+
+
+def simulate_part_d(sim, p, out):
+    """D of tests/data/madv_free.c: the per-entry dirty bits through swap-in, MADV_FREE,
+    mremap, fork and a shared MADV_FREE (the child's lines as the child prints them)."""
+    d = [SRC + (16 + i) * P for i in range(5)]
+
+    def advise(pid, name, addr, n, advice):
+        sim.madvise(pid, addr, n * P, advice)
+        out.append(f"call {name} ok")
+
+    def states(pid, addrs):
+        st = layout_states(sim, pid)
+        return "".join(LIVE[st[a]] for a in addrs)
+
+    sim.mmap(p, 5 * P, addr=d[0])
+    sim.touch(p, d[0], 5 * P)
+    advise(p, "pageout-d2", d[2], 1, "pageout")
+    sim.touch(p, d[2], P)  # swapped in by a write
+    advise(p, "free-d1", d[1], 1, "free")
+    advise(p, "free-d3-d4", d[3], 2, "free")
+    sim.touch(p, d[3], P)
+    sim.mremap(p, d[3], P, P, new_addr=SRC + 24 * P)
+    sim.mremap(p, d[4], P, P, new_addr=SRC + 25 * P)
+    advise(p, "pageout-moved", SRC + 24 * P, 2, "pageout")
+    out.append("moved " + states(p, [SRC + 24 * P, SRC + 25 * P]))
+    child = sim.fork(p)
+    advise(p, "free-d0-shared", d[0], 1, "free")
+    advise(p, "free-d2-shared", d[2], 1, "free")
+    sim.mmap(p, 3 * P, addr=d[0])
+    for r in (1, 2):
+        advise(child, "child-pageout", d[0], 3, "pageout")
+        out.append(f"child-{r} " + states(child, d[:3]))
+    sim.exit(child)
 
 
 def test_6_18_matches_the_live_kernel_recording():
@@ -113,7 +172,7 @@ def world(era="6.18", pages=4):
     return sim, p
 
 
-def test_exclusive_pages_become_lazyfree_shared_and_zero_pages_do_not():
+def test_pages_become_lazyfree_shared_ones_too_but_not_the_zero_page():
     sim, p = world()
     sim.munmap(p, SRC + 3 * P, P)
     sim.mmap(p, P, addr=SRC + 3 * P)
@@ -121,12 +180,64 @@ def test_exclusive_pages_become_lazyfree_shared_and_zero_pages_do_not():
     child = sim.fork(p)
     sim.touch(child, SRC + 2 * P, P)  # the child's COW copy: page 2 is exclusive in both now
     sim.madvise(p, SRC, 4 * P, "free")
-    assert [lazy(sim, p, SRC + i * P) for i in (0, 1)] == [(False, False)] * 2  # mapcount 2: skipped
-    assert lazy(sim, p, SRC + 2 * P) == (True, False)
-    assert lazy(sim, child, SRC + 2 * P) == (False, False)  # the child's own copy: not in the range's VMAs
+    # pages 0 and 1 are shared with the child, neither in the swap cache nor PG_dirty: no
+    # mapcount test, lazy-free; the child's entries keep their dirty bits (written before fork)
+    assert [lazy(sim, p, SRC + i * P) for i in (0, 1)] == [(True, True)] * 2
+    assert lazy(sim, p, SRC + 2 * P) == (True, False)  # exclusive, its one entry cleaned
+    assert lazy(sim, child, SRC + 2 * P) == (False, False)  # the child's own copy: not in the range
     assert sim.page_at(p, SRC + 3 * P) is None and layout_states(sim, p)[SRC + 3 * P] == "z"
     assert sim.vmas(p)[0]["flags"] == ["account"]  # no VMA change: no split, no flag
     sim.check()
+
+
+def test_a_shared_pg_dirty_page_is_skipped():
+    """A page that left the swap cache while mapped has PG_dirty (folio_free_swap); shared,
+    MADV_FREE cannot clear it and skips the page; mapped once, it is cleared and marked."""
+    sim, p = world(pages=1)
+    page = sim.page_at(p, SRC)
+    sim.try_to_unmap([page])
+    sim.touch(p, SRC, P)  # swap-in by a write: reuse_swap_page takes it out of the swap cache
+    page = sim.page_at(p, SRC)
+    assert sim.page_info(page)["swap_slot"] is None and lazy(sim, p, SRC) == (False, False)
+    child = sim.fork(p)
+    sim.madvise(p, SRC, P, "free")
+    assert lazy(sim, p, SRC) == (False, False)  # skipped (PG_dirty and shared)
+    sim.exit(child)
+    sim.madvise(p, SRC, P, "free")
+    assert lazy(sim, p, SRC) == (True, False)  # PG_dirty cleared, entry cleaned
+    sim.check()
+
+
+@pytest.mark.parametrize("era", ["6.0", "6.18"])
+@pytest.mark.parametrize("freer", ["parent", "child"])
+def test_a_shared_lazyfree_page_keeps_the_mappings_after_the_first_dirty_one(era, freer):
+    """Written, then forked: both entries dirty (copy_present_pte keeps the bit of a private
+    mapping); one side's MADV_FREE cleans only its own entry and marks the page (no swap
+    cache, no PG_dirty: no mapcount test). try_to_unmap_one discards each clean mapping the
+    walk meets and aborts at the first dirty one, the page swap-backed again. The walk goes
+    through page->mapping, the parent's anon_vma, whose interval tree holds the parent's
+    VMA before the child's (same pgoff; anon_vma_fork adds the child's entry later, and an
+    equal key goes to the right): parent first. So when the parent freed, its mapping is
+    discarded and the walk stops at the child's (two found, the child keeps the page); when
+    the child freed, the walk stops at the parent's dirty entry at once (one found, nothing
+    discarded)."""
+    sim, p = world(era, pages=1)
+    page = sim.page_at(p, SRC)
+    child = sim.fork(p)
+    sim.madvise(p if freer == "parent" else child, SRC, P, "free")
+    assert sim.page_info(page)["lazyfree"] is True
+    w = sim.try_to_unmap([page])
+    assert sim.page_info(page)["lazyfree"] is False and sim.page_info(page)["swap_slot"] is None
+    if freer == "parent":
+        assert list(w.mappings_found) == [2] and sim.page_info(page)["mapcount"] == 1
+        assert layout_states(sim, p)[SRC] == "." and sim.page_at(child, SRC) == page
+    else:
+        assert list(w.mappings_found) == [1] and sim.page_info(page)["mapcount"] == 2
+        assert sim.page_at(p, SRC) == page and sim.page_at(child, SRC) == page
+    sim.check()
+    # swap-backed again: the next reclaim swaps every mapping left
+    sim.try_to_unmap([page])
+    assert layout_states(sim, child)[SRC] == "w"  # swapped, the page in the swap cache
 
 
 def test_swap_entries_in_the_range_are_dropped():
@@ -200,7 +311,7 @@ def test_a_rewritten_page_is_swap_backed_again_and_stays_mapped():
     # walk_abort at the first mapping found: one found of two, nothing unmapped
     assert list(w.mappings_found) == [1] and list(w.mapcount) == [2]
     assert sim.page_info(page)["mapcount"] == 2 and sim.page_info(page)["swap_slot"] is None
-    assert lazy(sim, p, SRC) == (False, False)  # folio_set_swapbacked
+    assert lazy(sim, p, SRC) == (False, False)  # folio_set_swapbacked (and folio_mark_dirty)
     sim.check()
     # now an ordinary page: the next reclaim swaps both mappings
     w = sim.try_to_unmap([page])
@@ -247,7 +358,7 @@ def test_a_file_mapping_in_the_range_is_einval_and_nothing_changes():
     sim.touch(p, SRC + 2 * P, 2 * P)  # COW copies: anonymous pages in a file VMA
     with pytest.raises(rmapsim.InvalidArgument, match="anonymous"):
         sim.madvise(p, SRC, 4 * P, "free")
-    assert all(lazy(sim, p, SRC + i * P) == (False, False) for i in range(4))
+    assert all(lazy(sim, p, SRC + i * P) == (False, False) for i in range(4))  # not marked
 
 
 def test_the_state_survives_a_snapshot_and_the_trace_word_replays():

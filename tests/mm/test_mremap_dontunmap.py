@@ -113,6 +113,42 @@ def test_6_18_matches_the_live_kernel_recording():
     assert simulate_program("6.18") == rec
 
 
+def simulate_merge_program(era="6.18"):
+    """tests/data/dontunmap_merge.c on the simulator."""
+    out = []
+    for whole in (True, False):
+        s = SRC if whole else 0x3000_0000
+        sim = rmapsim.Simulator(era=era)
+        p = sim.spawn()
+        sim.mmap(p, 2 * P, addr=s)
+        sim.touch(p, s, 2 * P)
+        sim.mmap(p, 2 * P, addr=s + 3 * P)
+        sim.touch(p, s + 3 * P, 2 * P)
+        n = 2 * P if whole else P
+        got = sim.mremap(p, s, n, n, new_addr=s + 0x1000_0000, dontunmap=True)
+        out.append(f"{'whole' if whole else 'partial'} {got:#x}")
+        sim.mmap(p, P, addr=s + 2 * P)
+        sim.check()
+        out += [f"vma {v['start']:#x} {v['end']:#x}" for v in sim.vmas(p) if s <= v["start"] < s + 0x10_0000]
+    return out
+
+
+@pytest.mark.parametrize("era", ["6.0", "6.18"])
+def test_the_emptied_source_merges_as_the_live_kernel_shows(era):
+    """The source VMA's anon_vma is gone after a whole move (the hole between it and C, which
+    has another anon_vma, merges all three) and stays after a partial one (only the left
+    merge): mm/mremap.c dontunmap_complete (6.18.2 lines 1245-1264) unlinks the chain only
+    when the moved range was the whole VMA, and unlink_anon_vmas clears vma->anon_vma;
+    observed on the live 6.18 (tests/data/dontunmap_merge.c, re-run by the live test)."""
+    rec = recorded_lines(DATA / "dontunmap_merge.out")
+    assert rec == ["whole 0x20000000", "vma 0x10000000 0x10005000"] + [
+        "partial 0x40000000",
+        "vma 0x30000000 0x30003000",
+        "vma 0x30003000 0x30005000",
+    ]
+    assert simulate_merge_program(era) == rec
+
+
 def world(era="6.18", **policy):
     sim = rmapsim.Simulator(era=era, policy=policy or None)
     p = sim.spawn()
@@ -258,3 +294,4 @@ def test_trace_word_round_trips_and_replays():
 )
 def test_the_live_kernel_still_gives_the_recording(tmp_path):
     assert run_c_program(PROGRAM, tmp_path) == recorded_lines(RECORDING)
+    assert run_c_program(DATA / "dontunmap_merge.c", tmp_path) == recorded_lines(DATA / "dontunmap_merge.out")

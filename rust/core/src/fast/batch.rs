@@ -172,7 +172,7 @@ impl Simulator {
             for ((&id, &slot), (w, hits)) in ids.iter().zip(slots).zip(walks) {
                 ticker.tick()?;
                 let first = unique || seen.insert(id);
-                if first && self.pages.lazy(id) == 0 {
+                if first && !self.pages.is_lazyfree(id) {
                     out.record(&w);
                     if let Some(slot) = slot {
                         self.unmap_hits(id, slot, &hits);

@@ -203,6 +203,11 @@ impl Simulator {
                     if pg.index != vma.linear_page_index(addr) {
                         return Err(self.violation(2, "page state", format!("page {:#x} has index {:#x} but is mapped at pid {pid} addr {addr:#x} (linear index {:#x})", page.to_u64(), pg.index, vma.linear_page_index(addr))));
                     }
+                    if pte.writable() && !pte.dirty() && !self.pages.is_lazyfree(page) {
+                        // A write fault installs a dirty entry; only MADV_FREE cleans one, and
+                        // reclaim discards a lazy-free page's clean mappings or re-dirties it.
+                        return Err(self.violation(2, "page state", format!("pid {pid} addr {addr:#x}: a writable clean entry maps page {:#x}, which is not lazy-free", page.to_u64())));
+                    }
                     truth.0.push((page, pid, v, addr));
                 }
             }
@@ -287,14 +292,15 @@ impl Simulator {
                 }
             }
             let lazy = self.pages.lazy(page);
-            if lazy != 0 && (!pg.anon || pg.swap.is_some() || lazy & !3 != 0 || lazy & 1 == 0) {
-                // MADV_FREE marks only anonymous pages outside the swap cache, and reclaim
-                // never adds a lazy-free page to it (it discards or re-marks it first).
+            if lazy & !3 != 0 || (lazy & 1 != 0 && (lazy & 2 != 0 || !pg.anon || pg.swap.is_some())) {
+                // MADV_FREE marks only anonymous pages outside the swap cache, clearing
+                // PG_dirty; reclaim never adds a lazy-free page to it (it discards or
+                // re-marks it first), and re-marking it sets PG_dirty with PG_swapbacked.
                 return Err(self.violation(
                     2,
                     "page state",
                     format!(
-                        "page {:#x} is lazy-free (state {lazy}) but anon={} swap={:?}",
+                        "page {:#x} has MADV_FREE flags {lazy} (1 lazy-free, 2 PG_dirty) but anon={} swap={:?}",
                         page.to_u64(),
                         pg.anon,
                         pg.swap
@@ -652,6 +658,14 @@ impl Simulator {
                     ),
                 ));
             }
+        }
+        let lazy = self.pages.lazy_flags().filter(|&(_, f)| f & 1 != 0).count();
+        if lazy != self.pages.lazyfree_pages() {
+            return Err(self.violation(
+                6,
+                "accounting",
+                format!("{} lazy-free pages counted, {lazy} marked", self.pages.lazyfree_pages()),
+            ));
         }
         if ptes != self.pte_count() {
             return Err(self.violation(

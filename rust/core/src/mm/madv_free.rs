@@ -4,43 +4,55 @@
 //!
 //! `madvise_free_single_vma` refuses a VMA that is not anonymous (EINVAL) and then
 //! `madvise_free_pte_range` walks the range's entries: a swap entry is dropped
-//! (`free_swap_and_cache`, the entry cleared); a page mapped only here
-//! (`folio_maybe_mapped_shared` false: mapcount 1) leaves the swap cache if no swap entry
-//! still refers to its slot (`folio_free_swap`; otherwise it is skipped), loses its dirty
-//! state, has its PTE made clean and old, and becomes lazy-free (`folio_mark_lazyfree`:
-//! `PG_swapbacked` cleared). The zero page and shared pages are left alone.
+//! (`free_swap_and_cache`, the entry cleared). For a present anonymous page that is in the
+//! swap cache or has `PG_dirty` ([`PG_DIRTY`]), the page must be mapped once (mapcount 1;
+//! 4.5: "If page is shared with others, we couldn't clear PG_dirty of the page"), must
+//! leave the swap cache (`folio_free_swap`: no swap entry may still refer to its slot), and
+//! loses `PG_dirty`; otherwise it is skipped. Any other page — shared ones included — is
+//! not checked. The entry is then made clean and old (`pte_mkclean`: this mapping's dirty
+//! bit only; a child's copy of the entry keeps its own) and the page becomes lazy-free
+//! (`folio_mark_lazyfree`: `PG_swapbacked` cleared). The zero page is left alone.
+//! (6.18.2: `madvise_free_pte_range` mm/madvise.c 655-787, `folio_mark_lazyfree` mm/swap.c
+//! 724-732. Not modelled: that function also leaves a folio alone that is unevictable,
+//! mlocked through another process's `VM_LOCKED` mapping, or not yet on the LRU, in another
+//! CPU's batch: `madvise_free_single_vma` drains only the calling CPU's.)
 //!
-//! The simulator keeps a page's dirtiness at page level ([`crate::state::pagestore::DIRTY`]):
-//! a write fault through any entry sets it. That equals the kernel's per-PTE dirty bits
-//! here because a lazy-free page can be written only while it is mapped once (a write to
-//! a shared page is a COW copy), and a fork of a written page copies its dirty PTE to the
-//! child (`copy_present_pte` keeps the dirty bit of a private mapping), so the entries of a
-//! lazy-free page are all clean or all dirty.
+//! A write sets the dirty bit of the entry written through (a write fault installs a dirty
+//! entry; a write through a clean writable entry dirties it: `lazyfree_written`). Fork
+//! copies the bit (`copy_present_pte` cleans only shared mappings).
 //!
 //! Reclaim (`try_to_unmap`, `MADV_PAGEOUT`) gives a lazy-free page no swap slot (it is not
-//! swap-backed). Its rmap walk clears each entry it finds: while the page is clean the
-//! mapping is discarded (no swap entry: a later read fault maps the zero page, a write a
-//! new page) and the walk goes on; a dirty page gets its entry back, is marked swap-backed
-//! again (`folio_set_swapbacked`) and the walk stops there (`walk_abort`), so the page
-//! stays mapped (reclaim then activates it) and an ordinary later reclaim swaps it.
+//! swap-backed). Its rmap walk clears each mapping it finds, moving the entry's dirty bit
+//! to the page (`folio_mark_dirty`). While the page stays clean the mapping is discarded
+//! (no swap entry: a later read fault maps the zero page, a write a new page) and the walk
+//! goes on; at the first dirty one the entry is put back, the page is swap-backed again
+//! (`folio_set_swapbacked`) and the walk stops (`walk_abort`): the mappings found before
+//! it are gone, the rest stay, the page stays mapped and an ordinary later reclaim swaps
+//! it (6.18.2: `try_to_unmap_one` mm/rmap.c 1865-2249, the lazy-free branch 2117-2158).
 
 use crate::error::{Result, SimError};
 use crate::mm::rmap::{WalkMode, WalkSink, WalkStart};
 use crate::state::objects::*;
-use crate::state::pagestore::{DIRTY, LAZYFREE};
+use crate::state::pagestore::{LAZYFREE, PG_DIRTY};
 use crate::state::sim::Simulator;
 
 impl Simulator {
     /// A live page's `MADV_FREE` state: `(lazyfree, dirty)` — lazy-free (not swap-backed),
-    /// and written again since (`page_info`'s `lazyfree` and `dirty`; both false for every
-    /// page `MADV_FREE` did not mark).
+    /// and, for a lazy-free page, written again: an entry mapping it has its dirty bit, so
+    /// reclaim will make it swap-backed again (`page_info`'s `lazyfree` and `dirty`; both
+    /// false for a page that is not lazy-free).
     pub fn page_lazyfree(&self, page: PageId) -> Result<(bool, bool)> {
         self.page_checked(page)?;
-        let s = self.pages.lazy(page);
-        Ok((s & LAZYFREE != 0, s & DIRTY != 0))
+        if !self.pages.is_lazyfree(page) {
+            return Ok((false, false));
+        }
+        let mut dirty = self.pages.lazy(page) & PG_DIRTY != 0;
+        self.rmap_walk_one(page, WalkMode::Full, |v, a| dirty |= self.vma(v).pte(a).dirty())?;
+        Ok((true, dirty))
     }
 
-    /// `MADV_FREE`'s checks before anything changes: the era has it (EINVAL before 4.5)
+    /// `MADV_FREE`'s checks before anything changes (with mlock: a `VM_LOCKED` VMA is
+    /// EINVAL too, `madvise_dontneed_free_valid_vma`): the era has it (EINVAL before 4.5)
     /// and every VMA of the range is anonymous (`madvise_free_single_vma`: EINVAL; the
     /// kernel fails at that VMA having freed the ones before it, which `holes="kernel"`
     /// does too; strict mode refuses up front).
@@ -74,76 +86,102 @@ impl Simulator {
                     // free_swap_and_cache + clear the entry
                     self.zap_range(v, a, a + PAGE_SIZE);
                 } else if let Some(page) = pte.page() {
-                    self.madvise_free_page(page);
+                    if self.madvise_free_page(page) {
+                        self.set_pte(v, a, pte.cleaned());
+                    }
                 }
             }
         }
     }
 
-    /// One present page of `madvise_free_pte_range`: skipped when it may be shared or
-    /// when it cannot leave the swap cache; otherwise clean and lazy-free.
-    fn madvise_free_page(&mut self, page: PageId) {
-        if self.pages.mapcount(page) != Some(1) {
-            return; // folio_maybe_mapped_shared (4.5: page_mapcount(page) != 1)
-        }
-        if let Some(slot) = self.pages.swap_slot(page) {
-            // folio_free_swap: only when no swap entry refers to the slot any more
-            if self.swap[slot as usize].count != 0 {
-                return;
+    /// One present page of `madvise_free_pte_range`: false when it is skipped (in the swap
+    /// cache or `PG_dirty`, and shared or unable to leave the swap cache); otherwise it
+    /// loses `PG_dirty` and becomes lazy-free.
+    fn madvise_free_page(&mut self, page: PageId) -> bool {
+        let slot = self.pages.swap_slot(page);
+        if slot.is_some() || self.pages.lazy(page) & PG_DIRTY != 0 {
+            if self.pages.mapcount(page) != Some(1) {
+                return false;
             }
-            self.swap.set_cache(slot, None);
-            self.page_update(page, |p| p.swap = None);
-            self.swap.release_if_unused(slot);
+            if let Some(slot) = slot {
+                // folio_free_swap: only when no swap entry refers to the slot any more
+                if self.swap[slot as usize].count != 0 {
+                    return false;
+                }
+                self.swap.set_cache(slot, None);
+                self.page_update(page, |p| p.swap = None);
+                self.swap.release_if_unused(slot);
+            }
         }
-        // folio_clear_dirty, pte_mkclean / pte_mkold, folio_mark_lazyfree
+        // folio_clear_dirty, then folio_mark_lazyfree
         self.pages.set_lazy(page, LAZYFREE);
+        true
     }
 
-    /// A write reached the pages mapped in `[start, end)` of `v`: each lazy-free one is
-    /// dirty again (the hardware's dirty bit on its entry).
+    /// A write reached the pages mapped in `[start, end)` of `v`: while any page is
+    /// lazy-free, each entry gets its dirty bit (one written through a clean writable entry
+    /// did not fault). Entries a fault installed for the write are dirty already, and only
+    /// `MADV_FREE` makes a writable entry clean, whose page stays lazy-free while the entry
+    /// does (`check()` verifies it): with no lazy-free page there is nothing to do.
+    #[inline]
     pub(crate) fn lazyfree_written(&mut self, v: VmaId, start: u64, end: u64) {
-        if !self.pages.has_lazy() {
-            return;
-        }
-        let written: Vec<PageId> = self.vma(v).ptes.range(start, end).filter_map(|(_, p)| p.page()).collect();
-        for page in written {
-            let state = self.pages.lazy(page);
-            if state & LAZYFREE != 0 {
-                self.pages.set_lazy(page, state | DIRTY);
-            }
+        if self.pages.has_lazy() {
+            self.dirty_range(v, start, end);
         }
     }
 
-    /// `try_to_unmap` of a lazy-free page (see the module documentation): a clean page's
-    /// mappings are discarded as the walk finds them; a dirty page's walk stops at its
-    /// first mapping, which stays, and the page is swap-backed again. False when the page
-    /// is not lazy-free (the caller swaps it as usual).
+    /// `pte_mkdirty` on every present entry of `[start, end)` of `v` (kept out of line:
+    /// the write path calls it only while a page is lazy-free).
+    #[cold]
+    #[inline(never)]
+    fn dirty_range(&mut self, v: VmaId, start: u64, end: u64) {
+        self.vma_mut(v).ptes.update_range(start, end, |_, p| *p = p.dirtied());
+    }
+
+    /// `PG_dirty` for a mapped page leaving the swap cache (`folio_free_swap` sets it: the
+    /// swap copy is about to go); only `MADV_FREE` reads it, so only its eras keep it.
+    pub(crate) fn swap_cache_left_dirty(&mut self, page: PageId) {
+        if self.policy.has_madv_free {
+            let s = self.pages.lazy(page);
+            self.pages.set_lazy(page, s | PG_DIRTY);
+        }
+    }
+
+    /// `try_to_unmap` of a lazy-free page (see the module documentation): the mappings the
+    /// walk finds are discarded up to the first dirty one (or none when the page has
+    /// `PG_dirty`), where the walk stops, the page becoming swap-backed and dirty again.
+    /// False when the page is not lazy-free (the caller swaps it as usual).
     pub(crate) fn try_to_unmap_lazyfree(&mut self, page: PageId, out: &mut impl WalkSink) -> Result<bool> {
         let state = self.pages.lazy(page);
         if state & LAZYFREE == 0 {
             return Ok(false);
         }
-        if state & DIRTY != 0 {
-            let w = match self.rmap_walk_start(page, WalkMode::UntilAllFound)? {
-                WalkStart::Done(w) => w,
-                WalkStart::Walk(mut s) => {
-                    s.remaining = 1; // walk_abort at the first mapping found
-                    self.rmap_walk_anon(s, |_, _| {})?
-                }
-            };
-            out.record(&w);
-            if w.mappings_found > 0 {
-                self.pages.set_lazy(page, 0); // folio_set_swapbacked
-            }
-            return Ok(true);
-        }
         let mut hits: Vec<(VmaId, u64)> = Vec::new();
-        let w = self.rmap_walk_one(page, WalkMode::UntilAllFound, |v, a| hits.push((v, a)))?;
-        out.record(&w);
-        for (v, a) in hits {
+        let full = self.rmap_walk_one(page, WalkMode::UntilAllFound, |v, a| hits.push((v, a)))?;
+        let abort =
+            if state & PG_DIRTY != 0 { Some(0) } else { hits.iter().position(|&(v, a)| self.vma(v).pte(a).dirty()) };
+        let discard = abort.unwrap_or(hits.len());
+        match abort {
+            None => out.record(&full),
+            Some(k) => {
+                // the walk as the kernel makes it: stopped at the (k+1)-th mapping found
+                let w = match self.rmap_walk_start(page, WalkMode::UntilAllFound)? {
+                    WalkStart::Done(w) => w,
+                    WalkStart::Walk(mut s) => {
+                        s.remaining = k as u32 + 1;
+                        self.rmap_walk_anon(s, |_, _| {})?
+                    }
+                };
+                out.record(&w);
+            }
+        }
+        for &(v, a) in &hits[..discard] {
             // discard: the entry is cleared, no swap entry takes its place
             self.set_pte(v, a, Pte::NONE);
             self.page_remove_rmap(page);
+        }
+        if abort.is_some() {
+            self.pages.set_lazy(page, PG_DIRTY); // folio_mark_dirty + folio_set_swapbacked
         }
         Ok(true)
     }

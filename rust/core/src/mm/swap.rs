@@ -92,7 +92,7 @@ impl Simulator {
     /// lazy-free one (not swap-backed: `shrink_folio_list` does not add it to swap).
     pub(crate) fn swap_slot_for_unmap(&mut self, page: PageId) -> Result<Option<u32>> {
         let p = self.page_checked(page)?;
-        if self.pages.lazy(page) != 0 {
+        if self.pages.is_lazyfree(page) {
             return Ok(None);
         }
         Ok(match (p.swap, p.mapcount > 0) {
@@ -144,6 +144,7 @@ impl Simulator {
                     self.swap.set_cache(slot, None);
                     self.page_update(page, |p| p.swap = None);
                     self.swap.release_if_unused(slot);
+                    self.swap_cache_left_dirty(page);
                 }
             }
         }

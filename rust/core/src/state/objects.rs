@@ -194,7 +194,8 @@ pub struct SwapSlot {
 }
 
 /// A page-table entry, packed in 8 bytes: kind in bits 0–1, write bit 2, the page handle's
-/// generation in bits 3–31 (arena generations are kept below 2^29) and index in 32–63.
+/// generation in bits 3–30 (page generations stay below 2^24: `state::pagestore`), the
+/// hardware dirty bit 31 (present entries) and index in 32–63.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
 pub struct Pte(u64);
 
@@ -203,6 +204,9 @@ const PTE_ZERO: u64 = 1;
 const PTE_PRESENT: u64 = 2;
 const PTE_SWAP: u64 = 3;
 const PTE_WRITE: u64 = 4;
+/// `pte_dirty`: the page was written through this entry since it was made or cleaned.
+const PTE_DIRTY: u64 = 1 << 31;
+const PTE_GEN_MASK: u64 = 0x0FFF_FFFF;
 
 impl Pte {
     pub const NONE: Pte = Pte(0);
@@ -219,11 +223,14 @@ impl Pte {
     /// Read-only mapping of the shared zero page (not an anon page).
     pub const ZERO: Pte = Pte(PTE_ZERO);
 
+    /// An entry mapping `page`; a writable one is made by a write fault, so it is also
+    /// dirty (`maybe_mkwrite(pte_mkdirty(entry))`), a read-only one clean. (A page
+    /// generation is below 2^24, `state::pagestore`: it never reaches the dirty bit.)
     #[inline]
     pub fn present(page: PageId, writable: bool) -> Pte {
         Pte(((page.index() as u64) << 32)
             | ((page.generation() as u64) << 3)
-            | if writable { PTE_WRITE } else { 0 }
+            | if writable { PTE_WRITE | PTE_DIRTY } else { 0 }
             | PTE_PRESENT)
     }
     #[inline]
@@ -238,7 +245,7 @@ impl Pte {
     #[inline]
     pub fn page(self) -> Option<PageId> {
         if self.0 & PTE_KIND_MASK == PTE_PRESENT {
-            Some(Id::new((self.0 >> 32) as u32, ((self.0 >> 3) & 0x1FFF_FFFF) as u32))
+            Some(Id::new((self.0 >> 32) as u32, ((self.0 >> 3) & PTE_GEN_MASK) as u32))
         } else {
             None
         }
@@ -257,10 +264,29 @@ impl Pte {
             None
         }
     }
-    /// Does this entry map `page` (present, either write state)?
+    /// Does this entry map `page` (present, either write or dirty state)?
     #[inline]
     pub fn maps(self, page: PageId) -> bool {
-        (self.0 & !PTE_WRITE) == (Pte::present(page, false).0)
+        (self.0 & !(PTE_WRITE | PTE_DIRTY)) == (Pte::present(page, false).0)
+    }
+    /// `pte_dirty` of a present entry.
+    #[inline]
+    pub fn dirty(self) -> bool {
+        self.0 & PTE_KIND_MASK == PTE_PRESENT && self.0 & PTE_DIRTY != 0
+    }
+    /// `pte_mkclean` (MADV_FREE).
+    #[inline]
+    pub fn cleaned(self) -> Pte {
+        Pte(self.0 & !PTE_DIRTY)
+    }
+    /// `pte_mkdirty`: a present entry written through (others unchanged).
+    #[inline]
+    pub fn dirtied(self) -> Pte {
+        if self.0 & PTE_KIND_MASK == PTE_PRESENT {
+            Pte(self.0 | PTE_DIRTY)
+        } else {
+            self
+        }
     }
     #[inline]
     pub fn writable(self) -> bool {
@@ -278,11 +304,14 @@ mod tests {
 
     #[test]
     fn pte_packing_round_trips() {
-        let p: PageId = Id::new(123_456, 0x1ABC_DEF0 & 0x1FFF_FFFF);
+        let p: PageId = Id::new(123_456, 0x00BC_DEF0);
         let w = Pte::present(p, true);
         assert_eq!(w.page(), Some(p));
-        assert!(w.writable() && w.maps(p));
-        assert!(!w.write_protected().writable() && w.write_protected().maps(p));
+        assert!(w.writable() && w.maps(p) && w.dirty());
+        assert!(!w.write_protected().writable() && w.write_protected().maps(p) && w.write_protected().dirty());
+        assert!(w.cleaned().maps(p) && !w.cleaned().dirty() && w.cleaned().writable());
+        assert!(!Pte::present(p, false).dirty() && Pte::present(p, false).dirtied().dirty());
+        assert_eq!(Pte::swap(77).dirtied(), Pte::swap(77));
         assert!(!w.maps(Id::new(123_456, 1)));
         assert_eq!(Pte::ZERO.page(), None);
         assert_eq!(Pte::swap(77).swap_slot(), Some(77));

@@ -105,16 +105,20 @@ pub struct PageStore {
     live: usize,
     allocs: u64,
     frees: u64,
-    /// `MADV_FREE` state of the lazy-free pages (`!PageSwapBacked`): [`LAZYFREE`], plus
-    /// [`DIRTY`] once written again. Empty in every other page's slot.
+    /// The page flags only `MADV_FREE` reads: [`LAZYFREE`] and [`PG_DIRTY`]. No entry for a
+    /// page with neither.
     lazy: SlotMap<u8>,
+    /// Pages with [`LAZYFREE`] (derived from `lazy`, not stored in snapshots).
+    lazy_count: usize,
 }
 
-/// [`PageStore::lazy`]: the page is lazy-free (`MADV_FREE` cleared `PG_swapbacked`).
+/// [`PageStore::lazy`]: the page is lazy-free (`MADV_FREE`'s `folio_mark_lazyfree` cleared
+/// `PG_swapbacked`).
 pub const LAZYFREE: u8 = 1;
-/// [`PageStore::lazy`]: the lazy-free page was written after `MADV_FREE` (a dirty PTE or
-/// `PG_dirty`): reclaim must not discard it.
-pub const DIRTY: u8 = 2;
+/// [`PageStore::lazy`]: `PG_dirty` of an anonymous page, set when a mapped page leaves the
+/// swap cache (`folio_free_swap`) or reclaim finds a lazy-free page written again; cleared by
+/// `MADV_FREE`. (A page's entries carry their own dirty bits, in the PTE.)
+pub const PG_DIRTY: u8 = 2;
 
 #[cfg(test)]
 impl std::fmt::Debug for PageStore {
@@ -373,8 +377,8 @@ impl PageStore {
         if self.word[s] & INDEX_HI_MASK == INDEX_HI_ASIDE {
             self.big_index.remove(&i);
         }
-        if !self.lazy.is_empty() {
-            self.lazy.remove(&i);
+        if !self.lazy.is_empty() && self.lazy.remove(&i).is_some_and(|f| f & LAZYFREE != 0) {
+            self.lazy_count -= 1;
         }
         // A slot that has used up its generations is retired (kept free, never reused).
         let gen = ((self.word[s] & GEN_MASK) + 1).min(GEN_MASK);
@@ -389,7 +393,7 @@ impl PageStore {
         true
     }
 
-    /// The page's `MADV_FREE` state: 0, or [`LAZYFREE`] with [`DIRTY`] once written again.
+    /// The page's [`LAZYFREE`] and [`PG_DIRTY`] flags.
     #[inline]
     pub fn lazy(&self, id: PageId) -> u8 {
         if self.lazy.is_empty() || !self.contains(id) {
@@ -398,22 +402,42 @@ impl PageStore {
         self.lazy.get(&id.index()).copied().unwrap_or(0)
     }
 
-    /// Set the page's `MADV_FREE` state (0 clears it); nothing for a page that is not live.
+    /// Set the page's [`LAZYFREE`] and [`PG_DIRTY`] flags (0 clears both); nothing for a
+    /// page that is not live.
     pub fn set_lazy(&mut self, id: PageId, state: u8) {
         if !self.contains(id) {
             return;
         }
-        if state == 0 {
-            self.lazy.remove(&id.index());
-        } else {
-            self.lazy.insert(id.index(), state);
+        let old = if state == 0 { self.lazy.remove(&id.index()) } else { self.lazy.insert(id.index(), state) };
+        let was = old.is_some_and(|f| f & LAZYFREE != 0);
+        match (was, state & LAZYFREE != 0) {
+            (false, true) => self.lazy_count += 1,
+            (true, false) => self.lazy_count -= 1,
+            _ => {}
         }
+    }
+
+    /// Is the page lazy-free ([`LAZYFREE`])?
+    #[inline]
+    pub fn is_lazyfree(&self, id: PageId) -> bool {
+        self.lazy_count > 0 && self.lazy(id) & LAZYFREE != 0
+    }
+
+    /// Pages with [`LAZYFREE`] (kept as the side map changes; `check()` recounts it).
+    #[inline]
+    pub fn lazyfree_pages(&self) -> usize {
+        self.lazy_count
+    }
+
+    /// The live pages' [`PageStore::lazy`] flags, by slot index (for `check()`).
+    pub fn lazy_flags(&self) -> impl Iterator<Item = (u32, u8)> + '_ {
+        self.lazy.iter().map(|(&i, &f)| (i, f))
     }
 
     /// Is any page lazy-free? (Paths that only matter for lazy-free pages test this first.)
     #[inline]
     pub fn has_lazy(&self) -> bool {
-        !self.lazy.is_empty()
+        self.lazy_count > 0
     }
 
     /// Why `id` does not resolve (`None` if it does).
@@ -508,6 +532,7 @@ impl crate::state::snapshot::Wire for PageStore {
             allocs,
             frees,
             lazy,
+            lazy_count: _,
         } = self;
         put_deltas(w, word);
         put_deltas(w, mapping);
@@ -539,6 +564,7 @@ impl crate::state::snapshot::Wire for PageStore {
             allocs: Wire::get(r)?,
             frees: Wire::get(r)?,
             lazy: Wire::get(r)?,
+            lazy_count: 0,
         };
         let n = s.word.len();
         if s.mapping.len() != n
@@ -551,6 +577,8 @@ impl crate::state::snapshot::Wire for PageStore {
                 "data: not a valid rmapsim snapshot: the page columns disagree".into(),
             ));
         }
+        let mut s = s;
+        s.lazy_count = s.lazy.values().filter(|&&f| f & LAZYFREE != 0).count();
         Ok(s)
     }
 }

@@ -33,8 +33,13 @@ use crate::state::objects::{Pte, SwapSlot};
 use crate::state::sim::{Inject, Process, Simulator, WriteStats};
 
 pub const MAGIC: &[u8; 8] = b"RMAPSNAP";
-/// Bump whenever the payload layout changes; a reader refuses every other version.
-pub const FORMAT_VERSION: u32 = 2;
+/// Bump whenever the payload layout changes; a reader refuses every other version but
+/// [`OLD_FORMAT_VERSION`], which it upgrades.
+pub const FORMAT_VERSION: u32 = 3;
+/// Format 2: the same layout, but a page-table entry had no dirty bit (bit 31 was always
+/// clear) and `MADV_FREE`'s flag 2 meant "lazy-free and written again"; see
+/// `upgrade_format_2` (`snapshot/upgrade.rs`).
+pub const OLD_FORMAT_VERSION: u32 = 2;
 const HEADER: usize = 20;
 
 /// Names `begin_op` may record (the snapshot stores the name; the simulator keeps a
@@ -175,11 +180,13 @@ pub struct Reader<'a> {
     pos: usize,
     next_tick: usize,
     ticker: Ticker,
+    /// Format 2's page-table entries: the flag word as stored, with no dirty bit.
+    ptes_v2: bool,
 }
 
 impl<'a> Reader<'a> {
     fn new(data: &'a [u8]) -> Reader<'a> {
-        Reader { data, pos: 0, next_tick: Writer::TICK, ticker: Ticker::new() }
+        Reader { data, pos: 0, next_tick: Writer::TICK, ticker: Ticker::new(), ptes_v2: false }
     }
 
     /// Bytes not yet read.
@@ -512,8 +519,10 @@ pub fn get_deltas(r: &mut Reader<'_>) -> Result<Vec<u32>> {
 /// `entries` run-length coded: each populated entry preceded by the count of empty ones
 /// before it, then the count of trailing empty ones. An entry is its upper half (the page
 /// or swap slot) as a zigzag difference from the previous entry's, then its lower half
-/// (flags, generation): neighbouring pages are usually neighbouring slots, so a populated
-/// entry takes about three bytes. The length is the caller's.
+/// (flags, generation) rotated left by one, so that the dirty bit (31) comes first and the
+/// word stays small: neighbouring pages are usually neighbouring slots, so a populated
+/// entry takes about three bytes. The length is the caller's. (Format 2 stored the lower
+/// half as it was, without a dirty bit.)
 pub fn put_ptes(w: &mut Writer, entries: &[Pte]) {
     let (mut gap, mut prev) = (0u64, 0i64);
     for e in entries {
@@ -524,7 +533,7 @@ pub fn put_ptes(w: &mut Writer, entries: &[Pte]) {
             let d = hi - prev;
             w.varint(gap);
             w.varint(((d << 1) ^ (d >> 63)) as u64);
-            w.varint(lo);
+            w.varint(((lo << 1) & 0xFFFF_FFFF) | (lo >> 31));
             (gap, prev) = (0, hi);
         }
     }
@@ -547,7 +556,8 @@ pub fn get_ptes(r: &mut Reader<'_>, out: &mut [Pte]) -> Result<u32> {
         }
         let z = r.varint()?;
         let hi = prev.wrapping_add((z >> 1) as i64 ^ -((z & 1) as i64));
-        let lo = u32::get(r)?;
+        let code = u32::get(r)?;
+        let lo = if r.ptes_v2 { code } else { code.rotate_right(1) };
         if !(0..=u32::MAX as i64).contains(&hi) || (hi == 0 && lo == 0) {
             return Err(bad("a malformed page-table entry"));
         }
@@ -734,9 +744,9 @@ impl Simulator {
             return Err(bad(format!("truncated: {} bytes, shorter than any snapshot", data.len())));
         }
         let version = u32::from_le_bytes(data[8..12].try_into().unwrap());
-        if version != FORMAT_VERSION {
+        if version != FORMAT_VERSION && version != OLD_FORMAT_VERSION {
             return Err(SimError::InvalidArgument(format!(
-                "data: snapshot format version {version}; this rmapsim ({}) reads version {FORMAT_VERSION} only",
+                "data: snapshot format version {version}; this rmapsim ({}) reads versions {OLD_FORMAT_VERSION} and {FORMAT_VERSION} only",
                 env!("CARGO_PKG_VERSION")
             )));
         }
@@ -753,14 +763,20 @@ impl Simulator {
             return Err(bad("checksum mismatch (the bytes were changed or corrupted)"));
         }
         let mut r = Reader::new(payload);
+        r.ptes_v2 = version == OLD_FORMAT_VERSION;
         let _writer_version = r.bytes()?;
-        let s = Simulator::get(&mut r)?;
+        let mut s = Simulator::get(&mut r)?;
         if r.remaining() != 0 {
             return Err(bad(format!("{} bytes left over after the state", r.remaining())));
+        }
+        if version == OLD_FORMAT_VERSION {
+            s.upgrade_format_2();
         }
         Ok(s)
     }
 }
+
+mod upgrade;
 
 #[cfg(test)]
 mod tests;

@@ -52,13 +52,36 @@ fn page_table_runs() {
     let mut w = Writer::new();
     put_ptes(&mut w, &e);
     let b = w.finish().unwrap();
-    // ZERO: gap 3, page 0 (delta 0), flags 1; swap 7: gap 595, delta +7 (zigzag 14), flags 3.
-    assert_eq!(b, vec![3, 0, 1, 0xD3, 0x04, 14, 3, 0]);
+    // ZERO: gap 3, page 0 (delta 0), flags 1 rotated: 2; swap 7: gap 595, delta +7
+    // (zigzag 14), flags 3 rotated: 6.
+    assert_eq!(b, vec![3, 0, 2, 0xD3, 0x04, 14, 6, 0]);
     let mut out = vec![Pte::NONE; 600];
     assert_eq!(get_ptes(&mut Reader::new(&b), &mut out).unwrap(), 2);
     assert_eq!(out, e);
     let mut short = vec![Pte::NONE; 10];
     assert!(get_ptes(&mut Reader::new(&b), &mut short).is_err());
+    // format 2 stored the flags unrotated: 1 and 3 there are the same two entries
+    let mut old = Reader::new(&[3, 0, 1, 0xD3, 0x04, 14, 3, 0]);
+    old.ptes_v2 = true;
+    let mut out = vec![Pte::NONE; 600];
+    assert_eq!(get_ptes(&mut old, &mut out).unwrap(), 2);
+    assert_eq!(out, e);
+}
+
+/// A dirty writable entry (bit 31) costs no more than a clean one: the rotation puts the
+/// dirty bit at the bottom (present 2 | write 4 | generation 1 << 3, then dirty: 29).
+#[test]
+fn a_dirty_entry_stays_small() {
+    let page = crate::state::arena::Id::new(5, 1);
+    let e = vec![Pte::present(page, true), Pte::present(page, true).cleaned()];
+    assert!(e[0].dirty() && !e[1].dirty());
+    let mut w = Writer::new();
+    put_ptes(&mut w, &e);
+    let b = w.finish().unwrap();
+    assert_eq!(b, vec![0, 10, 29, 0, 0, 28, 0]);
+    let mut out = vec![Pte::NONE; 2];
+    assert_eq!(get_ptes(&mut Reader::new(&b), &mut out).unwrap(), 2);
+    assert_eq!(out, e);
 }
 
 #[test]
@@ -81,10 +104,10 @@ fn snapshot_round_trip_and_refusals() {
     flipped[40] ^= 1;
     let e = Simulator::from_snapshot(&flipped).unwrap_err().to_string();
     assert!(e.contains("checksum"), "{e}");
-    let mut v3 = b.clone();
-    v3[8] = 3;
-    let e = Simulator::from_snapshot(&v3).unwrap_err().to_string();
-    assert!(e.contains("format version 3"), "{e}");
+    let mut v4 = b.clone();
+    v4[8] = 4;
+    let e = Simulator::from_snapshot(&v4).unwrap_err().to_string();
+    assert!(e.contains("format version 4"), "{e}");
 }
 
 /// An arena's free list and live count are checked as they are read: a free list
