@@ -285,6 +285,7 @@ class Simulator(_core.Simulator):
         offset: Optional[int] = None,
         noreserve: bool = False,
         stack: bool = False,
+        locked: bool = False,
     ) -> int:  # stricter than _core's: None is refused
         """A private mapping (anonymous, or of ``file`` at ``offset``); see
         docs/api-contract.md. ``noreserve=True`` is ``MAP_NORESERVE``: the VMA gets
@@ -292,9 +293,11 @@ class Simulator(_core.Simulator):
         ``VM_ACCOUNT``, even when writable or later made writable by ``mprotect``), so it
         does not merge with ordinary mappings. ``stack=True`` is ``MAP_STACK``: from Linux
         6.7 (era 6.18) the VMA gets ``VM_NOHUGEPAGE`` (flag "nohugepage"), so a thread
-        stack stays apart from plain anonymous neighbours; earlier eras ignore it. A
-        non-bool raises ``InvalidArgument``."""
-        return super().mmap(pid, length, addr, prot, file, offset, noreserve, stack)
+        stack stays apart from plain anonymous neighbours; earlier eras ignore it.
+        ``locked=True`` is ``MAP_LOCKED``: the VMA gets ``VM_LOCKED`` (flag "locked") and
+        the range is faulted in as :meth:`mlock` does, errors ignored. A non-bool raises
+        ``InvalidArgument``."""
+        return super().mmap(pid, length, addr, prot, file, offset, noreserve, stack, locked)
 
     def touch_many(self, pids: Iterable[int], addr: int, length: int, write: bool = True) -> None:
         """Fault ``[addr, addr+length)`` in each process of ``pids``, in order. All pids
@@ -418,8 +421,10 @@ class Simulator(_core.Simulator):
         ``sequential``, ``dontfork``, ``dofork`` (flag changes that split and re-merge
         VMAs), ``wipeonfork`` / ``keeponfork`` (Linux 4.14+ eras only; EINVAL earlier),
         ``hugepage`` / ``nohugepage`` (2.6.38+) and ``dontdump`` / ``dodump`` (3.4+), which
-        only change vm_flags here, ``dontneed`` (zap the pages) or ``pageout`` (reclaim the pages this process maps
-        exclusively through their rmap walks). Returns the walks made (``pageout`` only)."""
+        only change vm_flags here, ``mergeable`` / ``unmergeable`` (KSM's ``VM_MERGEABLE``:
+        splits and merges only, no page is ever merged), ``dontneed`` (zap the pages) or ``pageout`` (reclaim the pages this process maps
+        exclusively through their rmap walks); ``dontneed`` and ``pageout`` are EINVAL on
+        an mlocked VMA, the VMAs before it done. Returns the walks made (``pageout`` only)."""
         return ScanStats(self._madvise(pid, addr, length, advice), kind="try_to_unmap")
 
     @overload

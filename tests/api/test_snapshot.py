@@ -101,9 +101,9 @@ def test_refusals_name_what_is_wrong():
     assert "not an rmapsim snapshot" in refused(b"hello world, not a snapshot")
     assert "not an rmapsim snapshot" in refused(b"")
     assert "expected bytes" in refused("RMAPSNAP")
-    v2 = good[:8] + struct.pack("<I", 2) + good[12:]
-    msg = refused(v2)
-    assert "format version 2" in msg and "reads version 1" in msg
+    v3 = good[:8] + struct.pack("<I", 3) + good[12:]
+    msg = refused(v3)
+    assert "format version 3" in msg and "reads version 2" in msg
     assert "truncated" in refused(good[:-1]) or "payload" in refused(good[:-1])
     assert "truncated" in refused(good[:24])
     flipped = bytearray(good)

@@ -205,7 +205,16 @@ mod tests {
         let mut runner = Runner::default();
         for op in [
             Op::Spawn,
-            Op::Mmap { p: 1, addr: Some(BASE), len: 4 * P, prot: 3, file: None, noreserve: false, stack: false },
+            Op::Mmap {
+                p: 1,
+                addr: Some(BASE),
+                len: 4 * P,
+                prot: 3,
+                file: None,
+                noreserve: false,
+                stack: false,
+                locked: false,
+            },
             Op::Touch { p: 1, addr: BASE, len: 4 * P, write: true }, // faulted: a move keeps the offsets
             Op::Mremap {
                 p: 1,

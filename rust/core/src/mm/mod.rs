@@ -6,20 +6,27 @@
 //! | `vma.rs`      | `mm/mmap.c`, later `mm/vma.c`: create, merge, split, unmap     |
 //! | `mprotect.rs` | `mm/mprotect.c`, `mm/madvise.c`                               |
 //! | `mremap.rs`   | `mm/mremap.c`                                                 |
+//! | `mlock.rs`    | `mm/mlock.c`: mlock, mlock2, munlock, mlockall, munlockall     |
+//! | `ksm.rs`      | `mm/ksm.c`'s `VM_MERGEABLE` side: `PR_SET_MEMORY_MERGE` (no     |
+//! |               | KSM daemon: no page is ever merged)                             |
 //! | `anon_vma.rs` | `mm/rmap.c`, write side: prepare, clone, fork, unlink          |
 //! | `rmap.rs`     | `mm/rmap.c`, read side: `rmap_walk` and its callers; a page's   |
 //! |               | mapping side: `page_add_anon_rmap`, `page_remove_rmap`          |
-//! | `memory.rs`   | `mm/memory.c`: faults, zapping page-table entries              |
+//! | `memory.rs`   | `mm/memory.c`: faults, zapping page-table entries; `mm/gup.c`'s |
+//! |               | populate of a locked range                                      |
 //! | `swap.rs`     | `mm/swapfile.c`, `mm/swap_state.c`                             |
 //!
 //! Calls between them go one way: each file calls only files after it in the order
-//! `fork`, `mremap`, `mprotect`, `vma`, `memory`, `swap`, `rmap`, `anon_vma`. State is
+//! `fork`, `mremap`, `mlock`, `mprotect`, `vma`, `ksm`, `memory`, `swap`, `rmap`,
+//! `anon_vma`. State is
 //! touched through `state`'s methods (`state/mod.rs` says what is still reached
 //! directly, and why).
 
 pub mod anon_vma;
 pub mod fork;
+pub mod ksm;
 pub mod memory;
+pub mod mlock;
 pub mod mprotect;
 pub mod mremap;
 pub mod rmap;

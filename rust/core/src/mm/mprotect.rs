@@ -25,6 +25,10 @@ pub enum Advice {
     NoHugePage,
     DontDump,
     DoDump,
+    /// `MADV_MERGEABLE` / `MADV_UNMERGEABLE` (every era): set / clear `VM_MERGEABLE`
+    /// (`ksm_madvise`; see `ksm.rs`).
+    Mergeable,
+    Unmergeable,
 }
 
 impl Advice {
@@ -42,6 +46,8 @@ impl Advice {
         "nohugepage",
         "dontdump",
         "dodump",
+        "mergeable",
+        "unmergeable",
     ];
 
     pub fn parse(s: &str) -> Result<Advice> {
@@ -59,6 +65,8 @@ impl Advice {
             "nohugepage" => Advice::NoHugePage,
             "dontdump" => Advice::DontDump,
             "dodump" => Advice::DoDump,
+            "mergeable" => Advice::Mergeable,
+            "unmergeable" => Advice::Unmergeable,
             _ => {
                 return Err(SimError::InvalidArgument(format!(
                     "unknown advice {}; known: {}",
@@ -85,9 +93,17 @@ impl Advice {
             Advice::NoHugePage => (flags & !HUGEPAGE) | NOHUGEPAGE,
             Advice::DontDump => flags | DONTDUMP,
             Advice::DoDump => flags & !DONTDUMP,
+            // ksm_madvise: every VMA here is vma_ksm_compatible
+            Advice::Mergeable => flags | MERGEABLE,
+            Advice::Unmergeable => flags & !MERGEABLE,
             Advice::DontNeed | Advice::PageOut => return None,
         })
     }
+}
+
+/// `(oldflags & (VM_WRITE | VM_SHARED | VM_LOCKED)) == VM_LOCKED` (private mappings only).
+fn x_flags_locked_ro(flags: u32, old_prot: u8) -> bool {
+    flags & vmflags::LOCKED != 0 && old_prot & prot::WRITE == 0
 }
 
 impl Simulator {
@@ -108,7 +124,7 @@ impl Simulator {
     /// `vma` the attributes (`prot`, `flags`), merging with neighbours when possible and
     /// splitting otherwise. Returns the VMA now covering the range (the new `prev`).
     #[allow(clippy::too_many_arguments)]
-    fn vma_modify(
+    pub(crate) fn vma_modify(
         &mut self,
         mm: MmId,
         prev: Option<VmaId>,
@@ -157,7 +173,7 @@ impl Simulator {
 
     /// Walk `[start, end)` piece by piece as `sys_mprotect` / `sys_madvise` do, calling
     /// `fixup(prev, vma, piece_start, piece_end)` which returns the new `prev`.
-    fn for_each_piece(
+    pub(crate) fn for_each_piece(
         &mut self,
         mm: MmId,
         start: u64,
@@ -204,6 +220,7 @@ impl Simulator {
             }
             let x = s.vma(vma);
             let mut flags = x.flags;
+            let old_prot = x.prot;
             if prot & prot::WRITE != 0 {
                 // mprotect_fixup charges only if the old flags have none of VM_ACCOUNT,
                 // VM_WRITE, VM_HUGETLB, VM_SHARED, VM_NORESERVE (the last since 2.6.29, so
@@ -216,6 +233,12 @@ impl Simulator {
             }
             let v = s.vma_modify(mm, prev, vma, st, en, prot, flags)?;
             s.change_protection(v, st, en);
+            // 4.5+: a private VM_LOCKED range becoming writable is faulted in for write at
+            // once (COW broken); the result is ignored, as mprotect_fixup ignores it.
+            let was_locked_ro = x_flags_locked_ro(flags, old_prot);
+            if was_locked_ro && prot & prot::WRITE != 0 && s.policy.mprotect_populates_locked {
+                let _ = s.populate_vma_page_range(v, st, en);
+            }
             Ok(v)
         })
     }
@@ -275,35 +298,7 @@ impl Simulator {
         self.begin_op("madvise");
         let mut stats = ScanStats::default();
         match advice {
-            Advice::DontNeed => {
-                for v in self.vmas_in(mm, addr, end) {
-                    let (s, e) = (self.vma(v).start.max(addr), self.vma(v).end.min(end));
-                    self.zap_range(v, s, e);
-                }
-            }
-            Advice::PageOut => {
-                let mut victims = Vec::new();
-                for v in self.vmas_in(mm, addr, end) {
-                    let vma = self.vma(v);
-                    let (s, e) = (vma.start.max(addr), vma.end.min(end));
-                    let mut a = s;
-                    while a < e {
-                        if let Some(p) = vma.pte(a).page() {
-                            // MADV_PAGEOUT leaves pages that may be shared alone.
-                            if self.pages.mapcount(p) == Some(1) {
-                                victims.push(p);
-                            }
-                        }
-                        a += PAGE_SIZE;
-                    }
-                }
-                for p in victims {
-                    self.try_to_unmap_one_page(p, &mut stats)?;
-                    if self.pages.mapcount(p) == Some(0) {
-                        self.delete_from_swap_cache(p);
-                    }
-                }
-            }
+            Advice::DontNeed | Advice::PageOut => self.madvise_lru(pid, mm, addr, end, advice, &mut stats)?,
             _ => {
                 // hugepage_madvise (2.6.38-4.3): advice whose flag the visited VMA already
                 // has is EINVAL, checked VMA by VMA as the madvise loop visits them. The
@@ -336,5 +331,58 @@ impl Simulator {
             }
         }
         Ok(stats)
+    }
+
+    /// `MADV_DONTNEED` (`zap_page_range`) and `MADV_PAGEOUT` (reclaim of the pages this
+    /// process maps exclusively, through their rmap walks, then out of the swap cache),
+    /// VMA by VMA as `madvise_walk_vmas` goes: a `VM_LOCKED` VMA is EINVAL
+    /// (`madvise_dontneed_free_valid_vma`, and `madvise_dontneed` before 5.18;
+    /// `can_madv_lru_vma` for MADV_PAGEOUT), the VMAs before it already done (checked on
+    /// the live 6.18: tests/mm/test_mlock.py).
+    fn madvise_lru(
+        &mut self,
+        pid: i64,
+        mm: MmId,
+        addr: u64,
+        end: u64,
+        advice: Advice,
+        stats: &mut ScanStats,
+    ) -> Result<()> {
+        let vmas = self.vmas_in(mm, addr, end);
+        let locked = vmas.iter().position(|&v| self.vma(v).flags & vmflags::LOCKED != 0);
+        let mut victims = Vec::new();
+        for &v in &vmas[..locked.unwrap_or(vmas.len())] {
+            let (s, e) = (self.vma(v).start.max(addr), self.vma(v).end.min(end));
+            if advice == Advice::DontNeed {
+                self.zap_range(v, s, e);
+                continue;
+            }
+            let vma = self.vma(v);
+            let mut a = s;
+            while a < e {
+                if let Some(p) = vma.pte(a).page() {
+                    // MADV_PAGEOUT leaves pages that may be shared alone.
+                    if self.pages.mapcount(p) == Some(1) {
+                        victims.push(p);
+                    }
+                }
+                a += PAGE_SIZE;
+            }
+        }
+        for p in victims {
+            self.try_to_unmap_one_page(p, stats)?;
+            if self.pages.mapcount(p) == Some(0) {
+                self.delete_from_swap_cache(p);
+            }
+        }
+        match locked {
+            Some(k) => Err(SimError::InvalidArgument(format!(
+                "advice {:?} is EINVAL on the mlocked VMA [{:#x}, {:#x}) of pid {pid} (VM_LOCKED); the range before it was done",
+                format!("{advice:?}").to_lowercase(),
+                self.vma(vmas[k]).start,
+                self.vma(vmas[k]).end
+            ))),
+            None => Ok(()),
+        }
     }
 }

@@ -48,6 +48,9 @@ pub struct MapOpts {
     pub noreserve: bool,
     /// `MAP_STACK`: `VM_NOHUGEPAGE` from 6.7 (knob `map_stack_nohugepage`), else nothing.
     pub stack: bool,
+    /// `MAP_LOCKED`: `VM_LOCKED` (`calc_vm_flag_bits`), and the range is populated like
+    /// mlock's, errors ignored (`mm_populate`).
+    pub locked: bool,
 }
 
 impl Simulator {
@@ -494,7 +497,7 @@ impl Simulator {
         file: Option<(u32, u64)>,
         opts: MapOpts,
     ) -> Result<u64> {
-        let MapOpts { noreserve, stack } = opts;
+        let MapOpts { noreserve, stack, locked } = opts;
         let mm = self.proc_mm(pid)?;
         if prot & !prot::ALL != 0 {
             return Err(SimError::InvalidArgument(format!("bad prot bits {prot:#x}")));
@@ -531,12 +534,21 @@ impl Simulator {
         if prot & prot::WRITE != 0 && !noreserve {
             flags |= vmflags::ACCOUNT;
         }
-        match file {
-            None => self.mmap_region(mm, addr, len, prot, flags, addr >> PAGE_SHIFT),
+        // do_mmap: MAP_LOCKED and mm->def_flags (mlockall(MCL_FUTURE)); KSM's merge-any
+        flags |= self.mm(mm).def_flags | if locked { vmflags::LOCKED } else { 0 };
+        let flags = self.ksm_vma_flags(mm, flags);
+        let addr = match file {
+            None => self.mmap_region(mm, addr, len, prot, flags, addr >> PAGE_SHIFT)?,
             Some((f, off)) => {
-                self.mmap_region(mm, addr, len, prot, flags | f << vmflags::FILE_SHIFT, off >> PAGE_SHIFT)
+                self.mmap_region(mm, addr, len, prot, flags | f << vmflags::FILE_SHIFT, off >> PAGE_SHIFT)?
             }
+        };
+        self.ksm_add_vma(mm, addr);
+        if flags & vmflags::LOCKED != 0 {
+            // vm_mmap_pgoff: mm_populate, errors ignored (on-fault: nothing)
+            self.mm_populate(mm, addr, addr + len, true)?;
         }
+        Ok(addr)
     }
 
     /// `mmap_region`: unmap what is in the way, then merge with a neighbour or link a new VMA.
@@ -670,11 +682,19 @@ impl Simulator {
             .next_back()
             .map(|(_, &v)| v)
             .filter(|&v| !heap_only || self.vma(v).end > start_brk);
-        self.map_new_range(mm, prev, oldbrk, newbrk, rw, vmflags::ACCOUNT, pgoff)?;
+        // do_brk_flags: VM_ACCOUNT | mm->def_flags (and KSM's merge-any)
+        let def = self.mm(mm).def_flags;
+        let flags = self.ksm_vma_flags(mm, vmflags::ACCOUNT | def);
+        self.map_new_range(mm, prev, oldbrk, newbrk, rw, flags, pgoff)?;
+        self.ksm_add_vma(mm, oldbrk);
         if prev.is_some() {
             self.note_merge(mm, oldbrk, newbrk, true);
         }
         self.mm_mut(mm).brk = new;
+        if def & vmflags::LOCKED != 0 {
+            // brk: populate when mm->def_flags has VM_LOCKED (errors ignored)
+            self.mm_populate(mm, oldbrk, newbrk, true)?;
+        }
         Ok(new)
     }
 

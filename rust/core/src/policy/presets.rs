@@ -38,6 +38,10 @@ fn legacy() -> Policy {
         merge_rule: MergeAnonRule::Simple,
         lock_scope: LockScope::PerAnonVma,
         lock_kind: LockKind::Spin,
+        mlock_populates_after: false,
+        has_mlock_onfault: false,
+        mprotect_populates_locked: false,
+        memory_merge: MemoryMerge::None,
         sizes: StructSizes { vm_area_struct: 176, anon_vma: 24, anon_vma_chain: 0 },
     }
 }
@@ -80,6 +84,7 @@ const ROWS: &[Row] = &[
         prepare_links_at_head: false,
         has_thp_advice: true,
         thp_advice_strict: true,
+        mlock_populates_after: true,
         sizes: StructSizes { anon_vma: 64, ..p.sizes },
         ..p
     }),
@@ -100,6 +105,8 @@ const ROWS: &[Row] = &[
         has_wipeonfork: true,
         thp_advice_strict: false,
         adjust_imports_upfront: true,
+        has_mlock_onfault: true,
+        mprotect_populates_locked: true,
         sizes: StructSizes { vm_area_struct: 200, anon_vma: 96, anon_vma_chain: 64 },
         ..p
     }),
@@ -110,6 +117,7 @@ const ROWS: &[Row] = &[
         map_stack_nohugepage: true,
         mprotect_unaccounts: true,
         brk_heap_only: true,
+        memory_merge: MemoryMerge::BeforeMerge,
         sizes: StructSizes { vm_area_struct: 192, anon_vma: 96, anon_vma_chain: 64 },
         ..p
     }),

@@ -34,12 +34,12 @@ use crate::state::sim::{Inject, Process, Simulator, WriteStats};
 
 pub const MAGIC: &[u8; 8] = b"RMAPSNAP";
 /// Bump whenever the payload layout changes; a reader refuses every other version.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 const HEADER: usize = 20;
 
 /// Names `begin_op` may record (the snapshot stores the name; the simulator keeps a
 /// `&'static str`).
-pub const OP_NAMES: [&str; 15] = [
+pub const OP_NAMES: [&str; 20] = [
     "init",
     "spawn",
     "fork",
@@ -55,6 +55,11 @@ pub const OP_NAMES: [&str; 15] = [
     "try_to_unmap",
     "drop_swap_cache",
     "set_brk_base",
+    "mlock",
+    "munlock",
+    "mlockall",
+    "munlockall",
+    "memory_merge",
 ];
 
 fn op_name(s: &str) -> Result<&'static str> {
