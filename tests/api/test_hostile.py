@@ -164,7 +164,15 @@ def _sim_calls() -> Dict[str, Tuple[Callable[..., Any], Callable[[Dict[str, Any]
         "mmap": (
             m("mmap"),
             lambda w: dict(
-                pid=w["p"], length=P, addr=X + 40 * P, prot="rw", file=None, offset=None, noreserve=False, stack=False
+                pid=w["p"],
+                length=P,
+                addr=X + 40 * P,
+                prot="rw",
+                file=None,
+                offset=None,
+                noreserve=False,
+                stack=False,
+                locked=False,
             ),
         ),
         "mmap_anywhere": (m("mmap"), lambda w: dict(pid=w["p"], length=P)),
@@ -174,6 +182,12 @@ def _sim_calls() -> Dict[str, Tuple[Callable[..., Any], Callable[[Dict[str, Any]
         "touch_many": (m("touch_many"), lambda w: dict(pids=[w["p"], w["c"]], addr=X, length=P, write=True)),
         "mprotect": (m("mprotect"), lambda w: dict(pid=w["p"], addr=X, length=P, prot="r")),
         "madvise": (m("madvise"), lambda w: dict(pid=w["p"], addr=X, length=P, advice="random")),
+        "mlock": (m("mlock"), lambda w: dict(pid=w["p"], addr=X, length=P, onfault=False)),
+        "munlock": (m("munlock"), lambda w: dict(pid=w["p"], addr=X, length=P)),
+        "mlockall": (m("mlockall"), lambda w: dict(pid=w["p"], current=True, future=False, onfault=False)),
+        "munlockall": (m("munlockall"), lambda w: dict(pid=w["p"])),
+        "set_memory_merge": (m("set_memory_merge"), lambda w: dict(pid=w["p"], enable=True)),
+        "memory_merge": (m("memory_merge"), lambda w: dict(pid=w["p"])),
         "mremap": (
             m("mremap"),
             lambda w: dict(pid=w["p"], old_addr=X, old_len=P, new_len=2 * P, may_move=True, new_addr=None),
@@ -409,7 +423,10 @@ INT_PARAMS = {
     "moves",
     "every",
 }
-FLAG_PARAMS = {"write", "may_move", "noreserve", "stack", "aggregate", "check_each", "extended", "spans"}
+FLAG_PARAMS = {
+    *("write", "may_move", "noreserve", "stack", "aggregate", "check_each", "extended", "spans"),
+    *("locked", "onfault", "current", "future", "enable"),
+}
 REAL_PARAMS = {"rate", "fail_rate", "seconds", "q"}
 STR_PARAMS = {"prot", "advice", "era", "name", "text", "workload", "column", "knob", "writes", "ops_text", "cwd"}
 # (call, parameter) where None means "the default"

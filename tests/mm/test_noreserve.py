@@ -153,11 +153,11 @@ def test_a_file_mapping_with_noreserve_does_not_merge_with_the_same_file():
 def test_the_largest_file_identity_still_fits_beside_the_flag():
     sim = rmapsim.Simulator(era="6.18")
     p = sim.spawn()
-    big = (1 << 23) - 1
+    big = (1 << 20) - 1
     sim.mmap(p, P, addr=SRC, prot="r", file=big, offset=0, noreserve=True)
     assert sim.vmas(p)[0]["file"] == big and marks(sim.vmas(p)[0]) == "nr"
-    with pytest.raises(rmapsim.InvalidArgument, match=str(1 << 23)):
-        sim.mmap(p, P, addr=DST, prot="r", file=1 << 23)
+    with pytest.raises(rmapsim.InvalidArgument, match=str(1 << 20)):
+        sim.mmap(p, P, addr=DST, prot="r", file=1 << 20)
 
 
 @pytest.mark.parametrize("era", ERAS)

@@ -34,7 +34,7 @@ BASIC = log(
     "101 mprotect(0x7ffff7f00000, 4096, PROT_READ) = 0",
     "100 clone3({flags=CLONE_VM|CLONE_FS|CLONE_FILES|CLONE_SIGHAND|CLONE_THREAD|CLONE_SYSVSEM, stack=0x7f}, 88) = 102",
     "102 madvise(0x7ffff7f00000, 8192, MADV_DONTNEED) = 0",
-    "102 madvise(0x7ffff7f00000, 8192, MADV_MERGEABLE) = 0",
+    "102 madvise(0x7ffff7f00000, 8192, MADV_COLD) = 0",
     "100 vfork( <unfinished ...>",
     '103 execve("/nonexistent/tool", ["tool"], 0x5555 /* 3 vars */) = -1 ENOENT (No such file or directory)',
     f'103 execve("{EXE}", ["python"], 0x5555 /* 3 vars */ <unfinished ...>',
@@ -65,7 +65,7 @@ def test_processes_threads_and_vfork():
     assert stats["processes"] == 3
     assert "mprotect p2 0x7ffff7f00000 0x1000 r" in ops  # the fork child's call is its own
     assert "madvise p1 0x7ffff7f00000 0x2000 dontneed" in ops  # the thread's call is p1's
-    assert stats["skipped"]["madvise MADV_MERGEABLE (no rmap effect modelled)"] == 1
+    assert stats["skipped"]["madvise MADV_COLD (no rmap effect modelled)"] == 1
     assert stats["skipped"]["mmap failed"] == 1
     assert stats["skipped"]["execve failed"] if "execve failed" in stats["skipped"] else True
     assert "mremap p3 0x7ffff7b00000 0x1000 0x2000 move 0x7ffff7a00000" in ops

@@ -58,12 +58,21 @@ operation or a way of choosing one's arguments:
 ``try_to_unmap``        every page (None) or up to ``max_pages`` of the known pages
 ``drop_swap_cache``     likewise
 ``reclaim_vma``         try_to_unmap of the known pages of one VMA
+``mlock``               mlock (on-fault a third of the time), munlock of a range; seldom
+                        mlockall (current / future / on-fault) or munlockall
+``memory_merge``        set_memory_merge (prctl PR_SET_MEMORY_MERGE) on or off
 ======================  ===============================================================
 
 While fewer than ``max_procs`` processes live, ``spawn``, ``fork``, ``fork`` join the mix;
 with none alive the operation is ``spawn``. :data:`KINDS` is the reference model harness's
 mix (tests/model/ref_pair.py), :data:`DIFFERENTIAL_KINDS` the cross-era differential
 harness's (tests/model/test_differential.py), which has no file mappings and no pid or page errors.
+Neither has ``mlock`` or ``memory_merge`` (nor ``mergeable`` advice): the pure-Python
+reference model (:mod:`rmapsim.testing.reference`) has no ``VM_LOCKED``, ``def_flags``,
+populate or ``VM_MERGEABLE``, and the cross-era differential compares eras that differ in
+them by design (MLOCK_ONFAULT and PR_SET_MEMORY_MERGE are EINVAL before 4.4 and 6.4, and
+mlock populates differently before 2.6.38). :data:`LOCK_KINDS` adds them to a mix for a
+harness of the engine alone (``check()`` as the oracle, as tests/mm/test_mlock.py does).
 
 **The operations** (:data:`OPERATIONS`) are named as ``Simulator`` methods with their
 positional arity; :func:`operation_table` checks them against the Rust operation
@@ -93,6 +102,8 @@ __all__ = [
     "OPERATIONS",
     "KINDS",
     "DIFFERENTIAL_KINDS",
+    "LOCK_KINDS",
+    "LOCK_OPERATIONS",
     "WINDOW",
     "WIN_LO",
     "PROTS",
@@ -134,6 +145,19 @@ OPERATIONS: Dict[str, int] = {
     "drop_swap_cache": 1,
 }
 
+#: What the :data:`LOCK_KINDS` emit, with their positional arity: Simulator methods the
+#: reference model does not have (so not in :data:`OPERATIONS`).
+LOCK_OPERATIONS: Dict[str, int] = {
+    "mlock": 3,
+    "munlock": 3,
+    "mlockall": 1,
+    "munlockall": 1,
+    "set_memory_merge": 1,
+}
+
+#: The lock family and KSM's prctl, for mixes of harnesses without the reference model.
+LOCK_KINDS: Tuple[str, ...] = ("mlock", "mlock", "memory_merge")
+
 #: The reference model harness's mix.
 KINDS: Tuple[str, ...] = tuple(
     ["fork"] * 3
@@ -162,7 +186,9 @@ DIFFERENTIAL_KINDS: Tuple[str, ...] = tuple(
 )
 
 _KIND_NAMES = frozenset(
-    ["dead_pid", "touch_whole", "touch_swap", "touch_file", "reclaim_vma"] + [k for k in OPERATIONS if k != "spawn"]
+    ["dead_pid", "touch_whole", "touch_swap", "touch_file", "reclaim_vma", "memory_merge"]
+    + [k for k in OPERATIONS if k != "spawn"]
+    + ["mlock"]
 )
 
 
@@ -170,9 +196,12 @@ def operation_table() -> Dict[str, int]:
     """The operations the generator may emit, by name, with their positional arity
     (:data:`OPERATIONS`), checked against the Rust operation registry
     (``_core.op_table()``): every one but the batch calls (``fork_many``, ``touch_many``,
-    which are Simulator methods, not trace operations) must be a registered operation."""
+    which are Simulator methods, not trace operations) must be a registered operation
+    (:data:`LOCK_OPERATIONS` are checked too, ``set_memory_merge`` under its trace word
+    ``memory_merge``)."""
     words = {row[0] for row in _core.op_table()}
-    missing = set(OPERATIONS) - {"fork_many", "touch_many"} - words
+    words |= {"set_memory_merge"} if "memory_merge" in words else set()
+    missing = (set(OPERATIONS) | set(LOCK_OPERATIONS)) - {"fork_many", "touch_many"} - words
     if missing:
         raise RuntimeError(f"operations not in the Rust registry: {sorted(missing)}")
     return dict(OPERATIONS)
@@ -635,12 +664,23 @@ class OpGenerator:
             kind = "touch"
         if kind == "reclaim_vma":
             return self._reclaim_vma(state, pid, draw)
+        if kind == "memory_merge":
+            return ("set_memory_merge", (pid,), {"enable": draw.bool()})
+        if kind == "mlock" and not draw.int(0, 5):
+            if draw.int(0, 3):
+                flags = {"current": draw.int(0, 3) != 0, "future": draw.bool(), "onfault": not draw.int(0, 3)}
+                return ("mlockall", (pid,), flags)
+            return ("munlockall", (pid,), {})
         return self._range_op(kind, state, pid, draw)
 
     def _range_op(self, kind: str, state: OpState, pid: int, draw: Draw) -> Op:
         addr, n = self._range(state, pid, draw)
         if kind == "munmap":
             return ("munmap", (pid, addr, n * PAGE), {})
+        if kind == "mlock":
+            if not draw.int(0, 2):
+                return ("munlock", (pid, addr, n * PAGE), {})
+            return ("mlock", (pid, addr, n * PAGE), {"onfault": not draw.int(0, 2)})
         if kind == "touch":
             v = next((v for v in state.vmas(pid) if v["start"] <= addr < v["end"]), None)
             write = draw.int(0, 4) >= 2

@@ -19,7 +19,7 @@ WINDOW_PAGES = 8
 MAX_PROCS = 5
 
 ADVICE = ("normal", "random", "sequential", "dontneed", "pageout", "dontfork", "dofork")
-ALL_ADVICE = ADVICE + ("wipeonfork", "keeponfork", "hugepage", "nohugepage", "dontdump", "dodump")
+ALL_ADVICE = ADVICE + ("wipeonfork", "keeponfork", "hugepage", "nohugepage", "dontdump", "dodump", "mergeable", "unmergeable")
 PROTS = ("rw", "rw", "r", "none")
 HEADER = "# rmapsim trace v1"
 

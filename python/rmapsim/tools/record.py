@@ -2,8 +2,9 @@
 
 The command runs under ``strace -f`` with address-space randomisation off (the
 ``ADDR_NO_RANDOMIZE`` personality, inherited by every process it starts), and its
-fork/vfork/clone/clone3/execve/exit/mmap/munmap/mprotect/mremap/brk/madvise calls become
-trace operations (``docs/replay.md`` documents the mapping). Addresses are the ones the
+fork/vfork/clone/clone3/execve/exit/mmap/munmap/mprotect/mremap/brk/madvise calls, the
+mlock family (mlock, mlock2, munlock, mlockall, munlockall) and
+``prctl(PR_SET_MEMORY_MERGE)`` become trace operations (``docs/replay.md`` documents the mapping). Addresses are the ones the
 kernel returned, so later calls that name them line up.
 
 What strace cannot see, and what is assumed instead:
@@ -26,7 +27,8 @@ What strace cannot see, and what is assumed instead:
   ``MAP_NORESERVE`` (0x4000) becomes the trace's ``noreserve``: the VMA gets VM_NORESERVE and
   is not charged (glibc maps the heaps of a threaded program's non-main malloc arenas so).
   ``MAP_STACK`` (0x20000, glibc's thread stacks) becomes ``stack``: VM_NOHUGEPAGE in eras
-  from 6.7, so the stack stays apart from plain anonymous neighbours.
+  from 6.7, so the stack stays apart from plain anonymous neighbours. ``MAP_LOCKED``
+  (0x2000) becomes ``locked``: VM_LOCKED, and the range is faulted in at once.
 
 Calls that failed are skipped; calls the simulator refuses on replay (a range the
 reconstruction missed) are counted by ``replay`` and do not stop it.
@@ -93,6 +95,8 @@ _ADVICE = {
     "MADV_NOHUGEPAGE": "nohugepage",
     "MADV_DONTDUMP": "dontdump",
     "MADV_DODUMP": "dodump",
+    "MADV_MERGEABLE": "mergeable",
+    "MADV_UNMERGEABLE": "unmergeable",
 }
 
 
@@ -105,6 +109,9 @@ def _prot(s: str) -> str:
 
 MAP_NORESERVE = 0x4000
 MAP_STACK = 0x20000
+MAP_LOCKED = 0x2000
+#: prctl's option number of PR_SET_MEMORY_MERGE (6.4), for an strace that prints it bare.
+PR_SET_MEMORY_MERGE = 67
 
 
 def _has_flag(flags: str, name: str, bit: int) -> bool:
@@ -118,10 +125,12 @@ def _has_flag(flags: str, name: str, bit: int) -> bool:
 
 
 def _map_words(flags: str) -> str:
-    """The trace words for MAP_NORESERVE and MAP_STACK in strace's mmap flags (in the
-    trace's order: " noreserve", then " stack"), or ""."""
-    return (" noreserve" if _has_flag(flags, "MAP_NORESERVE", MAP_NORESERVE) else "") + (
-        " stack" if _has_flag(flags, "MAP_STACK", MAP_STACK) else ""
+    """The trace words for MAP_NORESERVE, MAP_STACK and MAP_LOCKED in strace's mmap flags
+    (in the trace's order: " noreserve", " stack", " locked"), or ""."""
+    return (
+        (" noreserve" if _has_flag(flags, "MAP_NORESERVE", MAP_NORESERVE) else "")
+        + (" stack" if _has_flag(flags, "MAP_STACK", MAP_STACK) else "")
+        + (" locked" if _has_flag(flags, "MAP_LOCKED", MAP_LOCKED) else "")
     )
 
 
@@ -130,6 +139,30 @@ def _num(s: str) -> int:
     if s == "NULL":
         return 0
     return int(s, 0)
+
+
+_LOCK_CALLS = ("mlock", "mlock2", "munlock", "mlockall", "munlockall", "prctl")
+
+
+def _lock_line(p: int, name: str, args: List[str]) -> Optional[str]:
+    """The trace line of a successful mlock-family call or prctl(PR_SET_MEMORY_MERGE), or
+    None for another prctl. Addresses and lengths go as the program passed them: the
+    simulator rounds them out to pages as do_mlock does."""
+    if name in ("mlock", "mlock2", "munlock"):
+        word = "munlock" if name == "munlock" else "mlock"
+        onfault = name == "mlock2" and "MLOCK_ONFAULT" in (args + [""])[2]
+        return f"{word} p{p} {_num(args[0]):#x} {_num(args[1]):#x}{' onfault' if onfault else ''}"
+    if name == "munlockall":
+        return f"munlockall p{p}"
+    if name == "mlockall":
+        flags = (args + [""])[0].strip()
+        names = (("current", "MCL_CURRENT"), ("future", "MCL_FUTURE"), ("onfault", "MCL_ONFAULT"))
+        bits = _num(flags) if flags[:1].isdigit() else 0  # a bare number: 1, 2, 4
+        return f"mlockall p{p}" + "".join(f" {w}" for i, (w, f) in enumerate(names) if f in flags or bits >> i & 1)
+    option = (args + [""])[0].strip()
+    if option == "PR_SET_MEMORY_MERGE" or (option[:1].isdigit() and _num(option.split()[0]) == PR_SET_MEMORY_MERGE):
+        return f"memory_merge p{p} {'on' if _num((args + ['0', '0'])[1]) else 'off'}"
+    return None
 
 
 @dataclass
@@ -330,6 +363,12 @@ class Converter:
                 if cur > self.brk_seen.get(p, 0):  # grown: malloc writes what it got
                     self._touch(p, (self.brk_seen.get(p, 0) or self.base_of.get(p, cur)) & ~(PAGE - 1), cur)
             self.brk_seen[p] = max(self.brk_seen.get(p, 0), cur)
+        elif name in _LOCK_CALLS:
+            line = _lock_line(p, name, args)
+            if line is None:
+                self._skip(f"{name} {', '.join(a.strip() for a in args[:1])} (no rmap effect modelled)")
+                return
+            self.ops.append(line)
         elif name == "madvise":
             adv = _ADVICE.get(args[2].strip())
             if adv is None:
@@ -548,7 +587,7 @@ def record(
                     "-s",
                     "1048576",
                     "-e",
-                    "trace=%process,%memory,chdir,fchdir",
+                    "trace=%process,%memory,chdir,fchdir,prctl",
                     "-e",
                     "signal=none",
                     "-o",

@@ -28,7 +28,8 @@ impl Simulator {
         let mm = self.proc_mm(pid)?;
         if self.policy.memory_merge == MemoryMerge::None {
             return Err(SimError::InvalidArgument(format!(
-                "prctl(PR_SET_MEMORY_MERGE) is EINVAL in era {}: it arrived in Linux 6.4",
+                "prctl(PR_SET_MEMORY_MERGE, enable={}) of pid {pid} is EINVAL in era {}: it arrived in Linux 6.4",
+                if enable { "True" } else { "False" },
                 self.policy.name
             )));
         }

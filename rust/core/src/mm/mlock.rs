@@ -29,10 +29,10 @@ impl Simulator {
     /// (`__mlock_posix_error_return`).
     pub fn mlock(&mut self, pid: i64, addr: u64, len: u64, onfault: bool) -> Result<()> {
         let mm = self.proc_mm(pid)?;
-        self.check_onfault(onfault, "mlock2(MLOCK_ONFAULT)")?;
+        self.check_onfault(onfault, pid, "mlock2's MLOCK_ONFAULT")?;
         let Some((start, end)) = Self::mlock_args(addr, len)? else { return Ok(()) };
         // holes: kernel mode (apply_vma_lock_flags locks up to the hole, then ENOMEM)
-        self.check_mapped(pid, mm, start, end)?;
+        self.check_mapped(pid, mm, start, end).map_err(|e| Self::in_call(e, "mlock", addr, len))?;
         self.begin_op("mlock");
         let flags = vmflags::LOCKED | if onfault { vmflags::LOCKONFAULT } else { 0 };
         self.apply_vma_lock_flags(mm, start, end, flags)?;
@@ -49,7 +49,7 @@ impl Simulator {
         let mm = self.proc_mm(pid)?;
         let Some((start, end)) = Self::mlock_args(addr, len)? else { return Ok(()) };
         // holes: kernel mode (apply_vma_lock_flags unlocks up to the hole, then ENOMEM)
-        self.check_mapped(pid, mm, start, end)?;
+        self.check_mapped(pid, mm, start, end).map_err(|e| Self::in_call(e, "munlock", addr, len))?;
         self.begin_op("munlock");
         self.apply_vma_lock_flags(mm, start, end, 0)
     }
@@ -63,11 +63,11 @@ impl Simulator {
     /// `current` nor `future` (flags 0 or `MCL_ONFAULT` alone) is EINVAL.
     pub fn mlockall(&mut self, pid: i64, current: bool, future: bool, onfault: bool) -> Result<()> {
         let mm = self.proc_mm(pid)?;
-        self.check_onfault(onfault, "mlockall(MCL_ONFAULT)")?;
+        self.check_onfault(onfault, pid, "mlockall's MCL_ONFAULT")?;
         if !current && !future {
             return Err(SimError::InvalidArgument(format!(
-                "mlockall needs current or future (MCL_CURRENT / MCL_FUTURE); {} is EINVAL",
-                if onfault { "MCL_ONFAULT alone" } else { "no flag" }
+                "mlockall of pid {pid} needs current=True or future=True (MCL_CURRENT / MCL_FUTURE); {} is EINVAL",
+                if onfault { "onfault (MCL_ONFAULT) alone" } else { "no flag" }
             )));
         }
         self.begin_op("mlockall");
@@ -92,11 +92,22 @@ impl Simulator {
         self.apply_to_every_vma(mm, 0)
     }
 
+    /// A range error of `call(addr, len)`, naming the arguments as given (the range it
+    /// names is rounded out to pages).
+    fn in_call(e: SimError, call: &str, addr: u64, len: u64) -> SimError {
+        match e {
+            SimError::BadAddress(m) => {
+                SimError::BadAddress(format!("{call}(addr={addr:#x}, length={len:#x}): {m} (ENOMEM)"))
+            }
+            e => e,
+        }
+    }
+
     /// `MLOCK_ONFAULT` / `MCL_ONFAULT` are unknown flag bits (EINVAL) before 4.4.
-    fn check_onfault(&self, onfault: bool, what: &str) -> Result<()> {
+    fn check_onfault(&self, onfault: bool, pid: i64, what: &str) -> Result<()> {
         if onfault && !self.policy.has_mlock_onfault {
             return Err(SimError::InvalidArgument(format!(
-                "{what} is EINVAL in era {}: the flag arrived in Linux 4.4",
+                "onfault=True ({what}) of pid {pid} is EINVAL in era {}: the flag arrived in Linux 4.4",
                 self.policy.name
             )));
         }
@@ -110,11 +121,11 @@ impl Simulator {
     fn mlock_args(addr: u64, len: u64) -> Result<Option<(u64, u64)>> {
         let mask = PAGE_SIZE - 1;
         let start = addr & !mask;
-        let len = len.wrapping_add(addr & mask).wrapping_add(mask) & !mask;
-        let end = start.wrapping_add(len);
+        let rounded = len.wrapping_add(addr & mask).wrapping_add(mask) & !mask;
+        let end = start.wrapping_add(rounded);
         if end < start {
             return Err(SimError::InvalidArgument(format!(
-                "mlock range {addr:#x}+{len:#x} wraps past the end of the address space (EINVAL)"
+                "mlock range addr={addr:#x}, length={len:#x} wraps past the end of the address space (EINVAL)"
             )));
         }
         Ok((end > start).then_some((start, end)))
