@@ -13,6 +13,9 @@ from hypothesis import strategies as st
 import rmapsim
 from rmapsim.testing.ops import (
     DIFFERENTIAL_KINDS,
+    EXTENDED_ADVICE,
+    EXTENDED_KINDS,
+    KINDS,
     OPERATIONS,
     HypothesisDraw,
     ModelState,
@@ -91,6 +94,33 @@ def test_the_differential_mix_names_no_file_and_no_dead_pid():
     assert seen["mmap"] and seen["mremap"] and seen["try_to_unmap"] and seen["spawn"]
 
 
+def test_the_extended_mix_draws_the_4_5_to_5_7_operations_and_keeps_invariants():
+    """EXTENDED_KINDS / EXTENDED_ADVICE (simulator only: see the module documentation) draw
+    MAP_FIXED_NOREPLACE, MREMAP_DONTUNMAP and MADV_FREE; on 6.18 each succeeds sometimes and
+    fails only with the kernel's errors (EEXIST, EINVAL, EFAULT, ENOMEM-like range errors),
+    check() holding after every call; KINDS and DIFFERENTIAL_KINDS never draw them."""
+    assert not {"mmap_noreplace", "mremap_dontunmap"} & set(KINDS + DIFFERENTIAL_KINDS)
+    sim = rmapsim.Simulator(era="6.18", seed=0)
+    gen = OpGenerator(kinds=EXTENDED_KINDS, advice=EXTENDED_ADVICE, files=())
+    draw = RandomDraw(random.Random(5))
+    ok, failed = Counter(), Counter()
+    for _ in range(1500):
+        name, args, kw = gen(SimulatorState(sim), draw)
+        what = "noreplace" if kw.get("noreplace") else "dontunmap" if kw.get("dontunmap") else None
+        if name == "madvise" and args[3] == "free":
+            what = "free"
+        try:
+            getattr(sim, name)(*args, **kw)
+            ok[what] += 1
+        except rmapsim.SimError as e:
+            failed[(what, type(e).__name__)] += 1
+        sim.check()
+    assert ok["noreplace"] and ok["dontunmap"] and ok["free"], ok
+    assert failed[("noreplace", "AlreadyMapped")] > 0, failed
+    kinds = {k for w, k in failed if w is not None}
+    assert kinds <= {"AlreadyMapped", "InvalidArgument", "BadAddress", "NoSuchProcess"}, failed
+
+
 def test_no_live_process_means_spawn():
     assert OpGenerator()(ModelState(ReferenceModel("2.6.33")), RandomDraw(random.Random(0))) == ("spawn", (), {})
 
@@ -151,3 +181,31 @@ def test_bad_options_are_refused_naming_the_option(options, message):
     with pytest.raises(rmapsim.InvalidArgument) as e:
         OpGenerator(**options)
     assert message in str(e.value)
+
+
+def test_holes_draws_ranges_over_holes_that_kernel_mode_applies_in_part():
+    """OpGenerator(holes=True) on a holes="kernel" simulator: munmap/mprotect/madvise/mremap
+    over holes; some munmaps of nothing succeed, some mprotects and madvises raise
+    BadAddress after changing the VMAs before (or around) the hole, and check() holds
+    after every call, injected allocation failures included."""
+    sim = rmapsim.Simulator(era="6.18", seed=0, holes="kernel")
+    gen = OpGenerator(kinds=EXTENDED_KINDS, advice=EXTENDED_ADVICE, files=(), holes=True)
+    draw = RandomDraw(random.Random(11))
+    rng = random.Random(3)
+    partial = Counter()
+    for i in range(1500):
+        name, args, kw = gen(SimulatorState(sim), draw)
+        if i % 50 == 0:
+            sim.inject_enomem(nth=rng.randint(1, 4))
+        before = str(sim.vmas(args[0])) if name in ("mprotect", "madvise") and args[0] in sim.pids() else None
+        try:
+            getattr(sim, name)(*args, **kw)
+        except rmapsim.BadAddress:
+            if before is not None and str(sim.vmas(args[0])) != before:
+                partial[name] += 1  # failed at a hole, having changed what came first
+        except rmapsim.SimError:
+            pass
+        sim.check()
+    assert partial["mprotect"] > 0 and partial["madvise"] > 0, partial
+    with pytest.raises(rmapsim.InvalidArgument, match="holes must be True or False"):
+        OpGenerator(holes=1)

@@ -23,6 +23,7 @@ import numpy as np
 from . import _core
 from ._stats import COLUMNS, LOCK_EXCLUSIVE, LOCK_SHARED, ScanStats, summary_from_totals
 from .errors import (
+    AlreadyMapped,
     BadAddress,
     Busy,
     InvalidArgument,
@@ -35,7 +36,7 @@ from .errors import (
     short_repr,
 )
 from .events import EventLog
-from .policy import Knob, Policy, era_spec, knobs, policy_overrides
+from .policy import Knob, Policy, era_spec, holes_override, knobs, policy_overrides
 from .views import AnonVmaChainView, AnonVmaView, MmView, PageView, VmaView
 
 if TYPE_CHECKING:
@@ -75,6 +76,7 @@ __all__ = [
     "OutOfMemory",
     "InvariantViolation",
     "TryAgain",
+    "AlreadyMapped",
     "Busy",
     "diff",
 ]
@@ -173,6 +175,10 @@ class Simulator(_core.Simulator):
     (a :class:`Policy` brings its own base era). Addresses and lengths are bytes and must
     be page aligned (4096). Every call validates its input and raises a
     :class:`SimError` subclass naming the bad value, leaving the state unchanged.
+    ``holes="kernel"`` (the knob ``holes``, sugar for ``policy={"holes": "kernel"}``)
+    treats ranges with holes exactly as the kernel does instead (munmap of nothing
+    succeeds; mprotect and madvise change what they reach before failing with
+    :class:`BadAddress`; see docs/api-contract.md); ``"strict"`` is the default.
     """
 
     def __new__(
@@ -182,10 +188,13 @@ class Simulator(_core.Simulator):
         policy: object = None,
         pid_max: Optional[int] = None,
         ram: Optional[int] = None,
+        holes: Optional[str] = None,
     ) -> Simulator:
         if isinstance(era, Policy):
             era = str(era)
         base, overrides = policy_overrides(policy)  # type: ignore[arg-type]
+        if holes is not None:
+            overrides = holes_override(holes, overrides)
         if base is not None:
             if era is not None and era != base:
                 raise InvalidArgument(f"era {short_repr(era)} contradicts the policy's base era {short_repr(base)}")
@@ -199,6 +208,7 @@ class Simulator(_core.Simulator):
         policy: object = None,
         pid_max: Optional[int] = None,
         ram: Optional[int] = None,
+        holes: Optional[str] = None,
     ) -> None:
         """``pid_max`` (default 4,194,304, from 301) bounds the pids, as the kernel's
         sysctl does: a fork or spawn with no free pid raises :class:`TryAgain` (EAGAIN)
@@ -285,6 +295,7 @@ class Simulator(_core.Simulator):
         offset: Optional[int] = None,
         noreserve: bool = False,
         stack: bool = False,
+        noreplace: bool = False,
         locked: bool = False,
     ) -> int:  # stricter than _core's: None is refused
         """A private mapping (anonymous, or of ``file`` at ``offset``); see
@@ -294,10 +305,14 @@ class Simulator(_core.Simulator):
         does not merge with ordinary mappings. ``stack=True`` is ``MAP_STACK``: from Linux
         6.7 (era 6.18) the VMA gets ``VM_NOHUGEPAGE`` (flag "nohugepage"), so a thread
         stack stays apart from plain anonymous neighbours; earlier eras ignore it.
+        ``noreplace=True`` is ``MAP_FIXED_NOREPLACE`` (needs ``addr``): from Linux 4.17
+        (eras 6.0, 6.18) a range overlapping any VMA raises ``AlreadyMapped`` (EEXIST) and
+        changes nothing; earlier kernels ignored the unknown flag, so ``addr`` is only a
+        hint there (taken when free, else the kernel chooses).
         ``locked=True`` is ``MAP_LOCKED``: the VMA gets ``VM_LOCKED`` (flag "locked") and
         the range is faulted in as :meth:`mlock` does, errors ignored. A non-bool raises
         ``InvalidArgument``."""
-        return super().mmap(pid, length, addr, prot, file, offset, noreserve, stack, locked)
+        return super().mmap(pid, length, addr, prot, file, offset, noreserve, stack, noreplace, locked)
 
     def touch_many(self, pids: Iterable[int], addr: int, length: int, write: bool = True) -> None:
         """Fault ``[addr, addr+length)`` in each process of ``pids``, in order. All pids
@@ -423,8 +438,12 @@ class Simulator(_core.Simulator):
         ``hugepage`` / ``nohugepage`` (2.6.38+) and ``dontdump`` / ``dodump`` (3.4+), which
         only change vm_flags here, ``mergeable`` / ``unmergeable`` (KSM's ``VM_MERGEABLE``:
         splits and merges only, no page is ever merged), ``dontneed`` (zap the pages) or ``pageout`` (reclaim the pages this process maps
-        exclusively through their rmap walks); ``dontneed`` and ``pageout`` are EINVAL on
-        an mlocked VMA, the VMAs before it done. Returns the walks made (``pageout`` only)."""
+        exclusively through their rmap walks), or ``free`` (``MADV_FREE``, 4.5+: the pages
+        mapped only here become lazy-free, ``page_info()["lazyfree"]``, and swap entries in
+        the range are dropped; reclaim then discards a lazy-free page unless it was written
+        again; anonymous VMAs only). ``dontneed``, ``pageout`` and ``free`` are EINVAL
+        (``InvalidArgument``) on an mlocked VMA: nothing changed (with ``holes="kernel"``,
+        as the kernel, the VMAs before it done). Returns the walks made (``pageout`` only)."""
         return ScanStats(self._madvise(pid, addr, length, advice), kind="try_to_unmap")
 
     @overload

@@ -17,6 +17,7 @@ __all__ = [
     "InvariantViolation",
     "TryAgain",
     "Busy",
+    "AlreadyMapped",
 ]
 
 
@@ -76,3 +77,9 @@ class Busy(SimError, RuntimeError):
     in another thread. The message names the call in progress. One Simulator is used by one
     thread at a time; read-only walks (``rmap_walk``, ``page_referenced``, ``check``,
     ``contention`` and other read-only calls) may share it."""
+
+
+class AlreadyMapped(SimError, FileExistsError):
+    """The range is already mapped, as the kernel's ``EEXIST`` says: ``mmap(...,
+    noreplace=True)`` (``MAP_FIXED_NOREPLACE``, Linux 4.17+) over a range that overlaps a
+    VMA. Nothing changed."""

@@ -119,3 +119,33 @@ def policy_overrides(policy: Policy | Mapping[str, Any] | None) -> Tuple[str | N
                 raise InvalidArgument(f"policy knob names must be strings, got {short_repr(k)}")
         return None, {k: _text(k, v) for k, v in policy.items()}
     raise InvalidArgument(f"policy must be a rmapsim.Policy or a dict of knobs, got {short_repr(policy)}")
+
+
+def holes_override(holes: object, overrides: Dict[str, str] | None) -> Dict[str, str]:
+    """The knob overrides with ``holes`` (``Simulator(..., holes=...)``) added: "strict" or
+    "kernel"; a ``policy`` that sets the knob to another value contradicts it."""
+    if not isinstance(holes, str) or holes not in ("strict", "kernel"):
+        raise InvalidArgument(f'holes must be "strict" or "kernel", got {short_repr(holes)}')
+    out = dict(overrides or {})
+    if out.get("holes", holes) != holes:
+        raise InvalidArgument(f"holes={short_repr(holes)} contradicts the policy's holes={short_repr(out['holes'])}")
+    out["holes"] = str(holes)
+    return out
+
+
+def kernel_holes(era: str) -> str:
+    """The canonical spec of ``era`` with ``holes=kernel`` (unless it sets it already): how
+    a trace of a real program (``rmapsim record``) replays in any era, since real programs
+    munmap ranges with nothing mapped and mprotect or madvise ranges with holes."""
+    spec = era_spec(era)
+    if "holes=" in spec:
+        return spec
+    return era_spec(spec + ("," if "+" in spec else "+") + "holes=kernel")
+
+
+def trace_wants_kernel_holes(text: str) -> bool:
+    """Does the trace's ``# era`` header line ask for ``holes=kernel`` (a recorded trace)?"""
+    for line in text.splitlines():
+        if line.strip().startswith("# era "):
+            return "holes=kernel" in line
+    return False

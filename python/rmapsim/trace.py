@@ -7,9 +7,11 @@ trace). :func:`parse` and :func:`format` convert between the forms; a malformed 
 raises :class:`rmapsim.InvalidArgument` naming the line and what was expected.
 
 mmap rows (code 4) are ``p, a=addr (NONE: kernel's choice), b=len, c=prot, d=file, e=offset``;
-in the text ``mmap pN ADDR LEN PROT [file ID OFFSET] [noreserve]``. ``noreserve``
-(``MAP_NORESERVE``) is bit 3 (8) of the prot column ``c``: rows without it are unchanged,
-and a ``c`` with bits above 3 is refused.
+in the text ``mmap pN ADDR LEN PROT [file ID OFFSET] [noreserve] [stack] [noreplace]``.
+``noreserve`` (``MAP_NORESERVE``) is bit 3 (8) of the prot column ``c``, ``stack`` bit 4 (16)
+and ``noreplace`` (``MAP_FIXED_NOREPLACE``) bit 5 (32): rows without them are unchanged, and a
+``c`` with bits above 5 is refused. An mremap row (code 9) keeps ``dontunmap``
+(``MREMAP_DONTUNMAP``) in bit 1 (2) of its may_move column ``d``.
 """
 
 from __future__ import annotations

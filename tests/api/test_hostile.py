@@ -172,6 +172,7 @@ def _sim_calls() -> Dict[str, Tuple[Callable[..., Any], Callable[[Dict[str, Any]
                 offset=None,
                 noreserve=False,
                 stack=False,
+                noreplace=True,
                 locked=False,
             ),
         ),
@@ -182,6 +183,7 @@ def _sim_calls() -> Dict[str, Tuple[Callable[..., Any], Callable[[Dict[str, Any]
         "touch_many": (m("touch_many"), lambda w: dict(pids=[w["p"], w["c"]], addr=X, length=P, write=True)),
         "mprotect": (m("mprotect"), lambda w: dict(pid=w["p"], addr=X, length=P, prot="r")),
         "madvise": (m("madvise"), lambda w: dict(pid=w["p"], addr=X, length=P, advice="random")),
+        "madvise_free": (m("madvise"), lambda w: dict(pid=w["p"], addr=X, length=P, advice="free")),
         "mlock": (m("mlock"), lambda w: dict(pid=w["p"], addr=X, length=P, onfault=False)),
         "munlock": (m("munlock"), lambda w: dict(pid=w["p"], addr=X, length=P)),
         "mlockall": (m("mlockall"), lambda w: dict(pid=w["p"], current=True, future=False, onfault=False)),
@@ -191,6 +193,10 @@ def _sim_calls() -> Dict[str, Tuple[Callable[..., Any], Callable[[Dict[str, Any]
         "mremap": (
             m("mremap"),
             lambda w: dict(pid=w["p"], old_addr=X, old_len=P, new_len=2 * P, may_move=True, new_addr=None),
+        ),
+        "mremap_dontunmap": (
+            m("mremap"),
+            lambda w: dict(pid=w["p"], old_addr=X, old_len=P, new_len=P, may_move=True, new_addr=None, dontunmap=True),
         ),
         "set_brk_base": (m("set_brk_base"), lambda w: dict(pid=w["q"], addr=B)),
         "brk": (m("brk"), lambda w: dict(pid=w["p"], addr=B + 3 * P)),
@@ -230,7 +236,10 @@ def _stats_call(name: str) -> Callable[..., Any]:
 def _module_calls() -> Dict[str, Tuple[Callable[..., Any], Callable[[Dict[str, Any]], Dict[str, Any]]]]:
     f = lambda fn: lambda w, **kw: fn(**kw)  # noqa: E731
     calls = {
-        "Simulator": (f(rmapsim.Simulator), lambda w: dict(era="6.18", seed=0, policy=None, pid_max=None, ram=None)),
+        "Simulator": (
+            f(rmapsim.Simulator),
+            lambda w: dict(era="6.18", seed=0, policy=None, pid_max=None, ram=None, holes="kernel"),
+        ),
         "Simulator_policy_knob": (
             lambda w, value: rmapsim.Simulator(policy={"index": value}),
             lambda w: dict(value="list"),
@@ -424,8 +433,21 @@ INT_PARAMS = {
     "every",
 }
 FLAG_PARAMS = {
-    *("write", "may_move", "noreserve", "stack", "aggregate", "check_each", "extended", "spans"),
-    *("locked", "onfault", "current", "future", "enable"),
+    "write",
+    "may_move",
+    "noreserve",
+    "stack",
+    "noreplace",
+    "dontunmap",
+    "aggregate",
+    "check_each",
+    "extended",
+    "spans",
+    "locked",
+    "onfault",
+    "current",
+    "future",
+    "enable",
 }
 REAL_PARAMS = {"rate", "fail_rate", "seconds", "q"}
 STR_PARAMS = {"prot", "advice", "era", "name", "text", "workload", "column", "knob", "writes", "ops_text", "cwd"}
@@ -433,6 +455,7 @@ STR_PARAMS = {"prot", "advice", "era", "name", "text", "workload", "column", "kn
 NONE_OK = {
     *((c, k) for c in ("mmap", "mmap_file") for k in ("addr", "prot", "file", "offset")),
     ("mremap", "new_addr"),
+    ("mremap_dontunmap", "new_addr"),
     ("drop_swap_cache", "pages"),
     ("contention", "pages"),
     *((c, k) for c in ("page_referenced", "rmap_walk", "try_to_unmap") for k in ("pages", "threads")),
@@ -443,6 +466,7 @@ NONE_OK = {
     ("Simulator", "policy"),
     ("Simulator", "pid_max"),
     ("Simulator", "ram"),
+    ("Simulator", "holes"),
     ("_core.fuzz", "policy"),
     ("_core.format_trace", "era"),
     ("trace.format", "era"),
@@ -526,8 +550,13 @@ def _skip(name: str, param: str, value: Any) -> bool:
     return (name, param) in LARGE_OK and _big(value)
 
 
-@pytest.mark.parametrize("era", [ERA, "2.6.33"])
-@pytest.mark.parametrize("name,param", PARAMS, ids=[f"{n}-{p}" for n, p in PARAMS])
+# Calls whose base arguments are EINVAL before 4.5 (MADV_FREE) / 5.7 (MREMAP_DONTUNMAP): swept in
+# ERA only (tests/mm/test_madv_free.py and test_mremap_dontunmap.py check the old eras' EINVAL).
+ERA_BOUND = {"madvise_free", "mremap_dontunmap"}
+CASES = [(n, p, e) for e in (ERA, "2.6.33") for n, p in PARAMS if e == ERA or n not in ERA_BOUND]
+
+
+@pytest.mark.parametrize("name,param,era", CASES, ids=[f"{n}-{p}-{e}" for n, p, e in CASES])
 def test_every_parameter(name, param, era):
     w = build_world(era)
     for value in HOSTILE:

@@ -26,7 +26,7 @@ def built(era: str = "6.18") -> rmapsim.Simulator:
 def test_the_envelope_is_as_documented():
     b = built().to_bytes()
     magic, version, n = struct.unpack_from("<8sIQ", b)
-    assert magic == b"RMAPSNAP" and version == 1
+    assert magic == b"RMAPSNAP" and version == 2
     assert n == len(b) - 20 - 8, "payload length, then an 8-byte checksum"
     # The payload opens with the writer's version, then the era spec (length-prefixed).
     vlen = b[20]

@@ -52,11 +52,21 @@ FLIPS = {
     "brk_heap_only": ["false"],
     "track_root": ["false"],
     "swapin_keeps_anon_mapping": ["false"],
+    "has_madv_free": ["false"],
+    "has_map_fixed_noreplace": ["false"],
+    "mremap_dontunmap": ["none", "anon_only"],
     "index": ["list"],
     "fork_reuse": ["never", "degree"],
     "merge_rule": ["simple", "singular_chain"],
     "lock_scope": ["per_anon_vma"],
     "lock_kind": ["spin", "mutex"],
+    "merge_next_survives": ["false"],
+    "mremap_needs_vma": ["false"],
+    "holes": ["kernel"],
+    "mlock_populates_after": ["false"],
+    "has_mlock_onfault": ["false"],
+    "mprotect_populates_locked": ["false"],
+    "memory_merge": ["none", "after_merge"],
     "size_vm_area_struct": ["200"],
     "size_anon_vma": ["100"],
     "size_anon_vma_chain": ["40"],
@@ -483,3 +493,48 @@ def test_struct_sizes_scale_memory(knob, struct):
     sim, p, ch = forked(f"{BASE}+{knob}={size}", 1)
     count = {"vm_area_struct": 2, "anon_vma": 2, "anon_vma_chain": 3}[struct]
     assert sim.memory()[struct] == count * int(size)
+
+
+def test_merge_next_survives_false_keeps_the_range_vma():
+    # e86f15ee64d8 (4.9): vma_merge case 8 keeps next (remove_next == 3); before, the
+    # range's VMA grew over next and imported a clone of next's chain entry
+    for spec, keeps_next in ((BASE, True), (f"{BASE}+merge_next_survives=false", False)):
+        sim = rmapsim.Simulator(era=spec)
+        p = sim.spawn()
+        sim.mmap(p, 2 * PAGE, addr=c(0), prot="r")
+        sim.mmap(p, 2 * PAGE, addr=c(2), prot="rw")
+        sim.touch(p, c(2), PAGE, write=True)
+        middle, nxt = sim.vma_at(p, c(0)), sim.vma_at(p, c(2))
+        clones = sim.allocation_sites().get("anon_vma_chain@anon_vma_clone", 0)
+        sim.mprotect(p, c(0), 2 * PAGE, "rw")
+        assert sim.vma_at(p, c(0)) == (nxt if keeps_next else middle)
+        cloned = sim.allocation_sites().get("anon_vma_chain@anon_vma_clone", 0) - clones
+        assert cloned == (0 if keeps_next else 1)
+
+
+def test_mremap_needs_vma_false_shrinks_at_an_unmapped_address():
+    # 550a7d60bd5e (5.16): do_mremap looks up old_addr's VMA first; before, a shrink in
+    # place only unmapped the tail. Visible with holes=kernel only.
+    for spec, ok in ((f"{BASE}+holes=kernel", False), (f"{BASE}+holes=kernel,mremap_needs_vma=false", True)):
+        sim = rmapsim.Simulator(era=spec)
+        p = sim.spawn()
+        sim.mmap(p, 2 * PAGE, addr=c(1))
+        if ok:
+            assert sim.mremap(p, c(0), 3 * PAGE, 2 * PAGE, may_move=False) == c(0)
+            assert [(v["start"], v["end"]) for v in vmas(sim, p)] == [(c(1), c(2))]
+        else:
+            with pytest.raises(rmapsim.BadAddress):
+                sim.mremap(p, c(0), 3 * PAGE, 2 * PAGE, may_move=False)
+
+
+def test_holes_kernel_applies_mprotect_up_to_the_hole():
+    # rmapsim option: strict refuses the range (nothing changed); kernel is do_mprotect_pkey
+    # (ENOMEM at the hole, the VMAs before it changed)
+    for spec, changed in ((BASE, False), (f"{BASE}+holes=kernel", True)):
+        sim = rmapsim.Simulator(era=spec)
+        p = sim.spawn()
+        sim.mmap(p, 2 * PAGE, addr=c(0), prot="r")
+        sim.mmap(p, 2 * PAGE, addr=c(3), prot="r")
+        with pytest.raises(rmapsim.BadAddress):
+            sim.mprotect(p, c(0), 5 * PAGE, "rw")
+        assert [str(v["prot"]) for v in sim.vmas(p)] == (["rw", "r"] if changed else ["r", "r"])

@@ -39,7 +39,9 @@ class Program:
             perms = "".join(c if c in v["prot"] else "-" for c in "rwx")
             anon = sum(states.get(a) in ("p", "s") for a in range(v["start"], v["end"], P))
             fl = v["flags"]
-            marks = " ".join(m if n in fl else "-" for m, n in (("lo", "locked"), ("lf", "lockonfault"), ("mg", "mergeable")))
+            marks = " ".join(
+                m if n in fl else "-" for m, n in (("lo", "locked"), ("lf", "lockonfault"), ("mg", "mergeable"))
+            )
             self.out.append(f"vma {v['start']:#x} {v['end']:#x} {perms} anon={anon} {marks}")
 
     def ret(self, name: str, call, *args, **kw) -> None:

@@ -268,12 +268,15 @@ def test_the_trace_word_round_trips_and_replays_like_the_api():
     assert sim.vmas(2)[3]["file"] == 3
 
 
-def test_an_mmap_row_with_a_bit_above_noreserve_and_stack_is_refused():
+def test_an_mmap_row_with_a_bit_above_noreserve_stack_noreplace_and_locked_is_refused():
     ops = trace.parse(TRACE)
-    ops["c"][1] = 32 | 3
+    ops["c"][1] = 128 | 3
     with pytest.raises(rmapsim.InvalidArgument, match="op row 1: mmap prot"):
         rmapsim.Simulator(era="6.18").apply(ops)
-    with pytest.raises(rmapsim.InvalidArgument, match='line 2: expected "file", "noreserve", "stack" or end of line'):
+    with pytest.raises(
+        rmapsim.InvalidArgument,
+        match='line 2: expected "file", "noreserve", "stack", "noreplace", "locked" or end of line',
+    ):
         trace.parse("# rmapsim trace v1\nmmap p1 0x1000 0x1000 rw reserve\n")
     with pytest.raises(rmapsim.InvalidArgument, match='line 2: unexpected "file"'):
         trace.parse("# rmapsim trace v1\nmmap p1 0x1000 0x1000 rw noreserve file 1 0x0\n")

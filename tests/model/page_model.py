@@ -474,9 +474,14 @@ class Model:
                 # the kernel just unmaps the tail (or does nothing); the simulator may refuse
                 return ("hole",)
             return ("same",) if new_n == old_n else ("shrink",)
-        # grow or move: vma_to_resize wants the old range inside one VMA (EFAULT)
+        # grow or move: vma_to_resize wants the old range inside one VMA (EFAULT); a move
+        # that also shrinks unmaps the tail first, so only the kept part (mremap_to, every
+        # era), the tail mapped in strict mode
         v = next((v for v in vlist if v["start"] <= old < v["end"]), None)
-        if v is None or old_end > v["end"]:
+        kept_end = old + min(old_n, new_n) * PAGE if new_addr is not None else old_end
+        if v is None or kept_end > v["end"]:
+            return ("error", rmapsim.BadAddress)
+        if kept_end < old_end and not self.all_mapped(pid, kept_end, (old_end - kept_end) // PAGE):
             return ("error", rmapsim.BadAddress)
         if new_addr is not None:
             return ("move", new_addr, v)

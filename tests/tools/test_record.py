@@ -512,3 +512,90 @@ def test_a_big_environment_gives_the_kernels_stack_size(tmp_path):
     assert res.errors() == []
     top = max(sim.vmas(1), key=lambda v: v["end"])
     assert (top["start"], top["end"]) == real[0][:2]
+
+
+def test_noreplace_dontunmap_and_madv_free_become_trace_words():
+    """MAP_FIXED_NOREPLACE (0x100000, also as an unnamed bit), MREMAP_DONTUNMAP (4) and
+    MADV_FREE (8, also as strace's bare number) as strace prints them; the replay on 6.18
+    leaves the source of the DONTUNMAP move in place and the freed pages lazy-free."""
+    text = log(
+        f'710 execve("{EXE}", ["python"], 0x7ffe /* 3 vars */) = 0',
+        "710 mmap(0x10000000, 8192, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS|MAP_FIXED_NOREPLACE, -1, 0)"
+        " = 0x10000000",
+        "710 mmap(0x10002000, 4096, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS|0x100000, -1, 0) = 0x10002000",
+        "710 madvise(0x10002000, 4096, MADV_FREE) = 0",
+        "710 madvise(0x10000000, 4096, 0x8) = 0",
+        "710 mremap(0x10000000, 8192, 8192, MREMAP_MAYMOVE|MREMAP_FIXED|MREMAP_DONTUNMAP, 0x20000000) = 0x20000000",
+        "710 +++ exited with 0 +++",
+    )
+    ops, _ = ops_of(text)
+    assert "mmap p1 0x10000000 0x2000 rw noreplace" in ops
+    assert "mmap p1 0x10002000 0x1000 rw noreplace" in ops
+    assert "madvise p1 0x10002000 0x1000 free" in ops and "madvise p1 0x10000000 0x1000 free" in ops
+    assert "mremap p1 0x10000000 0x2000 0x2000 move 0x20000000 dontunmap" in ops
+    sim = rmapsim.Simulator(era="6.18")
+    tr = "# rmapsim trace v1\n" + "\n".join(o for o in ops if not o.startswith("exit")) + "\n"
+    assert sim.apply(tr, check_each=True).errors() == []
+    pid = int(sim.pids()[0])
+    got = [(v["start"], v["end"]) for v in sim.vmas(pid) if v["start"] in (0x10000000, 0x20000000)]
+    assert got == [(0x10000000, 0x10003000), (0x20000000, 0x20002000)]
+    assert sim.page_at(pid, 0x10000000) is None  # emptied by the move
+    assert sim.page_info(sim.page_at(pid, 0x20000000))["lazyfree"] is True  # moved, still lazy-free
+    assert sim.page_info(sim.page_at(pid, 0x10002000))["lazyfree"] is True
+
+
+def test_enomem_range_calls_are_kept_for_kernel_hole_replay():
+    """An mprotect or madvise that failed with ENOMEM met a hole after changing what came
+    before it (do_mprotect_pkey, madvise_walk_vmas): the recorder keeps it, and the replay
+    in holes=kernel mode changes the same VMAs and returns the same error. Another failure
+    (EACCES, EINVAL) changed nothing and is skipped."""
+    text = log(
+        f'700 execve("{EXE}", ["python"], 0x7ffe /* 3 vars */) = 0',
+        "700 mmap(0x30000000, 8192, PROT_READ, MAP_PRIVATE|MAP_ANONYMOUS|MAP_FIXED, -1, 0) = 0x30000000",
+        "700 mmap(0x30003000, 8192, PROT_READ, MAP_PRIVATE|MAP_ANONYMOUS|MAP_FIXED, -1, 0) = 0x30003000",
+        "700 munmap(0x3000a000, 8192)          = 0",
+        "700 mprotect(0x30000000, 20480, PROT_READ|PROT_WRITE) = -1 ENOMEM (Cannot allocate memory)",
+        "700 madvise(0x30000000, 20480, MADV_DONTFORK) = -1 ENOMEM (Cannot allocate memory)",
+        "700 mprotect(0x30003000, 8192, PROT_READ|PROT_EXEC) = -1 EACCES (Permission denied)",
+        "700 madvise(0x30003000, 8192, MADV_WIPEONFORK) = -1 EINVAL (Invalid argument)",
+        "700 +++ exited with 0 +++",
+    )
+    ops, _ = ops_of(text)
+    assert "mprotect p1 0x30000000 0x5000 rw" in ops
+    assert "madvise p1 0x30000000 0x5000 dontfork" in ops
+    assert not any(o.startswith(("mprotect p1 0x30003000", "madvise p1 0x30003000")) for o in ops)
+    tr = "# rmapsim trace v1\n# era 6.18+holes=kernel\n" + "\n".join(o for o in ops if not o.startswith("exit"))
+    sim = rmapsim.Simulator(era="6.18+holes=kernel")
+    res = sim.apply(tr + "\n", check_each=True)
+    assert [kind for _, kind, _ in res.errors()] == ["BadAddress", "BadAddress"]
+    p = int(sim.pids()[0])
+    got = [(v["start"], v["prot"], "dontcopy" in v["flags"]) for v in sim.vmas(p) if v["start"] >> 28 == 3]
+    assert got == [(0x30000000, "rw", True), (0x30003000, "r", True)]
+
+
+@pytest.mark.skipif(shutil.which("strace") is None or shutil.which("cc") is None, reason="needs strace and cc")
+def test_a_recorded_program_with_holes_replays_in_kernel_mode(tmp_path, capsys):
+    """A real program that munmaps nothing, mprotects and madvises over a hole and shrinks
+    over it: the recorded trace names 6.18+holes=kernel, and replay, with or without
+    --era, runs it so (the two ENOMEM calls fail again, nothing else does)."""
+    src = tmp_path / "h.c"
+    src.write_text(
+        "#define _GNU_SOURCE\n#include <sys/mman.h>\n#define P 4096UL\nint main(void) {\n"
+        "  char *b = (char *)0x30000000UL; int f = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED;\n"
+        "  mmap(b, 2 * P, PROT_READ, f, -1, 0); mmap(b + 3 * P, 2 * P, PROT_READ, f, -1, 0);\n"
+        "  munmap(b + 10 * P, 2 * P); mprotect(b, 5 * P, PROT_READ | PROT_WRITE);\n"
+        "  madvise(b, 5 * P, MADV_DONTFORK); mremap(b, 5 * P, P, 0); return 0;\n}\n"
+    )
+    subprocess.run(["cc", "-O0", "-o", str(tmp_path / "h"), str(src)], check=True)
+    out = tmp_path / "h.trace"
+    assert main(["record", "--out", str(out), "--", str(tmp_path / "h")]) == 0
+    text = out.read_text()
+    assert "\n# era 6.18+holes=kernel\n" in text
+    assert "munmap p1 0x3000a000 0x2000" in text and "mremap p1 0x30000000 0x5000 0x1000 nomove" in text
+    capsys.readouterr()
+    assert main(["replay", str(out)]) == 0
+    got = capsys.readouterr().out
+    assert "in era 6.18+holes=kernel (from the trace header); 2 returned errors" in got
+    assert main(["replay", str(out), "--era", "3.0"]) == 0
+    got = capsys.readouterr().out
+    assert "in era 3.0+holes=kernel" in got and "2 returned errors" in got

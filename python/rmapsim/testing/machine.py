@@ -143,7 +143,7 @@ class RmapMachine(RuleBasedStateMachine):
         page=PAGES,
         n=st.integers(1, 4),
         prot=st.sampled_from(PROTS),
-        kind=st.sampled_from(["anon", "anon", "anon", "file", "noreserve", "stack", "locked"]),
+        kind=st.sampled_from(["anon", "anon", "anon", "file", "noreserve", "stack", "noreplace", "locked"]),
         file=st.integers(1, 2),
         shift=st.integers(0, 1),
     )
@@ -154,6 +154,7 @@ class RmapMachine(RuleBasedStateMachine):
             "file": f" file {file} {(page + shift) * PAGE_SIZE:#x}",
             "noreserve": " noreserve",
             "stack": " stack",
+            "noreplace": " noreplace",  # MAP_FIXED_NOREPLACE: AlreadyMapped over a VMA (4.17+)
             "locked": " locked",
         }[kind]
         ok, _ = self._run(f"mmap p{p} {addr:#x} {length:#x} {prot}{extra}")
@@ -194,14 +195,17 @@ class RmapMachine(RuleBasedStateMachine):
         p=procs,
         r=ranges,
         new_n=st.integers(1, 4),
-        form=st.sampled_from(["move", "nomove", "fixed", "fixed_same"]),
+        form=st.sampled_from(["move", "nomove", "fixed", "fixed_same", "dontunmap"]),
         dest=PAGES,
     )
     def mremap(self, p: int, r: tuple[int, int], new_n: int, form: str, dest: int) -> Any:
         addr, length = r
-        new_len = length if form == "fixed_same" else new_n * PAGE_SIZE
+        new_len = length if form in ("fixed_same", "dontunmap") else new_n * PAGE_SIZE
         to = BASE + (WINDOW_PAGES + dest) * PAGE_SIZE
-        tail = {"move": " move", "nomove": " nomove", "fixed": f" move {to:#x}", "fixed_same": f" move {to:#x}"}[form]
+        tail = {"move": " move", "nomove": " nomove", "fixed": f" move {to:#x}", "fixed_same": f" move {to:#x}"}.get(
+            form,
+            f" move {to:#x} dontunmap",  # MREMAP_DONTUNMAP (5.7+): the source VMA stays, emptied
+        )
         ok, value = self._run(f"mremap p{p} {addr:#x} {length:#x} {new_len:#x}{tail}")
         return (value, new_len) if ok and value else multiple()
 
@@ -235,7 +239,9 @@ class RmapMachine(RuleBasedStateMachine):
         self._run(f"{word} p{p} {addr:#x} {length:#x}{' onfault' if how == 'onfault' else ''}")
 
     @precondition(lambda self: self.broken is None)
-    @rule(p=procs, flags=st.sampled_from(["current", "current future", "future", "future onfault", "current onfault", ""]))
+    @rule(
+        p=procs, flags=st.sampled_from(["current", "current future", "future", "future onfault", "current onfault", ""])
+    )
     def mlockall(self, p: int, flags: str) -> None:
         self._run(f"mlockall p{p} {flags}".rstrip() if flags else f"munlockall p{p}")
 

@@ -55,6 +55,10 @@ operation or a way of choosing one's arguments:
 ``mremap``              shrink, grow, same size, or move to a window address or next to
                         where copy_vma merges (beside the VMA, back home, beside a VMA of
                         the same file whose pages it continues)
+``mmap_noreplace``      ``mmap(noreplace=True)`` at a window address (MAP_FIXED_NOREPLACE:
+                        ``AlreadyMapped`` over a VMA; a hint before 4.17)
+``mremap_dontunmap``    a same-length ``mremap(dontunmap=True)`` of a range, to a window
+                        address or where the kernel chooses (EINVAL before 5.7)
 ``try_to_unmap``        every page (None) or up to ``max_pages`` of the known pages
 ``drop_swap_cache``     likewise
 ``reclaim_vma``         try_to_unmap of the known pages of one VMA
@@ -73,6 +77,12 @@ populate or ``VM_MERGEABLE``, and the cross-era differential compares eras that 
 them by design (MLOCK_ONFAULT and PR_SET_MEMORY_MERGE are EINVAL before 4.4 and 6.4, and
 mlock populates differently before 2.6.38). :data:`LOCK_KINDS` adds them to a mix for a
 harness of the engine alone (``check()`` as the oracle, as tests/mm/test_mlock.py does).
+Neither has ``mmap_noreplace``, ``mremap_dontunmap`` or the advice ``free``
+(MAP_FIXED_NOREPLACE, MREMAP_DONTUNMAP, MADV_FREE): the reference model does not implement
+them, and the cross-era harness compares every era's abstract state while these calls are
+EINVAL (a hint, for MAP_FIXED_NOREPLACE) before 4.5-5.7, so every older era would diverge
+by design. :data:`EXTENDED_KINDS` is :data:`KINDS` with them, for harnesses that drive
+simulators only (pass ``advice=EXTENDED_ADVICE`` for ``free``).
 
 **The operations** (:data:`OPERATIONS`) are named as ``Simulator`` methods with their
 positional arity; :func:`operation_table` checks them against the Rust operation
@@ -104,6 +114,8 @@ __all__ = [
     "DIFFERENTIAL_KINDS",
     "LOCK_KINDS",
     "LOCK_OPERATIONS",
+    "EXTENDED_KINDS",
+    "EXTENDED_ADVICE",
     "WINDOW",
     "WIN_LO",
     "PROTS",
@@ -185,10 +197,15 @@ DIFFERENTIAL_KINDS: Tuple[str, ...] = tuple(
     + ["touch_swap"] * 3
 )
 
+#: :data:`KINDS` and the simulator-only kinds of the 4.5-5.7 operations (see above).
+EXTENDED_KINDS: Tuple[str, ...] = KINDS + ("mmap_noreplace", "mmap_noreplace", "mremap_dontunmap", "mremap_dontunmap")
+#: :data:`ADVICE` and ``free`` (MADV_FREE).
+EXTENDED_ADVICE: Tuple[str, ...] = ADVICE + ("free", "free")
+
 _KIND_NAMES = frozenset(
-    ["dead_pid", "touch_whole", "touch_swap", "touch_file", "reclaim_vma", "memory_merge"]
+    ["dead_pid", "touch_whole", "touch_swap", "touch_file", "reclaim_vma", "mmap_noreplace", "mremap_dontunmap"]
     + [k for k in OPERATIONS if k != "spawn"]
-    + ["mlock"]
+    + ["mlock", "memory_merge"]
 )
 
 
@@ -411,6 +428,10 @@ class OpGenerator:
     ``prefer_busy``: memory operations mostly in a process that has VMAs (default True).
     ``swap_fallback``: what ``touch_swap`` draws when there is no swap entry: ``"touch"``
     (default) or ``"try_to_unmap"`` (which makes some).
+    ``holes``: for simulators with ``holes="kernel"``, one range in three of munmap,
+    mprotect, madvise and mremap is drawn over a hole on purpose (from inside a VMA across
+    a gap into the next VMA, or a range with nothing mapped), so the kernel's partial
+    application is exercised; default False.
 
     Calling the generator, ``gen(state, draw)``, returns one :data:`Op`."""
 
@@ -427,6 +448,7 @@ class OpGenerator:
         max_pages: int = 4,
         prefer_busy: bool = True,
         swap_fallback: str = "touch",
+        holes: bool = False,
     ) -> None:
         self.kinds = _strings(kinds, "kinds", _KIND_NAMES)
         if not self.kinds:
@@ -454,6 +476,9 @@ class OpGenerator:
         if swap_fallback not in ("touch", "try_to_unmap"):
             raise InvalidArgument(f"swap_fallback must be 'touch' or 'try_to_unmap', got {short_repr(swap_fallback)}")
         self.swap_fallback = swap_fallback
+        if not isinstance(holes, bool):
+            raise InvalidArgument(f"holes must be True or False, got {short_repr(holes)}")
+        self.holes = holes
 
     # -- ranges and prots
 
@@ -476,6 +501,21 @@ class OpGenerator:
                 n = min(n, size - off)
             return v["start"] + off * PAGE, n
         return self._window_range(draw)
+
+    def _hole_range(self, state: OpState, pid: int, draw: Draw) -> Optional[Tuple[int, int]]:
+        """A range over a hole of the window: from a page of one VMA across the gap after
+        it into the next VMA (or past the gap), or a gap alone; None without a gap."""
+        vs = [v for v in state.vmas(pid) if self.lo <= v["start"] and v["end"] <= self.hi]
+        gaps = [(a["end"], b["start"], b) for a, b in zip(vs, vs[1:]) if a["end"] < b["start"]]
+        if vs and vs[-1]["end"] < self.hi:
+            gaps.append((vs[-1]["end"], self.hi, None))
+        if not gaps:
+            return None
+        g0, g1, after = draw.pick(gaps)
+        start = max(self.lo, g0 - PAGE * draw.int(0, 2))
+        end = g1 + PAGE * draw.int(0, 2) if after is not None else min(g1, g0 + PAGE * draw.int(1, 3))
+        end = min(max(end, start + PAGE), self.hi)
+        return start, (end - start) // PAGE
 
     def _neighbour_prot(self, state: OpState, pid: int, addr: int, draw: Draw) -> str:
         """Often the prot of a VMA next to the one at addr (mprotect then merges, and
@@ -657,6 +697,9 @@ class OpGenerator:
             return (kind, (pid,), {})
         if kind == "mmap":
             return self._mmap(state, pid, draw)
+        if kind == "mmap_noreplace":
+            addr, n = self._window_range(draw)
+            return ("mmap", (pid, n * PAGE), {"addr": addr, "prot": draw.pick(self.prots), "noreplace": True})
         if kind in ("touch_swap", "touch_file", "touch_whole", "touch_many"):
             op = self._touch_kind(kind, state, live, pid, draw)
             if op is not None:
@@ -675,6 +718,8 @@ class OpGenerator:
 
     def _range_op(self, kind: str, state: OpState, pid: int, draw: Draw) -> Op:
         addr, n = self._range(state, pid, draw)
+        if self.holes and kind in ("munmap", "mprotect", "madvise", "mremap") and not draw.int(0, 2):
+            addr, n = self._hole_range(state, pid, draw) or (addr, n)
         if kind == "munmap":
             return ("munmap", (pid, addr, n * PAGE), {})
         if kind == "mlock":
@@ -695,6 +740,13 @@ class OpGenerator:
                 "madvise",
                 (pid, addr, n * PAGE, draw.pick(self.advice + self.rare_advice if rare else self.advice)),
                 {},
+            )
+        if kind == "mremap_dontunmap":
+            new_addr = self._window_range(draw)[0] if draw.bool() else None
+            return (
+                "mremap",
+                (pid, addr, n * PAGE, n * PAGE),
+                {"may_move": True, "new_addr": new_addr, "dontunmap": True},
             )
         assert kind == "mremap", kind
         return self._mremap(state, pid, addr, n, draw)

@@ -27,11 +27,20 @@ What strace cannot see, and what is assumed instead:
   ``MAP_NORESERVE`` (0x4000) becomes the trace's ``noreserve``: the VMA gets VM_NORESERVE and
   is not charged (glibc maps the heaps of a threaded program's non-main malloc arenas so).
   ``MAP_STACK`` (0x20000, glibc's thread stacks) becomes ``stack``: VM_NOHUGEPAGE in eras
-  from 6.7, so the stack stays apart from plain anonymous neighbours. ``MAP_LOCKED``
-  (0x2000) becomes ``locked``: VM_LOCKED, and the range is faulted in at once.
+  from 6.7, so the stack stays apart from plain anonymous neighbours.
+  ``MAP_FIXED_NOREPLACE`` (0x100000) becomes ``noreplace`` (the call succeeded, so the range
+  was free: the replay maps it there too, or, before 4.17, takes the address as a hint).
+  ``mremap``'s ``MREMAP_DONTUNMAP`` (4) becomes ``dontunmap`` and ``madvise(MADV_FREE)`` (8)
+  the advice ``free``. ``MAP_LOCKED`` (0x2000) becomes ``locked``: VM_LOCKED, and the range
+  is faulted in at once.
 
-Calls that failed are skipped; calls the simulator refuses on replay (a range the
-reconstruction missed) are counted by ``replay`` and do not stop it.
+Calls that failed are skipped, except an mprotect or madvise that failed with ENOMEM: a
+range with a hole, which the kernel changed up to the hole (mprotect) or around it
+(madvise) before failing. The trace's ``# era`` line is the default era with
+``holes=kernel``, and ``replay`` adds ``holes=kernel`` to any ``--era`` too, so these calls,
+a munmap of nothing and an mremap shrinking over holes replay as the kernel ran them.
+Calls the simulator refuses on replay (a range the reconstruction missed) are counted by
+``replay`` and do not stop it.
 """
 
 from __future__ import annotations
@@ -95,6 +104,8 @@ _ADVICE = {
     "MADV_NOHUGEPAGE": "nohugepage",
     "MADV_DONTDUMP": "dontdump",
     "MADV_DODUMP": "dodump",
+    "MADV_FREE": "free",
+    "0x8": "free",
     "MADV_MERGEABLE": "mergeable",
     "MADV_UNMERGEABLE": "unmergeable",
 }
@@ -109,6 +120,8 @@ def _prot(s: str) -> str:
 
 MAP_NORESERVE = 0x4000
 MAP_STACK = 0x20000
+MAP_FIXED_NOREPLACE = 0x100000
+MREMAP_DONTUNMAP = 4
 MAP_LOCKED = 0x2000
 #: prctl's option number of PR_SET_MEMORY_MERGE (6.4), for an strace that prints it bare.
 PR_SET_MEMORY_MERGE = 67
@@ -125,13 +138,12 @@ def _has_flag(flags: str, name: str, bit: int) -> bool:
 
 
 def _map_words(flags: str) -> str:
-    """The trace words for MAP_NORESERVE, MAP_STACK and MAP_LOCKED in strace's mmap flags
-    (in the trace's order: " noreserve", " stack", " locked"), or ""."""
-    return (
-        (" noreserve" if _has_flag(flags, "MAP_NORESERVE", MAP_NORESERVE) else "")
-        + (" stack" if _has_flag(flags, "MAP_STACK", MAP_STACK) else "")
-        + (" locked" if _has_flag(flags, "MAP_LOCKED", MAP_LOCKED) else "")
-    )
+    """The trace words for MAP_NORESERVE, MAP_STACK, MAP_FIXED_NOREPLACE and MAP_LOCKED in
+    strace's mmap flags (in the trace's order: " noreserve", " stack", " noreplace",
+    " locked"), or ""."""
+    words = (("MAP_NORESERVE", MAP_NORESERVE, " noreserve"), ("MAP_STACK", MAP_STACK, " stack"))
+    words += (("MAP_FIXED_NOREPLACE", MAP_FIXED_NOREPLACE, " noreplace"), ("MAP_LOCKED", MAP_LOCKED, " locked"))
+    return "".join(w for name, bit, w in words if _has_flag(flags, name, bit))
 
 
 def _num(s: str) -> int:
@@ -290,9 +302,11 @@ class Converter:
         for seg in image:
             self._map(p, seg)
 
-    def call(self, pid: int, name: str, args: List[str], ret: str) -> None:
+    def call(self, pid: int, name: str, args: List[str], ret: str, tail: str = "") -> None:
         self.seen[name] = self.seen.get(name, 0) + 1
         failed = ret.startswith("-") or ret == "?"
+        if failed and name in ("mprotect", "madvise") and tail.split()[:1] == ["ENOMEM"]:
+            failed = False  # a range with a hole: changed up to it (kept for holes=kernel)
         if name in ("exit", "exit_group"):
             return  # the "+++ exited" line ends the task
         p = self._ensure(pid)
@@ -350,7 +364,8 @@ class Converter:
             tail = f" {new:#x}" if new != old else ""
             if tail and move == "nomove":
                 move = "move"
-            self.ops.append(f"mremap p{p} {old:#x} {up(oldlen):#x} {up(newlen):#x} {move}{tail}")
+            keep = " dontunmap" if _has_flag(args[3], "MREMAP_DONTUNMAP", MREMAP_DONTUNMAP) else ""
+            self.ops.append(f"mremap p{p} {old:#x} {up(oldlen):#x} {up(newlen):#x} {move}{tail}{keep}")
         elif name == "brk":
             cur = _num(ret)
             if p not in self.based:  # glibc's first brk(NULL) after exec: the loader's base
@@ -426,7 +441,7 @@ class Converter:
             if not c:
                 continue
             try:
-                self.call(pid, c.group(1), _split_args(c.group(2)), c.group(3))
+                self.call(pid, c.group(1), _split_args(c.group(2)), c.group(3), c.group(4))
             except (ValueError, IndexError):
                 self._skip(f"{c.group(1)}: unparsed arguments")
         for p in sorted(self.members):  # tasks strace lost track of
@@ -605,12 +620,18 @@ def record(
         rl = resource.getrlimit(resource.RLIMIT_STACK)[0]
         base = mmap_base_for(1 << 62 if rl == resource.RLIM_INFINITY else rl)  # unlimited: the upper clamp
         ops, stats = convert_log(log.read_text(errors="replace"), writes, cwd=os.getcwd(), mmap_base=base)
+    from .. import DEFAULT_ERA
+
     header = [
         "# rmapsim trace v1",
         f"# recorded: {' '.join(command)}",
         f"# exit status {rc}, {wall:.1f} s under strace",
         f"# writes: {writes}",
         f"# kernel: {platform.release()}",
+        # real programs munmap ranges with nothing mapped and mprotect or madvise ranges with
+        # holes: the trace replays with the kernel's rules for them (replay adds holes=kernel
+        # to any --era too)
+        f"# era {DEFAULT_ERA}+holes=kernel",
     ]
     if ksum and "ratio_at_peak" in ksum:
         pk = ksum["peak"]

@@ -24,6 +24,10 @@ pub enum SimError {
     /// A kernel limit refused the operation as the kernel's `EAGAIN` does (no free pid
     /// below `pid_max`); nothing changed (Python: `TryAgain`, an `OSError`).
     TryAgain(String),
+    /// The range is already mapped, as the kernel's `EEXIST` says (`MAP_FIXED_NOREPLACE`
+    /// over an existing VMA); nothing changed (Python: `AlreadyMapped`, a
+    /// `FileExistsError`).
+    AlreadyMapped(String),
     /// The caller's interrupt poll asked the call to stop (see `interrupt`); the call
     /// stopped at a safe boundary (Python: the `KeyboardInterrupt` the poll raised).
     Interrupted,
@@ -40,6 +44,7 @@ impl SimError {
             SimError::OutOfMemory(_) => "OutOfMemory",
             SimError::InvariantViolation(_) => "InvariantViolation",
             SimError::TryAgain(_) => "TryAgain",
+            SimError::AlreadyMapped(_) => "AlreadyMapped",
             SimError::Interrupted => "Interrupted",
         }
     }
@@ -54,7 +59,8 @@ impl fmt::Display for SimError {
             | SimError::StaleHandle(m)
             | SimError::OutOfMemory(m)
             | SimError::InvariantViolation(m)
-            | SimError::TryAgain(m) => f.write_str(m),
+            | SimError::TryAgain(m)
+            | SimError::AlreadyMapped(m) => f.write_str(m),
             SimError::Interrupted => f.write_str("interrupted"),
         }
     }

@@ -187,7 +187,7 @@ fn every_allocation_failure_unwinds_cleanly() {
             s.mprotect(c, addr + PG, 2 * PG, prot::READ)?;
             s.madvise(c, addr + 5 * PG, 2 * PG, rmapsim_core::Advice::Random)?;
             let d = s.fork(c)? as i64;
-            s.mremap(d, addr + 3 * PG, 2 * PG, 4 * PG, true, Some(0x5000_0000))?;
+            s.mremap(d, addr + 3 * PG, 2 * PG, 4 * PG, true, Some(0x5000_0000), false)?;
             let pages: Vec<u64> = s.anon_pages().iter().map(|p| p.to_u64()).collect();
             s.try_to_unmap(Some(&pages[..2]))?;
             s.touch(d, 0x5000_0000, 4 * PG, true)?;
@@ -347,7 +347,7 @@ fn mremap_move_keeps_pgoff_and_pages() {
         s.touch(a, old, 4 * PG, true).unwrap();
         let b = s.fork(a).unwrap() as i64;
         let pages: Vec<_> = (0..4).map(|i| s.page_at(b, old + i * PG).unwrap()).collect();
-        let new = s.mremap(b, old, 4 * PG, 8 * PG, true, Some(0x6000_0000)).unwrap();
+        let new = s.mremap(b, old, 4 * PG, 8 * PG, true, Some(0x6000_0000), false).unwrap();
         assert_eq!(new, 0x6000_0000);
         let v = s.vmas_of(b).unwrap();
         assert_eq!((v[0].start, v[0].end, v[0].pgoff), (new, new + 8 * PG, old / PG));
@@ -357,8 +357,8 @@ fn mremap_move_keeps_pgoff_and_pages() {
         s.touch(b, new, 8 * PG, true).unwrap();
         s.check().unwrap();
         // shrink and grow in place
-        assert_eq!(s.mremap(a, old, 4 * PG, 2 * PG, false, None).unwrap(), old);
-        assert_eq!(s.mremap(a, old, 2 * PG, 6 * PG, false, None).unwrap(), old);
+        assert_eq!(s.mremap(a, old, 4 * PG, 2 * PG, false, None, false).unwrap(), old);
+        assert_eq!(s.mremap(a, old, 2 * PG, 6 * PG, false, None, false).unwrap(), old);
         s.check().unwrap();
     }
 }
@@ -403,9 +403,9 @@ fn mremap_back_beside_unfaulted_prev_loses_the_anon_vma() {
         let home = 0x1000_0000;
         s.mmap(a, 2 * PG, Some(home), RW).unwrap();
         s.touch(a, home, 2 * PG, true).unwrap();
-        s.mremap(a, home, 2 * PG, 2 * PG, true, Some(0x2000_0000)).unwrap(); // pgoff kept
+        s.mremap(a, home, 2 * PG, 2 * PG, true, Some(0x2000_0000), false).unwrap(); // pgoff kept
         s.mmap(a, PG, Some(home - PG), RW).unwrap(); // unfaulted, pgoff contiguous
-        s.mremap(a, 0x2000_0000, 2 * PG, 2 * PG, true, Some(home)).unwrap();
+        s.mremap(a, 0x2000_0000, 2 * PG, 2 * PG, true, Some(home), false).unwrap();
         let v = s.vmas_of(a).unwrap();
         match s.policy().merge_rule {
             rmapsim_core::policy::MergeAnonRule::Simple => {

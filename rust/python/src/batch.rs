@@ -92,8 +92,16 @@ pub fn outcome_columns(out: Vec<Outcome>) -> Outcomes {
 }
 
 /// Error kinds as `_apply` numbers them (status = index + 1).
-pub const ERROR_KINDS: [&str; 7] =
-    ["NoSuchProcess", "BadAddress", "InvalidArgument", "StaleHandle", "OutOfMemory", "InvariantViolation", "TryAgain"];
+pub const ERROR_KINDS: [&str; 8] = [
+    "NoSuchProcess",
+    "BadAddress",
+    "InvalidArgument",
+    "StaleHandle",
+    "OutOfMemory",
+    "InvariantViolation",
+    "TryAgain",
+    "AlreadyMapped",
+];
 
 pub type OpRows = Vec<[u64; 7]>;
 /// What `_apply_events` returns: the per-operation status codes, values and messages, and

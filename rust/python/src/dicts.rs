@@ -153,9 +153,16 @@ to_dict!(AnonVmaFields: |self, py| {
     "index" => self.index,
 });
 
-/// A live page (`page_info`, the page view): `(anon_vma or mapping, index, mapcount, swap slot)`.
-pub fn page_dict<'py>(py: Python<'py>, key: &str, page: (u64, u64, u32, Option<u32>)) -> PyResult<Bound<'py, PyDict>> {
-    Ok(dict!(py; key => page.0, "index" => page.1, "mapcount" => page.2, "swap_slot" => page.3))
+/// A live page (`page_info`, the page view): `(anon_vma or mapping, index, mapcount, swap slot)`
+/// and its `MADV_FREE` state `(lazyfree, dirty)`.
+pub fn page_dict<'py>(
+    py: Python<'py>,
+    key: &str,
+    page: (u64, u64, u32, Option<u32>),
+    lazy: (bool, bool),
+) -> PyResult<Bound<'py, PyDict>> {
+    Ok(dict!(py; key => page.0, "index" => page.1, "mapcount" => page.2, "swap_slot" => page.3,
+        "lazyfree" => lazy.0, "dirty" => lazy.1))
 }
 
 /// The lock-contention model's result; `cpus` as simulated.

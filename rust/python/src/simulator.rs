@@ -120,7 +120,7 @@ impl PySimulator {
         catch(|| self.inner.exec(pid)).py(py)
     }
 
-    #[pyo3(signature = (pid, length, addr = None, prot = None, file = None, offset = None, noreserve = In::value(false), stack = In::value(false), locked = In::value(false)), text_signature = "($self, pid, length, addr=None, prot=None, file=None, offset=None, noreserve=False, stack=False, locked=False)")]
+    #[pyo3(signature = (pid, length, addr = None, prot = None, file = None, offset = None, noreserve = In::value(false), stack = In::value(false), noreplace = In::value(false), locked = In::value(false)), text_signature = "($self, pid, length, addr=None, prot=None, file=None, offset=None, noreserve=False, stack=False, noreplace=False, locked=False)")]
     #[allow(clippy::too_many_arguments)]
     fn mmap(
         &mut self,
@@ -133,6 +133,7 @@ impl PySimulator {
         offset: Option<In<U64>>,
         noreserve: In<Flag>,
         stack: In<Flag>,
+        noreplace: In<Flag>,
         locked: In<Flag>,
     ) -> PyResult<u64> {
         args!(pid, length, addr, prot);
@@ -144,8 +145,8 @@ impl PySimulator {
                 Some((file, offset.unwrap_or(0)))
             }
         };
-        args!(noreserve, stack, locked);
-        let opts = MapOpts { noreserve, stack, locked };
+        args!(noreserve, stack, noreplace, locked);
+        let opts = MapOpts { noreserve, stack, noreplace, locked };
         catch(|| self.inner.mmap_with(pid, length, addr, prot.unwrap_or(3), file, opts)).py(py)
     }
 
@@ -222,7 +223,7 @@ impl PySimulator {
         catch(|| self.inner.madvise(pid, addr, length, advice)).py(py)?.to_dict(py)
     }
 
-    #[pyo3(signature = (pid, old_addr, old_len, new_len, may_move = In::value(true), new_addr = None), text_signature = "($self, pid, old_addr, old_len, new_len, may_move=True, new_addr=None)")]
+    #[pyo3(signature = (pid, old_addr, old_len, new_len, may_move = In::value(true), new_addr = None, dontunmap = In::value(false)), text_signature = "($self, pid, old_addr, old_len, new_len, may_move=True, new_addr=None, dontunmap=False)")]
     #[allow(clippy::too_many_arguments)]
     fn mremap(
         &mut self,
@@ -233,9 +234,10 @@ impl PySimulator {
         new_len: In<Len>,
         may_move: In<Flag>,
         new_addr: Option<In<Addr>>,
+        dontunmap: In<Flag>,
     ) -> PyResult<u64> {
-        args!(pid, old_addr, old_len, new_len, may_move, new_addr);
-        catch(|| self.inner.mremap(pid, old_addr, old_len, new_len, may_move, new_addr)).py(py)
+        args!(pid, old_addr, old_len, new_len, may_move, new_addr, dontunmap);
+        catch(|| self.inner.mremap(pid, old_addr, old_len, new_len, may_move, new_addr, dontunmap)).py(py)
     }
 
     /// `try_to_unmap` on a list of page handles or None (every anon page).
@@ -363,10 +365,29 @@ impl PySimulator {
         (pids, addrs, pages)
     }
 
-    /// `{"anon_vma": handle, "index": page index, "mapcount": n}` of a live page.
+    /// Every populated page-table entry: `(pids, addrs, kinds, values)` (kind 1 zero page,
+    /// 2 anon page with its handle, 3 swap entry with its slot), for `validate-kernel --fuzz`.
+    #[allow(clippy::type_complexity)]
+    fn _pte_entries<'py>(
+        &self,
+        py: Python<'py>,
+    ) -> (Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<u64>>, Bound<'py, PyArray1<u8>>, Bound<'py, PyArray1<u64>>)
+    {
+        let m = self.inner.pte_entries();
+        let pids = m.iter().map(|x| x.0).collect::<Vec<_>>().into_pyarray(py);
+        let addrs = m.iter().map(|x| x.1).collect::<Vec<_>>().into_pyarray(py);
+        let kinds = m.iter().map(|x| x.2).collect::<Vec<_>>().into_pyarray(py);
+        let values = m.iter().map(|x| x.3).collect::<Vec<_>>().into_pyarray(py);
+        (pids, addrs, kinds, values)
+    }
+
+    /// `{"anon_vma": handle, "index": page index, "mapcount": n, "swap_slot": slot or None,
+    /// "lazyfree": bool, "dirty": bool}` of a live page.
     fn page_info<'py>(&self, py: Python<'py>, page: In<Page>) -> PyResult<Bound<'py, PyDict>> {
         args!(page);
-        page_dict(py, "anon_vma", catch(|| self.inner.page_info(rmapsim_core::Id::from_u64(page))).py(py)?)
+        let h = rmapsim_core::Id::from_u64(page);
+        let lazy = catch(|| self.inner.page_lazyfree(h)).py(py)?;
+        page_dict(py, "anon_vma", catch(|| self.inner.page_info(h)).py(py)?, lazy)
     }
 
     // Navigable views (`rmapsim.views`): one object by handle, the list it heads, and the

@@ -38,7 +38,10 @@ pub fn view<'py>(
             let (vma, av) = catch(|| sim.inspect_avc(h)).py(py)?;
             Ok(dict!(py; "vma" => vma, "anon_vma" => av))
         }
-        _ => page_dict(py, "mapping", catch(|| sim.inspect_page(h)).py(py)?),
+        _ => {
+            let lazy = catch(|| sim.page_lazyfree(rmapsim_core::Id::from_u64(h))).py(py)?;
+            page_dict(py, "mapping", catch(|| sim.inspect_page(h)).py(py)?, lazy)
+        }
     }
 }
 

@@ -186,9 +186,15 @@ class SyscallMixin:
             self._check_range(new_addr, new_len)
             if (new_addr <= old_addr < new_addr + new_len) or (old_addr <= new_addr < old_end):
                 raise InvalidArgument("the new range overlaps the old one")
+            # a move that also shrinks unmaps the tail first (across VMA boundaries): only
+            # the kept part must lie in one VMA (mremap_to, every era); strict mode wants
+            # the tail mapped
+            kept_end = old_addr + min(old_len, new_len)
             vma = self._find_vma(mm, old_addr)
-            if vma is None or vma.start > old_addr or old_end > vma.end:
-                raise BadAddress(f"[{old_addr:#x}, {old_end:#x}) is not inside one VMA (EFAULT)")
+            if vma is None or vma.start > old_addr or kept_end > vma.end:
+                raise BadAddress(f"[{old_addr:#x}, {kept_end:#x}) is not inside one VMA (EFAULT)")
+            if kept_end < old_end:
+                self._check_no_hole(mm, kept_end, old_end - kept_end)
             self.do_munmap(mm, new_addr, new_len)
             if old_len >= new_len:
                 if old_len > new_len:

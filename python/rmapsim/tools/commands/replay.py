@@ -9,6 +9,7 @@ from typing import Any, Optional
 
 from ... import DEFAULT_ERA, Simulator, eras
 from ...errors import InvariantViolation, SimError
+from ...policy import kernel_holes, trace_wants_kernel_holes
 from .._common import (
     CliError,
     _era,
@@ -97,6 +98,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
         except CliError:
             header = None  # --era wins over a header this rmapsim cannot read
         source = "--era" + (f", overriding the trace header's {header}" if header and args.era != [header] else "")
+        if trace_wants_kernel_holes(text):
+            # a recorded trace replays with the kernel's rules for ranges with holes in every era
+            args.era = [kernel_holes(e) for e in args.era]
+            source += ", holes=kernel from the trace header"
         runs = [(e, source) for e in dict.fromkeys(args.era)]
     else:
         header = trace_era(text, name)
@@ -151,6 +156,8 @@ def cmd_replay_memory(args: argparse.Namespace, text: str, name: str) -> int:
     if args.csv:
         check_output("--csv", args.csv)
     era_list = list(dict.fromkeys(args.era)) if args.era else eras()
+    if trace_wants_kernel_holes(text):
+        era_list = list(dict.fromkeys(kernel_holes(e) for e in era_list))
     ops = parse_trace_input(text, name)
     try:
         rows = record.memory_report(ops, era_list, args.every or 0)

@@ -11,6 +11,7 @@ from typing import Any, Dict, Optional
 
 from ...errors import InvariantViolation, SimError
 from .._common import CliError, _era, _positive, check_output, run_interruptible
+from . import validate_fuzz
 
 
 def register(sub: Any) -> None:
@@ -26,7 +27,7 @@ def register(sub: Any) -> None:
             "(the driver's own mappings included). Needs root, Linux, tracefs and kallsyms; elsewhere it "
             f"says why and exits with status {77}. --from compares a file saved with --save instead, on any "
             "machine. Exit status: 0 every scenario agrees, 1 a disagreement, 2 bad usage, a malformed --from file "
-            "or no measurement to compare, 77 kernel unusable."
+            "or no measurement to compare, 77 kernel unusable. --fuzz N runs random sequences instead (see below)."
         ),
     )
     vk.add_argument(
@@ -47,12 +48,15 @@ def register(sub: Any) -> None:
     vk.add_argument("--json", action="store_true", help="print the comparison as JSON")
     vk.add_argument("--save", metavar="FILE", help="also write the raw measurements here (JSON)")
     vk.add_argument("--from", dest="from_file", metavar="FILE", help="compare saved measurements instead of running")
+    validate_fuzz.add_arguments(vk)
     vk.set_defaults(run=lambda args: run_interruptible("validate-kernel", cmd_validate_kernel, args))
 
 
 def cmd_validate_kernel(args: argparse.Namespace) -> int:
     from .. import kernel
 
+    if args.fuzz is not None:
+        return validate_fuzz.cmd_fuzz(args)
     if args.list:
         for s in kernel.SCENARIOS.values():
             print(f"{s.name:<16} per {s.unit:<10} sizes {','.join(map(str, s.sizes))}  {s.doc}")

@@ -28,6 +28,12 @@ count the same way).
 Needs Linux, root, tracefs (mounted here if it is not, and unmounted afterwards), readable
 kallsyms and a C compiler; :func:`probe` says which is missing.
 
+Random differential validation (``validate-kernel --fuzz``) is :mod:`.live` (real
+processes of ``kdriver/kserve.c`` in a cgroup of their own, counted per cgroup so exit's
+frees are seen), :mod:`.fuzzgen` (the sequences, as trace text), :mod:`.fuzzcmp` (both
+sides' observations and their comparison) and :mod:`.fuzz` (the run, delta debugging, the
+report); docs/validation.md describes it.
+
 The package by concern: :mod:`.scenarios` (what the driver runs, its layout, constants),
 :mod:`.predict` (the simulator's prediction and the comparison), :mod:`.perf` (counting in
 the kernel), :mod:`.driver` (running it live, :func:`measure`) and :mod:`.records` (saved

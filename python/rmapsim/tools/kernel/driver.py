@@ -47,12 +47,13 @@ def probe_exit_frees(
     )
 
 
-def build_driver(cache_dir: Optional[Path] = None) -> Path:
-    """Compile the driver (static, -O2) into a cache directory keyed by its source hash."""
-    src = DRIVER_SOURCE.read_bytes()
+def build_driver(cache_dir: Optional[Path] = None, source: Path = DRIVER_SOURCE, name: str = "kdriver") -> Path:
+    """Compile the driver (static, -O2) into a cache directory keyed by its source hash
+    (``source``/``name``: another program of ``kdriver/``, e.g. ``kserve.c``)."""
+    src = source.read_bytes()
     tag = hashlib.sha256(src).hexdigest()[:16]
     root = cache_dir or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "rmapsim"
-    exe = root / f"kdriver-{tag}"
+    exe = root / f"{name}-{tag}"
     if exe.exists():
         return exe
     root.mkdir(parents=True, exist_ok=True)
@@ -61,7 +62,7 @@ def build_driver(cache_dir: Optional[Path] = None) -> Path:
         raise KernelUnavailable("needs a C compiler (cc) to build the driver")
     tmp = exe.with_suffix(".tmp")
     for static in (["-static"], []):
-        r = subprocess.run([cc, "-O2", *static, "-o", str(tmp), str(DRIVER_SOURCE)], capture_output=True, text=True)
+        r = subprocess.run([cc, "-O2", *static, "-o", str(tmp), str(source)], capture_output=True, text=True)
         if r.returncode == 0:
             tmp.replace(exe)
             return exe

@@ -19,6 +19,7 @@ from .scenarios import CACHES, KINDS, KernelUnavailable
 
 _PERF_TYPE_TRACEPOINT = 2
 _PERF_IOC_SET_FILTER = 0x40082406
+_PERF_FLAG_PID_CGROUP = 1 << 2
 _NR_PERF_EVENT_OPEN = {"x86_64": 298, "aarch64": 241, "riscv64": 241}
 
 
@@ -147,22 +148,39 @@ def filters() -> Dict[str, str]:
 
 class Counters:
     """perf counters of the kmem tracepoints, one per cache and kind: inherited over a
-    process tree (``pid``), or machine-wide when ``pid`` is -1 (one per CPU, summed)."""
+    process tree (``pid``), machine-wide when ``pid`` is -1 (one per CPU, summed), or of
+    every task in a cgroup v2 when ``cgroup_fd`` (an open cgroup directory) is given (one
+    per CPU of ``cpus``, default the CPUs this process may run on, summed;
+    ``PERF_FLAG_PID_CGROUP``). A cgroup's counters see what its tasks do until they are
+    gone, the frees of ``exit_mmap`` included, which inherited counters miss on 6.17+."""
 
-    def __init__(self, pid: int, ids: Dict[str, int], flt: Dict[str, str]) -> None:
+    def __init__(
+        self,
+        pid: int,
+        ids: Dict[str, int],
+        flt: Dict[str, str],
+        cgroup_fd: Optional[int] = None,
+        cpus: Optional[Sequence[int]] = None,
+    ) -> None:
         nr = _NR_PERF_EVENT_OPEN.get(platform.machine())
         if nr is None:
             raise KernelUnavailable(f"perf_event_open syscall number unknown for {platform.machine()}")
         self._libc = ctypes.CDLL(None, use_errno=True)
         self.fds: Dict[str, List[int]] = {}
-        targets = [(pid, -1, 1 << 1)] if pid != -1 else [(-1, c, 0) for c in sorted(os.sched_getaffinity(0))]
+        on = sorted(cpus if cpus is not None else os.sched_getaffinity(0))
+        if cgroup_fd is not None:
+            targets = [(cgroup_fd, c, 0) for c in on]
+            open_flags = _PERF_FLAG_PID_CGROUP
+        else:
+            targets = [(pid, -1, 1 << 1)] if pid != -1 else [(-1, c, 0) for c in on]
+            open_flags = 0
         try:
             for cache in CACHES:
                 for kind in KINDS:
                     for tpid, cpu, flags in targets:
                         attr = struct.pack("IIQQQQQIIQ", _PERF_TYPE_TRACEPOINT, 64, ids[kind], 0, 0, 0, flags, 0, 0, 0)
                         buf = ctypes.create_string_buffer(attr, len(attr))
-                        fd = self._libc.syscall(nr, buf, tpid, cpu, -1, 0)
+                        fd = self._libc.syscall(nr, buf, tpid, cpu, -1, open_flags)
                         if fd < 0:
                             e = ctypes.get_errno()
                             raise KernelUnavailable(f"perf_event_open(kmem_cache_{kind}) failed: {os.strerror(e)}")

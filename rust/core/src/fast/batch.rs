@@ -171,14 +171,19 @@ impl Simulator {
             let walks = self.walk_many(ids, WalkMode::UntilAllFound, threads, true)?;
             for ((&id, &slot), (w, hits)) in ids.iter().zip(slots).zip(walks) {
                 ticker.tick()?;
-                if unique || seen.insert(id) {
+                let first = unique || seen.insert(id);
+                if first && self.pages.lazy(id) == 0 {
                     out.record(&w);
                     if let Some(slot) = slot {
                         self.unmap_hits(id, slot, &hits);
                     }
-                } else {
-                    // the same page again: walk it now, as a sequential pass would
+                } else if self.pages.contains(id) {
+                    // the same page again, or MADV_FREE's lazy-free page (discarded or
+                    // re-marked, not swapped): walk it now, as a sequential pass would
                     self.try_to_unmap_one_page(id, out)?;
+                } else {
+                    // discarded by its earlier visit in this call: nothing left to find
+                    out.record(&WalkResult::default());
                 }
             }
         }

@@ -286,6 +286,21 @@ impl Simulator {
                     ));
                 }
             }
+            let lazy = self.pages.lazy(page);
+            if lazy != 0 && (!pg.anon || pg.swap.is_some() || lazy & !3 != 0 || lazy & 1 == 0) {
+                // MADV_FREE marks only anonymous pages outside the swap cache, and reclaim
+                // never adds a lazy-free page to it (it discards or re-marks it first).
+                return Err(self.violation(
+                    2,
+                    "page state",
+                    format!(
+                        "page {:#x} is lazy-free (state {lazy}) but anon={} swap={:?}",
+                        page.to_u64(),
+                        pg.anon,
+                        pg.swap
+                    ),
+                ));
+            }
             if mappers.is_empty() && pg.swap.is_none_or(|s| self.swap[s as usize].count == 0) {
                 return Err(self.violation(
                     6,

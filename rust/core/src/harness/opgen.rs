@@ -62,6 +62,10 @@ pub(crate) struct Mix {
     pub file_slots: u64,
     pub noreserve: f64,
     pub stack: f64,
+    /// Chances of MAP_FIXED_NOREPLACE (anonymous mmaps) and of MREMAP_DONTUNMAP (a move
+    /// of the same length); 0 draws nothing.
+    pub noreplace: f64,
+    pub dontunmap: f64,
     /// Chance of MAP_LOCKED on an anonymous mmap; 0 draws nothing.
     pub locked: f64,
     /// brk at the exec slot (half the time), else exec only.
@@ -74,7 +78,8 @@ pub(crate) struct Mix {
     pub more_shares: &'static [(Pick, u64)],
 }
 
-const ADVICE_7: &[Advice] = &[
+/// The extended mix's advice: [`ADVICE_7`] and `MADV_FREE` (twice as often as the others).
+const ADVICE_EXT: &[Advice] = &[
     Advice::Random,
     Advice::Normal,
     Advice::Sequential,
@@ -82,7 +87,12 @@ const ADVICE_7: &[Advice] = &[
     Advice::PageOut,
     Advice::DontFork,
     Advice::DoFork,
+    Advice::Free,
+    Advice::Free,
 ];
+
+/// The fuzzer's original seven advice values (the head of [`ADVICE_EXT`]).
+const ADVICE_7: &[Advice] = ADVICE_EXT.split_at(7).0;
 
 /// What a draw picks; [`gen`] then draws the operation's arguments.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -145,6 +155,8 @@ impl Mix {
         file_slots: 2,
         noreserve: 0.0,
         stack: 0.0,
+        noreplace: 0.0,
+        dontunmap: 0.0,
         locked: 0.0,
         brk: false,
         move_anywhere: false,
@@ -152,16 +164,19 @@ impl Mix {
         more_shares: &[],
     };
 
-    /// `--extended`: also private file mappings, brk, MAP_NORESERVE, MAP_STACK and
-    /// MAP_LOCKED, moves anywhere in both windows, the mlock family, KSM's advice and
-    /// prctl.
+    /// `--extended`: also private file mappings, brk, MAP_NORESERVE, MAP_STACK,
+    /// MAP_FIXED_NOREPLACE, MREMAP_DONTUNMAP, MADV_FREE and MAP_LOCKED, moves anywhere
+    /// in both windows, the mlock family, KSM's advice and prctl.
     pub(crate) const FUZZ_EXT: Mix = Mix {
         file: 0.3,
         noreserve: 0.2,
         stack: 0.15,
-        locked: 0.05,
+        noreplace: 0.15,
+        dontunmap: 0.2,
+        advice: ADVICE_EXT,
         brk: true,
         move_anywhere: true,
+        locked: 0.05,
         more_advice: EXT_ADVICE,
         more_shares: EXT_SHARES,
         ..Mix::FUZZ
@@ -292,10 +307,13 @@ pub(crate) fn gen(r: &mut Rng, live: &[u32], m: &Mix, fail_rate: f64) -> Op {
                 // sometimes continue each other
                 let file = Some((1 + r.below(2) as u32, (addr - BASE) + r.below(m.file_slots) * PAGE_SIZE));
                 let noreserve = coin(r, m.noreserve);
-                Op::Mmap { p, addr: Some(addr), len, prot, file, noreserve, stack: false, locked: false }
+                let (noreplace, locked) = (false, false);
+                Op::Mmap { p, addr: Some(addr), len, prot, file, noreserve, stack: false, noreplace, locked }
             } else {
-                let (noreserve, stack, locked) = (coin(r, m.noreserve), coin(r, m.stack), coin(r, m.locked));
-                Op::Mmap { p, addr: Some(addr), len, prot, file: None, noreserve, stack, locked }
+                let (noreserve, stack) = (coin(r, m.noreserve), coin(r, m.stack));
+                let noreplace = coin(r, m.noreplace);
+                let locked = coin(r, m.locked);
+                Op::Mmap { p, addr: Some(addr), len, prot, file: None, noreserve, stack, noreplace, locked }
             }
         }
         K::Munmap => Op::Munmap { p, addr, len },
@@ -313,7 +331,10 @@ pub(crate) fn gen(r: &mut Rng, live: &[u32], m: &Mix, fail_rate: f64) -> Op {
             let (lo, span) = if m.move_anywhere { (0, 2 * m.window) } else { (m.window, m.window) };
             let new_addr = if r.chance(0.5) { Some(BASE + (lo + r.below(span)) * PAGE_SIZE) } else { None };
             let new_len = (1 + r.below(m.max_len)) * PAGE_SIZE;
-            Op::Mremap { p, addr, old_len: len, new_len, may_move: true, new_addr }
+            // MREMAP_DONTUNMAP needs old_len == new_len (else EINVAL)
+            let dontunmap = coin(r, m.dontunmap);
+            let new_len = if dontunmap { len } else { new_len };
+            Op::Mremap { p, addr, old_len: len, new_len, may_move: true, new_addr, dontunmap }
         }
         K::TryToUnmap => Op::TryToUnmap { p, addr },
         K::DropSwapCache => Op::DropSwapCache,
@@ -347,6 +368,29 @@ mod tests {
         assert_eq!(seen, marked);
     }
 
+    /// The extended mix draws MAP_FIXED_NOREPLACE, MREMAP_DONTUNMAP (always a same-length
+    /// move) and MADV_FREE; the default mix, pinned, never does.
+    #[test]
+    fn only_the_extended_mix_draws_noreplace_dontunmap_and_free() {
+        for (m, want) in [(Mix::FUZZ_EXT, true), (Mix::FUZZ, false)] {
+            let mut r = Rng(7);
+            let (mut noreplace, mut dontunmap, mut free) = (0, 0, 0);
+            for i in 0..20_000u32 {
+                let live: Vec<u32> = (1..=1 + i % 4).collect();
+                match gen(&mut r, &live, &m, 0.0) {
+                    Op::Mmap { noreplace: true, .. } => noreplace += 1,
+                    Op::Mremap { dontunmap: true, old_len, new_len, .. } => {
+                        assert_eq!(old_len, new_len);
+                        dontunmap += 1
+                    }
+                    Op::Madvise { advice: Advice::Free, .. } => free += 1,
+                    _ => {}
+                }
+            }
+            assert_eq!((noreplace > 0, dontunmap > 0, free > 0), (want, want, want), "{m:?}");
+        }
+    }
+
     /// Each mix's shares fit in 100 and name only operations [`gen`] generates.
     #[test]
     fn the_mixes_are_well_formed() {
@@ -371,5 +415,42 @@ mod tests {
             }
             assert_eq!(words.contains("brk"), m.brk, "{m:?}");
         }
+    }
+
+    /// The fuzzer's stream, blind to the state, draws ranges over holes all the time: under
+    /// `holes=kernel` munmaps of nothing succeed and mprotect / madvise fail at holes
+    /// (having changed what came first), with every check passing after every operation.
+    #[test]
+    fn kernel_hole_mode_runs_the_hole_cases_the_stream_draws() {
+        use crate::error::SimError;
+        use crate::harness::trace::{apply, Outcome};
+        use crate::policy::Policy;
+        use crate::state::sim::Simulator;
+        let mut r = Rng(5);
+        let mut live = vec![1u32];
+        let mut ops = vec![Op::Spawn];
+        for _ in 0..3000 {
+            let op = gen(&mut r, &live, &Mix::FUZZ_EXT, 0.02);
+            if let Op::Fork { .. } = op {
+                live.push(live.len() as u32 + 1);
+            }
+            ops.push(op);
+        }
+        let run = |spec: &str| {
+            let mut sim = Simulator::new(Policy::from_spec(spec).unwrap(), 0);
+            apply(&mut sim, &ops, true)
+        };
+        let (strict, kernel) = (run("6.18"), run("6.18+holes=kernel"));
+        let count = |out: &[Outcome], pred: &dyn Fn(&Op, &Outcome) -> bool| {
+            ops.iter().zip(out).filter(|(o, r)| pred(o, r)).count()
+        };
+        let munmap_ok = |o: &Op, r: &Outcome| matches!((o, r), (Op::Munmap { .. }, Outcome::Ok(_)));
+        let range_err = |o: &Op, r: &Outcome| {
+            matches!(o, Op::Mprotect { .. } | Op::Madvise { .. }) && matches!(r, Outcome::Err(SimError::BadAddress(_)))
+        };
+        assert_eq!(kernel.len(), ops.len(), "a violation stopped the kernel-mode run");
+        assert!(!kernel.iter().any(|r| matches!(r, Outcome::Err(SimError::InvariantViolation(_)))));
+        assert!(count(&kernel, &munmap_ok) > count(&strict, &munmap_ok));
+        assert!(count(&kernel, &range_err) > 0);
     }
 }

@@ -49,6 +49,9 @@ pub enum Op {
         file: Option<(u32, u64)>,
         noreserve: bool,
         stack: bool,
+        /// `MAP_FIXED_NOREPLACE` (4.17+; a hint before).
+        noreplace: bool,
+        /// `MAP_LOCKED`.
         locked: bool,
     },
     Munmap {
@@ -81,6 +84,8 @@ pub enum Op {
         new_len: u64,
         may_move: bool,
         new_addr: Option<u64>,
+        /// `MREMAP_DONTUNMAP` (5.7+): the source VMA stays, emptied.
+        dontunmap: bool,
     },
     TryToUnmap {
         p: u32,
@@ -250,6 +255,7 @@ pub const OPS: &[OpSpec] = &[
             arg("file", ArgKind::File, 5, "a file identity"),
             ArgSpec { bit: 3, ..arg("noreserve", ArgKind::Flag("noreserve"), 4, "") },
             ArgSpec { bit: 4, ..arg("stack", ArgKind::Flag("stack"), 4, "") },
+            ArgSpec { bit: 5, ..arg("noreplace", ArgKind::Flag("noreplace"), 4, "") },
             ArgSpec { bit: 6, ..arg("locked", ArgKind::Flag("locked"), 4, "") },
         ],
     ),
@@ -268,6 +274,7 @@ pub const OPS: &[OpSpec] = &[
             arg("new_len", ArgKind::Len, 4, "the new length"),
             arg("may_move", ArgKind::Choice("move", "nomove"), 5, ""),
             arg("new_addr", ArgKind::TrailingAddr, 6, "a new address"),
+            ArgSpec { bit: 1, ..arg("dontunmap", ArgKind::Flag("dontunmap"), 5, "") },
         ],
     ),
     op("try_to_unmap", "TryToUnmap", 10, &[P, ADDR]),
@@ -342,7 +349,7 @@ pub(crate) fn advice_at(i: u64) -> Option<Advice> {
 /// Sentinel for "none" in the op-array form.
 pub const NONE: u64 = u64::MAX;
 
-const ADVICES: [Advice; 15] = [
+const ADVICES: [Advice; 16] = [
     Advice::Normal,
     Advice::Random,
     Advice::Sequential,
@@ -356,6 +363,7 @@ const ADVICES: [Advice; 15] = [
     Advice::NoHugePage,
     Advice::DontDump,
     Advice::DoDump,
+    Advice::Free,
     Advice::Mergeable,
     Advice::Unmergeable,
 ];
@@ -388,10 +396,14 @@ impl Op {
             Op::Fork { p } => [1, p as u64, 0, 0, 0, 0, 0],
             Op::Exit { p } => [2, p as u64, 0, 0, 0, 0, 0],
             Op::Exec { p } => [3, p as u64, 0, 0, 0, 0, 0],
-            Op::Mmap { p, addr, len, prot, file, noreserve, stack, locked } => {
-                // bit 3 of the prot column: MAP_NORESERVE, bit 4: MAP_STACK, bit 6:
-                // MAP_LOCKED (rows without them are unchanged)
-                let pr = prot as u64 | (noreserve as u64) << 3 | (stack as u64) << 4 | (locked as u64) << 6;
+            Op::Mmap { p, addr, len, prot, file, noreserve, stack, noreplace, locked } => {
+                // bit 3 of the prot column: MAP_NORESERVE, bit 4: MAP_STACK, bit 5:
+                // MAP_FIXED_NOREPLACE, bit 6: MAP_LOCKED (rows without them are unchanged)
+                let pr = prot as u64
+                    | (noreserve as u64) << 3
+                    | (stack as u64) << 4
+                    | (noreplace as u64) << 5
+                    | (locked as u64) << 6;
                 match file {
                     None => [4, p as u64, o(addr), len, pr, 0, 0],
                     Some((id, off)) => [4, p as u64, o(addr), len, pr, id as u64, off],
@@ -401,8 +413,9 @@ impl Op {
             Op::Touch { p, addr, len, write } => [6, p as u64, addr, len, write as u64, 0, 0],
             Op::Mprotect { p, addr, len, prot } => [7, p as u64, addr, len, prot as u64, 0, 0],
             Op::Madvise { p, addr, len, advice } => [8, p as u64, addr, len, advice_index(advice), 0, 0],
-            Op::Mremap { p, addr, old_len, new_len, may_move, new_addr } => {
-                [9, p as u64, addr, old_len, new_len, may_move as u64, o(new_addr)]
+            Op::Mremap { p, addr, old_len, new_len, may_move, new_addr, dontunmap } => {
+                // bit 1 of the may_move column: MREMAP_DONTUNMAP
+                [9, p as u64, addr, old_len, new_len, may_move as u64 | (dontunmap as u64) << 1, o(new_addr)]
             }
             Op::TryToUnmap { p, addr } => [10, p as u64, addr, 0, 0, 0, 0],
             Op::DropSwapCache => [11, 0, 0, 0, 0, 0, 0],
@@ -448,11 +461,11 @@ impl Op {
                 p: p()?,
                 addr: opt(r[2]),
                 len: r[3],
-                prot: if r[4] & !(0x1f | 1 << 6) == 0 {
+                prot: if r[4] & !0x7f == 0 {
                     prot(r[4] & 7)?
                 } else {
                     return Err(bad(
-                        "mmap prot must be a combination of 1|2|4, plus 8 for noreserve, 16 for stack, 64 for locked",
+                        "mmap prot must be a combination of 1|2|4, plus 8 for noreserve, 16 for stack, 32 for noreplace, 64 for locked",
                     ));
                 },
                 file: match r[5] {
@@ -461,6 +474,7 @@ impl Op {
                 },
                 noreserve: r[4] & 8 != 0,
                 stack: r[4] & 16 != 0,
+                noreplace: r[4] & 32 != 0,
                 locked: r[4] & 64 != 0,
             },
             5 => Op::Munmap { p: p()?, addr: r[2], len: r[3] },
@@ -477,8 +491,13 @@ impl Op {
                 addr: r[2],
                 old_len: r[3],
                 new_len: r[4],
-                may_move: r[5] != 0,
+                may_move: if r[5] & !3 == 0 {
+                    r[5] & 1 != 0
+                } else {
+                    return Err(bad("mremap's may_move column must be 0|1, plus 2 for dontunmap"));
+                },
                 new_addr: opt(r[6]),
+                dontunmap: r[5] & 2 != 0,
             },
             10 => Op::TryToUnmap { p: p()?, addr: r[2] },
             11 if r[1] == 0 => Op::DropSwapCache,
@@ -569,7 +588,9 @@ mod tests {
             }
         }
         let mmap = OPS.iter().find(|s| s.name == "mmap").unwrap();
-        assert_eq!(mmap.syntax(), "mmap pN ADDR|- LEN PROT [file ID OFF] [noreserve] [stack] [locked]");
+        assert_eq!(mmap.syntax(), "mmap pN ADDR|- LEN PROT [file ID OFF] [noreserve] [stack] [noreplace] [locked]");
+        let mremap = OPS.iter().find(|s| s.name == "mremap").unwrap();
+        assert_eq!(mremap.syntax(), "mremap pN ADDR OLD_LEN NEW_LEN move|nomove [NEW_ADDR] [dontunmap]");
         let word = |w: &str| OPS.iter().find(|s| s.name == w).unwrap().syntax();
         assert_eq!(word("mlock"), "mlock pN ADDR LEN [onfault]");
         assert_eq!(word("mlockall"), "mlockall pN [current] [future] [onfault]");

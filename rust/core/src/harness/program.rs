@@ -213,6 +213,7 @@ mod tests {
                 file: None,
                 noreserve: false,
                 stack: false,
+                noreplace: false,
                 locked: false,
             },
             Op::Touch { p: 1, addr: BASE, len: 4 * P, write: true }, // faulted: a move keeps the offsets
@@ -223,6 +224,7 @@ mod tests {
                 new_len: 2 * P,
                 may_move: true,
                 new_addr: Some(BASE + 30 * P),
+                dontunmap: false,
             },
         ] {
             assert!(matches!(runner.apply(&mut sim, &op), Outcome::Ok(_)), "{op}");
@@ -235,6 +237,7 @@ mod tests {
                 new_len: 2 * P,
                 may_move: true,
                 new_addr: Some(BASE + 40 * P),
+                dontunmap: false,
             };
             seek_merge(&sim, &runner, &mut op, w);
             match op {

@@ -11,7 +11,8 @@
 //! mmap p1 0x400000 0x2000 rx file 3 0x0    # private file mapping: file identity 3, byte offset 0
 //! mmap p1 0x30000000 0x8000 rw noreserve  # MAP_NORESERVE (after "file ID OFF" when both)
 //! mmap p1 0x40000000 0x8000 rw stack      # MAP_STACK (after "noreserve" when both)
-//! mmap p1 0x50000000 0x2000 rw locked     # MAP_LOCKED (last)
+//! mmap p1 0x50000000 0x1000 rw noreplace  # MAP_FIXED_NOREPLACE (after "stack" when both)
+//! mmap p1 0x60000000 0x2000 rw locked     # MAP_LOCKED (last)
 //! brkbase p1 0x555555560000              # the ELF loader's heap base (mm->start_brk)
 //! brk p1 0x555555581000                  # brk(2): grow or shrink the heap
 //! touch p1 0x10000000 0x4000 w            # w = write fault, r = read fault
@@ -19,6 +20,7 @@
 //! mprotect p1 0x10001000 0x1000 r
 //! madvise p1 0x10002000 0x2000 random
 //! mremap p1 0x10002000 0x2000 0x4000 move 0x20000000   # "move"/"nomove", optional new address
+//! mremap p1 0x10002000 0x2000 0x2000 move dontunmap   # MREMAP_DONTUNMAP (last)
 //! try_to_unmap p1 0x10003000              # the page mapped at that address of p1
 //! drop_swap_cache                        # every swap-cache page no PTE maps
 //! drop_swap_cache p1 0x10003000           # only that of the swap entry at that address of p1
@@ -67,7 +69,7 @@ impl fmt::Display for Op {
                     let s = Simulator::prot_string(v as u8 & 7).replace('-', "");
                     write!(f, " {}", if s.is_empty() { "none" } else { &s })?
                 }
-                ArgKind::Choice(yes, no) => write!(f, " {}", if v != 0 { yes } else { no })?,
+                ArgKind::Choice(yes, no) => write!(f, " {}", if v & 1 != 0 { yes } else { no })?,
                 ArgKind::Advice => write!(f, " {}", advice_at(v).map_or("?", advice_name))?,
                 ArgKind::File if v != 0 => write!(f, " file {v} {:#x}", r[a.col + 1])?,
                 ArgKind::Flag(w) if (v >> a.bit) & 1 != 0 => write!(f, " {w}")?,
@@ -229,9 +231,11 @@ fn parse_arg<'a>(
             return Ok(true);
         }
         ArgKind::File | ArgKind::Flag(_) => 0,
-        ArgKind::TrailingAddr => match t.next() {
+        // a word (a flag such as "dontunmap") after it means the address is left out
+        ArgKind::TrailingAddr => match t.peek() {
             None => NONE,
-            v => num(v, line, a.what)?,
+            Some(w) if w.starts_with(|c: char| c.is_ascii_alphabetic()) => NONE,
+            Some(_) => num(t.next(), line, a.what)?,
         },
         ArgKind::CountOrOff => match t.next() {
             Some("off") => NONE,
@@ -303,8 +307,8 @@ impl Runner {
                 sim.exec(self.pid(p)?)?;
                 0
             }
-            Op::Mmap { p, addr, len, prot, file, noreserve, stack, locked } => {
-                let opts = crate::mm::vma::MapOpts { noreserve, stack, locked };
+            Op::Mmap { p, addr, len, prot, file, noreserve, stack, noreplace, locked } => {
+                let opts = crate::mm::vma::MapOpts { noreserve, stack, noreplace, locked };
                 sim.mmap_with(self.pid(p)?, len, addr, prot, file, opts)?
             }
             Op::Brk { p, addr } => sim.brk(self.pid(p)?, addr)?,
@@ -328,8 +332,8 @@ impl Runner {
                 sim.madvise(self.pid(p)?, addr, len, advice)?;
                 0
             }
-            Op::Mremap { p, addr, old_len, new_len, may_move, new_addr } => {
-                sim.mremap(self.pid(p)?, addr, old_len, new_len, may_move, new_addr)?
+            Op::Mremap { p, addr, old_len, new_len, may_move, new_addr, dontunmap } => {
+                sim.mremap(self.pid(p)?, addr, old_len, new_len, may_move, new_addr, dontunmap)?
             }
             Op::TryToUnmap { p, addr } => {
                 let pid = self.pid(p)?;
@@ -540,13 +544,42 @@ mod tests {
             assert_eq!(&Op::decode(op.encode(), i).unwrap(), op);
         }
         let mut row = ops[1].encode();
-        row[4] = 32 | 3;
+        row[4] = 128 | 3; // bit 7: no flag (bit 6 is MAP_LOCKED)
         assert!(Op::decode(row, 0).unwrap_err().to_string().contains("plus 8 for noreserve, 16 for stack"));
         for bad_line in [
             "mmap p1 0x1000 0x1000 rw noreserv",
             "mmap p1 0x1000 0x1000 rw noreserve file 1 0x0",
             "mmap p1 0x1000 0x1000 rw stack noreserve",
             "mmap p1 0x1000 0x1000 rw stack stack",
+        ] {
+            let e = parse(&std::format!("{HEADER}\n{bad_line}\n")).unwrap_err().to_string();
+            assert!(e.contains("line 2"), "{bad_line}: {e}");
+        }
+    }
+
+    /// `noreplace` (bit 5 of the prot column) and `dontunmap` (bit 1 of mremap's may_move
+    /// column, after an optional new address) round-trip through text and rows.
+    #[test]
+    fn noreplace_and_dontunmap_round_trip() {
+        let t = "# rmapsim trace v1\nspawn\nmmap p1 0x10000000 0x4000 rw stack noreplace\n\
+                 mremap p1 0x10000000 0x2000 0x2000 move 0x20000000 dontunmap\n\
+                 mremap p1 0x10002000 0x1000 0x1000 move dontunmap\nmremap p1 0x10003000 0x1000 0x2000 move\n";
+        let ops = parse(t).unwrap();
+        assert!(matches!(ops[1], Op::Mmap { noreplace: true, stack: true, noreserve: false, .. }));
+        assert!(matches!(ops[2], Op::Mremap { dontunmap: true, new_addr: Some(0x2000_0000), may_move: true, .. }));
+        assert!(matches!(ops[3], Op::Mremap { dontunmap: true, new_addr: None, .. }));
+        assert!(matches!(ops[4], Op::Mremap { dontunmap: false, new_addr: None, .. }));
+        assert_eq!(parse(&format(&ops, None)).unwrap(), ops);
+        assert_eq!(ops[1].encode()[4], 3 | 16 | 32);
+        assert_eq!(ops[2].encode()[5], 1 | 2);
+        assert_eq!(ops[4].encode()[5], 1);
+        let mut row = ops[2].encode();
+        row[5] = 4;
+        assert!(Op::decode(row, 0).unwrap_err().to_string().contains("plus 2 for dontunmap"));
+        for bad_line in [
+            "mremap p1 0x1000 0x1000 0x1000 move dontunmap 0x2000",
+            "mremap p1 0x1000 0x1000 0x1000 move dontunmp",
+            "mmap p1 0x1000 0x1000 rw noreplace stack",
         ] {
             let e = parse(&std::format!("{HEADER}\n{bad_line}\n")).unwrap_err().to_string();
             assert!(e.contains("line 2"), "{bad_line}: {e}");

@@ -67,13 +67,17 @@ impl Simulator {
 
     /// `ksm_add_vma(vma)` (6.4–6.15): after a new mapping was merged or linked, the VMA now
     /// covering `addr` gets `VM_MERGEABLE` when the mm merges any. So the new range merged
-    /// only with a neighbour without the flag, and the merged VMA has it afterwards.
+    /// only with a neighbour without the flag, and the merged VMA has it afterwards (a new
+    /// VMA beside a `VM_MERGEABLE` one stays apart: the bug 6.16 fixed). The merge check of
+    /// invariant 7 forgets this mapping's site, decided with the flags before.
     pub(crate) fn ksm_add_vma(&mut self, mm: MmId, addr: u64) {
         if !self.mm(mm).merge_any || self.policy.memory_merge != MemoryMerge::AfterMerge {
             return;
         }
         if let Some(v) = self.find_vma(mm, addr) {
             self.vma_mut(v).flags |= vmflags::MERGEABLE;
+            let (s, e) = (self.vma(v).start, self.vma(v).end);
+            self.forget_merge_sites(mm, s, e);
         }
     }
 }

@@ -65,31 +65,43 @@ impl Simulator {
     }
 
     /// The faults of `[addr, end)` in order. An interrupt (see `interrupt`) stops it
-    /// between two faults, the pages faulted so far staying in place.
+    /// between two faults, the pages faulted so far staying in place. After a write the
+    /// lazy-free pages written (those before a fault that failed too) are dirty again.
     fn touch_range(&mut self, mm: MmId, addr: u64, end: u64, write: bool, ticker: &mut Ticker) -> Result<()> {
-        /// Pages of one `cow_copy_run` between interrupt checks.
-        const COW_RUN: u64 = 1024;
         let mut cur = addr;
         while cur < end {
             let Some(v) = self.find_vma(mm, cur) else {
                 return Err(SimError::BadAddress(format!("address {cur:#x} is not mapped (SIGSEGV)")));
             };
-            let stop = self.vma(v).end.min(end);
-            while cur < stop {
-                if write {
-                    let run_end = stop.min(cur.saturating_add(COW_RUN * PAGE_SIZE));
-                    let from = cur;
-                    // The one place a kernel path takes a shortcut (crate::fast::cow).
-                    cur = self.cow_copy_run(v, cur, run_end)?;
-                    ticker.tick_by((cur - from) / PAGE_SIZE)?;
-                    if cur >= run_end {
-                        continue;
-                    }
-                }
-                ticker.tick()?;
-                self.handle_pte_fault(v, cur, write)?;
-                cur += PAGE_SIZE;
+            let (first, stop) = (cur, self.vma(v).end.min(end));
+            let faulted = self.touch_vma_range(v, &mut cur, stop, write, ticker);
+            if write {
+                self.lazyfree_written(v, first, cur);
             }
+            faulted?;
+        }
+        Ok(())
+    }
+
+    /// The faults of `[*cur, stop)`, all inside VMA `v`; `*cur` ends after the last page
+    /// faulted.
+    fn touch_vma_range(&mut self, v: VmaId, cur: &mut u64, stop: u64, write: bool, ticker: &mut Ticker) -> Result<()> {
+        /// Pages of one `cow_copy_run` between interrupt checks.
+        const COW_RUN: u64 = 1024;
+        while *cur < stop {
+            if write {
+                let run_end = stop.min(cur.saturating_add(COW_RUN * PAGE_SIZE));
+                let from = *cur;
+                // The one place a kernel path takes a shortcut (crate::fast::cow).
+                *cur = self.cow_copy_run(v, *cur, run_end)?;
+                ticker.tick_by((*cur - from) / PAGE_SIZE)?;
+                if *cur >= run_end {
+                    continue;
+                }
+            }
+            ticker.tick()?;
+            self.handle_pte_fault(v, *cur, write)?;
+            *cur += PAGE_SIZE;
         }
         Ok(())
     }

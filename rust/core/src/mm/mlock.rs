@@ -14,6 +14,7 @@
 //! are root (`CAP_IPC_LOCK`), as the live checks under `tests/data/` run.
 
 use crate::error::{Result, SimError};
+use crate::mm::mprotect::AtHole;
 use crate::state::objects::*;
 use crate::state::sim::Simulator;
 
@@ -22,7 +23,10 @@ impl Simulator {
     /// round the range out to pages, lock every VMA of it (`apply_vma_lock_flags` →
     /// `mlock_fixup`, splitting and merging like mprotect), then fault it in
     /// (`__mm_populate`; nothing for `onfault`). Errors, as the kernel returns them: a hole
-    /// is ENOMEM (`BadAddress`, nothing changed in strict mode); a failed split ENOMEM
+    /// is ENOMEM (`BadAddress`): in strict mode nothing changed; with `holes="kernel"` as
+    /// 6.18's `apply_vma_lock_flags` (mm/mlock.c 514-562): no VMA at the start changes
+    /// nothing, a later hole leaves the VMAs before it locked, and `do_mlock` (612-657)
+    /// then returns without populating anything; a failed split ENOMEM
     /// (`OutOfMemory`); populate errors after the range is locked: PROT_NONE's EFAULT
     /// becomes ENOMEM (`BadAddress`) and a failed page allocation EAGAIN (`TryAgain`),
     /// the range staying locked and the pages faulted so far in place
@@ -31,11 +35,11 @@ impl Simulator {
         let mm = self.proc_mm(pid)?;
         self.check_onfault(onfault, pid, "mlock2's MLOCK_ONFAULT")?;
         let Some((start, end)) = Self::mlock_args(addr, len)? else { return Ok(()) };
-        // holes: kernel mode (apply_vma_lock_flags locks up to the hole, then ENOMEM)
-        self.check_mapped(pid, mm, start, end).map_err(|e| Self::in_call(e, "mlock", addr, len))?;
+        let in_call = |e| Self::in_call(e, "mlock", addr, len);
+        self.check_mapped_for(pid, mm, start, end, AtHole::Stop).map_err(in_call)?;
         self.begin_op("mlock");
         let flags = vmflags::LOCKED | if onfault { vmflags::LOCKONFAULT } else { 0 };
-        self.apply_vma_lock_flags(mm, start, end, flags)?;
+        self.apply_vma_lock_flags(mm, start, end, flags).map_err(in_call)?;
         if self.policy.mlock_populates_after {
             self.mm_populate(mm, start, end, false)?;
         }
@@ -44,14 +48,15 @@ impl Simulator {
 
     /// `munlock(addr, len)`: clear `VM_LOCKED` / `VM_LOCKONFAULT` over the range
     /// (`apply_vma_lock_flags(start, len, 0)`), re-merging what mlock split. The pages stay
-    /// mapped. A hole is ENOMEM (`BadAddress`, nothing changed in strict mode).
+    /// mapped. A hole is ENOMEM (`BadAddress`): nothing changed in strict mode; with
+    /// `holes="kernel"` the VMAs before it unlocked, as [`Simulator::mlock`] locks them.
     pub fn munlock(&mut self, pid: i64, addr: u64, len: u64) -> Result<()> {
         let mm = self.proc_mm(pid)?;
         let Some((start, end)) = Self::mlock_args(addr, len)? else { return Ok(()) };
-        // holes: kernel mode (apply_vma_lock_flags unlocks up to the hole, then ENOMEM)
-        self.check_mapped(pid, mm, start, end).map_err(|e| Self::in_call(e, "munlock", addr, len))?;
+        let in_call = |e| Self::in_call(e, "munlock", addr, len);
+        self.check_mapped_for(pid, mm, start, end, AtHole::Stop).map_err(in_call)?;
         self.begin_op("munlock");
-        self.apply_vma_lock_flags(mm, start, end, 0)
+        self.apply_vma_lock_flags(mm, start, end, 0).map_err(in_call)
     }
 
     /// `mlockall(flags)` with `MCL_CURRENT` (`current`), `MCL_FUTURE` (`future`) and
@@ -96,6 +101,9 @@ impl Simulator {
     /// names is rounded out to pages).
     fn in_call(e: SimError, call: &str, addr: u64, len: u64) -> SimError {
         match e {
+            SimError::BadAddress(m) if m.ends_with("(ENOMEM)") => {
+                SimError::BadAddress(format!("{call}(addr={addr:#x}, length={len:#x}): {m}"))
+            }
             SimError::BadAddress(m) => {
                 SimError::BadAddress(format!("{call}(addr={addr:#x}, length={len:#x}): {m} (ENOMEM)"))
             }
@@ -131,10 +139,12 @@ impl Simulator {
         Ok((end > start).then_some((start, end)))
     }
 
-    /// `apply_vma_lock_flags(start, len, flags)`: each VMA piece of the (fully mapped)
-    /// range gets `(vm_flags & ~VM_LOCKED_MASK) | flags` through [`Simulator::mlock_fixup`].
+    /// `apply_vma_lock_flags(start, len, flags)`: each VMA piece of the range gets
+    /// `(vm_flags & ~VM_LOCKED_MASK) | flags` through [`Simulator::mlock_fixup`]; a hole
+    /// (kernel mode only: strict mode checked the range) is ENOMEM there, the pieces
+    /// before it changed (`vma->vm_start != tmp`, and `tmp < end` after the loop).
     fn apply_vma_lock_flags(&mut self, mm: MmId, start: u64, end: u64, flags: u32) -> Result<()> {
-        self.for_each_piece(mm, start, end, |s, prev, vma, st, en| {
+        self.for_each_piece(mm, start, end, AtHole::Stop, |s, prev, vma, st, en| {
             let nf = (s.vma(vma).flags & !vmflags::LOCKED_MASK) | flags;
             let (v, changed) = s.mlock_fixup(mm, prev, vma, st, en, nf)?;
             if changed && s.populates_in_fixup(nf) {

@@ -4,6 +4,7 @@
 //! |---------------|---------------------------------------------------------------|
 //! | `fork.rs`     | `kernel/fork.c` (`dup_mmap`), `exit_mmap`, exec                |
 //! | `vma.rs`      | `mm/mmap.c`, later `mm/vma.c`: create, merge, split, unmap     |
+//! | `vma_merge.rs`| `vma_merge` case 8 of 4.9+ (`mm/vma.c` merge-right): next kept |
 //! | `mprotect.rs` | `mm/mprotect.c`, `mm/madvise.c`                               |
 //! | `mremap.rs`   | `mm/mremap.c`                                                 |
 //! | `mlock.rs`    | `mm/mlock.c`: mlock, mlock2, munlock, mlockall, munlockall     |
@@ -18,13 +19,14 @@
 //!
 //! Calls between them go one way: each file calls only files after it in the order
 //! `fork`, `mremap`, `mlock`, `mprotect`, `vma`, `ksm`, `memory`, `swap`, `rmap`,
-//! `anon_vma`. State is
+//! `anon_vma` (`vma_merge` is a part of `vma` kept apart: the two call each other). State is
 //! touched through `state`'s methods (`state/mod.rs` says what is still reached
 //! directly, and why).
 
 pub mod anon_vma;
 pub mod fork;
 pub mod ksm;
+pub mod madv_free;
 pub mod memory;
 pub mod mlock;
 pub mod mprotect;
@@ -32,3 +34,4 @@ pub mod mremap;
 pub mod rmap;
 pub mod swap;
 pub mod vma;
+pub mod vma_merge;

@@ -6,8 +6,19 @@
 use crate::error::{Result, SimError};
 use crate::mm::rmap::ScanStats;
 use crate::mm::vma::{MergeCtx, VmaMerge};
+use crate::policy::Holes;
 use crate::state::objects::*;
 use crate::state::sim::Simulator;
+
+/// What the VMA-by-VMA walk of a kernel-mode range does at a hole (see
+/// `Simulator::for_each_piece`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum AtHole {
+    /// mprotect: ENOMEM at the hole.
+    Stop,
+    /// madvise: carry on, ENOMEM at the end.
+    Skip,
+}
 
 /// `madvise` advice values the simulator models.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,6 +36,8 @@ pub enum Advice {
     NoHugePage,
     DontDump,
     DoDump,
+    /// `MADV_FREE` (4.5+, `mm::madv_free`).
+    Free,
     /// `MADV_MERGEABLE` / `MADV_UNMERGEABLE` (every era): set / clear `VM_MERGEABLE`
     /// (`ksm_madvise`; see `ksm.rs`).
     Mergeable,
@@ -46,6 +59,7 @@ impl Advice {
         "nohugepage",
         "dontdump",
         "dodump",
+        "free",
         "mergeable",
         "unmergeable",
     ];
@@ -65,6 +79,7 @@ impl Advice {
             "nohugepage" => Advice::NoHugePage,
             "dontdump" => Advice::DontDump,
             "dodump" => Advice::DoDump,
+            "free" => Advice::Free,
             "mergeable" => Advice::Mergeable,
             "unmergeable" => Advice::Unmergeable,
             _ => {
@@ -96,7 +111,7 @@ impl Advice {
             // ksm_madvise: every VMA here is vma_ksm_compatible
             Advice::Mergeable => flags | MERGEABLE,
             Advice::Unmergeable => flags & !MERGEABLE,
-            Advice::DontNeed | Advice::PageOut => return None,
+            Advice::DontNeed | Advice::PageOut | Advice::Free => return None,
         })
     }
 }
@@ -107,8 +122,9 @@ fn x_flags_locked_ro(flags: u32, old_prot: u8) -> bool {
 }
 
 impl Simulator {
-    /// Refuse a range with a hole (the kernel changes the mapped part and then returns
-    /// ENOMEM; rmapsim refuses up front so bad input changes nothing).
+    /// Refuse a range with a hole, before anything changes (strict mode; what the kernel
+    /// does instead, and `holes="kernel"` too, is each caller's business: see
+    /// [`Simulator::for_each_piece`] and `mremap_check_shrink`).
     pub(crate) fn check_mapped(&self, pid: i64, mm: MmId, addr: u64, end: u64) -> Result<()> {
         let mut cur = addr;
         while cur < end {
@@ -172,33 +188,75 @@ impl Simulator {
     }
 
     /// Walk `[start, end)` piece by piece as `sys_mprotect` / `sys_madvise` do, calling
-    /// `fixup(prev, vma, piece_start, piece_end)` which returns the new `prev`.
+    /// `fixup(prev, vma, piece_start, piece_end)` which returns the new `prev`. In strict
+    /// mode the range was checked mapped, so no hole is met. In kernel mode (`holes`)
+    /// a hole is handled by `at_hole`: [`AtHole::Stop`] is mprotect's (6.18
+    /// `do_mprotect_pkey`, mm/mprotect.c 934-942 and 1000-1001; the same loop in every
+    /// era's `sys_mprotect`): ENOMEM at the hole, the pieces before it changed;
+    /// [`AtHole::Skip`] is madvise's (6.18 `madvise_walk_vmas`, mm/madvise.c 1618-1692;
+    /// every era's `sys_madvise` keeps `unmapped_error`): go on with the next VMA and
+    /// return ENOMEM at the end. Either way the error is `BadAddress`. mlock and munlock
+    /// walk like mprotect (6.18 `apply_vma_lock_flags`, mm/mlock.c 514-562).
     pub(crate) fn for_each_piece(
         &mut self,
         mm: MmId,
         start: u64,
         end: u64,
+        at_hole: AtHole,
         mut fixup: impl FnMut(&mut Self, Option<VmaId>, VmaId, u64, u64) -> Result<VmaId>,
     ) -> Result<()> {
-        // ok-by-validation: the range is fully mapped (check_mapped ran).
-        let Some(mut vma) = self.find_vma(mm, start) else { return Ok(()) };
+        let hole =
+            |a: u64| SimError::BadAddress(format!("address {a:#x} in [{start:#x}, {end:#x}) is not mapped (ENOMEM)"));
+        let first = self.find_vma_above(mm, start).filter(|&v| self.vma(v).start < end);
+        let Some(mut vma) = first else { return Err(hole(start)) };
         let mut prev = if start > self.vma(vma).start { Some(vma) } else { self.vma_prev(vma) };
         let mut nstart = start;
+        let mut unmapped = None;
         loop {
+            let vstart = self.vma(vma).start;
+            if vstart > nstart {
+                if at_hole == AtHole::Stop {
+                    return Err(hole(nstart));
+                }
+                unmapped.get_or_insert(nstart);
+                nstart = vstart;
+            }
             let tmp = self.vma(vma).end.min(end);
             let p = fixup(self, prev, vma, nstart, tmp)?;
             prev = Some(p);
             nstart = tmp.max(self.vma(p).end.min(end));
             if nstart >= end {
-                return Ok(());
+                break;
             }
             match self.vma_next(p) {
-                Some(n) if self.vma(n).start == nstart => vma = n,
+                Some(n) if self.vma(n).start < end => vma = n,
                 _ => {
-                    return Err(SimError::InvariantViolation(format!(
-                        "internal: hole at {nstart:#x} in a range validated as mapped"
-                    )))
+                    unmapped.get_or_insert(nstart);
+                    break;
                 }
+            }
+        }
+        match unmapped {
+            Some(a) => Err(hole(a)),
+            None => Ok(()),
+        }
+    }
+
+    /// Where an mprotect or madvise range must be mapped before anything changes: all of
+    /// it in strict mode; in kernel mode only mprotect's start (`vma->vm_start > start`
+    /// is ENOMEM before the loop, mm/mprotect.c 904-918) — madvise's walk itself reports
+    /// a range with no VMA at all (ENOMEM, nothing changed).
+    pub(crate) fn check_mapped_for(&self, pid: i64, mm: MmId, addr: u64, end: u64, at_hole: AtHole) -> Result<()> {
+        match (self.policy.holes, at_hole) {
+            (Holes::Strict, _) => self.check_mapped(pid, mm, addr, end),
+            (Holes::Kernel, AtHole::Stop) => self.check_mapped(pid, mm, addr, addr + PAGE_SIZE),
+            (Holes::Kernel, AtHole::Skip) => {
+                if self.vmas_in(mm, addr, end).is_empty() {
+                    return Err(SimError::BadAddress(format!(
+                        "nothing is mapped in [{addr:#x}, {end:#x}) of pid {pid} (ENOMEM)"
+                    )));
+                }
+                Ok(())
             }
         }
     }
@@ -212,9 +270,9 @@ impl Simulator {
             return Err(SimError::InvalidArgument(format!("bad prot bits {prot:#x}")));
         }
         let end = Self::check_range(addr, len)?;
-        self.check_mapped(pid, mm, addr, end)?;
+        self.check_mapped_for(pid, mm, addr, end, AtHole::Stop)?;
         self.begin_op("mprotect");
-        self.for_each_piece(mm, addr, end, |s, prev, vma, st, en| {
+        self.for_each_piece(mm, addr, end, AtHole::Stop, |s, prev, vma, st, en| {
             if s.vma(vma).prot == prot {
                 return Ok(vma);
             }
@@ -283,22 +341,118 @@ impl Simulator {
                 self.policy.name
             )));
         }
-        self.check_mapped(pid, mm, addr, end)?;
-        if advice == Advice::WipeOnFork {
-            // madvise_behavior_valid + madvise_update_vma: only private anonymous memory.
-            if let Some(v) = self.vmas_in(mm, addr, end).into_iter().find(|&v| self.vma(v).file().is_some()) {
-                return Err(SimError::InvalidArgument(format!(
-                    "advice \"wipeonfork\" needs anonymous memory; [{:#x}, {:#x}) of pid {pid} maps file {}",
-                    self.vma(v).start,
-                    self.vma(v).end,
-                    self.vma(v).file().unwrap_or(0)
-                )));
+        if advice == Advice::Free && !self.policy.has_madv_free {
+            return self.madvise_free_check(pid, mm, addr, end).map(|_| ScanStats::default());
+            // the era's EINVAL
+        }
+        self.check_mapped_for(pid, mm, addr, end, AtHole::Skip)?;
+        // The advice that refuses a VMA (EINVAL): strict mode checks the whole range
+        // first; the kernel refuses when its walk reaches that VMA, the VMAs before it done.
+        let (work_end, refused) = match (self.madvise_refused(pid, mm, addr, end, advice), self.policy.holes) {
+            (Some((_, e)), Holes::Strict) => return Err(e),
+            (Some((at, e)), Holes::Kernel) => (at.max(addr), Some(e)),
+            (None, _) => (end, None),
+        };
+        self.begin_op("madvise");
+        let stats = if work_end > addr {
+            // madvise_vma_behavior: an allocation failure is EAGAIN (mm/madvise.c 1433-1434)
+            self.madvise_range(pid, mm, addr, work_end, advice).map_err(|e| match (e, self.policy.holes) {
+                (SimError::OutOfMemory(m), Holes::Kernel) => SimError::TryAgain(format!("{m} (madvise: EAGAIN)")),
+                (e, _) => e,
+            })?
+        } else {
+            ScanStats::default()
+        };
+        match refused {
+            Some(e) => Err(e),
+            None => self.range_hole(mm, addr, end).map_or(Ok(stats), Err),
+        }
+    }
+
+    /// The first VMA of `[addr, end)` that the advice refuses with EINVAL, as its start
+    /// and the error: a file VMA for `MADV_WIPEONFORK` (`madvise_behavior_valid` +
+    /// `madvise_update_vma`) and `MADV_FREE` (`madvise_free_single_vma`); a `VM_LOCKED`
+    /// VMA for `MADV_DONTNEED` / `MADV_FREE` (6.18 `madvise_dontneed_free_valid_vma`,
+    /// mm/madvise.c 876-901; `madvise_dontneed` / `madvise_free` before 5.18) and
+    /// `MADV_PAGEOUT` (`can_madv_lru_vma`, mm/madvise.c 593-596 and 629-635).
+    fn madvise_refused(&self, pid: i64, mm: MmId, addr: u64, end: u64, advice: Advice) -> Option<(u64, SimError)> {
+        let (file, locked) = match advice {
+            Advice::WipeOnFork => (true, false),
+            Advice::Free => (true, true),
+            Advice::DontNeed | Advice::PageOut => (false, true),
+            _ => return None,
+        };
+        let name = format!("{advice:?}").to_lowercase();
+        self.vmas_in(mm, addr, end).into_iter().find_map(|v| {
+            let x = self.vma(v);
+            let why = if file && x.file().is_some() {
+                format!(
+                    "needs anonymous memory; [{:#x}, {:#x}) of pid {pid} maps file {}",
+                    x.start,
+                    x.end,
+                    x.file().unwrap_or(0)
+                )
+            } else if locked && x.flags & vmflags::LOCKED != 0 {
+                format!("is EINVAL on the mlocked VMA [{:#x}, {:#x}) of pid {pid} (VM_LOCKED)", x.start, x.end)
+            } else {
+                return None;
+            };
+            Some((x.start, SimError::InvalidArgument(format!("advice {name:?} {why}"))))
+        })
+    }
+
+    /// Kernel mode: the ENOMEM of a range with a hole (`BadAddress` naming its first
+    /// unmapped address), or `None` when `[addr, end)` is mapped throughout.
+    fn range_hole(&self, mm: MmId, addr: u64, end: u64) -> Option<SimError> {
+        let mut cur = addr;
+        while cur < end {
+            match self.find_vma(mm, cur) {
+                Some(v) => cur = self.vma(v).end,
+                None => {
+                    return Some(SimError::BadAddress(format!(
+                        "address {cur:#x} in [{addr:#x}, {end:#x}) is not mapped (ENOMEM)"
+                    )))
+                }
             }
         }
-        self.begin_op("madvise");
+        None
+    }
+
+    /// The advice applied to `[addr, end)` (validated by [`Simulator::madvise`]), the
+    /// mapped parts VMA by VMA.
+    fn madvise_range(&mut self, pid: i64, mm: MmId, addr: u64, end: u64, advice: Advice) -> Result<ScanStats> {
         let mut stats = ScanStats::default();
         match advice {
-            Advice::DontNeed | Advice::PageOut => self.madvise_lru(pid, mm, addr, end, advice, &mut stats)?,
+            Advice::DontNeed => {
+                for v in self.vmas_in(mm, addr, end) {
+                    let (s, e) = (self.vma(v).start.max(addr), self.vma(v).end.min(end));
+                    self.zap_range(v, s, e);
+                }
+            }
+            Advice::Free => self.madvise_free(mm, addr, end),
+            Advice::PageOut => {
+                let mut victims = Vec::new();
+                for v in self.vmas_in(mm, addr, end) {
+                    let vma = self.vma(v);
+                    let (s, e) = (vma.start.max(addr), vma.end.min(end));
+                    let mut a = s;
+                    while a < e {
+                        if let Some(p) = vma.pte(a).page() {
+                            // MADV_PAGEOUT leaves pages that may be shared alone.
+                            if self.pages.mapcount(p) == Some(1) {
+                                victims.push(p);
+                            }
+                        }
+                        a += PAGE_SIZE;
+                    }
+                }
+                for p in victims {
+                    self.try_to_unmap_one_page(p, &mut stats)?;
+                    if self.pages.mapcount(p) == Some(0) {
+                        self.delete_from_swap_cache(p);
+                    }
+                }
+            }
             _ => {
                 // hugepage_madvise (2.6.38-4.3): advice whose flag the visited VMA already
                 // has is EINVAL, checked VMA by VMA as the madvise loop visits them. The
@@ -310,7 +464,7 @@ impl Simulator {
                     Advice::NoHugePage if self.policy.thp_advice_strict => vmflags::NOHUGEPAGE,
                     _ => 0,
                 };
-                self.for_each_piece(mm, addr, end, |s, prev, vma, st, en| {
+                self.for_each_piece(mm, addr, end, AtHole::Skip, |s, prev, vma, st, en| {
                     let flags = s.vma(vma).flags;
                     if flags & strict != 0 {
                         return Err(SimError::InvalidArgument(format!(
@@ -331,58 +485,5 @@ impl Simulator {
             }
         }
         Ok(stats)
-    }
-
-    /// `MADV_DONTNEED` (`zap_page_range`) and `MADV_PAGEOUT` (reclaim of the pages this
-    /// process maps exclusively, through their rmap walks, then out of the swap cache),
-    /// VMA by VMA as `madvise_walk_vmas` goes: a `VM_LOCKED` VMA is EINVAL
-    /// (`madvise_dontneed_free_valid_vma`, and `madvise_dontneed` before 5.18;
-    /// `can_madv_lru_vma` for MADV_PAGEOUT), the VMAs before it already done (checked on
-    /// the live 6.18: tests/mm/test_mlock.py).
-    fn madvise_lru(
-        &mut self,
-        pid: i64,
-        mm: MmId,
-        addr: u64,
-        end: u64,
-        advice: Advice,
-        stats: &mut ScanStats,
-    ) -> Result<()> {
-        let vmas = self.vmas_in(mm, addr, end);
-        let locked = vmas.iter().position(|&v| self.vma(v).flags & vmflags::LOCKED != 0);
-        let mut victims = Vec::new();
-        for &v in &vmas[..locked.unwrap_or(vmas.len())] {
-            let (s, e) = (self.vma(v).start.max(addr), self.vma(v).end.min(end));
-            if advice == Advice::DontNeed {
-                self.zap_range(v, s, e);
-                continue;
-            }
-            let vma = self.vma(v);
-            let mut a = s;
-            while a < e {
-                if let Some(p) = vma.pte(a).page() {
-                    // MADV_PAGEOUT leaves pages that may be shared alone.
-                    if self.pages.mapcount(p) == Some(1) {
-                        victims.push(p);
-                    }
-                }
-                a += PAGE_SIZE;
-            }
-        }
-        for p in victims {
-            self.try_to_unmap_one_page(p, stats)?;
-            if self.pages.mapcount(p) == Some(0) {
-                self.delete_from_swap_cache(p);
-            }
-        }
-        match locked {
-            Some(k) => Err(SimError::InvalidArgument(format!(
-                "advice {:?} is EINVAL on the mlocked VMA [{:#x}, {:#x}) of pid {pid} (VM_LOCKED); the range before it was done",
-                format!("{advice:?}").to_lowercase(),
-                self.vma(vmas[k]).start,
-                self.vma(vmas[k]).end
-            ))),
-            None => Ok(()),
-        }
     }
 }

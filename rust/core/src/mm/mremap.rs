@@ -5,7 +5,7 @@
 
 use crate::error::{Result, SimError};
 use crate::mm::vma::{MergeCtx, VmaMerge};
-use crate::policy::{Linking, MergeAnonRule};
+use crate::policy::{DontUnmap, Holes, Linking, MergeAnonRule};
 use crate::state::objects::*;
 use crate::state::sim::{AllocSite, Simulator, TASK_SIZE};
 
@@ -13,11 +13,15 @@ impl Simulator {
     /// `mremap(old_addr, old_len, new_len, MREMAP_MAYMOVE?, [MREMAP_FIXED, new_addr])`.
     /// Returns the address of the (possibly moved) mapping.
     ///
-    /// rmapsim refuses up front what the kernel refuses (EINVAL / EFAULT): `new_addr`
-    /// without `may_move`, overlapping old and new ranges, an old range that is not inside
-    /// one VMA (when growing or moving) or has holes (when shrinking). The exception is the
-    /// 6.17+ pure move (knob `mremap_move_multi`: `new_addr` with `old_len == new_len`),
-    /// which may span several VMAs and holes (`remap_move` below).
+    /// Refused up front, as the kernel refuses them (EINVAL / EFAULT): `new_addr` without
+    /// `may_move`, overlapping old and new ranges, an old range that is not inside one VMA
+    /// when growing or moving (a move that also shrinks: only the kept part, the tail is
+    /// unmapped first). The 6.17+ pure move (knob `mremap_move_multi`: `new_addr` with
+    /// `old_len == new_len`) may span several VMAs and holes (`remap_move` below). A shrink
+    /// over holes is refused in strict mode (knob `holes`); the kernel, and
+    /// `holes="kernel"`, unmap the tail whatever is there. `dontunmap` is
+    /// `MREMAP_DONTUNMAP` (see [`Simulator::mremap_dontunmap`]).
+    #[allow(clippy::too_many_arguments)]
     pub fn mremap(
         &mut self,
         pid: i64,
@@ -26,23 +30,30 @@ impl Simulator {
         new_len: u64,
         may_move: bool,
         new_addr: Option<u64>,
+        dontunmap: bool,
     ) -> Result<u64> {
         let mm = self.proc_mm(pid)?;
+        if dontunmap && self.policy.mremap_dontunmap == DontUnmap::None {
+            // an unknown flag bit: check_mremap_params' first test
+            return Err(SimError::InvalidArgument(format!(
+                "dontunmap=True is EINVAL in era {}: MREMAP_DONTUNMAP arrived in Linux 5.7",
+                self.policy.name
+            )));
+        }
         let old_end = Self::mremap_check_args(old_addr, old_len, new_len, may_move, new_addr)?;
+        if dontunmap {
+            return self.mremap_dontunmap(pid, mm, old_addr, old_len, new_len, may_move, new_addr);
+        }
         if let Some(na) = new_addr {
             if self.policy.mremap_move_multi && old_len == new_len && !self.inside_one_vma(mm, old_addr, old_end) {
-                return self.remap_move(pid, mm, old_addr, old_end, na);
+                return self.remap_move(pid, mm, old_addr, old_end, na, false);
             }
         }
         let shrink_in_place = new_addr.is_none() && new_len <= old_len;
         if shrink_in_place {
-            self.check_mapped(pid, mm, old_addr, old_end)?;
+            self.mremap_check_shrink(pid, mm, old_addr, old_end)?;
         } else {
-            if !self.inside_one_vma(mm, old_addr, old_end) {
-                return Err(SimError::BadAddress(format!(
-                    "[{old_addr:#x}, {old_end:#x}) is not inside one VMA of pid {pid} (EFAULT)"
-                )));
-            }
+            self.mremap_check_move_range(pid, mm, old_addr, old_len, new_len, new_addr.is_some())?;
         }
         if new_addr.is_none() && !shrink_in_place && !may_move && !self.vma_expandable(mm, old_addr, old_len, new_len) {
             return Err(SimError::OutOfMemory(format!(
@@ -79,6 +90,52 @@ impl Simulator {
             None => self.get_unmapped_area(mm, new_len)?,
         };
         self.move_vma(mm, old_addr, old_len, new_len, na)
+    }
+
+    /// A shrink (or same-size call) in place: in strict mode the old range must be mapped
+    /// throughout. The kernel only unmaps the tail (`do_munmap`, holes and all): 6.18
+    /// `do_mremap` looks up the VMA at `old_addr` first (mm/mremap.c 1931, EFAULT in
+    /// `check_prep_vma` at 1658-1659 when none; it returns at 1676-1677 for a shrink), then
+    /// `mremap_at` → `shrink_vma` (1560-1570, 1326-1358), from 5.16 (knob
+    /// `mremap_needs_vma`); before, `sys_mremap` shrank before looking anything up, so
+    /// even an unmapped `old_addr` succeeded.
+    fn mremap_check_shrink(&self, pid: i64, mm: MmId, old_addr: u64, old_end: u64) -> Result<()> {
+        match self.policy.holes {
+            Holes::Strict => self.check_mapped(pid, mm, old_addr, old_end),
+            Holes::Kernel if self.policy.mremap_needs_vma => self.check_mapped(pid, mm, old_addr, old_addr + PAGE_SIZE),
+            Holes::Kernel => Ok(()),
+        }
+    }
+
+    /// The old range of a move or a growth must lie in one VMA ("can't remap across vm area
+    /// boundaries", EFAULT). A move to a fixed address that also shrinks unmaps the tail
+    /// `[old_addr + new_len, old_addr + old_len)` first — across any VMA boundaries — so
+    /// only the shortened range `[old_addr, old_addr + new_len)` must lie in one VMA: every
+    /// era (2.6.33's `do_mremap` shrinks before `find_vma`; 2.6.34-6.16 `mremap_to` calls
+    /// `do_munmap` on the tail before `vma_to_resize(addr, new_len, ...)`; 6.18
+    /// `check_prep_vma` checks `new_len` for `MREMAP_SHRINK`, then `mremap_to` →
+    /// `shrink_vma`). In strict mode the tail must be mapped (a hole is refused up front);
+    /// the kernel unmaps whatever is there (`holes="kernel"`).
+    fn mremap_check_move_range(
+        &self,
+        pid: i64,
+        mm: MmId,
+        old_addr: u64,
+        old_len: u64,
+        new_len: u64,
+        fixed: bool,
+    ) -> Result<()> {
+        let shrinks = fixed && new_len < old_len;
+        let kept_end = old_addr + if shrinks { new_len } else { old_len };
+        if !self.inside_one_vma(mm, old_addr, kept_end) {
+            return Err(SimError::BadAddress(format!(
+                "[{old_addr:#x}, {kept_end:#x}) is not inside one VMA of pid {pid} (EFAULT)"
+            )));
+        }
+        if shrinks && self.policy.holes == Holes::Strict {
+            self.check_mapped(pid, mm, kept_end, old_addr + old_len)?;
+        }
+        Ok(())
     }
 
     /// `mremap`'s argument checks, in the kernel's order (EINVAL before anything is looked
@@ -119,6 +176,95 @@ impl Simulator {
             }
         }
         Ok(old_end)
+    }
+
+    /// `mremap(..., MREMAP_MAYMOVE | MREMAP_DONTUNMAP [| MREMAP_FIXED])` (5.7+, knob
+    /// `mremap_dontunmap`): move `[old_addr, old_addr+len)` like any move (`copy_vma`, which
+    /// clones the source's chain and shares its anon_vma, then `move_page_tables`: the
+    /// pages keep `page->mapping`), but leave the source VMA in place, emptied of its
+    /// entries, with its flags (`VM_ACCOUNT` too: 5.7 gives it back, 6.15 restored that).
+    /// When the source VMA was exactly the moved range and is not the destination,
+    /// `dontunmap_complete` (`move_vma` before 6.16) unlinks its chain (`unlink_anon_vmas`,
+    /// "mm: mremap: unlink anon_vmas when mremap with MREMAP_DONTUNMAP success", 5.8;
+    /// which clears `vma->anon_vma` from 2555283eb40d, 6.0): a later fault there prepares
+    /// a fresh anon_vma. A partly moved VMA keeps its chain, so the moved pages' walks
+    /// still visit it (and find nothing there).
+    ///
+    /// Refused before anything changes: without `may_move` or with `old_len != new_len`
+    /// (EINVAL, `check_mremap_params`); an old range not inside one VMA (EFAULT), except
+    /// that from 6.17 (knob `mremap_move_multi`) a move to `new_addr` may span several
+    /// VMAs and holes (`remap_move`, each part with this flag, as the live 6.18 does);
+    /// 5.7-5.12 (`anon_only`) a VMA that is not private anonymous (EINVAL,
+    /// `vma_to_resize`).
+    #[allow(clippy::too_many_arguments)]
+    fn mremap_dontunmap(
+        &mut self,
+        pid: i64,
+        mm: MmId,
+        old_addr: u64,
+        old_len: u64,
+        new_len: u64,
+        may_move: bool,
+        new_addr: Option<u64>,
+    ) -> Result<u64> {
+        if !may_move || old_len != new_len {
+            return Err(SimError::InvalidArgument(format!(
+                "dontunmap=True needs may_move=True and new_len == old_len (got may_move={may_move}, old_len {old_len:#x}, new_len {new_len:#x}): EINVAL"
+            )));
+        }
+        let old_end = old_addr + old_len;
+        if let Some(na) = new_addr {
+            if self.policy.mremap_move_multi && !self.inside_one_vma(mm, old_addr, old_end) {
+                // 6.17+: the multi-VMA move takes the flag too (checked on the live 6.18)
+                return self.remap_move(pid, mm, old_addr, old_end, na, true);
+            }
+        }
+        // holes: kernel mode (the range must lie in one VMA in both modes)
+        let Some(v) = self.find_vma(mm, old_addr).filter(|&v| self.vma(v).end >= old_end) else {
+            return Err(SimError::BadAddress(format!(
+                "[{old_addr:#x}, {old_end:#x}) is not inside one VMA of pid {pid} (EFAULT)"
+            )));
+        };
+        if self.policy.mremap_dontunmap == DontUnmap::AnonOnly {
+            if let Some(f) = self.vma(v).file() {
+                return Err(SimError::InvalidArgument(format!(
+                    "dontunmap=True needs a private anonymous VMA in era {} (5.7-5.12); [{:#x}, {:#x}) maps file {f}: EINVAL",
+                    self.policy.name,
+                    self.vma(v).start,
+                    self.vma(v).end
+                )));
+            }
+        }
+        let dest = match new_addr {
+            Some(na) => na,
+            None => self.get_unmapped_area(mm, new_len)?,
+        };
+        self.begin_op("mremap");
+        if new_addr.is_some() {
+            self.do_munmap(mm, dest, new_len)?;
+        }
+        self.move_vma_dontunmap(mm, old_addr, old_len, dest)
+    }
+
+    /// `move_vma` with `MREMAP_DONTUNMAP`: `copy_vma`, `move_page_tables`, then
+    /// `dontunmap_complete` instead of unmapping the source (see
+    /// [`Simulator::mremap_dontunmap`]).
+    fn move_vma_dontunmap(&mut self, mm: MmId, old_addr: u64, old_len: u64, dest: u64) -> Result<u64> {
+        let old_end = old_addr + old_len;
+        let Some(vma) = self.find_vma(mm, old_addr) else {
+            return Err(SimError::BadAddress(format!("address {old_addr:#x} is not mapped")));
+        };
+        let new_pgoff = self.vma(vma).pgoff + ((old_addr - self.vma(vma).start) >> PAGE_SHIFT);
+        let new_vma = self.copy_vma(mm, vma, dest, old_len, new_pgoff)?;
+        self.move_page_tables(mm, old_addr, new_vma, dest, old_len);
+        // dontunmap_complete (VM_LOCKED / VM_LOCKONFAULT would be cleared here)
+        if let Some(old) = self.find_vma(mm, old_addr) {
+            let whole = self.vma(old).start == old_addr && self.vma(old).end == old_end;
+            if old != new_vma && whole {
+                self.unlink_anon_vmas(old);
+            }
+        }
+        Ok(dest)
     }
 
     /// Grow the VMA at `old_addr` in place (`vma_expandable` said the room is there): 6.1+
@@ -186,7 +332,8 @@ impl Simulator {
     /// the source VMAs, so gaps are kept. A range that does not begin inside a VMA is
     /// EFAULT, with nothing changed. A failure part way (an injected ENOMEM) returns the
     /// error with the parts already moved left moved, as in the kernel.
-    fn remap_move(&mut self, pid: i64, mm: MmId, start: u64, end: u64, new_addr: u64) -> Result<u64> {
+    /// With `dontunmap` each part moves as `MREMAP_DONTUNMAP` does, its source VMA left.
+    fn remap_move(&mut self, pid: i64, mm: MmId, start: u64, end: u64, new_addr: u64, dontunmap: bool) -> Result<u64> {
         if self.find_vma(mm, start).is_none() {
             return Err(SimError::BadAddress(format!(
                 "mremap move of [{start:#x}, {end:#x}) in pid {pid}: no VMA at its start (EFAULT)"
@@ -201,7 +348,11 @@ impl Simulator {
             let len = end.min(ve) - addr;
             let dest = target + last_end.map_or(0, |le| vs.saturating_sub(le));
             self.do_munmap(mm, dest, len)?;
-            let moved = self.move_vma(mm, addr, len, len, dest)?;
+            let moved = if dontunmap {
+                self.move_vma_dontunmap(mm, addr, len, dest)?
+            } else {
+                self.move_vma(mm, addr, len, len, dest)?
+            };
             last_end = Some(ve);
             target = moved + len;
             cursor = ve;

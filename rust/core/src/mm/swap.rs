@@ -74,6 +74,9 @@ impl Simulator {
 
     /// `try_to_unmap` of one page, now (MADV_PAGEOUT, repeated pages).
     pub(crate) fn try_to_unmap_one_page(&mut self, page: PageId, out: &mut impl WalkSink) -> Result<()> {
+        if self.try_to_unmap_lazyfree(page, out)? {
+            return Ok(());
+        }
         let slot = self.swap_slot_for_unmap(page)?;
         let mut hits: Vec<(VmaId, u64)> = Vec::new();
         let w = self.rmap_walk_one(page, WalkMode::UntilAllFound, |v, a| hits.push((v, a)))?;
@@ -85,9 +88,13 @@ impl Simulator {
     }
 
     /// The swap slot `try_to_unmap` turns the page's mappings into: its swap-cache slot,
-    /// a new one for a mapped page (`add_to_swap`), none for an unmapped page.
+    /// a new one for a mapped page (`add_to_swap`), none for an unmapped page or a
+    /// lazy-free one (not swap-backed: `shrink_folio_list` does not add it to swap).
     pub(crate) fn swap_slot_for_unmap(&mut self, page: PageId) -> Result<Option<u32>> {
         let p = self.page_checked(page)?;
+        if self.pages.lazy(page) != 0 {
+            return Ok(None);
+        }
         Ok(match (p.swap, p.mapcount > 0) {
             (Some(s), _) => Some(s),
             (None, true) => Some(self.add_to_swap(page)),

@@ -48,6 +48,10 @@ pub struct MapOpts {
     pub noreserve: bool,
     /// `MAP_STACK`: `VM_NOHUGEPAGE` from 6.7 (knob `map_stack_nohugepage`), else nothing.
     pub stack: bool,
+    /// `MAP_FIXED_NOREPLACE` (4.17+, knob `has_map_fixed_noreplace`): the address is fixed
+    /// but an overlap with any VMA is EEXIST (`AlreadyMapped`), nothing unmapped. Before
+    /// 4.17 the bit was unknown and `do_mmap` ignored it, so the address was a hint.
+    pub noreplace: bool,
     /// `MAP_LOCKED`: `VM_LOCKED` (`calc_vm_flag_bits`), and the range is populated like
     /// mlock's, errors ignored (`mm_populate`).
     pub locked: bool,
@@ -59,13 +63,13 @@ impl Simulator {
     // ----------------------------------------------------------------------------------
 
     /// Move `v`'s page-table entries into `pool`; leaves `v` with none.
-    fn take_ptes(&mut self, v: VmaId, pool: &mut crate::state::pgtable::PteTable) {
+    pub(crate) fn take_ptes(&mut self, v: VmaId, pool: &mut crate::state::pgtable::PteTable) {
         pool.absorb(std::mem::take(&mut self.vma_mut(v).ptes));
     }
 
     /// Hand each VMA among `targets` the entries of `pool` it now covers (table pages
     /// move whole where they can).
-    fn place_ptes(&mut self, mut pool: crate::state::pgtable::PteTable, targets: &[VmaId]) {
+    pub(crate) fn place_ptes(&mut self, mut pool: crate::state::pgtable::PteTable, targets: &[VmaId]) {
         for &t in targets {
             let (s, e) = (self.vma(t).start, self.vma(t).end);
             let mine = pool.extract(s, e);
@@ -131,7 +135,7 @@ impl Simulator {
         self.vmas.remove(v, self.op);
     }
 
-    fn set_vma_range(&mut self, v: VmaId, start: u64, end: u64, pgoff: u64) {
+    pub(crate) fn set_vma_range(&mut self, v: VmaId, start: u64, end: u64, pgoff: u64) {
         let (mm, old_start) = {
             let vma = self.vma(v);
             (vma.mm, vma.start)
@@ -390,8 +394,14 @@ impl Simulator {
                         let (ps, ppg) = (self.vma(p).start, self.vma(p).pgoff);
                         self.vma_adjust(p, ps, addr, ppg, None)?;
                     }
+                    _ if area != Some(n) && self.policy.merge_next_survives => {
+                        // case 8 from 4.9: next grows down over area, which is freed
+                        let Some(a) = area else { return Ok(None) };
+                        self.merge_next_over(a, n, addr, self.vma(n).pgoff - pglen)?;
+                        return Ok(Some(n));
+                    }
                     _ => {
-                        // cases 3, 8
+                        // cases 3, 8 (before 4.9: area grows over next)
                         let Some(a) = area else { return Ok(None) };
                         let (ne, npg) = (self.vma(n).end, self.vma(n).pgoff);
                         self.vma_adjust(a, addr, ne, npg - pglen, None)?;
@@ -497,7 +507,7 @@ impl Simulator {
         file: Option<(u32, u64)>,
         opts: MapOpts,
     ) -> Result<u64> {
-        let MapOpts { noreserve, stack, locked } = opts;
+        let MapOpts { noreserve, stack, noreplace, locked } = opts;
         let mm = self.proc_mm(pid)?;
         if prot & !prot::ALL != 0 {
             return Err(SimError::InvalidArgument(format!("bad prot bits {prot:#x}")));
@@ -516,9 +526,15 @@ impl Simulator {
             }
         }
         let addr = match addr {
+            Some(a) if noreplace => self.map_fixed_noreplace(pid, mm, a, len)?,
             Some(a) => {
                 Self::check_range(a, len)?;
                 a
+            }
+            None if noreplace => {
+                return Err(SimError::InvalidArgument(
+                    "noreplace=True (MAP_FIXED_NOREPLACE) needs an address (addr=None)".into(),
+                ))
             }
             None => {
                 Self::check_range(MMAP_MIN_ADDR, len)?;
@@ -549,6 +565,32 @@ impl Simulator {
             self.mm_populate(mm, addr, addr + len, true)?;
         }
         Ok(addr)
+    }
+
+    /// The address of an mmap with `MAP_FIXED_NOREPLACE` at `a`. 4.17+ (`do_mmap`: the
+    /// flag implies `MAP_FIXED`, and `find_vma_intersection` over the range is EEXIST):
+    /// `a`, or `AlreadyMapped` with nothing changed. Before 4.17 `do_mmap` ignored the
+    /// unknown bit and, without `MAP_FIXED`, `a` was a hint
+    /// (`arch_get_unmapped_area_topdown`): taken when the whole range is free and inside
+    /// `[mmap_min_addr, TASK_SIZE)`, else the usual search.
+    fn map_fixed_noreplace(&self, pid: i64, mm: MmId, a: u64, len: u64) -> Result<u64> {
+        let end = Self::check_range(a, len)?;
+        let overlap = self.vmas_in(mm, a, end).first().copied();
+        if !self.policy.has_map_fixed_noreplace {
+            if overlap.is_none() && a >= MMAP_MIN_ADDR {
+                return Ok(a);
+            }
+            Self::check_range(MMAP_MIN_ADDR, len)?;
+            return self.get_unmapped_area(mm, len);
+        }
+        if let Some(v) = overlap {
+            let x = self.vma(v);
+            return Err(SimError::AlreadyMapped(format!(
+                "mmap with noreplace (MAP_FIXED_NOREPLACE) of [{a:#x}, {end:#x}) in pid {pid} overlaps VMA [{:#x}, {:#x}) (EEXIST); nothing changed",
+                x.start, x.end
+            )));
+        }
+        Ok(a)
     }
 
     /// `mmap_region`: unmap what is in the way, then merge with a neighbour or link a new VMA.
@@ -698,13 +740,18 @@ impl Simulator {
         Ok(new)
     }
 
-    /// `munmap(addr, length)`. Unlike the kernel (which returns 0), a range containing
-    /// no mapping at all is refused with `BadAddress`, since it is almost always a
-    /// mistake in a simulation script.
+    /// `munmap(addr, length)`. A range with no mapping at all is refused with `BadAddress`
+    /// in strict mode (knob `holes`: almost always a script's mistake); in kernel mode it
+    /// succeeds, changing nothing, as every era's `do_munmap` does (6.18 `do_vmi_munmap`,
+    /// mm/vma.c 1562-1585). Holes inside a range are fine in both modes.
     pub fn munmap(&mut self, pid: i64, addr: u64, len: u64) -> Result<()> {
         let mm = self.proc_mm(pid)?;
         Self::check_range(addr, len)?;
         if self.vmas_in(mm, addr, addr + len).is_empty() {
+            if self.policy.holes == crate::policy::Holes::Kernel {
+                self.begin_op("munmap");
+                return Ok(());
+            }
             return Err(SimError::BadAddress(format!(
                 "nothing is mapped in [{addr:#x}, {:#x}) of pid {pid}",
                 addr + len

@@ -148,6 +148,31 @@ pub struct StructSizes {
     pub anon_vma_chain: u32,
 }
 
+knob_enum! {
+/// Which VMAs `mremap(MREMAP_DONTUNMAP)` accepts (the `mremap_dontunmap` knob).
+pub enum DontUnmap {
+    /// The flag is unknown: EINVAL (before 5.7).
+    None = "none",
+    /// Private anonymous VMAs only (`vma_to_resize`, 5.7 to 5.12).
+    AnonOnly = "anon_only",
+    /// Any VMA but `VM_DONTEXPAND` / `VM_PFNMAP` ones (5.13+): private file mappings too.
+    Any = "any",
+}
+}
+
+knob_enum! {
+/// How a range with holes is treated (the `holes` knob; `Simulator(..., holes=...)`).
+pub enum Holes {
+    /// A hole anywhere in the range raises `BadAddress` and nothing changes (the default
+    /// of every preset: bad input in a simulation script changes nothing).
+    Strict = "strict",
+    /// Exactly the kernel: munmap of nothing succeeds; mprotect and madvise work VMA by
+    /// VMA and return the kernel's error at the hole, keeping what they changed; mremap
+    /// shrinking over holes succeeds.
+    Kernel = "kernel",
+}
+}
+
 policy_knobs! {
 /// A complete era description. Build one with [`Policy::preset`] and adjust fields to
 /// ablate a single knob.
@@ -230,6 +255,34 @@ pub struct Policy {
     pub merge_rule: MergeAnonRule => "is_mergeable_anon_vma: simple, singular_chain (965f55dea0e3), case_2025 (fix of incorrectly disallowed merges)", "3.0; 2025";
     pub lock_scope: LockScope => "lock of walks and updates: per_anon_vma, or root (one lock per fork tree)", "2.6.35";
     pub lock_kind: LockKind => "spin, mutex (3.0), rwsem with shared walks (3.8, 5a505085f043)", "3.0; 3.8";
+    /// `MADV_FREE` exists (4.5, 854e9ed09ded "mm: support madvise(MADV_FREE)"): lazy-free
+    /// marking of exclusively mapped anonymous pages that reclaim then discards unless they
+    /// were written again; otherwise the advice is EINVAL.
+    pub has_madv_free: bool => "MADV_FREE exists (lazy-free pages: reclaim discards them instead of swapping unless written again)", "4.5 (854e9ed09ded)";
+    /// `MAP_FIXED_NOREPLACE` exists (4.17, a4ff8e8620d3): a fixed mapping that fails with
+    /// EEXIST over an existing VMA. Before, `do_mmap` ignored the unknown bit, so the
+    /// address was only a hint (without `MAP_FIXED`).
+    pub has_map_fixed_noreplace: bool => "MAP_FIXED_NOREPLACE exists (EEXIST over an existing VMA); before, the flag was ignored and the address only a hint", "4.17 (a4ff8e8620d3)";
+    pub mremap_dontunmap: DontUnmap => "MREMAP_DONTUNMAP: none (EINVAL), anon_only (private anonymous VMAs, 5.7), any (also private file VMAs, 5.13)", "5.7 (e346b3813067); 5.13 (a4609387859f)";
+    /// `vma_merge` case 8 — an existing range that is a whole VMA (`middle`) and merges
+    /// only with the VMA after it — keeps `next`: `next` grows down over the range and
+    /// `middle` is freed, `middle`'s chain cloned into `next` only when `next` has no
+    /// anon_vma (4.9, e86f15ee64d8 "mm: vma_merge: fix vm_page_prot SMP race condition
+    /// against rmap_walk": `__vma_adjust`'s `remove_next == 3`, `swap(vma, next)`; 6.x
+    /// `vma_merge_existing_range`'s merge-right branch, `dup_anon_vma(next, middle)`).
+    /// Before, `middle` grew over `next` and imported `next`'s chain.
+    pub merge_next_survives: bool => "vma_merge case 8 (a whole VMA merging only with the next one) keeps next and frees the range's VMA, cloning its chain into next only if next has no anon_vma (false: the range's VMA grows over next and imports next's chain)", "4.9 (e86f15ee64d8)";
+    /// `mremap` looks up the VMA at `old_addr` before anything else (EFAULT when none), a
+    /// shrink in place too (5.16, 550a7d60bd5e "mm, hugepages: add mremap() support for
+    /// hugepage backed vma"; 6.18 `do_mremap` → `check_prep_vma`). Before, a shrink in
+    /// place only unmapped the tail, whatever was mapped. Seen only with `holes=kernel`
+    /// (strict mode refuses a shrink over a hole anyway).
+    pub mremap_needs_vma: bool => "mremap looks up the VMA at old_addr first (EFAULT when none), also for a shrink in place (visible with holes=kernel)", "5.16 (550a7d60bd5e)";
+    /// Ranges with holes (an rmapsim option, not a kernel change): `strict` refuses a
+    /// range with a hole with `BadAddress` before anything changes; `kernel` does what
+    /// 6.18 does (munmap of nothing succeeds, mprotect / madvise apply VMA by VMA and fail
+    /// at the hole having changed what came before, mremap shrink over holes succeeds).
+    pub holes: Holes => "ranges with holes: strict (BadAddress, nothing changed) or kernel (exactly as the kernel: partial application, the kernel's errno)", "rmapsim option";
     /// mlock populates the locked range after every VMA has been locked (`__mm_populate`
     /// with `mmap_sem` dropped, 2.6.38+); before, `mlock_fixup` faulted each piece in as it
     /// locked it, so a populate error (PROT_NONE's EFAULT) left the later VMAs unlocked.

@@ -105,7 +105,16 @@ pub struct PageStore {
     live: usize,
     allocs: u64,
     frees: u64,
+    /// `MADV_FREE` state of the lazy-free pages (`!PageSwapBacked`): [`LAZYFREE`], plus
+    /// [`DIRTY`] once written again. Empty in every other page's slot.
+    lazy: SlotMap<u8>,
 }
+
+/// [`PageStore::lazy`]: the page is lazy-free (`MADV_FREE` cleared `PG_swapbacked`).
+pub const LAZYFREE: u8 = 1;
+/// [`PageStore::lazy`]: the lazy-free page was written after `MADV_FREE` (a dirty PTE or
+/// `PG_dirty`): reclaim must not discard it.
+pub const DIRTY: u8 = 2;
 
 #[cfg(test)]
 impl std::fmt::Debug for PageStore {
@@ -364,6 +373,9 @@ impl PageStore {
         if self.word[s] & INDEX_HI_MASK == INDEX_HI_ASIDE {
             self.big_index.remove(&i);
         }
+        if !self.lazy.is_empty() {
+            self.lazy.remove(&i);
+        }
         // A slot that has used up its generations is retired (kept free, never reused).
         let gen = ((self.word[s] & GEN_MASK) + 1).min(GEN_MASK);
         self.mapping[s] = (op >> 32) as u32;
@@ -375,6 +387,33 @@ impl PageStore {
         self.live -= 1;
         self.frees += 1;
         true
+    }
+
+    /// The page's `MADV_FREE` state: 0, or [`LAZYFREE`] with [`DIRTY`] once written again.
+    #[inline]
+    pub fn lazy(&self, id: PageId) -> u8 {
+        if self.lazy.is_empty() || !self.contains(id) {
+            return 0;
+        }
+        self.lazy.get(&id.index()).copied().unwrap_or(0)
+    }
+
+    /// Set the page's `MADV_FREE` state (0 clears it); nothing for a page that is not live.
+    pub fn set_lazy(&mut self, id: PageId, state: u8) {
+        if !self.contains(id) {
+            return;
+        }
+        if state == 0 {
+            self.lazy.remove(&id.index());
+        } else {
+            self.lazy.insert(id.index(), state);
+        }
+    }
+
+    /// Is any page lazy-free? (Paths that only matter for lazy-free pages test this first.)
+    #[inline]
+    pub fn has_lazy(&self) -> bool {
+        !self.lazy.is_empty()
     }
 
     /// Why `id` does not resolve (`None` if it does).
@@ -468,6 +507,7 @@ impl crate::state::snapshot::Wire for PageStore {
             live,
             allocs,
             frees,
+            lazy,
         } = self;
         put_deltas(w, word);
         put_deltas(w, mapping);
@@ -481,6 +521,7 @@ impl crate::state::snapshot::Wire for PageStore {
         live.put(w);
         allocs.put(w);
         frees.put(w);
+        lazy.put(w);
     }
     fn get(r: &mut crate::state::snapshot::Reader<'_>) -> crate::error::Result<Self> {
         use crate::state::snapshot::{get_deltas, Wire};
@@ -497,12 +538,14 @@ impl crate::state::snapshot::Wire for PageStore {
             live: Wire::get(r)?,
             allocs: Wire::get(r)?,
             frees: Wire::get(r)?,
+            lazy: Wire::get(r)?,
         };
         let n = s.word.len();
         if s.mapping.len() != n
             || s.index_lo.len() != n
             || s.mapcount.len() != n
             || s.free.iter().any(|&f| f as usize >= n)
+            || s.lazy.keys().any(|&k| k as usize >= n || s.word[k as usize] & LIVE == 0)
         {
             return Err(crate::error::SimError::InvalidArgument(
                 "data: not a valid rmapsim snapshot: the page columns disagree".into(),

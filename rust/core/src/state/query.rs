@@ -294,6 +294,29 @@ impl Simulator {
         out
     }
 
+    /// Every populated page-table entry of every process, as `(pid, addr, kind, value)`
+    /// in pid then address order: kind 1 the zero page (value 0), 2 an anon page (value
+    /// its handle), 3 a swap entry (value its slot). What `/proc/<pid>/pagemap` tells of a
+    /// real process (`rmapsim validate-kernel --fuzz` compares the two).
+    pub fn pte_entries(&self) -> Vec<(u32, u64, u8, u64)> {
+        let mut out = Vec::new();
+        for (&pid, p) in &self.procs {
+            for &v in self.mm(p.mm).vmas.values() {
+                let x = self.vma(v);
+                out.extend(x.ptes.range(x.start, x.end).filter_map(|(a, pte)| {
+                    if pte.is_zero() {
+                        Some((pid, a, 1, 0))
+                    } else if let Some(pg) = pte.page() {
+                        Some((pid, a, 2, pg.to_u64()))
+                    } else {
+                        pte.swap_slot().map(|s| (pid, a, 3, s as u64))
+                    }
+                }));
+            }
+        }
+        out
+    }
+
     /// The anon page mapped at `addr` in `pid` (`None` for no entry or the zero page).
     pub fn page_at(&self, pid: i64, addr: u64) -> Result<Option<PageId>> {
         Ok(self.pte_at(pid, addr)?.page())

@@ -263,6 +263,13 @@ impl Simulator {
         self.merge_sites.push((mm, start, end, new_range));
     }
 
+    /// Forget the merge sites of `mm` inside `[start, end)`: their VMA's flags changed after
+    /// the merge attempt (6.4–6.15's `ksm_add_vma`), so invariant 7, which compares the
+    /// flags as they are now, cannot judge that attempt.
+    pub(crate) fn forget_merge_sites(&mut self, mm: MmId, start: u64, end: u64) {
+        self.merge_sites.retain(|&(m, s, e, _)| !(m == mm && start <= s && e <= end));
+    }
+
     /// Record that an allocation failure inside `vma_merge` was absorbed (the kernel then
     /// leaves mergeable neighbours unmerged).
     pub(crate) fn note_merge_failed(&mut self) {

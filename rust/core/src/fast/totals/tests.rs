@@ -179,7 +179,7 @@ fn review_chunks_and_threads() {
         sim.touch_many(&kids[..240], a, 300 * 4096, true).unwrap();
         sim.exit(kids[3]).unwrap();
         sim.munmap(kids[5], a + 30 * 4096, 40 * 4096).unwrap();
-        sim.mremap(kids[7], a, 100 * 4096, 100 * 4096, true, Some(a + 0x1000_0000)).unwrap();
+        sim.mremap(kids[7], a, 100 * 4096, 100 * 4096, true, Some(a + 0x1000_0000), false).unwrap();
         let k8 = kids[8];
         sim.madvise(k8, a, 50 * 4096, Advice::PageOut).unwrap();
         sim.touch(kids[250], a, 300 * 4096, true).unwrap();
