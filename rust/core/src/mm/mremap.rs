@@ -257,8 +257,10 @@ impl Simulator {
         let new_pgoff = self.vma(vma).pgoff + ((old_addr - self.vma(vma).start) >> PAGE_SHIFT);
         let new_vma = self.copy_vma(mm, vma, dest, old_len, new_pgoff)?;
         self.move_page_tables(mm, old_addr, new_vma, dest, old_len);
-        // dontunmap_complete (VM_LOCKED / VM_LOCKONFAULT would be cleared here)
+        // dontunmap_complete: the whole old VMA loses VM_LOCKED / VM_LOCKONFAULT in place,
+        // neither split nor merged (6.18 mm/mremap.c 1253-1254)
         if let Some(old) = self.find_vma(mm, old_addr) {
+            self.vma_mut(old).flags &= !vmflags::LOCKED_MASK;
             let whole = self.vma(old).start == old_addr && self.vma(old).end == old_end;
             if old != new_vma && whole {
                 self.unlink_anon_vmas(old);
