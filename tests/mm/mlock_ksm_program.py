@@ -6,11 +6,15 @@ The program's processes: the main one (the lock steps, then the KSM steps), a ch
 forked for each ``fork`` in the program, and a child of its own for the mlockall steps
 (mlockall changes the whole process). Only the window's mappings are replayed: the rest of
 a real process's address space (its libraries, stack, heap) is outside every dump, and
-mlockall's locking of it shows in no line."""
+mlockall's locking of it shows in no line. The recording is the kernel's, so the replay runs
+with ``holes="kernel"`` unless told otherwise: in strict mode the two calls that the kernel
+fails part way (mlock over a hole in step "hole", MADV_DONTNEED reaching a locked VMA in
+step "madvise") change nothing instead."""
 
 from __future__ import annotations
 
 import rmapsim
+import rmapsim.trace
 
 from helpers import layout_states
 
@@ -27,8 +31,8 @@ def A(i: int) -> int:
 class Program:
     """One replay; ``out`` collects the printed lines."""
 
-    def __init__(self, era: str) -> None:
-        self.sim = rmapsim.Simulator(era=era)
+    def __init__(self, era: str, holes: str) -> None:
+        self.sim = rmapsim.Simulator(era=era, holes=holes)
         self.out: list = []
 
     def dump(self, pid: int) -> None:
@@ -189,9 +193,9 @@ def ksm_steps(g: Program, p: int) -> None:
     g.dump(p)
 
 
-def simulate(era: str = "6.18") -> list:
-    """The program's output, as the simulator of ``era`` prints it."""
-    g = Program(era)
+def simulate(era: str = "6.18", holes: str = "kernel") -> list:
+    """The program's output, as the simulator of ``era`` (and ``holes`` mode) prints it."""
+    g = Program(era, holes)
     p = g.sim.spawn()
     lock_steps(g, p)
     q = g.sim.fork(p)  # the mlockall child
@@ -207,3 +211,14 @@ def section(lines: list, first: str, last: str = "") -> list:
     i = lines.index(f"step {first}")
     j = lines.index(f"step {last}") if last else len(lines)
     return lines[i:j]
+
+
+def run_trace(body: str) -> rmapsim.Simulator:
+    """Parse a trace (``body`` after the header), require that it prints back as given,
+    and run it on 6.18 with check() after every operation, no operation failing."""
+    text = "# rmapsim trace v1\n" + body
+    ops = rmapsim.trace.parse(text)
+    assert rmapsim.trace.format(ops) == text
+    sim = rmapsim.Simulator(era="6.18")
+    assert sim.apply(ops, check_each=True).errors() == []
+    return sim

@@ -323,3 +323,19 @@ def test_kernel_mode_injected_failure_part_way_leaves_a_consistent_state():
         sim.mprotect(p, pg(1), 4 * P, "r")
     assert layout(sim, p) == [(0, 1, "rw"), (1, 2, "r"), (2, 4, "r"), (4, 6, "rw")]
     sim.check()
+
+
+def test_kernel_mode_madvise_refusing_a_vma_after_a_hole_is_einval():
+    """madvise_walk_vmas: the hole's ENOMEM is only remembered (mm/madvise.c 1651-1658), the
+    file VMA's EINVAL (MADV_WIPEONFORK, anonymous only) returns at once (1669-1671).
+    validate-kernel --fuzz, seed 3: ``mmap +54 2p rw file; madvise +53 3p wipeonfork``."""
+    Y = 0x4000_0000
+    sim = rmapsim.Simulator(era="6.18", holes="kernel")
+    p = sim.spawn()
+    sim.mmap(p, 2 * P, addr=Y + P, file=2, offset=0)
+    with pytest.raises(rmapsim.InvalidArgument, match="wipeonfork"):
+        sim.madvise(p, Y, 3 * P, "wipeonfork")
+    sim.mmap(p, P, addr=Y - P)
+    with pytest.raises(rmapsim.InvalidArgument, match="wipeonfork"):
+        sim.madvise(p, Y - P, 4 * P, "wipeonfork")  # a VMA, the hole, the file VMA
+    assert "wipeonfork" in sim.vmas(p)[0]["flags"]  # the VMA before was done

@@ -354,12 +354,17 @@ impl Simulator {
             (None, _) => (end, None),
         };
         self.begin_op("madvise");
-        let stats = if work_end > addr {
-            // madvise_vma_behavior: an allocation failure is EAGAIN (mm/madvise.c 1433-1434)
-            self.madvise_range(pid, mm, addr, work_end, advice).map_err(|e| match (e, self.policy.holes) {
-                (SimError::OutOfMemory(m), Holes::Kernel) => SimError::TryAgain(format!("{m} (madvise: EAGAIN)")),
-                (e, _) => e,
-            })?
+        let stats = if !self.vmas_in(mm, addr, work_end).is_empty() {
+            // madvise_vma_behavior: an allocation failure is EAGAIN (mm/madvise.c 1433-1434);
+            // a hole before a refused VMA is only remembered (unmapped_error, 1651-1658):
+            // the refusal's EINVAL returns first (1669-1671)
+            match self.madvise_range(pid, mm, addr, work_end, advice) {
+                Err(SimError::BadAddress(_)) if refused.is_some() => ScanStats::default(),
+                r => r.map_err(|e| match (e, self.policy.holes) {
+                    (SimError::OutOfMemory(m), Holes::Kernel) => SimError::TryAgain(format!("{m} (madvise: EAGAIN)")),
+                    (e, _) => e,
+                })?,
+            }
         } else {
             ScanStats::default()
         };
