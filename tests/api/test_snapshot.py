@@ -26,7 +26,7 @@ def built(era: str = "6.18") -> rmapsim.Simulator:
 def test_the_envelope_is_as_documented():
     b = built().to_bytes()
     magic, version, n = struct.unpack_from("<8sIQ", b)
-    assert magic == b"RMAPSNAP" and version == 2
+    assert magic == b"RMAPSNAP" and version == 3
     assert n == len(b) - 20 - 8, "payload length, then an 8-byte checksum"
     # The payload opens with the writer's version, then the era spec (length-prefixed).
     vlen = b[20]
@@ -101,9 +101,9 @@ def test_refusals_name_what_is_wrong():
     assert "not an rmapsim snapshot" in refused(b"hello world, not a snapshot")
     assert "not an rmapsim snapshot" in refused(b"")
     assert "expected bytes" in refused("RMAPSNAP")
-    v3 = good[:8] + struct.pack("<I", 3) + good[12:]
-    msg = refused(v3)
-    assert "format version 3" in msg and "reads version 2" in msg
+    v4 = good[:8] + struct.pack("<I", 4) + good[12:]
+    msg = refused(v4)
+    assert "format version 4" in msg and "reads version 3" in msg
     assert "truncated" in refused(good[:-1]) or "payload" in refused(good[:-1])
     assert "truncated" in refused(good[:24])
     flipped = bytearray(good)

@@ -40,8 +40,9 @@ Kernel rules (6.18.2 tree line numbers):
   (1669-1671), the VMAs before it done.
 * Reclaim walks: ``folio_referenced_one`` (mm/rmap.c 848-881) and ``try_to_unmap_one``
   (1905-1935): a mapping in a ``VM_LOCKED`` VMA ends the walk (``return false``), the page
-  left mapped; the walks of every era stop the same way (``page_referenced_one``'s
-  ``*mapcount = 0``, ``try_to_unmap_one``'s ``SWAP_MLOCK``).
+  left mapped; the walks of every era stop the same way, at a VMA where the page is
+  mapped (2.6.3x ``page_referenced_one`` checks ``VM_LOCKED`` after ``page_check_address``
+  and sets ``*mapcount`` to end the loop; ``try_to_unmap_one`` returns ``SWAP_MLOCK``).
 
 Not modelled: ``RLIMIT_MEMLOCK`` / ``mm->locked_vm`` (the processes are root, as the live
 recording ran), the unevictable LRU and ``PG_mlocked`` (after munlock a page is evictable

@@ -34,7 +34,7 @@ use crate::state::sim::{Inject, Process, Simulator, WriteStats};
 
 pub const MAGIC: &[u8; 8] = b"RMAPSNAP";
 /// Bump whenever the payload layout changes; a reader refuses every other version.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 const HEADER: usize = 20;
 
 /// Names `begin_op` may record (the snapshot stores the name; the simulator keeps a

@@ -81,10 +81,10 @@ fn snapshot_round_trip_and_refusals() {
     flipped[40] ^= 1;
     let e = Simulator::from_snapshot(&flipped).unwrap_err().to_string();
     assert!(e.contains("checksum"), "{e}");
-    let mut v3 = b.clone();
-    v3[8] = 3;
-    let e = Simulator::from_snapshot(&v3).unwrap_err().to_string();
-    assert!(e.contains("format version 3"), "{e}");
+    let mut v4 = b.clone();
+    v4[8] = 4;
+    let e = Simulator::from_snapshot(&v4).unwrap_err().to_string();
+    assert!(e.contains("format version 4"), "{e}");
 }
 
 /// An arena's free list and live count are checked as they are read: a free list
