@@ -354,7 +354,7 @@ impl Simulator {
             (None, _) => (end, None),
         };
         self.begin_op("madvise");
-        let stats = if !self.vmas_in(mm, addr, work_end).is_empty() {
+        let stats = if work_end > addr && !self.vmas_in(mm, addr, work_end).is_empty() {
             // madvise_vma_behavior: an allocation failure is EAGAIN (mm/madvise.c 1433-1434);
             // a hole before a refused VMA is only remembered (unmapped_error, 1651-1658):
             // the refusal's EINVAL returns first (1669-1671)
