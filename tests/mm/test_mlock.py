@@ -245,7 +245,7 @@ def test_kernel_mode_munlock_unlocks_up_to_the_hole():
     assert lay(sim, p) == [(0, 1, "rw", "-"), (2, 3, "rw", "locked")]
 
 
-@pytest.mark.parametrize("era", ("2.6.33", "6.18"))
+@pytest.mark.parametrize("era", ("2.6.33", "6.18", "6.18+mlock_populates_after=false"))
 def test_populate_stops_at_prot_none(era):
     """rw, none, rw locked in one call. 2.6.38+ locks all three first, then populates and
     stops at the PROT_NONE VMA (EFAULT -> ENOMEM). Before (knob mlock_populates_after off),
