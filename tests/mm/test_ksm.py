@@ -130,6 +130,20 @@ def test_before_6_16_a_new_vma_is_flagged_after_its_merge_attempt():
     sim.check()
 
 
+def test_before_6_16_brk_growth_beside_the_flagged_heap_stays_apart():
+    """do_brk_flags (6.4-6.15) tries to expand the heap VMA with the new range's flags,
+    which lack VM_MERGEABLE until ksm_add_vma: a second VMA, flagged after (check() holds:
+    the merge was decided before the flag)."""
+    sim = rmapsim.Simulator(era="6.18+memory_merge=after_merge")
+    p = sim.spawn()
+    sim.set_brk_base(p, X)
+    sim.set_memory_merge(p, True)
+    sim.brk(p, c(2))
+    sim.brk(p, c(3))
+    assert lay(sim, p) == [(0, 2, "rw", "mg"), (2, 3, "rw", "mg")]
+    sim.check()
+
+
 def test_the_brk_heap_gets_the_flag_too():
     sim = rmapsim.Simulator(era="6.18")
     p = sim.spawn()

@@ -71,12 +71,10 @@ While fewer than ``max_procs`` processes live, ``spawn``, ``fork``, ``fork`` joi
 with none alive the operation is ``spawn``. :data:`KINDS` is the reference model harness's
 mix (tests/model/ref_pair.py), :data:`DIFFERENTIAL_KINDS` the cross-era differential
 harness's (tests/model/test_differential.py), which has no file mappings and no pid or page errors.
-Neither has ``mlock`` or ``memory_merge`` (nor ``mergeable`` advice): the pure-Python
-reference model (:mod:`rmapsim.testing.reference`) has no ``VM_LOCKED``, ``def_flags``,
-populate or ``VM_MERGEABLE``, and the cross-era differential compares eras that differ in
-them by design (MLOCK_ONFAULT and PR_SET_MEMORY_MERGE are EINVAL before 4.4 and 6.4, and
-mlock populates differently before 2.6.38). :data:`LOCK_KINDS` adds them to a mix for a
-harness of the engine alone (``check()`` as the oracle, as tests/mm/test_mlock.py does).
+Neither has ``mlock``, ``memory_merge`` or ``mergeable`` advice: the reference model
+(:mod:`rmapsim.testing.reference`) has no ``VM_LOCKED``, ``def_flags``, populate or
+``VM_MERGEABLE``, and the eras differ in them by design (EINVAL before 4.4 / 6.4, populate
+before 2.6.38); :data:`LOCK_KINDS` adds them for harnesses of the engine alone (``check()``).
 Neither has ``mmap_noreplace``, ``mremap_dontunmap`` or the advice ``free``
 (MAP_FIXED_NOREPLACE, MREMAP_DONTUNMAP, MADV_FREE): the reference model does not implement
 them, and the cross-era harness compares every era's abstract state while these calls are
@@ -159,13 +157,7 @@ OPERATIONS: Dict[str, int] = {
 
 #: What the :data:`LOCK_KINDS` emit, with their positional arity: Simulator methods the
 #: reference model does not have (so not in :data:`OPERATIONS`).
-LOCK_OPERATIONS: Dict[str, int] = {
-    "mlock": 3,
-    "munlock": 3,
-    "mlockall": 1,
-    "munlockall": 1,
-    "set_memory_merge": 1,
-}
+LOCK_OPERATIONS: Dict[str, int] = {"mlock": 3, "munlock": 3, "mlockall": 1, "munlockall": 1, "set_memory_merge": 1}
 
 #: The lock family and KSM's prctl, for mixes of harnesses without the reference model.
 LOCK_KINDS: Tuple[str, ...] = ("mlock", "mlock", "memory_merge")

@@ -272,6 +272,16 @@ impl Simulator {
         Ok(())
     }
 
+    /// A new or grown range with `flags` (its VMA's): faulted in, errors ignored, when they
+    /// have `VM_LOCKED` (`MAP_LOCKED` or `def_flags`: `vm_mmap_pgoff`'s `mm_populate`; brk's;
+    /// mremap growth of a locked VMA, `if (locked && new_len > old_len)`; every era).
+    pub(crate) fn populate_if_locked(&mut self, mm: MmId, start: u64, end: u64, flags: u32) -> Result<()> {
+        if flags & vmflags::LOCKED != 0 && start < end {
+            self.mm_populate(mm, start, end, true)?;
+        }
+        Ok(())
+    }
+
     /// `populate_vma_page_range(vma, start, end)` (`__mlock_vma_pages_range` before 3.x):
     /// nothing for `VM_LOCKONFAULT`; PROT_NONE cannot be faulted (`__get_user_pages`'
     /// EFAULT, which mlock reports as ENOMEM: `BadAddress`); otherwise every page is

@@ -298,7 +298,7 @@ impl Simulator {
                 .is_some()
             {
                 self.note_merge(mm, e, new_end, true);
-                self.mremap_populate(mm, flags, e, new_end)?;
+                self.populate_if_locked(mm, e, new_end, flags)?;
                 return Ok(old_addr);
             }
             if self.merge_failed() {
@@ -310,17 +310,8 @@ impl Simulator {
             }
         }
         self.vma_adjust(v, s, new_end, pg, None)?;
-        self.mremap_populate(mm, flags, e, new_end)?;
+        self.populate_if_locked(mm, e, new_end, flags)?;
         Ok(old_addr)
-    }
-
-    /// mremap of a `VM_LOCKED` VMA: the grown part is populated like mlock's, errors
-    /// ignored (`if (locked && new_len > old_len) mm_populate(...)`, every era).
-    fn mremap_populate(&mut self, mm: MmId, flags: u32, start: u64, end: u64) -> Result<()> {
-        if flags & vmflags::LOCKED != 0 && start < end {
-            self.mm_populate(mm, start, end, true)?;
-        }
-        Ok(())
     }
 
     fn inside_one_vma(&self, mm: MmId, start: u64, end: u64) -> bool {
@@ -386,7 +377,7 @@ impl Simulator {
         let new_vma = self.copy_vma(mm, vma, new_addr, new_len, new_pgoff)?;
         self.move_page_tables(mm, old_addr, new_vma, new_addr, old_len);
         let _ = self.do_munmap(mm, old_addr, old_len);
-        self.mremap_populate(mm, flags, new_addr + old_len, new_addr + new_len)?;
+        self.populate_if_locked(mm, new_addr + old_len, new_addr + new_len, flags)?;
         Ok(new_addr)
     }
 

@@ -560,10 +560,7 @@ impl Simulator {
             }
         };
         self.ksm_add_vma(mm, addr);
-        if flags & vmflags::LOCKED != 0 {
-            // vm_mmap_pgoff: mm_populate, errors ignored (on-fault: nothing)
-            self.mm_populate(mm, addr, addr + len, true)?;
-        }
+        self.populate_if_locked(mm, addr, addr + len, flags)?;
         Ok(addr)
     }
 
@@ -725,18 +722,14 @@ impl Simulator {
             .map(|(_, &v)| v)
             .filter(|&v| !heap_only || self.vma(v).end > start_brk);
         // do_brk_flags: VM_ACCOUNT | mm->def_flags (and KSM's merge-any)
-        let def = self.mm(mm).def_flags;
-        let flags = self.ksm_vma_flags(mm, vmflags::ACCOUNT | def);
+        let flags = self.ksm_vma_flags(mm, vmflags::ACCOUNT | self.mm(mm).def_flags);
         self.map_new_range(mm, prev, oldbrk, newbrk, rw, flags, pgoff)?;
-        self.ksm_add_vma(mm, oldbrk);
         if prev.is_some() {
             self.note_merge(mm, oldbrk, newbrk, true);
         }
+        self.ksm_add_vma(mm, oldbrk); // after note_merge: it forgets the site it re-flags
         self.mm_mut(mm).brk = new;
-        if def & vmflags::LOCKED != 0 {
-            // brk: populate when mm->def_flags has VM_LOCKED (errors ignored)
-            self.mm_populate(mm, oldbrk, newbrk, true)?;
-        }
+        self.populate_if_locked(mm, oldbrk, newbrk, flags)?;
         Ok(new)
     }
 
