@@ -281,6 +281,24 @@ def test_mlockall_future_locks_and_faults_later_mmap_brk_and_mremap_growth(era):
     sim.check()
 
 
+@pytest.mark.parametrize("era", [e for e in rmapsim.eras() if ERA_RULES[e]["merge"] == "singular"])
+def test_a_populate_after_the_merge_attempt_leaves_the_vmas_apart(era):
+    """Under the singular-chain rule an unfaulted VMA cannot take a faulted neighbour (the
+    munlock above leaves [0,1) and [1,3) apart). mlockall then locks both (the second's
+    merge with the first refused the same way) and only afterwards faults the first in:
+    its anon_vma_prepare reuses the neighbour's anon_vma, so the two now look mergeable,
+    but no merge is attempted again (mlock.c: populate after apply_mlockall_flags), and
+    check() holds (the native fuzzer found the false alarm)."""
+    sim, p = mapped(era, pages=3)
+    sim.mlock(p, c(1), 2 * P)
+    sim.munlock(p, c(1), 2 * P)
+    assert lay(sim, p) == [(0, 1, "rw", "-"), (1, 3, "rw", "-")]
+    sim.mlockall(p, current=True)
+    assert lay(sim, p) == [(0, 1, "rw", "locked"), (1, 3, "rw", "locked")]
+    assert len({v["anon_vma"] for v in sim.vmas(p)}) == 1 and states(sim, p) == "ppp"
+    sim.check()
+
+
 @pytest.mark.parametrize("era", MODERN)
 def test_mlockall_future_onfault_locks_without_faulting(era):
     sim, p = mapped(era, pages=2)

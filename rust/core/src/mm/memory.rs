@@ -302,11 +302,18 @@ impl Simulator {
             )));
         }
         let write = prot & prot::WRITE != 0;
-        match self.touch_range(mm, start, end, write, &mut Ticker::new()) {
+        let had_anon_vma = self.vma(v).anon_vma.is_some();
+        let r = match self.touch_range(mm, start, end, write, &mut Ticker::new()) {
             Err(SimError::OutOfMemory(m)) => Err(SimError::TryAgain(format!(
                 "{m}; populating the locked range failed (ENOMEM from a fault, reported as EAGAIN); the range stays locked"
             ))),
             r => r,
+        };
+        if !had_anon_vma && self.vmas.get(v).is_some_and(|x| x.anon_vma.is_some()) {
+            // the fault's anon_vma_prepare may make it mergeable with a neighbour that this
+            // operation's merge attempt (made before) refused: the kernel leaves them apart
+            self.forget_merge_sites(mm, vs, ve);
         }
+        r
     }
 }
