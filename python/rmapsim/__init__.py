@@ -296,6 +296,7 @@ class Simulator(_core.Simulator):
         noreserve: bool = False,
         stack: bool = False,
         noreplace: bool = False,
+        locked: bool = False,
     ) -> int:  # stricter than _core's: None is refused
         """A private mapping (anonymous, or of ``file`` at ``offset``); see
         docs/api-contract.md. ``noreserve=True`` is ``MAP_NORESERVE``: the VMA gets
@@ -307,9 +308,11 @@ class Simulator(_core.Simulator):
         ``noreplace=True`` is ``MAP_FIXED_NOREPLACE`` (needs ``addr``): from Linux 4.17
         (eras 6.0, 6.18) a range overlapping any VMA raises ``AlreadyMapped`` (EEXIST) and
         changes nothing; earlier kernels ignored the unknown flag, so ``addr`` is only a
-        hint there (taken when free, else the kernel chooses). A non-bool raises
+        hint there (taken when free, else the kernel chooses).
+        ``locked=True`` is ``MAP_LOCKED``: the VMA gets ``VM_LOCKED`` (flag "locked") and
+        the range is faulted in as :meth:`mlock` does, errors ignored. A non-bool raises
         ``InvalidArgument``."""
-        return super().mmap(pid, length, addr, prot, file, offset, noreserve, stack, noreplace)
+        return super().mmap(pid, length, addr, prot, file, offset, noreserve, stack, noreplace, locked)
 
     def touch_many(self, pids: Iterable[int], addr: int, length: int, write: bool = True) -> None:
         """Fault ``[addr, addr+length)`` in each process of ``pids``, in order. All pids
@@ -433,13 +436,16 @@ class Simulator(_core.Simulator):
         ``sequential``, ``dontfork``, ``dofork`` (flag changes that split and re-merge
         VMAs), ``wipeonfork`` / ``keeponfork`` (Linux 4.14+ eras only; EINVAL earlier),
         ``hugepage`` / ``nohugepage`` (2.6.38+) and ``dontdump`` / ``dodump`` (3.4+), which
-        only change vm_flags here, ``dontneed`` (zap the pages) or ``pageout`` (reclaim the pages this process maps
+        only change vm_flags here, ``mergeable`` / ``unmergeable`` (KSM's ``VM_MERGEABLE``:
+        splits and merges only, no page is ever merged), ``dontneed`` (zap the pages) or ``pageout`` (reclaim the pages this process maps
         exclusively through their rmap walks), or ``free`` (``MADV_FREE``, 4.5+: the pages
         become lazy-free, ``page_info()["lazyfree"]``, and this process's entries clean,
         except that a page in the swap cache or with PG_dirty must be mapped only here;
         swap entries in the range are dropped; reclaim then discards each clean mapping of
         a lazy-free page and keeps the page at the first entry written since; anonymous
-        VMAs only). Returns the walks made (``pageout`` only)."""
+        VMAs only). ``dontneed``, ``pageout`` and ``free`` are EINVAL (``InvalidArgument``)
+        on an mlocked VMA: nothing changed (with ``holes="kernel"``, as the kernel, the
+        VMAs before it done). Returns the walks made (``pageout`` only)."""
         return ScanStats(self._madvise(pid, addr, length, advice), kind="try_to_unmap")
 
     @overload

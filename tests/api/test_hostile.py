@@ -173,6 +173,7 @@ def _sim_calls() -> Dict[str, Tuple[Callable[..., Any], Callable[[Dict[str, Any]
                 noreserve=False,
                 stack=False,
                 noreplace=True,
+                locked=False,
             ),
         ),
         "mmap_anywhere": (m("mmap"), lambda w: dict(pid=w["p"], length=P)),
@@ -183,6 +184,12 @@ def _sim_calls() -> Dict[str, Tuple[Callable[..., Any], Callable[[Dict[str, Any]
         "mprotect": (m("mprotect"), lambda w: dict(pid=w["p"], addr=X, length=P, prot="r")),
         "madvise": (m("madvise"), lambda w: dict(pid=w["p"], addr=X, length=P, advice="random")),
         "madvise_free": (m("madvise"), lambda w: dict(pid=w["p"], addr=X, length=P, advice="free")),
+        "mlock": (m("mlock"), lambda w: dict(pid=w["p"], addr=X, length=P, onfault=False)),
+        "munlock": (m("munlock"), lambda w: dict(pid=w["p"], addr=X, length=P)),
+        "mlockall": (m("mlockall"), lambda w: dict(pid=w["p"], current=True, future=False, onfault=False)),
+        "munlockall": (m("munlockall"), lambda w: dict(pid=w["p"])),
+        "set_memory_merge": (m("set_memory_merge"), lambda w: dict(pid=w["p"], enable=True)),
+        "memory_merge": (m("memory_merge"), lambda w: dict(pid=w["p"])),
         "mremap": (
             m("mremap"),
             lambda w: dict(pid=w["p"], old_addr=X, old_len=P, new_len=2 * P, may_move=True, new_addr=None),
@@ -436,6 +443,11 @@ FLAG_PARAMS = {
     "check_each",
     "extended",
     "spans",
+    "locked",
+    "onfault",
+    "current",
+    "future",
+    "enable",
 }
 REAL_PARAMS = {"rate", "fail_rate", "seconds", "q"}
 STR_PARAMS = {"prot", "advice", "era", "name", "text", "workload", "column", "knob", "writes", "ops_text", "cwd"}

@@ -189,7 +189,8 @@ def test_trace_ops_roundtrip_and_apply():
     assert sim.brk_info(2) == (0x600000, 0x601000)
     assert sim.vmas(1)[0]["pgoff"] == 1 and sim.vmas(1)[0]["file"] == 3
     with pytest.raises(
-        rmapsim.InvalidArgument, match='line 2: expected "file", "noreserve", "stack", "noreplace" or end of line'
+        rmapsim.InvalidArgument,
+        match='line 2: expected "file", "noreserve", "stack", "noreplace", "locked" or end of line',
     ):
         trace.parse("# rmapsim trace v1\nmmap p1 0x400000 0x2000 rx fil 3 0\n")
 

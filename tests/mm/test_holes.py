@@ -399,3 +399,32 @@ def test_kernel_mode_madvise_refused_vma_after_a_hole_is_einval():
     assert after["ops"] == before["ops"] + 1 and after["vma_alloc"] == before["vma_alloc"] == 0
     assert layout(sim, p) == [(4, 6, "rw"), (10, 18, "rw")]
     sim.check()
+
+
+def test_kernel_mode_madvise_refusing_a_vma_after_a_hole_is_einval():
+    """madvise_walk_vmas: the hole's ENOMEM is only remembered (mm/madvise.c 1651-1658), the
+    file VMA's EINVAL (MADV_WIPEONFORK, anonymous only) returns at once (1669-1671).
+    validate-kernel --fuzz, seed 3: ``mmap +54 2p rw file; madvise +53 3p wipeonfork``."""
+    Y = 0x4000_0000
+    sim = rmapsim.Simulator(era="6.18", holes="kernel")
+    p = sim.spawn()
+    sim.mmap(p, 2 * P, addr=Y + P, file=2, offset=0)
+    with pytest.raises(rmapsim.InvalidArgument, match="wipeonfork"):
+        sim.madvise(p, Y, 3 * P, "wipeonfork")
+    sim.mmap(p, P, addr=Y - P)
+    with pytest.raises(rmapsim.InvalidArgument, match="wipeonfork"):
+        sim.madvise(p, Y - P, 4 * P, "wipeonfork")  # a VMA, the hole, the file VMA
+    assert "wipeonfork" in sim.vmas(p)[0]["flags"]  # the VMA before was done
+
+
+def test_kernel_mode_madvise_refused_inside_the_first_vma_changes_nothing():
+    """The refused VMA starts before the range: madvise_walk_vmas refuses it first, before
+    any split (validate-kernel --fuzz, seed 2: ``madvise +43 1p wipeonfork`` inside a
+    two-page file VMA)."""
+    sim = rmapsim.Simulator(era="6.18", holes="kernel")
+    p = sim.spawn()
+    sim.mmap(p, 2 * P, addr=0x4000_0000, file=1, offset=0)
+    before = sim.counts()
+    with pytest.raises(rmapsim.InvalidArgument, match="wipeonfork"):
+        sim.madvise(p, 0x4000_1000, P, "wipeonfork")
+    assert len(sim.vmas(p)) == 1 and sim.counts() == before

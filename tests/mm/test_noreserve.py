@@ -153,11 +153,11 @@ def test_a_file_mapping_with_noreserve_does_not_merge_with_the_same_file():
 def test_the_largest_file_identity_still_fits_beside_the_flag():
     sim = rmapsim.Simulator(era="6.18")
     p = sim.spawn()
-    big = (1 << 23) - 1
+    big = (1 << 20) - 1
     sim.mmap(p, P, addr=SRC, prot="r", file=big, offset=0, noreserve=True)
     assert sim.vmas(p)[0]["file"] == big and marks(sim.vmas(p)[0]) == "nr"
-    with pytest.raises(rmapsim.InvalidArgument, match=str(1 << 23)):
-        sim.mmap(p, P, addr=DST, prot="r", file=1 << 23)
+    with pytest.raises(rmapsim.InvalidArgument, match=str(1 << 20)):
+        sim.mmap(p, P, addr=DST, prot="r", file=1 << 20)
 
 
 @pytest.mark.parametrize("era", ERAS)
@@ -268,13 +268,14 @@ def test_the_trace_word_round_trips_and_replays_like_the_api():
     assert sim.vmas(2)[3]["file"] == 3
 
 
-def test_an_mmap_row_with_a_bit_above_noreserve_stack_and_noreplace_is_refused():
+def test_an_mmap_row_with_a_bit_above_noreserve_stack_noreplace_and_locked_is_refused():
     ops = trace.parse(TRACE)
-    ops["c"][1] = 64 | 3
+    ops["c"][1] = 128 | 3
     with pytest.raises(rmapsim.InvalidArgument, match="op row 1: mmap prot"):
         rmapsim.Simulator(era="6.18").apply(ops)
     with pytest.raises(
-        rmapsim.InvalidArgument, match='line 2: expected "file", "noreserve", "stack", "noreplace" or end of line'
+        rmapsim.InvalidArgument,
+        match='line 2: expected "file", "noreserve", "stack", "noreplace", "locked" or end of line',
     ):
         trace.parse("# rmapsim trace v1\nmmap p1 0x1000 0x1000 rw reserve\n")
     with pytest.raises(rmapsim.InvalidArgument, match='line 2: unexpected "file"'):

@@ -57,7 +57,21 @@ def test_op_array_row_codes_are_the_documented_ones():
         "check": 13,
         "brk": 14,
         "brkbase": 15,
+        "mlock": 16,
+        "munlock": 17,
+        "mlockall": 18,
+        "munlockall": 19,
+        "memory_merge": 20,
     }
+
+
+def test_op_array_advice_codes_of_the_issue_18_advice():
+    """A madvise row's advice column, by hand for the advice issue 18 added (appended after
+    dodump's 12, so older op arrays keep their meaning): free 13, mergeable 14,
+    unmergeable 15."""
+    words = ("dodump", "free", "mergeable", "unmergeable")
+    text = "# rmapsim trace v1\nspawn\n" + "".join(f"madvise p1 0x10000000 0x1000 {w}\n" for w in words)
+    assert [int(c) for c in trace.parse(text)["c"][1:]] == [12, 13, 14, 15]
 
 
 def test_trace_round_trip_and_op_array():

@@ -134,6 +134,22 @@ def test_image_lines_mirror_the_driver_and_parse():
     assert "madvise p1 0x7ffff7ff7000 0x4000 dontdump" in lines  # [vvar] has VM_DONTDUMP
 
 
+def test_an_exec_under_memory_merge_mirrors_an_unmergeable_stack():
+    """exec keeps MMF_VM_MERGE_ANY, so the loader's mmaps (the mirror's) get VM_MERGEABLE,
+    but 6.18's create_init_stack_vma (mm/vma_exec.c 107-161) sets the stack's flags itself,
+    without ksm_vma_flags: the live run showed no "mg" on [stack] after such an exec
+    (validate-kernel --fuzz seed 2, class 'exec: own_vmas')."""
+    plain = fuzzgen.image_lines(fuzzgen.DRIVER_IMAGE, 1)
+    merged = fuzzgen.image_lines(fuzzgen.DRIVER_IMAGE, 1, merge_any=True)
+    assert merged[: len(plain)] == plain  # the same mirror, one line more
+    assert merged[len(plain) :] == ["madvise p1 0x7ffffffde000 0x21000 unmergeable"]
+    sim = Simulator(era="6.18")
+    text = "# rmapsim trace v1\nspawn\nmemory_merge p1 on\nexec p1\n" + "\n".join(merged) + "\n"
+    assert sim.apply(text, check_each=True).errors() == []
+    flags = {v["start"]: v["flags"] for v in sim.vmas(1)}
+    assert "mergeable" not in flags[0x7FFFFFFDE000] and "mergeable" in flags[0x400000]
+
+
 # ----------------------------------------------------------------------------- the comparison
 
 

@@ -34,7 +34,7 @@ BASIC = log(
     "101 mprotect(0x7ffff7f00000, 4096, PROT_READ) = 0",
     "100 clone3({flags=CLONE_VM|CLONE_FS|CLONE_FILES|CLONE_SIGHAND|CLONE_THREAD|CLONE_SYSVSEM, stack=0x7f}, 88) = 102",
     "102 madvise(0x7ffff7f00000, 8192, MADV_DONTNEED) = 0",
-    "102 madvise(0x7ffff7f00000, 8192, MADV_MERGEABLE) = 0",
+    "102 madvise(0x7ffff7f00000, 8192, MADV_COLD) = 0",
     "100 vfork( <unfinished ...>",
     '103 execve("/nonexistent/tool", ["tool"], 0x5555 /* 3 vars */) = -1 ENOENT (No such file or directory)',
     f'103 execve("{EXE}", ["python"], 0x5555 /* 3 vars */ <unfinished ...>',
@@ -65,7 +65,7 @@ def test_processes_threads_and_vfork():
     assert stats["processes"] == 3
     assert "mprotect p2 0x7ffff7f00000 0x1000 r" in ops  # the fork child's call is its own
     assert "madvise p1 0x7ffff7f00000 0x2000 dontneed" in ops  # the thread's call is p1's
-    assert stats["skipped"]["madvise MADV_MERGEABLE (no rmap effect modelled)"] == 1
+    assert stats["skipped"]["madvise MADV_COLD (no rmap effect modelled)"] == 1
     assert stats["skipped"]["mmap failed"] == 1
     assert stats["skipped"]["execve failed"] if "execve failed" in stats["skipped"] else True
     assert "mremap p3 0x7ffff7b00000 0x1000 0x2000 move 0x7ffff7a00000" in ops
@@ -599,3 +599,53 @@ def test_a_recorded_program_with_holes_replays_in_kernel_mode(tmp_path, capsys):
     assert main(["replay", str(out), "--era", "3.0"]) == 0
     got = capsys.readouterr().out
     assert "in era 3.0+holes=kernel" in got and "2 returned errors" in got
+
+
+def test_the_mlock_family_ksm_advice_and_prctl_become_trace_words():
+    """mlock, mlock2(MLOCK_ONFAULT), munlock, mlockall (named flags and strace's bare
+    number: MCL_CURRENT 1, MCL_FUTURE 2, MCL_ONFAULT 4), munlockall, MAP_LOCKED (0x2000),
+    MADV_MERGEABLE / MADV_UNMERGEABLE and prctl(PR_SET_MEMORY_MERGE) (67, also bare) as
+    strace prints them; a failed call and another prctl are skipped. The replay on 6.18
+    has the flags the calls set."""
+    text = log(
+        f'720 execve("{EXE}", ["python"], 0x7ffe /* 3 vars */) = 0',
+        "720 mmap(0x10000000, 16384, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS|MAP_FIXED, -1, 0) = 0x10000000",
+        "720 mmap(0x10008000, 8192, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS|MAP_LOCKED, -1, 0) = 0x10008000",
+        "720 mlock(0x10000064, 1)                 = 0",
+        "720 mlock2(0x10001000, 4096, MLOCK_ONFAULT) = 0",
+        "720 munlock(0x10000000, 4096)            = 0",
+        "720 mlock(0x30000000, 4096)              = -1 ENOMEM (Cannot allocate memory)",
+        "720 madvise(0x10002000, 8192, MADV_MERGEABLE) = 0",
+        "720 madvise(0x10003000, 4096, MADV_UNMERGEABLE) = 0",
+        "720 prctl(PR_SET_NAME, 0x7ffe)           = 0",
+        "720 prctl(PR_SET_MEMORY_MERGE, 1)        = 0",
+        "720 prctl(0x43 /* PR_??? */, 0)          = 0",
+        "720 mlockall(MCL_FUTURE|MCL_ONFAULT)     = 0",
+        "720 mlockall(0x1)                        = 0",
+        "720 munlockall()                         = 0",
+        "720 +++ exited with 0 +++",
+    )
+    ops, _ = ops_of(text)
+    mine = [o for o in ops if o.split()[0] in ("mlock", "munlock", "mlockall", "munlockall", "memory_merge")]
+    assert mine == [
+        "mlock p1 0x10000064 0x1",
+        "mlock p1 0x10001000 0x1000 onfault",
+        "munlock p1 0x10000000 0x1000",
+        "memory_merge p1 on",
+        "memory_merge p1 off",
+        "mlockall p1 future onfault",
+        "mlockall p1 current",
+        "munlockall p1",
+    ]
+    assert "mmap p1 0x10008000 0x2000 rw locked" in ops
+    assert "madvise p1 0x10002000 0x2000 mergeable" in ops and "madvise p1 0x10003000 0x1000 unmergeable" in ops
+    sim = rmapsim.Simulator(era="6.18")
+    cut = ops.index("memory_merge p1 on")
+    tr = "# rmapsim trace v1\n" + "\n".join(ops[:cut]) + "\n"
+    assert sim.apply(tr, check_each=True).errors() == []
+    pid = int(sim.pids()[0])
+    flags = {(v["start"] - 0x10000000) // 4096: v["flags"] for v in sim.vmas(pid) if v["start"] >= 0x10000000}
+    assert "locked" not in flags[0]  # mlock'd by its first byte, then munlocked
+    assert {"locked", "lockonfault"} <= set(flags[1])
+    assert "mergeable" in flags[2] and "mergeable" not in flags[3]
+    assert "locked" in flags[8]  # MAP_LOCKED

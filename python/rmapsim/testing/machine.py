@@ -143,7 +143,7 @@ class RmapMachine(RuleBasedStateMachine):
         page=PAGES,
         n=st.integers(1, 4),
         prot=st.sampled_from(PROTS),
-        kind=st.sampled_from(["anon", "anon", "anon", "file", "noreserve", "stack", "noreplace"]),
+        kind=st.sampled_from(["anon", "anon", "anon", "file", "noreserve", "stack", "noreplace", "locked"]),
         file=st.integers(1, 2),
         shift=st.integers(0, 1),
     )
@@ -155,6 +155,7 @@ class RmapMachine(RuleBasedStateMachine):
             "noreserve": " noreserve",
             "stack": " stack",
             "noreplace": " noreplace",  # MAP_FIXED_NOREPLACE: AlreadyMapped over a VMA (4.17+)
+            "locked": " locked",
         }[kind]
         ok, _ = self._run(f"mmap p{p} {addr:#x} {length:#x} {prot}{extra}")
         return (addr, length) if ok else multiple()
@@ -227,6 +228,27 @@ class RmapMachine(RuleBasedStateMachine):
             self._run(f"brkbase p{p} {heap:#x}")
         else:
             self._run(f"brk p{p} {heap + grow * PAGE_SIZE:#x}")
+
+    @precondition(lambda self: self.broken is None)
+    @rule(p=procs, r=ranges, how=st.sampled_from(["mlock", "mlock", "onfault", "munlock"]), middle=st.booleans())
+    def mlock(self, p: int, r: tuple[int, int], how: str, middle: bool) -> None:
+        addr, length = r
+        if middle and length > PAGE_SIZE:  # splits, as mprotect's
+            addr, length = addr + PAGE_SIZE, PAGE_SIZE
+        word = "munlock" if how == "munlock" else "mlock"
+        self._run(f"{word} p{p} {addr:#x} {length:#x}{' onfault' if how == 'onfault' else ''}")
+
+    @precondition(lambda self: self.broken is None)
+    @rule(
+        p=procs, flags=st.sampled_from(["current", "current future", "future", "future onfault", "current onfault", ""])
+    )
+    def mlockall(self, p: int, flags: str) -> None:
+        self._run(f"mlockall p{p} {flags}".rstrip() if flags else f"munlockall p{p}")
+
+    @precondition(lambda self: self.broken is None)
+    @rule(p=procs, on=st.booleans())
+    def memory_merge(self, p: int, on: bool) -> None:
+        self._run(f"memory_merge p{p} {'on' if on else 'off'}")
 
     @precondition(lambda self: self.broken is None)
     @rule(nth=st.integers(1, 4))

@@ -62,12 +62,19 @@ operation or a way of choosing one's arguments:
 ``try_to_unmap``        every page (None) or up to ``max_pages`` of the known pages
 ``drop_swap_cache``     likewise
 ``reclaim_vma``         try_to_unmap of the known pages of one VMA
+``mlock``               mlock (on-fault a third of the time), munlock of a range; seldom
+                        mlockall (current / future / on-fault) or munlockall
+``memory_merge``        set_memory_merge (prctl PR_SET_MEMORY_MERGE) on or off
 ======================  ===============================================================
 
 While fewer than ``max_procs`` processes live, ``spawn``, ``fork``, ``fork`` join the mix;
 with none alive the operation is ``spawn``. :data:`KINDS` is the reference model harness's
 mix (tests/model/ref_pair.py), :data:`DIFFERENTIAL_KINDS` the cross-era differential
 harness's (tests/model/test_differential.py), which has no file mappings and no pid or page errors.
+Neither has ``mlock``, ``memory_merge`` or ``mergeable`` advice: the reference model
+(:mod:`rmapsim.testing.reference`) has no ``VM_LOCKED``, ``def_flags``, populate or
+``VM_MERGEABLE``, and the eras differ in them by design (EINVAL before 4.4 / 6.4, populate
+before 2.6.38); :data:`LOCK_KINDS` adds them for harnesses of the engine alone (``check()``).
 Neither has ``mmap_noreplace``, ``mremap_dontunmap`` or the advice ``free``
 (MAP_FIXED_NOREPLACE, MREMAP_DONTUNMAP, MADV_FREE): the reference model does not implement
 them, and the cross-era harness compares every era's abstract state while these calls are
@@ -103,6 +110,8 @@ __all__ = [
     "OPERATIONS",
     "KINDS",
     "DIFFERENTIAL_KINDS",
+    "LOCK_KINDS",
+    "LOCK_OPERATIONS",
     "EXTENDED_KINDS",
     "EXTENDED_ADVICE",
     "WINDOW",
@@ -146,6 +155,13 @@ OPERATIONS: Dict[str, int] = {
     "drop_swap_cache": 1,
 }
 
+#: What the :data:`LOCK_KINDS` emit, with their positional arity: Simulator methods the
+#: reference model does not have (so not in :data:`OPERATIONS`).
+LOCK_OPERATIONS: Dict[str, int] = {"mlock": 3, "munlock": 3, "mlockall": 1, "munlockall": 1, "set_memory_merge": 1}
+
+#: The lock family and KSM's prctl, for mixes of harnesses without the reference model.
+LOCK_KINDS: Tuple[str, ...] = ("mlock", "mlock", "memory_merge")
+
 #: The reference model harness's mix.
 KINDS: Tuple[str, ...] = tuple(
     ["fork"] * 3
@@ -181,6 +197,7 @@ EXTENDED_ADVICE: Tuple[str, ...] = ADVICE + ("free", "free")
 _KIND_NAMES = frozenset(
     ["dead_pid", "touch_whole", "touch_swap", "touch_file", "reclaim_vma", "mmap_noreplace", "mremap_dontunmap"]
     + [k for k in OPERATIONS if k != "spawn"]
+    + ["mlock", "memory_merge"]
 )
 
 
@@ -188,9 +205,12 @@ def operation_table() -> Dict[str, int]:
     """The operations the generator may emit, by name, with their positional arity
     (:data:`OPERATIONS`), checked against the Rust operation registry
     (``_core.op_table()``): every one but the batch calls (``fork_many``, ``touch_many``,
-    which are Simulator methods, not trace operations) must be a registered operation."""
+    which are Simulator methods, not trace operations) must be a registered operation
+    (:data:`LOCK_OPERATIONS` are checked too, ``set_memory_merge`` under its trace word
+    ``memory_merge``)."""
     words = {row[0] for row in _core.op_table()}
-    missing = set(OPERATIONS) - {"fork_many", "touch_many"} - words
+    words |= {"set_memory_merge"} if "memory_merge" in words else set()
+    missing = (set(OPERATIONS) | set(LOCK_OPERATIONS)) - {"fork_many", "touch_many"} - words
     if missing:
         raise RuntimeError(f"operations not in the Rust registry: {sorted(missing)}")
     return dict(OPERATIONS)
@@ -679,6 +699,13 @@ class OpGenerator:
             kind = "touch"
         if kind == "reclaim_vma":
             return self._reclaim_vma(state, pid, draw)
+        if kind == "memory_merge":
+            return ("set_memory_merge", (pid,), {"enable": draw.bool()})
+        if kind == "mlock" and not draw.int(0, 5):
+            if draw.int(0, 3):
+                flags = {"current": draw.int(0, 3) != 0, "future": draw.bool(), "onfault": not draw.int(0, 3)}
+                return ("mlockall", (pid,), flags)
+            return ("munlockall", (pid,), {})
         return self._range_op(kind, state, pid, draw)
 
     def _range_op(self, kind: str, state: OpState, pid: int, draw: Draw) -> Op:
@@ -687,6 +714,10 @@ class OpGenerator:
             addr, n = self._hole_range(state, pid, draw) or (addr, n)
         if kind == "munmap":
             return ("munmap", (pid, addr, n * PAGE), {})
+        if kind == "mlock":
+            if not draw.int(0, 2):
+                return ("munlock", (pid, addr, n * PAGE), {})
+            return ("mlock", (pid, addr, n * PAGE), {"onfault": not draw.int(0, 2)})
         if kind == "touch":
             v = next((v for v in state.vmas(pid) if v["start"] <= addr < v["end"]), None)
             write = draw.int(0, 4) >= 2

@@ -20,6 +20,7 @@ MAX_PROCS = 5
 
 ADVICE = ("normal", "random", "sequential", "dontneed", "pageout", "dontfork", "dofork")
 ALL_ADVICE = ADVICE + ("wipeonfork", "keeponfork", "hugepage", "nohugepage", "dontdump", "dodump", "free")
+ALL_ADVICE += ("mergeable", "unmergeable")
 PROTS = ("rw", "rw", "r", "none")
 HEADER = "# rmapsim trace v1"
 

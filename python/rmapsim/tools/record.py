@@ -2,8 +2,9 @@
 
 The command runs under ``strace -f`` with address-space randomisation off (the
 ``ADDR_NO_RANDOMIZE`` personality, inherited by every process it starts), and its
-fork/vfork/clone/clone3/execve/exit/mmap/munmap/mprotect/mremap/brk/madvise calls become
-trace operations (``docs/replay.md`` documents the mapping). Addresses are the ones the
+fork/vfork/clone/clone3/execve/exit/mmap/munmap/mprotect/mremap/brk/madvise calls, the
+mlock family (mlock, mlock2, munlock, mlockall, munlockall) and
+``prctl(PR_SET_MEMORY_MERGE)`` become trace operations (``docs/replay.md`` documents the mapping). Addresses are the ones the
 kernel returned, so later calls that name them line up.
 
 What strace cannot see, and what is assumed instead:
@@ -30,7 +31,8 @@ What strace cannot see, and what is assumed instead:
   ``MAP_FIXED_NOREPLACE`` (0x100000) becomes ``noreplace`` (the call succeeded, so the range
   was free: the replay maps it there too, or, before 4.17, takes the address as a hint).
   ``mremap``'s ``MREMAP_DONTUNMAP`` (4) becomes ``dontunmap`` and ``madvise(MADV_FREE)`` (8)
-  the advice ``free``.
+  the advice ``free``. ``MAP_LOCKED`` (0x2000) becomes ``locked``: VM_LOCKED, and the range
+  is faulted in at once.
 
 Calls that failed are skipped, except an mprotect or madvise that failed with ENOMEM: a
 range with a hole, which the kernel changed up to the hole (mprotect) or around it
@@ -104,6 +106,8 @@ _ADVICE = {
     "MADV_DODUMP": "dodump",
     "MADV_FREE": "free",
     "0x8": "free",
+    "MADV_MERGEABLE": "mergeable",
+    "MADV_UNMERGEABLE": "unmergeable",
 }
 
 
@@ -118,6 +122,9 @@ MAP_NORESERVE = 0x4000
 MAP_STACK = 0x20000
 MAP_FIXED_NOREPLACE = 0x100000
 MREMAP_DONTUNMAP = 4
+MAP_LOCKED = 0x2000
+#: prctl's option number of PR_SET_MEMORY_MERGE (6.4), for an strace that prints it bare.
+PR_SET_MEMORY_MERGE = 67
 
 
 def _has_flag(flags: str, name: str, bit: int) -> bool:
@@ -131,10 +138,11 @@ def _has_flag(flags: str, name: str, bit: int) -> bool:
 
 
 def _map_words(flags: str) -> str:
-    """The trace words for MAP_NORESERVE, MAP_STACK and MAP_FIXED_NOREPLACE in strace's mmap
-    flags (in the trace's order: " noreserve", " stack", " noreplace"), or ""."""
+    """The trace words for MAP_NORESERVE, MAP_STACK, MAP_FIXED_NOREPLACE and MAP_LOCKED in
+    strace's mmap flags (in the trace's order: " noreserve", " stack", " noreplace",
+    " locked"), or ""."""
     words = (("MAP_NORESERVE", MAP_NORESERVE, " noreserve"), ("MAP_STACK", MAP_STACK, " stack"))
-    words += (("MAP_FIXED_NOREPLACE", MAP_FIXED_NOREPLACE, " noreplace"),)
+    words += (("MAP_FIXED_NOREPLACE", MAP_FIXED_NOREPLACE, " noreplace"), ("MAP_LOCKED", MAP_LOCKED, " locked"))
     return "".join(w for name, bit, w in words if _has_flag(flags, name, bit))
 
 
@@ -143,6 +151,30 @@ def _num(s: str) -> int:
     if s == "NULL":
         return 0
     return int(s, 0)
+
+
+_LOCK_CALLS = ("mlock", "mlock2", "munlock", "mlockall", "munlockall", "prctl")
+
+
+def _lock_line(p: int, name: str, args: List[str]) -> Optional[str]:
+    """The trace line of a successful mlock-family call or prctl(PR_SET_MEMORY_MERGE), or
+    None for another prctl. Addresses and lengths go as the program passed them: the
+    simulator rounds them out to pages as do_mlock does."""
+    if name in ("mlock", "mlock2", "munlock"):
+        word = "munlock" if name == "munlock" else "mlock"
+        onfault = name == "mlock2" and "MLOCK_ONFAULT" in (args + [""])[2]
+        return f"{word} p{p} {_num(args[0]):#x} {_num(args[1]):#x}{' onfault' if onfault else ''}"
+    if name == "munlockall":
+        return f"munlockall p{p}"
+    if name == "mlockall":
+        flags = (args + [""])[0].strip()
+        names = (("current", "MCL_CURRENT"), ("future", "MCL_FUTURE"), ("onfault", "MCL_ONFAULT"))
+        bits = _num(flags) if flags[:1].isdigit() else 0  # a bare number: 1, 2, 4
+        return f"mlockall p{p}" + "".join(f" {w}" for i, (w, f) in enumerate(names) if f in flags or bits >> i & 1)
+    option = (args + [""])[0].strip()
+    if option == "PR_SET_MEMORY_MERGE" or (option[:1].isdigit() and _num(option.split()[0]) == PR_SET_MEMORY_MERGE):
+        return f"memory_merge p{p} {'on' if _num((args + ['0', '0'])[1]) else 'off'}"
+    return None
 
 
 @dataclass
@@ -346,6 +378,12 @@ class Converter:
                 if cur > self.brk_seen.get(p, 0):  # grown: malloc writes what it got
                     self._touch(p, (self.brk_seen.get(p, 0) or self.base_of.get(p, cur)) & ~(PAGE - 1), cur)
             self.brk_seen[p] = max(self.brk_seen.get(p, 0), cur)
+        elif name in _LOCK_CALLS:
+            line = _lock_line(p, name, args)
+            if line is None:
+                self._skip(f"{name} {', '.join(a.strip() for a in args[:1])} (no rmap effect modelled)")
+                return
+            self.ops.append(line)
         elif name == "madvise":
             adv = _ADVICE.get(args[2].strip())
             if adv is None:
@@ -564,7 +602,7 @@ def record(
                     "-s",
                     "1048576",
                     "-e",
-                    "trace=%process,%memory,chdir,fchdir",
+                    "trace=%process,%memory,chdir,fchdir,prctl",
                     "-e",
                     "signal=none",
                     "-o",

@@ -77,6 +77,9 @@ pub fn flag_names(flags: u32) -> Vec<&'static str> {
         (NOHUGEPAGE, "nohugepage"),
         (DONTDUMP, "dontdump"),
         (NORESERVE, "noreserve"),
+        (LOCKED, "locked"),
+        (LOCKONFAULT, "lockonfault"),
+        (MERGEABLE, "mergeable"),
     ]
     .iter()
     .filter(|(b, _)| flags & b != 0)

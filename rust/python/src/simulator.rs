@@ -120,7 +120,7 @@ impl PySimulator {
         catch(|| self.inner.exec(pid)).py(py)
     }
 
-    #[pyo3(signature = (pid, length, addr = None, prot = None, file = None, offset = None, noreserve = In::value(false), stack = In::value(false), noreplace = In::value(false)), text_signature = "($self, pid, length, addr=None, prot=None, file=None, offset=None, noreserve=False, stack=False, noreplace=False)")]
+    #[pyo3(signature = (pid, length, addr = None, prot = None, file = None, offset = None, noreserve = In::value(false), stack = In::value(false), noreplace = In::value(false), locked = In::value(false)), text_signature = "($self, pid, length, addr=None, prot=None, file=None, offset=None, noreserve=False, stack=False, noreplace=False, locked=False)")]
     #[allow(clippy::too_many_arguments)]
     fn mmap(
         &mut self,
@@ -134,6 +134,7 @@ impl PySimulator {
         noreserve: In<Flag>,
         stack: In<Flag>,
         noreplace: In<Flag>,
+        locked: In<Flag>,
     ) -> PyResult<u64> {
         args!(pid, length, addr, prot);
         let file = match (file, offset) {
@@ -144,8 +145,8 @@ impl PySimulator {
                 Some((file, offset.unwrap_or(0)))
             }
         };
-        args!(noreserve, stack, noreplace);
-        let opts = MapOpts { noreserve, stack, noreplace };
+        args!(noreserve, stack, noreplace, locked);
+        let opts = MapOpts { noreserve, stack, noreplace, locked };
         catch(|| self.inner.mmap_with(pid, length, addr, prot.unwrap_or(3), file, opts)).py(py)
     }
 
@@ -622,5 +623,56 @@ impl PySimulator {
             (None, None) => Inject::Off,
         };
         catch(|| self.inner.inject_enomem(inj)).py(py)
+    }
+
+    /// `mlock(addr, length)`, or `mlock2(..., MLOCK_ONFAULT)` with `onfault`.
+    #[pyo3(signature = (pid, addr, length, onfault = In::value(false)), text_signature = "($self, pid, addr, length, onfault=False)")]
+    fn mlock(
+        &mut self,
+        py: Python<'_>,
+        pid: In<Pid>,
+        addr: In<Addr>,
+        length: In<Len>,
+        onfault: In<Flag>,
+    ) -> PyResult<()> {
+        args!(pid, addr, length, onfault);
+        catch(|| self.inner.mlock(pid, addr, length, onfault)).py(py)
+    }
+
+    fn munlock(&mut self, py: Python<'_>, pid: In<Pid>, addr: In<Addr>, length: In<Len>) -> PyResult<()> {
+        args!(pid, addr, length);
+        catch(|| self.inner.munlock(pid, addr, length)).py(py)
+    }
+
+    /// `mlockall(MCL_CURRENT? | MCL_FUTURE? | MCL_ONFAULT?)`.
+    #[pyo3(signature = (pid, current = In::value(true), future = In::value(false), onfault = In::value(false)), text_signature = "($self, pid, current=True, future=False, onfault=False)")]
+    fn mlockall(
+        &mut self,
+        py: Python<'_>,
+        pid: In<Pid>,
+        current: In<Flag>,
+        future: In<Flag>,
+        onfault: In<Flag>,
+    ) -> PyResult<()> {
+        args!(pid, current, future, onfault);
+        catch(|| self.inner.mlockall(pid, current, future, onfault)).py(py)
+    }
+
+    fn munlockall(&mut self, py: Python<'_>, pid: In<Pid>) -> PyResult<()> {
+        args!(pid);
+        catch(|| self.inner.munlockall(pid)).py(py)
+    }
+
+    /// `prctl(PR_SET_MEMORY_MERGE, enable)`.
+    #[pyo3(signature = (pid, enable = In::value(true)), text_signature = "($self, pid, enable=True)")]
+    fn set_memory_merge(&mut self, py: Python<'_>, pid: In<Pid>, enable: In<Flag>) -> PyResult<()> {
+        args!(pid, enable);
+        catch(|| self.inner.set_memory_merge(pid, enable)).py(py)
+    }
+
+    /// `prctl(PR_GET_MEMORY_MERGE)`: does `pid`'s mm merge any (`MMF_VM_MERGE_ANY`)?
+    fn memory_merge(&self, py: Python<'_>, pid: In<Pid>) -> PyResult<bool> {
+        args!(pid);
+        catch(|| self.inner.memory_merge(pid)).py(py)
     }
 }

@@ -13,7 +13,7 @@ PAGE_SHIFT = 12
 MMAP_BASE = 0x7F0000000000
 MMAP_MIN_ADDR = 0x10000
 TASK_SIZE = 1 << 47
-FILE_MAX = (1 << 23) - 1  # file identities the engine can hold (vm_file in bits 9-31 of its flags word)
+FILE_MAX = (1 << 20) - 1  # file identities the engine can hold (vm_file in bits 12-31 of its flags word)
 MAX_FILE_PAGES = 1 << 52  # the engine's bound on pgoff + pages of a file mapping
 
 ERAS = ("2.6.33", "2.6.34")

@@ -131,12 +131,16 @@ class Image:
     anon_kb: Dict[int, int] = field(default_factory=dict)  # VMA start -> Anonymous kB
 
 
-def image_lines(img: Image, sym: int) -> List[str]:
+def image_lines(img: Image, sym: int, merge_any: bool = False) -> List[str]:
     """Trace lines that build the driver's own mappings in process ``p<sym>`` (after
     ``spawn`` or ``exec``), as :func:`.predict.mirror` does, with the heap made by
     ``brkbase``/``brk`` so later ``brk`` operations act on it; ``[vvar]``,
     ``[vvar_vclock]`` and ``[vdso]`` are never-written file mappings of their own identity
-    (``dontdump`` where the kernel sets VM_DONTDUMP)."""
+    (``dontdump`` where the kernel sets VM_DONTDUMP). ``merge_any``: the process execs with
+    PR_SET_MEMORY_MERGE on (exec keeps MMF_VM_MERGE_ANY), so the mirror's mmaps get
+    VM_MERGEABLE as the loader's do, but the stack exec builds itself (6.18
+    ``create_init_stack_vma``, mm/vma_exec.c 107-161: its flags set directly, no
+    ``ksm_vma_flags``) has none: its mmap is followed by ``madvise ... unmergeable``."""
     p = f"p{sym}"
     out: List[str] = []
     vmas = img.vmas
@@ -173,6 +177,8 @@ def image_lines(img: Image, sym: int) -> List[str]:
             out += [f"mprotect {p} {g.start:#x} {g.end - g.start:#x} {g.prot or 'none'}" for g in group]
         if "dd" in v.flags:
             out.append(f"madvise {p} {start:#x} {end - start:#x} dontdump")
+        if merge_any and v.path == "[stack]":
+            out.append(f"madvise {p} {start:#x} {end - start:#x} unmergeable")
         i += len(group)
     return out
 
@@ -256,7 +262,8 @@ class Generator:
         if kind == "exit":
             return [f"exit {p}"]
         if kind == "exec":
-            return [f"exec {p}", *image_lines(self.img, sym)]
+            merge_any = self.sim.memory_merge(self.syms[sym - 1])
+            return [f"exec {p}", *image_lines(self.img, sym, merge_any)]
         if kind == "spawn":
             return self._spawn() if len(self.live) < MAX_PROCS else None
         if kind == "mmap":
@@ -392,10 +399,11 @@ class Generator:
             flags.append("noreserve")
         if r.random() < 0.08:
             flags.append("stack")
-        if "map_locked" in self.have and r.random() < 0.06:
-            flags.append("locked")
+        locked = "map_locked" in self.have and r.random() < 0.06
         if "map_noreplace" in self.have and r.random() < 0.1:
             flags.append("noreplace")
+        if locked:  # the trace's order: noreplace, then locked
+            flags.append("locked")
         return f"mmap p{sym} {addr:#x} {n * PAGE:#x} {prot}{tail}" + "".join(f" {f}" for f in flags)
 
     def _mremap(self, sym: int, a: int, n: int) -> Optional[Step]:

@@ -116,8 +116,8 @@ impl WalkTarget {
 ///   then entered k + 1 nodes plus the ancestors still waiting for their own turn (those
 ///   whose left subtree holds it), which the traversal's stack gives.
 ///
-/// Anything unusual (a freed VMA or tree node, a tree whose size disagrees) leaves the
-/// cache unusable for that anon_vma: its pages take the uncached walk.
+/// Anything unusual (a freed VMA or tree node, a tree whose size disagrees, a `VM_LOCKED`
+/// candidate) leaves the cache unusable for that anon_vma: its pages take the uncached walk.
 #[derive(Default)]
 pub(crate) struct WalkCache<'a> {
     /// The anon_vma of the previous walk, and how many walks in a row it had.
@@ -145,6 +145,9 @@ impl<'a> WalkCache<'a> {
         let (mut lo, mut hi) = (0u64, u64::MAX);
         let complete = anon_vma.index.for_each_entry(&sim.avcs, |_, v, node| {
             let Some(vma) = sim.vmas.get(v) else { return false };
+            if vma.flags & vmflags::LOCKED != 0 {
+                return false; // a locked candidate may stop a walk: the uncached walk handles it
+            }
             let pending = node.map_or(0, |(t, pending)| {
                 lo = lo.max(t.start);
                 hi = hi.min(t.last).min(t.subtree_last);

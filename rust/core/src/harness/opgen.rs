@@ -54,6 +54,8 @@ pub(crate) struct Mix {
     pub prots: &'static [u8],
     pub mmap_prot: Option<u8>,
     pub advice: &'static [Advice],
+    /// Advice drawn after `advice` (as if appended to it).
+    pub more_advice: &'static [Advice],
     /// Chances of a private file mapping (and the page offsets its file offset may add),
     /// of MAP_NORESERVE and of MAP_STACK; 0 draws nothing.
     pub file: f64,
@@ -64,12 +66,16 @@ pub(crate) struct Mix {
     /// of the same length); 0 draws nothing.
     pub noreplace: f64,
     pub dontunmap: f64,
+    /// Chance of MAP_LOCKED on an anonymous mmap; 0 draws nothing.
+    pub locked: f64,
     /// brk at the exec slot (half the time), else exec only.
     pub brk: bool,
     /// Moves land anywhere in both windows, rather than in the second one.
     pub move_anywhere: bool,
     /// `(operation, share of 100)` in draw order; what is left over is a write touch.
     pub shares: &'static [(Pick, u64)],
+    /// Shares drawn after `shares` (as if appended to it).
+    pub more_shares: &'static [(Pick, u64)],
 }
 
 /// The extended mix's advice: [`ADVICE_7`] and `MADV_FREE` (twice as often as the others).
@@ -104,6 +110,10 @@ pub(crate) enum Pick {
     Mremap,
     TryToUnmap,
     DropSwapCache,
+    /// mlock (on-fault a third of the time), munlock, mlockall, munlockall
+    Mlock,
+    /// prctl(PR_SET_MEMORY_MERGE) on or off
+    MemoryMerge,
 }
 
 use Pick as K;
@@ -124,6 +134,11 @@ const FUZZ_SHARES: &[(Pick, u64)] = &[
     (K::DropSwapCache, 3),
 ];
 
+/// What the extended mix draws beyond the fuzzer's: the lock family and KSM's prctl
+/// (shares taken from what was left to write touches), and KSM's two advice.
+const EXT_SHARES: &[(Pick, u64)] = &[(K::Mlock, 2), (K::MemoryMerge, 1)];
+const EXT_ADVICE: &[Advice] = &[Advice::Mergeable, Advice::Unmergeable];
+
 impl Mix {
     /// The native fuzzer's original mix: a 24-page window, 1–4 page ranges, 6 processes.
     pub(crate) const FUZZ: Mix = Mix {
@@ -135,20 +150,23 @@ impl Mix {
         prots: &[3, 3, 1, 3, 0],
         mmap_prot: None,
         advice: ADVICE_7,
+        more_advice: &[],
         file: 0.0,
         file_slots: 2,
         noreserve: 0.0,
         stack: 0.0,
         noreplace: 0.0,
         dontunmap: 0.0,
+        locked: 0.0,
         brk: false,
         move_anywhere: false,
         shares: FUZZ_SHARES,
+        more_shares: &[],
     };
 
     /// `--extended`: also private file mappings, brk, MAP_NORESERVE, MAP_STACK,
-    /// MAP_FIXED_NOREPLACE, MREMAP_DONTUNMAP and MADV_FREE, and moves anywhere in both
-    /// windows.
+    /// MAP_FIXED_NOREPLACE, MREMAP_DONTUNMAP, MADV_FREE and MAP_LOCKED, moves anywhere
+    /// in both windows, the mlock family, KSM's advice and prctl.
     pub(crate) const FUZZ_EXT: Mix = Mix {
         file: 0.3,
         noreserve: 0.2,
@@ -158,6 +176,9 @@ impl Mix {
         advice: ADVICE_EXT,
         brk: true,
         move_anywhere: true,
+        locked: 0.05,
+        more_advice: EXT_ADVICE,
+        more_shares: EXT_SHARES,
         ..Mix::FUZZ
     };
 
@@ -206,7 +227,9 @@ impl Mix {
                 (K::Mremap, 9),
                 (K::TryToUnmap, 7),
                 (K::DropSwapCache, 2),
+                (K::Mlock, 3),
             ],
+            locked: 0.05,
             ..Mix::FUZZ
         }
     }
@@ -241,11 +264,11 @@ impl Mix {
     };
 }
 
-/// The operation a draw of `x` (below 100) picks from `shares`: the first whose running
-/// total passes `x`, else a write touch.
-fn pick(shares: &[(Pick, u64)], x: u64) -> Pick {
+/// The operation a draw of `x` (below 100) picks from the mix's shares (then its
+/// `more_shares`): the first whose running total passes `x`, else a write touch.
+fn pick(m: &Mix, x: u64) -> Pick {
     let mut total = 0;
-    for &(k, n) in shares {
+    for &(k, n) in m.shares.iter().chain(m.more_shares) {
         total += n;
         if x < total {
             return k;
@@ -265,7 +288,7 @@ pub(crate) fn gen(r: &mut Rng, live: &[u32], m: &Mix, fail_rate: f64) -> Op {
     let len = (1 + r.below(m.max_len)) * PAGE_SIZE;
     let prot = m.prots[r.below(m.prots.len() as u64) as usize];
     let coin = |r: &mut Rng, p: f64| p > 0.0 && r.chance(p);
-    let kind = match pick(m.shares, r.below(100)) {
+    let kind = match pick(m, r.below(100)) {
         K::Fork if live.len() as u64 >= m.max_procs => K::Exit,
         K::Exit if live.len() <= m.exit_above => K::Fork,
         k => k,
@@ -284,18 +307,24 @@ pub(crate) fn gen(r: &mut Rng, live: &[u32], m: &Mix, fail_rate: f64) -> Op {
                 // sometimes continue each other
                 let file = Some((1 + r.below(2) as u32, (addr - BASE) + r.below(m.file_slots) * PAGE_SIZE));
                 let noreserve = coin(r, m.noreserve);
-                Op::Mmap { p, addr: Some(addr), len, prot, file, noreserve, stack: false, noreplace: false }
+                let (noreplace, locked) = (false, false);
+                Op::Mmap { p, addr: Some(addr), len, prot, file, noreserve, stack: false, noreplace, locked }
             } else {
                 let (noreserve, stack) = (coin(r, m.noreserve), coin(r, m.stack));
                 let noreplace = coin(r, m.noreplace);
-                Op::Mmap { p, addr: Some(addr), len, prot, file: None, noreserve, stack, noreplace }
+                let locked = coin(r, m.locked);
+                Op::Mmap { p, addr: Some(addr), len, prot, file: None, noreserve, stack, noreplace, locked }
             }
         }
         K::Munmap => Op::Munmap { p, addr, len },
         K::TouchWrite => Op::Touch { p, addr, len, write: true },
         K::TouchRead => Op::Touch { p, addr, len, write: false },
         K::Mprotect => Op::Mprotect { p, addr, len, prot },
-        K::Madvise => Op::Madvise { p, addr, len, advice: m.advice[r.below(m.advice.len() as u64) as usize] },
+        K::Madvise => {
+            let i = r.below((m.advice.len() + m.more_advice.len()) as u64) as usize;
+            let advice = m.advice.get(i).copied().unwrap_or_else(|| m.more_advice[i - m.advice.len()]);
+            Op::Madvise { p, addr, len, advice }
+        }
         K::Mremap => {
             // moves land in the second window; with `move_anywhere` anywhere in both, so
             // a VMA can also move back beside what was mapped at its old place meanwhile
@@ -309,6 +338,13 @@ pub(crate) fn gen(r: &mut Rng, live: &[u32], m: &Mix, fail_rate: f64) -> Op {
         }
         K::TryToUnmap => Op::TryToUnmap { p, addr },
         K::DropSwapCache => Op::DropSwapCache,
+        K::Mlock => match r.below(20) {
+            0..=8 => Op::Mlock { p, addr, len, onfault: r.chance(0.3) },
+            9..=13 => Op::Munlock { p, addr, len },
+            14..=16 => Op::Mlockall { p, current: r.chance(0.7), future: r.chance(0.4), onfault: r.chance(0.2) },
+            _ => Op::Munlockall { p },
+        },
+        K::MemoryMerge => Op::MemoryMerge { p, on: r.chance(0.5) },
     }
 }
 
@@ -359,7 +395,7 @@ mod tests {
     #[test]
     fn the_mixes_are_well_formed() {
         for m in [Mix::FUZZ, Mix::FUZZ_EXT, Mix::wide(64, 24, 12), Mix::COW] {
-            assert!(m.shares.iter().map(|s| s.1).sum::<u64>() <= 100, "{m:?}");
+            assert!(m.shares.iter().chain(m.more_shares).map(|s| s.1).sum::<u64>() <= 100, "{m:?}");
             let mut r = Rng(3);
             let mut words = std::collections::BTreeSet::new();
             for i in 0..20_000u32 {
@@ -371,9 +407,10 @@ mod tests {
                 K::TouchWrite | K::TouchRead => "touch".to_string(),
                 K::TryToUnmap => "try_to_unmap".to_string(),
                 K::DropSwapCache => "drop_swap_cache".to_string(),
+                K::MemoryMerge => "memory_merge".to_string(),
                 k => format!("{k:?}").to_lowercase(),
             };
-            for w in m.shares.iter().map(|s| word(s.0)).chain(["touch".into(), "enomem".into()]) {
+            for w in m.shares.iter().chain(m.more_shares).map(|s| word(s.0)).chain(["touch".into(), "enomem".into()]) {
                 assert!(words.contains(&w), "{w} never drawn in {m:?}");
             }
             assert_eq!(words.contains("brk"), m.brk, "{m:?}");

@@ -40,7 +40,7 @@ pub enum Op {
         p: u32,
     },
     /// `noreserve`: `MAP_NORESERVE` (the VMA gets `VM_NORESERVE`, never `VM_ACCOUNT`);
-    /// `stack`: `MAP_STACK` (`VM_NOHUGEPAGE` in eras from 6.7).
+    /// `stack`: `MAP_STACK` (`VM_NOHUGEPAGE` in eras from 6.7); `locked`: `MAP_LOCKED`.
     Mmap {
         p: u32,
         addr: Option<u64>,
@@ -51,6 +51,8 @@ pub enum Op {
         stack: bool,
         /// `MAP_FIXED_NOREPLACE` (4.17+; a hint before).
         noreplace: bool,
+        /// `MAP_LOCKED`.
+        locked: bool,
     },
     Munmap {
         p: u32,
@@ -107,6 +109,33 @@ pub enum Op {
     BrkBase {
         p: u32,
         addr: u64,
+    },
+    /// `mlock` (`onfault`: `mlock2(MLOCK_ONFAULT)`).
+    Mlock {
+        p: u32,
+        addr: u64,
+        len: u64,
+        onfault: bool,
+    },
+    Munlock {
+        p: u32,
+        addr: u64,
+        len: u64,
+    },
+    /// `mlockall(MCL_CURRENT? | MCL_FUTURE? | MCL_ONFAULT?)`.
+    Mlockall {
+        p: u32,
+        current: bool,
+        future: bool,
+        onfault: bool,
+    },
+    Munlockall {
+        p: u32,
+    },
+    /// `prctl(PR_SET_MEMORY_MERGE, on)`.
+    MemoryMerge {
+        p: u32,
+        on: bool,
     },
 }
 
@@ -227,6 +256,7 @@ pub const OPS: &[OpSpec] = &[
             ArgSpec { bit: 3, ..arg("noreserve", ArgKind::Flag("noreserve"), 4, "") },
             ArgSpec { bit: 4, ..arg("stack", ArgKind::Flag("stack"), 4, "") },
             ArgSpec { bit: 5, ..arg("noreplace", ArgKind::Flag("noreplace"), 4, "") },
+            ArgSpec { bit: 6, ..arg("locked", ArgKind::Flag("locked"), 4, "") },
         ],
     ),
     op("munmap", "Munmap", 5, &[P, ADDR, LEN]),
@@ -254,6 +284,21 @@ pub const OPS: &[OpSpec] = &[
     quiet(op("check", "Check", 13, &[])),
     op("brk", "Brk", 14, &[P, ADDR]),
     op("brkbase", "BrkBase", 15, &[P, ADDR]),
+    op("mlock", "Mlock", 16, &[P, ADDR, LEN, arg("onfault", ArgKind::Flag("onfault"), 4, "")]),
+    op("munlock", "Munlock", 17, &[P, ADDR, LEN]),
+    op(
+        "mlockall",
+        "Mlockall",
+        18,
+        &[
+            P,
+            arg("current", ArgKind::Flag("current"), 2, ""),
+            ArgSpec { bit: 1, ..arg("future", ArgKind::Flag("future"), 2, "") },
+            ArgSpec { bit: 2, ..arg("onfault", ArgKind::Flag("onfault"), 2, "") },
+        ],
+    ),
+    op("munlockall", "Munlockall", 19, &[P]),
+    op("memory_merge", "MemoryMerge", 20, &[P, arg("on", ArgKind::Choice("on", "off"), 2, "")]),
 ];
 
 impl OpSpec {
@@ -304,7 +349,7 @@ pub(crate) fn advice_at(i: u64) -> Option<Advice> {
 /// Sentinel for "none" in the op-array form.
 pub const NONE: u64 = u64::MAX;
 
-const ADVICES: [Advice; 14] = [
+const ADVICES: [Advice; 16] = [
     Advice::Normal,
     Advice::Random,
     Advice::Sequential,
@@ -319,6 +364,8 @@ const ADVICES: [Advice; 14] = [
     Advice::DontDump,
     Advice::DoDump,
     Advice::Free,
+    Advice::Mergeable,
+    Advice::Unmergeable,
 ];
 
 impl Op {
@@ -349,10 +396,14 @@ impl Op {
             Op::Fork { p } => [1, p as u64, 0, 0, 0, 0, 0],
             Op::Exit { p } => [2, p as u64, 0, 0, 0, 0, 0],
             Op::Exec { p } => [3, p as u64, 0, 0, 0, 0, 0],
-            Op::Mmap { p, addr, len, prot, file, noreserve, stack, noreplace } => {
+            Op::Mmap { p, addr, len, prot, file, noreserve, stack, noreplace, locked } => {
                 // bit 3 of the prot column: MAP_NORESERVE, bit 4: MAP_STACK, bit 5:
-                // MAP_FIXED_NOREPLACE (rows without them are unchanged)
-                let pr = prot as u64 | (noreserve as u64) << 3 | (stack as u64) << 4 | (noreplace as u64) << 5;
+                // MAP_FIXED_NOREPLACE, bit 6: MAP_LOCKED (rows without them are unchanged)
+                let pr = prot as u64
+                    | (noreserve as u64) << 3
+                    | (stack as u64) << 4
+                    | (noreplace as u64) << 5
+                    | (locked as u64) << 6;
                 match file {
                     None => [4, p as u64, o(addr), len, pr, 0, 0],
                     Some((id, off)) => [4, p as u64, o(addr), len, pr, id as u64, off],
@@ -373,6 +424,13 @@ impl Op {
             Op::Check => [13, 0, 0, 0, 0, 0, 0],
             Op::Brk { p, addr } => [14, p as u64, addr, 0, 0, 0, 0],
             Op::BrkBase { p, addr } => [15, p as u64, addr, 0, 0, 0, 0],
+            Op::Mlock { p, addr, len, onfault } => [16, p as u64, addr, len, onfault as u64, 0, 0],
+            Op::Munlock { p, addr, len } => [17, p as u64, addr, len, 0, 0, 0],
+            Op::Mlockall { p, current, future, onfault } => {
+                [18, p as u64, current as u64 | (future as u64) << 1 | (onfault as u64) << 2, 0, 0, 0, 0]
+            }
+            Op::Munlockall { p } => [19, p as u64, 0, 0, 0, 0, 0],
+            Op::MemoryMerge { p, on } => [20, p as u64, on as u64, 0, 0, 0, 0],
         }
     }
 
@@ -386,6 +444,14 @@ impl Op {
             u8::try_from(v).ok().filter(|&x| x & !7 == 0).ok_or_else(|| bad("prot must be a combination of 1|2|4"))
         };
         let opt = |v: u64| (v != NONE).then_some(v);
+        // a column of flag bits: nothing beyond `mask`
+        let flag = |v: u64, mask: u64| -> Result<u64> {
+            if v & !mask == 0 {
+                Ok(v)
+            } else {
+                Err(bad(&std::format!("flag column must be within {mask:#x}")))
+            }
+        };
         Ok(match r[0] {
             0 => Op::Spawn,
             1 => Op::Fork { p: p()? },
@@ -395,11 +461,11 @@ impl Op {
                 p: p()?,
                 addr: opt(r[2]),
                 len: r[3],
-                prot: if r[4] & !0x3f == 0 {
+                prot: if r[4] & !0x7f == 0 {
                     prot(r[4] & 7)?
                 } else {
                     return Err(bad(
-                        "mmap prot must be a combination of 1|2|4, plus 8 for noreserve, 16 for stack, 32 for noreplace",
+                        "mmap prot must be a combination of 1|2|4, plus 8 for noreserve, 16 for stack, 32 for noreplace, 64 for locked",
                     ));
                 },
                 file: match r[5] {
@@ -409,6 +475,7 @@ impl Op {
                 noreserve: r[4] & 8 != 0,
                 stack: r[4] & 16 != 0,
                 noreplace: r[4] & 32 != 0,
+                locked: r[4] & 64 != 0,
             },
             5 => Op::Munmap { p: p()?, addr: r[2], len: r[3] },
             6 => Op::Touch { p: p()?, addr: r[2], len: r[3], write: r[4] != 0 },
@@ -439,6 +506,16 @@ impl Op {
             13 => Op::Check,
             14 => Op::Brk { p: p()?, addr: r[2] },
             15 => Op::BrkBase { p: p()?, addr: r[2] },
+            16 => Op::Mlock { p: p()?, addr: r[2], len: r[3], onfault: flag(r[4], 1)? != 0 },
+            17 => Op::Munlock { p: p()?, addr: r[2], len: r[3] },
+            18 => Op::Mlockall {
+                p: p()?,
+                current: flag(r[2], 7)? & 1 != 0,
+                future: r[2] & 2 != 0,
+                onfault: r[2] & 4 != 0,
+            },
+            19 => Op::Munlockall { p: p()? },
+            20 => Op::MemoryMerge { p: p()?, on: flag(r[2], 1)? != 0 },
             _ => return Err(bad("unknown op code")),
         })
     }
@@ -511,8 +588,12 @@ mod tests {
             }
         }
         let mmap = OPS.iter().find(|s| s.name == "mmap").unwrap();
-        assert_eq!(mmap.syntax(), "mmap pN ADDR|- LEN PROT [file ID OFF] [noreserve] [stack] [noreplace]");
+        assert_eq!(mmap.syntax(), "mmap pN ADDR|- LEN PROT [file ID OFF] [noreserve] [stack] [noreplace] [locked]");
         let mremap = OPS.iter().find(|s| s.name == "mremap").unwrap();
         assert_eq!(mremap.syntax(), "mremap pN ADDR OLD_LEN NEW_LEN move|nomove [NEW_ADDR] [dontunmap]");
+        let word = |w: &str| OPS.iter().find(|s| s.name == w).unwrap().syntax();
+        assert_eq!(word("mlock"), "mlock pN ADDR LEN [onfault]");
+        assert_eq!(word("mlockall"), "mlockall pN [current] [future] [onfault]");
+        assert_eq!(word("memory_merge"), "memory_merge pN on|off");
     }
 }

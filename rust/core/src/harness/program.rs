@@ -214,6 +214,7 @@ mod tests {
                 noreserve: false,
                 stack: false,
                 noreplace: false,
+                locked: false,
             },
             Op::Touch { p: 1, addr: BASE, len: 4 * P, write: true }, // faulted: a move keeps the offsets
             Op::Mremap {

@@ -105,6 +105,9 @@ impl Simulator {
                 (vmflags::NOHUGEPAGE, "nohugepage"),
                 (vmflags::DONTDUMP, "dontdump"),
                 (vmflags::NORESERVE, "noreserve"),
+                (vmflags::LOCKED, "locked"),
+                (vmflags::LOCKONFAULT, "lockonfault"),
+                (vmflags::MERGEABLE, "mergeable"),
             ] {
                 if vma.flags & bit != 0 {
                     flags.push(name);

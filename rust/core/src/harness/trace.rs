@@ -11,7 +11,8 @@
 //! mmap p1 0x400000 0x2000 rx file 3 0x0    # private file mapping: file identity 3, byte offset 0
 //! mmap p1 0x30000000 0x8000 rw noreserve  # MAP_NORESERVE (after "file ID OFF" when both)
 //! mmap p1 0x40000000 0x8000 rw stack      # MAP_STACK (after "noreserve" when both)
-//! mmap p1 0x50000000 0x1000 rw noreplace  # MAP_FIXED_NOREPLACE (last)
+//! mmap p1 0x50000000 0x1000 rw noreplace  # MAP_FIXED_NOREPLACE (after "stack" when both)
+//! mmap p1 0x60000000 0x2000 rw locked     # MAP_LOCKED (last)
 //! brkbase p1 0x555555560000              # the ELF loader's heap base (mm->start_brk)
 //! brk p1 0x555555581000                  # brk(2): grow or shrink the heap
 //! touch p1 0x10000000 0x4000 w            # w = write fault, r = read fault
@@ -24,6 +25,11 @@
 //! drop_swap_cache                        # every swap-cache page no PTE maps
 //! drop_swap_cache p1 0x10003000           # only that of the swap entry at that address of p1
 //! enomem 3                                # the 3rd allocation from now fails; "enomem off"
+//! mlock p1 0x10000000 0x2000              # mlock; "onfault" at the end: mlock2(MLOCK_ONFAULT)
+//! munlock p1 0x10000000 0x1000
+//! mlockall p1 current future              # MCL_CURRENT, MCL_FUTURE, "onfault" (in this order)
+//! munlockall p1
+//! memory_merge p1 on                      # prctl(PR_SET_MEMORY_MERGE, 1); "off"
 //! exit p2
 //! exec p1
 //! check
@@ -301,8 +307,8 @@ impl Runner {
                 sim.exec(self.pid(p)?)?;
                 0
             }
-            Op::Mmap { p, addr, len, prot, file, noreserve, stack, noreplace } => {
-                let opts = crate::mm::vma::MapOpts { noreserve, stack, noreplace };
+            Op::Mmap { p, addr, len, prot, file, noreserve, stack, noreplace, locked } => {
+                let opts = crate::mm::vma::MapOpts { noreserve, stack, noreplace, locked };
                 sim.mmap_with(self.pid(p)?, len, addr, prot, file, opts)?
             }
             Op::Brk { p, addr } => sim.brk(self.pid(p)?, addr)?,
@@ -362,6 +368,26 @@ impl Runner {
             }
             Op::Check => {
                 sim.check()?;
+                0
+            }
+            Op::Mlock { p, addr, len, onfault } => {
+                sim.mlock(self.pid(p)?, addr, len, onfault)?;
+                0
+            }
+            Op::Munlock { p, addr, len } => {
+                sim.munlock(self.pid(p)?, addr, len)?;
+                0
+            }
+            Op::Mlockall { p, current, future, onfault } => {
+                sim.mlockall(self.pid(p)?, current, future, onfault)?;
+                0
+            }
+            Op::Munlockall { p } => {
+                sim.munlockall(self.pid(p)?)?;
+                0
+            }
+            Op::MemoryMerge { p, on } => {
+                sim.set_memory_merge(self.pid(p)?, on)?;
                 0
             }
         })
@@ -518,7 +544,7 @@ mod tests {
             assert_eq!(&Op::decode(op.encode(), i).unwrap(), op);
         }
         let mut row = ops[1].encode();
-        row[4] = 64 | 3;
+        row[4] = 128 | 3; // bit 7: no flag (bit 6 is MAP_LOCKED)
         assert!(Op::decode(row, 0).unwrap_err().to_string().contains("plus 8 for noreserve, 16 for stack"));
         for bad_line in [
             "mmap p1 0x1000 0x1000 rw noreserv",

@@ -13,7 +13,7 @@ impl Simulator {
     /// `mm_alloc`: a new, empty address space.
     fn mm_alloc(&mut self, pid: u32, site: AllocSite) -> Result<MmId> {
         self.may_alloc(site)?;
-        Ok(self.mms.insert(Mm { pid, vmas: BTreeMap::new(), start_brk: 0, brk: 0 }))
+        Ok(self.mms.insert(Mm { pid, vmas: BTreeMap::new(), start_brk: 0, brk: 0, def_flags: 0, merge_any: false }))
     }
 
     /// Pids still free below `pid_max` (`alloc_pid`'s range: from 1 until allocation first
@@ -59,9 +59,11 @@ impl Simulator {
         let child = self.alloc_pid()?;
         self.begin_op("fork");
         let mm = self.mm_alloc(child, AllocSite::MmFork)?;
-        // dup_mm copies the mm_struct, heap bounds included.
+        // dup_mm copies the mm_struct, heap bounds included; mm_init keeps MMF_VM_MERGE_ANY
+        // (MMF_INIT_MASK) but none of def_flags' lock bits (VM_INIT_DEF_MASK).
         let (sb, b) = (self.mm(parent_mm).start_brk, self.mm(parent_mm).brk);
         (self.mm_mut(mm).start_brk, self.mm_mut(mm).brk) = (sb, b);
+        self.mm_mut(mm).merge_any = self.mm(parent_mm).merge_any;
         if let Err(e) = self.dup_mmap(mm, parent_mm) {
             self.exit_mmap(mm);
             self.mms.remove(mm, self.op);
@@ -119,7 +121,9 @@ impl Simulator {
             if flags & vmflags::DONTCOPY != 0 {
                 continue;
             }
-            let tmp = self.vma_alloc(AllocSite::VmaFork, mm, start, end, pgoff, prot, flags)?;
+            // the child's copy is never locked (vm_flags_clear(tmp, VM_LOCKED_MASK))
+            let child_flags = flags & !vmflags::LOCKED_MASK;
+            let tmp = self.vma_alloc(AllocSite::VmaFork, mm, start, end, pgoff, prot, child_flags)?;
             let wipe = flags & vmflags::WIPEONFORK != 0;
             if !wipe {
                 match self.policy.linking {
@@ -219,6 +223,8 @@ impl Simulator {
         let old = self.proc_mm(pid)?;
         self.begin_op("exec");
         let mm = self.mm_alloc(pid as u32, AllocSite::MmExec)?;
+        // mm_init: MMF_VM_MERGE_ANY survives exec, def_flags' lock bits do not
+        self.mm_mut(mm).merge_any = self.mm(old).merge_any;
         self.exit_mmap(old);
         self.mms.remove(old, self.op);
         if let Some(p) = self.procs.get_mut(&(pid as u32)) {

@@ -264,3 +264,73 @@ impl Simulator {
         }
     }
 }
+
+// ----------------------------------------------------------------------------------------
+// Populating a locked range: `mm/gup.c` (`__mm_populate`, `populate_vma_page_range`), for
+// mlock and mlockall (`mlock.rs`), MAP_LOCKED and `mm->def_flags` (mmap, brk in `vma.rs`),
+// mremap growth and mprotect of a locked range.
+// ----------------------------------------------------------------------------------------
+
+impl Simulator {
+    /// `__mm_populate(start, len, ignore_errors)`: fault in every VMA's part of
+    /// `[start, end)` in address order (`populate_vma_page_range`). An error ends it unless
+    /// `ignore_errors` (mmap, mlockall, brk, mremap), which goes on with the next VMA.
+    pub(crate) fn mm_populate(&mut self, mm: MmId, start: u64, end: u64, ignore_errors: bool) -> Result<()> {
+        for v in self.vmas_in(mm, start, end) {
+            let (s, e) = (self.vma(v).start.max(start), self.vma(v).end.min(end));
+            match self.populate_vma_page_range(v, s, e) {
+                Ok(()) => {}
+                Err(e @ (SimError::InvariantViolation(_) | SimError::Interrupted)) => return Err(e),
+                Err(_) if ignore_errors => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// A new or grown range with `flags` (its VMA's): faulted in, errors ignored, when they
+    /// have `VM_LOCKED` (`MAP_LOCKED` or `def_flags`: `vm_mmap_pgoff`'s `mm_populate`; brk's;
+    /// mremap growth of a locked VMA, `if (locked && new_len > old_len)`; every era).
+    pub(crate) fn populate_if_locked(&mut self, mm: MmId, start: u64, end: u64, flags: u32) -> Result<()> {
+        if flags & vmflags::LOCKED != 0 && start < end {
+            self.mm_populate(mm, start, end, true)?;
+        }
+        Ok(())
+    }
+
+    /// `populate_vma_page_range(vma, start, end)` (`__mlock_vma_pages_range` before 3.x):
+    /// nothing for `VM_LOCKONFAULT`; PROT_NONE cannot be faulted (`__get_user_pages`'
+    /// EFAULT, which mlock reports as ENOMEM: `BadAddress`); otherwise every page is
+    /// faulted, for write when the mapping is writable (private: breaks COW) and for read
+    /// otherwise. A failed allocation is EAGAIN for mlock (`TryAgain`), the pages before it
+    /// staying faulted.
+    pub(crate) fn populate_vma_page_range(&mut self, v: VmaId, start: u64, end: u64) -> Result<()> {
+        let (mm, prot, flags, vs, ve) = {
+            let x = self.vma(v);
+            (x.mm, x.prot, x.flags, x.start, x.end)
+        };
+        if flags & vmflags::LOCKONFAULT != 0 || start >= end {
+            return Ok(());
+        }
+        if prot & prot::ALL == 0 {
+            return Err(SimError::BadAddress(format!(
+                "populate of PROT_NONE [{vs:#x}, {ve:#x}) faults (EFAULT, reported as ENOMEM); the range stays locked"
+            )));
+        }
+        let write = prot & prot::WRITE != 0;
+        let had_anon_vma = self.vma(v).anon_vma.is_some();
+        let pid = i64::from(self.mm(mm).pid);
+        let r = match self.touch_range(pid, mm, start, end, write, &mut Ticker::new()) {
+            Err(SimError::OutOfMemory(m)) => Err(SimError::TryAgain(format!(
+                "{m}; populating the locked range failed (ENOMEM from a fault, reported as EAGAIN); the range stays locked"
+            ))),
+            r => r,
+        };
+        if !had_anon_vma && self.vmas.get(v).is_some_and(|x| x.anon_vma.is_some()) {
+            // the fault's anon_vma_prepare may make it mergeable with a neighbour that this
+            // operation's merge attempt (made before) refused: the kernel leaves them apart
+            self.forget_merge_sites(mm, vs, ve);
+        }
+        r
+    }
+}

@@ -13,7 +13,7 @@ use crate::state::sim::Simulator;
 /// What the VMA-by-VMA walk of a kernel-mode range does at a hole (see
 /// `Simulator::for_each_piece`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum AtHole {
+pub(crate) enum AtHole {
     /// mprotect: ENOMEM at the hole.
     Stop,
     /// madvise: carry on, ENOMEM at the end.
@@ -38,6 +38,10 @@ pub enum Advice {
     DoDump,
     /// `MADV_FREE` (4.5+, `mm::madv_free`).
     Free,
+    /// `MADV_MERGEABLE` / `MADV_UNMERGEABLE` (every era): set / clear `VM_MERGEABLE`
+    /// (`ksm_madvise`; see `ksm.rs`).
+    Mergeable,
+    Unmergeable,
 }
 
 impl Advice {
@@ -56,6 +60,8 @@ impl Advice {
         "dontdump",
         "dodump",
         "free",
+        "mergeable",
+        "unmergeable",
     ];
 
     pub fn parse(s: &str) -> Result<Advice> {
@@ -74,6 +80,8 @@ impl Advice {
             "dontdump" => Advice::DontDump,
             "dodump" => Advice::DoDump,
             "free" => Advice::Free,
+            "mergeable" => Advice::Mergeable,
+            "unmergeable" => Advice::Unmergeable,
             _ => {
                 return Err(SimError::InvalidArgument(format!(
                     "unknown advice {}; known: {}",
@@ -100,9 +108,17 @@ impl Advice {
             Advice::NoHugePage => (flags & !HUGEPAGE) | NOHUGEPAGE,
             Advice::DontDump => flags | DONTDUMP,
             Advice::DoDump => flags & !DONTDUMP,
+            // ksm_madvise: every VMA here is vma_ksm_compatible
+            Advice::Mergeable => flags | MERGEABLE,
+            Advice::Unmergeable => flags & !MERGEABLE,
             Advice::DontNeed | Advice::PageOut | Advice::Free => return None,
         })
     }
+}
+
+/// `(oldflags & (VM_WRITE | VM_SHARED | VM_LOCKED)) == VM_LOCKED` (private mappings only).
+fn x_flags_locked_ro(flags: u32, old_prot: u8) -> bool {
+    flags & vmflags::LOCKED != 0 && old_prot & prot::WRITE == 0
 }
 
 impl Simulator {
@@ -124,7 +140,7 @@ impl Simulator {
     /// `vma` the attributes (`prot`, `flags`), merging with neighbours when possible and
     /// splitting otherwise. Returns the VMA now covering the range (the new `prev`).
     #[allow(clippy::too_many_arguments)]
-    fn vma_modify(
+    pub(crate) fn vma_modify(
         &mut self,
         mm: MmId,
         prev: Option<VmaId>,
@@ -179,8 +195,9 @@ impl Simulator {
     /// era's `sys_mprotect`): ENOMEM at the hole, the pieces before it changed;
     /// [`AtHole::Skip`] is madvise's (6.18 `madvise_walk_vmas`, mm/madvise.c 1618-1692;
     /// every era's `sys_madvise` keeps `unmapped_error`): go on with the next VMA and
-    /// return ENOMEM at the end. Either way the error is `BadAddress`.
-    fn for_each_piece(
+    /// return ENOMEM at the end. Either way the error is `BadAddress`. mlock and munlock
+    /// walk like mprotect (6.18 `apply_vma_lock_flags`, mm/mlock.c 514-562).
+    pub(crate) fn for_each_piece(
         &mut self,
         mm: MmId,
         start: u64,
@@ -229,7 +246,7 @@ impl Simulator {
     /// it in strict mode; in kernel mode only mprotect's start (`vma->vm_start > start`
     /// is ENOMEM before the loop, mm/mprotect.c 904-918) — madvise's walk itself reports
     /// a range with no VMA at all (ENOMEM, nothing changed).
-    fn check_mapped_for(&self, pid: i64, mm: MmId, addr: u64, end: u64, at_hole: AtHole) -> Result<()> {
+    pub(crate) fn check_mapped_for(&self, pid: i64, mm: MmId, addr: u64, end: u64, at_hole: AtHole) -> Result<()> {
         match (self.policy.holes, at_hole) {
             (Holes::Strict, _) => self.check_mapped(pid, mm, addr, end),
             (Holes::Kernel, AtHole::Stop) => self.check_mapped(pid, mm, addr, addr + PAGE_SIZE),
@@ -261,6 +278,7 @@ impl Simulator {
             }
             let x = s.vma(vma);
             let mut flags = x.flags;
+            let old_prot = x.prot;
             if prot & prot::WRITE != 0 {
                 // mprotect_fixup charges only if the old flags have none of VM_ACCOUNT,
                 // VM_WRITE, VM_HUGETLB, VM_SHARED, VM_NORESERVE (the last since 2.6.29, so
@@ -273,6 +291,12 @@ impl Simulator {
             }
             let v = s.vma_modify(mm, prev, vma, st, en, prot, flags)?;
             s.change_protection(v, st, en);
+            // 4.5+: a private VM_LOCKED range becoming writable is faulted in for write at
+            // once (COW broken); the result is ignored, as mprotect_fixup ignores it.
+            let was_locked_ro = x_flags_locked_ro(flags, old_prot);
+            if was_locked_ro && prot & prot::WRITE != 0 && s.policy.mprotect_populates_locked {
+                let _ = s.populate_vma_page_range(v, st, en);
+            }
             Ok(v)
         })
     }
@@ -323,16 +347,11 @@ impl Simulator {
             // the era's EINVAL
         }
         self.check_mapped_for(pid, mm, addr, end, AtHole::Skip)?;
-        // The advice that refuses a file VMA (EINVAL): strict mode checks the whole range
+        // The advice that refuses a VMA (EINVAL): strict mode checks the whole range
         // first; the kernel refuses when its walk reaches that VMA, the VMAs before it done.
-        let refused = match advice {
-            Advice::Free => self.madvise_free_check(pid, mm, addr, end).err(),
-            Advice::WipeOnFork => self.madvise_wipeonfork_check(pid, mm, addr, end).err(),
-            _ => None,
-        };
-        let (work_end, refused) = match (refused, self.policy.holes) {
-            (Some(e), Holes::Strict) => return Err(e),
-            (Some(e), Holes::Kernel) => (self.first_file_vma_start(mm, addr, end).max(addr), Some(e)),
+        let (work_end, refused) = match (self.madvise_refused(pid, mm, addr, end, advice), self.policy.holes) {
+            (Some((_, e)), Holes::Strict) => return Err(e),
+            (Some((at, e)), Holes::Kernel) => (at.max(addr), Some(e)),
             (None, _) => (end, None),
         };
         self.begin_op("madvise");
@@ -354,24 +373,36 @@ impl Simulator {
         }
     }
 
-    /// `madvise_behavior_valid` + `madvise_update_vma` for `MADV_WIPEONFORK`: only
-    /// private anonymous memory (EINVAL for a file VMA).
-    fn madvise_wipeonfork_check(&self, pid: i64, mm: MmId, addr: u64, end: u64) -> Result<()> {
-        if let Some(v) = self.vmas_in(mm, addr, end).into_iter().find(|&v| self.vma(v).file().is_some()) {
-            return Err(SimError::InvalidArgument(format!(
-                "advice \"wipeonfork\" needs anonymous memory; [{:#x}, {:#x}) of pid {pid} maps file {}",
-                self.vma(v).start,
-                self.vma(v).end,
-                self.vma(v).file().unwrap_or(0)
-            )));
-        }
-        Ok(())
-    }
-
-    /// The start of the first file VMA meeting `[addr, end)` (`end` when there is none).
-    fn first_file_vma_start(&self, mm: MmId, addr: u64, end: u64) -> u64 {
-        let v = self.vmas_in(mm, addr, end).into_iter().find(|&v| self.vma(v).file().is_some());
-        v.map_or(end, |v| self.vma(v).start)
+    /// The first VMA of `[addr, end)` that the advice refuses with EINVAL, as its start
+    /// and the error: a file VMA for `MADV_WIPEONFORK` (`madvise_behavior_valid` +
+    /// `madvise_update_vma`) and `MADV_FREE` (`madvise_free_single_vma`); a `VM_LOCKED`
+    /// VMA for `MADV_DONTNEED` / `MADV_FREE` (6.18 `madvise_dontneed_free_valid_vma`,
+    /// mm/madvise.c 876-901; `madvise_dontneed` / `madvise_free` before 5.18) and
+    /// `MADV_PAGEOUT` (`can_madv_lru_vma`, mm/madvise.c 593-596 and 629-635).
+    fn madvise_refused(&self, pid: i64, mm: MmId, addr: u64, end: u64, advice: Advice) -> Option<(u64, SimError)> {
+        let (file, locked) = match advice {
+            Advice::WipeOnFork => (true, false),
+            Advice::Free => (true, true),
+            Advice::DontNeed | Advice::PageOut => (false, true),
+            _ => return None,
+        };
+        let name = format!("{advice:?}").to_lowercase();
+        self.vmas_in(mm, addr, end).into_iter().find_map(|v| {
+            let x = self.vma(v);
+            let why = if file && x.file().is_some() {
+                format!(
+                    "needs anonymous memory; [{:#x}, {:#x}) of pid {pid} maps file {}",
+                    x.start,
+                    x.end,
+                    x.file().unwrap_or(0)
+                )
+            } else if locked && x.flags & vmflags::LOCKED != 0 {
+                format!("is EINVAL on the mlocked VMA [{:#x}, {:#x}) of pid {pid} (VM_LOCKED)", x.start, x.end)
+            } else {
+                return None;
+            };
+            Some((x.start, SimError::InvalidArgument(format!("advice {name:?} {why}"))))
+        })
     }
 
     /// Kernel mode: the ENOMEM of a range with a hole (`BadAddress` naming its first

@@ -257,8 +257,10 @@ impl Simulator {
         let new_pgoff = self.vma(vma).pgoff + ((old_addr - self.vma(vma).start) >> PAGE_SHIFT);
         let new_vma = self.copy_vma(mm, vma, dest, old_len, new_pgoff)?;
         self.move_page_tables(mm, old_addr, new_vma, dest, old_len);
-        // dontunmap_complete (VM_LOCKED / VM_LOCKONFAULT would be cleared here)
+        // dontunmap_complete: the whole old VMA loses VM_LOCKED / VM_LOCKONFAULT in place,
+        // neither split nor merged (6.18 mm/mremap.c 1253-1254)
         if let Some(old) = self.find_vma(mm, old_addr) {
+            self.vma_mut(old).flags &= !vmflags::LOCKED_MASK;
             let whole = self.vma(old).start == old_addr && self.vma(old).end == old_end;
             if old != new_vma && whole {
                 self.unlink_anon_vmas(old);
@@ -296,6 +298,7 @@ impl Simulator {
                 .is_some()
             {
                 self.note_merge(mm, e, new_end, true);
+                self.populate_if_locked(mm, e, new_end, flags)?;
                 return Ok(old_addr);
             }
             if self.merge_failed() {
@@ -307,6 +310,7 @@ impl Simulator {
             }
         }
         self.vma_adjust(v, s, new_end, pg, None)?;
+        self.populate_if_locked(mm, e, new_end, flags)?;
         Ok(old_addr)
     }
 
@@ -369,9 +373,11 @@ impl Simulator {
             return Err(SimError::BadAddress(format!("address {old_addr:#x} is not mapped")));
         };
         let new_pgoff = self.vma(vma).pgoff + ((old_addr - self.vma(vma).start) >> PAGE_SHIFT);
+        let flags = self.vma(vma).flags;
         let new_vma = self.copy_vma(mm, vma, new_addr, new_len, new_pgoff)?;
         self.move_page_tables(mm, old_addr, new_vma, new_addr, old_len);
         let _ = self.do_munmap(mm, old_addr, old_len);
+        self.populate_if_locked(mm, new_addr + old_len, new_addr + new_len, flags)?;
         Ok(new_addr)
     }
 

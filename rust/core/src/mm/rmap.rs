@@ -46,7 +46,9 @@ pub enum WalkMode {
     /// candidate is visited.
     Full,
     /// `page_referenced_anon`: stop as soon as `page_mapcount` mappings were found
-    /// (`if (!mapcount) break;`); an unmapped page is not walked at all.
+    /// (`if (!mapcount) break;`); an unmapped page is not walked at all. A mapping found
+    /// in a `VM_LOCKED` VMA also stops it, unreported to the caller (try_to_unmap leaves
+    /// it mapped).
     UntilAllFound,
 }
 
@@ -163,6 +165,12 @@ impl WalkTarget {
         w.ptes_checked += 1;
         if vma.pte(addr).maps(self.page) {
             w.mappings_found += 1;
+            if self.mode == WalkMode::UntilAllFound && vma.flags & vmflags::LOCKED != 0 {
+                // folio_referenced_one / try_to_unmap_one (page_referenced_one before
+                // 5.x; every era alike): a mapping in a VM_LOCKED VMA ends the walk
+                // (`return false` / SWAP_MLOCK) and is not unmapped.
+                return false;
+            }
             on_hit(vma_id, addr);
             *remaining = remaining.saturating_sub(1);
             if self.mode == WalkMode::UntilAllFound && *remaining == 0 {

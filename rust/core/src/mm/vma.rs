@@ -52,6 +52,9 @@ pub struct MapOpts {
     /// but an overlap with any VMA is EEXIST (`AlreadyMapped`), nothing unmapped. Before
     /// 4.17 the bit was unknown and `do_mmap` ignored it, so the address was a hint.
     pub noreplace: bool,
+    /// `MAP_LOCKED`: `VM_LOCKED` (`calc_vm_flag_bits`), and the range is populated like
+    /// mlock's, errors ignored (`mm_populate`).
+    pub locked: bool,
 }
 
 impl Simulator {
@@ -504,7 +507,7 @@ impl Simulator {
         file: Option<(u32, u64)>,
         opts: MapOpts,
     ) -> Result<u64> {
-        let MapOpts { noreserve, stack, noreplace } = opts;
+        let MapOpts { noreserve, stack, noreplace, locked } = opts;
         let mm = self.proc_mm(pid)?;
         if prot & !prot::ALL != 0 {
             return Err(SimError::InvalidArgument(format!("bad prot bits {prot:#x}")));
@@ -547,12 +550,18 @@ impl Simulator {
         if prot & prot::WRITE != 0 && !noreserve {
             flags |= vmflags::ACCOUNT;
         }
-        match file {
-            None => self.mmap_region(mm, addr, len, prot, flags, addr >> PAGE_SHIFT),
+        // do_mmap: MAP_LOCKED and mm->def_flags (mlockall(MCL_FUTURE)); KSM's merge-any
+        flags |= self.mm(mm).def_flags | if locked { vmflags::LOCKED } else { 0 };
+        let flags = self.ksm_vma_flags(mm, flags);
+        let addr = match file {
+            None => self.mmap_region(mm, addr, len, prot, flags, addr >> PAGE_SHIFT)?,
             Some((f, off)) => {
-                self.mmap_region(mm, addr, len, prot, flags | f << vmflags::FILE_SHIFT, off >> PAGE_SHIFT)
+                self.mmap_region(mm, addr, len, prot, flags | f << vmflags::FILE_SHIFT, off >> PAGE_SHIFT)?
             }
-        }
+        };
+        self.ksm_add_vma(mm, addr);
+        self.populate_if_locked(mm, addr, addr + len, flags)?;
+        Ok(addr)
     }
 
     /// The address of an mmap with `MAP_FIXED_NOREPLACE` at `a`. 4.17+ (`do_mmap`: the
@@ -712,11 +721,15 @@ impl Simulator {
             .next_back()
             .map(|(_, &v)| v)
             .filter(|&v| !heap_only || self.vma(v).end > start_brk);
-        self.map_new_range(mm, prev, oldbrk, newbrk, rw, vmflags::ACCOUNT, pgoff)?;
+        // do_brk_flags: VM_ACCOUNT | mm->def_flags (and KSM's merge-any)
+        let flags = self.ksm_vma_flags(mm, vmflags::ACCOUNT | self.mm(mm).def_flags);
+        self.map_new_range(mm, prev, oldbrk, newbrk, rw, flags, pgoff)?;
         if prev.is_some() {
             self.note_merge(mm, oldbrk, newbrk, true);
         }
+        self.ksm_add_vma(mm, oldbrk); // after note_merge: it forgets the site it re-flags
         self.mm_mut(mm).brk = new;
+        self.populate_if_locked(mm, oldbrk, newbrk, flags)?;
         Ok(new)
     }
 

@@ -123,6 +123,22 @@ pub enum LockKind {
 }
 }
 
+knob_enum! {
+/// `prctl(PR_SET_MEMORY_MERGE)` (`MMF_VM_MERGE_ANY`) and when a new VMA gets its
+/// `VM_MERGEABLE` (`mm/ksm.rs`).
+pub enum MemoryMerge {
+    /// No such prctl (before 6.4): EINVAL.
+    None = "none",
+    /// 6.4–6.15: `ksm_add_vma` marks the new VMA after the merge attempt, so a new
+    /// mapping never merges with a mergeable neighbour (and a merge with a plain one makes
+    /// the merged VMA mergeable).
+    AfterMerge = "after_merge",
+    /// 6.16+: `ksm_vma_flags` sets the flag before the merge attempt (the new range merges
+    /// with a mergeable neighbour).
+    BeforeMerge = "before_merge",
+}
+}
+
 /// Bytes per kernel object on x86-64, for [`crate::Simulator::memory`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StructSizes {
@@ -267,6 +283,17 @@ pub struct Policy {
     /// 6.18 does (munmap of nothing succeeds, mprotect / madvise apply VMA by VMA and fail
     /// at the hole having changed what came before, mremap shrink over holes succeeds).
     pub holes: Holes => "ranges with holes: strict (BadAddress, nothing changed) or kernel (exactly as the kernel: partial application, the kernel's errno)", "rmapsim option";
+    /// mlock populates the locked range after every VMA has been locked (`__mm_populate`
+    /// with `mmap_sem` dropped, 2.6.38+); before, `mlock_fixup` faulted each piece in as it
+    /// locked it, so a populate error (PROT_NONE's EFAULT) left the later VMAs unlocked.
+    pub mlock_populates_after: bool => "mlock locks every VMA of the range first, then populates (a populate error leaves the whole range locked); false: each piece is populated as mlock_fixup locks it, and an error stops the loop", "2.6.38 (53a7706d5ed8, \"mlock: do not hold mmap_sem for extended periods of time\": do_mlock_pages)";
+    /// `mlock2(MLOCK_ONFAULT)` and `mlockall(MCL_ONFAULT)`: `VM_LOCKONFAULT`, lock
+    /// without populating (4.4, the mlock2 syscall); before, the flag is EINVAL.
+    pub has_mlock_onfault: bool => "mlock2(MLOCK_ONFAULT) / mlockall(MCL_ONFAULT) exist (VM_LOCKONFAULT: locked, nothing populated)", "4.4 (a8ca5d0ecbdd, \"mm: mlock: add new mlock system call\", and MCL_ONFAULT in the same series)";
+    /// `mprotect_fixup` populates a private `VM_LOCKED` range that becomes writable
+    /// (write faults: COW broken at once), 4.5+; before, its pages stayed as they were.
+    pub mprotect_populates_locked: bool => "mprotect making a private VM_LOCKED range writable faults it in for write (populate_vma_page_range)", "4.5 (36f881883c57, \"mm: fix mprotect() behaviour on VM_LOCKED VMAs\")";
+    pub memory_merge: MemoryMerge => "prctl(PR_SET_MEMORY_MERGE): none (EINVAL), after_merge (6.4: a new VMA is marked VM_MERGEABLE after its merge attempt), before_merge (6.16: before it)", "6.4 (d7597f59d1d3); 6.16 (\"mm: prevent KSM from breaking VMA merging for new VMAs\"; checked on the live 6.18)";
     sizes: StructSizes {
         "size_vm_area_struct" => vm_area_struct, "bytes per vm_area_struct for memory()", "per era";
         "size_anon_vma" => anon_vma, "bytes per anon_vma for memory()", "per era";

@@ -44,6 +44,10 @@ fn legacy() -> Policy {
         merge_next_survives: false,
         mremap_needs_vma: false,
         holes: Holes::Strict,
+        mlock_populates_after: false,
+        has_mlock_onfault: false,
+        mprotect_populates_locked: false,
+        memory_merge: MemoryMerge::None,
         sizes: StructSizes { vm_area_struct: 176, anon_vma: 24, anon_vma_chain: 0 },
     }
 }
@@ -86,6 +90,7 @@ const ROWS: &[Row] = &[
         prepare_links_at_head: false,
         has_thp_advice: true,
         thp_advice_strict: true,
+        mlock_populates_after: true,
         sizes: StructSizes { anon_vma: 64, ..p.sizes },
         ..p
     }),
@@ -113,6 +118,8 @@ const ROWS: &[Row] = &[
         merge_next_survives: true,
         // 5.16 (550a7d60bd5e): do_mremap looks up old_addr's VMA first.
         mremap_needs_vma: true,
+        has_mlock_onfault: true,
+        mprotect_populates_locked: true,
         sizes: StructSizes { vm_area_struct: 200, anon_vma: 96, anon_vma_chain: 64 },
         ..p
     }),
@@ -123,6 +130,7 @@ const ROWS: &[Row] = &[
         map_stack_nohugepage: true,
         mprotect_unaccounts: true,
         brk_heap_only: true,
+        memory_merge: MemoryMerge::BeforeMerge,
         sizes: StructSizes { vm_area_struct: 192, anon_vma: 96, anon_vma_chain: 64 },
         ..p
     }),

@@ -50,13 +50,25 @@ pub mod vmflags {
     /// `vm_flags` bit it takes part in every merge comparison (`is_mergeable_vma`), is
     /// copied by fork (`dup_mmap`) and kept by splits and mremap moves (`copy_vma`).
     pub const NORESERVE: u32 = 1 << 8;
-    /// Bits 9–31 hold the mapping's `vm_file` identity (0: anonymous). Every kernel rule
+    /// `VM_LOCKED` (mlock, mlock2, mlockall, `MAP_LOCKED`, `mm->def_flags` after
+    /// `mlockall(MCL_FUTURE)`) and `VM_LOCKONFAULT` (mlock2's `MLOCK_ONFAULT`, `MCL_ONFAULT`,
+    /// 4.4+): see `mm/mlock.rs`. Both take part in merge comparisons; fork clears both in
+    /// the child (`dup_mmap`).
+    pub const LOCKED: u32 = 1 << 9;
+    pub const LOCKONFAULT: u32 = 1 << 10;
+    /// `VM_LOCKED_MASK`: what mlock and munlock replace.
+    pub const LOCKED_MASK: u32 = LOCKED | LOCKONFAULT;
+    /// `VM_MERGEABLE` (MADV_MERGEABLE, `PR_SET_MEMORY_MERGE`): see `mm/ksm.rs`. Only its
+    /// effect on splits and merges is modelled; no KSM daemon ever merges a page.
+    pub const MERGEABLE: u32 = 1 << 11;
+    /// Bits 12–31 hold the mapping's `vm_file` identity (0: anonymous). Every kernel rule
     /// that compares `vm_flags` for merging (`is_mergeable_vma`, `anon_vma_compatible`)
     /// also compares `vm_file`, so keeping the file in the compared word makes one
     /// comparison do both.
-    pub const FILE_SHIFT: u32 = 9;
-    pub const FILE_MAX: u32 = (1 << 23) - 1;
-    /// The flag bits proper (advice, `VM_ACCOUNT`, `VM_NORESERVE`), without the file identity.
+    pub const FILE_SHIFT: u32 = 12;
+    pub const FILE_MAX: u32 = (1 << 20) - 1;
+    /// The flag bits proper (advice, `VM_ACCOUNT`, `VM_NORESERVE`, the lock and KSM
+    /// bits), without the file identity.
     pub const ADVICE_MASK: u32 = (1 << FILE_SHIFT) - 1;
 }
 
@@ -69,6 +81,13 @@ pub struct Mm {
     /// `set_brk_base`) and current break. 0 until a base is set.
     pub start_brk: u64,
     pub brk: u64,
+    /// `mm->def_flags`: the `vm_flags` every new mapping of this mm gets; here only
+    /// `VM_LOCKED` / `VM_LOCKONFAULT` (`mlockall(MCL_FUTURE)`, `mm/mlock.rs`). Never
+    /// inherited: fork and exec start from 0 (`mm_init`).
+    pub def_flags: u32,
+    /// `MMF_VM_MERGE_ANY` (`prctl(PR_SET_MEMORY_MERGE, 1)`, 6.4+, `mm/ksm.rs`): every
+    /// eligible VMA gets `VM_MERGEABLE`. Kept across fork and exec (`MMF_INIT_MASK`).
+    pub merge_any: bool,
     /// VMAs by start address (the kernel's VMA tree + list); protected by `mmap_sem`.
     pub vmas: BTreeMap<u64, VmaId>,
 }
@@ -322,7 +341,7 @@ mod tests {
 }
 
 // Snapshot coding (`crate::state::snapshot`), field by field.
-crate::wire_struct!(Mm { pid, start_brk, brk, vmas });
+// Mm's coding is in snapshot/upgrade.rs (format 2 has no def_flags / merge_any).
 crate::wire_struct!(Vma { start, end, pgoff, ptes, mm, prot, flags, anon_vma, chain, av_pos });
 crate::wire_struct!(AnonVma { index, root, parent, refcount, degree, num_children, num_active_vmas });
 crate::wire_struct!(Avc { vma, anon_vma, pos, tree });

@@ -263,6 +263,14 @@ impl Simulator {
         self.merge_sites.push((mm, start, end, new_range));
     }
 
+    /// Forget the merge sites of `mm` that meet or touch `[start, end)`: that VMA changed
+    /// after the merge attempt, in this same operation (its flags: 6.4–6.15's
+    /// `ksm_add_vma`; its anon_vma: the populate of an mlock), so invariant 7, which
+    /// compares the VMAs as they are now, cannot judge that attempt.
+    pub(crate) fn forget_merge_sites(&mut self, mm: MmId, start: u64, end: u64) {
+        self.merge_sites.retain(|&(m, s, e, _)| !(m == mm && s <= end && start <= e));
+    }
+
     /// Record that an allocation failure inside `vma_merge` was absorbed (the kernel then
     /// leaves mergeable neighbours unmerged).
     pub(crate) fn note_merge_failed(&mut self) {

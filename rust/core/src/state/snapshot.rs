@@ -37,14 +37,14 @@ pub const MAGIC: &[u8; 8] = b"RMAPSNAP";
 /// [`OLD_FORMAT_VERSION`], which it upgrades.
 pub const FORMAT_VERSION: u32 = 3;
 /// Format 2: the same layout, but a page-table entry had no dirty bit (bit 31 was always
-/// clear) and `MADV_FREE`'s flag 2 meant "lazy-free and written again"; see
-/// `upgrade_format_2` (`snapshot/upgrade.rs`).
+/// clear), `MADV_FREE`'s flag 2 meant "lazy-free and written again", and an mm had no
+/// `def_flags` / `MMF_VM_MERGE_ANY` (read as 0 / off); see `snapshot/upgrade.rs`.
 pub const OLD_FORMAT_VERSION: u32 = 2;
 const HEADER: usize = 20;
 
 /// Names `begin_op` may record (the snapshot stores the name; the simulator keeps a
 /// `&'static str`).
-pub const OP_NAMES: [&str; 15] = [
+pub const OP_NAMES: [&str; 20] = [
     "init",
     "spawn",
     "fork",
@@ -60,6 +60,11 @@ pub const OP_NAMES: [&str; 15] = [
     "try_to_unmap",
     "drop_swap_cache",
     "set_brk_base",
+    "mlock",
+    "munlock",
+    "mlockall",
+    "munlockall",
+    "memory_merge",
 ];
 
 fn op_name(s: &str) -> Result<&'static str> {
@@ -180,8 +185,9 @@ pub struct Reader<'a> {
     pos: usize,
     next_tick: usize,
     ticker: Ticker,
-    /// Format 2's page-table entries: the flag word as stored, with no dirty bit.
-    ptes_v2: bool,
+    /// Format 2: page-table entries with the flag word as stored (no dirty bit), mms
+    /// without `def_flags` / `merge_any`.
+    pub(crate) ptes_v2: bool,
 }
 
 impl<'a> Reader<'a> {

@@ -30,3 +30,22 @@ impl Simulator {
         }
     }
 }
+
+/// An mm's coding. Format 2 had no `def_flags` / `merge_any` (mlock and KSM came after):
+/// they read as 0 / off, which is what every mm of such a state had.
+impl crate::state::snapshot::Wire for crate::state::objects::Mm {
+    fn put(&self, w: &mut crate::state::snapshot::Writer) {
+        self.pid.put(w);
+        self.start_brk.put(w);
+        self.brk.put(w);
+        self.def_flags.put(w);
+        self.merge_any.put(w);
+        self.vmas.put(w);
+    }
+    fn get(r: &mut crate::state::snapshot::Reader<'_>) -> crate::error::Result<Self> {
+        use crate::state::snapshot::Wire;
+        let (pid, start_brk, brk) = (u32::get(r)?, u64::get(r)?, u64::get(r)?);
+        let (def_flags, merge_any) = if r.ptes_v2 { (0, false) } else { (u32::get(r)?, bool::get(r)?) };
+        Ok(crate::state::objects::Mm { pid, start_brk, brk, def_flags, merge_any, vmas: Wire::get(r)? })
+    }
+}
