@@ -1,6 +1,6 @@
 """merge.c's ``TEST_F(merge, ksm_merge)`` (tools/testing/selftests/mm/merge.c),
 the one case of the port that needs KSM's ``prctl(PR_SET_MEMORY_MERGE)``
-(``Simulator.set_memory_merge``, helper B's part of issue 18). It looks only at VMAs --
+(``Simulator.set_memory_merge``, mm/ksm.rs). It looks only at VMAs --
 whether a VM_MERGEABLE VMA and a new mapping next to it merge -- so no KSM daemon is
 involved and the case is modelled in full. See test_merge_selftest.py for the rest of the
 port, the recording (tests/data/merge_selftest.out, from tests/data/merge_selftest.c on this
