@@ -195,6 +195,10 @@ class Simulator(_core.Simulator):
         base, overrides = policy_overrides(policy)  # type: ignore[arg-type]
         if holes is not None:
             overrides = holes_override(holes, overrides)
+            if isinstance(era, str) and "holes=" in era:
+                spec_holes = era.split("holes=", 1)[1].split(",")[0]
+                if spec_holes != holes:
+                    raise InvalidArgument(f"holes={short_repr(holes)} contradicts the era spec {short_repr(era)}")
         if base is not None:
             if era is not None and era != base:
                 raise InvalidArgument(f"era {short_repr(era)} contradicts the policy's base era {short_repr(base)}")

@@ -151,6 +151,33 @@ def test_batch_mutations_stop_on_sigint_with_a_consistent_state(name):
     assert name != "fork_many" or processes > 2
 
 
+HUGE = 64 << 30  # 16 Mi pages: seconds of faults
+LOCK_SETUP = f"sim = rmapsim.Simulator(era='6.18')\np = sim.spawn()\na = sim.mmap(p, {HUGE})\n"
+POPULATES = {
+    # __mm_populate after mlock / mlockall(MCL_CURRENT) / MAP_LOCKED / a locked VMA's growth
+    "mlock": (LOCK_SETUP, f"sim.mlock(p, a, {HUGE})"),
+    "mlockall": (LOCK_SETUP, "sim.mlockall(p, current=True)"),
+    "mmap locked": ("sim = rmapsim.Simulator(era='6.18')\np = sim.spawn()\n", f"sim.mmap(p, {HUGE}, locked=True)"),
+    "mremap growth of a locked VMA": (
+        "sim = rmapsim.Simulator(era='6.18')\np = sim.spawn()\na = sim.mmap(p, 4096, locked=True)\n",
+        f"sim.mremap(p, a, 4096, {HUGE}, may_move=True)",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(POPULATES))
+def test_populating_calls_stop_on_sigint_with_a_consistent_state(name):
+    """The faults of a locked range run with the GIL released and stop on Ctrl-C like a
+    touch (the kernel's __get_user_pages stops on a fatal signal): part of the range is
+    faulted in, the state passes check()."""
+    setup, call = POPULATES[name]
+    lat, lines = interrupt_child(setup, call, after=CHECKED)
+    assert lat < BOUND_S
+    assert len(lines) == 1 and lines[0].startswith("check ok"), lines
+    pages = int(lines[0].split()[3])
+    assert 0 < pages < HUGE // 4096  # started, and stopped part way
+
+
 def test_exit_many_stops_on_sigint_with_the_exits_so_far_done():
     # 200,000 processes sharing 64 pages: the exits take about 0.7 s, their validation little
     setup = SEED.format(era="6.18", kids=1, pages=64) + "kids = sim.fork_many(p, 200_000)\nbefore = len(sim.pids())\n"

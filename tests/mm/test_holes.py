@@ -428,3 +428,41 @@ def test_kernel_mode_madvise_refused_inside_the_first_vma_changes_nothing():
     with pytest.raises(rmapsim.InvalidArgument, match="wipeonfork"):
         sim.madvise(p, 0x4000_1000, P, "wipeonfork")
     assert len(sim.vmas(p)) == 1 and sim.counts() == before
+
+
+def test_kernel_mode_ranges_beyond_the_user_address_space_are_holes():
+    """is_valid_madvise (mm/madvise.c 1793-1812) checks only alignment and wrap-around, so
+    a range reaching below mmap_min_addr or past TASK_SIZE is walked like any other: the
+    VMA inside gets the advice, then ENOMEM for the holes. A user loop of accesses past
+    TASK_SIZE faults the pages before it, then SIGSEGV. Strict mode refuses both first."""
+    top = 0x7FFFFFFFF000
+    for holes, done in (("kernel", True), ("strict", False)):
+        sim = rmapsim.Simulator("6.18", holes=holes)
+        p = sim.spawn()
+        sim.mmap(p, 2 * P, addr=pg(0))
+        sim.mmap(p, P, addr=top - P)
+        with pytest.raises(rmapsim.BadAddress):
+            sim.madvise(p, 0, pg(4), "dontfork")
+        assert ("dontcopy" in sim.vmas(p)[0]["flags"]) == done
+        with pytest.raises(rmapsim.BadAddress):
+            sim.touch(p, top - P, 2 * P, write=True)
+        assert (sim.page_at(p, top - P) is not None) == done
+        sim.check()
+    sim, p = kernel_sim()
+    with pytest.raises(rmapsim.BadAddress, match="outside"):
+        sim.madvise(p, 2**64 - P, 2 * P, "dontfork")  # wraps: EINVAL-like, refused first
+
+
+def test_holes_argument_and_the_era_spec_must_agree():
+    """holes= is sugar for the knob: given with an era spec or a policy that sets the knob
+    to the other value, the call is refused rather than one silently winning."""
+    assert rmapsim.Simulator("6.18+holes=kernel", holes="kernel").era == "6.18+holes=kernel"
+    for kwargs in (
+        dict(era="6.18+holes=kernel", holes="strict"),
+        dict(era="6.0+fork_reuse=never,holes=strict", holes="kernel"),
+        dict(era="6.18", policy={"holes": "strict"}, holes="kernel"),
+    ):
+        with pytest.raises(rmapsim.InvalidArgument, match="contradicts"):
+            rmapsim.Simulator(**kwargs)
+    with pytest.raises(rmapsim.InvalidArgument, match="holes"):
+        rmapsim.Simulator("6.18", holes="lenient")

@@ -304,6 +304,9 @@ def test_cli_json_lines(capsys):
 def test_cli_usage_errors(capsys):
     for argv in (
         ["--fuzz", "0"],
+        ["--fuzz", str(10**9 + 1)],  # refused before any work, not a run that never ends
+        ["--fuzz", "3", "--seed", "-3"],  # random.Random(-3) would silently equal seed 3
+        ["--fuzz", "3", "--seed", str(2**64)],
         ["--fuzz", "3", "--ops", "5..2"],
         ["--fuzz", "3", "--ops", "x"],
         ["--fuzz", "3", "--scenario", "fork"],

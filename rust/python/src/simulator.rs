@@ -123,8 +123,7 @@ impl PySimulator {
     #[pyo3(signature = (pid, length, addr = None, prot = None, file = None, offset = None, noreserve = In::value(false), stack = In::value(false), noreplace = In::value(false), locked = In::value(false)), text_signature = "($self, pid, length, addr=None, prot=None, file=None, offset=None, noreserve=False, stack=False, noreplace=False, locked=False)")]
     #[allow(clippy::too_many_arguments)]
     fn mmap(
-        &mut self,
-        py: Python<'_>,
+        slf: &Bound<'_, Self>,
         pid: In<Pid>,
         length: In<Len>,
         addr: Option<In<Addr>>,
@@ -137,6 +136,7 @@ impl PySimulator {
         locked: In<Flag>,
     ) -> PyResult<u64> {
         args!(pid, length, addr, prot);
+        let py = slf.py();
         let file = match (file, offset) {
             (None, None) => None,
             (None, Some(_)) => return Err(to_py(py, SimError::InvalidArgument("offset given without file".into()))),
@@ -147,7 +147,14 @@ impl PySimulator {
         };
         args!(noreserve, stack, noreplace, locked);
         let opts = MapOpts { noreserve, stack, noreplace, locked };
-        catch(|| self.inner.mmap_with(pid, length, addr, prot.unwrap_or(3), file, opts)).py(py)
+        let (mut this, _running) = borrow_mut(slf, "mmap")?;
+        let inner = &mut this.inner;
+        let prot = prot.unwrap_or(3);
+        if locked || inner.may_populate(pid, u64::MAX, u64::MAX) {
+            // MAP_LOCKED or MCL_FUTURE: mm_populate faults the mapping in (can run long)
+            return detached(py, || inner.mmap_with(pid, length, addr, prot, file, opts));
+        }
+        catch(|| inner.mmap_with(pid, length, addr, prot, file, opts)).py(py)
     }
 
     fn set_brk_base(&mut self, py: Python<'_>, pid: In<Pid>, addr: In<Addr>) -> PyResult<()> {
@@ -155,9 +162,17 @@ impl PySimulator {
         catch(|| self.inner.set_brk_base(pid, addr)).py(py)
     }
 
-    fn brk(&mut self, py: Python<'_>, pid: In<Pid>, addr: In<Addr>) -> PyResult<u64> {
+    fn brk(slf: &Bound<'_, Self>, pid: In<Pid>, addr: In<Addr>) -> PyResult<u64> {
         args!(pid, addr);
-        catch(|| self.inner.brk(pid, addr)).py(py)
+        let py = slf.py();
+        let (mut this, _running) = borrow_mut(slf, "brk")?;
+        let inner = &mut this.inner;
+        let heap = inner.brk_info(pid).map(|(base, brk)| (base.saturating_sub(PAGE_SIZE), brk.max(addr)));
+        if heap.is_ok_and(|(s, e)| inner.may_populate(pid, s, e)) {
+            // a locked heap or MCL_FUTURE: the growth is faulted in
+            return detached(py, || inner.brk(pid, addr));
+        }
+        catch(|| inner.brk(pid, addr)).py(py)
     }
 
     fn brk_info(&self, py: Python<'_>, pid: In<Pid>) -> PyResult<(u64, u64)> {
@@ -198,16 +213,16 @@ impl PySimulator {
         detached(slf.py(), || inner.touch_many(&pids, addr, length, write))
     }
 
-    fn mprotect(
-        &mut self,
-        py: Python<'_>,
-        pid: In<Pid>,
-        addr: In<Addr>,
-        length: In<Len>,
-        prot: In<Prot>,
-    ) -> PyResult<()> {
+    fn mprotect(slf: &Bound<'_, Self>, pid: In<Pid>, addr: In<Addr>, length: In<Len>, prot: In<Prot>) -> PyResult<()> {
         args!(pid, addr, length, prot);
-        catch(|| self.inner.mprotect(pid, addr, length, prot)).py(py)
+        let py = slf.py();
+        let (mut this, _running) = borrow_mut(slf, "mprotect")?;
+        let inner = &mut this.inner;
+        if inner.may_populate(pid, addr, addr.saturating_add(length)) {
+            // a locked range made writable is faulted in (4.5+)
+            return detached(py, || inner.mprotect(pid, addr, length, prot));
+        }
+        catch(|| inner.mprotect(pid, addr, length, prot)).py(py)
     }
 
     /// Returns the walks `pageout` made (a dict of columns; empty for other advice).
@@ -226,8 +241,7 @@ impl PySimulator {
     #[pyo3(signature = (pid, old_addr, old_len, new_len, may_move = In::value(true), new_addr = None, dontunmap = In::value(false)), text_signature = "($self, pid, old_addr, old_len, new_len, may_move=True, new_addr=None, dontunmap=False)")]
     #[allow(clippy::too_many_arguments)]
     fn mremap(
-        &mut self,
-        py: Python<'_>,
+        slf: &Bound<'_, Self>,
         pid: In<Pid>,
         old_addr: In<Addr>,
         old_len: In<Len>,
@@ -237,7 +251,14 @@ impl PySimulator {
         dontunmap: In<Flag>,
     ) -> PyResult<u64> {
         args!(pid, old_addr, old_len, new_len, may_move, new_addr, dontunmap);
-        catch(|| self.inner.mremap(pid, old_addr, old_len, new_len, may_move, new_addr, dontunmap)).py(py)
+        let py = slf.py();
+        let (mut this, _running) = borrow_mut(slf, "mremap")?;
+        let inner = &mut this.inner;
+        if inner.may_populate(pid, old_addr, old_addr.saturating_add(old_len)) {
+            // a locked VMA's growth is faulted in
+            return detached(py, || inner.mremap(pid, old_addr, old_len, new_len, may_move, new_addr, dontunmap));
+        }
+        catch(|| inner.mremap(pid, old_addr, old_len, new_len, may_move, new_addr, dontunmap)).py(py)
     }
 
     /// `try_to_unmap` on a list of page handles or None (every anon page).
@@ -627,16 +648,11 @@ impl PySimulator {
 
     /// `mlock(addr, length)`, or `mlock2(..., MLOCK_ONFAULT)` with `onfault`.
     #[pyo3(signature = (pid, addr, length, onfault = In::value(false)), text_signature = "($self, pid, addr, length, onfault=False)")]
-    fn mlock(
-        &mut self,
-        py: Python<'_>,
-        pid: In<Pid>,
-        addr: In<Addr>,
-        length: In<Len>,
-        onfault: In<Flag>,
-    ) -> PyResult<()> {
+    fn mlock(slf: &Bound<'_, Self>, pid: In<Pid>, addr: In<Addr>, length: In<Len>, onfault: In<Flag>) -> PyResult<()> {
         args!(pid, addr, length, onfault);
-        catch(|| self.inner.mlock(pid, addr, length, onfault)).py(py)
+        let (mut this, _running) = borrow_mut(slf, "mlock")?;
+        let inner = &mut this.inner;
+        detached(slf.py(), || inner.mlock(pid, addr, length, onfault))
     }
 
     fn munlock(&mut self, py: Python<'_>, pid: In<Pid>, addr: In<Addr>, length: In<Len>) -> PyResult<()> {
@@ -647,15 +663,16 @@ impl PySimulator {
     /// `mlockall(MCL_CURRENT? | MCL_FUTURE? | MCL_ONFAULT?)`.
     #[pyo3(signature = (pid, current = In::value(true), future = In::value(false), onfault = In::value(false)), text_signature = "($self, pid, current=True, future=False, onfault=False)")]
     fn mlockall(
-        &mut self,
-        py: Python<'_>,
+        slf: &Bound<'_, Self>,
         pid: In<Pid>,
         current: In<Flag>,
         future: In<Flag>,
         onfault: In<Flag>,
     ) -> PyResult<()> {
         args!(pid, current, future, onfault);
-        catch(|| self.inner.mlockall(pid, current, future, onfault)).py(py)
+        let (mut this, _running) = borrow_mut(slf, "mlockall")?;
+        let inner = &mut this.inner;
+        detached(slf.py(), || inner.mlockall(pid, current, future, onfault))
     }
 
     fn munlockall(&mut self, py: Python<'_>, pid: In<Pid>) -> PyResult<()> {

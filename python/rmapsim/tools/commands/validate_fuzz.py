@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, Tuple
 
-from .._common import CliError, _era, check_output
+from .._common import CliError, _era, _int_range, check_output
 
 
 def ops_range(s: str) -> Tuple[int, int]:
@@ -37,9 +37,17 @@ def add_arguments(vk: Any) -> None:
         "mapcounts, anon_vma/anon_vma_chain/vm_area_struct allocations and frees); divergences are "
         "minimised and saved as replayable traces. Exit 0 none, 1 a divergence, 77 kernel unusable.",
     )
-    g.add_argument("--fuzz", type=int, metavar="N", help="run N random sequences (N >= 1)")
     g.add_argument(
-        "--seed", type=int, default=1, help="random seed (default 1): the same seed gives the same sequences"
+        "--fuzz",
+        type=_int_range(1, 10**9, "a billion sequences"),
+        metavar="N",
+        help="run N random sequences (1 .. 10**9)",
+    )
+    g.add_argument(
+        "--seed",
+        type=_int_range(0, 2**64 - 1),
+        default=1,
+        help="random seed, 0 .. 2**64 - 1 (default 1): the same seed gives the same sequences",
     )
     g.add_argument(
         "--ops", type=ops_range, default=(10, 40), metavar="A..B", help="operations per sequence (default 10..40)"
@@ -65,8 +73,6 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
     from ..kernel import fuzz as fz
     from ..kernel import fuzzgen
 
-    if args.fuzz < 1:
-        raise CliError(f"--fuzz must be >= 1, got {args.fuzz}")
     if args.saved_per_class < 0:
         raise CliError(f"--saved-per-class must be >= 0, got {args.saved_per_class}")
     if args.scenario or args.from_file or args.save:

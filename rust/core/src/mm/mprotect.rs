@@ -304,7 +304,10 @@ impl Simulator {
             // once (COW broken); the result is ignored, as mprotect_fixup ignores it.
             let was_locked_ro = x_flags_locked_ro(flags, old_prot);
             if was_locked_ro && prot & prot::WRITE != 0 && s.policy.mprotect_populates_locked {
-                let _ = s.populate_vma_page_range(v, st, en);
+                let r = s.populate_vma_page_range(v, st, en);
+                if let Err(e @ (SimError::InvariantViolation(_) | SimError::Interrupted)) = r {
+                    return Err(e);
+                }
             }
             Ok(v)
         })
@@ -327,7 +330,11 @@ impl Simulator {
     /// walks made (empty except for `pageout`).
     pub fn madvise(&mut self, pid: i64, addr: u64, len: u64, advice: Advice) -> Result<ScanStats> {
         let mm = self.proc_mm(pid)?;
-        let end = Self::check_range(addr, len)?;
+        let end = match self.policy.holes {
+            // is_valid_madvise: alignment and wrap only; outside every VMA is a hole
+            Holes::Kernel => Self::check_range_any(addr, len)?,
+            Holes::Strict => Self::check_range(addr, len)?,
+        };
         let missing = match advice {
             Advice::HugePage | Advice::NoHugePage if !self.policy.has_thp_advice => {
                 Some("MADV_HUGEPAGE/NOHUGEPAGE arrived in Linux 2.6.38")

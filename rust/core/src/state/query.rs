@@ -86,6 +86,20 @@ impl Simulator {
     /// Validate a user range: page aligned, positive length, inside
     /// `[MMAP_MIN_ADDR, TASK_SIZE)`.
     pub(crate) fn check_range(addr: u64, len: u64) -> Result<u64> {
+        let end = Self::check_range_any(addr, len)?;
+        if addr < MMAP_MIN_ADDR || end > TASK_SIZE {
+            return Err(SimError::BadAddress(format!(
+                "range {addr:#x}+{len:#x} is outside the user address space [{MMAP_MIN_ADDR:#x}, {TASK_SIZE:#x})"
+            )));
+        }
+        Ok(end)
+    }
+
+    /// [`Simulator::check_range`] without the user-address-space bounds: page aligned, a
+    /// positive multiple of the page size, not wrapping. What 6.18's `is_valid_madvise`
+    /// (mm/madvise.c 1793-1812) checks, and all a user loop of accesses needs; used with
+    /// `holes="kernel"`, where the parts outside every VMA are holes like any other.
+    pub(crate) fn check_range_any(addr: u64, len: u64) -> Result<u64> {
         if !addr.is_multiple_of(PAGE_SIZE) {
             return Err(SimError::BadAddress(format!("address {addr:#x} is not page aligned (4096)")));
         }
@@ -95,12 +109,11 @@ impl Simulator {
         if !len.is_multiple_of(PAGE_SIZE) {
             return Err(SimError::InvalidArgument(format!("length {len} is not a multiple of the page size (4096)")));
         }
-        let end = addr.checked_add(len).filter(|&e| addr >= MMAP_MIN_ADDR && e <= TASK_SIZE).ok_or_else(|| {
+        addr.checked_add(len).ok_or_else(|| {
             SimError::BadAddress(format!(
                 "range {addr:#x}+{len:#x} is outside the user address space [{MMAP_MIN_ADDR:#x}, {TASK_SIZE:#x})"
             ))
-        })?;
-        Ok(end)
+        })
     }
 
     /// Parse a prot string: letters from "rwx" in any order without repeats, or "" /
