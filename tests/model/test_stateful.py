@@ -259,10 +259,15 @@ class RmapMachine(RuleBasedStateMachine):
             got = int(self.raw.page_info(h)["anon_vma"])
             if where.startswith("vma") or target == "vma":
                 want = av
-            else:
+            elif ERA_RULES[self.ERA]["root_first"]:
                 # 2.6.34: the oldest anon_vma of the VMA's chain; 2.6.35+: its root, which
                 # is that oldest entry
                 want = chain[0]
+            else:
+                # 7.0: the root, somewhere on the (reversed) chain: its one entry that is its
+                # own root
+                roots = {x["anon_vma"]: x["root"] for x in self.raw.graph()["anon_vmas"]}
+                [want] = [x for x in chain if roots[x] == x]
             assert got == want, (
                 f"{self.ERA}: page at pid {pid} {a:#x} ({where}) in anon_vma {got:#x}, want {want:#x}: {v} chain {chain}"
             )
