@@ -311,6 +311,9 @@ pub struct Policy {
     /// regression: `cleanup_partial_anon_vmas` left it set, uncounted in
     /// `num_active_vmas`, on a VMA that survives (an unfaulted merge target of
     /// `dup_anon_vma`); fixed by 3a206a8649f8 "mm/rmap: clear vma->anon_vma on error".
+    /// With 6.18's error path (`clone_allocs_first = false`) the unlink that follows sees
+    /// the pointer instead, takes one active VMA off that anon_vma and clears it: the
+    /// undercount that 6.18's comment in `anon_vma_clone` guards against.
     pub clone_error_clears_anon_vma: bool => "a failed anon_vma_clone clears dst->anon_vma (false: the 7.0-rc1..rc5 regression, a stale uncounted anon_vma on the merge target)", "2.6.34; regressed in 7.0-rc1 (bfc2b13b05a1 series), fixed in 7.0-rc6 (3a206a8649f8)";
     sizes: StructSizes {
         "size_vm_area_struct" => vm_area_struct, "bytes per vm_area_struct for memory()", "per era";
