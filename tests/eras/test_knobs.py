@@ -61,6 +61,7 @@ FLIPS = {
     "lock_scope": ["per_anon_vma"],
     "lock_kind": ["spin", "mutex"],
     "merge_next_survives": ["false"],
+    "merge_nomem_fails": ["false"],
     "mremap_needs_vma": ["false"],
     "holes": ["kernel"],
     "mlock_populates_after": ["false"],

@@ -159,7 +159,16 @@ impl Simulator {
         };
         let pgoff = vpgoff + ((start - vstart) >> PAGE_SHIFT);
         let ctx = MergeCtx { middle: Some(vma), copied_from: None };
-        let v = match self.vma_merge(&VmaMerge { mm, prev, start, end, prot, flags, anon_vma: av, pgoff, ctx }) {
+        let merged =
+            match self.vma_merge_nomem(&VmaMerge { mm, prev, start, end, prot, flags, anon_vma: av, pgoff, ctx }) {
+                // 6.12+ vma_modify: a merge that failed on ENOMEM fails the call (vmg_nomem)
+                Err(e @ SimError::OutOfMemory(_)) if self.policy.merge_nomem_fails && self.vmas.contains(vma) => {
+                    return Err(e)
+                }
+                Ok(m) => m,
+                Err(_) => None,
+            };
+        let v = match merged {
             Some(m) => m,
             None => {
                 // A merge that failed half way (2.6.3x's case 6: the second pass's importer

@@ -342,13 +342,14 @@ impl Simulator {
     /// As in the kernel (`if (err) return NULL;`), a failure of the `vma_adjust` inside
     /// (the importer's ENOMEM) is reported as "no merge"; the caller carries on.
     pub(crate) fn vma_merge(&mut self, m: &VmaMerge) -> Option<VmaId> {
-        match self.vma_merge_inner(m) {
-            Ok(v) => v,
-            Err(_) => {
-                self.note_merge_failed();
-                None
-            }
-        }
+        self.vma_merge_nomem(m).unwrap_or(None)
+    }
+
+    /// [`Simulator::vma_merge`] that also says when the merge failed on an allocation
+    /// (`Err`, the state as before the merge): 6.12+'s `vmg_nomem` (knob
+    /// `merge_nomem_fails`) for the callers that report it.
+    pub(crate) fn vma_merge_nomem(&mut self, m: &VmaMerge) -> Result<Option<VmaId>> {
+        self.vma_merge_inner(m).inspect_err(|_| self.note_merge_failed())
     }
 
     fn vma_merge_inner(&mut self, m: &VmaMerge) -> Result<Option<VmaId>> {

@@ -274,6 +274,13 @@ pub struct Policy {
     /// `vma_merge_existing_range`'s merge-right branch, `dup_anon_vma(next, middle)`).
     /// Before, `middle` grew over `next` and imported `next`'s chain.
     pub merge_next_survives: bool => "vma_merge case 8 (a whole VMA merging only with the next one) keeps next and frees the range's VMA, cloning its chain into next only if next has no anon_vma (false: the range's VMA grows over next and imports next's chain)", "4.9 (e86f15ee64d8)";
+    /// An allocation failure inside the merge of an existing range (`dup_anon_vma`'s
+    /// chain clone when the VMA that grows has no anon_vma) fails the call: 6.18's
+    /// `vma_modify` returns `-ENOMEM` when `vmg_nomem` (mm/vma.c 1609-1612), with nothing
+    /// changed by the merge, instead of splitting as the older `vma_merge` callers did
+    /// after it returned NULL. mprotect, madvise and mlock go through it; merges of a new
+    /// range (mmap, the mremap copy) still fall back to a new VMA.
+    pub merge_nomem_fails: bool => "an allocation failure in an existing-range merge (mprotect/madvise/mlock) fails the call with ENOMEM instead of splitting (vma_modify's vmg_nomem)", "6.12 (the 'mm: remove vma_merge()' series of 2024-08; release not checked against a tag)";
     /// `mremap` looks up the VMA at `old_addr` before anything else (EFAULT when none), a
     /// shrink in place too (5.16, 550a7d60bd5e "mm, hugepages: add mremap() support for
     /// hugepage backed vma"; 6.18 `do_mremap` → `check_prep_vma`). Before, a shrink in

@@ -43,6 +43,7 @@ fn legacy() -> Policy {
         has_map_fixed_noreplace: false,
         mremap_dontunmap: DontUnmap::None,
         merge_next_survives: false,
+        merge_nomem_fails: false,
         mremap_needs_vma: false,
         holes: Holes::Strict,
         mlock_populates_after: false,
@@ -129,6 +130,8 @@ const ROWS: &[Row] = &[
     }),
     ("6.18", |p| Policy {
         merge_rule: MergeAnonRule::Case2025,
+        // 6.12 (vma_merge_struct): vma_modify fails on vmg_nomem instead of splitting.
+        merge_nomem_fails: true,
         mremap_expand_merges: true,
         mremap_move_multi: true,
         map_stack_nohugepage: true,
