@@ -56,6 +56,7 @@ BUGS = [
     ("3.19 degree double reuse (CVE-2022-42703)", "3.19", 0.0, False, r"invariant 4\b"),
     ("copy_vma merge into an unfaulted VMA", "2.6.33", 0.0, True, r"invariant [12]\b.*\(mremap\)"),
     ("mprotect case 6 ENOMEM use-after-free", "3.8", 0.05, False, r"use-after-free"),
+    ("7.0-rc1 stale anon_vma after a failed clone", "7.0-rc1", 0.02, False, r"invariant [1-5]\b"),
 ]
 
 

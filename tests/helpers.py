@@ -39,7 +39,20 @@ ALL_ERAS = ("2.6.33", "2.6.34-rc1", "2.6.34")  # oldest first, as rmapsim.eras()
 RC1_INVARIANTS = (1, 2, 3, 4, 6)
 
 # Every preset of issue 4, oldest first (rmapsim.eras() must list exactly these).
-EVERY_ERA = ("2.6.33", "2.6.34-rc1", "2.6.34", "2.6.35", "3.0", "3.7", "3.8", "3.19", "6.0", "6.18")
+EVERY_ERA = (
+    "2.6.33",
+    "2.6.34-rc1",
+    "2.6.34",
+    "2.6.35",
+    "3.0",
+    "3.7",
+    "3.8",
+    "3.19",
+    "6.0",
+    "6.18",
+    "7.0-rc1",
+    "7.0",
+)
 
 # The faithful buggy eras and the invariants their bugs may break (SPEC.md section 3, 5):
 # 2.6.34-rc1 as above; 3.19's degree-based fork reuse (kernel-eras.md section 6-7,
@@ -47,10 +60,17 @@ EVERY_ERA = ("2.6.33", "2.6.34-rc1", "2.6.34", "2.6.35", "3.0", "3.7", "3.8", "3
 # check() reports as invariant 4 at the fork that does it (check() after every operation);
 # a later merge that throws the richer chain away loses rmap mappings (1), and once the
 # anon_vma is freed page->mapping dangles (2). The randomised tests saw exactly these.
-BUGGY_BREAKS = {"2.6.34-rc1": RC1_INVARIANTS, "3.19": (1, 2, 4)}
+# 7.0-rc1 (issue 19; fixed by 3a206a8649f8 in 7.0-rc6): only after an allocation failure in
+# dup_anon_vma's clone, the surviving merge target keeps the anon_vma uncounted and unlinked:
+# 3 (its anon_vma is not on its chain) at once; later 5 (num_active_vmas against a recount,
+# the kernel's unlink_anon_vmas warning), 4 (a VMA sharing its anon_vma has another chain),
+# 1 (its new pages are not in the anon_vma's tree) and 2 (the anon_vma freed under it).
+BUGGY_BREAKS = {"2.6.34-rc1": RC1_INVARIANTS, "3.19": (1, 2, 4), "7.0-rc1": (1, 2, 3, 4, 5)}
 # ... and the invariant the *first* break names when check() runs after every operation
 # (None: any of the above)
-FIRST_BREAK = {"2.6.34-rc1": None, "3.19": 4}
+FIRST_BREAK = {"2.6.34-rc1": None, "3.19": 4, "7.0-rc1": 3}
+# the presets of 6.18 and later (their syscall surface is 6.18's)
+FROM_6_18 = ("6.18", "7.0-rc1", "7.0")
 SOUND_ERAS = tuple(e for e in EVERY_ERA if e not in BUGGY_BREAKS)
 ERAS = EVERY_ERA  # what the `era` / `sim` fixtures run: every era
 
@@ -75,6 +95,8 @@ ERAS = EVERY_ERA  # what the `era` / `sim` fixtures run: every era
 #               (__page_set_anon_rmap returns early for PageAnon; 3.0+ here)
 #   prepare_head anon_vma_prepare links its chain entry at the head of the anon_vma list
 #               (list_add, 2.6.34-2.6.37; the tail again from 2.6.38: 3.0 here)
+#   root_first  a VMA's chain, oldest entry first, starts with its fork tree's root; not where
+#               anon_vma_clone reverses the chain (2.6.34-rc1 as posted; 7.0, bfc2b13b05a1)
 def _rules(
     linking="chain",
     prepare="singular",
@@ -89,6 +111,7 @@ def _rules(
     unaccount=False,
     prepare_head=False,
     swapin_keeps=True,
+    root_first=True,
 ):
     return dict(
         linking=linking,
@@ -104,12 +127,15 @@ def _rules(
         unaccount=unaccount,
         prepare_head=prepare_head,
         swapin_keeps=swapin_keeps,
+        root_first=root_first,
     )
 
 
 ERA_RULES = {
     "2.6.33": _rules(linking="legacy", prepare="any", lock_root=False, swapin="vma", swapin_keeps=False),
-    "2.6.34-rc1": _rules(prepare="any", lock_root=False, swapin="vma", prepare_head=True, swapin_keeps=False),
+    "2.6.34-rc1": _rules(
+        prepare="any", lock_root=False, swapin="vma", prepare_head=True, swapin_keeps=False, root_first=False
+    ),
     "2.6.34": _rules(lock_root=False, swapin="oldest", prepare_head=True, swapin_keeps=False),
     "2.6.35": _rules(prepare_head=True, swapin_keeps=False),
     "3.0": _rules(merge="singular"),
@@ -127,6 +153,9 @@ ERA_RULES = {
         unaccount=True,
     ),
 }
+# 7.0 (and its buggy 7.0-rc1) changed the allocation order of anon_vma_fork and
+# anon_vma_clone and reversed cloned chains (issue 19's survey): of the rules, root_first.
+ERA_RULES["7.0-rc1"] = ERA_RULES["7.0"] = dict(ERA_RULES["6.18"], root_first=False)
 
 COUNT_KEYS = ("mm", "vma", "anon_vma", "anon_vma_chain", "page", "pte", "swap_slot", "swap_cache")
 
@@ -157,6 +186,9 @@ STRUCT_SIZES = {
         ("3.19", 200, 72, 64),
         ("6.0", 200, 96, 64),
         ("6.18", 192, 96, 64),
+        # struct anon_vma / anon_vma_chain have the same text in 6.18.2 and 7.0-rc6 (not measured)
+        ("7.0-rc1", 192, 96, 64),
+        ("7.0", 192, 96, 64),
     )
 }
 
@@ -664,8 +696,8 @@ BASE = 0x1000_0000  # a fixed region of the era tests (MAP_FIXED)
 ALL = rmapsim.eras()  # what the library lists (test_presets checks it against EVERY_ERA)
 CHAIN = [e for e in ALL if e != "2.6.33"]  # anon_vma_chain eras
 NO_REUSE = ["2.6.34", "2.6.35", "3.0", "3.7", "3.8"]  # chain eras whose fork never reuses
-REUSE = ["3.19", "6.0", "6.18"]  # anon_vma_fork reuses an old anon_vma (degree / active)
-TREE = ["3.7", "3.8", "3.19", "6.0", "6.18"]  # interval-tree index (bf181b9f9d8d, 3.7)
+REUSE = ["3.19", "6.0", "6.18", "7.0-rc1", "7.0"]  # anon_vma_fork reuses an old anon_vma (degree / active)
+TREE = ["3.7", "3.8", "3.19", "6.0", "6.18", "7.0-rc1", "7.0"]  # interval-tree index (bf181b9f9d8d, 3.7)
 
 
 # --------------------------------------------------------------------------- failure pictures

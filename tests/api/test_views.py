@@ -176,6 +176,8 @@ FIELDS = {
     "3.19": {"rb_root", "chain", "parent", "degree"} | ROOT,
     "6.0": {"rb_root", "chain", "parent", "num_children", "num_active_vmas"} | ROOT,
     "6.18": {"rb_root", "chain", "parent", "num_children", "num_active_vmas"} | ROOT,
+    "7.0-rc1": {"rb_root", "chain", "parent", "num_children", "num_active_vmas"} | ROOT,
+    "7.0": {"rb_root", "chain", "parent", "num_children", "num_active_vmas"} | ROOT,
     "6.0+fork_reuse=never": {"rb_root", "chain"} | ROOT,
     "6.0+fork_reuse=degree": {"rb_root", "chain", "parent", "degree"} | ROOT,
     "3.7+index=list": {"head", "chain"} | ROOT,

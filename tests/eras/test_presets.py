@@ -9,11 +9,11 @@ import pytest
 
 import rmapsim
 
-from helpers import ALL, P
+from helpers import ALL, EVERY_ERA, P
 
 
 def test_presets_and_default():
-    assert ALL == ["2.6.33", "2.6.34-rc1", "2.6.34", "2.6.35", "3.0", "3.7", "3.8", "3.19", "6.0", "6.18"]
+    assert ALL == list(EVERY_ERA)  # the hand-written list of helpers.py
     assert rmapsim.DEFAULT_ERA == "6.18"
     assert rmapsim.Simulator().era == "6.18"
 
@@ -53,6 +53,9 @@ def test_policy_knobs_follow_the_history():
         ("184", "56", "64"),
         ("200", "72", "64"),
         ("200", "96", "64"),
+        ("192", "96", "64"),
+        # 7.0-rc1, 7.0: struct anon_vma and anon_vma_chain read the same in 7.0-rc6 (not measured)
+        ("192", "96", "64"),
         ("192", "96", "64"),
     ]
 

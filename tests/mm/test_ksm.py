@@ -36,11 +36,11 @@ from mlock_ksm_program import run_trace, section, simulate
 
 import rmapsim
 
-from helpers import DATA, X, counts, recorded_lines, snapshot
+from helpers import DATA, FROM_6_18, X, counts, recorded_lines, snapshot
 
 P = 4096
 RECORDING = str(DATA / "mlock_ksm.out")
-WITH_PRCTL = ("6.18",)  # the presets from 6.4
+WITH_PRCTL = FROM_6_18  # the presets from 6.4
 
 
 def c(i):

@@ -53,7 +53,7 @@ import pytest
 import rmapsim
 import rmapsim.trace
 
-from helpers import DATA, kernel_at_least, layout_states, recorded_lines
+from helpers import DATA, FROM_6_18, kernel_at_least, layout_states, recorded_lines
 
 P = 4096
 SRC = 0x1000_0000
@@ -343,7 +343,7 @@ def test_madv_pageout_takes_the_same_path():
     sim.check()
 
 
-@pytest.mark.parametrize("era", [e for e in rmapsim.eras() if e not in ("6.0", "6.18")])
+@pytest.mark.parametrize("era", [e for e in rmapsim.eras() if e not in ("6.0", *FROM_6_18)])
 def test_before_4_5_the_advice_is_einval(era):
     assert rmapsim.Policy.preset(era)["has_madv_free"] == "false"
     sim, p = world(era)

@@ -25,7 +25,7 @@ import pytest
 
 import rmapsim
 
-from helpers import EVERY_ERA
+from helpers import EVERY_ERA, FROM_6_18
 from merge_selftest_cases import P, Run, recorded, run_case
 
 REC = recorded()
@@ -42,7 +42,7 @@ def test_ksm_merge_6_18_matches_the_live_kernel():
     r.sim.check()
 
 
-@pytest.mark.parametrize("era", [e for e in EVERY_ERA if e != "6.18"])
+@pytest.mark.parametrize("era", [e for e in EVERY_ERA if e not in FROM_6_18])
 def test_ksm_merge_before_6_4_is_merge_c_s_skip(era):
     """TEST_F(merge, ksm_merge) before Linux 6.4: the first part holds (two adjacent pages
     merge, K1/K2 of test_merge_selftest.py with no anon_vma), then prctl(PR_SET_MEMORY_MERGE)

@@ -66,6 +66,7 @@ from helpers import (
     BUGGY_ERAS,
     DATA,
     ERA_RULES,
+    FROM_6_18,
     RC1_INVARIANTS,
     X,
     expect_broken,
@@ -81,7 +82,7 @@ from helpers import (
 P = 4096
 RECORDING = str(DATA / "mlock_ksm.out")
 PROGRAM = str(DATA / "mlock_ksm.c")
-MODERN = ("6.0", "6.18")  # the presets with MLOCK_ONFAULT (4.4+)
+MODERN = ("6.0", *FROM_6_18)  # the presets with MLOCK_ONFAULT (4.4+)
 
 
 def c(i):

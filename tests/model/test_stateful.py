@@ -259,10 +259,15 @@ class RmapMachine(RuleBasedStateMachine):
             got = int(self.raw.page_info(h)["anon_vma"])
             if where.startswith("vma") or target == "vma":
                 want = av
-            else:
+            elif ERA_RULES[self.ERA]["root_first"]:
                 # 2.6.34: the oldest anon_vma of the VMA's chain; 2.6.35+: its root, which
                 # is that oldest entry
                 want = chain[0]
+            else:
+                # 7.0: the root, somewhere on the (reversed) chain: its one entry that is its
+                # own root
+                roots = {x["anon_vma"]: x["root"] for x in self.raw.graph()["anon_vmas"]}
+                [want] = [x for x in chain if roots[x] == x]
             assert got == want, (
                 f"{self.ERA}: page at pid {pid} {a:#x} ({where}) in anon_vma {got:#x}, want {want:#x}: {v} chain {chain}"
             )
@@ -663,8 +668,9 @@ class RmapMachine(RuleBasedStateMachine):
 
 # the correct era each buggy era runs in lockstep with: the one whose rules differ only by
 # the bug (2.6.34-rc1 -> 2.6.34: the rc4 fixes; 3.19 -> 6.0: the 2022 reuse rule; 6.0 also
-# has wipeonfork, which the 3.19 machine does not use)
-SHADOWS = {"2.6.34-rc1": "2.6.34", "3.19": "6.0"}
+# has wipeonfork, which the 3.19 machine does not use;
+# 7.0-rc1 -> 7.0: the one fixed statement of 3a206a8649f8)
+SHADOWS = {"2.6.34-rc1": "2.6.34", "3.19": "6.0", "7.0-rc1": "7.0"}
 
 
 def _class_name(prefix, era):
@@ -717,6 +723,7 @@ def test_every_era_has_a_machine_and_rules():
         assert k["prepare_links_at_head"] == str(r["prepare_head"]).lower(), era
         assert k["swapin_keeps_anon_mapping"] == str(r["swapin_keeps"]).lower(), era
         assert k["mremap_expand_merges"] == str(r["mremap_merges_next"]).lower(), era
+        assert k["clone_reverses_chain"] == str(not r["root_first"]).lower(), era
         sizes = STRUCT_SIZES[era]
         assert [int(k["size_" + t]) for t in ("vm_area_struct", "anon_vma", "anon_vma_chain")] == [
             sizes["vm_area_struct"],
@@ -749,6 +756,15 @@ def test_stateful_rc1():
     # the machine does reach rc1's bugs: about one run in ten breaks an invariant, so with
     # at least 200 runs a run without any break means the machine lost its reach
     assert runs >= 200 and broke > 0
+
+
+def test_stateful_7_0_rc1():
+    """The same machine on 7.0-rc1, in lockstep with 7.0. The machine injects no allocation
+    failure, and 7.0-rc1's bug needs one (a failed clone in dup_anon_vma), so 7.0-rc1 must
+    pass every run with the same page tables as 7.0 (tests/eras/test_mainline.py and the
+    fuzzer reach the bug)."""
+    runs, broke = _run_buggy_machine("7.0-rc1", 30)
+    assert runs >= 30 and broke == 0
 
 
 def test_stateful_3_19():

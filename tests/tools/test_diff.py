@@ -199,7 +199,7 @@ def _run(argv):
         (["--era", "6.0", "--era", "3.19", "--era", "6.18"], "give exactly two eras"),
         (["--era", "6.0", "--era", "6.0", "--csv", "/nonexistent/dir/x.csv"], "--csv /nonexistent/dir/x.csv"),
         (["--era", "6.0", "--era", "6.0", "--limit", "-1"], "must be >= 0"),
-        (["--era", "6.0", "--era", "7.0"], 'unknown era "7.0"'),
+        (["--era", "6.0", "--era", "7.9"], 'unknown era "7.9"'),
         ([], "the following arguments are required: --era"),
     ],
 )

@@ -552,7 +552,12 @@ fn case6_second_pass_enomem() {
         assert_eq!((v.len(), v[1].anon_vma, v[2].anon_vma.is_some()), (3, None, true));
         s.inject_enomem(Inject::Nth(1)).unwrap();
         let r = s.mprotect(a, base + 3 * PG, 4 * PG, RW);
-        if s.policy().adjust_imports_upfront {
+        if s.policy().merge_nomem_fails {
+            // 6.12+ vma_modify: the failed merge fails mprotect with ENOMEM, nothing changed
+            let e = r.unwrap_err().to_string();
+            assert!(e.contains("anon_vma_chain@anon_vma_clone"), "{era}: {e}");
+            assert_eq!(s.vmas_of(a).unwrap().len(), 3);
+        } else if s.policy().adjust_imports_upfront {
             r.unwrap(); // the merge is abandoned (absorbed ENOMEM) and V changes alone
             assert_eq!(s.vmas_of(a).unwrap().len(), 3);
         } else {

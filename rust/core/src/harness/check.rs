@@ -57,6 +57,14 @@ impl Simulator {
         interrupt::check()?;
         self.check_accounting()?;
         self.check_merge_site()?;
+        if let Some(w) = &self.kernel_warning {
+            // What the kernel itself warned about (invariant 5's counters, as the kernel
+            // checks them when it releases an anon_vma); sticky, like a log line, so a
+            // state that looks sound again afterwards still reports it.
+            return Err(SimError::InvariantViolation(format!(
+                "invariant 5 (counters) broken: the kernel would warn, {w}"
+            )));
+        }
         Ok(())
     }
 

@@ -118,7 +118,7 @@ impl IncrementalCheck {
     /// `check_structure`); the same verdict and message as `sim.check_structure()`.
     pub fn check(&mut self, sim: &mut Simulator) -> Result<()> {
         self.mark(sim);
-        if self.verify(sim).is_ok() {
+        if sim.kernel_warning.is_none() && self.verify(sim).is_ok() {
             return Ok(());
         }
         let full = sim.check_structure();

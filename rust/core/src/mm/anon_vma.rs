@@ -240,10 +240,13 @@ impl Simulator {
     }
 
     /// `anon_vma_clone(dst, src)`: link `dst` to every anon_vma on `src`'s chain, oldest
-    /// first (the patch as posted reversed the order). From 3.19, when called from fork
-    /// (`dst` has no anon_vma yet), the first reusable anon_vma becomes `dst`'s; a
-    /// `dst->anon_vma` set on return counts one more degree / active VMA. On ENOMEM,
-    /// `dst->anon_vma` is cleared and what was linked is unlinked.
+    /// first (the patch as posted and 7.0 reverse the order, `clone_reverses_chain`). From
+    /// 3.19, when called from fork (`dst` has no anon_vma yet), the first reusable anon_vma
+    /// becomes `dst`'s; a `dst->anon_vma` set on return counts one more degree / active VMA.
+    /// Up to 6.19 each entry is linked as it is allocated and an ENOMEM unlinks what was
+    /// linked; 7.0 (`clone_allocs_first`) allocates every entry first and links them in a
+    /// second pass. On ENOMEM `dst->anon_vma` is cleared (`clone_error_clears_anon_vma`;
+    /// not in 7.0-rc1..rc5).
     pub(crate) fn anon_vma_clone(&mut self, dst: VmaId, src: VmaId) -> Result<()> {
         let mut src_avs: Vec<AnonVmaId> = self
             .vma(src)
@@ -254,39 +257,101 @@ impl Simulator {
             .collect();
         if self.policy.clone_reverses_chain {
             // The patch as posted walked the source newest first while adding each entry
-            // at the head of the destination: the clone comes out reversed.
+            // at the head of the destination: the clone comes out reversed. 7.0's first
+            // pass does the same (list_for_each_entry over src, list_add onto dst).
             src_avs.reverse();
+        }
+        if self.policy.clone_allocs_first {
+            return self.anon_vma_clone_allocs_first(dst, src, &src_avs);
         }
         let src_av = self.vma(src).anon_vma;
         let mut held = None;
         for av in src_avs {
             if let Err(e) = self.may_alloc(AllocSite::AvcClone) {
-                self.vma_mut(dst).anon_vma = None;
+                if self.policy.clone_error_clears_anon_vma {
+                    self.vma_mut(dst).anon_vma = None;
+                }
                 self.unlink_anon_vmas(dst);
                 return Err(e);
             }
             self.lock_write(av, &mut held);
             self.anon_vma_chain_link(dst, av, false);
-            if self.vma(dst).anon_vma.is_none() && src_av.is_some() && self.fork_may_reuse(av, src_av) {
-                self.vma_mut(dst).anon_vma = Some(av);
-            }
+            self.maybe_reuse_anon_vma(dst, av, src_av);
         }
+        self.clone_counts_active(dst);
+        Ok(())
+    }
+
+    /// The fork-only reuse of `anon_vma_clone` (7.0 `maybe_reuse_anon_vma`; 3.19–6.19
+    /// inline): a `dst` still without anon_vma takes `av` when the era's rule allows.
+    fn maybe_reuse_anon_vma(&mut self, dst: VmaId, av: AnonVmaId, src_av: Option<AnonVmaId>) {
+        if self.vma(dst).anon_vma.is_none() && src_av.is_some() && self.fork_may_reuse(av, src_av) {
+            self.vma_mut(dst).anon_vma = Some(av);
+        }
+    }
+
+    /// The end of a successful `anon_vma_clone`: `dst->anon_vma` (reused by fork, or
+    /// preset by the caller) counts one more degree / active VMA.
+    fn clone_counts_active(&mut self, dst: VmaId) {
         if let Some(a) = self.vma(dst).anon_vma {
             if let Some(a) = self.av(a) {
                 a.degree += 1;
                 a.num_active_vmas += 1;
             }
         }
+    }
+
+    /// 7.0 `anon_vma_clone` (bfc2b13b05a1, mm/rmap.c 7.0-rc6 320-371): pass 1, without a
+    /// lock, allocates one entry per anon_vma of `src_avs` and puts it on `dst`'s chain
+    /// (`anon_vma_chain_assign`: no tree insert); an ENOMEM frees them through
+    /// `cleanup_partial_anon_vmas`. Pass 2 takes the root lock once and inserts each entry
+    /// into its tree, oldest on `dst`'s chain first, offering each anon_vma to fork reuse.
+    fn anon_vma_clone_allocs_first(&mut self, dst: VmaId, src: VmaId, src_avs: &[AnonVmaId]) -> Result<()> {
+        let src_av = self.vma(src).anon_vma;
+        for &av in src_avs {
+            if let Err(e) = self.may_alloc(AllocSite::AvcClone) {
+                self.cleanup_partial_anon_vmas(dst);
+                return Err(e);
+            }
+            let avc = self.avcs.insert(Avc { vma: dst, anon_vma: av, pos: 0, tree: itree::TreeLinks::default() });
+            self.vma_mut(dst).chain.push(avc);
+        }
+        let mut held = None;
+        let chain = self.vma(dst).chain.clone();
+        for c in chain {
+            let Some(av) = self.avcs.get(c).map(|x| x.anon_vma) else { continue };
+            self.lock_write(av, &mut held);
+            self.av_index_insert(c, false);
+            self.maybe_reuse_anon_vma(dst, av, src_av);
+        }
+        self.clone_counts_active(dst);
         Ok(())
+    }
+
+    /// `cleanup_partial_anon_vmas(vma)` (7.0): free the chain entries a failed clone made
+    /// (none is in a tree yet) and, since 3a206a8649f8 (7.0-rc6), clear `vma->anon_vma`.
+    /// Without the fix (`clone_error_clears_anon_vma = false`, 7.0-rc1..rc5) the anon_vma
+    /// the caller preset stays on `vma`, uncounted in its `num_active_vmas`.
+    fn cleanup_partial_anon_vmas(&mut self, vma: VmaId) {
+        for c in std::mem::take(&mut self.vma_mut(vma).chain) {
+            self.avcs.remove(c, self.op);
+        }
+        if self.policy.clone_error_clears_anon_vma {
+            self.vma_mut(vma).anon_vma = None;
+        }
     }
 
     /// `anon_vma_fork(vma, pvma)`: attach the child VMA to the parent's anon_vmas (so
     /// rmap finds not-yet-COWed pages in the child), then — unless the clone reused one
     /// (3.19+) — give it its own anon_vma, a child of the parent VMA's, pinning the root.
-    /// On ENOMEM everything linked here is unlinked (not in the patch as posted).
+    /// On ENOMEM everything linked here is unlinked (not in the patch as posted). 7.0
+    /// (`fork_alloc_first`) allocates the anon_vma and its entry before the clone.
     pub(crate) fn anon_vma_fork(&mut self, vma: VmaId, pvma: VmaId) -> Result<()> {
         let Some(pav) = self.vma(pvma).anon_vma else { return Ok(()) };
         self.vma_mut(vma).anon_vma = None;
+        if self.policy.fork_alloc_first {
+            return self.anon_vma_fork_alloc_first(vma, pvma, pav);
+        }
         self.anon_vma_clone(vma, pvma)?;
         if self.vma(vma).anon_vma.is_some() {
             return Ok(()); // an existing anon_vma was reused
@@ -309,6 +374,36 @@ impl Simulator {
             }
             return Err(e);
         }
+        let avc = self.avcs.insert(Avc { vma, anon_vma: av, pos: 0, tree: itree::TreeLinks::default() });
+        self.fork_attach_own(vma, pav, av, avc);
+        Ok(())
+    }
+
+    /// 7.0 `anon_vma_fork` (91901a441fa1, mm/rmap.c 7.0-rc6 378-442): allocate the new
+    /// anon_vma, then its chain entry (a failure frees the anon_vma), then clone; when the
+    /// clone fails or reused an anon_vma, both allocations are freed unused.
+    fn anon_vma_fork_alloc_first(&mut self, vma: VmaId, pvma: VmaId, pav: AnonVmaId) -> Result<()> {
+        self.may_alloc(AllocSite::AnonVmaFork)?;
+        let av = self.anon_vma_alloc();
+        if let Err(e) = self.may_alloc(AllocSite::AvcFork) {
+            self.avs.remove(av, self.op); // put_anon_vma of a fresh anon_vma frees it
+            return Err(e);
+        }
+        let avc = self.avcs.insert(Avc { vma, anon_vma: av, pos: 0, tree: itree::TreeLinks::default() });
+        let cloned = self.anon_vma_clone(vma, pvma);
+        if cloned.is_err() || self.vma(vma).anon_vma.is_some() {
+            self.avs.remove(av, self.op);
+            self.avcs.remove(avc, self.op);
+            return cloned;
+        }
+        self.fork_attach_own(vma, pav, av, avc);
+        Ok(())
+    }
+
+    /// The end of `anon_vma_fork`: `av` (fresh, with its unlinked entry `avc`) becomes
+    /// `vma`'s anon_vma, a child of `pav` in `pav`'s tree (pinning the root), its entry
+    /// newest on `vma`'s chain and in its index.
+    fn fork_attach_own(&mut self, vma: VmaId, pav: AnonVmaId, av: AnonVmaId, avc: AvcId) {
         if self.policy.track_root {
             let root = self.avs.get(pav).map_or(pav, |p| p.root);
             if let Some(a) = self.av(av) {
@@ -322,12 +417,12 @@ impl Simulator {
         }
         self.vma_mut(vma).anon_vma = Some(av);
         self.lock_write(av, &mut None);
-        self.anon_vma_chain_link(vma, av, false);
+        self.vma_mut(vma).chain.push(avc);
+        self.av_index_insert(avc, false);
         if let Some(p) = self.av(pav) {
             p.degree += 1;
             p.num_children += 1;
         }
-        Ok(())
     }
 
     /// `put_anon_vma`: drop one reference; at zero the anon_vma is freed and, for a
@@ -380,15 +475,42 @@ impl Simulator {
         }
         if self.policy.fork_reuse != ForkReuse::Never {
             if let Some(own) = self.vma(vma).anon_vma {
+                let mut underflow = false;
                 if let Some(a) = self.av(own) {
                     a.degree = a.degree.saturating_sub(1);
-                    a.num_active_vmas = a.num_active_vmas.saturating_sub(1);
+                    // An unsigned long in the kernel: a decrement never matched by an
+                    // increment (7.0-rc1's stale anon_vma) wraps instead of stopping at 0.
+                    underflow = a.num_active_vmas == 0;
+                    a.num_active_vmas = a.num_active_vmas.wrapping_sub(1);
+                }
+                if underflow {
+                    self.kernel_warn(format!(
+                        "unlink_anon_vmas: num_active_vmas of anon_vma {:#x} underflows",
+                        own.to_u64()
+                    ));
                 }
                 self.vma_mut(vma).anon_vma = None;
             }
         }
         for av in emptied {
+            self.warn_if_still_counted(av);
             self.put_anon_vma(av);
+        }
+    }
+
+    /// The second pass of `unlink_anon_vmas` (6.0+, `VM_WARN_ON` on both counters): an
+    /// anon_vma whose index became empty counts no child and no active VMA any more.
+    fn warn_if_still_counted(&mut self, av: AnonVmaId) {
+        if self.policy.fork_reuse != ForkReuse::ActiveVmas {
+            return;
+        }
+        let Some(a) = self.avs.get(av) else { return };
+        let (kids, active) = (a.num_children, a.num_active_vmas);
+        if kids != 0 || active != 0 {
+            self.kernel_warn(format!(
+                "unlink_anon_vmas: anon_vma {:#x} is released with num_children {kids} / num_active_vmas {active} (the kernel's VM_WARN_ON)",
+                av.to_u64()
+            ));
         }
     }
 

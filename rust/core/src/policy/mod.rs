@@ -192,8 +192,10 @@ pub struct Policy {
     pub swapin_target: SwapinTarget => "anon_vma of a page first mapped by swap-in: vma_anon_vma, oldest_unless_exclusive, root_unless_exclusive", "2.6.34-rc4 (ea90002b0fa7); 2.6.35 root";
     /// `anon_vma_clone` walks the source chain newest → oldest while adding each entry at
     /// the head of the destination chain, so the clone comes out in reverse order (the
-    /// patch as posted; fixed in 2.6.34-rc4 by walking the source in reverse).
-    pub clone_reverses_chain: bool => "anon_vma_clone produces the source chain in reverse order (the patch as posted)", "fixed in 2.6.34-rc4";
+    /// patch as posted; fixed in 2.6.34-rc4 by walking the source in reverse). 7.0 does it
+    /// again (its first pass walks the source head → tail, adding at the head; fork reuse
+    /// is then offered in that order): harmless once non-roots pin the root (`track_root`).
+    pub clone_reverses_chain: bool => "anon_vma_clone produces the source chain in reverse order (fork reuse is tried in that order)", "the patch as posted, fixed in 2.6.34-rc4; again from 7.0-rc1 (bfc2b13b05a1 / d17f02417a33), harmless with track_root";
     /// `vma_adjust`'s importer clones the chain of the *exporter* (the VMA whose pages
     /// it absorbs). The patch as posted cloned `vma`'s own chain, which is empty when
     /// `vma` is the importer (fixed in 2.6.34-rc4 by 287d97ac "vma_adjust: fix the
@@ -301,6 +303,25 @@ pub struct Policy {
     /// (write faults: COW broken at once), 4.5+; before, its pages stayed as they were.
     pub mprotect_populates_locked: bool => "mprotect making a private VM_LOCKED range writable faults it in for write (populate_vma_page_range)", "4.5 (36f881883c57, \"mm: fix mprotect() behaviour on VM_LOCKED VMAs\")";
     pub memory_merge: MemoryMerge => "prctl(PR_SET_MEMORY_MERGE): none (EINVAL), after_merge (6.4: a new VMA is marked VM_MERGEABLE after its merge attempt), before_merge (6.16: before it)", "6.4 (d7597f59d1d3); 6.16 (\"mm: prevent KSM from breaking VMA merging for new VMAs\"; checked on the live 6.18)";
+    /// `anon_vma_fork` allocates the child's anon_vma and its chain entry *before* cloning
+    /// the parent's chain, and frees both again when the clone fails or reuses an anon_vma
+    /// (7.0: "mm/rmap: eliminate partial anon_vma tear-down in anon_vma_fork()"); before,
+    /// it cloned first and allocated only when nothing was reused, unlinking the half-built
+    /// chain on failure.
+    pub fork_alloc_first: bool => "anon_vma_fork allocates its anon_vma and chain entry before cloning and frees them on reuse or error (false: clone first, allocate only without reuse)", "7.0-rc1 (91901a441fa1)";
+    /// `anon_vma_clone` allocates every chain entry before linking any (7.0: "mm/rmap:
+    /// allocate anon_vma_chain objects unlocked when possible"); an ENOMEM frees them
+    /// (`cleanup_partial_anon_vmas`) with no lock taken and no tree touched. Before, each
+    /// entry was linked as it was allocated and a failure unlinked the ones made.
+    pub clone_allocs_first: bool => "anon_vma_clone allocates every chain entry before linking any; ENOMEM frees them untouched (false: link as it goes, unlink on ENOMEM)", "7.0-rc1 (bfc2b13b05a1)";
+    /// A failed `anon_vma_clone` clears `dst->anon_vma`. False is the 7.0-rc1..rc5
+    /// regression: `cleanup_partial_anon_vmas` left it set, uncounted in
+    /// `num_active_vmas`, on a VMA that survives (an unfaulted merge target of
+    /// `dup_anon_vma`); fixed by 3a206a8649f8 "mm/rmap: clear vma->anon_vma on error".
+    /// With 6.18's error path (`clone_allocs_first = false`) the unlink that follows sees
+    /// the pointer instead, takes one active VMA off that anon_vma and clears it: the
+    /// undercount that 6.18's comment in `anon_vma_clone` guards against.
+    pub clone_error_clears_anon_vma: bool => "a failed anon_vma_clone clears dst->anon_vma (false: the 7.0-rc1..rc5 regression, a stale uncounted anon_vma on the merge target)", "2.6.34; regressed in 7.0-rc1 (bfc2b13b05a1 series), fixed in 7.0-rc6 (3a206a8649f8)";
     sizes: StructSizes {
         "size_vm_area_struct" => vm_area_struct, "bytes per vm_area_struct for memory()", "per era";
         "size_anon_vma" => anon_vma, "bytes per anon_vma for memory()", "per era";

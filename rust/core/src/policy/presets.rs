@@ -4,7 +4,8 @@
 use super::*;
 
 /// Names of the presets, oldest first.
-pub const ERAS: &[&str] = &["2.6.33", "2.6.34-rc1", "2.6.34", "2.6.35", "3.0", "3.7", "3.8", "3.19", "6.0", "6.18"];
+pub const ERAS: &[&str] =
+    &["2.6.33", "2.6.34-rc1", "2.6.34", "2.6.35", "3.0", "3.7", "3.8", "3.19", "6.0", "6.18", "7.0-rc1", "7.0"];
 
 /// The default era.
 pub const DEFAULT_ERA: &str = "6.18";
@@ -49,6 +50,9 @@ fn legacy() -> Policy {
         has_mlock_onfault: false,
         mprotect_populates_locked: false,
         memory_merge: MemoryMerge::None,
+        fork_alloc_first: false,
+        clone_allocs_first: false,
+        clone_error_clears_anon_vma: true,
         sizes: StructSizes { vm_area_struct: 176, anon_vma: 24, anon_vma_chain: 0 },
     }
 }
@@ -137,6 +141,19 @@ const ROWS: &[Row] = &[
         sizes: StructSizes { vm_area_struct: 192, anon_vma: 96, anon_vma_chain: 64 },
         ..p
     }),
+    // The anon_vma clean-up series (Lorenzo Stoakes, merged for 7.0-rc1): fork allocates
+    // first, clone allocates every entry before linking and produces the source chain
+    // reversed — with the regression of cleanup_partial_anon_vmas() keeping a stale
+    // dst->anon_vma (rc1..rc5). Struct sizes as 6.18 (same struct text; not measured).
+    ("7.0-rc1", |p| Policy {
+        clone_reverses_chain: true,
+        fork_alloc_first: true,
+        clone_allocs_first: true,
+        clone_error_clears_anon_vma: false,
+        ..p
+    }),
+    // 7.0-rc6 (3a206a8649f8, "mm/rmap: clear vma->anon_vma on error"); 7.0 and 7.1 as well.
+    ("7.0", |p| Policy { clone_error_clears_anon_vma: true, ..p }),
 ];
 
 impl Policy {

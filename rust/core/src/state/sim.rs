@@ -167,6 +167,10 @@ pub struct Simulator {
     pub(in crate::state) ws_snap: [(u64, u64); 4],
     /// Totals per operation kind.
     pub(in crate::state) ws_totals: BTreeMap<&'static str, WriteStats>,
+    /// The first kernel warning the model hit (`VM_WARN_ON` in `unlink_anon_vmas`: a
+    /// counter underflow, an emptied anon_vma still counting VMAs or children), with the
+    /// operation; `check()` reports it. A log line, not state: snapshots do not keep it.
+    pub(crate) kernel_warning: Option<String>,
 }
 
 impl Simulator {
@@ -199,6 +203,14 @@ impl Simulator {
             ws_cur: WriteStats::default(),
             ws_snap: [(0, 0); 4],
             ws_totals: BTreeMap::new(),
+            kernel_warning: None,
+        }
+    }
+
+    /// Record a kernel warning (`VM_WARN_ON`) the model just hit; the first one is kept.
+    pub(crate) fn kernel_warn(&mut self, what: String) {
+        if self.kernel_warning.is_none() {
+            self.kernel_warning = Some(format!("operation #{} ({}): {what}", self.op, self.op_name));
         }
     }
 

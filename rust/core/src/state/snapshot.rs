@@ -654,6 +654,7 @@ impl Wire for Simulator {
             ws_cur,
             ws_snap,
             ws_totals,
+            kernel_warning: _, // a log line, not state
         } = self;
         policy.name.put(w);
         policy.spec().put(w);

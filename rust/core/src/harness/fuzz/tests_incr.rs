@@ -209,6 +209,7 @@ const CATALOGUE: &[(&str, &str, u64, f64, bool, &str)] = &[
     ),
     ("3.19 double reuse", "3.19", 9, 0.0, false, "invariant 4"),
     ("2.6.34 case-6 ENOMEM", "2.6.34", 18, 0.02, false, "use-after-free"),
+    ("7.0-rc1 stale anon_vma", "7.0-rc1", 1, 0.02, false, "invariant 3"),
 ];
 
 /// The rest of the table in docs/fuzzing.md (slower: `cargo test --release -- --ignored`).
