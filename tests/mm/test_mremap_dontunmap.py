@@ -295,3 +295,35 @@ def test_trace_word_round_trips_and_replays():
 def test_the_live_kernel_still_gives_the_recording(tmp_path):
     assert run_c_program(PROGRAM, tmp_path) == recorded_lines(RECORDING)
     assert run_c_program(DATA / "dontunmap_merge.c", tmp_path) == recorded_lines(DATA / "dontunmap_merge.out")
+
+
+def test_a_multi_vma_dontunmap_move_into_a_source_vma_ends():
+    """6.17+ remap_move (mm/mremap.c: for_each_vma_range over [addr, addr + old_len)): the
+    iterator never goes back below the end a VMA had when it was found, and stops once past
+    the range. Here (found by the native fuzzer, run 11479 of seed 9, extended mix) p17 has
+    two unfaulted VMAs [A, A+1p) and [A+1p, A+4p); moving [A, A+2p) to A+4p with DONTUNMAP
+    merges the first part's copy into the second VMA (pgoff follows on), which grows to
+    A+5p; its part [A+1p, A+2p) then moves to A+5p and merges into itself again, to A+6p,
+    and the walk ends (the iterator is past A+2p). rmapsim looked the VMA up afresh below
+    the range's end and moved it again forever (an endless loop, then an abort on memory).
+    Run in a child with a memory limit so a regression fails instead of hanging."""
+    import subprocess
+    import sys
+
+    prog = (
+        "import resource, rmapsim, rmapsim.trace as T\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))\n"
+        f"ops = T.parse(open({str(DATA / 'remap-move-dontunmap-loop.trace')!r}).read())\n"
+        "sim = rmapsim.Simulator('6.18')\n"
+        "st, val, msg, syms = sim._apply_from(T.rows(ops), [])\n"
+        "p = syms[16]\n"
+        "print(int(st[-1]), hex(int(val[-1])))\n"
+        "print([(hex(v['start']), hex(v['end'])) for v in sim.vmas(p) if v['start'] < 0x10010000])\n"
+        "sim.check()\n"
+    )
+    out = subprocess.run([sys.executable, "-c", prog], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.splitlines() == [
+        "0 0x10004000",
+        "[('0x10000000', '0x10001000'), ('0x10001000', '0x10006000')]",
+    ]

@@ -334,8 +334,11 @@ impl Simulator {
         }
         self.begin_op("mremap");
         let (mut cursor, mut last_end, mut target) = (start, None::<u64>, new_addr);
-        // the VMAs are looked up afresh each time: a move can merge or split them
-        while let Some(v) = self.find_vma_above(mm, cursor).filter(|&v| self.vma(v).start < end) {
+        // the VMAs are looked up afresh each time: a move can merge or split them. The
+        // kernel's iterator (for_each_vma_range) never goes back below the end the last VMA
+        // had when it was found, and stops once that end is past the range: a destination
+        // merged into a source VMA (unfaulted, pgoff following on) is not visited again.
+        while let Some(v) = self.find_vma_above(mm, cursor).filter(|&v| cursor < end && self.vma(v).start < end) {
             let (vs, ve) = (self.vma(v).start, self.vma(v).end);
             let addr = vs.max(start);
             let len = end.min(ve) - addr;
