@@ -38,7 +38,7 @@ import pytest
 
 import rmapsim
 
-from helpers import DATA, kernel_at_least, recorded_lines, run_c_program
+from helpers import DATA, entry_kinds, kernel_at_least, recorded_lines, run_c_program
 
 P = 4096
 BASE = 0x3000_0000
@@ -326,10 +326,9 @@ def test_kernel_mode_injected_failure_part_way_leaves_a_consistent_state():
 
 
 def _entries(sim, p):
-    pids, addrs, kinds, _ = sim._pte_entries()
-    return {
-        (int(a) - BASE) // P: {1: "z", 2: "anon", 3: "swap"}[int(k)] for q, a, k in zip(pids, addrs, kinds) if q == p
-    }
+    """p's populated entries by page number from BASE: "z" (zero page), "anon", "swap"."""
+    names = {"zero": "z", "page": "anon", "swap": "swap"}
+    return {(a - BASE) // P: names[k] for (q, a), k in entry_kinds(sim).items() if q == p}
 
 
 @pytest.mark.parametrize("write", [False, True])

@@ -27,7 +27,7 @@ import pytest
 
 import rmapsim
 
-from helpers import DATA, kernel_at_least, recorded_lines, run_c_program
+from helpers import DATA, entry_kinds, kernel_at_least, recorded_lines, run_c_program
 
 P = 4096
 FILE = 7
@@ -49,14 +49,13 @@ class Program:
         return addr
 
     def state(self, pid, addr):
-        pids, addrs, kinds, _ = self.sim._pte_entries()
-        kind = {(int(p), int(a)): int(k) for p, a, k in zip(pids, addrs, kinds)}.get((pid, addr))
+        kind = entry_kinds(self.sim).get((pid, addr))
         vma = next(v for v in self.sim.vmas(pid) if v["start"] <= addr < v["end"])
         if kind is None:
             return "-"
-        if kind == 3:
+        if kind == "swap":
             return "s"
-        return "f" if kind == 1 and vma["file"] is not None else "a"
+        return "f" if kind == "zero" and vma["file"] is not None else "a"
 
     def show(self, tag, pid, addr, n):
         self.lines.append(" ".join([tag] + [self.state(pid, addr + i * P) for i in range(n)]))

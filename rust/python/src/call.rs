@@ -45,6 +45,16 @@ pub fn detached<T: Send>(py: Python<'_>, f: impl FnOnce() -> Result<T, SimError>
     }
 }
 
+/// [`detached`] when `long` (the call may run long: it faults a locked range in), else the
+/// call as it is, GIL held (a short call in a Python loop pays for no interrupt poll).
+pub fn detached_if<T: Send>(py: Python<'_>, long: bool, f: impl FnOnce() -> Result<T, SimError> + Send) -> PyResult<T> {
+    if long {
+        detached(py, f)
+    } else {
+        catch(f).py(py)
+    }
+}
+
 /// [`detached`]'s run: the core call's result and the exception the poll caught, if any.
 pub fn run_interruptible<T: Send>(
     py: Python<'_>,

@@ -16,7 +16,7 @@ use rmapsim_core::{Inject, SimError, Simulator as Core, TotalsSink, WalkMode, PA
 use crate::args::to_py;
 use crate::batch::{self, EventColumns};
 use crate::busy::{borrow, borrow_mut};
-use crate::call::{catch, detached, IntoPy};
+use crate::call::{catch, detached, detached_if, IntoPy};
 use crate::dicts::{dict, page_dict, ToDict};
 use crate::params::{
     args, Addr, Advice, Dict, Flag, Fraction, In, Int, Len, Page, Pages, Pid, Pids, Prot, Rows, Symbols, Text, Threads,
@@ -150,11 +150,9 @@ impl PySimulator {
         let (mut this, _running) = borrow_mut(slf, "mmap")?;
         let inner = &mut this.inner;
         let prot = prot.unwrap_or(3);
-        if locked || inner.may_populate(pid, u64::MAX, u64::MAX) {
-            // MAP_LOCKED or MCL_FUTURE: mm_populate faults the mapping in (can run long)
-            return detached(py, || inner.mmap_with(pid, length, addr, prot, file, opts));
-        }
-        catch(|| inner.mmap_with(pid, length, addr, prot, file, opts)).py(py)
+        // MAP_LOCKED or MCL_FUTURE: mm_populate faults the mapping in (can run long)
+        let long = locked || inner.may_populate(pid, None);
+        detached_if(py, long, || inner.mmap_with(pid, length, addr, prot, file, opts))
     }
 
     fn set_brk_base(&mut self, py: Python<'_>, pid: In<Pid>, addr: In<Addr>) -> PyResult<()> {
@@ -167,12 +165,10 @@ impl PySimulator {
         let py = slf.py();
         let (mut this, _running) = borrow_mut(slf, "brk")?;
         let inner = &mut this.inner;
+        // a locked heap or MCL_FUTURE: the growth is faulted in
         let heap = inner.brk_info(pid).map(|(base, brk)| (base.saturating_sub(PAGE_SIZE), brk.max(addr)));
-        if heap.is_ok_and(|(s, e)| inner.may_populate(pid, s, e)) {
-            // a locked heap or MCL_FUTURE: the growth is faulted in
-            return detached(py, || inner.brk(pid, addr));
-        }
-        catch(|| inner.brk(pid, addr)).py(py)
+        let long = heap.is_ok_and(|range| inner.may_populate(pid, Some(range)));
+        detached_if(py, long, || inner.brk(pid, addr))
     }
 
     fn brk_info(&self, py: Python<'_>, pid: In<Pid>) -> PyResult<(u64, u64)> {
@@ -218,11 +214,9 @@ impl PySimulator {
         let py = slf.py();
         let (mut this, _running) = borrow_mut(slf, "mprotect")?;
         let inner = &mut this.inner;
-        if inner.may_populate(pid, addr, addr.saturating_add(length)) {
-            // a locked range made writable is faulted in (4.5+)
-            return detached(py, || inner.mprotect(pid, addr, length, prot));
-        }
-        catch(|| inner.mprotect(pid, addr, length, prot)).py(py)
+        // a locked range made writable is faulted in (4.5+)
+        let long = inner.may_populate(pid, Some((addr, addr.saturating_add(length))));
+        detached_if(py, long, || inner.mprotect(pid, addr, length, prot))
     }
 
     /// Returns the walks `pageout` made (a dict of columns; empty for other advice).
@@ -254,11 +248,9 @@ impl PySimulator {
         let py = slf.py();
         let (mut this, _running) = borrow_mut(slf, "mremap")?;
         let inner = &mut this.inner;
-        if inner.may_populate(pid, old_addr, old_addr.saturating_add(old_len)) {
-            // a locked VMA's growth is faulted in
-            return detached(py, || inner.mremap(pid, old_addr, old_len, new_len, may_move, new_addr, dontunmap));
-        }
-        catch(|| inner.mremap(pid, old_addr, old_len, new_len, may_move, new_addr, dontunmap)).py(py)
+        // a locked VMA's growth is faulted in
+        let long = inner.may_populate(pid, Some((old_addr, old_addr.saturating_add(old_len))));
+        detached_if(py, long, || inner.mremap(pid, old_addr, old_len, new_len, may_move, new_addr, dontunmap))
     }
 
     /// `try_to_unmap` on a list of page handles or None (every anon page).

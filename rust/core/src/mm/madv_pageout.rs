@@ -69,11 +69,14 @@ impl Simulator {
         if here.is_empty() {
             return;
         }
+        let mut files: Vec<u32> = here.keys().map(|&(f, _)| f).collect();
+        files.sort_unstable();
+        files.dedup();
         let mut mapcount: HashMap<(u32, u64), u32> = HashMap::new();
         for (_, m) in self.mms.iter() {
             for &v in m.vmas.values() {
                 let vma = self.vma(v);
-                let Some(f) = vma.file() else { continue };
+                let Some(f) = vma.file().filter(|f| files.contains(f)) else { continue };
                 for (a, pte) in vma.ptes.range(vma.start, vma.end) {
                     let key = (f, vma.pgoff + (a - vma.start) / PAGE_SIZE);
                     if pte.is_zero() && here.contains_key(&key) {

@@ -19,17 +19,20 @@ use crate::state::objects::*;
 use crate::state::sim::Simulator;
 
 impl Simulator {
-    /// Can a call on `[start, end)` of `pid` fault pages in (`__mm_populate`)? True when
-    /// the mm has `VM_LOCKED` in `def_flags` (`mlockall(MCL_FUTURE)`) or a VMA meeting the
-    /// range is locked; false for an unknown pid (the call itself will refuse it). The
-    /// binding runs such calls with the GIL released and Ctrl-C polled, as `touch`.
-    pub fn may_populate(&self, pid: i64, start: u64, end: u64) -> bool {
+    /// Can a call on `range` (`[start, end)`; `None`: a new mapping) of `pid` fault pages
+    /// in (`__mm_populate`)? True when the mm has `VM_LOCKED` in `def_flags`
+    /// (`mlockall(MCL_FUTURE)`) or a VMA meeting the range is locked; false for an unknown
+    /// pid (the call itself will refuse it). The binding runs such calls with the GIL
+    /// released and Ctrl-C polled, as `touch`.
+    pub fn may_populate(&self, pid: i64, range: Option<(u64, u64)>) -> bool {
         let Ok(mm) = self.proc_mm(pid) else { return false };
         if self.mm(mm).def_flags & vmflags::LOCKED != 0 {
             return true;
         }
-        let end = end.max(start.saturating_add(1));
-        self.vmas_in(mm, start, end).into_iter().any(|v| self.vma(v).flags & vmflags::LOCKED != 0)
+        range.is_some_and(|(start, end)| {
+            let end = end.max(start.saturating_add(1));
+            self.vmas_in(mm, start, end).into_iter().any(|v| self.vma(v).flags & vmflags::LOCKED != 0)
+        })
     }
 
     /// `mlock(addr, len)` / `mlock2(addr, len, onfault ? MLOCK_ONFAULT : 0)` (`do_mlock`):
