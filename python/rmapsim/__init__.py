@@ -79,6 +79,7 @@ __all__ = [
     "AlreadyMapped",
     "Busy",
     "diff",
+    "diff_random",
 ]
 
 
@@ -675,3 +676,6 @@ _guard_methods(Simulator)
 
 # The two-era lockstep diff (module rmapsim.diff; the package attribute is its function).
 from .diff import diff  # noqa: E402
+
+# The differential over random traces (module rmapsim.diff_random; likewise its function).
+from .diff_random import diff_random  # noqa: E402
