@@ -138,7 +138,7 @@ def _group(series: Dict[Tuple[Any, ...], Any]) -> List[Tuple[List[Tuple[Any, ...
 def _label(keys: List[Tuple[Any, ...]], hue: Sequence[str]) -> str:
     names = [_series_name(k, hue) for k in keys]
     text = ", ".join(names) if len(names) == 1 else f"{', '.join(names)} (identical)"
-    return "\n".join(textwrap.wrap(text, 34))
+    return "\n".join(textwrap.wrap(text, 34, break_long_words=False, break_on_hyphens=False))
 
 
 def _ticks(ax: Any, axis: str, values: Sequence[float], log: bool) -> None:
@@ -154,6 +154,9 @@ def _ticks(ax: Any, axis: str, values: Sequence[float], log: bool) -> None:
         decades = math.log10(max(vals) / min(vals)) if vals and min(vals) > 0 else 9
         subs = (1.0, 2.0, 5.0) if decades < 2.5 else (1.0,)
         a.set_major_locator(mt.LogLocator(base=10, subs=subs, numticks=10))
+        if axis == "y" and vals and min(vals) > 0:  # a labelled tick below the lowest point
+            low = 10 ** math.floor(math.log10(min(vals)))
+            ax.set_ylim(bottom=max(s * low for s in subs if s * low <= min(vals)) * 0.9)
     else:
         a.set_major_locator(mt.MaxNLocator(nbins=6, integer=all(float(v).is_integer() for v in vals)))
     a.set_major_formatter(mt.FuncFormatter(lambda v, _pos: _tick_text(v)))

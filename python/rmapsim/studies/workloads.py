@@ -387,16 +387,16 @@ EXTRA_METRICS: Dict[str, Tuple[str, str]] = {
 PARAMETERS: Dict[str, Tuple[str, str]] = {
     "children": ("children forked", "processes"),
     "pages": ("pages mapped", "pages"),
-    "generations": ("fork generations", "generations"),
+    "generations": ("fork generations", ""),
     "workers": ("workers", "processes"),
     "heap_pages": ("heap size", "pages"),
     "cow_percent": ("heap written by each worker", "%"),
-    "recycles": ("worker recycles", "recycles"),
+    "recycles": ("worker recycles", ""),
     "pieces": ("mprotect pieces", "VMAs"),
     "processes": ("process population", "processes"),
     "reclaim_every": ("operations between reclaim passes", "operations"),
     "seed": ("random seed", ""),
-    "moves": ("mremap moves", "moves"),
+    "moves": ("mremap moves", ""),
 }
 
 #: The metric (or metrics, one panel each) a study plots when ``--y`` is not given.
