@@ -52,8 +52,8 @@ def _tick_text(v: float) -> str:
     return f"{v:.3g}" if abs(v) >= 1e-3 else f"{v:.2g}"
 
 
-def _defaults(workload: Optional[str], params: Sequence[str]) -> Dict[str, Any]:
-    """The default values of ``workload``'s parameters that are not swept."""
+def _signature(workload: Optional[str]) -> Dict[str, Any]:
+    """{parameter: default} of ``workload`` (empty for an unknown one)."""
     import inspect
 
     from . import workloads
@@ -61,7 +61,7 @@ def _defaults(workload: Optional[str], params: Sequence[str]) -> Dict[str, Any]:
     if workload not in workloads.WORKLOADS:
         return {}
     sig = inspect.signature(workloads.WORKLOADS[workload])
-    return {k: p.default for k, p in sig.parameters.items() if k != "era" and k not in params}
+    return {k: p.default for k, p in sig.parameters.items() if k != "era"}
 
 
 def _wants_log(vals: Sequence[float], span: float = LOG_SPAN) -> bool:
@@ -190,6 +190,10 @@ def plot_sweep(
     for col in ys + ([x] if x else []):
         if not isinstance(col, str) or col not in rows[0]:
             raise InvalidArgument(f"column {short_repr(col)} is not in the rows; columns: {', '.join(rows[0])}")
+    workload = workload or str(rows[0].get("workload", ""))
+    defaults = _signature(workload)
+    # the workload's parameters in the rows count as swept even when not named in params
+    params = list(dict.fromkeys([*params, *(k for k in defaults if k in rows[0])]))
     pl = plan(rows, params, x, ys, facet)
     hue, fcol = pl["hue"], pl["facet"]
     panels: List[Tuple[str, Any]] = (
@@ -261,8 +265,7 @@ def plot_sweep(
             unit = _unit(fcol)
             ax.set_title(f"{fcol} = {_fmt(fv)}{' ' + unit if unit else ''}", fontsize="medium")
         ax.grid(True, which="major", alpha=0.3)
-    workload = workload or str(rows[0].get("workload", ""))
-    fixed_values = {**pl["fixed"], **_defaults(workload, params)}
+    fixed_values = {**pl["fixed"], **{k: v for k, v in defaults.items() if k not in rows[0]}}
     fixed = ", ".join(f"{_col(k)} = {_fmt(v)}" for k, v in fixed_values.items())
     if title is None:
         title = workload + (f" ({fixed})" if fixed else "")
