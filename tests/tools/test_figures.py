@@ -170,6 +170,9 @@ def test_study_aim7_like_defaults_plot_the_reclaim_walks(tmp_path):
     assert (out / "fig.svg").exists() and not (out / "fig.png").exists() and "My title" in (out / "fig.svg").read_text()
     bad = cli("study", "fork_storm", "--out", str(out), "--format", "gif")
     assert bad.returncode == 2 and "formats are" in bad.stderr
+    bad = cli("study", "fork_storm", "--param", "children=1,2", "--facet", "pages", "--out", str(tmp_path / "b"))
+    assert bad.returncode == 2 and "--facet 'pages' must be a --param with several values" in bad.stderr
+    assert not (tmp_path / "b").exists()  # refused before any run
 
 
 def test_binned_means_are_exact():

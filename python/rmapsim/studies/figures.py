@@ -269,15 +269,17 @@ def plot_sweep(
     fixed = ", ".join(f"{_col(k)} = {_fmt(v)}" for k, v in fixed_values.items())
     if title is None:
         title = workload + (f" ({fixed})" if fixed else "")
-    fig.suptitle(title)
     handles, labels = flat[0].get_legend_handles_labels()
     right = 1.0
     if x and handles:
         right = 1.0 - 2.9 / fig.get_figwidth()
         fig.legend(handles, labels, loc="upper left", bbox_to_anchor=(right, 0.92), fontsize="small", frameon=False)
+    fig.suptitle(title)
     if notes:
         fig.text(0.01, 0.005, "\n".join(notes), fontsize="x-small", va="bottom", ha="left", wrap=True)
     fig.tight_layout(rect=(0.0, 0.04 * len(notes), right, 0.95))
+    shown = [a.get_position() for a in flat[: len(panels)]]
+    fig._suptitle.set_x((min(p.x0 for p in shown) + max(p.x1 for p in shown)) / 2)  # over the panels
     fig._rmapsim_plan = pl  # for tests and callers: what was drawn how
     fig._rmapsim_groups = [[_series_name(k, hue) for k in ks] for ks, _ in groups]
     return fig
@@ -310,6 +312,6 @@ def save(fig: Any, out_dir: str, name: str = "cost", formats: Sequence[str] = ("
     paths = []
     for f in formats:
         path = os.path.join(out_dir, f"{name}.{f}")
-        fig.savefig(path, dpi=150 if f == "png" else None)
+        fig.savefig(path, dpi=150 if f == "png" else None, bbox_inches="tight", pad_inches=0.1)
         paths.append(path)
     return paths

@@ -129,7 +129,7 @@ def cmd_contention(args: argparse.Namespace) -> int:
         )
         paths = [Path(args.plot)] + [Path(args.plot).with_suffix("." + f) for f in args.format or ()]
         for path in dict.fromkeys(paths):
-            fig.savefig(path, dpi=150)
+            fig.savefig(path, dpi=150, bbox_inches="tight", pad_inches=0.1)
         plt.close(fig)
         print(f"plot written to {', '.join(str(p) for p in dict.fromkeys(paths))}")
     if args.perfetto:

@@ -117,6 +117,8 @@ def cmd_study(args: argparse.Namespace) -> int:
         raise CliError(f"--x {args.x!r}: a knob is not a numeric axis; each knob value gets its own line")
     if args.x is not None and args.x not in grid:
         raise CliError(f"--x {args.x!r} must be one of the --param names ({', '.join(grid) or 'none given'})")
+    if args.facet is not None and (args.facet not in grid or len(grid[args.facet]) < 2 or args.facet == args.x):
+        raise CliError(f"--facet {args.facet!r} must be a --param with several values, other than --x")
     executor = None
     try:
         base = _study_base(args) if args.base else None
