@@ -199,27 +199,8 @@ def plot_sweep(
     panels: List[Tuple[str, Any]] = (
         [(m, None) for m in ys] if fcol is None else [(ys[0], v) for v in _values(rows, fcol)]
     )
-    notes = []
-    missing = [r for r in rows if any(_num(r.get(m)) is None for m in ys)]
-    if missing:
-        notes.append("no value: " + ", ".join(dict.fromkeys(str(r[SERIES]) for r in missing)))
-    crashed = list(dict.fromkeys(str(r[SERIES]) for r in rows if r.get("crash")))
-    if crashed:
-        notes.append(
-            f"hatched / dotted: the run crashed on the era's own bug ({', '.join(crashed)}; "
-            "the 'crash' column); values cover the run up to the crash"
-        )
-    # series data over every panel, so coincidence is judged on the whole figure
-    series: Dict[Tuple[Any, ...], List[List[Tuple[Any, float]]]] = {}
-    for r in rows:
-        key = tuple(r.get(h) for h in hue)
-        per_panel = series.setdefault(key, [[] for _ in panels])
-        for i, (m, fv) in enumerate(panels):
-            if (fcol is None or r.get(fcol) == fv) and _num(r.get(m)) is not None:
-                per_panel[i].append((r.get(x) if x else r[SERIES], float(r[m])))
-    for d in series.values():
-        for pts in d:
-            pts.sort(key=lambda p: (p[0] is None, p[0]) if x else 0)
+    notes, crashed = _notes(rows, ys)
+    series = _series(rows, panels, hue, x, fcol)
     groups = _group(series)
     if any(len(ks) > 1 for ks, _ in groups):
         notes.append("series with identical values are drawn once; the legend lists them together")
@@ -233,24 +214,11 @@ def plot_sweep(
     flat = [a for row in axes for a in row]
     for a in flat[len(panels) :]:
         a.set_visible(False)
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     cats = list(dict.fromkeys(str(r[SERIES]) for r in rows))
     for i, ((metric, fv), ax) in enumerate(zip(panels, flat)):
         yvals = [v for _, d in groups for _, v in d[i]]
         if x:
-            for g, (keys, d) in enumerate(groups):
-                m, ls = STYLES[g % len(STYLES)]
-                pts = d[i]
-                broken = any(str(k[0]) in crashed for k in keys)
-                ax.plot(
-                    [p[0] for p in pts],
-                    [p[1] for p in pts],
-                    marker=m,
-                    linestyle=":" if broken else ls,
-                    color=colors[g % len(colors)],
-                    markersize=6,
-                    label=_label(keys, hue),
-                )
+            _lines(ax, groups, i, crashed, hue)
             xs = [float(r[x]) for r in rows]
             _ticks(ax, "x", xs, _wants_log(xs, LOG_SPAN_X))
             ax.set_xlabel(xlabel or metric_label(x))
@@ -283,6 +251,59 @@ def plot_sweep(
     fig._rmapsim_plan = pl  # for tests and callers: what was drawn how
     fig._rmapsim_groups = [[_series_name(k, hue) for k in ks] for ks, _ in groups]
     return fig
+
+
+def _notes(rows: Sequence[Mapping[str, Any]], ys: Sequence[str]) -> Tuple[List[str], List[str]]:
+    """(notes under the figure, the variants whose run crashed)."""
+    notes = []
+    missing = [r for r in rows if any(_num(r.get(m)) is None for m in ys)]
+    if missing:
+        notes.append("no value: " + ", ".join(dict.fromkeys(str(r[SERIES]) for r in missing)))
+    crashed = list(dict.fromkeys(str(r[SERIES]) for r in rows if r.get("crash")))
+    if crashed:
+        notes.append(
+            f"hatched / dotted: the run crashed on the era's own bug ({', '.join(crashed)}; "
+            "the 'crash' column); values cover the run up to the crash"
+        )
+    return notes, crashed
+
+
+def _series(
+    rows: Sequence[Mapping[str, Any]], panels: Sequence[Tuple[str, Any]], hue: Sequence[str], x: Any, fcol: Any
+) -> Dict[Tuple[Any, ...], List[List[Tuple[Any, float]]]]:
+    """{series key: per panel, the sorted (x, y) points}, over every panel so that
+    coincidence is judged on the whole figure."""
+    series: Dict[Tuple[Any, ...], List[List[Tuple[Any, float]]]] = {}
+    for r in rows:
+        key = tuple(r.get(h) for h in hue)
+        per_panel = series.setdefault(key, [[] for _ in panels])
+        for i, (m, fv) in enumerate(panels):
+            if (fcol is None or r.get(fcol) == fv) and _num(r.get(m)) is not None:
+                per_panel[i].append((r.get(x) if x else r[SERIES], float(r[m])))
+    for d in series.values():
+        for pts in d:
+            pts.sort(key=lambda p: (p[0] is None, p[0]) if x else 0)
+    return series
+
+
+def _lines(ax: Any, groups: Any, i: int, crashed: Sequence[str], hue: Sequence[str]) -> None:
+    """One line per group of identical series in panel ``i``: colour, marker and style
+    all differ from the neighbours'; a crashed run dotted."""
+    import matplotlib.pyplot as plt
+
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for g, (keys, d) in enumerate(groups):
+        m, ls = STYLES[g % len(STYLES)]
+        broken = any(str(k[0]) in crashed for k in keys)
+        ax.plot(
+            [p[0] for p in d[i]],
+            [p[1] for p in d[i]],
+            marker=m,
+            linestyle=":" if broken else ls,
+            color=colors[g % len(colors)],
+            markersize=6,
+            label=_label(keys, hue),
+        )
 
 
 def _bars(ax: Any, groups: Any, i: int, cats: List[str], crashed: Sequence[str]) -> None:
