@@ -124,9 +124,11 @@ def cmd_contention(args: argparse.Namespace) -> int:
     if plt is not None:
         from ...contention import plot_results
 
-        fig = plot_results(
-            results, time_scale=args.time_scale, title=args.title, xlabel=args.xlabel, ylabel=args.ylabel
+        title = args.title or (
+            f"fork storm N = {args.children}, P = {args.pages}: page_referenced walks on {args.cpus} CPUs "
+            f"(outside = {args.outside}, writer_every = {args.writer_every})"
         )
+        fig = plot_results(results, time_scale=args.time_scale, title=title, xlabel=args.xlabel, ylabel=args.ylabel)
         paths = [Path(args.plot)] + [Path(args.plot).with_suffix("." + f) for f in args.format or ()]
         for path in dict.fromkeys(paths):
             fig.savefig(path, dpi=150, bbox_inches="tight", pad_inches=0.1)
