@@ -149,3 +149,41 @@ def test_copy_vma_enomem_changes_nothing(era, site, nth):
         assert snapshot(sim, allocations=False) == before, pic(sim, p)
     assert_walks_complete(sim, p)
     check_ok(sim, p)
+
+
+@pytest.mark.parametrize("era", ["6.18", "7.0", "7.0-rc1"])
+def test_copy_vma_merge_that_fails_to_dup_falls_back_to_a_new_vma(era):
+    """6.18.8+/6.19 vma_expand (7.0-rc6 mm/vma.c 1161-1204): when mremap's copy merges into
+    an unfaulted VMA, dup_anon_vma(target, copied_from) runs before commit_merge; its ENOMEM
+    returns with nothing changed, vma_merge_new_range returns NULL and copy_vma (1868-1882)
+    goes on with vm_area_dup and anon_vma_clone: the move succeeds, into a VMA of its own.
+    Layout: U = [X, X+1) unfaulted (made read-only first so that F did not merge with it at
+    mmap), F = [X+1, X+2) written, moved to Z and back: pgoff continuous with U."""
+    X, Z = 0x10000000, 0x20000000
+    sim = rmapsim.Simulator(era=era)
+    p = sim.spawn()
+    sim.mmap(p, PAGE, addr=X, prot="r")
+    sim.mmap(p, PAGE, addr=X + PAGE)
+    sim.touch(p, X + PAGE, PAGE, write=True)
+    page = page_at(sim, p, X + PAGE)
+    sim.mremap(p, X + PAGE, PAGE, PAGE, new_addr=Z)
+    sim.mprotect(p, X, PAGE, "rw")
+    f_av = sim.vmas(p)[1]["anon_vma"]
+    before = dict(sim.allocation_sites())
+    sim.inject_enomem(nth=1)  # the merge's dup_anon_vma: U imports F's one-entry chain
+    assert sim.mremap(p, Z, PAGE, PAGE, new_addr=X + PAGE) == X + PAGE
+    sim.inject_enomem(None)
+    grew = {k: n - before.get(k, 0) for k, n in sim.allocation_sites().items() if n != before.get(k, 0)}
+    # the failed import, then copy_vma's own VMA and its clone entry
+    assert grew == {"anon_vma_chain@anon_vma_clone": 2, "vm_area_struct@copy_vma": 1}
+    u, f = sim.vmas(p)
+    assert (u["start"], u["end"], f["start"], f["end"]) == (X, X + PAGE, X + PAGE, X + 2 * PAGE)
+    assert f["anon_vma"] == f_av and page_at(sim, p, X + PAGE) == page
+    if era == "7.0-rc1":
+        # the failed clone's cleanup leaves U pointing at F's anon_vma, off its chain
+        assert (u["anon_vma"], u["chain_len"]) == (f_av, 0)
+        with pytest.raises(rmapsim.InvariantViolation, match="invariant 3"):
+            sim.check()
+    else:
+        assert (u["anon_vma"], u["chain_len"]) == (None, 0)
+        sim.check()

@@ -398,14 +398,11 @@ impl Simulator {
         let pgoff = if av.is_none() && anonymous { addr >> PAGE_SHIFT } else { pgoff };
         let prev = self.mm(mm).vmas.range(..addr).next_back().map(|(_, &v)| v);
         let ctx = MergeCtx { middle: None, copied_from: Some(vma) };
+        // (2025 rule: an unfaulted target inherits the source's anon_vma before the merge
+        // commits, `Simulator::dup_copied_anon_vma`; a failure there is "no merge".)
         if let Some(merged) =
             self.vma_merge(&VmaMerge { mm, prev, start: addr, end: addr + len, prot, flags, anon_vma: av, pgoff, ctx })
         {
-            // 2025 rule: an unfaulted target inherits the source's anon_vma (dup_anon_vma).
-            if self.policy.merge_rule == MergeAnonRule::Case2025 && self.vma(merged).anon_vma.is_none() && av.is_some()
-            {
-                self.import_anon_vma(merged, vma, merged)?;
-            }
             return Ok(merged);
         }
         let new = self.vma_alloc(AllocSite::VmaCopy, mm, addr, addr + len, pgoff, prot, flags)?;
