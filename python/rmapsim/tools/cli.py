@@ -16,6 +16,7 @@ import sys
 import traceback
 from typing import Optional, Sequence
 
+from .. import __version__
 from ..errors import InvariantViolation, SimError
 from ._common import (
     EXIT_FINDING,
@@ -31,6 +32,7 @@ from ._common import (
     CliError,
     Terminated,
     check_output,
+    json_mode,
     parse_trace_input,
     read_text_input,
     render_table,
@@ -99,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
             "130 interrupted, 141 stdout closed by its reader."
         ),
     )
+    p.add_argument("--version", action="version", version=f"rmapsim {__version__}", help="print the version and exit")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     for command in COMMANDS:
         command.register(sub)
@@ -129,7 +132,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return EXIT_USAGE
     name = args.command
     try:
-        status = int(args.run(args))
+        with json_mode(bool(getattr(args, "json_lines", False) and getattr(args, "json", False))):
+            status = int(args.run(args))
         sys.stdout.flush()
         return status
     except KeyboardInterrupt:

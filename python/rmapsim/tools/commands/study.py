@@ -10,7 +10,17 @@ from typing import Any, Dict, List
 
 from ... import DEFAULT_ERA, Simulator
 from ...errors import InvariantViolation, SimError
-from .._common import CliError, _era, _int_range, _parse_value, check_output, parse_trace_input, trace_era
+from .._common import (
+    CliError,
+    _era,
+    _int_range,
+    _parse_value,
+    add_json,
+    check_out_dir,
+    emit,
+    parse_trace_input,
+    trace_era,
+)
 
 
 def register(sub: Any) -> None:
@@ -41,7 +51,12 @@ def register(sub: Any) -> None:
         metavar="E",
         help="era preset or spec, BASE+knob=value,... (repeatable; default: all presets)",
     )
-    st.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    st.add_argument(
+        "--out",
+        required=True,
+        metavar="DIR",
+        help="output directory (created if missing): results.csv, results.parquet, summary.md, cost.png, cost.svg",
+    )
     st.add_argument("--jobs", type=_int_range(1, 1024), default=1, help="local worker processes, 1 .. 1024 (default 1)")
     st.add_argument(
         "--scheduler",
@@ -57,6 +72,7 @@ def register(sub: Any) -> None:
     )
     st.add_argument("--x", help="parameter on the plot's x axis (default: the first --param)")
     st.add_argument("--y", default="mean_vmas_visited", help="metric on the y axis (default mean_vmas_visited)")
+    add_json(st, "run (record type study_run: the results.csv row)")
     st.set_defaults(run=cmd_study)
 
 
@@ -72,7 +88,7 @@ def cmd_study(args: argparse.Namespace) -> int:
     except SimError as e:
         print(f"rmapsim study: {e}", file=sys.stderr)
         return 2
-    check_output("--out", args.out, directory=True)
+    check_out_dir(args.out, "results.csv, summary.md and the figures are written into it")
     grid: Dict[str, List[Any]] = {}
     for p in args.param:
         if "=" not in p:
@@ -87,6 +103,7 @@ def cmd_study(args: argparse.Namespace) -> int:
         raise CliError(f"--x {args.x!r}: a knob is not a numeric axis; each knob value gets its own line")
     if args.x is not None and args.x not in grid:
         raise CliError(f"--x {args.x!r} must be one of the --param names ({', '.join(grid) or 'none given'})")
+    _check_y(args, grid)
     executor = None
     try:
         base = _study_base(args) if args.base else None
@@ -119,12 +136,15 @@ def cmd_study(args: argparse.Namespace) -> int:
             pd.DataFrame(rows).to_parquet(os.path.join(args.out, "results.parquet"))
         except Exception:  # noqa: BLE001 - parquet is optional (pyarrow)
             pass
-    if rows and args.y not in rows[0]:
+    if rows and args.y not in rows[0]:  # --base: not probed before the sweep (see _check_y)
         metrics = [k for k, v in rows[0].items() if isinstance(v, (int, float)) and k not in grid]
         raise CliError(
             f"--y {args.y!r} is not a column of the results (written to {args.out}/results.csv); "
             f"columns: {', '.join(metrics)}"
         )
+    if args.json:
+        for r in rows:
+            emit("study_run", {"workload": args.workload, **r})
     x = args.x or next((k for k in grid if not k.startswith("knob:")), None)
     plotted = _study_plot(rows, x, args.y, args.out) if rows and x else False
     with open(os.path.join(args.out, "summary.md"), "w") as fh:
@@ -143,6 +163,33 @@ def cmd_study(args: argparse.Namespace) -> int:
         print("interrupted: the rows finished so far were written", file=sys.stderr)
         return 130
     return 0
+
+
+def _check_y(args: argparse.Namespace, grid: Dict[str, List[Any]]) -> None:
+    """``--y`` must be a numeric column of the workload's rows: checked before the sweep on
+    one run of its cheapest point (each parameter's smallest value, the first era), so a
+    typo costs that run, not the whole sweep. The probe's errors are the sweep's own."""
+    from ... import eras as all_eras
+    from ...studies import workloads
+
+    if args.y in grid or args.y in ("era", "spec"):
+        raise CliError(f"--y {args.y!r} is a swept parameter, not a metric")
+    point = {}
+    for k, vs in grid.items():
+        if k.startswith("knob:"):
+            continue
+        nums = [v for v in vs if isinstance(v, (int, float))]
+        point[k] = min(nums) if len(nums) == len(vs) else vs[0]
+    if args.base:  # the probe would need the base state; the sweep's first row is checked instead
+        return
+    era = (args.era or all_eras())[0]
+    try:
+        row = workloads.get(args.workload)(era, **point)
+    except (SimError, TypeError):
+        return  # bad parameters: the sweep reports them as it does without --y
+    metrics = [k for k, v in row.items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    if args.y not in metrics:
+        raise CliError(f"--y {args.y!r} is not a metric of {args.workload}; its metrics: {', '.join(metrics)}")
 
 
 def _study_plot(rows: List[Dict[str, Any]], x: str, y: str, out: str) -> bool:
