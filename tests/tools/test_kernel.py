@@ -147,8 +147,8 @@ def test_cli_from_file(tmp_path, capsys):
         "era": "6.18",
         "kernel": RECORDS[0]["kernel"],
         "scenarios": 1,
-        "agree": 1,
-        "disagree": 0,
+        "scenarios_agree": 1,
+        "scenarios_disagree": 0,
         "disagreeing": [],
     }
 

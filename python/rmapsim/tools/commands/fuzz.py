@@ -143,7 +143,7 @@ def _fuzz_report(args: argparse.Namespace, era: str, r: Dict[str, Any]) -> int:
                 "ops": r["ops"],
                 "runs": r["runs"],
                 "jobs": r.get("jobs", 1),
-                "seconds": r["seconds"],
+                "wall_s": r["seconds"],
                 "ops_per_s": rate if r["seconds"] > 0 else None,
                 "violation": r["violation"],
                 "unshrunk_ops": r["unshrunk_len"] if r["violation"] is not None else None,

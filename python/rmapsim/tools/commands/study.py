@@ -144,7 +144,7 @@ def cmd_study(args: argparse.Namespace) -> int:
         )
     if args.json:
         for r in rows:
-            emit("study_run", {"workload": args.workload, **r})
+            emit("study_run", r)
     x = args.x or next((k for k in grid if not k.startswith("knob:")), None)
     plotted = _study_plot(rows, x, args.y, args.out) if rows and x else False
     with open(os.path.join(args.out, "summary.md"), "w") as fh:

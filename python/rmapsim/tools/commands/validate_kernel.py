@@ -125,7 +125,7 @@ def cmd_validate_kernel(args: argparse.Namespace) -> int:
         print()
     if not args.json:
         print("verdict:", verdict_line(tallies))
-    return 0 if all(t["disagree"] == 0 for t in tallies) else 1
+    return 0 if all(t["scenarios_disagree"] == 0 for t in tallies) else 1
 
 
 def era_tally(era: str, kern: str, results: List[Dict[str, Any]]) -> Dict[str, Any]:
@@ -135,28 +135,28 @@ def era_tally(era: str, kern: str, results: List[Dict[str, Any]]) -> Dict[str, A
         "era": era,
         "kernel": kern,
         "scenarios": len(results),
-        "agree": len(results) - len(bad),
-        "disagree": len(bad),
+        "scenarios_agree": len(results) - len(bad),
+        "scenarios_disagree": len(bad),
         "disagreeing": bad,
     }
 
 
 def tally_line(t: Dict[str, Any]) -> str:
-    if not t["disagree"]:
+    if not t["scenarios_disagree"]:
         return f"era {t['era']}: all {t['scenarios']} scenarios agree"
     return (
-        f"era {t['era']}: {t['agree']} of {t['scenarios']} scenarios agree; "
-        f"{t['disagree']} DISAGREE: {', '.join(t['disagreeing'])}"
+        f"era {t['era']}: {t['scenarios_agree']} of {t['scenarios']} scenarios agree; "
+        f"{t['scenarios_disagree']} DISAGREE: {', '.join(t['disagreeing'])}"
     )
 
 
 def verdict_line(tallies: List[Dict[str, Any]]) -> str:
     """The last line: agreement in every era, or which eras disagree and how often."""
-    bad = [t for t in tallies if t["disagree"]]
+    bad = [t for t in tallies if t["scenarios_disagree"]]
     if not bad:
         scope = "in every era" if len(tallies) > 1 else f"with era {tallies[0]['era']}"
         return f"every scenario agrees {scope}"
-    each = "; ".join(f"{t['era']}: {t['disagree']} of {t['scenarios']} disagree" for t in bad)
+    each = "; ".join(f"{t['era']}: {t['scenarios_disagree']} of {t['scenarios']} disagree" for t in bad)
     return f"DISAGREEMENT in {len(bad)} of {len(tallies)} eras ({each}; see rows marked DISAGREE)"
 
 
