@@ -98,7 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=(
             "Exit status: 0 success, 1 the finding (an invariant violation, a kernel disagreement), "
             "2 bad usage or bad input (one line on stderr), 70 internal error (a bug), 77 cannot run here, "
-            "130 interrupted, 141 stdout closed by its reader."
+            "126/127 (record) the program is not executable / not found, 130 interrupted, 141 stdout closed by "
+            "its reader. Every subcommand takes --json (JSON Lines; docs/output-schema.md); --out is always a "
+            "directory."
         ),
     )
     p.add_argument("--version", action="version", version=f"rmapsim {__version__}", help="print the version and exit")
