@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 from typing import Any, Dict, List
 
@@ -166,14 +167,19 @@ def cmd_study(args: argparse.Namespace) -> int:
 
 
 def _check_y(args: argparse.Namespace, grid: Dict[str, List[Any]]) -> None:
-    """``--y`` must be a numeric column of the workload's rows: checked before the sweep on
-    one run of its cheapest point (each parameter's smallest value, the first era), so a
-    typo costs that run, not the whole sweep. The probe's errors are the sweep's own."""
+    """``--y`` must be a numeric column of the workload's rows, checked before the sweep: a
+    metric every workload reports (``workloads.measure``) passes at once; any other is
+    looked for in one run of the sweep's cheapest point (each parameter's smallest value,
+    the first era), so a typo costs that run, not the whole sweep. The probe's own errors
+    are left to the sweep, which reports them as without --y."""
     from ... import eras as all_eras
     from ...studies import workloads
 
     if args.y in grid or args.y in ("era", "spec"):
         raise CliError(f"--y {args.y!r} is a swept parameter, not a metric")
+    era = (args.era or all_eras())[0]
+    if args.y in workloads.measure(Simulator(era=era), time.perf_counter()):
+        return  # a metric every workload reports (measured here on an empty machine): no probe
     point = {}
     for k, vs in grid.items():
         if k.startswith("knob:"):
@@ -182,7 +188,6 @@ def _check_y(args: argparse.Namespace, grid: Dict[str, List[Any]]) -> None:
         point[k] = min(nums) if len(nums) == len(vs) else vs[0]
     if args.base:  # the probe would need the base state; the sweep's first row is checked instead
         return
-    era = (args.era or all_eras())[0]
     try:
         row = workloads.get(args.workload)(era, **point)
     except (SimError, TypeError):
