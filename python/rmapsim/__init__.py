@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Literal, Optional, 
 import numpy as np
 
 from . import _core
-from ._stats import COLUMNS, LOCK_EXCLUSIVE, LOCK_SHARED, ScanStats, summary_from_totals
+from ._stats import COLUMNS, LOCK_EXCLUSIVE, LOCK_SHARED, PageWhere, ScanStats, summary_from_totals
 from .errors import (
     AlreadyMapped,
     BadAddress,
@@ -383,7 +383,7 @@ class Simulator(_core.Simulator):
         if _aggregate(aggregate):
             return summary_from_totals(self._walk_totals(pages_, kind == "rmap_walk", threads_), kind)
         rows = self._rmap_walk if kind == "rmap_walk" else self._page_referenced
-        return ScanStats(rows(pages_, threads_), kind=kind)
+        return ScanStats(rows(pages_, threads_), kind=kind, where=PageWhere(self))
 
     def memory_usage(self) -> Dict[str, Dict[str, int]]:
         """The simulator's own memory (not the kernel's struct sizes, see :meth:`memory`),
@@ -451,7 +451,7 @@ class Simulator(_core.Simulator):
         VMAs only). ``dontneed``, ``pageout`` and ``free`` are EINVAL (``InvalidArgument``)
         on an mlocked VMA: nothing changed (with ``holes="kernel"``, as the kernel, the
         VMAs before it done). Returns the walks made (``pageout`` only)."""
-        return ScanStats(self._madvise(pid, addr, length, advice), kind="try_to_unmap")
+        return ScanStats(self._madvise(pid, addr, length, advice), kind="try_to_unmap", where=PageWhere(self))
 
     @overload
     def try_to_unmap(
@@ -475,7 +475,7 @@ class Simulator(_core.Simulator):
         pages_, threads_ = self._pages(pages), threads
         if _aggregate(aggregate):
             return summary_from_totals(self._try_to_unmap_totals(pages_, threads_), "try_to_unmap")
-        return ScanStats(self._try_to_unmap(pages_, threads_), kind="try_to_unmap")
+        return ScanStats(self._try_to_unmap(pages_, threads_), kind="try_to_unmap", where=PageWhere(self))
 
     def drop_swap_cache(self, pages: HandleArray = None) -> int:
         """Free unmapped swap-cache pages (the end of reclaim); a later fault reads a fresh

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, Mapping
+import weakref
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
 import numpy as np
 
@@ -25,6 +26,42 @@ LOCK_EXCLUSIVE = 0
 LOCK_SHARED = 1
 
 
+#: Where-columns :meth:`ScanStats.to_pandas` adds after ``page``: the process and VMA
+#: each page is mapped in, and ``page->index``.
+WHERE_COLUMNS = ("pid", "vma_start", "index")
+#: Handle columns, which :meth:`ScanStats.to_pandas` makes pandas categoricals.
+HANDLE_COLUMNS = ("page", "anon_vma", "lock_id")
+
+Owners = Tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+class PageWhere:
+    """Where the pages of one batch of walks are mapped, read on demand from the simulator
+    that walked them (``Simulator._page_owners``) while it is unchanged: its operation
+    count is the one right after the walks (a later operation would move or free pages,
+    and the answer would describe another state)."""
+
+    __slots__ = ("_sim", "_ops")
+
+    def __init__(self, sim: Any) -> None:
+        self._sim = weakref.ref(sim)
+        self._ops = sim.operations()
+
+    def __call__(self, pages: np.ndarray) -> Optional[Owners]:
+        sim = self._sim()
+        if sim is None:
+            return None
+        if sim.operations() != self._ops:
+            from .errors import InvalidArgument
+
+            raise InvalidArgument(
+                f"ScanStats.to_pandas: the simulator has run {sim.operations() - self._ops} operation(s) since "
+                "these walks, so where their pages are mapped is no longer known; call to_pandas() before "
+                "changing the simulator, or to_pandas(where=False) for the walk statistics alone"
+            )
+        return sim._page_owners(pages.tolist())  # type: ignore[no-any-return]
+
+
 class ScanStats:
     """One row per walked page; every column is a numpy array of the same length.
 
@@ -32,15 +69,23 @@ class ScanStats:
     enumerated), ``vmas_in_range`` (candidates whose range covers the page),
     ``ptes_checked`` (page-table lookups), ``mappings_found``, ``mapcount`` (the truth),
     ``tree_nodes_visited`` (0 in list eras), ``lock_id`` (uint64) and ``lock_mode``
-    (uint8: 0 exclusive, 1 shared).
+    (uint8: 0 exclusive, 1 shared). :meth:`to_pandas` adds where each page is mapped
+    (``pid``, ``vma_start``, ``index``). ``where`` (internal): a callable giving those
+    from the page handles, set by the :class:`~rmapsim.Simulator` walk that made the rows.
     """
 
-    __slots__ = COLUMNS + ("kind",)
+    __slots__ = COLUMNS + ("kind", "_where")
 
-    def __init__(self, columns: Mapping[str, np.ndarray], kind: str = "rmap_walk") -> None:
+    def __init__(
+        self,
+        columns: Mapping[str, np.ndarray],
+        kind: str = "rmap_walk",
+        where: Optional[Callable[[np.ndarray], Optional[Owners]]] = None,
+    ) -> None:
         for c in COLUMNS:
             object.__setattr__(self, c, np.asarray(columns[c]))
         object.__setattr__(self, "kind", kind)
+        object.__setattr__(self, "_where", where)
 
     def __len__(self) -> int:
         return int(self.page.shape[0])
@@ -104,11 +149,45 @@ class ScanStats:
 
         return stats_html(self)
 
-    def to_pandas(self):  # type: ignore[no-untyped-def]
-        """A pandas DataFrame with one column per statistic (needs pandas)."""
+    def to_pandas(self, where: bool = True):  # type: ignore[no-untyped-def]
+        """A pandas DataFrame, one row per walk (needs pandas): ``page``, then where the
+        page is mapped — ``pid`` (the lowest pid whose page tables refer to the page: a
+        present entry, or a swap entry for the slot ``try_to_unmap`` gave it), ``vma_start``
+        (the start of that process's VMA holding its lowest such address) and ``index``
+        (``page->index``) — then every statistic column. ``pid`` and ``vma_start`` are
+        pandas nullable integers, ``<NA>`` for a page no entry refers to; all three are
+        ``<NA>`` for rows not made by a simulator's walk (built by hand, unpickled, or
+        their simulator gone). The handles (``page``, ``anon_vma``, ``lock_id``) are
+        categoricals, so ``df.groupby("pid")`` or ``"anon_vma"`` groups costs directly.
+
+        The where-columns are read from the simulator when this is called, so it must be
+        unchanged since the walks: after a later operation this raises
+        :class:`~rmapsim.InvalidArgument` (``where=False`` leaves the three columns out)."""
         import pandas as pd
 
-        return pd.DataFrame({c: getattr(self, c) for c in COLUMNS})
+        if not isinstance(where, bool):
+            from .errors import InvalidArgument, short_repr
+
+            raise InvalidArgument(f"where must be True or False, got {short_repr(where)}")
+        cols: Dict[str, Any] = {"page": pd.Categorical(self.page)}
+        if where:
+            owners = self._where(self.page) if self._where is not None and len(self) else None
+            n = len(self)
+            if owners is None:
+                na = pd.array([None] * n, dtype="Int64")
+                cols.update(
+                    pid=na, vma_start=pd.array([None] * n, dtype="UInt64"), index=pd.array([None] * n, dtype="UInt64")
+                )
+            else:
+                pid, start, index = owners
+                none = pid < 0
+                cols["pid"] = pd.arrays.IntegerArray(pid.astype(np.int64), none)
+                cols["vma_start"] = pd.arrays.IntegerArray(start.astype(np.uint64), none)
+                index = index.astype(np.uint64)
+                cols["index"] = pd.arrays.IntegerArray(index, index == np.uint64(2**64 - 1))  # freed since
+        for c in COLUMNS[1:]:
+            cols[c] = pd.Categorical(getattr(self, c)) if c in HANDLE_COLUMNS else getattr(self, c)
+        return pd.DataFrame(cols)
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError("ScanStats is read-only")

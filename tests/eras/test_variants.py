@@ -92,8 +92,8 @@ def test_native_fuzzer_reproducer_of_a_variant_replays_to_the_same_violation(tmp
 
 
 def test_cli_fuzz_of_a_variant_writes_a_reproducer_that_replays(tmp_path):
-    out = tmp_path / "x.trace"
-    r = cli("fuzz", "--era", VARIANT, "--max-ops", "20000", "--out", str(out))
+    r = cli("fuzz", "--era", VARIANT, "--max-ops", "20000", "--out", str(tmp_path / "x"))
+    out = tmp_path / "x" / f"reproducer-{VARIANT.replace('+', '_').replace('=', '_')}.trace"
     assert r.returncode == 1, r.stdout + r.stderr
     assert f"era {VARIANT}: VIOLATION" in r.stdout
     rep = cli("replay", str(out), "--check")
@@ -108,10 +108,10 @@ def test_repeated_era_runs_a_matrix_one_result_per_era(tmp_path):
     assert out.returncode == 1  # one era violates
     assert "era 2.6.34: no invariant violation" in out.stdout
     assert f"era {VARIANT}: VIOLATION" in out.stdout
-    fz = cli("fuzz", "--era", "6.18", "--era", VARIANT, "--max-ops", "20000", "--out", str(tmp_path / "m.trace"))
+    fz = cli("fuzz", "--era", "6.18", "--era", VARIANT, "--max-ops", "20000", "--out", str(tmp_path / "m"))
     assert fz.returncode == 1
     assert "era 6.18: no violation found" in fz.stdout
-    written = tmp_path / f"m-{VARIANT.replace('+', '_').replace('=', '_')}.trace"
+    written = tmp_path / "m" / f"reproducer-{VARIANT.replace('+', '_').replace('=', '_')}.trace"
     assert f"reproducer written to {written}" in fz.stdout and written.exists()
 
 

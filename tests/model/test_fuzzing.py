@@ -156,8 +156,8 @@ def test_replay_cli_exit_codes(tmp_path):
 
 
 def test_fuzz_finds_shrinks_and_reproduces_rc1(tmp_path):
-    out = tmp_path / "repro.trace"
-    r = run("fuzz", "--era", "2.6.34-rc1", "--max-ops", "200000", "--seed", "1", "--out", str(out))
+    r = run("fuzz", "--era", "2.6.34-rc1", "--max-ops", "200000", "--seed", "1", "--out", str(tmp_path / "a"))
+    out = tmp_path / "a" / "reproducer-2.6.34-rc1.trace"  # --out DIR: DIR/reproducer-ERA.trace
     assert r.returncode == 1, r.stdout + r.stderr
     text = out.read_text()
     n_ops = len([ln for ln in text.splitlines() if ln and not ln.startswith("#")])
@@ -167,7 +167,7 @@ def test_fuzz_finds_shrinks_and_reproduces_rc1(tmp_path):
     assert rr.returncode == 1 and kind in rr.stdout
     # deterministic per seed and budget
     run("fuzz", "--era", "2.6.34-rc1", "--max-ops", "200000", "--seed", "1", "--out", str(tmp_path / "b"))
-    assert (tmp_path / "b").read_text() == text
+    assert (tmp_path / "b" / "reproducer-2.6.34-rc1.trace").read_text() == text
 
 
 def test_fuzz_correct_era_survives_and_bad_usage_exits_2():

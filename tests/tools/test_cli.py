@@ -27,12 +27,13 @@ def test_demo_json_matches_closed_forms(n, p, capsys):
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     by_era = {r["era"]: r for r in rows}
     # every walk in 2.6.33 visits the whole family: N+1 VMAs
-    assert by_era["2.6.33"]["mean"] == n + 1 and by_era["2.6.33"]["max"] == n + 1
+    assert all(r["type"] == "fork_storm" for r in rows)
+    assert by_era["2.6.33"]["mean_vmas_visited"] == n + 1 and by_era["2.6.33"]["max_vmas_visited"] == n + 1
     # 2.6.34: P parent walks of N+1 and N*P child walks of 1 -> (2N+1)/(N+1)
     assert by_era["2.6.34"]["total_vmas_visited"] == p * (n + 1) + n * p
-    assert abs(by_era["2.6.34"]["mean"] - (2 * n + 1) / (n + 1)) < 1e-12
-    assert by_era["2.6.34"]["anon_vma_chain"] == 2 * n + 1
-    assert by_era["2.6.34"]["anon_vma_chain_bytes"] == 48 * (2 * n + 1)
+    assert abs(by_era["2.6.34"]["mean_vmas_visited"] - (2 * n + 1) / (n + 1)) < 1e-12
+    assert by_era["2.6.34"]["n_anon_vma_chain"] == 2 * n + 1
+    assert by_era["2.6.34"]["bytes_anon_vma_chain"] == 48 * (2 * n + 1)
     # page_referenced in 2.6.33: child k found after k+1 visits, parent pages after 1
     expect = (p * 1 + p * sum(k + 1 for k in range(1, n + 1))) / (p * (n + 1))
     assert abs(by_era["2.6.33"]["page_referenced_mean"] - expect) < 1e-12
@@ -74,11 +75,13 @@ def test_help_and_no_command():
     assert set(rows) == names
     assert rows["index"][rmapsim.eras().index("3.7")] == "interval_tree"
     # Every value is written as the API takes it (no abbreviations), as --json has it.
-    js = json.loads(run("eras", "--json").stdout)
-    assert js["default"] == rmapsim.DEFAULT_ERA
+    recs = [json.loads(line) for line in run("eras", "--json").stdout.splitlines()]
+    js = {r["era"]: r for r in recs if r["type"] == "era"}
+    assert list(js) == rmapsim.eras() and [e for e in js if js[e]["default"]] == [rmapsim.DEFAULT_ERA]
+    assert [r["knob"] for r in recs if r["type"] == "knob"] == [k.name for k in rmapsim.knobs()]
     for i, era in enumerate(rmapsim.eras()):
         for k, vals in rows.items():
-            assert js["eras"][era][k] == vals[i]
+            assert js[era]["knobs"][k] == vals[i]
             assert rmapsim.Policy.parse(f"{era}+{k}={vals[i]}") == rmapsim.Policy.preset(era)
     assert any("the default era" in line and rmapsim.DEFAULT_ERA in line for line in table)
     assert any(line.startswith("fork_reuse: ") for line in table)
@@ -167,9 +170,15 @@ TABLE = [
     (["fuzz", "--seconds", "0"], 2, "give --seconds > 0 or --max-ops > 0"),
     (["fuzz", "--fail-rate", "1.5", "--max-ops", "5"], 2, "1.5 must be a finite number within [0, 1]"),
     (["fuzz", "--era", "nope", "--max-ops", "5"], 2, 'unknown era "nope"'),
-    (["fuzz", "--max-ops", "5", "--out", f"{{d}}/{M}/x.trace"], 2, f"rmapsim fuzz: --out {{d}}/{M}/x.trace: directory"),
-    (["fuzz", "--max-ops", "5", "--out", "{d}"], 2, "rmapsim fuzz: --out {d}: is a directory"),
-    (["fuzz", "--max-ops", "5", "--out", "{d}/a-file/x.trace"], 2, "does not exist"),
+    # --out names a directory everywhere (docs/output-schema.md): a file, or a file-like name, is refused
+    (["fuzz", "--max-ops", "5", "--out", f"{{d}}/{M}/x.trace"], 2, f"--out {{d}}/{M}/x.trace: names a directory"),
+    (
+        ["fuzz", "--max-ops", "5", "--out", "{d}/ok.trace"],
+        2,
+        "rmapsim fuzz: --out {d}/ok.trace: exists and is not a dir",
+    ),
+    (["fuzz", "--max-ops", "5", "--out", "{d}/a-file/sub"], 2, "a-file is not a directory"),
+    (["fuzz", "--max-ops", "5", "--out", ""], 2, "--out: give a directory name"),
     (["fuzz", "--max-ops", "50", "--seed", str(2**64 - 1), "--full-check-every", "0"], 0, ""),
     # contention
     (["contention", "--cpus", str(2**33)], 2, f"argument --cpus: {2**33} must be <= 8192 (NR_CPUS)"),
@@ -211,7 +220,7 @@ TABLE = [
             "nope",
         ],
         2,
-        "--y 'nope' is not a column of the results (written to {d}/s/results.csv)",
+        "--y 'nope' is not a metric of fork_storm; its metrics: walks, mean_vmas_visited,",
     ),
     (["study", "fork_storm", "--out", "{d}/s", "--param", "children=x"], 2, "children='x' must be an int from 1 to"),
     # validate-kernel --from (offline)
@@ -251,8 +260,12 @@ TABLE = [
     (["validate-kernel", "--pages", "0"], 2, "0 must be >= 1"),
     (["validate-kernel", "--save", f"{{d}}/{M}/m.json"], 2, f"--save {{d}}/{M}/m.json: directory"),
     # record
-    (["record", "--out", "{d}/r.trace"], 2, "no command given"),
-    (["record", "--out", f"{{d}}/{M}/r.trace", "--", "true"], 2, f"--out {{d}}/{M}/r.trace: directory"),
+    (["record", "--out", "{d}/r"], 2, "no command given"),
+    (["record", "--out", f"{{d}}/{M}/r.trace", "--", "true"], 2, f"--out {{d}}/{M}/r.trace: names a directory"),
+    (["record", "--out", "{d}/ok.trace", "--", "true"], 2, "--out {d}/ok.trace: exists and is not a directory"),
+    (["record", "--out", "{d}/r", "--", "{d}/no-such-program"], 127, "{d}/no-such-program: command not found"),
+    (["record", "--out", "{d}/r", "--", "no-such-program-zz"], 127, "no-such-program-zz: command not found"),
+    (["record", "--out", "{d}/r", "--", "{d}/ok.trace"], 126, "{d}/ok.trace: permission denied"),
     (["record", "--", "true"], 2, "the following arguments are required: --out"),
     (["record", "--writes", "some", "--out", "{d}/r.trace", "--", "true"], 2, "invalid choice: 'some'"),
     # eras
@@ -361,11 +374,11 @@ def test_output_paths_are_checked_before_the_work(tmp_path, monkeypatch, capsys)
     trace.write_bytes(FILES["ok.trace"])
     bad = str(tmp_path / "missing" / "dir" / "out")
     for argv in (
-        ["fuzz", "--max-ops", "5", "--out", bad],
+        ["fuzz", "--max-ops", "5", "--out", str(trace / "d")],
         ["contention", "--plot", bad + ".png"],
         ["study", "fork_storm", "--out", str(trace / "d")],
         ["replay", str(trace), "--memory", "--csv", bad],
-        ["record", "--out", bad, "--", "true"],
+        ["record", "--out", str(trace / "d"), "--", "true"],
         ["validate-kernel", "--scenario", "fork", "--save", bad],
     ):
         status, err = _one_line_status(argv, capsys)
@@ -381,7 +394,7 @@ def test_unwritable_output_directory(tmp_path, capsys, monkeypatch):
     real_access = os.access
     monkeypatch.setattr(os, "access", lambda p, mode: False if str(p) == str(ro) else real_access(p, mode))
     try:
-        status, err = _one_line_status(["fuzz", "--max-ops", "5", "--out", str(ro / "x.trace")], capsys)
+        status, err = _one_line_status(["fuzz", "--max-ops", "5", "--out", str(ro / "x")], capsys)
         assert status == 2 and "is not writable" in err
     finally:
         ro.chmod(0o700)

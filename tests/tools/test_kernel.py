@@ -139,8 +139,18 @@ def test_cli_from_file(tmp_path, capsys):
     assert main(["validate-kernel", "--from", str(DATA), "--scenario", "chain_exit", "--era", "2.6.34"]) == 1
     assert "DISAGREE" in capsys.readouterr().out
     assert main(["validate-kernel", "--from", str(DATA), "--json", "--scenario", "fork"]) == 0
-    js = json.loads(capsys.readouterr().out)
+    js = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["type"] for r in js] == ["comparison", "era_tally"]
     assert js[0]["scenario"] == "fork" and js[0]["agree"] is True
+    assert js[1] == {
+        "type": "era_tally",
+        "era": "6.18",
+        "kernel": RECORDS[0]["kernel"],
+        "scenarios": 1,
+        "scenarios_agree": 1,
+        "scenarios_disagree": 0,
+        "disagreeing": [],
+    }
 
 
 def test_cli_errors(tmp_path, capsys):

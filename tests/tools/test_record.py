@@ -199,14 +199,15 @@ def test_cli_replay_memory(tmp_path, capsys):
     assert len(rows) > len(rmapsim.eras())
     assert main(["record", "--out", str(tmp_path / "x")]) == 2
     assert "no command given" in capsys.readouterr().err
-    assert main(["record", "--out", str(tmp_path / "no" / "x"), "--", "true"]) == 2
-    assert "does not exist" in capsys.readouterr().err
+    (tmp_path / "a-file").write_text("")
+    assert main(["record", "--out", str(tmp_path / "a-file" / "x"), "--", "true"]) == 2
+    assert "a-file is not a directory" in capsys.readouterr().err
 
 
 @pytest.mark.skipif(shutil.which("strace") is None, reason="strace is not installed")
 def test_record_a_real_program(tmp_path, capsys):
-    out = tmp_path / "sh.trace"
-    assert main(["record", "--out", str(out), "--", "sh", "-c", "true; /bin/true"]) == 0
+    out = tmp_path / "sh" / "record.trace"  # --out DIR writes DIR/record.trace
+    assert main(["record", "--out", str(out.parent), "--", "sh", "-c", "true; /bin/true"]) == 0
     text = out.read_text()
     assert text.startswith("# rmapsim trace v1\n# recorded: sh -c true; /bin/true")
     sim = rmapsim.Simulator(era="6.18")
@@ -214,7 +215,7 @@ def test_record_a_real_program(tmp_path, capsys):
     assert res.violation() is None and res.errors() == []
     assert any(line.startswith("exec p1") for line in text.splitlines())
     assert sim.counts()["vma"] == 0
-    assert main(["record", "--out", str(tmp_path / "f.trace"), "--", "sh", "-c", "exit 3"]) == 1
+    assert main(["record", "--out", str(tmp_path / "f"), "--", "sh", "-c", "exit 3"]) == 1
     assert "exited with status 3" in capsys.readouterr().err
 
 
@@ -442,8 +443,8 @@ def test_a_threaded_programs_arena_heap_replays_with_the_kernels_flags(tmp_path)
     src, exe = tmp_path / "arena.c", tmp_path / "arena"
     src.write_text(ARENA_C)
     subprocess.run(["cc", "-O0", "-pthread", "-o", str(exe), str(src)], check=True, capture_output=True)
-    smaps, out = tmp_path / "smaps", tmp_path / "arena.trace"
-    assert main(["record", "--out", str(out), "--", str(exe), str(smaps)]) == 0
+    smaps, out = tmp_path / "smaps", tmp_path / "arena-rec" / "record.trace"
+    assert main(["record", "--out", str(out.parent), "--", str(exe), str(smaps)]) == 0
     real = _smaps_vmas(smaps.read_text())
     real_nr = [v for v in real if "nr" in v[3]]
     if not real_nr:
@@ -502,8 +503,8 @@ def test_a_big_environment_gives_the_kernels_stack_size(tmp_path):
     src, exe = tmp_path / "arena.c", tmp_path / "arena"
     src.write_text(ARENA_C)
     subprocess.run(["cc", "-O0", "-pthread", "-o", str(exe), str(src)], check=True, capture_output=True)
-    smaps, out = tmp_path / "smaps", tmp_path / "big.trace"
-    assert main(["record", "--out", str(out), "--", "env", "BIG=" + "x" * 20000, str(exe), str(smaps)]) == 0
+    smaps, out = tmp_path / "smaps", tmp_path / "big" / "record.trace"
+    assert main(["record", "--out", str(out.parent), "--", "env", "BIG=" + "x" * 20000, str(exe), str(smaps)]) == 0
     real = [v for v in _smaps_vmas(smaps.read_text()) if v[1] == 0x7FFFFFFFF000]
     assert len(real) == 1 and (real[0][1] - real[0][0]) // 4096 >= 33 + 5
     sim = rmapsim.Simulator(era="6.18")
@@ -587,8 +588,8 @@ def test_a_recorded_program_with_holes_replays_in_kernel_mode(tmp_path, capsys):
         "  madvise(b, 5 * P, MADV_DONTFORK); mremap(b, 5 * P, P, 0); return 0;\n}\n"
     )
     subprocess.run(["cc", "-O0", "-o", str(tmp_path / "h"), str(src)], check=True)
-    out = tmp_path / "h.trace"
-    assert main(["record", "--out", str(out), "--", str(tmp_path / "h")]) == 0
+    out = tmp_path / "hr" / "record.trace"
+    assert main(["record", "--out", str(out.parent), "--", str(tmp_path / "h")]) == 0
     text = out.read_text()
     assert "\n# era 6.18+holes=kernel\n" in text
     assert "munmap p1 0x3000a000 0x2000" in text and "mremap p1 0x30000000 0x5000 0x1000 nomove" in text

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import math
 import os
 import re
@@ -13,7 +14,7 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Dict, Optional
 
 from .. import MMAP_MIN_ADDR, PAGE_SIZE, TASK_SIZE
 from .._text import render_table  # noqa: F401 (shared by the subcommands)
@@ -119,6 +120,84 @@ def check_output(option: str, path: str, directory: bool = False) -> None:
         raise CliError(f"{where}: directory {parent} is not writable")
 
 
+#: File-name suffixes an ``--out`` value is refused with: ``--out`` names a directory, and a
+#: name like ``x.trace`` is almost surely meant as a file (the old ``record``/``fuzz`` usage).
+_FILE_SUFFIXES = (".trace", ".csv", ".json", ".jsonl", ".parquet", ".png", ".svg", ".pdf", ".md", ".txt")
+
+
+def check_out_dir(path: str, writes: str) -> None:
+    """``--out DIR`` of every subcommand: a directory (created if missing) that the command
+    writes its files into under fixed names (``writes`` says which, for the error). A file,
+    or a name with a file suffix that is not an existing directory, is refused before any
+    work starts (docs/output-schema.md, "--out")."""
+    if not path.strip():
+        raise CliError("--out: give a directory name (an empty one names nothing)")
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise CliError(f"--out {path}: exists and is not a directory (--out names a directory; {writes})")
+    if not p.exists() and p.suffix.lower() in _FILE_SUFFIXES:
+        raise CliError(
+            f"--out {path}: names a directory (created if missing), not a file; {writes}. "
+            f"Give a directory, e.g. --out {p.with_suffix('')}"
+        )
+    check_output("--out", path, directory=True)
+
+
+def add_json(parser: Any, what: str) -> None:
+    """The ``--json`` flag every subcommand has: JSON Lines on stdout, one record per row
+    (``what``), fields documented in docs/output-schema.md. While such a command runs with
+    ``--json`` (:func:`json_mode`), stdout carries only the :func:`emit` records: anything
+    else it prints goes to stderr."""
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help=f"print JSON Lines instead of text: one object per {what} (fields: docs/output-schema.md); "
+        "other messages go to stderr",
+    )
+    parser.set_defaults(json_lines=True)
+
+
+_records: Optional[Any] = None  # where emit() writes while json_mode is on: the real stdout
+
+
+@contextlib.contextmanager
+def json_mode(on: bool) -> Any:
+    """With ``on``: :func:`emit` writes to the stdout of the moment, and ``print`` (the
+    command's human messages) to stderr, so stdout is pure JSON Lines."""
+    global _records
+    if not on:
+        yield
+        return
+    saved, _records = _records, sys.stdout
+    sys.stdout = sys.stderr
+    try:
+        yield
+    finally:
+        sys.stdout, _records = _records, saved
+
+
+def emit(record_type: str, fields: Dict[str, Any]) -> None:
+    """Print one JSON Lines record: ``{"type": record_type, **fields}`` on one line,
+    flushed (a reader sees each row as it is made). NaN and infinities become null, so
+    every line is strict JSON."""
+    rec = {"type": record_type, **fields}
+    out = _records if _records is not None else sys.stdout
+    out.write(json.dumps(_strict(rec), separators=(",", ":")) + "\n")
+    out.flush()
+
+
+def _strict(v: Any) -> Any:
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, dict):
+        return {str(k): _strict(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_strict(x) for x in v]
+    if hasattr(v, "item") and callable(v.item):  # a numpy scalar
+        return _strict(v.item())
+    return v
+
+
 def read_text_input(path: str) -> str:
     """A text input file ('-' = standard input), decoded as UTF-8; failures are CliErrors
     naming the file (and the line of the first undecodable byte)."""
@@ -188,6 +267,12 @@ def _era_file(path: str, era: str, many: bool) -> str:
         return path
     root, ext = os.path.splitext(path)
     return f"{root}-{re.sub(r'[^A-Za-z0-9._-]+', '_', era)}{ext}"
+
+
+def era_file_name(stem: str, era: str, ext: str) -> str:
+    """``STEM-ERA.EXT`` with the era spec made safe for a file name (``6.0+fork_reuse=never``
+    -> ``6.0_fork_reuse_never``)."""
+    return f"{stem}-{re.sub(r'[^A-Za-z0-9._-]+', '_', era)}{ext}"
 
 
 def _parse_value(v: str) -> Any:

@@ -16,6 +16,7 @@ import sys
 import traceback
 from typing import Optional, Sequence
 
+from .. import __version__
 from ..errors import InvariantViolation, SimError
 from ._common import (
     EXIT_FINDING,
@@ -31,6 +32,7 @@ from ._common import (
     CliError,
     Terminated,
     check_output,
+    json_mode,
     parse_trace_input,
     read_text_input,
     render_table,
@@ -96,9 +98,12 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=(
             "Exit status: 0 success, 1 the finding (an invariant violation, a kernel disagreement), "
             "2 bad usage or bad input (one line on stderr), 70 internal error (a bug), 77 cannot run here, "
-            "130 interrupted, 141 stdout closed by its reader."
+            "126/127 (record) the program is not executable / not found, 130 interrupted, 141 stdout closed by "
+            "its reader. Every subcommand takes --json (JSON Lines; docs/output-schema.md); --out is always a "
+            "directory."
         ),
     )
+    p.add_argument("--version", action="version", version=f"rmapsim {__version__}", help="print the version and exit")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     for command in COMMANDS:
         command.register(sub)
@@ -129,7 +134,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return EXIT_USAGE
     name = args.command
     try:
-        status = int(args.run(args))
+        with json_mode(bool(getattr(args, "json_lines", False) and getattr(args, "json", False))):
+            status = int(args.run(args))
         sys.stdout.flush()
         return status
     except KeyboardInterrupt:

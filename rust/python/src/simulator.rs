@@ -394,6 +394,22 @@ impl PySimulator {
         (pids, addrs, kinds, values)
     }
 
+    /// `(pid, vma_start, index)` arrays for a list of page handles (`Simulator.page_owners`
+    /// in the core: the lowest pid whose entries refer to each page, -1 for none).
+    #[allow(clippy::type_complexity)]
+    fn _page_owners<'py>(
+        &self,
+        py: Python<'py>,
+        pages: In<Pages>,
+    ) -> PyResult<(Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<u64>>, Bound<'py, PyArray1<u64>>)> {
+        args!(pages);
+        let m = catch(|| Ok(self.inner.page_owners(&pages))).py(py)?;
+        let pids = m.iter().map(|x| x.0).collect::<Vec<_>>().into_pyarray(py);
+        let starts = m.iter().map(|x| x.1).collect::<Vec<_>>().into_pyarray(py);
+        let index = m.iter().map(|x| x.2).collect::<Vec<_>>().into_pyarray(py);
+        Ok((pids, starts, index))
+    }
+
     /// `{"anon_vma": handle, "index": page index, "mapcount": n, "swap_slot": slot or None,
     /// "lazyfree": bool, "dirty": bool}` of a live page.
     fn page_info<'py>(&self, py: Python<'py>, page: In<Page>) -> PyResult<Bound<'py, PyDict>> {

@@ -6,10 +6,22 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Dict
 
 from ... import PAGE_SIZE, Simulator, eras
-from .._common import NR_CPUS, CliError, _children, _count, _era, _hold, _int_range, _pages, check_output
+from .._common import (
+    NR_CPUS,
+    CliError,
+    _children,
+    _count,
+    _era,
+    _hold,
+    _int_range,
+    _pages,
+    add_json,
+    check_output,
+    emit,
+)
 from .study import _formats
 
 
@@ -73,6 +85,7 @@ def register(sub: Any) -> None:
         metavar="F1,F2",
         help="also write --plot in these formats, same name, other suffix (e.g. svg,png)",
     )
+    add_json(c, "era (record type contention)")
     c.set_defaults(run=cmd_contention)
 
 
@@ -112,15 +125,11 @@ def cmd_contention(args: argparse.Namespace) -> int:
                 spans=bool(args.perfetto),
             )
         )
-    print(f"fork storm N={args.children} P={args.pages}: one page_referenced walk per page on {args.cpus} CPUs")
-    print(f"{'era':<11} {'lock':<18} {'makespan':>10} {'waiting':>8} {'mean waiting CPUs':>18}")
-    for r in results:
-        pol = Simulator(era=r.era).policy()
-        lock = f"{pol['lock_scope']}/{pol['lock_kind']}"
-        s = r.summary()
-        print(
-            f"{r.era:<11} {lock:<18} {s['makespan']:>10,} {100 * s['waiting_share']:>7.1f}% {s['mean_waiting_cpus']:>18.2f}"
-        )
+    if args.json:
+        for r in results:
+            emit("contention", contention_fields(args, r))
+    else:
+        _print_table(args, results)
     if plt is not None:
         from ...contention import plot_results
 
@@ -148,3 +157,31 @@ def cmd_contention(args: argparse.Namespace) -> int:
             f"{n['slices']:,} slices, {n['bytes']:,} bytes (open it at https://ui.perfetto.dev)"
         )
     return 0
+
+
+def _print_table(args: argparse.Namespace, results: Any) -> None:
+    print(f"fork storm N={args.children} P={args.pages}: one page_referenced walk per page on {args.cpus} CPUs")
+    print(f"{'era':<11} {'lock':<18} {'makespan':>10} {'waiting':>8} {'mean waiting CPUs':>18}")
+    for r in results:
+        pol = Simulator(era=r.era).policy()
+        lock = f"{pol['lock_scope']}/{pol['lock_kind']}"
+        s = r.summary()
+        print(
+            f"{r.era:<11} {lock:<18} {s['makespan']:>10,} {100 * s['waiting_share']:>7.1f}% {s['mean_waiting_cpus']:>18.2f}"
+        )
+
+
+def contention_fields(args: argparse.Namespace, r: Any) -> Dict[str, Any]:
+    """``contention --json``: one era's run, the table's row (``ContentionResult.summary()``
+    names) with the parameters and the era's lock (docs/output-schema.md)."""
+    pol = Simulator(era=r.era).policy()
+    return {
+        **r.summary(),
+        "lock_scope": pol["lock_scope"],
+        "lock_kind": pol["lock_kind"],
+        "children": args.children,
+        "pages": args.pages,
+        "outside": args.outside,
+        "writer_every": args.writer_every,
+        "writer_hold": args.writer_hold,
+    }

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from typing import Any, Dict, List
 
 from ... import PAGE_SIZE, Simulator, eras
 from ...errors import InvariantViolation, SimError
-from .._common import CliError, _children, _era, _fmt_bytes, _pages, render_table
+from .._common import CliError, _children, _era, _fmt_bytes, _pages, add_json, emit, render_table
 
 
 def register(sub: Any) -> None:
@@ -20,7 +19,7 @@ def register(sub: Any) -> None:
         help="run the 2010 anon_vma_chain thread's fork storm in each era and print a table",
         description=(
             "One parent maps P pages and writes them, forks N children, each child writes every "
-            "page; then every anon page is walked once. 'mean/p50/max' are candidate VMAs visited "
+            "page; then every anon page is walked once. 'mean/p50/max' (--json: mean_vmas_visited, ...) are candidate VMAs visited "
             "per full rmap walk (the cost the 2010 thread's O(N) -> 2 claim counts); "
             "'page_ref mean' is the kernel's page_referenced, which stops once it has found "
             "page_mapcount mappings."
@@ -39,7 +38,7 @@ def register(sub: Any) -> None:
         metavar="E",
         help="era preset or spec, BASE+knob=value,... (repeatable; default: all presets)",
     )
-    d.add_argument("--json", action="store_true", help="print one JSON object per era instead of a table")
+    add_json(d, "era (record type fork_storm)")
     d.set_defaults(run=run)
 
 
@@ -67,17 +66,17 @@ def seed_scenario(era: str, children: int, pages: int, seed: int = 0) -> Dict[st
         "children": children,
         "pages": pages,
         "walks": s["walks"],
-        "mean": s["mean"],
-        "p50": s["p50"],
-        "max": s["max"],
+        "mean_vmas_visited": s["mean"],
+        "p50_vmas_visited": s["p50"],
+        "max_vmas_visited": s["max"],
         "total_vmas_visited": s["total_vmas_visited"],
         "page_referenced_mean": referenced["mean"],
-        "anon_vma": counts["anon_vma"],
-        "anon_vma_bytes": mem["anon_vma"],
-        "anon_vma_chain": counts["anon_vma_chain"],
-        "anon_vma_chain_bytes": mem["anon_vma_chain"],
-        "vma": counts["vma"],
-        "vma_bytes": mem["vm_area_struct"],
+        "n_anon_vma": counts["anon_vma"],
+        "bytes_anon_vma": mem["anon_vma"],
+        "n_anon_vma_chain": counts["anon_vma_chain"],
+        "bytes_anon_vma_chain": mem["anon_vma_chain"],
+        "n_vma": counts["vma"],
+        "bytes_vm_area_struct": mem["vm_area_struct"],
         "build_s": t1 - t0,
         "walk_s": t2 - t1,
         "page_referenced_s": t3 - t2,
@@ -104,14 +103,14 @@ def format_table(rows: List[Dict[str, Any]]) -> str:
         [
             r["era"],
             f"{r['walks']:,}",
-            f"{r['mean']:.3f}",
-            f"{r['p50']:.0f}",
-            f"{r['max']:,}",
+            f"{r['mean_vmas_visited']:.3f}",
+            f"{r['p50_vmas_visited']:.0f}",
+            f"{r['max_vmas_visited']:,}",
             f"{r['page_referenced_mean']:.3f}",
-            f"{r['anon_vma']:,}",
-            _fmt_bytes(r["anon_vma_bytes"]),
-            f"{r['anon_vma_chain']:,}",
-            _fmt_bytes(r["anon_vma_chain_bytes"]),
+            f"{r['n_anon_vma']:,}",
+            _fmt_bytes(r["bytes_anon_vma"]),
+            f"{r['n_anon_vma_chain']:,}",
+            _fmt_bytes(r["bytes_anon_vma_chain"]),
             f"{r['build_s']:.2f}",
             f"{r['walk_s']:.2f}",
         ]
@@ -132,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
         except SimError as e:
             raise CliError(f"era {era}: {e}") from None
         if args.json:
-            print(json.dumps(rows[-1]), flush=True)
+            emit("fork_storm", rows[-1])
     if not args.json:
         print(
             f"fork storm: 1 parent + {args.children} children x {args.pages} pages, every page written by every process"

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any, Dict
 
 from ... import DEFAULT_ERA, eras
 from ...policy import Policy, knobs
+from .._common import add_json, emit
 
 
 def register(sub: Any) -> None:
@@ -19,7 +19,7 @@ def register(sub: Any) -> None:
     )
     e.add_argument("--knobs", action="store_true", help="also describe each knob and the kernel change behind it")
     e.add_argument("--names", action="store_true", help="print only the preset names, one per line")
-    e.add_argument("--json", action="store_true", help="print the presets, their knob values and the knobs as JSON")
+    add_json(e, "preset (era: its knob values) and per knob (knob); --names: era records only")
     e.set_defaults(run=run)
 
 
@@ -43,8 +43,8 @@ def format_eras_table() -> str:
 
 
 def eras_json() -> Dict[str, Any]:
-    """``rmapsim eras --json``: the default era, every preset's knob values, and each knob's
-    meaning and kernel change."""
+    """The default era, every preset's knob values, and each knob's meaning and kernel
+    change, as one dict (``rmapsim eras --json`` prints the same as JSON Lines records)."""
     return {
         "default": DEFAULT_ERA,
         "variant_syntax": "BASE+knob=value[,knob=value...]",
@@ -54,11 +54,15 @@ def eras_json() -> Dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.json:
+        for name in eras():
+            emit("era", {"era": name, "default": name == DEFAULT_ERA, "knobs": dict(Policy.preset(name).values)})
+        if not args.names:
+            for k in knobs():
+                emit("knob", {"knob": k.name, "meaning": k.meaning, "kernel": k.kernel})
+        return 0
     if args.names:
         print("\n".join(eras()))
-        return 0
-    if args.json:
-        print(json.dumps(eras_json(), indent=2))
         return 0
     print(format_eras_table())
     if args.knobs:

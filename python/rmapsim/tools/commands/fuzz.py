@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Any, Dict, Optional
 
 from ... import DEFAULT_ERA
-from .._common import _count, _era, _era_file, _finite, _int_range, check_output
+from .._common import _count, _era, _finite, _int_range, add_json, check_out_dir, emit, era_file_name
 
 
 def register(sub: Any) -> None:
@@ -30,8 +31,8 @@ def register(sub: Any) -> None:
         action="append",
         type=_era,
         metavar="E",
-        help=f"era preset or spec (BASE+knob=value,...; repeatable: one fuzz run and result per era, "
-        f"--out FILE then names each reproducer FILE-ERA; default {DEFAULT_ERA})",
+        help=f"era preset or spec (BASE+knob=value,...; repeatable: one fuzz run and result per era; "
+        f"default {DEFAULT_ERA})",
     )
     f.add_argument(
         "--seconds", type=_finite(0.0), default=10.0, help="time budget (default 10; 0 = no limit, needs --max-ops)"
@@ -58,13 +59,19 @@ def register(sub: Any) -> None:
         help="parallel workers, 1 .. 64 (default 1); worker w's stream comes from (seed, w) and "
         "--max-ops is split among them",
     )
-    f.add_argument("--out", metavar="FILE", help="write the shrunk reproducer here (default: print it)")
+    f.add_argument(
+        "--out",
+        metavar="DIR",
+        help="output directory (created if missing): each era's shrunk reproducer is written to "
+        "DIR/reproducer-ERA.trace (default: print it)",
+    )
     f.add_argument(
         "--extended",
         action="store_true",
         help="also generate private file mappings, MAP_NORESERVE and MAP_STACK mappings and brk (a different "
         "operation stream per seed)",
     )
+    add_json(f, "era (record type fuzz)")
     f.set_defaults(run=cmd_fuzz)
 
 
@@ -72,17 +79,17 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
     if args.seconds <= 0 and args.max_ops <= 0:
         print("rmapsim fuzz: give --seconds > 0 or --max-ops > 0", file=sys.stderr)
         return 2
-    if args.out:
-        check_output("--out", args.out)
+    if args.out is not None:
+        check_out_dir(args.out, "each reproducer is written to DIR/reproducer-ERA.trace")
     seconds = args.seconds if args.max_ops <= 0 else 0.0
     eras_ = list(dict.fromkeys(args.era or [DEFAULT_ERA]))
     code = 0
     for era in eras_:
-        code = max(code, _fuzz_one(args, era, seconds, len(eras_) > 1))
+        code = max(code, _fuzz_one(args, era, seconds))
     return code
 
 
-def _fuzz_one(args: argparse.Namespace, era: str, seconds: float, many: bool) -> int:
+def _fuzz_one(args: argparse.Namespace, era: str, seconds: float) -> int:
     from ... import _core
 
     if sys.stderr.isatty():
@@ -105,26 +112,55 @@ def _fuzz_one(args: argparse.Namespace, era: str, seconds: float, many: bool) ->
             raise
         r, interrupted = e.fuzz_report, e  # type: ignore[attr-defined]
     try:
-        return _fuzz_report(args, era, r, many)
+        return _fuzz_report(args, era, r)
     finally:
         if interrupted is not None:
             raise interrupted
 
 
-def _fuzz_report(args: argparse.Namespace, era: str, r: Dict[str, Any], many: bool) -> int:
+def reproducer_path(out: str, era: str) -> str:
+    """Where ``fuzz --out DIR`` writes ``era``'s reproducer."""
+    return os.path.join(out, era_file_name("reproducer", era, ".trace"))
+
+
+def _fuzz_report(args: argparse.Namespace, era: str, r: Dict[str, Any]) -> int:
     rate = r["ops"] / r["seconds"] if r["seconds"] > 0 else float("inf")
+    shrunk = None
+    if r["violation"] is not None:
+        shrunk = len([ln for ln in r["trace"].splitlines() if ln and not ln.startswith("#")])
+    out = None
+    if r["violation"] is not None and args.out:
+        os.makedirs(args.out, exist_ok=True)
+        out = reproducer_path(args.out, era)
+        with open(out, "w") as fh:
+            fh.write(r["trace"])
+    if args.json:
+        emit(
+            "fuzz",
+            {
+                "era": era,
+                "seed": args.seed,
+                "ops": r["ops"],
+                "runs": r["runs"],
+                "jobs": r.get("jobs", 1),
+                "wall_s": r["seconds"],
+                "ops_per_s": rate if r["seconds"] > 0 else None,
+                "violation": r["violation"],
+                "unshrunk_ops": r["unshrunk_len"] if r["violation"] is not None else None,
+                "shrunk_ops": shrunk,
+                "reproducer": out,
+                "trace": r["trace"] if r["violation"] is not None else None,
+            },
+        )
+        return 0 if r["violation"] is None else 1
     jobs = f", {r['jobs']} workers" if r.get("jobs", 1) > 1 else ""
     print(f"era {era}: {r['ops']:,} operations in {r['runs']:,} runs{jobs}, {r['seconds']:.2f} s ({rate:,.0f} ops/s)")
     if r["violation"] is None:
         print(f"era {era}: no violation found")
         return 0
     print(f"era {era}: VIOLATION: {r['violation']}")
-    n = len([ln for ln in r["trace"].splitlines() if ln and not ln.startswith("#")])
-    print(f"shrunk from {r['unshrunk_len']} to {n} operations")
-    if args.out:
-        out = _era_file(args.out, era, many)
-        with open(out, "w") as fh:
-            fh.write(r["trace"])
+    print(f"shrunk from {r['unshrunk_len']} to {shrunk} operations")
+    if out:
         print(f"reproducer written to {out} (replay: rmapsim replay {out} --check)")
     else:
         print(r["trace"], end="")

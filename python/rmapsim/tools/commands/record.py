@@ -4,11 +4,18 @@ syscalls into a trace (the work is :mod:`rmapsim.tools.record`)."""
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Dict, Optional
 
-from .._common import check_output, run_interruptible
+from .._common import add_json, check_out_dir, emit, run_interruptible
+
+#: The file ``record --out DIR`` writes.
+TRACE_NAME = "record.trace"
+EXIT_NOT_EXECUTABLE = 126  # the shell's statuses for a command it cannot run
+EXIT_NOT_FOUND = 127
 
 
 def register(sub: Any) -> None:
@@ -24,10 +31,16 @@ def register(sub: Any) -> None:
             "(root, Linux) the live kernel's anon_vma_chain/vm_area_struct memory is sampled during the same run "
             "and written into the trace header, for 'rmapsim replay --memory' to show next to each era's. "
             "Exit status: 0 recorded, 1 the command failed (the trace is still written), 2 bad usage or no strace, "
-            "77 --kernel-ratio where the live kernel cannot be measured."
+            "77 --kernel-ratio where the live kernel cannot be measured, 126 COMMAND is not executable, "
+            "127 COMMAND not found (as a shell says)."
         ),
     )
-    rec.add_argument("--out", required=True, metavar="TRACE", help="trace file to write")
+    rec.add_argument(
+        "--out",
+        required=True,
+        metavar="DIR",
+        help=f"output directory (created if missing): the trace is written to DIR/{TRACE_NAME}",
+    )
     rec.add_argument(
         "--writes",
         choices=["touched", "all", "none"],
@@ -37,6 +50,7 @@ def register(sub: Any) -> None:
     rec.add_argument(
         "--kernel-ratio", action="store_true", help="also sample the live kernel's slab objects during the run"
     )
+    add_json(rec, "recording (record type record)")
     rec.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- COMMAND ...")
     rec.set_defaults(run=lambda args: run_interruptible("record", cmd_record, args))
 
@@ -46,13 +60,19 @@ def cmd_record(args: argparse.Namespace) -> int:
 
     cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
     if not cmd:
-        print("rmapsim record: no command given (usage: rmapsim record --out TRACE -- COMMAND ...)", file=sys.stderr)
+        print("rmapsim record: no command given (usage: rmapsim record --out DIR -- COMMAND ...)", file=sys.stderr)
         return 2
-    check_output("--out", args.out)
+    check_out_dir(args.out, f"the trace is written to DIR/{TRACE_NAME}")
+    why = _which(cmd[0])
+    if why is not None:
+        print(f"rmapsim record: {cmd[0]}: {why}", file=sys.stderr)
+        return EXIT_NOT_FOUND if why == "command not found" else EXIT_NOT_EXECUTABLE
+    os.makedirs(args.out, exist_ok=True)
+    trace = os.path.join(args.out, TRACE_NAME)
     try:
         summary = record.record(
             cmd,
-            Path(args.out),
+            Path(trace),
             writes=args.writes,
             kernel_ratio=args.kernel_ratio,
             progress=lambda m: print(m, file=sys.stderr),
@@ -63,8 +83,11 @@ def cmd_record(args: argparse.Namespace) -> int:
     except kernel.KernelUnavailable as e:
         print(f"rmapsim record: --kernel-ratio: the live kernel cannot be measured here: {e}", file=sys.stderr)
         return kernel.EXIT_UNAVAILABLE
+    if args.json:
+        emit("record", _record_fields(trace, summary))
+        return 0 if summary["exit_status"] == 0 else 1
     print(
-        f"{args.out}: {summary['ops']} operations, {summary['processes']} processes, {summary['files']} files "
+        f"{trace}: {summary['ops']} operations, {summary['processes']} processes, {summary['files']} files "
         f"(command exit status {summary['exit_status']})"
     )
     if summary["skipped"]:
@@ -82,3 +105,33 @@ def cmd_record(args: argparse.Namespace) -> int:
         )
         return 1
     return 0
+
+
+def _which(prog: str) -> Optional[str]:
+    """Why ``prog`` cannot be run ("command not found", "permission denied", "is a
+    directory"), or None when it can: looked up as a shell would (a name with a slash is
+    a path, else searched in PATH)."""
+    if os.sep in prog:
+        if not os.path.exists(prog):
+            return "command not found"
+        if os.path.isdir(prog):
+            return "is a directory"
+        return None if os.access(prog, os.X_OK) else "permission denied"
+    return None if shutil.which(prog) else "command not found"
+
+
+def _record_fields(trace: str, s: Dict[str, Any]) -> Dict[str, Any]:
+    """``record --json``: the recording's summary (docs/output-schema.md)."""
+    k = s.get("kernel") or {}
+    return {
+        "trace": trace,
+        "command": s["command"],
+        "exit_status": s["exit_status"],
+        "wall_s": s["wall_s"],
+        "ops": s["ops"],
+        "processes": s["processes"],
+        "files": s["files"],
+        "skipped": dict(sorted(s["skipped"].items())),
+        "kernel_ratio_at_peak": k.get("ratio_at_peak"),
+        "kernel_ratio_mean": k.get("ratio_mean"),
+    }

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-from typing import Any, Optional
+from typing import Any, Dict, Optional
 
 from ... import DEFAULT_ERA, Simulator, eras
 from ...errors import InvariantViolation, SimError
@@ -16,7 +16,9 @@ from .._common import (
     _era_file,
     _fmt_bytes,
     _positive,
+    add_json,
     check_output,
+    emit,
     parse_trace_input,
     read_text_input,
     render_table,
@@ -70,6 +72,7 @@ def register(sub: Any) -> None:
         "Parquet for a .parquet name (needs pyarrow), CSV otherwise; with several --era, one file "
         "per era (the spec before the suffix)",
     )
+    add_json(r, "era (replay; --memory: memory, and memory_sample per sample) and per returned error (replay_error)")
     r.set_defaults(run=cmd_replay)
 
 
@@ -108,24 +111,29 @@ def cmd_replay(args: argparse.Namespace) -> int:
         runs = [(header, "the trace header") if header else (DEFAULT_ERA, "the default era; the trace names none")]
     many = len(runs) > 1
     codes = [
-        _replay_one(era, source, ops, args.check, name, args.events and _era_file(args.events, era, many))
+        _replay_one(era, source, ops, args.check, name, args.events and _era_file(args.events, era, many), args.json)
         for era, source in runs
     ]
     return max(codes)
 
 
-def _replay_one(era: str, source: str, ops: Any, check_each: bool, name: str, events: Optional[str] = None) -> int:
+def _replay_one(
+    era: str, source: str, ops: Any, check_each: bool, name: str, events: Optional[str] = None, js: bool = False
+) -> int:
     """Replay ``ops`` in ``era`` and report; 1 on an invariant violation, else 0. With
-    ``events``, write the event log there."""
+    ``events``, write the event log there; ``js``: JSON Lines records instead of text."""
     sim = Simulator(era=era)
+    written = None
     try:
         res = sim.apply(ops, check_each=check_each, events=bool(events))
         if events and res.events is not None:
             fmt = res.events.write(events)
-            print(
-                f"event log of era {era} written to {events} ({fmt}: {len(res.events)} rows, "
-                f"{len(res.events.columns)} columns)"
-            )
+            written = events
+            if not js:
+                print(
+                    f"event log of era {era} written to {events} ({fmt}: {len(res.events)} rows, "
+                    f"{len(res.events.columns)} columns)"
+                )
         msg = res.violation()
         if msg is None and len(res) == len(ops):
             try:
@@ -133,11 +141,19 @@ def _replay_one(era: str, source: str, ops: Any, check_each: bool, name: str, ev
             except InvariantViolation as e:
                 msg = str(e)
     except InvariantViolation as e:
-        print(f"era {era}: VIOLATION: {e}")
+        if js:
+            emit("replay", _replay_record(era, source, len(ops), None, None, str(e), None))
+        else:
+            print(f"era {era}: VIOLATION: {e}")
         return 1
     except SimError as e:  # the replay itself failed (a resource limit, say): bad input for this machine
         raise CliError(f"replay failed in era {era}: {e}", name) from None
     errors = [e for e in res.errors() if e[1] != "InvariantViolation"]
+    if js:
+        for i, kind, m in errors:
+            emit("replay_error", {"era": era, "op": i + 1, "error": kind, "message": m})
+        emit("replay", _replay_record(era, source, len(ops), len(res), len(errors), msg, written))
+        return 0 if msg is None else 1
     print(f"replayed {len(res)} of {len(ops)} operations in era {era} (from {source}); {len(errors)} returned errors")
     for i, kind, m in errors[:20]:
         print(f"  op {i + 1}: {kind}: {m}")
@@ -148,6 +164,20 @@ def _replay_one(era: str, source: str, ops: Any, check_each: bool, name: str, ev
     for pid in sim.pids():
         print(sim.render_layout(int(pid)))
     return 1
+
+
+def _replay_record(
+    era: str, source: str, total: int, done: Optional[int], errors: Optional[int], violation: Optional[str], events: Any
+) -> Dict[str, Any]:
+    return {
+        "era": era,
+        "era_source": source,
+        "ops": total,
+        "ops_replayed": done,
+        "errors": errors,
+        "violation": violation,
+        "events_file": events,
+    }
 
 
 def cmd_replay_memory(args: argparse.Namespace, text: str, name: str) -> int:
@@ -165,6 +195,14 @@ def cmd_replay_memory(args: argparse.Namespace, text: str, name: str) -> int:
         raise
     except SimError as e:
         raise CliError(str(e), name) from None
+    if args.csv:
+        _memory_csv(args.csv, rows)
+    if args.json:
+        for r in rows:
+            for smp in r["samples"].tolist():
+                emit("memory_sample", {"era": r["era"], **dict(zip(r["samples"].dtype.names, smp))})
+            emit("memory", _memory_record(r, record.kernel_line(text)))
+        return 0
     n = rows[0]["ops"] if rows else 0
     print(f"{args.trace}: {n} operations replayed in {len(rows)} era(s); peak = the sample with the most VMA bytes")
     head = [
@@ -209,13 +247,32 @@ def cmd_replay_memory(args: argparse.Namespace, text: str, name: str) -> int:
                 f"  {int(s['ops'][j]):>8}  {int(s['vma'][j]):>7} / {int(s['anon_vma'][j]):>6} / {int(s['anon_vma_chain'][j]):>7}"
             )
     if args.csv:
-        import csv
-
-        with open(args.csv, "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(["era", *s.dtype.names])
-            for r in rows:
-                for smp in r["samples"].tolist():
-                    w.writerow([r["era"], *smp])
         print(f"samples written to {args.csv}")
     return 0
+
+
+def _memory_csv(path: str, rows: Any) -> None:
+    import csv
+
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        if rows:
+            w.writerow(["era", *rows[0]["samples"].dtype.names])
+        for r in rows:
+            for smp in r["samples"].tolist():
+                w.writerow([r["era"], *smp])
+
+
+def _memory_record(r: Dict[str, Any], kernel: Optional[str]) -> Dict[str, Any]:
+    """``replay --memory --json``: one era's peak and ratios (the table's row)."""
+    return {
+        "era": r["era"],
+        "ops": r["ops"],
+        "errors": r["errors"],
+        "replay_s": r["replay_s"],
+        **{f"peak_{k}": v for k, v in r["peak"].items()},
+        "ratio_at_peak": r["ratio_at_peak"],
+        "ratio_mean": r["ratio_mean"],
+        "count_ratio_at_peak": r["count_ratio_at_peak"],
+        "kernel_live": kernel,
+    }

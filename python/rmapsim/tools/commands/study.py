@@ -5,12 +5,23 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 from typing import Any, Dict, List
 
 from ... import DEFAULT_ERA, Simulator
 from ...errors import InvariantViolation, SimError
-from .._common import CliError, _era, _int_range, _parse_value, check_output, parse_trace_input, trace_era
+from .._common import (
+    CliError,
+    _era,
+    _int_range,
+    _parse_value,
+    add_json,
+    check_out_dir,
+    emit,
+    parse_trace_input,
+    trace_era,
+)
 
 
 def register(sub: Any) -> None:
@@ -41,7 +52,12 @@ def register(sub: Any) -> None:
         metavar="E",
         help="era preset or spec, BASE+knob=value,... (repeatable; default: all presets)",
     )
-    st.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    st.add_argument(
+        "--out",
+        required=True,
+        metavar="DIR",
+        help="output directory (created if missing): results.csv, results.parquet, summary.md, cost.png, cost.svg",
+    )
     st.add_argument("--jobs", type=_int_range(1, 1024), default=1, help="local worker processes, 1 .. 1024 (default 1)")
     st.add_argument(
         "--scheduler",
@@ -77,6 +93,7 @@ def register(sub: Any) -> None:
         metavar="F1,F2",
         help="figure formats, comma-separated (default png,svg)",
     )
+    add_json(st, "run (record type study_run: the results.csv row)")
     st.set_defaults(run=cmd_study)
 
 
@@ -102,7 +119,7 @@ def cmd_study(args: argparse.Namespace) -> int:
     except SimError as e:
         print(f"rmapsim study: {e}", file=sys.stderr)
         return 2
-    check_output("--out", args.out, directory=True)
+    check_out_dir(args.out, "results.csv, summary.md and the figures are written into it")
     grid: Dict[str, List[Any]] = {}
     for p in args.param:
         if "=" not in p:
@@ -119,6 +136,7 @@ def cmd_study(args: argparse.Namespace) -> int:
         raise CliError(f"--x {args.x!r} must be one of the --param names ({', '.join(grid) or 'none given'})")
     if args.facet is not None and (args.facet not in grid or len(grid[args.facet]) < 2 or args.facet == args.x):
         raise CliError(f"--facet {args.facet!r} must be a --param with several values, other than --x")
+    _check_y(args, grid)
     executor = None
     try:
         base = _study_base(args) if args.base else None
@@ -159,6 +177,9 @@ def cmd_study(args: argparse.Namespace) -> int:
                 f"--y {y!r} is not a column of the results (written to {args.out}/results.csv); "
                 f"columns: {', '.join(metrics)}"
             )
+    if args.json:
+        for r in rows:
+            emit("study_run", r)
     x = args.x or next((k for k in grid if not k.startswith("knob:")), None)
     plotted = _study_plot(rows, grid, x, ys, args) if rows else []
     with open(os.path.join(args.out, "summary.md"), "w") as fh:
@@ -177,6 +198,43 @@ def cmd_study(args: argparse.Namespace) -> int:
         print("interrupted: the rows finished so far were written", file=sys.stderr)
         return 130
     return 0
+
+
+def _check_y(args: argparse.Namespace, grid: Dict[str, List[Any]]) -> None:
+    """Each ``--y`` metric must be a numeric column of the workload's rows, checked before
+    the sweep: a metric every workload reports (``workloads.measure``) passes at once; any
+    other is looked for in one run of the sweep's cheapest point (each parameter's smallest
+    value, the first era), so a typo costs that run, not the whole sweep. The probe's own
+    errors are left to the sweep, which reports them as without --y. No ``--y``: the
+    workload's own metrics (``workloads.DEFAULT_METRIC``), which need no check."""
+    from ... import eras as all_eras
+    from ...studies import workloads
+
+    if not args.y:
+        return
+    ys = args.y.split(",")
+    for y in ys:
+        if y in grid or y in ("era", "spec"):
+            raise CliError(f"--y {y!r} is a swept parameter, not a metric")
+    era = (args.era or all_eras())[0]
+    common = workloads.measure(Simulator(era=era), time.perf_counter())
+    rest = [y for y in ys if y not in common]
+    if not rest or args.base:  # --base: the probe would need the base state; the sweep's rows are checked
+        return
+    point = {}
+    for k, vs in grid.items():
+        if k.startswith("knob:"):
+            continue
+        nums = [v for v in vs if isinstance(v, (int, float))]
+        point[k] = min(nums) if len(nums) == len(vs) else vs[0]
+    try:
+        row = workloads.get(args.workload)(era, **point)
+    except (SimError, TypeError):
+        return  # bad parameters: the sweep reports them as it does without --y
+    metrics = [k for k, v in row.items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    for y in rest:
+        if y not in metrics:
+            raise CliError(f"--y {y!r} is not a metric of {args.workload}; its metrics: {', '.join(metrics)}")
 
 
 def _study_plot(rows: List[Dict[str, Any]], grid: Dict[str, Any], x: Any, ys: List[str], args: Any) -> List[str]:

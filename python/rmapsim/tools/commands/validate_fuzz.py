@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import platform
 import re
 import sys
 from pathlib import Path
 from typing import Any, Dict, Tuple
 
-from .._common import CliError, _era, _int_range, check_output
+from .._common import CliError, _era, _int_range, check_out_dir, emit
 
 
 def ops_range(s: str) -> Tuple[int, int]:
@@ -52,7 +51,11 @@ def add_arguments(vk: Any) -> None:
     g.add_argument(
         "--ops", type=ops_range, default=(10, 40), metavar="A..B", help="operations per sequence (default 10..40)"
     )
-    g.add_argument("--out", metavar="DIR", help="save each minimised divergence here as a trace (created if missing)")
+    g.add_argument(
+        "--out",
+        metavar="DIR",
+        help="output directory (created if missing): each minimised divergence is saved as DIR/divergence-NNNN.trace",
+    )
     g.add_argument(
         "--saved-per-class",
         type=int,
@@ -80,16 +83,16 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
     if args.era and len(args.era) > 1:
         raise CliError("--fuzz compares one era: give --era once")
     out_dir = Path(args.out) if args.out else None
-    if args.out:
-        check_output("--out", args.out, directory=True)
+    if args.out is not None:
+        check_out_dir(args.out, "each divergence is saved as DIR/divergence-NNNN.trace")
     release = platform.release()
     era = args.era[0] if args.era else fz.kernel_era(release)
     spec, holes = fz.holes_spec(era)
     progress = None if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
 
-    def emit(rec: Dict[str, Any]) -> None:
+    def emit_divergence(rec: Dict[str, Any]) -> None:
         if args.json:
-            print(json.dumps(rec), flush=True)
+            emit(rec["type"], {k: v for k, v in rec.items() if k != "type"})
 
     def run(kernel: Any, image: Any, rel: str) -> Any:
         if out_dir is not None:
@@ -106,7 +109,7 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
             out_dir=out_dir,
             saved_per_class=args.saved_per_class,
             progress=progress,
-            emit=emit,
+            emit=emit_divergence,
         )
 
     if args.against:
@@ -116,7 +119,8 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
         if isinstance(rep, int):
             return rep
     if args.json:
-        print(fz.json_lines(rep))
+        summary = rep.summary()
+        emit(summary.pop("type"), summary)
     else:
         print(fz.format_report(rep))
     return 1 if rep.divergences else 0

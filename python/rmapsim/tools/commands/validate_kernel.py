@@ -4,13 +4,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 from ...errors import InvariantViolation, SimError
-from .._common import CliError, _era, _positive, check_output, run_interruptible
+from .._common import CliError, _era, _positive, add_json, check_output, emit, run_interruptible
 from . import validate_fuzz
 
 
@@ -45,7 +44,10 @@ def register(sub: Any) -> None:
         help="era to compare with (repeatable; default 6.18, the live kernel's)",
     )
     vk.add_argument("--pages", type=_positive, default=8, help="pages in the driver's region (default 8)")
-    vk.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    add_json(
+        vk,
+        "scenario and era (comparison), then per era (era_tally); --list: scenario; --fuzz: divergence, then summary",
+    )
     vk.add_argument("--save", metavar="FILE", help="also write the raw measurements here (JSON)")
     vk.add_argument("--from", dest="from_file", metavar="FILE", help="compare saved measurements instead of running")
     validate_fuzz.add_arguments(vk)
@@ -59,7 +61,10 @@ def cmd_validate_kernel(args: argparse.Namespace) -> int:
         return validate_fuzz.cmd_fuzz(args)
     if args.list:
         for s in kernel.SCENARIOS.values():
-            print(f"{s.name:<16} per {s.unit:<10} sizes {','.join(map(str, s.sizes))}  {s.doc}")
+            if args.json:
+                emit("scenario", {"scenario": s.name, "unit": s.unit, "sizes": list(s.sizes), "doc": s.doc})
+            else:
+                print(f"{s.name:<16} per {s.unit:<10} sizes {','.join(map(str, s.sizes))}  {s.doc}")
         return 0
     names = args.scenario or list(kernel.SCENARIOS)
     bad = [n for n in names if n not in kernel.SCENARIOS]
@@ -99,26 +104,60 @@ def cmd_validate_kernel(args: argparse.Namespace) -> int:
             kernel.save(records, Path(args.save))
     if not records:
         raise CliError("no measurement to compare")
-    agree = True
-    out = []
-    for era in args.era or ["6.18"]:
+    kern = records[0].get("kernel", "?")
+    tallies = []
+    for era in dict.fromkeys(args.era or ["6.18"]):
         results = [_compare(kernel, r, era, args.from_file) for r in records]
-        agree &= all(r["agree"] for r in results)
-        out.extend(results)
-        if not args.json:
-            kern = records[0].get("kernel", "?") if records else "?"
-            print(
-                f"live kernel {kern} vs era {era}: slab allocations / frees; table: fitted per-unit slopes; "
-                f"verdict: every fitted coefficient (slopes and intercept) equal to 1e-6"
-            )
-            print(kernel.exit_frees_line(records))
-            print(kernel.format_comparison(results))
-            print()
-    if args.json:
-        print(json.dumps(out, indent=1))
-    else:
-        print("verdict:", "every scenario agrees" if agree else "DISAGREEMENT (see rows marked DISAGREE)")
-    return 0 if agree else 1
+        tally = era_tally(era, kern, results)
+        tallies.append(tally)
+        if args.json:
+            for r in results:
+                emit("comparison", {"kernel": kern, **r})
+            emit("era_tally", tally)
+            continue
+        print(
+            f"live kernel {kern} vs era {era}: slab allocations / frees; table: fitted per-unit slopes; "
+            f"verdict: every fitted coefficient (slopes and intercept) equal to 1e-6"
+        )
+        print(kernel.exit_frees_line(records))
+        print(kernel.format_comparison(results))
+        print(tally_line(tally))
+        print()
+    if not args.json:
+        print("verdict:", verdict_line(tallies))
+    return 0 if all(t["scenarios_disagree"] == 0 for t in tallies) else 1
+
+
+def era_tally(era: str, kern: str, results: List[Dict[str, Any]]) -> Dict[str, Any]:
+    """One era's tally: how many scenarios agree and which disagree."""
+    bad = [r["scenario"] for r in results if not r["agree"]]
+    return {
+        "era": era,
+        "kernel": kern,
+        "scenarios": len(results),
+        "scenarios_agree": len(results) - len(bad),
+        "scenarios_disagree": len(bad),
+        "disagreeing": bad,
+    }
+
+
+def tally_line(t: Dict[str, Any]) -> str:
+    if not t["scenarios_disagree"]:
+        return f"era {t['era']}: all {t['scenarios']} scenarios agree"
+    return (
+        f"era {t['era']}: {t['scenarios_agree']} of {t['scenarios']} scenarios agree; "
+        f"{t['scenarios_disagree']} DISAGREE: {', '.join(t['disagreeing'])}"
+    )
+
+
+def verdict_line(tallies: List[Dict[str, Any]]) -> str:
+    """The last line: agreement in every era, or which eras disagree and how often."""
+    bad = [t for t in tallies if t["scenarios_disagree"]]
+    if not bad:
+        scope = "in every era" if len(tallies) > 1 else f"with era {tallies[0]['era']}"
+        return f"every scenario agrees {scope}"
+    each = "; ".join(f"{t['era']}: {t['scenarios_disagree']} of {t['scenarios']} disagree" for t in bad)
+    return f"DISAGREEMENT in {len(bad)} of {len(tallies)} eras ({each}; see rows marked DISAGREE)"
 
 
 def _compare(kernel: Any, record: Dict[str, Any], era: str, source: Optional[str]) -> Dict[str, Any]:

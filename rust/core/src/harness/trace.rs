@@ -512,6 +512,41 @@ mod tests {
     }
 
     #[test]
+    fn page_owners_is_the_lowest_entry_referring_to_each_page() {
+        // a fork, a split, a move, a swap-out dropped; then a COW page of the child in the moved
+        // VMA, and a shared page swapped out and kept in the swap cache (swap entries only)
+        let text = "# rmapsim trace v1\nspawn\nmmap p1 0x10000000 0x4000 rw\ntouch p1 0x10000000 0x4000 w\n\
+                    fork p1\nmprotect p2 0x10001000 0x1000 r\nmremap p2 0x10002000 0x2000 0x4000 move 0x20000000\n\
+                    try_to_unmap p1 0x10000000\ndrop_swap_cache\ntouch p2 0x20001000 0x1000 w\n\
+                    try_to_unmap p1 0x10001000\n";
+        let mut sim = Simulator::with_era("6.18", 0).unwrap();
+        let out = apply(&mut sim, &parse(text).unwrap(), false);
+        assert!(out.iter().all(|o| matches!(o, Outcome::Ok(_))), "{out:?}");
+        let pages: Vec<u64> = sim.anon_pages().iter().map(|p| p.to_u64()).collect();
+        let entries = sim.pte_entries(); // (pid, addr, kind, value) in pid then address order
+        let mut want = Vec::new();
+        for &h in &pages {
+            let (_, index, _, swap) = sim.page_info(crate::state::arena::Id::from_u64(h)).unwrap();
+            let refers = |e: &&(u32, u64, u8, u64)| {
+                (e.2 == 2 && e.3 == h) || (e.2 == 3 && swap.is_some_and(|s| u64::from(s) == e.3))
+            };
+            let first = entries.iter().filter(refers).min_by_key(|e| (e.0, e.1));
+            want.push(match first {
+                Some(&(pid, addr, _, _)) => {
+                    let vmas = sim.vmas_of(i64::from(pid)).unwrap();
+                    let v = vmas.iter().find(|v| v.start <= addr && addr < v.end).unwrap();
+                    (i64::from(pid), v.start, index)
+                }
+                None => (-1, 0, index),
+            });
+        }
+        assert!(want.contains(&(2, 0x20000000, 0x10003))); // the child's copy: its moved VMA, the old index
+        assert!(want.contains(&(1, 0x10000000, 0x10001))); // swapped out: p1's swap entry, in p1's one VMA
+        assert_eq!(sim.page_owners(&pages), want);
+        assert_eq!(sim.page_owners(&[u64::MAX]), vec![(-1, 0, u64::MAX)]); // no such page
+    }
+
+    #[test]
     fn page_mappings_is_page_at_over_every_vma() {
         let mut sim = Simulator::with_era("6.18", 0).unwrap();
         let _ = apply(&mut sim, &parse(T).unwrap()[..9], false); // forks, COW, a split, a move, a swap-out

@@ -330,6 +330,63 @@ impl Simulator {
         out
     }
 
+    /// Where each page of `pages` (handles) is mapped, for `ScanStats.to_pandas()`: the
+    /// lowest pid whose page tables refer to it — a present entry mapping it, or a swap
+    /// entry for its swap slot (a page `try_to_unmap` swapped out and the swap cache
+    /// still holds) — with the start of that process's VMA holding its lowest such
+    /// address, and `page->index`. `(-1, 0, index)` for a page no entry refers to, and
+    /// `(-1, 0, u64::MAX)` for a handle that names no live page (freed since the walk, as
+    /// `MADV_PAGEOUT` frees what it reclaims). One pass over the page tables (pid order,
+    /// then address order: the first entry found is the one wanted), stopping once every
+    /// page is placed.
+    pub fn page_owners(&self, pages: &[u64]) -> Vec<(i64, u64, u64)> {
+        use std::collections::HashMap;
+        let mut at: HashMap<PageId, (i64, u64)> = HashMap::with_capacity(pages.len());
+        let mut slots: HashMap<u32, PageId> = HashMap::new();
+        let mut index = Vec::with_capacity(pages.len());
+        for &h in pages {
+            let id = crate::state::arena::Id::from_u64(h);
+            let Ok(p) = self.page_checked(id) else {
+                index.push(u64::MAX); // freed since (reclaim dropped it): nowhere
+                continue;
+            };
+            index.push(p.index);
+            at.insert(id, (-1, 0));
+            if let Some(s) = p.swap {
+                slots.insert(s, id);
+            }
+        }
+        let mut left = at.len();
+        if left == 0 {
+            return pages.iter().map(|_| (-1, 0, u64::MAX)).collect();
+        }
+        'procs: for (&pid, p) in &self.procs {
+            for &v in self.mm(p.mm).vmas.values() {
+                let x = self.vma(v);
+                for (_, pte) in x.ptes.range(x.start, x.end) {
+                    let pg = pte.page().or_else(|| pte.swap_slot().and_then(|s| slots.get(&s).copied()));
+                    if let Some(e) = pg.and_then(|pg| at.get_mut(&pg)) {
+                        if e.0 < 0 {
+                            *e = (i64::from(pid), x.start);
+                            left -= 1;
+                            if left == 0 {
+                                break 'procs;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        pages
+            .iter()
+            .zip(index)
+            .map(|(&h, i)| {
+                let (pid, start) = at.get(&crate::state::arena::Id::from_u64(h)).copied().unwrap_or((-1, 0));
+                (pid, start, i)
+            })
+            .collect()
+    }
+
     /// The anon page mapped at `addr` in `pid` (`None` for no entry or the zero page).
     pub fn page_at(&self, pid: i64, addr: u64) -> Result<Option<PageId>> {
         Ok(self.pte_at(pid, addr)?.page())
