@@ -102,12 +102,14 @@ class RandomDiffResult:
         return next((f for f in self.findings if set(f.knobs) == want), None)
 
     def as_records(self) -> List[Dict[str, Any]]:
-        """JSON-ready records (``--json``, one per line): ``kind`` ``"summary"``, then one
-        ``"finding"`` per explaining knob set, then one ``"trace"`` per diverging trace."""
+        """JSON-ready records (``rmapsim diff --random --json``, one per line; fields in
+        docs/output-schema.md): ``type`` ``"diff_random"`` (the summary), then one
+        ``"diff_finding"`` per explaining knob set, then one ``"diff_trace"`` per diverging
+        trace."""
         summary = {
-            "kind": "summary",
-            "a": self.a,
-            "b": self.b,
+            "type": "diff_random",
+            "era_a": self.a,
+            "era_b": self.b,
             "traces": self.traces,
             "length": self.length,
             "seed": self.seed,
@@ -122,7 +124,7 @@ class RandomDiffResult:
         for f in self.findings:
             out.append(
                 {
-                    "kind": "finding",
+                    "type": "diff_finding",
                     "knobs": list(f.knobs),
                     "kernel": list(f.kernel),
                     "traces": f.traces,
@@ -131,7 +133,7 @@ class RandomDiffResult:
                     "example": f.example,
                 }
             )
-        out.extend({"kind": "trace", **r} for r in self.rows)
+        out.extend({"type": "diff_trace", **r} for r in self.rows)
         return out
 
 

@@ -240,11 +240,14 @@ def test_cli_differ_exit_1_text_report(capsys):
 def test_cli_csv_and_json_have_the_documented_columns(tmp_path, capsys):
     out = tmp_path / "rows.csv"
     assert main(["diff", str(SEED), "--era", "2.6.33", "--era", "2.6.34", "--csv", str(out), "--json"]) == 1
-    doc = json.loads(capsys.readouterr().out)
-    assert doc["columns"] == DOC_COLUMNS
-    assert (doc["a"], doc["b"], doc["ops"], doc["identical"]) == ("2.6.33", "2.6.34", 9, False)
-    assert doc["first_divergence"]["op"] == 3 and doc["first_by_category"]["pages"] == 7
-    assert [list(r) for r in doc["rows"]] == [DOC_COLUMNS] * 9
+    recs = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    *ops, doc = recs
+    assert [r["type"] for r in ops] == ["diff_op"] * 9 and doc["type"] == "diff_summary"
+    assert [[k for k in r if k != "type"] for r in ops] == [DOC_COLUMNS] * 9
+    assert (doc["era_a"], doc["era_b"], doc["ops"], doc["identical"]) == ("2.6.33", "2.6.34", 9, False)
+    assert (doc["first_divergence_op"], doc["first_divergence_line"]) == (3, 7)
+    assert doc["first_divergence_operation"] == "touch p1 0x10000000 0x4000 w"
+    assert doc["first_by_category"]["pages"] == 7
     with out.open() as fh:
         rows = list(csv.DictReader(fh))
     assert list(rows[0]) == DOC_COLUMNS and len(rows) == 9

@@ -22,7 +22,7 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "output-schema.md"
 MEASUREMENTS = DATA / "kernel-6.18-measurements.json"
 #: `rmapsim diff` is being reworked on main (a random-trace mode); its --json is still one
 #: JSON document (docs/diff.md) until it moves to these records. Listed, not skipped.
-NOT_YET = {"diff"}
+NOT_YET: set = set()
 
 PY_TYPES = {
     "string": (str,),
@@ -123,6 +123,8 @@ def test_every_subcommand_json_matches_the_page(tmp_path, capsys):
     run("validate-kernel", "--list", want=(0,))
     run("validate-kernel", "--fuzz", "2", "--against", "6.0", "--quiet", "--out", str(tmp_path / "v"))
     run("eras", want=(0,))
+    run("diff", trace, "--era", "2.6.34-rc1", "--era", "2.6.34", "--no-pictures")
+    run("diff", "--random", "20", "--era", "6.18", "--era", "7.0", "--seed", "1", "--fail-rate", "0.05", "--quiet")
     if shutil.which("strace"):
         rec = run("record", "--out", str(tmp_path / "r"), "--", "true", want=(0,))
         assert rec[0]["trace"] == str(tmp_path / "r" / "record.trace")

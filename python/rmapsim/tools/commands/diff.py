@@ -7,7 +7,19 @@ from typing import Any
 
 from ...diff import COLUMNS, diff, format_report
 from ...errors import InvariantViolation, SimError
-from .._common import CliError, _count, _era, _finite, _int_range, check_output, parse_trace_input, read_text_input
+from .._common import (
+    CliError,
+    _count,
+    _era,
+    _finite,
+    _int_range,
+    add_json,
+    check_out_dir,
+    check_output,
+    emit,
+    parse_trace_input,
+    read_text_input,
+)
 
 
 def register(sub: Any) -> None:
@@ -37,7 +49,7 @@ def register(sub: Any) -> None:
         help="era preset or spec (BASE+knob=value,...); give it exactly twice: --era A --era B",
     )
     d.add_argument("--csv", metavar="FILE", help="also write the per-operation table (every operation) as CSV")
-    d.add_argument("--json", action="store_true", help="print the whole result as JSON instead of the text report")
+    add_json(d, "operation (diff_op), then one diff_summary; with --random: diff_random, diff_finding, diff_trace")
     d.add_argument("--no-pictures", action="store_true", help="leave out the layout pictures")
     d.add_argument(
         "--limit",
@@ -65,7 +77,7 @@ def register(sub: Any) -> None:
     )
     r.add_argument("--basic", action="store_true", help="the fuzzer's basic operation mix (default: the extended mix)")
     r.add_argument("--no-shrink", action="store_true", help="keep each knob's example unshrunk")
-    r.add_argument("--save", metavar="DIR", help="write each knob's example as DIR/KNOB.trace")
+    r.add_argument("--out", metavar="DIR", help="write each finding's example as DIR/KNOB.trace (created if missing)")
     r.add_argument("--quiet", action="store_true", help="no progress line on standard error")
     d.set_defaults(run=cmd_diff)
 
@@ -73,7 +85,6 @@ def register(sub: Any) -> None:
 def cmd_diff(args: Any) -> int:
     """``rmapsim diff``: 0 identical, 1 the runs differ; bad usage raises CliError (2)."""
     import csv
-    import json
 
     if len(args.era) != 2:
         raise CliError(f"give exactly two eras, --era A --era B (got {len(args.era)}: {', '.join(args.era)})")
@@ -101,7 +112,24 @@ def cmd_diff(args: Any) -> int:
             w.writeheader()
             w.writerows(res.rows)
     if args.json:
-        print(json.dumps(res.as_dict(), indent=1))
+        for r in res.rows:
+            emit("diff_op", r)
+        fd = res.first_divergence
+        emit(
+            "diff_summary",
+            {
+                "era_a": res.a,
+                "era_b": res.b,
+                "ops": res.ops,
+                "identical": res.identical,
+                "first_divergence_op": fd.op if fd else None,
+                "first_divergence_line": fd.lineno if fd else None,
+                "first_divergence_operation": fd.line if fd else None,
+                "first_divergence_details": fd.details if fd else None,
+                "first_by_category": res.first_by_category,
+                "pictures": res.pictures,
+            },
+        )
     else:
         print(format_report(res, args.trace, args.limit))
         if args.csv:
@@ -116,14 +144,13 @@ _RANDOM_ONLY = (
     ("--fail-rate", "fail_rate"),
     ("--basic", "basic"),
     ("--no-shrink", "no_shrink"),
-    ("--save", "save"),
+    ("--out", "out"),
     ("--quiet", "quiet"),
 )
 
 
 def _cmd_random(args: Any) -> int:
     """``rmapsim diff --random N``: 0 when no trace diverges, 1 when some do."""
-    import json
     import os
     import sys
     import time
@@ -135,8 +162,8 @@ def _cmd_random(args: Any) -> int:
         raise CliError(f"give a TRACE or --random N, not both (got TRACE {args.trace!r})")
     if args.csv:
         raise CliError("--csv goes with a TRACE; --random writes --json records")
-    if args.save:
-        check_output("--save", args.save, directory=True)
+    if args.out:
+        check_out_dir(args.out, "each finding's example is written to DIR/KNOB.trace")
     last = [time.monotonic()]
 
     def progress(done: int, total: int) -> None:
@@ -156,17 +183,17 @@ def _cmd_random(args: Any) -> int:
         shrink=not args.no_shrink,
         progress=None if args.quiet else progress,
     )
-    if args.save:
-        os.makedirs(args.save, exist_ok=True)
+    if args.out:
+        os.makedirs(args.out, exist_ok=True)
         for f in res.findings:
             if f.example is not None:
-                with open(os.path.join(args.save, f"{f.name}.trace"), "w") as fh:
+                with open(os.path.join(args.out, f"{f.name}.trace"), "w") as fh:
                     fh.write(f.example)
     if args.json:
         for rec in res.as_records():
-            print(json.dumps(rec))
+            emit(rec.pop("type"), rec)
     else:
         print(format_random(res))
-        if args.save:
-            print(f"\nexamples written to {args.save}/KNOB.trace")
+        if args.out:
+            print(f"\nexamples written to {args.out}/KNOB.trace")
     return 0 if res.diverging == 0 else 1

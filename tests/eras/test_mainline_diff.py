@@ -212,14 +212,15 @@ def test_bad_arguments_are_named(kw, needle):
 def test_cli_json_records_save_and_exit_status(tmp_path, capsys):
     out = tmp_path / "ex"
     argv = ["diff", "--random", "30", "--era", "6.18", "--era", "7.0", "--seed", "1", "--fail-rate", "0.05"]
-    assert main(argv + ["--json", "--quiet", "--save", str(out)]) == 1
+    assert main(argv + ["--json", "--quiet", "--out", str(out)]) == 1
     recs = [json.loads(ln) for ln in capsys.readouterr().out.splitlines()]
     summary, rest = recs[0], recs[1:]
-    assert summary["kind"] == "summary" and (summary["a"], summary["b"], summary["traces"]) == ("6.18", "7.0", 30)
-    findings = [r for r in rest if r["kind"] == "finding"]
-    traces = [r for r in rest if r["kind"] == "trace"]
+    assert summary["type"] == "diff_random"
+    assert (summary["era_a"], summary["era_b"], summary["traces"]) == ("6.18", "7.0", 30)
+    findings = [r for r in rest if r["type"] == "diff_finding"]
+    traces = [r for r in rest if r["type"] == "diff_trace"]
     assert len(traces) == summary["diverging"] > 0 and findings
-    assert {r["kind"] for r in rest} == {"finding", "trace"}
+    assert {r["type"] for r in rest} == {"diff_finding", "diff_trace"}
     # each saved example reproduces its knob's difference on its own
     for f in findings:
         [knob] = f["knobs"]
