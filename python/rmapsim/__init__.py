@@ -16,12 +16,14 @@ from __future__ import annotations
 import copy
 import functools
 import inspect
-from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Literal, Optional, Tuple, Union, overload
+from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Literal, Optional, Tuple, Union, cast, overload
 
 import numpy as np
 
-from . import _core
+from . import _core, _types
 from ._stats import COLUMNS, LOCK_EXCLUSIVE, LOCK_SHARED, ScanStats, summary_from_totals
+from ._types import *  # noqa: F403 (the types of arguments and results, in __all__)
+from ._types import Advice, AggregateSummary, MemoryUsage, Prot, WalkKind
 from .errors import (
     AlreadyMapped,
     BadAddress,
@@ -80,6 +82,7 @@ __all__ = [
     "Busy",
     "diff",
 ]
+__all__ += _types.__all__  # the types of arguments and results
 
 
 def eras() -> List[str]:
@@ -294,7 +297,7 @@ class Simulator(_core.Simulator):
         pid: int,
         length: int,
         addr: Optional[int] = None,  # type: ignore[override]
-        prot: Optional[str] = None,
+        prot: Optional[Prot] = None,
         file: Optional[int] = None,
         offset: Optional[int] = None,
         noreserve: bool = False,
@@ -335,11 +338,15 @@ class Simulator(_core.Simulator):
     @overload
     def page_referenced(
         self, pages: HandleArray = ..., threads: Optional[int] = ..., *, aggregate: Literal[True]
-    ) -> Dict[str, Any]: ...
+    ) -> AggregateSummary: ...
+    @overload
+    def page_referenced(
+        self, pages: HandleArray = ..., threads: Optional[int] = ..., *, aggregate: bool
+    ) -> Union[ScanStats, AggregateSummary]: ...
 
     def page_referenced(
         self, pages: HandleArray = None, threads: Optional[int] = 1, aggregate: bool = False
-    ) -> Union[ScanStats, Dict[str, Any]]:
+    ) -> Union[ScanStats, AggregateSummary]:
         """Kernel-faithful ``page_referenced`` walks (``page_referenced_anon``): each walk
         stops once it has found ``page_mapcount`` mappings. ``pages=None`` walks every
         live anon page. ``threads``: worker threads (None = all cores); results are
@@ -354,11 +361,15 @@ class Simulator(_core.Simulator):
     @overload
     def rmap_walk(
         self, pages: HandleArray = ..., threads: Optional[int] = ..., *, aggregate: Literal[True]
-    ) -> Dict[str, Any]: ...
+    ) -> AggregateSummary: ...
+    @overload
+    def rmap_walk(
+        self, pages: HandleArray = ..., threads: Optional[int] = ..., *, aggregate: bool
+    ) -> Union[ScanStats, AggregateSummary]: ...
 
     def rmap_walk(
         self, pages: HandleArray = None, threads: Optional[int] = 1, aggregate: bool = False
-    ) -> Union[ScanStats, Dict[str, Any]]:
+    ) -> Union[ScanStats, AggregateSummary]:
         """Full ``rmap_walk`` of each page: every candidate VMA on the page's anon_vma is
         visited (what migration's ``remove_migration_ptes`` and the checker do, and the
         cost the 2010 thread's O(N) → 2 claim counts). ``threads`` as for
@@ -376,15 +387,15 @@ class Simulator(_core.Simulator):
         return self._walk("rmap_walk", pages, threads, aggregate)
 
     def _walk(
-        self, kind: str, pages: HandleArray, threads: Optional[int], aggregate: bool
-    ) -> Union[ScanStats, Dict[str, Any]]:
+        self, kind: WalkKind, pages: HandleArray, threads: Optional[int], aggregate: bool
+    ) -> Union[ScanStats, AggregateSummary]:
         pages_, threads_ = self._pages(pages), threads
         if _aggregate(aggregate):
             return summary_from_totals(self._walk_totals(pages_, kind == "rmap_walk", threads_), kind)
         rows = self._rmap_walk if kind == "rmap_walk" else self._page_referenced
         return ScanStats(rows(pages_, threads_), kind=kind)
 
-    def memory_usage(self) -> Dict[str, Dict[str, int]]:
+    def memory_usage(self) -> MemoryUsage:
         """The simulator's own memory (not the kernel's struct sizes, see :meth:`memory`),
         per object kind: ``mm``, ``vma``, ``anon_vma``, ``anon_vma_chain``, ``page``,
         ``pte`` and ``swap_slot``, each ``{live, slot_bytes, slots, bytes,
@@ -393,13 +404,16 @@ class Simulator(_core.Simulator):
         slots x slot_bytes + heap the objects own (by length), and ``capacity_bytes``
         (by allocated capacity). A ``"total"`` entry sums ``bytes`` and
         ``capacity_bytes``, and ``"bytes_per_pte"`` is total bytes / populated PTEs."""
-        d: Dict[str, Any] = dict(self._memory_usage())
-        total = sum(v["bytes"] for v in d.values())
-        cap = sum(v["capacity_bytes"] for v in d.values())
-        d["total"] = {"bytes": total, "capacity_bytes": cap}
-        ptes = d["pte"]["live"]
-        d["bytes_per_pte"] = total / ptes if ptes else float("nan")
-        return d
+        kinds = self._memory_usage()
+        total = sum(v["bytes"] for v in kinds.values())
+        cap = sum(v["capacity_bytes"] for v in kinds.values())
+        ptes = kinds["pte"]["live"]
+        d = {
+            **kinds,
+            "total": {"bytes": total, "capacity_bytes": cap},
+            "bytes_per_pte": total / ptes if ptes else float("nan"),
+        }
+        return cast(MemoryUsage, d)  # _core's seven kinds, then the sums
 
     def contention(
         self,
@@ -435,7 +449,7 @@ class Simulator(_core.Simulator):
             d, self.era, {k: int(v) for k, v in params.items()}, f"{pol['lock_scope']}/{pol['lock_kind']}"
         )
 
-    def madvise(self, pid: int, addr: int, length: int, advice: str) -> ScanStats:
+    def madvise(self, pid: int, addr: int, length: int, advice: Advice) -> ScanStats:
         """``madvise(addr, length, advice)`` with advice ``normal``, ``random``,
         ``sequential``, ``dontfork``, ``dofork`` (flag changes that split and re-merge
         VMAs), ``wipeonfork`` / ``keeponfork`` (Linux 4.14+ eras only; EINVAL earlier),
@@ -459,11 +473,15 @@ class Simulator(_core.Simulator):
     @overload
     def try_to_unmap(
         self, pages: HandleArray = ..., threads: Optional[int] = ..., *, aggregate: Literal[True]
-    ) -> Dict[str, Any]: ...
+    ) -> AggregateSummary: ...
+    @overload
+    def try_to_unmap(
+        self, pages: HandleArray = ..., threads: Optional[int] = ..., *, aggregate: bool
+    ) -> Union[ScanStats, AggregateSummary]: ...
 
     def try_to_unmap(
         self, pages: HandleArray = None, threads: Optional[int] = 1, aggregate: bool = False
-    ) -> Union[ScanStats, Dict[str, Any]]:
+    ) -> Union[ScanStats, AggregateSummary]:
         """Reclaim's ``try_to_unmap`` on each page (every anon page when None): the page
         enters the swap cache and every mapping its rmap walk finds becomes a swap entry;
         the walk stops once the page is unmapped. A mapping the walk misses stays mapped,
