@@ -1,4 +1,4 @@
-"""The lock-contention picture of the 2010 thread (SPEC §6), as data and a plot.
+"""The lock-contention picture of the 2010 thread (docs/contract.md#locks-and-contention), as data and a plot.
 
 ``Simulator.contention(cpus=16)`` replays the ``page_referenced`` walks of every anon page
 on simulated CPUs in virtual time under the era's locks: a per-anon_vma spinlock (2.6.33,
