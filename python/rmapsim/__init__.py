@@ -81,6 +81,7 @@ __all__ = [
     "AlreadyMapped",
     "Busy",
     "diff",
+    "diff_random",
 ]
 __all__ += _types.__all__  # the types of arguments and results
 
@@ -693,3 +694,6 @@ _guard_methods(Simulator)
 
 # The two-era lockstep diff (module rmapsim.diff; the package attribute is its function).
 from .diff import diff  # noqa: E402
+
+# The differential over random traces (module rmapsim.diff_random; likewise its function).
+from .diff_random import diff_random  # noqa: E402

@@ -11,6 +11,14 @@ Categories (the keys of :attr:`Divergence.details` and :attr:`DiffResult.first_b
     symbol, the address mmap chose, pages dropped, ...).
 ``counts``
     ``Simulator.counts()``: mm, vma, anon_vma, anon_vma_chain, page, pte, swap_slot, swap_cache.
+``objects``
+    what the operation allocated and freed: its allocation attempts per site
+    (``allocation_sites()``, e.g. ``anon_vma@anon_vma_fork``; a failed attempt counts) and
+    its frees per object kind (``write_stats()``). Two eras that allocate in another order
+    or at other sites differ here even when they end in the same state.
+``work``
+    the operation's anon_vma lock acquisitions and interval-tree (or list) inserts, removes
+    and rekeys (``write_stats()``).
 ``vmas``
     the set of VMAs, each named by (process symbol, start, end), and their protections.
 ``vma_anon_vma``
@@ -67,13 +75,18 @@ from .errors import InvalidArgument, InvariantViolation, short_repr
 from .policy import Policy, era_spec
 
 #: The compared categories, in report order.
-CATEGORIES = ("result", "counts", "vmas", "vma_anon_vma", "vma_chain", "pages", "walk", "verdict")
+CATEGORIES = ("result", "counts", "objects", "work", "vmas", "vma_anon_vma", "vma_chain", "pages", "walk", "verdict")
 #: The object kinds of ``Simulator.counts()`` that every row carries for A and B.
 COUNT_KINDS = ("mm", "vma", "anon_vma", "anon_vma_chain", "page", "pte", "swap_slot", "swap_cache")
+#: The ``write_stats()`` fields of the ``objects`` category (frees; allocations are per site).
+FREE_FIELDS = ("vma_free", "anon_vma_free", "avc_free", "page_free")
+#: The ``write_stats()`` fields of the ``work`` category.
+WORK_FIELDS = ("lock_acquire", "index_insert", "index_remove", "tree_rekey")
 #: Columns of :attr:`DiffResult.rows` (the CSV and the JSON ``rows``), in order.
 COLUMNS = (
     ("op", "line", "operation", "differs", "what", "result_a", "result_b")
     + tuple(f"{k}_{s}" for k in COUNT_KINDS for s in "ab")
+    + ("allocs_a", "allocs_b", "frees_a", "frees_b", "locks_a", "locks_b")
     + ("walk_a", "walk_b", "walk_max_a", "walk_max_b", "verdict_a", "verdict_b")
 )
 #: At most this many details per category are kept (the rest are counted).
@@ -90,6 +103,8 @@ class _State:
 
     result: Tuple[str, int]
     counts: Dict[str, int]
+    objects: Dict[str, int]  # this op's allocation attempts per site ("alloc site") and frees
+    work: Dict[str, int]  # this op's write_stats() WORK_FIELDS
     vmas: Dict[VmaKey, Tuple[str, Optional[str], Tuple[str, ...]]]  # prot, anon_vma, chain set
     pages: Dict[PageKey, Tuple[Optional[str], Optional[int]]]  # anon_vma, vmas visited
     verdict: str
@@ -111,6 +126,18 @@ class _Run:
         self.sim = Simulator(era=spec)
         self.symbols: List[int] = []  # pid of p1, p2, ...
         self.names: Dict[int, str] = {}  # anon_vma handle -> identity
+        self.totals: Dict[str, int] = {}  # allocation_sites() and summed write_stats() so far
+
+    def _deltas(self) -> Tuple[Dict[str, int], Dict[str, int]]:
+        """This operation's (objects, work): the growth of the cumulative counters."""
+        now = {f"alloc {k}": v for k, v in self.sim.allocation_sites().items()}
+        for per_kind in self.sim.write_stats().values():
+            for f in FREE_FIELDS + WORK_FIELDS:
+                now[f] = now.get(f, 0) + per_kind[f]
+        delta = {k: v - self.totals.get(k, 0) for k, v in now.items() if v != self.totals.get(k, 0)}
+        self.totals = now
+        work = {k: delta.pop(k) for k in WORK_FIELDS if k in delta}
+        return delta, work
 
     def sym_of(self) -> Dict[int, int]:
         return {pid: i + 1 for i, pid in enumerate(self.symbols)}
@@ -119,6 +146,7 @@ class _Run:
         from .trace import ERROR_KINDS
 
         status, value, message, self.symbols = self.sim._apply_from([row], self.symbols)
+        objects, work = self._deltas()
         st = status[0]
         result = ("ok" if st == 0 else ERROR_KINDS[st - 1] if st <= len(ERROR_KINDS) else "error", int(value[0]))
         graph = self.sim.graph()
@@ -149,7 +177,7 @@ class _Run:
             msg = str(e)
             m = re.search(r"invariant (\d+)", msg)
             verdict = f"invariant {m.group(1)}" if m else "violation"
-        return _State(result, self.sim.counts(), state_vmas, pages, verdict, msg)
+        return _State(result, self.sim.counts(), objects, work, state_vmas, pages, verdict, msg)
 
     def _mappings(self) -> Dict[int, List[Tuple[int, int]]]:
         """page handle -> sorted (symbol, address) pairs whose PTE maps it."""
@@ -367,6 +395,10 @@ def _compare(a: _State, b: _State) -> Dict[str, List[str]]:
     for k in COUNT_KINDS:
         if a.counts.get(k) != b.counts.get(k):
             add("counts", lambda: f"{k}: A {a.counts.get(k)}, B {b.counts.get(k)}")  # noqa: B023 (called at once)
+    for cat, da, db in (("objects", a.objects, b.objects), ("work", a.work, b.work)):
+        for k in sorted(da.keys() | db.keys()):
+            if da.get(k, 0) != db.get(k, 0):
+                add(cat, lambda: f"{k}: A {da.get(k, 0)}, B {db.get(k, 0)}")  # noqa: B023 (called at once)
     _compare_keyed(
         add,
         a.vmas,
@@ -408,6 +440,12 @@ def _row(op: int, line: str, lineno: Optional[int], a: _State, b: _State, what: 
     }
     for k in COUNT_KINDS:
         r[f"{k}_a"], r[f"{k}_b"] = a.counts.get(k, 0), b.counts.get(k, 0)
+    for col, of in (
+        ("allocs", lambda st: sum(v for k, v in st.objects.items() if k.startswith("alloc "))),
+        ("frees", lambda st: sum(v for k, v in st.objects.items() if not k.startswith("alloc "))),
+        ("locks", lambda st: st.work.get("lock_acquire", 0)),
+    ):
+        r[f"{col}_a"], r[f"{col}_b"] = of(a), of(b)
     r.update(
         walk_a=a.walk_total,
         walk_b=b.walk_total,

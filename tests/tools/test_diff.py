@@ -23,7 +23,7 @@ REUSE = ROOT / "tests" / "data" / "degree-reuse-3.19.trace"
 DOC_COLUMNS = (
     "op,line,operation,differs,what,result_a,result_b,mm_a,mm_b,vma_a,vma_b,anon_vma_a,anon_vma_b,"
     "anon_vma_chain_a,anon_vma_chain_b,page_a,page_b,pte_a,pte_b,swap_slot_a,swap_slot_b,swap_cache_a,"
-    "swap_cache_b,walk_a,walk_b,walk_max_a,walk_max_b,verdict_a,verdict_b"
+    "swap_cache_b,allocs_a,allocs_b,frees_a,frees_b,locks_a,locks_b,walk_a,walk_b,walk_max_a,walk_max_b,verdict_a,verdict_b"
 ).split(",")
 
 
@@ -69,14 +69,21 @@ def test_seed_scenario_2_6_33_vs_2_6_34_hand_checked():
     assert (fd.op, fd.line, fd.lineno) == (3, "touch p1 0x10000000 0x4000 w", 7)
     assert fd.details == {
         "counts": ["anon_vma_chain: A 0, B 1"],
+        "objects": ["alloc anon_vma_chain@anon_vma_prepare: A 0, B 1"],
         "vma_chain": ["p1 [0x10000000, 0x10004000): chain A [], B [p1@0x10000000/op3]"],
     }
     # op 4, the first fork: the child's VMA uses the parent's anon_vma (2.6.33) or a new one.
     # op 7, the first child's write: its COW pages point at p1's anon_vma, on which all 4
     # VMAs are listed (2.6.33: walk 4), or at p2's own (2.6.34: walk 1).
+    # The prepare at op 3 locks p1's anon_vma once and links one VMA (or chain entry) in
+    # both eras: the same work. The fork at op 4 links the child's VMA once under one lock
+    # in 2.6.33 (anon_vma_link); 2.6.34 links a clone entry to p1's anon_vma and one to the
+    # child's new anon_vma: work first differs there.
     assert res.first_by_category == {
         "result": None,
         "counts": 3,
+        "objects": 3,
+        "work": 4,
         "vmas": None,
         "vma_anon_vma": 4,
         "vma_chain": 3,

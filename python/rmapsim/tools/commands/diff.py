@@ -7,7 +7,7 @@ from typing import Any
 
 from ...diff import COLUMNS, diff, format_report
 from ...errors import InvariantViolation, SimError
-from .._common import CliError, _count, _era, check_output, parse_trace_input, read_text_input
+from .._common import CliError, _count, _era, _finite, _int_range, check_output, parse_trace_input, read_text_input
 
 
 def register(sub: Any) -> None:
@@ -21,11 +21,13 @@ def register(sub: Any) -> None:
             "identities mapped between the runs by the VMA and operation that first used them), which anon_vma "
             "each page points to, each page's full rmap_walk cost and the check() verdict (docs/diff.md). Prints "
             "the first divergence, the first differing operation per category, a per-operation table and the "
-            "layouts of both runs at the first divergence. Exit status: 0 identical, 1 they differ, 2 bad usage "
+            "layouts of both runs at the first divergence. With --random N instead of a trace: the differential "
+            "over N random traces, each difference attributed to the knobs that differ between A and B, with a "
+            "shrunk example per knob (docs/diff.md). Exit status: 0 identical, 1 they differ, 2 bad usage "
             "or a malformed trace."
         ),
     )
-    d.add_argument("trace", metavar="TRACE", help="trace file ('-' for standard input)")
+    d.add_argument("trace", metavar="TRACE", nargs="?", help="trace file ('-' for standard input); not with --random")
     d.add_argument(
         "--era",
         action="append",
@@ -44,6 +46,27 @@ def register(sub: Any) -> None:
         metavar="N",
         help="show the first N operations in the text table, and the first divergence's (default 50; 0 = all)",
     )
+    r = d.add_argument_group("random differential (--random)")
+    r.add_argument(
+        "--random",
+        type=_int_range(1, 10**7),
+        metavar="N",
+        help="compare A and B over N random traces instead of one trace, attributing each difference to a knob",
+    )
+    r.add_argument("--seed", type=_count, help="random seed of --random, 0 .. 2**64 - 1 (default 0)")
+    r.add_argument(
+        "--length", type=_int_range(1, 10**5), metavar="OPS", help="operations per random trace (default 100)"
+    )
+    r.add_argument(
+        "--fail-rate",
+        type=_finite(0.0, 1.0),
+        metavar="R",
+        help="inject allocation failures into the random traces at rate R, as rmapsim fuzz does (default 0)",
+    )
+    r.add_argument("--basic", action="store_true", help="the fuzzer's basic operation mix (default: the extended mix)")
+    r.add_argument("--no-shrink", action="store_true", help="keep each knob's example unshrunk")
+    r.add_argument("--save", metavar="DIR", help="write each knob's example as DIR/KNOB.trace")
+    r.add_argument("--quiet", action="store_true", help="no progress line on standard error")
     d.set_defaults(run=cmd_diff)
 
 
@@ -54,6 +77,13 @@ def cmd_diff(args: Any) -> int:
 
     if len(args.era) != 2:
         raise CliError(f"give exactly two eras, --era A --era B (got {len(args.era)}: {', '.join(args.era)})")
+    if args.random is not None:
+        return _cmd_random(args)
+    if args.trace is None:
+        raise CliError("give a TRACE file, or --random N for random traces")
+    given = [o for o, v in _RANDOM_ONLY if getattr(args, v) not in (None, False)]
+    if given:
+        raise CliError(f"{', '.join(given)} go(es) with --random N, not with a TRACE")
     if args.csv:
         check_output("--csv", args.csv)
     name = "<stdin>" if args.trace == "-" else args.trace
@@ -77,3 +107,66 @@ def cmd_diff(args: Any) -> int:
         if args.csv:
             print(f"\nper-operation table written to {args.csv}")
     return 0 if res.identical else 1
+
+
+#: The options of the random differential only (option, attribute).
+_RANDOM_ONLY = (
+    ("--seed", "seed"),
+    ("--length", "length"),
+    ("--fail-rate", "fail_rate"),
+    ("--basic", "basic"),
+    ("--no-shrink", "no_shrink"),
+    ("--save", "save"),
+    ("--quiet", "quiet"),
+)
+
+
+def _cmd_random(args: Any) -> int:
+    """``rmapsim diff --random N``: 0 when no trace diverges, 1 when some do."""
+    import json
+    import os
+    import sys
+    import time
+
+    from ...diff_random import diff_random
+    from ...diff_random import format_report as format_random
+
+    if args.trace is not None:
+        raise CliError(f"give a TRACE or --random N, not both (got TRACE {args.trace!r})")
+    if args.csv:
+        raise CliError("--csv goes with a TRACE; --random writes --json records")
+    if args.save:
+        check_output("--save", args.save, directory=True)
+    last = [time.monotonic()]
+
+    def progress(done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - last[0] >= 2.0 or done == total:
+            last[0] = now
+            print(f"diff --random: {done}/{total} traces", file=sys.stderr, flush=True)
+
+    res = diff_random(
+        args.era[0],
+        args.era[1],
+        traces=args.random,
+        seed=args.seed or 0,
+        length=args.length or 100,
+        fail_rate=args.fail_rate or 0.0,
+        extended=not args.basic,
+        shrink=not args.no_shrink,
+        progress=None if args.quiet else progress,
+    )
+    if args.save:
+        os.makedirs(args.save, exist_ok=True)
+        for f in res.findings:
+            if f.example is not None:
+                with open(os.path.join(args.save, f"{f.name}.trace"), "w") as fh:
+                    fh.write(f.example)
+    if args.json:
+        for rec in res.as_records():
+            print(json.dumps(rec))
+    else:
+        print(format_random(res))
+        if args.save:
+            print(f"\nexamples written to {args.save}/KNOB.trace")
+    return 0 if res.diverging == 0 else 1
