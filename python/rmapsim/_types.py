@@ -93,8 +93,8 @@ class AggregateSummary(WalkSummary):
 
 class Counts(TypedDict):
     """``Simulator.counts()``: live objects of each kind; ``pte`` counts populated entries
-    (zero-page entries included), ``swap_slot`` swap slots in use, ``swap_cache`` pages in
-    the swap cache."""
+    (zero-page and swap entries included), ``swap_slot`` swap slots in use, ``swap_cache``
+    pages in the swap cache."""
 
     mm: int
     vma: int
