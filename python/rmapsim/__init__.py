@@ -19,6 +19,7 @@ import inspect
 from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Literal, Optional, Tuple, Union, cast, overload
 
 import numpy as np
+import numpy.typing as npt
 
 from . import _core, _types
 from ._stats import COLUMNS, LOCK_EXCLUSIVE, LOCK_SHARED, ScanStats, summary_from_totals
@@ -146,7 +147,7 @@ class ApplyResult:
     ``ERROR_KINDS.index(kind) + 1``), ``value`` (new process symbol, address, …) and
     ``message`` (the error text, or "")."""
 
-    def __init__(self, status: np.ndarray, value: np.ndarray, message: list) -> None:
+    def __init__(self, status: npt.NDArray[np.uint8], value: npt.NDArray[np.uint64], message: List[str]) -> None:
         self.status, self.value, self.message = status, value, message
         self.samples = np.zeros(0, dtype=SAMPLE_DTYPE)
         #: The per-operation event log with ``apply(..., events=True)``, else None.
@@ -155,11 +156,11 @@ class ApplyResult:
     def __len__(self) -> int:
         return len(self.status)
 
-    def errors(self) -> list:
+    def errors(self) -> List[Tuple[int, str, str]]:
         """``(index, kind, message)`` of every failed operation."""
         from .trace import ERROR_KINDS
 
-        return [(i, ERROR_KINDS[s - 1], self.message[i]) for i, s in enumerate(self.status.tolist()) if s]
+        return [(i, str(ERROR_KINDS[s - 1]), self.message[i]) for i, s in enumerate(self.status.tolist()) if s]
 
     def violation(self) -> Optional[str]:
         """The invariant violation that stopped the batch, if any."""
@@ -297,7 +298,7 @@ class Simulator(_core.Simulator):
         self,
         pid: int,
         length: int,
-        addr: Optional[int] = None,  # type: ignore[override]
+        addr: Optional[int] = None,
         prot: Optional[Prot] = None,
         file: Optional[int] = None,
         offset: Optional[int] = None,
