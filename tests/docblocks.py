@@ -1,4 +1,5 @@
 """The fenced code blocks of README.md and docs/*.md, for the tests that keep the docs true
+(the rules for writers: docs/types.md, "Code in the docs")
 (tests/api/test_docs_doctests.py runs the ``>>>`` sessions, tests/api/test_docs_code.py
 type-checks every Python block and runs the scripts).
 
