@@ -1,7 +1,7 @@
-"""The fenced code blocks of README.md and docs/*.md, for the tests that keep the docs true
-(the rules for writers: docs/types.md, "Code in the docs")
-(tests/api/test_docs_doctests.py runs the ``>>>`` sessions, tests/api/test_docs_code.py
-type-checks every Python block and runs the scripts).
+"""The fenced code blocks of README.md and docs/*.md, for the tests that keep the docs true:
+tests/api/test_docs_doctests.py runs the ``>>>`` sessions, tests/api/test_docs_code.py
+type-checks every Python block and runs the scripts (the rules for writers: docs/types.md,
+"Code in the docs").
 
 A block is Python when its fence says ``python``, ``py`` or ``pycon``, or when it holds ``>>>``
 prompts; then it is a doctest session (prompts) or a script (no prompts). An API synopsis
