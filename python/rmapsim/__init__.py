@@ -579,11 +579,12 @@ class Simulator(_core.Simulator):
 
         return to_dot(self)
 
-    def plot_state(self, ax: Any = None) -> Any:
-        """A matplotlib drawing of the rmap object graph."""
+    def plot_state(self, ax: Any = None, collapse: int = 3) -> Any:
+        """A matplotlib drawing of the rmap object graph: the anon_vma tree and the VMAs,
+        identical siblings collapsed (see :func:`rmapsim.viz.plot_state`)."""
         from .viz import plot_state
 
-        return plot_state(self, ax)
+        return plot_state(self, ax, collapse)
 
     def _repr_html_(self) -> str:
         from .viz import sim_html

@@ -15,7 +15,7 @@ the Perfetto UI.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Dict, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -109,5 +109,134 @@ class ContentionResult:
         ax.set_xlabel("virtual time (candidate-visits)")
         ax.set_ylabel("CPUs")
         ax.set_ylim(0, self.cpus + 0.5)
-        ax.legend(loc="upper right", fontsize="small")
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small", frameon=False)
         return ax
+
+    def binned(self, edges: np.ndarray, what: str = "waiting") -> np.ndarray:
+        """The time-weighted mean number of CPUs ``what`` (``"holding"`` or ``"waiting"``)
+        in each interval between consecutive ``edges`` (virtual time): exact, from the
+        step function's integral."""
+        steps = np.asarray(getattr(self, what), dtype=float)
+        t = np.append(self.time, self.makespan).astype(float)
+        area = np.concatenate(([0.0], np.cumsum(steps * np.diff(t))))
+        at = np.interp(edges, t, area)  # the integral is linear between events
+        width = np.diff(edges)
+        return np.divide(np.diff(at), width, out=np.zeros(len(width)), where=width > 0)
+
+    def same_timeline(self, other: ContentionResult) -> bool:
+        """Whether ``other`` has the same CPUs holding and waiting at every instant."""
+        return (
+            self.cpus == other.cpus
+            and self.makespan == other.makespan
+            and np.array_equal(self.time, other.time)
+            and np.array_equal(self.holding, other.holding)
+            and np.array_equal(self.waiting, other.waiting)
+        )
+
+
+#: Time bins of :func:`plot_results`'s panels (each shows the mean CPUs per bin).
+BINS = 240
+
+#: ``plot_results(time_scale=...)`` values.
+TIME_SCALES = ("log", "linear")
+
+
+def plot_results(
+    results: Sequence[ContentionResult],
+    *,
+    time_scale: str = "log",
+    title: Optional[str] = None,
+    xlabel: Optional[str] = None,
+    ylabel: Optional[str] = None,
+    ncols: int = 2,
+) -> Any:
+    """Small multiples of several replays (one per era) sharing the time and CPU axes:
+    CPUs holding a lock and CPUs waiting, stacked, over virtual time. Replays with the
+    same timeline share one panel whose title names all their eras. Each panel shows the
+    time-weighted mean over :data:`BINS` time bins (:meth:`ContentionResult.binned`), so
+    a timeline switching every few units reads as its average, not as aliasing.
+    ``time_scale="log"`` (the default) shows runs that differ 100-fold on one axis; the
+    first bin, from 0, is drawn from 1. The legend sits above the panels. Returns the
+    matplotlib Figure."""
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    from .errors import InvalidArgument, short_repr
+
+    if not isinstance(results, Sequence) or not results or not all(isinstance(r, ContentionResult) for r in results):
+        raise InvalidArgument(f"results must be a non-empty list of ContentionResult, got {short_repr(results)}")
+    if time_scale not in TIME_SCALES:
+        raise InvalidArgument(f"time_scale={short_repr(time_scale)} must be one of {', '.join(TIME_SCALES)}")
+    if isinstance(ncols, bool) or not isinstance(ncols, int) or not 1 <= ncols <= 6:
+        raise InvalidArgument(f"ncols={short_repr(ncols)} must be an int from 1 to 6")
+    groups: List[List[ContentionResult]] = []
+    for r in results:
+        for g in groups:
+            if g[0].same_timeline(r):
+                g.append(r)
+                break
+        else:
+            groups.append([r])
+    ncols = min(ncols, len(groups))
+    nrows = -(-len(groups) // ncols)
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(5.2 * ncols, 2.1 * nrows + 0.9), sharex=True, sharey=True, squeeze=False
+    )
+    flat = [a for row in axes for a in row]
+    cpus = max(r.cpus for r in results)
+    end = max(r.makespan for r in results)
+    edges = (
+        np.concatenate(([0.0], np.geomspace(1.0, max(end, 2), BINS)))
+        if time_scale == "log"
+        else np.linspace(0.0, max(end, 1), BINS + 1)
+    )
+    for g, ax in zip(groups, flat):
+        r = g[0]
+        keep = edges <= r.makespan
+        e = np.append(edges[keep], r.makespan) if edges[keep][-1] < r.makespan else edges[keep]
+        hold, wait = r.binned(e, "holding"), r.binned(e, "waiting")
+        x = np.maximum(e, 1.0) if time_scale == "log" else e
+        ax.stairs(hold, x, fill=True, color="tab:blue", alpha=0.85, label="holding the lock")
+        ax.stairs(hold + wait, x, baseline=hold, fill=True, color="tab:red", alpha=0.55, label="waiting for it")
+        eras = ", ".join(x.era for x in g)
+        ax.set_title(
+            f"{eras}{' (identical)' if len(g) > 1 else ''}\n{r.lock or ''} "
+            f"{'spinning' if r.spinning else 'sleeping'}: {100 * r.waiting_share():.0f}% of CPU time waiting",
+            fontsize="small",
+        )
+        ax.axvline(max(r.makespan, 1), color="0.3", lw=0.8, ls=":")
+        ax.grid(True, alpha=0.3)
+    for ax in flat[len(groups) :]:
+        ax.set_visible(False)
+    ax0 = flat[0]
+    ax0.set_xscale(time_scale)
+    ax0.set_ylim(0, cpus + 0.5)
+    ax0.yaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))
+    for i, ax in enumerate(flat[: len(groups)]):
+        if i % ncols == 0:
+            ax.set_ylabel(ylabel or "CPUs (mean per bin)")
+        if i >= len(groups) - ncols:
+            ax.set_xlabel(xlabel or f"virtual time (candidate-visits{', log' if time_scale == 'log' else ''})")
+            ax.tick_params(labelbottom=True)
+    handles, labels = ax0.get_legend_handles_labels()
+    handles.append(plt.Line2D([], [], color="0.3", lw=0.8, ls=":"))
+    labels.append("makespan")
+    fig.legend(
+        handles,
+        labels,
+        loc="upper center",
+        bbox_to_anchor=(0.5, 1.0 - 0.35 / fig.get_figheight()),
+        ncol=3,
+        frameon=False,
+        fontsize="small",
+    )
+    p = results[0].params
+    fig.suptitle(
+        title
+        or f"page_referenced walks on {cpus} simulated CPUs (outside = {p.get('outside', '?')}, "
+        f"writer_every = {p.get('writer_every', '?')})",
+        y=1.0 - 0.08 / fig.get_figheight(),
+    )
+    fig.tight_layout(rect=(0, 0, 1, 1.0 - 0.5 / fig.get_figheight()))
+    fig._rmapsim_panels = [[x.era for x in g] for g in groups]
+    return fig

@@ -26,8 +26,8 @@ era A, and which knob is each difference due to?*
    not reproduce is *unexplained*: behaviour that depends on a preset's name rather than
    its knobs, which would break "eras are data".
 4. For each knob (and each interacting set), the first trace it explains is shrunk (delta
-   debugging over its operations, keeping "A and ``A+knob`` diverge") into a small
-   reproducer.
+   debugging over its operations, renumbering processes when a ``fork`` goes, keeping "A
+   and ``A+knob`` diverge") into a small reproducer.
 
 The result lists, per knob, the diverging traces it explains and the categories in which it
 differs there. Identical traces cost a full replay of every operation in both eras
@@ -171,14 +171,29 @@ def random_trace(era: str, index: int, seed: int, length: int, fail_rate: float,
 
 
 def _shrink(ops: np.ndarray, a: str, variant: str) -> np.ndarray:
-    """The smallest sub-trace (ddmin over operations) on which ``a`` and ``variant`` still
-    diverge."""
-    from .tools.kernel.fuzz import ddmin
+    """A 1-minimal sub-trace (delta debugging over operations) on which ``a`` and
+    ``variant`` still diverge. Dropping a ``spawn`` or ``fork`` renumbers the later process
+    symbols (and a candidate naming the dropped process is refused), so forks whose children
+    do not matter go too. Every candidate is replayed, so the result diverges whatever the
+    renumbering did."""
+    from . import trace as tr
+    from .tools.kernel.fuzz import ddmin, renumber
+
+    steps = [[ln] for ln in tr.format(ops).splitlines()[1:]]
+    best: Dict[Tuple[int, ...], np.ndarray] = {}
 
     def diverges(keep: List[int]) -> bool:
-        return first_divergence(ops[keep], a, variant) is not None
+        cand = renumber(steps, keep)
+        if cand is None:
+            return False
+        sub = tr.parse("# rmapsim trace v1\n" + "".join(c[0] + "\n" for c in cand))
+        if first_divergence(sub, a, variant) is None:
+            return False
+        best[tuple(keep)] = sub
+        return True
 
-    return ops[ddmin(len(ops), diverges, fixed=())]
+    keep = ddmin(len(steps), diverges, fixed=())
+    return best[tuple(keep)] if tuple(keep) in best or diverges(keep) else ops
 
 
 @dataclass

@@ -69,7 +69,7 @@ REUSE_OBJECTS = [
 def survey_knobs():
     """The knobs the survey table's last column names (rows after 6.18), read from the doc."""
     text = (ROOT / "docs" / "eras.md").read_text()
-    section = text.split("## After 6.18", 1)[1].split("\n## ", 1)[0]
+    section = text.split("## After 6.18", 1)[1].split("\n#", 1)[0]
     rows = [ln for ln in section.splitlines() if ln.startswith("| ") and not ln.startswith("| commit")]
     return {k for ln in rows for k in re.findall(r"`([a-z_]+)(?:=\w+)?`", ln.rstrip(" |").rsplit("|", 1)[1])}
 
@@ -145,11 +145,41 @@ def test_the_random_differential_finds_exactly_the_survey_changes():
         assert first_divergence(ops, "6.18", "7.0")[0] == r["op"]
 
 
-def test_the_regression_is_the_only_difference_of_7_0_rc1_from_7_0():
-    res = diff_random("7.0", "7.0-rc1", traces=60, seed=3, length=100, fail_rate=0.1, shrink=False)
-    assert res.knobs == [("clone_error_clears_anon_vma", "true", "false")]
-    assert res.unexplained == []
-    assert all(r["knobs"] == "clone_error_clears_anon_vma" for r in res.rows)
+# README's 7.0-rc1 reproducer (rmapsim fuzz --era 7.0-rc1 --seed 1, shrunk): the last mmap
+# (MAP_FIXED) splits the faulted VMA (allocations 1 and 2), then merges with the unfaulted p2
+# VMA before it and the faulted rest after it; dup_anon_vma presets the unfaulted VMA's
+# anon_vma and clones the faulted one's one-entry chain: allocation 3, which fails.
+RC1 = HEAD + "\n".join(
+    [
+        "spawn",
+        "mmap p1 0x10006000 0x1000 rw",
+        "fork p1",
+        "mmap p2 0x10009000 0x4000 rw",
+        "touch p2 0x1000a000 0x2000 w",
+        "enomem 3",
+        "mmap p2 0x10007000 0x3000 rw",
+    ]
+)
+
+
+def test_the_regression_is_the_one_difference_of_7_0_rc1_from_7_0():
+    # 7.0's cleanup_partial_anon_vmas clears the preset pointer; rc1's leaves it: the
+    # unfaulted VMA points at p2's anon_vma without being on its chain (invariant 3)
+    e = explain(RC1, "7.0", "7.0-rc1")
+    assert (e.op, e.how, e.knobs) == (7, "one", ("clone_error_clears_anon_vma",))
+    assert e.details["vma_anon_vma"] == ["p2 [0x10006000, 0x10007000): anon_vma A None, B p2@0x10009000/op5"]
+    assert set(e.details) == {"vma_anon_vma", "verdict"} and "B invariant 3" in e.details["verdict"][0]
+
+
+def test_against_6_18_the_regression_is_an_interaction():
+    # 6.18's clone unlinks on ENOMEM after (not) clearing: without the clearing that unlink
+    # takes an active VMA off an anon_vma that never counted the target (invariant 5), a
+    # different break from rc1's. Only with clone_allocs_first's cleanup path as well is it
+    # rc1's invariant 3: an interaction of the two knobs.
+    e = explain(RC1, "6.18", "7.0-rc1")
+    assert (e.op, e.how, e.knobs) == (7, "interaction", ("clone_allocs_first", "clone_error_clears_anon_vma"))
+    alone = first_divergence(rmapsim.trace.parse(RC1), "6.18", "6.18+clone_error_clears_anon_vma=false")
+    assert alone[0] == 7 and set(alone[1]) == {"verdict"} and "B invariant 5" in alone[1]["verdict"][0]
 
 
 def test_same_arguments_same_result():

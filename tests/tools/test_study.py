@@ -190,9 +190,64 @@ def test_study_cli_writes_table_plot_and_summary(tmp_path):
 
 def test_aim7_like_single_process_counts():
     # processes=1: no fork (population cap) and no exit or exec (only the root is live),
-    # so all 4 operations are faults on the root's one VMA; the 4th triggers the reclaim
-    # pass, which unmaps every page (each mapped only by the root) and drops it from the
-    # swap cache: no page is left, every touched page is now a swap entry.
-    r = workloads.aim7_like("6.18", processes=1, pages=8, reclaim_every=4, seed=1)
-    assert (r["n_mm"], r["n_vma"], r["n_page"], r["n_swap_cache"]) == (1, 1, 0, 0)
-    assert r["n_pte"] == r["n_swap_slot"] > 0
+    # so all 4 operations are faults on the root's one VMA of 8 pages, all present
+    # from the start. The reclaim pass comes before operation 2: 8 page_referenced and
+    # 8 try_to_unmap walks, each visiting the root's one VMA, each unmapping 1 mapping;
+    # every walk holds the one anon_vma's lock for 1 candidate: 16 candidate-visits.
+    r = workloads.aim7_like("6.18", processes=1, pages=8, reclaim_every=2, seed=1)
+    assert (r["n_mm"], r["n_vma"]) == (1, 1)
+    assert r["reclaim_passes"] == 1
+    assert (r["reclaim_unmap_walks"], r["reclaim_ref_walks"]) == (8, 8)
+    assert r["reclaim_unmap_vmas_visited_mean"] == r["reclaim_ref_vmas_visited_mean"] == 1.0
+    assert r["reclaim_unmap_mappings"] == 8
+    assert (r["reclaim_lock_hold"], r["reclaim_lock_hold_busiest"], r["reclaim_locks"]) == (16, 16, 1)
+    # operations 2 and 3 fault some pages back in; the others stay swap entries
+    assert 1 <= r["n_page"] <= 8 and r["n_page"] + r["n_swap_slot"] == 8 and r["crash"] == ""
+
+
+@pytest.mark.parametrize(
+    "era,visited,locks,busiest",
+    [("2.6.33", 3 + 3 + 2 + 3, 1, 22), ("2.6.34", 3 + 3 + 1 + 1, 3, 12), ("2.6.35", 8, 1, 16), ("6.18", 8, 1, 16)],
+)
+def test_reclaim_meter_counts_walks_candidates_and_locks(era, visited, locks, busiest):
+    # A parent maps 3 pages and writes pages 1 and 2, forks 2 children, each child writes
+    # page 0: 4 anon pages. Pages 1 and 2 are mapped by all 3 VMAs, so both walks visit
+    # all 3 candidates. Each child's page 0 is mapped once: from 2.6.34 it sits in the
+    # child's own anon_vma (1 candidate); in 2.6.33 in the family's, whose list is
+    # [parent, child 1, child 2] (fork links at the tail) and a walk stops at the one
+    # mapping: 2 and 3 candidates. Locks: the family's in 2.6.33; the page's anon_vma's in
+    # 2.6.34 (the parent's, busiest with 2 pages x 3 candidates x 2 walks = 12, and the
+    # two children's); the root's from 2.6.35. Hold = candidates of both walks.
+    sim = rmapsim.Simulator(era=era)
+    p = sim.spawn()
+    a = sim.mmap(p, 3 * 4096)
+    sim.touch(p, a + 4096, 2 * 4096)
+    sim.touch_many(sim.fork_many(p, 2), a, 4096)
+    meter = workloads.ReclaimMeter()
+    meter.pass_(sim)
+    m = meter.metrics()
+    assert (m["reclaim_passes"], m["reclaim_unmap_walks"], m["reclaim_ref_walks"]) == (1, 4, 4)
+    assert m["reclaim_unmap_vmas_visited_mean"] == m["reclaim_ref_vmas_visited_mean"] == visited / 4
+    assert m["reclaim_unmap_vmas_visited_max"] == 3
+    assert m["reclaim_unmap_mappings"] == 3 + 3 + 1 + 1
+    assert (m["reclaim_lock_hold"], m["reclaim_locks"], m["reclaim_lock_hold_busiest"]) == (2 * visited, locks, busiest)
+    assert sim.counts()["page"] == 0 and sim.counts()["swap_cache"] == 0
+
+
+def test_aim7_like_defaults_measure_reclaim_during_the_run():
+    # the default run: 800 operations, a reclaim pass before every 50th (15 passes); the
+    # run ends 49 operations after the last one, so the end-state walk finds pages too
+    r = workloads.aim7_like("6.18")
+    assert r["reclaim_passes"] == 800 // 50 - 1
+    assert r["reclaim_unmap_walks"] > 0 and r["reclaim_unmap_vmas_visited_mean"] >= 1
+    assert r["reclaim_lock_hold"] >= r["reclaim_unmap_walks"] + r["reclaim_ref_walks"]
+    assert r["walks"] > 0 and r["mean_vmas_visited"] >= 1
+
+
+def test_aim7_like_reports_the_era_bug_as_a_crash():
+    # 2.6.34-rc1's anon_vma use-after-free trips during the default run: the row says so
+    # (the kernel would oops) instead of failing the sweep; end-state columns are NaN
+    r = workloads.aim7_like("2.6.34-rc1")
+    assert r["crash"].startswith("use-after-free") and "reclaim pass before operation" in r["crash"]
+    assert r["mean_vmas_visited"] != r["mean_vmas_visited"]  # NaN
+    assert r["reclaim_passes"] >= 1 and r["reclaim_unmap_walks"] > 0

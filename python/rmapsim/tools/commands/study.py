@@ -56,8 +56,38 @@ def register(sub: Any) -> None:
         "replayed once (in the --era given, else the trace's era); runs in that one era",
     )
     st.add_argument("--x", help="parameter on the plot's x axis (default: the first --param)")
-    st.add_argument("--y", default="mean_vmas_visited", help="metric on the y axis (default mean_vmas_visited)")
+    st.add_argument(
+        "--y",
+        help="metric(s) on the y axis, comma-separated for one panel each (default: the workload's "
+        "own, rmapsim.workloads.DEFAULT_METRIC: mean_vmas_visited; aim7_like its reclaim walks)",
+    )
+    st.add_argument("--title", help="figure title (default: the workload and its fixed parameters)")
+    st.add_argument("--xlabel", help="x axis label (default: the parameter's meaning and unit)")
+    st.add_argument("--ylabel", help="y axis label (default: the metric's meaning and unit)")
+    st.add_argument(
+        "--facet",
+        metavar="PARAM",
+        help="one panel per value of this swept parameter (default: chosen when the eras cross another one)",
+    )
+    st.add_argument("--name", default="cost", help="figure file name without extension (default cost)")
+    st.add_argument(
+        "--format",
+        type=_formats,
+        default=("png", "svg"),
+        metavar="F1,F2",
+        help="figure formats, comma-separated (default png,svg)",
+    )
     st.set_defaults(run=cmd_study)
+
+
+def _formats(text: str) -> tuple:
+    """``--format png,svg``: figure formats matplotlib can write."""
+    fs = tuple(f.strip().lower().lstrip(".") for f in text.split(",") if f.strip())
+    known = ("png", "svg", "pdf", "eps", "ps", "jpg", "jpeg", "tif", "tiff", "webp")
+    bad = [f for f in fs if f not in known]
+    if not fs or bad:
+        raise argparse.ArgumentTypeError(f"{text!r}: formats are {', '.join(known)}")
+    return fs
 
 
 def cmd_study(args: argparse.Namespace) -> int:
@@ -87,6 +117,8 @@ def cmd_study(args: argparse.Namespace) -> int:
         raise CliError(f"--x {args.x!r}: a knob is not a numeric axis; each knob value gets its own line")
     if args.x is not None and args.x not in grid:
         raise CliError(f"--x {args.x!r} must be one of the --param names ({', '.join(grid) or 'none given'})")
+    if args.facet is not None and (args.facet not in grid or len(grid[args.facet]) < 2 or args.facet == args.x):
+        raise CliError(f"--facet {args.facet!r} must be a --param with several values, other than --x")
     executor = None
     try:
         base = _study_base(args) if args.base else None
@@ -119,58 +151,64 @@ def cmd_study(args: argparse.Namespace) -> int:
             pd.DataFrame(rows).to_parquet(os.path.join(args.out, "results.parquet"))
         except Exception:  # noqa: BLE001 - parquet is optional (pyarrow)
             pass
-    if rows and args.y not in rows[0]:
-        metrics = [k for k, v in rows[0].items() if isinstance(v, (int, float)) and k not in grid]
-        raise CliError(
-            f"--y {args.y!r} is not a column of the results (written to {args.out}/results.csv); "
-            f"columns: {', '.join(metrics)}"
-        )
+    ys = args.y.split(",") if args.y else list(workloads.DEFAULT_METRIC.get(args.workload, ("mean_vmas_visited",)))
+    for y in ys:
+        if rows and y not in rows[0]:
+            metrics = [k for k, v in rows[0].items() if isinstance(v, (int, float)) and k not in grid]
+            raise CliError(
+                f"--y {y!r} is not a column of the results (written to {args.out}/results.csv); "
+                f"columns: {', '.join(metrics)}"
+            )
     x = args.x or next((k for k in grid if not k.startswith("knob:")), None)
-    plotted = _study_plot(rows, x, args.y, args.out) if rows and x else False
+    plotted = _study_plot(rows, grid, x, ys, args) if rows else []
     with open(os.path.join(args.out, "summary.md"), "w") as fh:
-        fh.write(f"# {args.workload}: {args.y} by {x}\n\n")
+        fh.write(f"# {args.workload}: {', '.join(ys)}{f' by {x}' if x else ' by era'}\n\n")
         swept = [k[len("knob:") :] if k.startswith("knob:") else k for k in grid]
-        cols = list(dict.fromkeys(["era", "spec", *swept, args.y, "n_anon_vma", "n_anon_vma_chain", "wall_s"]))
+        extra = ["crash"] if rows and "crash" in rows[0] else []
+        cols = list(dict.fromkeys(["era", "spec", *swept, *ys, "n_anon_vma", "n_anon_vma_chain", "wall_s", *extra]))
         fh.write("| " + " | ".join(cols) + " |\n|" + "---|" * len(cols) + "\n")
         for r in rows:
             fh.write("| " + " | ".join(f"{r[c]:.4g}" if isinstance(r[c], float) else str(r[c]) for c in cols) + " |\n")
         if plotted:
-            fh.write(f"\n![{args.y} by {x}](cost.png)\n")
-    print(
-        f"{len(rows)} runs written to {args.out}/ (results.csv, summary.md{', cost.png, cost.svg' if plotted else ''})"
-    )
+            fh.write(f"\n![{', '.join(ys)}]({os.path.basename(plotted[0])})\n")
+    names = "".join(", " + os.path.basename(p) for p in plotted)
+    print(f"{len(rows)} runs written to {args.out}/ (results.csv, summary.md{names})")
     if interrupted:
         print("interrupted: the rows finished so far were written", file=sys.stderr)
         return 130
     return 0
 
 
-def _study_plot(rows: List[Dict[str, Any]], x: str, y: str, out: str) -> bool:
+def _study_plot(rows: List[Dict[str, Any]], grid: Dict[str, Any], x: Any, ys: List[str], args: Any) -> List[str]:
+    """The study's figure (:func:`rmapsim.studies.figures.plot_sweep`), in every
+    ``--format``; the paths written (none without matplotlib)."""
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        return False
-    import os
+        return []
+    from ...studies import figures
 
-    fig, ax = plt.subplots(figsize=(6.5, 4))
-    styles = [("o", "-"), ("s", "--"), ("^", ":"), ("D", "-.")]  # lines that coincide stay visible
-    for i, spec in enumerate(dict.fromkeys(r["spec"] for r in rows)):  # one line per variant run
-        pts = sorted((r[x], r[y]) for r in rows if r["spec"] == spec)
-        m, ls = styles[i % len(styles)]
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=m, linestyle=ls, markersize=7 - i % 4, label=spec)
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel(x)
-    ax.set_ylabel(y)
-    ax.legend(fontsize="small", loc="best")
-    ax.grid(True, which="both", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(os.path.join(out, "cost.png"), dpi=120)
-    fig.savefig(os.path.join(out, "cost.svg"))
-    return True
+    try:
+        fig = figures.plot_sweep(
+            rows,
+            list(grid),
+            x,
+            ys,
+            workload=args.workload,
+            facet=args.facet,
+            title=args.title,
+            xlabel=args.xlabel,
+            ylabel=args.ylabel,
+        )
+    except SimError as e:
+        raise CliError(str(e)) from None
+    try:
+        return figures.save(fig, args.out, args.name, args.format)
+    finally:
+        plt.close(fig)
 
 
 def _study_base(args: argparse.Namespace) -> Simulator:
