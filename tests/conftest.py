@@ -64,7 +64,7 @@ def sim(era):
             s.check()
         assert invariant_number(ei.value) in RC1_INVARIANTS, str(ei.value)
     else:
-        # Every other test leaves a simulator whose invariants (SPEC.md section 5) hold --
+        # Every other test leaves a simulator whose invariants (docs/contract.md#invariants) hold --
         # in 2.6.34-rc1 too, unless the test said otherwise.
         s.check()
 

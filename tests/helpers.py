@@ -33,7 +33,7 @@ BUGGY_ERAS = ("2.6.34-rc1",)
 ALL_ERAS = ("2.6.33", "2.6.34-rc1", "2.6.34")  # oldest first, as rmapsim.eras() lists them
 
 
-# the invariants (SPEC.md section 5) that 2.6.34-rc1's bugs are allowed to break:
+# the invariants (docs/contract.md#invariants) that 2.6.34-rc1's bugs are allowed to break:
 # 1 rmap completeness, 2 page state, 3 chain/list symmetry, 4 same anon_vma => same chain,
 # 6 accounting (the fork error-path leak)
 RC1_INVARIANTS = (1, 2, 3, 4, 6)
@@ -54,7 +54,7 @@ EVERY_ERA = (
     "7.0",
 )
 
-# The faithful buggy eras and the invariants their bugs may break (SPEC.md section 3, 5):
+# The faithful buggy eras and the invariants their bugs may break (docs/contract.md#eras-and-knobs, #invariants):
 # 2.6.34-rc1 as above; 3.19's degree-based fork reuse (kernel-eras.md section 6-7,
 # CVE-2022-42703) hands an anon_vma to a second VMA of one mm with a different chain, which
 # check() reports as invariant 4 at the fork that does it (check() after every operation);
@@ -75,7 +75,7 @@ SOUND_ERAS = tuple(e for e in EVERY_ERA if e not in BUGGY_BREAKS)
 ERAS = EVERY_ERA  # what the `era` / `sim` fixtures run: every era
 
 
-# Per-era rules the tests rely on, written from SPEC.md section 3 and kernel-eras.md
+# Per-era rules the tests rely on, written from docs/contract.md#eras-and-knobs, docs/eras.md and kernel-eras.md
 # sections 1-8 (test_stateful checks that the presets agree):
 #   linking     legacy (one family anon_vma, VMAs on its list) | chain (anon_vma_chain)
 #   prepare     anon_vma_prepare's neighbour reuse: any compatible | singular chain only
@@ -172,7 +172,7 @@ SCAN_COLUMNS = (
     "lock_mode",
 )
 
-# struct sizes on x86-64 per SPEC.md section 3
+# struct sizes on x86-64 per docs/contract.md#struct-sizes
 STRUCT_SIZES = {
     era: {"vm_area_struct": v, "anon_vma": a, "anon_vma_chain": c}
     for era, v, a, c in (

@@ -16,12 +16,15 @@ from __future__ import annotations
 import copy
 import functools
 import inspect
-from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Literal, Optional, Tuple, Union, overload
+from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Literal, Optional, Tuple, Union, cast, overload
 
 import numpy as np
+import numpy.typing as npt
 
-from . import _core
+from . import _core, _types
 from ._stats import COLUMNS, LOCK_EXCLUSIVE, LOCK_SHARED, PageWhere, ScanStats, summary_from_totals
+from ._types import *  # noqa: F403 (the types of arguments and results, in __all__)
+from ._types import Advice, AggregateSummary, MemoryUsage, Prot, WalkKind
 from .errors import (
     AlreadyMapped,
     BadAddress,
@@ -81,6 +84,7 @@ __all__ = [
     "diff",
     "diff_random",
 ]
+__all__ += _types.__all__  # the types of arguments and results
 
 
 def eras() -> List[str]:
@@ -143,7 +147,7 @@ class ApplyResult:
     ``ERROR_KINDS.index(kind) + 1``), ``value`` (new process symbol, address, …) and
     ``message`` (the error text, or "")."""
 
-    def __init__(self, status: np.ndarray, value: np.ndarray, message: list) -> None:
+    def __init__(self, status: npt.NDArray[np.uint8], value: npt.NDArray[np.uint64], message: List[str]) -> None:
         self.status, self.value, self.message = status, value, message
         self.samples = np.zeros(0, dtype=SAMPLE_DTYPE)
         #: The per-operation event log with ``apply(..., events=True)``, else None.
@@ -152,11 +156,11 @@ class ApplyResult:
     def __len__(self) -> int:
         return len(self.status)
 
-    def errors(self) -> list:
+    def errors(self) -> List[Tuple[int, str, str]]:
         """``(index, kind, message)`` of every failed operation."""
         from .trace import ERROR_KINDS
 
-        return [(i, ERROR_KINDS[s - 1], self.message[i]) for i, s in enumerate(self.status.tolist()) if s]
+        return [(i, str(ERROR_KINDS[s - 1]), self.message[i]) for i, s in enumerate(self.status.tolist()) if s]
 
     def violation(self) -> Optional[str]:
         """The invariant violation that stopped the batch, if any."""
@@ -294,8 +298,8 @@ class Simulator(_core.Simulator):
         self,
         pid: int,
         length: int,
-        addr: Optional[int] = None,  # type: ignore[override]
-        prot: Optional[str] = None,
+        addr: Optional[int] = None,
+        prot: Optional[Prot] = None,
         file: Optional[int] = None,
         offset: Optional[int] = None,
         noreserve: bool = False,
@@ -336,11 +340,15 @@ class Simulator(_core.Simulator):
     @overload
     def page_referenced(
         self, pages: HandleArray = ..., threads: Optional[int] = ..., *, aggregate: Literal[True]
-    ) -> Dict[str, Any]: ...
+    ) -> AggregateSummary: ...
+    @overload
+    def page_referenced(
+        self, pages: HandleArray = ..., threads: Optional[int] = ..., *, aggregate: bool
+    ) -> Union[ScanStats, AggregateSummary]: ...
 
     def page_referenced(
         self, pages: HandleArray = None, threads: Optional[int] = 1, aggregate: bool = False
-    ) -> Union[ScanStats, Dict[str, Any]]:
+    ) -> Union[ScanStats, AggregateSummary]:
         """Kernel-faithful ``page_referenced`` walks (``page_referenced_anon``): each walk
         stops once it has found ``page_mapcount`` mappings. ``pages=None`` walks every
         live anon page. ``threads``: worker threads (None = all cores); results are
@@ -355,11 +363,15 @@ class Simulator(_core.Simulator):
     @overload
     def rmap_walk(
         self, pages: HandleArray = ..., threads: Optional[int] = ..., *, aggregate: Literal[True]
-    ) -> Dict[str, Any]: ...
+    ) -> AggregateSummary: ...
+    @overload
+    def rmap_walk(
+        self, pages: HandleArray = ..., threads: Optional[int] = ..., *, aggregate: bool
+    ) -> Union[ScanStats, AggregateSummary]: ...
 
     def rmap_walk(
         self, pages: HandleArray = None, threads: Optional[int] = 1, aggregate: bool = False
-    ) -> Union[ScanStats, Dict[str, Any]]:
+    ) -> Union[ScanStats, AggregateSummary]:
         """Full ``rmap_walk`` of each page: every candidate VMA on the page's anon_vma is
         visited (what migration's ``remove_migration_ptes`` and the checker do, and the
         cost the 2010 thread's O(N) → 2 claim counts). ``threads`` as for
@@ -377,15 +389,15 @@ class Simulator(_core.Simulator):
         return self._walk("rmap_walk", pages, threads, aggregate)
 
     def _walk(
-        self, kind: str, pages: HandleArray, threads: Optional[int], aggregate: bool
-    ) -> Union[ScanStats, Dict[str, Any]]:
+        self, kind: WalkKind, pages: HandleArray, threads: Optional[int], aggregate: bool
+    ) -> Union[ScanStats, AggregateSummary]:
         pages_, threads_ = self._pages(pages), threads
         if _aggregate(aggregate):
             return summary_from_totals(self._walk_totals(pages_, kind == "rmap_walk", threads_), kind)
         rows = self._rmap_walk if kind == "rmap_walk" else self._page_referenced
         return ScanStats(rows(pages_, threads_), kind=kind, where=PageWhere(self))
 
-    def memory_usage(self) -> Dict[str, Dict[str, int]]:
+    def memory_usage(self) -> MemoryUsage:
         """The simulator's own memory (not the kernel's struct sizes, see :meth:`memory`),
         per object kind: ``mm``, ``vma``, ``anon_vma``, ``anon_vma_chain``, ``page``,
         ``pte`` and ``swap_slot``, each ``{live, slot_bytes, slots, bytes,
@@ -394,13 +406,16 @@ class Simulator(_core.Simulator):
         slots x slot_bytes + heap the objects own (by length), and ``capacity_bytes``
         (by allocated capacity). A ``"total"`` entry sums ``bytes`` and
         ``capacity_bytes``, and ``"bytes_per_pte"`` is total bytes / populated PTEs."""
-        d: Dict[str, Any] = dict(self._memory_usage())
-        total = sum(v["bytes"] for v in d.values())
-        cap = sum(v["capacity_bytes"] for v in d.values())
-        d["total"] = {"bytes": total, "capacity_bytes": cap}
-        ptes = d["pte"]["live"]
-        d["bytes_per_pte"] = total / ptes if ptes else float("nan")
-        return d
+        kinds = self._memory_usage()
+        total = sum(v["bytes"] for v in kinds.values())
+        cap = sum(v["capacity_bytes"] for v in kinds.values())
+        ptes = kinds["pte"]["live"]
+        d = {
+            **kinds,
+            "total": {"bytes": total, "capacity_bytes": cap},
+            "bytes_per_pte": total / ptes if ptes else float("nan"),
+        }
+        return cast(MemoryUsage, d)  # _core's seven kinds, then the sums
 
     def contention(
         self,
@@ -436,7 +451,7 @@ class Simulator(_core.Simulator):
             d, self.era, {k: int(v) for k, v in params.items()}, f"{pol['lock_scope']}/{pol['lock_kind']}"
         )
 
-    def madvise(self, pid: int, addr: int, length: int, advice: str) -> ScanStats:
+    def madvise(self, pid: int, addr: int, length: int, advice: Advice) -> ScanStats:
         """``madvise(addr, length, advice)`` with advice ``normal``, ``random``,
         ``sequential``, ``dontfork``, ``dofork`` (flag changes that split and re-merge
         VMAs), ``wipeonfork`` / ``keeponfork`` (Linux 4.14+ eras only; EINVAL earlier),
@@ -460,11 +475,15 @@ class Simulator(_core.Simulator):
     @overload
     def try_to_unmap(
         self, pages: HandleArray = ..., threads: Optional[int] = ..., *, aggregate: Literal[True]
-    ) -> Dict[str, Any]: ...
+    ) -> AggregateSummary: ...
+    @overload
+    def try_to_unmap(
+        self, pages: HandleArray = ..., threads: Optional[int] = ..., *, aggregate: bool
+    ) -> Union[ScanStats, AggregateSummary]: ...
 
     def try_to_unmap(
         self, pages: HandleArray = None, threads: Optional[int] = 1, aggregate: bool = False
-    ) -> Union[ScanStats, Dict[str, Any]]:
+    ) -> Union[ScanStats, AggregateSummary]:
         """Reclaim's ``try_to_unmap`` on each page (every anon page when None): the page
         enters the swap cache and every mapping its rmap walk finds becomes a swap entry;
         the walk stops once the page is unmapped. A mapping the walk misses stays mapped,

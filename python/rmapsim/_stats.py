@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import math
 import weakref
-from typing import Any, Callable, Dict, Mapping, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, Mapping, Optional, Tuple
 
 import numpy as np
+import numpy.typing as npt
+
+from ._types import AggregateSummary, WalkKind, WalkSummary
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 COLUMNS = (
     "page",
@@ -76,10 +82,23 @@ class ScanStats:
 
     __slots__ = COLUMNS + ("kind", "_where")
 
+    # The columns' types (tests/api/test_types.py checks them against real walks).
+    page: npt.NDArray[np.uint64]
+    anon_vma: npt.NDArray[np.uint64]
+    vmas_visited: npt.NDArray[np.uint32]
+    vmas_in_range: npt.NDArray[np.uint32]
+    ptes_checked: npt.NDArray[np.uint32]
+    mappings_found: npt.NDArray[np.uint32]
+    mapcount: npt.NDArray[np.uint32]
+    tree_nodes_visited: npt.NDArray[np.uint32]
+    lock_id: npt.NDArray[np.uint64]
+    lock_mode: npt.NDArray[np.uint8]
+    kind: WalkKind
+
     def __init__(
         self,
-        columns: Mapping[str, np.ndarray],
-        kind: str = "rmap_walk",
+        columns: Mapping[str, npt.ArrayLike],
+        kind: WalkKind = "rmap_walk",
         where: Optional[Callable[[np.ndarray], Optional[Owners]]] = None,
     ) -> None:
         for c in COLUMNS:
@@ -98,12 +117,13 @@ class ScanStats:
             f"p50 {self.percentile(50):.4g}, max {int(self.vmas_visited.max())})"
         )
 
-    def column(self, name: str) -> np.ndarray:
+    def column(self, name: str) -> npt.NDArray[np.unsignedinteger[Any]]:
         if not isinstance(name, str) or name not in COLUMNS:
             from .errors import InvalidArgument, short_repr
 
             raise InvalidArgument(f"unknown ScanStats column {short_repr(name)}; columns: {', '.join(COLUMNS)}")
-        return getattr(self, name)
+        col: npt.NDArray[np.unsignedinteger[Any]] = getattr(self, name)
+        return col
 
     def mean(self, column: str = "vmas_visited") -> float:
         c = self.column(column)
@@ -129,7 +149,7 @@ class ScanStats:
         values, counts = np.unique(self.column(column), return_counts=True)
         return {int(v): int(n) for v, n in zip(values, counts)}
 
-    def summary(self) -> Dict[str, Any]:
+    def summary(self) -> WalkSummary:
         """Walk count and the distribution of ``vmas_visited``, plus totals."""
         n = len(self)
         return {
@@ -149,7 +169,7 @@ class ScanStats:
 
         return stats_html(self)
 
-    def to_pandas(self, where: bool = True):  # type: ignore[no-untyped-def]
+    def to_pandas(self, where: bool = True) -> pd.DataFrame:
         """A pandas DataFrame, one row per walk (needs pandas): ``page``, then where the
         page is mapped — ``pid`` (the lowest pid whose page tables refer to the page: a
         present entry, or a swap entry for the slot ``try_to_unmap`` gave it), ``vma_start``
@@ -222,7 +242,7 @@ def _hist_percentile(values: np.ndarray, cum: np.ndarray, n: int, q: float) -> f
     return b - d * (1 - t) if t >= 0.5 else a + d * t
 
 
-def summary_from_totals(d: Mapping[str, Any], kind: str) -> Dict[str, Any]:
+def summary_from_totals(d: Mapping[str, Any], kind: WalkKind) -> AggregateSummary:
     """The dict an aggregate-only walk returns: the keys of :meth:`ScanStats.summary`
     (computed from column totals and the ``vmas_visited`` histogram) plus
     ``total_vmas_in_range``, ``total_tree_nodes_visited``, ``histogram`` and ``kind``."""
@@ -230,22 +250,18 @@ def summary_from_totals(d: Mapping[str, Any], kind: str) -> Dict[str, Any]:
     values = np.asarray(d["hist_values"])
     counts = np.asarray(d["hist_counts"])
     cum = np.cumsum(counts)
-    out: Dict[str, Any] = {
+    return {
         "walks": n,
         "mean": d["total_vmas_visited"] / n if n else float("nan"),
         "p50": _hist_percentile(values, cum, n, 50) if n else float("nan"),
         "p99": _hist_percentile(values, cum, n, 99) if n else float("nan"),
         "max": int(values[-1]) if n else 0,
+        "total_vmas_visited": int(d["total_vmas_visited"]),
+        "total_ptes_checked": int(d["total_ptes_checked"]),
+        "total_mappings_found": int(d["total_mappings_found"]),
+        "total_mapcount": int(d["total_mapcount"]),
+        "total_vmas_in_range": int(d["total_vmas_in_range"]),
+        "total_tree_nodes_visited": int(d["total_tree_nodes_visited"]),
+        "histogram": {int(v): int(c) for v, c in zip(values.tolist(), counts.tolist())},
+        "kind": kind,
     }
-    for k in (
-        "total_vmas_visited",
-        "total_ptes_checked",
-        "total_mappings_found",
-        "total_mapcount",
-        "total_vmas_in_range",
-        "total_tree_nodes_visited",
-    ):
-        out[k] = int(d[k])
-    out["histogram"] = {int(v): int(c) for v, c in zip(values.tolist(), counts.tolist())}
-    out["kind"] = kind
-    return out

@@ -1,4 +1,4 @@
-"""The lock-contention picture of the 2010 thread (SPEC §6), as data and a plot.
+"""The lock-contention picture of the 2010 thread (docs/contract.md#locks-and-contention), as data and a plot.
 
 ``Simulator.contention(cpus=16)`` replays the ``page_referenced`` walks of every anon page
 on simulated CPUs in virtual time under the era's locks: a per-anon_vma spinlock (2.6.33,
@@ -15,9 +15,15 @@ the Perfetto UI.
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence
 
 import numpy as np
+import numpy.typing as npt
+
+from ._types import ContentionSummary
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 #: ``ContentionResult.spans["kind"]`` values: waiting for the lock (spinning or sleeping),
 #: holding it for a ``page_referenced`` walk, holding it exclusively for a write-side
@@ -42,19 +48,22 @@ class ContentionResult:
         self.wait_time = int(d["wait_time"])
         self.outside_time = int(d["outside_time"])
         self.spinning = bool(d["spinning"])
-        self.time = np.asarray(d["time"])
-        self.holding = np.asarray(d["holding"])
-        self.waiting = np.asarray(d["waiting"])
-        self.lock_id = np.asarray(d["lock_id"])
-        self.lock_acquisitions = np.asarray(d["lock_acquisitions"])
-        self.lock_hold = np.asarray(d["lock_hold"])
-        self.lock_wait = np.asarray(d["lock_wait"])
+        #: the timeline: at ``time[i]`` (virtual time) ``holding[i]`` CPUs hold a lock and
+        #: ``waiting[i]`` wait for one, until ``time[i + 1]`` (the last until ``makespan``)
+        self.time: npt.NDArray[np.uint64] = np.asarray(d["time"])
+        self.holding: npt.NDArray[np.uint32] = np.asarray(d["holding"])
+        self.waiting: npt.NDArray[np.uint32] = np.asarray(d["waiting"])
+        #: per lock: its id, acquisitions, and the time it was held and waited for
+        self.lock_id: npt.NDArray[np.uint64] = np.asarray(d["lock_id"])
+        self.lock_acquisitions: npt.NDArray[np.uint64] = np.asarray(d["lock_acquisitions"])
+        self.lock_hold: npt.NDArray[np.uint64] = np.asarray(d["lock_hold"])
+        self.lock_wait: npt.NDArray[np.uint64] = np.asarray(d["lock_wait"])
         #: per-CPU spans (``spans=True`` only, else None): numpy columns ``cpu``, ``kind``
         #: (:data:`SPAN_KINDS`), ``lock``, ``start``, ``end`` (virtual time, end exclusive)
         #: and ``candidates`` (VMAs the walk visited; 0 for other kinds). On one CPU the
         #: spans are in time order and never overlap; waits and outside work of 0 units
         #: are not recorded; ``lock`` is 0 for outside work.
-        self.spans: Optional[Dict[str, np.ndarray]] = (
+        self.spans: Optional[Dict[str, npt.NDArray[np.unsignedinteger[Any]]]] = (
             {c: np.asarray(d["span_" + c]) for c in _SPAN_COLUMNS} if "span_cpu" in d else None
         )
 
@@ -69,7 +78,7 @@ class ContentionResult:
         dt = np.diff(np.append(self.time, self.makespan)).astype(float)
         return float((self.waiting * dt).sum() / max(self.makespan, 1))
 
-    def summary(self) -> Dict[str, Any]:
+    def summary(self) -> ContentionSummary:
         return {
             "era": self.era,
             "cpus": self.cpus,
@@ -82,7 +91,7 @@ class ContentionResult:
             "busiest_lock_wait": int(self.lock_wait.max()) if len(self.lock_wait) else 0,
         }
 
-    def plot(self, ax: Any = None) -> Any:
+    def plot(self, ax: Optional[Axes] = None) -> Axes:
         """Busy and waiting CPUs over virtual time (matplotlib, any backend)."""
         import matplotlib.pyplot as plt
 

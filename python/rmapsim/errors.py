@@ -63,7 +63,7 @@ class OutOfMemory(SimError, MemoryError):
 
 
 class InvariantViolation(SimError, AssertionError):
-    """``check()`` found a broken invariant of SPEC §5, or a walk met a dangling
+    """``check()`` found a broken invariant (docs/contract.md#invariants), or a walk met a dangling
     ``page->mapping``. The message names the invariant, the objects and the operation."""
 
 

@@ -13,13 +13,16 @@ the optional ``pyarrow``) write it.
 from __future__ import annotations
 
 import csv
-from typing import Any, Dict, List
+from typing import TYPE_CHECKING, Any, Dict, List
 
 import numpy as np
 
 from .errors import InvalidArgument
 
 __all__ = ["EventLog", "OBJECT_KINDS", "LIVE_KINDS"]
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 #: Kinds of the ``alloc_<kind>`` / ``freed_<kind>`` columns.
 OBJECT_KINDS = ("anon_vma", "anon_vma_chain", "vma", "page")
@@ -87,7 +90,7 @@ class EventLog:
         """The rows as dicts (Python ints and strs)."""
         return [dict(zip(self.columns, r)) for r in self.array.tolist()]
 
-    def to_pandas(self) -> Any:
+    def to_pandas(self) -> pd.DataFrame:
         """A ``pandas.DataFrame`` (pandas is needed for this call only)."""
         import pandas as pd
 

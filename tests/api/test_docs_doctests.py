@@ -1,23 +1,20 @@
 """Every interactive (``>>>``) block in README.md and docs/*.md is this build's real output:
-each fenced block holding ``>>>`` lines runs as a doctest."""
+each fenced block holding ``>>>`` lines runs as a doctest (tests/docblocks.py finds them;
+tests/api/test_docs_code.py type-checks them)."""
 
 from __future__ import annotations
 
 import doctest
-import re
 
 import pytest
 
-from helpers import ROOT
-
-FENCE = re.compile(r"^```[a-z]*\n(.*?)^```[ \t]*$", re.S | re.M)
+from docblocks import blocks as doc_blocks
 
 
 def blocks():
-    for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
-        for i, m in enumerate(FENCE.finditer(path.read_text())):
-            if ">>> " in m.group(1):
-                yield pytest.param(path, m.group(1), id=f"{path.name}#{i}")
+    for b in doc_blocks():
+        if b.is_session:
+            yield pytest.param(b.path, b.text, id=b.id)
 
 
 @pytest.mark.parametrize("path,block", list(blocks()))

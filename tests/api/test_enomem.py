@@ -1,5 +1,5 @@
 """Allocation-failure sweep: every allocation of every scenario is failed in turn, in
-every era (SPEC.md section 5a; docs/api-contract.md "allocation failure").
+every era (docs/contract.md#allocation-failure; docs/api-contract.md "allocation failure").
 
 For a scenario with A allocations in a clean run, each k in 1..A gets a fresh simulator
 with inject_enomem(nth=k). Because the simulator is deterministic, the run is identical to

@@ -42,7 +42,7 @@ def test_policy_knobs_follow_the_history():
     ]
     assert pol["6.0"]["merge_rule"] != pol["6.18"]["merge_rule"] == "case_2025"
     sizes = [(pol[e]["size_vm_area_struct"], pol[e]["size_anon_vma"], pol[e]["size_anon_vma_chain"]) for e in ALL]
-    # SPEC §3 table
+    # docs/contract.md#struct-sizes table
     assert sizes == [
         ("176", "24", "0"),
         ("176", "24", "48"),

@@ -280,7 +280,7 @@ def test_memory_uses_era_struct_sizes(sim):
     c = counts(sim)
     m = {k: int(v) for k, v in sim.memory().items()}
     size = STRUCT_SIZES[sim.era]
-    # SPEC section 3 struct sizes times live objects
+    # docs/contract.md#struct-sizes times live objects
     assert m["vm_area_struct"] == size["vm_area_struct"] * c["vma"]
     assert m["anon_vma"] == size["anon_vma"] * c["anon_vma"]
     assert m["anon_vma_chain"] == size["anon_vma_chain"] * c["anon_vma_chain"]

@@ -253,7 +253,7 @@ def test_fork_generations_chain_length(sim):
 
 @pytest.mark.parametrize("gens", [2, 4])
 def test_fork_then_parent_exit_generations(sim, gens):
-    """SPEC section 7: fork -> parent exits, repeated, grows the chain linearly in 2.6.34."""
+    """docs/contract.md#reference-numbers: fork -> parent exits, repeated, grows the chain linearly in 2.6.34."""
     p = sim.spawn()
     sim.mmap(p, 2 * PAGE, addr=X)
     write_all(sim, p, X, 2)

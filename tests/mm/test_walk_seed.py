@@ -1,7 +1,7 @@
 """The seed scenario of the 2010 anon_vma_chain thread, at small sizes.
 
 A parent maps P pages and writes them, forks N children (fork_many), every child writes every
-page (touch_many), then every anon page is walked.  Expected values (SPEC.md section 7, derived
+page (touch_many), then every anon page is walked.  Expected values (docs/contract.md#reference-numbers, derived
 from the kernel lists):
 
 * 2.6.33: one anon_vma for the family; its list holds the parent VMA and N child VMAs, and every

@@ -210,7 +210,7 @@ def check_vma_rules(sim, pid, era=None, apart=None):
         elif mergeable_either_way(era, a, b):
             now_apart[b["start"]] = sig
     if is_chain_era(sim):
-        # within one mm, VMAs sharing an anon_vma have identical chains (SPEC 5.4)
+        # within one mm, VMAs sharing an anon_vma have identical chains (invariant 4, docs/contract.md#invariants)
         by_av = {}
         for v in vs:
             if v["anon_vma"] is not None:
@@ -311,7 +311,7 @@ def check_rmap(sim, pmap=None, live=None, era=None):
         assert {a for v in all_vmas for a in v["chain"]} >= avs
         assert len({a for v in all_vmas for a in v["chain"]}) <= c["anon_vma"] <= c["anon_vma_chain"]
         if rules["lock_root"]:
-            # SPEC 5.3: every anon_vma in a chain shares one root -- the chain's oldest
+            # invariant 3 (docs/contract.md#invariants): every anon_vma in a chain shares one root -- the chain's oldest
             # (7.0: the one root on it)
             roots = {}
             for v in all_vmas:
@@ -329,7 +329,7 @@ def check_rmap(sim, pmap=None, live=None, era=None):
 
 
 def page_level_state(sim, full=True):
-    """Handle-free abstract state: what every era must agree on (SPEC.md section 2).
+    """Handle-free abstract state: what every era must agree on (docs/contract.md#operations).
     full=False leaves out what the merge rule decides besides VMA boundaries: whether the
     VMA of a page has an anon_vma (an unfaulted neighbour merged into a faulted VMA has
     one), hence zero-page entries (fork copies them only from VMAs with an anon_vma) and

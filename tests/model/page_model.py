@@ -1,7 +1,7 @@
 """The page-level model of the randomised tests (test_stateful, test_differential,
 test_long_runs).
 
-The page-level model (`Model`) is era independent (SPEC.md section 2: every era produces the
+The page-level model (`Model`) is era independent (docs/contract.md#operations: every era produces the
 same abstract state). It predicts, for every (pid, page address): no VMA / no entry / zero
 page / which anon page / which swap slot, plus every page's mapcount and swap-cache state.
 It is written from the kernel's rules (mm/memory.c, mm/rmap.c, mm/swapfile.c, mm/mremap.c,
@@ -46,7 +46,7 @@ VMA boundaries are and whether a VMA has an anon_vma; those two it reads from th
 copy_page_range).
 
 On top of the page-level model, rmap-level properties are checked in every era from its
-rules (helpers.ERA_RULES, from SPEC.md section 3): a full rmap_walk finds exactly the true
+rules (helpers.ERA_RULES, from docs/contract.md#eras-and-knobs): a full rmap_walk finds exactly the true
 mappings of every page (mappings_found == mapcount); it enumerates exactly the VMAs whose
 chain holds the page's anon_vma (list eras) or, of those, the ones whose pgoff range covers
 the page (interval-tree eras); it takes the lock of the anon_vma or of its root (the oldest
@@ -308,7 +308,7 @@ class Model:
         where "vma: ..." -- vma->anon_vma (a new page, a COW copy, a COW reuse: page_move_anon_rmap
         in chain eras, the family anon_vma anyway in 2.6.33; a page read from swap and taken
         exclusively); "swapin" -- a page read from swap and mapped shared (the era's swap-in
-        target, SPEC.md section 3). Pages mapped from the swap cache are left out (whether
+        target, docs/contract.md#eras-and-knobs). Pages mapped from the swap cache are left out (whether
         they keep their mapping is era dependent: swapin_keeps_anon_mapping)."""
         placed = []
         for a in self.addrs(addr, n):

@@ -303,7 +303,7 @@ class Differential:
 
 def test_eras_agree_on_abstract_state():
     """The same random calls on all ten eras give the same results (returned values,
-    exception classes) and the same page-level state (SPEC.md section 2); VMA boundaries
+    exception classes) and the same page-level state (docs/contract.md#operations); VMA boundaries
     agree between eras with the same merge rule (and, for forked processes, linking); every
     era's rmap walks find exactly the true mappings. The buggy eras are compared too: their
     bugs break the rmap, not the page tables, so they must agree until an rmap walk

@@ -138,7 +138,7 @@ def _apply_logged(sim, op, log):
 
 def long_run_sound(era, seed, steps):
     """One long random run of a sound era, every oracle after every step; then every
-    process exits and nothing may be left (SPEC 5.6)."""
+    process exits and nothing may be left (invariant 6, docs/contract.md#invariants)."""
     r = random.Random(seed)
     sim = rmapsim.Simulator(era=era, seed=0)
     log = []

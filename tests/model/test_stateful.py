@@ -657,7 +657,7 @@ class RmapMachine(RuleBasedStateMachine):
             self.reveal_swap()
         if self.stopped:
             return  # a buggy era after its bug: exit may meet a freed anon_vma; nothing to check
-        # exit frees everything: nothing may leak (SPEC 5.6)
+        # exit frees everything: nothing may leak (invariant 6, docs/contract.md#invariants)
         for pid in self.live():
             self.sim.exit(pid)
             self.model.exit(pid)
@@ -693,7 +693,7 @@ del _era
 
 def test_every_era_has_a_machine_and_rules():
     """The machines, the differential and the long runs cover every preset, and the rules
-    the tests assume (helpers.ERA_RULES, from SPEC.md section 3) are the presets' knobs."""
+    the tests assume (helpers.ERA_RULES, from docs/contract.md#eras-and-knobs and docs/eras.md) are the presets' knobs."""
     assert tuple(rmapsim.eras()) == EVERY_ERA
     assert set(MACHINES) == set(EVERY_ERA) == set(ERA_RULES) == set(STRUCT_SIZES)
     assert set(SOUND_ERAS) | set(BUGGY_BREAKS) == set(EVERY_ERA)

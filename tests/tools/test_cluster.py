@@ -18,7 +18,7 @@ import rmapsim
 from rmapsim.cluster import dask_executor
 from rmapsim.study import sweep
 
-from helpers import DATA
+from helpers import DATA, ROOT
 
 distributed = pytest.importorskip("distributed")  # in the test extra: present wherever the suite runs
 
@@ -196,3 +196,19 @@ def test_study_refuses_a_base_state_that_breaks_an_invariant(tmp_path):
     bad = DATA / "variant-invariant4.trace"
     r = cli("study", "fork_storm", "--param", "children=2", "--base", str(bad), "--out", str(tmp_path / "x"))
     assert r.returncode == 2 and "breaks an invariant" in r.stderr and "invariant 4" in r.stderr
+
+
+def test_the_dask_sweep_example_prints_the_table_docs_studies_shows(cluster):
+    """examples/dask_sweep.py (excerpted in docs/studies.md, which pastes its output) run
+    against a running scheduler prints that table, row for row."""
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "dask_sweep.py"), cluster.scheduler_address],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert r.returncode == 0, r.stderr
+    pasted = (ROOT / "docs" / "studies.md").read_text().split("$ python examples/dask_sweep.py\n", 1)[1]
+    table = [line for line in pasted.split("```", 1)[0].splitlines() if line.startswith((" era", "6.18 "))]
+    assert len(table) == 4 and r.stdout.splitlines() == table
+    assert "3/3 runs done" in r.stderr

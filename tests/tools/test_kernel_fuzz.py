@@ -22,7 +22,7 @@ from rmapsim.cli import main
 from rmapsim.tools.kernel import fuzz, fuzzcmp, fuzzgen, perf
 from rmapsim.tools.kernel.fuzzcmp import Observation
 
-SPEC = "6.18"
+ERA = "6.18"
 
 
 # ----------------------------------------------------------------------------- ddmin
@@ -73,7 +73,7 @@ def test_renumber_follows_the_trace_runners_symbols():
 
 
 def _gen(seed, ops=(10, 40), have=None):
-    return fuzzgen.Generator(SPEC, fuzzgen.DRIVER_IMAGE, seed, ops, have=have)
+    return fuzzgen.Generator(ERA, fuzzgen.DRIVER_IMAGE, seed, ops, have=have)
 
 
 def test_same_seed_same_sequences_and_another_seed_differs():
@@ -100,7 +100,7 @@ def test_op_mix_bounds_and_no_range_over_a_hole_in_the_strict_mode():
     for _ in range(40):
         steps = g.sequence()
         assert steps[0][0] == "spawn" and 11 <= len(steps) <= 21
-        sim, syms = Simulator(SPEC), []
+        sim, syms = Simulator(ERA), []
         for st in steps:
             tok = st[0].split()
             words.add(tok[0] + (" file" if tok[0] == "mmap" and "file" in tok else ""))
@@ -199,7 +199,7 @@ def test_pte_entries_name_each_populated_entry():
     """_pte_entries against a hand-built state: a read fault maps the zero page (kind 1),
     a write fault an anon page (2, its handle), MADV_PAGEOUT of an exclusive page leaves a
     swap entry (3, its slot); untouched pages have no entry; a fork copies the entries."""
-    sim, base = Simulator(SPEC), fuzzgen.REGION
+    sim, base = Simulator(ERA), fuzzgen.REGION
     p = sim.spawn()
     sim.mmap(p, 0x4000, base, "rw")
     sim.touch(p, base, 0x1000, False)
@@ -243,7 +243,7 @@ def _steps(text):
 
 
 def test_the_same_era_in_place_of_the_kernel_agrees_everywhere():
-    rep = fuzz.fuzz(fuzz.SimAsKernel(SPEC), fuzzgen.DRIVER_IMAGE, 30, 2, (10, 30), SPEC, False)
+    rep = fuzz.fuzz(fuzz.SimAsKernel(ERA), fuzzgen.DRIVER_IMAGE, 30, 2, (10, 30), ERA, False)
     assert rep.sequences == 30 and not rep.divergences
     assert all(c.seq_diverge == 0 and c.ops_agree == rep.steps for c in rep.dims.values())
 
@@ -255,8 +255,8 @@ def _plant_mprotect_vma(obs, lines):
 
 
 def test_a_planted_difference_is_found_minimised_saved_and_replays(tmp_path):
-    kernel = fuzz.SimAsKernel(SPEC, _plant_mprotect_vma)
-    rep = fuzz.fuzz(kernel, fuzzgen.DRIVER_IMAGE, 8, 1, (10, 30), SPEC, False, out_dir=tmp_path, saved_per_class=1)
+    kernel = fuzz.SimAsKernel(ERA, _plant_mprotect_vma)
+    rep = fuzz.fuzz(kernel, fuzzgen.DRIVER_IMAGE, 8, 1, (10, 30), ERA, False, out_dir=tmp_path, saved_per_class=1)
     assert rep.divergences and set(rep.classes) == {"mprotect: objects"}
     assert rep.dims["objects"].seq_diverge == len(rep.divergences)
     assert all(rep.dims[d].seq_diverge == 0 for d in fuzzcmp.DIMENSIONS if d != "objects")
@@ -271,7 +271,7 @@ def test_a_planted_difference_is_found_minimised_saved_and_replays(tmp_path):
     assert first["minimised_steps"] == len(steps) <= 5 < first["steps"]
     # 1-minimal, by brute force: without any one step the planted difference is gone (or
     # the rest names a process never created, or breaks the strict mode's rules).
-    sim, gen = fuzz.SimulatorSide(SPEC), fuzzgen.Generator(SPEC, fuzzgen.DRIVER_IMAGE, 0, have=frozenset())
+    sim, gen = fuzz.SimulatorSide(ERA), fuzzgen.Generator(ERA, fuzzgen.DRIVER_IMAGE, 0, have=frozenset())
     assert fuzz.run_pair(kernel, sim, steps).dims == ["objects"]
     for drop in range(len(steps)):
         cand = fuzz.renumber(steps, [i for i in range(len(steps)) if i != drop])

@@ -14,9 +14,17 @@ if __name__ == "__main__":   # a LocalCluster with processes starts workers by s
 from __future__ import annotations
 
 import sys
-from typing import Any, Optional
+from concurrent.futures import Executor, Future
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Optional, TypeVar
 
 from ..errors import InvalidArgument, short_repr
+
+if TYPE_CHECKING:
+    from distributed import Client
+    from typing_extensions import ParamSpec
+
+    P = ParamSpec("P")
+T = TypeVar("T")
 
 #: What :func:`dask_executor` gives ``LocalCluster`` unless ``cluster_kwargs`` say otherwise:
 #: two single-threaded worker processes (the GIL is released in walks, but a sweep's runs
@@ -24,9 +32,41 @@ from ..errors import InvalidArgument, short_repr
 LOCAL_DEFAULTS = {"n_workers": 2, "threads_per_worker": 1, "processes": True, "dashboard_address": ":8787"}
 
 
+class DaskExecutor(Executor):
+    """What :func:`dask_executor` returns: a ``concurrent.futures.Executor`` whose runs go to
+    a Dask cluster (``submit`` and ``map`` are the client executor's), with the ``client``,
+    the ``dashboard_link`` (None when the dashboard is off) and ``close()``, which closes
+    what :func:`dask_executor` opened (``shutdown`` only stops taking work, as for any
+    executor)."""
+
+    def __init__(
+        self, inner: Executor, client: Client, dashboard_link: Optional[str], close: Callable[[], None]
+    ) -> None:
+        self._inner = inner
+        self.client = client
+        self.dashboard_link = dashboard_link
+        self._close = close
+
+    def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
+        return self._inner.submit(fn, *args, **kwargs)
+
+    def map(
+        self, fn: Callable[..., T], *iterables: Iterable[Any], timeout: Optional[float] = None, chunksize: int = 1
+    ) -> Iterator[T]:
+        return self._inner.map(fn, *iterables, timeout=timeout)  # chunksize: Dask batches by itself
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        if cancel_futures:
+            raise InvalidArgument("cancel_futures=True: Dask's client executor cannot cancel the runs it queued")
+        self._inner.shutdown(wait=wait)
+
+    def close(self) -> None:
+        self._close()
+
+
 def dask_executor(
     client: Any = None, address: Optional[str] = None, timeout: float = 10.0, quiet: bool = False, **cluster_kwargs: Any
-) -> Any:
+) -> DaskExecutor:
     """A ``concurrent.futures.Executor`` on a Dask cluster, for
     :func:`rmapsim.study.sweep`'s ``executor``:
 
@@ -75,10 +115,7 @@ def dask_executor(
         if cluster is not None:
             cluster.close()
         raise InvalidArgument(f"cannot reach the Dask scheduler {address!r}: {e}") from None
-    ex = client.get_executor()
     link = getattr(client, "dashboard_link", None)
-    ex.client = client  # type: ignore[attr-defined]
-    ex.dashboard_link = link  # type: ignore[attr-defined]
     if not quiet:
         where = cluster and "LocalCluster" or client.scheduler.address
         print(
@@ -93,8 +130,7 @@ def dask_executor(
         if cluster is not None:
             cluster.close()
 
-    ex.close = close  # type: ignore[attr-defined]
-    return ex
+    return DaskExecutor(client.get_executor(), client, link, close)
 
 
 def _root_cause(e: BaseException) -> str:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import itertools
 import sys
 from concurrent.futures import Executor, Future, as_completed
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from .. import Simulator
 from .. import eras as all_eras
@@ -26,6 +26,9 @@ from ..policy import Policy, era_spec, knobs
 from ..policy import _text as _knob_text
 from . import workloads
 from .cluster import dask_executor  # noqa: F401 (part of this module's API since 0.1)
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 class SweepInterrupted(KeyboardInterrupt):
@@ -215,7 +218,7 @@ def sweep(
     return [r for r in rows if r is not None]
 
 
-def to_pandas(rows: List[Dict[str, Any]]):  # type: ignore[no-untyped-def]
+def to_pandas(rows: List[Dict[str, Any]]) -> pd.DataFrame:
     if not isinstance(rows, (list, tuple)) or not all(isinstance(r, Mapping) for r in rows):
         raise InvalidArgument(f"rows must be a list of dicts (sweep rows), got {short_repr(rows)}")
     import pandas as pd

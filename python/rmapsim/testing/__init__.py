@@ -41,7 +41,18 @@ module on first use, so ``rmapsim.testing.reference`` works without hypothesis i
 from __future__ import annotations
 
 import importlib
-from typing import Any, Dict, List
+from typing import TYPE_CHECKING, Any, Dict, List
+
+if TYPE_CHECKING:  # the documented names, for type checkers (``ops`` is the submodule)
+    from .machine import RmapMachine as RmapMachine
+    from .strategies import WORDS_PER_BLOCK as WORDS_PER_BLOCK
+    from .strategies import Program as Program
+    from .strategies import ProgramViolation as ProgramViolation
+    from .strategies import addresses as addresses
+    from .strategies import lengths as lengths
+    from .strategies import op_arrays as op_arrays
+    from .strategies import programs as programs
+    from .strategies import traces as traces
 
 #: The names each module gives the package: the documented ones first, then the former
 #: single module's other public names.

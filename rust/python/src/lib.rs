@@ -40,6 +40,9 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(busy::_running, m)?)?;
     m.add("DEFAULT_ERA", rmapsim_core::policy::DEFAULT_ERA)?;
     m.add("ERROR_KINDS", batch::ERROR_KINDS.to_vec())?;
+    // every spelling `prot` and `advice` accept (rmapsim.Prot / rmapsim.Advice list the same)
+    m.add("PROT_NAMES", rmapsim_core::Simulator::PROT_NAMES.iter().map(|p| p.0).collect::<Vec<_>>())?;
+    m.add("ADVICE_NAMES", rmapsim_core::Advice::NAMES.to_vec())?;
     m.add("PAGE_SIZE", rmapsim_core::PAGE_SIZE)?;
     m.add("MMAP_BASE", rmapsim_core::MMAP_BASE)?;
     m.add("MMAP_MIN_ADDR", rmapsim_core::MMAP_MIN_ADDR)?;

@@ -126,7 +126,7 @@ class WalkMixin:
         return visits, found
 
     def check(self):
-        """The model's own consistency (SPEC section 5, the parts the model can state):
+        """The model's own consistency (docs/contract.md#invariants, the parts the model can state):
         raises InvariantViolation. After the copy_vma defect, invariant 1/2 breaks as in
         the kernel."""
         mapped = {}

@@ -1,4 +1,4 @@
-//! The invariants of SPEC §5, checked from scratch against a brute-force scan of every
+//! The invariants of docs/contract.md#invariants, checked from scratch against a brute-force scan of every
 //! page table. Nothing here trusts the incremental bookkeeping it checks.
 
 use std::collections::{BTreeSet, HashMap, HashSet};

@@ -1,4 +1,4 @@
-//! A deterministic lock-contention model (SPEC §6): replay a batch of rmap walks on C
+//! A deterministic lock-contention model (docs/contract.md#locks-and-contention): replay a batch of rmap walks on C
 //! simulated CPUs in virtual time, with each era's lock scope and kind.
 //!
 //! Cost model (virtual time units, "candidate-visits"):

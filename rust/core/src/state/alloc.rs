@@ -92,7 +92,7 @@ impl fmt::Display for AllocSite {
     }
 }
 
-/// Allocation-failure injection (SPEC §5a).
+/// Allocation-failure injection (docs/contract.md#allocation-failure).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Inject {
     Off,

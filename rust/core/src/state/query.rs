@@ -116,35 +116,46 @@ impl Simulator {
         })
     }
 
-    /// Parse a prot string: letters from "rwx" in any order without repeats, or "" /
-    /// "none" for `PROT_NONE`.
+    /// Every prot spelling [`Self::parse_prot`] accepts, as `(spelling, bits)`: `""` and
+    /// `"none"` for `PROT_NONE`, the letters of `"rwx"` in any order without repeats, and the
+    /// three-column form of `/proc/PID/maps` and of the simulator's own messages (`"r-x"`,
+    /// `"---"`). Python's `rmapsim.Prot` lists the same strings (`_core.PROT_NAMES`).
+    pub const PROT_NAMES: &'static [(&'static str, u8)] = &[
+        ("", 0),
+        ("none", 0),
+        ("r", prot::READ),
+        ("w", prot::WRITE),
+        ("x", prot::EXEC),
+        ("rw", prot::READ | prot::WRITE),
+        ("wr", prot::READ | prot::WRITE),
+        ("rx", prot::READ | prot::EXEC),
+        ("xr", prot::READ | prot::EXEC),
+        ("wx", prot::WRITE | prot::EXEC),
+        ("xw", prot::WRITE | prot::EXEC),
+        ("rwx", prot::ALL),
+        ("rxw", prot::ALL),
+        ("wrx", prot::ALL),
+        ("wxr", prot::ALL),
+        ("xrw", prot::ALL),
+        ("xwr", prot::ALL),
+        ("---", 0),
+        ("r--", prot::READ),
+        ("-w-", prot::WRITE),
+        ("--x", prot::EXEC),
+        ("rw-", prot::READ | prot::WRITE),
+        ("r-x", prot::READ | prot::EXEC),
+        ("-wx", prot::WRITE | prot::EXEC),
+    ];
+
+    /// Parse a prot string: one of [`Self::PROT_NAMES`].
     pub fn parse_prot(s: &str) -> Result<u8> {
-        if s == "none" || s == "-" || s == "---" {
-            return Ok(0);
-        }
-        let mut p = 0u8;
-        for c in s.chars() {
-            let bit = match c {
-                'r' => prot::READ,
-                'w' => prot::WRITE,
-                'x' => prot::EXEC,
-                '-' => 0,
-                _ => {
-                    return Err(SimError::InvalidArgument(format!(
-                        "bad prot {}: use letters from \"rwx\" (e.g. \"rw\"), or \"none\"",
-                        crate::error::quote(s)
-                    )))
-                }
-            };
-            if bit != 0 && p & bit != 0 {
-                return Err(SimError::InvalidArgument(format!(
-                    "bad prot {}: {c:?} given twice",
-                    crate::error::quote(s)
-                )));
-            }
-            p |= bit;
-        }
-        Ok(p)
+        Self::PROT_NAMES.iter().find(|(n, _)| *n == s).map(|&(_, bits)| bits).ok_or_else(|| {
+            SimError::InvalidArgument(format!(
+                "bad prot {}: use letters from \"rwx\" in any order without repeats (e.g. \"rw\"), \"none\" or \"\", \
+                 or the maps form (\"r-x\")",
+                crate::error::quote(s)
+            ))
+        })
     }
 
     pub fn prot_string(p: u8) -> String {

@@ -39,7 +39,7 @@ pub const MAX_THREADS: usize = 1024;
 /// (the kernel randomises it; the simulator must be deterministic).
 pub const MMAP_BASE: u64 = 0x7f00_0000_0000;
 
-/// Write-side work of the operations of one kind (SPEC §4's cost of building and
+/// Write-side work of the operations of one kind (the cost of building and
 /// tearing down the rmap, per era).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct WriteStats {
