@@ -23,7 +23,6 @@ SKIP_DIRS = {"target", "__pycache__", ".ipynb_checkpoints"}
 
 # Pages this branch may not edit (issue 19's, edited on main); strict: once they are fixed
 # the test fails and the entry goes.
-NOT_YET = {"docs/eras.md": "the struct-size note cites it; docs/contract.md#struct-sizes replaces it"}
 
 
 def repo_text_files() -> List[Path]:
@@ -48,15 +47,8 @@ def test_no_file_cites_the_outside_spec():
     files = repo_text_files()
     assert len(files) > 300 and ROOT / "docs" / "contract.md" in files
     bad = {str(p.relative_to(ROOT)): citations(p) for p in files}
-    bad = {k: v for k, v in bad.items() if v and k not in NOT_YET}
+    bad = {k: v for k, v in bad.items() if v}
     assert not bad, bad
-
-
-@pytest.mark.parametrize(
-    "rel", [pytest.param(k, marks=pytest.mark.xfail(reason=v, strict=True)) for k, v in NOT_YET.items()]
-)
-def test_pages_still_to_fix_cite_it_no_more(rel):
-    assert not citations(ROOT / rel)
 
 
 def test_the_citation_pattern_finds_what_it_must():
