@@ -5,7 +5,7 @@
 
 use crate::error::{Result, SimError};
 use crate::mm::vma::{MergeCtx, VmaMerge};
-use crate::policy::{DontUnmap, Holes, Linking, MergeAnonRule};
+use crate::policy::{DontUnmap, Holes, Linking};
 use crate::state::objects::*;
 use crate::state::sim::{AllocSite, Simulator, TASK_SIZE};
 

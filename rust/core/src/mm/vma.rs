@@ -416,21 +416,6 @@ impl Simulator {
         Ok(None)
     }
 
-    /// `vma_expand`'s `dup_anon_vma(target, vmg->copied_from)` (the 2025 merge rule,
-    /// 61f67c230a5e; 6.18.8 and 6.19, 7.0-rc6 mm/vma.c 1196-1204): before a merge of the
-    /// range mremap copies to commits, an unfaulted `target` takes the anon_vma and chain of
-    /// the VMA copied from, unless the next VMA it absorbs (`removed`) brings one
-    /// (`vma_adjust` imports that). An allocation failure changes nothing but the failed
-    /// clone's own cleanup (a stale pointer in 7.0-rc1): the merge is abandoned and
-    /// `copy_vma` maps a new VMA instead, as the kernel's does.
-    fn dup_copied_anon_vma(&mut self, target: VmaId, removed: Option<VmaId>, ctx: MergeCtx) -> Result<()> {
-        let Some(src) = ctx.copied_from else { return Ok(()) };
-        if self.policy.merge_rule != MergeAnonRule::Case2025 || removed.is_some_and(|n| self.vma(n).anon_vma.is_some()) {
-            return Ok(());
-        }
-        self.import_anon_vma(target, src, target)
-    }
-
     /// `__split_vma(mm, vma, addr, new_below)` (2.6.34): split at `addr`; the new VMA
     /// takes the part below `addr` when `new_below`, else the part above. In 2.6.34 the
     /// new VMA clones the chain (can fail: the new VMA is freed and nothing changes).
