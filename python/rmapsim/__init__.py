@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Literal, Optional, 
 
 import numpy as np
 
-from . import _core
+from . import _core, _progress  # noqa: F401 (_progress installs the native calls' progress hook)
 from ._stats import COLUMNS, LOCK_EXCLUSIVE, LOCK_SHARED, ScanStats, summary_from_totals
 from .errors import (
     AlreadyMapped,

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
 from typing import Any, Dict, List
@@ -57,6 +58,7 @@ def register(sub: Any) -> None:
     )
     st.add_argument("--x", help="parameter on the plot's x axis (default: the first --param)")
     st.add_argument("--y", default="mean_vmas_visited", help="metric on the y axis (default mean_vmas_visited)")
+    st.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
     st.set_defaults(run=cmd_study)
 
 
@@ -64,8 +66,9 @@ def cmd_study(args: argparse.Namespace) -> int:
     import csv
     import os
 
+    from ... import _progress
     from ...studies import workloads
-    from ...studies.study import SweepInterrupted, dask_executor, progress_bar, sweep
+    from ...studies.study import SweepInterrupted, dask_executor, sweep
 
     try:
         workloads.get(args.workload)
@@ -98,7 +101,8 @@ def cmd_study(args: argparse.Namespace) -> int:
             executor = ProcessPoolExecutor(args.jobs)
         interrupted = False
         try:
-            rows = sweep(args.workload, grid, args.era, executor=executor, progress=progress_bar(), base=base)
+            with _progress.disabled() if args.quiet else contextlib.nullcontext():  # native calls' bars too
+                rows = sweep(args.workload, grid, args.era, executor=executor, progress=not args.quiet, base=base)
         except SweepInterrupted as e:
             rows, interrupted = e.rows, True
     except SimError as e:

@@ -1,0 +1,232 @@
+"""Progress: tqdm bars (``tqdm.auto``: a widget in Jupyter, a text bar on standard error
+elsewhere) and the hook through which long native calls report theirs.
+
+- **Native calls.** A long call (``rmap_walk`` over a million pages, ``fork_many``,
+  ``apply`` of a long trace, ``fuzz``) releases the GIL and polls for Ctrl-C at chunk
+  boundaries, re-taking the GIL at most every 20 ms. The same poll passes the call's
+  progress, ``(call, done, total)`` in pages, operations or children (``total`` 0 when
+  unknown), to the hook this module installs (``_core._set_progress_hook``), so it costs
+  no other re-take of the GIL. The hook hands it to the handler of the current context
+  (:func:`reporting`; a sweep's bar, ``rmapsim fuzz``'s line), else to the default one,
+  which shows a bar for a call that has run for a second. A handler's exception stops the
+  call at its next chunk boundary, as Ctrl-C does, and is raised from it.
+- **Sweeps.** :class:`Runs` is ``study.sweep(progress=True)``'s bar over the runs, with an
+  ETA; the run in progress and its native call's progress go in its postfix.
+
+Everything is off with :func:`set_enabled` ``(False)`` (what ``--quiet`` does), inside
+``with disabled():``, or with ``RMAPSIM_PROGRESS=0`` in the environment;
+``sweep(progress=False)`` turns off one sweep's. Progress goes to standard error (or the
+notebook's widget), never to standard output.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import os
+import sys
+import threading
+import time
+from typing import Any, Callable, Iterator, Optional
+
+from . import _core
+from .errors import InvalidArgument, short_repr
+
+#: A native call's progress handler: ``handler(call, done, total, finished)``.
+Handler = Callable[[str, int, int, bool], None]
+
+#: The unit of each native call's items.
+UNITS = {
+    "rmap_walk": "page",
+    "page_referenced": "page",
+    "try_to_unmap": "page",
+    "contention": "page",
+    "fork_many": "child",
+    "exit_many": "process",
+    "touch_many": "process",
+    "apply": "op",
+    "fuzz": "op",
+}
+
+#: A native call shows the default bar once it has run this long (seconds).
+DELAY = 1.0
+
+_enabled = os.environ.get("RMAPSIM_PROGRESS", "1").strip().lower() not in ("0", "off", "no", "false")
+_handler: contextvars.ContextVar[Optional[Handler]] = contextvars.ContextVar("rmapsim_progress", default=None)
+
+
+def enabled() -> bool:
+    """Is progress shown (bars, the default native-call bar, ``fuzz``'s lines)?"""
+    return _enabled
+
+
+def set_enabled(on: bool) -> bool:
+    """Show progress or not (``--quiet`` is ``set_enabled(False)``); returns the previous
+    setting."""
+    global _enabled
+    if not isinstance(on, bool):
+        raise InvalidArgument(f"on must be True or False, got {short_repr(on)}")
+    prev, _enabled = _enabled, on
+    return prev
+
+
+@contextlib.contextmanager
+def disabled() -> Iterator[None]:
+    """No progress inside the block."""
+    prev = set_enabled(False)
+    try:
+        yield
+    finally:
+        set_enabled(prev)
+
+
+@contextlib.contextmanager
+def reporting(handler: Handler) -> Iterator[None]:
+    """Native calls made in this context (this thread, this task) report their progress to
+    ``handler(call, done, total, finished)`` instead of the default bar. An exception the
+    handler raises (not with ``finished=True``) stops the call and is raised from it."""
+    if not callable(handler):
+        raise InvalidArgument(f"handler must be a callable, got {short_repr(handler)}")
+    token = _handler.set(handler)
+    try:
+        yield
+    finally:
+        _handler.reset(token)
+
+
+def bar(total: Optional[int], desc: str, unit: str, leave: bool = True) -> Any:
+    """A ``tqdm.auto`` bar on standard error: redrawn at most every 0.1 s on a terminal,
+    every 2 s when standard error is a file or a pipe (a log stays short)."""
+    from tqdm.auto import tqdm
+
+    tty = bool(getattr(sys.stderr, "isatty", lambda: False)())
+    return tqdm(
+        total=total or None,
+        desc=desc,
+        unit=unit,
+        file=sys.stderr,
+        leave=leave,
+        mininterval=0.1 if tty else 2.0,
+        dynamic_ncols=True,
+        disable=False,
+    )
+
+
+def _percent(call: str, done: int, total: int) -> str:
+    unit = UNITS.get(call, "item")
+    if total:
+        return f"{call or 'native call'} {min(done, total) / total:.0%} of {total:,} {unit}s"
+    return f"{call or 'native call'} {done:,} {unit}s"
+
+
+class _CallBar(threading.local):
+    """The default handler: a bar for a native call that has run :data:`DELAY` seconds
+    (one call at a time per thread)."""
+
+    def __init__(self) -> None:
+        self.t0: Optional[float] = None
+        self.bar: Any = None
+        self.broken = False
+
+    def __call__(self, call: str, done: int, total: int, finished: bool) -> None:
+        if self.broken:
+            return
+        try:
+            self._show(call, done, total, finished)
+        except Exception as e:  # noqa: BLE001 - a display failure must not fail the call
+            self.broken = True
+            print(f"rmapsim: progress display failed ({type(e).__name__}: {e}); no more bars", file=sys.stderr)
+
+    def _show(self, call: str, done: int, total: int, finished: bool) -> None:
+        now = time.monotonic()
+        if self.t0 is None:
+            self.t0 = now
+        if self.bar is None and not finished and _enabled and now - self.t0 >= DELAY:
+            self.bar = bar(total, call or "native call", UNITS.get(call, "item"), leave=False)
+        if self.bar is not None:
+            self.bar.update(done - self.bar.n)
+        if finished:
+            if self.bar is not None:
+                self.bar.close()
+            self.t0, self.bar = None, None
+
+
+_default = _CallBar()
+
+
+def _hook(call: str, done: int, total: int, finished: bool) -> None:
+    """The hook the native calls report to (installed on import)."""
+    handler = _handler.get()
+    if handler is not None:
+        handler(call, done, total, finished)
+    elif _enabled or _default.bar is not None:
+        _default(call, done, total, finished)
+
+
+class Lines:
+    """A native-call handler printing a line to standard error every ``every`` seconds:
+    the items done, their rate over the last interval and overall, and the share of the
+    total when known (``rmapsim fuzz``'s ``[fuzz] era 6.18: 1,234,567 ops ...`` lines;
+    log-friendly where a bar is not)."""
+
+    def __init__(self, prefix: str, every: float = 5.0) -> None:
+        self.prefix, self.every = prefix, every
+        self.t0 = time.monotonic()
+        self._last = (self.t0, 0)
+
+    def __call__(self, call: str, done: int, total: int, finished: bool) -> None:
+        now = time.monotonic()
+        t, n = self._last
+        if finished or not _enabled or now - t < self.every:
+            return
+        self._last = (now, done)
+        unit = UNITS.get(call, "item")
+        of = f" of {total:,} ({min(done, total) / total:.0%})" if total else ""
+        print(
+            f"{self.prefix}{done:,}{of} {unit}s, {(done - n) / (now - t):,.0f} {unit}s/s "
+            f"(mean {done / (now - self.t0):,.0f}), {now - self.t0:.0f} s",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+class Runs:
+    """A sweep's progress: a bar over its runs with an ETA. :meth:`start` names the run in
+    progress; native calls made inside :meth:`running` show their progress after it (a
+    long run is not silent); :meth:`tick` redraws the bar (its elapsed time) while runs
+    on other processes are still going."""
+
+    def __init__(self, total: int, desc: str) -> None:
+        self.bar = bar(total, desc, "run")
+        self.label = ""
+        self._last = 0.0
+
+    def start(self, label: str) -> None:
+        self.label = label
+        self.bar.set_postfix_str(label, refresh=False)
+
+    def _native(self, call: str, done: int, total: int, finished: bool) -> None:
+        now = time.monotonic()
+        if finished or now - self._last < max(0.25, self.bar.mininterval):  # the poll comes every 20 ms
+            return
+        self._last = now
+        self.bar.set_postfix_str(f"{self.label}: {_percent(call, done, total)}", refresh=False)
+        self.bar.refresh()
+
+    def running(self) -> contextlib.AbstractContextManager[None]:
+        """The context of one run made in this process."""
+        return reporting(self._native)
+
+    def done(self, n: int) -> None:
+        self.bar.update(n - self.bar.n)
+
+    def tick(self, postfix: str) -> None:
+        self.bar.set_postfix_str(postfix, refresh=False)
+        self.bar.refresh()
+
+    def close(self) -> None:
+        self.bar.set_postfix_str("", refresh=False)
+        self.bar.close()
+
+
+_core._set_progress_hook(_hook)
