@@ -94,12 +94,26 @@ def reporting(handler: Handler) -> Iterator[None]:
         _handler.reset(token)
 
 
+def _ignore(call: str, done: int, total: int, finished: bool) -> None:
+    """The handler of :func:`silenced`."""
+
+
+def silenced() -> contextlib.AbstractContextManager[None]:
+    """No progress from the native calls made in this context (other threads and tasks
+    keep theirs, unlike :func:`disabled`)."""
+    return reporting(_ignore)
+
+
 def bar(total: Optional[int], desc: str, unit: str, leave: bool = True) -> Any:
     """A ``tqdm.auto`` bar on standard error: redrawn at most every 0.1 s on a terminal,
     every 2 s when standard error is a file or a pipe (a log stays short)."""
     from tqdm.auto import tqdm
 
     tty = bool(getattr(sys.stderr, "isatty", lambda: False)())
+    try:  # a terminal of no size (a pty nobody sized) would get an empty bar
+        sized = tty and os.get_terminal_size(sys.stderr.fileno()).columns > 0
+    except (OSError, ValueError, AttributeError):
+        sized = False
     return tqdm(
         total=total or None,
         desc=desc,
@@ -107,7 +121,9 @@ def bar(total: Optional[int], desc: str, unit: str, leave: bool = True) -> Any:
         file=sys.stderr,
         leave=leave,
         mininterval=0.1 if tty else 2.0,
-        dynamic_ncols=True,
+        dynamic_ncols=sized,
+        ncols=None if sized else 100,
+        nrows=None if sized else 20,
         disable=False,
     )
 

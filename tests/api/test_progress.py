@@ -148,3 +148,39 @@ def test_cli_quiet_turns_progress_off_and_stdout_stays_clean(tmp_path, capsys):
     assert _cli(capsys, "fuzz", "--max-ops", "2000", "--quiet")[::2] == (0, "")
     code, out, err = _cli(capsys, "fuzz", "--max-ops", "2000")
     assert err.startswith("[fuzz] era 6.18, seed 0, budget 2000 ops") and "[fuzz]" not in out
+
+
+def test_a_quiet_sweep_silences_its_native_calls_too(capsys, monkeypatch):
+    """progress=False: the runs' long walks (2.6.33, 1,001 candidates a page) draw no
+    default bar either, though it would show at once (DELAY 0)."""
+    monkeypatch.setattr(_progress, "DELAY", 0.0)
+    study.sweep("fork_storm", {"children": [CHILDREN], "pages": [PAGES]}, eras=["2.6.33"], progress=False)
+    assert capsys.readouterr() == ("", "")
+
+
+def test_a_sweep_on_an_executor_names_its_runs(monkeypatch):
+    """While a worker runs, the bar is redrawn every half second naming the runs going.
+    The first run is held until the bar's first redraw, so that redraw sees it running
+    and the second queued behind it (one thread)."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    ticks, go = [], threading.Event()
+    real_tick, real_run = _progress.Runs.tick, study._run_silenced
+
+    def tick(self, postfix):
+        ticks.append(postfix)
+        go.set()
+        real_tick(self, postfix)
+
+    def held(*job):
+        assert go.wait(60)
+        return real_run(*job)
+
+    monkeypatch.setattr(_progress.Runs, "tick", tick)
+    monkeypatch.setattr(study, "_run_silenced", held)
+    with ThreadPoolExecutor(1) as ex:
+        rows = study.sweep("fork_storm", {"children": [3, 2], "pages": [1]}, eras=["2.6.33"], executor=ex)
+    assert [r["children"] for r in rows] == [3, 2]
+    assert ticks[0] == "running 2.6.33 children=3 pages=1"
+    assert ticks[-1] == "", "nothing left running at the end"

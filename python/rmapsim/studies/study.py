@@ -200,7 +200,8 @@ def sweep(
         if executor is None:
             for i, job in enumerate(jobs):
                 if runs is None:
-                    rows[i] = _run(*job)
+                    with _progress.silenced():  # a sweep's progress is all or nothing
+                        rows[i] = _run(*job)
                 else:
                     runs.start(_label(job))
                     with runs.running():
@@ -209,8 +210,8 @@ def sweep(
                 if report:
                     report(i + 1, len(jobs))
         else:
-            futures = {executor.submit(_run, *job): i for i, job in enumerate(jobs)}
-            _collect(futures, rows, runs, report)
+            futures = {executor.submit(_run_silenced, *job): i for i, job in enumerate(jobs)}
+            _collect(futures, [_label(j) for j in jobs], rows, runs, report)
     except KeyboardInterrupt:
         for f in futures:
             f.cancel()
@@ -225,6 +226,13 @@ def sweep(
     return [r for r in rows if r is not None]
 
 
+def _run_silenced(*job: Any) -> Dict[str, Any]:
+    """:func:`_run` on a worker: its native calls draw no bars (workers share the
+    terminal, or write to a cluster's logs); the sweep's bar names the runs going."""
+    with _progress.silenced():
+        return _run(*job)
+
+
 def _label(job: Tuple[Any, ...]) -> str:
     """A run's name in the progress bar: its spec and parameters."""
     _, _, params, spec, _, _ = job
@@ -233,12 +241,13 @@ def _label(job: Tuple[Any, ...]) -> str:
 
 def _collect(
     futures: Dict[Future, int],
+    labels: List[str],
     rows: List[Optional[Dict[str, Any]]],
     runs: Optional[_progress.Runs],
     report: Optional[Callable[[int, int], None]],
 ) -> None:
     """Take the runs of an executor as they complete; the bar (its elapsed time and the
-    runs still going) is redrawn every half second meanwhile."""
+    runs being run) is redrawn every half second meanwhile."""
     pending, done = set(futures), 0
     while pending:
         finished, pending = wait(pending, timeout=0.5 if runs else None, return_when=FIRST_COMPLETED)
@@ -249,7 +258,9 @@ def _collect(
                 report(done, len(futures))
         if runs is not None:
             runs.done(done)
-            runs.tick(f"{len(pending)} running" if pending else "")
+            going = [labels[futures[f]] for f in pending if f.running()]
+            more = f" and {len(going) - 2} more" if len(going) > 2 else ""
+            runs.tick(f"running {', '.join(going[:2])}{more}" if going else f"{len(pending)} queued" if pending else "")
 
 
 def to_pandas(rows: List[Dict[str, Any]]):  # type: ignore[no-untyped-def]
