@@ -179,6 +179,20 @@ def _hook(call: str, done: int, total: int, finished: bool) -> None:
         _default(call, done, total, finished)
 
 
+def quiet_option(parser: Any, run: Callable[[Any], int]) -> None:
+    """Give a subcommand's ``parser`` a ``--quiet`` option (no progress on stderr) and
+    ``run`` as its command, run with progress off when ``--quiet`` is given."""
+    parser.add_argument("--quiet", action="store_true", help="no progress bars on stderr")
+
+    def quiet_run(args: Any) -> int:
+        if not getattr(args, "quiet", False):
+            return run(args)
+        with disabled():
+            return run(args)
+
+    parser.set_defaults(run=quiet_run)
+
+
 class Lines:
     """A native-call handler printing a line to standard error every ``every`` seconds:
     the items done, their rate over the last interval and overall, and the share of the

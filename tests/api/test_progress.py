@@ -11,11 +11,12 @@ import rmapsim
 from rmapsim import _core, _progress, study
 from rmapsim.errors import InvalidArgument
 
-from helpers import PAGE
+from helpers import PAGE, ROOT
 
 CHILDREN, PAGES = 1000, 100
 # The parent's pages plus each child's private copy of every page (each child writes all).
 TOTAL_PAGES = PAGES + CHILDREN * PAGES
+EXAMPLES_TRACE = ROOT / "examples" / "seed-scenario.trace"
 
 
 @pytest.fixture(scope="module")
@@ -184,3 +185,17 @@ def test_a_sweep_on_an_executor_names_its_runs(monkeypatch):
     assert [r["children"] for r in rows] == [3, 2]
     assert ticks[0] == "running 2.6.33 children=3 pages=1"
     assert ticks[-1] == "", "nothing left running at the end"
+
+
+def test_quiet_on_the_other_long_commands(capsys, monkeypatch):
+    """contention, replay and demo take --quiet too: their native calls' bars (shown at
+    once here, DELAY 0) are off for the command only."""
+    monkeypatch.setattr(_progress, "DELAY", 0.0)
+    argv = ["contention", "--era", "2.6.33", "--children", str(CHILDREN), "--pages", str(PAGES), "--cpus", "2"]
+    code, out, err = _cli(capsys, *argv)
+    assert code == 0 and "contention" in err and "page" in err, err
+    assert "%|" not in out, "the bar is not on stdout"
+    assert _cli(capsys, *argv, "--quiet")[::2] == (0, "")
+    assert _progress.enabled()
+    for cmd in (["demo", "-n", "2", "-p", "1", "--quiet"], ["replay", str(EXAMPLES_TRACE), "--quiet"]):
+        assert _cli(capsys, *cmd)[::2] == (0, ""), cmd

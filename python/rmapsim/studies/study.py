@@ -195,7 +195,7 @@ def sweep(
     rows: List[Optional[Dict[str, Any]]] = [None] * len(jobs)
     runs = _progress.Runs(len(jobs), workload) if progress is True and _progress.enabled() else None
     report = progress if callable(progress) else None
-    futures: Dict[Future, int] = {}
+    futures: Dict[Future[Dict[str, Any]], int] = {}
     try:
         if executor is None:
             for i, job in enumerate(jobs):
@@ -240,7 +240,7 @@ def _label(job: Tuple[Any, ...]) -> str:
 
 
 def _collect(
-    futures: Dict[Future, int],
+    futures: Dict[Future[Dict[str, Any]], int],
     labels: List[str],
     rows: List[Optional[Dict[str, Any]]],
     runs: Optional[_progress.Runs],

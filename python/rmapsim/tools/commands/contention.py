@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ... import PAGE_SIZE, Simulator, eras
+from ... import PAGE_SIZE, Simulator, _progress, eras
 from .._common import NR_CPUS, CliError, _children, _count, _era, _hold, _int_range, _pages, check_output
 
 
@@ -57,7 +57,7 @@ def register(sub: Any) -> None:
         help="write the replays as a Chrome/Perfetto trace-event JSON file, one process per era and one "
         "track per CPU (open it at ui.perfetto.dev; docs/contention.md)",
     )
-    c.set_defaults(run=cmd_contention)
+    _progress.quiet_option(c, cmd_contention)  # --quiet
 
 
 def cmd_contention(args: argparse.Namespace) -> int:

@@ -8,7 +8,7 @@ import sys
 import time
 from typing import Any, Dict, List
 
-from ... import PAGE_SIZE, Simulator, eras
+from ... import PAGE_SIZE, Simulator, _progress, eras
 from ...errors import InvariantViolation, SimError
 from .._common import CliError, _children, _era, _fmt_bytes, _pages, render_table
 
@@ -40,7 +40,7 @@ def register(sub: Any) -> None:
         help="era preset or spec, BASE+knob=value,... (repeatable; default: all presets)",
     )
     d.add_argument("--json", action="store_true", help="print one JSON object per era instead of a table")
-    d.set_defaults(run=run)
+    _progress.quiet_option(d, run)  # --quiet
 
 
 def seed_scenario(era: str, children: int, pages: int, seed: int = 0) -> Dict[str, Any]:

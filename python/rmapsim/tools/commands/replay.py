@@ -7,7 +7,7 @@ import argparse
 import importlib.util
 from typing import Any, Optional
 
-from ... import DEFAULT_ERA, Simulator, eras
+from ... import DEFAULT_ERA, Simulator, _progress, eras
 from ...errors import InvariantViolation, SimError
 from ...policy import kernel_holes, trace_wants_kernel_holes
 from .._common import (
@@ -70,7 +70,7 @@ def register(sub: Any) -> None:
         "Parquet for a .parquet name (needs pyarrow), CSV otherwise; with several --era, one file "
         "per era (the spec before the suffix)",
     )
-    r.set_defaults(run=cmd_replay)
+    _progress.quiet_option(r, cmd_replay)  # --quiet
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
