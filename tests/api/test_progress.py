@@ -199,3 +199,16 @@ def test_quiet_on_the_other_long_commands(capsys, monkeypatch):
     assert _progress.enabled()
     for cmd in (["demo", "-n", "2", "-p", "1", "--quiet"], ["replay", str(EXAMPLES_TRACE), "--quiet"]):
         assert _cli(capsys, *cmd)[::2] == (0, ""), cmd
+
+
+@pytest.mark.parametrize("value,on", [("0", False), ("off", False)])
+def test_the_environment_switch(value, on):
+    import os
+    import subprocess
+    import sys
+
+    code = "from rmapsim import _progress; print(_progress.enabled())"
+    r = subprocess.run(
+        [sys.executable, "-c", code], env={**os.environ, "RMAPSIM_PROGRESS": value}, capture_output=True, text=True
+    )
+    assert r.stdout.strip() == str(on), r.stderr
