@@ -5,6 +5,9 @@ turn it all off, and progress never reaches standard output."""
 
 from __future__ import annotations
 
+import io
+import sys
+
 import pytest
 
 import rmapsim
@@ -17,6 +20,23 @@ CHILDREN, PAGES = 1000, 100
 # The parent's pages plus each child's private copy of every page (each child writes all).
 TOTAL_PAGES = PAGES + CHILDREN * PAGES
 EXAMPLES_TRACE = ROOT / "examples" / "seed-scenario.trace"
+
+
+class _Terminal(io.StringIO):
+    """A standard error that says it is a terminal (bars are drawn there; a file or a
+    pipe gets a line every 5 s instead)."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def _terminal(monkeypatch) -> _Terminal:
+    """sys.stderr as a terminal, for the rest of the test (set in the test's body: capsys
+    installs its own sys.stderr when the test's call starts, after the fixtures);
+    ``.getvalue()`` is what was drawn."""
+    term = _Terminal()
+    monkeypatch.setattr(sys, "stderr", term)
+    return term
 
 
 @pytest.fixture(scope="module")
@@ -76,29 +96,29 @@ def test_a_handler_exception_stops_a_mutating_call_cleanly():
 
 
 def test_the_default_bar_is_shown_on_stderr_and_off_when_disabled(storm, capsys, monkeypatch):
+    tty = _terminal(monkeypatch)
     monkeypatch.setattr(_progress, "DELAY", 0.0)
     with _progress.disabled():
         storm.rmap_walk(aggregate=True)
-    out, err = capsys.readouterr()
-    assert (out, err) == ("", ""), "nothing at all while progress is off"
+    assert tty.getvalue() == "", "nothing at all while progress is off"
     storm.rmap_walk(aggregate=True)
-    out, err = capsys.readouterr()
-    assert out == "", "progress never goes to stdout"
-    assert "rmap_walk" in err and "page" in err, err
+    assert capsys.readouterr().out == "", "progress never goes to stdout"
+    assert "rmap_walk" in tty.getvalue() and f"/{TOTAL_PAGES}" in tty.getvalue(), tty.getvalue()
 
 
-def test_a_sweep_draws_a_bar_over_its_runs(capsys):
+def test_a_sweep_draws_a_bar_over_its_runs(capsys, monkeypatch):
+    tty = _terminal(monkeypatch)
     grid = {"children": [2, 4], "pages": [2]}
     rows = study.sweep("fork_storm", grid, eras=["2.6.33", "6.18"])
-    out, err = capsys.readouterr()
-    assert len(rows) == 4 and out == ""
-    assert "4/4" in err and "run" in err, err
+    assert len(rows) == 4 and capsys.readouterr().out == ""
+    assert "4/4" in tty.getvalue() and "run" in tty.getvalue(), tty.getvalue()
     for off in (False, None):
+        tty.seek(0), tty.truncate()
         assert len(study.sweep("fork_storm", grid, eras=["6.18"], progress=off)) == 2
-        assert capsys.readouterr() == ("", ""), f"progress={off} is silent"
+        assert tty.getvalue() == "", f"progress={off} is silent"
     seen = []
     study.sweep("fork_storm", grid, eras=["6.18"], progress=lambda d, n: seen.append((d, n)))
-    assert seen == [(1, 2), (2, 2)] and capsys.readouterr().err == "", "a callable replaces the bar"
+    assert seen == [(1, 2), (2, 2)] and tty.getvalue() == "", "a callable replaces the bar"
 
 
 @pytest.mark.parametrize("bad", ["yes", 1, 0.5])
@@ -131,32 +151,35 @@ def test_fuzz_lines_name_the_rate_and_the_share(capsys, monkeypatch):
     ]
 
 
-def _cli(capsys, *argv: str):
+def _cli(capsys, tty, *argv: str):
+    """(exit status, stdout, what went to the terminal stderr) of one in-process command."""
     from rmapsim.tools.cli import main
 
+    tty.seek(0), tty.truncate()
     code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
+    return code, capsys.readouterr().out, tty.getvalue()
 
 
-def test_cli_quiet_turns_progress_off_and_stdout_stays_clean(tmp_path, capsys):
+def test_cli_quiet_turns_progress_off_and_stdout_stays_clean(tmp_path, capsys, monkeypatch):
+    tty = _terminal(monkeypatch)
     args = ["study", "fork_storm", "--param", "children=2,4", "--param", "pages=2", "--era", "6.18"]
-    code, out, err = _cli(capsys, *args, "--out", str(tmp_path / "a"))
+    code, out, err = _cli(capsys, tty, *args, "--out", str(tmp_path / "a"))
     assert code == 0 and "2/2" in err and "run" in err, err
     assert out.splitlines()[-1].startswith("2 runs written to") and "run/s" not in out, "no bar on stdout"
-    assert _cli(capsys, *args, "--out", str(tmp_path / "b"), "--quiet")[::2] == (0, "")
+    assert _cli(capsys, tty, *args, "--out", str(tmp_path / "b"), "--quiet")[::2] == (0, "")
     assert _progress.enabled(), "--quiet turned progress off for its command only"
-    assert _cli(capsys, "fuzz", "--max-ops", "2000", "--quiet")[::2] == (0, "")
-    code, out, err = _cli(capsys, "fuzz", "--max-ops", "2000")
+    assert _cli(capsys, tty, "fuzz", "--max-ops", "2000", "--quiet")[::2] == (0, "")
+    code, out, err = _cli(capsys, tty, "fuzz", "--max-ops", "2000")
     assert err.startswith("[fuzz] era 6.18, seed 0, budget 2000 ops") and "[fuzz]" not in out
 
 
 def test_a_quiet_sweep_silences_its_native_calls_too(capsys, monkeypatch):
     """progress=False: the runs' long walks (2.6.33, 1,001 candidates a page) draw no
     default bar either, though it would show at once (DELAY 0)."""
+    tty = _terminal(monkeypatch)
     monkeypatch.setattr(_progress, "DELAY", 0.0)
     study.sweep("fork_storm", {"children": [CHILDREN], "pages": [PAGES]}, eras=["2.6.33"], progress=False)
-    assert capsys.readouterr() == ("", "")
+    assert capsys.readouterr().out == "" and tty.getvalue() == ""
 
 
 def test_a_sweep_on_an_executor_names_its_runs(monkeypatch):
@@ -190,15 +213,16 @@ def test_a_sweep_on_an_executor_names_its_runs(monkeypatch):
 def test_quiet_on_the_other_long_commands(capsys, monkeypatch):
     """contention, replay and demo take --quiet too: their native calls' bars (shown at
     once here, DELAY 0) are off for the command only."""
+    tty = _terminal(monkeypatch)
     monkeypatch.setattr(_progress, "DELAY", 0.0)
     argv = ["contention", "--era", "2.6.33", "--children", str(CHILDREN), "--pages", str(PAGES), "--cpus", "2"]
-    code, out, err = _cli(capsys, *argv)
+    code, out, err = _cli(capsys, tty, *argv)
     assert code == 0 and "contention" in err and "page" in err, err
     assert "%|" not in out, "the bar is not on stdout"
-    assert _cli(capsys, *argv, "--quiet")[::2] == (0, "")
+    assert _cli(capsys, tty, *argv, "--quiet")[::2] == (0, "")
     assert _progress.enabled()
     for cmd in (["demo", "-n", "2", "-p", "1", "--quiet"], ["replay", str(EXAMPLES_TRACE), "--quiet"]):
-        assert _cli(capsys, *cmd)[::2] == (0, ""), cmd
+        assert _cli(capsys, tty, *cmd)[::2] == (0, ""), cmd
 
 
 @pytest.mark.parametrize("value,on", [("0", False), ("off", False)])
@@ -212,3 +236,27 @@ def test_the_environment_switch(value, on):
         [sys.executable, "-c", code], env={**os.environ, "RMAPSIM_PROGRESS": value}, capture_output=True, text=True
     )
     assert r.stdout.strip() == str(on), r.stderr
+
+
+def test_where_progress_is_not_live_a_line_every_5_s(monkeypatch, capsys):
+    """stderr a file or a pipe (capsys): no bar but a line every LINE_EVERY seconds with the
+    count, the share, the ETA and the postfix, and a last one at close; a run shorter than
+    that prints nothing (a CLI error stays one line)."""
+    assert not _progress.live()
+    clock = iter([1000.0, 1001.0, 1005.0, 1006.0, 1020.0, 2000.0, 2001.0])
+    monkeypatch.setattr(_progress, "_now", lambda: next(clock))
+    b = _progress.bar(84, "fork_storm", "run")  # starts at 1000
+    assert isinstance(b, _progress.LineBar)
+    b.update(10)  # 1001: not yet
+    b.set_postfix_str("running 2.6.33 children=10000 pages=100")
+    b.update(32)  # 1005: 42 of 84 in 5 s
+    b.update(41)  # 1006: within 5 s of the last line
+    b.close()  # 1020: the last line (the postfix dropped)
+    assert capsys.readouterr().err.splitlines() == [
+        "fork_storm: 42/84 runs (50%), 5 s, ETA 5 s, running 2.6.33 children=10000 pages=100",
+        "fork_storm: 83/84 runs (99%), 20 s, ETA 0 s",
+    ]
+    quick = _progress.LineBar(3, "x", "run")
+    quick.update(3)
+    quick.close()
+    assert capsys.readouterr().err == ""

@@ -123,7 +123,7 @@ def format_table(rows: List[Dict[str, Any]]) -> str:
 def run(args: argparse.Namespace) -> int:
     rows = []
     for era in args.era or eras():
-        if sys.stderr.isatty():
+        if sys.stderr.isatty() and _progress.enabled():  # --quiet: off
             print(f"[{era}] N={args.children} P={args.pages} ...", file=sys.stderr, flush=True)
         try:
             rows.append(seed_scenario(era, args.children, args.pages))
