@@ -198,17 +198,7 @@ def sweep(
     futures: Dict[Future[Dict[str, Any]], int] = {}
     try:
         if executor is None:
-            for i, job in enumerate(jobs):
-                if runs is None:
-                    with _progress.silenced():  # a sweep's progress is all or nothing
-                        rows[i] = _run(*job)
-                else:
-                    runs.start(_label(job))
-                    with runs.running():
-                        rows[i] = _run(*job)
-                    runs.done(i + 1)
-                if report:
-                    report(i + 1, len(jobs))
+            _run_here(jobs, rows, runs, report)
         else:
             futures = {executor.submit(_run_silenced, *job): i for i, job in enumerate(jobs)}
             _collect(futures, [_label(j) for j in jobs], rows, runs, report)
@@ -224,6 +214,27 @@ def sweep(
         if runs is not None:
             runs.close()
     return [r for r in rows if r is not None]
+
+
+def _run_here(
+    jobs: List[Tuple[Any, ...]],
+    rows: List[Optional[Dict[str, Any]]],
+    runs: Optional[_progress.Runs],
+    report: Optional[Callable[[int, int], None]],
+) -> None:
+    """Run the jobs in this process, in order, filling ``rows``; the bar names each run and
+    shows its native calls' progress."""
+    for i, job in enumerate(jobs):
+        if runs is None:
+            with _progress.silenced():  # a sweep's progress is all or nothing
+                rows[i] = _run(*job)
+        else:
+            runs.start(_label(job))
+            with runs.running():
+                rows[i] = _run(*job)
+            runs.done(i + 1)
+        if report:
+            report(i + 1, len(jobs))
 
 
 def _run_silenced(*job: Any) -> Dict[str, Any]:
