@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Literal, Optional, 
 import numpy as np
 import numpy.typing as npt
 
-from . import _core, _types
+from . import _core, _progress, _types  # noqa: F401 (_progress installs the native calls' progress hook)
 from ._stats import COLUMNS, LOCK_EXCLUSIVE, LOCK_SHARED, PageWhere, ScanStats, summary_from_totals
 from ._types import *  # noqa: F403 (the types of arguments and results, in __all__)
 from ._types import Advice, AggregateSummary, MemoryUsage, Prot, WalkKind

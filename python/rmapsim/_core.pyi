@@ -1,6 +1,6 @@
 """Type stub for the native module ``rmapsim._core`` (kept honest by ``mypy.stubtest``)."""
 
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -21,6 +21,7 @@ __all__ = [
     "run_program",
     "shrink_trace",
     "_running",
+    "_set_progress_hook",
     "DEFAULT_ERA",
     "ERROR_KINDS",
     "PROT_NAMES",
@@ -44,6 +45,9 @@ def spec(era: str, policy: Optional[Dict[str, Any]] = None) -> str: ...
 def knobs() -> List[Tuple[str, str, str]]: ...
 def op_table() -> List[Tuple[str, str, int, List[Tuple[str, str, int, int, List[str]]], str, bool]]: ...
 def _running(sim: Any) -> Optional[str]: ...
+def _set_progress_hook(
+    hook: Optional[Callable[[str, int, int, bool], object]],
+) -> Optional[Callable[[str, int, int, bool], object]]: ...
 def parse_trace(text: str) -> List[List[int]]: ...
 def format_trace(rows: List[List[int]], era: Optional[str] = None) -> str: ...
 def run_program(

@@ -6,7 +6,9 @@
 Any ``concurrent.futures.Executor`` runs the runs (``executor=ProcessPoolExecutor(2)``);
 :func:`~rmapsim.cluster.dask_executor` gives one on a Dask ``distributed`` cluster (``pip
 install 'rmapsim[dask]'``). Runs finish in any order (progress counts them as they
-complete) but rows come back in grid order whatever the executor, so a sweep gives
+complete; by default a ``tqdm.auto`` bar with an ETA, a widget in Jupyter, shows them and
+the native call in progress, see :mod:`rmapsim._progress`) but rows come back in grid
+order whatever the executor, so a sweep gives
 identical rows locally and on a cluster (except ``wall_s``). ``base=sim`` starts every run
 from a copy of a built state, sent to each worker once. An interrupted sweep keeps the
 rows it finished (``SweepInterrupted.rows``).
@@ -15,11 +17,10 @@ rows it finished (``SweepInterrupted.rows``).
 from __future__ import annotations
 
 import itertools
-import sys
-from concurrent.futures import Executor, Future, as_completed
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
-from .. import Simulator
+from .. import Simulator, _progress
 from .. import eras as all_eras
 from ..errors import InvalidArgument, short_repr
 from ..policy import Policy, era_spec, knobs
@@ -117,7 +118,7 @@ def sweep(
     grid: Mapping[str, Sequence[Any]],
     eras: Optional[Sequence[str]] = None,
     executor: Optional[Executor] = None,
-    progress: Optional[Callable[[int, int], None]] = None,
+    progress: Union[bool, None, Callable[[int, int], None]] = True,
     base: Optional[Simulator] = None,
 ) -> List[Dict[str, Any]]:
     """One row per (grid point, era, knob values), in grid order, then era order, then
@@ -125,8 +126,12 @@ def sweep(
     :class:`~rmapsim.Policy` objects. A grid key ``"knob:NAME"`` sweeps that policy knob
     over its values, crossed with the eras. Each row has ``era`` (as given, canonical),
     ``spec`` (the variant that ran: the era with the swept knobs applied) and a column per
-    swept knob holding its value. ``progress(done, total)`` is called as each run
-    completes.
+    swept knob holding its value.
+
+    ``progress``: ``True`` (the default) shows a bar over the runs with an ETA (a widget
+    in Jupyter; off everywhere with ``rmapsim._progress.set_enabled(False)``), naming the
+    run in progress and its native call's progress; ``False`` or ``None`` shows nothing; a
+    callable is called as ``progress(done, total)`` as each run completes.
 
     ``base`` (a :class:`~rmapsim.Simulator`) starts every run from an independent copy of
     that built state instead of an empty machine, in the base's era (``eras`` defaults to
@@ -162,8 +167,8 @@ def sweep(
         snapshot = base.to_bytes()
     if executor is not None and not isinstance(executor, Executor):
         raise InvalidArgument(f"executor must be a concurrent.futures.Executor or None, got {short_repr(executor)}")
-    if progress is not None and not callable(progress):
-        raise InvalidArgument(f"progress must be a callable or None, got {short_repr(progress)}")
+    if progress is not None and not isinstance(progress, bool) and not callable(progress):
+        raise InvalidArgument(f"progress must be True, False, None or a callable, got {short_repr(progress)}")
     grid, knob_grid = _split_grid(grid) if isinstance(grid, Mapping) else (grid, {})
     points = grid_points(grid)
     import inspect
@@ -191,22 +196,15 @@ def sweep(
         base_ref = client.scatter(snapshot, broadcast=True)  # once per worker, not once per run
     jobs = [(workload, era, p, spec, kv, base_ref) for p in points for era, spec, kv in variants]
     rows: List[Optional[Dict[str, Any]]] = [None] * len(jobs)
-    done = 0
-    futures: Dict[Future, int] = {}
+    runs = _progress.Runs(len(jobs), workload) if progress is True and _progress.enabled() else None
+    report = progress if callable(progress) else None
+    futures: Dict[Future[Dict[str, Any]], int] = {}
     try:
         if executor is None:
-            for i, job in enumerate(jobs):
-                rows[i] = _run(*job)
-                done += 1
-                if progress:
-                    progress(done, len(jobs))
+            _run_here(jobs, rows, runs, report)
         else:
-            futures = {executor.submit(_run, *job): i for i, job in enumerate(jobs)}
-            for f in as_completed(futures):
-                rows[futures[f]] = f.result()
-                done += 1
-                if progress:
-                    progress(done, len(jobs))
+            futures = {executor.submit(_run_silenced, *job): i for i, job in enumerate(jobs)}
+            _collect(futures, [_label(j) for j in jobs], rows, runs, report)
     except KeyboardInterrupt:
         for f in futures:
             f.cancel()
@@ -215,7 +213,68 @@ def sweep(
         for f in futures:
             f.cancel()
         raise
+    finally:
+        if runs is not None:
+            runs.close()
     return [r for r in rows if r is not None]
+
+
+def _run_here(
+    jobs: List[Tuple[Any, ...]],
+    rows: List[Optional[Dict[str, Any]]],
+    runs: Optional[_progress.Runs],
+    report: Optional[Callable[[int, int], None]],
+) -> None:
+    """Run the jobs in this process, in order, filling ``rows``; the bar names each run and
+    shows its native calls' progress."""
+    for i, job in enumerate(jobs):
+        if runs is None:
+            with _progress.silenced():  # a sweep's progress is all or nothing
+                rows[i] = _run(*job)
+        else:
+            runs.start(_label(job))
+            with runs.running():
+                rows[i] = _run(*job)
+            runs.done(i + 1)
+        if report:
+            report(i + 1, len(jobs))
+
+
+def _run_silenced(*job: Any) -> Dict[str, Any]:
+    """:func:`_run` on a worker: its native calls draw no bars (workers share the
+    terminal, or write to a cluster's logs); the sweep's bar names the runs going."""
+    with _progress.silenced():
+        return _run(*job)
+
+
+def _label(job: Tuple[Any, ...]) -> str:
+    """A run's name in the progress bar: its spec and parameters."""
+    _, _, params, spec, _, _ = job
+    return " ".join([str(spec), *(f"{k}={v}" for k, v in params.items())])
+
+
+def _collect(
+    futures: Dict[Future[Dict[str, Any]], int],
+    labels: List[str],
+    rows: List[Optional[Dict[str, Any]]],
+    runs: Optional[_progress.Runs],
+    report: Optional[Callable[[int, int], None]],
+) -> None:
+    """Take the runs of an executor as they complete; the bar (its elapsed time and the
+    runs being run) is redrawn every half second meanwhile."""
+    pending, done = set(futures), 0
+    while pending:
+        finished, pending = wait(pending, timeout=0.5 if runs else None, return_when=FIRST_COMPLETED)
+        for f in finished:
+            rows[futures[f]] = f.result()
+            done += 1
+            if report:
+                report(done, len(futures))
+        if runs is not None:
+            runs.done(done)
+            going = [labels[futures[f]] for f in pending if f.running()]
+            more = f" and {len(going) - 2} more" if len(going) > 2 else ""
+            runs.tick(f"running {', '.join(going[:2])}{more}" if going else f"{len(pending)} queued" if pending else "")
 
 
 def to_pandas(rows: List[Dict[str, Any]]) -> pd.DataFrame:
@@ -227,17 +286,14 @@ def to_pandas(rows: List[Dict[str, Any]]) -> pd.DataFrame:
 
 
 def progress_bar(total_hint: int = 0) -> Callable[[int, int], None]:
-    """A tqdm progress callback when tqdm is installed and stderr is a terminal, else a
-    quiet one."""
+    """A ``progress(done, total)`` callback drawing a ``tqdm.auto`` bar over the runs (a
+    quiet one while progress is off, see :mod:`rmapsim._progress`). ``sweep`` draws its
+    own by default (``progress=True``)."""
     if isinstance(total_hint, bool) or not isinstance(total_hint, int) or total_hint < 0:
         raise InvalidArgument(f"total_hint must be an int >= 0, got {short_repr(total_hint)}")
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        tqdm = None
-    if tqdm is None or not sys.stderr.isatty():
+    if not _progress.enabled():
         return lambda done, total: None
-    bar = tqdm(total=total_hint or None, unit="run")
+    bar = _progress.bar(total_hint, "sweep", "run")
 
     def cb(done: int, total: int) -> None:
         bar.total = total

@@ -1,6 +1,7 @@
 //! `Busy`: the long calls (which release the GIL) register the simulator they borrow, so a
 //! call from another thread meanwhile is refused naming the call in progress.
 
+use std::cell::Cell;
 use std::sync::Mutex;
 
 use pyo3::exceptions::PyRuntimeError;
@@ -14,8 +15,19 @@ use crate::simulator::PySimulator;
 /// holding the GIL sees every call that holds a borrow of a simulator.
 static RUNNING: Mutex<Vec<(usize, &'static str)>> = Mutex::new(Vec::new());
 
-/// A registration in [`RUNNING`], removed on drop.
-pub struct Running(usize, &'static str);
+thread_local! {
+    /// The long call this thread is making (the progress hook is told its name).
+    static CURRENT: Cell<&'static str> = const { Cell::new("") };
+}
+
+/// The long call this thread registered last and is still making ("" if none).
+pub fn current_call() -> &'static str {
+    CURRENT.with(Cell::get)
+}
+
+/// A registration in [`RUNNING`], removed on drop (with the thread's previous
+/// [`current_call`] restored).
+pub struct Running(usize, &'static str, &'static str);
 
 impl Running {
     fn new(slf: &Bound<'_, PySimulator>, call: &'static str) -> Running {
@@ -23,12 +35,13 @@ impl Running {
         if let Ok(mut r) = RUNNING.lock() {
             r.push((key, call));
         }
-        Running(key, call)
+        Running(key, call, CURRENT.with(|c| c.replace(call)))
     }
 }
 
 impl Drop for Running {
     fn drop(&mut self) {
+        CURRENT.with(|c| c.set(self.2));
         if let Ok(mut r) = RUNNING.lock() {
             if let Some(i) = r.iter().position(|&(k, c)| k == self.0 && c == self.1) {
                 r.swap_remove(i);

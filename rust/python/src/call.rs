@@ -1,6 +1,7 @@
 //! Calling into the core: error mapping, panics caught, long calls with the GIL released
-//! and Ctrl-C honoured.
+//! and Ctrl-C honoured, their progress reported to the progress hook (`progress.rs`).
 
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
 use pyo3::exceptions::PyKeyboardInterrupt;
@@ -56,24 +57,57 @@ pub fn detached_if<T: Send>(py: Python<'_>, long: bool, f: impl FnOnce() -> Resu
 }
 
 /// [`detached`]'s run: the core call's result and the exception the poll caught, if any.
+/// The call is named to the progress hook as the long call registered (`busy.rs`).
 pub fn run_interruptible<T: Send>(
     py: Python<'_>,
     f: impl FnOnce() -> Result<T, SimError> + Send,
 ) -> (Result<T, SimError>, Option<PyErr>) {
+    run_interruptible_as(py, crate::busy::current_call(), f)
+}
+
+/// [`run_interruptible`] naming the call `call` to the progress hook. The poll, which
+/// re-takes the GIL for `check_signals`, also passes the call's progress (once its loop
+/// has declared it) to the hook; an exception from either stops the call at its next
+/// chunk boundary and is returned as the one caught.
+pub fn run_interruptible_as<T: Send>(
+    py: Python<'_>,
+    call: &'static str,
+    f: impl FnOnce() -> Result<T, SimError> + Send,
+) -> (Result<T, SimError>, Option<PyErr>) {
+    use rmapsim_core::state::interrupt;
     let pending: Arc<Mutex<Option<PyErr>>> = Arc::default();
     let slot = pending.clone();
+    let hook = crate::progress::hook(py).map(Arc::new);
+    let reported = Arc::new(AtomicBool::new(false));
+    let (hook_in, reported_in) = (hook.clone(), reported.clone());
     let poll = move || {
-        Python::attach(|py| match py.check_signals() {
-            Ok(()) => false,
-            Err(e) => {
-                if let Ok(mut g) = slot.lock() {
-                    *g = Some(e);
+        Python::attach(|py| {
+            let r = py.check_signals().and_then(|()| match (&hook_in, interrupt::progress()) {
+                (Some(h), Some((done, total))) => {
+                    reported_in.store(true, Relaxed);
+                    h.call1(py, (call, done, total, false)).map(drop)
                 }
-                true
+                _ => Ok(()),
+            });
+            match r {
+                Ok(()) => false,
+                Err(e) => {
+                    if let Ok(mut g) = slot.lock() {
+                        *g = Some(e);
+                    }
+                    true
+                }
             }
         })
     };
-    let r = py.detach(|| rmapsim_core::state::interrupt::run(poll, || catch(f)));
+    let (r, last) = py.detach(|| interrupt::run(poll, || (catch(f), interrupt::progress())));
     let caught = pending.lock().ok().and_then(|mut g| g.take());
+    if let (Some(h), Some((done, total)), true) = (&hook, last, reported.load(Relaxed)) {
+        // The call is over: an exception now cannot stop it. It is reported as unraisable,
+        // unless the call already stopped on one (a hook that raised raises again).
+        if let (Err(e), None) = (h.call1(py, (call, done, total, true)), &caught) {
+            e.write_unraisable(py, Some(h.bind(py)));
+        }
+    }
     (r, caught)
 }

@@ -9,7 +9,7 @@ use rmapsim_core::harness::trace;
 use rmapsim_core::SimError;
 
 use crate::args::to_py;
-use crate::call::{run_interruptible, IntoPy};
+use crate::call::{run_interruptible_as, IntoPy};
 use crate::dicts::dict;
 use crate::params::{args, Dict, Flag, Fraction, In, Seconds, Text, U64};
 use crate::policy::policy_of;
@@ -61,7 +61,7 @@ pub fn fuzz<'py>(
         jobs,
         incremental,
     };
-    let (r, pending) = run_interruptible(py, || rmapsim_core::harness::fuzz::fuzz(&cfg));
+    let (r, pending) = run_interruptible_as(py, "fuzz", || rmapsim_core::harness::fuzz::fuzz(&cfg));
     let interrupted = || pending.unwrap_or_else(|| PyKeyboardInterrupt::new_err(()));
     let r = match r {
         Err(SimError::Interrupted) => return Err(interrupted()),

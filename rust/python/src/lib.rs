@@ -20,6 +20,7 @@ mod ops;
 mod params;
 mod policy;
 mod program;
+mod progress;
 mod simulator;
 mod traces;
 mod views;
@@ -38,6 +39,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(policy::knobs, m)?)?;
     m.add_function(wrap_pyfunction!(ops::op_table, m)?)?;
     m.add_function(wrap_pyfunction!(busy::_running, m)?)?;
+    m.add_function(wrap_pyfunction!(progress::_set_progress_hook, m)?)?;
     m.add("DEFAULT_ERA", rmapsim_core::policy::DEFAULT_ERA)?;
     m.add("ERROR_KINDS", batch::ERROR_KINDS.to_vec())?;
     // every spelling `prot` and `advice` accept (rmapsim.Prot / rmapsim.Advice list the same)

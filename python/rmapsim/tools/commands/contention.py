@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any, Dict
 
-from ... import PAGE_SIZE, Simulator, eras
+from ... import PAGE_SIZE, Simulator, _progress, eras
 from .._common import (
     NR_CPUS,
     CliError,
@@ -86,7 +86,7 @@ def register(sub: Any) -> None:
         help="also write --plot in these formats, same name, other suffix (e.g. svg,png)",
     )
     add_json(c, "era (record type contention)")
-    c.set_defaults(run=cmd_contention)
+    _progress.quiet_option(c, cmd_contention)  # --quiet
 
 
 def cmd_contention(args: argparse.Namespace) -> int:

@@ -7,7 +7,7 @@ import sys
 import time
 from typing import Any, Dict, List
 
-from ... import PAGE_SIZE, Simulator, eras
+from ... import PAGE_SIZE, Simulator, _progress, eras
 from ...errors import InvariantViolation, SimError
 from .._common import CliError, _children, _era, _fmt_bytes, _pages, add_json, emit, render_table
 
@@ -39,7 +39,7 @@ def register(sub: Any) -> None:
         help="era preset or spec, BASE+knob=value,... (repeatable; default: all presets)",
     )
     add_json(d, "era (record type fork_storm)")
-    d.set_defaults(run=run)
+    _progress.quiet_option(d, run)  # --quiet
 
 
 def seed_scenario(era: str, children: int, pages: int, seed: int = 0) -> Dict[str, Any]:
@@ -122,7 +122,7 @@ def format_table(rows: List[Dict[str, Any]]) -> str:
 def run(args: argparse.Namespace) -> int:
     rows = []
     for era in args.era or eras():
-        if sys.stderr.isatty():
+        if sys.stderr.isatty() and _progress.enabled():  # --quiet: off
             print(f"[{era}] N={args.children} P={args.pages} ...", file=sys.stderr, flush=True)
         try:
             rows.append(seed_scenario(era, args.children, args.pages))

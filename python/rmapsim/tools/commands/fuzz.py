@@ -72,6 +72,7 @@ def register(sub: Any) -> None:
         "operation stream per seed)",
     )
     add_json(f, "era (record type fuzz)")
+    f.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     f.set_defaults(run=cmd_fuzz)
 
 
@@ -90,23 +91,25 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
 
 
 def _fuzz_one(args: argparse.Namespace, era: str, seconds: float) -> int:
-    from ... import _core
+    from ... import _core, _progress
 
-    if sys.stderr.isatty():
+    if not args.quiet:
         budget = f"{args.max_ops} ops" if args.max_ops > 0 else f"{seconds:g} s"
         print(f"[fuzz] era {era}, seed {args.seed}, budget {budget} ...", file=sys.stderr, flush=True)
+    lines = _progress.Lines(f"[fuzz] era {era}: ")
     interrupted: Optional[KeyboardInterrupt] = None
     try:
-        r = _core.fuzz(
-            era,
-            seed=args.seed,
-            max_ops=max(args.max_ops, 0),
-            seconds=seconds,
-            fail_rate=args.fail_rate,
-            full_check_every=args.full_check_every,
-            extended=args.extended,
-            jobs=args.jobs,
-        )
+        with _progress.disabled() if args.quiet else _progress.reporting(lines):
+            r = _core.fuzz(
+                era,
+                seed=args.seed,
+                max_ops=max(args.max_ops, 0),
+                seconds=seconds,
+                fail_rate=args.fail_rate,
+                full_check_every=args.full_check_every,
+                extended=args.extended,
+                jobs=args.jobs,
+            )
     except KeyboardInterrupt as e:  # report what was found so far, then exit 130 (main)
         if getattr(e, "fuzz_report", None) is None:
             raise

@@ -7,7 +7,7 @@ import argparse
 import importlib.util
 from typing import Any, Dict, Optional
 
-from ... import DEFAULT_ERA, Simulator, eras
+from ... import DEFAULT_ERA, Simulator, _progress, eras
 from ...errors import InvariantViolation, SimError
 from ...policy import kernel_holes, trace_wants_kernel_holes
 from .._common import (
@@ -73,7 +73,7 @@ def register(sub: Any) -> None:
         "per era (the spec before the suffix)",
     )
     add_json(r, "era (replay; --memory: memory, and memory_sample per sample) and per returned error (replay_error)")
-    r.set_defaults(run=cmd_replay)
+    _progress.quiet_option(r, cmd_replay)  # --quiet
 
 
 def cmd_replay(args: argparse.Namespace) -> int:

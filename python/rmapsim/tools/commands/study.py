@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 from pathlib import Path
@@ -94,6 +95,7 @@ def register(sub: Any) -> None:
         help="figure formats, comma-separated (default png,svg)",
     )
     add_json(st, "run (record type study_run: the results.csv row)")
+    st.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
     st.set_defaults(run=cmd_study)
 
 
@@ -111,8 +113,9 @@ def cmd_study(args: argparse.Namespace) -> int:
     import csv
     import os
 
+    from ... import _progress
     from ...studies import workloads
-    from ...studies.study import SweepInterrupted, dask_executor, progress_bar, sweep
+    from ...studies.study import SweepInterrupted, dask_executor, sweep
 
     try:
         workloads.get(args.workload)
@@ -148,7 +151,8 @@ def cmd_study(args: argparse.Namespace) -> int:
             executor = ProcessPoolExecutor(args.jobs)
         interrupted = False
         try:
-            rows = sweep(args.workload, grid, args.era, executor=executor, progress=progress_bar(), base=base)
+            with _progress.disabled() if args.quiet else contextlib.nullcontext():  # native calls' bars too
+                rows = sweep(args.workload, grid, args.era, executor=executor, progress=not args.quiet, base=base)
         except SweepInterrupted as e:
             rows, interrupted = e.rows, True
     except SimError as e:

@@ -33,12 +33,14 @@ impl Simulator {
             })?;
             Ok((w, hits))
         };
+        let meter = interrupt::expect(ids.len() as u64);
         let sequential = || {
             let mut cache = WalkCache::default();
-            let mut ticker = Ticker::new();
+            let mut ticker = Ticker::metered(meter.clone());
             ids.iter()
                 .map(|&id| {
                     ticker.tick()?;
+                    ticker.advance(1);
                     one(&mut cache, id)
                 })
                 .collect()
@@ -51,10 +53,15 @@ impl Simulator {
         let run = || {
             ids.par_iter()
                 .with_min_len(256)
-                .map_init(WalkCache::default, |c, &id| {
-                    tok.check()?;
-                    one(c, id)
-                })
+                .map_init(
+                    || (WalkCache::default(), Ticker::metered(meter.clone())),
+                    |(c, ticker), &id| {
+                        tok.check()?;
+                        ticker.advance(1);
+                        ticker.tick()?; // this thread's ticker: it reports, `tok` stops
+                        one(c, id)
+                    },
+                )
                 .collect::<Result<Vec<_>>>()
         };
         if threads == 0 {
@@ -70,12 +77,14 @@ impl Simulator {
         let threads = Self::check_threads(threads)?;
         let ids = self.resolve_page_ids(pages)?;
         let mut out = ScanStats::with_capacity(ids.len());
+        let meter = interrupt::expect(ids.len() as u64);
         let sequential = |out: &mut ScanStats| -> Result<()> {
             let mut cache = WalkCache::default();
-            let mut ticker = Ticker::new();
+            let mut ticker = Ticker::metered(meter.clone());
             for &id in &ids {
                 ticker.tick()?;
                 out.push(&self.rmap_walk_cached(id, mode, &mut cache, |_, _| {})?);
+                ticker.advance(1);
             }
             Ok(())
         };
@@ -88,10 +97,15 @@ impl Simulator {
         let run = || {
             ids.par_iter()
                 .with_min_len(256)
-                .map_init(WalkCache::default, |cache, &id| {
-                    tok.check()?;
-                    self.rmap_walk_cached(id, mode, cache, |_, _| {})
-                })
+                .map_init(
+                    || (WalkCache::default(), Ticker::metered(meter.clone())),
+                    |(cache, ticker), &id| {
+                        tok.check()?;
+                        ticker.advance(1);
+                        ticker.tick()?; // this thread's ticker: it reports, `tok` stops
+                        self.rmap_walk_cached(id, mode, cache, |_, _| {})
+                    },
+                )
                 .collect::<Result<Vec<_>>>()
         };
         let pool = (threads != 0).then(|| rayon::ThreadPoolBuilder::new().num_threads(threads).build());
@@ -156,6 +170,7 @@ impl Simulator {
         let threads = Self::check_threads(threads)?;
         let ids = self.resolve_page_ids(pages)?;
         self.begin_op("try_to_unmap");
+        let meter = interrupt::expect(ids.len() as u64);
         let mut slots = Vec::with_capacity(ids.len());
         let mut ticker = Ticker::new();
         for &id in &ids {
@@ -169,6 +184,9 @@ impl Simulator {
         let mut seen = std::collections::HashSet::new();
         for (ids, slots) in ids.chunks(CHUNK).zip(slots.chunks(CHUNK)) {
             let walks = self.walk_many(ids, WalkMode::UntilAllFound, threads, true)?;
+            if let Some(m) = &meter {
+                m.advance(ids.len() as u64);
+            }
             for ((&id, &slot), (w, hits)) in ids.iter().zip(slots).zip(walks) {
                 ticker.tick()?;
                 let first = unique || seen.insert(id);

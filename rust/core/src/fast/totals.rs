@@ -8,7 +8,7 @@
 use crate::error::{Result, SimError};
 use crate::fast::walk_cache::{Cand, WalkCache};
 use crate::mm::rmap::{WalkMode, WalkResult, WalkSink};
-use crate::state::interrupt::{self, Ticker};
+use crate::state::interrupt::{self, Meter, Ticker};
 use crate::state::objects::*;
 use crate::state::pagestore::WalkFields;
 use crate::state::sim::Simulator;
@@ -142,13 +142,15 @@ impl Simulator {
     /// Unwalked pages (mapcount 0) and everything unusual go through the per-page walk.
     /// Any error is returned as soon as it is seen; the caller re-runs the per-page walks
     /// to report the first error in page order.
-    fn full_totals_by_anon_vma(&self, pages: impl Iterator<Item = WalkFields>) -> Result<Acc> {
+    ///
+    /// Each page walked is one item of `meter`'s progress.
+    fn full_totals_by_anon_vma(&self, pages: impl Iterator<Item = WalkFields>, meter: Option<Meter>) -> Result<Acc> {
         let mut acc = Acc::default();
         let mut run: Vec<(PageId, u64)> = Vec::new();
         let mut run_slot: Option<u32> = None;
         let mut run_av: Option<AnonVmaId> = None;
         let mut cache = WalkCache::default();
-        let mut ticker = Ticker::new();
+        let mut ticker = Ticker::metered(meter);
         for (id, slot, index, mapcount) in pages {
             ticker.tick()?;
             if mapcount != 0 && slot.is_some() && slot != run_slot {
@@ -164,7 +166,10 @@ impl Simulator {
                     acc.t.mapcount += mapcount as u64;
                     run.push((id, index));
                 }
-                _ => acc.add(&self.rmap_walk_one(id, WalkMode::Full, |_, _| {})?),
+                _ => {
+                    acc.add(&self.rmap_walk_one(id, WalkMode::Full, |_, _| {})?);
+                    ticker.advance(1);
+                }
             }
         }
         if let Some(av) = run_av {
@@ -274,6 +279,7 @@ impl Simulator {
                     in_range += r;
                     found += f;
                 }
+                ticker.advance(block.len() as u64);
             }
             let (g, l) = (pages.len() as u64, cands.len() as u64);
             let t = &mut acc.t;
@@ -294,6 +300,7 @@ impl Simulator {
             acc.t.mapcount -= w.mapcount as u64;
             debug_assert_eq!(self.page(id).map(|p| p.index), Some(index));
             acc.add(&w);
+            ticker.advance(1);
         }
         Ok(())
     }
@@ -327,17 +334,18 @@ impl Simulator {
             None => None,
         };
         let len = fields.as_ref().map_or(self.pages.slots(), |f| f.len());
+        let meter = interrupt::expect(fields.as_ref().map_or(self.pages.len(), |f| f.len()) as u64);
         let chunk = |k: usize| {
             let r = k * CHUNK..((k + 1) * CHUNK).min(len);
             match &fields {
-                Some(f) => self.full_totals_by_anon_vma(f[r].iter().copied()),
-                None => self.full_totals_by_anon_vma(self.pages.walk_fields(r)),
+                Some(f) => self.full_totals_by_anon_vma(f[r].iter().copied(), meter.clone()),
+                None => self.full_totals_by_anon_vma(self.pages.walk_fields(r), meter.clone()),
             }
         };
         if threads == 1 || len <= CHUNK {
             return match &fields {
-                Some(f) => self.full_totals_by_anon_vma(f.iter().copied()),
-                None => self.full_totals_by_anon_vma(self.pages.walk_fields(0..len)),
+                Some(f) => self.full_totals_by_anon_vma(f.iter().copied(), meter),
+                None => self.full_totals_by_anon_vma(self.pages.walk_fields(0..len), meter),
             };
         }
         let chunks = len.div_ceil(CHUNK);
@@ -378,18 +386,21 @@ impl Simulator {
         if threads == 1 {
             let mut acc = Acc::default();
             let mut cache = WalkCache::default();
-            let mut ticker = Ticker::new();
+            let meter = interrupt::expect(pages.map_or(self.pages.len(), |p| p.len()) as u64);
+            let mut ticker = Ticker::metered(meter);
             match pages {
                 None => {
                     for id in self.pages.ids() {
                         ticker.tick()?;
                         acc.add(&self.rmap_walk_cached(id, mode, &mut cache, |_, _| {})?);
+                        ticker.advance(1);
                     }
                 }
                 Some(_) => {
                     for id in self.resolve_page_ids(pages)? {
                         ticker.tick()?;
                         acc.add(&self.rmap_walk_cached(id, mode, &mut cache, |_, _| {})?);
+                        ticker.advance(1);
                     }
                 }
             }
@@ -398,18 +409,21 @@ impl Simulator {
         let ids = self.resolve_page_ids(pages)?;
         use rayon::prelude::*;
         let tok = interrupt::token();
+        let meter = interrupt::expect(ids.len() as u64);
         let run = || {
             ids.par_iter()
                 .with_min_len(4096)
                 .try_fold(
-                    || (Acc::default(), WalkCache::default()),
-                    |(mut acc, mut cache), &id| {
+                    || (Acc::default(), WalkCache::default(), Ticker::metered(meter.clone())),
+                    |(mut acc, mut cache, mut ticker), &id| {
                         tok.check()?;
                         acc.add(&self.rmap_walk_cached(id, mode, &mut cache, |_, _| {})?);
-                        Ok::<_, SimError>((acc, cache))
+                        ticker.advance(1);
+                        ticker.tick()?; // this thread's ticker: it reports, `tok` stops
+                        Ok::<_, SimError>((acc, cache, ticker))
                     },
                 )
-                .map(|r| r.map(|(acc, _)| acc))
+                .map(|r| r.map(|(acc, _, _)| acc))
                 .try_reduce(Acc::default, |a, b| Ok(a.merge(b)))
         };
         let acc = if threads == 0 {

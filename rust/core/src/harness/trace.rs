@@ -445,13 +445,14 @@ pub(crate) fn apply_inner(
     mut after: impl FnMut(&Simulator, &Runner, usize),
 ) -> Vec<Outcome> {
     let mut out = Vec::with_capacity(ops.len());
-    let mut ticker = Ticker::new();
+    let mut ticker = Ticker::metered(crate::state::interrupt::expect(ops.len() as u64));
     for op in ops {
         if let Err(e) = ticker.tick_by(16) {
             out.push(Outcome::Err(e));
             break;
         }
         let o = r.apply(sim, op);
+        ticker.advance(1);
         if o == Outcome::Err(SimError::Interrupted) {
             out.push(o.clone());
             out.push(o);

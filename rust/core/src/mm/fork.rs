@@ -91,10 +91,16 @@ impl Simulator {
             )));
         }
         let mut out = Vec::with_capacity(n as usize);
+        let meter = interrupt::expect(n as u64);
         for _ in 0..n {
             interrupt::check()?;
             match self.fork(pid) {
-                Ok(c) => out.push(c),
+                Ok(c) => {
+                    out.push(c);
+                    if let Some(m) = &meter {
+                        m.advance(1);
+                    }
+                }
                 Err(SimError::OutOfMemory(m)) => {
                     return Err(SimError::OutOfMemory(format!(
                         "{m}; fork_many created {} of {n} children before failing: {:?}",
@@ -198,6 +204,7 @@ impl Simulator {
             }
         }
         let mut stopped = Ok(());
+        let meter = interrupt::expect(pids.len() as u64);
         for (k, (&pid, mm)) in pids.iter().zip(mms).enumerate() {
             if let Err(e) = interrupt::check() {
                 seen = pids[..k].iter().copied().collect();
@@ -208,6 +215,9 @@ impl Simulator {
             self.exit_mmap(mm);
             self.mms.remove(mm, self.op);
             self.procs.remove(&(pid as u32));
+            if let Some(m) = &meter {
+                m.advance(1);
+            }
         }
         for p in self.procs.values_mut() {
             if seen.contains(&(p.parent as i64)) {

@@ -72,11 +72,15 @@ impl Simulator {
             self.check_access(pid, mm, addr, len, write)?;
             mms.push((pid, mm));
         }
+        let meter = crate::state::interrupt::expect(pids.len() as u64);
         let mut ticker = Ticker::new();
         for (pid, mm) in mms {
             ticker.tick()?;
             self.begin_op("touch");
             self.touch_range(pid, mm, addr, addr + len, write, &mut ticker)?;
+            if let Some(m) = &meter {
+                m.advance(1);
+            }
         }
         Ok(())
     }

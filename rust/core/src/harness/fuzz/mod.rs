@@ -237,12 +237,13 @@ fn order_key(i: u64, w: u32) -> u64 {
 
 /// One worker: runs of random operations until its budget, a violation, a violation of
 /// another worker earlier in the session order (`best`), or an interrupt.
-fn worker(cfg: &FuzzConfig, w: u32, t0: Instant, best: &AtomicU64) -> WorkerOut {
+/// Each operation is one item of `meter`'s progress.
+fn worker(cfg: &FuzzConfig, w: u32, t0: Instant, best: &AtomicU64, meter: Option<interrupt::Meter>) -> WorkerOut {
     let seed = worker_seed(cfg.seed, w);
     let budget = worker_budget(cfg.max_ops, cfg.jobs, w);
     let mut rng = Rng(seed ^ 0x5EED_F022);
     let mut out = WorkerOut::default();
-    let mut ticker = Ticker::new();
+    let mut ticker = Ticker::metered(meter);
     let mut incr = IncrementalCheck::default();
     let mut ops: Vec<Op> = Vec::with_capacity(cfg.run_len.min(1 << 16) as usize + 1);
     let mut live: Vec<u32> = Vec::with_capacity(Mix::FUZZ.max_procs as usize);
@@ -278,6 +279,7 @@ fn worker(cfg: &FuzzConfig, w: u32, t0: Instant, best: &AtomicU64) -> WorkerOut 
                 break 'session;
             }
             out.ops += 1;
+            ticker.advance(1);
             match (&op, &res) {
                 (Op::Fork { .. }, Outcome::Ok(s)) => live.push(*s as u32),
                 (Op::Exit { p }, Outcome::Ok(_)) => live.retain(|x| x != p),
@@ -333,8 +335,9 @@ pub fn fuzz(cfg: &FuzzConfig) -> Result<FuzzReport> {
     }
     let t0 = Instant::now();
     let best = AtomicU64::new(u64::MAX);
+    let meter = interrupt::expect(cfg.max_ops); // 0 (unknown) for a time budget
     if cfg.jobs == 1 {
-        let out = worker(cfg, 0, t0, &best);
+        let out = worker(cfg, 0, t0, &best, meter);
         return Ok(finish(cfg, vec![out], t0));
     }
     Ok(interrupt::join_polling(|| {
@@ -342,8 +345,8 @@ pub fn fuzz(cfg: &FuzzConfig) -> Result<FuzzReport> {
         let outs = std::thread::scope(|s| {
             let hs: Vec<_> = (0..cfg.jobs)
                 .map(|w| {
-                    let (tok, best) = (tok.clone(), &best);
-                    s.spawn(move || tok.enter(|| worker(cfg, w, t0, best)))
+                    let (tok, best, meter) = (tok.clone(), &best, meter.clone());
+                    s.spawn(move || tok.enter(|| worker(cfg, w, t0, best, meter)))
                 })
                 .collect();
             hs.into_iter().map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()

@@ -237,7 +237,7 @@ fn first_find(spec: &str, seed: u64, fail_rate: f64, extended: bool, incremental
         jobs: 1,
         incremental,
     };
-    let out = worker(&cfg, 0, Instant::now(), &AtomicU64::new(u64::MAX));
+    let out = worker(&cfg, 0, Instant::now(), &AtomicU64::new(u64::MAX), None);
     let (k, m, _) = out.found.unwrap_or_else(|| panic!("{spec} seed {seed}: no violation"));
     (k, m)
 }
