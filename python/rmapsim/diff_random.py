@@ -174,28 +174,45 @@ def random_trace(era: str, index: int, seed: int, length: int, fail_rate: float,
 
 def _shrink(ops: np.ndarray, a: str, variant: str) -> np.ndarray:
     """A 1-minimal sub-trace (delta debugging over operations) on which ``a`` and
-    ``variant`` still diverge. Dropping a ``spawn`` or ``fork`` renumbers the later process
-    symbols (and a candidate naming the dropped process is refused), so forks whose children
-    do not matter go too. Every candidate is replayed, so the result diverges whatever the
-    renumbering did."""
+    ``variant`` still diverge. Dropping a ``spawn`` or ``fork`` that made a process (in a
+    replay in ``a``: a failed fork makes none) renumbers the later process symbols, and a
+    candidate naming a dropped process is refused, so forks whose children do not matter go
+    too; rounds repeat until nothing more goes. Every candidate is replayed, so the result
+    diverges whatever the renumbering did."""
+    from . import Simulator
     from . import trace as tr
-    from .tools.kernel.fuzz import ddmin, renumber
+    from .tools.kernel.fuzz import _rename, ddmin
 
-    steps = [[ln] for ln in tr.format(ops).splitlines()[1:]]
+    lines = tr.format(ops).splitlines()[1:]
+    status = Simulator(era=a).apply(ops).status
+    made, n = {}, 0
+    for i, ln in enumerate(lines):
+        if ln.split()[0] in ("spawn", "fork") and status[i] == 0:
+            n += 1
+            made[i] = n
     best: Dict[Tuple[int, ...], np.ndarray] = {}
 
     def diverges(keep: List[int]) -> bool:
-        cand = renumber(steps, keep)
-        if cand is None:
-            return False
-        sub = tr.parse("# rmapsim trace v1\n" + "".join(c[0] + "\n" for c in cand))
+        new: Dict[int, int] = {}
+        out = []
+        for i in keep:
+            ln = _rename(lines[i], new)
+            if ln is None:
+                return False
+            if i in made:
+                new[made[i]] = len(new) + 1
+            out.append(ln)
+        sub = tr.parse("# rmapsim trace v1\n" + "".join(x + "\n" for x in out))
         if first_divergence(sub, a, variant) is None:
             return False
         best[tuple(keep)] = sub
         return True
 
-    keep = ddmin(len(steps), diverges, fixed=())
-    return best[tuple(keep)] if tuple(keep) in best or diverges(keep) else ops
+    keep = ddmin(len(lines), diverges, fixed=())
+    small = best[tuple(keep)] if tuple(keep) in best or diverges(keep) else ops
+    if len(small) < len(ops):  # renumbering opens new removals: again, to a fixed point
+        return _shrink(small, a, variant)
+    return small
 
 
 @dataclass

@@ -152,8 +152,6 @@ _RANDOM_ONLY = (
 def _cmd_random(args: Any) -> int:
     """``rmapsim diff --random N``: 0 when no trace diverges, 1 when some do."""
     import os
-    import sys
-    import time
 
     from ...diff_random import diff_random
     from ...diff_random import format_report as format_random
@@ -164,13 +162,16 @@ def _cmd_random(args: Any) -> int:
         raise CliError("--csv goes with a TRACE; --random writes --json records")
     if args.out:
         check_out_dir(args.out, "each finding's example is written to DIR/KNOB.trace")
-    last = [time.monotonic()]
+    from ... import _progress
+
+    show = not args.quiet and _progress.enabled()
+    bar = _progress.bar(args.random, "diff --random", "trace") if show else None
 
     def progress(done: int, total: int) -> None:
-        now = time.monotonic()
-        if now - last[0] >= 2.0 or done == total:
-            last[0] = now
-            print(f"diff --random: {done}/{total} traces", file=sys.stderr, flush=True)
+        assert bar is not None
+        bar.update(1)
+        if done == total:
+            bar.close()
 
     res = diff_random(
         args.era[0],
@@ -181,7 +182,7 @@ def _cmd_random(args: Any) -> int:
         fail_rate=args.fail_rate or 0.0,
         extended=not args.basic,
         shrink=not args.no_shrink,
-        progress=None if args.quiet else progress,
+        progress=progress if show else None,
     )
     if args.out:
         os.makedirs(args.out, exist_ok=True)
