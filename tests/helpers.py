@@ -26,7 +26,7 @@ TASK_SIZE = 1 << 47  # x86-64 user address space (4-level paging)
 
 # "The correct eras" reproduce kernels whose anon rmap is believed sound: check() must pass
 # after every operation there. 2.6.34-rc1 is the anon_vma_chain patch as first posted, kept as
-# a faithful *buggy* era (kernel-eras.md section 11, bugs 2 and 3): check() may fail there
+# a faithful *buggy* era (docs/bugs.md, the 2.6.34-rc1 rows): check() may fail there
 # after a bug-triggering sequence, and tests must say so explicitly.
 CORRECT_ERAS = ("2.6.33", "2.6.34")
 BUGGY_ERAS = ("2.6.34-rc1",)
@@ -55,7 +55,7 @@ EVERY_ERA = (
 )
 
 # The faithful buggy eras and the invariants their bugs may break (docs/contract.md#eras-and-knobs, #invariants):
-# 2.6.34-rc1 as above; 3.19's degree-based fork reuse (kernel-eras.md section 6-7,
+# 2.6.34-rc1 as above; 3.19's degree-based fork reuse (docs/bugs.md, CVE-2022-42703,
 # CVE-2022-42703) hands an anon_vma to a second VMA of one mm with a different chain, which
 # check() reports as invariant 4 at the fork that does it (check() after every operation);
 # a later merge that throws the richer chain away loses rmap mappings (1), and once the
@@ -75,7 +75,7 @@ SOUND_ERAS = tuple(e for e in EVERY_ERA if e not in BUGGY_BREAKS)
 ERAS = EVERY_ERA  # what the `era` / `sim` fixtures run: every era
 
 
-# Per-era rules the tests rely on, written from docs/contract.md#eras-and-knobs, docs/eras.md and kernel-eras.md
+# Per-era rules the tests rely on, written from docs/contract.md#eras-and-knobs and docs/eras.md
 # sections 1-8 (test_stateful checks that the presets agree):
 #   linking     legacy (one family anon_vma, VMAs on its list) | chain (anon_vma_chain)
 #   prepare     anon_vma_prepare's neighbour reuse: any compatible | singular chain only
@@ -470,7 +470,7 @@ def vma_chains(sim, pid) -> dict:
 
 def merge_allowed(era, tgt, src) -> bool:
     """is_mergeable_anon_vma of the era for merging a range of VMA `src` into its neighbour
-    `tgt` (vmas() dicts), anon_vma part only (kernel-eras.md section 8):
+    `tgt` (vmas() dicts), anon_vma part only (docs/eras.md):
     simple    either has none, or both have the same;
     singular  (965f55dea0e3) "either NULL" only when the target's chain is singular;
     2025      unfaulted target: the source has no uncowed parents (singular chain);
@@ -560,7 +560,7 @@ def run_c_program(source, tmp_path) -> list:
 # Every expected number is derived by hand from what Linux does in the era (mm/mmap.c
 # vma_merge / find_mergeable_anon_vma, mm/rmap.c anon_vma_prepare / anon_vma_fork /
 # anon_vma_clone / unlink_anon_vmas, mm/memory.c do_anonymous_page / do_wp_page /
-# copy_page_range), as summarised in shared/design/kernel-eras.md sections 1-2 and the 2010
+# copy_page_range), as summarised in docs/design.md and the 2010
 # patch; the comment next to each assertion says which rule gives the number. Addresses: X
 # (helpers) is a fixed, otherwise empty region used with MAP_FIXED semantics (mmap(addr=...)).
 
@@ -689,7 +689,7 @@ def sites_delta(sim, fn):
 
 
 # --------------------------------------------------------------------------- era groups
-# (the eras since 2010 by the rule a test depends on; kernel-eras.md sections 3-8)
+# (the eras since 2010 by the rule a test depends on; docs/eras.md)
 
 P = PAGE
 BASE = 0x1000_0000  # a fixed region of the era tests (MAP_FIXED)

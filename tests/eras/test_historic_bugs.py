@@ -2,8 +2,8 @@
 
 2.6.34-rc1 is the anon_vma_chain patch as first posted (commit 5beb49305251 as merged for
 -rc1), reproduced faithfully; 2.6.34 carries the -rc4 fixes; 2.6.33 is the one-anon_vma-
-per-family design that the patch replaced. Background: shared/design/kernel-eras.md
-sections 1, 2 and 11. Every expectation below is derived from the kernel code of the
+per-family design that the patch replaced. Background: docs/eras.md and docs/bugs.md.
+Every expectation below is derived from the kernel code of the
 era (the comment says which rule), not from running rmapsim.
 
   (a) "The case of the overly anonymous anon_vma" (LWN, 2010-04-13; fixed by ea90002b0fa7

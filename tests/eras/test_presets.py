@@ -1,6 +1,6 @@
 """Every era since 2010 (issue 4): policies as data, root locking, interval trees, fork
 reuse and its 2022 fix, write-side statistics. Expected values are derived by hand from
-each era's rules (docs/design.md, kernel-eras.md §3–§8), not from running the code.
+each era's rules (docs/design.md, docs/eras.md), not from running the code.
 """
 
 from __future__ import annotations

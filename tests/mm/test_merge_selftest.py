@@ -21,7 +21,7 @@ live kernel's line exactly (so merge.c's assertions hold, and so does every othe
 window), and in the older eras the ranges merge.c queries must be the ones the era's merge
 rule gives, derived by hand (the docstrings say how) -- where that rule differs, merge.c's
 assertion fails there, as it would on that kernel. check() must pass after every case,
-except where 2.6.34-rc1's importer bug (kernel-eras.md section 11, bug 2) breaks it.
+except where 2.6.34-rc1's importer bug (docs/bugs.md, "`vma_adjust` importer clones its own empty chain") breaks it.
 
 Coverage (merge.c case -> where):
   mprotect_unfaulted_left/right/both, mprotect_faulted_left_unfaulted_right,

@@ -243,7 +243,7 @@ def test_prepare_reuse_in_forked_child_depends_on_era(sim, side):
     elif sim.era == "2.6.34-rc1":
         # the patch as posted reuses the neighbour's anon_vma C whatever its chain: B links
         # only C (prepare adds one AVC), A links C and AP -- two VMAs share ->anon_vma with
-        # different chains (kernel-eras.md section 11, bug 3)
+        # different chains (docs/bugs.md, prepare-time reuse)
         assert a_v["chain_len"] == 2
         assert b_v["anon_vma"] == a_v["anon_vma"] != family_av
         assert b_v["chain_len"] == 1

@@ -60,7 +60,7 @@ def test_try_to_unmap_shared_page_then_swap_in_from_the_swap_cache(sim):
     assert_counts(sim, page=2, pte=4, swap_slot=1, swap_cache=1)
     if sim.era == "2.6.34-rc1":
         # the parent's VMA does not link the child's anon_vma: rmap cannot find the
-        # parent's mapping any more (kernel-eras.md section 11, bug 2)
+        # parent's mapping any more (docs/bugs.md, "Overly anonymous anon_vma")
         row = walk_one(sim, h)
         assert (row["mappings_found"], row["mapcount"]) == (1, 2)
         expect_broken(sim, 1, mark=False)
@@ -139,7 +139,7 @@ def test_drop_swap_cache_then_swap_in_reads_a_new_page(sim):
         assert sim.page_info(new)["anon_vma"] == vmas(sim, parent)[0]["anon_vma"]
     elif sim.era == "2.6.34-rc1":
         # as posted: the faulting (child's) VMA's own anon_vma, which the parent's VMA does
-        # not link -> the parent's mapping is invisible to rmap (kernel-eras.md bug 2)
+        # not link -> the parent's mapping is invisible to rmap (docs/bugs.md, "Overly anonymous anon_vma")
         assert sim.page_info(new)["anon_vma"] == vmas(sim, child)[0]["anon_vma"]
         assert walk_one(sim, new)["mappings_found"] == 1 < walk_one(sim, new)["mapcount"]
         expect_broken(sim, 1)

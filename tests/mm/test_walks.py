@@ -1,7 +1,7 @@
 """rmap walks (mm/rmap.c rmap_walk_anon, page_referenced, try_to_unmap): which VMAs a walk visits
 (the anon_vma's list, or the interval tree's entries covering the page index, 3.7+) and which
 lock it takes (own anon_vma; the root from 2.6.35; shared from 3.8). Expected values are
-derived by hand from each era's rules (kernel-eras.md sections 3-8).
+derived by hand from each era's rules (docs/eras.md).
 """
 
 from __future__ import annotations

@@ -440,7 +440,7 @@ def test_madvise_over_unfaulted_and_faulted_vma():
             check_vma_rules(sim, p, era)
         else:
             # 2.6.34-rc1: vma_adjust's importer clones A's own (empty) chain, not B's
-            # (kernel-eras.md section 11): the page's anon_vma is freed with B's chain
+            # (docs/bugs.md): the page's anon_vma is freed with B's chain
             with pytest.raises(rmapsim.InvariantViolation) as ei:
                 sim.check()
             assert invariant_number(ei.value) in BUGGY_BREAKS[era], str(ei.value)

@@ -31,7 +31,7 @@ from page_model import MAX_PROCS, SWAP
 
 LONG_WINDOW = 16  # pages: a small playground, so that VMAs meet, split and merge often
 LONG_LO = MMAP_BASE - 64 * PAGE
-# op kind -> weight. The ingredients of CVE-2022-42703 (kernel-eras.md section 7: forks with
+# op kind -> weight. The ingredients of CVE-2022-42703 (docs/bugs.md, CVE-2022-42703: forks with
 # intermediate exits, splits by an attribute inherited across fork, COW writes, re-merges)
 # dominate (with these weights about one 3.19 run in seven breaks within 120 steps); the
 # rest keeps every other path in the mix.

@@ -186,8 +186,8 @@ class RmapMachine(RuleBasedStateMachine):
 
     @rule(i=IDX, exit_parent=st.sampled_from([True, True, False]))
     def generation(self, i, exit_parent):
-        """fork, and mostly the parent exits: the "constantly forking task" of kernel-eras.md
-        section 6, on which the fork-reuse rules (and 3.19's bug) grow."""
+        """fork, and mostly the parent exits: the "constantly forking task" of docs/bugs.md
+        (endless anon_vma growth), on which the fork-reuse rules (and 3.19's bug) grow."""
         if self.stopped or not self.model.procs:
             return
         pid = self.pick(i)

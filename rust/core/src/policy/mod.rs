@@ -91,7 +91,7 @@ pub enum MergeAnonRule {
     /// "mmap: avoid merging cloned VMAs" (965f55dea0e3): a side without an anon_vma is
     /// only accepted when the neighbour checked has a singular chain (3.0–6.14; this
     /// also refused unfaulted-target / faulted-source merges, the "incorrectly disallowed"
-    /// merges of kernel-eras §8).
+    /// merges of docs/eras.md).
     SingularChain = "singular_chain",
     /// "mm/vma: fix incorrectly disallowed anonymous VMA merges" (2025): decided by case —
     /// unfaulted target + faulted source when the source has no uncowed parents (the
