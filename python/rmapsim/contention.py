@@ -172,7 +172,9 @@ def plot_results(
     groups: List[List[ContentionResult]] = []
     for r in results:
         for g in groups:
-            if g[0].same_timeline(r):
+            # one panel per timeline and lock: equal timelines under a spinlock and a mutex
+            # are not the same picture (the waiters spin in one, sleep in the other)
+            if g[0].same_timeline(r) and (g[0].lock, g[0].spinning) == (r.lock, r.spinning):
                 g.append(r)
                 break
         else:

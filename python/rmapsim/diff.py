@@ -14,8 +14,10 @@ Categories (the keys of :attr:`Divergence.details` and :attr:`DiffResult.first_b
 ``objects``
     what the operation allocated and freed: its allocation attempts per site
     (``allocation_sites()``, e.g. ``anon_vma@anon_vma_fork``; a failed attempt counts) and
-    its frees per object kind (``write_stats()``). Two eras that allocate in another order
-    or at other sites differ here even when they end in the same state.
+    its frees per object kind (``write_stats()``). Two eras that allocate at other sites,
+    or more or fewer objects, differ here even when they end in the same state. The order
+    of the allocations is not compared: it shows only when an injected failure (``enomem
+    N``) hits another site.
 ``work``
     the operation's anon_vma lock acquisitions and interval-tree (or list) inserts, removes
     and rekeys (``write_stats()``).

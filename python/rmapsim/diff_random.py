@@ -14,7 +14,9 @@ era A, and which knob is each difference due to?*
    per site and frees, its locks and index updates, VMAs, anon_vma links, pages, walk cost,
    ``check()``), up to the first divergence.
 3. **Attribution** (:func:`explain`). The knobs whose values differ between A and B are set
-   on A one at a time, then two at a time, and so on: the first (smallest) set whose
+   on A one at a time, then two and three at a time, then all together (struct sizes, which
+   no category compares, only in that last set; a combination the engine refuses is
+   skipped): the first (smallest) set whose
    variant of A first diverges from A at the same operation *with exactly the same
    details* as B is what the difference is due to. Usually that is one knob. A set of
    several is *independent* when each of its knobs alone differs there and their details
@@ -39,7 +41,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from itertools import combinations
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -56,8 +58,10 @@ class Finding:
     """One explanation: the knob set ``knobs`` (one knob, or several together) that alone
     reproduces the first divergence of ``traces`` diverging traces; ``categories`` counts
     those divergences per category (one can be in several); ``example``: the first such
-    trace shrunk (delta debugging, keeping A and A+``knobs`` diverging), as trace text;
-    ``kernel``: each knob's kernel provenance (``rmapsim eras --knobs``)."""
+    trace shrunk (delta debugging, keeping A and A+``knobs`` diverging; ``shrunk`` False:
+    the trace up to its divergence), as trace text; ``variant``: the era spec of A with
+    those knobs set to B's values (``rmapsim diff EXAMPLE --era A --era VARIANT``
+    reproduces the difference); ``kernel``: each knob's kernel provenance."""
 
     knobs: Tuple[str, ...]
     kernel: Tuple[str, ...]
@@ -65,6 +69,8 @@ class Finding:
     categories: Dict[str, int] = field(default_factory=dict)
     example: Optional[str] = None
     example_ops: int = 0
+    variant: str = ""
+    shrunk: bool = True
 
     @property
     def name(self) -> str:
@@ -127,6 +133,7 @@ class RandomDiffResult:
                     "type": "diff_finding",
                     "knobs": list(f.knobs),
                     "kernel": list(f.kernel),
+                    "variant": f.variant,
                     "traces": f.traces,
                     "categories": dict(f.categories),
                     "example_ops": f.example_ops,
@@ -231,16 +238,57 @@ class Explanation:
     each: Dict[str, Dict[str, List[str]]] = field(default_factory=dict)
 
 
+#: Knob sets are searched up to this size; beyond it only the set of every knob is tried.
+MAX_SET = 3
+
+
 class _Explainer:
-    """The knob sets between eras A and B, and their variants of A."""
+    """The knob sets between eras A and B, and their variants of A (built when first
+    tried; a combination the engine refuses is skipped)."""
 
     def __init__(self, a: str, b: str) -> None:
         self.a, self.b = a, b
         self.differing = _differing_knobs(a, b)
-        names = [k for k, _, _ in self.differing]
-        value = {k: vb for k, _, vb in self.differing}
-        self.sets = [c for n in range(1, len(names) + 1) for c in combinations(names, n)]
-        self.variants = {c: str(Policy.parse(a).replace(**{k: value[k] for k in c})) for c in self.sets}
+        self.names = tuple(k for k, _, _ in self.differing)
+        self.value = {k: vb for k, _, vb in self.differing}
+        # struct sizes change byte counts only, which no category compares: not searched
+        self.searched = tuple(k for k in self.names if not k.startswith("size_"))
+        self._variants: Dict[Tuple[str, ...], Optional[str]] = {}
+
+    def sets(self) -> Iterator[Tuple[str, ...]]:
+        """Every set of up to :data:`MAX_SET` searched knobs, smallest first, then every
+        searched knob, then every knob (B's policy); each once."""
+        seen = set()
+        for n in range(1, min(MAX_SET, len(self.searched)) + 1):
+            for c in combinations(self.searched, n):
+                seen.add(c)
+                yield c
+        for c in (self.searched, self.names):
+            if c and c not in seen:
+                seen.add(c)
+                yield c
+
+    def rank(self, c: Tuple[str, ...]) -> Tuple[int, Tuple[int, ...]]:
+        return len(c), tuple(self.names.index(k) for k in c)
+
+    def variant(self, c: Tuple[str, ...]) -> Optional[str]:
+        """A with the knobs ``c`` set to B's values (an era spec), or None when the engine
+        refuses that combination (``swapin_target=root_unless_exclusive`` without
+        ``track_root``, say)."""
+        if c not in self._variants:
+            from . import Simulator
+
+            spec: Optional[str] = str(Policy.parse(self.a).replace(**{k: self.value[k] for k in c}))
+            try:
+                Simulator(era=spec)
+            except InvalidArgument:
+                spec = None
+            self._variants[c] = spec
+        return self._variants[c]
+
+    def _first(self, prefix: np.ndarray, c: Tuple[str, ...]) -> Optional[Tuple[int, Dict[str, List[str]]]]:
+        spec = self.variant(c)
+        return None if spec is None else first_divergence(prefix, self.a, spec)
 
     def explain(self, ops: np.ndarray) -> Optional[Explanation]:
         first = first_divergence(ops, self.a, self.b)
@@ -248,14 +296,14 @@ class _Explainer:
             return None
         at, details = first
         prefix = ops[:at]
-        for c in self.sets:
-            if first_divergence(prefix, self.a, self.variants[c]) != first:
+        for c in self.sets():
+            if self._first(prefix, c) != first:
                 continue
             if len(c) == 1:
                 return Explanation(at, details, c, "one", {c[0]: details})
             each = {}
             for k in c:
-                got = first_divergence(prefix, self.a, self.variants[(k,)])
+                got = self._first(prefix, (k,))
                 if got is not None and got[0] == at:
                     each[k] = got[1]
             merged: Dict[str, set] = {}
@@ -288,13 +336,16 @@ def diff_random(
     extended: bool = True,
     shrink: bool = True,
     progress: Any = None,
+    ignore: Sequence[str] = (),
 ) -> RandomDiffResult:
     """Compare eras ``a`` and ``b`` over ``traces`` random traces of ``length`` generated
     operations each and attribute every difference to the knobs that differ between them
     (the method is in :mod:`rmapsim.diff_random`). ``fail_rate`` in [0, 1] injects allocation
     failures as ``rmapsim fuzz --fail-rate`` does; ``extended`` uses the fuzzer's extended
     operation mix (mremap, madvise, mlock, ...). ``shrink``: shrink one example per finding.
-    ``progress``: called as ``progress(done, total)`` after each trace. Bad arguments raise
+    ``progress``: called as ``progress(done, total)`` after each trace. ``ignore``: knobs
+    whose change is not looked at (B takes A's value of each), for a change that would mask
+    the others at every first divergence (a new operation that A refuses). Bad arguments raise
     :class:`InvalidArgument` naming them; Ctrl-C raises ``KeyboardInterrupt``. Same
     arguments, same result."""
     from . import trace as tr
@@ -309,6 +360,15 @@ def diff_random(
             raise InvalidArgument(f"{name} must be True or False, got {short_repr(v)}")
     if progress is not None and not callable(progress):
         raise InvalidArgument(f"progress must be a callable or None, got {short_repr(progress)}")
+    if isinstance(ignore, str) or not isinstance(ignore, (list, tuple)) or not all(isinstance(k, str) for k in ignore):
+        raise InvalidArgument(f"ignore must be a list of knob names, got {short_repr(ignore)}")
+    if ignore:
+        pa = Policy.parse(spec_a)
+        try:
+            spec_b = str(Policy.parse(spec_b).replace(**{k: pa[k] for k in ignore}))
+            _spec(spec_b, "b")
+        except InvalidArgument as e:
+            raise InvalidArgument(f"ignore: {e}") from None
     provenance = {k.name: k.kernel for k in knobs()}
     ex = _Explainer(spec_a, spec_b)
     rows: List[Dict[str, Any]] = []
@@ -350,10 +410,11 @@ def diff_random(
                     credit((k,), d, prefix)
         if progress is not None:
             progress(i + 1, int(traces))
-    findings = [found[c] for c in ex.sets if c in found]
+    findings = sorted(found.values(), key=lambda f: ex.rank(f.knobs))
     for f in findings:
-        small = _shrink(examples[f.knobs], spec_a, ex.variants[f.knobs]) if shrink else examples[f.knobs]
-        f.example, f.example_ops = tr.format(small), len(small)
+        f.variant = ex.variant(f.knobs) or ""
+        small = _shrink(examples[f.knobs], spec_a, f.variant) if shrink else examples[f.knobs]
+        f.example, f.example_ops, f.shrunk = tr.format(small), len(small), shrink
     return RandomDiffResult(
         spec_a,
         spec_b,
@@ -392,15 +453,20 @@ def format_report(res: RandomDiffResult, examples: bool = True) -> str:
         for f in res.findings
     ]
     seen = {k for f in res.findings for k in f.knobs}
-    body += [[k, "0", "-"] for k, _, _ in res.knobs if k not in seen]
+    none = [k for k, _, _ in res.knobs if k not in seen and not k.startswith("size_")]
+    if len(none) <= 8:
+        body += [[k, "0", "-"] for k in none]
     if body:
         out += ["", render_table(["explained by", "traces", "first divergence in (traces per category)"], body, left=3)]
+    if len(none) > 8:
+        out.append(f"{len(none)} other knobs explain no first divergence")
     if res.unexplained:
         out.append("unexplained traces: " + " ".join(str(t) for t in res.unexplained[:50]))
     if examples:
         for f in res.findings:
             if f.example is not None:
                 lines = [ln for ln in f.example.splitlines() if not ln.startswith("#")]
-                out += ["", f"{f.name}: smallest example ({f.example_ops} operations; A vs A+{f.name}):"]
+                what = "smallest example" if f.shrunk else "example, unshrunk"
+                out += ["", f"{f.name}: {what} ({f.example_ops} operations; --era {res.a} --era {f.variant}):"]
                 out += [f"    {ln}" for ln in lines]
     return "\n".join(out)

@@ -252,3 +252,34 @@ def test_cli_usage_errors(argv, needle, capsys, monkeypatch):
         code = e.code
     assert code == 2
     assert needle in capsys.readouterr().err
+
+
+def test_far_apart_eras_are_explained_without_trying_every_subset():
+    # 2.6.33 and 7.0 differ in 36 knobs: sets of up to MAX_SET knobs are tried, then all;
+    # the first divergences are new operations 2.6.33 refuses (an error result)
+    res = diff_random("2.6.33", "7.0", traces=5, seed=0, shrink=False)
+    assert len(res.knobs) > 30 and res.unexplained == [] and res.diverging == 5
+    assert all(len(f.knobs) == 1 and set(f.categories) == {"result"} for f in res.findings)
+
+
+def test_combinations_the_engine_refuses_are_skipped():
+    # 2.6.34 -> 2.6.35: lock_scope=root needs track_root, so lock_scope alone is no variant;
+    # the root lock's work shows only with both set (the smallest set that is an era)
+    res = diff_random("2.6.34", "2.6.35", traces=30, seed=7, fail_rate=0.05, shrink=False)
+    assert res.unexplained == [] and res.diverging > 0
+    f = res.finding("track_root", "lock_scope")
+    assert f is not None and f.traces > 0 and f.variant == "2.6.34+track_root=true,lock_scope=root"
+
+
+def test_ignore_takes_a_knob_out_of_the_comparison():
+    # 3.19 -> 6.0: the new operations (MADV_FREE, MREMAP_DONTUNMAP, ...) are every trace's
+    # first divergence; ignored, what is left is 6.0's other rules
+    full = diff_random("3.19", "6.0", traces=10, seed=0, shrink=False)
+    assert {f.name for f in full.findings} <= {"has_madv_free", "mremap_dontunmap", "has_mlock_onfault"}
+    new_ops = ["has_madv_free", "mremap_dontunmap", "has_mlock_onfault", "has_map_fixed_noreplace"]
+    rest = diff_random("3.19", "6.0", traces=10, seed=0, shrink=False, ignore=new_ops)
+    assert not {k for k, _, _ in rest.knobs} & set(new_ops) and "fork_reuse" in {k for k, _, _ in rest.knobs}
+    with pytest.raises(rmapsim.InvalidArgument, match="ignore: unknown knob 'nosuch'"):
+        diff_random("3.19", "6.0", traces=1, ignore=["nosuch"])
+    with pytest.raises(rmapsim.InvalidArgument, match="ignore must be a list of knob names"):
+        diff_random("3.19", "6.0", traces=1, ignore="fork_reuse")

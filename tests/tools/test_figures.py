@@ -219,3 +219,21 @@ def test_contention_small_multiples_share_axes_and_merge_identical_eras():
     assert plot_results(results, time_scale="linear").axes[0].get_xscale() == "linear"
     with pytest.raises(rmapsim.InvalidArgument, match="time_scale='cubic'"):
         plot_results(results, time_scale="cubic")
+
+
+def test_equal_timelines_under_a_spinlock_and_a_mutex_are_two_panels():
+    # 2.6.35 (root/spin) and 3.0 (root/mutex) replay the same timeline; one spins, the other
+    # sleeps, so they get a panel each, each titled with its own lock
+    results = []
+    for era in ["2.6.35", "3.0", "3.7"]:
+        s = rmapsim.Simulator(era=era)
+        p = s.spawn()
+        a = s.mmap(p, 4 * 4096)
+        s.touch(p, a, 4 * 4096)
+        s.touch_many(s.fork_many(p, 6), a, 4 * 4096)
+        results.append(s.contention(cpus=4))
+    assert results[0].same_timeline(results[1]) and results[0].spinning != results[1].spinning
+    fig = plot_results(results)
+    assert fig._rmapsim_panels == [["2.6.35"], ["3.0", "3.7"]]
+    titles = [a.get_title() for a in panels(fig)]
+    assert "root/spin spinning" in titles[0] and "root/mutex sleeping" in titles[1]

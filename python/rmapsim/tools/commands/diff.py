@@ -67,7 +67,10 @@ def register(sub: Any) -> None:
     )
     r.add_argument("--seed", type=_count, help="random seed of --random, 0 .. 2**64 - 1 (default 0)")
     r.add_argument(
-        "--length", type=_int_range(1, 10**5), metavar="OPS", help="operations per random trace (default 100)"
+        "--length",
+        type=_int_range(1, 10**5),
+        metavar="OPS",
+        help="generated operations per random trace, after its first spawn (default 100)",
     )
     r.add_argument(
         "--fail-rate",
@@ -77,6 +80,12 @@ def register(sub: Any) -> None:
     )
     r.add_argument("--basic", action="store_true", help="the fuzzer's basic operation mix (default: the extended mix)")
     r.add_argument("--no-shrink", action="store_true", help="keep each knob's example unshrunk")
+    r.add_argument(
+        "--ignore",
+        metavar="K1,K2",
+        help="knobs whose change is not looked at (B takes A's value), e.g. a new operation that A refuses "
+        "and that would be every trace's first divergence",
+    )
     r.add_argument("--out", metavar="DIR", help="write each finding's example as DIR/KNOB.trace (created if missing)")
     r.add_argument("--quiet", action="store_true", help="no progress line on standard error")
     d.set_defaults(run=cmd_diff)
@@ -145,6 +154,7 @@ _RANDOM_ONLY = (
     ("--basic", "basic"),
     ("--no-shrink", "no_shrink"),
     ("--out", "out"),
+    ("--ignore", "ignore"),
     ("--quiet", "quiet"),
 )
 
@@ -160,7 +170,9 @@ def _cmd_random(args: Any) -> int:
         raise CliError(f"give a TRACE or --random N, not both (got TRACE {args.trace!r})")
     if args.csv:
         raise CliError("--csv goes with a TRACE; --random writes --json records")
-    if args.out:
+    if args.no_pictures:
+        raise CliError("--no-pictures goes with a TRACE; --random draws no pictures")
+    if args.out is not None:
         check_out_dir(args.out, "each finding's example is written to DIR/KNOB.trace")
     from ... import _progress
 
@@ -183,8 +195,9 @@ def _cmd_random(args: Any) -> int:
         extended=not args.basic,
         shrink=not args.no_shrink,
         progress=progress if show else None,
+        ignore=[k for k in args.ignore.split(",") if k] if args.ignore else [],
     )
-    if args.out:
+    if args.out is not None:
         os.makedirs(args.out, exist_ok=True)
         for f in res.findings:
             if f.example is not None:
