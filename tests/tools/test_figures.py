@@ -197,15 +197,18 @@ def test_binned_means_are_exact():
     assert r.binned(np.array([0.0, 10, 20]), "waiting").tolist() == [0.0, 2.0]
 
 
+def storm_contention(era):
+    """A 6-child fork storm over 4 written pages, its page_referenced walks on 4 CPUs."""
+    s = rmapsim.Simulator(era=era)
+    p = s.spawn()
+    a = s.mmap(p, 4 * 4096)
+    s.touch(p, a, 4 * 4096)
+    s.touch_many(s.fork_many(p, 6), a, 4 * 4096)
+    return s.contention(cpus=4)
+
+
 def test_contention_small_multiples_share_axes_and_merge_identical_eras():
-    results = []
-    for era in ["2.6.33", "3.8", "6.18"]:
-        s = rmapsim.Simulator(era=era)
-        p = s.spawn()
-        a = s.mmap(p, 4 * 4096)
-        s.touch(p, a, 4 * 4096)
-        s.touch_many(s.fork_many(p, 6), a, 4 * 4096)
-        results.append(s.contention(cpus=4))
+    results = [storm_contention(era) for era in ["2.6.33", "3.8", "6.18"]]
     fig = plot_results(results)
     axs = panels(fig)
     assert fig._rmapsim_panels == [["2.6.33"], ["3.8", "6.18"]]  # rwsem eras replay identically
@@ -224,14 +227,7 @@ def test_contention_small_multiples_share_axes_and_merge_identical_eras():
 def test_equal_timelines_under_a_spinlock_and_a_mutex_are_two_panels():
     # 2.6.35 (root/spin) and 3.0 (root/mutex) replay the same timeline; one spins, the other
     # sleeps, so they get a panel each, each titled with its own lock
-    results = []
-    for era in ["2.6.35", "3.0", "3.7"]:
-        s = rmapsim.Simulator(era=era)
-        p = s.spawn()
-        a = s.mmap(p, 4 * 4096)
-        s.touch(p, a, 4 * 4096)
-        s.touch_many(s.fork_many(p, 6), a, 4 * 4096)
-        results.append(s.contention(cpus=4))
+    results = [storm_contention(era) for era in ["2.6.35", "3.0", "3.7"]]
     assert results[0].same_timeline(results[1]) and results[0].spinning != results[1].spinning
     fig = plot_results(results)
     assert fig._rmapsim_panels == [["2.6.35"], ["3.0", "3.7"]]
