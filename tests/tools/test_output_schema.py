@@ -141,7 +141,7 @@ def test_json_stdout_is_records_only(tmp_path, capsys):
     assert main(["study", "fork_storm", "--param", "children=2", "--era", "6.0", "--out", str(out), "--json"]) == 0
     o, e = capsys.readouterr()
     assert [json.loads(x)["type"] for x in o.splitlines()] == ["study_run"]
-    assert f"1 runs written to {out}/" in e
+    assert f"1 run written to {out}/" in e
 
 
 def test_version():

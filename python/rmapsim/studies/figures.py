@@ -226,12 +226,14 @@ def plot_sweep(
             _bars(ax, groups, i, cats, crashed)
             ax.set_xlabel(xlabel or "era / variant")
         ys_here = all_y if by_param else yvals
-        _ticks(ax, "y", ys_here or [1.0], _wants_log(ys_here))
+        # bars start at 0: a log axis would cut them off at an arbitrary floor
+        _ticks(ax, "y", ys_here or [1.0], bool(x) and _wants_log(ys_here))
         if not by_param or i % ncols == 0:
             ax.set_ylabel(ylabel or "\n".join(textwrap.wrap(metric_label(metric), 34)))
         if by_param:
             unit = _unit(fcol)
-            ax.set_title(f"{fcol} = {_fmt(fv)}{' ' + unit if unit else ''}", fontsize="medium")
+            shown = unit if unit and unit != fcol else ""  # "pages = 2", not "pages = 2 pages"
+            ax.set_title(f"{fcol} = {_fmt(fv)}{' ' + shown if shown else ''}", fontsize="medium")
         ax.grid(True, which="major", alpha=0.3)
     fixed_values = {**pl["fixed"], **{k: v for k, v in defaults.items() if k not in rows[0]}}
     fixed = ", ".join(f"{_col(k)} = {_fmt(v)}" for k, v in fixed_values.items())

@@ -197,7 +197,7 @@ def cmd_study(args: argparse.Namespace) -> int:
         if plotted:
             fh.write(f"\n![{', '.join(ys)}]({os.path.basename(plotted[0])})\n")
     names = "".join(", " + os.path.basename(p) for p in plotted)
-    print(f"{len(rows)} runs written to {args.out}/ (results.csv, summary.md{names})")
+    print(f"{len(rows)} run{'s' if len(rows) != 1 else ''} written to {args.out}/ (results.csv, summary.md{names})")
     if interrupted:
         print("interrupted: the rows finished so far were written", file=sys.stderr)
         return 130
