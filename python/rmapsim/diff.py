@@ -499,6 +499,18 @@ def diff(trace: TraceInput, a: Union[str, Policy], b: Union[str, Policy], pictur
     address) fail in the run as in ``apply`` and the replay goes on; so does it after an
     invariant violation (the verdict then says ``invariant N``). Ctrl-C stops it with
     ``KeyboardInterrupt``."""
+    return _diff(trace, a, b, pictures)
+
+
+def _diff(
+    trace: TraceInput,
+    a: Union[str, Policy],
+    b: Union[str, Policy],
+    pictures: bool = True,
+    on_row: Optional[Callable[[Dict[str, Any]], None]] = None,
+) -> DiffResult:
+    """:func:`diff`, calling ``on_row`` with each row as it is made (``rmapsim diff
+    --json`` prints them as they come)."""
     from . import trace as tr
 
     spec_a, spec_b = _spec(a, "a"), _spec(b, "b")
@@ -524,6 +536,8 @@ def diff(trace: TraceInput, a: Union[str, Policy], b: Union[str, Policy], pictur
             if pictures:
                 pics = _pictures(ra, rb, spec_a, spec_b)
         rows.append(_row(op, line, lineno, sa, sb, list(details)))
+        if on_row is not None:
+            on_row(rows[-1])
     return DiffResult(spec_a, spec_b, len(rows), first is None, first, by_cat, rows, pics)
 
 

@@ -283,3 +283,9 @@ def test_ignore_takes_a_knob_out_of_the_comparison():
         diff_random("3.19", "6.0", traces=1, ignore=["nosuch"])
     with pytest.raises(rmapsim.InvalidArgument, match="ignore must be a list of knob names"):
         diff_random("3.19", "6.0", traces=1, ignore="fork_reuse")
+
+
+def test_cli_trace_only_options_are_refused_with_random(capsys):
+    for extra in (["--limit", "5"], ["--no-pictures"]):
+        assert main(["diff", "--random", "2", "--era", "6.18", "--era", "7.0", *extra]) == 2
+        assert "go with a TRACE" in capsys.readouterr().err

@@ -293,3 +293,12 @@ def test_identity_fallbacks_follow_the_documented_rule():
     }
     run._name_new(4, vmas, {"anon_vmas": [{"anon_vma": h} for h in (5, 11)]}, {})
     assert run.names[5] == "p1@0x1000/op3" and run.names[11] == "?/op4"  # names stick
+
+
+def test_rows_are_handed_out_as_they_are_made():
+    # rmapsim diff --json prints each diff_op as its operation is compared
+    from rmapsim.diff import _diff
+
+    seen = []
+    res = _diff(SEED, "2.6.33", "2.6.34", pictures=False, on_row=lambda r: seen.append((len(seen), r["op"])))
+    assert seen == [(i, i + 1) for i in range(9)] and len(res.rows) == 9

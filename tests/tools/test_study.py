@@ -251,3 +251,14 @@ def test_aim7_like_reports_the_era_bug_as_a_crash():
     assert r["crash"].startswith("use-after-free") and "reclaim pass before operation" in r["crash"]
     assert r["mean_vmas_visited"] != r["mean_vmas_visited"]  # NaN
     assert r["reclaim_passes"] >= 1 and r["reclaim_unmap_walks"] > 0
+
+
+def test_cli_an_era_given_twice_is_run_once(tmp_path, capsys):
+    from rmapsim.tools.cli import main
+
+    out = tmp_path / "s"
+    argv = ["study", "fork_storm", "--param", "children=2", "--era", "6.18", "--era", "6.18", "--out", str(out)]
+    assert main([*argv, "--quiet"]) == 0
+    assert "1 run written" in capsys.readouterr().out
+    with (out / "results.csv").open() as fh:
+        assert [r["era"] for r in csv.DictReader(fh)] == ["6.18"]

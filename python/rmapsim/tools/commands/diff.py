@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...diff import COLUMNS, diff, format_report
+from ...diff import COLUMNS, _diff, format_report
 from ...errors import InvariantViolation, SimError
 from .._common import (
     CliError,
@@ -54,7 +54,6 @@ def register(sub: Any) -> None:
     d.add_argument(
         "--limit",
         type=_count,
-        default=50,
         metavar="N",
         help="show the first N operations in the text table, and the first divergence's (default 50; 0 = all)",
     )
@@ -110,7 +109,13 @@ def cmd_diff(args: Any) -> int:
     text = read_text_input(args.trace)
     parse_trace_input(text, name)  # a malformed trace: the CLI's error naming file and line
     try:
-        res = diff(text, args.era[0], args.era[1], pictures=not args.no_pictures)
+        res = _diff(
+            text,
+            args.era[0],
+            args.era[1],
+            pictures=not args.no_pictures,
+            on_row=(lambda r: emit("diff_op", r)) if args.json else None,
+        )
     except InvariantViolation:
         raise
     except SimError as e:
@@ -121,8 +126,6 @@ def cmd_diff(args: Any) -> int:
             w.writeheader()
             w.writerows(res.rows)
     if args.json:
-        for r in res.rows:
-            emit("diff_op", r)
         fd = res.first_divergence
         emit(
             "diff_summary",
@@ -140,7 +143,7 @@ def cmd_diff(args: Any) -> int:
             },
         )
     else:
-        print(format_report(res, args.trace, args.limit))
+        print(format_report(res, args.trace, 50 if args.limit is None else args.limit))
         if args.csv:
             print(f"\nper-operation table written to {args.csv}")
     return 0 if res.identical else 1
@@ -170,8 +173,8 @@ def _cmd_random(args: Any) -> int:
         raise CliError(f"give a TRACE or --random N, not both (got TRACE {args.trace!r})")
     if args.csv:
         raise CliError("--csv goes with a TRACE; --random writes --json records")
-    if args.no_pictures:
-        raise CliError("--no-pictures goes with a TRACE; --random draws no pictures")
+    if args.no_pictures or args.limit is not None:
+        raise CliError("--no-pictures and --limit go with a TRACE; --random draws no pictures or tables")
     if args.out is not None:
         check_out_dir(args.out, "each finding's example is written to DIR/KNOB.trace")
     from ... import _progress

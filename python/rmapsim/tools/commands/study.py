@@ -122,6 +122,8 @@ def cmd_study(args: argparse.Namespace) -> int:
     except SimError as e:
         print(f"rmapsim study: {e}", file=sys.stderr)
         return 2
+    if args.era:  # an era given twice is one series, run once
+        args.era = list(dict.fromkeys(args.era))
     check_out_dir(args.out, "results.csv, summary.md and the figures are written into it")
     grid: Dict[str, List[Any]] = {}
     for p in args.param:
