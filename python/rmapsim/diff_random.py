@@ -41,11 +41,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from itertools import combinations
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from .diff import _compare, _Run, _spec
+from .diff import _compare, _Run, _spec, _State
 from .errors import InvalidArgument, short_repr
 from .policy import Policy, knobs
 
@@ -148,11 +148,30 @@ def first_divergence(ops: np.ndarray, a: str, b: str) -> Optional[Tuple[int, Dic
     """Replay the op array ``ops`` in era specs ``a`` and ``b`` in lockstep and stop at the
     first operation after which they differ: (that 1-based operation, the details per
     category, as in :class:`rmapsim.diff.Divergence`), or None when they never differ."""
+    return _first_against(ops, _states(ops, a), b)
+
+
+def _states(ops: np.ndarray, spec: str, keep: Optional[List[_State]] = None) -> Iterator[_State]:
+    """The states of a replay of ``ops`` in ``spec``, one per operation, as they are made
+    (each also appended to ``keep``)."""
     from . import trace as tr
 
-    ra, rb = _Run(a), _Run(b)
+    run = _Run(spec)
     for i, row in enumerate(tr.rows(ops)):
-        details = _compare(ra.step(row, i + 1), rb.step(row, i + 1))
+        st = run.step(row, i + 1)
+        if keep is not None:
+            keep.append(st)
+        yield st
+
+
+def _first_against(ops: np.ndarray, states_a: Iterable[_State], b: str) -> Optional[Tuple[int, Dict[str, List[str]]]]:
+    """:func:`first_divergence` of a run whose states are ``states_a`` and a replay of
+    ``ops`` in ``b``: A's states, taken once, serve every variant compared with them."""
+    from . import trace as tr
+
+    rb = _Run(b)
+    for i, (row, sa) in enumerate(zip(tr.rows(ops), states_a)):
+        details = _compare(sa, rb.step(row, i + 1))
         if details:
             return i + 1, details
     return None
@@ -176,7 +195,9 @@ def random_trace(era: str, index: int, seed: int, length: int, fail_rate: float,
     from .testing.strategies import Program
 
     words = np.random.default_rng([seed, index]).integers(0, 2**63, length, dtype=np.uint64)
-    return Program(words.tolist()).ops(era, fail_rate=fail_rate, extended=extended, seed=(seed + index) % 2**64)
+    return Program(words.astype("<u8").tobytes()).ops(
+        era, fail_rate=fail_rate, extended=extended, seed=(seed + index) % 2**64
+    )
 
 
 def _shrink(ops: np.ndarray, a: str, variant: str) -> np.ndarray:
@@ -188,34 +209,25 @@ def _shrink(ops: np.ndarray, a: str, variant: str) -> np.ndarray:
     diverges whatever the renumbering did."""
     from . import Simulator
     from . import trace as tr
-    from .tools.kernel.fuzz import _rename, ddmin
+    from .tools.kernel.fuzz import ddmin, renumber
 
-    lines = tr.format(ops).splitlines()[1:]
+    steps = [[ln] for ln in tr.format(ops).splitlines()[1:]]
     status = Simulator(era=a).apply(ops).status
-    made, n = {}, 0
-    for i, ln in enumerate(lines):
-        if ln.split()[0] in ("spawn", "fork") and status[i] == 0:
-            n += 1
-            made[i] = n
+    creates = [i for i, st in enumerate(steps) if st[0].split()[0] in ("spawn", "fork") and status[i] == 0]
+    made = {i: n for n, i in enumerate(creates, 1)}
     best: Dict[Tuple[int, ...], np.ndarray] = {}
 
     def diverges(keep: List[int]) -> bool:
-        new: Dict[int, int] = {}
-        out = []
-        for i in keep:
-            ln = _rename(lines[i], new)
-            if ln is None:
-                return False
-            if i in made:
-                new[made[i]] = len(new) + 1
-            out.append(ln)
-        sub = tr.parse("# rmapsim trace v1\n" + "".join(x + "\n" for x in out))
+        cand = renumber(steps, keep, made)
+        if cand is None:
+            return False
+        sub = tr.parse("# rmapsim trace v1\n" + "".join(c[0] + "\n" for c in cand))
         if first_divergence(sub, a, variant) is None:
             return False
         best[tuple(keep)] = sub
         return True
 
-    keep = ddmin(len(lines), diverges, fixed=())
+    keep = ddmin(len(steps), diverges, fixed=())
     small = best[tuple(keep)] if tuple(keep) in best or diverges(keep) else ops
     if len(small) < len(ops):  # renumbering opens new removals: again, to a fixed point
         return _shrink(small, a, variant)
@@ -286,24 +298,26 @@ class _Explainer:
             self._variants[c] = spec
         return self._variants[c]
 
-    def _first(self, prefix: np.ndarray, c: Tuple[str, ...]) -> Optional[Tuple[int, Dict[str, List[str]]]]:
-        spec = self.variant(c)
-        return None if spec is None else first_divergence(prefix, self.a, spec)
-
     def explain(self, ops: np.ndarray) -> Optional[Explanation]:
-        first = first_divergence(ops, self.a, self.b)
+        states_a: List[_State] = []  # A's run up to the divergence, compared with every variant
+        first = _first_against(ops, _states(ops, self.a, states_a), self.b)
         if first is None:
             return None
         at, details = first
         prefix = ops[:at]
+
+        def against(c: Tuple[str, ...]) -> Optional[Tuple[int, Dict[str, List[str]]]]:
+            spec = self.variant(c)
+            return None if spec is None else _first_against(prefix, states_a, spec)
+
         for c in self.sets():
-            if self._first(prefix, c) != first:
+            if against(c) != first:
                 continue
             if len(c) == 1:
                 return Explanation(at, details, c, "one", {c[0]: details})
             each = {}
             for k in c:
-                got = self._first(prefix, (k,))
+                got = against((k,))
                 if got is not None and got[0] == at:
                     each[k] = got[1]
             merged: Dict[str, set] = {}

@@ -142,11 +142,13 @@ def created_symbols(steps: Sequence[Step]) -> Dict[int, int]:
     return out
 
 
-def renumber(steps: Sequence[Step], keep: Sequence[int]) -> Optional[List[Step]]:
+def renumber(steps: Sequence[Step], keep: Sequence[int], made: Optional[Dict[int, int]] = None) -> Optional[List[Step]]:
     """The steps ``keep`` (indices into ``steps``) with process symbols renumbered as the
     trace runner will number them; None if a kept step names a process whose creation
-    was dropped."""
-    made = created_symbols(steps)
+    was dropped. ``made``: step index -> the symbol it creates (default
+    :func:`created_symbols`: every ``spawn`` and ``fork``; a caller that knows which forks
+    failed passes its own)."""
+    made = created_symbols(steps) if made is None else made
     new: Dict[int, int] = {}
     out: List[Step] = []
     for i in keep:
